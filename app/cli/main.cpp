@@ -1,0 +1,65 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace razor::cli {
+
+std::vector<command_def>& command_table() {
+  static std::vector<command_def> t;
+  return t;
+}
+
+int report(const status& st) {
+  if (st.ok()) return 0;
+  std::fprintf(stderr, "razor: %s\n", st.to_string().c_str());
+  return st.code() == errc::cancelled ? 130 : (st.code() == errc::invalid_argument ? 2 : 1);
+}
+
+static double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+stderr_progress::stderr_progress(std::string label) : label_(std::move(label)), tty_(isatty(2)) {}
+
+bool stderr_progress::operator()(double done, double total, const char* what) {
+  double t = now_s();
+  if (t - last_ < (tty_ ? 0.1 : 5.0) && done < total) return true;
+  last_ = t;
+  double pct = total > 0 ? 100.0 * done / total : 0.0;
+  std::fprintf(stderr, tty_ ? "\r%s %5.1f%% %s\033[K" : "%s %5.1f%% %s\n", label_.c_str(), pct, what ? what : "");
+  std::fflush(stderr);
+  return true;
+}
+
+void stderr_progress::finish() {
+  if (tty_) std::fprintf(stderr, "\n");
+}
+
+}  // namespace razor::cli
+
+int main(int argc, char** argv) {
+  using namespace razor::cli;
+  CLI::App app{"razor: compress Mixture-of-Experts models below 4 bits and prove what was kept"};
+  app.set_version_flag("--version", std::string("razor ") + RAZOR_VERSION);
+  app.require_subcommand(1);
+  auto& table = command_table();
+  std::sort(table.begin(), table.end(), [](auto& a, auto& b) { return a.order < b.order; });
+  std::function<int()> run;
+  for (auto& c : table) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    auto fn = c.setup(*sub);
+    sub->callback([&run, fn] { run = fn; });
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return run ? run() : 0;
+}

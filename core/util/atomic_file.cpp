@@ -1,0 +1,176 @@
+#include "util/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace razor {
+
+static status errno_status(const std::string& what, int e) {
+  return make_error(e == ENOSPC || e == EDQUOT ? errc::disk_full : errc::io, what + ": " + std::strerror(e));
+}
+
+atomic_writer::~atomic_writer() { abort(); }
+
+status atomic_writer::open(const std::string& final_path) {
+  abort();
+  final_ = final_path;
+  fs::path p(final_path);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  tmp_ = (dir / ("." + p.filename().string() + ".partial-" + std::to_string(getpid()))).string();
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) return errno_status(tmp_, errno);
+  written_ = 0;
+  return {};
+}
+
+status atomic_writer::write(const void* data, size_t n) {
+  if (fd_ < 0) return make_error(errc::internal, "atomic_writer: write before open");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd_, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status(final_, errno);
+    }
+    p += w;
+    n -= size_t(w);
+    written_ += uint64_t(w);
+  }
+  return {};
+}
+
+status atomic_writer::write_zeros(size_t n) {
+  static const std::vector<char> zeros(1 << 16, 0);
+  while (n > 0) {
+    size_t k = std::min(n, zeros.size());
+    RAZOR_TRY(write(zeros.data(), k));
+    n -= k;
+  }
+  return {};
+}
+
+status atomic_writer::pwrite_at(uint64_t offset, const void* data, size_t n) {
+  if (fd_ < 0) return make_error(errc::internal, "atomic_writer: pwrite before open");
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd_, p, n, off_t(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno_status(final_, errno);
+    }
+    p += w;
+    n -= size_t(w);
+    offset += uint64_t(w);
+  }
+  return {};
+}
+
+status atomic_writer::commit() {
+  if (fd_ < 0) return make_error(errc::internal, "atomic_writer: commit before open");
+  if (::fsync(fd_) != 0) return errno_status(final_, errno);
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    return errno_status(final_, errno);
+  }
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), final_.c_str()) != 0) return errno_status(final_, errno);
+  tmp_.clear();
+  return {};
+}
+
+void atomic_writer::abort() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!tmp_.empty()) {
+    ::unlink(tmp_.c_str());
+    tmp_.clear();
+  }
+}
+
+status write_file_atomic(const std::string& path, const std::string& contents) {
+  atomic_writer w;
+  RAZOR_TRY(w.open(path));
+  RAZOR_TRY(w.write(contents.data(), contents.size()));
+  return w.commit();
+}
+
+result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(errno == ENOENT ? errc::not_found : errc::io, path + ": " + std::strerror(errno));
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t r = ::read(fd, buf, sizeof buf);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return make_error(errc::io, path + ": " + std::strerror(e));
+    }
+    if (r == 0) break;
+    out.append(buf, size_t(r));
+    if (out.size() > max_bytes) {
+      ::close(fd);
+      return make_error(errc::bad_format, path + ": larger than " + std::to_string(max_bytes) + " bytes");
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+atomic_dir::~atomic_dir() { abort(); }
+
+status atomic_dir::open(const std::string& final_dir) {
+  abort();
+  final_ = fs::path(final_dir).lexically_normal().string();
+  if (!final_.empty() && final_.back() == '/') final_.pop_back();
+  tmp_ = final_ + ".partial-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);
+  fs::create_directories(tmp_, ec);
+  if (ec) return make_error(errc::io, tmp_ + ": " + ec.message());
+  open_ = true;
+  return {};
+}
+
+status atomic_dir::commit() {
+  if (!open_) return make_error(errc::internal, "atomic_dir: commit before open");
+  std::error_code ec;
+  if (fs::exists(final_, ec)) {
+    // Replace an earlier output: move it aside first so that a failure leaves the old one intact.
+    std::string old = final_ + ".old-" + std::to_string(getpid());
+    fs::rename(final_, old, ec);
+    if (ec) return make_error(errc::io, final_ + ": cannot replace: " + ec.message());
+    fs::rename(tmp_, final_, ec);
+    if (ec) {
+      fs::rename(old, final_);
+      return make_error(errc::io, final_ + ": " + ec.message());
+    }
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(tmp_, final_, ec);
+    if (ec) return make_error(errc::io, final_ + ": " + ec.message());
+  }
+  open_ = false;
+  return {};
+}
+
+void atomic_dir::abort() {
+  if (open_) {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+    open_ = false;
+  }
+}
+
+}  // namespace razor

@@ -1,0 +1,59 @@
+// Outputs are written to a temporary name beside the final one and renamed only when complete
+// (non-negotiable: a crash, a cancel or a full disk never leaves a partial file under the final name).
+//
+//   atomic_writer w;
+//   RAZOR_TRY(w.open("out/model.safetensors"));   // writes out/.model.safetensors.partial-<pid>
+//   RAZOR_TRY(w.write(bytes, n));
+//   RAZOR_TRY(w.commit());                          // fsync + rename; without commit() the
+//                                                   // destructor removes the temporary file
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "util/status.h"
+
+namespace razor {
+
+class atomic_writer {
+ public:
+  atomic_writer() = default;
+  ~atomic_writer();
+  atomic_writer(const atomic_writer&) = delete;
+  atomic_writer& operator=(const atomic_writer&) = delete;
+
+  status open(const std::string& final_path);
+  status write(const void* data, size_t n);
+  status write_zeros(size_t n);
+  status pwrite_at(uint64_t offset, const void* data, size_t n);  // patch already-written bytes
+  uint64_t bytes_written() const { return written_; }
+  status commit();
+  void abort();  // removes the temporary file
+  const std::string& temp_path() const { return tmp_; }
+  const std::string& final_path() const { return final_; }
+
+ private:
+  int fd_ = -1;
+  std::string final_, tmp_;
+  uint64_t written_ = 0;
+};
+
+// Whole small file (JSON, text) written atomically.
+status write_file_atomic(const std::string& path, const std::string& contents);
+result<std::string> read_text_file(const std::string& path, size_t max_bytes = size_t(1) << 30);
+
+// Directory output: a whole directory is built under "<dir>.partial-<pid>" and renamed at the end.
+class atomic_dir {
+ public:
+  ~atomic_dir();
+  status open(const std::string& final_dir);
+  const std::string& path() const { return tmp_; }  // write files here
+  status commit();
+  void abort();
+
+ private:
+  std::string final_, tmp_;
+  bool open_ = false;
+};
+
+}  // namespace razor

@@ -1,0 +1,73 @@
+#include "util/numeric.h"
+
+namespace razor {
+
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t out;
+  if (exp == 0) {
+    if (mant == 0) {
+      out = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      mant &= 0x3ffu;
+      out = sign | (uint32_t(127 - 15 - e) << 23) | (mant << 13);
+    }
+  } else if (exp == 0x1f) {
+    out = sign | 0x7f800000u | (mant << 13);
+  } else {
+    out = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  return std::bit_cast<float>(out);
+}
+
+uint16_t f32_to_f16(float f) {
+  // Round to nearest even, the same result as the F16C instruction vcvtps2ph with mode 0.
+  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t au = u & 0x7fffffffu;
+  if (au > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((au >> 13) & 0x3ffu));  // NaN
+  if (au >= 0x477ff000u) {  // rounds to >= 65520: infinity
+    return uint16_t(sign | 0x7c00u);
+  }
+  if (au < 0x38800000u) {  // below the smallest normal f16 (2^-14): subnormal or zero
+    if (au < 0x33000000u) return uint16_t(sign);  // < 2^-25 rounds to zero (ties to even -> 0)
+    const uint32_t exp = au >> 23;
+    const uint32_t mant = (au & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - exp;  // 14 + (113 - exp) ... position of the f16 subnormal lsb
+    const uint32_t q = mant >> (shift - 0);
+    // value = mant * 2^(exp-150); f16 subnormal lsb = 2^-24 -> q = mant >> (126 - exp)
+    uint32_t res = q;
+    const uint32_t rem = mant & ((1u << shift) - 1u);
+    const uint32_t half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (res & 1u))) ++res;
+    return uint16_t(sign | res);
+  }
+  uint32_t res = ((au >> 13) - ((127 - 15) << 10));
+  const uint32_t rem = au & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (res & 1u))) ++res;
+  return uint16_t(sign | res);
+}
+
+float fp8_e4m3_to_f32(uint8_t v) {
+  const uint32_t sign = (v & 0x80u) ? 1u : 0u;
+  const uint32_t exp = (v >> 3) & 0xfu;
+  const uint32_t mant = v & 0x7u;
+  float r;
+  if (exp == 0xf && mant == 0x7) {
+    r = std::nanf("");
+  } else if (exp == 0) {
+    r = std::ldexp(float(mant) / 8.0f, -6);
+  } else {
+    r = std::ldexp(1.0f + float(mant) / 8.0f, int(exp) - 7);
+  }
+  return sign ? -r : r;
+}
+
+}  // namespace razor
