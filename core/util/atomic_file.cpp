@@ -57,6 +57,14 @@ status atomic_writer::write_zeros(size_t n) {
   return {};
 }
 
+status atomic_writer::skip(uint64_t n) {
+  if (fd_ < 0) return make_error(errc::internal, "atomic_writer: skip before open");
+  if (::lseek(fd_, off_t(n), SEEK_CUR) < 0) return errno_status(final_, errno);
+  written_ += n;
+  if (::ftruncate(fd_, off_t(written_)) != 0) return errno_status(final_, errno);
+  return {};
+}
+
 status atomic_writer::pwrite_at(uint64_t offset, const void* data, size_t n) {
   if (fd_ < 0) return make_error(errc::internal, "atomic_writer: pwrite before open");
   const char* p = static_cast<const char*>(data);

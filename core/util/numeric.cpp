@@ -20,7 +20,8 @@ float f16_to_f32(uint16_t h) {
       out = sign | (uint32_t(127 - 15 - e) << 23) | (mant << 13);
     }
   } else if (exp == 0x1f) {
-    out = sign | 0x7f800000u | (mant << 13);
+    // infinity, or NaN made quiet with its payload kept (as ggml's GGML_FP16_TO_FP32 and F16C do)
+    out = sign | 0x7f800000u | (mant << 13) | (mant ? 0x00400000u : 0u);
   } else {
     out = sign | ((exp + 127 - 15) << 23) | (mant << 13);
   }
@@ -32,7 +33,7 @@ uint16_t f32_to_f16(float f) {
   const uint32_t u = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t au = u & 0x7fffffffu;
-  if (au > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((au >> 13) & 0x3ffu));  // NaN
+  if (au > 0x7f800000u) return uint16_t(sign | 0x7e00u);  // NaN: canonical quiet NaN, as ggml
   if (au >= 0x477ff000u) {  // rounds to >= 65520: infinity
     return uint16_t(sign | 0x7c00u);
   }

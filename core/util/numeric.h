@@ -1,6 +1,8 @@
 // Scalar number formats: IEEE binary16, bfloat16 and FP8 E4M3 to and from float32, bit-exact.
 // float -> bf16 and float -> f16 round to nearest even (as torch's .to(bfloat16) and ggml's
-// GGML_FP32_TO_FP16 do); NaN stays NaN.
+// GGML_FP32_TO_FP16 do), subnormals included. NaN stays NaN: float -> f16 gives the quiet NaN 0x7e00
+// with the sign kept, f16 -> float keeps the payload and sets the quiet bit, bit-equal to ggml
+// (tests/ggml/test_ggml_fp16.cpp checks every half, every rounding tie and the subnormal range).
 #pragma once
 #include <bit>
 #include <cmath>

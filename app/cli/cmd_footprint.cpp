@@ -1,0 +1,52 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "model/checkpoint.h"
+#include "model/footprint.h"
+#include "model/recipe.h"
+
+namespace {
+
+struct footprint_opts {
+  std::string model, recipe = "seed-default";
+  bool json = false;
+};
+
+RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from shapes alone", 20, [](CLI::App& sub) {
+  auto o = std::make_shared<footprint_opts>();
+  sub.add_option("MODEL", o->model, "checkpoint directory")->required();
+  sub.add_option("--recipe", o->recipe, "recipe file or name in recipes/ (default seed-default)");
+  sub.add_flag("--json", o->json, "JSON output (razor.footprint/1)");
+  return [o] {
+    auto ck = razor::checkpoint::open(o->model);
+    if (!ck) return razor::cli::report(ck.error());
+    auto r = razor::load_recipe(o->recipe);
+    if (!r) return razor::cli::report(r.error());
+    auto f = razor::compute_footprint(*ck, *r);
+    if (o->json) {
+      auto j = f.to_json();
+      j["recipe"] = r->name;
+      j["model"] = o->model;
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+    std::printf("recipe                      %s (group %d, scales %g bits)\n", r->name.c_str(), r->group, r->scale_bits);
+    std::printf("parameters                  %.4f B total, %.4f B quantized\n", f.all.params / 1e9,
+                f.all.params_quantized / 1e9);
+    std::printf("effective weight bits       %.3f   (seed convention: tag average over quantized tensors)\n",
+                f.seed_effective_bits());
+    std::printf("  with per-group scales     %.3f\n", f.effective_bits_with_scales());
+    std::printf("  routed experts            %.3f\n", f.expert_avg_bits());
+    std::printf("seed footprint              %.2f GB  (all params x effective bits / 8)\n", f.seed_footprint_gb());
+    std::printf("packed size                 %.2f GB = %.2f GiB  (weights + scales + kept tensors), %.3f bits/weight\n",
+                f.packed_bytes() / 1e9, f.packed_bytes() / 1073741824.0, f.bits_per_weight());
+    std::printf("\n%-20s %14s %14s %9s %12s\n", "role", "params", "quantized", "avg bits", "packed MB");
+    for (auto& [role, t] : f.by_role)
+      std::printf("%-20s %14lld %14lld %9.3f %12.2f\n", std::string(razor::role_name(role)).c_str(), (long long)t.params,
+                  (long long)t.params_quantized, t.params_quantized ? t.weight_bits / double(t.params_quantized) : 16.0,
+                  t.packed_bits() / 8e6);
+    return 0;
+  };
+});
+
+}  // namespace

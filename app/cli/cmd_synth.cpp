@@ -1,0 +1,45 @@
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "model/synth.h"
+#include "util/atomic_file.h"
+
+namespace {
+
+struct synth_opts {
+  std::string config, out;
+  bool sparse = false, per_expert = false;
+  double shard_gb = 5.0;
+  uint64_t seed = 1;
+};
+
+RAZOR_COMMAND("synth", "Write a synthetic checkpoint with a config's exact tensor names and shapes", 30,
+              [](CLI::App& sub) {
+                auto o = std::make_shared<synth_opts>();
+                sub.add_option("--config", o->config, "config.json to synthesise (e.g. resources/configs/qwen3.5-122b-a10b.json)")
+                    ->required();
+                sub.add_option("--out", o->out, "output directory")->required();
+                sub.add_flag("--sparse", o->sparse, "zero data as sparse-file holes (instant, no disk blocks)");
+                sub.add_flag("--per-expert", o->per_expert, "experts.E.gate_proj layout instead of fused gate_up_proj");
+                sub.add_option("--shard-gb", o->shard_gb, "shard size in GB (default 5)");
+                sub.add_option("--seed", o->seed, "random seed for the data");
+                return [o] {
+                  auto text = razor::read_text_file(o->config, 16u << 20);
+                  if (!text) return razor::cli::report(text.error());
+                  auto j = nlohmann::json::parse(*text, nullptr, false);
+                  if (j.is_discarded()) return razor::cli::report({razor::errc::bad_config, o->config + ": not valid JSON"});
+                  razor::synth_options opt;
+                  opt.sparse = o->sparse;
+                  opt.fused_experts = !o->per_expert;
+                  opt.shard_bytes = uint64_t(o->shard_gb * 1e9);
+                  opt.seed = o->seed;
+                  razor::cli::stderr_progress prog("synth");
+                  auto st = razor::synth_checkpoint(j, o->out, opt, std::ref(prog));
+                  prog.finish();
+                  if (!st) return razor::cli::report(st);
+                  std::printf("wrote %s\n", o->out.c_str());
+                  return 0;
+                };
+              });
+
+}  // namespace

@@ -1,0 +1,212 @@
+#include "model/checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "util/atomic_file.h"
+#include "util/numeric.h"
+
+namespace fs = std::filesystem;
+
+namespace razor {
+
+int64_t tensor_entry::numel() const {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+static uint64_t expert_key(int layer, int expert, expert_proj p) {
+  return (uint64_t(uint32_t(layer)) << 32) | (uint64_t(uint32_t(expert)) << 4) | uint64_t(p);
+}
+
+result<checkpoint> checkpoint::open(const std::string& dir_in) {
+  checkpoint ck;
+  fs::path dir(dir_in);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return make_error(errc::not_found, dir_in + ": not a directory");
+  ck.dir_ = dir.string();
+  fs::path cfg_path = dir / "config.json";
+  if (!fs::exists(cfg_path, ec))
+    return make_error(errc::not_found, cfg_path.string() + ": missing (a checkpoint directory needs config.json)");
+  RAZOR_ASSIGN_OR_RETURN(ck.cfg_, load_model_config(cfg_path.string()));
+  ck.adapter_ = &adapter_for(ck.cfg_);
+
+  // Which shards, and which tensor the index places in which shard.
+  std::vector<std::string> shard_names;
+  std::unordered_map<std::string, std::string> index_map;
+  fs::path index_path = dir / "model.safetensors.index.json";
+  if (fs::exists(index_path, ec)) {
+    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path.string(), 256u << 20));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      return make_error(errc::bad_format, index_path.string() + ": needs a \"weight_map\" object");
+    std::set<std::string> seen;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string())
+        return make_error(errc::bad_format, index_path.string() + ": weight_map['" + it.key() + "'] is not a file name");
+      std::string f = it.value().get<std::string>();
+      if (f.find('/') != std::string::npos || f == "..")
+        return make_error(errc::bad_format, index_path.string() + ": shard name '" + f + "' is not a plain file name");
+      index_map[it.key()] = f;
+      if (seen.insert(f).second) shard_names.push_back(f);
+    }
+    std::sort(shard_names.begin(), shard_names.end());
+    for (auto& s : shard_names)
+      if (!fs::exists(dir / s, ec))
+        return make_error(errc::not_found, (dir / s).string() + ": shard named by " + index_path.filename().string() +
+                                               " is missing");
+  } else {
+    for (auto& e : fs::directory_iterator(dir, ec))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors") shard_names.push_back(e.path().filename());
+    std::sort(shard_names.begin(), shard_names.end());
+    if (shard_names.empty()) return make_error(errc::not_found, dir_in + ": no *.safetensors files");
+  }
+
+  for (size_t s = 0; s < shard_names.size(); ++s) {
+    std::string p = (dir / shard_names[s]).string();
+    RAZOR_ASSIGN_OR_RETURN(safetensors_file f, safetensors_file::open(p));
+    ck.shard_paths_.push_back(p);
+    ck.files_.push_back(std::make_unique<safetensors_file>(std::move(f)));
+    const auto& h = ck.files_.back()->header();
+    for (auto& t : h.tensors) {
+      if (ck.by_name_.count(t.name))
+        return make_error(errc::bad_format, p + ": tensor '" + t.name + "' also in " +
+                                                ck.shard_paths_[size_t(ck.tensors_[ck.by_name_[t.name]].shard)]);
+      if (!index_map.empty()) {
+        auto it = index_map.find(t.name);
+        if (it != index_map.end() && it->second != shard_names[s])
+          return make_error(errc::bad_format, p + ": tensor '" + t.name + "' is here but the index places it in " +
+                                                  it->second);
+      }
+      tensor_entry e;
+      e.name = t.name;
+      e.dt = t.dt;
+      e.shape = t.shape;
+      e.shard = int(s);
+      e.offset = h.data_offset + t.begin;
+      e.nbytes = t.nbytes();
+      e.cls = classify_tensor(e.name, e.shape);
+      ck.by_name_[e.name] = ck.tensors_.size();
+      ck.tensors_.push_back(std::move(e));
+    }
+  }
+  for (auto& [name, file] : index_map)
+    if (!ck.by_name_.count(name))
+      return make_error(errc::not_found, (dir / file).string() + ": does not hold tensor '" + name +
+                                             "' that the index places there");
+
+  // Prefix of the text model's layers.
+  ck.prefix_ = "model.";
+  for (auto& t : ck.tensors_) {
+    if (t.name.rfind("model.language_model.", 0) == 0) {
+      ck.prefix_ = "model.language_model.";
+      break;
+    }
+  }
+  // Expert views.
+  for (auto& t : ck.tensors_) {
+    if (t.cls.role != tensor_role::routed_expert || t.cls.layer < 0 || t.shape.size() < 2) continue;
+    const int L = t.cls.layer;
+    if (!t.cls.fused && t.cls.expert >= 0 && t.shape.size() == 2) {
+      if (t.cls.proj == expert_proj::gate_up) {
+        int64_t half = t.shape[0] / 2;
+        ck.experts_[expert_key(L, t.cls.expert, expert_proj::gate)] = {&t, 0, half, t.shape[1]};
+        ck.experts_[expert_key(L, t.cls.expert, expert_proj::up)] = {&t, half, half, t.shape[1]};
+      } else if (t.cls.proj != expert_proj::none) {
+        ck.experts_[expert_key(L, t.cls.expert, t.cls.proj)] = {&t, 0, t.shape[0], t.shape[1]};
+      }
+    } else if (t.cls.fused && t.shape.size() == 3 && ck.adapter_->name != "gpt_oss") {
+      const int64_t E = t.shape[0], out = t.shape[1], in = t.shape[2];
+      for (int64_t e = 0; e < E; ++e) {
+        if (t.cls.proj == expert_proj::gate_up) {
+          ck.experts_[expert_key(L, int(e), expert_proj::gate)] = {&t, e * out, out / 2, in};
+          ck.experts_[expert_key(L, int(e), expert_proj::up)] = {&t, e * out + out / 2, out / 2, in};
+        } else if (t.cls.proj != expert_proj::none) {
+          ck.experts_[expert_key(L, int(e), t.cls.proj)] = {&t, e * out, out, in};
+        }
+      }
+    }
+  }
+  return ck;
+}
+
+const tensor_entry* checkpoint::find(std::string_view name) const {
+  auto it = by_name_.find(std::string(name));
+  return it == by_name_.end() ? nullptr : &tensors_[it->second];
+}
+
+const tensor_entry* checkpoint::find_text(std::string_view suffix) const {
+  if (auto* t = find(prefix_ + std::string(suffix))) return t;
+  return find(suffix);
+}
+
+const uint8_t* checkpoint::data(const tensor_entry& t) const {
+  return files_[size_t(t.shard)]->map().data() + t.offset;
+}
+
+status checkpoint::read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
+  if (first < 0 || count < 0 || first + count > t.numel())
+    return make_error(errc::invalid_argument, t.name + ": element range out of bounds");
+  const uint8_t* p = data(t) + uint64_t(first) * dtype_size(t.dt);
+  switch (t.dt) {
+    case dtype::f32:
+      std::memcpy(out, p, size_t(count) * 4);
+      return {};
+    case dtype::bf16:
+      for (int64_t i = 0; i < count; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+      }
+      return {};
+    case dtype::f16:
+      for (int64_t i = 0; i < count; ++i) {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = f16_to_f32(h);
+      }
+      return {};
+    case dtype::f64:
+      for (int64_t i = 0; i < count; ++i) {
+        double d;
+        std::memcpy(&d, p + 8 * i, 8);
+        out[i] = float(d);
+      }
+      return {};
+    case dtype::f8_e4m3:
+      for (int64_t i = 0; i < count; ++i) out[i] = fp8_e4m3_to_f32(p[i]);
+      return {};
+    default:
+      return make_error(errc::unsupported, t.name + ": cannot read " + std::string(dtype_name(t.dt)) + " as float");
+  }
+}
+
+result<std::vector<float>> checkpoint::read_f32(const tensor_entry& t) const {
+  std::vector<float> v(size_t(t.numel()));
+  RAZOR_TRY(read_f32(t, 0, t.numel(), v.data()));
+  return v;
+}
+
+status checkpoint::read_rows_f32(const matrix_view& v, float* out) const {
+  if (!v.t) return make_error(errc::invalid_argument, "empty matrix view");
+  return read_f32(*v.t, v.row0 * v.n_cols, v.n_rows * v.n_cols, out);
+}
+
+std::optional<matrix_view> checkpoint::expert_matrix(int layer, int expert, expert_proj p) const {
+  auto it = experts_.find(expert_key(layer, expert, p));
+  if (it == experts_.end()) return std::nullopt;
+  return it->second;
+}
+
+void checkpoint::advise_sequential(const tensor_entry& t) const {
+  files_[size_t(t.shard)]->map().will_need(t.offset, t.nbytes);
+}
+
+void checkpoint::release(const tensor_entry& t) const {
+  files_[size_t(t.shard)]->map().dont_need(t.offset, t.nbytes);
+}
+
+}  // namespace razor

@@ -1,0 +1,85 @@
+// A Hugging Face checkpoint directory: config.json + one or many *.safetensors shards
+// (+ model.safetensors.index.json naming the shard of every tensor). Opening memory-maps every shard and
+// reads only headers, so indexing a 245 GB checkpoint takes milliseconds; tensor bytes are paged in when
+// read. Every tensor gets a role from the adapter table.
+//
+// Errors name the file and the problem: missing config.json, a shard the index names that is absent, a
+// tensor the index places in a shard that does not hold it, a tensor name present in two shards, and
+// every safetensors header problem (see safetensors.h).
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "model/adapter.h"
+#include "model/dtype.h"
+#include "model/hf_config.h"
+#include "model/safetensors.h"
+#include "util/status.h"
+
+namespace razor {
+
+struct tensor_entry {
+  std::string name;
+  dtype dt = dtype::unknown;
+  std::vector<int64_t> shape;
+  int shard = 0;           // index into checkpoint::shards()
+  uint64_t offset = 0;     // absolute byte offset of the data in the shard file
+  uint64_t nbytes = 0;
+  tensor_class cls;
+  int64_t numel() const;
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }  // last (input) axis
+  int64_t rows() const { return cols() ? numel() / cols() : 0; }
+};
+
+// A 2-D slice of a tensor viewed as [rows(), cols()]: rows [row0, row0 + n_rows).
+struct matrix_view {
+  const tensor_entry* t = nullptr;
+  int64_t row0 = 0, n_rows = 0, n_cols = 0;
+};
+
+class checkpoint {
+ public:
+  static result<checkpoint> open(const std::string& dir);
+
+  const std::string& dir() const { return dir_; }
+  const model_config& config() const { return cfg_; }
+  const adapter_def& adapter() const { return *adapter_; }
+  const std::vector<tensor_entry>& tensors() const { return tensors_; }
+  const tensor_entry* find(std::string_view name) const;
+  const std::vector<std::string>& shards() const { return shard_paths_; }
+  // "model.language_model." for vision-language checkpoints, "model." otherwise (prefix of layers).
+  const std::string& text_prefix() const { return prefix_; }
+
+  const uint8_t* data(const tensor_entry& t) const;
+  // Converts elements [first, first + count) of t to float32. BF16/F16/F32/F64/FP8 (FP8 without its
+  // block scale: use dequant_fp8 for scaled weights).
+  status read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
+  result<std::vector<float>> read_f32(const tensor_entry& t) const;
+  status read_rows_f32(const matrix_view& v, float* out) const;
+
+  // The [out, in] matrix of one routed expert's projection, whatever the layout: per-expert tensors,
+  // or a fused gate_up_proj [E, 2I, H] (gate = first I rows of expert e, up = next I) / down_proj [E, H, I].
+  std::optional<matrix_view> expert_matrix(int layer, int expert, expert_proj p) const;
+  // Looks a tensor up by its name within the text model: "layers.3.mlp.gate.weight" -> prefix + name.
+  const tensor_entry* find_text(std::string_view suffix) const;
+
+  void advise_sequential(const tensor_entry& t) const;
+  void release(const tensor_entry& t) const;  // drop its pages from memory (layer streaming)
+
+ private:
+  std::string dir_, prefix_;
+  model_config cfg_;
+  const adapter_def* adapter_ = nullptr;
+  std::vector<std::unique_ptr<safetensors_file>> files_;
+  std::vector<std::string> shard_paths_;
+  std::vector<tensor_entry> tensors_;
+  std::unordered_map<std::string, size_t> by_name_;
+  // (layer, expert, proj) -> view, built at open for per-expert and fused layouts
+  std::unordered_map<uint64_t, matrix_view> experts_;
+};
+
+}  // namespace razor

@@ -1,0 +1,112 @@
+#include "model/hf_config.h"
+
+#include "util/atomic_file.h"
+
+namespace razor {
+
+namespace {
+
+int64_t get_int(const nlohmann::json& j, std::initializer_list<const char*> keys, int64_t def = 0) {
+  for (auto k : keys) {
+    auto it = j.find(k);
+    if (it != j.end() && it->is_number()) return it->get<int64_t>();
+  }
+  return def;
+}
+
+double get_double(const nlohmann::json& j, std::initializer_list<const char*> keys, double def) {
+  for (auto k : keys) {
+    auto it = j.find(k);
+    if (it != j.end() && it->is_number()) return it->get<double>();
+  }
+  return def;
+}
+
+}  // namespace
+
+bool model_config::layer_is_linear_attention(int64_t layer) const {
+  if (layer >= 0 && size_t(layer) < layer_types.size()) return layer_types[size_t(layer)] == "linear_attention";
+  return false;
+}
+
+bool model_config::layer_is_moe(int64_t layer) const {
+  if (num_experts <= 0) return false;
+  for (auto l : mlp_only_layers)
+    if (l == layer) return false;
+  if (layer < first_k_dense_replace) return false;
+  if (decoder_sparse_step > 1 && (layer + 1) % decoder_sparse_step != 0) return false;
+  return true;
+}
+
+result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) return make_error(errc::bad_config, where + ": not a JSON object");
+  model_config c;
+  c.raw = j;
+  c.top_model_type = j.value("model_type", std::string());
+  if (auto a = j.find("architectures"); a != j.end() && a->is_array())
+    for (auto& s : *a)
+      if (s.is_string()) c.architectures.push_back(s.get<std::string>());
+  auto tc = j.find("text_config");
+  if (tc != j.end() && tc->is_object()) {
+    c.text = *tc;
+    c.nested = true;
+    c.model_type = c.text.value("model_type", c.top_model_type);
+  } else {
+    c.text = j;
+    c.model_type = c.top_model_type;
+  }
+  const auto& t = c.text;
+  c.hidden_size = get_int(t, {"hidden_size", "d_model", "n_embd"});
+  c.num_layers = get_int(t, {"num_hidden_layers", "n_layer", "num_layers"});
+  if (c.hidden_size <= 0 || c.num_layers <= 0)
+    return make_error(errc::bad_config, where + ": needs hidden_size and num_hidden_layers (positive integers)");
+  c.vocab_size = get_int(t, {"vocab_size"}, get_int(j, {"vocab_size"}));
+  c.num_heads = get_int(t, {"num_attention_heads", "n_head"});
+  c.num_kv_heads = get_int(t, {"num_key_value_heads"}, c.num_heads);
+  c.head_dim = get_int(t, {"head_dim"}, c.num_heads ? c.hidden_size / c.num_heads : 0);
+  c.intermediate_size = get_int(t, {"intermediate_size", "ffn_hidden_size"});
+  c.num_experts = get_int(t, {"num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"});
+  c.num_experts_per_tok = get_int(t, {"num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k"});
+  c.moe_intermediate_size = get_int(t, {"moe_intermediate_size", "expert_intermediate_size"},
+                                    c.num_experts > 0 ? c.intermediate_size : 0);
+  c.shared_expert_intermediate_size = get_int(t, {"shared_expert_intermediate_size"});
+  c.n_shared_experts = get_int(t, {"n_shared_experts", "num_shared_experts"},
+                               c.shared_expert_intermediate_size > 0 ? 1 : 0);
+  c.first_k_dense_replace = get_int(t, {"first_k_dense_replace"});
+  c.decoder_sparse_step = get_int(t, {"decoder_sparse_step"}, 1);
+  if (auto m = t.find("mlp_only_layers"); m != t.end() && m->is_array())
+    for (auto& v : *m)
+      if (v.is_number_integer()) c.mlp_only_layers.push_back(v.get<int64_t>());
+  c.rms_norm_eps = get_double(t, {"rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"}, 1e-6);
+  c.rope_theta = get_double(t, {"rope_theta"}, 10000.0);
+  c.partial_rotary_factor = get_double(t, {"partial_rotary_factor"}, 1.0);
+  if (auto rp = t.find("rope_parameters"); rp != t.end() && rp->is_object()) {
+    c.rope_theta = get_double(*rp, {"rope_theta"}, c.rope_theta);
+    c.partial_rotary_factor = get_double(*rp, {"partial_rotary_factor"}, c.partial_rotary_factor);
+  }
+  c.tie_word_embeddings = t.value("tie_word_embeddings", j.value("tie_word_embeddings", false));
+  c.norm_topk_prob = t.value("norm_topk_prob", true);
+  c.max_position_embeddings = get_int(t, {"max_position_embeddings", "n_positions"});
+  if (auto lt = t.find("layer_types"); lt != t.end() && lt->is_array())
+    for (auto& v : *lt)
+      if (v.is_string()) c.layer_types.push_back(v.get<std::string>());
+  c.full_attention_interval = get_int(t, {"full_attention_interval"});
+  if (c.layer_types.empty() && c.full_attention_interval > 0)
+    for (int64_t i = 0; i < c.num_layers; ++i)
+      c.layer_types.push_back((i + 1) % c.full_attention_interval == 0 ? "full_attention" : "linear_attention");
+  c.linear_num_key_heads = get_int(t, {"linear_num_key_heads"});
+  c.linear_num_value_heads = get_int(t, {"linear_num_value_heads"});
+  c.linear_key_head_dim = get_int(t, {"linear_key_head_dim"});
+  c.linear_value_head_dim = get_int(t, {"linear_value_head_dim"});
+  c.linear_conv_kernel_dim = get_int(t, {"linear_conv_kernel_dim"});
+  return c;
+}
+
+result<model_config> load_model_config(const std::string& path) {
+  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 16u << 20));
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return make_error(errc::bad_config, path + ": not valid JSON");
+  return parse_model_config(j, path);
+}
+
+}  // namespace razor

@@ -1,0 +1,49 @@
+// A Hugging Face config.json, normalised. Vision-language checkpoints nest the language model under
+// "text_config" (Qwen3.5: model_type "qwen3_5_moe" with text_config.model_type "qwen3_5_moe_text");
+// `text` is that object, or the whole config when it is flat. Families name the same quantity
+// differently (num_experts / num_local_experts / n_routed_experts): the adapter table says which key.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace razor {
+
+struct model_config {
+  nlohmann::json raw;        // the whole config.json
+  nlohmann::json text;       // text_config, or raw when flat
+  std::string model_type;    // text model type when nested ("qwen3_5_moe_text"), else raw's
+  std::string top_model_type;
+  std::vector<std::string> architectures;
+  bool nested = false;
+
+  int64_t hidden_size = 0, num_layers = 0, vocab_size = 0;
+  int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int64_t intermediate_size = 0;  // dense FFN width (0 when absent)
+  int64_t num_experts = 0, num_experts_per_tok = 0, moe_intermediate_size = 0;
+  int64_t shared_expert_intermediate_size = 0, n_shared_experts = 0;
+  int64_t first_k_dense_replace = 0, decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  double rms_norm_eps = 1e-6, rope_theta = 10000.0, partial_rotary_factor = 1.0;
+  bool tie_word_embeddings = false, norm_topk_prob = true;
+  int64_t max_position_embeddings = 0;
+  // Hybrid linear attention (Qwen3-Next / Qwen3.5 Gated DeltaNet)
+  std::vector<std::string> layer_types;  // per layer: "linear_attention" or "full_attention"
+  int64_t full_attention_interval = 0;
+  int64_t linear_num_key_heads = 0, linear_num_value_heads = 0;
+  int64_t linear_key_head_dim = 0, linear_value_head_dim = 0, linear_conv_kernel_dim = 0;
+
+  bool is_moe() const { return num_experts > 0; }
+  bool layer_is_linear_attention(int64_t layer) const;
+  bool layer_is_moe(int64_t layer) const;
+};
+
+// Parses and normalises; `where` names the file in errors. Fails with errc::bad_config only when a key
+// every model needs (hidden size, layer count) is missing; adapters check their own keys.
+result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where);
+result<model_config> load_model_config(const std::string& config_json_path);
+
+}  // namespace razor

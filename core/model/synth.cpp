@@ -1,0 +1,202 @@
+#include "model/synth.h"
+
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+
+#include "model/adapter.h"
+#include "model/safetensors.h"
+#include "util/atomic_file.h"
+#include "util/numeric.h"
+
+namespace fs = std::filesystem;
+
+namespace razor {
+
+result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_options& opt) {
+  const adapter_def& a = adapter_for(c);
+  RAZOR_TRY(check_adapter_config(a, c, "config"));
+  using I = synth_tensor::init;
+  std::vector<synth_tensor> out;
+  const int64_t H = c.hidden_size, V = c.vocab_size;
+  if (V <= 0) return make_error(errc::bad_config, "config: vocab_size is needed to synthesise a checkpoint");
+  const std::string pre = c.nested ? "model.language_model." : "model.";
+  const bool qwen35 = a.name == "qwen3_5_moe" || a.name == "qwen3_next";
+  const bool zero_centred_norms = qwen35;
+  auto add = [&](std::string n, std::vector<int64_t> s, I how = I::normal) { out.push_back({std::move(n), std::move(s), how}); };
+  add(pre + "embed_tokens.weight", {V, H});
+  const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = pre + "layers." + std::to_string(l) + ".";
+    const I norm_init = zero_centred_norms ? I::small : I::ones;
+    add(p + "input_layernorm.weight", {H}, norm_init);
+    if (qwen35 && c.layer_is_linear_attention(l)) {
+      const int64_t nk = c.linear_num_key_heads, nv = c.linear_num_value_heads;
+      const int64_t dk = c.linear_key_head_dim, dv = c.linear_value_head_dim;
+      const int64_t conv_dim = 2 * nk * dk + nv * dv;
+      add(p + "linear_attn.A_log", {nv}, I::a_log);
+      add(p + "linear_attn.conv1d.weight", {conv_dim, 1, c.linear_conv_kernel_dim > 0 ? c.linear_conv_kernel_dim : 4});
+      add(p + "linear_attn.dt_bias", {nv}, I::ones);
+      add(p + "linear_attn.in_proj_a.weight", {nv, H});
+      add(p + "linear_attn.in_proj_b.weight", {nv, H});
+      add(p + "linear_attn.in_proj_qkv.weight", {conv_dim, H});
+      add(p + "linear_attn.in_proj_z.weight", {nv * dv, H});
+      add(p + "linear_attn.norm.weight", {dv}, I::ones);
+      add(p + "linear_attn.out_proj.weight", {H, nv * dv});
+    } else {
+      const bool gated_q = qwen35;
+      add(p + "self_attn.q_proj.weight", {(gated_q ? 2 : 1) * nh * hd, H});
+      add(p + "self_attn.k_proj.weight", {nkv * hd, H});
+      add(p + "self_attn.v_proj.weight", {nkv * hd, H});
+      add(p + "self_attn.o_proj.weight", {H, nh * hd});
+      if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe") {
+        add(p + "self_attn.q_norm.weight", {hd}, norm_init);
+        add(p + "self_attn.k_norm.weight", {hd}, norm_init);
+      }
+    }
+    add(p + "post_attention_layernorm.weight", {H}, norm_init);
+    if (c.layer_is_moe(l)) {
+      const int64_t E = c.num_experts, I_ = c.moe_intermediate_size;
+      const std::string moe = a.name == "mixtral" ? "block_sparse_moe." : "mlp.";
+      add(p + moe + "gate.weight", {E, H});
+      if (opt.fused_experts && a.name != "mixtral") {
+        add(p + moe + "experts.gate_up_proj", {E, 2 * I_, H});
+        add(p + moe + "experts.down_proj", {E, H, I_});
+      } else {
+        for (int64_t e = 0; e < E; ++e) {
+          const std::string ep = p + moe + "experts." + std::to_string(e) + ".";
+          if (a.name == "mixtral") {
+            add(ep + "w1.weight", {I_, H});
+            add(ep + "w2.weight", {H, I_});
+            add(ep + "w3.weight", {I_, H});
+          } else {
+            add(ep + "down_proj.weight", {H, I_});
+            add(ep + "gate_proj.weight", {I_, H});
+            add(ep + "up_proj.weight", {I_, H});
+          }
+        }
+      }
+      if (c.shared_expert_intermediate_size > 0) {
+        const int64_t S = c.shared_expert_intermediate_size;
+        add(p + "mlp.shared_expert.down_proj.weight", {H, S});
+        add(p + "mlp.shared_expert.gate_proj.weight", {S, H});
+        add(p + "mlp.shared_expert.up_proj.weight", {S, H});
+        add(p + "mlp.shared_expert_gate.weight", {1, H});
+      }
+    } else {
+      const int64_t F = c.intermediate_size;
+      if (F <= 0) return make_error(errc::bad_config, "config: intermediate_size is needed for dense layers");
+      add(p + "mlp.down_proj.weight", {H, F});
+      add(p + "mlp.gate_proj.weight", {F, H});
+      add(p + "mlp.up_proj.weight", {F, H});
+    }
+  }
+  add(pre + "norm.weight", {H}, zero_centred_norms ? I::small : I::ones);
+  if (!c.tie_word_embeddings) add("lm_head.weight", {V, H});
+  (void)opt;
+  return out;
+}
+
+namespace {
+
+struct rng {
+  uint64_t s;
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  float normal() {  // Irwin-Hall approximation: sum of 4 uniforms, centred and scaled to unit variance
+    float acc = 0;
+    for (int i = 0; i < 4; ++i) acc += float(next() >> 40) / float(1ull << 24);
+    return (acc - 2.0f) * 1.7320508f;
+  }
+};
+
+}  // namespace
+
+status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir, const synth_options& opt,
+                        const progress_fn& progress) {
+  RAZOR_ASSIGN_OR_RETURN(model_config cfg, parse_model_config(config, "config"));
+  RAZOR_ASSIGN_OR_RETURN(std::vector<synth_tensor> plan, synth_plan(cfg, opt));
+  const size_t es = dtype_size(opt.dt);
+  // Shard assignment: consecutive tensors until the shard is full.
+  std::vector<std::vector<size_t>> shards(1);
+  uint64_t cur = 0, total = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    uint64_t n = 1;
+    for (auto d : plan[i].shape) n *= uint64_t(d);
+    uint64_t b = n * es;
+    if (cur > 0 && cur + b > opt.shard_bytes) {
+      shards.emplace_back();
+      cur = 0;
+    }
+    shards.back().push_back(i);
+    cur += b;
+    total += b;
+  }
+  atomic_dir dir;
+  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(write_file_atomic(dir.path() + "/config.json", config.dump(2) + "\n"));
+  nlohmann::ordered_json index;
+  index["metadata"] = {{"total_size", total}};
+  nlohmann::ordered_json wmap = nlohmann::ordered_json::object();
+  uint64_t done = 0;
+  rng r{opt.seed * 0x9E3779B97F4A7C15ull + 1};
+  std::vector<uint8_t> buf;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    char fname[64];
+    std::snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+    safetensors_writer w;
+    w.set_metadata({{"format", "pt"}});
+    for (size_t i : shards[s]) {
+      RAZOR_TRY(w.add(plan[i].name, opt.dt, plan[i].shape));
+      wmap[plan[i].name] = fname;
+    }
+    RAZOR_TRY(w.begin(dir.path() + "/" + fname));
+    for (size_t i : shards[s]) {
+      uint64_t n = 1;
+      for (auto d : plan[i].shape) n *= uint64_t(d);
+      if (opt.sparse) {
+        RAZOR_TRY(w.skip(n * es));
+      } else {
+        const uint64_t chunk = 1 << 20;
+        for (uint64_t off = 0; off < n; off += chunk) {
+          uint64_t k = std::min(chunk, n - off);
+          buf.resize(k * es);
+          for (uint64_t j = 0; j < k; ++j) {
+            float v;
+            switch (plan[i].how) {
+              case synth_tensor::init::ones: v = 1.0f; break;
+              case synth_tensor::init::zeros: v = 0.0f; break;
+              case synth_tensor::init::small: v = 0.05f * r.normal(); break;
+              case synth_tensor::init::a_log: v = std::log(1.0f + 15.0f * float(r.next() >> 40) / float(1ull << 24)); break;
+              default: v = opt.stddev * r.normal();
+            }
+            if (opt.dt == dtype::bf16) {
+              uint16_t h = f32_to_bf16(v);
+              std::memcpy(&buf[j * 2], &h, 2);
+            } else if (opt.dt == dtype::f16) {
+              uint16_t h = f32_to_f16(v);
+              std::memcpy(&buf[j * 2], &h, 2);
+            } else {
+              std::memcpy(&buf[j * 4], &v, 4);
+            }
+          }
+          RAZOR_TRY(w.write(buf.data(), buf.size()));
+        }
+      }
+      done += n * es;
+      if (progress && !progress(double(done), double(total), plan[i].name.c_str()))
+        return make_error(errc::cancelled, out_dir + ": cancelled");
+    }
+    RAZOR_TRY(w.finish());
+  }
+  index["weight_map"] = wmap;
+  RAZOR_TRY(write_file_atomic(dir.path() + "/model.safetensors.index.json", index.dump(2) + "\n"));
+  return dir.commit();
+}
+
+}  // namespace razor

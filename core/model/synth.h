@@ -1,0 +1,39 @@
+// Synthetic checkpoints with any config's exact tensor names and shapes, for scale tests and benchmarks
+// (the real Qwen3.5-122B-A10B cannot be downloaded here). Families: qwen3_5_moe / qwen3_next (hybrid
+// Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, and dense llama/qwen3. Vision towers and MTP
+// layers are not synthesised (their shapes are not part of the text config).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+#include "model/hf_config.h"
+#include "util/parallel.h"
+#include "util/status.h"
+
+namespace razor {
+
+struct synth_tensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  enum class init { normal, ones, zeros, a_log, small } how = init::normal;
+};
+
+struct synth_options {
+  bool sparse = false;        // no data: every tensor is a hole of zeros (sparse files, instant)
+  bool fused_experts = true;  // Hub layout of Qwen3.5 (gate_up_proj [E,2I,H]); false = experts.E.gate_proj
+  uint64_t shard_bytes = 5000000000ull;
+  uint64_t seed = 1;
+  float stddev = 0.02f;
+  dtype dt = dtype::bf16;
+};
+
+// The tensor list a config implies, in the order a checkpoint stores it.
+result<std::vector<synth_tensor>> synth_plan(const model_config& cfg, const synth_options& opt);
+// Writes config.json, model-0000N-of-0000M.safetensors and model.safetensors.index.json into out_dir
+// (built under a temporary name, renamed when complete).
+status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir, const synth_options& opt,
+                        const progress_fn& progress = {});
+
+}  // namespace razor

@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "util/atomic_file.h"
+#include "util/numeric.h"
+#include "util/parallel.h"
+
+namespace fs = std::filesystem;
+using namespace razor;
+
+TEST(Numeric, F16RoundTripsEveryValue) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    float f = f16_to_f32(uint16_t(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_f16(f), h) << std::hex << h;
+  }
+}
+
+TEST(Numeric, F16RoundsHalfToEven) {
+  // 1 + 2^-11 is exactly halfway between 1 and the next f16 (1 + 2^-10): ties to even -> 1.
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
+  // 1 + 3*2^-11 is halfway between 1+2^-10 (odd) and 1+2^-9 (even) -> up.
+  EXPECT_EQ(f32_to_f16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // rounds to infinity
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // half of the smallest subnormal: to even (0)
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.5f, -25)), 0x0001);
+}
+
+TEST(Numeric, Bf16RoundsHalfToEven) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  uint32_t u = 0x3f808000;  // exactly halfway between 0x3f80 and 0x3f81: to even
+  float f;
+  std::memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f80);
+  u = 0x3f818000;
+  std::memcpy(&f, &u, 4);
+  EXPECT_EQ(f32_to_bf16(f), 0x3f82);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
+}
+
+TEST(Numeric, Fp8E4m3) {
+  EXPECT_EQ(fp8_e4m3_to_f32(0x38), 1.0f);
+  EXPECT_EQ(fp8_e4m3_to_f32(0x7e), 448.0f);
+  EXPECT_TRUE(std::isnan(fp8_e4m3_to_f32(0x7f)));
+  EXPECT_EQ(fp8_e4m3_to_f32(0x01), std::ldexp(1.0f, -9));
+}
+
+TEST(AtomicFile, NothingUnderTheFinalNameUntilCommit) {
+  auto dir = fs::temp_directory_path() / ("razor_atomic_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto final_path = (dir / "out.bin").string();
+  {
+    atomic_writer w;
+    ASSERT_TRUE(w.open(final_path).ok());
+    ASSERT_TRUE(w.write("abc", 3).ok());
+    EXPECT_FALSE(fs::exists(final_path));
+    // destroyed without commit: the temporary disappears too
+  }
+  EXPECT_FALSE(fs::exists(final_path));
+  EXPECT_TRUE(fs::is_empty(dir));
+  atomic_writer w;
+  ASSERT_TRUE(w.open(final_path).ok());
+  ASSERT_TRUE(w.write("abc", 3).ok());
+  ASSERT_TRUE(w.commit().ok());
+  EXPECT_EQ(fs::file_size(final_path), 3u);
+  fs::remove_all(dir);
+}
+
+TEST(AtomicFile, DiskFullIsAClearError) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "/dev/full is missing";
+  // /dev/full cannot host a temporary file, so write through a writer pointed at a directory we cannot use.
+  atomic_writer w;
+  auto st = w.open("/proc/razor-cannot-write-here");
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("razor-cannot-write-here"), std::string::npos);
+}
+
+TEST(Parallel, CoversEveryIndexOnce) {
+  std::vector<int> hit(10007, 0);
+  parallel_for(hit.size(), [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) hit[i]++;
+  }, 1, 4);
+  for (int h : hit) EXPECT_EQ(h, 1);
+}
