@@ -44,5 +44,5 @@ class stderr_progress {
 
 }  // namespace razor::cli
 
-#define RAZOR_COMMAND(name, help, order, fn) \
-  static ::razor::cli::registrar RAZOR_CONCAT(_razor_cmd_, __LINE__)(name, help, order, fn)
+#define RAZOR_COMMAND(name, help, order, ...) \
+  static ::razor::cli::registrar RAZOR_CONCAT(_razor_cmd_, __LINE__)(name, help, order, __VA_ARGS__)

@@ -1,0 +1,196 @@
+#include "engine/eval.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+namespace razor::engine {
+
+std::vector<int32_t> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, int32_t separator) {
+  std::vector<int32_t> out;
+  const std::string_view sep = "\n\n\n";
+  size_t pos = 0;
+  for (;;) {
+    size_t at = text.find(sep, pos);
+    std::string_view piece = text.substr(pos, at == std::string_view::npos ? std::string_view::npos : at - pos);
+    auto ids = tk.encode(piece, /*split_added=*/true);
+    out.insert(out.end(), ids.begin(), ids.end());
+    out.push_back(separator);
+    if (at == std::string_view::npos) break;
+    pos = at + sep.size();
+  }
+  return out;
+}
+
+void log_softmax(const float* l, size_t n, float* out) {
+  float mx = *std::max_element(l, l + n);
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += std::exp(double(l[i] - mx));
+  float lse = mx + float(std::log(s));
+  for (size_t i = 0; i < n; ++i) out[i] = l[i] - lse;
+}
+
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+status check_stream(const std::vector<int32_t>& tokens, const eval_options& opt) {
+  if (opt.windows <= 0 || opt.ctx <= 1 || opt.batch_windows <= 0)
+    return make_error(errc::invalid_argument, "windows, ctx and batch size must be positive");
+  size_t need = size_t(opt.windows) * size_t(opt.ctx) + 1;
+  if (tokens.size() < need)
+    return make_error(errc::invalid_argument, "the text gives " + std::to_string(tokens.size()) + " tokens; " +
+                                                  std::to_string(opt.windows) + " windows of " +
+                                                  std::to_string(opt.ctx) + " need " + std::to_string(need));
+  return {};
+}
+
+std::vector<std::vector<int32_t>> batch_windows(const std::vector<int32_t>& tokens, int w0, int nw, int ctx) {
+  std::vector<std::vector<int32_t>> seqs;
+  for (int w = w0; w < w0 + nw; ++w)
+    seqs.emplace_back(tokens.begin() + ptrdiff_t(w) * ctx, tokens.begin() + ptrdiff_t(w + 1) * ctx);
+  return seqs;
+}
+
+void maybe_print_plan(const weight_provider& wp, const model_dims& d, const eval_options& opt) {
+  if (!opt.print_plan) return;
+  int bw = std::min(opt.batch_windows, opt.windows);
+  auto p = plan_memory(d, size_t(bw) * size_t(opt.ctx), size_t(bw), size_t(opt.ctx), opt.run.logits_chunk);
+  std::fprintf(stderr, "%s (batch of %d windows x %d tokens)\n", p.to_string().c_str(), bw, opt.ctx);
+}
+
+}  // namespace
+
+result<ppl_result> perplexity(weight_provider& wp, const std::vector<int32_t>& tokens, const eval_options& opt) {
+  RAZOR_TRY(check_stream(tokens, opt));
+  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
+  maybe_print_plan(wp, d, opt);
+  const double t_start = now_s();
+  double nll = 0;
+  size_t count = 0;
+  const size_t V = size_t(d.vocab), ctx = size_t(opt.ctx);
+  for (int w0 = 0; w0 < opt.windows; w0 += opt.batch_windows) {
+    if (opt.run.progress && !opt.run.progress(double(w0), double(opt.windows), "windows"))
+      return make_error(errc::cancelled, "perplexity cancelled");
+    int nw = std::min(opt.batch_windows, opt.windows - w0);
+    auto seqs = batch_windows(tokens, w0, nw, opt.ctx);
+    std::vector<float> lp(V);
+    run_options ro = opt.run;
+    ro.progress = nullptr;
+    RAZOR_TRY(forward(wp, d, seqs, [&](size_t t0, size_t n, const float* logits) {
+      for (size_t i = 0; i < n; ++i) {
+        size_t t = t0 + i, w = t / ctx, pos = t % ctx;
+        int32_t target = tokens[(size_t(w0) + w) * ctx + pos + 1];
+        log_softmax(logits + i * V, V, lp.data());
+        nll -= double(lp[size_t(target)]);
+        ++count;
+      }
+      return true;
+    }, ro));
+  }
+  if (opt.run.progress) opt.run.progress(double(opt.windows), double(opt.windows), "windows");
+  ppl_result r;
+  r.n_predictions = count;
+  r.windows = opt.windows;
+  r.mean_nll = nll / double(count);
+  r.ppl = std::exp(r.mean_nll);
+  r.seconds = now_s() - t_start;
+  r.tokens_per_s = double(count) / r.seconds;
+  return r;
+}
+
+result<kl_result> kl_divergence(weight_provider& model, weight_provider& ref, const std::vector<int32_t>& tokens,
+                                const eval_options& opt) {
+  RAZOR_TRY(check_stream(tokens, opt));
+  RAZOR_ASSIGN_OR_RETURN(model_dims dm, dims_from_config(model.config()));
+  RAZOR_ASSIGN_OR_RETURN(model_dims dr, dims_from_config(ref.config()));
+  if (dm.vocab != dr.vocab)
+    return make_error(errc::shape_mismatch, "the two models have different vocabularies (" +
+                                                std::to_string(dm.vocab) + " vs " + std::to_string(dr.vocab) + ")");
+  maybe_print_plan(model, dm, opt);
+  const size_t V = size_t(dm.vocab), ctx = size_t(opt.ctx);
+  const size_t K = std::min<size_t>(size_t(std::max(opt.topk, 1)), V);
+  kl_result r;
+  std::vector<double> kls;
+  double nll_m = 0, nll_r = 0, topk_sum = 0, t_model = 0, t_ref = 0;
+  size_t same = 0;
+  std::vector<float> ref_lp;  // [batch tokens][V]
+  for (int w0 = 0; w0 < opt.windows; w0 += opt.batch_windows) {
+    if (opt.run.progress && !opt.run.progress(double(w0), double(opt.windows), "windows"))
+      return make_error(errc::cancelled, "KL divergence cancelled");
+    int nw = std::min(opt.batch_windows, opt.windows - w0);
+    auto seqs = batch_windows(tokens, w0, nw, opt.ctx);
+    run_options ro = opt.run;
+    ro.progress = nullptr;
+    ref_lp.assign(size_t(nw) * ctx * V, 0.0f);
+    double t0 = now_s();
+    RAZOR_TRY(forward(ref, dr, seqs, [&](size_t tt, size_t n, const float* logits) {
+      for (size_t i = 0; i < n; ++i) log_softmax(logits + i * V, V, ref_lp.data() + (tt + i) * V);
+      return true;
+    }, ro));
+    double t1 = now_s();
+    std::vector<float> lq(V);
+    std::vector<int32_t> idx(V);
+    RAZOR_TRY(forward(model, dm, seqs, [&](size_t tt, size_t n, const float* logits) {
+      for (size_t i = 0; i < n; ++i) {
+        size_t t = tt + i, w = t / ctx, pos = t % ctx;
+        int32_t target = tokens[(size_t(w0) + w) * ctx + pos + 1];
+        log_softmax(logits + i * V, V, lq.data());
+        const float* lp = ref_lp.data() + t * V;
+        double kl = 0;
+        size_t am = 0, aq = 0;
+        for (size_t v = 0; v < V; ++v) {
+          double p = std::exp(double(lp[v]));
+          kl += p * (double(lp[v]) - double(lq[v]));
+          if (lp[v] > lp[am]) am = v;
+          if (lq[v] > lq[aq]) aq = v;
+        }
+        kls.push_back(std::max(kl, 0.0));
+        same += am == aq;
+        for (size_t v = 0; v < V; ++v) idx[v] = int32_t(v);
+        std::nth_element(idx.begin(), idx.begin() + ptrdiff_t(K - 1), idx.end(),
+                         [&](int32_t a, int32_t b) { return lp[size_t(a)] > lp[size_t(b)]; });
+        double tk = 0;
+        for (size_t k = 0; k < K; ++k) {
+          size_t v = size_t(idx[k]);
+          tk += std::exp(double(lp[v])) * (double(lp[v]) - double(lq[v]));
+        }
+        topk_sum += tk;
+        nll_m -= double(lq[size_t(target)]);
+        nll_r -= double(lp[size_t(target)]);
+      }
+      return true;
+    }, ro));
+    t_ref += t1 - t0;
+    t_model += now_s() - t1;
+  }
+  const size_t n = kls.size();
+  r.n_positions = n;
+  auto fill = [&](ppl_result& p, double nll, double secs) {
+    p.n_predictions = n;
+    p.windows = opt.windows;
+    p.mean_nll = nll / double(n);
+    p.ppl = std::exp(p.mean_nll);
+    p.seconds = secs;
+    p.tokens_per_s = double(n) / secs;
+  };
+  fill(r.model, nll_m, t_model);
+  fill(r.ref, nll_r, t_ref);
+  double s = 0;
+  for (double k : kls) s += k;
+  r.kl_mean = s / double(n);
+  std::sort(kls.begin(), kls.end());
+  auto pct = [&](double q) { return kls[std::min(n - 1, size_t(std::ceil(q * double(n))) - 1)]; };
+  r.kl_p99 = pct(0.99);
+  r.kl_p999 = pct(0.999);
+  r.kl_max = kls.back();
+  r.topk_kl = topk_sum / double(n);
+  r.same_top1 = double(same) / double(n);
+  return r;
+}
+
+}  // namespace razor::engine

@@ -1,0 +1,550 @@
+#include "engine/model_runner.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+namespace razor::engine {
+
+// ------------------------------------------------------------------------------------------------
+// configuration
+
+result<model_dims> dims_from_config(const model_config& cfg) {
+  model_dims d;
+  const std::string& mt = cfg.model_type;
+  if (mt == "qwen3_moe")
+    d.a = arch::qwen3_moe;
+  else if (mt == "qwen3_5_moe_text" || mt == "qwen3_5_moe")
+    d.a = arch::qwen3_5_moe;
+  else
+    return make_error(errc::unsupported, "model_type " + mt +
+                                             ": the reference engine runs qwen3_moe and qwen3_5_moe(_text) only");
+  d.hidden = cfg.hidden_size;
+  d.n_layers = cfg.num_layers;
+  d.vocab = cfg.vocab_size;
+  d.n_heads = cfg.num_heads;
+  d.n_kv_heads = cfg.num_kv_heads ? cfg.num_kv_heads : cfg.num_heads;
+  d.head_dim = cfg.head_dim ? cfg.head_dim : (cfg.num_heads ? cfg.hidden_size / cfg.num_heads : 0);
+  d.eps = cfg.rms_norm_eps;
+  d.rope_theta = cfg.rope_theta;
+  d.rot_dims = int64_t(double(d.head_dim) * cfg.partial_rotary_factor);
+  d.rot_dims -= d.rot_dims % 2;
+  d.n_experts = cfg.num_experts;
+  d.top_k = cfg.num_experts_per_tok;
+  d.moe_ff = cfg.moe_intermediate_size;
+  d.norm_topk = cfg.norm_topk_prob;
+  d.linear_layer.assign(size_t(d.n_layers), false);
+  if (d.a == arch::qwen3_5_moe) {
+    d.zero_centred_norms = true;
+    d.norm_topk = true;  // Qwen3.5's router always renormalises the top-k weights
+    d.shared_ff = cfg.shared_expert_intermediate_size;
+    for (int64_t l = 0; l < d.n_layers; ++l) d.linear_layer[size_t(l)] = cfg.layer_is_linear_attention(l);
+    d.lin_k_heads = cfg.linear_num_key_heads;
+    d.lin_v_heads = cfg.linear_num_value_heads;
+    d.lin_k_dim = cfg.linear_key_head_dim;
+    d.lin_v_dim = cfg.linear_value_head_dim;
+    d.conv_kernel = cfg.linear_conv_kernel_dim ? cfg.linear_conv_kernel_dim : 4;
+    bool any_linear = std::find(d.linear_layer.begin(), d.linear_layer.end(), true) != d.linear_layer.end();
+    if (any_linear && (d.lin_k_heads <= 0 || d.lin_v_heads <= 0 || d.lin_v_heads % d.lin_k_heads || d.lin_k_dim <= 0 ||
+                       d.lin_v_dim <= 0))
+      return make_error(errc::bad_config, "linear attention head counts/dims are missing or inconsistent");
+  }
+  if (d.hidden <= 0 || d.n_layers <= 0 || d.vocab <= 0 || d.n_heads <= 0 || d.head_dim <= 0 ||
+      d.n_heads % d.n_kv_heads)
+    return make_error(errc::bad_config, "hidden size, layers, vocab or attention heads missing or inconsistent");
+  if (d.n_experts <= 0 || d.top_k <= 0 || d.top_k > d.n_experts || d.moe_ff <= 0)
+    return make_error(errc::bad_config, "expert count, experts per token or moe_intermediate_size missing");
+  return d;
+}
+
+size_t layer_weights::bytes() const {
+  size_t b = (in_norm.size() + post_norm.size()) * 4;
+  b += attn.q.bytes() + attn.k.bytes() + attn.v.bytes() + attn.o.bytes() + (attn.q_norm.size() + attn.k_norm.size()) * 4;
+  b += dn.qkv.bytes() + dn.z.bytes() + dn.a.bytes() + dn.b.bytes() + dn.out.bytes() +
+       (dn.conv.size() + dn.a_log.size() + dn.dt_bias.size() + dn.norm.size()) * 4;
+  b += moe.router.bytes() + moe.shared_gate_up.bytes() + moe.shared_down.bytes() + moe.shared_gate.bytes();
+  for (auto& l : moe.gate_up) b += l.bytes();
+  for (auto& l : moe.down) b += l.bytes();
+  return b;
+}
+
+// ------------------------------------------------------------------------------------------------
+// loading one layer
+
+namespace {
+
+std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
+
+status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, int64_t cols) {
+  if (t.rows() != rows || t.cols() != cols)
+    return make_error(errc::shape_mismatch, name + ": expected [" + std::to_string(rows) + ", " +
+                                                std::to_string(cols) + "], got [" + std::to_string(t.rows()) +
+                                                ", " + std::to_string(t.cols()) + "]");
+  return {};
+}
+
+result<linear> get_linear(weight_provider& wp, const std::string& name, int64_t out, int64_t in) {
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
+  RAZOR_TRY(check_shape(name, t, out, in));
+  return make_linear(t);
+}
+
+result<std::vector<float>> get_vec(weight_provider& wp, const std::string& name, int64_t n, bool plus_one) {
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
+  if (int64_t(t.data.size()) != n)
+    return make_error(errc::shape_mismatch, name + ": expected " + std::to_string(n) + " values, got " +
+                                                std::to_string(t.data.size()));
+  if (plus_one)
+    for (auto& v : t.data) v += 1.0f;
+  return std::move(t.data);
+}
+
+}  // namespace
+
+result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L) {
+  layer_weights w;
+  w.layer = L;
+  bool zc = d.zero_centred_norms;
+  RAZOR_ASSIGN_OR_RETURN(w.in_norm, get_vec(wp, lname(L, "input_layernorm.weight"), d.hidden, zc));
+  RAZOR_ASSIGN_OR_RETURN(w.post_norm, get_vec(wp, lname(L, "post_attention_layernorm.weight"), d.hidden, zc));
+  w.linear_attention = d.linear_layer[size_t(L)];
+  if (w.linear_attention) {
+    auto& n = w.dn;
+    int64_t kd = d.lin_k_heads * d.lin_k_dim, vd = d.lin_v_heads * d.lin_v_dim, ch = 2 * kd + vd;
+    RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, lname(L, "linear_attn.out_proj.weight"), d.hidden, vd));
+    RAZOR_ASSIGN_OR_RETURN(n.conv, get_vec(wp, lname(L, "linear_attn.conv1d.weight"), ch * d.conv_kernel, false));
+    RAZOR_ASSIGN_OR_RETURN(n.a_log, get_vec(wp, lname(L, "linear_attn.A_log"), d.lin_v_heads, false));
+    RAZOR_ASSIGN_OR_RETURN(n.dt_bias, get_vec(wp, lname(L, "linear_attn.dt_bias"), d.lin_v_heads, false));
+    // The gated norm's weight is a plain multiplier (initialised to ones), not zero-centred.
+    RAZOR_ASSIGN_OR_RETURN(n.norm, get_vec(wp, lname(L, "linear_attn.norm.weight"), d.lin_v_dim, false));
+  } else {
+    auto& a = w.attn;
+    a.gated = d.a == arch::qwen3_5_moe;
+    int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
+    RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, lname(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, lname(L, "self_attn.v_proj.weight"), kvd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, lname(L, "self_attn.o_proj.weight"), d.hidden, qd));
+    RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, lname(L, "self_attn.q_norm.weight"), d.head_dim, zc));
+    RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, lname(L, "self_attn.k_norm.weight"), d.head_dim, zc));
+  }
+  auto& m = w.moe;
+  RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, lname(L, "mlp.gate.weight"), d.n_experts, d.hidden));
+  m.gate_up.resize(size_t(d.n_experts));
+  m.down.resize(size_t(d.n_experts));
+  for (int e = 0; e < int(d.n_experts); ++e) {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.expert(L, e, expert_proj::gate));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.expert(L, e, expert_proj::up));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 dn, wp.expert(L, e, expert_proj::down));
+    RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::gate), g, d.moe_ff, d.hidden));
+    RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::up), u, d.moe_ff, d.hidden));
+    RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::down), dn, d.hidden, d.moe_ff));
+    m.gate_up[size_t(e)] = make_linear_cat({&g, &u});
+    m.down[size_t(e)] = make_linear(dn);
+  }
+  if (d.shared_ff > 0 && wp.has(lname(L, "mlp.shared_expert.gate_proj.weight"))) {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(lname(L, "mlp.shared_expert.gate_proj.weight")));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(lname(L, "mlp.shared_expert.up_proj.weight")));
+    RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.gate_proj.weight"), g, d.shared_ff, d.hidden));
+    RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.up_proj.weight"), u, d.shared_ff, d.hidden));
+    m.shared_gate_up = make_linear_cat({&g, &u});
+    RAZOR_ASSIGN_OR_RETURN(m.shared_down,
+                           get_linear(wp, lname(L, "mlp.shared_expert.down_proj.weight"), d.hidden, d.shared_ff));
+    RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden));
+  }
+  return w;
+}
+
+// ------------------------------------------------------------------------------------------------
+// blocks
+
+namespace {
+
+void observe(forward_observer* obs, int layer, const std::string& name, int expert, size_t n, const float* x,
+             int64_t cols, size_t ld = 0) {
+  if (obs && obs->wants_linear_inputs() && n) obs->on_linear_input(layer, name, expert, n, x, cols, ld ? ld : size_t(cols));
+}
+
+std::vector<size_t> seq_of_token(const std::vector<size_t>& seq_start) {
+  std::vector<size_t> s(seq_start.back());
+  for (size_t i = 0; i + 1 < seq_start.size(); ++i)
+    for (size_t t = seq_start[i]; t < seq_start[i + 1]; ++t) s[t] = i;
+  return s;
+}
+
+}  // namespace
+
+void attention_block(const model_dims& d, const attention_weights& w, const float* x,
+                     const std::vector<size_t>& seq_start, float* y, int layer, forward_observer* obs) {
+  const size_t n = seq_start.back();
+  const int64_t hd = d.head_dim, nh = d.n_heads, nkv = d.n_kv_heads;
+  const size_t qw = size_t(w.q.out), kvd = size_t(nkv * hd), qd = size_t(nh * hd);
+  std::vector<float> qraw(n * qw), k(n * kvd), v(n * kvd);
+  observe(obs, layer, lname(layer, "self_attn.q_proj.weight"), -1, n, x, d.hidden);
+  observe(obs, layer, lname(layer, "self_attn.k_proj.weight"), -1, n, x, d.hidden);
+  observe(obs, layer, lname(layer, "self_attn.v_proj.weight"), -1, n, x, d.hidden);
+  matmul(x, n, w.q, qraw.data());
+  matmul(x, n, w.k, k.data());
+  matmul(x, n, w.v, v.data());
+  const auto inv_freq = rope_inv_freq(d.rot_dims, d.rope_theta);
+  const auto tok_seq = seq_of_token(seq_start);
+  std::vector<float> q(n * qd), gate(w.gated ? n * qd : 0);
+  const float eps = float(d.eps);
+  parallel_for(n, [&](size_t b, size_t e) {
+    for (size_t t = b; t < e; ++t) {
+      double pos = double(t - seq_start[tok_seq[t]]);
+      for (int64_t h = 0; h < nh; ++h) {
+        const float* src = qraw.data() + t * qw + size_t(h * hd * (w.gated ? 2 : 1));
+        float* dst = q.data() + t * qd + size_t(h * hd);
+        rms_norm(src, 1, size_t(hd), w.q_norm.data(), eps, dst);
+        rope_neox(dst, d.rot_dims, inv_freq.data(), pos);
+        if (w.gated) std::copy_n(src + hd, hd, gate.data() + t * qd + size_t(h * hd));
+      }
+      for (int64_t h = 0; h < nkv; ++h) {
+        float* kh = k.data() + t * kvd + size_t(h * hd);
+        rms_norm(kh, 1, size_t(hd), w.k_norm.data(), eps, kh);
+        rope_neox(kh, d.rot_dims, inv_freq.data(), pos);
+      }
+    }
+  }, 16);
+  // Causal softmax attention per (sequence, head); GQA: query head h reads kv head h / (nh / nkv).
+  std::vector<float> att(n * qd);
+  const size_t n_seq = seq_start.size() - 1;
+  const float scale = 1.0f / std::sqrt(float(hd));
+  parallel_for(n_seq * size_t(nh), [&](size_t b, size_t e) {
+    std::vector<float> p;
+    for (size_t job = b; job < e; ++job) {
+      size_t s = job / size_t(nh);
+      int64_t h = int64_t(job % size_t(nh)), hk = h / (nh / nkv);
+      size_t t0 = seq_start[s], t1 = seq_start[s + 1];
+      p.resize(t1 - t0);
+      for (size_t i = t0; i < t1; ++i) {
+        const float* qi = q.data() + i * qd + size_t(h * hd);
+        float mx = -INFINITY;
+        for (size_t j = t0; j <= i; ++j) {
+          const float* kj = k.data() + j * kvd + size_t(hk * hd);
+          float s_ij = 0.0f;
+          for (int64_t c = 0; c < hd; ++c) s_ij += qi[c] * kj[c];
+          s_ij *= scale;
+          p[j - t0] = s_ij;
+          mx = std::max(mx, s_ij);
+        }
+        float sum = 0.0f;
+        for (size_t j = t0; j <= i; ++j) sum += (p[j - t0] = std::exp(p[j - t0] - mx));
+        float inv = 1.0f / sum;
+        float* o = att.data() + i * qd + size_t(h * hd);
+        std::fill_n(o, hd, 0.0f);
+        for (size_t j = t0; j <= i; ++j) {
+          const float* vj = v.data() + j * kvd + size_t(hk * hd);
+          float pj = p[j - t0] * inv;
+          for (int64_t c = 0; c < hd; ++c) o[c] += pj * vj[c];
+        }
+      }
+    }
+  });
+  if (w.gated)
+    parallel_for(n * qd, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) att[i] *= sigmoid(gate[i]);
+    }, 4096);
+  observe(obs, layer, lname(layer, "self_attn.o_proj.weight"), -1, n, att.data(), int64_t(qd));
+  matmul(att.data(), n, w.o, y);
+}
+
+void deltanet_block(const model_dims& d, const deltanet_weights& w, const float* x,
+                    const std::vector<size_t>& seq_start, float* y, int layer, forward_observer* obs) {
+  const size_t n = seq_start.back();
+  const int64_t nk = d.lin_k_heads, nv = d.lin_v_heads, dk = d.lin_k_dim, dv = d.lin_v_dim, K = d.conv_kernel;
+  const size_t kd = size_t(nk * dk), vd = size_t(nv * dv), ch = 2 * kd + vd;
+  std::vector<float> qkv(n * ch), z(n * vd), bb(n * size_t(nv)), aa(n * size_t(nv));
+  for (const char* nm : {"linear_attn.in_proj_qkv.weight", "linear_attn.in_proj_z.weight",
+                         "linear_attn.in_proj_b.weight", "linear_attn.in_proj_a.weight"})
+    observe(obs, layer, lname(layer, nm), -1, n, x, d.hidden);
+  matmul(x, n, w.qkv, qkv.data());
+  matmul(x, n, w.z, z.data());
+  matmul(x, n, w.b, bb.data());
+  matmul(x, n, w.a, aa.data());
+  // Causal depthwise conv1d (kernel K, zero history at each sequence start), then SiLU.
+  const auto tok_seq = seq_of_token(seq_start);
+  std::vector<float> conv(n * ch);
+  parallel_for(n, [&](size_t b, size_t e) {
+    for (size_t t = b; t < e; ++t) {
+      size_t t0 = seq_start[tok_seq[t]];
+      float* o = conv.data() + t * ch;
+      for (size_t c = 0; c < ch; ++c) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < K; ++j) {
+          int64_t src = int64_t(t) - (K - 1) + j;
+          if (src < int64_t(t0)) continue;
+          s += w.conv[c * size_t(K) + size_t(j)] * qkv[size_t(src) * ch + c];
+        }
+        o[c] = silu(s);
+      }
+      // L2-normalise q and k per key head (x / sqrt(sum x^2 + 1e-6), as the FLA kernels); q /= sqrt(dk).
+      const float qscale = 1.0f / std::sqrt(float(dk));
+      for (int64_t h = 0; h < 2 * nk; ++h) {
+        float* v = o + size_t(h * dk);
+        float ss = 0.0f;
+        for (int64_t i = 0; i < dk; ++i) ss += v[i] * v[i];
+        float inv = 1.0f / std::sqrt(ss + 1e-6f);
+        if (h < nk) inv *= qscale;
+        for (int64_t i = 0; i < dk; ++i) v[i] *= inv;
+      }
+    }
+  }, 16);
+  // Gated delta rule per (sequence, value head); value head h reads key head h / (nv / nk) (HF's grouped
+  // order: each key head serves consecutive value heads).
+  std::vector<float> core(n * vd);
+  const size_t n_seq = seq_start.size() - 1;
+  parallel_for(n_seq * size_t(nv), [&](size_t b, size_t e) {
+    std::vector<float> S(static_cast<size_t>(dk * dv)), kv(static_cast<size_t>(dv));
+    for (size_t job = b; job < e; ++job) {
+      size_t s = job / size_t(nv);
+      int64_t h = int64_t(job % size_t(nv)), hk = h / (nv / nk);
+      std::fill(S.begin(), S.end(), 0.0f);
+      const float A = -std::exp(w.a_log[size_t(h)]);
+      for (size_t t = seq_start[s]; t < seq_start[s + 1]; ++t) {
+        const float* qt = conv.data() + t * ch + size_t(hk * dk);
+        const float* kt = conv.data() + t * ch + kd + size_t(hk * dk);
+        const float* vt = conv.data() + t * ch + 2 * kd + size_t(h * dv);
+        float beta = sigmoid(bb[t * size_t(nv) + size_t(h)]);
+        float g = A * softplus(aa[t * size_t(nv) + size_t(h)] + w.dt_bias[size_t(h)]);
+        float decay = std::exp(g);
+        std::fill(kv.begin(), kv.end(), 0.0f);
+        for (int64_t i = 0; i < dk; ++i) {
+          float* Si = S.data() + size_t(i * dv);
+          for (int64_t j = 0; j < dv; ++j) {
+            Si[j] *= decay;
+            kv[size_t(j)] += Si[j] * kt[i];
+          }
+        }
+        for (int64_t j = 0; j < dv; ++j) kv[size_t(j)] = (vt[j] - kv[size_t(j)]) * beta;  // delta
+        float* o = core.data() + t * vd + size_t(h * dv);
+        std::fill_n(o, dv, 0.0f);
+        for (int64_t i = 0; i < dk; ++i) {
+          float* Si = S.data() + size_t(i * dv);
+          for (int64_t j = 0; j < dv; ++j) {
+            Si[j] += kt[i] * kv[size_t(j)];
+            o[j] += Si[j] * qt[i];
+          }
+        }
+      }
+    }
+  });
+  // Gated RMSNorm per value head: norm(o) * w * silu(z).
+  const float eps = float(d.eps);
+  parallel_for(n * size_t(nv), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) {
+      float* o = core.data() + r * size_t(dv);
+      const float* zz = z.data() + r * size_t(dv);
+      rms_norm(o, 1, size_t(dv), w.norm.data(), eps, o);
+      for (int64_t j = 0; j < dv; ++j) o[j] *= silu(zz[j]);
+    }
+  }, 64);
+  observe(obs, layer, lname(layer, "linear_attn.out_proj.weight"), -1, n, core.data(), int64_t(vd));
+  matmul(core.data(), n, w.out, y);
+}
+
+void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t n, float* y, int layer,
+               forward_observer* obs) {
+  const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden);
+  std::vector<float> logits(n * E);
+  observe(obs, layer, lname(layer, "mlp.gate.weight"), -1, n, x, d.hidden);
+  matmul(x, n, w.router, logits.data());
+  std::vector<int32_t> ids(n * K);
+  std::vector<float> wts(n * K);
+  parallel_for(n, [&](size_t b, size_t e) {
+    std::vector<float> p(E);
+    std::vector<int32_t> order(E);
+    for (size_t t = b; t < e; ++t) {
+      const float* l = logits.data() + t * E;
+      float mx = *std::max_element(l, l + E), sum = 0.0f;
+      for (size_t i = 0; i < E; ++i) sum += (p[i] = std::exp(l[i] - mx));
+      for (size_t i = 0; i < E; ++i) p[i] /= sum;
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(K), order.end(),
+                        [&](int32_t a, int32_t c) { return p[size_t(a)] > p[size_t(c)] || (p[size_t(a)] == p[size_t(c)] && a < c); });
+      float tot = 0.0f;
+      for (size_t k = 0; k < K; ++k) tot += p[size_t(order[k])];
+      for (size_t k = 0; k < K; ++k) {
+        ids[t * K + k] = order[k];
+        wts[t * K + k] = d.norm_topk ? p[size_t(order[k])] / tot : p[size_t(order[k])];
+      }
+    }
+  }, 64);
+  if (obs) obs->on_router(layer, n, x, ids.data(), wts.data(), int(K));
+  std::fill_n(y, n * H, 0.0f);
+  // Group token-slots by expert, run each expert as one matmul over its tokens.
+  std::vector<std::vector<std::pair<uint32_t, float>>> slots(E);
+  for (size_t t = 0; t < n; ++t)
+    for (size_t k = 0; k < K; ++k) slots[size_t(ids[t * K + k])].emplace_back(uint32_t(t), wts[t * K + k]);
+  const size_t ff = size_t(d.moe_ff);
+  std::vector<float> xe, hu, act, out;
+  for (size_t e = 0; e < E; ++e) {
+    const auto& sl = slots[e];
+    if (sl.empty()) continue;
+    size_t c = sl.size();
+    xe.resize(c * H);
+    for (size_t i = 0; i < c; ++i) std::copy_n(x + size_t(sl[i].first) * H, H, xe.data() + i * H);
+    hu.resize(c * 2 * ff);
+    act.resize(c * ff);
+    out.resize(c * H);
+    observe(obs, layer, lname(layer, "mlp.experts.gate_up"), int(e), c, xe.data(), d.hidden);
+    matmul(xe.data(), c, w.gate_up[e], hu.data());
+    for (size_t i = 0; i < c; ++i)
+      for (size_t j = 0; j < ff; ++j) act[i * ff + j] = silu(hu[i * 2 * ff + j]) * hu[i * 2 * ff + ff + j];
+    observe(obs, layer, lname(layer, "mlp.experts.down"), int(e), c, act.data(), int64_t(ff));
+    matmul(act.data(), c, w.down[e], out.data());
+    for (size_t i = 0; i < c; ++i) {
+      float* yt = y + size_t(sl[i].first) * H;
+      const float* o = out.data() + i * H;
+      float wt = sl[i].second;
+      for (size_t j = 0; j < H; ++j) yt[j] += wt * o[j];
+    }
+  }
+  if (!w.shared_gate_up.empty()) {
+    const size_t sf = size_t(w.shared_down.in);
+    hu.resize(n * 2 * sf);
+    act.resize(n * sf);
+    out.resize(n * H);
+    std::vector<float> sg(n);
+    observe(obs, layer, lname(layer, "mlp.shared_expert.gate_proj.weight"), -1, n, x, d.hidden);
+    observe(obs, layer, lname(layer, "mlp.shared_expert.up_proj.weight"), -1, n, x, d.hidden);
+    observe(obs, layer, lname(layer, "mlp.shared_expert_gate.weight"), -1, n, x, d.hidden);
+    matmul(x, n, w.shared_gate_up, hu.data());
+    matmul(x, n, w.shared_gate, sg.data());
+    parallel_for(n, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i)
+        for (size_t j = 0; j < sf; ++j) act[i * sf + j] = silu(hu[i * 2 * sf + j]) * hu[i * 2 * sf + sf + j];
+    }, 64);
+    observe(obs, layer, lname(layer, "mlp.shared_expert.down_proj.weight"), -1, n, act.data(), int64_t(sf));
+    matmul(act.data(), n, w.shared_down, out.data());
+    parallel_for(n, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) {
+        float gsig = sigmoid(sg[i]);
+        for (size_t j = 0; j < H; ++j) y[i * H + j] += gsig * out[i * H + j];
+      }
+    }, 64);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// memory plan
+
+uint64_t memory_plan::peak_bytes() const {
+  return hidden_bytes + std::max(layer_weight_bytes + work_bytes, head_bytes + logits_bytes);
+}
+
+std::string memory_plan::to_string() const {
+  auto mib = [](uint64_t b) { return double(b) / 1048576.0; };
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "memory plan: hidden states %.1f MiB, one layer's weights %.1f MiB (largest), head %.1f MiB, "
+                "layer scratch %.1f MiB, logits chunk %.1f MiB; per sequence: KV %.2f MiB, DeltaNet state %.2f "
+                "MiB; peak about %.1f MiB",
+                mib(hidden_bytes), mib(layer_weight_bytes), mib(head_bytes), mib(work_bytes), mib(logits_bytes),
+                mib(kv_bytes_per_seq), mib(state_bytes_per_seq), mib(peak_bytes()));
+  return buf;
+}
+
+memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, size_t seq_len, size_t logits_chunk) {
+  memory_plan p;
+  const uint64_t f = 4, H = uint64_t(d.hidden), n = n_tokens;
+  p.hidden_bytes = n * H * f;
+  uint64_t moe = uint64_t(d.n_experts) * H + uint64_t(d.n_experts) * 3 * uint64_t(d.moe_ff) * H +
+                 (d.shared_ff ? 3 * uint64_t(d.shared_ff) * H + H : 0);
+  uint64_t qd = uint64_t(d.n_heads * d.head_dim), kvd = uint64_t(d.n_kv_heads * d.head_dim);
+  bool gated = d.a == arch::qwen3_5_moe;
+  uint64_t attn = ((gated ? 2 : 1) * qd + 2 * kvd) * H + qd * H + 2 * uint64_t(d.head_dim);
+  uint64_t kd = uint64_t(d.lin_k_heads * d.lin_k_dim), vd = uint64_t(d.lin_v_heads * d.lin_v_dim), ch = 2 * kd + vd;
+  uint64_t lin = (ch + vd + 2 * uint64_t(d.lin_v_heads)) * H + vd * H + ch * uint64_t(d.conv_kernel);
+  uint64_t n_lin = uint64_t(std::count(d.linear_layer.begin(), d.linear_layer.end(), true));
+  uint64_t n_att = uint64_t(d.n_layers) - n_lin;
+  uint64_t mix = std::max(n_att ? attn : 0, n_lin ? lin : 0);
+  p.layer_weight_bytes = (mix + moe + 2 * H) * f;
+  p.head_bytes = (uint64_t(d.vocab) * H + H) * f;
+  p.kv_bytes_per_seq = n_att * 2 * kvd * seq_len * f;
+  p.state_bytes_per_seq = n_lin * (uint64_t(d.lin_v_heads * d.lin_k_dim * d.lin_v_dim) +
+                                   ch * uint64_t(std::max<int64_t>(d.conv_kernel - 1, 0))) * f;
+  uint64_t attn_work = n * ((gated ? 3 : 2) * qd + 2 * kvd + qd + H) * f;
+  uint64_t lin_work = n * (2 * ch + 2 * vd + 2 * uint64_t(d.lin_v_heads) + H) * f;
+  uint64_t moe_work = n * (uint64_t(d.n_experts) + 2 * uint64_t(d.top_k) + H + 2 * H) * f +
+                      n * 3 * uint64_t(std::max(d.moe_ff, d.shared_ff)) * f;
+  p.work_bytes = H * n * f + std::max({n_att ? attn_work : 0, n_lin ? lin_work : 0, moe_work});
+  p.logits_bytes = std::min<uint64_t>(logits_chunk, n) * uint64_t(d.vocab) * f;
+  (void)n_seqs;
+  return p;
+}
+
+// ------------------------------------------------------------------------------------------------
+// forward
+
+status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
+               const logits_fn& on_logits, const run_options& opt) {
+  std::vector<size_t> seq_start{0};
+  std::vector<int32_t> all;
+  for (const auto& s : seqs) {
+    all.insert(all.end(), s.begin(), s.end());
+    seq_start.push_back(all.size());
+  }
+  const size_t n = all.size(), H = size_t(d.hidden);
+  if (n == 0) return {};
+  for (auto t : all)
+    if (t < 0 || t >= d.vocab)
+      return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
+  if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
+  std::vector<float> xn(n * H), yb(n * H);
+  const float eps = float(d.eps);
+  auto norm_rows = [&](const std::vector<float>& wv) {
+    parallel_for(n, [&](size_t b, size_t e) { rms_norm(h.data.data() + b * H, e - b, H, wv.data(), eps, xn.data() + b * H); }, 64);
+  };
+  auto add_rows = [&] {
+    parallel_for(n * H, [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) h.data[i] += yb[i];
+    }, 4096);
+  };
+  const double total = double(d.n_layers + (opt.compute_logits ? 1 : 0));
+  for (int L = 0; L < int(d.n_layers); ++L) {
+    if (opt.progress && !opt.progress(double(L), total, "layer"))
+      return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
+    RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L));
+    if (opt.observer) opt.observer->on_layer_loaded(w);
+    norm_rows(w.in_norm);
+    if (w.linear_attention)
+      deltanet_block(d, w.dn, xn.data(), seq_start, yb.data(), L, opt.observer);
+    else
+      attention_block(d, w.attn, xn.data(), seq_start, yb.data(), L, opt.observer);
+    add_rows();
+    norm_rows(w.post_norm);
+    moe_block(d, w.moe, xn.data(), n, yb.data(), L, opt.observer);
+    add_rows();
+    w = layer_weights{};
+    wp.release_layer(L);
+  }
+  if (!opt.compute_logits) return {};
+  if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
+    return make_error(errc::cancelled, "forward pass cancelled before the output head");
+  RAZOR_ASSIGN_OR_RETURN(std::vector<float> fnorm, get_vec(wp, "norm.weight", d.hidden, d.zero_centred_norms));
+  RAZOR_ASSIGN_OR_RETURN(linear head, get_linear(wp, "lm_head.weight", d.vocab, d.hidden));
+  norm_rows(fnorm);
+  if (opt.observer) {
+    // The head's input: the final-normed hidden states.
+    if (opt.observer->wants_linear_inputs()) opt.observer->on_linear_input(-1, "lm_head.weight", -1, n, xn.data(), d.hidden, H);
+  }
+  const size_t chunk = std::max<size_t>(1, opt.logits_chunk);
+  std::vector<float> logits(std::min(chunk, n) * size_t(d.vocab));
+  for (size_t t0 = 0; t0 < n; t0 += chunk) {
+    size_t c = std::min(chunk, n - t0);
+    matmul(xn.data() + t0 * H, c, head, logits.data());
+    if (!on_logits(t0, c, logits.data())) return make_error(errc::cancelled, "forward pass cancelled");
+  }
+  if (opt.progress) opt.progress(total, total, "done");
+  return {};
+}
+
+}  // namespace razor::engine

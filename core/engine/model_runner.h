@@ -1,0 +1,127 @@
+// The reference forward pass (CPU, float32) of qwen3_moe and qwen3_5_moe(_text), layer-streamed.
+//
+// forward() runs a batch of token sequences, each from an empty cache, through the model one decoder layer
+// at a time: it asks the weight_provider for that layer's tensors only, converts them, runs every token of
+// every sequence through the layer, then drops them. Between layers only the hidden states
+// [n_tokens, hidden] are kept, so a model far larger than memory can be run with one layer resident.
+// Logits are produced at the end in chunks of tokens and handed to a callback, never stored whole.
+//
+// Math (verified against transformers' modeling_qwen3_moe / modeling_qwen3_5_moe and llama.cpp's
+// qwen3moe / qwen35moe graphs):
+//   qwen3_moe layer:  h += o(attn(q_norm(q x'), k_norm(k x'), v x')), x' = rms(h)*w_in;
+//                     h += moe(rms(h)*w_post). Full NeoX RoPE, theta from rope_parameters.
+//   qwen3_5_moe:      norms are x*(1+w) (we add 1 at load) except linear_attn.norm; layer_types picks
+//                     Gated DeltaNet (linear_attention) or gated full attention; MoE adds a shared expert
+//                     scaled by sigmoid(shared_expert_gate x).
+//   MoE routing:      softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
+//                     down(silu(gate x) * up x).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/ops.h"
+#include "engine/weights.h"
+#include "util/parallel.h"
+#include "util/status.h"
+
+namespace razor::engine {
+
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe };
+
+struct model_dims {
+  arch a = arch::qwen3_moe;
+  int64_t hidden = 0, n_layers = 0, vocab = 0;
+  int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0, rot_dims = 0;
+  double eps = 1e-6, rope_theta = 10000.0;
+  int64_t n_experts = 0, top_k = 0, moe_ff = 0, shared_ff = 0;
+  bool norm_topk = true;
+  bool zero_centred_norms = false;        // Qwen3.5: RMSNorm weight w is applied as (1 + w)
+  std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
+  int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
+};
+result<model_dims> dims_from_config(const model_config& cfg);
+
+// ---- one layer's weights, converted (linear maps transposed, +1 applied to zero-centred norms) ----
+struct attention_weights {
+  linear q, k, v, o;            // q: [hidden -> n_heads*head_dim*(gated ? 2 : 1)]
+  std::vector<float> q_norm, k_norm;
+  bool gated = false;           // Qwen3.5: q rows per head [q | gate]
+};
+struct deltanet_weights {
+  linear qkv, z, b, a, out;
+  std::vector<float> conv;      // [channels][kernel]
+  std::vector<float> a_log, dt_bias, norm;
+};
+struct moe_weights {
+  linear router;                                   // [hidden -> n_experts]
+  std::vector<linear> gate_up, down;               // per expert; gate_up output = [gate (ff) | up (ff)]
+  linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent)
+};
+struct layer_weights {
+  int layer = 0;
+  std::vector<float> in_norm, post_norm;
+  bool linear_attention = false;
+  attention_weights attn;
+  deltanet_weights dn;
+  moe_weights moe;
+  size_t bytes() const;
+};
+result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int layer);
+
+// ---- observation hooks (probe, imatrix) ----
+class forward_observer {
+ public:
+  virtual ~forward_observer() = default;
+  virtual void on_layer_loaded(const layer_weights& w) {}
+  // Router of `layer` for `n` tokens: x is the router input [n, hidden]; ids/weights [n, top_k].
+  virtual void on_router(int layer, size_t n, const float* x, const int32_t* ids, const float* weights, int top_k) {}
+  // Inputs of a linear map (only when wants_linear_inputs()): `n` rows of `cols` floats, `ld` apart.
+  // `name` is the text-model tensor name; routed experts give "layers.L.mlp.experts.gate_up" / ".down"
+  // with `expert` set (gate and up share one input).
+  virtual bool wants_linear_inputs() const { return false; }
+  virtual void on_linear_input(int layer, const std::string& name, int expert, size_t n, const float* x,
+                               int64_t cols, size_t ld) {}
+};
+
+// ---- blocks (exposed for tests). x is the normed input [n, hidden]; y gets the block output. ----
+// Sequences are [seq_start[i], seq_start[i+1]) of the rows; positions restart at 0 in each.
+void attention_block(const model_dims& d, const attention_weights& w, const float* x,
+                     const std::vector<size_t>& seq_start, float* y, int layer = -1,
+                     forward_observer* obs = nullptr);
+void deltanet_block(const model_dims& d, const deltanet_weights& w, const float* x,
+                    const std::vector<size_t>& seq_start, float* y, int layer = -1, forward_observer* obs = nullptr);
+void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t n, float* y, int layer = -1,
+               forward_observer* obs = nullptr);
+
+// ---- memory plan ----
+struct memory_plan {
+  uint64_t hidden_bytes = 0;        // hidden states kept between layers
+  uint64_t layer_weight_bytes = 0;  // largest layer's converted float32 weights
+  uint64_t head_bytes = 0;          // final norm + lm_head as float32
+  uint64_t kv_bytes_per_seq = 0;    // full-attention K and V per sequence (all attention layers, seq_len)
+  uint64_t state_bytes_per_seq = 0; // DeltaNet recurrent + conv state per sequence (all linear layers)
+  uint64_t work_bytes = 0;          // largest per-layer scratch (projections, expert activations)
+  uint64_t logits_bytes = 0;        // one chunk of logits
+  uint64_t peak_bytes() const;
+  std::string to_string() const;
+};
+memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, size_t seq_len, size_t logits_chunk);
+
+// ---- the forward pass ----
+// Called with consecutive chunks of logits: rows for tokens [token0, token0 + n) of the batch (rows of
+// `vocab` floats). Return false to cancel.
+using logits_fn = std::function<bool(size_t token0, size_t n, const float* logits)>;
+
+struct run_options {
+  forward_observer* observer = nullptr;
+  progress_fn progress;          // units: layers (+1 for the head)
+  size_t logits_chunk = 512;     // tokens per logits callback
+  bool compute_logits = true;    // false: stop after the last layer (the probe)
+};
+
+status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
+               const logits_fn& on_logits, const run_options& opt = {});
+
+}  // namespace razor::engine

@@ -1,0 +1,128 @@
+#include "engine/ops.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/parallel.h"
+
+namespace razor::engine {
+
+linear make_linear(const tensor_f32& w, int64_t row0, int64_t n_rows) {
+  linear l;
+  int64_t rows = w.rows();
+  if (n_rows < 0) n_rows = rows - row0;
+  l.in = w.cols();
+  l.out = n_rows;
+  l.wt.resize(size_t(l.in * l.out));
+  for (int64_t o = 0; o < l.out; ++o) {
+    const float* src = w.data.data() + size_t((row0 + o) * l.in);
+    for (int64_t i = 0; i < l.in; ++i) l.wt[size_t(i * l.out + o)] = src[i];
+  }
+  return l;
+}
+
+linear make_linear_cat(const std::vector<const tensor_f32*>& ws) {
+  linear l;
+  l.in = ws.empty() ? 0 : ws[0]->cols();
+  for (auto* w : ws) l.out += w->rows();
+  l.wt.resize(size_t(l.in * l.out));
+  int64_t o0 = 0;
+  for (auto* w : ws) {
+    for (int64_t o = 0; o < w->rows(); ++o) {
+      const float* src = w->data.data() + size_t(o * l.in);
+      for (int64_t i = 0; i < l.in; ++i) l.wt[size_t(i * l.out + o0 + o)] = src[i];
+    }
+    o0 += w->rows();
+  }
+  return l;
+}
+
+namespace {
+
+constexpr size_t k_rows = 4;    // rows of x per register block
+constexpr size_t k_cols = 64;   // outputs per block: 4 x 64 accumulators stay in L1
+
+// One block: y[r][j0 .. j0+nc) for r < nr, over all of `in`.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(const float* x, size_t ldx, size_t nr,
+                                                                              const float* wt, size_t out,
+                                                                              size_t in, size_t j0, size_t nc,
+                                                                              float* y, size_t ldy) {
+  float acc[k_rows][k_cols];
+  for (size_t r = 0; r < k_rows; ++r)
+    for (size_t j = 0; j < k_cols; ++j) acc[r][j] = 0.0f;
+  if (nr == k_rows && nc == k_cols) {
+    for (size_t k = 0; k < in; ++k) {
+      const float* w = wt + k * out + j0;
+      float x0 = x[k], x1 = x[ldx + k], x2 = x[2 * ldx + k], x3 = x[3 * ldx + k];
+      for (size_t j = 0; j < k_cols; ++j) {
+        float wj = w[j];
+        acc[0][j] += x0 * wj;
+        acc[1][j] += x1 * wj;
+        acc[2][j] += x2 * wj;
+        acc[3][j] += x3 * wj;
+      }
+    }
+  } else {
+    for (size_t k = 0; k < in; ++k) {
+      const float* w = wt + k * out + j0;
+      for (size_t r = 0; r < nr; ++r) {
+        float xr = x[r * ldx + k];
+        for (size_t j = 0; j < nc; ++j) acc[r][j] += xr * w[j];
+      }
+    }
+  }
+  for (size_t r = 0; r < nr; ++r)
+    for (size_t j = 0; j < nc; ++j) y[r * ldy + j0 + j] = acc[r][j];
+}
+
+}  // namespace
+
+void matmul(const float* x, size_t n, const linear& w, float* y, size_t ldx, size_t ldy, int threads) {
+  size_t in = size_t(w.in), out = size_t(w.out);
+  if (!ldx) ldx = in;
+  if (!ldy) ldy = out;
+  size_t n_rb = (n + k_rows - 1) / k_rows, n_cb = (out + k_cols - 1) / k_cols;
+  // Tiles ordered column-block-major, so a thread's consecutive tiles reuse one [in x 64] slice of W.
+  parallel_for(
+      n_rb * n_cb,
+      [&](size_t b, size_t e) {
+        for (size_t t = b; t < e; ++t) {
+          size_t cb = t / n_rb, rb = t % n_rb;
+          size_t r0 = rb * k_rows, j0 = cb * k_cols;
+          gemm_block(x + r0 * ldx, ldx, std::min(k_rows, n - r0), w.wt.data(), out, in, j0,
+                     std::min(k_cols, out - j0), y + r0 * ldy, ldy);
+        }
+      },
+      16, threads);
+}
+
+void rms_norm(const float* x, size_t n, size_t dim, const float* w, float eps, float* out) {
+  for (size_t r = 0; r < n; ++r) {
+    const float* a = x + r * dim;
+    float ss = 0.0f;
+    for (size_t i = 0; i < dim; ++i) ss += a[i] * a[i];
+    float inv = 1.0f / std::sqrt(ss / float(dim) + eps);
+    float* o = out + r * dim;
+    for (size_t i = 0; i < dim; ++i) o[i] = a[i] * inv * w[i];
+  }
+}
+
+std::vector<float> rope_inv_freq(int64_t rot, double theta) {
+  std::vector<float> f(size_t(rot / 2));
+  for (int64_t i = 0; i < rot / 2; ++i) f[size_t(i)] = float(1.0 / std::pow(theta, double(2 * i) / double(rot)));
+  return f;
+}
+
+void rope_neox(float* h, int64_t rot, const float* inv_freq, double pos) {
+  int64_t half = rot / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    // PyTorch computes the angle in float32 (inv_freq float32 times position), then cos/sin of it.
+    float ang = float(pos) * inv_freq[i];
+    float c = std::cos(ang), s = std::sin(ang);
+    float a = h[i], b = h[i + half];
+    h[i] = a * c - b * s;
+    h[i + half] = b * c + a * s;
+  }
+}
+
+}  // namespace razor::engine

@@ -1,0 +1,42 @@
+// Float32 CPU kernels of the reference engine. Plain loops the compiler vectorises (AVX2/AVX-512 clones
+// chosen at run time); parallel over rows with razor::parallel_for. Accumulation is in float32, as PyTorch's
+// fp32 CPU matmul; sums run in a different order, so results agree to rounding (~1e-6 relative), not bits.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "engine/weights.h"
+
+namespace razor::engine {
+
+// A linear map y = W x stored transposed, [in, out] row-major, so the inner loop runs over outputs.
+struct linear {
+  int64_t in = 0, out = 0;
+  std::vector<float> wt;  // [in][out]
+  bool empty() const { return wt.empty(); }
+  size_t bytes() const { return wt.size() * sizeof(float); }
+};
+// From a PyTorch [out, in] matrix (rows [row0, row0 + n_rows) only when n_rows > 0).
+linear make_linear(const tensor_f32& w, int64_t row0 = 0, int64_t n_rows = -1);
+// Stacks several [out_i, in] matrices along the output axis into one linear (gate and up of an expert).
+linear make_linear_cat(const std::vector<const tensor_f32*>& ws);
+
+// y[n, out] = x[n, in] W^T. x rows are `ldx` floats apart (>= in), y rows `ldy` apart (>= out).
+void matmul(const float* x, size_t n, const linear& w, float* y, size_t ldx = 0, size_t ldy = 0, int threads = 0);
+
+// out = x / sqrt(mean(x^2) + eps) * w, per row of `dim`. `out` may equal `x`.
+void rms_norm(const float* x, size_t n, size_t dim, const float* w, float eps, float* out);
+
+// NeoX rotary on the first `rot` dims of a head vector: pairs (i, i + rot/2), angle pos * theta^(-2i/rot).
+// inv_freq has rot/2 entries.
+void rope_neox(float* head, int64_t rot, const float* inv_freq, double pos);
+std::vector<float> rope_inv_freq(int64_t rot, double theta);
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// log(1 + e^x) with PyTorch's threshold (x > 20 returns x).
+inline float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+
+}  // namespace razor::engine

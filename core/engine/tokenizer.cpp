@@ -1,0 +1,291 @@
+#include "engine/tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace razor {
+
+namespace {
+
+// GPT-2's printable bytes map to themselves; the others (0-32, 127-160, 173) to 256, 257, ... in byte order.
+struct byte_tables {
+  uint32_t to_cp[256];
+  std::unordered_map<uint32_t, uint8_t> from_cp;
+  byte_tables() {
+    uint32_t n = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      to_cp[b] = printable ? uint32_t(b) : 256 + n++;
+      from_cp[to_cp[b]] = uint8_t(b);
+    }
+  }
+};
+const byte_tables& tables() {
+  static const byte_tables t;
+  return t;
+}
+
+// Decodes one UTF-8 code point at s[i]; advances i. Invalid bytes decode as themselves.
+uint32_t next_cp(std::string_view s, size_t& i) {
+  auto c = uint8_t(s[i]);
+  int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+  if (i + size_t(len) > s.size()) len = 1;
+  uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+  for (int k = 1; k < len; ++k) cp = (cp << 6) | (uint8_t(s[i + size_t(k)]) & 0x3f);
+  i += size_t(len);
+  return cp;
+}
+
+// A vocab string (byte-to-unicode form) back to raw bytes; false when a code point is not in the table.
+bool vocab_string_to_bytes(std::string_view s, std::string* out) {
+  out->clear();
+  const auto& t = tables();
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = next_cp(s, i);
+    auto it = t.from_cp.find(cp);
+    if (it == t.from_cp.end()) return false;
+    out->push_back(char(it->second));
+  }
+  return true;
+}
+
+constexpr const char* k_gpt2_pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+}  // namespace
+
+uint32_t byte_to_unicode(uint8_t b) { return tables().to_cp[b]; }
+
+struct bpe_tokenizer::regex_holder {
+  pcre2_code* code = nullptr;
+  ~regex_holder() {
+    if (code) pcre2_code_free(code);
+  }
+};
+
+result<bpe_tokenizer> bpe_tokenizer::load(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return make_error(errc::not_found, path + ": cannot open tokenizer file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) return make_error(errc::bad_format, path + ": not valid JSON");
+  return from_json(j, path);
+}
+
+result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+    return make_error(errc::bad_format, where + ": no \"model\" object");
+  const auto& m = j["model"];
+  if (m.value("type", std::string("BPE")) != "BPE")
+    return make_error(errc::unsupported, where + ": tokenizer model type " + m.value("type", std::string()) +
+                                             " (only byte-level BPE is supported)");
+  if (!m.contains("vocab") || !m["vocab"].is_object())
+    return make_error(errc::bad_format, where + ": model.vocab is missing");
+  bpe_tokenizer tk;
+  int64_t max_id = -1;
+  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
+    if (!it.value().is_number_integer()) return make_error(errc::bad_format, where + ": vocab id not an integer");
+    max_id = std::max<int64_t>(max_id, it.value().get<int64_t>());
+  }
+  std::vector<std::pair<std::string, int64_t>> added;
+  if (j.contains("added_tokens") && j["added_tokens"].is_array())
+    for (const auto& a : j["added_tokens"]) {
+      if (!a.contains("id") || !a.contains("content")) continue;
+      added.emplace_back(a["content"].get<std::string>(), a["id"].get<int64_t>());
+      max_id = std::max<int64_t>(max_id, a["id"].get<int64_t>());
+    }
+  if (max_id < 0 || max_id > std::numeric_limits<int32_t>::max())
+    return make_error(errc::bad_format, where + ": empty or oversized vocab");
+  tk.id_to_bytes_.resize(size_t(max_id + 1));
+  std::string raw;
+  for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
+    auto id = it.value().get<int32_t>();
+    if (id < 0) return make_error(errc::bad_format, where + ": negative vocab id");
+    tk.vocab_strings_[it.key()] = id;
+    if (!vocab_string_to_bytes(it.key(), &raw))
+      return make_error(errc::bad_format, where + ": vocab entry \"" + it.key() +
+                                              "\" is not in byte-level (byte-to-unicode) form");
+    tk.id_to_bytes_[size_t(id)] = raw;
+    tk.bytes_to_id_.emplace(raw, id);
+  }
+  for (int b = 0; b < 256; ++b) {
+    auto it = tk.bytes_to_id_.find(std::string(1, char(b)));
+    if (it == tk.bytes_to_id_.end())
+      return make_error(errc::bad_format, where + ": vocab lacks the token of byte " + std::to_string(b));
+    tk.byte_id_[b] = it->second;
+  }
+  if (m.contains("merges") && m["merges"].is_array()) {
+    uint64_t rank = 0;
+    for (const auto& mg : m["merges"]) {
+      std::string a, b;
+      if (mg.is_array() && mg.size() == 2) {
+        a = mg[0].get<std::string>();
+        b = mg[1].get<std::string>();
+      } else if (mg.is_string()) {
+        auto s = mg.get<std::string>();
+        auto sp = s.find(' ', 1);
+        if (sp == std::string::npos) return make_error(errc::bad_format, where + ": merge \"" + s + "\" has no space");
+        a = s.substr(0, sp);
+        b = s.substr(sp + 1);
+      } else {
+        return make_error(errc::bad_format, where + ": merge " + std::to_string(rank) + " is malformed");
+      }
+      auto ia = tk.vocab_strings_.find(a), ib = tk.vocab_strings_.find(b), im = tk.vocab_strings_.find(a + b);
+      if (ia == tk.vocab_strings_.end() || ib == tk.vocab_strings_.end() || im == tk.vocab_strings_.end())
+        return make_error(errc::bad_format, where + ": merge " + std::to_string(rank) + " (\"" + a + "\" \"" + b +
+                                                "\") names a token not in the vocab");
+      uint64_t key = (uint64_t(uint32_t(ia->second)) << 32) | uint32_t(ib->second);
+      tk.merges_.emplace(key, (rank << 32) | uint32_t(im->second));  // first (lowest) rank wins
+      ++rank;
+    }
+    tk.merge_count_ = size_t(rank);
+  }
+  for (auto& [content, id] : added) {
+    tk.id_to_bytes_[size_t(id)] = content;
+    tk.added_.emplace_back(content, int32_t(id));
+  }
+  std::stable_sort(tk.added_.begin(), tk.added_.end(),
+                   [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+
+  // Pre-tokenizer: the first Split regex, else GPT-2's when ByteLevel asks for its own regex.
+  std::string pattern;
+  bool byte_level_regex = false;
+  std::function<void(const nlohmann::json&)> scan = [&](const nlohmann::json& p) {
+    if (!p.is_object()) return;
+    auto type = p.value("type", std::string());
+    if (type == "Sequence" && p.contains("pretokenizers"))
+      for (const auto& q : p["pretokenizers"]) scan(q);
+    else if (type == "Split" && pattern.empty() && p.contains("pattern")) {
+      const auto& pt = p["pattern"];
+      if (pt.contains("Regex")) pattern = pt["Regex"].get<std::string>();
+    } else if (type == "ByteLevel" && p.value("use_regex", true))
+      byte_level_regex = true;
+  };
+  if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"]);
+  if (pattern.empty() && byte_level_regex) pattern = k_gpt2_pattern;
+  if (pattern.empty()) return make_error(errc::unsupported, where + ": no pre-tokenizer regex found");
+  tk.pattern_ = pattern;
+  int err = 0;
+  PCRE2_SIZE off = 0;
+  auto holder = std::make_shared<regex_holder>();
+  holder->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                               PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
+  if (!holder->code) {
+    PCRE2_UCHAR buf[256];
+    pcre2_get_error_message(err, buf, sizeof buf);
+    return make_error(errc::bad_format, where + ": pre-tokenizer regex does not compile at offset " +
+                                            std::to_string(off) + ": " + reinterpret_cast<char*>(buf));
+  }
+  pcre2_jit_compile(holder->code, PCRE2_JIT_COMPLETE);  // best effort; the interpreter is the fallback
+  tk.re_ = holder;
+  return tk;
+}
+
+std::optional<int32_t> bpe_tokenizer::token_id(std::string_view s) const {
+  auto it = vocab_strings_.find(std::string(s));
+  if (it != vocab_strings_.end()) return it->second;
+  for (auto& [c, id] : added_)
+    if (c == s) return id;
+  return std::nullopt;
+}
+
+void bpe_tokenizer::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const {
+  {
+    std::lock_guard lk(*cache_mu_);
+    auto it = cache_->find(std::string(bytes));
+    if (it != cache_->end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  std::vector<int32_t> sym;
+  sym.reserve(bytes.size());
+  for (char c : bytes) sym.push_back(byte_id_[uint8_t(c)]);
+  while (sym.size() > 1) {
+    uint64_t best = std::numeric_limits<uint64_t>::max();
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < sym.size(); ++i) {
+      auto it = merges_.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[i + 1]));
+      if (it != merges_.end() && (it->second >> 32) < (best >> 32)) {
+        best = it->second;
+        at = i;
+      }
+    }
+    if (best == std::numeric_limits<uint64_t>::max()) break;
+    sym[at] = int32_t(best & 0xffffffffu);
+    sym.erase(sym.begin() + std::ptrdiff_t(at) + 1);
+  }
+  out.insert(out.end(), sym.begin(), sym.end());
+  std::lock_guard lk(*cache_mu_);
+  if (cache_->size() < 200000) cache_->emplace(std::string(bytes), std::move(sym));
+}
+
+void bpe_tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
+  if (text.empty()) return;
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
+  auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    int rc = pcre2_match(re_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc < 0) {  // no further match: the rest is one gap piece ("Isolated" keeps it)
+      encode_piece(text.substr(pos), out);
+      break;
+    }
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    size_t b = ov[0], e = ov[1];
+    if (b > pos) encode_piece(text.substr(pos, b - pos), out);
+    if (e == b) {  // empty match: step one code point so the loop advances
+      size_t i = b;
+      if (i < text.size()) next_cp(text, i);
+      encode_piece(text.substr(b, i - b), out);
+      pos = i;
+      continue;
+    }
+    encode_piece(text.substr(b, e - b), out);
+    pos = e;
+  }
+  pcre2_match_data_free(md);
+}
+
+std::vector<int32_t> bpe_tokenizer::encode(std::string_view text, bool split_added) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 1);
+  if (!split_added || added_.empty()) {
+    encode_plain(text, out);
+    return out;
+  }
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    bool hit = false;
+    for (auto& [c, id] : added_) {
+      if (!c.empty() && text.compare(i, c.size(), c) == 0) {
+        encode_plain(text.substr(start, i - start), out);
+        out.push_back(id);
+        i += c.size();
+        start = i;
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) ++i;
+  }
+  encode_plain(text.substr(start), out);
+  return out;
+}
+
+std::string bpe_tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string s;
+  for (auto id : ids)
+    if (id >= 0 && size_t(id) < id_to_bytes_.size()) s += id_to_bytes_[size_t(id)];
+  return s;
+}
+
+}  // namespace razor

@@ -1,0 +1,77 @@
+// Byte-level BPE tokenizer read from a Hugging Face tokenizer.json (the GPT-2 / Qwen2 family).
+//
+// What is read from tokenizer.json:
+//   model.type "BPE", model.vocab {token string: id}, model.merges (["a", "b"] pairs or "a b" strings; the
+//   position in the list is the merge rank), added_tokens [{id, content, special}], and the pre-tokenizer: the
+//   first Split pattern found (a "Sequence" of Split + ByteLevel, or a bare ByteLevel with use_regex, which
+//   means the GPT-2 pattern).
+//
+// Encoding, as the Hugging Face tokenizers library does it:
+//   1. added tokens are cut out of the text first (longest match at each position) and map to their id;
+//   2. the rest is split by the pre-tokenizer regex (PCRE2, UTF + Unicode properties); Split behaviour
+//      "Isolated": every match is one piece, and so is every gap between matches;
+//   3. each piece is taken as raw bytes; BPE starts from one symbol per byte (the vocab entry of that byte
+//      under the GPT-2 byte-to-unicode mapping) and repeatedly merges the adjacent pair with the lowest merge
+//      rank, leftmost first, until no adjacent pair has a merge.
+// Vocab strings are stored decoded to raw bytes, so decode() returns the original UTF-8 text.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "util/status.h"
+
+namespace razor {
+
+// The GPT-2 byte-to-unicode table: byte b is written as the code point byte_to_unicode(b) in vocab strings.
+uint32_t byte_to_unicode(uint8_t b);
+
+class bpe_tokenizer {
+ public:
+  // Reads and validates tokenizer.json. Fails with bad_format when the model is not BPE, a merge names a
+  // token not in the vocab, the vocab lacks one of the 256 byte tokens, or the regex does not compile.
+  static result<bpe_tokenizer> load(const std::string& tokenizer_json_path);
+  static result<bpe_tokenizer> from_json(const nlohmann::json& j, const std::string& where);
+
+  // Token ids of `text` (UTF-8). Added tokens in the text are recognised when `split_added` (Hugging Face
+  // does so even with add_special_tokens=False); nothing is prepended or appended. Thread-safe.
+  std::vector<int32_t> encode(std::string_view text, bool split_added = true) const;
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  int vocab_size() const { return int(id_to_bytes_.size()); }
+  // Raw bytes of a token (added tokens: their content).
+  const std::string& token_bytes(int32_t id) const { return id_to_bytes_.at(size_t(id)); }
+  // Id of a vocab string as written in tokenizer.json (byte-to-unicode form) or of an added token.
+  std::optional<int32_t> token_id(std::string_view vocab_string) const;
+  const std::string& pattern() const { return pattern_; }
+  size_t n_merges() const { return merge_count_; }
+
+ private:
+  struct regex_holder;
+  void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
+  void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
+
+  std::vector<std::string> id_to_bytes_;
+  std::unordered_map<std::string, int32_t> bytes_to_id_;
+  std::unordered_map<std::string, int32_t> vocab_strings_;  // as in tokenizer.json
+  int32_t byte_id_[256] = {};
+  // (left id << 32 | right id) -> (rank << 32 | merged id)
+  std::unordered_map<uint64_t, uint64_t> merges_;
+  size_t merge_count_ = 0;
+  std::vector<std::pair<std::string, int32_t>> added_;  // content, id; longest first
+  std::string pattern_;
+  std::shared_ptr<regex_holder> re_;
+  // Cache of piece -> ids (pieces repeat a lot in text); guarded because encode() is const and thread-safe.
+  mutable std::shared_ptr<std::mutex> cache_mu_ = std::make_shared<std::mutex>();
+  mutable std::shared_ptr<std::unordered_map<std::string, std::vector<int32_t>>> cache_ =
+      std::make_shared<std::unordered_map<std::string, std::vector<int32_t>>>();
+};
+
+}  // namespace razor

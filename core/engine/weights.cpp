@@ -1,0 +1,137 @@
+#include "engine/weights.h"
+
+#include "model/checkpoint.h"
+
+namespace razor::engine {
+
+std::string expert_tensor_name(int layer, int expert, expert_proj p) {
+  return "layers." + std::to_string(layer) + ".mlp.experts." + std::to_string(expert) + "." +
+         std::string(proj_name(p)) + "_proj.weight";
+}
+
+result<tensor_f32> weight_provider::rows(const std::string& name, const std::vector<int32_t>& ids) {
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, tensor(name));
+  int64_t c = t.cols(), r = t.rows();
+  tensor_f32 out;
+  out.shape = {int64_t(ids.size()), c};
+  out.data.resize(ids.size() * size_t(c));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= r)
+      return make_error(errc::invalid_argument, name + ": row " + std::to_string(ids[i]) + " out of range");
+    std::copy_n(t.data.data() + size_t(ids[i]) * size_t(c), size_t(c), out.data.data() + i * size_t(c));
+  }
+  return out;
+}
+
+namespace {
+
+class ckpt_provider : public weight_provider {
+ public:
+  explicit ckpt_provider(const checkpoint& ck) : ck_(ck) {}
+  const model_config& config() const override { return ck_.config(); }
+
+  const tensor_entry* lookup(const std::string& name) const {
+    if (name == "lm_head.weight") {
+      if (auto* t = ck_.find("lm_head.weight")) return t;
+      if (ck_.config().tie_word_embeddings) return ck_.find_text("embed_tokens.weight");
+      return nullptr;
+    }
+    return ck_.find_text(name);
+  }
+  bool has(const std::string& name) const override { return lookup(name) != nullptr; }
+
+  result<tensor_f32> tensor(const std::string& name) override {
+    const tensor_entry* t = lookup(name);
+    if (!t) return make_error(errc::not_found, ck_.dir() + ": tensor " + ck_.text_prefix() + name + " not found");
+    tensor_f32 out;
+    out.shape = t->shape;
+    RAZOR_ASSIGN_OR_RETURN(out.data, ck_.read_f32(*t));
+    return out;
+  }
+
+  result<tensor_f32> expert(int layer, int e, expert_proj p) override {
+    auto v = ck_.expert_matrix(layer, e, p);
+    if (!v)
+      return make_error(errc::not_found, ck_.dir() + ": no " + std::string(proj_name(p)) + " matrix for expert " +
+                                             std::to_string(e) + " of layer " + std::to_string(layer));
+    tensor_f32 out;
+    out.shape = {v->n_rows, v->n_cols};
+    out.data.resize(size_t(v->n_rows * v->n_cols));
+    RAZOR_TRY(ck_.read_rows_f32(*v, out.data.data()));
+    return out;
+  }
+
+  result<tensor_f32> rows(const std::string& name, const std::vector<int32_t>& ids) override {
+    const tensor_entry* t = lookup(name);
+    if (!t) return make_error(errc::not_found, ck_.dir() + ": tensor " + name + " not found");
+    int64_t c = t->cols(), r = t->rows();
+    tensor_f32 out;
+    out.shape = {int64_t(ids.size()), c};
+    out.data.resize(ids.size() * size_t(c));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || ids[i] >= r)
+        return make_error(errc::invalid_argument, name + ": token id " + std::to_string(ids[i]) + " >= " +
+                                                      std::to_string(r));
+      RAZOR_TRY(ck_.read_f32(*t, int64_t(ids[i]) * c, c, out.data.data() + i * size_t(c)));
+    }
+    return out;
+  }
+
+  void release_layer(int layer) override {
+    for (const auto& t : ck_.tensors())
+      if (t.cls.layer == layer) ck_.release(t);
+  }
+
+ private:
+  const checkpoint& ck_;
+};
+
+class transform_provider : public weight_provider {
+ public:
+  transform_provider(std::unique_ptr<weight_provider> base, weight_transform fn)
+      : base_(std::move(base)), fn_(std::move(fn)) {}
+  const model_config& config() const override { return base_->config(); }
+  bool has(const std::string& name) const override { return base_->has(name); }
+  static int layer_of(const std::string& name) {
+    if (name.rfind("layers.", 0) != 0) return -1;
+    return std::atoi(name.c_str() + 7);
+  }
+  result<tensor_f32> tensor(const std::string& name) override {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, base_->tensor(name));
+    RAZOR_TRY(fn_(name, layer_of(name), -1, expert_proj::none, t));
+    return t;
+  }
+  result<tensor_f32> expert(int layer, int e, expert_proj p) override {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, base_->expert(layer, e, p));
+    RAZOR_TRY(fn_(expert_tensor_name(layer, e, p), layer, e, p, t));
+    return t;
+  }
+  // rows() uses the default (whole tensor through the transform): a quantized embedding must be seen whole.
+  void release_layer(int layer) override { base_->release_layer(layer); }
+
+ private:
+  std::unique_ptr<weight_provider> base_;
+  weight_transform fn_;
+};
+
+}  // namespace
+
+std::unique_ptr<weight_provider> checkpoint_weights(const checkpoint& ck) { return std::make_unique<ckpt_provider>(ck); }
+
+std::unique_ptr<weight_provider> transformed_weights(std::unique_ptr<weight_provider> base, weight_transform fn) {
+  return std::make_unique<transform_provider>(std::move(base), std::move(fn));
+}
+
+result<tensor_f32> memory_weights::tensor(const std::string& name) {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end() && name == "lm_head.weight" && cfg_.tie_word_embeddings)
+    it = tensors_.find("embed_tokens.weight");
+  if (it == tensors_.end()) return make_error(errc::not_found, "tensor " + name + " not found");
+  return it->second;
+}
+
+result<tensor_f32> memory_weights::expert(int layer, int e, expert_proj p) {
+  return tensor(expert_tensor_name(layer, e, p));
+}
+
+}  // namespace razor::engine

@@ -1,0 +1,148 @@
+// Tokenizer tests: hand-checked ids (tests/engine/make_tokenizer_expectations.py, an independent stdlib-Python
+// BPE over tokenizer.json) and the fixtures' token count on the whole valid text.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/eval.h"
+#include "engine/tokenizer.h"
+
+namespace {
+
+std::string models_dir() { return RAZOR_MODELS_DIR; }
+std::string shared_dir() { return RAZOR_SHARED_DIR; }
+
+razor::bpe_tokenizer load_fixture_tokenizer() {
+  auto tk = razor::bpe_tokenizer::load(models_dir() + "/tiny-qwen3-moe/tokenizer.json");
+  EXPECT_TRUE(tk.ok()) << tk.error().to_string();
+  return std::move(tk).value();
+}
+
+TEST(tokenizer, byte_to_unicode_table) {
+  EXPECT_EQ(razor::byte_to_unicode('A'), uint32_t('A'));
+  EXPECT_EQ(razor::byte_to_unicode(' '), 0x120u);   // 'Ġ'
+  EXPECT_EQ(razor::byte_to_unicode('\n'), 0x10Au);  // 'Ċ'
+  EXPECT_EQ(razor::byte_to_unicode(0), 0x100u);
+  EXPECT_EQ(razor::byte_to_unicode(0xAD), 0x143u);  // the last of the remapped bytes
+}
+
+TEST(tokenizer, loads_fixture_vocab) {
+  auto tk = load_fixture_tokenizer();
+  EXPECT_EQ(tk.vocab_size(), 4096);
+  EXPECT_EQ(tk.n_merges(), 3839u);
+  EXPECT_EQ(tk.token_id("<|endoftext|>").value_or(-1), 0);
+  EXPECT_EQ(tk.token_id("Ġ").has_value(), true);
+}
+
+TEST(tokenizer, hand_checked_ids) {
+  auto tk = load_fixture_tokenizer();
+  // Output of make_tokenizer_expectations.py on the fixture tokenizer.json.
+  const std::vector<std::pair<std::string, std::vector<int32_t>>> cases = {
+      {"Hello world", {40, 314, 306, 3788, 461}},
+      {"The kernel's memory management subsystem.\n\n", {471, 507, 655, 722, 2738, 1985, 294, 199}},
+      {"int x = 42;  // comment\n\tfoo(bar);",
+       {553, 1204, 363, 221, 20, 18, 27, 221, 521, 15, 420, 559, 199, 198, 3643, 8, 66, 302, 4004}},
+      {"CONFIG_DEBUG_FS=y\n  - item one\n  - item two\n",
+       {2702, 1785, 4003, 780, 51, 29, 89, 199, 221, 318, 3778, 702, 199, 221, 318, 3778, 1155, 199}},
+      {"I'LL see: you'd they've", {41, 7, 1424, 1395, 26, 515, 7, 68, 1229, 7, 378}},
+  };
+  for (const auto& [text, ids] : cases) {
+    EXPECT_EQ(tk.encode(text), ids) << text;
+    EXPECT_EQ(tk.decode(tk.encode(text)), text);
+  }
+}
+
+TEST(tokenizer, added_tokens_are_split_out) {
+  auto tk = load_fixture_tokenizer();
+  auto ids = tk.encode("a<|endoftext|>b");
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[1], 0);
+  auto raw = tk.encode("a<|endoftext|>b", /*split_added=*/false);
+  EXPECT_GT(raw.size(), 3u);
+}
+
+TEST(tokenizer, unicode_round_trip) {
+  auto tk = load_fixture_tokenizer();
+  std::string s = "Grüße — naïve café: 温度 ≥ 3µs\u00a0ok";
+  EXPECT_EQ(tk.decode(tk.encode(s)), s);
+}
+
+// The whole valid text with the protocol of shared/models/README.md gives 179,774 tokens with the Hugging
+// Face tokenizer (and llama.cpp's, which equals it on this text).
+TEST(tokenizer, valid_text_protocol_count) {
+  std::string path = shared_dir() + "/data/kernel-docs-valid.txt";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  auto tk = load_fixture_tokenizer();
+  auto t0 = std::chrono::steady_clock::now();
+  auto toks = razor::engine::protocol_tokens(tk, ss.str());
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(toks.size(), 179774u);
+  EXPECT_LT(secs, 10.0);
+  // Decoding gives back the text with "\n\n\n" where the separators were.
+  std::string back;
+  std::vector<int32_t> piece;
+  for (auto id : toks) {
+    if (id == 0) {
+      back += tk.decode(piece) + "\n\n\n";
+      piece.clear();
+    } else {
+      piece.push_back(id);
+    }
+  }
+  back.resize(back.size() - 3);
+  EXPECT_EQ(back, ss.str());
+}
+
+uint64_t fnv1a_ids(const std::vector<int32_t>& ids) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (int32_t id : ids)
+    for (int b = 0; b < 4; ++b) {
+      h ^= (uint32_t(id) >> (8 * b)) & 0xffu;
+      h *= 0x100000001b3ull;
+    }
+  return h;
+}
+
+// Id-by-id against llama.cpp's tokenizer: tests/engine/data/valid_tokens_llamacpp.txt holds, per "\n\n\n"
+// piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ the separator 0), written by
+// tests/engine/llamacpp_token_ids.mjs through node-llama-cpp from a GGUF of the fixture.
+TEST(tokenizer, valid_text_ids_equal_llamacpp) {
+  std::string path = shared_dir() + "/data/kernel-docs-valid.txt";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
+  std::ifstream ref(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/valid_tokens_llamacpp.txt");
+  ASSERT_TRUE(ref.good());
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string text = ss.str();
+  auto tk = load_fixture_tokenizer();
+  size_t pos = 0, piece_no = 0, total = 0;
+  for (;;) {
+    size_t at = text.find("\n\n\n", pos);
+    auto ids = tk.encode(std::string_view(text).substr(pos, at == std::string::npos ? std::string::npos : at - pos));
+    ids.push_back(0);
+    total += ids.size();
+    std::string n_str, h_str;
+    ASSERT_TRUE(bool(ref >> n_str >> h_str)) << "reference file ends early at piece " << piece_no;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a_ids(ids)));
+    EXPECT_EQ(std::to_string(ids.size()), n_str) << "piece " << piece_no;
+    EXPECT_EQ(std::string(buf), h_str) << "piece " << piece_no << " (byte offset " << pos << ")";
+    ++piece_no;
+    if (at == std::string::npos) break;
+    pos = at + 3;
+  }
+  std::string word, n_total;
+  ref >> word >> n_total;
+  EXPECT_EQ(word, "total");
+  EXPECT_EQ(n_total, std::to_string(total));
+}
+
+}  // namespace
