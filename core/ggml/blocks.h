@@ -1,0 +1,116 @@
+// ggml block formats: the byte layout of every quantized type we read and write.
+//
+// All multi-byte fields are little endian; `half` is IEEE binary16 (ggml_half). A quantized row of n
+// elements is n / block_size consecutive blocks, no padding between blocks or rows. QK_K = 256.
+//
+//   type      elems bytes  layout (struct order)                       value of element
+//   q8_0        32    34   d:half, qs[32]:int8                         d*qs[i]
+//   q4_0        32    18   d:half, qs[16]:u8                           d*(q-8); q = qs[j]&15 for j<16,
+//                                                                      qs[j-16]>>4 for j>=16
+//   iq4_nl      32    18   d:half, qs[16]:u8 (nibbles as q4_0)         d*kvalues_iq4nl[q]
+//   q2_K       256    84   scales[16]:u8 (lo nibble scale, hi nibble   d*(sc&15)*q - dmin*(sc>>4); for
+//                          min, one per 16), qs[64] (2-bit), d, dmin   each 128-half, byte l of its 32
+//                                                                      holds elements l, l+32, l+64, l+96
+//                                                                      at shifts 0, 2, 4, 6
+//   q3_K       256   110   hmask[32] (high bit), qs[64] (low 2 bits,   d*(sc-32)*(q2 - (hbit ? 0 : 4));
+//                          as q2_K), scales[12] (16 six-bit scales),   hbit of element j: hmask[j%32]
+//                          d:half                                      bit j/32
+//   q4_K       256   144   d, dmin:half, scales[12] (8 six-bit scales  d*sc*q - dmin*m; per 64 elements
+//                          + 8 six-bit mins), qs[128]                  32 low nibbles then 32 high
+//   q5_K       256   176   d, dmin, scales[12] (as q4_K), qh[32],      as q4_K with a 5th bit: element
+//                          qs[128]                                     l+64c+32h takes qh[l] bit 2c+h
+//   q6_K       256   210   ql[128] (low 4 bits), qh[64] (high 2 bits), d*scales[j/16]*(q6-32)
+//                          scales[16]:int8, d:half
+//   iq3_xxs    256    98   d:half, qs[96]: 64 grid indices (one per   db = d*(0.5+s)*0.5;
+//                          4 elements) then 8 u32 words, one per 32:   y = db*grid[idx][k]*(+-1)
+//                          bits 0..27 = four 7-bit ksigns indices,
+//                          bits 28..31 = scale s
+//   iq4_xs     256   136   d:half, scales_h:u16 (2 high bits x 8),     d*(ls-32)*kvalues_iq4nl[q],
+//                          scales_l[4] (4 low bits x 8), qs[128]       ls = 6-bit scale of the 32-block
+//
+// Scale packing of q4_K/q5_K (get_scale_min): for j < 4, scale = s[j]&63, min = s[j+4]&63; otherwise
+// scale = (s[j+4]&15) | ((s[j-4]>>6)<<4), min = (s[j+4]>>4) | ((s[j]>>6)<<4).
+// Scale packing of q3_K: scale j (0..15) has low nibble in s[j%8] (low nibble for j<8, high for j>=8)
+// and its top two bits in s[8 + j%4] at bit 2*(j/4).
+#pragma once
+#include <cstdint>
+
+namespace razor::ggml {
+
+inline constexpr int qk_k = 256;    // super-block size of the k- and i-quants
+inline constexpr int qk_32 = 32;    // block size of q8_0, q4_0, iq4_nl
+
+using half = uint16_t;  // IEEE binary16 bits
+
+#pragma pack(push, 1)
+struct block_q8_0 {
+  half d;
+  int8_t qs[32];
+};
+struct block_q4_0 {
+  half d;
+  uint8_t qs[16];
+};
+struct block_iq4_nl {
+  half d;
+  uint8_t qs[16];
+};
+struct block_q2_k {
+  uint8_t scales[qk_k / 16];
+  uint8_t qs[qk_k / 4];
+  half d;
+  half dmin;
+};
+struct block_q3_k {
+  uint8_t hmask[qk_k / 8];
+  uint8_t qs[qk_k / 4];
+  uint8_t scales[12];
+  half d;
+};
+struct block_q4_k {
+  half d;
+  half dmin;
+  uint8_t scales[12];
+  uint8_t qs[qk_k / 2];
+};
+struct block_q5_k {
+  half d;
+  half dmin;
+  uint8_t scales[12];
+  uint8_t qh[qk_k / 8];
+  uint8_t qs[qk_k / 2];
+};
+struct block_q6_k {
+  uint8_t ql[qk_k / 2];
+  uint8_t qh[qk_k / 4];
+  int8_t scales[qk_k / 16];
+  half d;
+};
+struct block_iq3_xxs {
+  half d;
+  uint8_t qs[3 * qk_k / 8];
+};
+struct block_iq4_xs {
+  half d;
+  uint16_t scales_h;
+  uint8_t scales_l[qk_k / 64];
+  uint8_t qs[qk_k / 2];
+};
+#pragma pack(pop)
+
+static_assert(sizeof(block_q8_0) == 34);
+static_assert(sizeof(block_q4_0) == 18);
+static_assert(sizeof(block_iq4_nl) == 18);
+static_assert(sizeof(block_q2_k) == 84);
+static_assert(sizeof(block_q3_k) == 110);
+static_assert(sizeof(block_q4_k) == 144);
+static_assert(sizeof(block_q5_k) == 176);
+static_assert(sizeof(block_q6_k) == 210);
+static_assert(sizeof(block_iq3_xxs) == 98);
+static_assert(sizeof(block_iq4_xs) == 136);
+
+// The 16 non-linear levels of iq4_nl / iq4_xs (ggml's kvalues_iq4nl).
+inline constexpr int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                             1,    13,   25,  38,  53,  69,  89,  113};
+
+}  // namespace razor::ggml

@@ -1,0 +1,167 @@
+// Dispatch from the type table to the row functions, and the multi-threaded tensor quantizer.
+#include "ggml/quants.h"
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+
+#include "ggml/quants_internal.h"
+#include "util/numeric.h"
+
+namespace razor::ggml {
+
+namespace {
+
+using quantize_fn = void (*)(const float*, void*, int64_t, const float*);
+using dequantize_fn = void (*)(const void*, float*, int64_t);
+
+struct kernels {
+  quantize_fn quantize;      // one row; null for f32/f16/bf16 (handled inline)
+  dequantize_fn dequantize;
+  quantize_fn scalar;        // the scalar ground truth where `quantize` is a lane-parallel form
+};
+
+kernels kernels_of(type t) {
+  using namespace detail;
+  switch (t) {
+    case type::q8_0: return {quantize_row_q8_0, dequantize_row_q8_0, quantize_row_q8_0};
+    case type::q4_0: return {quantize_row_q4_0, dequantize_row_q4_0, quantize_row_q4_0};
+    case type::q2_k: return {quantize_row_q2_k, dequantize_row_q2_k, quantize_row_q2_k_scalar};
+    case type::q3_k: return {quantize_row_q3_k, dequantize_row_q3_k, quantize_row_q3_k_scalar};
+    case type::q4_k: return {quantize_row_q4_k, dequantize_row_q4_k, quantize_row_q4_k_scalar};
+    case type::q5_k: return {quantize_row_q5_k, dequantize_row_q5_k, quantize_row_q5_k_scalar};
+    case type::q6_k: return {quantize_row_q6_k, dequantize_row_q6_k, quantize_row_q6_k_scalar};
+    case type::iq3_xxs: return {quantize_row_iq3_xxs, dequantize_row_iq3_xxs, quantize_row_iq3_xxs};
+    case type::iq4_nl: return {quantize_row_iq4_nl, dequantize_row_iq4_nl, quantize_row_iq4_nl};
+    case type::iq4_xs: return {quantize_row_iq4_xs, dequantize_row_iq4_xs, quantize_row_iq4_xs};
+    case type::f32:
+    case type::f16:
+    case type::bf16: break;
+  }
+  return {nullptr, nullptr, nullptr};
+}
+
+status check_row(type t, int64_t n_per_row) {
+  const auto& ti = info(t);
+  if (n_per_row <= 0 || n_per_row % ti.block_size != 0)
+    return make_error(errc::invalid_argument, std::string(ti.name) + ": row length " +
+                                                  std::to_string(n_per_row) +
+                                                  " is not a positive multiple of the block size " +
+                                                  std::to_string(ti.block_size));
+  return {};
+}
+
+// Rows [r0, r1) of the matrix; no checks.
+void quantize_range(type t, const kernels& k, const float* src, uint8_t* dst, int64_t r0, int64_t r1,
+                    int64_t n_per_row, const float* qw) {
+  const size_t rs = row_size(t, n_per_row);
+  const float* x = src + r0 * n_per_row;
+  uint8_t* y = dst + size_t(r0) * rs;
+  const int64_t n = (r1 - r0) * n_per_row;
+  switch (t) {
+    case type::f32:
+      std::memcpy(y, x, size_t(n) * sizeof(float));
+      return;
+    case type::f16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_f16(x[i]);
+        std::memcpy(y + 2 * i, &h, 2);
+      }
+      return;
+    case type::bf16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = f32_to_bf16(x[i]);
+        std::memcpy(y + 2 * i, &h, 2);
+      }
+      return;
+    default:
+      break;
+  }
+  for (int64_t r = r0; r < r1; ++r, x += n_per_row, y += rs) k.quantize(x, y, n_per_row, qw);
+}
+
+}  // namespace
+
+status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                     const float* quant_weights) {
+  RAZOR_TRY(check_row(t, n_per_row));
+  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
+  quantize_range(t, kernels_of(t), src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  return {};
+}
+
+status quantize_rows_reference(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                               const float* quant_weights) {
+  RAZOR_TRY(check_row(t, n_per_row));
+  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
+  kernels k = kernels_of(t);
+  k.quantize = k.scalar;
+  quantize_range(t, k, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  return {};
+}
+
+status dequantize_row(type t, const void* src, float* dst, int64_t n) {
+  if (n == 0) return {};
+  RAZOR_TRY(check_row(t, n));
+  const auto* s = static_cast<const uint8_t*>(src);
+  switch (t) {
+    case type::f32:
+      std::memcpy(dst, src, size_t(n) * sizeof(float));
+      return {};
+    case type::f16:
+    case type::bf16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, s + 2 * i, 2);
+        dst[i] = t == type::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+      }
+      return {};
+    default:
+      kernels_of(t).dequantize(src, dst, n);
+      return {};
+  }
+}
+
+result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
+                               int64_t n_per_row, const float* imatrix, const quantize_options& options) {
+  const auto& ti = info(t);
+  RAZOR_TRY(check_row(t, n_per_row));
+  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
+  if (ti.needs_imatrix && !imatrix && !options.allow_missing_imatrix)
+    return make_error(errc::needs_imatrix, std::string(ti.name) +
+                                               " needs an importance matrix (llama.cpp refuses to "
+                                               "quantize to it without one); run the probe first");
+  const size_t rs = row_size(t, n_per_row);
+  const size_t total = size_t(nrows) * rs;
+  if (dst_size < total)
+    return make_error(errc::invalid_argument, "destination holds " + std::to_string(dst_size) +
+                                                  " bytes, " + std::to_string(total) + " needed");
+  if (nrows == 0) return size_t(0);
+
+  const kernels k = kernels_of(t);
+  auto* out = static_cast<uint8_t*>(dst);
+  const int threads = options.threads > 0 ? options.threads : default_threads();
+  auto run = [&](int64_t r0, int64_t r1) {
+    parallel_for(
+        size_t(r1 - r0),
+        [&](size_t b, size_t e) { quantize_range(t, k, src, out, r0 + int64_t(b), r0 + int64_t(e), n_per_row, imatrix); },
+        1, threads);
+  };
+  if (!options.progress) {
+    run(0, nrows);
+    return total;
+  }
+  // With a progress callback: batches of about 2^20 elements per thread, reported between batches
+  // from this thread (the callback never runs concurrently with itself).
+  const int64_t batch = std::max<int64_t>(1, (int64_t(1) << 20) * threads / n_per_row);
+  for (int64_t r0 = 0; r0 < nrows; r0 += batch) {
+    const int64_t r1 = std::min(nrows, r0 + batch);
+    run(r0, r1);
+    if (!options.progress(double(r1), double(nrows), "quantize"))
+      return make_error(errc::cancelled, "quantization cancelled after " + std::to_string(r1) + " of " +
+                                             std::to_string(nrows) + " rows");
+  }
+  return total;
+}
+
+}  // namespace razor::ggml

@@ -1,0 +1,255 @@
+// Block-of-32 types (q8_0, q4_0, iq4_nl) and iq4_xs, which shares the iq4_nl level search.
+#include "ggml/quants_internal.h"
+
+namespace razor::ggml::detail {
+
+// ---- q8_0 ---------------------------------------------------------------------------------------
+
+void quantize_row_q8_0(const float* x, void* vy, int64_t n, const float* /*qw: ignored by ggml*/) {
+  auto* y = static_cast<block_q8_0*>(vy);
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = max_of(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_fp16(d);
+    for (int j = 0; j < 32; ++j) y[b].qs[j] = int8_t(std::round(x[j] * id));
+  }
+}
+
+void dequantize_row_q8_0(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_q8_0*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d);
+    for (int j = 0; j < 32; ++j) y[j] = float(x[b].qs[j]) * d;
+  }
+}
+
+// ---- q4_0 ---------------------------------------------------------------------------------------
+
+namespace {
+
+// ggml quantize_row_q4_0_ref: d = (element of largest magnitude) / -8, q = trunc(x/d + 8.5) capped at 15.
+void q4_0_plain(const float* x, block_q4_0* y, int64_t nblocks) {
+  for (int64_t b = 0; b < nblocks; ++b, x += 32) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -8.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y[b].d = f32_to_fp16(d);
+    for (int j = 0; j < 16; ++j) {
+      const int lo = min_of(15, int(int8_t(x[j] * id + 8.5f)));
+      const int hi = min_of(15, int(int8_t(x[j + 16] * id + 8.5f)));
+      y[b].qs[j] = uint8_t(lo | (hi << 4));
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_row_q4_0(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_q4_0*>(vy);
+  if (!qw) {
+    q4_0_plain(x, y, n / 32);
+    return;
+  }
+  // ggml quantize_row_q4_0_impl: weights qw * sqrt(sigma2 + x^2), sigma2 the row's mean square
+  float sum_x2 = 0.0f;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+  const float sigma2 = sum_x2 / float(n);
+  float w[32];
+  int8_t L[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    const float* qb = qw + 32 * b;
+    for (int j = 0; j < 32; ++j) w[j] = qb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+    const float d = fit_symmetric(32, 8, xb, w, L);
+    y[b].d = f32_to_fp16(d);
+    for (int j = 0; j < 16; ++j) y[b].qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
+  }
+}
+
+void dequantize_row_q4_0(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_q4_0*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = float((x[b].qs[j] & 0x0f) - 8) * d;
+      y[j + 16] = float((x[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+// ---- iq4_nl / iq4_xs ----------------------------------------------------------------------------
+
+namespace {
+
+// Index of the level nearest to v among the 16 sorted kvalues_iq4nl; a tie goes to the upper level.
+// Compares 2v with the sum of neighbouring levels, both exact, by a branch-free binary search
+// (ggml best_index_int8).
+inline int nearest_level(float v) {
+  const float v2 = v + v;
+  int idx = 0;
+  for (int step = 8; step > 0; step >>= 1) {
+    const int j = idx + step;
+    idx = (v2 >= float(kvalues_iq4nl[j - 1] + kvalues_iq4nl[j])) ? j : idx;
+  }
+  return idx;
+}
+
+constexpr int k_iq4_trials = 7;  // ggml's ntry for quantize_iq4_nl / quantize_iq4_xs
+
+// One super-block of `sb` elements in sub-blocks of 32 (ggml quantize_row_iq4_nl_impl with 16 levels
+// and ntry 7). sb == 32 is iq4_nl (one fp16 scale); sb == 256 is iq4_xs (6-bit sub-block scales).
+void iq4_superblock(int sb, const float* x, half* dh, uint8_t* q4, uint16_t* scales_h,
+                    uint8_t* scales_l, const float* qw) {
+  const int8_t* values = kvalues_iq4nl;
+  float sigma2 = 0.0f;
+  for (int j = 0; j < sb; ++j) sigma2 += x[j] * x[j];
+  sigma2 *= 2.0f / float(sb);
+
+  uint8_t L[qk_k];
+  float scales[qk_k / 32];
+  float weight[32];
+  *dh = f32_to_fp16(0.0f);
+
+  float max_scale = 0.0f, amax_scale = 0.0f;
+  const int nsub = sb / 32;
+  for (int ib = 0; ib < nsub; ++ib) {
+    const float* xb = x + 32 * ib;
+    uint8_t* Lb = L + 32 * ib;
+    if (qw) {
+      const float* qb = qw + 32 * ib;
+      for (int j = 0; j < 32; ++j) weight[j] = qb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+    } else {
+      for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
+    }
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      const float ax = std::fabs(xb[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = xb[j];
+      }
+    }
+    if (amax < k_group_eps) {
+      scales[ib] = 0.0f;
+      std::memset(Lb, 0, 32);
+      continue;
+    }
+    float d = -max / float(values[0]);
+    float id = 1.0f / d;
+    float sumqx = 0.0f, sumq2 = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      const int l = nearest_level(id * xb[j]);
+      Lb[j] = uint8_t(l);
+      const float q = float(values[l]);
+      sumqx += weight[j] * q * xb[j];
+      sumq2 += weight[j] * q * q;
+    }
+    d = sumq2 > 0.0f ? sumqx / sumq2 : 0.0f;
+    float best = d * sumqx;
+    for (int t = -k_iq4_trials; t <= k_iq4_trials; ++t) {
+      id = float(t + values[0]) / max;
+      sumqx = sumq2 = 0.0f;
+      for (int j = 0; j < 32; ++j) {
+        const float q = float(values[nearest_level(id * xb[j])]);
+        sumqx += weight[j] * q * xb[j];
+        sumq2 += weight[j] * q * q;
+      }
+      if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+        d = sumqx / sumq2;
+        best = d * sumqx;
+      }
+    }
+    scales[ib] = d;
+    const float abs_d = std::fabs(d);
+    if (abs_d > amax_scale) {
+      amax_scale = abs_d;
+      max_scale = d;
+    }
+  }
+
+  if (nsub > 1) {
+    *scales_h = 0;
+    const float d = -max_scale / 32.0f;
+    *dh = f32_to_fp16(d);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int ib = 0; ib < nsub; ++ib) {
+      int l = max_of(-32, min_of(31, nearest_int(id * scales[ib])));
+      const float dl = d * float(l);
+      const float idl = dl != 0.0f ? 1.0f / dl : 0.0f;
+      const float* xb = x + 32 * ib;
+      uint8_t* Lb = L + 32 * ib;
+      for (int j = 0; j < 32; ++j) Lb[j] = uint8_t(nearest_level(idl * xb[j]));
+      l += 32;
+      const uint8_t lo = uint8_t(l & 0xf), hi = uint8_t(l >> 4);
+      if (ib % 2 == 0)
+        scales_l[ib / 2] = lo;
+      else
+        scales_l[ib / 2] |= uint8_t(lo << 4);
+      *scales_h = uint16_t(*scales_h | (hi << (2 * (ib % 8))));
+    }
+  } else {
+    *dh = f32_to_fp16(scales[0]);
+    const float id = scales[0] != 0.0f ? 1.0f / scales[0] : 0.0f;
+    for (int j = 0; j < sb; ++j) L[j] = uint8_t(nearest_level(id * x[j]));
+  }
+
+  for (int i = 0; i < sb / 32; ++i)
+    for (int j = 0; j < 16; ++j) q4[16 * i + j] = uint8_t(L[32 * i + j] | (L[32 * i + 16 + j] << 4));
+}
+
+}  // namespace
+
+void quantize_row_iq4_nl(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_iq4_nl*>(vy);
+  uint16_t unused_h = 0;
+  for (int64_t b = 0; b < n / 32; ++b)
+    iq4_superblock(32, x + 32 * b, &y[b].d, y[b].qs, &unused_h, nullptr, qw ? qw + 32 * b : nullptr);
+}
+
+void quantize_row_iq4_xs(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_iq4_xs*>(vy);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    uint16_t sh = 0;
+    iq4_superblock(qk_k, x + qk_k * b, &y[b].d, y[b].qs, &sh, y[b].scales_l,
+                   qw ? qw + qk_k * b : nullptr);
+    y[b].scales_h = sh;
+  }
+}
+
+void dequantize_row_iq4_nl(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_iq4_nl*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = d * float(kvalues_iq4nl[x[b].qs[j] & 0xf]);
+      y[j + 16] = d * float(kvalues_iq4nl[x[b].qs[j] >> 4]);
+    }
+  }
+}
+
+void dequantize_row_iq4_xs(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_iq4_xs*>(vx);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    const float d = fp16_to_f32(x[b].d);
+    const uint8_t* qs = x[b].qs;
+    for (int ib = 0; ib < qk_k / 32; ++ib, y += 32, qs += 16) {
+      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) |
+                     (((x[b].scales_h >> (2 * ib)) & 3) << 4);
+      const float dl = d * float(ls - 32);
+      for (int j = 0; j < 16; ++j) {
+        y[j] = dl * float(kvalues_iq4nl[qs[j] & 0xf]);
+        y[j + 16] = dl * float(kvalues_iq4nl[qs[j] >> 4]);
+      }
+    }
+  }
+}
+
+}  // namespace razor::ggml::detail

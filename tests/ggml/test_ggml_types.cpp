@@ -1,0 +1,162 @@
+// The type table, name lookup, fallback resolution and the tensor-level quantizer's contract
+// (threads, imatrix policy, errors). No oracle needed.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "ggml/blocks.h"
+#include "ggml/quants.h"
+#include "ggml/quants_internal.h"
+#include "ggml/types.h"
+#include "test_data.h"
+
+using namespace razor;
+using ggml::type;
+
+TEST(ggml_types, table_is_consistent) {
+  std::set<uint32_t> ids;
+  std::set<std::string_view> names;
+  for (const auto& ti : ggml::all_types()) {
+    EXPECT_TRUE(ids.insert(ti.id).second) << ti.name;
+    EXPECT_TRUE(names.insert(ti.name).second) << ti.name;
+    EXPECT_EQ(uint32_t(ti.t), ti.id);
+    EXPECT_EQ(&ggml::info(ti.t), &ti);
+    const auto& fb = ggml::info(ti.fallback);
+    EXPECT_LE(fb.block_size, ti.block_size) << ti.name;  // a fallback divides more row lengths
+  }
+  EXPECT_EQ(ggml::all_types().size(), 13u);
+  EXPECT_EQ(sizeof(ggml::block_q4_k), size_t(ggml::info(type::q4_k).type_size));
+  EXPECT_EQ(sizeof(ggml::block_iq3_xxs), size_t(ggml::info(type::iq3_xxs).type_size));
+  EXPECT_TRUE(ggml::info(type::iq3_xxs).needs_imatrix);
+  EXPECT_FALSE(ggml::info(type::q4_k).needs_imatrix);
+}
+
+TEST(ggml_types, lookup_by_name_is_case_insensitive) {
+  EXPECT_EQ(*ggml::type_from_name("q4_K"), type::q4_k);
+  EXPECT_EQ(*ggml::type_from_name("Q4_K"), type::q4_k);
+  EXPECT_EQ(*ggml::type_from_name("q4_k"), type::q4_k);
+  EXPECT_EQ(*ggml::type_from_name("IQ3_XXS"), type::iq3_xxs);
+  EXPECT_EQ(*ggml::type_from_name("BF16"), type::bf16);
+  EXPECT_EQ(ggml::type_name(type::q6_k), "q6_K");
+  const auto bad = ggml::type_from_name("q4_k_m");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), errc::invalid_argument);
+  EXPECT_NE(bad.error().message().find("q4_K"), std::string::npos);  // lists the known names
+  EXPECT_EQ(*ggml::type_from_id(23), type::iq4_xs);
+  EXPECT_FALSE(ggml::type_from_id(6).ok());  // q5_0: not implemented
+}
+
+TEST(ggml_types, row_fallback_follows_llama_cpp) {
+  EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 4096), type::q4_k);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 4096 + 32), type::q8_0);   // llama.cpp: q5_0
+  EXPECT_EQ(*ggml::resolve_row_type(type::q5_k, 96), type::q8_0);          // llama.cpp: q5_1
+  EXPECT_EQ(*ggml::resolve_row_type(type::q6_k, 96), type::q8_0);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q2_k, 96), type::q4_0);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q3_k, 96), type::q4_0);
+  EXPECT_EQ(*ggml::resolve_row_type(type::iq3_xxs, 96), type::iq4_nl);
+  EXPECT_EQ(*ggml::resolve_row_type(type::iq4_xs, 96), type::iq4_nl);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 100), type::f16);  // fallback's block does not divide either
+  EXPECT_EQ(*ggml::resolve_row_type(type::f16, 7), type::f16);
+  const auto none = ggml::resolve_row_type(type::q8_0, 100);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code(), errc::unsupported);
+}
+
+TEST(ggml_tensor, threads_give_single_thread_bytes) {
+  const auto mats = razor_test::synthetic_matrices(37, 512, 5);
+  const auto w = razor_test::synthetic_imatrix(512, 6, false);
+  for (type t : {type::q4_k, type::q6_k, type::q2_k, type::iq4_xs, type::iq3_xxs, type::q4_0, type::f16}) {
+    const auto& m = mats[2];  // heavy tailed
+    const size_t bytes = 37 * ggml::row_size(t, 512);
+    std::vector<uint8_t> one(bytes), many(bytes), rows(bytes);
+    ASSERT_TRUE(ggml::quantize_rows(t, m.data.data(), rows.data(), 37, 512, w.data()).ok());
+    ggml::quantize_options o1;
+    o1.threads = 1;
+    ggml::quantize_options o4;
+    o4.threads = 4;
+    int calls = 0;
+    o4.progress = [&](double done, double total, const char*) {
+      ++calls;
+      EXPECT_LE(done, total);
+      return true;
+    };
+    ASSERT_EQ(*ggml::quantize_tensor(t, m.data.data(), one.data(), bytes, 37, 512, w.data(), o1), bytes);
+    ASSERT_EQ(*ggml::quantize_tensor(t, m.data.data(), many.data(), bytes, 37, 512, w.data(), o4), bytes);
+    EXPECT_EQ(one, rows) << ggml::type_name(t);
+    EXPECT_EQ(many, rows) << ggml::type_name(t);
+    EXPECT_GE(calls, 1);
+  }
+}
+
+TEST(ggml_tensor, lane_paths_equal_scalar_reference) {
+  // House style 1: the fast (lane-parallel) k-quant paths against our scalar ground truth, without the
+  // oracle, on every synthetic distribution, with and without weights; the AVX2 and the SSE2 builds.
+  const auto mats = razor_test::synthetic_matrices(8, 768, 21);
+  const auto w = razor_test::synthetic_imatrix(768, 22, true);
+  auto check_all = [&](const char* isa) {
+    for (const auto& ti : ggml::all_types()) {
+      for (const auto& m : mats) {
+        for (const float* qw : {static_cast<const float*>(nullptr), w.data()}) {
+          const size_t bytes = 8 * ggml::row_size(ti.t, 768);
+          std::vector<uint8_t> fast(bytes), ref(bytes);
+          ASSERT_TRUE(ggml::quantize_rows(ti.t, m.data.data(), fast.data(), 8, 768, qw).ok());
+          ASSERT_TRUE(ggml::quantize_rows_reference(ti.t, m.data.data(), ref.data(), 8, 768, qw).ok());
+          EXPECT_EQ(fast, ref) << ti.name << " " << m.name << (qw ? " imatrix " : " ") << isa;
+        }
+      }
+    }
+  };
+  check_all("native lanes");
+  ggml::detail::force_baseline_lanes(true);
+  check_all("baseline lanes");
+  ggml::detail::force_baseline_lanes(false);
+}
+
+TEST(ggml_tensor, imatrix_policy_and_errors) {
+  std::vector<float> x(2 * 256, 0.5f);
+  std::vector<uint8_t> out(2 * 4 * 256);  // room for two f32 rows
+  const auto missing = ggml::quantize_tensor(type::iq3_xxs, x.data(), out.data(), out.size(), 2, 256, nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), errc::needs_imatrix);
+  ggml::quantize_options allow;
+  allow.allow_missing_imatrix = true;
+  EXPECT_TRUE(ggml::quantize_tensor(type::iq3_xxs, x.data(), out.data(), out.size(), 2, 256, nullptr, allow).ok());
+
+  const auto bad_row = ggml::quantize_tensor(type::q4_k, x.data(), out.data(), out.size(), 4, 128, nullptr);
+  ASSERT_FALSE(bad_row.ok());
+  EXPECT_EQ(bad_row.error().code(), errc::invalid_argument);
+  const auto small = ggml::quantize_tensor(type::q8_0, x.data(), out.data(), 10, 2, 256, nullptr);
+  ASSERT_FALSE(small.ok());
+  EXPECT_EQ(small.error().code(), errc::invalid_argument);
+
+  ggml::quantize_options cancel;
+  cancel.progress = [](double, double, const char*) { return false; };
+  const auto c = ggml::quantize_tensor(type::q8_0, x.data(), out.data(), out.size(), 2, 256, nullptr, cancel);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code(), errc::cancelled);
+}
+
+TEST(ggml_tensor, dequantize_round_trip_error_is_small) {
+  // Sanity beside the byte-exact oracle tests: relative RMS error per type on gaussian rows.
+  // Bounds are ~2x the expected error of each format's bits per weight.
+  const auto mats = razor_test::synthetic_matrices(16, 512, 11);
+  const auto& m = mats[1];  // unit gaussian
+  const auto w = razor_test::synthetic_imatrix(512, 12, false);
+  const std::vector<std::pair<type, double>> bounds = {
+      {type::q8_0, 0.01}, {type::q4_0, 0.15}, {type::iq4_nl, 0.12}, {type::iq4_xs, 0.12}, {type::q6_k, 0.04},
+      {type::q5_k, 0.08}, {type::q4_k, 0.15}, {type::q3_k, 0.3},    {type::q2_k, 0.5},    {type::iq3_xxs, 0.35},
+      {type::f16, 1e-3},  {type::bf16, 1e-2}, {type::f32, 0.0}};
+  for (auto [t, bound] : bounds) {
+    std::vector<uint8_t> q(16 * ggml::row_size(t, 512));
+    ASSERT_TRUE(ggml::quantize_rows(t, m.data.data(), q.data(), 16, 512, w.data()).ok());
+    std::vector<float> back(m.data.size());
+    ASSERT_TRUE(ggml::dequantize_row(t, q.data(), back.data(), int64_t(back.size())).ok());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < back.size(); ++i) {
+      num += double(back[i] - m.data[i]) * double(back[i] - m.data[i]);
+      den += double(m.data[i]) * double(m.data[i]);
+    }
+    EXPECT_LE(std::sqrt(num / den), bound) << ggml::type_name(t);
+  }
+}
