@@ -7,6 +7,7 @@
 
 #include "model/checkpoint.h"
 #include "util/atomic_file.h"
+#include "util/paths.h"
 
 namespace fs = std::filesystem;
 
@@ -158,14 +159,7 @@ result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
 std::vector<std::string> recipe_search_path() {
   std::vector<std::string> out;
   if (const char* e = std::getenv("RAZOR_RECIPES")) out.push_back(e);
-  char buf[4096];
-  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-  if (n > 0) {
-    buf[n] = 0;
-    fs::path exe(buf);
-    out.push_back((exe.parent_path().parent_path() / "share" / "razor" / "recipes").string());
-  }
-  out.push_back(std::string(RAZOR_SOURCE_DIR) + "/recipes");
+  for (auto& d : data_dirs("recipes")) out.push_back(d);
   return out;
 }
 

@@ -1,0 +1,17 @@
+// Where bundled data lives: installed (<prefix>/share/razor/<sub>) or in the source tree (resources/<sub>,
+// recipes/). $RAZOR_DATA overrides both. Used by the CLI and the workbench alike.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace razor {
+
+// The directory of the running executable ("" if unknown).
+std::string exe_dir();
+// Candidate directories for a data folder, most specific first: "$RAZOR_DATA/<sub>",
+// "<exe>/../share/razor/<sub>", "<source>/resources/<sub>" (and "<source>/<sub>" for recipes).
+std::vector<std::string> data_dirs(const std::string& sub);
+// The first existing one, or "" when none exists.
+std::string find_data_dir(const std::string& sub);
+
+}  // namespace razor
