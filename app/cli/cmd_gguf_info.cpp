@@ -1,0 +1,121 @@
+// razor gguf-info FILE [--json]: metadata, tensors, types, bytes and bits per weight by role.
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "gguf/convert.h"
+#include "gguf/gguf_file.h"
+
+namespace {
+struct info_args {
+  std::string file;
+  bool json = false, all_tensors = false;
+  size_t max_items = 8;
+};
+
+nlohmann::json to_json(const razor::gguf::value& v, size_t max_items) {
+  using razor::gguf::value_type;
+  nlohmann::json j;
+  if (auto s = v.as_string()) return *s;
+  if (!v.is_array()) {
+    if (v.type() == value_type::boolean) return *v.as_int() != 0;
+    if (v.type() == value_type::f32 || v.type() == value_type::f64) return *v.as_float();
+    if (v.type() == value_type::u64) return *v.as_uint();
+    return *v.as_int();
+  }
+  j = nlohmann::json::array();
+  size_t n = std::min(v.size(), max_items);
+  for (size_t i = 0; i < n; ++i) {
+    if (v.elem_type() == value_type::string) j.push_back(v.str_at(i));
+    else if (v.elem_type() == value_type::array) j.push_back(to_json(v.array_at(i), max_items));
+    else if (v.elem_type() == value_type::f32 || v.elem_type() == value_type::f64) j.push_back(v.float_at(i));
+    else j.push_back(v.int_at(i));
+  }
+  return j;
+}
+
+RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits per weight by role", 310,
+              [](CLI::App& sub) {
+  auto a = std::make_shared<info_args>();
+  sub.add_option("file", a->file, "GGUF file")->required();
+  sub.add_flag("--json", a->json, "machine-readable output");
+  sub.add_flag("--tensors", a->all_tensors, "list every tensor (default: summary by role and type)");
+  sub.add_option("--max-items", a->max_items, "array items shown per metadata value");
+  return [a]() -> int {
+    using namespace razor;
+    auto f = gguf::file::open(a->file);
+    if (!f.ok()) return cli::report(f.error());
+    struct agg {
+      uint64_t bytes = 0;
+      int64_t n = 0, count = 0;
+    };
+    std::map<std::string, agg> by_role, by_type;
+    agg total;
+    for (auto& t : f->tensors()) {
+      const auto* tt = gguf::find_type(t.type);
+      for (auto* m : {&by_role[gguf::gguf_role(t.name)], &by_type[tt ? tt->name : "?"], &total}) {
+        m->bytes += t.nbytes;
+        m->n += t.nelements();
+        m->count += 1;
+      }
+    }
+    auto bpw = [](const agg& g) { return g.n ? 8.0 * double(g.bytes) / double(g.n) : 0.0; };
+    if (a->json) {
+      nlohmann::json j;
+      j["file"] = a->file;
+      j["version"] = f->version();
+      j["alignment"] = f->alignment();
+      j["file_bytes"] = f->file_size();
+      j["data_offset"] = f->data_offset();
+      for (auto& kv : f->metadata()) {
+        j["metadata"][kv.key] = to_json(kv.val, a->max_items);
+        if (kv.val.is_array()) j["array_lengths"][kv.key] = kv.val.size();
+      }
+      for (auto& t : f->tensors()) {
+        const auto* tt = gguf::find_type(t.type);
+        j["tensors"].push_back({{"name", t.name}, {"type", tt ? tt->name : "?"}, {"ne", t.ne}, {"bytes", t.nbytes},
+                                {"offset", t.offset}, {"role", gguf::gguf_role(t.name)}});
+      }
+      for (auto* grp : {&by_role, &by_type})
+        for (auto& [k, g] : *grp)
+          j[grp == &by_role ? "by_role" : "by_type"][k] = {{"tensors", g.count}, {"elements", g.n}, {"bytes", g.bytes},
+                                                           {"bpw", bpw(g)}};
+      j["total"] = {{"tensors", total.count}, {"elements", total.n}, {"bytes", total.bytes}, {"bpw", bpw(total)}};
+      std::printf("%s\n", j.dump(1).c_str());
+      return 0;
+    }
+    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", a->file.c_str(),
+                f->version(), f->metadata().size(), f->tensors().size(), f->alignment(),
+                (unsigned long long)f->file_size());
+    for (auto& kv : f->metadata()) {
+      std::string v = kv.val.to_string(a->max_items);
+      std::printf("  %-44s %-8s %s\n", kv.key.c_str(),
+                  kv.val.is_array() ? ("[" + std::string(gguf::value_type_name(kv.val.elem_type())) + "]").c_str()
+                                    : std::string(gguf::value_type_name(kv.val.type())).c_str(),
+                  v.c_str());
+    }
+    if (a->all_tensors) {
+      std::printf("\ntensors:\n");
+      for (auto& t : f->tensors()) {
+        const auto* tt = gguf::find_type(t.type);
+        std::string shape;
+        for (auto d : t.ne) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+        std::printf("  %-36s %-8s {%s} %llu bytes\n", t.name.c_str(), tt ? tt->name : "?", shape.c_str(),
+                    (unsigned long long)t.nbytes);
+      }
+    }
+    std::printf("\nby role:                 tensors     elements          bytes      bpw\n");
+    for (auto& [k, g] : by_role)
+      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
+                  (unsigned long long)g.bytes, bpw(g));
+    std::printf("by type:\n");
+    for (auto& [k, g] : by_type)
+      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
+                  (unsigned long long)g.bytes, bpw(g));
+    std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", "total", (long long)total.count, (long long)total.n,
+                (unsigned long long)total.bytes, bpw(total));
+    return 0;
+  };
+});
+}  // namespace

@@ -1,0 +1,107 @@
+// razor pack MODEL --type T | --recipe R [--imatrix F] --out FILE.gguf
+// Converts a Hugging Face checkpoint to GGUF in the requested ggml types (core/gguf/convert.h).
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "cli/commands.h"
+#include "ggml/types.h"
+#include "gguf/convert.h"
+#include "gguf/imatrix.h"
+#include "model/checkpoint.h"
+
+namespace {
+struct pack_args {
+  std::string model, recipe, type, imatrix, out, output_type, embd_type, name;
+  double shard_gb = 0;
+  int threads = 0;
+  bool dry_run = false;
+};
+
+RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor types from a recipe)", 300,
+              [](CLI::App& sub) {
+  auto a = std::make_shared<pack_args>();
+  sub.add_option("model", a->model, "checkpoint folder (config.json + *.safetensors)")->required();
+  sub.add_option("--type,-t", a->type, "default ggml type (f32, f16, bf16, q8_0, q4_K, iq3_xxs, ...)");
+  sub.add_option("--recipe,-r", a->recipe, "tensor-type recipe (llama-quantize --tensor-type-file syntax)");
+  sub.add_option("--imatrix", a->imatrix, "importance matrix (.gguf or legacy .dat)");
+  sub.add_option("--output-tensor-type", a->output_type, "type of output.weight");
+  sub.add_option("--token-embedding-type", a->embd_type, "type of token_embd.weight");
+  sub.add_option("--out,-o", a->out, "output .gguf")->required();
+  sub.add_option("--name", a->name, "general.name (default: the folder name)");
+  sub.add_option("--split-max-gb", a->shard_gb, "split into shards of at most this many GB");
+  sub.add_option("--threads", a->threads, "quantizer threads (0: all)");
+  sub.add_flag("--dry-run", a->dry_run, "print the plan (types, sizes) without writing");
+  return [a]() -> int {
+    using namespace razor;
+    gguf::convert_options o;
+    if (!a->recipe.empty()) {
+      auto r = gguf::load_type_recipe(a->recipe);
+      if (!r.ok()) return cli::report(r.error());
+      o.recipe = std::move(r).value();
+    }
+    auto parse_type = [](const std::string& s, std::optional<ggml::type>* dst) -> status {
+      if (s.empty()) return {};
+      auto t = ggml::type_from_name(s);
+      if (!t.ok()) return make_error(errc::invalid_argument, "unknown type '" + s + "'");
+      *dst = *t;
+      return {};
+    };
+    std::optional<ggml::type> def;
+    if (auto st = parse_type(a->type, &def); !st.ok()) return cli::report(st);
+    if (def) o.recipe.default_type = def;
+    if (!o.recipe.default_type && a->recipe.empty())
+      return cli::report(make_error(errc::invalid_argument, "give --type or --recipe"));
+    if (auto st = parse_type(a->output_type, &o.recipe.output_type); !st.ok()) return cli::report(st);
+    if (auto st = parse_type(a->embd_type, &o.recipe.token_embedding_type); !st.ok()) return cli::report(st);
+    gguf::imatrix im;
+    if (!a->imatrix.empty()) {
+      auto r = gguf::read_imatrix(a->imatrix);
+      if (!r.ok()) return cli::report(r.error());
+      im = std::move(r).value();
+      o.imat = &im;
+    }
+    o.threads = a->threads;
+    o.name = a->name;
+    o.max_shard_bytes = uint64_t(a->shard_gb * 1e9);
+    cli::stderr_progress prog("pack");
+    o.progress = [&prog](double d, double t, const char* w) { return prog(d, t, w); };
+    result<gguf::convert_report> rep = make_error(errc::internal, "");
+    if (a->dry_run) {
+      auto ck = checkpoint::open(a->model);
+      if (!ck.ok()) return cli::report(ck.error());
+      rep = gguf::plan_gguf(*ck, o);
+    } else {
+      std::error_code ec;
+      if (auto parent = std::filesystem::path(a->out).parent_path(); !parent.empty())
+        std::filesystem::create_directories(parent, ec);
+      rep = gguf::convert_to_gguf(a->model, a->out, o);
+      prog.finish();
+    }
+    if (!rep.ok()) return cli::report(rep.error());
+    std::map<std::string, std::pair<uint64_t, int64_t>> by_type;
+    for (auto& t : rep->tensors) {
+      auto& e = by_type[std::string(ggml::type_name(t.stored))];
+      e.first += t.bytes;
+      e.second += t.nelements();
+    }
+    for (auto& n : rep->notes) std::fprintf(stderr, "note: %s\n", n.c_str());
+    uint64_t total = 0;
+    int64_t nel = 0;
+    for (auto& [t, e] : by_type) {
+      std::printf("%-8s %12llu bytes  %6.3f bpw\n", t.c_str(), (unsigned long long)e.first, 8.0 * double(e.first) / double(e.second));
+      total += e.first;
+      nel += e.second;
+    }
+    std::printf("%s: %zu tensors, %llu tensor bytes, %.3f bpw", rep->arch.c_str(), rep->tensors.size(),
+                (unsigned long long)total, 8.0 * double(total) / double(nel));
+    if (!a->dry_run) {
+      std::printf(", %llu file bytes\n", (unsigned long long)rep->file_bytes);
+      for (auto& p : rep->paths) std::printf("wrote %s\n", p.c_str());
+    } else {
+      std::printf(" (dry run)\n");
+    }
+    return 0;
+  };
+});
+}  // namespace

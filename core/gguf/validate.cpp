@@ -1,0 +1,164 @@
+#include "gguf/validate.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace razor::gguf {
+
+result<child_output> run_child(const std::vector<std::string>& argv) {
+  if (argv.empty()) return make_error(errc::invalid_argument, "run_child: empty command");
+  int out_p[2], err_p[2];
+  if (pipe2(out_p, O_CLOEXEC) != 0) return make_error(errc::io, std::string("pipe: ") + std::strerror(errno));
+  if (pipe2(err_p, O_CLOEXEC) != 0) {
+    close(out_p[0]);
+    close(out_p[1]);
+    return make_error(errc::io, std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out_p[1]);
+  close(err_p[1]);
+  if (rc != 0) {
+    close(out_p[0]);
+    close(err_p[0]);
+    return make_error(errc::not_found, "cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  child_output co;
+  pollfd fds[2] = {{out_p[0], POLLIN, 0}, {err_p[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[65536];
+  while (open_fds > 0) {
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? co.out : co.err).append(buf, size_t(n));
+      } else if (n == 0 || (n < 0 && errno != EINTR)) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(st)) {
+    co.term_signal = WTERMSIG(st);
+    co.exit_code = 128 + co.term_signal;
+  } else {
+    co.exit_code = WEXITSTATUS(st);
+  }
+  return co;
+}
+
+static std::string env_or(const char* name, const std::string& def) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : def;
+}
+
+static void fill_defaults(validate_options& o) {
+  if (o.script.empty()) o.script = env_or("RAZOR_VALIDATE_SCRIPT", std::string(RAZOR_SOURCE_DIR) + "/tools/llamacpp/validate.mjs");
+  if (o.oracle_dir.empty()) o.oracle_dir = env_or("RAZOR_ORACLE_DIR", std::string(RAZOR_SOURCE_DIR) + "/.oracle");
+  if (const char* n = std::getenv("RAZOR_NODE"); n && *n && o.node == "node") o.node = n;
+}
+
+static bool in_path(const std::string& exe) {
+  if (exe.find('/') != std::string::npos) return access(exe.c_str(), X_OK) == 0;
+  const char* p = std::getenv("PATH");
+  std::string path = p ? p : "/usr/bin:/bin";
+  size_t b = 0;
+  while (b <= path.size()) {
+    size_t e = path.find(':', b);
+    if (e == std::string::npos) e = path.size();
+    std::string cand = path.substr(b, e - b) + "/" + exe;
+    if (access(cand.c_str(), X_OK) == 0) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+std::string validate_unavailable_reason(const validate_options& in) {
+  validate_options o = in;
+  fill_defaults(o);
+  if (!in_path(o.node)) return "node (" + o.node + ") is not installed or not in PATH";
+  if (!fs::exists(o.oracle_dir + "/node_modules/node-llama-cpp"))
+    return "node-llama-cpp is not installed in " + o.oracle_dir + " (scripts/install-oracle.sh)";
+  if (!fs::exists(o.script)) return "validation script " + o.script + " is missing";
+  return "";
+}
+
+result<validate_result> validate_with_llamacpp(const std::string& gguf_path, const validate_options& in) {
+  validate_options o = in;
+  fill_defaults(o);
+  if (std::string why = validate_unavailable_reason(o); !why.empty()) return make_error(errc::not_found, why);
+  if (!fs::exists(gguf_path)) return make_error(errc::not_found, gguf_path + ": not found");
+  if (!fs::exists(o.text_path)) return make_error(errc::not_found, o.text_path + ": not found");
+  std::vector<std::string> argv = {o.node, o.script, "--oracle", o.oracle_dir, "--model", gguf_path, "--text",
+                                   o.text_path, "--windows", std::to_string(o.windows), "--window",
+                                   std::to_string(o.window), "--batch", std::to_string(o.batch)};
+  if (o.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(o.threads)});
+  if (!o.exact) argv.push_back("--fast");
+  RAZOR_ASSIGN_OR_RETURN(child_output co, run_child(argv));
+  auto tail = [](const std::string& s) {
+    std::string t = s.size() > 1500 ? "..." + s.substr(s.size() - 1500) : s;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    return t;
+  };
+  if (co.term_signal != 0)
+    return make_error(errc::external, gguf_path + ": llama.cpp was killed by signal " + std::to_string(co.term_signal) +
+                                          (co.term_signal == SIGABRT ? " (abort: it rejected the file)" : "") +
+                                          "; its stderr: " + tail(co.err));
+  // The answer is the last JSON line of stdout.
+  std::string line;
+  size_t end = co.out.find_last_not_of("\n ");
+  if (end != std::string::npos) {
+    size_t b = co.out.rfind('\n', end);
+    line = co.out.substr(b == std::string::npos ? 0 : b + 1, end - (b == std::string::npos ? 0 : b + 1) + 1);
+  }
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::external, gguf_path + ": the llama.cpp check exited with " + std::to_string(co.exit_code) +
+                                          " without an answer; stderr: " + tail(co.err));
+  if (!j.value("ok", false))
+    return make_error(errc::external, gguf_path + ": llama.cpp: " + j.value("error", std::string("failed")) +
+                                          (co.err.empty() ? "" : "; stderr: " + tail(co.err)));
+  validate_result r;
+  r.ppl = j.value("ppl", 0.0);
+  r.nll = j.value("nll", 0.0);
+  r.windows = j.value("windows", 0);
+  r.predictions = j.value("predictions", 0);
+  r.load_ms = j.value("load_ms", 0.0);
+  r.eval_ms = j.value("eval_ms", 0.0);
+  r.json = line;
+  return r;
+}
+
+}  // namespace razor::gguf

@@ -1,0 +1,48 @@
+// Validation of a GGUF file in the real llama.cpp: tools/llamacpp/validate.mjs (node-llama-cpp, prebuilt
+// CPU binaries) runs in a child process, so that a llama.cpp abort() on a bad file fails only the child.
+// The script loads the file, tokenizes the text with the file's own tokenizer and measures perplexity
+// with the protocol of shared/models/README.md (windows of 256 tokens, empty cache per window; exact mode:
+// flash attention off, F32 KV cache).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace razor::gguf {
+
+struct validate_options {
+  std::string text_path;     // evaluation text
+  int windows = 200;         // first N windows
+  int window = 256;          // tokens per window
+  int batch = 256;           // llama.cpp batch size (fixed: sub-batching changes the last digits)
+  bool exact = true;         // flash attention off, F32 KV cache
+  int threads = 0;           // 0: llama.cpp's default
+  std::string node = "node"; // the node executable
+  std::string script;        // default: <source>/tools/llamacpp/validate.mjs or $RAZOR_VALIDATE_SCRIPT
+  std::string oracle_dir;    // folder holding node_modules/node-llama-cpp; default: $RAZOR_ORACLE_DIR or
+                             // <source>/.oracle
+};
+
+struct validate_result {
+  double ppl = 0, nll = 0;
+  int windows = 0, predictions = 0;
+  double load_ms = 0, eval_ms = 0;
+  std::string json;  // the script's whole answer
+};
+
+// Why validation cannot run here ("" when it can): node missing, oracle missing, script missing.
+std::string validate_unavailable_reason(const validate_options& o);
+// Runs the check. Errors: external (llama.cpp refused or aborted; the message carries its stderr tail),
+// not_found (node / oracle / script missing), invalid_argument.
+result<validate_result> validate_with_llamacpp(const std::string& gguf_path, const validate_options& o);
+
+// Runs argv (argv[0] looked up in PATH) and captures stdout and stderr; exit_code is 128+signal when killed.
+struct child_output {
+  int exit_code = 0;
+  int term_signal = 0;
+  std::string out, err;
+};
+result<child_output> run_child(const std::vector<std::string>& argv);
+
+}  // namespace razor::gguf
