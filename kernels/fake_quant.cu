@@ -1,0 +1,641 @@
+// CUDA fake-quant (see core/quant/fake_quant.h for the arithmetic and the lane16 sum order, and
+// kernels/include/kernels/fake_quant_cuda.h for the host API).
+//
+// Work split: a team of 16 lanes (half a warp) owns one group; lane l holds elements l, l+16, l+32, ... so
+// its running sums are exactly the reference's lane l, and the xor-8/4/2/1 shuffle tree is exactly the
+// reference's fold. Groups of up to 256 elements live in registers (PER = 2/4/8/16 per lane) and all clip
+// candidates are evaluated from registers; longer groups (whole rows) re-read global memory (L1/L2) per
+// candidate. All float math is __fmul_rn/__fadd_rn/__fdiv_rn/rintf (no FMA contraction; the file is also
+// built with --fmad=false), denormals are kept (no -ftz), so every operation matches the CPU reference.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cfloat>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/fake_quant_cuda.h"
+#include "util/parallel.h"
+
+namespace razor::cu {
+namespace {
+
+constexpr int kThreads = 256;             // 8 warps = 16 teams per block
+constexpr unsigned kFull = 0xffffffffu;
+
+struct kparams {
+  int kind;
+  int n_ratios;
+  int div_mode;
+  float qmax;
+  unsigned long long n;         // group length
+  unsigned long long n_groups;  // rows*cols/n
+  float ratios[kFqMaxRatios];
+};
+
+struct dacc {  // device-side statistics accumulator
+  unsigned long long groups;
+  unsigned long long hist[kFqMaxRatios];
+  double sq_err;
+  double sq_ref;
+  unsigned long long checksum;
+};
+
+__device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ uint16_t f2bf(float q) {
+  uint32_t u = __float_as_uint(q);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t(0x7fc0);  // canonical quiet NaN, as the CPU path
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+// max propagating NaN (torch.amax); inputs are |w| >= 0 or NaN
+__device__ __forceinline__ float nanmax(float a, float b) { return (a != a || a > b) ? a : b; }
+__device__ __forceinline__ float tree16(float v) {  // lane16 fold: xor 8, 4, 2, 1 (commutative adds)
+  v = __fadd_rn(v, __shfl_xor_sync(kFull, v, 8));
+  v = __fadd_rn(v, __shfl_xor_sync(kFull, v, 4));
+  v = __fadd_rn(v, __shfl_xor_sync(kFull, v, 2));
+  v = __fadd_rn(v, __shfl_xor_sync(kFull, v, 1));
+  return v;
+}
+__device__ __forceinline__ double dsum16(double v) {
+  for (int o = 8; o; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+__device__ __forceinline__ float scale_of(float ratio, float amax, float qmax) {
+  const float s = __fdiv_rn(__fmul_rn(ratio, amax), qmax);
+  return s > 0.0f ? s : 1.0f;
+}
+__device__ __forceinline__ float clamp_nan(float r, float lo, float hi) {  // torch.clamp: NaN stays
+  r = r < lo ? lo : r;
+  return r > hi ? hi : r;
+}
+
+// Per-candidate division context. rint(fl(w/s)) is obtained either by __fdiv_rn, or (rcp_check) as
+// rint(y), y = w*fl(1/s), whenever |y - rint(y)| < lim with lim = 0.5 - (Ymax*2^-21 + 2^-20),
+// Ymax = fl(amax*fl(1/s))*(1+2^-20) >= |y|: then no half-integer lies within |y|*2^-22 of y, which bounds
+// |y - fl(w/s)|, so both round to the same integer (same proof as the CPU path). NaN fails the test.
+struct divc {
+  float s, rcp, lim;
+  bool use_rcp;
+};
+__device__ __forceinline__ divc make_div(float s, float amax, int div_mode) {
+  divc d;
+  d.s = s;
+  d.use_rcp = div_mode == int(fq_div_mode::rcp_check) && s >= 0x1p-125f && s <= 0x1p125f;
+  d.rcp = d.use_rcp ? __frcp_rn(s) : 0.0f;
+  const float ymax = __fmul_rn(__fmul_rn(amax, d.rcp), 1.0f + 0x1p-20f);
+  d.lim = __fsub_rn(0.5f, __fadd_rn(__fmul_rn(ymax, 0x1p-21f), 0x1p-20f));
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------
+// integer mode. PER > 0: elements in registers (n <= 16*PER); PER == 0: n > 256, re-read per pass.
+// FULL: n == 16*PER (no masking).
+// ---------------------------------------------------------------------------------------------
+template <int PER, bool FULL, bool STATS>
+__global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
+  __shared__ double s_se, s_sr;
+  __shared__ unsigned int s_hist[kFqMaxRatios];
+  __shared__ unsigned int s_groups;
+  __shared__ unsigned long long s_ck;
+  if (STATS) {
+    if (threadIdx.x < kFqMaxRatios) s_hist[threadIdx.x] = 0;
+    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
+    __syncthreads();
+  }
+  const int lane = threadIdx.x & 15;
+  const int half = (threadIdx.x >> 4) & 1;
+  const unsigned long long n = p.n;
+  const float qmax = p.qmax, nqmax = -p.qmax;
+  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long npairs = (p.n_groups + 1) / 2;
+  for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {  // warp-uniform loop
+    const unsigned long long g = pair * 2 + half;
+    const bool gv = g < p.n_groups;
+    const unsigned long long base = gv ? g * n : 0;
+    const uint16_t* src = in + base;
+    uint16_t* dst = out + base;
+    float w[PER > 0 ? PER : 1];
+    float m = 0.0f;
+    if constexpr (PER > 0) {
+#pragma unroll
+      for (int k = 0; k < PER; ++k) {
+        const unsigned long long i = lane + 16ull * k;
+        w[k] = (gv && (FULL || i < n)) ? bf2f(src[i]) : 0.0f;
+        m = nanmax(fabsf(w[k]), m);
+      }
+    } else {
+      if (gv)
+        for (unsigned long long i = lane; i < n; i += 16) m = nanmax(fabsf(bf2f(__ldg(src + i))), m);
+    }
+    m = nanmax(__shfl_xor_sync(kFull, m, 8), m);
+    m = nanmax(__shfl_xor_sync(kFull, m, 4), m);
+    m = nanmax(__shfl_xor_sync(kFull, m, 2), m);
+    m = nanmax(__shfl_xor_sync(kFull, m, 1), m);
+    const float amax = m;
+    const bool finite = amax <= FLT_MAX;  // no NaN/inf in the group: fminf/fmaxf == torch.clamp
+
+    auto qcode = [&](float x, const divc& d, bool& bad) -> float {  // rint(w/s), may flag `bad`
+      if (d.use_rcp) {
+        const float y = __fmul_rn(x, d.rcp);
+        const float r = rintf(y);
+        bad |= !(fabsf(__fsub_rn(y, r)) < d.lim);
+        return r;
+      }
+      return rintf(__fdiv_rn(x, d.s));
+    };
+    auto clampq = [&](float r) -> float {
+      return finite ? fminf(fmaxf(r, nqmax), qmax) : clamp_nan(r, nqmax, qmax);
+    };
+
+    // lane l prepares candidates l and l+16 (scale, reciprocal, bound); the loop broadcasts them, so the
+    // per-candidate division/reciprocal is done once per team instead of once per lane
+    const divc pa = make_div(scale_of(p.ratios[lane < p.n_ratios ? lane : 0], amax, qmax), amax, p.div_mode);
+    const divc pb =
+        make_div(scale_of(p.ratios[lane + 16 < p.n_ratios ? lane + 16 : 0], amax, qmax), amax, p.div_mode);
+    auto cand = [&](int c) -> divc {  // c is uniform across the team
+      const bool hi = c >= 16;
+      divc d;
+      d.s = __shfl_sync(kFull, hi ? pb.s : pa.s, c & 15, 16);
+      d.rcp = __shfl_sync(kFull, hi ? pb.rcp : pa.rcp, c & 15, 16);
+      d.lim = __shfl_sync(kFull, hi ? pb.lim : pa.lim, c & 15, 16);
+      d.use_rcp = d.rcp != 0.0f;
+      return d;
+    };
+
+    int best = 0;
+    float best_err = 0.0f;
+    if (p.n_ratios > 1) {
+      for (int c = 0; c < p.n_ratios; ++c) {
+        const divc d = cand(c);
+        const float s = d.s;
+        float e = 0.0f;
+        if constexpr (PER > 0) {
+          float r[PER];
+          bool bad = false;
+#pragma unroll
+          for (int k = 0; k < PER; ++k) r[k] = qcode(w[k], d, bad);
+          if (bad) {
+#pragma unroll
+            for (int k = 0; k < PER; ++k) r[k] = rintf(__fdiv_rn(w[k], s));
+          }
+#pragma unroll
+          for (int k = 0; k < PER; ++k) {
+            const float dd = __fsub_rn(__fmul_rn(clampq(r[k]), s), w[k]);
+            if (FULL || lane + 16ull * k < n) e = __fadd_rn(e, __fmul_rn(dd, dd));
+          }
+        } else {
+          if (gv) {
+            for (unsigned long long i = lane; i < n; i += 16) {
+              const float x = bf2f(__ldg(src + i));
+              bool bad = false;
+              float r = qcode(x, d, bad);
+              if (bad) r = rintf(__fdiv_rn(x, s));
+              const float dd = __fsub_rn(__fmul_rn(clampq(r), s), x);
+              e = __fadd_rn(e, __fmul_rn(dd, dd));
+            }
+          }
+        }
+        e = tree16(e);
+        if (c == 0 || e < best_err) {
+          best = c;
+          best_err = e;
+        }
+      }
+    }
+    const divc d = cand(best);
+    const float s = d.s;
+    double se = 0.0, sr = 0.0;
+    if constexpr (PER > 0) {
+      float r[PER];
+      bool bad = false;
+#pragma unroll
+      for (int k = 0; k < PER; ++k) r[k] = qcode(w[k], d, bad);
+      if (bad) {
+#pragma unroll
+        for (int k = 0; k < PER; ++k) r[k] = rintf(__fdiv_rn(w[k], s));
+      }
+#pragma unroll
+      for (int k = 0; k < PER; ++k) {
+        const unsigned long long i = lane + 16ull * k;
+        if (gv && (FULL || i < n)) {
+          const uint16_t o = f2bf(__fmul_rn(clampq(r[k]), s));
+          dst[i] = o;
+          if (STATS) {
+            const double x = w[k], dd = double(bf2f(o)) - x;
+            se += dd * dd;
+            sr += x * x;
+          }
+        }
+      }
+    } else {
+      if (gv) {
+        for (unsigned long long i = lane; i < n; i += 16) {
+          const float x = bf2f(src[i]);  // plain load: in may alias out
+          bool bad = false;
+          float r = qcode(x, d, bad);
+          if (bad) r = rintf(__fdiv_rn(x, s));
+          const uint16_t o = f2bf(__fmul_rn(clampq(r), s));
+          dst[i] = o;
+          if (STATS) {
+            const double xd = x, dd = double(bf2f(o)) - xd;
+            se += dd * dd;
+            sr += xd * xd;
+          }
+        }
+      }
+    }
+    if (STATS) {
+      se = dsum16(se);
+      sr = dsum16(sr);
+      if (gv && lane == 0) {
+        atomicAdd(&s_se, se);
+        atomicAdd(&s_sr, sr);
+        atomicAdd(&s_hist[best], 1u);
+        atomicAdd(&s_groups, 1u);
+        atomicAdd(&s_ck, (unsigned long long)__float_as_uint(best_err));
+      }
+    }
+  }
+  if (STATS) {
+    __syncthreads();
+    if (threadIdx.x < kFqMaxRatios && s_hist[threadIdx.x])
+      atomicAdd(&acc->hist[threadIdx.x], (unsigned long long)s_hist[threadIdx.x]);
+    if (threadIdx.x == 0) {
+      atomicAdd(&acc->sq_err, s_se);
+      atomicAdd(&acc->sq_ref, s_sr);
+      atomicAdd(&acc->groups, (unsigned long long)s_groups);
+      atomicAdd(&acc->checksum, s_ck);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ternary (TWN). Not the hot path: reads the group from global memory in three passes.
+// ---------------------------------------------------------------------------------------------
+template <bool STATS>
+__global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
+  __shared__ double s_se, s_sr;
+  __shared__ unsigned int s_groups;
+  __shared__ unsigned long long s_ck;
+  if (STATS) {
+    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
+    __syncthreads();
+  }
+  const int lane = threadIdx.x & 15;
+  const int half = (threadIdx.x >> 4) & 1;
+  const unsigned long long n = p.n;
+  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long npairs = (p.n_groups + 1) / 2;
+  for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {
+    const unsigned long long g = pair * 2 + half;
+    const bool gv = g < p.n_groups;
+    const uint16_t* src = in + (gv ? g * n : 0);
+    uint16_t* dst = out + (gv ? g * n : 0);
+    float sa = 0.0f, m = 0.0f;
+    if (gv)
+      for (unsigned long long i = lane; i < n; i += 16) {
+        const float a = fabsf(bf2f(src[i]));
+        sa = __fadd_rn(sa, a);
+        m = nanmax(a, m);
+      }
+    sa = tree16(sa);
+    for (int o = 8; o; o >>= 1) m = nanmax(__shfl_xor_sync(kFull, m, o), m);
+    const float mean = __fdiv_rn(sa, float(n));
+    const float thr = __fmul_rn(0.75f, mean);
+    float kept = 0.0f;
+    unsigned long long cnt = 0;
+    if (gv)
+      for (unsigned long long i = lane; i < n; i += 16) {
+        const float a = fabsf(bf2f(src[i]));
+        const float mk = a > thr ? 1.0f : 0.0f;
+        kept = __fadd_rn(kept, __fmul_rn(a, mk));
+        cnt += a > thr;
+      }
+    kept = tree16(kept);
+    for (int o = 8; o; o >>= 1) cnt += __shfl_xor_sync(kFull, cnt, o);
+    const float alpha = cnt > 0 ? __fdiv_rn(kept, float(cnt)) : m;
+    double se = 0.0, sr = 0.0;
+    if (gv)
+      for (unsigned long long i = lane; i < n; i += 16) {
+        const float x = bf2f(src[i]);
+        const float mk = fabsf(x) > thr ? 1.0f : 0.0f;
+        const float sg = float(x > 0.0f) - float(x < 0.0f);
+        const uint16_t o = f2bf(__fmul_rn(__fmul_rn(sg, mk), alpha));
+        dst[i] = o;
+        if (STATS) {
+          const double xd = x, dd = double(bf2f(o)) - xd;
+          se += dd * dd;
+          sr += xd * xd;
+        }
+      }
+    if (STATS) {
+      se = dsum16(se);
+      sr = dsum16(sr);
+      if (gv && lane == 0) {
+        atomicAdd(&s_se, se);
+        atomicAdd(&s_sr, sr);
+        atomicAdd(&s_groups, 1u);
+        atomicAdd(&s_ck, (unsigned long long)__float_as_uint(thr));
+      }
+    }
+  }
+  if (STATS) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      atomicAdd(&acc->sq_err, s_se);
+      atomicAdd(&acc->sq_ref, s_sr);
+      atomicAdd(&acc->groups, (unsigned long long)s_groups);
+      atomicAdd(&acc->checksum, s_ck);
+    }
+  }
+}
+
+__global__ void k_copy_stats(const uint16_t* in, unsigned long long count, dacc* acc) {  // identity stats
+  double sr = 0;
+  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < count;
+       i += (unsigned long long)gridDim.x * blockDim.x) {
+    const double x = bf2f(in[i]);
+    sr += x * x;
+  }
+  for (int o = 16; o; o >>= 1) sr += __shfl_xor_sync(kFull, sr, o);
+  if ((threadIdx.x & 31) == 0) atomicAdd(&acc->sq_ref, sr);
+}
+
+status cuda_error(cudaError_t e, const char* what) {
+  std::string msg = std::string("CUDA ") + what + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
+  cudaGetLastError();
+  return make_error(errc::device, msg);
+}
+#define RZ_CU(call, what)                           \
+  do {                                              \
+    cudaError_t _e = (call);                        \
+    if (_e != cudaSuccess) return cuda_error(_e, what); \
+  } while (0)
+
+status check_params(const fq_kernel_params& p, size_t cols) {
+  if (p.group_len == 0 || cols % p.group_len != 0)
+    return make_error(errc::invalid_argument, "fake-quant kernel: group_len must divide the row length");
+  if (p.kind == fq_kind::integer && (p.n_ratios < 1 || p.n_ratios > kFqMaxRatios || !(p.qmax >= 1)))
+    return make_error(errc::invalid_argument, "fake-quant kernel: need 1..32 ratios and qmax >= 1");
+  return status::success();
+}
+
+kparams to_kparams(const fq_kernel_params& p, size_t rows, size_t cols) {
+  kparams k{};
+  k.kind = int(p.kind);
+  k.n_ratios = p.kind == fq_kind::integer ? p.n_ratios : 1;
+  k.div_mode = int(p.div_mode);
+  k.qmax = p.qmax;
+  k.n = p.group_len;
+  k.n_groups = (unsigned long long)rows * cols / p.group_len;
+  for (int i = 0; i < kFqMaxRatios; ++i) k.ratios[i] = i < k.n_ratios ? p.ratios[i] : 1.0f;
+  return k;
+}
+
+int grid_for(unsigned long long n_groups) {
+  static int sms = [] {
+    int dev = 0, v = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
+    return v > 0 ? v : 80;
+  }();
+  const unsigned long long pairs = (n_groups + 1) / 2;
+  const unsigned long long blocks = (pairs + kThreads / 32 - 1) / (kThreads / 32);
+  return int(std::min<unsigned long long>(blocks, (unsigned long long)sms * 8));
+}
+
+template <bool STATS>
+cudaError_t launch_int(const uint16_t* in, uint16_t* out, const kparams& k, dacc* acc, cudaStream_t st) {
+  const int grid = grid_for(k.n_groups);
+  const unsigned long long n = k.n;
+#define RZ_L(P, F) k_int<P, F, STATS><<<grid, kThreads, 0, st>>>(in, out, k, acc)
+  if (n == 128) RZ_L(8, true);
+  else if (n == 64) RZ_L(4, true);
+  else if (n == 32) RZ_L(2, true);
+  else if (n == 256) RZ_L(16, true);
+  else if (n <= 32) RZ_L(2, false);
+  else if (n <= 64) RZ_L(4, false);
+  else if (n <= 128) RZ_L(8, false);
+  else if (n <= 256) RZ_L(16, false);
+  else RZ_L(0, false);
+#undef RZ_L
+  return cudaGetLastError();
+}
+
+status launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const fq_kernel_params& p, dacc* acc,
+              cudaStream_t st) {
+  const kparams k = to_kparams(p, rows, cols);
+  if (k.n_groups == 0) return status::success();
+  cudaError_t e = cudaSuccess;
+  if (p.kind == fq_kind::identity) {
+    if (in != out) e = cudaMemcpyAsync(out, in, rows * cols * 2, cudaMemcpyDeviceToDevice, st);
+    if (e == cudaSuccess && acc) k_copy_stats<<<grid_for(k.n_groups), kThreads, 0, st>>>(in, rows * cols, acc);
+    if (e == cudaSuccess) e = cudaGetLastError();
+  } else if (p.kind == fq_kind::ternary) {
+    if (acc) k_ternary<true><<<grid_for(k.n_groups), kThreads, 0, st>>>(in, out, k, acc);
+    else k_ternary<false><<<grid_for(k.n_groups), kThreads, 0, st>>>(in, out, k, acc);
+    e = cudaGetLastError();
+  } else {
+    e = acc ? launch_int<true>(in, out, k, acc, st) : launch_int<false>(in, out, k, acc, st);
+  }
+  if (e != cudaSuccess) return cuda_error(e, "fake-quant launch");
+  return status::success();
+}
+
+void to_stats(const dacc& a, fq_device_stats* s) {
+  s->groups = a.groups;
+  s->sq_err = a.sq_err;
+  s->sq_ref = a.sq_ref;
+  s->sum_checksum = a.checksum;
+  for (int i = 0; i < kFqMaxRatios; ++i) s->hist[i] = a.hist[i];
+}
+
+// multithreaded memcpy between pageable and pinned host memory
+void par_copy(void* dst, const void* src, size_t bytes) {
+  const size_t block = size_t(4) << 20;
+  const size_t nb = (bytes + block - 1) / block;
+  razor::parallel_for(nb, [&](size_t b0, size_t b1) {
+    for (size_t b = b0; b < b1; ++b) {
+      const size_t o = b * block;
+      std::memcpy(static_cast<char*>(dst) + o, static_cast<const char*>(src) + o, std::min(block, bytes - o));
+    }
+  });
+}
+
+bool is_device_ptr(const void* p) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
+}  // namespace
+
+status fake_quant_bf16_device(const uint16_t* d_in, uint16_t* d_out, size_t rows, size_t cols,
+                              const fq_kernel_params& p, fq_device_stats* stats, void* stream) {
+  RAZOR_TRY(check_params(p, cols));
+  cudaStream_t st = static_cast<cudaStream_t>(stream);
+  dacc* acc = nullptr;
+  if (stats) {
+    RZ_CU(cudaMalloc(&acc, sizeof(dacc)), "cudaMalloc");
+    cudaMemsetAsync(acc, 0, sizeof(dacc), st);
+  }
+  status s = launch(d_in, d_out, rows, cols, p, acc, st);
+  if (stats) {
+    dacc h{};
+    cudaError_t e = s.ok() ? cudaMemcpyAsync(&h, acc, sizeof h, cudaMemcpyDeviceToHost, st) : cudaSuccess;
+    if (e == cudaSuccess && s.ok()) e = cudaStreamSynchronize(st);
+    cudaFree(acc);
+    if (s.ok() && e != cudaSuccess) return cuda_error(e, "fake-quant stats");
+    if (s.ok()) {
+      *stats = fq_device_stats{};
+      to_stats(h, stats);
+    }
+  }
+  return s;
+}
+
+status fake_quant_bf16_host(const uint16_t* in, uint16_t* out, size_t rows, size_t cols,
+                            const fq_kernel_params& p, fq_device_stats* stats, const progress_fn& progress,
+                            int device, size_t chunk_bytes) {
+  RAZOR_TRY(check_params(p, cols));
+  if (rows == 0 || cols == 0) return status::success();
+  RZ_CU(cudaSetDevice(device), "cudaSetDevice");
+  if (is_device_ptr(in) && is_device_ptr(out)) {
+    RAZOR_TRY(fake_quant_bf16_device(in, out, rows, cols, p, stats, nullptr));
+    return status::success();
+  }
+  const size_t row_bytes = cols * 2;
+  const size_t chunk_rows = std::max<size_t>(1, std::min(rows, chunk_bytes / row_bytes));
+  const size_t nchunks = (rows + chunk_rows - 1) / chunk_rows;
+  const size_t cbytes = chunk_rows * row_bytes;
+
+  struct res_t {
+    void* pinned[2] = {nullptr, nullptr};
+    uint16_t* dbuf[2] = {nullptr, nullptr};
+    cudaStream_t st[2] = {nullptr, nullptr};
+    dacc* acc = nullptr;
+    ~res_t() {
+      for (int i = 0; i < 2; ++i) {
+        if (st[i]) cudaStreamSynchronize(st[i]);
+        if (st[i]) cudaStreamDestroy(st[i]);
+        if (pinned[i]) cudaFreeHost(pinned[i]);
+        if (dbuf[i]) cudaFree(dbuf[i]);
+      }
+      if (acc) cudaFree(acc);
+    }
+  } r;
+  const int nslots = nchunks > 1 ? 2 : 1;
+  for (int i = 0; i < nslots; ++i) {
+    RZ_CU(cudaHostAlloc(&r.pinned[i], cbytes, cudaHostAllocDefault), "cudaHostAlloc (pinned staging)");
+    RZ_CU(cudaMalloc(&r.dbuf[i], cbytes), "cudaMalloc (chunk)");
+    RZ_CU(cudaStreamCreateWithFlags(&r.st[i], cudaStreamNonBlocking), "cudaStreamCreate");
+  }
+  if (stats) {
+    RZ_CU(cudaMalloc(&r.acc, sizeof(dacc)), "cudaMalloc");
+    RZ_CU(cudaMemset(r.acc, 0, sizeof(dacc)), "cudaMemset");
+    RZ_CU(cudaDeviceSynchronize(), "cudaMemset");  // the chunk streams are non-blocking: order it first
+  }
+  auto rows_of = [&](size_t k) { return std::min(chunk_rows, rows - k * chunk_rows); };
+  auto finish = [&](size_t k) -> status {  // wait for chunk k and copy its result out
+    const int slot = int(k % 2);
+    RZ_CU(cudaStreamSynchronize(r.st[slot]), "fake-quant chunk");
+    par_copy(out + k * chunk_rows * cols, r.pinned[slot], rows_of(k) * row_bytes);
+    return status::success();
+  };
+  for (size_t k = 0; k < nchunks; ++k) {
+    const int slot = int(k % 2);
+    if (k >= 2) RAZOR_TRY(finish(k - 2));
+    const size_t nr = rows_of(k), bytes = nr * row_bytes;
+    par_copy(r.pinned[slot], in + k * chunk_rows * cols, bytes);
+    RZ_CU(cudaMemcpyAsync(r.dbuf[slot], r.pinned[slot], bytes, cudaMemcpyHostToDevice, r.st[slot]), "H2D");
+    RAZOR_TRY(launch(r.dbuf[slot], r.dbuf[slot], nr, cols, p, r.acc, r.st[slot]));
+    RZ_CU(cudaMemcpyAsync(r.pinned[slot], r.dbuf[slot], bytes, cudaMemcpyDeviceToHost, r.st[slot]), "D2H");
+    if (progress && !progress(double(k * chunk_rows), double(rows), "fake-quant (GPU)"))
+      return make_error(errc::cancelled, "fake-quant cancelled");
+  }
+  for (size_t k = nchunks >= 2 ? nchunks - 2 : 0; k < nchunks; ++k) RAZOR_TRY(finish(k));
+  if (progress) progress(double(rows), double(rows), "fake-quant (GPU)");
+  if (stats) {
+    dacc h{};
+    RZ_CU(cudaMemcpy(&h, r.acc, sizeof h, cudaMemcpyDeviceToHost), "stats");
+    *stats = fq_device_stats{};
+    to_stats(h, stats);
+  }
+  return status::success();
+}
+
+result<fq_bench_result> fake_quant_bench(const fq_bench_request& q, bool time_host_stream) {
+  RAZOR_TRY(check_params(q.params, q.cols));
+  fq_bench_result res;
+  int dev = 0;
+  cudaDeviceProp prop{};
+  RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
+  RZ_CU(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
+  res.device_name = prop.name;
+  const size_t bytes = q.rows * q.cols * 2;
+  struct bufs {
+    uint16_t *a = nullptr, *b = nullptr;
+    cudaEvent_t e0 = nullptr, e1 = nullptr;
+    ~bufs() {
+      cudaFree(a);
+      cudaFree(b);
+      if (e0) cudaEventDestroy(e0);
+      if (e1) cudaEventDestroy(e1);
+    }
+  } B;
+  RZ_CU(cudaMalloc(&B.a, bytes), "cudaMalloc (bench in)");
+  RZ_CU(cudaMalloc(&B.b, bytes), "cudaMalloc (bench out)");
+  RZ_CU(cudaEventCreate(&B.e0), "cudaEventCreate");
+  RZ_CU(cudaEventCreate(&B.e1), "cudaEventCreate");
+  RZ_CU(cudaMemcpy(B.a, q.host_in, bytes, cudaMemcpyHostToDevice), "upload");
+  RZ_CU(cudaMemset(B.b, 0xff, bytes), "poison");  // every element must be written
+
+  auto time_it = [&](auto&& fn, int warm, int iters, std::vector<double>& ms) -> status {
+    for (int i = 0; i < warm; ++i) RAZOR_TRY(fn());
+    RZ_CU(cudaDeviceSynchronize(), "warmup");
+    for (int i = 0; i < iters; ++i) {
+      RZ_CU(cudaEventRecord(B.e0), "event");
+      RAZOR_TRY(fn());
+      RZ_CU(cudaEventRecord(B.e1), "event");
+      RZ_CU(cudaEventSynchronize(B.e1), "event sync");
+      float t = 0;
+      RZ_CU(cudaEventElapsedTime(&t, B.e0, B.e1), "event time");
+      ms.push_back(t);
+    }
+    std::sort(ms.begin(), ms.end());
+    return status::success();
+  };
+  std::vector<double> kms, cms;
+  RAZOR_TRY(time_it([&] { return launch(B.a, B.b, q.rows, q.cols, q.params, nullptr, nullptr); }, q.warmup,
+                    std::max(1, q.iters), kms));
+  if (q.host_out) RZ_CU(cudaMemcpy(q.host_out, B.b, bytes, cudaMemcpyDeviceToHost), "download");
+  RAZOR_TRY(time_it(
+      [&]() -> status {
+        RZ_CU(cudaMemcpyAsync(B.b, B.a, bytes, cudaMemcpyDeviceToDevice, nullptr), "D2D");
+        return status::success();
+      },
+      q.warmup, std::max(3, q.iters), cms));
+  res.kernel_ms_median = kms[kms.size() / 2];
+  res.kernel_ms_min = kms.front();
+  res.kernel_ms_max = kms.back();
+  res.d2d_ms_median = cms[cms.size() / 2];
+  res.d2d_gbps = 2.0 * double(bytes) / (res.d2d_ms_median * 1e-3) / 1e9;
+  res.floor_ms = 2.0 * double(bytes) / (res.d2d_gbps * 1e9) * 1e3;
+  if (time_host_stream) {
+    std::vector<uint16_t> tmp(q.rows * q.cols);
+    const auto t0 = std::chrono::steady_clock::now();
+    RAZOR_TRY(fake_quant_bf16_host(q.host_in, tmp.data(), q.rows, q.cols, q.params, nullptr, {}, dev));
+    res.stream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+  return res;
+}
+
+}  // namespace razor::cu
