@@ -1,0 +1,896 @@
+#include "ExportWizard.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QCoreApplication>
+#include <QDesktopServices>
+#include <QDir>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QProcess>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QRegularExpression>
+#include <QSaveFile>
+#include <QStandardPaths>
+#include <QTableWidget>
+#include <QUrl>
+#include <QVBoxLayout>
+#include <QWizardPage>
+#include <set>
+
+#include "WorkerClient.h"
+#include "WorkerPool.h"
+#include "ggml/types.h"  // RAZOR_GGML_TYPES: the one type table (names, imatrix policy); header-only use
+
+namespace {
+
+struct TypeRow {
+  const char* name;
+  int block;
+  int bytes;
+  bool needsImatrix;
+};
+// The ggml type table (core/ggml/types.h), expanded here; only the macro is used, nothing is linked.
+constexpr TypeRow kTypes[] = {
+#define X(ident, name, id, block, bytes, imatrix, fallback, llama_fb) {name, block, bytes, imatrix},
+    RAZOR_GGML_TYPES(X)
+#undef X
+};
+
+const TypeRow* typeRow(const QString& name) {
+  for (const auto& t : kTypes)
+    if (name.compare(QLatin1String(t.name), Qt::CaseInsensitive) == 0) return &t;
+  return nullptr;
+}
+
+QString fmtBytes(double b) {
+  if (b >= 1e9) return QStringLiteral("%1 GB").arg(b / 1e9, 0, 'f', 2);
+  if (b >= 1e6) return QStringLiteral("%1 MB").arg(b / 1e6, 0, 'f', 2);
+  if (b >= 1e3) return QStringLiteral("%1 kB").arg(b / 1e3, 0, 'f', 1);
+  return QStringLiteral("%1 B").arg(b, 0, 'f', 0);
+}
+
+// A recipe as the wizard shows it: pattern=type lines and the "#@ default=... output=... token_embd=..."
+// directives. The worker/CLI parses it for real; this is for display and the imatrix warning.
+struct RecipeView {
+  QList<QPair<QString, QString>> rules;
+  QString defaultType, outputType, embdType;
+  QString error;
+};
+
+RecipeView readRecipe(const QString& path) {
+  RecipeView v;
+  QFile f(path);
+  if (!f.open(QIODevice::ReadOnly | QIODevice::Text)) {
+    v.error = QObject::tr("%1: cannot be read").arg(path);
+    return v;
+  }
+  const QStringList lines = QString::fromUtf8(f.readAll()).split(QLatin1Char('\n'));
+  for (QString line : lines) {
+    line = line.trimmed();
+    if (line.startsWith(QLatin1String("#@"))) {
+      for (const QString& kv : line.mid(2).split(QRegularExpression(QStringLiteral("\\s+")), Qt::SkipEmptyParts)) {
+        QString k = kv.section(QLatin1Char('='), 0, 0), val = kv.section(QLatin1Char('='), 1);
+        if (k == QLatin1String("default")) v.defaultType = val;
+        else if (k == QLatin1String("output")) v.outputType = val;
+        else if (k == QLatin1String("token_embd")) v.embdType = val;
+      }
+      continue;
+    }
+    int hash = line.indexOf(QLatin1Char('#'));
+    if (hash >= 0) line = line.left(hash).trimmed();
+    for (const QString& tok : line.split(QRegularExpression(QStringLiteral("\\s+")), Qt::SkipEmptyParts)) {
+      int eq = tok.indexOf(QLatin1Char('='));
+      if (eq > 0) v.rules << qMakePair(tok.left(eq), tok.mid(eq + 1));
+    }
+  }
+  return v;
+}
+
+QLabel* wrapLabel(const QString& text = {}) {
+  auto* l = new QLabel(text);
+  l->setWordWrap(true);
+  l->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  return l;
+}
+
+}  // namespace
+
+// ============================================================================================================
+class WizSourcePage : public QWizardPage {
+ public:
+  explicit WizSourcePage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Source checkpoint"));
+    setSubTitle(tr("A Hugging Face checkpoint folder: config.json and *.safetensors."));
+    edit = new QLineEdit;
+    edit->setObjectName(QStringLiteral("modelEdit"));
+    auto* browse = new QPushButton(tr("Browse…"));
+    info = wrapLabel();
+    info->setObjectName(QStringLiteral("modelInfo"));
+    auto* row = new QHBoxLayout;
+    row->addWidget(edit, 1);
+    row->addWidget(browse);
+    auto* lay = new QVBoxLayout(this);
+    lay->addWidget(new QLabel(tr("Checkpoint folder:")));
+    lay->addLayout(row);
+    lay->addWidget(info);
+    lay->addStretch(1);
+    connect(browse, &QPushButton::clicked, this, [this] {
+      QString d = QFileDialog::getExistingDirectory(this, tr("Checkpoint folder"), edit->text());
+      if (!d.isEmpty()) edit->setText(d);
+    });
+    connect(edit, &QLineEdit::textChanged, this, [this] {
+      check();
+      emit completeChanged();
+    });
+    check();
+  }
+  void check() {
+    QDir d(edit->text());
+    if (edit->text().isEmpty()) {
+      info->setText(tr("Choose a folder."));
+      return;
+    }
+    if (!d.exists(QStringLiteral("config.json"))) {
+      info->setText(tr("No config.json in this folder."));
+      return;
+    }
+    const QStringList st = d.entryList({QStringLiteral("*.safetensors")}, QDir::Files);
+    qint64 bytes = 0;
+    for (const QString& s : st) bytes += QFileInfo(d.filePath(s)).size();
+    info->setText(st.isEmpty() ? tr("config.json found, but no *.safetensors file.")
+                               : tr("config.json and %n safetensors file(s), %1.", nullptr, int(st.size())).arg(fmtBytes(double(bytes))));
+  }
+  bool isComplete() const override {
+    QDir d(edit->text());
+    return !edit->text().isEmpty() && d.exists(QStringLiteral("config.json")) &&
+           !d.entryList({QStringLiteral("*.safetensors")}, QDir::Files).isEmpty();
+  }
+  QLineEdit* edit;
+  QLabel* info;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizRecipePage : public QWizardPage {
+ public:
+  explicit WizRecipePage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Tensor types"));
+    setSubTitle(tr("A GGUF recipe (pattern=type per tensor role), one type for everything, or a recipe file "
+                   "(e.g. written from the allocation)."));
+    preset = new QComboBox;
+    preset->setObjectName(QStringLiteral("presetCombo"));
+    fileEdit = new QLineEdit;
+    fileEdit->setObjectName(QStringLiteral("recipeFileEdit"));
+    auto* browse = new QPushButton(tr("Browse…"));
+    auto* fileRow = new QHBoxLayout;
+    fileRow->addWidget(fileEdit, 1);
+    fileRow->addWidget(browse);
+    fileBox = new QWidget;
+    fileBox->setLayout(fileRow);
+    fileRow->setContentsMargins(0, 0, 0, 0);
+    auto typeCombo = [](const QString& objectName, const QString& none) {
+      auto* c = new QComboBox;
+      c->setObjectName(objectName);
+      c->addItem(none, QString());
+      for (const auto& t : kTypes)
+        c->addItem(QStringLiteral("%1  (%2 bpw%3)")
+                       .arg(QLatin1String(t.name))
+                       .arg(8.0 * t.bytes / t.block, 0, 'f', 2)
+                       .arg(t.needsImatrix ? QStringLiteral(", needs imatrix") : QString()),
+                   QString::fromLatin1(t.name));
+      return c;
+    };
+    defType = typeCombo(QStringLiteral("typeCombo"), tr("(the recipe's default)"));
+    outType = typeCombo(QStringLiteral("outputTypeCombo"), tr("(the recipe's, else the default)"));
+    embType = typeCombo(QStringLiteral("embdTypeCombo"), tr("(the recipe's, else the default)"));
+    rules = new QTableWidget(0, 3);
+    rules->setObjectName(QStringLiteral("rulesTable"));
+    rules->setHorizontalHeaderLabels({tr("pattern"), tr("type"), tr("bpw")});
+    rules->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
+    rules->verticalHeader()->setVisible(false);
+    rules->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    note = wrapLabel();
+    auto* form = new QFormLayout;
+    form->addRow(tr("Recipe:"), preset);
+    form->addRow(tr("Recipe file:"), fileBox);
+    form->addRow(tr("Default type:"), defType);
+    form->addRow(tr("output.weight:"), outType);
+    form->addRow(tr("token_embd.weight:"), embType);
+    auto* lay = new QVBoxLayout(this);
+    lay->addLayout(form);
+    lay->addWidget(rules, 1);
+    lay->addWidget(note);
+    connect(preset, &QComboBox::currentIndexChanged, this, [this] { refresh(); });
+    connect(fileEdit, &QLineEdit::textChanged, this, [this] { refresh(); });
+    for (QComboBox* c : {defType, outType, embType})
+      connect(c, &QComboBox::currentIndexChanged, this, [this] { refresh(); });
+    connect(browse, &QPushButton::clicked, this, [this] {
+      QString f = QFileDialog::getOpenFileName(this, tr("Recipe file"), fileEdit->text(), tr("Recipes (*.txt);;All files (*)"));
+      if (!f.isEmpty()) fileEdit->setText(f);
+    });
+  }
+  void fillPresets(const QString& dir) {
+    preset->blockSignals(true);
+    preset->clear();
+    for (const QString& f : QDir(dir).entryList({QStringLiteral("*.txt")}, QDir::Files, QDir::Name))
+      preset->addItem(f, QDir(dir).filePath(f));
+    preset->addItem(tr("Uniform: one type for every tensor"), QStringLiteral("uniform"));
+    preset->addItem(tr("Recipe file (e.g. from the allocation)…"), QStringLiteral("file"));
+    preset->blockSignals(false);
+    refresh();
+  }
+  QString mode() const { return preset->currentData().toString(); }
+  QString recipePath() const {
+    if (mode() == QLatin1String("uniform")) return {};
+    if (mode() == QLatin1String("file")) return fileEdit->text();
+    return mode();
+  }
+  RecipeView view() const { return recipePath().isEmpty() ? RecipeView{} : readRecipe(recipePath()); }
+  QString effectiveDefault() const {
+    QString t = defType->currentData().toString();
+    return t.isEmpty() ? view().defaultType : t;
+  }
+  void refresh() {
+    fileBox->setEnabled(mode() == QLatin1String("file"));
+    RecipeView v = view();
+    rules->setRowCount(int(v.rules.size()));
+    for (int i = 0; i < v.rules.size(); ++i) {
+      rules->setItem(i, 0, new QTableWidgetItem(v.rules[i].first));
+      rules->setItem(i, 1, new QTableWidgetItem(v.rules[i].second));
+      const TypeRow* t = typeRow(v.rules[i].second);
+      rules->setItem(i, 2, new QTableWidgetItem(t ? QString::number(8.0 * t->bytes / t->block, 'f', 2) : tr("unknown type")));
+    }
+    QString text;
+    if (!v.error.isEmpty()) text = v.error;
+    else if (recipePath().isEmpty()) text = tr("Every tensor llama.cpp quantizes gets the default type.");
+    else
+      text = tr("%n rule(s); first match wins. Recipe defaults: type %1, output %2, token_embd %3.", nullptr, int(v.rules.size()))
+                 .arg(v.defaultType.isEmpty() ? tr("none") : v.defaultType, v.outputType.isEmpty() ? tr("default") : v.outputType,
+                      v.embdType.isEmpty() ? tr("default") : v.embdType);
+    if (!isCompleteNow()) text += tr("\nChoose a default type: this recipe does not name one.");
+    note->setText(text);
+    emit completeChanged();
+  }
+  bool isCompleteNow() const {
+    if (mode() == QLatin1String("file") && !QFileInfo(fileEdit->text()).isFile()) return false;
+    if (!view().error.isEmpty()) return false;
+    return !effectiveDefault().isEmpty() || (!recipePath().isEmpty() && !view().rules.isEmpty());
+  }
+  bool isComplete() const override { return isCompleteNow(); }
+  QComboBox *preset, *defType, *outType, *embType;
+  QLineEdit* fileEdit;
+  QWidget* fileBox;
+  QTableWidget* rules;
+  QLabel* note;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizImatrixPage : public QWizardPage {
+ public:
+  explicit WizImatrixPage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Importance matrix"));
+    setSubTitle(tr("Optional for most types; llama.cpp refuses i-quants such as IQ3_XXS without one "
+                   "(`razor probe` writes one)."));
+    edit = new QLineEdit;
+    edit->setObjectName(QStringLiteral("imatrixEdit"));
+    auto* browse = new QPushButton(tr("Browse…"));
+    warning = wrapLabel();
+    warning->setObjectName(QStringLiteral("imatrixWarning"));
+    warning->setStyleSheet(QStringLiteral("color: #a04000;"));
+    auto* row = new QHBoxLayout;
+    row->addWidget(edit, 1);
+    row->addWidget(browse);
+    auto* lay = new QVBoxLayout(this);
+    lay->addWidget(new QLabel(tr("imatrix file (.gguf or legacy .dat):")));
+    lay->addLayout(row);
+    lay->addWidget(warning);
+    lay->addStretch(1);
+    connect(browse, &QPushButton::clicked, this, [this] {
+      QString f = QFileDialog::getOpenFileName(this, tr("imatrix"), edit->text(), tr("imatrix (*.gguf *.dat);;All files (*)"));
+      if (!f.isEmpty()) edit->setText(f);
+    });
+    connect(edit, &QLineEdit::textChanged, this, [this] {
+      refresh();
+      emit completeChanged();
+    });
+  }
+  void initializePage() override { refresh(); }
+  void refresh() {
+    QString w = m_w->imatrixWarning();
+    warning->setText(w);
+    warning->setVisible(!w.isEmpty());
+  }
+  bool isComplete() const override {
+    if (!edit->text().isEmpty() && !QFileInfo(edit->text()).isFile()) return false;
+    return m_w->typesNeedingImatrix().isEmpty() || QFileInfo(edit->text()).isFile();
+  }
+  QLineEdit* edit;
+  QLabel* warning;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizReviewPage : public QWizardPage {
+ public:
+  explicit WizReviewPage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Review"));
+    setSubTitle(tr("The plan from `razor pack --dry-run` (shapes only; nothing is written)."));
+    out = new QLineEdit;
+    out->setObjectName(QStringLiteral("outEdit"));
+    auto* browse = new QPushButton(tr("Browse…"));
+    auto* rerun = new QPushButton(tr("Re-check"));
+    status = wrapLabel();
+    status->setObjectName(QStringLiteral("reviewStatus"));
+    table = new QTableWidget(0, 4);
+    table->setObjectName(QStringLiteral("reviewTable"));
+    table->setHorizontalHeaderLabels({tr("type"), tr("bytes"), tr("bits per weight"), tr("share")});
+    table->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+    table->verticalHeader()->setVisible(false);
+    table->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    byRole = wrapLabel();
+    byRole->setObjectName(QStringLiteral("reviewByRole"));
+    notes = new QPlainTextEdit;
+    notes->setObjectName(QStringLiteral("reviewNotes"));
+    notes->setReadOnly(true);
+    notes->setMaximumBlockCount(2000);
+    auto* row = new QHBoxLayout;
+    row->addWidget(new QLabel(tr("Output:")));
+    row->addWidget(out, 1);
+    row->addWidget(browse);
+    row->addWidget(rerun);
+    auto* lay = new QVBoxLayout(this);
+    lay->addLayout(row);
+    lay->addWidget(status);
+    lay->addWidget(table, 2);
+    lay->addWidget(byRole);
+    lay->addWidget(new QLabel(tr("Fallbacks, ignored recipe lines and warnings:")));
+    lay->addWidget(notes, 1);
+    connect(browse, &QPushButton::clicked, this, [this] {
+      QString f = QFileDialog::getSaveFileName(this, tr("Output GGUF"), out->text(), tr("GGUF (*.gguf)"));
+      if (!f.isEmpty()) out->setText(f);
+    });
+    connect(rerun, &QPushButton::clicked, this, [this] { m_w->startReview(); });
+    connect(out, &QLineEdit::textChanged, this, [this] { emit completeChanged(); });
+  }
+  void initializePage() override {
+    if (out->text().isEmpty()) {
+      QFileInfo src(m_w->modelDir());
+      QString tag = m_w->recipePath().isEmpty() ? m_w->defaultType() : QFileInfo(m_w->recipePath()).completeBaseName();
+      out->setText(src.absoluteDir().filePath(src.fileName() + QLatin1Char('-') + tag + QStringLiteral(".gguf")));
+    }
+    m_w->startReview();
+  }
+  bool isComplete() const override { return m_w->reviewOk() && !out->text().isEmpty(); }
+  QLineEdit* out;
+  QLabel *status, *byRole;
+  QTableWidget* table;
+  QPlainTextEdit* notes;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizRunPage : public QWizardPage {
+ public:
+  explicit WizRunPage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Write the GGUF"));
+    setSubTitle(tr("The pack job runs in a worker process; the file appears under its name only when complete."));
+    setCommitPage(true);
+    setButtonText(QWizard::CommitButton, tr("Validate"));
+    bar = new QProgressBar;
+    bar->setObjectName(QStringLiteral("runProgress"));
+    bar->setRange(0, 1000);
+    what = wrapLabel();
+    cancel = new QPushButton(tr("Cancel"));
+    start = new QPushButton(tr("Start"));
+    log = new QPlainTextEdit;
+    log->setObjectName(QStringLiteral("runLog"));
+    log->setReadOnly(true);
+    log->setMaximumBlockCount(5000);
+    auto* row = new QHBoxLayout;
+    row->addWidget(bar, 1);
+    row->addWidget(start);
+    row->addWidget(cancel);
+    auto* lay = new QVBoxLayout(this);
+    lay->addLayout(row);
+    lay->addWidget(what);
+    lay->addWidget(log, 1);
+    connect(cancel, &QPushButton::clicked, this, [this] { m_w->cancelRun(); });
+    connect(start, &QPushButton::clicked, this, [this] { m_w->startRun(); });
+  }
+  void initializePage() override {
+    start->setEnabled(true);
+    cancel->setEnabled(false);
+    what->setText(tr("Press Start to write %1.").arg(m_w->outputPath()));
+  }
+  bool isComplete() const override { return m_w->runOk(); }
+  QProgressBar* bar;
+  QLabel* what;
+  QPushButton *cancel, *start;
+  QPlainTextEdit* log;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizValidatePage : public QWizardPage {
+ public:
+  explicit WizValidatePage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Validate in llama.cpp"));
+    setSubTitle(tr("`razor validate-gguf` loads the file in a real llama.cpp and checks it."));
+    status = wrapLabel();
+    status->setObjectName(QStringLiteral("validateStatus"));
+    output = new QPlainTextEdit;
+    output->setObjectName(QStringLiteral("validateOutput"));
+    output->setReadOnly(true);
+    auto* lay = new QVBoxLayout(this);
+    lay->addWidget(status);
+    lay->addWidget(output, 1);
+  }
+  void initializePage() override { m_w->startValidation(); }
+  bool isComplete() const override { return m_w->validationDone(); }
+  QLabel* status;
+  QPlainTextEdit* output;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+class WizDonePage : public QWizardPage {
+ public:
+  explicit WizDonePage(ExportWizard* w) : m_w(w) {
+    setTitle(tr("Done"));
+    file = wrapLabel();
+    file->setObjectName(QStringLiteral("doneFile"));
+    report = new QPlainTextEdit;
+    report->setObjectName(QStringLiteral("reportView"));
+    report->setReadOnly(true);
+    auto* save = new QPushButton(tr("Save report…"));
+    auto* open = new QPushButton(tr("Open folder"));
+    auto* row = new QHBoxLayout;
+    row->addWidget(save);
+    row->addWidget(open);
+    row->addStretch(1);
+    auto* lay = new QVBoxLayout(this);
+    lay->addWidget(file);
+    lay->addWidget(report, 1);
+    lay->addLayout(row);
+    connect(save, &QPushButton::clicked, this, [this] {
+      QString f = QFileDialog::getSaveFileName(this, tr("Save report"), m_w->outputPath() + QStringLiteral(".report.txt"));
+      if (f.isEmpty()) return;
+      QSaveFile s(f);
+      if (s.open(QIODevice::WriteOnly | QIODevice::Text)) {
+        s.write(m_w->report().toUtf8());
+        s.commit();
+      }
+    });
+    connect(open, &QPushButton::clicked, this, [this] {
+      QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(m_w->outputPath()).absolutePath()));
+    });
+  }
+  void initializePage() override {
+    QFileInfo fi(m_w->outputPath());
+    file->setText(tr("%1 (%2)").arg(fi.absoluteFilePath(), fi.exists() ? fmtBytes(double(fi.size())) : tr("missing")));
+    report->setPlainText(m_w->report());
+  }
+  QLabel* file;
+  QPlainTextEdit* report;
+  ExportWizard* m_w;
+};
+
+// ============================================================================================================
+namespace {
+WizSourcePage* sourcePage(const ExportWizard* w) { return static_cast<WizSourcePage*>(w->page(ExportWizard::SourcePage)); }
+WizRecipePage* recipePage(const ExportWizard* w) { return static_cast<WizRecipePage*>(w->page(ExportWizard::RecipePage)); }
+WizImatrixPage* imatrixPage(const ExportWizard* w) { return static_cast<WizImatrixPage*>(w->page(ExportWizard::ImatrixPage)); }
+WizReviewPage* reviewPage(const ExportWizard* w) { return static_cast<WizReviewPage*>(w->page(ExportWizard::ReviewPage)); }
+WizRunPage* runPage(const ExportWizard* w) { return static_cast<WizRunPage*>(w->page(ExportWizard::RunPage)); }
+WizValidatePage* validatePage(const ExportWizard* w) { return static_cast<WizValidatePage*>(w->page(ExportWizard::ValidatePage)); }
+}  // namespace
+
+ExportWizard::ExportWizard(QWidget* parent) : QWizard(parent) {
+  setWindowTitle(tr("Export GGUF"));
+  setWizardStyle(QWizard::ClassicStyle);
+  setOption(QWizard::NoBackButtonOnLastPage, true);
+  setPage(SourcePage, new WizSourcePage(this));
+  setPage(RecipePage, new WizRecipePage(this));
+  setPage(ImatrixPage, new WizImatrixPage(this));
+  setPage(ReviewPage, new WizReviewPage(this));
+  setPage(RunPage, new WizRunPage(this));
+  setPage(ValidatePage, new WizValidatePage(this));
+  setPage(DonePage, new WizDonePage(this));
+  m_razor = findRazorProgram();
+  QString recipes = QCoreApplication::applicationDirPath() + QStringLiteral("/../share/razor/recipes/gguf");
+#ifdef RAZOR_SOURCE_DIR
+  if (!QFileInfo(recipes).isDir()) recipes = QStringLiteral(RAZOR_SOURCE_DIR "/recipes/gguf");
+#endif
+  setRecipesDir(recipes);
+  resize(860, 640);
+}
+
+ExportWizard::~ExportWizard() {
+  // A running pack is cancelled; the worker removes its partial output.
+  if (m_runStarted && !m_runDone) cancelRun();
+}
+
+ExportWizard* ExportWizard::createDemo(QWidget* parent) {
+  auto* w = new ExportWizard(parent);
+#ifdef RAZOR_SOURCE_DIR
+  w->setModelDir(QStringLiteral(RAZOR_SOURCE_DIR "/resources/models/tiny-qwen3-5-moe"));
+#endif
+  return w;
+}
+
+QString ExportWizard::findRazorProgram() {
+  QString env = qEnvironmentVariable("RAZOR_CLI");
+  if (!env.isEmpty() && QFileInfo(env).isExecutable()) return env;
+  const QString app = QCoreApplication::applicationDirPath();
+  for (const QString& rel : {QStringLiteral("/razor"), QStringLiteral("/../razor"), QStringLiteral("/../../razor"),
+                             QStringLiteral("/../bin/razor")}) {
+    QFileInfo fi(app + rel);
+    if (fi.isFile() && fi.isExecutable()) return fi.absoluteFilePath();
+  }
+  QString onPath = QStandardPaths::findExecutable(QStringLiteral("razor"));
+  return onPath.isEmpty() ? QStringLiteral("razor") : onPath;
+}
+
+void ExportWizard::setRazorProgram(const QString& path) { m_razor = path; }
+
+void ExportWizard::setRecipesDir(const QString& dir) {
+  m_recipesDir = dir;
+  recipePage(this)->fillPresets(dir);
+}
+
+void ExportWizard::setWorkerPool(WorkerPool* pool) { m_pool = pool; }
+
+void ExportWizard::setModelDir(const QString& dir) { sourcePage(this)->edit->setText(dir); }
+QString ExportWizard::modelDir() const { return sourcePage(this)->edit->text(); }
+
+QStringList ExportWizard::presetNames() const {
+  QStringList n;
+  QComboBox* c = recipePage(this)->preset;
+  for (int i = 0; i < c->count(); ++i) n << c->itemText(i);
+  return n;
+}
+
+void ExportWizard::selectPreset(const QString& name) {
+  QComboBox* c = recipePage(this)->preset;
+  for (int i = 0; i < c->count(); ++i) {
+    const QString data = c->itemData(i).toString();
+    if (c->itemText(i) == name || data == name || QFileInfo(data).fileName() == name) {
+      c->setCurrentIndex(i);
+      return;
+    }
+  }
+}
+
+void ExportWizard::setRecipeFile(const QString& path) { recipePage(this)->fileEdit->setText(path); }
+
+void ExportWizard::setDefaultType(const QString& type) {
+  QComboBox* c = recipePage(this)->defType;
+  int i = c->findData(type.isEmpty() ? QString() : QString::fromLatin1(typeRow(type) ? typeRow(type)->name : ""));
+  c->setCurrentIndex(std::max(0, i));
+}
+
+QString ExportWizard::recipePath() const { return recipePage(this)->recipePath(); }
+QString ExportWizard::defaultType() const { return recipePage(this)->effectiveDefault(); }
+void ExportWizard::setImatrixPath(const QString& path) { imatrixPage(this)->edit->setText(path); }
+QString ExportWizard::imatrixPath() const { return imatrixPage(this)->edit->text(); }
+void ExportWizard::setOutputPath(const QString& path) { reviewPage(this)->out->setText(path); }
+QString ExportWizard::outputPath() const { return reviewPage(this)->out->text(); }
+
+QStringList ExportWizard::typesNeedingImatrix() const {
+  // llama.cpp exempts token_embd and output from the imatrix requirement, so only the rules and the default count.
+  std::set<QString> types;
+  const WizRecipePage* p = recipePage(this);
+  for (auto& r : p->view().rules) types.insert(r.second);
+  QString def = p->effectiveDefault();
+  if (!def.isEmpty()) types.insert(def);
+  QStringList out;
+  for (const QString& t : types)
+    if (const TypeRow* row = typeRow(t); row && row->needsImatrix) out << QString::fromLatin1(row->name);
+  return out;
+}
+
+QString ExportWizard::imatrixWarning() const {
+  const QStringList t = typesNeedingImatrix();
+  if (t.isEmpty()) return {};
+  if (QFileInfo(imatrixPath()).isFile()) return {};
+  return tr("The chosen types %1 need an importance matrix: llama.cpp refuses to quantize to them without one, "
+            "and so does `razor pack`. Choose an imatrix file, or go back and pick types that do not need one "
+            "(q3_K, q4_K, iq4_xs...).")
+      .arg(t.join(QStringLiteral(", ")));
+}
+
+QStringList ExportWizard::packArguments(bool dryRun) const {
+  QStringList a{QStringLiteral("pack"), modelDir()};
+  const WizRecipePage* p = recipePage(this);
+  if (!recipePath().isEmpty()) a << QStringLiteral("--recipe") << recipePath();
+  // The recipe's "#@" directives are passed explicitly, so that the plan, the job and the report all say the
+  // same types whatever the CLI does with the directives.
+  const RecipeView v = p->view();
+  auto pick = [](const QString& chosen, const QString& fromRecipe) { return chosen.isEmpty() ? fromRecipe : chosen; };
+  const QString def = pick(p->defType->currentData().toString(), v.defaultType);
+  const QString outT = pick(p->outType->currentData().toString(), v.outputType);
+  const QString embT = pick(p->embType->currentData().toString(), v.embdType);
+  if (!def.isEmpty()) a << QStringLiteral("--type") << def;
+  if (!outT.isEmpty()) a << QStringLiteral("--output-tensor-type") << outT;
+  if (!embT.isEmpty()) a << QStringLiteral("--token-embedding-type") << embT;
+  if (!imatrixPath().isEmpty()) a << QStringLiteral("--imatrix") << imatrixPath();
+  a << QStringLiteral("--out") << outputPath();
+  if (dryRun) a << QStringLiteral("--dry-run");
+  return a;
+}
+
+// ---- review: `razor pack --dry-run [--json]` ---------------------------------------------------------------
+void ExportWizard::startReview() {
+  const int gen = ++m_reviewGeneration;
+  m_reviewDone = m_reviewOk = false;
+  m_reviewText.clear();
+  m_reviewBytes = m_reviewBpw = 0;
+  WizReviewPage* page = reviewPage(this);
+  page->status->setText(tr("Planning with %1 …").arg(m_razor));
+  page->table->setRowCount(0);
+  page->notes->clear();
+  page->byRole->clear();
+  emit page->completeChanged();
+
+  // The JSON form is tried first; a CLI without it (exit 109, "--json" not expected) gets the text form.
+  auto run = std::make_shared<std::function<void(bool)>>();
+  QPointer<ExportWizard> self(this);
+  *run = [this, self, gen, run](bool json) {
+    auto* proc = new QProcess(this);
+    QStringList args = packArguments(true);
+    if (json) args << QStringLiteral("--json");
+    connect(proc, &QProcess::errorOccurred, this, [this, self, proc, gen](QProcess::ProcessError e) {
+      if (!self || gen != m_reviewGeneration || e != QProcess::FailedToStart) return;
+      proc->deleteLater();
+      m_reviewDone = true;
+      reviewPage(this)->status->setText(tr("%1 could not be started: %2").arg(m_razor, proc->errorString()));
+      emit reviewFinished(false);
+    });
+    connect(proc, &QProcess::finished, this, [this, self, proc, gen, json, run](int code, QProcess::ExitStatus st) {
+      proc->deleteLater();
+      if (!self || gen != m_reviewGeneration) return;  // superseded
+      const QString out = QString::fromUtf8(proc->readAllStandardOutput());
+      const QString err = QString::fromUtf8(proc->readAllStandardError());
+      if (json && code != 0 && err.contains(QLatin1String("--json"))) {
+        (*run)(false);
+        return;
+      }
+      WizReviewPage* page = reviewPage(this);
+      m_reviewDone = true;
+      m_reviewOk = st == QProcess::NormalExit && code == 0;
+      m_reviewText = out;
+      QStringList noteLines;
+      for (const QString& l : err.split(QLatin1Char('\n'), Qt::SkipEmptyParts))
+        noteLines << (l.startsWith(QLatin1String("note: ")) ? l.mid(6) : l);
+      if (!m_reviewOk) {
+        page->status->setText(tr("The dry run failed (exit %1): %2").arg(code).arg(noteLines.value(noteLines.size() - 1)));
+        page->notes->setPlainText(noteLines.join(QLatin1Char('\n')));
+        emit page->completeChanged();
+        emit reviewFinished(false);
+        return;
+      }
+      struct Row {
+        QString type;
+        double bytes, bpw;
+      };
+      QList<Row> rows;
+      QString byRoleText;
+      QJsonDocument doc = json ? QJsonDocument::fromJson(out.toUtf8()) : QJsonDocument();
+      if (doc.isObject()) {
+        QJsonObject o = doc.object();
+        const QJsonObject bt = o.value(QLatin1String("by_type")).toObject();
+        for (auto it = bt.begin(); it != bt.end(); ++it) {
+          QJsonObject e = it.value().toObject();
+          double bytes = e.value(QLatin1String("bytes")).toDouble();
+          double nel = e.value(QLatin1String("elements")).toDouble();
+          rows << Row{it.key(), bytes, e.contains(QLatin1String("bpw")) ? e.value(QLatin1String("bpw")).toDouble() : (nel > 0 ? 8 * bytes / nel : 0)};
+        }
+        const QJsonObject br = o.value(QLatin1String("by_role")).toObject();
+        QStringList parts;
+        for (auto it = br.begin(); it != br.end(); ++it)
+          parts << QStringLiteral("%1 %2 bpw").arg(it.key()).arg(it.value().toObject().value(QLatin1String("bpw")).toDouble(), 0, 'f', 2);
+        byRoleText = parts.isEmpty() ? QString() : tr("Bits per weight by role: %1").arg(parts.join(QStringLiteral(" · ")));
+        m_reviewBytes = o.value(QLatin1String("tensor_bytes")).toDouble();
+        m_reviewBpw = o.value(QLatin1String("bpw")).toDouble();
+        for (const QJsonValue& n : o.value(QLatin1String("notes")).toArray()) noteLines << n.toString();
+      } else {
+        // Text form: "q3_K   5406720 bytes   3.438 bpw" per type, then "arch: N tensors, B tensor bytes, X bpw".
+        static const QRegularExpression typeLine(QStringLiteral("^(\\S+)\\s+(\\d+) bytes\\s+([0-9.]+) bpw$"));
+        static const QRegularExpression total(QStringLiteral("(\\d+) tensors, (\\d+) tensor bytes, ([0-9.]+) bpw"));
+        for (const QString& l : out.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
+          auto m = typeLine.match(l.trimmed());
+          if (m.hasMatch()) rows << Row{m.captured(1), m.captured(2).toDouble(), m.captured(3).toDouble()};
+          auto t = total.match(l);
+          if (t.hasMatch()) {
+            m_reviewBytes = t.captured(2).toDouble();
+            m_reviewBpw = t.captured(3).toDouble();
+          }
+        }
+        byRoleText = tr("Bits per weight by role: not available — this `razor pack --dry-run` has no --json output, "
+                        "so only the breakdown by type is shown.");
+      }
+      page->table->setRowCount(int(rows.size()));
+      for (int i = 0; i < rows.size(); ++i) {
+        page->table->setItem(i, 0, new QTableWidgetItem(rows[i].type));
+        page->table->setItem(i, 1, new QTableWidgetItem(fmtBytes(rows[i].bytes)));
+        page->table->setItem(i, 2, new QTableWidgetItem(QString::number(rows[i].bpw, 'f', 3)));
+        page->table->setItem(i, 3, new QTableWidgetItem(m_reviewBytes > 0 ? QStringLiteral("%1%").arg(100.0 * rows[i].bytes / m_reviewBytes, 0, 'f', 1) : QString()));
+      }
+      page->byRole->setText(byRoleText);
+      page->status->setText(tr("%1 of tensor data, %2 bits per weight overall, %n note(s).", nullptr, int(noteLines.size()))
+                                .arg(fmtBytes(m_reviewBytes))
+                                .arg(m_reviewBpw, 0, 'f', 3));
+      page->notes->setPlainText(noteLines.isEmpty() ? tr("(none)") : noteLines.join(QLatin1Char('\n')));
+      emit page->completeChanged();
+      emit reviewFinished(true);
+    });
+    proc->start(m_razor, args);
+  };
+  (*run)(true);
+}
+
+// ---- run: the pack job in a worker ---------------------------------------------------------------------------
+void ExportWizard::startRun() {
+  if (m_runStarted && !m_runDone) return;
+  WizRunPage* page = runPage(this);
+  m_runStarted = true;
+  m_runDone = m_runOk = false;
+  page->start->setEnabled(false);
+  page->cancel->setEnabled(true);
+  page->bar->setValue(0);
+  page->log->clear();
+
+  QJsonObject params{{QStringLiteral("model"), modelDir()}, {QStringLiteral("out"), outputPath()}};
+  const QStringList a = packArguments(false);
+  for (int i = 2; i + 1 < a.size(); ++i) {
+    if (a[i] == QLatin1String("--recipe")) params[QStringLiteral("recipe")] = a[i + 1];
+    if (a[i] == QLatin1String("--type")) params[QStringLiteral("type")] = a[i + 1];
+    if (a[i] == QLatin1String("--output-tensor-type")) params[QStringLiteral("output_type")] = a[i + 1];
+    if (a[i] == QLatin1String("--token-embedding-type")) params[QStringLiteral("token_embedding_type")] = a[i + 1];
+    if (a[i] == QLatin1String("--imatrix")) params[QStringLiteral("imatrix")] = a[i + 1];
+  }
+  page->log->appendPlainText(tr("pack %1").arg(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact))));
+
+  auto onProgress = [this](double done, double total, const QString& what) {
+    WizRunPage* p = runPage(this);
+    p->bar->setValue(total > 0 ? int(1000.0 * done / total) : 0);
+    p->what->setText(what);
+  };
+  auto onLog = [this](const QString& level, const QString& msg) {
+    runPage(this)->log->appendPlainText(level == QLatin1String("info") ? msg : QStringLiteral("[%1] %2").arg(level, msg));
+  };
+  auto onFinished = [this](const QJsonObject& result) {
+    m_runFileBytes = result.value(QLatin1String("file_bytes")).toDouble();
+    finishRun(true, tr("Wrote %1 (%2, %3 bpw)")
+                        .arg(outputPath(), fmtBytes(m_runFileBytes))
+                        .arg(result.value(QLatin1String("bpw")).toDouble(), 0, 'f', 3));
+  };
+  auto onFailed = [this](const QString& code, const QString& message) { finishRun(false, code + QStringLiteral(": ") + message); };
+
+  if (m_pool) {
+    WorkerPool::JobOptions opt;
+    opt.key = QStringLiteral("export-wizard");
+    opt.target = WorkerPool::Target::Cpu;
+    m_poolJob = m_pool->submit(QStringLiteral("pack"), params, opt);
+    const QString id = m_poolJob;
+    connect(m_pool, &WorkerPool::jobProgressAvailable, this,
+            [id, onProgress](const QString& j, double d, double t, const QString& w) { if (j == id) onProgress(d, t, w); });
+    connect(m_pool, &WorkerPool::jobLogAvailable, this,
+            [id, onLog](const QString& j, const QString& l, const QString& m) { if (j == id) onLog(l, m); });
+    connect(m_pool, &WorkerPool::jobFinished, this, [this, id, onFinished](const QString& j, const QJsonObject& r) {
+      if (j == id && m_poolJob == id) onFinished(r);
+    });
+    connect(m_pool, &WorkerPool::jobFailed, this, [this, id, onFailed](const QString& j, const QString& c, const QString& m) {
+      if (j == id && m_poolJob == id) onFailed(c, m);
+    });
+    return;
+  }
+  // No pool: a private CPU worker for this one job.
+  auto* client = new WorkerClient(this);
+  m_privateWorker = client;
+  client->setProgram(m_razor, {QStringLiteral("worker"), QStringLiteral("--cpu"), QStringLiteral("--telemetry-ms"), QStringLiteral("0")});
+  connect(client, &WorkerClient::progressAvailable, this, [onProgress](qint64, double d, double t, const QString& w) { onProgress(d, t, w); });
+  connect(client, &WorkerClient::logAvailable, this, [onLog](qint64, const QString& l, const QString& m) { onLog(l, m); });
+  connect(client, &WorkerClient::stderrAvailable, this, [onLog](const QString& l) { onLog(QStringLiteral("stderr"), l); });
+  connect(client, &WorkerClient::jobFinished, this, [onFinished](qint64, const QJsonObject& r) { onFinished(r); });
+  connect(client, &WorkerClient::jobFailed, this, [onFailed](qint64, const QString& c, const QString& m) { onFailed(c, m); });
+  connect(client, &WorkerClient::workerFailed, this, [onFailed](const QString& m) { onFailed(QStringLiteral("worker_failed"), m); });
+  client->start();
+  m_clientJob = client->sendRequest(QStringLiteral("pack"), params);
+}
+
+void ExportWizard::cancelRun() {
+  if (!m_runStarted || m_runDone) return;
+  runPage(this)->log->appendPlainText(tr("Cancelling…"));
+  if (m_pool && !m_poolJob.isEmpty()) m_pool->cancel(m_poolJob);
+  if (auto* c = qobject_cast<WorkerClient*>(m_privateWorker.data()); c && m_clientJob >= 0) c->cancel(m_clientJob);
+}
+
+void ExportWizard::finishRun(bool ok, const QString& message) {
+  if (m_runDone) return;
+  m_runDone = true;
+  m_runOk = ok;
+  m_runMessage = message;
+  WizRunPage* page = runPage(this);
+  page->cancel->setEnabled(false);
+  page->start->setEnabled(!ok);
+  page->start->setText(tr("Retry"));
+  if (ok) page->bar->setValue(1000);
+  page->what->setText(message);
+  page->log->appendPlainText(message);
+  if (auto* c = qobject_cast<WorkerClient*>(m_privateWorker.data())) {
+    c->shutdown();
+    c->deleteLater();
+  }
+  if (!ok) m_runStarted = false;
+  emit page->completeChanged();
+  emit runFinished(ok);
+}
+
+// ---- validate: `razor validate-gguf FILE` ------------------------------------------------------------------
+void ExportWizard::startValidation() {
+  m_validateDone = m_validateOk = false;
+  WizValidatePage* page = validatePage(this);
+  page->status->setText(tr("Loading %1 in llama.cpp …").arg(outputPath()));
+  page->output->clear();
+  auto* proc = new QProcess(this);
+  proc->setProcessChannelMode(QProcess::MergedChannels);
+  QPointer<ExportWizard> self(this);
+  auto done = [this, self, proc](bool started, int code) {
+    if (!self) return;
+    proc->deleteLater();
+    WizValidatePage* page = validatePage(this);
+    QString out = started ? QString::fromUtf8(proc->readAll()) : proc->errorString();
+    m_validateText = out;
+    m_validateDone = true;
+    m_validateOk = started && code == 0;
+    if (out.contains(QLatin1String("validate-gguf")) && out.contains(QLatin1String("not expected")))
+      page->status->setText(tr("Not validated: this `razor` has no validate-gguf command yet. The file was written "
+                               "but not loaded in llama.cpp."));
+    else if (!started)
+      page->status->setText(tr("Not validated: %1 could not be started.").arg(m_razor));
+    else
+      page->status->setText(m_validateOk ? tr("llama.cpp loaded the file: valid.") : tr("Validation FAILED (exit %1).").arg(code));
+    page->output->setPlainText(out);
+    emit page->completeChanged();
+    emit validationFinished(m_validateOk);
+  };
+  connect(proc, &QProcess::finished, this, [done](int code, QProcess::ExitStatus) { done(true, code); });
+  connect(proc, &QProcess::errorOccurred, this, [done](QProcess::ProcessError e) {
+    if (e == QProcess::FailedToStart) done(false, -1);
+  });
+  proc->start(m_razor, {QStringLiteral("validate-gguf"), outputPath()});
+}
+
+QString ExportWizard::report() const {
+  QStringList r;
+  r << tr("GGUF export report");
+  r << tr("source:       %1").arg(modelDir());
+  r << tr("recipe:       %1").arg(recipePath().isEmpty() ? tr("(uniform)") : recipePath());
+  r << tr("default type: %1").arg(defaultType().isEmpty() ? tr("(none)") : defaultType());
+  r << tr("imatrix:      %1").arg(imatrixPath().isEmpty() ? tr("(none)") : imatrixPath());
+  r << tr("output:       %1").arg(outputPath());
+  QFileInfo fi(outputPath());
+  r << tr("file size:    %1").arg(fi.exists() ? fmtBytes(double(fi.size())) : tr("(not written)"));
+  r << tr("plan:         %1 tensor data, %2 bpw").arg(fmtBytes(m_reviewBytes)).arg(m_reviewBpw, 0, 'f', 3);
+  r << tr("pack:         %1").arg(m_runDone ? m_runMessage : tr("not run"));
+  QString v = !m_validateDone ? tr("not run") : m_validateOk ? tr("passed") : validatePage(this)->status->text();
+  r << tr("validation:   %1").arg(v);
+  r << QString() << tr("command: %1 %2").arg(m_razor, packArguments(false).join(QLatin1Char(' ')));
+  r << QString() << tr("dry run:") << m_reviewText.trimmed();
+  if (m_validateDone) r << QString() << tr("validate-gguf output:") << m_validateText.trimmed();
+  return r.join(QLatin1Char('\n')) + QLatin1Char('\n');
+}

@@ -1,0 +1,106 @@
+// ExportWizard: HF checkpoint -> GGUF, page by page:
+//   source (checkpoint folder) -> recipe (a GGUF tensor-type preset from recipes/gguf/, one uniform type, or a
+//   recipe file, e.g. one written from the allocation; default / output / token-embedding types from the ggml
+//   type table) -> imatrix (file picker; warns when a chosen type needs one) -> review (`razor pack --dry-run`:
+//   size and bits per weight by type, by role when the CLI reports it, fallbacks and notes) -> run (the "pack"
+//   job in a worker: the pool when one is attached, else a private `razor worker --cpu`; progress, cancel) ->
+//   validate (`razor validate-gguf FILE`, the real llama.cpp) -> done (the file and a report).
+// Every heavy step runs in another process (worker or CLI); the GUI thread only reads their output. Results
+// of a superseded review (the user went back and changed something) are dropped.
+#pragma once
+#include <QPointer>
+#include <QString>
+#include <QStringList>
+#include <QWizard>
+
+class WorkerPool;
+
+class ExportWizard : public QWizard {
+  Q_OBJECT
+ public:
+  enum PageId { SourcePage, RecipePage, ImatrixPage, ReviewPage, RunPage, ValidatePage, DonePage };
+
+  explicit ExportWizard(QWidget* parent = nullptr);
+  ~ExportWizard() override;
+
+  // On the source page with the bundled tiny model selected (screenshots, demos).
+  static ExportWizard* createDemo(QWidget* parent = nullptr);
+
+  // The `razor` program (default: findRazorProgram()).
+  void setRazorProgram(const QString& path);
+  QString razorProgram() const { return m_razor; }
+  static QString findRazorProgram();
+  // Folder of the GGUF presets (default: <source>/recipes/gguf or <app>/../share/razor/recipes/gguf).
+  void setRecipesDir(const QString& dir);
+  QString recipesDir() const { return m_recipesDir; }
+  // Jobs go to this pool when set; otherwise the wizard runs its own `razor worker --cpu`.
+  void setWorkerPool(WorkerPool* pool);
+
+  // ---- the choices (also settable, for tests and for callers that start the wizard pre-filled) ----------
+  void setModelDir(const QString& dir);
+  QString modelDir() const;
+  QStringList presetNames() const;     // the recipe combo's entries
+  void selectPreset(const QString& name);  // a preset's file name ("instinct-q3.txt"), "uniform" or "file"
+  void setRecipeFile(const QString& path); // with selectPreset("file")
+  void setDefaultType(const QString& type);  // "" = the recipe's own default
+  QString recipePath() const;          // "" for a uniform type
+  QString defaultType() const;
+  void setImatrixPath(const QString& path);
+  QString imatrixPath() const;
+  void setOutputPath(const QString& path);
+  QString outputPath() const;
+  // The types of the current recipe + default type that llama.cpp refuses without an imatrix.
+  QStringList typesNeedingImatrix() const;
+  QString imatrixWarning() const;
+
+  // ---- state of the asynchronous pages -----------------------------------------------------------------
+  bool reviewDone() const { return m_reviewDone; }
+  bool reviewOk() const { return m_reviewOk; }
+  QString reviewText() const { return m_reviewText; }  // the dry run's output
+  double reviewBytes() const { return m_reviewBytes; }
+  double reviewBpw() const { return m_reviewBpw; }
+  bool runDone() const { return m_runDone; }
+  bool runOk() const { return m_runOk; }
+  bool validationDone() const { return m_validateDone; }
+  QString validationText() const { return m_validateText; }
+  QString report() const;
+  // The arguments of the pack command / params of the pack job for the current choices.
+  QStringList packArguments(bool dryRun) const;
+
+ signals:
+  void reviewFinished(bool ok);
+  void runFinished(bool ok);
+  void validationFinished(bool ok);
+
+ private:
+  friend class WizSourcePage;
+  friend class WizRecipePage;
+  friend class WizImatrixPage;
+  friend class WizReviewPage;
+  friend class WizRunPage;
+  friend class WizValidatePage;
+  friend class WizDonePage;
+
+  void startReview();
+  void startRun();
+  void cancelRun();
+  void startValidation();
+  void finishRun(bool ok, const QString& message);
+
+  QString m_razor;
+  QString m_recipesDir;
+  QPointer<WorkerPool> m_pool;
+  QPointer<QObject> m_privateWorker;  // WorkerClient when no pool
+  QString m_poolJob;
+  qint64 m_clientJob = -1;
+
+  int m_reviewGeneration = 0;
+  bool m_reviewDone = false, m_reviewOk = false;
+  QString m_reviewText;
+  double m_reviewBytes = 0, m_reviewBpw = 0;
+  bool m_runStarted = false, m_runDone = false, m_runOk = false;
+  QString m_runMessage;
+  double m_runFileBytes = 0;
+  bool m_validateDone = false, m_validateOk = false;
+  QString m_validateText;
+};

@@ -1,0 +1,83 @@
+// GpuPanel: live GPU / VRAM telemetry. Per GPU: utilisation, memory used / total, temperature, power, the
+// processes holding memory, and history charts (Qt Charts line series over the last historySeconds()).
+//
+// Fed by the worker's unsolicited telemetry (core/jobs/gpu_telemetry.h, WorkerPool::gpuSampleAvailable):
+//   {"t":"gpu","time":<unix s>,"devices":[{"index","name","util_gpu","util_mem","mem_used","mem_total" (bytes),
+//    "temp_c","power_w","procs":[{"pid","mem_used"}]}]}        a field NVML refused is null
+// With no sample yet, a sample with no device, or setUnavailable() (the worker's "GPU telemetry off: ..." log),
+// the panel says plainly that there is no GPU and why.
+#pragma once
+#include <QJsonObject>
+#include <QMap>
+#include <QWidget>
+#include <deque>
+
+class QChart;
+class QChartView;
+class QGroupBox;
+class QLabel;
+class QLineSeries;
+class QTableWidget;
+class QValueAxis;
+class QVBoxLayout;
+
+class GpuPanel : public QWidget {
+  Q_OBJECT
+ public:
+  explicit GpuPanel(QWidget* parent = nullptr);
+  ~GpuPanel() override;
+
+  // A panel fed with a few minutes of synthetic samples of two GPUs (screenshots, demos).
+  static GpuPanel* createDemo(QWidget* parent = nullptr);
+  // A synthetic sample at `time` with `gpus` devices (deterministic in time).
+  static QJsonObject fakeSample(double time, int gpus);
+
+  void setHistorySeconds(int seconds);
+  int historySeconds() const { return m_historySeconds; }
+
+  // ---- for tests and the main window ----------------------------------------------------------------------
+  int gpuCount() const { return int(m_gpus.size()); }
+  bool hasGpu() const { return !m_gpus.isEmpty() && !m_noGpu; }
+  QString statusText() const;
+  QChart* chart(int gpuIndex) const;                  // nullptr if unknown
+  int historyPoints(int gpuIndex) const;              // samples kept for that GPU
+  QTableWidget* processTable(int gpuIndex) const;
+  QString summaryText(int gpuIndex) const;            // "util 42% · 12.3 / 79.6 GiB · 61 °C · 312 W"
+
+ public slots:
+  void addSample(const QJsonObject& sample);
+  void setUnavailable(const QString& reason);
+  // A worker log line not about a job: "GPU telemetry off: <why>" makes the panel say so.
+  void handleWorkerLog(const QString& level, const QString& message);
+  void clear();
+
+ private:
+  struct Point {
+    double t, util, mem, temp, power;
+  };
+  struct Gpu {
+    QGroupBox* box = nullptr;
+    QLabel* summary = nullptr;
+    QChart* chart = nullptr;
+    QChartView* view = nullptr;
+    QLineSeries* util = nullptr;
+    QLineSeries* mem = nullptr;
+    QLineSeries* temp = nullptr;
+    QLineSeries* power = nullptr;
+    QValueAxis* x = nullptr;
+    QValueAxis* y = nullptr;
+    QValueAxis* yPower = nullptr;
+    QTableWidget* procs = nullptr;
+    std::deque<Point> history;
+  };
+  Gpu& gpuFor(int index, const QString& name);
+  void showNoGpu(const QString& text);
+  void replot(Gpu& g, double now);
+
+  QLabel* m_status = nullptr;
+  QWidget* m_cards = nullptr;
+  QVBoxLayout* m_cardLayout = nullptr;
+  QMap<int, Gpu> m_gpus;
+  bool m_noGpu = true;
+  int m_historySeconds = 300;
+};
