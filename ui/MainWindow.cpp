@@ -1,8 +1,416 @@
 #include "MainWindow.h"
 
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QJsonArray>
 #include <QLabel>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTimer>
+#include <QUndoStack>
+#include <QtConcurrent/QtConcurrentRun>
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
-  setWindowTitle("Razor Workbench");
-  setCentralWidget(new QLabel("Razor Workbench"));
+#include "AllocationEditor.h"
+#include "HeatmapGLWidget.h"
+#include "ImGuiOverlay.h"
+#include "HeatmapView.h"
+#include "ModelView.h"
+#include "RazorCommand.h"
+#if __has_include("GpuPanel.h") && __has_include("JobsDock.h") && __has_include("ExportWizard.h") && \
+    __has_include("WorkerPool.h")
+#include <QDockWidget>
+#include <QJsonArray>
+#include "ExportWizard.h"
+#include "GpuPanel.h"
+#include "JobsDock.h"
+#include "WorkerPool.h"
+#define RAZOR_HAVE_WORKER_VIEWS 1
+#endif
+#if __has_include("ComparisonView.h")
+#include "ComparisonView.h"
+#define RAZOR_HAVE_COMPARISON_VIEW 1
+#endif
+
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new RazorCommand(this)) {
+  setWindowTitle(tr("Razor Workbench"));
+  setObjectName(QStringLiteral("MainWindow"));
+  m_tabs = new QTabWidget;
+  m_tabs->setDocumentMode(true);
+  m_modelView = new ModelView;
+  m_heatmapView = new HeatmapView;
+  m_allocation = new AllocationEditor;
+  addView(QStringLiteral("model"), tr("Model"), m_modelView);
+  addView(QStringLiteral("salience"), tr("Salience"), m_heatmapView);
+  addView(QStringLiteral("allocation"), tr("Allocation"), m_allocation);
+#ifdef RAZOR_HAVE_COMPARISON_VIEW
+  auto* cmp = new ComparisonView;
+  m_comparison = cmp;
+  addView(QStringLiteral("comparison"), tr("Comparison"), cmp);
+  connect(cmp, &ComparisonView::messageAvailable, this, [this](const QString& t) { message(t, 5000); });
+#endif
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  auto* gpu = new GpuPanel;
+  m_gpuPanel = gpu;
+  addView(QStringLiteral("gpu"), tr("GPU"), gpu);
+  auto* jobs = new JobsDock(this);
+  jobs->setObjectName(QStringLiteral("jobsDock"));
+  m_jobsDock = jobs;
+  addDockWidget(Qt::BottomDockWidgetArea, jobs);
+  jobs->hide();  // shown once the worker pool runs (View > Jobs)
+#endif
+  setCentralWidget(m_tabs);
+  m_statusModel = new QLabel(tr("no model"));
+  statusBar()->addPermanentWidget(m_statusModel);
+  buildMenus();
+  resize(1280, 800);
+
+  connect(m_inspect, &RazorCommand::commandFinished, this, [this](quint64, const QByteArray& out, const QByteArray&) {
+    // Parse and compile the footprint off the GUI thread (a per-expert 122B inventory is several MB of JSON
+    // and ~37,600 tensors to classify against the recipe's regexes).
+    struct Parsed {
+      ModelInventory inv;
+      FootprintModel fp;
+      QString error;
+    };
+    const quint64 gen = m_inventoryGeneration;
+    const quint64 recipeGen = m_allocation->recipeGeneration();
+    const razor::recipe recipe = m_allocation->footprint().recipe();
+    auto* watcher = new QFutureWatcher<Parsed>(this);
+    QPointer<MainWindow> self(this);
+    connect(watcher, &QFutureWatcher<Parsed>::finished, this, [self, watcher, gen, recipeGen] {
+      watcher->deleteLater();
+      if (!self) return;
+      --self->m_pendingInventory;
+      if (gen == self->m_inventoryGeneration) {  // else a newer model was asked for meanwhile
+        const Parsed r = watcher->result();
+        if (r.error.isEmpty()) {
+          self->applyInventory(r.inv, &r.fp, recipeGen);
+        } else {
+          self->message(tr("Inventory: %1").arg(r.error));
+          emit self->modelFailed(r.error);
+        }
+      }
+      self->checkReady();
+    });
+    watcher->setFuture(QtConcurrent::run([out, recipe] {
+      Parsed p;
+      p.inv = ModelInventory::fromJson(out, &p.error);
+      if (p.error.isEmpty()) {
+        p.fp.setRecipe(recipe);
+        p.fp.setInventory(p.inv);
+      }
+      return p;
+    }));
+  });
+  connect(m_inspect, &RazorCommand::commandFailed, this, [this](quint64, const QString& msg) {
+    --m_pendingInventory;
+    message(tr("Opening the model failed: %1").arg(msg));
+    m_statusModel->setText(tr("no model"));
+    emit modelFailed(msg);
+    checkReady();
+  });
+  connect(m_heatmapView, &HeatmapView::sourceAvailable, this, [this](const QString& path) {
+    message(tr("Loaded %1").arg(QFileInfo(path).fileName()), 4000);
+    m_allocation->setStatistics(m_heatmapView->sources());
+  });
+  connect(m_heatmapView, &HeatmapView::loadFailed, this, [this](const QString&, const QString& msg) { message(msg); });
+  connect(m_heatmapView, &HeatmapView::loadsFinished, this, &MainWindow::checkReady);
+  connect(m_allocation, &AllocationEditor::saveRecipeRequested, this, &MainWindow::saveRecipeInteractive);
+  connect(m_allocation, &AllocationEditor::allocateFailed, this, [this](const QString& m) { message(tr("allocate: %1").arg(m)); });
+}
+
+MainWindow::~MainWindow() = default;
+
+bool MainWindow::openGLUsable() { return HeatmapGLWidget::openGLUsable(); }
+
+void MainWindow::addView(const QString& id, const QString& title, QWidget* w) {
+  w->setProperty("razorViewId", id);
+  m_tabs->addTab(w, title);
+}
+
+QStringList MainWindow::viewIds() const {
+  QStringList out;
+  for (int i = 0; i < m_tabs->count(); ++i) out << m_tabs->widget(i)->property("razorViewId").toString();
+  return out;
+}
+
+bool MainWindow::showView(const QString& id) {
+  for (int i = 0; i < m_tabs->count(); ++i)
+    if (m_tabs->widget(i)->property("razorViewId").toString() == id) {
+      m_tabs->setCurrentIndex(i);
+      return true;
+    }
+  return false;
+}
+
+void MainWindow::buildMenus() {
+  QMenu* file = menuBar()->addMenu(tr("&File"));
+  file->addAction(tr("&New workspace"), QKeySequence::New, this, &MainWindow::newWorkspace);
+  file->addAction(tr("&Open workspace..."), QKeySequence::Open, this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Open workspace"), QString(),
+                                                   tr("Razor workspaces (*.razorproj);;All files (*)"));
+    QString err;
+    if (!f.isEmpty() && !openWorkspace(f, &err)) QMessageBox::warning(this, tr("Open workspace"), err);
+  });
+  auto saveAs = [this] {
+    QString f = QFileDialog::getSaveFileName(this, tr("Save workspace"), m_workspacePath,
+                                             tr("Razor workspaces (*.razorproj)"));
+    if (f.isEmpty()) return;
+    if (QFileInfo(f).suffix().isEmpty()) f += QStringLiteral(".razorproj");
+    QString err;
+    if (!saveWorkspace(f, &err)) QMessageBox::warning(this, tr("Save workspace"), err);
+  };
+  file->addAction(tr("&Save workspace"), QKeySequence::Save, this, [this, saveAs] {
+    if (m_workspacePath.isEmpty()) return saveAs();
+    QString err;
+    if (!saveWorkspace(m_workspacePath, &err)) QMessageBox::warning(this, tr("Save workspace"), err);
+  });
+  file->addAction(tr("Save workspace &as..."), QKeySequence::SaveAs, this, saveAs);
+  file->addSeparator();
+  file->addAction(tr("Open &model..."), QKeySequence(tr("Ctrl+M")), this, [this] {
+    const QString d = QFileDialog::getExistingDirectory(this, tr("Open model (config.json + *.safetensors)"));
+    if (!d.isEmpty()) openModel(d);
+  });
+  file->addAction(tr("Open s&tatistics..."), QKeySequence(tr("Ctrl+T")), this, [this] {
+    const QStringList fs = QFileDialog::getOpenFileNames(
+        this, tr("Open statistics"), QString(),
+        tr("Statistics (*.h5 *.hdf5 *.gguf *.dat *.json);;Probe HDF5 (*.h5 *.hdf5);;GGUF imatrix (*.gguf *.dat);;"
+           "Quant summary (razor_quant_summary.json)"));
+    for (const auto& f : fs) openStatistics(f);
+  });
+  file->addAction(tr("Open &recipe..."), this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Open recipe"), QString(), tr("Recipes (*.json)"));
+    QString err;
+    if (f.isEmpty()) return;
+    if (!m_allocation->loadRecipe(f, &err)) QMessageBox::warning(this, tr("Open recipe"), err);
+    else if (!m_recipes.contains(f)) m_recipes << f;
+  });
+  file->addAction(tr("Save r&ecipe..."), this, &MainWindow::saveRecipeInteractive);
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  file->addAction(tr("E&xport GGUF..."), this, &MainWindow::openExportWizard);
+#endif
+  file->addSeparator();
+  file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+  QMenu* edit = menuBar()->addMenu(tr("&Edit"));
+  QAction* undo = m_allocation->undoStack()->createUndoAction(this, tr("&Undo"));
+  undo->setShortcut(QKeySequence::Undo);
+  QAction* redo = m_allocation->undoStack()->createRedoAction(this, tr("&Redo"));
+  redo->setShortcut(QKeySequence::Redo);
+  edit->addAction(undo);
+  edit->addAction(redo);
+
+  QMenu* view = menuBar()->addMenu(tr("&View"));
+  for (int i = 0; i < m_tabs->count(); ++i) {
+    const QString id = m_tabs->widget(i)->property("razorViewId").toString();
+    view->addAction(m_tabs->tabText(i), this, [this, id] { showView(id); });
+  }
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (auto* dock = qobject_cast<QDockWidget*>(m_jobsDock)) view->addAction(dock->toggleViewAction());
+#endif
+}
+
+void MainWindow::message(const QString& text, int ms) { statusBar()->showMessage(text, ms); }
+
+void MainWindow::setRazorProgram(const QString& program) {
+  m_razorProgram = program;
+  m_inspect->setProgram(program);
+  m_allocation->setRazorProgram(program);
+}
+
+void MainWindow::openModel(const QString& dir) {
+  m_modelPath = QFileInfo(dir).absoluteFilePath();
+  ++m_inventoryGeneration;
+  if (!m_inspect->isRunning()) ++m_pendingInventory;  // a running inspect is superseded, its count reused
+  m_statusModel->setText(tr("inspecting %1 ...").arg(QFileInfo(dir).fileName()));
+  message(tr("razor inspect %1").arg(dir));
+  m_inspect->run({QStringLiteral("inspect"), m_modelPath, QStringLiteral("--json")});
+}
+
+void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel* compiled, quint64 recipeGeneration) {
+  m_inventory = inv;
+  m_modelView->setInventory(inv);
+  if (compiled)
+    m_allocation->setInventory(inv, *compiled, recipeGeneration);
+  else
+    m_allocation->setInventory(inv);
+  m_allocation->setModelPath(m_modelPath);
+  m_statusModel->setText(QStringLiteral("%1 \u2014 %2 layers, %3 experts (%4 active), %5 B params")
+                             .arg(QFileInfo(m_modelPath).fileName())
+                             .arg(inv.layers)
+                             .arg(inv.expertsTotal)
+                             .arg(inv.expertsActive)
+                             .arg(double(inv.paramsTotal) / 1e9, 0, 'f', 3));
+  setWindowTitle(tr("Razor Workbench \u2014 %1").arg(QFileInfo(m_modelPath).fileName()));
+  message(tr("Model opened: %1 tensors").arg(inv.tensors.size()), 4000);
+  emit modelAvailable(m_modelPath);
+}
+
+void MainWindow::openStatistics(const QString& path) { m_heatmapView->loadFile(path); }
+
+bool MainWindow::isBusy() const { return m_pendingInventory > 0 || m_heatmapView->pendingLoads() > 0; }
+
+void MainWindow::checkReady() {
+  if (isBusy()) return;
+  if (m_restorePending) {
+    m_restorePending = false;
+    const Workspace& w = m_restore;
+    if (!w.activeRecipe.isEmpty()) {
+      QString err;
+      if (!m_allocation->setRecipeJson(w.activeRecipe, &err)) message(tr("Workspace recipe: %1").arg(err));
+    }
+    m_modelView->restoreState(w.viewState.value(QStringLiteral("model")).toObject());
+    m_heatmapView->restoreState(w.viewState.value(QStringLiteral("salience")).toObject());
+    m_allocation->restoreState(w.viewState.value(QStringLiteral("allocation")).toObject());
+    if (!w.currentView.isEmpty()) showView(w.currentView);
+  }
+  emit workspaceReady();
+}
+
+void MainWindow::newWorkspace() {
+  m_workspacePath.clear();
+  m_modelPath.clear();
+  m_recipes.clear();
+  m_jobsFolder.clear();
+  m_resultFiles.clear();
+  m_inventory = ModelInventory();
+  ++m_inventoryGeneration;
+  m_inspect->cancel();
+  m_pendingInventory = 0;
+  m_modelView->clear();
+  m_heatmapView->clear();
+  m_allocation->setInventory(ModelInventory());
+  m_allocation->loadRecipe(QStringLiteral("seed-default"));
+  m_statusModel->setText(tr("no model"));
+  setWindowTitle(tr("Razor Workbench"));
+}
+
+Workspace MainWindow::currentWorkspace() const {
+  Workspace w;
+  w.modelPath = m_modelPath;
+  w.recipes = m_recipes;
+  w.activeRecipe = m_allocation->recipeJson();
+  w.statistics = m_heatmapView->sourcePaths();
+  w.jobsFolder = m_jobsFolder;
+  w.resultFiles = m_resultFiles;
+  w.openViews = viewIds();
+  w.currentView = m_tabs->currentWidget() ? m_tabs->currentWidget()->property("razorViewId").toString() : QString();
+  w.viewState = QJsonObject{{QStringLiteral("model"), m_modelView->saveState()},
+                            {QStringLiteral("salience"), m_heatmapView->saveState()},
+                            {QStringLiteral("allocation"), m_allocation->saveState()}};
+  w.windowGeometry = saveGeometry();
+  w.windowState = saveState();
+  return w;
+}
+
+bool MainWindow::saveWorkspace(const QString& path, QString* error) {
+  const Workspace w = currentWorkspace();
+  if (!w.save(path, error)) return false;
+  m_workspacePath = QFileInfo(path).absoluteFilePath();
+  message(tr("Workspace saved: %1").arg(path), 4000);
+  return true;
+}
+
+bool MainWindow::openWorkspace(const QString& path, QString* error) {
+  Workspace w;
+  if (!Workspace::load(path, &w, error)) return false;
+  newWorkspace();
+  m_workspacePath = QFileInfo(path).absoluteFilePath();
+  m_recipes = w.recipes;
+  m_jobsFolder = w.jobsFolder;
+  m_resultFiles = w.resultFiles;
+  if (!w.windowGeometry.isEmpty()) restoreGeometry(w.windowGeometry);
+  if (!w.windowState.isEmpty()) restoreState(w.windowState);
+  m_restore = w;
+  m_restorePending = true;
+  if (!w.modelPath.isEmpty()) openModel(w.modelPath);
+  for (const auto& s : w.statistics) openStatistics(s);
+  QTimer::singleShot(0, this, &MainWindow::checkReady);  // nothing to load: restore at once
+  return true;
+}
+
+void MainWindow::saveRecipeInteractive() {
+  QString f = QFileDialog::getSaveFileName(this, tr("Save recipe"), QString(), tr("Recipes (*.json)"));
+  if (f.isEmpty()) return;
+  if (QFileInfo(f).suffix().isEmpty()) f += QStringLiteral(".json");
+  QString err;
+  if (!m_allocation->saveRecipe(f, &err)) {
+    QMessageBox::warning(this, tr("Save recipe"), err);
+    return;
+  }
+  if (!m_recipes.contains(f)) m_recipes << f;
+  message(tr("Recipe saved: %1").arg(f), 4000);
+}
+
+QStringList MainWindow::screenshotViews(const QString& dir) {
+  QDir().mkpath(dir);
+  QStringList written;
+  const int keep = m_tabs->currentIndex();
+  for (int i = 0; i < m_tabs->count(); ++i) {
+    m_tabs->setCurrentIndex(i);
+    QApplication::processEvents();
+    const QString id = m_tabs->widget(i)->property("razorViewId").toString();
+    const QString file = QDir(dir).filePath(id + QStringLiteral(".png"));
+    grab();  // the first frame of a GL view pays for shader compilation; the HUD shows the last frame's time
+    if (grab().save(file)) written << file;
+  }
+  m_tabs->setCurrentIndex(keep);
+  return written;
+}
+
+void MainWindow::startWorkers() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (m_pool) return;
+  m_pool = new WorkerPool(this);
+  m_pool->setProgram(m_razorProgram.isEmpty() ? RazorCommand::defaultProgram() : m_razorProgram);
+  auto* gpu = static_cast<GpuPanel*>(m_gpuPanel);
+  connect(m_pool, &WorkerPool::gpuSampleAvailable, gpu, &GpuPanel::addSample);
+  connect(m_pool, &WorkerPool::gpuSampleAvailable, this, [this](const QJsonObject& sample) {
+    // The heatmap HUD shows the first GPU of the latest telemetry sample.
+    const QJsonArray devs = sample.value(QStringLiteral("devices")).toArray();
+    GpuFigures g;
+    if (devs.isEmpty()) {
+      g.note = tr("no GPU in this worker");
+    } else {
+      const QJsonObject d = devs.first().toObject();
+      g.valid = true;
+      g.name = d.value(QStringLiteral("name")).toString();
+      g.utilPercent = d.value(QStringLiteral("util_gpu")).toDouble();
+      g.memUsedMiB = d.value(QStringLiteral("mem_used")).toDouble() / 1048576.0;
+      g.memTotalMiB = d.value(QStringLiteral("mem_total")).toDouble() / 1048576.0;
+      g.temperatureC = d.value(QStringLiteral("temp_c")).toDouble();
+    }
+    m_heatmapView->setGpuFigures(g);
+  });
+  connect(m_pool, &WorkerPool::workerFailed, this, [this](int, const QString& msg) { message(tr("worker: %1").arg(msg), 8000); });
+  if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
+    jobs->attachPool(m_pool);
+    jobs->show();
+    resizeDocks({jobs}, {170}, Qt::Vertical);  // the views keep most of the height
+  }
+  m_pool->start();
+#endif
+}
+
+void MainWindow::openExportWizard() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  auto* wiz = new ExportWizard(this);
+  wiz->setAttribute(Qt::WA_DeleteOnClose);
+  if (!m_razorProgram.isEmpty()) wiz->setRazorProgram(m_razorProgram);
+  if (!m_modelPath.isEmpty()) wiz->setModelDir(m_modelPath);
+  if (m_pool) wiz->setWorkerPool(m_pool);
+  wiz->show();
+#endif
+}
+
+void MainWindow::closeEvent(QCloseEvent* e) {
+  if (m_pool) m_pool->shutdown();
+  m_inspect->cancel();
+  e->accept();
 }

@@ -1,0 +1,130 @@
+// The bit-allocation editor: per-expert bits painted on the layer x expert heatmap (click or drag with the
+// 2/3/4/8/16-bit brush), per-layer budgets (LayerBudgetModel: set every expert of a layer at once), the base
+// recipe, a strategy picker with "fit to N GB / X bits" (runs `razor allocate` in the background; the button is
+// disabled, with a tooltip saying why, while the command is unavailable), the live footprint (GB, effective bits,
+// against the target) recomputed on every edit by FootprintModel, undo/redo (QUndoStack) and Save recipe
+// (razor.recipe/1 JSON).
+#pragma once
+#include <QAbstractTableModel>
+#include <QJsonObject>
+#include <QUndoStack>
+#include <QWidget>
+
+#include "FootprintModel.h"
+#include "HeatmapData.h"
+#include "ModelInventory.h"
+
+class QButtonGroup;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPushButton;
+class QTableView;
+class HeatmapWidget;
+class RazorCommand;
+
+// One row per decoder layer: expert parameters, average expert bits (editable: sets the whole layer), size.
+class LayerBudgetModel : public QAbstractTableModel {
+  Q_OBJECT
+ public:
+  enum Column { Layer, Params, AvgBits, Size, ColumnCount };
+  explicit LayerBudgetModel(const FootprintModel* fp, QObject* parent = nullptr);
+  void refresh();              // layout unchanged, values changed
+  void reset();                // layer count changed
+  int rowCount(const QModelIndex& parent = {}) const override;
+  int columnCount(const QModelIndex& parent = {}) const override;
+  QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;
+  QVariant headerData(int section, Qt::Orientation o, int role = Qt::DisplayRole) const override;
+  Qt::ItemFlags flags(const QModelIndex& index) const override;
+  bool setData(const QModelIndex& index, const QVariant& value, int role = Qt::EditRole) override;
+
+ signals:
+  void layerBitsRequested(int layer, double bits);
+
+ private:
+  const FootprintModel* m_fp;
+};
+
+class AllocationEditor : public QWidget {
+  Q_OBJECT
+ public:
+  explicit AllocationEditor(QWidget* parent = nullptr);
+
+  void setInventory(const ModelInventory& inv);
+  // The same with a FootprintModel already compiled off the GUI thread (MainWindow builds it beside the
+  // inventory: a per-expert 122B layout takes ~200 ms). Used only if the recipe has not changed meanwhile.
+  void setInventory(const ModelInventory& inv, const FootprintModel& compiled, quint64 recipeGeneration);
+  quint64 recipeGeneration() const { return m_recipeGeneration; }
+  bool hasModel() const { return m_hasModel; }
+  void setModelPath(const QString& p) { m_modelPath = p; }
+  void setRazorProgram(const QString& program);  // re-checks whether `razor allocate` exists
+  // Replaces the recipe (clears the undo history). False with a message when the JSON is not a valid recipe.
+  bool setRecipeJson(const QJsonObject& recipe, QString* error = nullptr);
+  bool loadRecipe(const QString& pathOrName, QString* error = nullptr);
+  QJsonObject recipeJson() const;
+  bool saveRecipe(const QString& path, QString* error = nullptr) const;
+  void setStatistics(const QVector<HeatmapSource>& sources);  // for the display and for `razor allocate --probe`
+
+  // Edits (each one undoable).
+  void setBrushBits(double bits);
+  double brushBits() const { return m_brush; }
+  void paintCells(const QVector<QPoint>& cells, double bits);  // x = expert, y = layer; one undo step
+  void setLayerBits(int layer, double bits);
+  void setTarget(double value, bool gigabytes);
+
+  const FootprintModel& footprint() const { return m_fp; }
+  QUndoStack* undoStack() const { return m_undo; }
+  LayerBudgetModel* layerModel() const { return m_layers; }
+  HeatmapWidget* heatmap() const { return m_heatmap; }
+  QString footprintText() const;
+  bool allocateAvailable() const { return m_allocateAvailable; }
+
+  QJsonObject saveState() const;
+  void restoreState(const QJsonObject& o);
+
+  // Used by the undo commands: apply bits without recording.
+  void applyBits(const QVector<QPoint>& cells, const QVector<double>& bits);
+
+ signals:
+  void footprintChanged();
+  void recipeChanged();
+  void saveRecipeRequested();
+  void allocateFinished(const QString& recipePath);
+  void allocateFailed(const QString& message);
+
+ private:
+  void updateFootprint();
+  void rebuildHeatmap();
+  void checkAllocate();
+  void updateFitButton();
+  QString probePath() const;
+  void runAllocate();
+  void refreshDisplayCombo();
+
+  FootprintModel m_fp;
+  bool m_hasModel = false;
+  quint64 m_recipeGeneration = 0;  // bumped by every recipe change or edit
+  QString m_modelPath;
+  QVector<HeatmapSource> m_sources;
+  double m_brush = 2;
+  double m_targetValue = 0;
+  bool m_targetGb = true;
+  bool m_allocateAvailable = false;
+  QUndoStack* m_undo;
+  LayerBudgetModel* m_layers;
+  HeatmapWidget* m_heatmap;
+  QComboBox* m_base;
+  QComboBox* m_display;
+  QButtonGroup* m_brushGroup;
+  QComboBox* m_strategy;
+  QDoubleSpinBox* m_target;
+  QComboBox* m_targetUnit;
+  QPushButton* m_fit;
+  QLabel* m_footprintLabel;
+  QTableView* m_layerTable;
+  RazorCommand* m_allocateCmd;
+  RazorCommand* m_probeCmd;
+  // a drag stroke collects its cells, applied live, and becomes one undo command when it ends
+  QVector<QPoint> m_strokeCells;
+  QVector<double> m_strokeBefore;
+};

@@ -1,0 +1,74 @@
+// The Salience view: layer x expert heatmaps of any statistic of the opened statistics files (probe HDF5,
+// GGUF imatrix, razor_quant_summary.json), linear or log colour scale with legend, exact-value tooltips,
+// zoom and pan, the per-layer routing-entropy strip and cold / zero-count experts flagged.
+//
+// Files load on a worker thread (QtConcurrent); the result comes back through one QFutureWatcher per load,
+// guarded by a QPointer, and a load superseded by a newer one for the same path is dropped.
+// When OpenGL is usable (HeatmapGLWidget::openGLUsable(): not under the offscreen/minimal platforms) the view
+// can draw through HeatmapGLWidget with the Dear ImGui HUD; otherwise only the raster HeatmapWidget exists.
+#pragma once
+#include <QJsonObject>
+#include <QMap>
+#include <QWidget>
+
+#include "HeatmapData.h"
+#include "ImGuiOverlay.h"
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QStackedWidget;
+class HeatmapCanvas;
+class HeatmapGLWidget;
+class HeatmapWidget;
+
+class HeatmapView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit HeatmapView(QWidget* parent = nullptr);
+
+  void loadFile(const QString& path);   // asynchronous; sourceAvailable or loadFailed follows
+  void addSource(const HeatmapSource& src);
+  void clear();
+  const QVector<HeatmapSource>& sources() const { return m_sources; }
+  const HeatmapSource* currentSource() const;
+  QStringList sourcePaths() const;
+  int pendingLoads() const { return m_pending; }
+
+  void setCurrent(const QString& path, const QString& stat);
+  void setLogScale(bool on);
+  void setUseOpenGL(bool on);   // ignored when GL is not usable
+  bool usingOpenGL() const;
+  void setGpuFigures(const GpuFigures& g);
+  HeatmapCanvas* canvas() const;  // the visible one
+  HeatmapWidget* rasterWidget() const { return m_raster; }
+
+  QJsonObject saveState() const;
+  void restoreState(const QJsonObject& o);
+
+ signals:
+  void sourceAvailable(const QString& path);
+  void loadFailed(const QString& path, const QString& message);
+  void loadsFinished();
+
+ private:
+  void refreshCombos();
+  void showCurrent();
+  void configure(HeatmapCanvas* c);
+
+  QVector<HeatmapSource> m_sources;
+  QMap<QString, quint64> m_loadGeneration;
+  quint64 m_generation = 0;
+  int m_pending = 0;
+  QComboBox* m_source;
+  QComboBox* m_stat;
+  QComboBox* m_scale;
+  QCheckBox* m_flags;
+  QCheckBox* m_gl;
+  QLabel* m_info;
+  QStackedWidget* m_stack;
+  HeatmapWidget* m_raster;
+  HeatmapGLWidget* m_glWidget = nullptr;
+  bool m_glUsable = false;
+  GpuFigures m_gpu;
+};

@@ -1,0 +1,458 @@
+#include "WorkerPool.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QFutureWatcher>
+#include <QJsonArray>
+#include <QProcessEnvironment>
+#include <QTimer>
+#include <QtConcurrent/QtConcurrentRun>
+
+#include "JobStore.h"
+#include "WorkerClient.h"
+
+namespace {
+
+// Methods that need no GPU: with Target::Any they prefer the CPU worker.
+bool isLightMethod(const QString& m) {
+  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth"};
+  return light.contains(m);
+}
+
+// Removes "<name>.partial-<pid>" files and folders a dead worker left beside `out` (the core's atomic
+// writers name their temporaries so: util/atomic_file.h). Runs on a pool thread.
+QStringList removePartials(const QString& out, qint64 pid) {
+  QStringList removed;
+  const QFileInfo fi(out);
+  QDir dir = fi.absoluteDir();
+  const QString suffix = QStringLiteral(".partial-%1").arg(pid);
+  const QFileInfoList entries =
+      dir.entryInfoList(QDir::AllEntries | QDir::Hidden | QDir::System | QDir::NoDotAndDotDot);
+  for (const QFileInfo& e : entries) {
+    if (!e.fileName().endsWith(suffix)) continue;
+    bool ok = e.isDir() && !e.isSymLink() ? QDir(e.absoluteFilePath()).removeRecursively()
+                                          : QFile::remove(e.absoluteFilePath());
+    if (ok) removed.append(e.absoluteFilePath());
+  }
+  return removed;
+}
+
+}  // namespace
+
+WorkerPool::WorkerPool(QObject* parent) : QObject(parent) {}
+
+WorkerPool::~WorkerPool() {
+  for (Slot& s : m_slots)
+    if (s.client) {
+      s.client->disconnect(this);
+      delete s.client.data();  // kills the process
+    }
+}
+
+void WorkerPool::setProgram(const QString& program, const QStringList& arguments) {
+  m_program = program;
+  m_arguments = arguments;
+}
+void WorkerPool::setGpuCount(int n) { m_gpuCount = n; }
+void WorkerPool::setCancelGrace(int ms) { m_cancelGraceMs = ms; }
+void WorkerPool::setHelloTimeout(int ms) { m_helloTimeoutMs = ms; }
+void WorkerPool::setMaxLineBytes(qint64 bytes) { m_maxLineBytes = bytes; }
+void WorkerPool::setMaxRestarts(int n) { m_maxRestarts = qMax(1, n); }
+void WorkerPool::setWorkingDirectory(const QString& dir) { m_workingDir = dir; }
+void WorkerPool::setJobStore(JobStore* store) { m_store = store; }
+
+int WorkerPool::readyWorkerCount() const {
+  int n = 0;
+  for (const Slot& s : m_slots) n += s.ready ? 1 : 0;
+  return n;
+}
+
+qint64 WorkerPool::workerPid(int slot) const {
+  return slot >= 0 && slot < m_slots.size() ? m_slots[slot].pid : 0;
+}
+
+int WorkerPool::jobSlot(const QString& jobId) const {
+  for (int i = 0; i < m_slots.size(); ++i)
+    if (m_slots[i].jobId == jobId) return i;
+  return -1;
+}
+
+bool WorkerPool::isJobActive(const QString& jobId) const {
+  auto it = m_jobs.constFind(jobId);
+  return it != m_jobs.constEnd() && !it->ended;
+}
+
+// ---- workers ----
+void WorkerPool::start() {
+  if (m_started) return;
+  m_started = true;
+  addSlot(false, QString());
+  if (m_gpuCount >= 0) {
+    m_gpuSlotsCreated = true;
+    for (int i = 0; i < m_gpuCount; ++i) addSlot(true, QString::number(i));
+  }
+}
+
+void WorkerPool::addSlot(bool gpu, const QString& cudaDevice) {
+  Slot s;
+  s.gpu = gpu;
+  s.cudaDevice = cudaDevice;
+  s.killTimer = new QTimer(this);
+  s.killTimer->setSingleShot(true);
+  const int index = int(m_slots.size());
+  connect(s.killTimer, &QTimer::timeout, this, [this, index] {
+    Slot& sl = m_slots[index];
+    if (!sl.client) return;
+    if (!sl.jobId.isEmpty())
+      logJob(sl.jobId, tr("The worker (pid %1) did not end the job within %2 s of the cancel request: killing it.")
+                           .arg(sl.pid)
+                           .arg(m_cancelGraceMs / 1000.0));
+    sl.client->kill();
+  });
+  m_slots.append(s);
+  startWorker(index);
+}
+
+void WorkerPool::startWorker(int slot) {
+  Slot& s = m_slots[slot];
+  auto* c = new WorkerClient(this);
+  QStringList args = m_arguments;
+  QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+  if (s.gpu) {
+    args << QStringLiteral("--telemetry-ms") << QStringLiteral("0");
+    env.insert(QStringLiteral("CUDA_VISIBLE_DEVICES"), s.cudaDevice);
+  } else {
+    args << QStringLiteral("--cpu");
+  }
+  c->setProgram(m_program, args);
+  c->setProcessEnvironment(env);
+  c->setHelloTimeout(m_helloTimeoutMs);
+  if (m_maxLineBytes > 0) c->setMaxLineBytes(m_maxLineBytes);
+  if (!m_workingDir.isEmpty()) c->setWorkingDirectory(m_workingDir);
+
+  connect(c, &WorkerClient::helloAvailable, this, [this, slot, c](const QJsonObject& h) { onHello(slot, c, h); });
+  connect(c, &WorkerClient::workerFailed, this,
+          [this, slot, c](const QString& msg) { onWorkerFailed(slot, c, msg); });
+  connect(c, &WorkerClient::workerFinished, this,
+          [this, slot, c](int, bool crashed) { onWorkerFinished(slot, c, crashed); });
+  connect(c, &WorkerClient::jobFinished, this, [this, slot, c](qint64 id, const QJsonObject& r) {
+    onJobEnded(slot, c, id, true, r, QString(), QString());
+  });
+  connect(c, &WorkerClient::jobFailed, this, [this, slot, c](qint64 id, const QString& code, const QString& msg) {
+    onJobEnded(slot, c, id, false, QJsonObject(), code, msg);
+  });
+  connect(c, &WorkerClient::progressAvailable, this,
+          [this, slot, c](qint64 id, double done, double total, const QString& what) {
+            if (Job* j = runningJob(slot, c, id)) {
+              if (m_store) m_store->recordProgress(j->id, done, total, what);
+              emit jobProgressAvailable(j->id, done, total, what);
+            }
+          });
+  connect(c, &WorkerClient::logAvailable, this,
+          [this, slot, c](qint64 id, const QString& level, const QString& msg) {
+            if (Job* j = runningJob(slot, c, id)) {
+              if (m_store) m_store->appendLog(j->id, QStringLiteral("[%1] %2").arg(level, msg));
+              emit jobLogAvailable(j->id, level, msg);
+            } else if (id < 0) {
+              emit workerLogAvailable(slot, QStringLiteral("[%1] %2").arg(level, msg));
+            }
+          });
+  connect(c, &WorkerClient::artifactAvailable, this, [this, slot, c](qint64 id, const QJsonObject& a) {
+    if (Job* j = runningJob(slot, c, id)) {
+      if (m_store) m_store->recordArtifact(j->id, a);
+      emit jobArtifactAvailable(j->id, a);
+    }
+  });
+  connect(c, &WorkerClient::gpuSampleAvailable, this, &WorkerPool::gpuSampleAvailable);
+  connect(c, &WorkerClient::stderrAvailable, this, [this, slot, c](const QString& line) {
+    const Slot& sl = m_slots[slot];
+    if (sl.client == c && !sl.jobId.isEmpty() && m_store) m_store->appendLog(sl.jobId, QStringLiteral("stderr: ") + line);
+    emit workerLogAvailable(slot, line);
+  });
+  connect(c, &WorkerClient::protocolErrorAvailable, this, [this, slot, c](const QString& msg) {
+    const Slot& sl = m_slots[slot];
+    if (sl.client == c && !sl.jobId.isEmpty()) logJob(sl.jobId, tr("protocol: %1").arg(msg));
+    emit protocolErrorAvailable(slot, msg);
+  });
+
+  s.client = c;
+  s.ready = false;
+  s.pid = 0;
+  c->start();
+}
+
+void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
+  Slot& s = m_slots[slot];
+  if (s.client != c) return;
+  s.ready = true;
+  s.failedStarts = 0;
+  s.pid = c->processId();
+  emit workerAvailable(slot, hello);
+  if (slot == 0 && !m_gpuSlotsCreated) {
+    m_gpuSlotsCreated = true;
+    // GPU i of the hello is the i-th device CUDA shows this process; keep an inherited selection.
+    const QStringList inherited = qEnvironmentVariable("CUDA_VISIBLE_DEVICES").split(',', Qt::SkipEmptyParts);
+    const QJsonArray gpus = hello.value("gpus").toArray();
+    for (int i = 0; i < gpus.size(); ++i) {
+      const QString dev = i < inherited.size() ? inherited[i].trimmed()
+                                               : QString::number(gpus[i].toObject().value("index").toInt(i));
+      addSlot(true, dev);
+    }
+    failUnrunnableJobs();
+  }
+  schedule();
+}
+
+void WorkerPool::onWorkerFailed(int slot, WorkerClient* c, const QString& message) {
+  Slot& s = m_slots[slot];
+  if (s.client != c) return;
+  s.ready = false;
+  if (c->failureIsPermanent()) s.givenUp = true;
+  emit workerFailed(slot, message);
+  if (s.givenUp) failUnrunnableJobs();
+}
+
+void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
+  Slot& s = m_slots[slot];
+  if (s.client != c) return;
+  const bool hadHello = c->state() == WorkerClient::State::Finished && !c->hello().isEmpty();
+  s.ready = false;
+  s.client = nullptr;
+  s.killTimer->stop();
+  c->deleteLater();
+  if (m_shuttingDown || s.givenUp) return;
+  if (!hadHello && ++s.failedStarts >= m_maxRestarts) {
+    s.givenUp = true;
+    emit workerFailed(slot, tr("The worker of slot %1 failed to start %2 times in a row; it is not restarted.")
+                                .arg(slot)
+                                .arg(s.failedStarts));
+    failUnrunnableJobs();
+    return;
+  }
+  const int delayMs = 100 * s.failedStarts;  // back off when it keeps failing to start
+  QTimer::singleShot(delayMs, this, [this, slot] {
+    Slot& sl = m_slots[slot];
+    if (!m_shuttingDown && !sl.givenUp && !sl.client) startWorker(slot);
+  });
+  Q_UNUSED(crashed);
+}
+
+// ---- jobs ----
+QString WorkerPool::submit(const QString& method, const QJsonObject& params, const JobOptions& options) {
+  const QString id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+  Job j;
+  j.id = id;
+  j.method = method;
+  j.key = options.key;
+  j.params = params;
+  j.target = options.target;
+  m_jobs.insert(id, j);
+  if (m_store) m_store->recordSubmitted(id, method, params, options.key);
+  if (!options.key.isEmpty()) supersede(options.key, id);
+  m_queue.append(id);
+  // Assignment (and a refusal) comes from the event loop, after the caller holds the id.
+  QTimer::singleShot(0, this, [this] {
+    failUnrunnableJobs();
+    schedule();
+  });
+  return id;
+}
+
+bool WorkerPool::cancel(const QString& jobId) {
+  auto it = m_jobs.find(jobId);
+  if (it == m_jobs.end() || it->ended) return false;
+  if (m_queue.removeOne(jobId)) {
+    endJob(jobId, false, {}, QStringLiteral("cancelled"), tr("Cancelled before it started."));
+    return true;
+  }
+  it->cancelRequested = true;
+  const int slot = jobSlot(jobId);
+  if (slot >= 0) {
+    Slot& s = m_slots[slot];
+    logJob(jobId, tr("cancel requested"));
+    if (s.client) s.client->cancel(s.wireId);
+    s.killTimer->start(m_cancelGraceMs);
+  }
+  return true;
+}
+
+void WorkerPool::supersede(const QString& key, const QString& byJob) {
+  // Ids first: a slot connected to jobFailed may submit, which must not invalidate this loop.
+  QStringList ids;
+  for (const Job& j : std::as_const(m_jobs))
+    if (!j.ended && j.key == key && j.id != byJob) ids << j.id;
+  for (const QString& id : ids) {
+    if (!m_queue.removeOne(id)) {
+      const int slot = jobSlot(id);
+      if (slot >= 0) {  // running: stop it, and drop whatever it still reports
+        m_jobs[id].cancelRequested = true;
+        Slot& s = m_slots[slot];
+        if (s.client) s.client->cancel(s.wireId);
+        s.killTimer->start(m_cancelGraceMs);
+      }
+    }
+    endJob(id, false, {}, QStringLiteral("superseded"),
+           tr("Replaced by a newer request with the same key (job %1); its result is discarded.").arg(byJob));
+  }
+}
+
+bool WorkerPool::fits(const Job& job, int slot) const {
+  const Slot& s = m_slots[slot];
+  switch (job.target) {
+    case Target::Cpu: return !s.gpu;
+    case Target::Gpu: return s.gpu;
+    case Target::Any: return true;
+  }
+  return false;
+}
+
+void WorkerPool::schedule() {
+  if (m_shuttingDown) return;
+  for (int qi = 0; qi < m_queue.size();) {
+    Job& j = m_jobs[m_queue[qi]];
+    // Light jobs look at the CPU worker first, heavy ones at the GPU workers first.
+    QList<int> order;
+    for (int i = 1; i < m_slots.size(); ++i) order.append(i);
+    if (isLightMethod(j.method)) order.prepend(0);
+    else order.append(0);
+    int chosen = -1;
+    for (int i : order) {
+      const Slot& s = m_slots[i];
+      if (s.ready && s.client && s.jobId.isEmpty() && fits(j, i)) {
+        chosen = i;
+        break;
+      }
+    }
+    if (chosen < 0) {
+      ++qi;
+      continue;
+    }
+    Slot& s = m_slots[chosen];
+    const qint64 wire = s.client->sendRequest(j.method, j.params);
+    if (wire < 0) {
+      ++qi;
+      continue;
+    }
+    m_queue.removeAt(qi);
+    s.jobId = j.id;
+    s.wireId = wire;
+    j.slot = chosen;
+    const QString id = j.id;
+    if (m_store) m_store->recordStarted(id, chosen, s.pid);
+    emit jobStarted(id, chosen);
+  }
+}
+
+void WorkerPool::failUnrunnableJobs() {
+  const QStringList queued = m_queue;
+  for (const QString& id : queued) {
+    const Job& j = m_jobs[id];
+    bool possible = false;
+    for (int i = 0; i < m_slots.size(); ++i)
+      if (!m_slots[i].givenUp && fits(j, i)) possible = true;
+    // GPU workers are created once the CPU worker reports its GPUs.
+    if (!possible && j.target == Target::Gpu && !m_gpuSlotsCreated && !m_slots.isEmpty() && !m_slots[0].givenUp)
+      possible = true;
+    if (!m_started) possible = true;  // workers not started yet: wait for start()
+    if (possible) continue;
+    m_queue.removeOne(id);
+    endJob(id, false, {}, QStringLiteral("no_worker"),
+           j.target == Target::Gpu && m_gpuSlotsCreated
+               ? tr("No GPU worker can run \"%1\": this machine shows no usable GPU.").arg(j.method)
+               : tr("No worker can run \"%1\": the worker could not be started (see the worker log).").arg(j.method));
+  }
+}
+
+WorkerPool::Job* WorkerPool::runningJob(int slot, WorkerClient* c, qint64 wireId) {
+  Slot& s = m_slots[slot];
+  if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return nullptr;
+  auto it = m_jobs.find(s.jobId);
+  if (it == m_jobs.end() || it->ended) return nullptr;
+  return &*it;
+}
+
+void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, const QJsonObject& result,
+                            const QString& code, const QString& message) {
+  Slot& s = m_slots[slot];
+  if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return;
+  const QString jobId = s.jobId;
+  s.jobId.clear();
+  s.wireId = -1;
+  s.killTimer->stop();
+  auto it = m_jobs.find(jobId);
+  if (it == m_jobs.end()) return;
+  it->slot = -1;
+  if (ok || code != QLatin1String("worker_crashed")) {
+    endJob(jobId, ok, result, code, message);
+    schedule();
+    return;
+  }
+  // The worker died with the job: it is restarted (onWorkerFinished); remove what it left half-written first.
+  s.ready = false;
+  QString finalCode = code, finalMessage = message;
+  if (it->cancelRequested) {
+    finalCode = QStringLiteral("cancelled");
+    finalMessage = tr("Cancelled: the worker (pid %1) did not stop within %2 s of the cancel request, so it was "
+                      "killed and is being restarted. No output was kept under its final name.")
+                       .arg(s.pid)
+                       .arg(m_cancelGraceMs / 1000.0);
+  }
+  const QString out = it->params.value("out").toString();
+  const qint64 pid = s.pid;
+  if (out.isEmpty() || pid <= 0) {
+    endJob(jobId, false, {}, finalCode, finalMessage);
+    return;
+  }
+  // A relative output is relative to the worker's working directory.
+  const QString outPath = QFileInfo(out).isRelative() && !m_workingDir.isEmpty() ? QDir(m_workingDir).filePath(out) : out;
+  auto* watcher = new QFutureWatcher<QStringList>(this);
+  connect(watcher, &QFutureWatcher<QStringList>::finished, this, [this, watcher, jobId, finalCode, finalMessage] {
+    const QStringList removed = watcher->result();
+    for (const QString& p : removed) logJob(jobId, tr("removed the partial output %1").arg(p));
+    endJob(jobId, false, {}, finalCode, finalMessage);
+    watcher->deleteLater();
+  });
+  watcher->setFuture(QtConcurrent::run(removePartials, outPath, pid));
+}
+
+void WorkerPool::endJob(const QString& jobIdRef, bool ok, const QJsonObject& result, const QString& code,
+                        const QString& message) {
+  const QString jobId = jobIdRef;  // a copy: the reference may point into a job a handler replaces
+  auto it = m_jobs.find(jobId);
+  if (it == m_jobs.end() || it->ended) return;
+  it->ended = true;
+  if (ok) {
+    if (m_store) m_store->recordFinished(jobId, result);
+    emit jobFinished(jobId, result);
+  } else {
+    if (m_store) {
+      m_store->appendLog(jobId, QStringLiteral("%1: %2").arg(code, message));
+      m_store->recordFailed(jobId, code, message);
+    }
+    emit jobFailed(jobId, code, message);
+  }
+}
+
+void WorkerPool::logJob(const QString& jobId, const QString& line) {
+  if (m_store) m_store->appendLog(jobId, line);
+  auto it = m_jobs.constFind(jobId);
+  if (it != m_jobs.constEnd() && !it->ended) emit jobLogAvailable(jobId, QStringLiteral("info"), line);
+}
+
+void WorkerPool::shutdown() {
+  if (m_shuttingDown) return;
+  m_shuttingDown = true;
+  const QStringList queued = m_queue;
+  m_queue.clear();
+  for (const QString& id : queued)
+    endJob(id, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down before the job started."));
+  for (Slot& s : m_slots) {
+    if (!s.jobId.isEmpty())
+      endJob(s.jobId, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down while the job ran."));
+    if (s.client) {
+      s.client->shutdown();
+      s.killTimer->start(m_cancelGraceMs);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// WorkerPool: the workbench's `razor worker` processes and the job queue in front of them.
+//
+//  - Slot 0 is the CPU worker (`razor worker --cpu`, which also sends the GPU telemetry); slots 1..N are one
+//    worker per GPU (`razor worker --telemetry-ms 0` with CUDA_VISIBLE_DEVICES=<that GPU>). N is setGpuCount(),
+//    or by default the number of GPUs the CPU worker's hello lists.
+//  - Jobs wait in a FIFO queue and go to the first idle worker that fits their target (Any: light methods
+//    prefer the CPU worker, heavy ones a GPU worker). One job per worker at a time.
+//  - A job submitted with a key supersedes every queued or running job with the same key: those fail at once
+//    with code "superseded", running ones are cancelled, and nothing they report later is delivered.
+//  - cancel() is cooperative first ({"t":"cancel"}); a worker that has not ended the job after cancelGrace()
+//    ms is killed (the job fails "cancelled", saying so) and restarted.
+//  - A worker that dies fails only its running job (code "worker_crashed", with the pid, how it died and its
+//    last stderr lines), leftover "*.partial-<pid>" outputs of that job (beside params.out) are removed in the
+//    background before the failure is reported, and the worker is restarted; a slot whose worker fails to
+//    start maxRestarts() times in a row, or speaks another protocol version, is given up (workerFailed()).
+//  - With a JobStore, every job's spec, state changes, log and stderr lines are recorded durably.
+// Nothing here blocks the GUI thread.
+#pragma once
+#include <QHash>
+#include <QJsonObject>
+#include <QList>
+#include <QObject>
+#include <QPointer>
+#include <QStringList>
+
+class JobStore;
+class QTimer;
+class WorkerClient;
+
+// Where a job may run (see the class comment). Outside the class so that it can be a default argument.
+enum class WorkerTarget { Any, Cpu, Gpu };
+struct WorkerJobOptions {
+  QString key;  // a later job with the same key supersedes this one
+  WorkerTarget target = WorkerTarget::Any;
+};
+
+class WorkerPool : public QObject {
+  Q_OBJECT
+ public:
+  using Target = WorkerTarget;
+  using JobOptions = WorkerJobOptions;
+
+  explicit WorkerPool(QObject* parent = nullptr);
+  ~WorkerPool() override;
+
+  // The worker program and the arguments before the role flags (default: {"worker"}).
+  void setProgram(const QString& program, const QStringList& arguments = {QStringLiteral("worker")});
+  void setGpuCount(int n);          // -1 (default): from the CPU worker's hello
+  void setCancelGrace(int ms);      // default 5000
+  int cancelGrace() const { return m_cancelGraceMs; }
+  void setHelloTimeout(int ms);     // default 30000
+  void setMaxLineBytes(qint64 bytes);
+  void setMaxRestarts(int n);       // default 3
+  void setWorkingDirectory(const QString& dir);
+  void setJobStore(JobStore* store);
+
+  void start();
+  // Cancels what runs, fails what waits, and asks every worker to exit (killed after cancelGrace()).
+  void shutdown();
+
+  // Returns the job id (also the JobStore id).
+  QString submit(const QString& method, const QJsonObject& params, const JobOptions& options = {});
+  // false when the job is unknown or already ended.
+  bool cancel(const QString& jobId);
+
+  int workerCount() const { return int(m_slots.size()); }
+  int readyWorkerCount() const;
+  qint64 workerPid(int slot) const;
+  int jobSlot(const QString& jobId) const;  // -1 unless running
+  bool isJobActive(const QString& jobId) const;
+  int queuedJobCount() const { return int(m_queue.size()); }
+
+ signals:
+  void workerAvailable(int slot, const QJsonObject& hello);
+  void workerFailed(int slot, const QString& message);
+  void workerLogAvailable(int slot, const QString& line);  // stderr lines
+  void protocolErrorAvailable(int slot, const QString& message);
+  void gpuSampleAvailable(const QJsonObject& sample);
+  void jobStarted(const QString& jobId, int slot);
+  void jobProgressAvailable(const QString& jobId, double done, double total, const QString& what);
+  void jobLogAvailable(const QString& jobId, const QString& level, const QString& message);
+  void jobArtifactAvailable(const QString& jobId, const QJsonObject& artifact);
+  void jobFinished(const QString& jobId, const QJsonObject& result);
+  void jobFailed(const QString& jobId, const QString& code, const QString& message);
+
+ private:
+  struct Slot {
+    QPointer<WorkerClient> client;
+    bool gpu = false;
+    QString cudaDevice;      // CUDA_VISIBLE_DEVICES value for GPU slots
+    bool ready = false;
+    bool givenUp = false;
+    int failedStarts = 0;
+    qint64 pid = 0;
+    QString jobId;           // running job, empty when idle
+    qint64 wireId = -1;
+    QTimer* killTimer = nullptr;
+  };
+  struct Job {
+    QString id, method, key;
+    QJsonObject params;
+    Target target = Target::Any;
+    bool ended = false;        // finished or failed was emitted: nothing more is delivered
+    bool cancelRequested = false;
+    int slot = -1;
+  };
+
+  void addSlot(bool gpu, const QString& cudaDevice);
+  void startWorker(int slot);
+  void onHello(int slot, WorkerClient* c, const QJsonObject& hello);
+  void onWorkerFailed(int slot, WorkerClient* c, const QString& message);
+  void onWorkerFinished(int slot, WorkerClient* c, bool crashed);
+  void onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, const QJsonObject& result, const QString& code,
+                  const QString& message);
+  void schedule();
+  bool fits(const Job& job, int slot) const;
+  void endJob(const QString& jobId, bool ok, const QJsonObject& result, const QString& code, const QString& message);
+  void supersede(const QString& key, const QString& byJob);
+  void failUnrunnableJobs();
+  Job* runningJob(int slot, WorkerClient* c, qint64 wireId);
+  void logJob(const QString& jobId, const QString& line);
+
+  QString m_program;
+  QStringList m_arguments{QStringLiteral("worker")};
+  int m_gpuCount = -1;
+  bool m_gpuSlotsCreated = false;
+  int m_cancelGraceMs = 5000;
+  int m_helloTimeoutMs = 30000;
+  qint64 m_maxLineBytes = 0;
+  int m_maxRestarts = 3;
+  QString m_workingDir;
+  QPointer<JobStore> m_store;
+  bool m_started = false;
+  bool m_shuttingDown = false;
+  int m_counter = 0;
+
+  QList<Slot> m_slots;
+  QHash<QString, Job> m_jobs;
+  QStringList m_queue;
+};
