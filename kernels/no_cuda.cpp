@@ -1,5 +1,6 @@
 // The CPU-only build: the same host API as kernels/*.cu, answering "no GPU".
 #include "kernels/cuda_info.h"
+#include "kernels/engine_cuda.h"
 #include "kernels/fake_quant_cuda.h"
 #include "kernels/ggml_quant_cuda.h"
 
@@ -44,5 +45,25 @@ void pinned_free(void*) {}
 result<gq_bench_result> ggml_quant_bench(const gq_bench_request&) {
   return make_error(errc::device, "built without CUDA");
 }
+
+// ---- engine_cuda.h: the GPU forward pass ----
+struct gpu_engine::impl {};
+gpu_engine::gpu_engine() = default;
+gpu_engine::~gpu_engine() = default;
+result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims&, const eng_options&) {
+  return make_error(errc::device, "built without CUDA");
+}
+status gpu_engine::set_hidden(const float*, const std::vector<size_t>&) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::get_hidden(float*) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::upload_layer(const eng_layer&) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::random_layer(bool, bool, bool, uint64_t) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::run_layer() { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::head(const float*, const eng_linear&, size_t, const std::function<bool(size_t, size_t, const float*)>&) {
+  return make_error(errc::device, "built without CUDA");
+}
+status gpu_engine::synchronize() { return make_error(errc::device, "built without CUDA"); }
+eng_stats gpu_engine::stats() const { return {}; }
+std::vector<int32_t> gpu_engine::last_routing() const { return {}; }
+result<double> gpu_engine::h2d_gbps(size_t) { return make_error(errc::device, "built without CUDA"); }
 
 }  // namespace razor::cu

@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
+
+#include "kernels/cuda_info.h"
+#include "kernels/engine_cuda.h"
 
 namespace razor::engine {
 
@@ -483,6 +487,111 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
 // ------------------------------------------------------------------------------------------------
 // forward
 
+backend resolve_backend(const run_options& opt) {
+  backend b = opt.device;
+  if (const char* e = std::getenv("RAZOR_ENGINE")) {
+    std::string v(e);
+    if (v == "cpu") b = backend::cpu;
+    else if (v == "gpu" || v == "cuda") b = backend::cuda;
+    else if (v == "auto") b = backend::automatic;
+  }
+  if (b == backend::automatic) b = gpu_engine_available() ? backend::cuda : backend::cpu;
+  return b;
+}
+
+bool gpu_engine_available(std::string* why_not) {
+  if (!cu::built_with_cuda()) {
+    if (why_not) *why_not = "built without CUDA";
+    return false;
+  }
+  return !cu::devices(why_not).empty();
+}
+
+namespace {
+
+cu::eng_linear eng_lin(const linear& l) { return {l.empty() ? nullptr : l.wt.data(), l.in, l.out}; }
+
+cu::eng_dims eng_dims_of(const model_dims& d) {
+  cu::eng_dims e;
+  e.hidden = d.hidden;
+  e.n_heads = d.n_heads;
+  e.n_kv_heads = d.n_kv_heads;
+  e.head_dim = d.head_dim;
+  e.rot_dims = d.rot_dims;
+  e.eps = d.eps;
+  e.rope_theta = d.rope_theta;
+  e.n_experts = d.n_experts;
+  e.top_k = d.top_k;
+  e.moe_ff = d.moe_ff;
+  e.shared_ff = d.shared_ff;
+  e.norm_topk = d.norm_topk;
+  e.lin_k_heads = d.lin_k_heads;
+  e.lin_v_heads = d.lin_v_heads;
+  e.lin_k_dim = d.lin_k_dim;
+  e.lin_v_dim = d.lin_v_dim;
+  e.conv_kernel = d.conv_kernel;
+  return e;
+}
+
+cu::eng_layer eng_layer_of(const layer_weights& w) {
+  cu::eng_layer e;
+  e.linear_attention = w.linear_attention;
+  e.in_norm = w.in_norm.data();
+  e.post_norm = w.post_norm.data();
+  e.gated = w.attn.gated;
+  e.q = eng_lin(w.attn.q);
+  e.k = eng_lin(w.attn.k);
+  e.v = eng_lin(w.attn.v);
+  e.o = eng_lin(w.attn.o);
+  e.q_norm = w.attn.q_norm.data();
+  e.k_norm = w.attn.k_norm.data();
+  e.qkv = eng_lin(w.dn.qkv);
+  e.z = eng_lin(w.dn.z);
+  e.b = eng_lin(w.dn.b);
+  e.a = eng_lin(w.dn.a);
+  e.out = eng_lin(w.dn.out);
+  e.conv = w.dn.conv.data();
+  e.a_log = w.dn.a_log.data();
+  e.dt_bias = w.dn.dt_bias.data();
+  e.dn_norm = w.dn.norm.data();
+  e.router = eng_lin(w.moe.router);
+  for (const auto& l : w.moe.gate_up) e.gate_up.push_back(eng_lin(l));
+  for (const auto& l : w.moe.down) e.down.push_back(eng_lin(l));
+  e.shared_gate_up = eng_lin(w.moe.shared_gate_up);
+  e.shared_down = eng_lin(w.moe.shared_down);
+  e.shared_gate = eng_lin(w.moe.shared_gate);
+  return e;
+}
+
+}  // namespace
+
+cu::eng_dims gpu_dims(const model_dims& d) { return eng_dims_of(d); }
+cu::eng_layer gpu_layer(const layer_weights& w) { return eng_layer_of(w); }
+
+status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start,
+                   const tensor_f32& h, const logits_fn& on_logits, const run_options& opt) {
+  RAZOR_ASSIGN_OR_RETURN(auto eng, cu::gpu_engine::create(eng_dims_of(d)));
+  RAZOR_TRY(eng->set_hidden(h.data.data(), seq_start));
+  const double total = double(d.n_layers + (opt.compute_logits ? 1 : 0));
+  for (int L = 0; L < int(d.n_layers); ++L) {
+    if (opt.progress && !opt.progress(double(L), total, "layer"))
+      return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
+    RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L));
+    RAZOR_TRY(eng->upload_layer(eng_layer_of(w)));
+    w = layer_weights{};
+    wp.release_layer(L);
+    RAZOR_TRY(eng->run_layer());
+  }
+  if (!opt.compute_logits) return eng->synchronize();
+  if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
+    return make_error(errc::cancelled, "forward pass cancelled before the output head");
+  RAZOR_ASSIGN_OR_RETURN(std::vector<float> fnorm, get_vec(wp, "norm.weight", d.hidden, d.zero_centred_norms));
+  RAZOR_ASSIGN_OR_RETURN(linear head, get_linear(wp, "lm_head.weight", d.vocab, d.hidden));
+  RAZOR_TRY(eng->head(fnorm.data(), eng_lin(head), std::max<size_t>(1, opt.logits_chunk), on_logits));
+  if (opt.progress) opt.progress(total, total, "done");
+  return {};
+}
+
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt) {
   std::vector<size_t> seq_start{0};
@@ -498,6 +607,7 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
       return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
   if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
+  if (!opt.observer && resolve_backend(opt) == backend::cuda) return forward_gpu(wp, d, seq_start, h, on_logits, opt);
   std::vector<float> xn(n * H), yb(n * H);
   const float eps = float(d.eps);
   auto norm_rows = [&](const std::vector<float>& wv) {

@@ -23,6 +23,7 @@
 
 #include "engine/ops.h"
 #include "engine/weights.h"
+#include "kernels/engine_cuda.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -114,14 +115,33 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
 // `vocab` floats). Return false to cancel.
 using logits_fn = std::function<bool(size_t token0, size_t n, const float* logits)>;
 
+// Where forward() runs the layers. cpu: this file's float32 reference. cuda: the GPU engine
+// (kernels/engine_cuda.h: cuBLAS fp32 GEMMs + own kernels, one layer resident on the device); an error when
+// no GPU is usable. automatic: cuda when a GPU is present, else cpu. The environment variable RAZOR_ENGINE
+// (cpu | gpu | cuda | auto) overrides the default `cpu` (so `RAZOR_ENGINE=gpu razor eval-ppl ...` runs on the
+// GPU). A run with an observer (probe, imatrix) always takes the CPU path: the GPU engine has no hooks.
+enum class backend : uint8_t { cpu, cuda, automatic };
+
 struct run_options {
   forward_observer* observer = nullptr;
   progress_fn progress;          // units: layers (+1 for the head)
   size_t logits_chunk = 512;     // tokens per logits callback
   bool compute_logits = true;    // false: stop after the last layer (the probe)
+  backend device = backend::cpu;  // RAZOR_ENGINE overrides when set
 };
 
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt = {});
+
+// The GPU path of forward() on the embedded hidden states h [n, hidden] (exposed for tests and the bench).
+status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start,
+                   const tensor_f32& h, const logits_fn& on_logits, const run_options& opt = {});
+// The GPU engine's view of the dims / of one loaded layer (pointers into `w`, valid while it lives).
+cu::eng_dims gpu_dims(const model_dims& d);
+cu::eng_layer gpu_layer(const layer_weights& w);
+
+// The backend forward() will use for `opt` (after RAZOR_ENGINE), and whether a GPU engine is usable here.
+backend resolve_backend(const run_options& opt);
+bool gpu_engine_available(std::string* why_not = nullptr);
 
 }  // namespace razor::engine
