@@ -5,7 +5,8 @@
 // CPU: runs a fraction of the experts (--scale, default 1/32 = 8 experts) through the fast path and the
 // reference (on a small sample), and extrapolates to the full layer and to --layers layers.
 // --gpu: the full layer on the GPU (device buffers; events, warm-up, median of --iters) for both division
-// modes, the floor (bytes read + written) / (device-to-device copy bandwidth measured in the same run),
+// modes, plus rcp_check on the legacy half-warp kernel (cu::fq_bench_request::legacy_kernel: before/after on
+// the same card), the floor (bytes read + written) / (device-to-device copy bandwidth measured in the same run),
 // the host-streamed path, and GPU output == CPU reference on sampled rows (+ == CPU fast path on all rows).
 //
 //   bench_fake_quant [--scale F] [--layers L] [--threads T] [--bits B] [--group G] [--clip N] [--reps R]
@@ -274,8 +275,11 @@ int main(int argc, char** argv) {
               devs[0].sm_count, double(devs[0].total_memory) / (1ull << 30), gpu_experts, iters);
   bool gpu_ok = true;
   struct row_t {
-    double kernel_ms[2] = {0, 0}, floor_ms = 0, d2d_gbps = 0, stream_ms = 0, bytes = 0;
+    double kernel_ms[3] = {0, 0, 0}, floor_ms = 0, d2d_gbps = 0, stream_ms = 0, bytes = 0;
   } tot;
+  // variants: 0 = exact_div, 1 = rcp_check (the shipped kernel), 2 = rcp_check on the legacy half-warp
+  // kernel (before/after on the same card in the same run)
+  const char* const vname[3] = {"exact_div", "rcp_check", "legacy_rcp"};
   for (const auto& t : kTensors) {
     const size_t rows = gpu_experts * t.rows_per_expert;
     const double t0 = now_s();
@@ -285,29 +289,35 @@ int main(int argc, char** argv) {
                 double(w.size()) * 2e-9, now_s() - t0);
     auto plan = make_plan(p, t.cols);
     if (!plan.ok()) return 1;
-    for (int dm = 0; dm < 2; ++dm) {
+    std::vector<uint16_t> cpu(w.size());
+    const double c0 = now_s();
+    if (!fake_quant_bf16(w.data(), cpu.data(), rows, t.cols, p).ok()) return 1;
+    const double cpu_s = now_s() - c0;
+    for (int v = 0; v < 3; ++v) {
+      const int dm = v == 0 ? 0 : 1;
       cu::fq_bench_request rq;
       rq.host_in = w.data();
       rq.rows = rows;
       rq.cols = t.cols;
       rq.params = kernel_params(*plan, cu::fq_div_mode(dm));
+      rq.legacy_kernel = v == 2;
       rq.warmup = 2;
       rq.iters = iters;
       std::fill(out.begin(), out.end(), uint16_t(0xdead));
       rq.host_out = out.data();
-      auto r = cu::fake_quant_bench(rq, /*time_host_stream=*/dm == 1);
+      auto r = cu::fake_quant_bench(rq, /*time_host_stream=*/v == 1);
       if (!r.ok()) {
         std::printf("GPU error: %s\n", r.error().to_string().c_str());
         return 1;
       }
       const double bytes = 4.0 * double(w.size());
-      std::printf("    %-9s kernel %8.3f ms (min %.3f max %.3f)  %6.0f GB/s  floor %.3f ms (D2D %.0f GB/s)  "
+      std::printf("    %-11s kernel %8.3f ms (min %.3f max %.3f)  %6.0f GB/s  floor %.3f ms (D2D %.0f GB/s)  "
                   "ratio %.2fx  %.1f G weights/s\n",
-                  dm == 0 ? "exact_div" : "rcp_check", r->kernel_ms_median, r->kernel_ms_min, r->kernel_ms_max,
+                  vname[v], r->kernel_ms_median, r->kernel_ms_min, r->kernel_ms_max,
                   bytes / (r->kernel_ms_median * 1e-3) * 1e-9, r->floor_ms, r->d2d_gbps,
                   r->kernel_ms_median / r->floor_ms, double(w.size()) / (r->kernel_ms_median * 1e-3) * 1e-9);
-      tot.kernel_ms[dm] += r->kernel_ms_median;
-      if (dm == 1) {
+      tot.kernel_ms[v] += r->kernel_ms_median;
+      if (v == 1) {
         tot.floor_ms += r->floor_ms;
         tot.d2d_gbps = r->d2d_gbps;
         tot.stream_ms += r->stream_ms;
@@ -323,10 +333,6 @@ int main(int argc, char** argv) {
         bad += std::memcmp(ref.data(), out.data() + row * t.cols, t.cols * 2) != 0;
       }
       // ... and == the CPU fast path (itself tested bit-exact against the reference) on every row
-      std::vector<uint16_t> cpu(w.size());
-      const double c0 = now_s();
-      if (!fake_quant_bf16(w.data(), cpu.data(), rows, t.cols, p).ok()) return 1;
-      const double cpu_s = now_s() - c0;
       size_t diff = 0;
       for (size_t i = 0; i < cpu.size(); ++i) diff += cpu[i] != out[i];
       std::printf("    GPU == CPU reference on %zu/%zu sampled rows; GPU vs CPU fast path (all rows, %.1f s on CPU): "
@@ -336,11 +342,12 @@ int main(int argc, char** argv) {
     }
   }
   const double frac = double(gpu_experts) / kExperts;
-  std::printf("\nGPU layer (%zu experts): exact_div %.2f ms, rcp_check %.2f ms; floor %.2f ms (D2D %.0f GB/s); "
-              "ratio %.2fx / %.2fx; full layer %.2f ms -> %d layers %.2f s; host-streamed layer %.0f ms\n",
-              gpu_experts, tot.kernel_ms[0], tot.kernel_ms[1], tot.floor_ms, tot.d2d_gbps,
-              tot.kernel_ms[0] / tot.floor_ms, tot.kernel_ms[1] / tot.floor_ms,
-              std::min(tot.kernel_ms[0], tot.kernel_ms[1]) / frac, layers,
+  std::printf("\nGPU layer (%zu experts): exact_div %.2f ms, rcp_check %.2f ms (legacy kernel %.2f ms: %.2fx faster); "
+              "floor %.2f ms (D2D %.0f GB/s); ratio %.2fx / %.2fx (legacy %.2fx); full layer %.2f ms -> %d layers "
+              "%.2f s; host-streamed layer %.0f ms\n",
+              gpu_experts, tot.kernel_ms[0], tot.kernel_ms[1], tot.kernel_ms[2], tot.kernel_ms[2] / tot.kernel_ms[1],
+              tot.floor_ms, tot.d2d_gbps, tot.kernel_ms[0] / tot.floor_ms, tot.kernel_ms[1] / tot.floor_ms,
+              tot.kernel_ms[2] / tot.floor_ms, std::min(tot.kernel_ms[0], tot.kernel_ms[1]) / frac, layers,
               std::min(tot.kernel_ms[0], tot.kernel_ms[1]) / frac * layers * 1e-3, tot.stream_ms / frac);
   std::printf("GPU == CPU: %s\n", gpu_ok ? "yes, bit for bit" : "NO - MISMATCH");
   return cpu_ok && gpu_ok ? 0 : 1;

@@ -1,12 +1,15 @@
 // CUDA fake-quant (see core/quant/fake_quant.h for the arithmetic and the lane16 sum order, and
 // kernels/include/kernels/fake_quant_cuda.h for the host API).
 //
-// Work split: a team of 16 lanes (half a warp) owns one group; lane l holds elements l, l+16, l+32, ... so
+// Work split, integer mode: group lengths 32/64/128/256 (the hot path) go to k_int8, where a team of 8 threads
+// owns one group and thread j holds the reference's lanes j and j+8 (see its comment). Every other length
+// goes to k_int: a team of 16 lanes (half a warp) owns one group; lane l holds elements l, l+16, l+32, ... so
 // its running sums are exactly the reference's lane l, and the xor-8/4/2/1 shuffle tree is exactly the
 // reference's fold. Groups of up to 256 elements live in registers (PER = 2/4/8/16 per lane) and all clip
 // candidates are evaluated from registers; longer groups (whole rows) re-read global memory (L1/L2) per
 // candidate. All float math is __fmul_rn/__fadd_rn/__fdiv_rn/rintf (no FMA contraction; the file is also
-// built with --fmad=false), denormals are kept (no -ftz), so every operation matches the CPU reference.
+// built with --fmad=false), denormals are kept (no -ftz), so every operation matches the CPU reference
+// (k_int8's exact shortcuts are proven in its comment). A group's NaN sum enters the checksum as 0x7fc00000.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -50,6 +53,9 @@ __device__ __forceinline__ uint16_t f2bf(float q) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return uint16_t(u >> 16);
 }
+// a group's contribution to the sum checksum: its float32 sum's bits, every NaN as the canonical 0x7fc00000
+// (razor::quant::checksum_bits: the GPU's NaNs are 0x7fffffff, x86's 0xffc00000 or the input's payload)
+__device__ __forceinline__ uint32_t checksum_bits(float v) { return v != v ? 0x7fc00000u : __float_as_uint(v); }
 // max propagating NaN (torch.amax); inputs are |w| >= 0 or NaN
 __device__ __forceinline__ float nanmax(float a, float b) { return (a != a || a > b) ? a : b; }
 __device__ __forceinline__ float tree16(float v) {  // lane16 fold: xor 8, 4, 2, 1 (commutative adds)
@@ -256,7 +262,199 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
         atomicAdd(&s_sr, sr);
         atomicAdd(&s_hist[best], 1u);
         atomicAdd(&s_groups, 1u);
-        atomicAdd(&s_ck, (unsigned long long)__float_as_uint(best_err));
+        atomicAdd(&s_ck, (unsigned long long)checksum_bits(best_err));
+      }
+    }
+  }
+  if (STATS) {
+    __syncthreads();
+    if (threadIdx.x < kFqMaxRatios && s_hist[threadIdx.x])
+      atomicAdd(&acc->hist[threadIdx.x], (unsigned long long)s_hist[threadIdx.x]);
+    if (threadIdx.x == 0) {
+      atomicAdd(&acc->sq_err, s_se);
+      atomicAdd(&acc->sq_ref, s_sr);
+      atomicAdd(&acc->groups, (unsigned long long)s_groups);
+      atomicAdd(&acc->checksum, s_ck);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// integer mode, the hot path: group length n = 16*PER (32, 64, 128, 256), teams of 8 threads.
+//
+// Thread j (0..7) of a team holds reference lanes j and j+8 (elements j+16k and j+8+16k), so the first fold
+// level (l += l+8) is one add inside the thread and the rest is xor 4, 2, 1 among the 8 threads; a warp works
+// on 4 groups. The per-candidate constants (scale, reciprocal, bound) are made once per group, spread over
+// the team, and read back as one 16-byte shared load per candidate.
+//
+// Per element and candidate the error costs 10 float ops (FMUL, 2 FADD round, FADD + FSETP check,
+// FMNMX clamp, FMUL, FADD, FMUL, FADD), in place of a FRND, a two-sided clamp and per-element branches on
+// the division mode and on the group's finiteness, plus 3 shuffles per candidate. Why it is exact:
+// - The error is computed on |w|: rint, the symmetric clamp, the products and the difference are odd
+//   functions under round-to-nearest (fl(-a) = -fl(a)), so q(w)*s - w = -(q(|w|)*s - |w|) bit for bit and the
+//   squares are equal. The clamp becomes one-sided, and |.| is a free operand modifier.
+// - rint(y) = (y + 1.5*2^23) - 1.5*2^23 exactly for 0 <= y < 2^22: the sum lies in [1.5*2^23, 2^24), where
+//   the ulp is 1, and round-to-nearest-even of 1.5*2^23 + y is 1.5*2^23 + rint(y) (1.5*2^23 is even).
+//   An element passes the rcp check only if lim > 0, which needs Ymax < 2^20, and every y <= Ymax; a failing
+//   element (or NaN) sends the whole thread back to __fdiv_rn + rintf for that candidate, as before.
+// - The output pass applies the sign with copysign: q(w) = sign(w)*q(|w|), including the reference's -0
+//   codes for w in (-s/2, -0].
+// - The first term of a lane sum is taken as is: 0 + x == x for every x a square can be (never -0).
+// Groups holding a NaN or an infinity, the exact_div mode and scales outside [2^-125, 2^125] take the
+// literal path (division per element, torch.clamp that keeps NaN), as the generic kernel.
+// ---------------------------------------------------------------------------------------------
+constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+
+template <int PER>
+__device__ __forceinline__ void err8(const float (&w)[2 * PER], const float4 d, const bool finite, const float qmax,
+                                     const float nqmax, float& ea, float& eb) {
+  const float s = d.x, rcp = d.y, lim = d.z;
+  if (finite && rcp != 0.0f) {  // team-uniform
+    bool ok = true;
+    float a = 0.0f, b = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER; ++k) {  // on |w| (see above); fabsf is an operand modifier, not an instruction
+      const float y0 = __fmul_rn(fabsf(w[2 * k]), rcp), y1 = __fmul_rn(fabsf(w[2 * k + 1]), rcp);
+      const float r0 = __fsub_rn(__fadd_rn(y0, kMagic), kMagic), r1 = __fsub_rn(__fadd_rn(y1, kMagic), kMagic);
+      ok = ok & (fabsf(__fsub_rn(y0, r0)) < lim) & (fabsf(__fsub_rn(y1, r1)) < lim);
+      const float d0 = __fsub_rn(__fmul_rn(fminf(r0, qmax), s), fabsf(w[2 * k]));
+      const float d1 = __fsub_rn(__fmul_rn(fminf(r1, qmax), s), fabsf(w[2 * k + 1]));
+      a = k == 0 ? __fmul_rn(d0, d0) : __fadd_rn(a, __fmul_rn(d0, d0));
+      b = k == 0 ? __fmul_rn(d1, d1) : __fadd_rn(b, __fmul_rn(d1, d1));
+    }
+    if (ok) {
+      ea = a;
+      eb = b;
+      return;
+    }
+  }
+  float a = 0.0f, b = 0.0f;  // the literal arithmetic
+#pragma unroll
+  for (int k = 0; k < PER; ++k) {
+    const float d0 = __fsub_rn(__fmul_rn(clamp_nan(rintf(__fdiv_rn(w[2 * k], s)), nqmax, qmax), s), w[2 * k]);
+    const float d1 =
+        __fsub_rn(__fmul_rn(clamp_nan(rintf(__fdiv_rn(w[2 * k + 1], s)), nqmax, qmax), s), w[2 * k + 1]);
+    a = __fadd_rn(a, __fmul_rn(d0, d0));
+    b = __fadd_rn(b, __fmul_rn(d1, d1));
+  }
+  ea = a;
+  eb = b;
+}
+
+// the chosen candidate's codes*scale, as the reference computes them (NaN stays NaN)
+template <int PER>
+__device__ __forceinline__ void quant8(const float (&w)[2 * PER], float (&q)[2 * PER], const float4 d,
+                                       const bool finite, const float qmax, const float nqmax) {
+  const float s = d.x, rcp = d.y, lim = d.z;
+  if (finite && rcp != 0.0f) {
+    bool ok = true;
+#pragma unroll
+    for (int k = 0; k < 2 * PER; ++k) {
+      const float y = __fmul_rn(fabsf(w[k]), rcp);
+      const float r = __fsub_rn(__fadd_rn(y, kMagic), kMagic);
+      ok = ok & (fabsf(__fsub_rn(y, r)) < lim);
+      q[k] = copysignf(__fmul_rn(fminf(r, qmax), s), w[k]);  // q(w) = sign(w)*q(|w|), -0 for w in (-s/2, -0]
+    }
+    if (ok) return;
+  }
+#pragma unroll
+  for (int k = 0; k < 2 * PER; ++k) q[k] = __fmul_rn(clamp_nan(rintf(__fdiv_rn(w[k], s)), nqmax, qmax), s);
+}
+
+// Register budget: the compiler's (64 for n = 128: 4 blocks of 256 per SM, 32 warps). A 48-register build
+// (5 blocks, 40 warps) executed as many instructions at the same IPC and ran 2% slower (2026-11-27 run 5).
+template <int PER, bool STATS>
+__global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
+  __shared__ float4 s_cand[kThreads / 8][kFqMaxRatios];  // per team: (scale, rcp or 0, bound, -)
+  __shared__ double s_se, s_sr;
+  __shared__ unsigned int s_hist[kFqMaxRatios];
+  __shared__ unsigned int s_groups;
+  __shared__ unsigned long long s_ck;
+  if (STATS) {
+    if (threadIdx.x < kFqMaxRatios) s_hist[threadIdx.x] = 0;
+    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
+    __syncthreads();
+  }
+  constexpr unsigned long long n = 16ull * PER;
+  const int j = threadIdx.x & 7;
+  const int team = threadIdx.x >> 3;       // in the block
+  const int tw = (threadIdx.x >> 3) & 3;   // in the warp
+  float4* cand = s_cand[team];
+  const float qmax = p.qmax, nqmax = -p.qmax;
+  const int nr = p.n_ratios;
+  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long nquads = (p.n_groups + 3) / 4;
+  for (unsigned long long quad = warp0; quad < nquads; quad += nwarps) {  // warp-uniform loop
+    const unsigned long long g = quad * 4 + tw;
+    const bool gv = g < p.n_groups;
+    const unsigned long long base = gv ? g * n : 0;
+    const uint16_t* src = in + base;
+    uint16_t* dst = out + base;
+    float w[2 * PER];
+    float m = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PER; ++k) {
+      w[2 * k] = gv ? bf2f(src[j + 16 * k]) : 0.0f;
+      w[2 * k + 1] = gv ? bf2f(src[j + 8 + 16 * k]) : 0.0f;
+      m = nanmax(fabsf(w[2 * k]), m);
+      m = nanmax(fabsf(w[2 * k + 1]), m);
+    }
+    m = nanmax(__shfl_xor_sync(kFull, m, 4), m);
+    m = nanmax(__shfl_xor_sync(kFull, m, 2), m);
+    m = nanmax(__shfl_xor_sync(kFull, m, 1), m);
+    const float amax = m;
+    const bool finite = amax <= FLT_MAX;  // no NaN/inf in the group
+
+    __syncwarp();  // the team's reads of the previous group's table are done
+    for (int c = j; c < nr; c += 8) {
+      const divc dc = make_div(scale_of(p.ratios[c], amax, qmax), amax, p.div_mode);
+      cand[c] = make_float4(dc.s, dc.use_rcp ? dc.rcp : 0.0f, dc.lim, 0.0f);
+    }
+    __syncwarp();
+
+    int best = 0;
+    float best_err = 0.0f;
+    if (nr > 1) {
+      for (int c = 0; c < nr; ++c) {  // uniform across the warp
+        float ea, eb;
+        err8<PER>(w, cand[c], finite, qmax, nqmax, ea, eb);
+        float e = __fadd_rn(ea, eb);  // lane j += lane j+8
+        e = __fadd_rn(e, __shfl_xor_sync(kFull, e, 4));
+        e = __fadd_rn(e, __shfl_xor_sync(kFull, e, 2));
+        e = __fadd_rn(e, __shfl_xor_sync(kFull, e, 1));
+        if (c == 0 || e < best_err) {
+          best = c;
+          best_err = e;
+        }
+      }
+    }
+    float q[2 * PER];
+    quant8<PER>(w, q, cand[best], finite, qmax, nqmax);
+    double se = 0.0, sr = 0.0;
+    if (gv) {
+#pragma unroll
+      for (int k = 0; k < 2 * PER; ++k) {
+        const uint16_t o = f2bf(q[k]);
+        dst[j + 8 * (k & 1) + 16 * (k >> 1)] = o;
+        if (STATS) {
+          const double x = w[k], dd = double(bf2f(o)) - x;
+          se += dd * dd;
+          sr += x * x;
+        }
+      }
+    }
+    if (STATS) {
+      for (int o = 4; o; o >>= 1) {
+        se += __shfl_xor_sync(kFull, se, o);
+        sr += __shfl_xor_sync(kFull, sr, o);
+      }
+      if (gv && j == 0) {
+        atomicAdd(&s_se, se);
+        atomicAdd(&s_sr, sr);
+        atomicAdd(&s_hist[best], 1u);
+        atomicAdd(&s_groups, 1u);
+        atomicAdd(&s_ck, (unsigned long long)checksum_bits(best_err));
       }
     }
   }
@@ -340,7 +538,7 @@ __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16
         atomicAdd(&s_se, se);
         atomicAdd(&s_sr, sr);
         atomicAdd(&s_groups, 1u);
-        atomicAdd(&s_ck, (unsigned long long)__float_as_uint(thr));
+        atomicAdd(&s_ck, (unsigned long long)checksum_bits(thr));
       }
     }
   }
@@ -397,22 +595,53 @@ kparams to_kparams(const fq_kernel_params& p, size_t rows, size_t cols) {
   return k;
 }
 
+int sm_count();
 int grid_for(unsigned long long n_groups) {
+  const int sms = sm_count();
+  const unsigned long long pairs = (n_groups + 1) / 2;
+  const unsigned long long blocks = (pairs + kThreads / 32 - 1) / (kThreads / 32);
+  return int(std::min<unsigned long long>(blocks, (unsigned long long)sms * 8));
+}
+
+int sm_count() {
   static int sms = [] {
     int dev = 0, v = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
     return v > 0 ? v : 80;
   }();
-  const unsigned long long pairs = (n_groups + 1) / 2;
-  const unsigned long long blocks = (pairs + kThreads / 32 - 1) / (kThreads / 32);
-  return int(std::min<unsigned long long>(blocks, (unsigned long long)sms * 8));
+  return sms;
 }
 
+// k_int8: 32 groups per block; a persistent grid of as many blocks as fit the device at once
+template <int PER, bool STATS>
+cudaError_t launch_int8(const uint16_t* in, uint16_t* out, const kparams& k, dacc* acc, cudaStream_t st) {
+  static int per_sm = [] {
+    int b = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, k_int8<PER, STATS>, kThreads, 0) != cudaSuccess) {
+      cudaGetLastError();
+      b = 0;
+    }
+    return b > 0 ? b : 4;
+  }();
+  const unsigned long long blocks = (k.n_groups + kThreads / 8 - 1) / (kThreads / 8);
+  const int grid = int(std::min<unsigned long long>(blocks, (unsigned long long)sm_count() * per_sm));
+  k_int8<PER, STATS><<<grid, kThreads, 0, st>>>(in, out, k, acc);
+  return cudaGetLastError();
+}
+
+// legacy: the half-warp kernel for every group length (bench: before/after timing on the same card)
 template <bool STATS>
-cudaError_t launch_int(const uint16_t* in, uint16_t* out, const kparams& k, dacc* acc, cudaStream_t st) {
+cudaError_t launch_int(const uint16_t* in, uint16_t* out, const kparams& k, dacc* acc, cudaStream_t st,
+                       bool legacy) {
   const int grid = grid_for(k.n_groups);
   const unsigned long long n = k.n;
+  if (!legacy) {
+    if (n == 128) return launch_int8<8, STATS>(in, out, k, acc, st);
+    if (n == 64) return launch_int8<4, STATS>(in, out, k, acc, st);
+    if (n == 32) return launch_int8<2, STATS>(in, out, k, acc, st);
+    if (n == 256) return launch_int8<16, STATS>(in, out, k, acc, st);
+  }
 #define RZ_L(P, F) k_int<P, F, STATS><<<grid, kThreads, 0, st>>>(in, out, k, acc)
   if (n == 128) RZ_L(8, true);
   else if (n == 64) RZ_L(4, true);
@@ -428,7 +657,7 @@ cudaError_t launch_int(const uint16_t* in, uint16_t* out, const kparams& k, dacc
 }
 
 status launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const fq_kernel_params& p, dacc* acc,
-              cudaStream_t st) {
+              cudaStream_t st, bool legacy = false) {
   const kparams k = to_kparams(p, rows, cols);
   if (k.n_groups == 0) return status::success();
   cudaError_t e = cudaSuccess;
@@ -441,7 +670,7 @@ status launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const
     else k_ternary<false><<<grid_for(k.n_groups), kThreads, 0, st>>>(in, out, k, acc);
     e = cudaGetLastError();
   } else {
-    e = acc ? launch_int<true>(in, out, k, acc, st) : launch_int<false>(in, out, k, acc, st);
+    e = acc ? launch_int<true>(in, out, k, acc, st, legacy) : launch_int<false>(in, out, k, acc, st, legacy);
   }
   if (e != cudaSuccess) return cuda_error(e, "fake-quant launch");
   return status::success();
@@ -614,8 +843,8 @@ result<fq_bench_result> fake_quant_bench(const fq_bench_request& q, bool time_ho
     return status::success();
   };
   std::vector<double> kms, cms;
-  RAZOR_TRY(time_it([&] { return launch(B.a, B.b, q.rows, q.cols, q.params, nullptr, nullptr); }, q.warmup,
-                    std::max(1, q.iters), kms));
+  RAZOR_TRY(time_it([&] { return launch(B.a, B.b, q.rows, q.cols, q.params, nullptr, nullptr, q.legacy_kernel); },
+                    q.warmup, std::max(1, q.iters), kms));
   if (q.host_out) RZ_CU(cudaMemcpy(q.host_out, B.b, bytes, cudaMemcpyDeviceToHost), "download");
   RAZOR_TRY(time_it(
       [&]() -> status {

@@ -6,6 +6,10 @@
 #   bash scripts/gpu-check.sh            # logs under build-gpu/logs, or under $OUT when it is set
 #
 # RAZOR_GPU_CHECK_MINI=1 forces the standalone build; BENCH_ARGS replaces the benchmark's arguments.
+# RAZOR_GPU_CHECK_PROFILE=1 also writes profile.log: register/smem use, the SASS of the hot kernel and an
+# Nsight Compute summary (--clock-control none) of the shipped and the legacy kernel on 8 experts.
+# Logs are at most 8 files (what the lent machine sends back): summary, env, build (configure + build),
+# test_quant_gpu, test_quant_cpu, gpu_check, bench_fake_quant, profile.
 #
 # If the full project cannot be configured there (the GPU image may lack HDF5, nlohmann-json, CLI11, PCRE2 or
 # GoogleTest), it builds the fake-quant files alone (build-gpu-mini); without GoogleTest the test binary is
@@ -36,8 +40,8 @@ say "GPU: $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm -
 TEST="" BENCH=""
 if [ -z "${RAZOR_GPU_CHECK_MINI:-}" ] &&
    cmake -S . -B build-gpu "${GEN[@]}" -DRAZOR_BUILD_GUI=OFF -DRAZOR_BUILD_TESTS=ON -DRAZOR_BUILD_BENCH=ON \
-     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$LOG/configure.log" 2>&1 &&
-   cmake --build build-gpu -j "$JOBS" --target test_quant bench_fake_quant >"$LOG/build.log" 2>&1; then
+     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$LOG/build.log" 2>&1 &&
+   cmake --build build-gpu -j "$JOBS" --target test_quant bench_fake_quant >>"$LOG/build.log" 2>&1; then
   TEST=build-gpu/tests/test_quant
   BENCH=build-gpu/bench/bench_fake_quant
   say "built the full project (build-gpu)"
@@ -46,7 +50,7 @@ else
     say "RAZOR_GPU_CHECK_MINI set: building the fake-quant files alone"
   else
     say "full project configure/build failed (tail of the logs below); building the fake-quant files alone"
-    tail -5 "$LOG/configure.log" "$LOG/build.log" 2>/dev/null | tee -a "$LOG/summary.txt"
+    tail -5 "$LOG/build.log" 2>/dev/null | tee -a "$LOG/summary.txt"
   fi
   M=build-gpu-mini
   mkdir -p "$M"
@@ -107,7 +111,30 @@ say "$(tail -1 "$LOG/gpu_check.log")"
 # shellcheck disable=SC2086
 "$BENCH" ${BENCH_ARGS:---gpu --scale 0.125 --iters 10 --all-isa} 2>&1 | tee "$LOG/bench_fake_quant.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-grep -E '^GPU layer|^GPU == CPU|exact_div|rcp_check|^  total' "$LOG/bench_fake_quant.log" | tee -a "$LOG/summary.txt" >/dev/null
+grep -E '^GPU layer|^GPU == CPU|exact_div|rcp_check|legacy_rcp|^  total' "$LOG/bench_fake_quant.log" | tee -a "$LOG/summary.txt" >/dev/null
+
+if [ -n "${RAZOR_GPU_CHECK_PROFILE:-}" ]; then
+  P="$LOG/profile.log"
+  : >"$P"
+  OBJ=$(find build-gpu build-gpu-mini -name 'fake_quant.cu.o' 2>/dev/null | head -1)
+  if [ -n "$OBJ" ] && command -v cuobjdump >/dev/null; then
+    echo "== resource usage ($OBJ)" >>"$P"
+    cuobjdump -res-usage "$OBJ" 2>&1 | grep -A1 -E 'k_int8|k_intILi8ELb1ELb0' >>"$P"
+    echo "== SASS of k_int8<8, false> (group 128, no stats)" >>"$P"
+    cuobjdump -sass "$OBJ" 2>&1 | awk '/Function : .*k_int8ILi8ELb0E/{f=1} f&&/Function : /&&!/k_int8ILi8ELb0E/{f=0} f' >>"$P"
+  fi
+  if command -v ncu >/dev/null; then
+    NCU=(ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis --section Occupancy
+         --section WarpStateStats --section InstructionStats
+         --metrics smsp__inst_executed.sum,smsp__thread_inst_executed.sum)
+    PB=(--gpu --gpu-experts 8 --scale 0.004 --iters 1 --reps 1)
+    echo "== ncu: shipped kernel, rcp_check (gate_up of 8 experts)" >>"$P"
+    timeout 120 "${NCU[@]}" -k regex:k_int8 --launch-skip 3 -c 1 "$BENCH" "${PB[@]}" >>"$P" 2>&1
+    echo "== ncu: legacy kernel, rcp_check" >>"$P"
+    timeout 120 "${NCU[@]}" -k regex:^k_int$ -c 1 "$BENCH" "${PB[@]}" >>"$P" 2>&1
+  fi
+  say "profile written to $P ($(wc -l <"$P") lines)"
+fi
 
 echo
 echo "================ summary ================"

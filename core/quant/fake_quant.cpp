@@ -240,7 +240,7 @@ status fake_quant_rows_ref(const float* in, float* out, size_t rows, size_t cols
           c = group_int_ref(w.data(), out + off, pl.group_len, pl, pl.n_ratios > 1 ? &sum : nullptr);
           break;
       }
-      st.sum_checksum += std::bit_cast<uint32_t>(sum);
+      st.sum_checksum += checksum_bits(sum);
       if (pl.mode != fq_mode::identity) ++st.groups;
       if (pl.mode == fq_mode::integer) ++st.clip_hist[size_t(c)];
       for (size_t i = 0; i < pl.group_len; ++i) {
@@ -642,7 +642,7 @@ RZ_AI void run_rows_body(const job& j, size_t r0, size_t r1, float* w, float* q,
                   : group_int_ref(w, q, n, j.pl, j.pl.n_ratios > 1 ? &sum : nullptr);
           break;
       }
-      st.sum_checksum += std::bit_cast<uint32_t>(sum);
+      st.sum_checksum += checksum_bits(sum);
       store_group(j, off, q, n);
       if (j.pl.mode != fq_mode::identity) ++st.groups;
       if (j.pl.mode == fq_mode::integer) ++st.clip_hist[size_t(c)];

@@ -29,6 +29,7 @@
 // Per-expert: pass the rows of one expert; a fused [E, out, in] tensor is simply E*out rows of length in.
 #pragma once
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -62,14 +63,25 @@ struct fq_stats {
   double sq_ref = 0;
   std::array<uint64_t, kMaxClipSteps> clip_hist{};
   // Sum (mod 2^64) of the float32 bit patterns of every group's internal sum: the chosen candidate's error
-  // (clip search; 0 for absmax, which computes no error) or the threshold 0.75*mean|w| (ternary). Integer addition is associative, so this is
-  // exact and order-free; equal checksums mean (almost surely) every group's float32 sum was bit-identical,
-  // which is how the tests check the lane16 order itself, not only its effect on the outputs.
+  // (clip search; 0 for absmax, which computes no error) or the threshold 0.75*mean|w| (ternary), each as
+  // checksum_bits() gives it (a NaN counts as the canonical 0x7fc00000). Integer addition is associative, so
+  // this is exact and order-free; equal checksums mean (almost surely) every group's float32 sum was
+  // bit-identical, which is how the tests check the lane16 order itself, not only its effect on the outputs.
   uint64_t sum_checksum = 0;
   // relative Frobenius error ||out - w|| / ||w|| (0 when w is all zeros)
   double rel_error() const;
   void merge(const fq_stats& o);
 };
+
+// One group's contribution to fq_stats::sum_checksum: the float32 bit pattern of its sum, except that every
+// NaN counts as the canonical quiet NaN 0x7fc00000. IEEE 754 does not fix a NaN's sign or payload, and the
+// paths really differ there: on x86 inf-inf gives 0xffc00000 and an input NaN's payload propagates, a CUDA
+// GPU always produces 0x7fffffff. A NaN sum is "the same sum" for the contract (it selects candidate 0 and
+// yields NaN outputs, written as canonical NaNs anyway), so the checksum must not see the payload. The CUDA
+// kernel applies the same rule (kernels/fake_quant.cu, checksum_bits).
+inline uint32_t checksum_bits(float sum) {
+  return sum != sum ? 0x7fc00000u : std::bit_cast<uint32_t>(sum);
+}
 
 enum class fq_mode { identity, integer, ternary };
 

@@ -5,6 +5,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -317,6 +318,55 @@ TEST(FakeQuantRef, ErrorFallsWithBitsLikeTheSeedSelfTest) {
   EXPECT_EQ(q, w);
 }
 
+TEST(FakeQuantStats, ChecksumCountsEveryNanSumAsCanonical) {
+  // A group's float32 sum is NaN when the group holds a NaN or an infinity. Which NaN comes out is not
+  // fixed by IEEE 754: on x86 inf - inf gives 0xffc00000 and an input NaN's payload propagates, a CUDA GPU
+  // always gives 0x7fffffff. The checksum must not see that (the H100 run of 2026-11-27 differed from the
+  // CPU by exactly 2*(0xffc00000 - 0x7fffffff) + (0x7fc00000 - 0x7fffffff) on the 16 x 256 special-value
+  // shape: two infinite rows and one NaN row). Every NaN sum counts as 0x7fc00000, whatever its bits.
+  EXPECT_EQ(checksum_bits(from_bits(0x7fc00000u)), 0x7fc00000u);
+  EXPECT_EQ(checksum_bits(from_bits(0xffc00000u)), 0x7fc00000u);
+  EXPECT_EQ(checksum_bits(from_bits(0x7fffffffu)), 0x7fc00000u);
+  EXPECT_EQ(checksum_bits(from_bits(0x7f800001u)), 0x7fc00000u);
+  EXPECT_EQ(checksum_bits(std::numeric_limits<float>::infinity()), 0x7f800000u);
+  EXPECT_EQ(checksum_bits(-0.0f), 0x80000000u);
+  EXPECT_EQ(checksum_bits(1.5f), bits_of(1.5f));
+
+  const uint32_t specials[] = {0x7fc00000u, 0xffc00000u, 0x7fe12345u, 0xfff00001u,  // NaNs, several payloads
+                               0x7f800000u, 0xff800000u};                           // +-inf: inf - inf inside
+  for (const cfg& c : kConfigs) {
+    const fq_params p{c.tag, 0, c.clip};  // one group of 128
+    auto plan = make_plan(p, 128);
+    ASSERT_TRUE(plan.ok());
+    const bool has_sum = plan->mode == fq_mode::ternary || (plan->mode == fq_mode::integer && plan->n_ratios > 1);
+    for (uint32_t sp : specials) {
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "0x%08x", sp);
+      SCOPED_TRACE(name_of(c) + " (as one group of 128) special " + hex);
+      std::vector<float> w(128);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = 0.01f * float(int(i % 13) - 6);
+      w[37] = from_bits(sp);
+      fq_stats rs, fs;
+      std::vector<float> q(w.size());
+      ASSERT_TRUE(fake_quant_rows_ref(w.data(), q.data(), 1, 128, p, &rs).ok());
+      ASSERT_TRUE(fake_quant(w.data(), elem_type::f32, q.data(), elem_type::f32, 1, 128, p, &fs).ok());
+      float e = 0;
+      fake_quant_group_ref(w.data(), q.data(), 128, *plan, &e);
+      if (plan->mode == fq_mode::integer && has_sum) {
+        EXPECT_TRUE(std::isnan(e));  // the group's error is NaN (a NaN code, or inf/inf)
+        EXPECT_EQ(rs.sum_checksum, 0x7fc00000u);
+      }
+      if (plan->mode == fq_mode::ternary) {  // thr = 0.75*mean|w|: NaN for a NaN, +inf for an infinity
+        EXPECT_EQ(rs.sum_checksum, (sp & 0x7fffffffu) == 0x7f800000u ? 0x7f800000u : 0x7fc00000u);
+      }
+      if (!has_sum) {
+        EXPECT_EQ(rs.sum_checksum, 0u);
+      }
+      EXPECT_EQ(fs.sum_checksum, rs.sum_checksum);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // fast CPU path == reference
 // ---------------------------------------------------------------------------------------------------
@@ -526,8 +576,20 @@ TEST(FakeQuantGpu, MatchesReferenceBitForBit) {
   if (!gpu_available(why)) GTEST_SKIP() << "no GPU: " << why;
   const uint64_t seeds[] = {1, fresh_seed()};
   for (uint64_t seed : seeds) {
-    for (auto [rows, cols] : {std::pair<size_t, size_t>{64, 3072}, {48, 1024}, {33, 100}, {16, 256}}) {
-      const auto w = make_weights(rows, cols, seed ^ cols, /*specials=*/rows == 16);
+    for (auto [rows, cols] :
+         {std::pair<size_t, size_t>{64, 3072}, {48, 1024}, {33, 100}, {16, 256}, {40, 128}}) {
+      auto w = make_weights(rows, cols, seed ^ cols, /*specials=*/rows == 16);
+      if (rows == 40) {
+        // exact ties: multiples of 2^e/4 with amax 3*2^e, so int3's absmax scale is 2^e and w/scale hits
+        // every half-integer exactly (the rcp shortcut must fall back and round half to even)
+        std::mt19937_64 rng(seed);
+        for (size_t r = 0; r < rows; ++r) {
+          const float unit = std::ldexp(1.0f, int(r % 30) - 20);
+          for (size_t c = 0; c < cols; ++c)
+            w[r * cols + c] = f32_to_bf16(float(int(rng() % 25) - 12) * 0.25f * unit);
+          w[r * cols + (r % cols)] = f32_to_bf16((r & 1 ? -3.0f : 3.0f) * unit);
+        }
+      }
       for (const cfg& c : kConfigs) {
         const fq_params p{c.tag, c.group, c.clip};
         auto plan = make_plan(p, cols);

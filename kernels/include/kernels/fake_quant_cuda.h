@@ -37,7 +37,7 @@ struct fq_device_stats {
   double sq_err = 0;  // sum (out_bf16 - w)^2, double, order not fixed
   double sq_ref = 0;  // sum w^2
   uint64_t hist[kFqMaxRatios] = {};
-  uint64_t sum_checksum = 0;  // as razor::quant::fq_stats::sum_checksum (exact)
+  uint64_t sum_checksum = 0;  // as razor::quant::fq_stats::sum_checksum (exact; a NaN sum counts as 0x7fc00000)
 };
 
 // d_in/d_out: device BF16 buffers of rows*cols (may alias exactly). stream: a cudaStream_t or null
@@ -64,6 +64,9 @@ struct fq_bench_request {
   int warmup = 2;
   int iters = 5;
   uint16_t* host_out = nullptr;       // optional: the output of the last timed run is downloaded here
+  // time the previous kernel (half-warp teams, kept as the generic path for other group lengths) instead of
+  // the 8-thread-team kernel that group lengths 32/64/128/256 use: before/after on the same card and run
+  bool legacy_kernel = false;
 };
 struct fq_bench_result {
   double kernel_ms_median = 0, kernel_ms_min = 0, kernel_ms_max = 0;
