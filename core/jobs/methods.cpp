@@ -1,0 +1,339 @@
+#include "jobs/methods.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "engine/eval.h"
+#include "engine/probe.h"
+#include "ggml/types.h"
+#include "gguf/convert.h"
+#include "gguf/imatrix.h"
+#include "model/checkpoint.h"
+#include "model/footprint.h"
+#include "model/inventory.h"
+#include "model/recipe.h"
+#include "model/synth.h"
+#include "quant/quantize.h"
+#include "util/atomic_file.h"
+
+namespace razor::jobs {
+
+using nlohmann::json;
+
+namespace {
+
+// ---- typed access to params: a missing required key or a wrong type is errc::invalid_argument ----
+status bad_param(const std::string& key, const std::string& want) {
+  return make_error(errc::invalid_argument, "params." + key + " must be " + want);
+}
+
+result<std::string> str_param(const json& p, const std::string& key, std::optional<std::string> def = std::nullopt) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) {
+    if (def) return *def;
+    return make_error(errc::invalid_argument, "params." + key + " is required (a string)");
+  }
+  if (!it->is_string()) return bad_param(key, "a string");
+  return it->get<std::string>();
+}
+
+result<bool> bool_param(const json& p, const std::string& key, bool def) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return def;
+  if (!it->is_boolean()) return bad_param(key, "true or false");
+  return it->get<bool>();
+}
+
+result<double> num_param(const json& p, const std::string& key, double def, double lo, double hi) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return def;
+  if (!it->is_number()) return bad_param(key, "a number");
+  double v = it->get<double>();
+  if (!(v >= lo && v <= hi)) return bad_param(key, "in [" + json(lo).dump() + ", " + json(hi).dump() + "]");
+  return v;
+}
+
+result<int64_t> int_param(const json& p, const std::string& key, int64_t def, int64_t lo, int64_t hi) {
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return def;
+  if (!it->is_number_integer()) return bad_param(key, "an integer");
+  int64_t v = it->get<int64_t>();
+  if (v < lo || v > hi) return bad_param(key, "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return v;
+}
+
+// The checkpoint of params.model, with the adapter's config check as a warning (as `razor inspect`).
+result<checkpoint> open_model(const json& p, job_context& ctx, const std::string& key = "model") {
+  RAZOR_ASSIGN_OR_RETURN(std::string dir, str_param(p, key));
+  return checkpoint::open(dir);
+}
+
+// ---- the methods ----
+result<json> m_echo(const json& p, job_context& ctx) {
+  // Test hooks: text written to the worker's stdout / stderr must end on stderr (docs/protocol.md).
+  if (auto it = p.find("stdout"); it != p.end() && it->is_string()) {
+    std::fputs(it->get<std::string>().c_str(), stdout);
+    std::fflush(stdout);
+  }
+  if (auto it = p.find("stderr"); it != p.end() && it->is_string()) {
+    std::fputs(it->get<std::string>().c_str(), stderr);
+    std::fflush(stderr);
+  }
+  return p;
+}
+
+result<json> m_sleep(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(int64_t ms, int_param(p, "ms", 1000, 0, int64_t(24) * 3600 * 1000));
+  RAZOR_ASSIGN_OR_RETURN(int64_t step, int_param(p, "step_ms", 10, 1, 60000));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int64_t t = 0; t < ms; t += step) {
+    if (!ctx.progress(double(t), double(ms), "sleeping")) return make_error(errc::cancelled, "sleep cancelled");
+    std::this_thread::sleep_until(t0 + std::chrono::milliseconds(std::min(t + step, ms)));
+  }
+  if (!ctx.progress(double(ms), double(ms), "sleeping")) return make_error(errc::cancelled, "sleep cancelled");
+  return json{{"slept_ms", ms}};
+}
+
+result<json> m_inspect(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(bool tensors, bool_param(p, "tensors", false));
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
+  auto st = check_adapter_config(ck.adapter(), ck.config(), p["model"].get<std::string>() + "/config.json");
+  if (!st && ck.adapter().name != "generic") ctx.log("warn", st.to_string());
+  return inventory_json(ck, tensors);
+}
+
+result<json> m_footprint(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
+  RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
+  json j = compute_footprint(ck, r).to_json();
+  j["recipe"] = r.name;
+  j["model"] = p["model"];
+  return j;
+}
+
+result<json> m_quantize(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
+  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(bool cpu, bool_param(p, "cpu", false));
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
+  RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
+  quant::quantize_options opt;
+  opt.allow_gpu = ctx.allow_gpu && !cpu;
+  RAZOR_ASSIGN_OR_RETURN(quant::quantize_report rep, quant::quantize_checkpoint(ck, r, out, opt, ctx.progress));
+  artifact a{out, "checkpoint", "", {}, {{"bytes_in", rep.bytes_in}}};
+  ctx.emit_artifact(a);
+  ctx.emit_artifact({out + "/" + opt.summary_name, "summary", "", {}, json::object()});
+  return json{{"out", out}, {"recipe", r.name}, {"backend", rep.backend}, {"seconds", rep.seconds},
+              {"bytes_in", rep.bytes_in}, {"totals", rep.summary.value("totals", json::object())}};
+}
+
+result<json> m_synth(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(bool sparse, bool_param(p, "sparse", false));
+  RAZOR_ASSIGN_OR_RETURN(bool per_expert, bool_param(p, "per_expert", false));
+  RAZOR_ASSIGN_OR_RETURN(double shard_gb, num_param(p, "shard_gb", 5.0, 1e-6, 1e6));
+  RAZOR_ASSIGN_OR_RETURN(int64_t seed, int_param(p, "seed", 1, 0, INT64_MAX));
+  json config;
+  auto c = p.find("config");
+  if (c != p.end() && c->is_object()) {
+    config = *c;
+  } else {
+    RAZOR_ASSIGN_OR_RETURN(std::string path, str_param(p, "config"));
+    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 16u << 20));
+    config = json::parse(text, nullptr, false);
+    if (config.is_discarded()) return make_error(errc::bad_config, path + ": not valid JSON");
+  }
+  synth_options opt;
+  opt.sparse = sparse;
+  opt.fused_experts = !per_expert;
+  opt.shard_bytes = uint64_t(shard_gb * 1e9);
+  opt.seed = uint64_t(seed);
+  RAZOR_TRY(synth_checkpoint(config, out, opt, ctx.progress));
+  ctx.emit_artifact({out, "checkpoint", "", {}, json::object()});
+  return json{{"out", out}};
+}
+
+result<json> m_pack(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
+  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(std::string type, str_param(p, "type", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string recipe_path, str_param(p, "recipe", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string imatrix_path, str_param(p, "imatrix", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string output_type, str_param(p, "output_type", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string embd_type, str_param(p, "token_embedding_type", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string name, str_param(p, "name", ""));
+  RAZOR_ASSIGN_OR_RETURN(double split_gb, num_param(p, "split_max_gb", 0.0, 0.0, 1e6));
+  RAZOR_ASSIGN_OR_RETURN(int64_t threads, int_param(p, "threads", 0, 0, 4096));
+  gguf::convert_options o;
+  if (!recipe_path.empty()) {
+    RAZOR_ASSIGN_OR_RETURN(o.recipe, gguf::load_type_recipe(recipe_path));
+  }
+  auto parse_type = [](const std::string& s, std::optional<ggml::type>* dst) -> status {
+    if (s.empty()) return {};
+    auto t = ggml::type_from_name(s);
+    if (!t.ok()) return make_error(errc::invalid_argument, "unknown ggml type '" + s + "'");
+    *dst = *t;
+    return {};
+  };
+  std::optional<ggml::type> def;
+  RAZOR_TRY(parse_type(type, &def));
+  if (def) o.recipe.default_type = def;
+  if (!o.recipe.default_type && recipe_path.empty())
+    return make_error(errc::invalid_argument, "params.type or params.recipe is required");
+  RAZOR_TRY(parse_type(output_type, &o.recipe.output_type));
+  RAZOR_TRY(parse_type(embd_type, &o.recipe.token_embedding_type));
+  gguf::imatrix im;
+  if (!imatrix_path.empty()) {
+    RAZOR_ASSIGN_OR_RETURN(im, gguf::read_imatrix(imatrix_path));
+    o.imat = &im;
+  }
+  o.threads = int(threads);
+  o.name = name;
+  o.max_shard_bytes = uint64_t(split_gb * 1e9);
+  o.progress = ctx.progress;
+  RAZOR_ASSIGN_OR_RETURN(gguf::convert_report rep, gguf::convert_to_gguf(model, out, o));
+  for (auto& n : rep.notes) ctx.log("info", n);
+  for (auto& path : rep.paths) ctx.emit_artifact({path, "gguf", "", {}, json::object()});
+  uint64_t tensor_bytes = 0;
+  int64_t nel = 0;
+  json by_type = json::object();
+  for (auto& t : rep.tensors) {
+    tensor_bytes += t.bytes;
+    nel += t.nelements();
+    auto& e = by_type[std::string(ggml::type_name(t.stored))];
+    if (e.is_null()) e = {{"tensors", 0}, {"bytes", 0}};
+    e["tensors"] = e["tensors"].get<int64_t>() + 1;
+    e["bytes"] = e["bytes"].get<uint64_t>() + t.bytes;
+  }
+  return json{{"out", out},
+              {"paths", rep.paths},
+              {"arch", rep.arch},
+              {"tensors", rep.tensors.size()},
+              {"tensor_bytes", tensor_bytes},
+              {"file_bytes", rep.file_bytes},
+              {"bpw", nel ? 8.0 * double(tensor_bytes) / double(nel) : 0.0},
+              {"by_type", by_type},
+              {"notes", rep.notes}};
+}
+
+result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
+  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(text_path));
+  RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(model + "/tokenizer.json"));
+  return engine::protocol_tokens(tk, text);
+}
+
+result<json> m_eval_ppl(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
+  RAZOR_ASSIGN_OR_RETURN(std::string ref, str_param(p, "ref", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  engine::eval_options opt;
+  RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "windows", opt.windows, 1, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", opt.ctx, 2, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(int64_t batch, int_param(p, "batch", opt.batch_windows, 1, 1 << 16));
+  RAZOR_ASSIGN_OR_RETURN(int64_t topk, int_param(p, "topk", opt.topk, 1, 1 << 20));
+  opt.windows = int(windows);
+  opt.ctx = int(ctx_len);
+  opt.batch_windows = int(batch);
+  opt.topk = int(topk);
+  opt.run.progress = ctx.progress;
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
+  RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protocol_tokens_of(model, text));
+  auto wp = engine::checkpoint_weights(ck);
+  json out = {{"model", model}, {"text", text}, {"windows", opt.windows}, {"ctx", opt.ctx},
+              {"n_tokens", tokens.size()}};
+  if (ref.empty()) {
+    RAZOR_ASSIGN_OR_RETURN(engine::ppl_result r, engine::perplexity(*wp, tokens, opt));
+    out["ppl"] = r.ppl;
+    out["mean_nll"] = r.mean_nll;
+    out["n_predictions"] = r.n_predictions;
+    out["seconds"] = r.seconds;
+    out["tokens_per_s"] = r.tokens_per_s;
+    return out;
+  }
+  RAZOR_ASSIGN_OR_RETURN(checkpoint rck, checkpoint::open(ref));
+  auto rtokens = protocol_tokens_of(ref, text);
+  if (rtokens.ok() && *rtokens != tokens)
+    return make_error(errc::invalid_argument, "model and ref tokenize the text differently");
+  auto rp = engine::checkpoint_weights(rck);
+  RAZOR_ASSIGN_OR_RETURN(engine::kl_result r, engine::kl_divergence(*wp, *rp, tokens, opt));
+  out["ref"] = ref;
+  out["ppl"] = r.model.ppl;
+  out["ref_ppl"] = r.ref.ppl;
+  out["kl_mean"] = r.kl_mean;
+  out["kl_p99"] = r.kl_p99;
+  out["kl_p999"] = r.kl_p999;
+  out["kl_max"] = r.kl_max;
+  out["topk_kl"] = r.topk_kl;
+  out["topk"] = opt.topk;
+  out["same_top1"] = r.same_top1;
+  out["n_predictions"] = r.n_positions;
+  out["tokens_per_s"] = r.model.tokens_per_s;
+  return out;
+}
+
+result<json> m_probe(const json& p, job_context& ctx) {
+  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
+  engine::probe_options opt;
+  RAZOR_ASSIGN_OR_RETURN(int64_t n_tokens, int_param(p, "tokens", int64_t(opt.n_tokens), 1, int64_t(1) << 40));
+  RAZOR_ASSIGN_OR_RETURN(int64_t seqlen, int_param(p, "seqlen", int64_t(opt.seqlen), 1, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(bool no_imatrix, bool_param(p, "no_imatrix", false));
+  opt.n_tokens = size_t(n_tokens);
+  opt.seqlen = size_t(seqlen);
+  opt.collect_inputs = !no_imatrix;
+  opt.progress = ctx.progress;
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
+  RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protocol_tokens_of(model, text));
+  auto wp = engine::checkpoint_weights(ck);
+  RAZOR_ASSIGN_OR_RETURN(engine::probe_result r, engine::run_probe(*wp, tokens, opt));
+  r.model = model;
+  RAZOR_TRY(engine::write_probe_h5(r, out));
+  ctx.emit_artifact({out, "h5", "f64", {int64_t(r.n_layers), int64_t(r.n_experts)},
+                     {{"datasets", "freq, wmass, asal, wfro_gate_up, wfro_down, rnorm"}}});
+  return json{{"out", out},         {"n_tokens", r.n_tokens},   {"n_seqs", r.n_seqs},
+              {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}, {"layers", r.n_layers},
+              {"experts", r.n_experts}, {"entropy", r.entropy},   {"max_mean", r.max_mean},
+              {"cold_frac", r.cold_frac}};
+}
+
+}  // namespace
+
+const std::vector<method_def>& method_table() {
+  static const std::vector<method_def> table = {
+      {"echo", "any", "returns its params (test hook: params.stdout / params.stderr are printed there)", m_echo},
+      {"sleep", "ms (int, default 1000), step_ms (int, default 10)", "sleeps with progress; cancellable", m_sleep},
+      {"inspect", "model (string), tensors (bool, default false)", "the inventory of `razor inspect --json`",
+       m_inspect},
+      {"footprint", "model (string), recipe (string, default seed-default)", "`razor footprint --json`",
+       m_footprint},
+      {"quantize", "model, out (strings), recipe (default seed-default), cpu (bool)",
+       "`razor quantize`: fake-quantized checkpoint, written atomically", m_quantize},
+      {"synth", "config (path or object), out (string), sparse, per_expert (bool), shard_gb, seed",
+       "`razor synth`: a synthetic checkpoint", m_synth},
+      {"pack", "model, out (strings), type | recipe, imatrix, output_type, token_embedding_type, name, split_max_gb, threads",
+       "`razor pack`: GGUF, written atomically", m_pack},
+      {"eval-ppl", "model, text (strings), ref (string), windows, ctx, batch, topk (ints)",
+       "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
+      {"probe", "model, text, out (strings), tokens, seqlen (ints), no_imatrix (bool)",
+       "`razor probe`: routing statistics to HDF5", m_probe},
+  };
+  return table;
+}
+
+const method_def* find_method(std::string_view name) {
+  for (auto& m : method_table())
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+std::vector<std::string> method_names() {
+  std::vector<std::string> v;
+  for (auto& m : method_table()) v.push_back(m.name);
+  return v;
+}
+
+}  // namespace razor::jobs

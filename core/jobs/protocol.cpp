@@ -1,0 +1,180 @@
+#include "jobs/protocol.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace razor::jobs {
+
+using nlohmann::json;
+
+namespace {
+
+status proto_error(std::string msg) { return make_error(errc::protocol, std::move(msg)); }
+
+// A JSON number that is an exact integer (ids may arrive as 7 or 7.0 from JavaScript-like clients).
+std::optional<int64_t> as_id(const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (d == double(int64_t(d))) return int64_t(d);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+result<request> parse_request(std::string_view line, std::optional<int64_t>* id_out) {
+  if (id_out) id_out->reset();
+  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return proto_error("the line is not JSON");
+  if (!j.is_object()) return proto_error("the line is JSON but not an object");
+  std::optional<int64_t> id;
+  if (auto it = j.find("id"); it != j.end()) {
+    id = as_id(*it);
+    if (id_out) *id_out = id;
+  }
+  auto t = j.find("t");
+  if (t == j.end() || !t->is_string()) return proto_error("the object has no string field \"t\"");
+  request r;
+  const std::string& type = t->get_ref<const std::string&>();
+  if (type == "shutdown") {
+    r.kind = request_kind::shutdown;
+    return r;
+  }
+  if (type != "req" && type != "cancel") return proto_error("unknown message type \"" + type + "\"");
+  if (!id) return proto_error("\"" + type + "\" needs an integer field \"id\"");
+  r.id = *id;
+  if (type == "cancel") {
+    r.kind = request_kind::cancel;
+    return r;
+  }
+  auto m = j.find("method");
+  if (m == j.end() || !m->is_string() || m->get_ref<const std::string&>().empty())
+    return proto_error("\"req\" needs a non-empty string field \"method\"");
+  r.method = m->get<std::string>();
+  if (auto p = j.find("params"); p != j.end() && !p->is_null()) {
+    if (!p->is_object()) return proto_error("\"params\" must be an object");
+    r.params = *p;
+  }
+  return r;
+}
+
+std::string encode_request(const request& r) {
+  switch (r.kind) {
+    case request_kind::shutdown:
+      return encode_line({{"t", "shutdown"}});
+    case request_kind::cancel:
+      return encode_line({{"t", "cancel"}, {"id", r.id}});
+    case request_kind::req:
+      break;
+  }
+  return encode_line({{"t", "req"}, {"id", r.id}, {"method", r.method}, {"params", r.params}});
+}
+
+json hello_message(const json& gpus, const std::vector<std::string>& methods, const std::string& role) {
+  return {{"t", "hello"},   {"proto", kProtocolVersion}, {"version", RAZOR_VERSION},
+          {"pid", int64_t(getpid())}, {"role", role}, {"gpus", gpus},
+          {"methods", methods}, {"max_line", kMaxLineBytes}};
+}
+
+json progress_message(int64_t id, double done, double total, std::string_view what) {
+  return {{"t", "progress"}, {"id", id}, {"done", done}, {"total", total}, {"what", std::string(what)}};
+}
+
+json log_message(std::optional<int64_t> id, std::string_view level, std::string_view msg) {
+  json j = {{"t", "log"}, {"id", nullptr}, {"level", std::string(level)}, {"msg", std::string(msg)}};
+  if (id) j["id"] = *id;
+  return j;
+}
+
+json artifact_message(int64_t id, const artifact& a) {
+  json j = {{"t", "artifact"}, {"id", id}, {"path", a.path}, {"kind", a.kind}, {"dtype", a.dtype},
+            {"shape", a.shape}};
+  for (auto& [k, v] : a.extra.items())
+    if (!j.contains(k)) j[k] = v;
+  return j;
+}
+
+json result_message(int64_t id, const json& res, double seconds) {
+  return {{"t", "result"}, {"id", id}, {"result", res}, {"seconds", seconds}};
+}
+
+json error_message(std::optional<int64_t> id, std::string_view code, std::string_view message) {
+  json j = {{"t", "error"}, {"id", nullptr}, {"code", std::string(code)}, {"message", std::string(message)}};
+  if (id) j["id"] = *id;
+  return j;
+}
+
+json error_message(std::optional<int64_t> id, const status& st) {
+  return error_message(id, errc_name(st.code()), st.message());
+}
+
+std::string encode_line(const json& message) {
+  auto dump = [](const json& v) { return v.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace); };
+  if (!message.is_object()) return dump(message);
+  // "t" and "id" first, for people reading a session; the rest in key order.
+  std::string s = "{";
+  auto add = [&](const std::string& k, const json& v) {
+    if (s.size() > 1) s += ',';
+    s += dump(json(k));
+    s += ':';
+    s += dump(v);
+  };
+  if (auto t = message.find("t"); t != message.end()) add("t", *t);
+  if (auto id = message.find("id"); id != message.end()) add("id", *id);
+  for (auto& [k, v] : message.items())
+    if (k != "t" && k != "id") add(k, v);
+  return s + "}";
+}
+
+const std::vector<std::string>& error_code_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v;
+#define X(name, num, text) \
+  if (errc::name != errc::ok) v.push_back(#name);
+    RAZOR_ERROR_CODES(X)
+#undef X
+#define X(name, text) v.push_back(#name);
+    RAZOR_PROTOCOL_ERRORS(X)
+#undef X
+    return v;
+  }();
+  return names;
+}
+
+bool is_error_code(std::string_view name) {
+  auto& v = error_code_names();
+  return std::find(v.begin(), v.end(), name) != v.end();
+}
+
+// ---- progress throttle ----
+std::optional<progress_throttle::value> progress_throttle::offer(double done, double total, std::string_view what,
+                                                                 clock::time_point now) {
+  value v{done, total, std::string(what)};
+  if (!sent_any_ || now - last_ >= interval_) {
+    sent_any_ = true;
+    last_ = now;
+    pending_.reset();
+    return v;
+  }
+  pending_ = std::move(v);
+  return std::nullopt;
+}
+
+std::optional<progress_throttle::value> progress_throttle::flush_due(clock::time_point now) {
+  if (!pending_ || now - last_ < interval_) return std::nullopt;
+  last_ = now;
+  auto v = std::move(pending_);
+  pending_.reset();
+  return v;
+}
+
+std::optional<progress_throttle::value> progress_throttle::take_pending() {
+  auto v = std::move(pending_);
+  pending_.reset();
+  if (v) last_ = clock::now();
+  return v;
+}
+
+}  // namespace razor::jobs
