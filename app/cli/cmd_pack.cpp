@@ -1,5 +1,9 @@
-// razor pack MODEL --type T | --recipe R [--imatrix F] --out FILE.gguf
+// razor pack MODEL --type T | --recipe R [--imatrix F] [--allow-missing-imatrix] --out FILE.gguf
 // Converts a Hugging Face checkpoint to GGUF in the requested ggml types (core/gguf/convert.h).
+// --recipe takes a tensor-type recipe (llama-quantize --tensor-type-file syntax) or a razor.recipe/1 JSON
+// fake-quant recipe, whose bits (per-expert bits included) are collapsed to one ggml type per GGUF tensor
+// (gguf::collapse_bits_recipe; every change is printed).
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -9,14 +13,26 @@
 #include "gguf/convert.h"
 #include "gguf/imatrix.h"
 #include "model/checkpoint.h"
+#include "model/recipe.h"
 
 namespace {
 struct pack_args {
   std::string model, recipe, type, imatrix, out, output_type, embd_type, name;
   double shard_gb = 0;
   int threads = 0;
-  bool dry_run = false;
+  bool dry_run = false, allow_missing_imatrix = false;
 };
+
+bool is_json_recipe(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  int c = 0;
+  while ((c = std::fgetc(f)) != EOF && std::isspace(c)) {
+  }
+  std::fclose(f);
+  return c == '{';
+}
 
 RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor types from a recipe)", 300,
               [](CLI::App& sub) {
@@ -32,10 +48,28 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
   sub.add_option("--split-max-gb", a->shard_gb, "split into shards of at most this many GB");
   sub.add_option("--threads", a->threads, "quantizer threads (0: all)");
   sub.add_flag("--dry-run", a->dry_run, "print the plan (types, sizes) without writing");
+  sub.add_flag("--allow-missing-imatrix", a->allow_missing_imatrix,
+               "quantize imatrix types (iq3_xxs) without an importance matrix (comparisons only; llama-quantize refuses)");
   return [a]() -> int {
     using namespace razor;
     gguf::convert_options o;
-    if (!a->recipe.empty()) {
+    if (!a->recipe.empty() && is_json_recipe(a->recipe)) {
+      auto fr = load_recipe(a->recipe);
+      if (!fr.ok()) return cli::report(fr.error());
+      auto ck = checkpoint::open(a->model);
+      if (!ck.ok()) return cli::report(ck.error());
+      const bool iq3 = !a->imatrix.empty();
+      auto cr = gguf::collapse_bits_recipe(*ck, *fr, iq3);
+      if (!cr.ok()) return cli::report(cr.error());
+      int changed = 0;
+      for (auto& t : cr->tensors)
+        if (!t.change.empty()) ++changed;
+      std::fprintf(stderr, "pack: fake-quant recipe %s: %zu GGUF tensors typed from its bits (3 bits -> %s), %d changed:\n",
+                   a->recipe.c_str(), cr->tensors.size(), iq3 ? "iq3_xxs, --imatrix given" : "q3_K", changed);
+      for (auto& t : cr->tensors)
+        if (!t.change.empty()) std::fprintf(stderr, "  %-28s %s\n", t.name.c_str(), t.change.c_str());
+      o.recipe = std::move(cr->recipe);
+    } else if (!a->recipe.empty()) {
       auto r = gguf::load_type_recipe(a->recipe);
       if (!r.ok()) return cli::report(r.error());
       o.recipe = std::move(r).value();
@@ -61,6 +95,12 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
       im = std::move(r).value();
       o.imat = &im;
     }
+    o.allow_missing_imatrix = a->allow_missing_imatrix;
+    if (a->allow_missing_imatrix)
+      std::fprintf(stderr,
+                   "\n*** WARNING: --allow-missing-imatrix: types that need an importance matrix (iq3_xxs) are quantized\n"
+                   "*** WITHOUT one where none is given. llama-quantize refuses such files; they are much worse. Use this\n"
+                   "*** only to measure what the imatrix buys. ***\n\n");
     o.threads = a->threads;
     o.name = a->name;
     o.max_shard_bytes = uint64_t(a->shard_gb * 1e9);

@@ -24,6 +24,7 @@ RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp and measu
   sub.add_option("--node", a->o.node, "node executable");
   sub.add_option("--oracle", a->o.oracle_dir, "folder with node_modules/node-llama-cpp");
   sub.add_flag("--fast", a->fast, "llama.cpp defaults (flash attention auto, F16 KV) instead of exact mode");
+  sub.add_option("--generate", a->o.generate, "also generate N tokens greedily after the first 16 tokens of the text");
   sub.add_flag("--json", a->json, "print the script's JSON answer");
   return [a]() -> int {
     using namespace razor;
@@ -37,7 +38,14 @@ RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp and measu
       std::printf("%s: loads in llama.cpp; perplexity %.4f over %d windows (%d predictions, %s), load %.0f ms, eval %.1f s\n",
                   a->file.c_str(), r->ppl, r->windows, r->predictions, a->o.exact ? "exact mode" : "default mode",
                   r->load_ms, r->eval_ms / 1000.0);
+      if (a->o.generate > 0) {
+        std::string ids;
+        for (auto id : r->generated_ids) ids += (ids.empty() ? "" : " ") + std::to_string(id);
+        std::printf("generated %zu tokens: \"%s\" (ids %s)\n", r->generated_ids.size(), r->generated.c_str(), ids.c_str());
+      }
     }
+    if (a->o.generate > 0 && r->generated_ids.empty())
+      return cli::report(make_error(errc::external, a->file + ": llama.cpp generated no tokens"));
     return 0;
   };
 });

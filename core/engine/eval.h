@@ -19,6 +19,11 @@
 #include "engine/model_runner.h"
 #include "engine/tokenizer.h"
 
+namespace razor {
+class checkpoint;
+struct recipe;
+}
+
 namespace razor::engine {
 
 std::vector<int32_t> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, int32_t separator = 0);
@@ -51,6 +56,21 @@ struct kl_result {
 result<ppl_result> perplexity(weight_provider& wp, const std::vector<int32_t>& tokens, const eval_options& opt);
 result<kl_result> kl_divergence(weight_provider& model, weight_provider& ref, const std::vector<int32_t>& tokens,
                                 const eval_options& opt);
+
+// ---- quantized models for perplexity / KL (razor eval-ppl --recipe / --gguf) ----
+
+// The fake-quantized model of a razor.recipe/1 recipe, in memory: ck's weights through transformed_weights,
+// each tensor (each routed expert) with the recipe's bits through core/quant's fake_quant (group, clip search,
+// BF16 output: the values `razor quantize` would write). Tensors the recipe keeps pass unchanged. `ck` and
+// `r` must outlive the provider.
+std::unique_ptr<weight_provider> fake_quant_weights(const checkpoint& ck, const recipe& r);
+
+// A GGUF file written by core/gguf's conversion (qwen3moe / qwen35moe), dequantized (ggml's dequantize_row)
+// and mapped back to Hugging Face text-model names and layout, every conversion step inverted: blk.* names,
+// stacked experts unstacked, and for qwen35moe the V-head reorder undone (tiled -> grouped), A_log = log(-ssm_a),
+// 1 subtracted from the zero-centred norms (y - 1 is exact for y in [0.5, 2], so the engine's +1 gives back
+// llama.cpp's value). `cfg` is the config of the checkpoint it was converted from. Single-file GGUFs only.
+result<std::unique_ptr<weight_provider>> gguf_weights(const std::string& path, const model_config& cfg);
 
 // log-softmax of one row of logits into out (double accumulation of the normaliser).
 void log_softmax(const float* logits, size_t n, float* out);

@@ -11,6 +11,8 @@
 #include <map>
 #include <mutex>
 
+#include "gguf/convert.h"
+
 namespace razor::engine {
 
 const input_stats* probe_result::find_input(const std::string& name) const {
@@ -104,17 +106,22 @@ class probe_observer : public forward_observer {
 result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& tokens, const probe_options& opt) {
   RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
   if (opt.seqlen == 0) return make_error(errc::invalid_argument, "seqlen must be positive");
-  size_t n = std::min(opt.n_tokens, tokens.size());
+  if (opt.first_token >= tokens.size())
+    return make_error(errc::invalid_argument, "first_token " + std::to_string(opt.first_token) + " is past the " +
+                                                  std::to_string(tokens.size()) + " tokens of the stream");
+  size_t n = std::min(opt.n_tokens, tokens.size() - opt.first_token);
   if (n == 0) return make_error(errc::invalid_argument, "no tokens to probe");
   std::vector<std::vector<int32_t>> seqs;
+  const auto base = tokens.begin() + ptrdiff_t(opt.first_token);
   for (size_t t0 = 0; t0 < n; t0 += opt.seqlen)
-    seqs.emplace_back(tokens.begin() + ptrdiff_t(t0), tokens.begin() + ptrdiff_t(std::min(n, t0 + opt.seqlen)));
+    seqs.emplace_back(base + ptrdiff_t(t0), base + ptrdiff_t(std::min(n, t0 + opt.seqlen)));
   probe_result r;
   r.n_layers = int(d.n_layers);
   r.n_experts = int(d.n_experts);
   r.top_k = int(d.top_k);
   r.hidden = d.hidden;
   r.n_tokens = n;
+  r.first_token = opt.first_token;
   r.n_seqs = seqs.size();
   r.seqlen = opt.seqlen;
   const size_t LE = size_t(d.n_layers * d.n_experts);
@@ -213,6 +220,7 @@ status write_probe_h5(const probe_result& r, const std::string& path) {
       write_attr(root, "n_tokens", H5::PredType::NATIVE_UINT64, uint64_t(r.n_tokens));
       write_attr(root, "n_seqs", H5::PredType::NATIVE_UINT64, uint64_t(r.n_seqs));
       write_attr(root, "seqlen", H5::PredType::NATIVE_UINT64, uint64_t(r.seqlen));
+      write_attr(root, "first_token", H5::PredType::NATIVE_UINT64, uint64_t(r.first_token));
       write_attr(root, "seconds", H5::PredType::NATIVE_DOUBLE, r.seconds);
       const std::vector<hsize_t> le = {hsize_t(r.n_layers), hsize_t(r.n_experts)}, l = {hsize_t(r.n_layers)};
       auto routing = f.createGroup("/routing");
@@ -266,6 +274,8 @@ result<probe_result> read_probe_h5(const std::string& path) {
     r.n_tokens = read_attr<uint64_t>(root, "n_tokens", H5::PredType::NATIVE_UINT64);
     r.n_seqs = read_attr<uint64_t>(root, "n_seqs", H5::PredType::NATIVE_UINT64);
     r.seqlen = read_attr<uint64_t>(root, "seqlen", H5::PredType::NATIVE_UINT64);
+    if (root.attrExists("first_token"))  // absent in files written before it existed
+      r.first_token = read_attr<uint64_t>(root, "first_token", H5::PredType::NATIVE_UINT64);
     auto routing = f.openGroup("/routing"), weights = f.openGroup("/weights"), layers = f.openGroup("/layers");
     r.freq = read_ds(routing, "freq");
     r.wmass = read_ds(routing, "wmass");
@@ -297,6 +307,93 @@ result<probe_result> read_probe_h5(const std::string& path) {
     return make_error(errc::bad_format, path + ": not a readable razor probe file: " + e.getDetailMsg());
   }
   return r;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// probe -> GGUF imatrix
+// ---------------------------------------------------------------------------------------------------
+result<gguf::imatrix> probe_to_imatrix(const probe_result& r, const model_config& cfg, const std::string& dataset,
+                                       std::vector<std::string>* notes) {
+  if (r.inputs.empty())
+    return make_error(errc::invalid_argument, "the probe holds no input statistics (run it without --no-imatrix)");
+  // HF text-model suffix (after "layers.L.") -> GGUF suffix (after "blk.L."), for both architectures.
+  static const std::map<std::string, std::vector<std::string>> kMap = {
+      {"self_attn.q_proj.weight", {"attn_q.weight"}},
+      {"self_attn.k_proj.weight", {"attn_k.weight"}},
+      {"self_attn.v_proj.weight", {"attn_v.weight"}},
+      {"self_attn.o_proj.weight", {"attn_output.weight"}},
+      {"linear_attn.in_proj_qkv.weight", {"attn_qkv.weight"}},
+      {"linear_attn.in_proj_z.weight", {"attn_gate.weight"}},
+      {"linear_attn.in_proj_b.weight", {"ssm_beta.weight"}},
+      {"linear_attn.in_proj_a.weight", {"ssm_alpha.weight"}},
+      {"linear_attn.out_proj.weight", {"ssm_out.weight"}},
+      {"mlp.gate.weight", {"ffn_gate_inp.weight"}},
+      {"mlp.experts.gate_up", {"ffn_gate_exps.weight", "ffn_up_exps.weight"}},
+      {"mlp.experts.down", {"ffn_down_exps.weight"}},
+      {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp.weight"}},
+      {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp.weight"}},
+      {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp.weight"}},
+      {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp.weight"}},
+  };
+  const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
+  const int64_t dv = cfg.linear_value_head_dim;
+  const bool reorder = n_k > 0 && n_v > 0 && n_k != n_v && n_v % n_k == 0 && dv > 0;
+  const std::vector<int64_t> order = reorder ? gguf::v_head_order(n_k, n_v) : std::vector<int64_t>{};
+
+  gguf::imatrix im;
+  im.datasets = {dataset};
+  im.chunk_count = int64_t(r.n_seqs);
+  im.chunk_size = int64_t(r.seqlen);
+  for (const auto& s : r.inputs) {
+    std::vector<std::string> targets;
+    if (s.name == "lm_head.weight") {
+      targets = {cfg.tie_word_embeddings ? "token_embd.weight" : "output.weight"};
+    } else if (s.name.rfind("layers.", 0) == 0) {
+      size_t dot = s.name.find('.', 7);
+      auto it = dot == std::string::npos ? kMap.end() : kMap.find(s.name.substr(dot + 1));
+      if (it != kMap.end())
+        for (auto& g : it->second) targets.push_back("blk." + s.name.substr(7, dot - 7) + "." + g);
+    }
+    if (targets.empty()) {
+      if (notes) notes->push_back(s.name + ": no GGUF tensor for it; left out of the imatrix");
+      continue;
+    }
+    const size_t cols = size_t(s.cols), n_mat = size_t(s.n_mat);
+    if (s.sum_sq.size() != cols * n_mat || s.count.size() != n_mat)
+      return make_error(errc::internal, s.name + ": inconsistent input statistics");
+    // Column permutation: GGUF column c takes HF column perm[c].
+    std::vector<size_t> perm(cols);
+    for (size_t c = 0; c < cols; ++c) perm[c] = c;
+    static const std::string kOut = ".linear_attn.out_proj.weight";
+    const bool is_ssm_out = s.name.size() > kOut.size() && s.name.compare(s.name.size() - kOut.size(), kOut.size(), kOut) == 0;
+    if (reorder && is_ssm_out) {
+      if (int64_t(cols) != n_v * dv)
+        return make_error(errc::shape_mismatch, s.name + ": " + std::to_string(cols) + " columns, expected num_v_heads x head_v_dim = " +
+                                                    std::to_string(n_v * dv));
+      for (size_t p = 0; p < size_t(n_v); ++p)
+        for (size_t j = 0; j < size_t(dv); ++j) perm[p * size_t(dv) + j] = size_t(order[p]) * size_t(dv) + j;
+      if (notes) notes->push_back(s.name + ": columns reordered grouped -> tiled (V heads) as in the conversion");
+    }
+    for (auto& t : targets) {
+      gguf::imatrix_entry e;
+      e.name = t;
+      e.n_per_row = s.cols;
+      e.n_mat = s.n_mat;
+      e.in_sum2.resize(cols * n_mat);
+      e.in_sum.resize(s.sum.size() == cols * n_mat ? cols * n_mat : 0);
+      e.counts.resize(n_mat);
+      for (size_t m = 0; m < n_mat; ++m) {
+        e.counts[m] = float(s.count[m]);
+        for (size_t c = 0; c < cols; ++c) {
+          e.in_sum2[m * cols + c] = float(s.sum_sq[m * cols + perm[c]]);
+          if (!e.in_sum.empty()) e.in_sum[m * cols + c] = float(s.sum[m * cols + perm[c]]);
+        }
+      }
+      im.entries.push_back(std::move(e));
+    }
+  }
+  std::sort(im.entries.begin(), im.entries.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  return im;
 }
 
 }  // namespace razor::engine

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/model_runner.h"
+#include "gguf/imatrix.h"
 
 namespace razor::engine {
 
@@ -40,6 +41,7 @@ struct probe_result {
   int n_layers = 0, n_experts = 0, top_k = 0;
   int64_t hidden = 0;
   size_t n_tokens = 0, n_seqs = 0, seqlen = 0;
+  size_t first_token = 0;                      // tokens of the stream skipped before the probed ones
   std::vector<double> freq, wmass, asal;       // [n_layers][n_experts]
   std::vector<double> wfro_gate_up, wfro_down; // [n_layers][n_experts]
   std::vector<double> rnorm;                   // [n_layers][n_experts]
@@ -50,7 +52,10 @@ struct probe_result {
 };
 
 struct probe_options {
-  size_t n_tokens = 8192;      // tokens taken from the start of the stream
+  size_t n_tokens = 8192;      // tokens taken from the stream, starting at first_token
+  size_t first_token = 0;      // skip this many tokens first (calibrate on windows disjoint from the scored
+                               // ones: the reference imatrix used windows 256..655 -> first_token 65536,
+                               // n_tokens 102400)
   size_t seqlen = 256;         // each sequence starts from an empty cache
   bool collect_inputs = true;  // imatrix statistics
   progress_fn progress;        // units: layers
@@ -60,5 +65,17 @@ result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& 
 // Writes the HDF5 file atomically (temporary name, renamed when complete).
 status write_probe_h5(const probe_result& r, const std::string& path);
 result<probe_result> read_probe_h5(const std::string& path);
+
+// The probe's input statistics as a llama.cpp GGUF importance matrix, named by GGUF tensor (core/gguf's
+// conversion of the same config): "layers.L.self_attn.q_proj.weight" -> "blk.L.attn_q.weight", ...,
+// "lm_head.weight" -> "output.weight" (token_embd.weight when the embeddings are tied);
+// "layers.L.mlp.experts.gate_up" -> both blk.L.ffn_gate_exps.weight and blk.L.ffn_up_exps.weight (same
+// statistics), "layers.L.mlp.experts.down" -> blk.L.ffn_down_exps.weight, with per-expert counts;
+// Qwen3.5 with num_v_heads != num_k_heads: ssm_out's columns are permuted per value head grouped -> tiled
+// (gguf::v_head_order), as the conversion permutes the weight's columns. in_sum2 = sum of x^2, counts =
+// rows seen, in_sum = sum of x; chunk_count = sequences, chunk_size = seqlen. Names it cannot map are
+// reported in `notes` and left out.
+result<gguf::imatrix> probe_to_imatrix(const probe_result& r, const model_config& cfg, const std::string& dataset,
+                                       std::vector<std::string>* notes = nullptr);
 
 }  // namespace razor::engine

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "ggml/quants.h"
 #include "gguf/gguf_file.h"
 #include "model/checkpoint.h"
+#include "model/recipe.h"
 #include "util/atomic_file.h"
 
 namespace fs = std::filesystem;
@@ -107,6 +109,14 @@ int64_t tensor_plan_row::nelements() const {
   return n;
 }
 
+// New head p = v * n_k + g takes old head g * r + v.
+std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
+  const int64_t r = n_v / n_k;
+  std::vector<int64_t> order(static_cast<size_t>(n_v));
+  for (int64_t p = 0; p < n_v; ++p) order[size_t(p)] = (p % n_k) * r + p / n_k;
+  return order;
+}
+
 std::string gguf_arch_for(const std::string& mt) {
   if (mt == "qwen3_moe") return "qwen3moe";
   if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
@@ -191,14 +201,6 @@ void plus_one(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += 1.0f;
 }
 
-// Qwen3-Next / Qwen3.5 V-head order: HF groups the value heads by key head ([G0v0, G0v1, G1v0, G1v1]);
-// llama.cpp wants them tiled ([G0v0, G1v0, G0v1, G1v1]). New head p = v * n_k + g takes old head g * r + v.
-std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
-  const int64_t r = n_v / n_k;
-  std::vector<int64_t> order(static_cast<size_t>(n_v));
-  for (int64_t p = 0; p < n_v; ++p) order[size_t(p)] = (p % n_k) * r + p / n_k;
-  return order;
-}
 
 // Reorders row blocks [row0, row0 + n_v*head_rows) of a row-major [rows, cols] matrix.
 void reorder_rows(float* x, int64_t cols, int64_t row0, int64_t head_rows, const std::vector<int64_t>& order) {
@@ -568,7 +570,11 @@ struct chooser {
     }
     row.stored = s;
     const bool is_embd_or_out = p.name == "token_embd.weight" || p.name == "output.weight";
-    if (ggml::info(s).needs_imatrix && !is_embd_or_out) {
+    if (ggml::info(s).needs_imatrix && !is_embd_or_out && o.allow_missing_imatrix &&
+        (!o.imat || !o.imat->find(p.name))) {
+      notes.push_back("WARNING " + p.name + ": " + std::string(ggml::type_name(s)) +
+                      " quantized WITHOUT an importance matrix (--allow-missing-imatrix; llama-quantize refuses this)");
+    } else if (ggml::info(s).needs_imatrix && !is_embd_or_out) {
       if (!o.imat)
         return make_error(errc::needs_imatrix, p.name + ": " + std::string(ggml::type_name(s)) +
                                                    " needs an importance matrix (--imatrix FILE); none was given");
@@ -708,6 +714,143 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   rep.paths = w.paths();
   rep.file_bytes = w.total_bytes();
   return rep;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// razor.recipe/1 -> per-tensor ggml types
+// ---------------------------------------------------------------------------------------------------
+ggml::type type_for_bits(double bits, bool iq3, ggml::type keep_type) {
+  if (bits >= kKeepBits) return keep_type;
+  struct rung {
+    double bits;
+    ggml::type t;
+  };
+  const rung ladder[] = {{2, ggml::type::q2_k}, {3, iq3 ? ggml::type::iq3_xxs : ggml::type::q3_k},
+                         {4, ggml::type::q4_k}, {5, ggml::type::q5_k}, {6, ggml::type::q6_k},
+                         {8, ggml::type::q8_0}};
+  ggml::type best = ladder[0].t;
+  double bd = 1e9;
+  for (auto& r : ladder) {
+    double d = std::fabs(bits - r.bits);
+    if (d <= bd + 1e-12) bd = d, best = r.t;  // ties: the higher rung (later in the ladder)
+  }
+  return best;
+}
+
+namespace {
+// GGUF suffix (after "blk.L.") of a text-model tensor suffix (after "layers.L."), "" when none.
+std::string gguf_layer_suffix(const std::string& s) {
+  static const std::map<std::string, std::string> m = {
+      {"self_attn.q_proj.weight", "attn_q.weight"},       {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},       {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight"}, {"linear_attn.in_proj_z.weight", "attn_gate.weight"},
+      {"linear_attn.in_proj_b.weight", "ssm_beta.weight"}, {"linear_attn.in_proj_a.weight", "ssm_alpha.weight"},
+      {"linear_attn.out_proj.weight", "ssm_out.weight"},  // routers (ffn_gate_inp*) are never quantized: no rule
+      {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+      {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+      {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight"},
+  };
+  auto it = m.find(s);
+  return it == m.end() ? "" : it->second;
+}
+std::string regex_exact(const std::string& name) {
+  std::string r = "^";
+  for (char c : name) {
+    if (c == '.') r += "\\.";
+    else r += char(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return r + "$";
+}
+std::string fmt_bits(double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", b);
+  return buf;
+}
+}  // namespace
+
+result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe& r, bool iq3, ggml::type keep_type) {
+  const model_config& cfg = ck.config();
+  struct acc {
+    double wsum = 0, mn = 1e9, mx = -1e9;
+    int64_t params = 0;
+    std::map<double, int> hist;  // bits -> experts
+    bool experts = false;
+  };
+  std::map<std::string, acc> by;
+  std::vector<std::string> order;
+  auto add = [&](const std::string& g, double bits, int64_t params, bool expert) {
+    auto [it, fresh] = by.try_emplace(g);
+    if (fresh) order.push_back(g);
+    acc& a = it->second;
+    a.wsum += bits * double(params);
+    a.params += params;
+    a.mn = std::min(a.mn, bits);
+    a.mx = std::max(a.mx, bits);
+    a.experts |= expert;
+    if (expert) a.hist[bits]++;
+  };
+  const std::string& pre = ck.text_prefix();
+  for (auto& t : ck.tensors()) {
+    if (t.cls.role == tensor_role::routed_expert) continue;  // below, through expert_matrix
+    std::string n = t.name;
+    if (n.rfind(pre, 0) == 0) n = n.substr(pre.size());
+    std::string g;
+    if (n == "embed_tokens.weight") g = "token_embd.weight";
+    else if (t.name == "lm_head.weight" || n == "lm_head.weight") g = "output.weight";
+    else if (n.rfind("layers.", 0) == 0) {
+      size_t dot = n.find('.', 7);
+      if (dot != std::string::npos) {
+        std::string suf = gguf_layer_suffix(n.substr(dot + 1));
+        if (!suf.empty()) g = "blk." + n.substr(7, dot - 7) + "." + suf;
+      }
+    }
+    if (g.empty()) continue;  // norms, SSM parameters, vision, ...: never quantized or not exported
+    add(g, r.tensor_bits(t), t.numel(), false);
+  }
+  if (cfg.num_experts > 0) {
+    for (int l = 0; l < int(cfg.num_layers); ++l) {
+      for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+        const std::string g = "blk." + std::to_string(l) + ".ffn_" +
+                              (p == expert_proj::gate ? "gate" : p == expert_proj::up ? "up" : "down") + "_exps.weight";
+        for (int e = 0; e < int(cfg.num_experts); ++e) {
+          auto v = ck.expert_matrix(l, e, p);
+          if (!v || !v->t) break;
+          const double bits = v->t->cls.fused ? r.expert_tag(*v->t, e) : r.tensor_bits(*v->t);
+          add(g, bits, v->n_rows * v->n_cols, true);
+        }
+      }
+    }
+  }
+  collapsed_recipe out;
+  out.recipe.source = r.path.empty() ? r.name : r.path;
+  out.recipe.default_type = keep_type;
+  int line = 0;
+  for (auto& g : order) {
+    const acc& a = by[g];
+    collapsed_tensor c;
+    c.name = g;
+    c.params = a.params;
+    c.mean_bits = a.params ? a.wsum / double(a.params) : kKeepBits;
+    c.min_bits = a.mn;
+    c.max_bits = a.mx;
+    c.type = type_for_bits(c.mean_bits, iq3, keep_type);
+    out.recipe.rules.push_back({regex_exact(g), c.type, ++line});
+    std::string asked;
+    if (a.experts && a.mn != a.mx) {
+      for (auto& [b, n] : a.hist) asked += (asked.empty() ? "" : ", ") + std::to_string(n) + "x" + fmt_bits(b);
+      asked = "per-expert bits {" + asked + "}, mean " + fmt_bits(std::round(c.mean_bits * 1000) / 1000);
+    } else {
+      asked = fmt_bits(c.mean_bits) + " bits";
+    }
+    // Unchanged when every part asked for exactly the rung's nominal bits (or was kept).
+    const double nominal = c.type == keep_type ? kKeepBits
+                           : c.type == ggml::type::q2_k ? 2 : (c.type == ggml::type::q3_k || c.type == ggml::type::iq3_xxs) ? 3
+                           : c.type == ggml::type::q4_k ? 4 : c.type == ggml::type::q5_k ? 5 : c.type == ggml::type::q6_k ? 6 : 8;
+    if (!(a.mn == a.mx && (a.mn == nominal || (nominal >= kKeepBits && a.mn >= kKeepBits))))
+      c.change = asked + " -> " + std::string(ggml::type_name(c.type));
+    out.tensors.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace razor::gguf

@@ -33,6 +33,7 @@
 
 namespace razor {
 class checkpoint;
+struct recipe;
 }
 
 namespace razor::gguf {
@@ -57,6 +58,29 @@ struct type_recipe {
 result<type_recipe> parse_type_recipe(const std::string& text, const std::string& where);
 result<type_recipe> load_type_recipe(const std::string& path);
 
+// ---- fake-quant recipes (razor.recipe/1, core/model/recipe.h) -> one ggml type per GGUF tensor ----------
+// A fused GGUF expert tensor (ffn_{gate,up,down}_exps) holds one type, so per-expert bits (expert_bits) are
+// collapsed: the parameter-weighted mean of the recipe's bits over the tensor's experts is rounded to the
+// nearest rung of the ladder 2 -> q2_K, 3 -> q3_K (iq3_xxs when `iq3`, which needs an imatrix), 4 -> q4_K,
+// 5 -> q5_K, 6 -> q6_K, 8 -> q8_0 (ties go to the higher rung; ternary 1.58 becomes q2_K); tensors the
+// recipe keeps (16 bits) get `keep_type`. Other tensors map the same way from their own bits. The result is a
+// type_recipe of exact-name rules (default keep_type) and, per GGUF tensor, what was asked and what it became.
+struct collapsed_tensor {
+  std::string name;              // GGUF tensor
+  double mean_bits = 0;          // parameter-weighted mean of the recipe's bits
+  double min_bits = 0, max_bits = 0;
+  int64_t params = 0;
+  ggml::type type = ggml::type::f32;
+  std::string change;            // "" when the recipe's bits map to the type unchanged
+};
+struct collapsed_recipe {
+  type_recipe recipe;
+  std::vector<collapsed_tensor> tensors;
+};
+ggml::type type_for_bits(double bits, bool iq3, ggml::type keep_type);
+result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe& r, bool iq3,
+                                              ggml::type keep_type = ggml::type::bf16);
+
 // The role of a GGUF tensor from its name ("routed_expert", "shared_expert", "router", "attention",
 // "linear_attention", "ssm_param", "norm", "embedding", "output_head", "other"), for reports.
 std::string gguf_role(const std::string& tensor_name);
@@ -66,6 +90,10 @@ struct convert_options {
   ggml::type default_type = ggml::type::f32;  // overridden by recipe.default_type when set
   type_recipe recipe;
   imatrix* imat = nullptr;  // checked against the model (match_model reshapes legacy entries in place)
+  // Quantize types that need an importance matrix (iq3_xxs) without one, for tensors the imatrix has no
+  // entry for (or with no imatrix at all): ggml accepts null weights; llama-quantize refuses. Only for
+  // comparisons (razor pack --allow-missing-imatrix); every such tensor is reported in the notes.
+  bool allow_missing_imatrix = false;
   uint64_t max_shard_bytes = 0;               // split output when > 0
   uint32_t alignment = 32;
   int threads = 0;
@@ -93,6 +121,11 @@ struct convert_report {
   std::vector<std::string> paths;     // output files
   uint64_t file_bytes = 0;
 };
+
+// Qwen3-Next / Qwen3.5 value-head order: HF groups value heads by key head ([G0v0, G0v1, G1v0, G1v1]),
+// llama.cpp tiles them ([G0v0, G1v0, G0v1, G1v1]): new head p takes old head order[p] = (p % n_k) * (n_v / n_k)
+// + p / n_k. Used for the tensors (convert) and for the ssm_out imatrix columns (engine/probe.h).
+std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v);
 
 // GGUF architecture for an HF config's model type, "" when we cannot convert it.
 std::string gguf_arch_for(const std::string& model_type);

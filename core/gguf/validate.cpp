@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 extern char** environ;
@@ -115,6 +116,8 @@ std::string validate_unavailable_reason(const validate_options& in) {
   return "";
 }
 
+static result<nlohmann::json> run_script(const std::string& gguf_path, const std::vector<std::string>& argv);
+
 result<validate_result> validate_with_llamacpp(const std::string& gguf_path, const validate_options& in) {
   validate_options o = in;
   fill_defaults(o);
@@ -126,6 +129,67 @@ result<validate_result> validate_with_llamacpp(const std::string& gguf_path, con
                                    std::to_string(o.window), "--batch", std::to_string(o.batch)};
   if (o.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(o.threads)});
   if (!o.exact) argv.push_back("--fast");
+  if (o.generate > 0) argv.insert(argv.end(), {"--generate", std::to_string(o.generate)});
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, run_script(gguf_path, argv));
+  validate_result r;
+  r.ppl = j.value("ppl", 0.0);
+  r.nll = j.value("nll", 0.0);
+  r.windows = j.value("windows", 0);
+  r.predictions = j.value("predictions", 0);
+  r.load_ms = j.value("load_ms", 0.0);
+  r.eval_ms = j.value("eval_ms", 0.0);
+  if (j.contains("generated") && j["generated"].is_string()) r.generated = j["generated"].get<std::string>();
+  if (j.contains("generated_ids") && j["generated_ids"].is_array())
+    for (auto& v : j["generated_ids"]) r.generated_ids.push_back(v.get<int32_t>());
+  r.json = j.dump();
+  return r;
+}
+
+result<logprobs_result> llamacpp_logprobs(const std::string& gguf_path, const std::vector<int32_t>& tokens,
+                                          int64_t n_vocab, const validate_options& in, std::string tmp_dir) {
+  validate_options o = in;
+  fill_defaults(o);
+  if (std::string why = validate_unavailable_reason(o); !why.empty()) return make_error(errc::not_found, why);
+  if (!fs::exists(gguf_path)) return make_error(errc::not_found, gguf_path + ": not found");
+  if (tokens.empty() || n_vocab <= 0) return make_error(errc::invalid_argument, "llamacpp_logprobs: no tokens or vocabulary");
+  if (tmp_dir.empty()) tmp_dir = fs::temp_directory_path().string();
+  const std::string stem = tmp_dir + "/razor-logprobs-" + std::to_string(getpid()) + "-" +
+                           std::to_string(reinterpret_cast<uintptr_t>(&tokens) & 0xffffff);
+  const std::string ids_path = stem + ".ids", lp_path = stem + ".f32";
+  {
+    std::ofstream f(ids_path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(tokens.data()), std::streamsize(tokens.size() * sizeof(int32_t)));
+    if (!f) return make_error(errc::io, ids_path + ": cannot write");
+  }
+  std::vector<std::string> argv = {o.node, o.script, "--oracle", o.oracle_dir, "--model", gguf_path,
+                                   "--logprobs-in", ids_path, "--logprobs-out", lp_path, "--n-vocab",
+                                   std::to_string(n_vocab)};
+  if (o.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(o.threads)});
+  if (!o.exact) argv.push_back("--fast");
+  auto j = run_script(gguf_path, argv);
+  std::error_code ec;
+  fs::remove(ids_path, ec);
+  if (!j.ok()) {
+    fs::remove(lp_path, ec);
+    return j.error();
+  }
+  logprobs_result r;
+  r.n_vocab = n_vocab;
+  r.json = j->dump();
+  r.logprobs.resize(tokens.size() * size_t(n_vocab));
+  std::ifstream f(lp_path, std::ios::binary);
+  f.read(reinterpret_cast<char*>(r.logprobs.data()), std::streamsize(r.logprobs.size() * sizeof(float)));
+  const bool good = bool(f) && f.peek() == std::ifstream::traits_type::eof();
+  f.close();
+  fs::remove(lp_path, ec);
+  if (!good)
+    return make_error(errc::external, gguf_path + ": llama.cpp's log-probabilities file is not " +
+                                          std::to_string(tokens.size()) + " x " + std::to_string(n_vocab) + " floats");
+  return r;
+}
+
+// Runs the script and returns its JSON answer (the last line of stdout) when it says ok.
+static result<nlohmann::json> run_script(const std::string& gguf_path, const std::vector<std::string>& argv) {
   RAZOR_ASSIGN_OR_RETURN(child_output co, run_child(argv));
   auto tail = [](const std::string& s) {
     std::string t = s.size() > 1500 ? "..." + s.substr(s.size() - 1500) : s;
@@ -150,15 +214,7 @@ result<validate_result> validate_with_llamacpp(const std::string& gguf_path, con
   if (!j.value("ok", false))
     return make_error(errc::external, gguf_path + ": llama.cpp: " + j.value("error", std::string("failed")) +
                                           (co.err.empty() ? "" : "; stderr: " + tail(co.err)));
-  validate_result r;
-  r.ppl = j.value("ppl", 0.0);
-  r.nll = j.value("nll", 0.0);
-  r.windows = j.value("windows", 0);
-  r.predictions = j.value("predictions", 0);
-  r.load_ms = j.value("load_ms", 0.0);
-  r.eval_ms = j.value("eval_ms", 0.0);
-  r.json = line;
-  return r;
+  return j;
 }
 
 }  // namespace razor::gguf
