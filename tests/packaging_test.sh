@@ -8,8 +8,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DRAZOR_WITH_CUDA=OFF -DRAZOR_BUILD_TESTS=OFF \
   -DRAZOR_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
-cmake --build "$work/build" -j "$(nproc)" >/dev/null
-(cd "$work/build" && cpack -G DEB >/dev/null)
+cmake --build "$work/build" -j "$(nproc)" > "$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
+(cd "$work/build" && cpack -G DEB > "$work/cpack.log" 2>&1) || { tail -40 "$work/cpack.log"; exit 1; }
 deb=$(ls "$work"/build/razor-workbench_*.deb)
 echo "package: $(basename "$deb")"
 ctrl=$(dpkg-deb -f "$deb")

@@ -34,6 +34,7 @@
 #endif
 #if __has_include("ComparisonView.h")
 #include "ComparisonView.h"
+#include "ResultsModel.h"
 #define RAZOR_HAVE_COMPARISON_VIEW 1
 #endif
 
@@ -50,6 +51,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
   addView(QStringLiteral("allocation"), tr("Allocation"), m_allocation);
 #ifdef RAZOR_HAVE_COMPARISON_VIEW
   auto* cmp = new ComparisonView;
+  cmp->loadCatalog(ResultsModel::bundledResultsDir());  // the seed's published runs, bundled
   m_comparison = cmp;
   addView(QStringLiteral("comparison"), tr("Comparison"), cmp);
   connect(cmp, &ComparisonView::messageAvailable, this, [this](const QString& t) { message(t, 5000); });

@@ -693,15 +693,16 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
         if (!wts.ok()) return wts.error();
         weights = std::move(wts).value();
       }
-      ggml::quantize_options qo;
-      qo.threads = o.threads;
-      qo.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
-      auto n = ggml::quantize_tensor(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
-                                     weights.empty() ? nullptr : weights.data(), qo);
+      // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
+      ggml::quantize_auto_options qo;
+      qo.cpu.threads = o.threads;
+      qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
+      auto n = ggml::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
+                                          weights.empty() ? nullptr : weights.data(), qo);
       if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
-      if (*n != slice_bytes)
-        return make_error(errc::internal, p.name + ": quantizer wrote " + std::to_string(*n) + " bytes, expected " +
-                                              std::to_string(slice_bytes));
+      if (n->bytes != slice_bytes)
+        return make_error(errc::internal, p.name + ": quantizer wrote " + std::to_string(n->bytes) +
+                                              " bytes, expected " + std::to_string(slice_bytes));
       RAZOR_TRY(w.write(qbuf.data(), qbuf.size()));
       done += slice_bytes;
       if (o.progress && !o.progress(double(done), double(total), p.name.c_str())) {
