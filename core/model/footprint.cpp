@@ -13,7 +13,14 @@ static void add_quantized(footprint_totals& t, int64_t params, double bits, doub
   t.scale_bits += double(params) * scale_bits_per_param;
 }
 
-footprint compute_footprint(const checkpoint& ck, const recipe& r) {
+footprint compute_footprint(const checkpoint& ck, const recipe& rin) {
+  recipe resolved;
+  const bool needs = rin.two_level_target > 0;
+  if (needs) {
+    resolved = rin;
+    resolved.resolve(ck.config());
+  }
+  const recipe& r = needs ? resolved : rin;
   footprint f;
   f.by_layer.resize(size_t(std::max<int64_t>(ck.config().num_layers, 0)));
   for (const auto& t : ck.tensors()) {

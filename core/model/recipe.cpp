@@ -1,5 +1,6 @@
 #include "model/recipe.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -69,6 +70,8 @@ nlohmann::json recipe::to_json() const {
   nlohmann::ordered_json eb = nlohmann::ordered_json::object();
   for (auto& [l, v] : expert_bits) eb[std::to_string(l)] = v;
   j["expert_bits"] = eb;
+  if (two_level_target > 0)
+    j["two_level"] = {{"target", two_level_target}, {"lo", two_level_lo}, {"hi", two_level_hi}};
   for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
   return nlohmann::json::parse(j.dump());
 }
@@ -93,8 +96,9 @@ result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) return make_error(errc::bad_recipe, where + ": a recipe is a JSON object");
   recipe r;
   r.path = where;
-  static const std::set<std::string> known = {"format",    "name",   "description", "group",   "clip_steps",
-                                              "scale_bits", "roles", "overrides",   "protect", "expert_bits"};
+  static const std::set<std::string> known = {"format",  "name",      "description", "group",
+                                              "clip_steps", "scale_bits", "roles",     "overrides",
+                                              "protect", "expert_bits", "two_level"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) r.extra[it.key()] = it.value();
   if (j.contains("format") && j["format"] != "razor.recipe/1")
@@ -153,7 +157,30 @@ result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
       r.expert_bits[layer] = std::move(v);
     }
   }
+  if (auto it = j.find("two_level"); it != j.end()) {
+    if (!it->is_object() || !it->contains("target"))
+      return make_error(errc::bad_recipe, where + ": two_level needs {\"target\": bits[, \"lo\", \"hi\"]}");
+    r.two_level_target = it->value("target", 0.0);
+    r.two_level_lo = it->value("lo", 1.58);
+    r.two_level_hi = it->value("hi", 4.0);
+    if (!valid_bits(r.two_level_lo) || !valid_bits(r.two_level_hi) || r.two_level_hi <= r.two_level_lo ||
+        r.two_level_target <= 0)
+      return make_error(errc::bad_recipe, where + ": two_level lo/hi must be valid bit widths with lo < hi");
+  }
   return r;
+}
+
+void recipe::resolve(const model_config& cfg) {
+  if (two_level_target <= 0 || cfg.num_experts <= 0) return;
+  const double frac = std::clamp((two_level_target - two_level_lo) / (two_level_hi - two_level_lo), 0.0, 1.0);
+  const int64_t E = cfg.num_experts;
+  const int64_t n_hi = std::llround(frac * double(E));
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    if (!cfg.layer_is_moe(l) || expert_bits.count(int(l))) continue;
+    std::vector<double> v(size_t(E), two_level_lo);
+    for (int64_t e = E - n_hi; e < E; ++e) v[size_t(e)] = two_level_hi;
+    expert_bits[int(l)] = std::move(v);
+  }
 }
 
 std::vector<std::string> recipe_search_path() {

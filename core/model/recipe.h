@@ -10,6 +10,7 @@
 //     "overrides": [{"pattern": "regex on the tensor name", "bits": 8}],   // first match wins
 //     "protect": ["regex", ...],                             // kept at stored precision, always
 //     "expert_bits": {"<layer>": [bits of expert 0, 1, ...]} // per-expert (bit allocation output)
+//     "two_level": {"target": 2.5, "lo": 1.58, "hi": 4}     // optional, see resolve()
 //   }
 //
 // Bits are 2, 3, 4, 8, 1.58 (ternary, as the seed defines it) or 16 (= keep as stored). Precedence:
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "model/adapter.h"
+#include "model/hf_config.h"
 #include "util/status.h"
 
 namespace razor {
@@ -47,6 +49,9 @@ struct recipe {
   std::vector<override_rule> overrides;
   std::vector<override_rule> protect;  // bits unused
   std::map<int, std::vector<double>> expert_bits;
+  // The seed's two-level study mix without a probe: average expert bits `target` as lo/hi tags with
+  // frac_hi = clip((target - lo) / (hi - lo), 0, 1) (seed-reference §2.3), resolved per model by resolve().
+  double two_level_target = 0, two_level_lo = 1.58, two_level_hi = 4;
   nlohmann::json extra;  // unknown top-level keys, kept when saved
 
   // Bits for the whole tensor (for fused expert tensors with per-expert bits: see expert_tag).
@@ -56,6 +61,10 @@ struct recipe {
   bool is_kept(double bits) const { return bits >= kKeepBits; }
 
   nlohmann::json to_json() const;
+  // Fills expert_bits for every MoE layer that has none when two_level_target is set: the seed's "blind"
+  // strategy (importance = expert index, so the last round(frac_hi * E) experts of each layer get hi).
+  // `razor allocate` replaces this with a salience-ranked assignment. No-op otherwise.
+  void resolve(const model_config& cfg);
 };
 
 bool valid_bits(double b);

@@ -36,9 +36,11 @@ nlohmann::json stats_json(const fq_stats& s, double bits, int n_ratios) {
 
 }  // namespace
 
-result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& r, const std::string& out_dir,
+result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& rin, const std::string& out_dir,
                                             const quantize_options& opt, const progress_fn& progress) {
   auto t0 = std::chrono::steady_clock::now();
+  recipe r = rin;
+  r.resolve(ck.config());  // a two-level study recipe gets its per-expert bits for this model
   // Reject what we cannot write faithfully before anything is written.
   for (auto& t : ck.tensors()) {
     double b = r.tensor_bits(t);

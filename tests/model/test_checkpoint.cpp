@@ -291,6 +291,12 @@ TEST(Footprint, SeedArithmeticOnSynthetic122B) {
   // ~3.18 bits with one BF16 scale per 128 weights (seed docs), 46.7 GB seed footprint.
   EXPECT_NEAR(f.effective_bits_with_scales(), 3.18, 0.01);
   EXPECT_NEAR(f.seed_footprint_gb(), 46.6, 0.2);
+  // The seed's 2.5-bit study point: "2.59" effective bits (seed-reference §1.5 / F8).
+  auto s25 = load_recipe("study-2.5bit");
+  ASSERT_TRUE(s25.ok()) << s25.error().to_string();
+  auto f25 = compute_footprint(*ck, *s25);
+  EXPECT_NEAR(f25.seed_effective_bits(), 2.59, kSeedBitsTolerance);
+  EXPECT_NEAR(f25.expert_avg_bits(), 2.5, 0.01);
 }
 
 TEST(Recipe, ParseErrorsAreClear) {
