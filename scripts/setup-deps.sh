@@ -8,11 +8,14 @@ pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
       qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev qt6-qpa-plugins libhdf5-dev libimgui-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libcurl4-openssl-dev
       xvfb xauth x11-apps x11-utils xdotool imagemagick fonts-dejavu-core mesa-utils libgl1-mesa-dri
-      nodejs npm file dpkg-dev)
+      nodejs file dpkg-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm: Debian's package only where no npm is on the PATH (some images ship a newer npm outside dpkg, which
+# Debian's npm package conflicts with).
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
