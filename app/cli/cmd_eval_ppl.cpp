@@ -30,6 +30,7 @@ struct eval_ppl_args {
   bool llamacpp = false;
   int windows = 200, ctx = 256, batch = 16, topk = 256;
   bool json = false, plan = true;
+  std::string device = "cpu";
 };
 
 razor::status read_file(const std::string& path, std::string* out) {
@@ -60,6 +61,9 @@ int run_eval_ppl(const eval_ppl_args& a) {
   opt.print_plan = a.plan;
   cli::stderr_progress prog("eval-ppl");
   opt.run.progress = [&](double d, double t, const char* w) { return prog(d, t, w); };
+  opt.run.device = a.device == "cuda" || a.device == "gpu" ? engine::backend::cuda
+                   : a.device == "auto"                    ? engine::backend::automatic
+                                                           : engine::backend::cpu;
   if (!a.recipe.empty() && !a.gguf.empty())
     return cli::report(make_error(errc::invalid_argument, "give --recipe or --gguf, not both"));
   nlohmann::json out = {{"model", a.model}, {"text", a.text}, {"windows", a.windows}, {"ctx", a.ctx},
@@ -138,7 +142,7 @@ int run_eval_ppl(const eval_ppl_args& a) {
   return 0;
 }
 
-RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference CPU engine", 300,
+RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference engine (CPU, or CUDA with --device)", 300,
               [](CLI::App& sub) {
                 auto a = std::make_shared<eval_ppl_args>();
                 sub.add_option("model", a->model, "Hugging Face checkpoint directory")->required();
@@ -152,6 +156,8 @@ RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference 
                 sub.add_option("--batch", a->batch, "windows run through the layers together (default 16)");
                 sub.add_option("--topk", a->topk, "K of topk_kl (default 256)");
                 sub.add_flag("--json", a->json, "print one JSON object instead of text");
+                sub.add_option("--device", a->device, "cpu (the reference, default), cuda, or auto (cuda when a GPU is present)")
+                    ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
                 return [a] { return run_eval_ppl(*a); };
               });
 
