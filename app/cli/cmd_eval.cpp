@@ -1,0 +1,84 @@
+// razor eval --endpoint URL --model NAME --benchmarks mmlu_pro,gpqa --data DIR [--n N] [--budget 32k]
+//            [--concurrency 8] --out results.json
+// Benchmarks against an OpenAI-compatible server, graded as the seed's harness does (docs/eval.md).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "eval/benchmarks.h"
+#include "eval/runner.h"
+
+namespace {
+struct eval_args {
+  razor::eval::eval_options o;
+  std::string benchmarks = "mmlu_pro,gpqa,mmmlu", budget = "32k";
+  bool list_models = false;
+};
+
+int parse_budget(const std::string& s) {
+  if (s.empty()) return -1;
+  try {
+    size_t pos = 0;
+    long v = std::stol(s, &pos);
+    std::string rest = s.substr(pos);
+    if (rest == "k" || rest == "K") v *= 1024;
+    else if (!rest.empty()) return -1;
+    return v > 0 && v < (1L << 24) ? int(v) : -1;
+  } catch (...) {
+    return -1;
+  }
+}
+
+RAZOR_COMMAND("eval", "Run benchmarks against an OpenAI-compatible server, graded as the seed's harness", 450,
+              [](CLI::App& sub) {
+  auto a = std::make_shared<eval_args>();
+  auto& o = a->o;
+  sub.add_option("--endpoint", o.client.endpoint, "server URL, e.g. http://127.0.0.1:8080")->required();
+  sub.add_option("--model", o.model, "served model name (also matched against the official targets)");
+  sub.add_option("--benchmarks", a->benchmarks, "comma-separated: " + razor::eval::bench_keys());
+  sub.add_option("--data", o.data_dir, "folder with <benchmark>.jsonl files (docs/eval.md)");
+  sub.add_option("--n", o.n, "questions per benchmark (default: the seed's n for each)");
+  sub.add_option("--budget", a->budget, "max new tokens: 32k (default), 64k or a number");
+  sub.add_option("--concurrency", o.concurrency, "requests in flight")->check(CLI::Range(1, 1024));
+  sub.add_option("--out", o.out, "result JSON (samples go to <out>.samples.jsonl; re-running resumes)");
+  sub.add_option("--tag", o.tag, "run name (default: the file name of --out)");
+  sub.add_option("--api-key", o.client.api_key, "bearer token for the server");
+  sub.add_option("--timeout", o.client.timeout_s, "seconds per request (default 3600)");
+  sub.add_option("--retries", o.client.retries, "retries on connect errors, 429 and 5xx (default 4)");
+  sub.add_option("--targets", o.targets_path, "official targets JSON (default: the bundled one)");
+  sub.add_option("--official-model", o.official_model, "model whose official numbers gate this run (default --model)");
+  sub.add_flag("--require-sandbox-netns", o.sandbox.require_no_network,
+               "fail code samples when no network namespace can be made");
+  sub.add_flag("--list-models", a->list_models, "print the ids of GET /v1/models and exit");
+  return [a]() -> int {
+    using namespace razor;
+    auto& o = a->o;
+    if (a->list_models) {
+      eval::client c(o.client);
+      auto m = c.models();
+      if (!m.ok()) return cli::report(m.error());
+      for (auto& id : *m) std::printf("%s\n", id.c_str());
+      return 0;
+    }
+    o.budget = parse_budget(a->budget);
+    if (o.budget < 0) return cli::report(make_error(errc::invalid_argument, "--budget " + a->budget + ": expected 32k, 64k or a token count"));
+    if (o.model.empty()) return cli::report(make_error(errc::invalid_argument, "--model is required"));
+    if (o.data_dir.empty()) return cli::report(make_error(errc::invalid_argument, "--data is required"));
+    if (o.out.empty()) return cli::report(make_error(errc::invalid_argument, "--out is required"));
+    o.benchmarks.clear();
+    std::string cur;
+    for (char ch : a->benchmarks + ",") {
+      if (ch == ',') {
+        if (!cur.empty()) o.benchmarks.push_back(cur);
+        cur.clear();
+      } else if (ch != ' ') {
+        cur += ch;
+      }
+    }
+    o.log = [](const std::string& s) { std::fprintf(stderr, "[eval] %s\n", s.c_str()); };
+    auto r = eval::run_eval(o);
+    if (!r.ok()) return cli::report(r.error());
+    std::printf("wrote %s and %s\n", o.out.c_str(), eval::samples_path(o.out).c_str());
+    return 0;
+  };
+});
+}  // namespace

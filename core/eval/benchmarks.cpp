@@ -1,0 +1,272 @@
+#include "eval/benchmarks.h"
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+
+#include "eval/grading.h"
+
+namespace razor::eval {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr bench_info kTable[] = {
+#define X(key, n, acc, prefix, fields) {bench_id::key, #key, n, acc, prefix, fields},
+    RAZOR_EVAL_BENCHMARKS(X)
+#undef X
+};
+
+constexpr std::string_view kLetterSuffix = "\n\nReason, then end with 'Answer: <letter>'.";
+
+std::string str_field(const json& row, std::initializer_list<const char*> keys) {
+  for (const char* k : keys) {
+    auto it = row.find(k);
+    if (it == row.end() || it->is_null()) continue;
+    if (it->is_string()) return it->get<std::string>();
+    return it->dump();
+  }
+  return {};
+}
+
+bool has(const json& row, const char* k) { return row.contains(k) && !row[k].is_null(); }
+
+}  // namespace
+
+std::span<const bench_info> bench_table() { return kTable; }
+
+const bench_info* find_bench(std::string_view key) {
+  for (const auto& b : kTable)
+    if (b.key == key) return &b;
+  return nullptr;
+}
+
+std::string bench_keys() {
+  std::string s;
+  for (const auto& b : kTable) s += (s.empty() ? "" : ", ") + std::string(b.key);
+  return s;
+}
+
+result<bench_item> make_item(const bench_info& b, const json& row, size_t line) {
+  auto missing = [&](const char* what) {
+    return make_error(errc::bad_format, std::string(b.key) + ".jsonl line " + std::to_string(line) + ": no " + what);
+  };
+  if (!row.is_object()) return make_error(errc::bad_format, std::string(b.key) + ".jsonl line " + std::to_string(line) + ": not a JSON object");
+  bench_item it;
+  it.id = std::to_string(line);
+  switch (b.id) {
+    case bench_id::mmlu_pro: {
+      if (!has(row, "question")) return missing("question");
+      if (!has(row, "options") || !row["options"].is_array() || row["options"].empty()) return missing("options list");
+      const json& opts = row["options"];
+      if (opts.size() > 26) return missing("options list of at most 26");
+      std::string p = row["question"].get<std::string>() + "\n";
+      for (size_t i = 0; i < opts.size(); ++i) {
+        p += (i ? "\n" : "") + std::string(1, char('A' + i)) + ". " +
+             (opts[i].is_string() ? opts[i].get<std::string>() : opts[i].dump());
+      }
+      it.prompt = p + std::string(kLetterSuffix);
+      int idx = -1;
+      if (has(row, "answer_index") && row["answer_index"].is_number_integer()) idx = row["answer_index"].get<int>();
+      else if (has(row, "answer") && row["answer"].is_string() && !row["answer"].get<std::string>().empty())
+        idx = std::toupper(static_cast<unsigned char>(row["answer"].get<std::string>()[0])) - 'A';
+      if (idx < 0 || idx >= int(opts.size())) return missing("answer_index within the options");
+      it.gold = std::string(1, char('A' + idx));
+      it.extra["k"] = opts.size();
+      if (has(row, "question_id")) it.id = str_field(row, {"question_id"});
+      break;
+    }
+    case bench_id::gpqa: {
+      if (!has(row, "question")) return missing("question");
+      std::string ans = str_field(row, {"answer"});
+      if (ans.empty()) return missing("answer");
+      it.prompt = row["question"].get<std::string>() + std::string(kLetterSuffix);
+      it.gold = std::string(1, char(std::toupper(static_cast<unsigned char>(ans[0]))));
+      break;
+    }
+    case bench_id::mmmlu: {
+      for (const char* k : {"Question", "A", "B", "C", "D", "Answer"})
+        if (!has(row, k)) return missing(k);
+      it.prompt = str_field(row, {"Question"}) + "\nA. " + str_field(row, {"A"}) + "\nB. " + str_field(row, {"B"}) +
+                  "\nC. " + str_field(row, {"C"}) + "\nD. " + str_field(row, {"D"}) + std::string(kLetterSuffix);
+      it.gold = str_field(row, {"Answer"}).substr(0, 1);
+      break;
+    }
+    case bench_id::bbeh: {
+      if (!has(row, "input")) return missing("input");
+      if (!has(row, "target")) return missing("target");
+      it.prompt = str_field(row, {"input"}) + "\n\nReason step by step, then end with 'Answer: <answer>'.";
+      it.gold = str_field(row, {"target"});
+      break;
+    }
+    case bench_id::aime:
+    case bench_id::math500: {
+      std::string q = str_field(row, {"problem", "question", "Problem"});
+      if (q.empty()) return missing("problem");
+      if (!has(row, "answer") && !has(row, "Answer")) return missing("answer");
+      it.gold = str_field(row, {"answer", "Answer"});
+      it.prompt = q + (b.id == bench_id::aime
+                           ? "\n\nReason step by step, then put the final integer answer in \\boxed{}."
+                           : "\n\nReason step by step, then put the final answer in \\boxed{}.");
+      if (has(row, "unique_id")) it.id = str_field(row, {"unique_id"});
+      else if (has(row, "id")) it.id = str_field(row, {"id"});
+      break;
+    }
+    case bench_id::gsm8k: {
+      if (!has(row, "question")) return missing("question");
+      std::string a = str_field(row, {"answer"});
+      size_t p = a.rfind("####");
+      if (p == std::string::npos) return missing("answer ending '#### <number>'");
+      std::string g = a.substr(p + 4);
+      std::string clean;
+      for (char c : g)
+        if (c != ',' && !std::isspace(static_cast<unsigned char>(c))) clean += c;
+      it.gold = clean;
+      it.prompt = str_field(row, {"question"}) + "\n\nSolve step by step and end with 'The answer is <number>'.";
+      break;
+    }
+    case bench_id::hle: {
+      if (!has(row, "question")) return missing("question");
+      if (!has(row, "answer")) return missing("answer");
+      it.prompt = str_field(row, {"question"}) +
+                  "\n\nReason step by step, then end your response with 'Answer: <final answer>' (for multiple-choice, "
+                  "give the letter).";
+      it.gold = str_field(row, {"answer"});
+      it.extra["answer_type"] = str_field(row, {"answer_type"});
+      if (has(row, "id")) it.id = str_field(row, {"id"});
+      break;
+    }
+    case bench_id::humaneval: {
+      for (const char* k : {"prompt", "test", "entry_point"})
+        if (!has(row, k)) return missing(k);
+      std::string pr = str_field(row, {"prompt"});
+      it.prompt = "Complete this Python function. Reason if needed, then give the FULL function in a ```python code "
+                  "block.\n\n```python\n" + pr + "```";
+      it.extra = {{"prompt", pr}, {"test", str_field(row, {"test"})}, {"entry_point", str_field(row, {"entry_point"})}};
+      if (has(row, "task_id")) it.id = str_field(row, {"task_id"});
+      break;
+    }
+    case bench_id::mbpp: {
+      if (!has(row, "prompt")) return missing("prompt");
+      if (!has(row, "test_list") || !row["test_list"].is_array() || row["test_list"].empty()) return missing("test_list");
+      std::string t0 = row["test_list"][0].get<std::string>();
+      it.prompt = str_field(row, {"prompt"}) + "\nYour function must pass this test:\n" + t0 +
+                  "\n\nWrite the Python function (use the exact name/signature the test expects). Give the FULL "
+                  "function in a ```python code block.";
+      it.extra = {{"test_list", row["test_list"]},
+                  {"test_imports", has(row, "test_imports") ? row["test_imports"] : json::array()}};
+      if (has(row, "task_id")) it.id = str_field(row, {"task_id"});
+      break;
+    }
+  }
+  return it;
+}
+
+result<std::vector<bench_item>> load_bench(const bench_info& b, const std::string& data_dir, int n) {
+  std::string path = data_dir + "/" + std::string(b.key) + ".jsonl";
+  std::ifstream f(path);
+  if (!f)
+    return make_error(errc::not_found, path + ": cannot open (expected one JSON row per line with " +
+                                           std::string(b.fields) + "; see docs/eval.md)");
+  std::vector<bench_item> items;
+  std::string line;
+  size_t lineno = 0, used = 0;
+  while (std::getline(f, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json row = json::parse(line, nullptr, false);
+    if (row.is_discarded()) return make_error(errc::bad_format, path + " line " + std::to_string(lineno) + ": not JSON");
+    // HLE: text-only, as the seed (rows with an image are dropped).
+    if (b.id == bench_id::hle && row.is_object() && row.contains("image") && row["image"].is_string() &&
+        !row["image"].get<std::string>().empty())
+      continue;
+    ++used;
+    auto it = make_item(b, row, used);
+    if (!it.ok()) return make_error(it.error().code(), path + ": " + it.error().message());
+    items.push_back(std::move(it).value());
+    if (n > 0 && int(items.size()) >= n) break;
+  }
+  return items;
+}
+
+grade_result grade(const bench_info& b, const bench_item& item, const std::string& output, const sandbox_limits& lim) {
+  grade_result g;
+  std::string post = post_think(output);
+  auto letter = [&](int k) {
+    int i = parse_letter(post, k);
+    g.extracted = i < 0 ? "" : std::string(1, char('A' + i));
+    g.correct = i >= 0 && !item.gold.empty() && g.extracted[0] == item.gold[0];
+  };
+  switch (b.id) {
+    case bench_id::mmlu_pro: letter(item.extra.value("k", 10)); break;
+    case bench_id::gpqa:
+    case bench_id::mmmlu: letter(4); break;
+    case bench_id::bbeh: {
+      g.extracted = free_answer(output);
+      g.correct = norm_free(g.extracted) == norm_free(item.gold);
+      break;
+    }
+    case bench_id::aime:
+    case bench_id::math500: {
+      auto bx = extract_boxed(post);
+      g.extracted = bx.value_or("");
+      g.correct = math_eq(bx, item.gold);
+      break;
+    }
+    case bench_id::gsm8k: {
+      auto p = last_number(post);
+      char* e = nullptr;
+      double gold = std::strtod(item.gold.c_str(), &e);
+      if (p) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.17g", *p);
+        g.extracted = buf;
+      }
+      g.correct = p && e != item.gold.c_str() && std::fabs(*p - gold) < 1e-3;
+      break;
+    }
+    case bench_id::hle: {
+      if (item.extra.value("answer_type", "") == "multipleChoice") {
+        int i = parse_letter(post, 26);
+        g.extracted = i < 0 ? "" : std::string(1, char('A' + i));
+        g.correct = i >= 0 && !item.gold.empty() &&
+                    std::toupper(static_cast<unsigned char>(item.gold[0])) == 'A' + i;
+      } else {
+        auto bx = extract_boxed(post);
+        std::string fa = free_answer(output);
+        std::string ng = norm_free(item.gold);
+        g.extracted = bx ? *bx : fa;
+        g.correct = math_eq(bx, item.gold) || math_eq(fa, item.gold) || (!ng.empty() && norm_free(fa) == ng) ||
+                    (bx && !ng.empty() && norm_free(*bx) == ng);
+      }
+      break;
+    }
+    case bench_id::humaneval: {
+      std::string code = he_extract(post, item.extra.value("prompt", ""));
+      g.extracted = code;
+      std::string prog = code + "\n\n" + item.extra.value("test", "") + "\n\ncheck(" +
+                         item.extra.value("entry_point", "") + ")\n";
+      sandbox_limits l = lim;
+      l.timeout_s = 10;
+      g.correct = run_python(prog, l).passed;
+      break;
+    }
+    case bench_id::mbpp: {
+      std::string code = last_code_block(post);
+      g.extracted = code;
+      std::string prog;
+      for (auto& imp : item.extra["test_imports"])
+        if (imp.is_string()) prog += imp.get<std::string>() + "\n";
+      prog += code + "\n\n";
+      for (auto& t : item.extra["test_list"])
+        if (t.is_string()) prog += t.get<std::string>() + "\n";
+      sandbox_limits l = lim;
+      l.timeout_s = 8;
+      g.correct = run_python(prog, l).passed;
+      break;
+    }
+  }
+  return g;
+}
+
+}  // namespace razor::eval
