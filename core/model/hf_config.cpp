@@ -38,7 +38,7 @@ bool model_config::layer_is_moe(int64_t layer) const {
   return true;
 }
 
-result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where) {
+static result<model_config> parse_model_config_impl(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) return make_error(errc::bad_config, where + ": not a JSON object");
   model_config c;
   c.raw = j;
@@ -100,6 +100,16 @@ result<model_config> parse_model_config(const nlohmann::json& j, const std::stri
   c.linear_value_head_dim = get_int(t, {"linear_value_head_dim"});
   c.linear_conv_kernel_dim = get_int(t, {"linear_conv_kernel_dim"});
   return c;
+}
+
+// A key of the wrong JSON type (a number where a string belongs) makes nlohmann::json throw: the error
+// becomes a value here, at the API boundary (found by tests/fuzz/fuzz_config.cpp).
+result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where) {
+  try {
+    return parse_model_config_impl(j, where);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::bad_config, where + ": a key has the wrong type (" + std::string(e.what()) + ")");
+  }
 }
 
 result<model_config> load_model_config(const std::string& path) {

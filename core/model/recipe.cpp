@@ -92,7 +92,7 @@ static result<double> get_bits(const nlohmann::json& v, const std::string& where
   return b;
 }
 
-result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
+static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) return make_error(errc::bad_recipe, where + ": a recipe is a JSON object");
   recipe r;
   r.path = where;
@@ -168,6 +168,15 @@ result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
       return make_error(errc::bad_recipe, where + ": two_level lo/hi must be valid bit widths with lo < hi");
   }
   return r;
+}
+
+// Keys of the wrong JSON type make nlohmann::json throw: turned into a value at the API boundary.
+result<recipe> parse_recipe(const nlohmann::json& j, const std::string& where) {
+  try {
+    return parse_recipe_impl(j, where);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::bad_recipe, where + ": a key has the wrong type (" + std::string(e.what()) + ")");
+  }
 }
 
 void recipe::resolve(const model_config& cfg) {

@@ -314,6 +314,22 @@ TEST(Recipe, ParseErrorsAreClear) {
   }
 }
 
+TEST(Config, WrongKeyTypesAreErrorsNotExceptions) {
+  // Found by fuzz_config: a number where a string belongs used to escape as a nlohmann exception.
+  for (const char* text : {R"({"model_type": 16, "hidden_size": 8, "num_hidden_layers": 1})",
+                           R"({"model_type": "qwen3_moe", "hidden_size": 8, "num_hidden_layers": 1, "norm_topk_prob": "yes"})",
+                           R"({"text_config": {"model_type": [], "hidden_size": 8, "num_hidden_layers": 1}})"}) {
+    auto c = parse_model_config(nlohmann::json::parse(text), "config.json");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.error().code(), errc::bad_config);
+  }
+  for (const char* text : {R"({"name": 3})", R"({"group": "x"})", R"({"two_level": {"target": "a"}})"}) {
+    auto r = parse_recipe(nlohmann::json::parse(text), "r.json");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.error().code(), errc::bad_recipe);
+  }
+}
+
 TEST(Recipe, PerExpertBitsOverrideRole) {
   auto ck = checkpoint::open(kModels + "/tiny-qwen3-moe");
   ASSERT_TRUE(ck.ok());
