@@ -81,6 +81,9 @@ result<bpe_tokenizer> bpe_tokenizer::load(const std::string& path) {
 }
 
 result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const std::string& where) {
+  // A hostile tokenizer.json with keys of the wrong JSON type makes nlohmann::json throw: an error value here.
+  try {
+    return [&]() -> result<bpe_tokenizer> {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     return make_error(errc::bad_format, where + ": no \"model\" object");
   const auto& m = j["model"];
@@ -187,6 +190,10 @@ result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const st
   pcre2_jit_compile(holder->code, PCRE2_JIT_COMPLETE);  // best effort; the interpreter is the fallback
   tk.re_ = holder;
   return tk;
+}();
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::bad_format, where + ": unexpected JSON type (" + std::string(e.what()) + ")");
+  }
 }
 
 std::optional<int32_t> bpe_tokenizer::token_id(std::string_view s) const {

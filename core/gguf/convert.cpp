@@ -340,6 +340,10 @@ result<json> read_json(const std::string& path, bool required) {
 uint32_t u32_of(int64_t v) { return uint32_t(std::max<int64_t>(0, v)); }
 
 status add_tokenizer(writer& w, const checkpoint& ck) {
+  // A hostile tokenizer.json / tokenizer_config.json with keys of the wrong JSON type makes nlohmann::json
+  // throw: an error value here.
+  try {
+    return [&]() -> status {
   const std::string dir = ck.dir();
   RAZOR_ASSIGN_OR_RETURN(json tj, read_json(dir + "/tokenizer.json", true));
   RAZOR_ASSIGN_OR_RETURN(json tc, read_json(dir + "/tokenizer_config.json", false));
@@ -436,6 +440,10 @@ status add_tokenizer(writer& w, const checkpoint& ck) {
   }
   if (!tmpl.empty()) w.set("tokenizer.chat_template", value::str(tmpl));
   return {};
+}();
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::bad_format, ck.dir() + "/tokenizer.json: unexpected JSON type (" + std::string(e.what()) + ")");
+  }
 }
 
 uint32_t ftype_for(ggml::type t) {
