@@ -3,6 +3,8 @@
 // solver (docs/allocation.md). Writes a razor.recipe/1 file `razor quantize` accepts as is, whose footprint is
 // what `razor footprint --recipe` reports, and a report (razor.allocation/1) beside it; with --measure, also the
 // measured KL against the unquantized model on text windows after the probe's calibration tokens.
+// --mode gguf: one ggml type per layer and routed-expert projection, written as a tensor-type recipe that
+// `razor pack --recipe` takes unchanged (core/quant/allocate_gguf.h, docs/allocation.md "GGUF mode").
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -14,17 +16,19 @@
 #include "model/checkpoint.h"
 #include "quant/allocate.h"
 #include "quant/allocate_engine.h"
+#include "quant/allocate_gguf.h"
 #include "util/atomic_file.h"
 
 namespace {
 
 struct allocate_args {
   std::string model, probe, target, mode = "fake", strategy = "solver", out, base = "seed-default", report;
-  std::string tags = "1.58,4", choices = "1.58,2,3,4,8", salience = "output", text;
+  std::string tags = "1.58,4", choices = "1.58,2,3,4,8", salience = "output", text, imatrix, types;
   bool per_layer = false, per_proj = false, plain_error = false, no_cache = false, measure = false, json = false;
   uint64_t seed = 0;
   int windows = 32, ctx = 256;
   int64_t eval_offset = -1;
+  int64_t gguf_overhead = -1;
 };
 
 razor::result<std::vector<double>> parse_list(const std::string& s, const char* what) {
@@ -42,12 +46,104 @@ razor::result<std::vector<double>> parse_list(const std::string& s, const char* 
   return v;
 }
 
+// --mode gguf: one ggml type per (layer, projection) of the routed experts; writes a tensor-type recipe that
+// `razor pack --recipe` takes unchanged (allocate_gguf.h).
+int run_allocate_gguf(const allocate_args& a) {
+  using namespace razor;
+  auto ck = checkpoint::open(a.model);
+  if (!ck.ok()) return cli::report(ck.error());
+  auto pr = engine::read_probe_h5(a.probe);
+  if (!pr.ok()) return cli::report(pr.error());
+  auto st = quant::stats_from_probe(*pr);
+  if (!st.ok()) return cli::report(st.error());
+  auto tgt = quant::parse_target(a.target);
+  if (!tgt.ok()) return cli::report(tgt.error());
+  const bool imat = !a.imatrix.empty();
+  std::string base_name = a.base == "seed-default" ? (imat ? "gguf/instinct-iq3.txt" : "gguf/instinct-q3.txt") : a.base;
+  std::string base_path;
+  auto base_text = quant::read_gguf_base_recipe(base_name, &base_path);
+  if (!base_text.ok()) return cli::report(base_text.error());
+  gguf::imatrix im;
+  if (imat) {
+    auto r = gguf::read_imatrix(a.imatrix);
+    if (!r.ok()) return cli::report(r.error());
+    im = std::move(r).value();
+    gguf::convert_options o;  // matches the imatrix to the model (reshapes legacy entries) as pack does
+    o.imat = &im;
+    o.allow_missing_imatrix = true;
+    if (auto p = gguf::plan_gguf(*ck, o); !p.ok()) return cli::report(p.error());
+  }
+  quant::gguf_measure_options mo;
+  mo.types = quant::gguf_default_ladder(imat);
+  if (!a.types.empty()) {
+    mo.types.clear();
+    std::stringstream ss(a.types);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      auto t = ggml::type_from_name(item);
+      if (!t.ok()) return cli::report(make_error(errc::invalid_argument, "--types: unknown type '" + item + "'"));
+      mo.types.push_back(*t);
+    }
+  }
+  mo.imat = imat ? &im : nullptr;
+  cli::stderr_progress mprog("measure ggml errors");
+  mo.progress = [&](double d, double t, const char* w) { return mprog(d, t, w); };
+  bool cached = false;
+  const std::string cache = a.no_cache ? "" : quant::gguf_error_cache_path(a.probe, imat);
+  auto errs = quant::load_or_measure_gguf_errors(*ck, *st, mo, cache, quant::probe_identity(a.probe, *pr), &cached);
+  mprog.finish();
+  if (!errs.ok()) return cli::report(errs.error());
+  std::fprintf(stderr, "ggml quantization errors: %s %s\n", cached ? "loaded from" : "measured; cached in",
+               cache.empty() ? "(no cache)" : cache.c_str());
+  quant::gguf_allocate_options go;
+  go.target = *tgt;
+  auto sal = quant::salience_from_name(a.salience);
+  if (!sal.ok()) return cli::report(sal.error());
+  go.damage.salience = *sal;
+  go.damage.weighted_error = !a.plain_error;
+  go.imat = imat ? &im : nullptr;
+  go.base_name = base_name;
+  go.overhead_bytes = a.gguf_overhead;
+  auto al = quant::allocate_gguf(*ck, *st, *errs, *base_text, go);
+  if (!al.ok()) return cli::report(al.error());
+  if (auto s = write_file_atomic(a.out, al->recipe_text); !s.ok()) return cli::report(s);
+  nlohmann::json rep = al->report;
+  rep["probe"] = a.probe;
+  rep["imatrix"] = a.imatrix;
+  rep["base_path"] = base_path;
+  rep["error_cache"] = cache;
+  rep["recipe"] = a.out;
+  std::string report_path = a.report;
+  if (report_path.empty()) {
+    report_path = a.out;
+    if (auto dot = report_path.rfind('.'); dot != std::string::npos && report_path.find('/', dot) == std::string::npos)
+      report_path.resize(dot);
+    report_path += ".report.json";
+  }
+  if (auto s = write_file_atomic(report_path, rep.dump(2) + "\n"); !s.ok()) return cli::report(s);
+  if (a.json) {
+    std::printf("%s\n", rep.dump().c_str());
+    return 0;
+  }
+  auto& sz = rep["size"];
+  std::printf("gguf mode, target %s: file ~%llu bytes (tensor data %llu + metadata estimate %llu), routed experts "
+              "%.4f bits per weight, predicted damage %.6g\n",
+              a.target.c_str(), (unsigned long long)sz["file_bytes_estimate"].get<uint64_t>(),
+              (unsigned long long)al->data_bytes, (unsigned long long)al->overhead_bytes, al->expert_bpw, al->damage);
+  std::printf("layer  gate     up       down\n");
+  for (auto& l : rep["layers"])
+    std::printf("%5d  %-8s %-8s %-8s\n", l["layer"].get<int>(), l["gate"]["type"].get<std::string>().c_str(),
+                l["up"]["type"].get<std::string>().c_str(), l["down"]["type"].get<std::string>().c_str());
+  std::printf("wrote %s and %s (razor pack MODEL --recipe %s%s%s --out F.gguf)\n", a.out.c_str(), report_path.c_str(),
+              a.out.c_str(), imat ? " --imatrix " : "", a.imatrix.c_str());
+  return 0;
+}
+
 int run_allocate(const allocate_args& a) {
   using namespace razor;
+  if (a.mode == "gguf") return run_allocate_gguf(a);
   if (a.mode != "fake")
-    return cli::report(make_error(errc::unsupported,
-                                  "--mode " + a.mode + ": only 'fake' is implemented (GGUF per-tensor type allocation "
-                                                       "is future work, see docs/allocation.md)"));
+    return cli::report(make_error(errc::invalid_argument, "--mode " + a.mode + ": expected fake or gguf"));
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto base = load_recipe(a.base);
@@ -175,10 +271,20 @@ RAZOR_COMMAND("allocate", "Per-expert bit allocation from a probe: seed strategi
                 sub.add_option("--target", a->target,
                                "budget: packed footprint ('47GB', '45GiB') or average routed-expert bits ('3.05bits')")
                     ->required();
-                sub.add_option("--mode", a->mode, "fake (fake-quant recipe); gguf is not implemented yet");
+                sub.add_option("--mode", a->mode,
+                               "fake (razor.recipe/1 for razor quantize) or gguf (tensor-type recipe for razor pack: one "
+                               "ggml type per layer and expert projection)");
+                sub.add_option("--imatrix", a->imatrix,
+                               "gguf mode: importance matrix (quantizes with it, adds iq3_xxs, base instinct-iq3)");
+                sub.add_option("--gguf-overhead", a->gguf_overhead,
+                               "gguf mode: bytes of the file that are not tensor data (header, metadata, tokenizer); "
+                               "default: an estimate (tokenizer.json + 64 KiB + 128 B per tensor)");
+                sub.add_option("--types", a->types,
+                               "gguf mode: type ladder (default q2_K,q3_K,q4_K,q5_K,q6_K,q8_0; + iq3_xxs with --imatrix)");
                 sub.add_option("--strategy", a->strategy, "one of: " + strategies + " (default solver)");
                 sub.add_option("--out", a->out, "output recipe (razor.recipe/1)")->required();
-                sub.add_option("--base", a->base, "recipe for everything but the routed experts (default seed-default)");
+                sub.add_option("--base", a->base, "recipe for everything but the routed experts (default seed-default; gguf mode: "
+                               "gguf/instinct-q3.txt, or gguf/instinct-iq3.txt with --imatrix)");
                 sub.add_option("--report", a->report, "report file (default <out>.report.json)");
                 sub.add_option("--tags", a->tags, "seed strategies: lo,hi tags (default 1.58,4)");
                 sub.add_flag("--per-layer", a->per_layer, "seed strategies: rank within each layer instead of globally");
