@@ -281,21 +281,6 @@ elem_type out_type_of(dtype d) {
   return d == dtype::bf16 ? elem_type::bf16 : d == dtype::f16 ? elem_type::f16 : elem_type::f32;
 }
 
-nlohmann::json weights_identity(const checkpoint& ck) {
-  nlohmann::json shards = nlohmann::json::array();
-  for (auto& s : ck.shards()) {
-    std::error_code ec;
-    auto sz = fs::file_size(s, ec);
-    auto mt = fs::last_write_time(s, ec);
-    shards.push_back({{"file", fs::path(s).filename().string()},
-                      {"size", ec ? 0 : uint64_t(sz)},
-                      {"mtime", ec ? 0 : int64_t(mt.time_since_epoch().count())}});
-  }
-  std::error_code ec;
-  auto canon = fs::weakly_canonical(ck.dir(), ec);
-  return {{"dir", ec ? ck.dir() : canon.string()}, {"shards", shards}};
-}
-
 }  // namespace
 
 result<error_table> measure_errors(const checkpoint& ck, const alloc_stats& st, const measure_options& opt) {
@@ -410,6 +395,25 @@ result<error_table> measure_errors(const checkpoint& ck, const alloc_stats& st, 
   return t;
 }
 
+nlohmann::json file_identity(const std::string& path) {
+  std::error_code ec;
+  auto sz = fs::file_size(path, ec);
+  auto mt = fs::last_write_time(path, ec);
+  return {{"file", path}, {"size", ec ? 0 : uint64_t(sz)}, {"mtime", ec ? 0 : int64_t(mt.time_since_epoch().count())}};
+}
+
+nlohmann::json weights_identity(const checkpoint& ck) {
+  nlohmann::json shards = nlohmann::json::array();
+  for (auto& s : ck.shards()) {
+    auto f = file_identity(s);
+    f["file"] = fs::path(s).filename().string();
+    shards.push_back(std::move(f));
+  }
+  std::error_code ec;
+  auto canon = fs::weakly_canonical(ck.dir(), ec);
+  return {{"dir", ec ? ck.dir() : canon.string()}, {"shards", shards}};
+}
+
 std::string error_cache_path(const std::string& probe_path, int group, int clip_steps) {
   fs::path p(probe_path);
   std::string stem = p.extension() == ".h5" ? p.stem().string() : p.filename().string();
@@ -429,25 +433,8 @@ result<error_table> load_or_measure_errors(const checkpoint& ck, const alloc_sta
                         {"probe", probe_identity},
                         {"imatrix", st.has_imatrix()},
                         {"fake_quant", "razor.fake_quant seed arithmetic, output cast to the stored dtype"}};
-  if (from_cache) *from_cache = false;
-  std::error_code ec;
-  if (!cache_path.empty() && fs::exists(cache_path, ec)) {
-    auto text = read_text_file(cache_path, size_t(4) << 30);
-    if (text.ok()) {
-      auto j = nlohmann::json::parse(*text, nullptr, false);
-      if (!j.is_discarded()) {
-        auto t = error_table::from_json(j);
-        if (t.ok() && t->key == key && t->n_layers == st.n_layers && t->n_experts == st.n_experts) {
-          if (from_cache) *from_cache = true;
-          return t;
-        }
-      }
-    }
-  }
-  RAZOR_ASSIGN_OR_RETURN(error_table t, measure_errors(ck, st, opt));
-  t.key = key;
-  if (!cache_path.empty()) RAZOR_TRY(write_file_atomic(cache_path, t.to_json().dump() + "\n"));
-  return t;
+  return cached_error_table<error_table>(cache_path, key, st.n_layers, st.n_experts, from_cache,
+                                         [&] { return measure_errors(ck, st, opt); });
 }
 
 // ---- damage model -----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 // the output reports exactly what the allocation reports.
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -29,6 +30,7 @@
 
 #include "model/footprint.h"
 #include "model/recipe.h"
+#include "util/atomic_file.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -149,6 +151,35 @@ struct measure_options {
 result<error_table> measure_errors(const checkpoint& ck, const alloc_stats& st, const measure_options& opt);
 // "<probe without .h5>.qerr-g<group>-c<clip>.json" beside the probe.
 std::string error_cache_path(const std::string& probe_path, int group, int clip_steps);
+// Cache keys: a checkpoint's directory and every shard's size and write time; one file's size and write time.
+nlohmann::json weights_identity(const checkpoint& ck);
+nlohmann::json file_identity(const std::string& path);
+// The error-table cache of both modes (fake: error_table, GGUF: gguf_error_table): returns the table stored at
+// cache_path when its "key" and shape match, else runs measure(), stamps the key and rewrites the cache (no
+// cache when cache_path is empty). *from_cache says which happened.
+template <class Table, class Measure>
+result<Table> cached_error_table(const std::string& cache_path, const nlohmann::json& key, int n_layers,
+                                 int n_experts, bool* from_cache, Measure&& measure) {
+  if (from_cache) *from_cache = false;
+  std::error_code ec;
+  if (!cache_path.empty() && std::filesystem::exists(cache_path, ec)) {
+    auto text = read_text_file(cache_path, size_t(4) << 30);
+    if (text.ok()) {
+      auto j = nlohmann::json::parse(*text, nullptr, false);
+      if (!j.is_discarded()) {
+        auto t = Table::from_json(j);
+        if (t.ok() && t->key == key && t->n_layers == n_layers && t->n_experts == n_experts) {
+          if (from_cache) *from_cache = true;
+          return t;
+        }
+      }
+    }
+  }
+  RAZOR_ASSIGN_OR_RETURN(Table t, measure());
+  t.key = key;
+  if (!cache_path.empty()) RAZOR_TRY(write_file_atomic(cache_path, t.to_json().dump() + "\n"));
+  return t;
+}
 // Loads the cache when its key (model config, weight shard sizes and times, group, clip, bits, probe
 // identity) matches; otherwise measures and rewrites it. *from_cache says which happened.
 result<error_table> load_or_measure_errors(const checkpoint& ck, const alloc_stats& st, const measure_options& opt,

@@ -223,13 +223,6 @@ inline std::string gguf_error_cache_path(const std::string& probe_path, bool ima
   return (p.parent_path() / (stem + ".gguf-qerr" + (imatrix ? "-imatrix" : "") + ".json")).string();
 }
 
-inline nlohmann::json file_identity(const std::string& path) {
-  std::error_code ec;
-  auto sz = std::filesystem::file_size(path, ec);
-  auto mt = std::filesystem::last_write_time(path, ec);
-  return {{"file", path}, {"size", ec ? 0 : uint64_t(sz)}, {"mtime", ec ? 0 : int64_t(mt.time_since_epoch().count())}};
-}
-
 // Loads the cache when its key (model shards, types, probe identity, imatrix file identity) matches, else
 // measures and rewrites it (no cache when cache_path is empty).
 inline result<gguf_error_table> load_or_measure_gguf_errors(const checkpoint& ck, const alloc_stats& st,
@@ -237,35 +230,16 @@ inline result<gguf_error_table> load_or_measure_gguf_errors(const checkpoint& ck
                                                             const std::string& cache_path,
                                                             const nlohmann::json& probe_identity,
                                                             bool* from_cache = nullptr) {
-  nlohmann::json shards = nlohmann::json::array();
-  for (auto& s : ck.shards()) shards.push_back(file_identity(s));
   std::vector<std::string> names;
   for (auto t : opt.types) names.emplace_back(ggml::type_name(t));
-  nlohmann::json key = {{"model", {{"dir", ck.dir()}, {"shards", shards}}},
+  nlohmann::json key = {{"model", weights_identity(ck)},
                         {"types", names},
                         {"probe", probe_identity},
                         {"probe_imatrix", st.has_imatrix()},
                         {"imatrix", opt.imat ? file_identity(opt.imat->source) : nlohmann::json()},
                         {"quantizer", "razor ggml quantize_tensor + dequantize_row"}};
-  if (from_cache) *from_cache = false;
-  std::error_code ec;
-  if (!cache_path.empty() && std::filesystem::exists(cache_path, ec)) {
-    auto text = read_text_file(cache_path, size_t(4) << 30);
-    if (text.ok()) {
-      auto j = nlohmann::json::parse(*text, nullptr, false);
-      if (!j.is_discarded()) {
-        auto t = gguf_error_table::from_json(j);
-        if (t.ok() && t->key == key && t->n_layers == st.n_layers && t->n_experts == st.n_experts) {
-          if (from_cache) *from_cache = true;
-          return t;
-        }
-      }
-    }
-  }
-  RAZOR_ASSIGN_OR_RETURN(gguf_error_table t, measure_gguf_errors(ck, st, opt));
-  t.key = key;
-  if (!cache_path.empty()) RAZOR_TRY(write_file_atomic(cache_path, t.to_json().dump() + "\n"));
-  return t;
+  return cached_error_table<gguf_error_table>(cache_path, key, st.n_layers, st.n_experts, from_cache,
+                                              [&] { return measure_gguf_errors(ck, st, opt); });
 }
 
 // The fake mode's salience S_e (make_damage_model) from a GGUF error table: its wref of down_proj plays the part
