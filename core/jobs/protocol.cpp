@@ -42,13 +42,17 @@ result<request> parse_request(std::string_view line, std::optional<int64_t>* id_
     r.kind = request_kind::shutdown;
     return r;
   }
-  if (type != "req" && type != "cancel") return proto_error("unknown message type \"" + type + "\"");
+  static const std::pair<const char*, request_kind> with_id[] = {{"req", request_kind::req},
+                                                                 {"cancel", request_kind::cancel},
+                                                                 {"attach", request_kind::attach},
+                                                                 {"forget", request_kind::forget},
+                                                                 {"kill", request_kind::kill}};
+  auto kind = std::find_if(std::begin(with_id), std::end(with_id), [&](auto& k) { return type == k.first; });
+  if (kind == std::end(with_id)) return proto_error("unknown message type \"" + type + "\"");
   if (!id) return proto_error("\"" + type + "\" needs an integer field \"id\"");
   r.id = *id;
-  if (type == "cancel") {
-    r.kind = request_kind::cancel;
-    return r;
-  }
+  r.kind = kind->second;
+  if (r.kind != request_kind::req) return r;
   auto m = j.find("method");
   if (m == j.end() || !m->is_string() || m->get_ref<const std::string&>().empty())
     return proto_error("\"req\" needs a non-empty string field \"method\"");
@@ -66,6 +70,12 @@ std::string encode_request(const request& r) {
       return encode_line({{"t", "shutdown"}});
     case request_kind::cancel:
       return encode_line({{"t", "cancel"}, {"id", r.id}});
+    case request_kind::attach:
+      return encode_line({{"t", "attach"}, {"id", r.id}});
+    case request_kind::forget:
+      return encode_line({{"t", "forget"}, {"id", r.id}});
+    case request_kind::kill:
+      return encode_line({{"t", "kill"}, {"id", r.id}});
     case request_kind::req:
       break;
   }

@@ -5,6 +5,7 @@
 //                        "methods":[...],"role":"cpu|gpu","max_line":16777216}
 //   client -> worker   {"t":"req","id":7,"method":"quantize","params":{...}}
 //                      {"t":"cancel","id":7}          {"t":"shutdown"}
+//                      {"t":"attach","id":7}  {"t":"forget","id":7}  {"t":"kill","id":7}   (session workers)
 //   worker -> client   {"t":"progress","id":7,"done":1.0,"total":4.0,"what":"..."}
 //                      {"t":"log","id":7|null,"level":"info|warn|error","msg":"..."}
 //                      {"t":"artifact","id":7,"path":"...","kind":"...","dtype":"...","shape":[...]}
@@ -27,7 +28,10 @@
 namespace razor::jobs {
 
 // ---- incoming (client -> worker) --------------------------------------------------------------------------
-enum class request_kind { req, cancel, shutdown };
+// attach / forget / kill are for session workers (`razor worker --listen`, docs/remote.md): attach replays a
+// job's recorded events to this connection and subscribes it; forget drops a finished job's record; kill
+// answers the running job "cancelled" and ends the worker at once (the remote form of SIGKILL).
+enum class request_kind { req, cancel, shutdown, attach, forget, kill };
 
 struct request {
   request_kind kind = request_kind::req;

@@ -4,6 +4,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,14 +14,19 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <deque>
+#include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <thread>
 
 #include "jobs/gpu_telemetry.h"
 #include "jobs/methods.h"
 #include "jobs/protocol.h"
+#include "jobs/session.h"
 #include "kernels/cuda_info.h"
 
 namespace razor::jobs {
@@ -39,22 +47,85 @@ json gpu_list(std::string* why) {
   return gpus;
 }
 
+// Splits a byte stream into lines; a line longer than `max` is reported once and dropped up to its newline.
+struct line_splitter {
+  std::string buf;
+  bool discarding = false;
+  template <class OnLine, class OnTooLong>
+  void feed(const char* p, size_t n, size_t max, OnLine&& on_line, OnTooLong&& on_too_long) {
+    size_t start = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (p[i] != '\n') continue;
+      if (discarding) discarding = false;
+      else {
+        buf.append(p + start, i - start);
+        on_line(buf);
+      }
+      buf.clear();
+      start = i + 1;
+    }
+    if (discarding) return;
+    buf.append(p + start, n - start);
+    if (buf.size() > max) {
+      on_too_long();
+      buf.clear();
+      discarding = true;
+    }
+  }
+};
+
+// Writes all of `n` bytes; a descriptor that stays unwritable for `stall_ms` (a client that stopped reading)
+// counts as failed. Returns false on failure.
+bool write_all(int fd, const char* p, size_t n, int stall_ms) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        pollfd pfd{fd, POLLOUT, 0};
+        int r = ::poll(&pfd, 1, stall_ms);
+        if (r <= 0) return false;
+        continue;
+      }
+      return false;
+    }
+    p += w;
+    n -= size_t(w);
+  }
+  return true;
+}
+
+// Removes "<out>.partial-<pid>" / ".<name>.partial-<pid>" left by this process beside `out` (util/atomic_file.h).
+void remove_own_partials(const std::string& out) {
+  if (out.empty()) return;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(out, ec);
+  if (ec) return;
+  const std::string pid = std::to_string(getpid());
+  for (fs::path cand : {fs::path(p.string() + ".partial-" + pid),
+                        p.parent_path() / ("." + p.filename().string() + ".partial-" + pid)})
+    fs::remove_all(cand, ec);
+}
+
 class runner {
  public:
   runner(const worker_options& opt, int out_fd) : opt_(opt), out_fd_(out_fd) {
     if (opt_.max_line == 0) opt_.max_line = size_t(kMaxLineBytes);
   }
 
-  int run() {
+  int run(int listen_fd = -1) {
     std::string why;
     json gpus = gpu_list(&why);
-    json hello = hello_message(gpus, method_names(), opt_.cpu_only ? "cpu" : "gpu");
-    hello["cuda"] = cu::built_with_cuda();
-    hello["gpus_note"] = gpus.empty() ? why : std::string();
-    hello["queue"] = opt_.max_queue;
-    send(hello);
+    hello_ = hello_message(gpus, method_names(), opt_.cpu_only ? "cpu" : "gpu");
+    hello_["cuda"] = cu::built_with_cuda();
+    hello_["gpus_note"] = gpus.empty() ? why : std::string();
+    hello_["queue"] = opt_.max_queue;
+    session_ = listen_fd >= 0;
+    started_ = std::time(nullptr);
+    if (!session_) send_direct(hello_);
 
-    std::thread reader([this] { read_loop(); });
+    std::thread reader([this, listen_fd] { session_ ? session_loop(listen_fd) : read_loop(); });
     std::thread ticker([this] { tick_loop(); });
     execute_loop();
     {
@@ -64,30 +135,117 @@ class runner {
     q_cv_.notify_all();
     ticker.join();
     reader.join();
-    if (!broken_) send({{"t", "bye"}});
-    return broken_ ? 1 : 0;
+    send_direct({{"t", "bye"}});
+    std::lock_guard lk(out_mu_);
+    if (!session_) return broken_ ? 1 : 0;
+    if (out_fd_ >= 0) ::close(out_fd_);
+    out_fd_ = -1;
+    return 0;
   }
 
  private:
-  // ---- output: whole lines under one mutex; a failed write (client gone) stops the worker ----
+  // ---- output: whole lines under one mutex ----
+  // A job's event (or a worker-wide one: no integer id). In session mode it is recorded in the job's journal
+  // and reaches the connection only if that connection submitted or attached the job.
   void send(const json& m) {
+    std::lock_guard lk(out_mu_);
+    if (session_) {
+      auto id = m.find("id");
+      if (id != m.end() && id->is_number_integer()) {
+        const int64_t jid = id->get<int64_t>();
+        record(jid, m);
+        if (!subscribed_.count(jid)) return;
+      }
+    }
+    write_line_locked(m);
+  }
+  // An answer to the line just read (a refusal, a replay, the hello): never recorded, always delivered.
+  void send_direct(const json& m) {
+    std::lock_guard lk(out_mu_);
+    write_line_locked(m);
+  }
+  // A failed write: in stdio mode the client is gone and the worker stops; in session mode the connection is
+  // dropped (the reader closes it) and the jobs go on.
+  void write_line_locked(const json& m) {
+    if (broken_ || out_fd_ < 0) return;
     std::string line = encode_line(m);
     line.push_back('\n');
-    std::lock_guard lk(out_mu_);
-    if (broken_) return;
-    const char* p = line.data();
-    size_t n = line.size();
-    while (n > 0) {
-      ssize_t w = ::write(out_fd_, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        broken_ = true;
-        break;
+    if (write_all(out_fd_, line.data(), line.size(), kStallMs)) return;
+    broken_ = true;
+    if (!session_) request_stop();
+  }
+
+  // ---- session mode: the job journal (under out_mu_) ----
+  struct job_record {
+    std::string method;
+    std::string state = "queued";  // queued, running, ended
+    std::vector<json> events;      // log and artifact events, in order
+    size_t dropped = 0;            // log events beyond kMaxJournalEvents
+    json progress;                 // the last progress event
+    json end;                      // result or error
+  };
+  static constexpr size_t kMaxJournalEvents = 4096;
+  static constexpr size_t kMaxEndedRecords = 256;
+
+  void record(int64_t id, const json& m) {
+    auto it = journal_.find(id);
+    if (it == journal_.end()) return;  // not a job of this worker (a refusal)
+    job_record& r = it->second;
+    const std::string& t = m["t"].get_ref<const std::string&>();
+    if (t == "progress") r.progress = m;
+    else if (t == "result" || t == "error") {
+      r.end = m;
+      r.state = "ended";
+      ended_order_.push_back(id);
+      while (ended_order_.size() > kMaxEndedRecords) {  // the oldest ended jobs nobody attached
+        journal_.erase(ended_order_.front());
+        ended_order_.pop_front();
       }
-      p += w;
-      n -= size_t(w);
+    } else if (t == "artifact" || r.events.size() < kMaxJournalEvents) r.events.push_back(m);
+    else ++r.dropped;
+  }
+
+  json session_hello() const {  // under out_mu_
+    json h = hello_;
+    json jobs = json::array();
+    int64_t next = 1;
+    for (auto& [id, r] : journal_) {
+      jobs.push_back({{"id", id}, {"method", r.method}, {"state", r.state}});
+      next = std::max(next, id + 1);
     }
-    if (broken_) request_stop();
+    h["session"] = {{"slot", opt_.slot},
+                    {"workspace", std::filesystem::current_path().string()},
+                    {"started", int64_t(started_)},
+                    {"jobs", jobs},
+                    {"next_id", next}};
+    return h;
+  }
+
+  void attach(int64_t id) {
+    std::lock_guard lk(out_mu_);
+    auto it = journal_.find(id);
+    if (it == journal_.end()) {
+      write_line_locked(error_message(id, "unknown_job",
+                                      "this worker (pid " + std::to_string(getpid()) + ") has no job " +
+                                          std::to_string(id) + ": it was restarted, or the job was forgotten"));
+      return;
+    }
+    const job_record& r = it->second;
+    subscribed_.insert(id);
+    if (r.dropped)
+      write_line_locked(log_message(id, "warn", std::to_string(r.dropped) + " log lines of this job were not kept"));
+    for (auto& e : r.events) write_line_locked(e);
+    if (r.state != "ended" && !r.progress.is_null()) write_line_locked(r.progress);
+    if (r.state == "ended") write_line_locked(r.end);
+  }
+
+  void forget(int64_t id) {
+    std::lock_guard lk(out_mu_);
+    auto it = journal_.find(id);
+    if (it == journal_.end() || it->second.state != "ended") return;
+    journal_.erase(it);
+    ended_order_.erase(std::remove(ended_order_.begin(), ended_order_.end(), id), ended_order_.end());
+    subscribed_.erase(id);
   }
 
   void request_stop() {
@@ -102,8 +260,7 @@ class runner {
 
   // ---- reader thread ----
   void read_loop() {
-    std::string buf;
-    bool discarding = false;  // inside an over-long line: drop bytes up to the next newline
+    line_splitter lines;
     char chunk[1 << 16];
     for (;;) {
       {
@@ -120,32 +277,90 @@ class runner {
         break;
       }
       if (n == 0) break;  // end of input = shutdown
-      size_t start = 0;
-      for (size_t i = 0; i < size_t(n); ++i) {
-        if (chunk[i] != '\n') continue;
-        if (discarding) {
-          discarding = false;
-        } else {
-          buf.append(chunk + start, i - start);
-          handle_line(buf);
-        }
-        buf.clear();
-        start = i + 1;
-      }
-      if (!discarding) {
-        buf.append(chunk + start, size_t(n) - start);
-        if (buf.size() > opt_.max_line) {
-          send(error_message(std::nullopt, "bad_request",
-                             "a request line longer than " + std::to_string(opt_.max_line) +
-                                 " bytes was discarded"));
-          buf.clear();
-          discarding = true;
-        }
-      }
+      feed(lines, chunk, size_t(n));
     }
     begin_shutdown();
     std::lock_guard lk(q_mu_);
     input_closed_ = true;
+  }
+
+  void feed(line_splitter& lines, const char* p, size_t n) {
+    lines.feed(
+        p, n, opt_.max_line, [this](std::string& line) { handle_line(line); },
+        [this] {
+          send_direct(error_message(std::nullopt, "bad_request",
+                                    "a request line longer than " + std::to_string(opt_.max_line) +
+                                        " bytes was discarded"));
+        });
+  }
+
+  // ---- session mode: accept clients on the socket, one at a time ----
+  void session_loop(int listen_fd) {
+    line_splitter lines;
+    char chunk[1 << 16];
+    int client = -1;  // the reader's view; out_fd_ (under out_mu_) is the same descriptor
+    auto idle_since = clock_type::now();
+    auto drop_client = [&] {
+      std::lock_guard lk(out_mu_);
+      if (client >= 0) ::close(client);
+      client = out_fd_ = -1;
+      broken_ = false;
+      subscribed_.clear();
+    };
+    for (;;) {
+      {
+        std::lock_guard lk(q_mu_);
+        if (stop_) break;
+      }
+      pollfd pfd[2] = {{listen_fd, POLLIN, 0}, {client, POLLIN, 0}};
+      int pr = ::poll(pfd, client >= 0 ? 2 : 1, 100);
+      if (pr < 0 && errno != EINTR) break;
+      if (pr > 0 && (pfd[0].revents & POLLIN)) {
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0 && !same_user(fd)) {
+          ::close(fd);
+        } else if (fd >= 0) {
+          if (client >= 0) {
+            std::fprintf(stderr, "razor worker: a new client took over the session\n");
+            drop_client();
+          }
+          lines = line_splitter();
+          std::lock_guard lk(out_mu_);
+          client = out_fd_ = fd;
+          broken_ = false;
+          write_line_locked(session_hello());
+        }
+      }
+      if (client >= 0 && pr > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        ssize_t n = ::read(client, chunk, sizeof chunk);
+        if (n > 0) feed(lines, chunk, size_t(n));
+        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) drop_client();  // end of input: detach
+      }
+      bool broken;
+      {
+        std::lock_guard lk(out_mu_);
+        broken = broken_;
+      }
+      if (client >= 0 && broken) drop_client();
+      // Idle: no client, nothing running or queued.
+      bool busy;
+      {
+        std::lock_guard lk(q_mu_);
+        busy = running_id_.has_value() || !queue_.empty();
+      }
+      if (client >= 0 || busy) idle_since = clock_type::now();
+      else if (opt_.idle_exit_s > 0 && clock_type::now() - idle_since > std::chrono::seconds(opt_.idle_exit_s)) {
+        std::fprintf(stderr, "razor worker: idle for %d s with no client, exiting\n", opt_.idle_exit_s);
+        begin_shutdown();
+      }
+    }
+    // The client stays connected for the bye (run() closes it).
+  }
+
+  static bool same_user(int fd) {
+    ucred cr{};
+    socklen_t len = sizeof cr;
+    return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == ::getuid();
   }
 
   void handle_line(std::string& line) {
@@ -154,7 +369,7 @@ class runner {
     std::optional<int64_t> id;
     auto r = parse_request(line, &id);
     if (!r) {
-      send(error_message(id, "bad_request", r.error().message()));
+      send_direct(error_message(id, "bad_request", r.error().message()));
       return;
     }
     switch (r->kind) {
@@ -167,15 +382,50 @@ class runner {
       case request_kind::req:
         enqueue(std::move(r).value());
         return;
+      case request_kind::attach:
+      case request_kind::forget:
+        if (!session_) {
+          send_direct(error_message(r->id, "bad_request", "attach and forget need a session worker (--listen)"));
+          return;
+        }
+        if (r->kind == request_kind::attach) attach(r->id);
+        else forget(r->id);
+        return;
+      case request_kind::kill:
+        kill(r->id);
+        return;
     }
+  }
+
+  // The remote form of SIGKILL: the running job is answered "cancelled", its partial output removed, and the
+  // process ends now (queued jobs go with it; a session client finds them unknown after reconnecting).
+  void kill(int64_t id) {
+    std::string out;
+    {
+      std::lock_guard lk(q_mu_);
+      if (running_id_ != id) return;
+      if (auto o = running_params_.find("out"); o != running_params_.end() && o->is_string()) out = o->get<std::string>();
+    }
+    send(error_message(id, "cancelled", "killed on request (the job did not stop after its cancel)"));
+    remove_own_partials(out);
+    std::fflush(stderr);
+    ::_exit(3);
   }
 
   void enqueue(request r) {
     if (!find_method(r.method)) {
       std::string names;
       for (auto& m : method_names()) names += (names.empty() ? "" : ", ") + m;
-      send(error_message(r.id, "unknown_method", "no method \"" + r.method + "\" (this worker has: " + names + ")"));
+      send_direct(error_message(r.id, "unknown_method", "no method \"" + r.method + "\" (this worker has: " + names + ")"));
       return;
+    }
+    if (session_) {
+      std::lock_guard olk(out_mu_);
+      if (journal_.count(r.id)) {
+        write_line_locked(error_message(r.id, "duplicate_id", "request id " + std::to_string(r.id) +
+                                                                  " is known to this session (see the hello's jobs)"));
+        return;
+      }
     }
     std::unique_lock lk(q_mu_);
     std::optional<json> refuse;
@@ -187,10 +437,17 @@ class runner {
       refuse = error_message(r.id, "busy", "the worker's queue is full (" + std::to_string(opt_.max_queue) +
                                                " requests wait behind the running one)");
     } else {
+      if (session_) {
+        std::lock_guard olk(out_mu_);
+        job_record rec;
+        rec.method = r.method;
+        journal_[r.id] = std::move(rec);
+        subscribed_.insert(r.id);
+      }
       queue_.push_back(std::move(r));
     }
     lk.unlock();
-    if (refuse) send(*refuse);
+    if (refuse) send_direct(*refuse);
     else q_cv_.notify_all();
   }
 
@@ -264,7 +521,12 @@ class runner {
         r = std::move(queue_.front());
         queue_.pop_front();
         running_id_ = r.id;
+        running_params_ = r.params;
         cancelled_ = false;
+      }
+      if (session_) {
+        std::lock_guard olk(out_mu_);
+        if (auto it = journal_.find(r.id); it != journal_.end()) it->second.state = "running";
       }
       run_job(r);
       std::lock_guard lk(q_mu_);
@@ -320,15 +582,24 @@ class runner {
     else send(error_message(r.id, res.error()));
   }
 
+  static constexpr int kStallMs = 10000;  // a client that reads nothing for this long is dropped
+
   worker_options opt_;
-  int out_fd_;
+  json hello_;
+  bool session_ = false;
+  std::time_t started_ = 0;
   std::mutex out_mu_;
+  int out_fd_;           // under out_mu_; -1 in session mode while no client is connected
   bool broken_ = false;  // under out_mu_
+  std::map<int64_t, job_record> journal_;  // under out_mu_
+  std::deque<int64_t> ended_order_;        // under out_mu_
+  std::set<int64_t> subscribed_;           // under out_mu_: the jobs the connection sees
 
   std::mutex q_mu_;
   std::condition_variable q_cv_;
   std::deque<request> queue_;
   std::optional<int64_t> running_id_;
+  json running_params_;
   bool shutting_down_ = false, stop_ = false, input_closed_ = false;
   std::atomic<bool> cancelled_{false};
 
@@ -342,6 +613,18 @@ class runner {
 
 int run_worker(const worker_options& opt) {
   ::signal(SIGPIPE, SIG_IGN);  // a vanished client is a failed write, not a signal
+  if (!opt.listen_path.empty()) {
+    auto lfd = listen_unix(opt.listen_path);
+    if (!lfd) {
+      std::fprintf(stderr, "razor worker: %s\n", lfd.error().to_string().c_str());
+      return 1;
+    }
+    runner r(opt, -1);
+    int rc = r.run(*lfd);
+    ::close(*lfd);
+    ::unlink(opt.listen_path.c_str());
+    return rc;
+  }
   int out_fd = opt.out_fd;
   if (out_fd < 0) {
     std::fflush(stdout);

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "util/sha256.h"
 #include "util/atomic_file.h"
 #include "util/numeric.h"
 #include "util/parallel.h"
@@ -85,4 +86,21 @@ TEST(Parallel, CoversEveryIndexOnce) {
     for (size_t i = b; i < e; ++i) hit[i]++;
   }, 1, 4);
   for (int h : hit) EXPECT_EQ(h, 1);
+}
+
+// FIPS 180-4 example digests (NIST CSRC "SHA256.pdf") and one that crosses many blocks in odd-sized pieces.
+TEST(Sha256, MatchesThePublishedExamples) {
+  EXPECT_EQ(razor::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(razor::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(razor::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  razor::sha256 h;
+  const std::string a(1000, 'a');
+  for (int i = 0; i < 1000; ++i) h.update(a.data(), a.size());  // one million 'a'
+  EXPECT_EQ(razor::sha256::hex(h.finish()), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  razor::sha256 odd;
+  const std::string s(100000, 'a');
+  for (size_t off = 0, step = 1; off < s.size(); off += step, step = step * 7 % 61 + 1)
+    odd.update(s.data() + off, std::min(step, s.size() - off));
+  EXPECT_EQ(razor::sha256::hex(odd.finish()), razor::sha256_hex(s));
 }
