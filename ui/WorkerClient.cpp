@@ -105,6 +105,33 @@ void WorkerClient::kill() {
   m_process->kill();
 }
 
+void WorkerClient::killJob(qint64 id) {
+  if (!isSession() || m_state != State::Ready) {
+    kill();
+    return;
+  }
+  writeLine(QJsonObject{{"t", "kill"}, {"id", id}});
+  QTimer::singleShot(5000, this, [this] { kill(); });  // the worker did not end, or the link is dead
+}
+
+void WorkerClient::detach() {
+  if (!m_process || m_shutdownRequested) return;
+  m_shutdownRequested = true;
+  if (m_state == State::Ready && isSession()) m_process->closeWriteChannel();
+  else if (m_process->state() != QProcess::NotRunning) {
+    m_killRequested = true;
+    m_process->kill();
+  }
+}
+
+bool WorkerClient::attachRequest(qint64 id, const QString& method) {
+  if (m_state != State::Ready || !isSession() || m_shutdownRequested) return false;
+  m_pending.insert(id, method);
+  m_nextId = qMax(m_nextId, id + 1);
+  writeLine(QJsonObject{{"t", "attach"}, {"id", id}});
+  return true;
+}
+
 void WorkerClient::writeLine(const QJsonObject& m) {
   QByteArray line = QJsonDocument(m).toJson(QJsonDocument::Compact);
   line.append('\n');
@@ -202,6 +229,8 @@ void WorkerClient::handleMessage(const QJsonObject& m) {
     }
     m_hello = m;
     if (m.value("pid").toInteger() > 0) m_pid = m.value("pid").toInteger();
+    // A session worker remembers ids from earlier clients: continue above them.
+    m_nextId = qMax(m_nextId, m.value("session").toObject().value("next_id").toInteger());
     m_state = State::Ready;
     for (const QByteArray& line : std::as_const(m_outbox)) m_process->write(line);
     m_outbox.clear();
@@ -230,6 +259,7 @@ void WorkerClient::handleMessage(const QJsonObject& m) {
     emit artifactAvailable(id, m);
   } else if (t == QLatin1String("result")) {
     m_pending.remove(id);
+    if (isSession()) writeLine(QJsonObject{{"t", "forget"}, {"id", id}});  // delivered: the worker may drop it
     emit jobFinished(id, m.value("result").toObject());
   } else if (t == QLatin1String("error")) {
     const QString code = m.value("code").toString(QStringLiteral("internal"));
@@ -238,6 +268,7 @@ void WorkerClient::handleMessage(const QJsonObject& m) {
       emit protocolErrorAvailable(tr("The worker refused a line: %1: %2").arg(code, msg));
     } else {
       m_pending.remove(id);
+      if (isSession()) writeLine(QJsonObject{{"t", "forget"}, {"id", id}});
       emit jobFailed(id, code, msg);
     }
   } else if (t == QLatin1String("bye") || t == QLatin1String("hello")) {
@@ -334,6 +365,14 @@ void WorkerClient::onProcessFinished(int exitCode, QProcess::ExitStatus status) 
   const QHash<qint64, QString> pending = m_pending;
   m_pending.clear();
   for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
+    if (isSession()) {
+      emit jobFailed(it.key(), QStringLiteral("disconnected"),
+                     tr("The link to the session worker (pid %1 on the server) dropped while it ran \"%2\" (%3 %4); "
+                        "the job goes on there.%5")
+                         .arg(m_pid)
+                         .arg(it.value(), m_program, describeExit(), stderrTail()));
+      continue;
+    }
     emit jobFailed(it.key(), QStringLiteral("worker_crashed"),
                    tr("The worker process (pid %1) %2 while running \"%3\"; the job was lost and no output was kept "
                       "under its final name.%4")

@@ -11,6 +11,11 @@
 //  - no hello within helloTimeout() ms, or an exit before it, is workerFailed();
 //  - when the process dies, every request still pending fails with code "worker_crashed" and a message that
 //    names the pid, how it died, the method, and the last lines of its stderr; then workerFinished().
+//  - a session worker (its hello has "session": a remote `razor worker --connect`, docs/remote.md) outlives the
+//    process we talk to: when that process (ssh) ends, pending requests fail with code "disconnected" instead,
+//    since the jobs go on; attachRequest() re-subscribes a new client to one of them, ids continue from the
+//    hello's next_id, each finished job is forgotten by the worker once delivered, killJob() asks the worker
+//    to end itself (the remote SIGKILL) and detach() ends the link without stopping anything.
 #pragma once
 #include <QByteArray>
 #include <QHash>
@@ -48,6 +53,15 @@ class WorkerClient : public QObject {
   void shutdown();
   // Kills the process now (SIGKILL); pending requests fail with "worker_crashed".
   void kill();
+  // Kills the job's worker: a session worker is asked to (it answers the job "cancelled" and exits; the link is
+  // cut if it has not closed 5 s later); a local worker is kill()ed.
+  void killJob(qint64 id);
+  // Session workers: closes our end of the link; the worker keeps its jobs (pending ones fail "disconnected").
+  void detach();
+  // Session workers: re-subscribes to job `id` that the hello listed; its events (replayed, then live) and its
+  // result arrive as for a request sent here. false when not connected to a session worker.
+  bool attachRequest(qint64 id, const QString& method);
+  bool isSession() const { return m_hello.contains(QLatin1String("session")); }
 
   State state() const { return m_state; }
   bool isReady() const { return m_state == State::Ready; }

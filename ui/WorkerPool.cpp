@@ -61,6 +61,19 @@ void WorkerPool::setMaxLineBytes(qint64 bytes) { m_maxLineBytes = bytes; }
 void WorkerPool::setMaxRestarts(int n) { m_maxRestarts = qMax(1, n); }
 void WorkerPool::setWorkingDirectory(const QString& dir) { m_workingDir = dir; }
 void WorkerPool::setJobStore(JobStore* store) { m_store = store; }
+void WorkerPool::setRemote(const RemoteHost& host) { m_remote = host; }
+void WorkerPool::setReconnectDelay(int ms) { m_reconnectDelayMs = qMax(1, ms); }
+
+QString WorkerPool::slotName(int slot) const {
+  const Slot& s = m_slots[slot];
+  return s.gpu ? QStringLiteral("gpu") + s.cudaDevice : QStringLiteral("cpu");
+}
+
+void WorkerPool::stopRemoteWorkers() {
+  if (!isRemote()) return;
+  for (Slot& s : m_slots)
+    if (s.client) s.client->shutdown();
+}
 
 int WorkerPool::readyWorkerCount() const {
   int n = 0;
@@ -108,7 +121,8 @@ void WorkerPool::addSlot(bool gpu, const QString& cudaDevice) {
       logJob(sl.jobId, tr("The worker (pid %1) did not end the job within %2 s of the cancel request: killing it.")
                            .arg(sl.pid)
                            .arg(m_cancelGraceMs / 1000.0));
-    sl.client->kill();
+    if (!sl.jobId.isEmpty() && sl.wireId >= 0) sl.client->killJob(sl.wireId);
+    else sl.client->kill();
   });
   m_slots.append(s);
   startWorker(index);
@@ -125,7 +139,16 @@ void WorkerPool::startWorker(int slot) {
   } else {
     args << QStringLiteral("--cpu");
   }
-  c->setProgram(m_program, args);
+  if (isRemote()) {
+    // The server's environment is its own: the GPU is chosen by the session worker's --cuda-devices.
+    QStringList role = s.gpu ? QStringList{QStringLiteral("--telemetry-ms"), QStringLiteral("0"),
+                                           QStringLiteral("--cuda-devices"), s.cudaDevice}
+                             : QStringList{QStringLiteral("--cpu")};
+    c->setProgram(m_remote.sshProgram, m_remote.workerArguments(slotName(slot), role));
+    env = QProcessEnvironment::systemEnvironment();  // SSH_AUTH_SOCK and the user's ssh settings
+  } else {
+    c->setProgram(m_program, args);
+  }
   c->setProcessEnvironment(env);
   c->setHelloTimeout(m_helloTimeoutMs);
   if (m_maxLineBytes > 0) c->setMaxLineBytes(m_maxLineBytes);
@@ -188,11 +211,13 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   s.ready = true;
   s.failedStarts = 0;
   s.pid = c->processId();
+  if (s.detached) reattach(slot, c, hello);
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;
     // GPU i of the hello is the i-th device CUDA shows this process; keep an inherited selection.
-    const QStringList inherited = qEnvironmentVariable("CUDA_VISIBLE_DEVICES").split(',', Qt::SkipEmptyParts);
+    const QStringList inherited =
+        isRemote() ? QStringList() : qEnvironmentVariable("CUDA_VISIBLE_DEVICES").split(',', Qt::SkipEmptyParts);
     const QJsonArray gpus = hello.value("gpus").toArray();
     for (int i = 0; i < gpus.size(); ++i) {
       const QString dev = i < inherited.size() ? inherited[i].trimmed()
@@ -224,13 +249,30 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
   if (m_shuttingDown || s.givenUp) return;
   if (!hadHello && ++s.failedStarts >= m_maxRestarts) {
     s.givenUp = true;
-    emit workerFailed(slot, tr("The worker of slot %1 failed to start %2 times in a row; it is not restarted.")
-                                .arg(slot)
-                                .arg(s.failedStarts));
+    emit workerFailed(slot, isRemote() ? tr("The link of slot %1 to %2 could not be re-established in %3 tries; it "
+                                            "is not retried.")
+                                             .arg(slot)
+                                             .arg(m_remote.host)
+                                             .arg(s.failedStarts)
+                                       : tr("The worker of slot %1 failed to start %2 times in a row; it is not "
+                                            "restarted.")
+                                             .arg(slot)
+                                             .arg(s.failedStarts));
+    if (s.detached) {
+      s.detached = false;
+      const QString jobId = s.jobId;
+      s.jobId.clear();
+      s.wireId = -1;
+      endJob(jobId, false, {}, QStringLiteral("disconnected"),
+             tr("Lost the link to %1 and could not reconnect; the job may still be running there (session %2). "
+                "Reconnect later to see it.")
+                 .arg(m_remote.host, slotName(slot)));
+    }
     failUnrunnableJobs();
     return;
   }
-  const int delayMs = 100 * s.failedStarts;  // back off when it keeps failing to start
+  // Back off when it keeps failing to start; a remote link: 1, 2, 4 ... 30 s between tries.
+  const int delayMs = isRemote() ? qMin(30000, m_reconnectDelayMs << qMin(s.failedStarts, 15)) : 100 * s.failedStarts;
   QTimer::singleShot(delayMs, this, [this, slot] {
     Slot& sl = m_slots[slot];
     if (!m_shuttingDown && !sl.givenUp && !sl.client) startWorker(slot);
@@ -271,6 +313,7 @@ bool WorkerPool::cancel(const QString& jobId) {
   if (slot >= 0) {
     Slot& s = m_slots[slot];
     logJob(jobId, tr("cancel requested"));
+    if (s.detached) return true;  // sent once the job is re-attached
     if (s.client) s.client->cancel(s.wireId);
     s.killTimer->start(m_cancelGraceMs);
   }
@@ -376,6 +419,14 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
                             const QString& code, const QString& message) {
   Slot& s = m_slots[slot];
   if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return;
+  if (code == QLatin1String("disconnected") && isRemote() && !m_shuttingDown) {
+    // The job goes on on the server: keep the slot's claim and re-attach once the link is back.
+    s.detached = true;
+    s.ready = false;
+    logJob(s.jobId, tr("The link to %1 dropped; reconnecting to re-attach job %2.").arg(m_remote.host).arg(wireId));
+    emit workerConnectionLost(slot, message);
+    return;
+  }
   const QString jobId = s.jobId;
   s.jobId.clear();
   s.wireId = -1;
@@ -400,7 +451,7 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
   }
   const QString out = it->params.value("out").toString();
   const qint64 pid = s.pid;
-  if (out.isEmpty() || pid <= 0) {
+  if (out.isEmpty() || pid <= 0 || isRemote()) {  // a session worker removes its own partial output
     endJob(jobId, false, {}, finalCode, finalMessage);
     return;
   }
@@ -448,11 +499,54 @@ void WorkerPool::shutdown() {
   for (const QString& id : queued)
     endJob(id, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down before the job started."));
   for (Slot& s : m_slots) {
-    if (!s.jobId.isEmpty())
-      endJob(s.jobId, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down while the job ran."));
+    if (!s.jobId.isEmpty()) {
+      if (isRemote())
+        endJob(s.jobId, false, {}, QStringLiteral("disconnected"),
+               tr("The workbench disconnected; the job goes on on %1 (session %2, id %3).")
+                   .arg(m_remote.host, slotName(int(&s - m_slots.data())))
+                   .arg(s.wireId));
+      else
+        endJob(s.jobId, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down while the job ran."));
+    }
     if (s.client) {
-      s.client->shutdown();
+      if (isRemote()) s.client->detach();  // remote jobs keep running; stopRemoteWorkers() ends them
+      else s.client->shutdown();
       s.killTimer->start(m_cancelGraceMs);
     }
   }
+}
+
+void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
+  Slot& s = m_slots[slot];
+  s.detached = false;
+  const QString jobId = s.jobId;
+  auto it = m_jobs.find(jobId);
+  if (it == m_jobs.end() || it->ended) {
+    s.jobId.clear();
+    s.wireId = -1;
+    return;
+  }
+  bool known = false;
+  for (const QJsonValue& j : hello.value("session").toObject().value("jobs").toArray())
+    if (j.toObject().value("id").toInteger() == s.wireId) known = true;
+  if (known && c->attachRequest(s.wireId, it->method)) {
+    logJob(jobId, tr("Reconnected to %1; re-attached job %2.").arg(m_remote.host).arg(s.wireId));
+    if (it->cancelRequested) {  // asked while the link was down
+      c->cancel(s.wireId);
+      s.killTimer->start(m_cancelGraceMs);
+    }
+    emit workerReconnected(slot);
+    return;
+  }
+  const qint64 wire = s.wireId;
+  s.jobId.clear();
+  s.wireId = -1;
+  endJob(jobId, false, {}, QStringLiteral("worker_crashed"),
+         tr("Reconnected to %1, but its session worker (pid %2) does not know job %3: the worker was restarted "
+            "meanwhile (see .razor/sessions/%4.log in the remote workspace).")
+             .arg(m_remote.host)
+             .arg(hello.value("pid").toInteger())
+             .arg(wire)
+             .arg(slotName(slot)));
+  emit workerReconnected(slot);
 }

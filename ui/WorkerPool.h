@@ -14,6 +14,13 @@
 //    background before the failure is reported, and the worker is restarted; a slot whose worker fails to
 //    start maxRestarts() times in a row, or speaks another protocol version, is given up (workerFailed()).
 //  - With a JobStore, every job's spec, state changes, log and stderr lines are recorded durably.
+//  - Remote (setRemote(), docs/remote.md): every slot is `ssh host razor worker --connect ...`, a session worker
+//    on the server that outlives the link. A dropped link does not fail the running job: the slot reconnects
+//    with back-off (1, 2, 4 ... 30 s; setReconnectDelay()) and re-attaches the job by id, which then reports
+//    what happened meanwhile. A slot that cannot reconnect maxRestarts() times in a row is given up and its job
+//    fails "disconnected" (it may still run on the server). A cancel that is not honoured within cancelGrace()
+//    asks the session worker to end itself (its partial output removed by it). shutdown() only disconnects:
+//    remote jobs go on; stopRemoteWorkers() ends the session workers.
 // Nothing here blocks the GUI thread.
 #pragma once
 #include <QHash>
@@ -22,6 +29,8 @@
 #include <QObject>
 #include <QPointer>
 #include <QStringList>
+
+#include "RemoteHost.h"
 
 class JobStore;
 class QTimer;
@@ -53,6 +62,13 @@ class WorkerPool : public QObject {
   void setMaxRestarts(int n);       // default 3
   void setWorkingDirectory(const QString& dir);
   void setJobStore(JobStore* store);
+  // Before start(): run the workers on this host (an invalid host: locally).
+  void setRemote(const RemoteHost& host);
+  bool isRemote() const { return m_remote.isValid(); }
+  RemoteHost remote() const { return m_remote; }
+  void setReconnectDelay(int ms);   // first back-off step of a remote slot's reconnects, default 1000
+  // Remote: asks every session worker to exit (running jobs are cancelled there).
+  void stopRemoteWorkers();
 
   void start();
   // Cancels what runs, fails what waits, and asks every worker to exit (killed after cancelGrace()).
@@ -73,6 +89,8 @@ class WorkerPool : public QObject {
  signals:
   void workerAvailable(int slot, const QJsonObject& hello);
   void workerFailed(int slot, const QString& message);
+  void workerConnectionLost(int slot, const QString& message);  // remote: reconnecting
+  void workerReconnected(int slot);
   void workerLogAvailable(int slot, const QString& line);  // stderr lines
   void protocolErrorAvailable(int slot, const QString& message);
   void gpuSampleAvailable(const QJsonObject& sample);
@@ -95,6 +113,7 @@ class WorkerPool : public QObject {
     QString jobId;           // running job, empty when idle
     qint64 wireId = -1;
     QTimer* killTimer = nullptr;
+    bool detached = false;   // remote: the link dropped while jobId ran; re-attach on the next hello
   };
   struct Job {
     QString id, method, key;
@@ -119,6 +138,8 @@ class WorkerPool : public QObject {
   void failUnrunnableJobs();
   Job* runningJob(int slot, WorkerClient* c, qint64 wireId);
   void logJob(const QString& jobId, const QString& line);
+  QString slotName(int slot) const;
+  void reattach(int slot, WorkerClient* c, const QJsonObject& hello);
 
   QString m_program;
   QStringList m_arguments{QStringLiteral("worker")};
@@ -130,6 +151,8 @@ class WorkerPool : public QObject {
   int m_maxRestarts = 3;
   QString m_workingDir;
   QPointer<JobStore> m_store;
+  RemoteHost m_remote;
+  int m_reconnectDelayMs = 1000;
   bool m_started = false;
   bool m_shuttingDown = false;
   int m_counter = 0;

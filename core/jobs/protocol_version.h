@@ -17,6 +17,7 @@ inline constexpr int kProtocolVersion = 1;
   X(shutting_down, "the worker is shutting down")                                                  \
   X(unknown_job, "the session worker has no record of this job (it was restarted, or the job was forgotten)")  \
   X(worker_crashed, "the worker process died while running the job (client side)")                 \
+  X(disconnected, "the link to a session worker dropped; the job may still run there (client side)") \
   X(superseded, "a newer request with the same key replaced this one (client side)")                \
   X(no_worker, "no worker can run the job: none could be started, or none has a GPU (client side)")
 

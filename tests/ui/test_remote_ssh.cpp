@@ -1,0 +1,187 @@
+// The workbench's remote path end to end through a real OpenSSH server on loopback (loopback_sshd.h): the
+// pool's workers are `ssh razor-loopback razor worker --connect ...` session workers; a fixture job runs through
+// them, the link is cut mid-job (and held down for a while), the pool reconnects and re-attaches the job by id,
+// and its result arrives; artifacts are fetched into the content-addressed cache, weights are refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/file.h>
+
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+
+#include "RemoteFiles.h"
+#include "WorkerPool.h"
+#include "loopback_sshd.h"
+#include "worker_test_util.h"
+
+using namespace razor_test;
+
+namespace {
+
+const QString kModel = QStringLiteral(RAZOR_MODELS_DIR "/tiny-qwen3-moe");
+
+class RemoteSsh : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(m_ws.isValid());
+    QString why;
+    if (!m_sshd.start(&why)) GTEST_SKIP() << why.toStdString();
+  }
+  void TearDown() override {
+    // No session worker outlives the test.
+    const QDir sessions(m_ws.filePath(".razor/sessions"));
+    for (const QString& lock : sessions.entryList({"*.lock"})) {
+      QFile f(sessions.filePath(lock));
+      if (!f.open(QIODevice::ReadOnly)) continue;
+      const int pid = f.readAll().trimmed().toInt();
+      if (pid > 0 && lockHeld(sessions.filePath(lock))) ::kill(pid, SIGKILL);
+    }
+  }
+  static bool lockHeld(const QString& path) {
+    int fd = ::open(QFile::encodeName(path).constData(), O_RDONLY);
+    if (fd < 0) return false;
+    bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+    ::close(fd);
+    return held;
+  }
+  RemoteHost host() const { return m_sshd.host(razorCli(), m_ws.path()); }
+  QString sshdLog() const { return m_sshd.log(); }
+
+  QTemporaryDir m_ws;  // the "server's" workspace
+  LoopbackSshd m_sshd;
+};
+
+TEST_F(RemoteSsh, AFixtureJobSurvivesADroppedLinkAndIsReattached) {
+  WorkerPool pool;
+  pool.setRemote(host());
+  pool.setGpuCount(0);
+  pool.setReconnectDelay(200);
+  pool.setMaxRestarts(20);
+  QSignalSpy available(&pool, &WorkerPool::workerAvailable);
+  QSignalSpy lost(&pool, &WorkerPool::workerConnectionLost);
+  QSignalSpy back(&pool, &WorkerPool::workerReconnected);
+  QSignalSpy finished(&pool, &WorkerPool::jobFinished);
+  QSignalSpy failed(&pool, &WorkerPool::jobFailed);
+  QSignalSpy progress(&pool, &WorkerPool::jobProgressAvailable);
+  QSignalSpy artifacts(&pool, &WorkerPool::jobArtifactAvailable);
+  QSignalSpy workerFailed(&pool, &WorkerPool::workerFailed);
+  pool.start();
+  ASSERT_TRUE(waitUntil([&] { return available.count() >= 1; }, kStartTimeoutMs))
+      << (workerFailed.isEmpty() ? std::string("no hello") : workerFailed[0][1].toString().toStdString()) << "\n"
+      << sshdLog().toStdString();
+  const QJsonObject hello = available[0][1].toJsonObject();
+  ASSERT_TRUE(hello.contains("session")) << "a remote slot talks to a session worker";
+  EXPECT_EQ(hello.value("session").toObject().value("workspace").toString(), QDir(m_ws.path()).canonicalPath());
+  const qint64 workerPid = hello.value("pid").toInteger();
+
+  // 1. A job that is running when the link dies: it goes on on the server and reports again after re-attach.
+  const QString sleepJob = pool.submit("sleep", QJsonObject{{"ms", 3000}, {"step_ms", 10}});
+  ASSERT_TRUE(waitUntil([&] { return progress.count() >= 1; }));
+  m_sshd.link().setDown(true);
+  m_sshd.link().cut();
+  ASSERT_TRUE(waitUntil([&] { return lost.count() >= 1; })) << "ssh notices the cut link";
+  EXPECT_TRUE(finished.isEmpty() && failed.isEmpty()) << "the job is not failed while the link is down";
+  QTest::qWait(1000);  // a few reconnects are refused meanwhile
+  m_sshd.link().setDown(false);
+  ASSERT_TRUE(waitUntil([&] { return back.count() >= 1; })) << sshdLog().toStdString();
+  ASSERT_TRUE(waitUntil([&] { return finished.count() + failed.count() >= 1; }));
+  ASSERT_EQ(failed.count(), 0) << failed[0][2].toString().toStdString();
+  EXPECT_EQ(finished[0][0].toString(), sleepJob);
+  EXPECT_EQ(finished[0][1].toJsonObject().value("slept_ms").toInt(), 3000);
+  EXPECT_EQ(pool.workerPid(0), workerPid) << "the same session worker ran it across the drop";
+
+  // 2. Quantize the fixture on the server; cut the link at its first progress; the result (and its artifacts,
+  // replayed when the job ended while the link was down) arrive after re-attaching.
+  const QString out = m_ws.filePath("q");
+  progress.clear();
+  const QString qJob = pool.submit(
+      "quantize", QJsonObject{{"model", kModel}, {"recipe", "seed-default"}, {"out", out}, {"cpu", true}});
+  ASSERT_TRUE(waitUntil([&] { return progress.count() >= 1 || finished.count() >= 2; }));
+  m_sshd.link().cut();
+  ASSERT_TRUE(waitUntil([&] { return finished.count() + failed.count() >= 2; }, 180000)) << sshdLog().toStdString();
+  ASSERT_EQ(failed.count(), 0) << failed[0][2].toString().toStdString();
+  EXPECT_EQ(finished[1][0].toString(), qJob);
+  EXPECT_EQ(finished[1][1].toJsonObject().value("out").toString(), out);
+  EXPECT_TRUE(QFile::exists(out + "/razor_quant_summary.json"));
+  QStringList kinds;
+  for (const auto& a : artifacts)
+    if (a[0].toString() == qJob) kinds << a[1].toJsonObject().value("kind").toString();
+  EXPECT_TRUE(kinds.contains("checkpoint") && kinds.contains("summary")) << kinds.join(',').toStdString();
+  EXPECT_GE(lost.count(), 2);
+
+  // 3. stopRemoteWorkers ends the session worker on the server.
+  pool.stopRemoteWorkers();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
+}
+
+TEST_F(RemoteSsh, ArtifactsAreFetchedOnceIntoAContentAddressedCacheAndWeightsAreRefused) {
+  // Something to fetch: a result JSON and a stand-in weight file in the server's workspace.
+  QDir(m_ws.path()).mkpath("run");
+  QFile json(m_ws.filePath("run/result.json"));
+  ASSERT_TRUE(json.open(QIODevice::WriteOnly));
+  QByteArray body = "{\"format\":\"razor.bench/1\",\"scores\":[";
+  for (int i = 0; i < 2000; ++i) body += QByteArray::number(i) + ",";
+  body += "0]}\n";
+  json.write(body);
+  json.close();
+  QFile weights(m_ws.filePath("run/model.safetensors"));
+  ASSERT_TRUE(weights.open(QIODevice::WriteOnly));
+  weights.write(QByteArray(4096, '\0'));
+  weights.close();
+
+  QTemporaryDir cache;
+  RemoteFiles files;
+  files.setHost(host());
+  files.setCacheDirectory(cache.path());
+  QSignalSpy fetched(&files, &RemoteFiles::fetched);
+  QSignalSpy failedSpy(&files, &RemoteFiles::fetchFailed);
+
+  files.fetch("run/result.json");  // relative to the remote workspace
+  ASSERT_TRUE(waitUntil([&] { return fetched.count() + failedSpy.count() >= 1; }, kStartTimeoutMs));
+  ASSERT_EQ(failedSpy.count(), 0) << failedSpy[0][2].toString().toStdString();
+  EXPECT_FALSE(fetched[0][3].toBool()) << "first fetch transfers the file";
+  const QString local = fetched[0][2].toString();
+  EXPECT_TRUE(local.startsWith(cache.path()));
+  EXPECT_TRUE(local.endsWith("/result.json"));
+  QFile got(local);
+  ASSERT_TRUE(got.open(QIODevice::ReadOnly));
+  EXPECT_EQ(got.readAll(), body);
+
+  files.fetch(m_ws.filePath("run/result.json"));  // the same content by its absolute path: from the cache
+  ASSERT_TRUE(waitUntil([&] { return fetched.count() + failedSpy.count() >= 2; }, kStartTimeoutMs));
+  ASSERT_EQ(fetched.count(), 2);
+  EXPECT_TRUE(fetched[1][3].toBool());
+  EXPECT_EQ(fetched[1][2].toString(), local);
+
+  files.fetch("run/model.safetensors");
+  files.fetch("run/missing.h5");
+  ASSERT_TRUE(waitUntil([&] { return failedSpy.count() >= 2; }, kStartTimeoutMs));
+  QStringList messages;
+  for (const auto& f : failedSpy) messages << f[2].toString();
+  EXPECT_TRUE(messages.join('\n').contains("weights are never fetched")) << messages.join('\n').toStdString();
+  EXPECT_TRUE(messages.join('\n').contains("no such file")) << messages.join('\n').toStdString();
+}
+
+TEST_F(RemoteSsh, AnUnreachableServerFailsWithSshsOwnMessage) {
+  RemoteHost h = host();
+  h.sshOptions << "-o" << "Port=1";  // nothing listens there
+  WorkerPool pool;
+  pool.setRemote(h);
+  pool.setGpuCount(0);
+  pool.setMaxRestarts(2);
+  pool.setReconnectDelay(50);
+  QSignalSpy workerFailed(&pool, &WorkerPool::workerFailed);
+  QSignalSpy jobFailed(&pool, &WorkerPool::jobFailed);
+  pool.start();
+  pool.submit("echo", QJsonObject{{"x", 1}});
+  ASSERT_TRUE(waitUntil([&] { return jobFailed.count() >= 1; }, kStartTimeoutMs));
+  EXPECT_EQ(jobFailed[0][1].toString(), "no_worker");
+  QStringList messages;
+  for (const auto& f : workerFailed) messages << f[1].toString();
+  EXPECT_TRUE(messages.join('\n').contains("Connection refused")) << messages.join('\n').toStdString();
+}
+
+}  // namespace

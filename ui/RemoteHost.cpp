@@ -1,0 +1,57 @@
+#include "RemoteHost.h"
+
+QString RemoteHost::shellQuote(const QString& word) {
+  if (!word.isEmpty()) {
+    bool plain = true;
+    for (QChar c : word)
+      if (!(c.isLetterOrNumber() && c.unicode() < 128) && !QStringLiteral("@%_+=:,./-").contains(c)) plain = false;
+    if (plain) return word;
+  }
+  QString q = word;
+  q.replace(QLatin1Char('\''), QStringLiteral("'\\''"));
+  return QLatin1Char('\'') + q + QLatin1Char('\'');
+}
+
+QStringList RemoteHost::sshArguments(const QStringList& words, bool compress) const {
+  QStringList a = {QStringLiteral("-T"),
+                   QStringLiteral("-o"), QStringLiteral("BatchMode=yes"),
+                   QStringLiteral("-o"), QStringLiteral("ConnectTimeout=15"),
+                   QStringLiteral("-o"), QStringLiteral("ServerAliveInterval=5"),
+                   QStringLiteral("-o"), QStringLiteral("ServerAliveCountMax=3")};
+  if (compress) a << QStringLiteral("-C");
+  a << sshOptions << host << QStringLiteral("--");
+  QStringList quoted;
+  for (const QString& w : words) quoted << shellQuote(w);
+  a << quoted.join(QLatin1Char(' '));
+  return a;
+}
+
+QStringList RemoteHost::workerArguments(const QString& slot, const QStringList& roleArgs) const {
+  return sshArguments(QStringList{razor, QStringLiteral("worker"), QStringLiteral("--connect"), QStringLiteral("--workspace"),
+                                  workspace, QStringLiteral("--slot"), slot} +
+                      roleArgs);
+}
+
+QStringList RemoteHost::probeArguments() const {
+  return sshArguments({razor, QStringLiteral("worker"), QStringLiteral("--probe"), QStringLiteral("--workspace"), workspace});
+}
+
+void RemoteHost::save(QSettings& s) const {
+  s.beginGroup(QStringLiteral("remote"));
+  s.setValue(QStringLiteral("host"), host);
+  s.setValue(QStringLiteral("sshOptions"), sshOptions);
+  s.setValue(QStringLiteral("razor"), razor);
+  s.setValue(QStringLiteral("workspace"), workspace);
+  s.endGroup();
+}
+
+RemoteHost RemoteHost::load(QSettings& s) {
+  RemoteHost h;
+  s.beginGroup(QStringLiteral("remote"));
+  h.host = s.value(QStringLiteral("host")).toString();
+  h.sshOptions = s.value(QStringLiteral("sshOptions")).toStringList();
+  h.razor = s.value(QStringLiteral("razor"), h.razor).toString();
+  h.workspace = s.value(QStringLiteral("workspace")).toString();
+  s.endGroup();
+  return h;
+}

@@ -1,0 +1,34 @@
+// RemoteHost: a GPU server the workbench drives through OpenSSH (docs/remote.md). Only what the user typed is
+// kept (host, extra ssh options, the remote razor and workspace): authentication is the user's own ssh config,
+// keys and agent; ssh runs with BatchMode=yes, so it never asks for (and we never store) a password.
+//
+// Every remote command is one string run by the server's shell, so each word is quoted with shellQuote().
+#pragma once
+#include <QSettings>
+#include <QString>
+#include <QStringList>
+
+struct RemoteHost {
+  QString host;                     // an ssh destination: "gpu-box", "me@10.0.0.5", a Host alias of ~/.ssh/config
+  QStringList sshOptions;           // extra ssh arguments before the host ("-p", "2222", "-F", "file", ...)
+  QString razor = QStringLiteral("razor");  // the razor program on the server
+  QString workspace;                // the server folder the workers run in (models, outputs); sessions live there
+  QString sshProgram = QStringLiteral("ssh");
+
+  bool isValid() const { return !host.trimmed().isEmpty() && !workspace.trimmed().isEmpty(); }
+  QString label() const { return host + QLatin1Char(':') + workspace; }
+
+  // ssh's arguments to run `words` (quoted) on the server: the options every connection gets (BatchMode,
+  // keep-alives that notice a dead link within ~15 s, no tty, compression when `compress`), the user's options,
+  // the host, "--", the command.
+  QStringList sshArguments(const QStringList& words, bool compress = false) const;
+  // `razor worker --connect` for a pool slot ("cpu", "gpu0", ...) with the worker's role flags.
+  QStringList workerArguments(const QString& slot, const QStringList& roleArgs) const;
+  // `razor worker --probe --workspace W` (RemoteDialog's reachability and version check).
+  QStringList probeArguments() const;
+
+  static QString shellQuote(const QString& word);
+
+  void save(QSettings& s) const;  // under the group "remote"
+  static RemoteHost load(QSettings& s);
+};
