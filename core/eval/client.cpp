@@ -23,6 +23,11 @@ size_t on_write(char* p, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+int on_xfer(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* f = static_cast<const std::function<bool()>*>(user);
+  return (*f)() ? 1 : 0;  // non-zero aborts the transfer (CURLE_ABORTED_BY_CALLBACK)
+}
+
 std::string excerpt(const std::string& body, size_t n = 300) {
   std::string e = body.substr(0, n);
   std::replace(e.begin(), e.end(), '\n', ' ');
@@ -98,8 +103,14 @@ result<client::http_reply> client::send(const std::string& path, const std::stri
   for (int attempt = 0; attempt <= opt_.retries; ++attempt) {
     if (attempt > 0) {
       double wait = std::min(30.0, opt_.backoff_s * double(1 << std::min(attempt - 1, 10)));
-      std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+      auto until = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(wait));
+      while (std::chrono::steady_clock::now() < until) {
+        if (opt_.cancelled && opt_.cancelled()) return make_error(errc::cancelled, "cancelled: " + url);
+        std::this_thread::sleep_until(std::min(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+      }
     }
+    if (opt_.cancelled && opt_.cancelled()) return make_error(errc::cancelled, "cancelled: " + url);
     if (attempts) *attempts = attempt + 1;
     curl_easy_reset(h);
     http_reply rep;
@@ -119,6 +130,11 @@ result<client::http_reply> client::send(const std::string& path, const std::stri
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, long(opt_.timeout_s * 1000));
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, long(opt_.connect_timeout_s * 1000));
+    if (opt_.cancelled) {
+      curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+      curl_easy_setopt(h, CURLOPT_XFERINFODATA, &opt_.cancelled);
+      curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     if (post_body) {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body->data());
@@ -126,6 +142,7 @@ result<client::http_reply> client::send(const std::string& path, const std::stri
     }
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(hdr);
+    if (rc == CURLE_ABORTED_BY_CALLBACK) return make_error(errc::cancelled, "cancelled: " + url);
     if (rc != CURLE_OK) {
       std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
       bool transient = rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||

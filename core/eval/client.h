@@ -8,6 +8,7 @@
 // http://127.0.0.1:9/v1/chat/completions: Couldn't connect to server", "HTTP 400 from ...: <first 300 bytes of
 // the body>", "malformed JSON from ...: <parse error>".
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct client_options {
   double connect_timeout_s = 10;
   int retries = 4;
   double backoff_s = 1.0;
+  // Polled during a request (libcurl's transfer callback, several times a second) and while waiting to retry;
+  // true aborts the request with errc::cancelled. May be empty. Called from the client's thread.
+  std::function<bool()> cancelled;
 };
 
 struct chat_request {

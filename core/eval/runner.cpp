@@ -131,16 +131,23 @@ result<json> run_eval(const eval_options& o) {
 
   std::mutex mu;
   std::atomic<size_t> next{0}, finished{0};
-  std::atomic<bool> stop{false};
+  std::atomic<bool> stop{false}, cancelled{false};
   status first_error;
+  const size_t total = resumed + todo.size();
+  if (o.progress && !o.progress(double(resumed), double(total), "starting")) cancelled = true;
+  client_options copt = o.client;  // requests in flight are aborted on a cancel
+  copt.cancelled = [&cancelled, outer = o.client.cancelled] {
+    if (!cancelled && outer && outer()) cancelled = true;
+    return cancelled.load();
+  };
   int workers = std::max(1, std::min<int>(o.concurrency, int(todo.size())));
   {
     std::vector<std::jthread> pool;
-    for (int w = 0; w < workers && !todo.empty(); ++w) {
+    for (int w = 0; w < workers && !todo.empty() && !cancelled; ++w) {
       pool.emplace_back([&] {
-        client c(o.client);
+        client c(copt);
         for (;;) {
-          if (stop) return;
+          if (stop || cancelled) return;
           size_t i = next++;
           if (i >= todo.size()) return;
           const job& j = todo[i];
@@ -151,7 +158,7 @@ result<json> run_eval(const eval_options& o) {
           auto resp = c.chat(rq);
           if (!resp.ok()) {
             std::lock_guard lk(mu);
-            if (first_error.ok()) first_error = resp.error();
+            if (first_error.ok() && !cancelled) first_error = resp.error();
             stop = true;
             return;
           }
@@ -174,11 +181,17 @@ result<json> run_eval(const eval_options& o) {
           size_t f = ++finished;
           if (f % 10 == 0 || f == todo.size())
             log("graded " + std::to_string(f) + " / " + std::to_string(todo.size()));
+          if (o.progress &&
+              !o.progress(double(resumed + f), double(total), (std::string(j.run->info->key) + " " + j.item->id).c_str()))
+            cancelled = true;
         }
       });
     }
   }  // joins
   sf.close();
+  if (cancelled || (o.client.cancelled && o.client.cancelled()))
+    return make_error(errc::cancelled, "eval cancelled after " + std::to_string(finished.load()) + " new samples (kept in " +
+                                           side + "; re-run to resume)");
   if (!first_error.ok())
     return make_error(first_error.code(), first_error.message() + " (" + std::to_string(finished.load()) +
                                               " new samples kept in " + side + "; re-run to resume)");

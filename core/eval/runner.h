@@ -17,6 +17,7 @@
 
 #include "eval/client.h"
 #include "eval/sandbox.h"
+#include "util/parallel.h"
 #include "util/status.h"
 
 namespace razor::eval {
@@ -35,6 +36,11 @@ struct eval_options {
   std::string official_model;          // model whose official numbers gate this run ("" = --model)
   sandbox_limits sandbox;
   std::function<void(const std::string&)> log;  // one line per finished benchmark / progress; may be empty
+  // After each graded question (and once at the start): done = questions graded (resumed ones included),
+  // total = all questions, what = "<bench> <id>". Called under a lock, from the request threads. Returning
+  // false cancels: requests in flight are aborted, the samples so far stay in the side file (a re-run resumes)
+  // and run_eval returns errc::cancelled. client.cancelled, when set, cancels the same way. May be empty.
+  progress_fn progress;
 };
 
 struct bench_summary {

@@ -7,6 +7,8 @@
 
 #include "engine/eval.h"
 #include "engine/probe.h"
+#include "eval/runner.h"
+#include "eval/serve.h"
 #include "ggml/types.h"
 #include "gguf/convert.h"
 #include "gguf/imatrix.h"
@@ -300,6 +302,128 @@ result<json> m_probe(const json& p, job_context& ctx) {
               {"cold_frac", r.cold_frac}};
 }
 
+// ---- serve / eval (docs/serving.md) ----
+// A list of strings: a JSON array of strings, or (when `split` is given) one string split on it.
+result<std::vector<std::string>> str_list_param(const json& p, const std::string& key, char split = 0) {
+  std::vector<std::string> v;
+  auto it = p.find(key);
+  if (it == p.end() || it->is_null()) return v;
+  if (it->is_string() && split) {
+    std::string cur;
+    for (char ch : it->get<std::string>() + split) {
+      if (ch == split) {
+        if (!cur.empty()) v.push_back(cur);
+        cur.clear();
+      } else if (ch != ' ') {
+        cur += ch;
+      }
+    }
+    return v;
+  }
+  if (!it->is_array()) return bad_param(key, split ? "an array of strings or a string" : "an array of strings");
+  for (auto& e : *it) {
+    if (!e.is_string()) return bad_param(key, "an array of strings");
+    v.push_back(e.get<std::string>());
+  }
+  return v;
+}
+
+result<json> m_serve(const json& p, job_context& ctx) {
+  eval::serve_options o;
+  RAZOR_ASSIGN_OR_RETURN(o.engine, str_param(p, "engine", "vllm"));
+  RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.host, str_param(p, "host", "127.0.0.1"));
+  RAZOR_ASSIGN_OR_RETURN(int64_t port, int_param(p, "port", 0, 0, 65535));
+  RAZOR_ASSIGN_OR_RETURN(int64_t tp, int_param(p, "tensor_parallel", 0, 0, 4096));
+  RAZOR_ASSIGN_OR_RETURN(o.name, str_param(p, "name", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.program, str_param(p, "program", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.args, str_list_param(p, "args"));
+  RAZOR_ASSIGN_OR_RETURN(o.command, str_list_param(p, "command"));
+  RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", 0, 0, int64_t(1) << 30));
+  RAZOR_ASSIGN_OR_RETURN(o.gpu_memory_utilization, num_param(p, "gpu_memory_utilization", 0.0, 0.0, 1.0));
+  RAZOR_ASSIGN_OR_RETURN(o.ready_timeout_s, num_param(p, "ready_timeout_s", o.ready_timeout_s, 0.0, 7 * 86400.0));
+  RAZOR_ASSIGN_OR_RETURN(o.stop_grace_s, num_param(p, "stop_grace_s", o.stop_grace_s, 0.0, 3600.0));
+  RAZOR_ASSIGN_OR_RETURN(o.log_path, str_param(p, "log", ""));
+  o.port = int(port);
+  o.tensor_parallel = int(tp);
+  o.ctx = int(ctx_len);
+  RAZOR_ASSIGN_OR_RETURN(auto srv, eval::inference_server::start(o, ctx.progress));
+  auto& s = *srv;
+  ctx.log("info", "serving " + s.url() + " (pid " + std::to_string(s.pid()) + "): " + eval::shell_join(s.argv()) +
+                      "; log " + s.log_path());
+  ctx.emit_artifact({s.url(), "endpoint", "", {},
+                     {{"engine", o.engine},
+                      {"model", o.model},
+                      {"name", !o.name.empty() ? o.name : s.served_models().empty() ? "" : s.served_models()[0]},
+                      {"served_models", s.served_models()},
+                      {"pid", s.pid()},
+                      {"port", s.port()},
+                      {"tensor_parallel", s.gpus()},
+                      {"log", s.log_path()},
+                      {"argv", s.argv()}}});
+  // Runs until cancelled (the normal way to stop it: error "cancelled") or until the server dies ("external").
+  return s.serve(ctx.progress, [&ctx] { return ctx.is_cancelled(); });
+}
+
+result<int> budget_param(const json& p) {
+  auto it = p.find("budget");
+  if (it == p.end() || it->is_null()) return 32768;
+  if (it->is_number_integer() && it->get<int64_t>() > 0 && it->get<int64_t>() < (1 << 24)) return it->get<int>();
+  if (it->is_string()) {
+    std::string s = it->get<std::string>();
+    int mul = 1;
+    if (!s.empty() && (s.back() == 'k' || s.back() == 'K')) {
+      mul = 1024;
+      s.pop_back();
+    }
+    if (!s.empty() && s.size() < 8 && s.find_first_not_of("0123456789") == std::string::npos) {
+      int64_t v = std::stoll(s) * mul;
+      if (v > 0 && v < (1 << 24)) return int(v);
+    }
+  }
+  return bad_param("budget", "a token count or \"32k\" / \"64k\"");
+}
+
+result<json> m_eval(const json& p, job_context& ctx) {
+  eval::eval_options o;
+  RAZOR_ASSIGN_OR_RETURN(o.client.endpoint, str_param(p, "endpoint"));
+  RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.benchmarks, str_list_param(p, "benchmarks", ','));
+  if (p.find("benchmarks") == p.end()) o.benchmarks = {"mmlu_pro", "gpqa", "mmmlu"};  // as `razor eval`
+  RAZOR_ASSIGN_OR_RETURN(o.data_dir, str_param(p, "data"));
+  RAZOR_ASSIGN_OR_RETURN(o.out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(int64_t n, int_param(p, "n", 0, 0, 1 << 24));
+  RAZOR_ASSIGN_OR_RETURN(o.budget, budget_param(p));
+  RAZOR_ASSIGN_OR_RETURN(int64_t conc, int_param(p, "concurrency", o.concurrency, 1, 1024));
+  RAZOR_ASSIGN_OR_RETURN(o.tag, str_param(p, "tag", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.client.api_key, str_param(p, "api_key", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.client.timeout_s, num_param(p, "timeout_s", o.client.timeout_s, 1e-3, 7 * 86400.0));
+  RAZOR_ASSIGN_OR_RETURN(int64_t retries, int_param(p, "retries", o.client.retries, 0, 100));
+  RAZOR_ASSIGN_OR_RETURN(o.targets_path, str_param(p, "targets", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.official_model, str_param(p, "official_model", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.sandbox.require_no_network, bool_param(p, "require_sandbox_netns", false));
+  o.n = int(n);
+  o.concurrency = int(conc);
+  o.client.retries = int(retries);
+  o.client.cancelled = [&ctx] { return ctx.is_cancelled(); };
+  if (o.model.empty()) {  // the served model: the first id of GET /v1/models
+    eval::client c(o.client);
+    RAZOR_ASSIGN_OR_RETURN(auto ids, c.models());
+    if (ids.empty()) return make_error(errc::external, c.base_url() + "/models lists no model; pass params.model");
+    o.model = ids[0];
+    ctx.log("info", "model " + o.model + " (the first of " + c.base_url() + "/models)");
+  }
+  o.log = [&ctx](const std::string& line) { ctx.log("info", line); };
+  o.progress = ctx.progress;
+  RAZOR_ASSIGN_OR_RETURN(json res, eval::run_eval(o));
+  std::string side = eval::samples_path(o.out);
+  ctx.emit_artifact({o.out, "result", "", {}, {{"samples", side}}});
+  ctx.emit_artifact({side, "file", "", {}, json::object()});
+  res["out"] = o.out;
+  res["samples"] = side;
+  return res;
+}
+
 }  // namespace
 
 const std::vector<method_def>& method_table() {
@@ -320,6 +444,14 @@ const std::vector<method_def>& method_table() {
        "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
       {"probe", "model, text, out (strings), tokens, seqlen (ints), no_imatrix (bool)",
        "`razor probe`: routing statistics to HDF5", m_probe},
+      {"serve", "engine (vllm | llama-server | command), model, host, port (0: free), tensor_parallel (0: visible GPUs), "
+                "name, program, args (array), command (array, {model} {port} {host} {name}), ctx, "
+                "gpu_memory_utilization, ready_timeout_s (default 900), stop_grace_s (default 4), log",
+       "`razor serve`: an inference server until cancelled (artifact `endpoint`; cancel stops it)", m_serve},
+      {"eval", "endpoint, data, out (strings), model (default: first of /v1/models), benchmarks (array or "
+               "comma list), n, budget (int or \"32k\"), concurrency, tag, api_key, timeout_s, retries, targets, "
+               "official_model, require_sandbox_netns",
+       "`razor eval`: benchmarks against an OpenAI-compatible server (artifact `result`)", m_eval},
   };
   return table;
 }
