@@ -212,6 +212,7 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   s.failedStarts = 0;
   s.pid = c->processId();
   if (s.detached) reattach(slot, c, hello);
+  else if (isRemote() && s.jobId.isEmpty()) adoptRunningJob(slot, c, hello);
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;
@@ -549,4 +550,31 @@ void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
              .arg(wire)
              .arg(slotName(slot)));
   emit workerReconnected(slot);
+}
+
+void WorkerPool::adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& hello) {
+  // A job an earlier workbench started in this session and that still runs: show it as ours.
+  for (const QJsonValue& v : hello.value("session").toObject().value("jobs").toArray()) {
+    const QJsonObject sj = v.toObject();
+    if (sj.value("state").toString() != QLatin1String("running")) continue;
+    const qint64 wire = sj.value("id").toInteger();
+    const QString method = sj.value("method").toString();
+    if (!c->attachRequest(wire, method)) return;
+    Slot& s = m_slots[slot];
+    const QString id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+    Job j;
+    j.id = id;
+    j.method = method;
+    j.slot = slot;
+    m_jobs.insert(id, j);
+    s.jobId = id;
+    s.wireId = wire;
+    if (m_store) {
+      m_store->recordSubmitted(id, method, QJsonObject{{"adopted_from", m_remote.label()}, {"session_id", wire}}, QString());
+      m_store->recordStarted(id, slot, s.pid);
+    }
+    emit jobStarted(id, slot);
+    logJob(id, tr("Adopted job %1 (%2), started earlier in session %3 on %4.").arg(wire).arg(method, slotName(slot), m_remote.host));
+    return;
+  }
 }

@@ -20,7 +20,8 @@
 //    what happened meanwhile. A slot that cannot reconnect maxRestarts() times in a row is given up and its job
 //    fails "disconnected" (it may still run on the server). A cancel that is not honoured within cancelGrace()
 //    asks the session worker to end itself (its partial output removed by it). shutdown() only disconnects:
-//    remote jobs go on; stopRemoteWorkers() ends the session workers.
+//    remote jobs go on; stopRemoteWorkers() ends the session workers. A job that still runs in a session when a
+//    (new) pool connects is adopted: it gets a job id here, jobStarted(), and reports like one submitted here.
 // Nothing here blocks the GUI thread.
 #pragma once
 #include <QHash>
@@ -140,6 +141,7 @@ class WorkerPool : public QObject {
   void logJob(const QString& jobId, const QString& line);
   QString slotName(int slot) const;
   void reattach(int slot, WorkerClient* c, const QJsonObject& hello);
+  void adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& hello);
 
   QString m_program;
   QStringList m_arguments{QStringLiteral("worker")};

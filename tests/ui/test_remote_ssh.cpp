@@ -117,6 +117,35 @@ TEST_F(RemoteSsh, AFixtureJobSurvivesADroppedLinkAndIsReattached) {
   EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
 }
 
+TEST_F(RemoteSsh, ANewWorkbenchAdoptsTheJobAnEarlierOneLeftRunning) {
+  {
+    WorkerPool first;
+    first.setRemote(host());
+    first.setGpuCount(0);
+    QSignalSpy progress(&first, &WorkerPool::jobProgressAvailable);
+    QSignalSpy failed(&first, &WorkerPool::jobFailed);
+    first.start();
+    first.submit("sleep", QJsonObject{{"ms", 2500}, {"step_ms", 10}});
+    ASSERT_TRUE(waitUntil([&] { return progress.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+    first.shutdown();  // the workbench closes: remote jobs go on
+    ASSERT_EQ(failed.count(), 1);
+    EXPECT_EQ(failed[0][1].toString(), "disconnected");
+    EXPECT_TRUE(failed[0][2].toString().contains("goes on")) << failed[0][2].toString().toStdString();
+  }
+  WorkerPool second;
+  second.setRemote(host());
+  second.setGpuCount(0);
+  QSignalSpy started(&second, &WorkerPool::jobStarted);
+  QSignalSpy finished(&second, &WorkerPool::jobFinished);
+  second.start();
+  ASSERT_TRUE(waitUntil([&] { return finished.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+  ASSERT_EQ(started.count(), 1);
+  EXPECT_EQ(started[0][0].toString(), finished[0][0].toString());
+  EXPECT_EQ(finished[0][1].toJsonObject().value("slept_ms").toInt(), 2500);
+  second.stopRemoteWorkers();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
+}
+
 TEST_F(RemoteSsh, ArtifactsAreFetchedOnceIntoAContentAddressedCacheAndWeightsAreRefused) {
   // Something to fetch: a result JSON and a stand-in weight file in the server's workspace.
   QDir(m_ws.path()).mkpath("run");
