@@ -48,7 +48,7 @@ std::string encode_request(const request& r);
 // ---- outgoing (worker -> client) --------------------------------------------------------------------------
 struct artifact {
   std::string path;
-  std::string kind;              // "checkpoint", "gguf", "summary", "h5", "file"
+  std::string kind;              // "checkpoint", "gguf", "summary", "h5", "file", "result", "endpoint" (path = a URL)
   std::string dtype;             // "" when not one tensor
   std::vector<int64_t> shape;    // empty when not one tensor
   nlohmann::json extra = nlohmann::json::object();  // small descriptive fields (bytes, tensors, ...)
