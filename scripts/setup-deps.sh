@@ -8,7 +8,8 @@ pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
       qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev qt6-qpa-plugins libhdf5-dev libimgui-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libcurl4-openssl-dev
       xvfb xauth x11-apps x11-utils xdotool imagemagick fonts-dejavu-core mesa-utils libgl1-mesa-dri
-      nodejs file dpkg-dev openssh-client openssh-server)
+      nodejs file dpkg-dev openssh-client openssh-server
+      slurmctld slurmd slurm-client munge)  # tests/slurm_test.sh: a single-node Slurm on loopback
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,8 @@ struct pack_args {
   double shard_gb = 0;
   int threads = 0;
   bool dry_run = false, allow_missing_imatrix = false;
+  std::string layers = "all";          // --layers: write a part (docs/slurm.md)
+  std::vector<std::string> from_parts;  // --from-part: assemble parts instead of quantizing
 };
 
 bool is_json_recipe(const std::string& path) {
@@ -48,6 +50,10 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
   sub.add_option("--split-max-gb", a->shard_gb, "split into shards of at most this many GB");
   sub.add_option("--threads", a->threads, "quantizer threads (0: all)");
   sub.add_flag("--dry-run", a->dry_run, "print the plan (types, sizes) without writing");
+  sub.add_option("--layers", a->layers,
+                 "only layers A:B (half-open), 'rest' or 'A:B,rest': --out is a part directory (docs/slurm.md)");
+  sub.add_option("--from-part", a->from_parts,
+                 "assemble these parts (repeat) into --out instead of quantizing; same type options as the parts");
   sub.add_flag("--allow-missing-imatrix", a->allow_missing_imatrix,
                "quantize imatrix types (iq3_xxs) without an importance matrix (comparisons only; llama-quantize refuses)");
   return [a]() -> int {
@@ -107,7 +113,26 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
     cli::stderr_progress prog("pack");
     o.progress = [&prog](double d, double t, const char* w) { return prog(d, t, w); };
     result<gguf::convert_report> rep = make_error(errc::internal, "");
-    if (a->dry_run) {
+    layer_selection sel;
+    if (a->layers != "all") {
+      auto ck = checkpoint::open(a->model);
+      if (!ck.ok()) return cli::report(ck.error());
+      auto ps = parse_layer_selection(a->layers, int(ck->config().num_layers));
+      if (!ps.ok()) return cli::report(ps.error());
+      sel = *ps;
+      if (!a->from_parts.empty() || a->dry_run)
+        return cli::report(make_error(errc::invalid_argument, "--layers goes with neither --from-part nor --dry-run"));
+    }
+    if (!sel.all) {
+      rep = gguf::convert_gguf_part(a->model, a->out, o, sel);
+      prog.finish();
+    } else if (!a->from_parts.empty()) {
+      std::error_code ec;
+      if (auto parent = std::filesystem::path(a->out).parent_path(); !parent.empty())
+        std::filesystem::create_directories(parent, ec);
+      rep = gguf::merge_gguf_parts(a->model, a->from_parts, a->out, o);
+      prog.finish();
+    } else if (a->dry_run) {
       auto ck = checkpoint::open(a->model);
       if (!ck.ok()) return cli::report(ck.error());
       rep = gguf::plan_gguf(*ck, o);
@@ -135,7 +160,10 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
     }
     std::printf("%s: %zu tensors, %llu tensor bytes, %.3f bpw", rep->arch.c_str(), rep->tensors.size(),
                 (unsigned long long)total, 8.0 * double(total) / double(nel));
-    if (!a->dry_run) {
+    if (!sel.all) {
+      std::printf(" (part: layers %s, %llu data bytes)\nwrote part %s\n", sel.to_string().c_str(),
+                  (unsigned long long)rep->file_bytes, a->out.c_str());
+    } else if (!a->dry_run) {
       std::printf(", %llu file bytes\n", (unsigned long long)rep->file_bytes);
       for (auto& p : rep->paths) std::printf("wrote %s\n", p.c_str());
     } else {

@@ -8,7 +8,7 @@
 namespace {
 
 struct quantize_opts {
-  std::string model, recipe = "seed-default", out;
+  std::string model, recipe = "seed-default", out, layers = "all";
   bool cpu = false;
 };
 
@@ -19,6 +19,9 @@ RAZOR_COMMAND("quantize", "Write the fake-quantized (dequantized BF16) checkpoin
                 sub.add_option("--recipe", o->recipe, "recipe file or name in recipes/ (default seed-default)");
                 sub.add_option("--out", o->out, "output checkpoint directory")->required();
                 sub.add_flag("--cpu", o->cpu, "never use the GPU");
+                sub.add_option("--layers", o->layers,
+                               "only layers A:B (half-open), 'rest' (tensors outside the layers) or 'A:B,rest': "
+                               "writes a part for razor merge (docs/slurm.md)");
                 return [o] {
                   auto ck = razor::checkpoint::open(o->model);
                   if (!ck) return razor::cli::report(ck.error());
@@ -27,9 +30,18 @@ RAZOR_COMMAND("quantize", "Write the fake-quantized (dequantized BF16) checkpoin
                   razor::cli::stderr_progress prog("quantize");
                   razor::quant::quantize_options opt;
                   opt.allow_gpu = !o->cpu;
+                  auto sel = razor::parse_layer_selection(o->layers, int(ck->config().num_layers));
+                  if (!sel) return razor::cli::report(sel.error());
+                  opt.layers = *sel;
                   auto rep = razor::quant::quantize_checkpoint(*ck, *r, o->out, opt, std::ref(prog));
                   prog.finish();
                   if (!rep) return razor::cli::report(rep.error());
+                  if (!opt.layers.all) {
+                    std::printf("wrote part %s (layers %s, %zu tensors, %s, %.2f s)\n", o->out.c_str(),
+                                opt.layers.to_string().c_str(), rep->summary["files"].size(), rep->backend.c_str(),
+                                rep->seconds);
+                    return 0;
+                  }
                   auto& t = rep->summary["totals"];
                   std::printf("wrote %s (%s, %.2f s, %.1f MB/s)\n", o->out.c_str(), rep->backend.c_str(), rep->seconds,
                               rep->bytes_in / 1e6 / std::max(rep->seconds, 1e-9));

@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
+#include "util/mapped_file.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -641,17 +642,13 @@ result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o)
   return fp.report;
 }
 
-result<convert_report> convert_to_gguf(const std::string& model_dir, const std::string& out_path,
-                                       const convert_options& o) {
-  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
-  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
-  convert_report& rep = fp.report;
-  const model_config& cfg = ck.config();
+namespace {
 
-  writer_options wo;
-  wo.alignment = o.alignment;
-  wo.max_shard_bytes = o.max_shard_bytes;
-  writer w(wo);
+// The header of the output: metadata, then every tensor declared in plan order. The same for a single
+// conversion and for a merge of parts, so both files are identical.
+status declare_output(writer& w, const checkpoint& ck, const convert_report& rep, const std::string& model_dir,
+                      const convert_options& o) {
+  const model_config& cfg = ck.config();
   w.set("general.architecture", value::str(rep.arch));
   std::string name = o.name;
   if (name.empty()) name = fs::path(model_dir).filename().string();
@@ -676,47 +673,232 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
     w.set("quantize.imatrix.entries_count", value::i32(int32_t(o.imat->entries.size())));
     if (o.imat->chunk_count > 0) w.set("quantize.imatrix.chunks_count", value::i32(int32_t(o.imat->chunk_count)));
   }
-
   for (auto& r : rep.tensors) RAZOR_TRY(w.add_tensor(r.name, r.ne, uint32_t(r.stored)));
+  return {};
+}
+
+// Quantizes one planned tensor matrix by matrix into `sink`; done/total advance the progress.
+status quantize_planned(const planned& p, const tensor_plan_row& row, const convert_options& o,
+                        const std::function<status(const uint8_t*, size_t)>& sink, uint64_t& done, uint64_t total) {
+  const int64_t slice = p.slice();
+  const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
+  const int64_t rows = slice / n_per_row;
+  const size_t slice_bytes = size_t(row.bytes / uint64_t(p.n_mat));
+  std::vector<float> buf(static_cast<size_t>(slice));
+  std::vector<uint8_t> qbuf(slice_bytes);
+  for (int64_t m = 0; m < p.n_mat; ++m) {
+    RAZOR_TRY(p.produce(m, buf.data()));
+    std::vector<float> weights;
+    if (row.imatrix_used) {
+      auto wts = o.imat->weights_for(p.name, m);
+      if (!wts.ok()) return wts.error();
+      weights = std::move(wts).value();
+    }
+    // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
+    ggml::quantize_auto_options qo;
+    qo.cpu.threads = o.threads;
+    qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
+    auto n = ggml::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
+                                        weights.empty() ? nullptr : weights.data(), qo);
+    if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
+    if (n->bytes != slice_bytes)
+      return make_error(errc::internal, p.name + ": quantizer wrote " + std::to_string(n->bytes) +
+                                            " bytes, expected " + std::to_string(slice_bytes));
+    RAZOR_TRY(sink(qbuf.data(), qbuf.size()));
+    done += slice_bytes;
+    if (o.progress && !o.progress(double(done), double(total), p.name.c_str()))
+      return make_error(errc::cancelled, "conversion cancelled at " + p.name);
+  }
+  return {};
+}
+
+// The decoder layer of a GGUF tensor ("blk.12.ffn_up_exps.weight" -> 12), -1 for the others.
+int gguf_layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int l = 0;
+  size_t i = 4;
+  if (i >= name.size() || !std::isdigit(static_cast<unsigned char>(name[i]))) return -1;
+  while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i]))) l = l * 10 + (name[i++] - '0');
+  return l;
+}
+
+// What a part must agree on with the merge: the source tensors and every planned GGUF tensor's name, shape,
+// type and size (so the recipe, the types and the imatrix coverage were the same).
+std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, const convert_options& o) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  auto mix = [&](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  };
+  for (auto& t : ck.tensors()) {
+    mix(t.name);
+    mix(std::string(dtype_name(t.dt)));
+    for (auto d : t.shape) mix(std::to_string(d));
+  }
+  for (auto& r : rep.tensors) {
+    mix(r.name);
+    mix(std::to_string(uint32_t(r.stored)));
+    mix(r.imatrix_used ? "imatrix" : "-");
+    for (auto d : r.ne) mix(std::to_string(d));
+  }
+  if (o.imat) mix(o.imat->source);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
+}
+
+}  // namespace
+
+result<convert_report> convert_to_gguf(const std::string& model_dir, const std::string& out_path,
+                                       const convert_options& o) {
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
+  convert_report& rep = fp.report;
+
+  writer_options wo;
+  wo.alignment = o.alignment;
+  wo.max_shard_bytes = o.max_shard_bytes;
+  writer w(wo);
+  RAZOR_TRY(declare_output(w, ck, rep, model_dir, o));
   RAZOR_TRY(w.begin(out_path));
 
   uint64_t total = 0, done = 0;
   for (auto& r : rep.tensors) total += r.bytes;
-  std::vector<float> buf;
-  std::vector<uint8_t> qbuf;
+  auto sink = [&w](const uint8_t* d, size_t n) { return w.write(d, n); };
   for (size_t i = 0; i < fp.tensors.size(); ++i) {
-    const planned& p = fp.tensors[i];
+    status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total);
+    if (!st.ok()) {
+      w.abort();
+      return st;
+    }
+  }
+  RAZOR_TRY(w.finish());
+  rep.paths = w.paths();
+  rep.file_bytes = w.total_bytes();
+  return rep;
+}
+
+result<convert_report> convert_gguf_part(const std::string& model_dir, const std::string& part_dir,
+                                         const convert_options& o, const layer_selection& sel) {
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  if (sel.has_range() && sel.last > ck.config().num_layers)
+    return make_error(errc::invalid_argument, "--layers " + sel.to_string() + ": " + model_dir + " has " +
+                                                  std::to_string(ck.config().num_layers) + " layers");
+  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
+  convert_report& rep = fp.report;
+  atomic_dir dir;
+  RAZOR_TRY(dir.open(part_dir));
+  atomic_writer out;
+  RAZOR_TRY(out.open(dir.path() + "/" + kGgufPartData));
+  uint64_t total = 0, done = 0;
+  for (size_t i = 0; i < rep.tensors.size(); ++i)
+    if (sel.contains(gguf_layer_of(rep.tensors[i].name))) total += rep.tensors[i].bytes;
+  nlohmann::json tensors = nlohmann::json::array();
+  auto sink = [&out](const uint8_t* d, size_t n) { return out.write(d, n); };
+  convert_report part_rep = rep;
+  part_rep.tensors.clear();
+  for (size_t i = 0; i < fp.tensors.size(); ++i) {
     const tensor_plan_row& row = rep.tensors[i];
-    const int64_t slice = p.slice();
-    const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
-    const int64_t rows = slice / n_per_row;
-    const size_t slice_bytes = size_t(row.bytes / uint64_t(p.n_mat));
-    buf.resize(size_t(slice));
-    qbuf.resize(slice_bytes);
-    for (int64_t m = 0; m < p.n_mat; ++m) {
-      RAZOR_TRY(p.produce(m, buf.data()));
-      std::vector<float> weights;
-      if (row.imatrix_used) {
-        auto wts = o.imat->weights_for(p.name, m);
-        if (!wts.ok()) return wts.error();
-        weights = std::move(wts).value();
-      }
-      // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
-      ggml::quantize_auto_options qo;
-      qo.cpu.threads = o.threads;
-      qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
-      auto n = ggml::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
-                                          weights.empty() ? nullptr : weights.data(), qo);
-      if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
-      if (n->bytes != slice_bytes)
-        return make_error(errc::internal, p.name + ": quantizer wrote " + std::to_string(n->bytes) +
-                                              " bytes, expected " + std::to_string(slice_bytes));
-      RAZOR_TRY(w.write(qbuf.data(), qbuf.size()));
-      done += slice_bytes;
-      if (o.progress && !o.progress(double(done), double(total), p.name.c_str())) {
-        w.abort();
-        return make_error(errc::cancelled, "conversion cancelled at " + p.name);
-      }
+    if (!sel.contains(gguf_layer_of(row.name))) continue;
+    const uint64_t offset = out.bytes_written();
+    RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total));
+    tensors.push_back({{"name", row.name}, {"type", uint32_t(row.stored)}, {"ne", row.ne}, {"offset", offset},
+                       {"bytes", row.bytes}});
+    part_rep.tensors.push_back(row);
+  }
+  const uint64_t data_bytes = out.bytes_written();
+  RAZOR_TRY(out.commit());
+  nlohmann::json pj;
+  pj["format"] = "razor.gguf_part/1";
+  pj["source"] = ck.dir();
+  pj["plan_fingerprint"] = plan_fingerprint(ck, rep, o);
+  pj["layers"] = sel.to_string();
+  pj["data_bytes"] = data_bytes;
+  pj["tensors"] = tensors;
+  RAZOR_TRY(write_file_atomic(dir.path() + "/" + kGgufPartManifest, pj.dump(1) + "\n"));
+  RAZOR_TRY(dir.commit());
+  part_rep.paths = {part_dir};
+  part_rep.file_bytes = data_bytes;
+  return part_rep;
+}
+
+result<convert_report> merge_gguf_parts(const std::string& model_dir, const std::vector<std::string>& part_dirs,
+                                        const std::string& out_path, const convert_options& o) {
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
+  convert_report& rep = fp.report;
+  const std::string fingerprint = plan_fingerprint(ck, rep, o);
+  if (part_dirs.empty()) return make_error(errc::invalid_argument, "pack: no parts given");
+  struct src {
+    const mapped_file* data;
+    uint64_t offset, bytes;
+  };
+  std::vector<mapped_file> maps(part_dirs.size());
+  std::map<std::string, std::pair<src, size_t>> found;  // tensor -> bytes, part index
+  for (size_t i = 0; i < part_dirs.size(); ++i) {
+    const std::string& d = part_dirs[i];
+    auto bad = [&](const std::string& m) { return make_error(errc::bad_format, "part " + d + ": " + m); };
+    std::error_code ec;
+    if (!fs::is_directory(d, ec))
+      return make_error(errc::not_found, "part " + d + " does not exist (its task did not finish or failed)");
+    const std::string mpath = d + "/" + kGgufPartManifest;
+    if (!fs::exists(mpath, ec))
+      return make_error(errc::not_found, "part " + d + ": " + kGgufPartManifest +
+                                             " is missing (not a finished razor pack --layers part)");
+    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(mpath));
+    auto pj = nlohmann::json::parse(text, nullptr, false);
+    if (pj.is_discarded() || !pj.is_object() || pj.value("format", "") != "razor.gguf_part/1")
+      return bad("not a razor.gguf_part/1 manifest");
+    if (pj.value("plan_fingerprint", "") != fingerprint)
+      return make_error(errc::invalid_argument, "part " + d + " was made from another checkpoint or with other " +
+                                                    "types / recipe / imatrix than this pack");
+    auto m = mapped_file::open(d + "/" + kGgufPartData);
+    if (!m.ok()) return make_error(m.error().code(), "part " + d + ": " + m.error().message());
+    maps[i] = std::move(m).value();
+    if (maps[i].size() != pj.value("data_bytes", uint64_t(0)))
+      return bad(std::string(kGgufPartData) + " has " + std::to_string(maps[i].size()) + " bytes, the manifest says " +
+                 std::to_string(pj.value("data_bytes", uint64_t(0))) + " (truncated)");
+    for (auto& t : pj["tensors"]) {
+      const std::string name = t.value("name", "");
+      const uint64_t off = t.value("offset", uint64_t(0)), n = t.value("bytes", uint64_t(0));
+      if (off + n > maps[i].size()) return bad(name + " runs past the end of " + kGgufPartData);
+      auto [it, fresh] = found.emplace(name, std::pair{src{&maps[i], off, n}, i});
+      if (!fresh)
+        return make_error(errc::invalid_argument, "GGUF tensor " + name + " is in two parts: " +
+                                                      part_dirs[it->second.second] + " and " + d);
+    }
+  }
+  for (auto& r : rep.tensors) {
+    auto it = found.find(r.name);
+    if (it == found.end()) {
+      int l = gguf_layer_of(r.name);
+      return make_error(errc::not_found, "GGUF tensor " + r.name + " (" +
+                                             (l >= 0 ? "layer " + std::to_string(l) : std::string("rest")) +
+                                             ") is in no part: the task for it is missing or failed");
+    }
+    if (it->second.first.bytes != r.bytes)
+      return make_error(errc::bad_format, "part " + part_dirs[it->second.second] + ": " + r.name + " has " +
+                                              std::to_string(it->second.first.bytes) + " bytes, the plan " +
+                                              std::to_string(r.bytes));
+  }
+  if (found.size() != rep.tensors.size())
+    return make_error(errc::invalid_argument, "the parts hold GGUF tensors this plan does not have");
+
+  writer_options wo;
+  wo.alignment = o.alignment;
+  wo.max_shard_bytes = o.max_shard_bytes;
+  writer w(wo);
+  RAZOR_TRY(declare_output(w, ck, rep, model_dir, o));
+  RAZOR_TRY(w.begin(out_path));
+  uint64_t total = 0, done = 0;
+  for (auto& r : rep.tensors) total += r.bytes;
+  for (auto& r : rep.tensors) {
+    const src& s = found.at(r.name).first;
+    RAZOR_TRY(w.write(s.data->data() + s.offset, size_t(s.bytes)));
+    done += s.bytes;
+    if (o.progress && !o.progress(double(done), double(total), r.name.c_str())) {
+      w.abort();
+      return make_error(errc::cancelled, "merge cancelled at " + r.name);
     }
   }
   RAZOR_TRY(w.finish());

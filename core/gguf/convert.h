@@ -28,6 +28,7 @@
 
 #include "ggml/types.h"
 #include "gguf/imatrix.h"
+#include "model/layer_selection.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -135,5 +136,20 @@ result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o)
 // Converts `model_dir` to `out_path` (atomically; shards "-0000N-of-0000M.gguf" when max_shard_bytes > 0).
 result<convert_report> convert_to_gguf(const std::string& model_dir, const std::string& out_path,
                                        const convert_options& o);
+
+// ---- split conversion (razor pack --layers / --from-part, the Slurm array jobs of core/jobs/slurm.h) -------
+// A part holds the quantized bytes of the selected GGUF tensors (blk.N.* for the layers in the range; all others
+// for "rest"), in plan order, in gguf_part.bin, and gguf_part.json (razor.gguf_part/1: plan fingerprint, layers,
+// per tensor name, type, ne, offset, bytes). The plan (every tensor's name, shape and type) is made as for a
+// whole conversion, so the same options must be given to every part and to the merge.
+inline constexpr const char* kGgufPartManifest = "gguf_part.json";
+inline constexpr const char* kGgufPartData = "gguf_part.bin";
+result<convert_report> convert_gguf_part(const std::string& model_dir, const std::string& part_dir,
+                                         const convert_options& o, const layer_selection& sel);
+// Writes the GGUF a single convert_to_gguf with the same options writes (same metadata, same header, same tensor
+// bytes), taking the tensor bytes from the parts. Refuses, naming the part, a part made with another plan, a
+// truncated or missing part, a tensor in two parts; and, naming the layer, a tensor in no part.
+result<convert_report> merge_gguf_parts(const std::string& model_dir, const std::vector<std::string>& part_dirs,
+                                        const std::string& out_path, const convert_options& o);
 
 }  // namespace razor::gguf

@@ -34,15 +34,66 @@ nlohmann::json stats_json(const fq_stats& s, double bits, int n_ratios) {
   return j;
 }
 
-}  // namespace
+fq_stats stats_from_json(const nlohmann::json& j) {
+  fq_stats s;
+  s.n = j.at("n").get<uint64_t>();
+  s.groups = j.at("groups").get<uint64_t>();
+  s.sq_err = j.at("sq_err").get<double>();
+  s.sq_ref = j.at("sq_ref").get<double>();
+  s.sum_checksum = j.at("sum_checksum").get<uint64_t>();
+  auto h = j.at("clip_hist").get<std::vector<uint64_t>>();
+  for (size_t i = 0; i < std::min(h.size(), s.clip_hist.size()); ++i) s.clip_hist[i] = h[i];
+  return s;
+}
 
-result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& rin, const std::string& out_dir,
-                                            const quantize_options& opt, const progress_fn& progress) {
-  auto t0 = std::chrono::steady_clock::now();
-  recipe r = rin;
-  r.resolve(ck.config());  // a two-level study recipe gets its per-expert bits for this model
-  // Reject what we cannot write faithfully before anything is written.
+nlohmann::json raw_stats_json(const fq_stats& s) {
+  return {{"n", s.n},
+          {"groups", s.groups},
+          {"sq_err", s.sq_err},
+          {"sq_ref", s.sq_ref},
+          {"sum_checksum", s.sum_checksum},
+          {"clip_hist", std::vector<uint64_t>(s.clip_hist.begin(), s.clip_hist.end())}};
+}
+
+// What the tensors of one run (whole or part) add up to, in the order they were written.
+struct run_acc {
+  fq_stats all;
+  nlohmann::json tensors = nlohmann::json::object();
+  nlohmann::json experts = nlohmann::json::array();
+  nlohmann::json raw = nlohmann::json::object();  // tensor -> raw fq_stats (parts only)
+  std::map<double, int64_t> params_by_bits;
+  bool used_cpu = false, used_gpu = false;
+  std::vector<uint8_t> buf;
+};
+
+std::string backend_name(bool cpu, bool gpu) { return cpu && gpu ? "cpu+cuda" : gpu ? "cuda" : "cpu"; }
+
+// The source tensors of each shard, in file order (the order every output shard repeats).
+std::vector<std::vector<const tensor_entry*>> tensors_by_shard(const checkpoint& ck) {
+  std::vector<std::vector<const tensor_entry*>> out(ck.shards().size());
+  for (auto& t : ck.tensors()) out[size_t(t.shard)].push_back(&t);
+  for (auto& v : out) std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+  return out;
+}
+
+status copy_side_files(const checkpoint& ck, const std::string& dst, const std::string& summary_name) {
+  std::error_code ec;
+  std::set<std::string> shard_names;
+  for (auto& s : ck.shards()) shard_names.insert(fs::path(s).filename().string());
+  for (auto& e : fs::directory_iterator(ck.dir(), ec)) {
+    if (!e.is_regular_file()) continue;
+    std::string name = e.path().filename().string();
+    if (shard_names.count(name) || name == summary_name) continue;
+    fs::copy_file(e.path(), fs::path(dst) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) return make_error(errc::io, (fs::path(dst) / name).string() + ": " + ec.message());
+  }
+  if (ec) return make_error(errc::io, ck.dir() + ": " + ec.message());
+  return {};
+}
+
+status check_dtypes(const checkpoint& ck, const recipe& r, const layer_selection& sel) {
   for (auto& t : ck.tensors()) {
+    if (!sel.contains(t.cls.layer)) continue;
     double b = r.tensor_bits(t);
     bool any_q = b < kKeepBits;
     if (t.cls.fused && r.expert_bits.count(t.cls.layer)) any_q = true;
@@ -50,126 +101,332 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
       return make_error(errc::unsupported, t.name + ": cannot fake-quantize " + std::string(dtype_name(t.dt)) +
                                                " (dequantize FP8 checkpoints to BF16 first)");
   }
-  atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
-  std::error_code ec;
-  // Copy every file that is not a weight shard.
-  std::set<std::string> shard_names;
-  for (auto& s : ck.shards()) shard_names.insert(fs::path(s).filename().string());
-  for (auto& e : fs::directory_iterator(ck.dir(), ec)) {
-    if (!e.is_regular_file()) continue;
-    std::string name = e.path().filename().string();
-    if (shard_names.count(name) || name == opt.summary_name) continue;
-    fs::copy_file(e.path(), fs::path(dir.path()) / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return make_error(errc::io, (fs::path(dir.path()) / name).string() + ": " + ec.message());
-  }
-  uint64_t total = 0;
-  for (auto& t : ck.tensors()) total += t.nbytes;
-  uint64_t done = 0;
-  fq_stats all;
-  nlohmann::json tensors = nlohmann::json::object();
-  nlohmann::json experts = nlohmann::json::array();
-  bool used_cpu = false, used_gpu = false;
-  std::vector<uint8_t> buf;
-  std::map<double, int64_t> params_by_bits;
+  return {};
+}
 
-  for (size_t s = 0; s < ck.shards().size(); ++s) {
-    std::vector<const tensor_entry*> in_shard;
-    for (auto& t : ck.tensors())
-      if (t.shard == int(s)) in_shard.push_back(&t);
-    std::sort(in_shard.begin(), in_shard.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
-    safetensors_writer w;
-    for (auto* t : in_shard) RAZOR_TRY(w.add(t->name, t->dt, t->shape));
-    RAZOR_TRY(w.begin(dir.path() + "/" + fs::path(ck.shards()[s]).filename().string()));
-    for (auto* tp : in_shard) {
-      const tensor_entry& t = *tp;
-      const uint8_t* src = ck.data(t);
-      const bool fused_mixed = t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer);
-      const double tbits = r.tensor_bits(t);
-      if (!fused_mixed && tbits >= kKeepBits) {
-        RAZOR_TRY(w.write(src, t.nbytes));
-        params_by_bits[kKeepBits] += t.numel();
-      } else {
-        // Quantize slice by slice: one expert of a fused tensor, or the whole 2-D tensor.
-        const size_t cols = size_t(t.cols());
-        const size_t rows = size_t(t.rows());
-        const size_t n_slices = t.shape.size() == 3 ? size_t(t.shape[0]) : 1;
-        const size_t slice_rows = rows / n_slices;
-        const size_t es = dtype_size(t.dt);
-        fq_stats tstats;
-        for (size_t sl = 0; sl < n_slices; ++sl) {
-          const double bits = fused_mixed ? r.expert_tag(t, int(sl)) : tbits;
-          const uint8_t* in = src + sl * slice_rows * cols * es;
-          const size_t nbytes = slice_rows * cols * es;
-          params_by_bits[bits] += int64_t(slice_rows * cols);
-          if (bits >= kKeepBits) {
-            RAZOR_TRY(w.write(in, nbytes));
-            continue;
-          }
-          buf.resize(nbytes);
-          fq_params p{float(bits), r.group, r.clip_steps};
-          fq_stats ss;
-          if (t.dt == dtype::bf16 && opt.allow_gpu) {
-            RAZOR_ASSIGN_OR_RETURN(fq_backend be, fake_quant_bf16_auto(reinterpret_cast<const uint16_t*>(in),
-                                                                       reinterpret_cast<uint16_t*>(buf.data()),
-                                                                       slice_rows, cols, p, &ss));
-            (be == fq_backend::cuda ? used_gpu : used_cpu) = true;
-          } else {
-            RAZOR_TRY(fake_quant(in, to_elem(t.dt), buf.data(), to_elem(t.dt), slice_rows, cols, p, &ss));
-            used_cpu = true;
-          }
-          RAZOR_TRY(w.write(buf.data(), nbytes));
-          if (t.cls.role == tensor_role::routed_expert) {
-            auto ej = stats_json(ss, bits, r.clip_steps);
-            ej["layer"] = t.cls.layer;
-            ej["expert"] = t.cls.fused ? int(sl) : t.cls.expert;
-            ej["proj"] = proj_name(t.cls.proj);
-            ej["tensor"] = t.name;
-            experts.push_back(std::move(ej));
-          }
-          tstats.merge(ss);
-          if (progress && !progress(double(done + (sl + 1) * nbytes), double(total), t.name.c_str()))
-            return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
-        }
-        all.merge(tstats);
-        auto tj = stats_json(tstats, fused_mixed ? -1.0 : tbits, r.clip_steps);
-        tj["group"] = (r.group > 0 && cols % size_t(r.group) == 0) ? r.group : int(cols);
-        tj["role"] = role_name(t.cls.role);
-        tensors[t.name] = std::move(tj);
-      }
-      done += t.nbytes;
-      if (progress && !progress(double(done), double(total), t.name.c_str()))
-        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
-    }
-    RAZOR_TRY(w.finish());
+// Quantizes (or copies) one tensor into w and records its statistics in acc. done/total: progress in bytes.
+status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry& t, const quantize_options& opt,
+                       safetensors_writer& w, run_acc& acc, bool keep_raw, uint64_t done, uint64_t total,
+                       const progress_fn& progress, const std::string& out_dir) {
+  const uint8_t* src = ck.data(t);
+  const bool fused_mixed = t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer);
+  const double tbits = r.tensor_bits(t);
+  if (!fused_mixed && tbits >= kKeepBits) {
+    RAZOR_TRY(w.write(src, t.nbytes));
+    acc.params_by_bits[kKeepBits] += t.numel();
+    return {};
   }
-  // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
-  auto fp = compute_footprint(ck, r);
-  quantize_report rep;
-  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  rep.bytes_in = total;
-  rep.backend = used_gpu && used_cpu ? "cpu+cuda" : used_gpu ? "cuda" : "cpu";
-  nlohmann::json sum;
-  sum["format"] = "razor.quant_summary/1";
-  sum["source"] = ck.dir();
-  sum["recipe"] = r.to_json();
-  sum["backend"] = rep.backend;
-  sum["seconds"] = rep.seconds;
-  sum["totals"] = {{"quantized_elements", all.n},
-                   {"rel_error", all.rel_error()},
-                   {"seed_effective_bits", fp.seed_effective_bits()},
-                   {"effective_bits_with_scales", fp.effective_bits_with_scales()},
-                   {"packed_gb", fp.packed_bytes() / 1e9},
-                   {"seed_footprint_gb", fp.seed_footprint_gb()}};
+  // Quantize slice by slice: one expert of a fused tensor, or the whole 2-D tensor.
+  const size_t cols = size_t(t.cols());
+  const size_t rows = size_t(t.rows());
+  const size_t n_slices = t.shape.size() == 3 ? size_t(t.shape[0]) : 1;
+  const size_t slice_rows = rows / n_slices;
+  const size_t es = dtype_size(t.dt);
+  fq_stats tstats;
+  for (size_t sl = 0; sl < n_slices; ++sl) {
+    const double bits = fused_mixed ? r.expert_tag(t, int(sl)) : tbits;
+    const uint8_t* in = src + sl * slice_rows * cols * es;
+    const size_t nbytes = slice_rows * cols * es;
+    acc.params_by_bits[bits] += int64_t(slice_rows * cols);
+    if (bits >= kKeepBits) {
+      RAZOR_TRY(w.write(in, nbytes));
+      continue;
+    }
+    acc.buf.resize(nbytes);
+    fq_params p{float(bits), r.group, r.clip_steps};
+    fq_stats ss;
+    if (t.dt == dtype::bf16 && opt.allow_gpu) {
+      RAZOR_ASSIGN_OR_RETURN(fq_backend be, fake_quant_bf16_auto(reinterpret_cast<const uint16_t*>(in),
+                                                                 reinterpret_cast<uint16_t*>(acc.buf.data()),
+                                                                 slice_rows, cols, p, &ss));
+      (be == fq_backend::cuda ? acc.used_gpu : acc.used_cpu) = true;
+    } else {
+      RAZOR_TRY(fake_quant(in, to_elem(t.dt), acc.buf.data(), to_elem(t.dt), slice_rows, cols, p, &ss));
+      acc.used_cpu = true;
+    }
+    RAZOR_TRY(w.write(acc.buf.data(), nbytes));
+    if (t.cls.role == tensor_role::routed_expert) {
+      auto ej = stats_json(ss, bits, r.clip_steps);
+      ej["layer"] = t.cls.layer;
+      ej["expert"] = t.cls.fused ? int(sl) : t.cls.expert;
+      ej["proj"] = proj_name(t.cls.proj);
+      ej["tensor"] = t.name;
+      acc.experts.push_back(std::move(ej));
+    }
+    tstats.merge(ss);
+    if (progress && !progress(double(done + (sl + 1) * nbytes), double(total), t.name.c_str()))
+      return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+  }
+  acc.all.merge(tstats);
+  auto tj = stats_json(tstats, fused_mixed ? -1.0 : tbits, r.clip_steps);
+  tj["group"] = (r.group > 0 && cols % size_t(r.group) == 0) ? r.group : int(cols);
+  tj["role"] = role_name(t.cls.role);
+  acc.tensors[t.name] = std::move(tj);
+  if (keep_raw) acc.raw[t.name] = raw_stats_json(tstats);
+  return {};
+}
+
+nlohmann::json params_by_bits_json(const std::map<double, int64_t>& m) {
   nlohmann::json pbb = nlohmann::json::object();
-  for (auto& [b, n] : params_by_bits) {
+  for (auto& [b, n] : m) {
     char key[32];
     std::snprintf(key, sizeof key, "%g", b);
     pbb[key] = n;
   }
-  sum["totals"]["params_by_bits"] = pbb;
-  sum["tensors"] = tensors;
-  sum["experts"] = experts;
+  return pbb;
+}
+
+nlohmann::json make_summary(const checkpoint& ck, const recipe& r, const run_acc& acc, const std::string& backend,
+                            double seconds) {
+  auto fp = compute_footprint(ck, r);
+  nlohmann::json sum;
+  sum["format"] = "razor.quant_summary/1";
+  sum["source"] = ck.dir();
+  sum["recipe"] = r.to_json();
+  sum["backend"] = backend;
+  sum["seconds"] = seconds;
+  sum["totals"] = {{"quantized_elements", acc.all.n},
+                   {"rel_error", acc.all.rel_error()},
+                   {"seed_effective_bits", fp.seed_effective_bits()},
+                   {"effective_bits_with_scales", fp.effective_bits_with_scales()},
+                   {"packed_gb", fp.packed_bytes() / 1e9},
+                   {"seed_footprint_gb", fp.seed_footprint_gb()}};
+  sum["totals"]["params_by_bits"] = params_by_bits_json(acc.params_by_bits);
+  sum["tensors"] = acc.tensors;
+  sum["experts"] = acc.experts;
+  return sum;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+std::string checkpoint_fingerprint(const checkpoint& ck) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  auto mix = [&](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+  };
+  for (auto& t : ck.tensors()) {
+    mix(t.name);
+    mix(std::string(dtype_name(t.dt)));
+    for (auto d : t.shape) mix(std::to_string(d));
+    mix(fs::path(ck.shards()[size_t(t.shard)]).filename().string());
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+  return buf;
+}
+
+result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& rin, const std::string& out_dir,
+                                            const quantize_options& opt, const progress_fn& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  recipe r = rin;
+  r.resolve(ck.config());  // a two-level study recipe gets its per-expert bits for this model
+  const layer_selection& sel = opt.layers;
+  const bool part = !sel.all;
+  if (part && sel.has_range() && sel.last > ck.config().num_layers)
+    return make_error(errc::invalid_argument, "--layers " + sel.to_string() + ": " + ck.dir() + " has " +
+                                                  std::to_string(ck.config().num_layers) + " layers");
+  // Reject what we cannot write faithfully before anything is written.
+  RAZOR_TRY(check_dtypes(ck, r, sel));
+  atomic_dir dir;
+  RAZOR_TRY(dir.open(out_dir));
+  if (!part) RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));  // config, tokenizer, index, ...
+  uint64_t total = 0;
+  for (auto& t : ck.tensors())
+    if (sel.contains(t.cls.layer)) total += t.nbytes;
+  uint64_t done = 0;
+  run_acc acc;
+  nlohmann::json files = nlohmann::json::object();
+  auto by_shard = tensors_by_shard(ck);
+  for (size_t s = 0; s < by_shard.size(); ++s) {
+    std::vector<const tensor_entry*> in_shard;
+    for (auto* t : by_shard[s])
+      if (sel.contains(t->cls.layer)) in_shard.push_back(t);
+    if (part && in_shard.empty()) continue;
+    const std::string file = fs::path(ck.shards()[s]).filename().string();
+    safetensors_writer w;
+    for (auto* t : in_shard) RAZOR_TRY(w.add(t->name, t->dt, t->shape));
+    RAZOR_TRY(w.begin(dir.path() + "/" + file));
+    for (auto* tp : in_shard) {
+      RAZOR_TRY(quantize_tensor(ck, r, *tp, opt, w, acc, part, done, total, progress, out_dir));
+      if (part) files[tp->name] = file;
+      done += tp->nbytes;
+      if (progress && !progress(double(done), double(total), tp->name.c_str()))
+        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+    }
+    RAZOR_TRY(w.finish());
+  }
+  quantize_report rep;
+  rep.seconds = seconds_since(t0);
+  rep.bytes_in = total;
+  rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
+  if (part) {
+    nlohmann::json pj;
+    pj["format"] = "razor.quant_part/1";
+    pj["source"] = ck.dir();
+    pj["source_fingerprint"] = checkpoint_fingerprint(ck);
+    pj["layers"] = sel.to_string();
+    pj["recipe"] = r.to_json();
+    pj["backend"] = rep.backend;
+    pj["seconds"] = rep.seconds;
+    pj["bytes"] = total;
+    pj["files"] = files;
+    pj["tensors"] = acc.tensors;
+    pj["tensor_stats"] = acc.raw;
+    pj["experts"] = acc.experts;
+    nlohmann::json pbb = nlohmann::json::array();
+    for (auto& [b, n] : acc.params_by_bits) pbb.push_back({b, n});
+    pj["params_by_bits"] = pbb;
+    RAZOR_TRY(write_file_atomic(dir.path() + "/" + kQuantPartManifest, pj.dump(1) + "\n"));
+    RAZOR_TRY(dir.commit());
+    rep.summary = std::move(pj);
+    return rep;
+  }
+  // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
+  auto sum = make_summary(ck, r, acc, rep.backend, rep.seconds);
+  RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, sum.dump(1) + "\n"));
+  RAZOR_TRY(dir.commit());
+  rep.summary = std::move(sum);
+  return rep;
+}
+
+namespace {
+
+struct loaded_part {
+  std::string dir;
+  nlohmann::json manifest;
+  std::map<std::string, std::unique_ptr<safetensors_file>> files;  // file name -> opened shard
+};
+
+status part_error(const loaded_part& p, const std::string& what) {
+  return make_error(errc::bad_format, "part " + p.dir + ": " + what);
+}
+
+}  // namespace
+
+result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe& rin,
+                                             const std::vector<std::string>& part_dirs, const std::string& out_dir,
+                                             const quantize_options& opt, const progress_fn& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  recipe r = rin;
+  r.resolve(ck.config());
+  const nlohmann::json recipe_json = r.to_json();
+  const std::string fingerprint = checkpoint_fingerprint(ck);
+  if (part_dirs.empty()) return make_error(errc::invalid_argument, "merge: no parts given");
+  std::vector<loaded_part> parts(part_dirs.size());
+  std::map<std::string, size_t> owner;  // tensor -> part index
+  for (size_t i = 0; i < part_dirs.size(); ++i) {
+    loaded_part& p = parts[i];
+    p.dir = part_dirs[i];
+    const std::string mpath = p.dir + "/" + kQuantPartManifest;
+    std::error_code ec;
+    if (!fs::is_directory(p.dir, ec))
+      return make_error(errc::not_found, "part " + p.dir + " does not exist (its task did not finish or failed)");
+    if (!fs::exists(mpath, ec))
+      return make_error(errc::not_found, "part " + p.dir + ": " + kQuantPartManifest +
+                                             " is missing (not a finished razor quantize --layers part)");
+    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(mpath));
+    p.manifest = nlohmann::json::parse(text, nullptr, false);
+    if (p.manifest.is_discarded() || !p.manifest.is_object())
+      return part_error(p, std::string(kQuantPartManifest) + " is not valid JSON");
+    if (p.manifest.value("format", "") != "razor.quant_part/1")
+      return part_error(p, "not a razor.quant_part/1 manifest");
+    if (p.manifest.value("source_fingerprint", "") != fingerprint)
+      return make_error(errc::invalid_argument, "part " + p.dir + " was made from another checkpoint (" +
+                                                    p.manifest.value("source", "?") + ") than " + ck.dir());
+    if (p.manifest["recipe"] != recipe_json)
+      return make_error(errc::invalid_argument, "part " + p.dir + " was made with another recipe than the merge's");
+    for (auto& [name, file] : p.manifest["files"].items()) {
+      auto [it, fresh] = owner.emplace(name, i);
+      if (!fresh)
+        return make_error(errc::invalid_argument, "tensor " + name + " is in two parts: " + parts[it->second].dir +
+                                                      " and " + p.dir + " (overlapping layer ranges)");
+      const std::string fname = file.get<std::string>();
+      if (fname.find('/') != std::string::npos) return part_error(p, "bad file name " + fname);
+      if (!p.files.count(fname)) {
+        auto f = safetensors_file::open(p.dir + "/" + fname);
+        if (!f.ok()) return make_error(f.error().code(), "part " + p.dir + ": " + f.error().message());
+        p.files[fname] = std::make_unique<safetensors_file>(std::move(f).value());
+      }
+    }
+  }
+  // Every source tensor exactly once, with the same dtype and shape.
+  std::map<std::string, const st_tensor*> found;
+  for (auto& t : ck.tensors()) {
+    auto it = owner.find(t.name);
+    if (it == owner.end())
+      return make_error(errc::not_found, "tensor " + t.name + " (" +
+                                             (t.cls.layer >= 0 ? "layer " + std::to_string(t.cls.layer) : std::string("rest")) +
+                                             ") is in no part: the task for it is missing or failed");
+    loaded_part& p = parts[it->second];
+    const auto& f = *p.files.at(p.manifest["files"][t.name].get<std::string>());
+    const st_tensor* st = nullptr;
+    for (auto& h : f.header().tensors)
+      if (h.name == t.name) st = &h;
+    if (!st) return part_error(p, f.path() + " lacks " + t.name + " that its manifest lists");
+    if (st->dt != t.dt || st->shape != t.shape || st->end - st->begin != t.nbytes)
+      return part_error(p, t.name + " has another dtype, shape or size than in " + ck.dir());
+    found[t.name] = st;
+  }
+  if (owner.size() != ck.tensors().size()) {
+    for (auto& [name, i] : owner)
+      if (!ck.find(name)) return part_error(parts[i], "holds " + name + ", which " + ck.dir() + " does not have");
+  }
+
+  atomic_dir dir;
+  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));
+  uint64_t total = 0, done = 0;
+  for (auto& t : ck.tensors()) total += t.nbytes;
+  run_acc acc;
+  std::map<std::string, std::vector<const nlohmann::json*>> experts_of;  // tensor -> its expert entries
+  for (auto& p : parts)
+    for (auto& e : p.manifest["experts"]) experts_of[e.value("tensor", "")].push_back(&e);
+  std::set<std::string> backends;
+  nlohmann::json part_list = nlohmann::json::array();
+  for (auto& p : parts) {
+    for (auto& pb : p.manifest["params_by_bits"]) acc.params_by_bits[pb[0].get<double>()] += pb[1].get<int64_t>();
+    const std::string be = p.manifest.value("backend", "cpu");
+    acc.used_cpu |= be.find("cpu") != std::string::npos;
+    acc.used_gpu |= be.find("cuda") != std::string::npos;
+    part_list.push_back({{"dir", p.dir}, {"layers", p.manifest.value("layers", "")},
+                         {"backend", be}, {"seconds", p.manifest.value("seconds", 0.0)}});
+  }
+  auto by_shard = tensors_by_shard(ck);
+  for (size_t s = 0; s < by_shard.size(); ++s) {
+    safetensors_writer w;
+    for (auto* t : by_shard[s]) RAZOR_TRY(w.add(t->name, t->dt, t->shape));
+    RAZOR_TRY(w.begin(dir.path() + "/" + fs::path(ck.shards()[s]).filename().string()));
+    for (auto* t : by_shard[s]) {
+      loaded_part& p = parts[owner.at(t->name)];
+      const auto& f = *p.files.at(p.manifest["files"][t->name].get<std::string>());
+      RAZOR_TRY(w.write(f.tensor_data(*found.at(t->name)), t->nbytes));
+      // The summary in the single run's order: same floating-point sums.
+      auto& tensors = p.manifest["tensors"];
+      if (tensors.contains(t->name)) {
+        if (!p.manifest["tensor_stats"].contains(t->name)) return part_error(p, "no statistics for " + t->name);
+        acc.all.merge(stats_from_json(p.manifest["tensor_stats"][t->name]));
+        acc.tensors[t->name] = tensors[t->name];
+        for (auto* e : experts_of[t->name]) acc.experts.push_back(*e);
+      }
+      done += t->nbytes;
+      if (progress && !progress(double(done), double(total), t->name.c_str()))
+        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+    }
+    RAZOR_TRY(w.finish());
+  }
+  quantize_report rep;
+  rep.seconds = seconds_since(t0);
+  rep.bytes_in = total;
+  rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
+  double part_seconds = 0;
+  for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
+  auto sum = make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds);
+  sum["parts"] = part_list;
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, sum.dump(1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);

@@ -7,11 +7,28 @@
 // leaves nothing under the final name. Beside the weights, razor_quant_summary.json holds per tensor: bits,
 // group, clip-ratio histogram, relative Frobenius error; per routed expert (layer, expert, projection): bits and
 // relative error; totals and the footprint (effective bits).
+//
+// Split runs (razor quantize --layers, the Slurm array jobs of core/jobs/slurm.h): with options.layers other
+// than "all", only the selected tensors are quantized and the output directory is a *part*: one safetensors
+// file per source shard that holds selected tensors (same file name, the selected tensors in source order),
+// and razor_part.json (format razor.quant_part/1: source fingerprint, layer selection, resolved recipe, per
+// tensor its file, summary entry and raw error accumulators, per-expert entries, parameters by bits). No
+// config or tokenizer files. A part is written atomically like a full output.
+//
+// merge_quantize_parts assembles parts into exactly what one quantize_checkpoint writes: the same shards with
+// the same headers and tensor bytes, the source's other files, and a summary whose totals, tensors and experts
+// are equal (the raw accumulators are re-summed in the single run's order, so even the floating-point totals
+// are bit-identical); only "seconds" and "backend" describe the parts, and "parts" lists them. It refuses, with
+// the part named, a part that is missing its manifest, was made from another checkpoint or recipe, holds a
+// tensor twice or a truncated file; and, with the layer named, any tensor that no part holds.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <vector>
+
 #include "model/checkpoint.h"
+#include "model/layer_selection.h"
 #include "model/recipe.h"
 #include "util/parallel.h"
 #include "util/status.h"
@@ -21,7 +38,10 @@ namespace razor::quant {
 struct quantize_options {
   bool allow_gpu = true;
   std::string summary_name = "razor_quant_summary.json";
+  layer_selection layers;  // not "all": write a part (see above)
 };
+
+inline constexpr const char* kQuantPartManifest = "razor_part.json";
 
 struct quantize_report {
   nlohmann::json summary;  // what razor_quant_summary.json holds
@@ -33,5 +53,15 @@ struct quantize_report {
 // progress: done/total in bytes of tensor data; returning false cancels (errc::cancelled).
 result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& r, const std::string& out_dir,
                                             const quantize_options& opt = {}, const progress_fn& progress = {});
+
+// Assembles parts (directories written with options.layers) into the full output at out_dir (atomically).
+// progress: done/total in bytes of tensor data copied.
+result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe& r,
+                                             const std::vector<std::string>& part_dirs, const std::string& out_dir,
+                                             const quantize_options& opt = {}, const progress_fn& progress = {});
+
+// A hash of the checkpoint's tensor names, dtypes, shapes and shard files (16 hex digits): parts made from a
+// different checkpoint are refused by the merge.
+std::string checkpoint_fingerprint(const checkpoint& ck);
 
 }  // namespace razor::quant
