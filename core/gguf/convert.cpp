@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
+#include "util/fnv.h"
 #include "util/mapped_file.h"
 
 namespace fs = std::filesystem;
@@ -725,11 +726,8 @@ int gguf_layer_of(const std::string& name) {
 // What a part must agree on with the merge: the source tensors and every planned GGUF tensor's name, shape,
 // type and size (so the recipe, the types and the imatrix coverage were the same).
 std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, const convert_options& o) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  auto mix = [&](const std::string& s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-  };
+  fnv1a64 h;
+  auto mix = [&](std::string_view s) { h.field(s); };
   for (auto& t : ck.tensors()) {
     mix(t.name);
     mix(std::string(dtype_name(t.dt)));
@@ -742,9 +740,7 @@ std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, co
     for (auto d : r.ne) mix(std::to_string(d));
   }
   if (o.imat) mix(o.imat->source);
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-  return buf;
+  return h.hex();
 }
 
 }  // namespace

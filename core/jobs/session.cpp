@@ -20,6 +20,7 @@
 
 #include "jobs/protocol.h"
 #include "kernels/cuda_info.h"
+#include "util/fnv.h"
 
 namespace razor::jobs {
 
@@ -161,13 +162,11 @@ result<session_paths> session_paths_for(const std::string& workspace, const std:
   p.socket = (dir / (slot + ".sock")).string();
   if (p.socket.size() >= sizeof(sockaddr_un::sun_path)) {
     // A Unix socket path is at most 107 bytes: use a private folder in /tmp named by a hash of the long path.
-    uint64_t h = 1469598103934665603ull;  // FNV-1a
-    for (unsigned char c : p.socket) h = (h ^ c) * 1099511628211ull;
+    fnv1a64 h;
+    h.add(p.socket);
     fs::path tmp = fs::path("/tmp") / ("razor-" + std::to_string(::getuid()));
     RAZOR_TRY(make_private_dir(tmp));
-    char name[32];
-    std::snprintf(name, sizeof name, "%016llx.sock", static_cast<unsigned long long>(h));
-    p.socket = (tmp / name).string();
+    p.socket = (tmp / (h.hex() + ".sock")).string();
   }
   return p;
 }

@@ -11,6 +11,7 @@
 #include "model/safetensors.h"
 #include "quant/fake_quant.h"
 #include "util/atomic_file.h"
+#include "util/fnv.h"
 
 namespace fs = std::filesystem;
 
@@ -204,20 +205,14 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 std::string checkpoint_fingerprint(const checkpoint& ck) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  auto mix = [&](const std::string& s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-  };
+  fnv1a64 h;
   for (auto& t : ck.tensors()) {
-    mix(t.name);
-    mix(std::string(dtype_name(t.dt)));
-    for (auto d : t.shape) mix(std::to_string(d));
-    mix(fs::path(ck.shards()[size_t(t.shard)]).filename().string());
+    h.field(t.name);
+    h.field(dtype_name(t.dt));
+    for (auto d : t.shape) h.field(std::to_string(d));
+    h.field(fs::path(ck.shards()[size_t(t.shard)]).filename().string());
   }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
-  return buf;
+  return h.hex();
 }
 
 result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& rin, const std::string& out_dir,
