@@ -2,6 +2,8 @@
 # Regenerates docs/screenshots/*.png: every view of the workbench on the bundled tiny Qwen3.5 MoE with a probe
 # file, rendered under Xvfb with the xcb platform (so the OpenGL heatmap and its Dear ImGui HUD render too; the
 # offscreen platform cannot host a QOpenGLWidget). Also the allocation view of the synthetic 122B layout.
+# The Connect-to-GPU-server dialog after a check against a fake ssh (one H100) comes from test_ui's
+# RemoteDialogTest.Screenshot when BUILD_DIR holds tests/ui/test_ui.
 #   bash scripts/screenshots.sh [BUILD_DIR]   (default build; BUILD_DIR must hold razor and ui/razor-workbench;
 #   RAZOR=path/to/razor picks another command-line program)
 set -euo pipefail
@@ -49,4 +51,11 @@ cp "$work/q122-shots/model.png" "$out/model-122b.png"
 # Zoom and flags at the largest layout the heatmap is benchmarked at (synthetic statistics, titled as such).
 run --synthetic-stats 94x512 --view salience --screenshot "$work/synth-shots" >/dev/null
 cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
+# The remote dialog after a successful check (a fake ssh answering like a server with one H100).
+if [ -x "$build/tests/ui/test_ui" ]; then
+  RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot' >/dev/null
+else
+  echo "no $build/tests/ui/test_ui: $out/remote-dialog.png not regenerated (ninja -C $build test_ui)" >&2
+fi
 ls -l "$out"

@@ -316,7 +316,10 @@ QString AllocationEditor::probePath() const {
 void AllocationEditor::updateFitButton() {
   const bool busy = m_allocateCmd->isRunning();
   QString why;
-  if (!m_allocateAvailable)
+  if (!m_remoteHost.isEmpty())
+    why = tr("The model is on %1: run `razor allocate MODEL --probe P --target ... --out recipe.json` there "
+             "(docs/remote.md); Fit to target runs only on local models").arg(m_remoteHost);
+  else if (!m_allocateAvailable)
     why = tr("`%1 allocate` is not available in this build; paint bits or set layer budgets by hand")
               .arg(QFileInfo(m_probeCmd->program()).fileName());
   else if (!m_hasModel)
@@ -330,6 +333,11 @@ void AllocationEditor::updateFitButton() {
   m_fit->setEnabled(why.isEmpty());
   m_fit->setToolTip(why.isEmpty() ? tr("Run `razor allocate` in the background and apply its expert bits (one undo step)")
                                   : why);
+}
+
+void AllocationEditor::setRemoteHost(const QString& label) {
+  m_remoteHost = label;
+  updateFitButton();
 }
 
 void AllocationEditor::setRazorProgram(const QString& program) {

@@ -58,6 +58,9 @@ class AllocationEditor : public QWidget {
   bool hasModel() const { return m_hasModel; }
   void setModelPath(const QString& p) { m_modelPath = p; }
   void setRazorProgram(const QString& program);  // re-checks whether `razor allocate` exists
+  // A model on a GPU server (docs/remote.md): "Fit to target" runs `razor allocate` locally, which cannot read
+  // the server's files, so it is off with a note saying what to run there instead. Empty: local.
+  void setRemoteHost(const QString& label);
   // Replaces the recipe (clears the undo history). False with a message when the JSON is not a valid recipe.
   bool setRecipeJson(const QJsonObject& recipe, QString* error = nullptr);
   bool loadRecipe(const QString& pathOrName, QString* error = nullptr);
@@ -110,6 +113,7 @@ class AllocationEditor : public QWidget {
   double m_targetValue = 0;
   bool m_targetGb = true;
   bool m_allocateAvailable = false;
+  QString m_remoteHost;
   QUndoStack* m_undo;
   LayerBudgetModel* m_layers;
   HeatmapWidget* m_heatmap;

@@ -29,6 +29,7 @@
 #include <QWizardPage>
 #include <set>
 
+#include "RemoteFiles.h"
 #include "WorkerClient.h"
 #include "WorkerPool.h"
 #include "ggml/types.h"  // RAZOR_GGML_TYPES: the one type table (names, imatrix policy); header-only use
@@ -545,6 +546,12 @@ QString ExportWizard::findRazorProgram() {
 }
 
 void ExportWizard::setRazorProgram(const QString& path) { m_razor = path; }
+void ExportWizard::setRemote(const RemoteHost& host) { m_remote = host; }
+
+void ExportWizard::startRazor(QProcess* proc, const QStringList& args) {
+  if (m_remote.isValid()) m_remote.startRazor(proc, args);
+  else proc->start(m_razor, args);
+}
 
 void ExportWizard::setRecipesDir(const QString& dir) {
   m_recipesDir = dir;
@@ -605,7 +612,8 @@ QStringList ExportWizard::typesNeedingImatrix() const {
 QString ExportWizard::imatrixWarning() const {
   const QStringList t = typesNeedingImatrix();
   if (t.isEmpty()) return {};
-  if (QFileInfo(imatrixPath()).isFile()) return {};
+  // Remote: the imatrix is a server path (the probe wrote it there); the server's pack checks it.
+  if (m_remote.isValid() ? !imatrixPath().isEmpty() : QFileInfo(imatrixPath()).isFile()) return {};
   return tr("The chosen types %1 need an importance matrix: llama.cpp refuses to quantize to them without one, "
             "and so does `razor pack`. Choose an imatrix file, or go back and pick types that do not need one "
             "(q3_K, q4_K, iq4_xs...).")
@@ -615,7 +623,9 @@ QString ExportWizard::imatrixWarning() const {
 QStringList ExportWizard::packArguments(bool dryRun) const {
   QStringList a{QStringLiteral("pack"), modelDir()};
   const WizRecipePage* p = recipePage(this);
-  if (!recipePath().isEmpty()) a << QStringLiteral("--recipe") << recipePath();
+  // Remote: the recipe file chosen here was uploaded to the server (startReview); pass its server path.
+  const bool uploaded = m_remote.isValid() && !recipePath().isEmpty() && m_remoteRecipeFor == recipePath();
+  if (!recipePath().isEmpty()) a << QStringLiteral("--recipe") << (uploaded ? m_remoteRecipe : recipePath());
   // The recipe's "#@" directives are passed explicitly, so that the plan, the job and the report all say the
   // same types whatever the CLI does with the directives.
   const RecipeView v = p->view();
@@ -644,6 +654,27 @@ void ExportWizard::startReview() {
   page->notes->clear();
   page->byRole->clear();
   emit page->completeChanged();
+
+  if (m_remote.isValid() && !recipePath().isEmpty() && m_remoteRecipeFor != recipePath()) {
+    // The recipe is a file on this machine: upload it first (once per content), then plan with its server path.
+    if (!m_files) {
+      m_files = new RemoteFiles(this);
+      connect(m_files, &RemoteFiles::uploaded, this, [this](int, const QString& local, const QString& remote, bool) {
+        m_remoteRecipe = remote;
+        m_remoteRecipeFor = local;
+        if (currentId() == ReviewPage) startReview();
+      });
+      connect(m_files, &RemoteFiles::uploadFailed, this, [this](int, const QString&, const QString& msg) {
+        m_reviewDone = true;
+        reviewPage(this)->status->setText(tr("The recipe could not be uploaded to the server: %1").arg(msg));
+        emit reviewFinished(false);
+      });
+    }
+    m_files->setHost(m_remote);
+    page->status->setText(tr("Uploading %1 to %2 …").arg(QFileInfo(recipePath()).fileName(), m_remote.host));
+    m_files->upload(recipePath());
+    return;
+  }
 
   // The JSON form is tried first; a CLI without it (exit 109, "--json" not expected) gets the text form.
   auto run = std::make_shared<std::function<void(bool)>>();
@@ -737,7 +768,7 @@ void ExportWizard::startReview() {
       emit page->completeChanged();
       emit reviewFinished(true);
     });
-    proc->start(m_razor, args);
+    startRazor(proc, args);
   };
   (*run)(true);
 }
@@ -872,7 +903,7 @@ void ExportWizard::startValidation() {
   connect(proc, &QProcess::errorOccurred, this, [done](QProcess::ProcessError e) {
     if (e == QProcess::FailedToStart) done(false, -1);
   });
-  proc->start(m_razor, {QStringLiteral("validate-gguf"), outputPath()});
+  startRazor(proc, {QStringLiteral("validate-gguf"), outputPath()});
 }
 
 QString ExportWizard::report() const {

@@ -13,6 +13,9 @@
 #include <QStringList>
 #include <QWizard>
 
+#include "RemoteHost.h"
+
+class RemoteFiles;
 class WorkerPool;
 
 class ExportWizard : public QWizard {
@@ -28,6 +31,9 @@ class ExportWizard : public QWizard {
 
   // The `razor` program (default: findRazorProgram()).
   void setRazorProgram(const QString& path);
+  // Remote (docs/remote.md): the review (`razor pack --dry-run`) and the validation run on this server through
+  // ssh, and paths are the server's; the pack job goes to the (remote) pool.
+  void setRemote(const RemoteHost& host);
   QString razorProgram() const { return m_razor; }
   static QString findRazorProgram();
   // Folder of the GGUF presets (default: <source>/recipes/gguf or <app>/../share/razor/recipes/gguf).
@@ -90,6 +96,10 @@ class ExportWizard : public QWizard {
   QString m_razor;
   QString m_recipesDir;
   QPointer<WorkerPool> m_pool;
+  RemoteHost m_remote;
+  RemoteFiles* m_files = nullptr;     // remote: uploads the chosen recipe to the server
+  QString m_remoteRecipe, m_remoteRecipeFor;  // its server path, and the local file it came from
+  void startRazor(QProcess* proc, const QStringList& args);
   QPointer<QObject> m_privateWorker;  // WorkerClient when no pool
   QString m_poolJob;
   qint64 m_clientJob = -1;

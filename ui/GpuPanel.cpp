@@ -59,6 +59,18 @@ void GpuPanel::setHistorySeconds(int seconds) { m_historySeconds = std::max(10, 
 
 QString GpuPanel::statusText() const { return m_status->text(); }
 
+void GpuPanel::setHostLabel(const QString& host) {
+  m_host = host;
+  for (auto it = m_gpus.begin(); it != m_gpus.end(); ++it)
+    it->box->setTitle(titleFor(it.key(), it->box->property("razorGpuName").toString()));
+}
+
+QString GpuPanel::titleFor(int index, const QString& name) const {
+  return m_host.isEmpty() ? tr("GPU %1: %2").arg(index).arg(name) : tr("GPU %1: %2 — on %3").arg(index).arg(name, m_host);
+}
+
+QString GpuPanel::gpuTitle(int i) const { return m_gpus.contains(i) ? m_gpus[i].box->title() : QString(); }
+
 QChart* GpuPanel::chart(int i) const { return m_gpus.contains(i) ? m_gpus[i].chart : nullptr; }
 
 int GpuPanel::historyPoints(int i) const { return m_gpus.contains(i) ? int(m_gpus[i].history.size()) : 0; }
@@ -81,7 +93,8 @@ void GpuPanel::setUnavailable(const QString& reason) {
 void GpuPanel::handleWorkerLog(const QString& level, const QString& message) {
   Q_UNUSED(level);
   static const QString kPrefix = QStringLiteral("GPU telemetry off:");
-  if (message.startsWith(kPrefix)) setUnavailable(message.mid(kPrefix.size()).trimmed());
+  const qsizetype at = message.indexOf(kPrefix);  // the pool's worker log lines read "[info] GPU telemetry off: ..."
+  if (at >= 0) setUnavailable(message.mid(at + kPrefix.size()).trimmed());
 }
 
 void GpuPanel::clear() {
@@ -93,11 +106,13 @@ void GpuPanel::clear() {
 GpuPanel::Gpu& GpuPanel::gpuFor(int index, const QString& name) {
   auto it = m_gpus.find(index);
   if (it != m_gpus.end()) {
-    it->box->setTitle(tr("GPU %1: %2").arg(index).arg(name));
+    it->box->setProperty("razorGpuName", name);
+    it->box->setTitle(titleFor(index, name));
     return *it;
   }
   Gpu g;
-  g.box = new QGroupBox(tr("GPU %1: %2").arg(index).arg(name));
+  g.box = new QGroupBox(titleFor(index, name));
+  g.box->setProperty("razorGpuName", name);
   g.summary = new QLabel;
   g.summary->setTextInteractionFlags(Qt::TextSelectableByMouse);
   g.chart = new QChart;
@@ -161,7 +176,8 @@ void GpuPanel::addSample(const QJsonObject& sample) {
   if (sample.value(QLatin1String("t")).toString() != QLatin1String("gpu")) return;
   const QJsonArray devices = sample.value(QLatin1String("devices")).toArray();
   if (devices.isEmpty()) {
-    showNoGpu(tr("No GPU: the worker's telemetry lists no NVIDIA GPU on this machine."));
+    showNoGpu(m_host.isEmpty() ? tr("No GPU: the worker's telemetry lists no NVIDIA GPU on this machine.")
+                               : tr("No GPU: the worker's telemetry lists no NVIDIA GPU on %1.").arg(m_host));
     return;
   }
   double now = sample.value(QLatin1String("time")).toDouble();

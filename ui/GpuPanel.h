@@ -34,6 +34,11 @@ class GpuPanel : public QWidget {
 
   void setHistorySeconds(int seconds);
   int historySeconds() const { return m_historySeconds; }
+  // The machine the GPUs are on when it is not this one (a remote pool's server; the samples are the same);
+  // "" for local. Card titles then read "GPU 0: NVIDIA H100 80GB HBM3 — on gpu-box".
+  void setHostLabel(const QString& host);
+  QString hostLabel() const { return m_host; }
+  QString gpuTitle(int gpuIndex) const;               // the card's title ("" if unknown)
 
   // ---- for tests and the main window ----------------------------------------------------------------------
   int gpuCount() const { return int(m_gpus.size()); }
@@ -73,6 +78,7 @@ class GpuPanel : public QWidget {
   Gpu& gpuFor(int index, const QString& name);
   void showNoGpu(const QString& text);
   void replot(Gpu& g, double now);
+  QString titleFor(int index, const QString& name) const;
 
   QLabel* m_status = nullptr;
   QWidget* m_cards = nullptr;
@@ -80,4 +86,5 @@ class GpuPanel : public QWidget {
   QMap<int, Gpu> m_gpus;
   bool m_noGpu = true;
   int m_historySeconds = 300;
+  QString m_host;
 };

@@ -75,11 +75,15 @@ JobsDock::JobsDock(QWidget* parent) : QDockWidget(tr("Jobs"), parent), m_model(n
   m_detail = new QLabel;
   m_detail->setTextInteractionFlags(Qt::TextSelectableByMouse);
   m_detail->setWordWrap(true);
+  m_connection = new QLabel;
+  m_connection->setStyleSheet(QStringLiteral("color: #b3261e;"));
+  m_connection->hide();
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(m_cancel);
   buttons->addWidget(m_open);
   buttons->addWidget(m_clear);
   buttons->addWidget(m_detail, 1);
+  buttons->addWidget(m_connection);
 
   m_log = new QPlainTextEdit;
   m_log->setReadOnly(true);
@@ -135,6 +139,17 @@ void JobsDock::attachStore(JobStore* store) {
   m_store = store;
   m_model->attachStore(store);
 }
+
+void JobsDock::setHostLabel(const QString& label) {
+  setWindowTitle(label.isEmpty() ? tr("Jobs") : tr("Jobs on %1").arg(label));
+}
+
+void JobsDock::setConnectionNote(const QString& note) {
+  m_connection->setText(note);
+  m_connection->setVisible(!note.isEmpty());
+}
+
+QString JobsDock::connectionNote() const { return m_connection->text(); }
 
 QString JobsDock::selectedJobId() const {
   const QModelIndexList rows = m_table->selectionModel()->selectedRows();

@@ -29,6 +29,10 @@ class JobsDock : public QDockWidget {
   QPushButton* cancelButton() const { return m_cancel; }
   QPushButton* openOutputButton() const { return m_open; }
   QString selectedJobId() const;
+  // A remote pool: the title names the server ("Jobs on gpu-box:/data/ws"); the note says when its link is down.
+  void setHostLabel(const QString& label);
+  void setConnectionNote(const QString& note);
+  QString connectionNote() const;
   void selectJob(const QString& id);
 
  signals:
@@ -48,6 +52,7 @@ class JobsDock : public QDockWidget {
   QPushButton* m_open = nullptr;
   QPushButton* m_clear = nullptr;
   QLabel* m_detail = nullptr;
+  QLabel* m_connection = nullptr;
   QPointer<WorkerPool> m_pool;
   QPointer<JobStore> m_store;
 };

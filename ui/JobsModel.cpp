@@ -31,6 +31,7 @@ JobsModel::JobsModel(QObject* parent)
 void JobsModel::setClock(std::function<qint64()> clock) { m_clock = std::move(clock); }
 
 void JobsModel::attachPool(WorkerPool* pool) {
+  connect(pool, &WorkerPool::jobSubmitted, this, &JobsModel::addJob);
   connect(pool, &WorkerPool::jobStarted, this, &JobsModel::markStarted);
   connect(pool, &WorkerPool::jobProgressAvailable, this, &JobsModel::updateProgress);
   connect(pool, &WorkerPool::jobLogAvailable, this, &JobsModel::appendLog);

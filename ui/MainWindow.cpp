@@ -2,18 +2,23 @@
 
 #include <QApplication>
 #include <QCloseEvent>
+#include <QDesktopServices>
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFutureWatcher>
+#include <QInputDialog>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QLabel>
+#include <QLineEdit>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QTimer>
 #include <QUndoStack>
+#include <QUrl>
 #include <QtConcurrent/QtConcurrentRun>
 
 #include "AllocationEditor.h"
@@ -29,8 +34,14 @@
 #include "ExportWizard.h"
 #include "GpuPanel.h"
 #include "JobsDock.h"
+#include "JobsModel.h"
 #include "WorkerPool.h"
 #define RAZOR_HAVE_WORKER_VIEWS 1
+#if __has_include("RemoteDialog.h") && __has_include("RemoteFiles.h")
+#include "RemoteDialog.h"
+#include "RemoteFiles.h"
+#define RAZOR_HAVE_REMOTE 1
+#endif
 #endif
 #if __has_include("ComparisonView.h")
 #include "ComparisonView.h"
@@ -69,47 +80,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
   setCentralWidget(m_tabs);
   m_statusModel = new QLabel(tr("no model"));
   statusBar()->addPermanentWidget(m_statusModel);
+  m_statusRemote = new QLabel;
+  m_statusRemote->setObjectName(QStringLiteral("remoteStatus"));
+  m_statusRemote->hide();
+  statusBar()->addPermanentWidget(m_statusRemote);
   buildMenus();
   resize(1280, 800);
 
-  connect(m_inspect, &RazorCommand::commandFinished, this, [this](quint64, const QByteArray& out, const QByteArray&) {
-    // Parse and compile the footprint off the GUI thread (a per-expert 122B inventory is several MB of JSON
-    // and ~37,600 tensors to classify against the recipe's regexes).
-    struct Parsed {
-      ModelInventory inv;
-      FootprintModel fp;
-      QString error;
-    };
-    const quint64 gen = m_inventoryGeneration;
-    const quint64 recipeGen = m_allocation->recipeGeneration();
-    const razor::recipe recipe = m_allocation->footprint().recipe();
-    auto* watcher = new QFutureWatcher<Parsed>(this);
-    QPointer<MainWindow> self(this);
-    connect(watcher, &QFutureWatcher<Parsed>::finished, this, [self, watcher, gen, recipeGen] {
-      watcher->deleteLater();
-      if (!self) return;
-      --self->m_pendingInventory;
-      if (gen == self->m_inventoryGeneration) {  // else a newer model was asked for meanwhile
-        const Parsed r = watcher->result();
-        if (r.error.isEmpty()) {
-          self->applyInventory(r.inv, &r.fp, recipeGen);
-        } else {
-          self->message(tr("Inventory: %1").arg(r.error));
-          emit self->modelFailed(r.error);
-        }
-      }
-      self->checkReady();
-    });
-    watcher->setFuture(QtConcurrent::run([out, recipe] {
-      Parsed p;
-      p.inv = ModelInventory::fromJson(out, &p.error);
-      if (p.error.isEmpty()) {
-        p.fp.setRecipe(recipe);
-        p.fp.setInventory(p.inv);
-      }
-      return p;
-    }));
-  });
+  connect(m_inspect, &RazorCommand::commandFinished, this,
+          [this](quint64, const QByteArray& out, const QByteArray&) { parseInventory(out, QJsonObject(), false); });
   connect(m_inspect, &RazorCommand::commandFailed, this, [this](quint64, const QString& msg) {
     --m_pendingInventory;
     message(tr("Opening the model failed: %1").arg(msg));
@@ -128,6 +107,47 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
 }
 
 MainWindow::~MainWindow() = default;
+
+// Parses and compiles the footprint off the GUI thread (a per-expert 122B inventory is several MB of JSON and
+// ~37,600 tensors to classify against the recipe's regexes). `json` from `razor inspect --json`, or `object`,
+// the result of the worker's inspect job (the same document), serialised on the worker thread too.
+void MainWindow::parseInventory(const QByteArray& json, const QJsonObject& object, bool fromObject) {
+  struct Parsed {
+    ModelInventory inv;
+    FootprintModel fp;
+    QString error;
+  };
+  const quint64 gen = m_inventoryGeneration;
+  const quint64 recipeGen = m_allocation->recipeGeneration();
+  const razor::recipe recipe = m_allocation->footprint().recipe();
+  auto* watcher = new QFutureWatcher<Parsed>(this);
+  QPointer<MainWindow> self(this);
+  connect(watcher, &QFutureWatcher<Parsed>::finished, this, [self, watcher, gen, recipeGen] {
+    watcher->deleteLater();
+    if (!self) return;
+    --self->m_pendingInventory;
+    if (gen == self->m_inventoryGeneration) {  // else a newer model was asked for meanwhile
+      const Parsed r = watcher->result();
+      if (r.error.isEmpty()) {
+        self->applyInventory(r.inv, &r.fp, recipeGen);
+      } else {
+        self->message(tr("Inventory: %1").arg(r.error));
+        emit self->modelFailed(r.error);
+      }
+    }
+    self->checkReady();
+  });
+  watcher->setFuture(QtConcurrent::run([json, object, fromObject, recipe] {
+    Parsed p;
+    const QByteArray text = fromObject ? QJsonDocument(object).toJson(QJsonDocument::Compact) : json;
+    p.inv = ModelInventory::fromJson(text, &p.error);
+    if (p.error.isEmpty()) {
+      p.fp.setRecipe(recipe);
+      p.fp.setInventory(p.inv);
+    }
+    return p;
+  }));
+}
 
 bool MainWindow::openGLUsable() { return HeatmapGLWidget::openGLUsable(); }
 
@@ -176,6 +196,16 @@ void MainWindow::buildMenus() {
   file->addAction(tr("Save workspace &as..."), QKeySequence::SaveAs, this, saveAs);
   file->addSeparator();
   file->addAction(tr("Open &model..."), QKeySequence(tr("Ctrl+M")), this, [this] {
+    if (isRemote()) {  // the model lives on the server: its path there
+      bool ok = false;
+      const QString d = QInputDialog::getText(
+          this, tr("Open model on %1").arg(m_remote.host),
+          tr("Model folder on the server (config.json + *.safetensors;\nrelative paths are below %1):")
+              .arg(m_remote.workspace),
+          QLineEdit::Normal, m_modelPath, &ok);
+      if (ok && !d.trimmed().isEmpty()) openModel(d.trimmed());
+      return;
+    }
     const QString d = QFileDialog::getExistingDirectory(this, tr("Open model (config.json + *.safetensors)"));
     if (!d.isEmpty()) openModel(d);
   });
@@ -199,6 +229,29 @@ void MainWindow::buildMenus() {
 #endif
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+
+#ifdef RAZOR_HAVE_REMOTE
+  QMenu* remote = menuBar()->addMenu(tr("&Remote"));
+  remote->addAction(tr("&Connect to GPU server..."), this, &MainWindow::openRemoteDialog);
+  m_actWorkLocally = remote->addAction(tr("Work &locally"), this, &MainWindow::workLocally);
+  m_actStopRemote = remote->addAction(tr("&Stop remote workers"), this, [this] {
+    if (QMessageBox::question(this, tr("Stop remote workers"),
+                              tr("Stop the session workers on %1? Jobs running there are cancelled.")
+                                  .arg(m_remote.host)) == QMessageBox::Yes)
+      stopRemoteWorkers();
+  });
+  remote->addSeparator();
+  m_actRemoteStats = remote->addAction(tr("Open statistics on the &server..."), this, [this] {
+    bool ok = false;
+    const QString f = QInputDialog::getText(
+        this, tr("Open statistics on %1").arg(m_remote.host),
+        tr("A probe .h5, GGUF imatrix or razor_quant_summary.json on the server\n(relative paths are below %1):")
+            .arg(m_remote.workspace),
+        QLineEdit::Normal, QString(), &ok);
+    if (ok && !f.trimmed().isEmpty()) openRemoteStatistics(f.trimmed());
+  });
+  updateRemoteState();
+#endif
 
   QMenu* edit = menuBar()->addMenu(tr("&Edit"));
   QAction* undo = m_allocation->undoStack()->createUndoAction(this, tr("&Undo"));
@@ -227,6 +280,23 @@ void MainWindow::setRazorProgram(const QString& program) {
 }
 
 void MainWindow::openModel(const QString& dir) {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (isRemote() && m_pool) {
+    // A server path: the pool's worker inventories it (result = `razor inspect --json`). Keyed, so a newer
+    // open supersedes the older job; the superseded one's failure no longer matches m_remoteInspectJob.
+    m_modelPath = QDir::cleanPath(dir);
+    ++m_inventoryGeneration;
+    if (m_remoteInspectJob.isEmpty()) ++m_pendingInventory;  // else its count is reused
+    m_remoteInspectJob.clear();
+    m_statusModel->setText(tr("inspecting %1 on %2 ...").arg(QFileInfo(m_modelPath).fileName(), m_remote.host));
+    message(tr("inspect %1 on %2").arg(m_modelPath, m_remote.host));
+    WorkerPool::JobOptions opt;
+    opt.key = QStringLiteral("mainwindow.inspect");
+    const QJsonObject params{{QStringLiteral("model"), m_modelPath}, {QStringLiteral("tensors"), true}};
+    m_remoteInspectJob = m_pool->submit(QStringLiteral("inspect"), params, opt);
+    return;
+  }
+#endif
   m_modelPath = QFileInfo(dir).absoluteFilePath();
   ++m_inventoryGeneration;
   if (!m_inspect->isRunning()) ++m_pendingInventory;  // a running inspect is superseded, its count reused
@@ -256,7 +326,9 @@ void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel*
 
 void MainWindow::openStatistics(const QString& path) { m_heatmapView->loadFile(path); }
 
-bool MainWindow::isBusy() const { return m_pendingInventory > 0 || m_heatmapView->pendingLoads() > 0; }
+bool MainWindow::isBusy() const {
+  return m_pendingInventory > 0 || m_heatmapView->pendingLoads() > 0 || !m_statisticsFetches.isEmpty();
+}
 
 void MainWindow::checkReady() {
   if (isBusy()) return;
@@ -284,6 +356,14 @@ void MainWindow::newWorkspace() {
   m_inventory = ModelInventory();
   ++m_inventoryGeneration;
   m_inspect->cancel();
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (!m_remoteInspectJob.isEmpty()) {
+    const QString id = m_remoteInspectJob;
+    m_remoteInspectJob.clear();
+    if (m_pool) m_pool->cancel(id);
+  }
+#endif
+  m_statisticsFetches.clear();  // answers still coming are dropped
   m_pendingInventory = 0;
   m_modelView->clear();
   m_heatmapView->clear();
@@ -369,10 +449,21 @@ QStringList MainWindow::screenshotViews(const QString& dir) {
 void MainWindow::startWorkers() {
 #ifdef RAZOR_HAVE_WORKER_VIEWS
   if (m_pool) return;
+  createPool();
+#endif
+}
+
+void MainWindow::createPool() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
   m_pool = new WorkerPool(this);
   m_pool->setProgram(m_razorProgram.isEmpty() ? RazorCommand::defaultProgram() : m_razorProgram);
+  if (m_remote.isValid()) m_pool->setRemote(m_remote);
   auto* gpu = static_cast<GpuPanel*>(m_gpuPanel);
+  // Remote or local, the panels take the same signals: the GPU telemetry of the pool's CPU worker (on the
+  // server when remote) and the jobs' lifecycle.
   connect(m_pool, &WorkerPool::gpuSampleAvailable, gpu, &GpuPanel::addSample);
+  connect(m_pool, &WorkerPool::workerLogAvailable, gpu,
+          [gpu](int, const QString& line) { gpu->handleWorkerLog(QString(), line); });  // "GPU telemetry off: why"
   connect(m_pool, &WorkerPool::gpuSampleAvailable, this, [this](const QJsonObject& sample) {
     // The heatmap HUD shows the first GPU of the latest telemetry sample.
     const QJsonArray devs = sample.value(QStringLiteral("devices")).toArray();
@@ -391,12 +482,195 @@ void MainWindow::startWorkers() {
     m_heatmapView->setGpuFigures(g);
   });
   connect(m_pool, &WorkerPool::workerFailed, this, [this](int, const QString& msg) { message(tr("worker: %1").arg(msg), 8000); });
+  // The model being opened in remote mode: the pool's inspect job.
+  connect(m_pool, &WorkerPool::jobFinished, this, [this](const QString& id, const QJsonObject& result) {
+    if (id.isEmpty() || id != m_remoteInspectJob) return;
+    m_remoteInspectJob.clear();
+    parseInventory(QByteArray(), result, true);
+  });
+  connect(m_pool, &WorkerPool::jobFailed, this, [this](const QString& id, const QString&, const QString& msg) {
+    if (id.isEmpty() || id != m_remoteInspectJob) return;  // superseded ones no longer match
+    m_remoteInspectJob.clear();
+    --m_pendingInventory;
+    message(tr("Opening the model failed: %1").arg(msg));
+    m_statusModel->setText(tr("no model"));
+    emit modelFailed(msg);
+    checkReady();
+  });
+  if (m_remote.isValid()) {
+    connect(m_pool, &WorkerPool::jobArtifactAvailable, this, [this](const QString&, const QJsonObject& a) {
+      const QString path = a.value(QStringLiteral("path")).toString();
+      if (!path.isEmpty()) m_artifactKinds.insert(path, a.value(QStringLiteral("kind")).toString());
+    });
+    connect(m_pool, &WorkerPool::workerConnectionLost, this, [this](int slot, const QString& msg) {
+      m_lostSlots.insert(slot);
+      message(tr("Link to %1 lost (%2): %3 Reconnecting...")
+                  .arg(m_remote.host, slot == 0 ? tr("CPU worker") : tr("GPU %1 worker").arg(slot - 1), msg),
+              10000);
+      updateRemoteState();
+    });
+    connect(m_pool, &WorkerPool::workerReconnected, this, [this](int slot) {
+      m_lostSlots.remove(slot);
+      message(tr("Reconnected to %1 (%2).")
+                  .arg(m_remote.host, slot == 0 ? tr("CPU worker") : tr("GPU %1 worker").arg(slot - 1)),
+              6000);
+      updateRemoteState();
+    });
+  }
   if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
     jobs->attachPool(m_pool);
     jobs->show();
     resizeDocks({jobs}, {170}, Qt::Vertical);  // the views keep most of the height
   }
   m_pool->start();
+#endif
+}
+
+void MainWindow::retirePool() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (!m_pool) return;
+  WorkerPool* old = m_pool;
+  m_pool = nullptr;
+  // Its running and queued jobs end now (a remote pool only disconnects: the jobs go on on the server), and
+  // the model being inspected through it fails through the handler above. Then nothing it says reaches us.
+  old->shutdown();
+  old->disconnect();
+  QTimer::singleShot(old->cancelGrace() + 2000, old, &QObject::deleteLater);  // after its workers' grace
+  m_lostSlots.clear();
+  m_artifactKinds.clear();
+  static_cast<GpuPanel*>(m_gpuPanel)->clear();
+#endif
+}
+
+void MainWindow::connectRemote(const RemoteHost& host) {
+#ifdef RAZOR_HAVE_REMOTE
+  if (!host.isValid()) return;
+  retirePool();
+  m_remote = host;
+  if (!m_files) {
+    m_files = new RemoteFiles(this);
+    connect(m_files, &RemoteFiles::fetched, this,
+            [this](int id, const QString& remotePath, const QString& localPath, bool fromCache) {
+              if (m_statisticsFetches.remove(id)) {
+                message(tr("%1 from %2%3").arg(QFileInfo(remotePath).fileName(), m_remote.host,
+                                               fromCache ? tr(" (cached)") : QString()),
+                        4000);
+                openStatistics(localPath);
+                checkReady();
+              } else if (m_revealFetches.remove(id)) {
+                QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(localPath).absolutePath()));
+              }
+            });
+    connect(m_files, &RemoteFiles::fetchFailed, this, [this](int id, const QString& remotePath, const QString& msg) {
+      const bool stats = m_statisticsFetches.remove(id);
+      if (!stats && !m_revealFetches.remove(id)) return;
+      message(tr("Fetching %1 from %2 failed: %3").arg(remotePath, m_remote.host, msg));
+      if (stats) checkReady();
+    });
+  }
+  m_files->setHost(host);
+  createPool();
+  if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock))
+    connect(jobs, &JobsDock::outputOpenRequested, this, &MainWindow::openJobOutput, Qt::UniqueConnection);
+  updateRemoteState();
+  message(tr("Connecting to %1 ...").arg(host.label()), 6000);
+#else
+  Q_UNUSED(host);
+#endif
+}
+
+void MainWindow::workLocally() {
+#ifdef RAZOR_HAVE_REMOTE
+  if (!isRemote()) return;
+  retirePool();
+  m_remote = RemoteHost();
+  if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock))
+    disconnect(jobs, &JobsDock::outputOpenRequested, this, &MainWindow::openJobOutput);  // the dock opens folders
+  createPool();
+  updateRemoteState();
+  message(tr("Working locally."), 4000);
+#endif
+}
+
+void MainWindow::stopRemoteWorkers() {
+#ifdef RAZOR_HAVE_REMOTE
+  if (!isRemote() || !m_pool) return;
+  m_pool->stopRemoteWorkers();
+  message(tr("Asked the session workers on %1 to exit.").arg(m_remote.host), 6000);
+#endif
+}
+
+QString MainWindow::remoteStatusText() const { return isRemote() ? m_statusRemote->text() : QString(); }
+
+void MainWindow::updateRemoteState() {
+  const bool remote = isRemote();
+  if (m_actWorkLocally) m_actWorkLocally->setEnabled(remote);
+  if (m_actStopRemote) m_actStopRemote->setEnabled(remote);
+  if (m_actRemoteStats) m_actRemoteStats->setEnabled(remote);
+  QString text, note;
+  if (remote) {
+    text = tr("Remote: %1").arg(m_remote.label());
+    if (!m_lostSlots.isEmpty()) {
+      note = tr("link lost, reconnecting");
+      text += QStringLiteral(" \u2014 ") + note;
+    }
+  }
+  m_statusRemote->setText(text);
+  m_statusRemote->setStyleSheet(m_lostSlots.isEmpty() ? QString() : QStringLiteral("color: #b3261e;"));
+  m_statusRemote->setVisible(remote);
+  m_allocation->setRemoteHost(remote ? m_remote.host : QString());
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  static_cast<GpuPanel*>(m_gpuPanel)->setHostLabel(remote ? m_remote.host : QString());
+  if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
+    jobs->setHostLabel(remote ? m_remote.label() : QString());
+    jobs->setConnectionNote(note);
+  }
+#endif
+}
+
+void MainWindow::openRemoteDialog() {
+#ifdef RAZOR_HAVE_REMOTE
+  auto* dlg = new RemoteDialog(this);
+  dlg->setAttribute(Qt::WA_DeleteOnClose);
+  if (isRemote()) dlg->setHost(m_remote);
+  connect(dlg, &QDialog::accepted, this, [this, dlg] { connectRemote(dlg->host()); });
+  dlg->open();  // window-modal, returns at once
+#endif
+}
+
+void MainWindow::openRemoteStatistics(const QString& serverPath) {
+#ifdef RAZOR_HAVE_REMOTE
+  if (!isRemote() || !m_files) {
+    openStatistics(serverPath);
+    return;
+  }
+  message(tr("Fetching %1 from %2 ...").arg(serverPath, m_remote.host));
+  m_statisticsFetches.insert(m_files->fetch(serverPath));
+#else
+  openStatistics(serverPath);
+#endif
+}
+
+void MainWindow::openJobOutput(const QString& path) {
+  if (!isRemote()) {  // what the dock does on its own: the folder in the file manager
+    const QFileInfo fi(path);
+    QDesktopServices::openUrl(QUrl::fromLocalFile(fi.isDir() ? fi.absoluteFilePath() : fi.absolutePath()));
+    return;
+  }
+#ifdef RAZOR_HAVE_REMOTE
+  const QString kind = m_artifactKinds.value(path);
+  const QString name = QFileInfo(path).fileName().toLower();
+  const bool statistics = kind == QLatin1String("h5") || kind == QLatin1String("summary") ||
+                          name.endsWith(QLatin1String(".h5")) || name.endsWith(QLatin1String(".hdf5")) ||
+                          name == QLatin1String("razor_quant_summary.json") || name.endsWith(QLatin1String(".imatrix"));
+  if (statistics) {
+    openRemoteStatistics(path);
+  } else if (kind == QLatin1String("file") || name.endsWith(QLatin1String(".json"))) {
+    message(tr("Fetching %1 from %2 ...").arg(path, m_remote.host));
+    m_revealFetches.insert(m_files->fetch(path));
+  } else {  // weights and checkpoints stay on the server
+    message(tr("%1 is on %2 (weights are not copied to this machine).").arg(path, m_remote.host), 10000);
+  }
 #endif
 }
 
@@ -407,6 +681,7 @@ void MainWindow::openExportWizard() {
   if (!m_razorProgram.isEmpty()) wiz->setRazorProgram(m_razorProgram);
   if (!m_modelPath.isEmpty()) wiz->setModelDir(m_modelPath);
   if (m_pool) wiz->setWorkerPool(m_pool);
+  if (isRemote()) wiz->setRemote(m_remote);
   wiz->show();
 #endif
 }

@@ -5,11 +5,21 @@
 // QProcess) and is parsed on a worker thread; statistics files load through HeatmapView's QtConcurrent path.
 // Every result returns through a QPointer-guarded queued callback that drops answers to superseded requests.
 // workspaceReady() is emitted whenever nothing is pending any more (used by --screenshot and the tests).
+//
+// Remote (Remote menu, RemoteDialog, docs/remote.md): connectRemote() rebuilds the worker pool on a GPU server
+// (WorkerPool::setRemote). Then a model is a *server* path, inventoried by the pool's `inspect` job (the same
+// razor.inventory/1 JSON, parsed the same way), and statistics files on the server (typed paths, or probe /
+// summary artifacts of jobs opened from the jobs dock) are fetched by RemoteFiles into a local cache and opened
+// from there. The GPU panel and the jobs dock take the remote pool's signals exactly as a local pool's.
 #pragma once
+#include <QHash>
+#include <QJsonObject>
 #include <QMainWindow>
 #include <QPointer>
+#include <QSet>
 
 #include "ModelInventory.h"
+#include "RemoteHost.h"
 #include "Workspace.h"
 
 class QLabel;
@@ -18,7 +28,9 @@ class AllocationEditor;
 class FootprintModel;
 class HeatmapView;
 class ModelView;
+class QAction;
 class RazorCommand;
+class RemoteFiles;
 class WorkerPool;
 
 class MainWindow : public QMainWindow {
@@ -33,7 +45,21 @@ class MainWindow : public QMainWindow {
   void startWorkers();
   WorkerPool* workerPool() const { return m_pool; }
   void openModel(const QString& dir);
-  void openStatistics(const QString& path);
+  void openStatistics(const QString& path);  // a local file
+
+  // ---- remote GPU server --------------------------------------------------------------------------------
+  // Shuts the current pool down (a remote one only disconnects: its jobs go on) and starts one on `host`.
+  void connectRemote(const RemoteHost& host);
+  void workLocally();                       // back to a local pool
+  void stopRemoteWorkers();                 // asks the server's session workers to exit (their jobs are cancelled)
+  bool isRemote() const { return m_remote.isValid(); }
+  RemoteHost remoteHost() const { return m_remote; }
+  // Fetches a statistics file from the server (RemoteFiles, cached) and opens the local copy; counts as busy.
+  void openRemoteStatistics(const QString& serverPath);
+  // What the jobs dock's "Open output" does with an output of a remote job (fetch + open, or say where it is).
+  void openJobOutput(const QString& path);
+  RemoteFiles* remoteFiles() const { return m_files; }
+  QString remoteStatusText() const;         // the status bar's "Remote: host:workspace" (empty when local)
   bool openWorkspace(const QString& path, QString* error = nullptr);
   bool saveWorkspace(const QString& path, QString* error = nullptr);
   void newWorkspace();
@@ -68,6 +94,12 @@ class MainWindow : public QMainWindow {
   void message(const QString& text, int ms = 0);
   void saveRecipeInteractive();
   void addView(const QString& id, const QString& title, QWidget* w);
+  // `json` (razor inspect --json), or `object` (the worker's inspect result) when fromObject; off the GUI thread.
+  void parseInventory(const QByteArray& json, const QJsonObject& object, bool fromObject);
+  void createPool();  // on m_remote when valid, else local
+  void retirePool();
+  void openRemoteDialog();
+  void updateRemoteState();
 
   QTabWidget* m_tabs;
   ModelView* m_modelView;
@@ -90,4 +122,16 @@ class MainWindow : public QMainWindow {
   quint64 m_inventoryGeneration = 0;
   Workspace m_restore;         // view state applied once the model and statistics are in
   bool m_restorePending = false;
+
+  RemoteHost m_remote;                 // valid while the pool runs on a server
+  RemoteFiles* m_files = nullptr;
+  QLabel* m_statusRemote = nullptr;
+  QString m_remoteInspectJob;          // the pool's inspect job of the model being opened
+  QSet<int> m_statisticsFetches;       // RemoteFiles requests to open as statistics
+  QSet<int> m_revealFetches;           // RemoteFiles requests to show in the file manager
+  QHash<QString, QString> m_artifactKinds;  // remote job outputs: path -> artifact kind
+  QSet<int> m_lostSlots;               // remote slots whose link is down (reconnecting)
+  QAction* m_actWorkLocally = nullptr;
+  QAction* m_actStopRemote = nullptr;
+  QAction* m_actRemoteStats = nullptr;
 };

@@ -63,7 +63,7 @@ int RemoteFiles::fetch(const QString& remotePath) {
       p->deleteLater();
     }
   });
-  p->start(m_host.sshProgram, m_host.sshArguments({m_host.razor, QStringLiteral("artifact"), QStringLiteral("info"), r.absPath}));
+  m_host.startRazor(p, {QStringLiteral("artifact"), QStringLiteral("info"), r.absPath});
   return id;
 }
 
@@ -134,6 +134,60 @@ void RemoteFiles::onSendFinished(int id, QProcess* p, const QString& partial) {
     emit fetched(id, r.remotePath, local, false);
   });
   w->setFuture(QtConcurrent::run(sha256Of, partial));
+}
+
+int RemoteFiles::upload(const QString& localPath) {
+  const int id = ++m_next;
+  auto failLater = [this, id, localPath](const QString& msg) {
+    QMetaObject::invokeMethod(this, [this, id, localPath, msg] { emit uploadFailed(id, localPath, msg); },
+                              Qt::QueuedConnection);
+  };
+  if (!m_host.isValid()) {
+    failLater(tr("No GPU server is set."));
+    return id;
+  }
+  if (!QFileInfo(localPath).isFile()) {
+    failLater(tr("%1 is not a file.").arg(localPath));
+    return id;
+  }
+  // Hash off the GUI thread; then ask whether the server has that content already.
+  auto* w = new QFutureWatcher<QString>(this);
+  connect(w, &QFutureWatcher<QString>::finished, this, [this, w, id, localPath] {
+    w->deleteLater();
+    const QString sha = w->result();
+    const QString remote = m_host.workspace + QStringLiteral("/.razor/uploads/") + sha + QLatin1Char('/') +
+                           QFileInfo(localPath).fileName();
+    auto* p = new QProcess(this);
+    connect(p, &QProcess::finished, this, [this, p, id, localPath, remote, sha] {
+      p->deleteLater();
+      const QJsonObject info = QJsonDocument::fromJson(p->readAllStandardOutput().trimmed()).object();
+      if (p->exitCode() == 0 && info.value(QStringLiteral("sha256")).toString() == sha) emit uploaded(id, localPath, remote, true);
+      else sendUpload(id, localPath, remote);
+    });
+    connect(p, &QProcess::errorOccurred, this, [this, p, id, localPath](QProcess::ProcessError e) {
+      if (e != QProcess::FailedToStart) return;
+      p->deleteLater();
+      emit uploadFailed(id, localPath, tr("%1 could not be started: %2").arg(m_host.sshProgram, p->errorString()));
+    });
+    m_host.startRazor(p, {QStringLiteral("artifact"), QStringLiteral("info"), remote});
+  });
+  w->setFuture(QtConcurrent::run(sha256Of, localPath));
+  return id;
+}
+
+void RemoteFiles::sendUpload(int id, const QString& localPath, const QString& remotePath) {
+  auto* p = new QProcess(this);
+  p->setStandardInputFile(localPath);
+  connect(p, &QProcess::finished, this, [this, p, id, localPath, remotePath] {
+    p->deleteLater();
+    if (p->exitStatus() == QProcess::NormalExit && p->exitCode() == 0) emit uploaded(id, localPath, remotePath, false);
+    else
+      emit uploadFailed(id, localPath, tr("Uploading %1 to %2 failed (exit %3):\n%4")
+                                           .arg(localPath, m_host.host)
+                                           .arg(p->exitCode())
+                                           .arg(stderrTail(p)));
+  });
+  m_host.startRazor(p, {QStringLiteral("artifact"), QStringLiteral("receive"), remotePath});
 }
 
 void RemoteFiles::fail(int id, const QString& message) {

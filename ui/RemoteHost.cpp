@@ -36,6 +36,10 @@ QStringList RemoteHost::probeArguments() const {
   return sshArguments({razor, QStringLiteral("worker"), QStringLiteral("--probe"), QStringLiteral("--workspace"), workspace});
 }
 
+void RemoteHost::startRazor(QProcess* p, const QStringList& args) const {
+  p->start(sshProgram, sshArguments(QStringList{razor} + args));
+}
+
 void RemoteHost::save(QSettings& s) const {
   s.beginGroup(QStringLiteral("remote"));
   s.setValue(QStringLiteral("host"), host);

@@ -4,6 +4,7 @@
 //
 // Every remote command is one string run by the server's shell, so each word is quoted with shellQuote().
 #pragma once
+#include <QProcess>
 #include <QSettings>
 #include <QString>
 #include <QStringList>
@@ -26,6 +27,8 @@ struct RemoteHost {
   QStringList workerArguments(const QString& slot, const QStringList& roleArgs) const;
   // `razor worker --probe --workspace W` (RemoteDialog's reachability and version check).
   QStringList probeArguments() const;
+  // Starts `razor <args>` on the server in `p` (program: sshProgram); its stdout and stderr are ssh's.
+  void startRazor(QProcess* p, const QStringList& args) const;
 
   static QString shellQuote(const QString& word);
 

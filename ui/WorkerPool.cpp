@@ -14,9 +14,11 @@
 
 namespace {
 
-// Methods that need no GPU: with Target::Any they prefer the CPU worker.
+// Methods that need no GPU of their own: with Target::Any they prefer the CPU worker. `serve` is one: its
+// server process takes the GPUs, and only the CPU worker sees all of them (a GPU worker sees one), so vLLM's
+// tensor parallelism spans the machine; `eval` is an HTTP client.
 bool isLightMethod(const QString& m) {
-  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth"};
+  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "serve", "eval"};
   return light.contains(m);
 }
 
@@ -260,11 +262,7 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
                                              .arg(slot)
                                              .arg(s.failedStarts));
     if (s.detached) {
-      s.detached = false;
-      const QString jobId = s.jobId;
-      s.jobId.clear();
-      s.wireId = -1;
-      endJob(jobId, false, {}, QStringLiteral("disconnected"),
+      endJob(s.releaseJob(), false, {}, QStringLiteral("disconnected"),
              tr("Lost the link to %1 and could not reconnect; the job may still be running there (session %2). "
                 "Reconnect later to see it.")
                  .arg(m_remote.host, slotName(slot)));
@@ -292,6 +290,7 @@ QString WorkerPool::submit(const QString& method, const QJsonObject& params, con
   j.target = options.target;
   m_jobs.insert(id, j);
   if (m_store) m_store->recordSubmitted(id, method, params, options.key);
+  emit jobSubmitted(id, method, params);
   if (!options.key.isEmpty()) supersede(options.key, id);
   m_queue.append(id);
   // Assignment (and a refusal) comes from the event loop, after the caller holds the id.
@@ -428,9 +427,7 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
     emit workerConnectionLost(slot, message);
     return;
   }
-  const QString jobId = s.jobId;
-  s.jobId.clear();
-  s.wireId = -1;
+  const QString jobId = s.releaseJob();
   s.killTimer->stop();
   auto it = m_jobs.find(jobId);
   if (it == m_jobs.end()) return;
@@ -523,8 +520,7 @@ void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
   const QString jobId = s.jobId;
   auto it = m_jobs.find(jobId);
   if (it == m_jobs.end() || it->ended) {
-    s.jobId.clear();
-    s.wireId = -1;
+    s.releaseJob();
     return;
   }
   bool known = false;
@@ -540,8 +536,7 @@ void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
     return;
   }
   const qint64 wire = s.wireId;
-  s.jobId.clear();
-  s.wireId = -1;
+  s.releaseJob();
   endJob(jobId, false, {}, QStringLiteral("worker_crashed"),
          tr("Reconnected to %1, but its session worker (pid %2) does not know job %3: the worker was restarted "
             "meanwhile (see .razor/sessions/%4.log in the remote workspace).")
@@ -569,10 +564,12 @@ void WorkerPool::adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& h
     m_jobs.insert(id, j);
     s.jobId = id;
     s.wireId = wire;
+    const QJsonObject params{{"adopted_from", m_remote.label()}, {"session_id", wire}};
     if (m_store) {
-      m_store->recordSubmitted(id, method, QJsonObject{{"adopted_from", m_remote.label()}, {"session_id", wire}}, QString());
+      m_store->recordSubmitted(id, method, params, QString());
       m_store->recordStarted(id, slot, s.pid);
     }
+    emit jobSubmitted(id, method, params);
     emit jobStarted(id, slot);
     logJob(id, tr("Adopted job %1 (%2), started earlier in session %3 on %4.").arg(wire).arg(method, slotName(slot), m_remote.host));
     return;

@@ -95,6 +95,7 @@ class WorkerPool : public QObject {
   void workerLogAvailable(int slot, const QString& line);  // stderr lines
   void protocolErrorAvailable(int slot, const QString& message);
   void gpuSampleAvailable(const QJsonObject& sample);
+  void jobSubmitted(const QString& jobId, const QString& method, const QJsonObject& params);  // also adopted ones
   void jobStarted(const QString& jobId, int slot);
   void jobProgressAvailable(const QString& jobId, double done, double total, const QString& what);
   void jobLogAvailable(const QString& jobId, const QString& level, const QString& message);
@@ -115,6 +116,13 @@ class WorkerPool : public QObject {
     qint64 wireId = -1;
     QTimer* killTimer = nullptr;
     bool detached = false;   // remote: the link dropped while jobId ran; re-attach on the next hello
+    QString releaseJob() {   // the slot is idle again; returns the job it had
+      const QString id = jobId;
+      jobId.clear();
+      wireId = -1;
+      detached = false;
+      return id;
+    }
   };
   struct Job {
     QString id, method, key;

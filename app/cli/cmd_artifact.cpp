@@ -1,5 +1,6 @@
-// razor artifact info|send PATH: what a remote workbench runs through ssh to fetch a file it draws (a probe
-// HDF5, a summary, a result JSON), never weights (core/jobs/remote_files.h, docs/remote.md).
+// razor artifact info|send|receive PATH: what a remote workbench runs through ssh to fetch a file it draws (a
+// probe HDF5, a summary, a result JSON; never weights) or to upload one it chose locally (a recipe)
+// (core/jobs/remote_files.h, docs/remote.md).
 #include <unistd.h>
 
 #include <cstdio>
@@ -14,13 +15,22 @@ struct artifact_args {
   uint64_t max_bytes = razor::jobs::kMaxArtifactBytes;
 };
 
-RAZOR_COMMAND("artifact", "Describe (info: size, SHA-256) or stream (send) a result file for a remote workbench", 910,
+RAZOR_COMMAND("artifact", "For a remote workbench: describe (info: size, SHA-256), stream (send) or store from stdin (receive) a file", 910,
               [](CLI::App& sub) {
                 auto a = std::make_shared<artifact_args>();
-                sub.add_option("mode", a->mode, "info or send")->required()->check(CLI::IsMember({"info", "send"}));
+                sub.add_option("mode", a->mode, "info or send")->required()->check(CLI::IsMember({"info", "send", "receive"}));
                 sub.add_option("path", a->path, "the file")->required();
-                sub.add_option("--max-bytes", a->max_bytes, "refuse larger files (default 2 GiB)");
-                return [a] {
+                auto* max = sub.add_option("--max-bytes", a->max_bytes, "refuse larger files (default 2 GiB; receive: 256 MiB)");
+                return [a, max] {
+                  if (a->mode == "receive") {
+                    razor::status st = razor::jobs::receive_artifact(
+                        a->path, STDIN_FILENO, max->count() ? a->max_bytes : razor::jobs::kMaxUploadBytes);
+                    if (!st.ok()) {
+                      std::fprintf(stderr, "razor artifact: %s\n", st.to_string().c_str());
+                      return 1;
+                    }
+                    return 0;
+                  }
                   if (a->mode == "info") {
                     auto info = razor::jobs::artifact_info(a->path, a->max_bytes);
                     if (!info) {

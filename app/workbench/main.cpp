@@ -1,6 +1,9 @@
 // razor-workbench: the Qt desktop application.
 //   razor-workbench [--model DIR] [--workspace FILE.razorproj] [--stats FILE]... [--recipe R] [--razor PATH]
 //                   [--view ID] [--gl] [--screenshot DIR]
+//                   [--remote HOST:WORKSPACE [--remote-razor PATH] [--ssh-option OPT]...]
+// --remote starts connected to a GPU server (docs/remote.md): the workers run there through ssh, and --model /
+// --stats are paths on the server (statistics are fetched into the local cache).
 // --screenshot renders every view to DIR/<view>.png once the model and statistics are loaded, then exits
 // (scripts/screenshots.sh runs it under xvfb-run with QT_QPA_PLATFORM=xcb so the OpenGL view renders).
 #include <QApplication>
@@ -12,6 +15,7 @@
 #include "AllocationEditor.h"
 #include "HeatmapView.h"
 #include "MainWindow.h"
+#include "RemoteDialog.h"
 
 int main(int argc, char** argv) {
   QSurfaceFormat fmt;  // GL 3.3 core: Qt's GL paint engine and the ImGui OpenGL 3 backend both run on it
@@ -35,18 +39,39 @@ int main(int argc, char** argv) {
   QCommandLineOption view(QStringLiteral("view"), QStringLiteral("View to show first (model, salience, allocation, ...)."), QStringLiteral("ID"));
   QCommandLineOption gl(QStringLiteral("gl"), QStringLiteral("Draw the salience heatmap through OpenGL with the ImGui HUD (when GL is usable)."));
   QCommandLineOption shot(QStringLiteral("screenshot"), QStringLiteral("Render every view to DIR/<view>.png and exit."), QStringLiteral("DIR"));
-  cli.addOptions({model, workspace, stats, recipe, synthetic, razor, view, gl, shot});
+  QCommandLineOption remote(QStringLiteral("remote"), QStringLiteral("Run the workers on a GPU server through ssh: an ssh destination (or ~/.ssh/config Host) and a workspace folder there; --model and --stats are then server paths."), QStringLiteral("HOST:WORKSPACE"));
+  QCommandLineOption remoteRazor(QStringLiteral("remote-razor"), QStringLiteral("The razor program on the server (default: razor)."), QStringLiteral("PATH"));
+  QCommandLineOption sshOption(QStringLiteral("ssh-option"), QStringLiteral("An extra ssh argument (before the host); repeatable, e.g. --ssh-option=-p --ssh-option=2222."), QStringLiteral("OPT"));
+  cli.addOptions({model, workspace, stats, recipe, synthetic, razor, view, gl, shot, remote, remoteRazor, sshOption});
   cli.process(app);
+
+  RemoteHost remoteHost;
+  if (cli.isSet(remote)) {
+    QString err;
+    remoteHost = RemoteDialog::parseSpec(cli.value(remote), &err);
+    if (!remoteHost.isValid()) {
+      std::fprintf(stderr, "razor-workbench: --remote %s\n", qPrintable(err));
+      return 2;
+    }
+    if (cli.isSet(remoteRazor)) remoteHost.razor = cli.value(remoteRazor);
+    remoteHost.sshOptions = cli.values(sshOption);
+  }
 
   MainWindow w;
   if (cli.isSet(razor)) w.setRazorProgram(cli.value(razor));
-  if (!cli.isSet(shot)) w.startWorkers();  // screenshots need no workers
+  if (!cli.isSet(shot)) {  // screenshots need no workers
+    if (remoteHost.isValid()) w.connectRemote(remoteHost);
+    else w.startWorkers();
+  }
   if (cli.isSet(workspace)) {
     QString err;
     if (!w.openWorkspace(cli.value(workspace), &err)) std::fprintf(stderr, "razor-workbench: %s\n", qPrintable(err));
   }
   if (cli.isSet(model)) w.openModel(cli.value(model));
-  for (const QString& s : cli.values(stats)) w.openStatistics(s);
+  for (const QString& s : cli.values(stats)) {
+    if (w.isRemote()) w.openRemoteStatistics(s);
+    else w.openStatistics(s);
+  }
   if (cli.isSet(synthetic)) {
     const QStringList le = cli.value(synthetic).split(QLatin1Char('x'));
     if (le.size() == 2 && le[0].toInt() > 0 && le[1].toInt() > 0)

@@ -9,11 +9,22 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 
 namespace razor::jobs {
 
 namespace fs = std::filesystem;
+
+namespace {
+bool is_weights_name(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  for (const char* w : {".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt"})
+    if (ext == w) return true;
+  return false;
+}
+}  // namespace
 
 status check_fetchable(const std::string& path, uint64_t max_bytes) {
   std::error_code ec;
@@ -22,10 +33,7 @@ status check_fetchable(const std::string& path, uint64_t max_bytes) {
   if (fs::is_directory(st))
     return make_error(errc::unsupported, path + ": a directory (a checkpoint?) is never fetched; fetch its summary file");
   if (!fs::is_regular_file(st)) return make_error(errc::unsupported, path + ": not a regular file");
-  std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  for (const char* w : {".safetensors", ".gguf", ".bin", ".pt", ".pth", ".ckpt"})
-    if (ext == w) return make_error(errc::unsupported, path + ": weights are never fetched to the workbench");
+  if (is_weights_name(path)) return make_error(errc::unsupported, path + ": weights are never fetched to the workbench");
   uint64_t n = fs::file_size(path, ec);
   if (ec) return make_error(errc::io, path + ": " + ec.message());
   if (n > max_bytes)
@@ -72,6 +80,27 @@ status send_artifact(const std::string& path, int fd, uint64_t max_bytes) {
   }
   ::close(in);
   return {};
+}
+
+status receive_artifact(const std::string& path, int fd, uint64_t max_bytes) {
+  if (is_weights_name(path)) return make_error(errc::unsupported, path + ": weights are not uploaded by the workbench");
+  std::error_code ec;
+  fs::path parent = fs::absolute(path, ec).parent_path();
+  fs::create_directories(parent, ec);
+  if (ec) return make_error(errc::io, parent.string() + ": " + ec.message());
+  atomic_writer w;
+  RAZOR_TRY(w.open(path));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return make_error(errc::io, std::string("reading the upload: ") + std::strerror(errno));
+    if (n == 0) break;
+    if (w.bytes_written() + uint64_t(n) > max_bytes)
+      return make_error(errc::unsupported, path + ": more than the " + std::to_string(max_bytes) + " bytes an upload may have");
+    RAZOR_TRY(w.write(buf, size_t(n)));
+  }
+  return w.commit();
 }
 
 }  // namespace razor::jobs

@@ -23,4 +23,10 @@ result<nlohmann::json> artifact_info(const std::string& path, uint64_t max_bytes
 // Writes the file's bytes to `fd`.
 status send_artifact(const std::string& path, int fd, uint64_t max_bytes = kMaxArtifactBytes);
 
+// The other way: what the workbench uploads (a tensor-type or fake-quant recipe, calibration text, an imatrix
+// chosen on the laptop). Reads `fd` to its end into `path` atomically (parent folders created); more than
+// `max_bytes`, or a weights name, is refused and nothing is written.
+inline constexpr uint64_t kMaxUploadBytes = 256ull << 20;
+status receive_artifact(const std::string& path, int fd, uint64_t max_bytes = kMaxUploadBytes);
+
 }  // namespace razor::jobs

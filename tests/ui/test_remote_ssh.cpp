@@ -12,6 +12,9 @@
 #include <QSignalSpy>
 #include <QTemporaryDir>
 
+#include <QAbstractButton>
+
+#include "ExportWizard.h"
 #include "RemoteFiles.h"
 #include "WorkerPool.h"
 #include "loopback_sshd.h"
@@ -192,6 +195,48 @@ TEST_F(RemoteSsh, ArtifactsAreFetchedOnceIntoAContentAddressedCacheAndWeightsAre
   for (const auto& f : failedSpy) messages << f[2].toString();
   EXPECT_TRUE(messages.join('\n').contains("weights are never fetched")) << messages.join('\n').toStdString();
   EXPECT_TRUE(messages.join('\n').contains("no such file")) << messages.join('\n').toStdString();
+}
+
+TEST_F(RemoteSsh, TheExportWizardUploadsItsRecipePlansOnTheServerAndPacksThroughTheRemotePool) {
+  WorkerPool pool;
+  pool.setRemote(host());
+  pool.setGpuCount(0);
+  pool.start();
+  ExportWizard w;
+  w.setRemote(host());
+  w.setWorkerPool(&pool);
+  w.setRecipesDir(QStringLiteral(RAZOR_SOURCE_DIR_T "/recipes/gguf"));  // chosen on the laptop
+  w.show();
+  const QString out = m_ws.filePath("tiny-q3.gguf");  // a server path
+  w.setModelDir(kModel);
+  w.next();
+  w.selectPreset(QStringLiteral("instinct-q3.txt"));
+  w.next();
+  ASSERT_EQ(w.currentId(), ExportWizard::ImatrixPage);
+  w.setOutputPath(out);
+  QSignalSpy reviewed(&w, &ExportWizard::reviewFinished);
+  w.next();
+  ASSERT_EQ(w.currentId(), ExportWizard::ReviewPage);
+  ASSERT_TRUE(waitUntil([&] { return reviewed.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+  ASSERT_TRUE(reviewed[0][0].toBool()) << w.report().toStdString();
+  EXPECT_GT(w.reviewBpw(), 3.0);
+  const QStringList args = w.packArguments(false);
+  const QString recipe = args.value(args.indexOf("--recipe") + 1);
+  EXPECT_TRUE(recipe.startsWith(m_ws.path() + "/.razor/uploads/")) << recipe.toStdString();
+  EXPECT_TRUE(QFile::exists(recipe)) << "the upload is on the server";
+
+  w.next();
+  ASSERT_EQ(w.currentId(), ExportWizard::RunPage);
+  QSignalSpy ran(&w, &ExportWizard::runFinished);
+  for (QAbstractButton* b : w.currentPage()->findChildren<QAbstractButton*>())
+    if (b->text() == QStringLiteral("Start")) b->click();
+  ASSERT_TRUE(waitUntil([&] { return ran.count() >= 1; }, 180000));
+  ASSERT_TRUE(ran[0][0].toBool()) << w.report().toStdString();
+  QFile gguf(out);
+  ASSERT_TRUE(gguf.open(QIODevice::ReadOnly));
+  EXPECT_EQ(gguf.read(4), QByteArray("GGUF"));
+  pool.stopRemoteWorkers();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
 }
 
 TEST_F(RemoteSsh, AnUnreachableServerFailsWithSshsOwnMessage) {
