@@ -40,6 +40,7 @@
 #if __has_include("RemoteDialog.h") && __has_include("RemoteFiles.h")
 #include "RemoteDialog.h"
 #include "RemoteFiles.h"
+#include "ServeEvalDialog.h"
 #define RAZOR_HAVE_REMOTE 1
 #endif
 #endif
@@ -250,6 +251,7 @@ void MainWindow::buildMenus() {
         QLineEdit::Normal, QString(), &ok);
     if (ok && !f.trimmed().isEmpty()) openRemoteStatistics(f.trimmed());
   });
+  remote->addAction(tr("Serve and &evaluate..."), this, &MainWindow::openServeEvalDialog);
   updateRemoteState();
 #endif
 
@@ -559,11 +561,13 @@ void MainWindow::connectRemote(const RemoteHost& host) {
                 checkReady();
               } else if (m_revealFetches.remove(id)) {
                 QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(localPath).absolutePath()));
+              } else if (m_resultFetches.remove(id)) {
+                addResultFile(localPath);
               }
             });
     connect(m_files, &RemoteFiles::fetchFailed, this, [this](int id, const QString& remotePath, const QString& msg) {
       const bool stats = m_statisticsFetches.remove(id);
-      if (!stats && !m_revealFetches.remove(id)) return;
+      if (!stats && !m_revealFetches.remove(id) && !m_resultFetches.remove(id)) return;
       message(tr("Fetching %1 from %2 failed: %3").arg(remotePath, m_remote.host, msg));
       if (stats) checkReady();
     });
@@ -690,4 +694,42 @@ void MainWindow::closeEvent(QCloseEvent* e) {
   if (m_pool) m_pool->shutdown();
   m_inspect->cancel();
   e->accept();
+}
+
+void MainWindow::openServeEvalDialog() {
+#ifdef RAZOR_HAVE_REMOTE
+  startWorkers();
+  if (!m_pool) return;
+  auto* d = new ServeEvalDialog(m_pool, isRemote() ? m_remote.host : tr("this machine"), this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  if (!m_modelPath.isEmpty()) d->setModel(m_modelPath);
+  connect(d, &ServeEvalDialog::resultAvailable, this, [this](const QString& path) {
+    if (isRemote() && m_files) m_resultFetches.insert(m_files->fetch(path));  // drawn here: fetch it
+    else addResultFile(path);
+  });
+  d->show();
+#endif
+}
+
+bool MainWindow::addResultFile(const QString& path, QString* error) {
+#ifdef RAZOR_HAVE_COMPARISON_VIEW
+  auto* cmp = static_cast<ComparisonView*>(m_comparison);
+  const QStringList before = cmp->model()->runs();
+  QString err;
+  if (!cmp->model()->loadFile(path, &err)) {
+    message(tr("Result %1: %2").arg(path, err));
+    if (error) *error = err;
+    return false;
+  }
+  for (const QString& run : cmp->model()->runs())
+    if (!before.contains(run)) cmp->model()->addRunColumn(run);
+  if (!m_resultFiles.contains(path)) m_resultFiles << path;
+  showView(QStringLiteral("comparison"));
+  message(tr("Result added to the comparison: %1").arg(QFileInfo(path).fileName()), 5000);
+  return true;
+#else
+  if (error) *error = tr("this build has no comparison view");
+  Q_UNUSED(path);
+  return false;
+#endif
 }

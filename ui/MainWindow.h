@@ -56,6 +56,10 @@ class MainWindow : public QMainWindow {
   RemoteHost remoteHost() const { return m_remote; }
   // Fetches a statistics file from the server (RemoteFiles, cached) and opens the local copy; counts as busy.
   void openRemoteStatistics(const QString& serverPath);
+  // Remote → Serve and evaluate… (ServeEvalDialog on this window's pool); its result lands in the comparison.
+  void openServeEvalDialog();
+  // Loads a benchmark result file into the comparison view as new run columns (and the workspace's list).
+  bool addResultFile(const QString& path, QString* error = nullptr);
   // What the jobs dock's "Open output" does with an output of a remote job (fetch + open, or say where it is).
   void openJobOutput(const QString& path);
   RemoteFiles* remoteFiles() const { return m_files; }
@@ -129,6 +133,7 @@ class MainWindow : public QMainWindow {
   QString m_remoteInspectJob;          // the pool's inspect job of the model being opened
   QSet<int> m_statisticsFetches;       // RemoteFiles requests to open as statistics
   QSet<int> m_revealFetches;           // RemoteFiles requests to show in the file manager
+  QSet<int> m_resultFetches;           // RemoteFiles requests of eval results for the comparison view
   QHash<QString, QString> m_artifactKinds;  // remote job outputs: path -> artifact kind
   QSet<int> m_lostSlots;               // remote slots whose link is down (reconnecting)
   QAction* m_actWorkLocally = nullptr;

@@ -1,5 +1,6 @@
 #include "WorkerPool.h"
 
+#include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -17,6 +18,9 @@ namespace {
 // Methods that need no GPU of their own: with Target::Any they prefer the CPU worker. `serve` is one: its
 // server process takes the GPUs, and only the CPU worker sees all of them (a GPU worker sees one), so vLLM's
 // tensor parallelism spans the machine; `eval` is an HTTP client.
+// Methods that run until cancelled: each gets a worker of its own (see the class comment).
+bool isServiceMethod(const QString& m) { return m == QLatin1String("serve"); }
+
 bool isLightMethod(const QString& m) {
   static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "serve", "eval"};
   return light.contains(m);
@@ -67,8 +71,7 @@ void WorkerPool::setRemote(const RemoteHost& host) { m_remote = host; }
 void WorkerPool::setReconnectDelay(int ms) { m_reconnectDelayMs = qMax(1, ms); }
 
 QString WorkerPool::slotName(int slot) const {
-  const Slot& s = m_slots[slot];
-  return s.gpu ? QStringLiteral("gpu") + s.cudaDevice : QStringLiteral("cpu");
+  return m_slots[slot].session;
 }
 
 void WorkerPool::stopRemoteWorkers() {
@@ -109,10 +112,17 @@ void WorkerPool::start() {
   }
 }
 
-void WorkerPool::addSlot(bool gpu, const QString& cudaDevice) {
+int WorkerPool::addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob) {
   Slot s;
   s.gpu = gpu;
   s.cudaDevice = cudaDevice;
+  s.serviceJob = serviceJob;
+  // A service's session is new each time: an older one may still run a server another workbench left.
+  s.session = !serviceJob.isEmpty() ? QStringLiteral("svc-%1-%2")
+                                          .arg(QDateTime::currentMSecsSinceEpoch(), 0, 36)
+                                          .arg(m_slots.size())
+              : gpu               ? QStringLiteral("gpu") + cudaDevice
+                                  : QStringLiteral("cpu");
   s.killTimer = new QTimer(this);
   s.killTimer->setSingleShot(true);
   const int index = int(m_slots.size());
@@ -128,6 +138,7 @@ void WorkerPool::addSlot(bool gpu, const QString& cudaDevice) {
   });
   m_slots.append(s);
   startWorker(index);
+  return index;
 }
 
 void WorkerPool::startWorker(int slot) {
@@ -140,12 +151,14 @@ void WorkerPool::startWorker(int slot) {
     env.insert(QStringLiteral("CUDA_VISIBLE_DEVICES"), s.cudaDevice);
   } else {
     args << QStringLiteral("--cpu");
+    if (!s.serviceJob.isEmpty()) args << QStringLiteral("--telemetry-ms") << QStringLiteral("0");  // slot 0 samples
   }
   if (isRemote()) {
     // The server's environment is its own: the GPU is chosen by the session worker's --cuda-devices.
     QStringList role = s.gpu ? QStringList{QStringLiteral("--telemetry-ms"), QStringLiteral("0"),
                                            QStringLiteral("--cuda-devices"), s.cudaDevice}
                              : QStringList{QStringLiteral("--cpu")};
+    if (!s.serviceJob.isEmpty()) role << QStringLiteral("--telemetry-ms") << QStringLiteral("0");
     c->setProgram(m_remote.sshProgram, m_remote.workerArguments(slotName(slot), role));
     env = QProcessEnvironment::systemEnvironment();  // SSH_AUTH_SOCK and the user's ssh settings
   } else {
@@ -214,7 +227,7 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   s.failedStarts = 0;
   s.pid = c->processId();
   if (s.detached) reattach(slot, c, hello);
-  else if (isRemote() && s.jobId.isEmpty()) adoptRunningJob(slot, c, hello);
+  else if (isRemote() && s.jobId.isEmpty() && s.serviceJob.isEmpty()) adoptRunningJob(slot, c, hello);
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;
@@ -342,6 +355,7 @@ void WorkerPool::supersede(const QString& key, const QString& byJob) {
 
 bool WorkerPool::fits(const Job& job, int slot) const {
   const Slot& s = m_slots[slot];
+  if (isServiceMethod(job.method) || !s.serviceJob.isEmpty()) return s.serviceJob == job.id;
   switch (job.target) {
     case Target::Cpu: return !s.gpu;
     case Target::Gpu: return s.gpu;
@@ -352,6 +366,14 @@ bool WorkerPool::fits(const Job& job, int slot) const {
 
 void WorkerPool::schedule() {
   if (m_shuttingDown) return;
+  if (m_started) {  // a service job gets its own worker, started now; it takes the job once it says hello
+    for (const QString& id : std::as_const(m_queue)) {
+      const Job& j = m_jobs[id];
+      bool hasSlot = false;
+      for (const Slot& sl : std::as_const(m_slots)) hasSlot = hasSlot || sl.serviceJob == id;
+      if (isServiceMethod(j.method) && !hasSlot) addSlot(false, QString(), id);
+    }
+  }
   for (int qi = 0; qi < m_queue.size();) {
     Job& j = m_jobs[m_queue[qi]];
     // Light jobs look at the CPU worker first, heavy ones at the GPU workers first.
@@ -397,7 +419,9 @@ void WorkerPool::failUnrunnableJobs() {
     // GPU workers are created once the CPU worker reports its GPUs.
     if (!possible && j.target == Target::Gpu && !m_gpuSlotsCreated && !m_slots.isEmpty() && !m_slots[0].givenUp)
       possible = true;
-    if (!m_started) possible = true;  // workers not started yet: wait for start()
+    if (!m_started || isServiceMethod(j.method)) possible = true;  // not started yet / its worker is coming
+    for (int i = 0; i < m_slots.size(); ++i)  // a service worker that could not start: nothing else can run it
+      if (m_slots[i].serviceJob == id && m_slots[i].givenUp) possible = false;
     if (possible) continue;
     m_queue.removeOne(id);
     endJob(id, false, {}, QStringLiteral("no_worker"),
@@ -471,6 +495,15 @@ void WorkerPool::endJob(const QString& jobIdRef, bool ok, const QJsonObject& res
   auto it = m_jobs.find(jobId);
   if (it == m_jobs.end() || it->ended) return;
   it->ended = true;
+  for (Slot& sl : m_slots)  // a service worker ends with its job
+    if (sl.serviceJob == jobId && !sl.givenUp) {
+      sl.givenUp = true;
+      sl.ready = false;
+      if (sl.client) {
+        sl.client->shutdown();
+        sl.killTimer->start(m_cancelGraceMs);
+      }
+    }
   if (ok) {
     if (m_store) m_store->recordFinished(jobId, result);
     emit jobFinished(jobId, result);

@@ -5,6 +5,9 @@
 //    or by default the number of GPUs the CPU worker's hello lists.
 //  - Jobs wait in a FIFO queue and go to the first idle worker that fits their target (Any: light methods
 //    prefer the CPU worker, heavy ones a GPU worker). One job per worker at a time.
+//  - A service job (`serve`: an inference server that runs until cancelled) gets a worker of its own, started
+//    for it (CPU role, every GPU visible, no telemetry; remote: a session of its own) and ended with it, so that a
+//    server never holds a slot that other jobs (the `eval` against it) wait for.
 //  - A job submitted with a key supersedes every queued or running job with the same key: those fail at once
 //    with code "superseded", running ones are cancelled, and nothing they report later is delivered.
 //  - cancel() is cooperative first ({"t":"cancel"}); a worker that has not ended the job after cancelGrace()
@@ -116,6 +119,8 @@ class WorkerPool : public QObject {
     qint64 wireId = -1;
     QTimer* killTimer = nullptr;
     bool detached = false;   // remote: the link dropped while jobId ran; re-attach on the next hello
+    QString serviceJob;      // a service slot: the one job it was started for (retired when that job ends)
+    QString session;         // remote: the session worker's name ("cpu", "gpu0", a unique "svc..." per service)
     QString releaseJob() {   // the slot is idle again; returns the job it had
       const QString id = jobId;
       jobId.clear();
@@ -133,7 +138,7 @@ class WorkerPool : public QObject {
     int slot = -1;
   };
 
-  void addSlot(bool gpu, const QString& cudaDevice);
+  int addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob = QString());
   void startWorker(int slot);
   void onHello(int slot, WorkerClient* c, const QJsonObject& hello);
   void onWorkerFailed(int slot, WorkerClient* c, const QString& message);

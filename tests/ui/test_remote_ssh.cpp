@@ -9,13 +9,16 @@
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
+#include <QProcess>
 #include <QSignalSpy>
+#include <QStandardPaths>
 #include <QTemporaryDir>
 
 #include <QAbstractButton>
 
 #include "ExportWizard.h"
 #include "RemoteFiles.h"
+#include "ServeEvalRun.h"
 #include "WorkerPool.h"
 #include "loopback_sshd.h"
 #include "worker_test_util.h"
@@ -237,6 +240,47 @@ TEST_F(RemoteSsh, TheExportWizardUploadsItsRecipePlansOnTheServerAndPacksThrough
   EXPECT_EQ(gguf.read(4), QByteArray("GGUF"));
   pool.stopRemoteWorkers();
   EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
+}
+
+TEST_F(RemoteSsh, ServesAndEvaluatesOnTheServerThroughTheSameChannel) {
+  const QString node = QStandardPaths::findExecutable("node");
+  const QString oracle = QStringLiteral(RAZOR_SOURCE_DIR_T "/.oracle");
+  if (node.isEmpty() || !QFile::exists(oracle + "/node_modules/node-llama-cpp/package.json"))
+    GTEST_SKIP() << "node or the node-llama-cpp oracle is missing (scripts/install-oracle.sh)";
+  const QString gguf = m_ws.filePath("tiny-q8.gguf");
+  QProcess pack;
+  pack.start(razorCli(), {"pack", kModel, "--type", "q8_0", "--out", gguf});
+  ASSERT_TRUE(pack.waitForFinished(kJobTimeoutMs));
+  ASSERT_EQ(pack.exitCode(), 0);
+  QFile q(m_ws.filePath("mmlu_pro.jsonl"));
+  ASSERT_TRUE(q.open(QIODevice::WriteOnly));
+  q.write(R"({"question_id":1,"question":"What is 2 + 2?","options":["3","4","5","6"],"answer_index":1,"answer":"B"})" "\n");
+  q.close();
+
+  WorkerPool pool;
+  pool.setRemote(host());
+  pool.setGpuCount(0);
+  pool.start();
+  ServeEvalRun run(&pool);
+  QSignalSpy finished(&run, &ServeEvalRun::runFinished);
+  QSignalSpy failed(&run, &ServeEvalRun::runFailed);
+  // llama.cpp behind an OpenAI-compatible endpoint, started by a session worker of its own on the server.
+  run.start(QJsonObject{{"engine", "command"},
+                        {"model", gguf},
+                        {"command", QJsonArray{node, RAZOR_SOURCE_DIR_T "/tools/llamacpp/openai_server.mjs", "{model}",
+                                               "{port}", "--oracle", oracle, "--ctx", "1024"}}},
+            QJsonObject{{"benchmarks", "mmlu_pro"}, {"data", m_ws.path()}, {"out", m_ws.filePath("result.json")}, {"n", 1}});
+  ASSERT_TRUE(waitUntil([&] { return finished.count() + failed.count() > 0; }, 240000)) << sshdLog().toStdString();
+  ASSERT_EQ(failed.count(), 0) << failed[0][0].toString().toStdString();
+  EXPECT_EQ(finished[0][1].toJsonObject().value("mmlu_pro_n").toInt(), 1);
+  EXPECT_TRUE(QFile::exists(m_ws.filePath("result.json")));
+  // The server's job is cancelled and its session worker exits with it.
+  ASSERT_TRUE(waitUntil([&] { return !pool.isJobActive(run.serveJob()); }, 30000));
+  const QDir sessions(m_ws.filePath(".razor/sessions"));
+  const QStringList svc = sessions.entryList({"svc-*.lock"});
+  ASSERT_EQ(svc.size(), 1);
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(sessions.filePath(svc[0])); }, 30000));
+  pool.stopRemoteWorkers();
 }
 
 TEST_F(RemoteSsh, AnUnreachableServerFailsWithSshsOwnMessage) {
