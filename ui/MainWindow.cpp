@@ -41,6 +41,7 @@
 #include "RemoteDialog.h"
 #include "RemoteFiles.h"
 #include "ServeEvalDialog.h"
+#include "SlurmDialog.h"
 #define RAZOR_HAVE_REMOTE 1
 #endif
 #endif
@@ -252,6 +253,9 @@ void MainWindow::buildMenus() {
     if (ok && !f.trimmed().isEmpty()) openRemoteStatistics(f.trimmed());
   });
   remote->addAction(tr("Serve and &evaluate..."), this, &MainWindow::openServeEvalDialog);
+  remote->addAction(tr("Submit to S&lurm..."), this, [this] {  // docs/slurm.md
+    if (startWorkers(); m_pool) SlurmDialog::open(m_pool, isRemote() ? m_remote.host : tr("this machine"), m_modelPath, this);
+  });
   updateRemoteState();
 #endif
 
@@ -366,6 +370,7 @@ void MainWindow::newWorkspace() {
   }
 #endif
   m_statisticsFetches.clear();  // answers still coming are dropped
+  m_serverPathOf.clear();
   m_pendingInventory = 0;
   m_modelView->clear();
   m_heatmapView->clear();
@@ -381,6 +386,10 @@ Workspace MainWindow::currentWorkspace() const {
   w.recipes = m_recipes;
   w.activeRecipe = m_allocation->recipeJson();
   w.statistics = m_heatmapView->sourcePaths();
+  if (isRemote()) {  // the server's paths, so that reopening fetches them again (into the cache)
+    w.remote = m_remote.toJson();
+    for (QString& p : w.statistics) p = m_serverPathOf.value(p, p);
+  }
   w.jobsFolder = m_jobsFolder;
   w.resultFiles = m_resultFiles;
   w.openViews = viewIds();
@@ -413,8 +422,17 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
   if (!w.windowState.isEmpty()) restoreState(w.windowState);
   m_restore = w;
   m_restorePending = true;
+#ifdef RAZOR_HAVE_REMOTE
+  // A workspace of a GPU server reconnects to it; a local one works locally.
+  const RemoteHost host = RemoteHost::fromJson(w.remote);
+  if (host.isValid() && !(isRemote() && m_remote.toJson() == host.toJson())) connectRemote(host);
+  else if (!host.isValid() && isRemote()) workLocally();
+#endif
   if (!w.modelPath.isEmpty()) openModel(w.modelPath);
-  for (const auto& s : w.statistics) openStatistics(s);
+  for (const auto& s : w.statistics) {
+    if (isRemote()) openRemoteStatistics(s);
+    else openStatistics(s);
+  }
   QTimer::singleShot(0, this, &MainWindow::checkReady);  // nothing to load: restore at once
   return true;
 }
@@ -557,6 +575,7 @@ void MainWindow::connectRemote(const RemoteHost& host) {
                 message(tr("%1 from %2%3").arg(QFileInfo(remotePath).fileName(), m_remote.host,
                                                fromCache ? tr(" (cached)") : QString()),
                         4000);
+                m_serverPathOf.insert(localPath, remotePath);
                 openStatistics(localPath);
                 checkReady();
               } else if (m_revealFetches.remove(id)) {

@@ -134,6 +134,7 @@ class MainWindow : public QMainWindow {
   QSet<int> m_statisticsFetches;       // RemoteFiles requests to open as statistics
   QSet<int> m_revealFetches;           // RemoteFiles requests to show in the file manager
   QSet<int> m_resultFetches;           // RemoteFiles requests of eval results for the comparison view
+  QHash<QString, QString> m_serverPathOf;  // fetched statistics: cache path -> the server path (workspaces save it)
   QHash<QString, QString> m_artifactKinds;  // remote job outputs: path -> artifact kind
   QSet<int> m_lostSlots;               // remote slots whose link is down (reconnecting)
   QAction* m_actWorkLocally = nullptr;

@@ -1,5 +1,7 @@
 #include "RemoteHost.h"
 
+#include <QJsonArray>
+
 QString RemoteHost::shellQuote(const QString& word) {
   if (!word.isEmpty()) {
     bool plain = true;
@@ -57,5 +59,21 @@ RemoteHost RemoteHost::load(QSettings& s) {
   h.razor = s.value(QStringLiteral("razor"), h.razor).toString();
   h.workspace = s.value(QStringLiteral("workspace")).toString();
   s.endGroup();
+  return h;
+}
+
+QJsonObject RemoteHost::toJson() const {
+  return QJsonObject{{QStringLiteral("host"), host},
+                     {QStringLiteral("ssh_options"), QJsonArray::fromStringList(sshOptions)},
+                     {QStringLiteral("razor"), razor},
+                     {QStringLiteral("workspace"), workspace}};
+}
+
+RemoteHost RemoteHost::fromJson(const QJsonObject& o) {
+  RemoteHost h;
+  h.host = o.value(QStringLiteral("host")).toString();
+  for (const QJsonValue& v : o.value(QStringLiteral("ssh_options")).toArray()) h.sshOptions << v.toString();
+  h.razor = o.value(QStringLiteral("razor")).toString(h.razor);
+  h.workspace = o.value(QStringLiteral("workspace")).toString();
   return h;
 }

@@ -4,6 +4,7 @@
 //
 // Every remote command is one string run by the server's shell, so each word is quoted with shellQuote().
 #pragma once
+#include <QJsonObject>
 #include <QProcess>
 #include <QSettings>
 #include <QString>
@@ -14,7 +15,10 @@ struct RemoteHost {
   QStringList sshOptions;           // extra ssh arguments before the host ("-p", "2222", "-F", "file", ...)
   QString razor = QStringLiteral("razor");  // the razor program on the server
   QString workspace;                // the server folder the workers run in (models, outputs); sessions live there
-  QString sshProgram = QStringLiteral("ssh");
+  QString sshProgram = defaultSshProgram();
+
+  // $RAZOR_SSH (a wrapper around ssh, e.g. one that adds a jump host), else "ssh".
+  static QString defaultSshProgram() { return qEnvironmentVariable("RAZOR_SSH", QStringLiteral("ssh")); }
 
   bool isValid() const { return !host.trimmed().isEmpty() && !workspace.trimmed().isEmpty(); }
   QString label() const { return host + QLatin1Char(':') + workspace; }
@@ -34,4 +38,6 @@ struct RemoteHost {
 
   void save(QSettings& s) const;  // under the group "remote"
   static RemoteHost load(QSettings& s);
+  QJsonObject toJson() const;     // {host, ssh_options, razor, workspace} (a workspace file's "remote")
+  static RemoteHost fromJson(const QJsonObject& o);
 };

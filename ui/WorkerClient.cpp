@@ -272,7 +272,8 @@ void WorkerClient::handleMessage(const QJsonObject& m) {
       emit jobFailed(id, code, msg);
     }
   } else if (t == QLatin1String("bye") || t == QLatin1String("hello")) {
-    // bye: a clean exit follows; a second hello is ignored
+    // bye: a clean exit follows (or, from a session worker, the end of this link); a second hello is ignored
+    if (m.value("reason").toString() == QLatin1String("taken_over")) m_takenOver = true;
   } else {
     // A newer worker's message type: ignored (forward compatible within one protocol version).
   }

@@ -62,6 +62,8 @@ class WorkerClient : public QObject {
   // result arrive as for a request sent here. false when not connected to a session worker.
   bool attachRequest(qint64 id, const QString& method);
   bool isSession() const { return m_hello.contains(QLatin1String("session")); }
+  // The session worker closed this link because another client connected to it ({"t":"bye","reason":"taken_over"}).
+  bool wasTakenOver() const { return m_takenOver; }
 
   State state() const { return m_state; }
   bool isReady() const { return m_state == State::Ready; }
@@ -117,6 +119,7 @@ class WorkerClient : public QObject {
   bool m_killRequested = false;
   bool m_shutdownRequested = false;
   bool m_processScheduled = false;
+  bool m_takenOver = false;
   QJsonObject m_hello;
   qint64 m_pid = 0;
   qint64 m_nextId = 1;

@@ -18,11 +18,12 @@ namespace {
 // Methods that need no GPU of their own: with Target::Any they prefer the CPU worker. `serve` is one: its
 // server process takes the GPUs, and only the CPU worker sees all of them (a GPU worker sees one), so vLLM's
 // tensor parallelism spans the machine; `eval` is an HTTP client.
-// Methods that run until cancelled: each gets a worker of its own (see the class comment).
-bool isServiceMethod(const QString& m) { return m == QLatin1String("serve"); }
+// Methods that run until cancelled, or for hours without work of their own (`slurm` follows jobs on a cluster):
+// each gets a worker of its own (see the class comment), so that it holds no slot other jobs wait for.
+bool isServiceMethod(const QString& m) { return m == QLatin1String("serve") || m == QLatin1String("slurm"); }
 
 bool isLightMethod(const QString& m) {
-  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "serve", "eval"};
+  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "serve", "eval", "slurm"};
   return light.contains(m);
 }
 
@@ -263,6 +264,17 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
   s.killTimer->stop();
   c->deleteLater();
   if (m_shuttingDown || s.givenUp) return;
+  if (c->wasTakenOver()) {  // another workbench uses this session now: reconnecting would take it back, in a loop
+    s.givenUp = true;
+    emit workerFailed(slot, tr("Another workbench connected to session %1 on %2 and took it over; this window no "
+                               "longer uses it (Remote \u2192 Connect to take it back).")
+                                .arg(slotName(slot), m_remote.host));
+    if (!s.jobId.isEmpty())
+      endJob(s.releaseJob(), false, {}, QStringLiteral("disconnected"),
+             tr("Another workbench took session %1 on %2 over; the job goes on there.").arg(slotName(slot), m_remote.host));
+    failUnrunnableJobs();
+    return;
+  }
   if (!hadHello && ++s.failedStarts >= m_maxRestarts) {
     s.givenUp = true;
     emit workerFailed(slot, isRemote() ? tr("The link of slot %1 to %2 could not be re-established in %3 tries; it "

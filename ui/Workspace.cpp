@@ -37,10 +37,11 @@ QStringList fromArray(const QDir& base, const QJsonValue& v) {
 QJsonObject Workspace::toJson(const QDir& base) const {
   QJsonObject o;
   o[QStringLiteral("format")] = QString::fromLatin1(kFormat);
-  o[QStringLiteral("model")] = toStored(base, modelPath);
+  const bool server = !remote.isEmpty();  // server paths are kept as they are
+  o[QStringLiteral("model")] = server ? modelPath : toStored(base, modelPath);
   o[QStringLiteral("recipes")] = toArray(base, recipes);
   o[QStringLiteral("active_recipe")] = activeRecipe;
-  o[QStringLiteral("statistics")] = toArray(base, statistics);
+  o[QStringLiteral("statistics")] = server ? QJsonArray::fromStringList(statistics) : toArray(base, statistics);
   o[QStringLiteral("jobs_folder")] = toStored(base, jobsFolder);
   o[QStringLiteral("result_files")] = toArray(base, resultFiles);
   o[QStringLiteral("views")] = QJsonObject{{QStringLiteral("open"), QJsonArray::fromStringList(openViews)},
@@ -49,6 +50,7 @@ QJsonObject Workspace::toJson(const QDir& base) const {
   o[QStringLiteral("window")] =
       QJsonObject{{QStringLiteral("geometry"), QString::fromLatin1(windowGeometry.toBase64())},
                   {QStringLiteral("state"), QString::fromLatin1(windowState.toBase64())}};
+  if (server) o[QStringLiteral("remote")] = remote;
   return o;
 }
 
@@ -58,10 +60,15 @@ Workspace Workspace::fromJson(const QJsonObject& o, const QDir& base, QString* e
     if (error) *error = QStringLiteral("not a %1 file").arg(QLatin1String(kFormat));
     return w;
   }
-  w.modelPath = fromStored(base, o.value(QStringLiteral("model")).toString());
+  w.remote = o.value(QStringLiteral("remote")).toObject();
+  const bool server = !w.remote.isEmpty();
+  w.modelPath = server ? o.value(QStringLiteral("model")).toString() : fromStored(base, o.value(QStringLiteral("model")).toString());
   w.recipes = fromArray(base, o.value(QStringLiteral("recipes")));
   w.activeRecipe = o.value(QStringLiteral("active_recipe")).toObject();
-  w.statistics = fromArray(base, o.value(QStringLiteral("statistics")));
+  if (server)
+    for (const auto& v : o.value(QStringLiteral("statistics")).toArray()) w.statistics << v.toString();
+  else
+    w.statistics = fromArray(base, o.value(QStringLiteral("statistics")));
   w.jobsFolder = fromStored(base, o.value(QStringLiteral("jobs_folder")).toString());
   w.resultFiles = fromArray(base, o.value(QStringLiteral("result_files")));
   const QJsonObject views = o.value(QStringLiteral("views")).toObject();
@@ -114,5 +121,5 @@ bool Workspace::operator==(const Workspace& o) const {
   return modelPath == o.modelPath && recipes == o.recipes && activeRecipe == o.activeRecipe &&
          statistics == o.statistics && jobsFolder == o.jobsFolder && resultFiles == o.resultFiles &&
          openViews == o.openViews && currentView == o.currentView && viewState == o.viewState &&
-         windowGeometry == o.windowGeometry && windowState == o.windowState;
+         windowGeometry == o.windowGeometry && windowState == o.windowState && remote == o.remote;
 }

@@ -8,7 +8,10 @@
 //    "jobs_folder": "jobs", "result_files": ["eval.json"],
 //    "views": {"open": ["model", "salience", ...], "current": "salience",
 //              "state": {"model": {...}, "salience": {...}, "allocation": {...}}},
-//    "window": {"geometry": base64, "state": base64}}
+//    "window": {"geometry": base64, "state": base64},
+//    "remote": {"host": "gpu-box", "ssh_options": [...], "razor": "razor", "workspace": "/data/razor"}}
+//                                                         only when the model and statistics are that server's
+//                                                         paths (kept verbatim; docs/remote.md)
 //
 // Saving goes through QSaveFile (temporary name, renamed when complete).
 #pragma once
@@ -32,6 +35,7 @@ struct Workspace {
   QString currentView;
   QJsonObject viewState;  // view id -> state object
   QByteArray windowGeometry, windowState;
+  QJsonObject remote;     // RemoteHost::toJson() of the GPU server whose paths model and statistics are; or {}
 
   // Relative paths in the file are resolved against `base` (the workspace file's folder).
   QJsonObject toJson(const QDir& base) const;

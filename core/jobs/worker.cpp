@@ -5,8 +5,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,8 +17,8 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <set>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "jobs/gpu_telemetry.h"
@@ -298,7 +296,8 @@ class runner {
   void session_loop(int listen_fd) {
     line_splitter lines;
     char chunk[1 << 16];
-    int client = -1;  // the reader's view; out_fd_ (under out_mu_) is the same descriptor
+    int client = -1;      // the reader's view; out_fd_ (under out_mu_) is the same descriptor
+    bool reading = true;  // false once the client ended its input after a shutdown
     auto idle_since = clock_type::now();
     auto drop_client = [&] {
       std::lock_guard lk(out_mu_);
@@ -312,7 +311,7 @@ class runner {
         std::lock_guard lk(q_mu_);
         if (stop_) break;
       }
-      pollfd pfd[2] = {{listen_fd, POLLIN, 0}, {client, POLLIN, 0}};
+      pollfd pfd[2] = {{listen_fd, POLLIN, 0}, {reading ? client : -1, POLLIN, 0}};
       int pr = ::poll(pfd, client >= 0 ? 2 : 1, 100);
       if (pr < 0 && errno != EINTR) break;
       if (pr > 0 && (pfd[0].revents & POLLIN)) {
@@ -320,11 +319,13 @@ class runner {
         if (fd >= 0 && !same_user(fd)) {
           ::close(fd);
         } else if (fd >= 0) {
-          if (client >= 0) {
+          if (client >= 0) {  // the old client is told, so that it does not reconnect and take it back
             std::fprintf(stderr, "razor worker: a new client took over the session\n");
+            send_direct({{"t", "bye"}, {"reason", "taken_over"}});
             drop_client();
           }
           lines = line_splitter();
+          reading = true;
           std::lock_guard lk(out_mu_);
           client = out_fd_ = fd;
           broken_ = false;
@@ -333,8 +334,17 @@ class runner {
       }
       if (client >= 0 && pr > 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
         ssize_t n = ::read(client, chunk, sizeof chunk);
-        if (n > 0) feed(lines, chunk, size_t(n));
-        else if (n == 0 || (errno != EINTR && errno != EAGAIN)) drop_client();  // end of input: detach
+        if (n > 0) {
+          feed(lines, chunk, size_t(n));
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {  // end of input, or a dead connection
+          bool down;
+          {
+            std::lock_guard lk(q_mu_);
+            down = shutting_down_;
+          }
+          if (down) reading = false;  // after a shutdown: keep the connection for the bye
+          else drop_client();         // detach: the jobs go on
+        }
       }
       bool broken;
       {

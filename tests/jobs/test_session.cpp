@@ -168,6 +168,9 @@ TEST_F(Session, ANewConnectionTakesOverAndKillEndsTheWorker) {
   auto b = connect("gpu0");
   json hb = hello(*b);
   EXPECT_EQ(ha["pid"], hb["pid"]);
+  auto bye = a->read_message(5000);
+  ASSERT_TRUE(bye);
+  EXPECT_EQ(*bye, (json{{"t", "bye"}, {"reason", "taken_over"}})) << "the old client is told why";
   EXPECT_FALSE(a->read_line(5000)) << "the old connection is closed";
   EXPECT_EQ(a->wait_exit(), 0);
 

@@ -27,6 +27,7 @@
 #include "RemoteDialog.h"
 #include "RemoteFiles.h"
 #include "WorkerPool.h"
+#include "Workspace.h"
 #include "jobs/protocol_version.h"
 #include "worker_test_util.h"
 
@@ -423,12 +424,36 @@ TEST(RemoteMainWindow, OpensModelAndStatisticsThroughThePool) {
     EXPECT_TRUE(w.heatmapView()->sourcePaths().value(0).startsWith(tmp.filePath(QStringLiteral("cache"))))
         << w.heatmapView()->sourcePaths().value(0).toStdString();
 
-    w.stopRemoteWorkers();
-    w.workLocally();
+    // A workspace saved now names the server and keeps the server's paths.
+    const QString proj = tmp.filePath(QStringLiteral("remote.razorproj"));
+    QString err;
+    ASSERT_TRUE(w.saveWorkspace(proj, &err)) << err.toStdString();
+    Workspace saved;
+    ASSERT_TRUE(Workspace::load(proj, &saved, &err)) << err.toStdString();
+    EXPECT_EQ(saved.remote.value(QStringLiteral("host")).toString(), QStringLiteral("gpu-box"));
+    EXPECT_EQ(saved.modelPath, model);
+    EXPECT_EQ(saved.statistics, QStringList{QStringLiteral("probe.h5")});
+
+    w.workLocally();  // disconnects: the session workers stay for the next window
     EXPECT_FALSE(w.isRemote());
     EXPECT_TRUE(w.remoteStatusText().isEmpty());
     ASSERT_NE(w.workerPool(), nullptr);
     EXPECT_FALSE(w.workerPool()->isRemote());
+
+    // Reopening it reconnects, inventories the server's model and fetches the statistics again.
+    qputenv("RAZOR_SSH", QFile::encodeName(ssh));  // the workspace keeps the host, not the ssh program
+    MainWindow w2;
+    const bool reopened = w2.openWorkspace(proj, &err);
+    qunsetenv("RAZOR_SSH");
+    ASSERT_TRUE(reopened) << err.toStdString();
+    ASSERT_TRUE(w2.isRemote());
+    EXPECT_EQ(w2.remoteHost().host, QStringLiteral("gpu-box"));
+    ASSERT_TRUE(razor_test::waitUntil([&] { return !w2.isBusy() && w2.heatmapView()->sources().size() == 1; },
+                                      razor_test::kJobTimeoutMs))
+        << "busy " << w2.isBusy() << ", sources " << w2.heatmapView()->sources().size() << ", layers "
+        << w2.inventory().layers;
+    EXPECT_EQ(w2.inventory().layers, 4);
+    w2.stopRemoteWorkers();
   }
   // The session workers were asked to exit: none is left alive in the workspace.
   EXPECT_TRUE(razor_test::waitUntil(

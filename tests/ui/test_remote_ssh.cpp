@@ -283,6 +283,30 @@ TEST_F(RemoteSsh, ServesAndEvaluatesOnTheServerThroughTheSameChannel) {
   pool.stopRemoteWorkers();
 }
 
+TEST_F(RemoteSsh, ASecondWorkbenchTakesTheSessionOverAndTheFirstLetsGo) {
+  WorkerPool first;
+  first.setRemote(host());
+  first.setGpuCount(0);
+  first.setReconnectDelay(50);
+  QSignalSpy firstAvailable(&first, &WorkerPool::workerAvailable);
+  QSignalSpy firstFailed(&first, &WorkerPool::workerFailed);
+  first.start();
+  ASSERT_TRUE(waitUntil([&] { return firstAvailable.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+  WorkerPool second;
+  second.setRemote(host());
+  second.setGpuCount(0);
+  QSignalSpy secondAvailable(&second, &WorkerPool::workerAvailable);
+  second.start();
+  ASSERT_TRUE(waitUntil([&] { return secondAvailable.count() >= 1 && firstFailed.count() >= 1; }, kStartTimeoutMs));
+  EXPECT_TRUE(firstFailed[0][1].toString().contains("took it over")) << firstFailed[0][1].toString().toStdString();
+  QTest::qWait(500);  // the first one does not reconnect (it would take the session back, and so on)
+  EXPECT_EQ(firstAvailable.count(), 1);
+  EXPECT_EQ(secondAvailable.count(), 1);
+  EXPECT_EQ(second.readyWorkerCount(), 1);
+  second.stopRemoteWorkers();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
+}
+
 TEST_F(RemoteSsh, AnUnreachableServerFailsWithSshsOwnMessage) {
   RemoteHost h = host();
   h.sshOptions << "-o" << "Port=1";  // nothing listens there
