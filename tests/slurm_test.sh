@@ -35,6 +35,7 @@ chmod 711 "$T"  # munged wants every directory above its socket searchable
 pids=()
 cleanup() {
   local rc=$?
+  [ -n "${wk_pid:-}" ] && kill "$wk_pid" 2>/dev/null  # the razor worker this script started, if still there
   # Stop only what this script started, by the pids the daemons wrote (slurmd first: it owns the job steps).
   for f in slurmd slurmctld munged; do
     [ -f "$T/$f.pid" ] && kill "$(cat "$T/$f.pid")" 2>/dev/null
@@ -47,7 +48,8 @@ cleanup() {
     fi
   done
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-    for l in "$T"/slurmctld.log "$T"/slurmd.log "$T"/munged.log "$WORK"/logs/*; do
+    for l in "$T"/slurmctld.log "$T"/slurmd.log "$T"/munged.log "$T"/worker.out "$T"/worker.err "$WORK"/logs/* \
+      "$WORK"/worker*/logs/*; do
       [ -f "$l" ] && { echo "---- $l (tail)"; tail -n 30 "$l"; }
     done
   fi
@@ -202,19 +204,95 @@ done
 [ ! -e "$WORK/never" ] || fail "a merge output exists although the tasks failed"
 echo "failing tasks of job $f_array: merge job $f_merge CANCELLED"
 
-# ---- merged == single: every file byte for byte but the summary; the summary's totals equal
-n=0
-for f in "$T/single"/*; do
-  b=$(basename "$f")
-  [ -f "$WORK/merged/$b" ] || fail "merged output lacks $b"
-  n=$((n + 1))
-  [ "$b" = razor_quant_summary.json ] && continue
-  cmp -s "$f" "$WORK/merged/$b" || fail "$b differs between the single run and the Slurm merge"
+# ---- through the worker channel (what the workbench sends, docs/slurm.md): method `slurm` of a real
+# `razor worker` over stdin/stdout. A coprocess: its stdin stays open until the answer (end of input = shutdown =
+# cancel).
+coproc WK { "$RAZOR" worker --cpu --telemetry-ms 0 2>"$T/worker.err"; }
+wk_pid=$WK_PID
+wk_in=${WK[1]}
+wk_out=${WK[0]}
+: >"$T/worker.out"
+wk_send() { printf '%s\n' "$1" >&"$wk_in"; }
+wk_answer() {  # ID [REGEX: send a cancel for ID once a line matches it]; the job's lines go to $T/worker.out
+  local id=$1 line sent=0 deadline=$(( $(date +%s) + WAIT_S ))
+  while [ "$(date +%s)" -lt "$deadline" ] && IFS= read -r -t 60 line <&"$wk_out"; do
+    printf '%s\n' "$line" >>"$T/worker.out"
+    if [ -n "${2:-}" ] && [ $sent = 0 ] && printf '%s' "$line" | grep -q "$2"; then
+      wk_send '{"t":"cancel","id":'"$id"'}'
+      sent=1
+    fi
+    case "$line" in *'"t":"result","id":'"$id,"*|*'"t":"error","id":'"$id,"*) printf '%s\n' "$line"; return 0 ;; esac
+  done
+  return 1
+}
+json_id() { printf '%s' "$1" | sed -n 's/.*"'"$2"'":"\([0-9]*\)".*/\1/p'; }
+wk_send '{"t":"req","id":1,"method":"slurm","params":{"kind":"quantize","model":"'"$MODEL"'","out":"'"$WORK/worker/merged"'","work_dir":"'"$WORK/worker"'","tasks":2,"task_args":["--cpu"],"poll_s":0.5}}'
+res=$(wk_answer 1) || fail "no answer from the worker's slurm job"
+case "$res" in *'"t":"result"'*) ;; *) fail "worker slurm job: $res" ;; esac
+w_array=$(json_id "$res" array_job_id)
+w_merge=$(json_id "$res" merge_job_id)
+[ -n "$w_array" ] && [ -n "$w_merge" ] || fail "no job ids in the result: $res"
+printf '%s' "$res" | grep -q '"states":\["COMPLETED","COMPLETED"\]' || fail "task states in the result: $res"
+printf '%s' "$res" | grep -q '"merge_state":"COMPLETED"' || fail "merge state in the result: $res"
+printf '%s' "$res" | grep -q '"tasks":2' || fail "task count in the result: $res"
+for f in array.sh merge.sh submit.sh; do
+  grep -q '"t":"artifact","id":1,.*"kind":"file","path":"'"$WORK/worker/$f"'"' "$T/worker.out" || fail "no file artifact $f"
 done
-[ "$n" -eq "$(ls "$WORK/merged" | wc -l)" ] || fail "merged output has other files than the single run"
+grep -q '"t":"log","id":1,.*"msg":"submitted array job '"$w_array"' (2 tasks) and merge job '"$w_merge"' ' "$T/worker.out" ||
+  fail "no log line with the job ids"
+grep '"t":"progress","id":1,' "$T/worker.out" | grep -q '"total":2.0,"what":"array '"$w_array"': ' ||
+  fail "no progress line about the array tasks"
+last=$(grep '"t":"progress","id":1,' "$T/worker.out" | tail -n 1)
+case "$last" in *'"done":2.0,"total":2.0,"what":"merge '"$w_merge"' COMPLETED (2/2 tasks completed)"'*) ;;
+  *) fail "last progress line: $last" ;; esac
+echo "worker method slurm: array job $w_array + merge job $w_merge COMPLETED, $(grep -c '"t":"progress","id":1,' "$T/worker.out") progress lines"
+
+# ---- cancel through the worker: tasks that would run 10 minutes; cancel once one runs; nothing is left in Slurm
+printf '#!/bin/bash\nsleep 600\n' >"$T/slow-razor"
+chmod 755 "$T/slow-razor"
+wk_send '{"t":"req","id":2,"method":"slurm","params":{"kind":"quantize","model":"'"$MODEL"'","out":"'"$WORK/worker-cancel/never"'","work_dir":"'"$WORK/worker-cancel"'","tasks":2,"razor":"'"$T/slow-razor"'","poll_s":0.5}}'
+res=$(wk_answer 2 '"t":"progress","id":2,.*[1-9] running') || fail "no answer from the cancelled slurm job"
+case "$res" in *'"code":"cancelled"'*'scancel '*) ;; *) fail "cancelled slurm job answered: $res" ;; esac
+c_array=$(grep -o '"msg":"submitted array job [0-9]* (2 tasks) and merge job [0-9]*' "$T/worker.out" | tail -n 1 |
+  awk '{print $4, $10}')
+read -r c_array c_merge <<<"$c_array"
+[ -n "${c_merge:-}" ] || fail "no job ids logged for the cancelled job"
+left=""
+for _ in $(seq 60); do
+  left=$(squeue -h -o '%A %F %T' | awk -v a="$c_array" -v m="$c_merge" '$2 == a || $1 == m || $1 == a')
+  [ -z "$left" ] && break
+  sleep 0.5
+done
+[ -z "$left" ] || fail "squeue still lists jobs of the cancelled submission: $left"
+for j in "${c_array}_0" "${c_array}_1" "$c_merge"; do
+  scontrol show job "$j" | grep -q "JobState=CANCELLED" || fail "job $j is not CANCELLED after the cancel"
+done
+[ ! -e "$WORK/worker-cancel/never" ] || fail "the cancelled job wrote an output"
+wk_send '{"t":"shutdown"}'
+IFS= read -r -t 30 line <&"$wk_out"
+[ "$line" = '{"t":"bye"}' ] || fail "the worker did not say bye: $line"
+wait "$wk_pid" 2>/dev/null
+wk_pid=""
+echo "worker method slurm cancelled: scancel $c_array $c_merge, squeue empty, tasks and merge CANCELLED"
+
+# ---- merged == single: every file byte for byte but the summary; the summary's totals equal
 totals() { awk '/^ "totals": \{/{p=1} p{print} p&&/^ \}/{exit}' "$1"; }
-[ -n "$(totals "$T/single/razor_quant_summary.json")" ] || fail "no totals in the single run's summary"
-[ "$(totals "$T/single/razor_quant_summary.json")" = "$(totals "$WORK/merged/razor_quant_summary.json")" ] ||
-  fail "summary totals differ"
-grep -q '"layers": "0:2,rest"' "$WORK/merged/razor_quant_summary.json" || fail "merged summary does not list the parts"
-echo "PASS slurm_test: merged checkpoint == single razor quantize ($n files), merged GGUF == single razor pack; total $(( $(date +%s) - t_start )) s"
+same_as_single() {  # MERGED_DIR PARTS_OF_TASK_0
+  local n=0 f b
+  for f in "$T/single"/*; do
+    b=$(basename "$f")
+    [ -f "$1/$b" ] || fail "merged output $1 lacks $b"
+    n=$((n + 1))
+    [ "$b" = razor_quant_summary.json ] && continue
+    cmp -s "$f" "$1/$b" || fail "$b differs between the single run and the Slurm merge $1"
+  done
+  [ "$n" -eq "$(ls "$1" | wc -l)" ] || fail "merged output $1 has other files than the single run"
+  [ -n "$(totals "$T/single/razor_quant_summary.json")" ] || fail "no totals in the single run's summary"
+  [ "$(totals "$T/single/razor_quant_summary.json")" = "$(totals "$1/razor_quant_summary.json")" ] ||
+    fail "summary totals differ ($1)"
+  grep -q '"layers": "'"$2"'"' "$1/razor_quant_summary.json" || fail "merged summary $1 does not list the parts"
+  echo "$n"
+}
+n=$(same_as_single "$WORK/merged" "0:2,rest") || exit 1
+same_as_single "$WORK/worker/merged" "0:2,rest" >/dev/null || exit 1
+echo "PASS slurm_test: merged checkpoint == single razor quantize ($n files; also through the worker), merged GGUF == single razor pack; total $(( $(date +%s) - t_start )) s"

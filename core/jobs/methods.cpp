@@ -1,5 +1,6 @@
 #include "jobs/methods.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "ggml/types.h"
 #include "gguf/convert.h"
 #include "gguf/imatrix.h"
+#include "jobs/slurm.h"
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/inventory.h"
@@ -424,6 +426,86 @@ result<json> m_eval(const json& p, job_context& ctx) {
   return res;
 }
 
+// ---- slurm (docs/slurm.md): `razor slurm submit`, then the jobs are followed until the merge job ends ----
+result<json> m_slurm(const json& p, job_context& ctx) {
+  namespace fs = std::filesystem;
+  auto absolute = [](const std::string& s) {
+    std::error_code ec;
+    auto a = fs::absolute(s, ec);
+    return ec ? s : a.lexically_normal().string();
+  };
+  slurm_options o;
+  RAZOR_ASSIGN_OR_RETURN(std::string kind, str_param(p, "kind"));
+  if (kind != "quantize" && kind != "pack") return bad_param("kind", "\"quantize\" or \"pack\"");
+  o.kind = kind == "pack" ? slurm_job_kind::pack : slurm_job_kind::quantize;
+  RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model"));
+  RAZOR_ASSIGN_OR_RETURN(o.out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(o.work_dir, str_param(p, "work_dir"));
+  RAZOR_ASSIGN_OR_RETURN(int64_t tasks, int_param(p, "tasks", 0, 0, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(int64_t lpt, int_param(p, "layers_per_task", 0, 0, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(o.job_args, str_list_param(p, "job_args"));
+  RAZOR_ASSIGN_OR_RETURN(o.task_args, str_list_param(p, "task_args"));
+  RAZOR_ASSIGN_OR_RETURN(o.partition, str_param(p, "partition", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.gres, str_param(p, "gres", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.time, str_param(p, "time", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.mem, str_param(p, "mem", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.account, str_param(p, "account", ""));
+  RAZOR_ASSIGN_OR_RETURN(int64_t cpus, int_param(p, "cpus_per_task", 0, 0, 1 << 16));
+  RAZOR_ASSIGN_OR_RETURN(o.job_name, str_param(p, "job_name", "razor"));
+  RAZOR_ASSIGN_OR_RETURN(o.razor, str_param(p, "razor", ""));
+  RAZOR_ASSIGN_OR_RETURN(std::string sbatch, str_param(p, "sbatch", "sbatch"));
+  slurm_follow_options fo;
+  RAZOR_ASSIGN_OR_RETURN(fo.scontrol, str_param(p, "scontrol", "scontrol"));
+  RAZOR_ASSIGN_OR_RETURN(fo.scancel, str_param(p, "scancel", "scancel"));
+  RAZOR_ASSIGN_OR_RETURN(fo.poll_s, num_param(p, "poll_s", 10.0, 0.0, 3600.0));
+  o.tasks = int(tasks);
+  o.layers_per_task = int(lpt);
+  o.cpus_per_task = int(cpus);
+  // As `razor slurm submit`: paths absolute (the tasks do not run in this directory), a --recipe / --imatrix
+  // that names a file too; a bare recipe name is left for razor to look up.
+  o.model = absolute(o.model);
+  o.out = absolute(o.out);
+  o.work_dir = absolute(o.work_dir);
+  for (size_t i = 1; i < o.job_args.size(); ++i) {
+    std::error_code ec;
+    if ((o.job_args[i - 1] == "--recipe" || o.job_args[i - 1] == "--imatrix") && fs::is_regular_file(o.job_args[i], ec))
+      o.job_args[i] = absolute(o.job_args[i]);
+  }
+  if (o.kind == slurm_job_kind::pack && std::find(o.job_args.begin(), o.job_args.end(), "--type") == o.job_args.end() &&
+      std::find(o.job_args.begin(), o.job_args.end(), "--recipe") == o.job_args.end())
+    return make_error(errc::invalid_argument, "slurm pack: params.job_args needs --type or --recipe");
+  if (o.razor.empty()) {  // the compute nodes run this very binary
+    std::error_code ec;
+    auto self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return make_error(errc::io, "cannot find this program's path; pass params.razor");
+    o.razor = self.string();
+  } else {
+    o.razor = absolute(o.razor);
+  }
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(o.model));
+  o.n_layers = int(ck.config().num_layers);
+  RAZOR_ASSIGN_OR_RETURN(slurm_plan plan, make_slurm_plan(o));
+  RAZOR_ASSIGN_OR_RETURN(slurm_submission sub, submit_slurm_plan(plan, sbatch));
+  for (const std::string* path : {&plan.array_path, &plan.merge_path, &plan.submit_path})
+    ctx.emit_artifact({*path, "file", "", {}, json::object()});
+  ctx.log("info", "submitted array job " + sub.array_job_id + " (" + std::to_string(plan.ranges.size()) +
+                      " tasks) and merge job " + sub.merge_job_id + " (afterok:" + sub.array_job_id + "); logs in " +
+                      plan.logs_dir);
+  fo.cancelled = [&ctx] { return ctx.is_cancelled(); };
+  fo.log = [&ctx](const std::string& line) { ctx.log("info", line); };
+  RAZOR_ASSIGN_OR_RETURN(slurm_outcome oc, follow_slurm_jobs(sub, plan, fo, ctx.progress));
+  std::error_code ec;
+  if (o.kind == slurm_job_kind::quantize) {
+    ctx.emit_artifact({o.out, "checkpoint", "", {}, json::object()});
+    ctx.emit_artifact({o.out + "/razor_quant_summary.json", "summary", "", {}, json::object()});
+  } else if (fs::exists(o.out, ec)) {
+    ctx.emit_artifact({o.out, "gguf", "", {}, json::object()});
+  }
+  return json{{"array_job_id", sub.array_job_id}, {"merge_job_id", sub.merge_job_id}, {"out", o.out},
+              {"work_dir", o.work_dir},           {"tasks", plan.ranges.size()},      {"states", oc.task_states},
+              {"merge_state", oc.merge_state}};
+}
+
 }  // namespace
 
 const std::vector<method_def>& method_table() {
@@ -452,6 +534,11 @@ const std::vector<method_def>& method_table() {
                "comma list), n, budget (int or \"32k\"), concurrency, tag, api_key, timeout_s, retries, targets, "
                "official_model, require_sandbox_netns",
        "`razor eval`: benchmarks against an OpenAI-compatible server (artifact `result`)", m_eval},
+      {"slurm", "kind (quantize | pack), model, out, work_dir (strings), tasks | layers_per_task (ints), job_args, "
+                "task_args (arrays of strings), partition, gres, time, mem, account, job_name, razor, sbatch, scontrol, "
+                "scancel (strings), cpus_per_task (int), poll_s (default 10)",
+       "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
+       m_slurm},
   };
   return table;
 }

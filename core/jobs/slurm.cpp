@@ -9,9 +9,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "util/atomic_file.h"
 
@@ -227,8 +230,22 @@ status write_slurm_scripts(const slurm_plan& p) {
 
 namespace {
 
-// Runs argv (no shell), returns its stdout; stderr goes to a pipe too and is reported on failure.
-result<std::string> run_capture(const std::vector<std::string>& argv) {
+std::string join_argv(const std::vector<std::string>& argv) {
+  std::string cmd;
+  for (auto& a : argv) {
+    if (!cmd.empty()) cmd += ' ';
+    cmd += shell_quote(a);
+  }
+  return cmd;
+}
+
+struct run_output {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string text;    // stdout and stderr together
+};
+
+// Runs argv (no shell) to its end; stdout and stderr go to one pipe. errc::external only when it cannot start.
+result<run_output> run_program(const std::vector<std::string>& argv) {
   int out[2];
   if (::pipe(out) != 0) return make_error(errc::external, "pipe failed");
   posix_spawn_file_actions_t fa;
@@ -247,25 +264,25 @@ result<std::string> run_capture(const std::vector<std::string>& argv) {
     ::close(out[0]);
     return make_error(errc::external, argv[0] + ": cannot run (" + std::strerror(rc) + "; is Slurm's client on PATH?)");
   }
-  std::string text;
+  run_output r;
   char buf[4096];
   ssize_t n;
   while ((n = ::read(out[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) text.append(buf, size_t(n));
+    if (n > 0) r.text.append(buf, size_t(n));
   ::close(out[0]);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-    std::string cmd;
-    for (auto& a : argv) {
-      if (!cmd.empty()) cmd += ' ';
-      cmd += shell_quote(a);
-    }
-    return make_error(errc::external, cmd + " failed (exit " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) +
-                                          "): " + text);
-  }
-  return text;
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// Runs argv (no shell), returns its output; errc::external with the command and its output when it fails.
+result<std::string> run_capture(const std::vector<std::string>& argv) {
+  RAZOR_ASSIGN_OR_RETURN(run_output r, run_program(argv));
+  if (r.exit_code != 0)
+    return make_error(errc::external, join_argv(argv) + " failed (exit " + std::to_string(r.exit_code) + "): " + r.text);
+  return r.text;
 }
 
 }  // namespace
@@ -279,6 +296,238 @@ result<slurm_submission> submit_slurm_plan(const slurm_plan& p, const std::strin
                                                      "--output=" + p.merge_log, p.merge_path}));
   RAZOR_ASSIGN_OR_RETURN(s.merge_job_id, parse_sbatch_job_id(m));
   return s;
+}
+
+// ---- following the jobs ----
+
+std::vector<slurm_job_record> parse_scontrol_jobs(const std::string& text) {
+  std::vector<slurm_job_record> v;
+  std::istringstream is(text);
+  std::string tok;
+  while (is >> tok) {  // whitespace-separated KEY=VALUE tokens; a record starts at JobId=
+    size_t eq = tok.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = tok.substr(0, eq), val = tok.substr(eq + 1);
+    if (key == "JobId") {
+      v.emplace_back();
+      v.back().job_id = val;
+      continue;
+    }
+    if (v.empty()) continue;
+    auto& r = v.back();
+    if (key == "ArrayJobId") r.array_job_id = val;
+    else if (key == "ArrayTaskId") r.array_task_id = val;
+    else if (key == "JobState") r.state = val;
+    else if (key == "Reason") r.reason = val;
+    else if (key == "ExitCode") r.exit_code = val;
+    else if (key == "Dependency") r.dependency = val;
+  }
+  return v;
+}
+
+result<std::vector<int>> parse_array_task_ids(const std::string& spec_in) {
+  auto bad = [&] { return make_error(errc::bad_format, "array task ids '" + spec_in + "'"); };
+  std::string spec = spec_in.substr(0, spec_in.find('%'));  // "0-15%4": at most 4 at a time
+  std::vector<int> ids;
+  std::istringstream is(spec);
+  std::string part;
+  auto num = [](const std::string& s, int* out) {
+    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+    *out = std::stoi(s);
+    return true;
+  };
+  while (std::getline(is, part, ',')) {
+    std::string range = part.substr(0, part.find(':'));  // "0-15:2" (step)
+    int step = 1;
+    if (range.size() != part.size() && (!num(part.substr(range.size() + 1), &step) || step <= 0)) return bad();
+    size_t dash = range.find('-');
+    int a = 0, b = 0;
+    if (dash == std::string::npos) {
+      if (!num(range, &a)) return bad();
+      b = a;
+    } else if (!num(range.substr(0, dash), &a) || !num(range.substr(dash + 1), &b) || b < a) {
+      return bad();
+    }
+    for (int i = a; i <= b; i += step) ids.push_back(i);
+  }
+  if (ids.empty()) return bad();
+  return ids;
+}
+
+bool slurm_state_is_final(const std::string& st) {
+  static const char* const final_states[] = {"COMPLETED", "FAILED",   "CANCELLED", "TIMEOUT",  "NODE_FAIL",
+                                             "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"};
+  for (const char* f : final_states)
+    if (st == f) return true;
+  return false;
+}
+
+namespace {
+
+// The last lines (at most 4 KiB) of a log file, indented; a note when there is none.
+std::string log_tail(const std::string& path, int max_lines = 12) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "  (no log file " + path + ")\n";
+  f.seekg(0, std::ios::end);
+  std::streamoff size = f.tellg();
+  std::streamoff from = std::max<std::streamoff>(0, size - 4096);
+  f.seekg(from);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  std::istringstream is(text);
+  for (std::string l; std::getline(is, l);) lines.push_back(l);
+  if (from > 0 && !lines.empty()) lines.erase(lines.begin());  // a partial first line
+  if (int(lines.size()) > max_lines) lines.erase(lines.begin(), lines.end() - max_lines);
+  std::string out = "--- " + path + " (last " + std::to_string(lines.size()) + " lines):\n";
+  for (auto& l : lines) out += "  " + l + "\n";
+  return out;
+}
+
+struct job_view {
+  std::string state, reason, exit_code;
+};
+
+}  // namespace
+
+result<slurm_outcome> follow_slurm_jobs(const slurm_submission& s, const slurm_plan& p,
+                                        const slurm_follow_options& opt, const progress_fn& progress) {
+  const int n = int(p.ranges.size());
+  const std::string& A = s.array_job_id;
+  const std::string& M = s.merge_job_id;
+  std::vector<job_view> task(size_t(n), job_view{"PENDING", "", ""});
+  job_view merge{"PENDING", "", ""};
+  auto log = [&](const std::string& line) {
+    if (opt.log) opt.log(line);
+  };
+  auto is_cancelled = [&] { return opt.cancelled && opt.cancelled(); };
+  auto cancel_jobs = [&]() -> status {
+    auto r = run_program({opt.scancel, A, M});
+    std::string msg = "cancelled: scancel " + A + " " + M;
+    if (!r.ok()) msg += " could not run: " + r.error().message();
+    else if (r->exit_code != 0) msg += " failed (exit " + std::to_string(r->exit_code) + "): " + r->text;
+    return make_error(errc::cancelled, msg);
+  };
+  auto task_log = [&](int i) { return p.logs_dir + "/task-" + A + "_" + std::to_string(i) + ".out"; };
+  auto merge_log = [&] { return p.logs_dir + "/merge-" + M + ".out"; };
+  auto describe = [](const job_view& j) {
+    std::string d = j.state;
+    std::vector<std::string> bits;
+    if (!j.exit_code.empty() && j.exit_code != "0:0") bits.push_back("exit " + j.exit_code);
+    if (!j.reason.empty() && j.reason != "None") bits.push_back(j.reason);
+    for (size_t i = 0; i < bits.size(); ++i) d += (i ? ", " : " (") + bits[i];
+    return bits.empty() ? d : d + ")";
+  };
+  // errc::external naming every task that ended otherwise than COMPLETED and the merge, with their logs' tails.
+  auto failure = [&](bool merge_failed) -> status {
+    std::string msg = "Slurm array job " + A + ":";
+    std::vector<int> bad;
+    for (int i = 0; i < n; ++i)
+      if (slurm_state_is_final(task[size_t(i)].state) && task[size_t(i)].state != "COMPLETED") bad.push_back(i);
+    for (size_t k = 0; k < bad.size(); ++k)
+      msg += (k ? ", task " : " task ") + std::to_string(bad[k]) + " " + describe(task[size_t(bad[k])]);
+    if (bad.empty()) msg += " no task failed";
+    msg += "; merge job " + M + " " + describe(merge) + "\n";
+    for (size_t k = 0; k < bad.size() && k < 4; ++k) msg += log_tail(task_log(bad[k]));
+    if (bad.size() > 4) {
+      msg += "(";
+      msg += std::to_string(bad.size() - 4);
+      msg += " more failed tasks: see " + p.logs_dir + ")\n";
+    }
+    if (merge_failed) msg += log_tail(merge_log());
+    return make_error(errc::external, msg);
+  };
+
+  int failures = 0;
+  for (;;) {
+    if (is_cancelled()) return cancel_jobs();
+    // One round: the array (every task's record: split tasks one each, the unsplit pending rest as a range), then
+    // the merge. "Invalid job id" = no longer known (purged MinJobAge after it ended): the last states stand.
+    bool round_ok = true;
+    bool merge_gone = false;
+    for (int which = 0; which < 2; ++which) {
+      const std::string& id = which == 0 ? A : M;
+      auto r = run_program({opt.scontrol, "-o", "show", "job", id});
+      if (!r.ok()) return r.error();  // scontrol cannot run at all
+      if (r->exit_code != 0) {
+        if (r->text.find("Invalid job id") != std::string::npos) {
+          if (which == 1) merge_gone = true;
+          continue;
+        }
+        round_ok = false;
+        log("scontrol show job " + id + " failed (exit " + std::to_string(r->exit_code) + "): " + r->text);
+        continue;
+      }
+      for (const slurm_job_record& rec : parse_scontrol_jobs(r->text)) {
+        job_view v{rec.state, rec.reason, rec.exit_code};
+        if (which == 1) {
+          if (rec.job_id != M) continue;
+          if (v.state != merge.state) log("merge job " + M + ": " + describe(v));
+          merge = v;
+          continue;
+        }
+        if (rec.array_job_id != A || rec.array_task_id.empty()) continue;
+        auto ids = parse_array_task_ids(rec.array_task_id);
+        if (!ids.ok()) continue;
+        for (int i : *ids) {
+          if (i < 0 || i >= n) continue;
+          if (v.state != task[size_t(i)].state && (ids->size() == 1 || v.state != "PENDING"))
+            log("task " + std::to_string(i) + " (" + A + "_" + std::to_string(i) + "): " + describe(v));
+          task[size_t(i)] = v;
+        }
+      }
+    }
+    if (!round_ok) {
+      if (++failures >= opt.max_poll_failures)
+        return make_error(errc::external, "scontrol failed " + std::to_string(failures) +
+                                              " times in a row; the jobs " + A + " and " + M +
+                                              " may still run (see the log above)");
+    } else {
+      failures = 0;
+    }
+
+    int completed = 0, running = 0, pending = 0, ended = 0, failed = 0;
+    for (auto& t : task) {
+      if (t.state == "COMPLETED") ++completed;
+      else if (slurm_state_is_final(t.state)) ++failed;
+      else if (t.state == "PENDING") ++pending;
+      else ++running;  // RUNNING, COMPLETING, CONFIGURING, SUSPENDED, ...
+      if (slurm_state_is_final(t.state)) ++ended;
+    }
+    std::string what;
+    if (completed == n) {
+      what = "merge " + M + " " + merge.state + " (" + std::to_string(n) + "/" + std::to_string(n) + " tasks completed)";
+    } else {
+      what = "array " + A + ": " + std::to_string(completed) + "/" + std::to_string(n) + " completed, " +
+             std::to_string(running) + " running, " + std::to_string(pending) + " pending";
+      if (failed) what += ", " + std::to_string(failed) + " failed";
+    }
+    if (progress && !progress(double(ended), double(n), what.c_str())) return cancel_jobs();
+
+    slurm_outcome out;
+    if (merge.state == "COMPLETED") {  // afterok: every task completed (even one whose record was purged)
+      out.task_states.assign(size_t(n), "COMPLETED");
+      out.merge_state = merge.state;
+      return out;
+    }
+    if (ended == n && failed > 0) {  // the merge can never run: make sure Slurm drops it, then report
+      if (!slurm_state_is_final(merge.state)) (void)run_program({opt.scancel, M});
+      return failure(false);
+    }
+    if (slurm_state_is_final(merge.state) || merge.reason == "DependencyNeverSatisfied") return failure(true);
+    if (merge_gone)
+      return make_error(errc::external, "merge job " + M + " is no longer known to scontrol (it ended more than "
+                                        "MinJobAge ago or was removed); look at " + merge_log() + " and " + p.opt.out);
+
+    // Sleep poll_s in slices, so that a cancel is seen at once.
+    using clock = std::chrono::steady_clock;
+    const clock::time_point until =
+        clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(std::max(0.0, opt.poll_s)));
+    while (clock::now() < until) {
+      if (is_cancelled()) return cancel_jobs();
+      clock::duration slice = std::min<clock::duration>(until - clock::now(), std::chrono::milliseconds(100));
+      std::this_thread::sleep_for(slice);
+    }
+  }
 }
 
 }  // namespace razor::jobs

@@ -10,10 +10,12 @@
 //   <work>/logs/          task-<array job id>_<i>.out, merge-<job id>.out
 // Task 0 also holds the tensors outside the decoder layers ("rest": embeddings, final norm, lm_head).
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "model/layer_selection.h"
+#include "util/parallel.h"
 #include "util/status.h"
 
 namespace razor::jobs {
@@ -68,5 +70,45 @@ result<slurm_submission> submit_slurm_plan(const slurm_plan& p, const std::strin
 
 // The job id of `sbatch --parsable` output ("1234" or "1234;cluster"); errc::external when there is none.
 result<std::string> parse_sbatch_job_id(const std::string& output);
+
+
+// ---- following the submitted jobs (the worker method `slurm`; docs/slurm.md) ----
+
+// One job record of `scontrol show job` (one-line `-o` or the multi-line form; records start at `JobId=`).
+// array_task_id is "" for a plain job, "3" for one array task, or the pending rest of an array that Slurm has not
+// split yet: "0-7", "2,4-7", "0-15%4".
+struct slurm_job_record {
+  std::string job_id, array_job_id, array_task_id, state, reason, exit_code, dependency;
+};
+std::vector<slurm_job_record> parse_scontrol_jobs(const std::string& text);
+
+// "0-3,5,7-9%2" -> 0 1 2 3 5 7 8 9 (the %limit is dropped); errc::bad_format on anything else.
+result<std::vector<int>> parse_array_task_ids(const std::string& spec);
+
+// A state after which the job does not run again: COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL,
+// OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED.
+bool slurm_state_is_final(const std::string& state);
+
+struct slurm_follow_options {
+  std::string scontrol = "scontrol", scancel = "scancel";  // PATH look-up unless a path is given
+  double poll_s = 10;             // between two `scontrol show job` rounds
+  int max_poll_failures = 60;     // consecutive failures (controller unreachable) before giving up
+  std::function<bool()> cancelled;                      // checked every 100 ms between polls (optional)
+  std::function<void(const std::string&)> log;          // state changes, one line each (optional)
+};
+
+struct slurm_outcome {
+  std::vector<std::string> task_states;  // per array task, its last state
+  std::string merge_state;
+};
+
+// Follows the array job and its merge job with `scontrol -o show job <id>` (no slurmdbd needed) until the merge
+// ends. progress(finished tasks, tasks, "array 12: 2/8 completed, 3 running, 3 pending") after every poll.
+// COMPLETED merge: the outcome. A failed / cancelled task (as soon as every task has ended) or a merge that did not
+// complete: errc::external naming them, with the last lines of their logs (logs/task-<array>_<i>.out,
+// logs/merge-<id>.out). Cancelled (progress returned false or opt.cancelled()): runs `scancel <array> <merge>` and
+// returns errc::cancelled.
+result<slurm_outcome> follow_slurm_jobs(const slurm_submission& s, const slurm_plan& p,
+                                        const slurm_follow_options& opt, const progress_fn& progress);
 
 }  // namespace razor::jobs

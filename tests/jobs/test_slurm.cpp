@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -236,4 +239,227 @@ TEST(Slurm, SubmitChainsTheMergeAfterTheArray) {
   EXPECT_EQ(*parse_sbatch_job_id("1234\n"), "1234");
   EXPECT_EQ(*parse_sbatch_job_id("1234;cluster\n"), "1234");
   EXPECT_FALSE(parse_sbatch_job_id("Submitted batch job").ok());
+}
+
+// ---- following the jobs: scontrol parsing on canned output (Slurm 22.05's, trimmed), the follow loop against a stub
+// scontrol that replays a sequence of outputs per job id, and a stub scancel that records its argv.
+
+namespace {
+
+// `scontrol show job 42` (multi-line form) while the whole array is pending: one record, the task range.
+const char* kArrayPendingMultiLine =
+    "JobId=42 ArrayJobId=42 ArrayTaskId=0-2 JobName=razor-quantize\n"
+    "   UserId=root(0) GroupId=root(0) MCS_label=N/A\n"
+    "   Priority=4294901759 Nice=0 Account=(null) QOS=(null)\n"
+    "   JobState=PENDING Reason=None Dependency=(null)\n"
+    "   Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0\n"
+    "   Command=/shared fs/it's/array.sh\n"
+    "   StdOut=/shared fs/it's/logs/task-42_4294967294.out\n"
+    "   Power=\n\n";
+
+std::string one_line(const std::string& id, const std::string& task, const std::string& state,
+                     const std::string& reason = "None", const std::string& exit = "0:0") {
+  return "JobId=" + id + " ArrayJobId=42 ArrayTaskId=" + task +
+         " JobName=razor-quantize UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901759 Nice=0 "
+         "Account=(null) QOS=(null) JobState=" + state + " Reason=" + reason + " Dependency=(null) Requeue=1 "
+         "Restarts=0 BatchFlag=1 Reboot=0 ExitCode=" + exit + " RunTime=00:00:01 Command=/shared fs/it's/array.sh "
+         "WorkDir=/shared fs StdOut=/shared fs/it's/logs/task-42_" + task + ".out Power= \n";
+}
+
+std::string merge_record(const std::string& state, const std::string& reason, const std::string& dep) {
+  return "JobId=43 JobName=razor-quantize-merge UserId=root(0) GroupId=root(0) MCS_label=N/A Priority=4294901758 "
+         "Nice=0 Account=(null) QOS=(null) JobState=" + state + " Reason=" + reason + " Dependency=" + dep +
+         " Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=0:0 Power= \n";
+}
+
+// A stub scontrol: `scontrol -o show job ID` prints DIR/ID.<k> on its k-th call for that id (the last file once
+// they run out); a file "INVALID" / "DOWN" answers as Slurm does for a purged job / an unreachable controller.
+struct stub_slurm {
+  temp_dir t;
+  std::string scontrol = t.path + "/scontrol", scancel = t.path + "/scancel", scancel_log = t.path + "/scancel.log";
+  stub_slurm() {
+    write_exe(scontrol,
+              "#!/bin/bash\n"
+              "[ \"$1 $2 $3\" = '-o show job' ] || { echo \"bad argv: $*\" >&2; exit 9; }\n"
+              "d=" + shell_quote(t.path) + "; id=$4; c=\"$d/$id.count\"\n"
+              "k=$(( $(cat \"$c\" 2>/dev/null || echo 0) + 1 )); echo $k > \"$c\"\n"
+              "while [ ! -f \"$d/$id.$k\" ] && [ $k -gt 1 ]; do k=$((k - 1)); done\n"
+              "f=\"$d/$id.$k\"\n"
+              "if [ \"$(cat \"$f\")\" = INVALID ]; then echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1; fi\n"
+              "if [ \"$(cat \"$f\")\" = DOWN ]; then echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1; fi\n"
+              "cat \"$f\"\n");
+    write_exe(scancel, "#!/bin/bash\nprintf '%s|' \"$@\" >> " + shell_quote(scancel_log) + "\necho >> " +
+                           shell_quote(scancel_log) + "\n");
+  }
+  void round(const std::string& id, int k, const std::string& text) {
+    std::ofstream(t.path + "/" + id + "." + std::to_string(k)) << text;
+  }
+  std::string scancels() {
+    std::ifstream f(scancel_log);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  slurm_follow_options options() {
+    slurm_follow_options o;
+    o.scontrol = scontrol;
+    o.scancel = scancel;
+    o.poll_s = 0;
+    return o;
+  }
+};
+
+struct progress_rec {
+  double done, total;
+  std::string what;
+};
+
+}  // namespace
+
+TEST(Slurm, ParsesScontrolRecordsInBothForms) {
+  auto r = parse_scontrol_jobs(kArrayPendingMultiLine);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].job_id, "42");
+  EXPECT_EQ(r[0].array_job_id, "42");
+  EXPECT_EQ(r[0].array_task_id, "0-2");
+  EXPECT_EQ(r[0].state, "PENDING");
+  EXPECT_EQ(r[0].exit_code, "0:0");
+  // One-line form, several records: the array's own id ends up on its last task (Slurm 22.05 does so).
+  r = parse_scontrol_jobs(one_line("42", "2", "PENDING", "Resources") + one_line("45", "1", "FAILED", "NonZeroExitCode", "3:0") +
+                          one_line("44", "0", "COMPLETED"));
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].array_task_id, "2");
+  EXPECT_EQ(r[0].reason, "Resources");
+  EXPECT_EQ(r[1].job_id, "45");
+  EXPECT_EQ(r[1].state, "FAILED");
+  EXPECT_EQ(r[1].exit_code, "3:0");
+  EXPECT_EQ(r[2].state, "COMPLETED");
+  r = parse_scontrol_jobs(merge_record("PENDING", "Dependency", "afterok:42_*(unfulfilled)"));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].array_job_id, "");
+  EXPECT_EQ(r[0].reason, "Dependency");
+  EXPECT_EQ(r[0].dependency, "afterok:42_*(unfulfilled)");
+  EXPECT_TRUE(parse_scontrol_jobs("slurm_load_jobs error: Invalid job id specified\n").empty());
+
+  EXPECT_EQ(*parse_array_task_ids("3"), (std::vector<int>{3}));
+  EXPECT_EQ(*parse_array_task_ids("0-3,5,7-9%2"), (std::vector<int>{0, 1, 2, 3, 5, 7, 8, 9}));
+  EXPECT_EQ(*parse_array_task_ids("0-6:3"), (std::vector<int>{0, 3, 6}));
+  for (const char* bad : {"", "x", "3-1", "1-", ",", "4294967294-"}) EXPECT_FALSE(parse_array_task_ids(bad).ok()) << bad;
+  EXPECT_TRUE(slurm_state_is_final("COMPLETED") && slurm_state_is_final("OUT_OF_MEMORY"));
+  EXPECT_FALSE(slurm_state_is_final("COMPLETING") || slurm_state_is_final("PENDING"));
+}
+
+TEST(Slurm, FollowReportsTasksUntilTheMergeCompletes) {
+  temp_dir w;
+  auto p = make_slurm_plan(base_options(w.path, 4, 3));
+  ASSERT_TRUE(p.ok());
+  stub_slurm s;
+  s.round("42", 1, kArrayPendingMultiLine);
+  s.round("42", 2, one_line("42", "1-2", "PENDING", "Resources") + one_line("44", "0", "RUNNING"));
+  s.round("42", 3, one_line("42", "2", "PENDING", "Resources") + one_line("45", "1", "RUNNING") +
+                       one_line("44", "0", "COMPLETED"));
+  s.round("42", 4, one_line("42", "2", "COMPLETED") + one_line("45", "1", "COMPLETED") + one_line("44", "0", "COMPLETED"));
+  s.round("42", 6, "INVALID");  // purged: the last states stand
+  const std::string waiting = merge_record("PENDING", "Dependency", "afterok:42_*(unfulfilled)");
+  for (int k = 1; k <= 4; ++k) s.round("43", k, waiting);
+  s.round("43", 5, merge_record("RUNNING", "None", "(null)"));
+  s.round("43", 7, merge_record("COMPLETED", "None", "(null)"));
+  std::vector<progress_rec> prog;
+  std::vector<std::string> logs;
+  auto o = s.options();
+  o.log = [&](const std::string& l) { logs.push_back(l); };
+  auto r = follow_slurm_jobs({"42", "43"}, *p, o, [&](double d, double t, const char* what) {
+    prog.push_back({d, t, what});
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->task_states, (std::vector<std::string>{"COMPLETED", "COMPLETED", "COMPLETED"}));
+  EXPECT_EQ(r->merge_state, "COMPLETED");
+  ASSERT_EQ(prog.size(), 7u);
+  EXPECT_EQ(prog[0].what, "array 42: 0/3 completed, 0 running, 3 pending");
+  EXPECT_EQ(prog[1].what, "array 42: 0/3 completed, 1 running, 2 pending");
+  EXPECT_EQ(prog[2].what, "array 42: 1/3 completed, 1 running, 1 pending");
+  EXPECT_EQ(prog[2].done, 1.0);
+  EXPECT_EQ(prog[2].total, 3.0);
+  EXPECT_EQ(prog[3].what, "merge 43 PENDING (3/3 tasks completed)");
+  EXPECT_EQ(prog[4].what, "merge 43 RUNNING (3/3 tasks completed)");
+  EXPECT_EQ(prog[6].what, "merge 43 COMPLETED (3/3 tasks completed)");
+  EXPECT_EQ(prog[6].done, 3.0);
+  auto has = [&](const std::string& l) { return std::find(logs.begin(), logs.end(), l) != logs.end(); };
+  EXPECT_TRUE(has("task 0 (42_0): RUNNING"));
+  EXPECT_TRUE(has("task 2 (42_2): COMPLETED"));
+  EXPECT_TRUE(has("merge job 43: COMPLETED"));
+  EXPECT_EQ(s.scancels(), "");
+}
+
+TEST(Slurm, FollowNamesFailedTasksWithTheTailOfTheirLogs) {
+  temp_dir w;
+  auto p = make_slurm_plan(base_options(w.path, 4, 2));
+  ASSERT_TRUE(p.ok());
+  ASSERT_TRUE(write_slurm_scripts(*p).ok());
+  {
+    std::ofstream log(p->logs_dir + "/task-42_1.out");
+    for (int i = 1; i <= 30; ++i) log << "noise line " << i << "\n";
+    log << "razor: error: model.layers.2.mlp.experts: out of memory\n";
+  }
+  stub_slurm s;
+  // Every task has ended, one failed, and the merge is still waiting: it is scancelled, the error names task 1.
+  s.round("42", 1, one_line("42", "1", "FAILED", "NonZeroExitCode", "3:0") + one_line("44", "0", "COMPLETED"));
+  s.round("43", 1, merge_record("PENDING", "Dependency", "afterok:42_*(unfulfilled)"));
+  auto r = follow_slurm_jobs({"42", "43"}, *p, s.options(), nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), errc::external);
+  const std::string m = r.error().message();
+  EXPECT_NE(m.find("task 1 FAILED (exit 3:0, NonZeroExitCode)"), std::string::npos) << m;
+  EXPECT_NE(m.find(p->logs_dir + "/task-42_1.out"), std::string::npos) << m;
+  EXPECT_NE(m.find("out of memory"), std::string::npos) << m;
+  EXPECT_EQ(m.find("noise line 5\n"), std::string::npos) << m;  // only the tail
+  EXPECT_EQ(m.find("task 0"), std::string::npos) << m;
+  EXPECT_EQ(s.scancels(), "43|\n");
+
+  // The merge cancelled by Slurm (--kill-on-invalid-dep) while a task is still listed as running: reported at once.
+  stub_slurm s2;
+  s2.round("42", 1, one_line("42", "1", "CANCELLED", "None", "0:15") + one_line("44", "0", "RUNNING"));
+  s2.round("43", 1, merge_record("CANCELLED", "DependencyNeverSatisfied", "afterok:42_*(failed)"));
+  r = follow_slurm_jobs({"42", "43"}, *p, s2.options(), nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("task 1 CANCELLED (exit 0:15)"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("merge job 43 CANCELLED (DependencyNeverSatisfied)"), std::string::npos);
+  EXPECT_NE(r.error().message().find("no log file " + p->logs_dir + "/merge-43.out"), std::string::npos);
+  EXPECT_EQ(s2.scancels(), "");
+}
+
+TEST(Slurm, FollowCancelRunsScancelAndUnreachableControllerGivesUp) {
+  temp_dir w;
+  auto p = make_slurm_plan(base_options(w.path, 4, 2));
+  ASSERT_TRUE(p.ok());
+  stub_slurm s;
+  s.round("42", 1, one_line("42", "0-1", "PENDING", "Priority"));
+  s.round("43", 1, merge_record("PENDING", "Dependency", "afterok:42_*(unfulfilled)"));
+  int calls = 0;
+  auto r = follow_slurm_jobs({"42", "43"}, *p, s.options(), [&](double, double, const char*) { return ++calls < 3; });
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), errc::cancelled);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(s.scancels(), "42|43|\n");
+  // The job's own cancel flag, seen while it sleeps between polls.
+  stub_slurm s2;
+  s2.round("42", 1, one_line("42", "0-1", "PENDING", "Priority"));
+  s2.round("43", 1, merge_record("PENDING", "Dependency", "afterok:42_*(unfulfilled)"));
+  auto o = s2.options();
+  o.poll_s = 3600;
+  std::atomic<int> polls{0};
+  o.cancelled = [&] { return polls.load() >= 1; };
+  r = follow_slurm_jobs({"42", "43"}, *p, o, [&](double, double, const char*) { return ++polls, true; });
+  EXPECT_EQ(r.error().code(), errc::cancelled);
+  EXPECT_EQ(s2.scancels(), "42|43|\n");
+  // An unreachable controller is retried, then given up.
+  stub_slurm s3;
+  s3.round("42", 1, "DOWN");
+  s3.round("43", 1, "DOWN");
+  o = s3.options();
+  o.max_poll_failures = 3;
+  r = follow_slurm_jobs({"42", "43"}, *p, o, nullptr);
+  EXPECT_EQ(r.error().code(), errc::external);
+  EXPECT_NE(r.error().message().find("3 times in a row"), std::string::npos) << r.error().message();
 }
