@@ -15,15 +15,14 @@
 
 namespace {
 
-// Methods that need no GPU of their own: with Target::Any they prefer the CPU worker. `serve` is one: its
-// server process takes the GPUs, and only the CPU worker sees all of them (a GPU worker sees one), so vLLM's
-// tensor parallelism spans the machine; `eval` is an HTTP client.
-// Methods that run until cancelled, or for hours without work of their own (`slurm` follows jobs on a cluster):
-// each gets a worker of its own (see the class comment), so that it holds no slot other jobs wait for.
+// Methods that run until cancelled (`serve`: an inference server) or for hours without work of their own (`slurm`
+// follows jobs on a cluster): each gets a worker of its own (see the class comment), so that it holds no slot
+// other jobs wait for; that worker sees every GPU, so vLLM's tensor parallelism spans the machine.
 bool isServiceMethod(const QString& m) { return m == QLatin1String("serve") || m == QLatin1String("slurm"); }
 
+// Methods that need no GPU: with Target::Any they prefer the CPU worker (`eval` is an HTTP client).
 bool isLightMethod(const QString& m) {
-  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "serve", "eval", "slurm"};
+  static const QStringList light = {"echo", "sleep", "inspect", "footprint", "synth", "eval"};
   return light.contains(m);
 }
 

@@ -5,9 +5,10 @@
 //    or by default the number of GPUs the CPU worker's hello lists.
 //  - Jobs wait in a FIFO queue and go to the first idle worker that fits their target (Any: light methods
 //    prefer the CPU worker, heavy ones a GPU worker). One job per worker at a time.
-//  - A service job (`serve`: an inference server that runs until cancelled) gets a worker of its own, started
-//    for it (CPU role, every GPU visible, no telemetry; remote: a session of its own) and ended with it, so that a
-//    server never holds a slot that other jobs (the `eval` against it) wait for.
+//  - A service job (`serve`: an inference server that runs until cancelled; `slurm`: follows cluster jobs for
+//    hours) gets a worker of its own, started for it (CPU role, every GPU visible, no telemetry; remote: a
+//    session of its own) and ended with it, so that it never holds a slot that other jobs (the `eval` against
+//    the server) wait for.
 //  - A job submitted with a key supersedes every queued or running job with the same key: those fail at once
 //    with code "superseded", running ones are cancelled, and nothing they report later is delivered.
 //  - cancel() is cooperative first ({"t":"cancel"}); a worker that has not ended the job after cancelGrace()
