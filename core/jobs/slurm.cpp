@@ -325,6 +325,10 @@ std::vector<slurm_job_record> parse_scontrol_jobs(const std::string& text) {
   return v;
 }
 
+namespace {
+constexpr int kMaxArrayTaskId = 4000000;
+}  // namespace
+
 result<std::vector<int>> parse_array_task_ids(const std::string& spec_in) {
   auto bad = [&] { return make_error(errc::bad_format, "array task ids '" + spec_in + "'"); };
   std::string spec = spec_in.substr(0, spec_in.find('%'));  // "0-15%4": at most 4 at a time
@@ -348,6 +352,9 @@ result<std::vector<int>> parse_array_task_ids(const std::string& spec_in) {
     } else if (!num(range.substr(0, dash), &a) || !num(range.substr(dash + 1), &b) || b < a) {
       return bad();
     }
+    // Slurm's MaxArraySize is at most 4000001: no task id exceeds 4000000. A larger one is not Slurm's (and
+    // expanding it would take gigabytes: found by tests/fuzz/fuzz_protocol).
+    if (b > kMaxArrayTaskId || ids.size() + size_t((b - a) / step) + 1 > size_t(kMaxArrayTaskId) + 1) return bad();
     for (int i = a; i <= b; i += step) ids.push_back(i);
   }
   if (ids.empty()) return bad();

@@ -82,7 +82,8 @@ struct slurm_job_record {
 };
 std::vector<slurm_job_record> parse_scontrol_jobs(const std::string& text);
 
-// "0-3,5,7-9%2" -> 0 1 2 3 5 7 8 9 (the %limit is dropped); errc::bad_format on anything else.
+// "0-3,5,7-9%2" -> 0 1 2 3 5 7 8 9 (the %limit is dropped); errc::bad_format on anything else, and on ids
+// above Slurm's limit (4000000) or more ids than that in all.
 result<std::vector<int>> parse_array_task_ids(const std::string& spec);
 
 // A state after which the job does not run again: COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL,

@@ -344,7 +344,9 @@ TEST(Slurm, ParsesScontrolRecordsInBothForms) {
   EXPECT_EQ(*parse_array_task_ids("3"), (std::vector<int>{3}));
   EXPECT_EQ(*parse_array_task_ids("0-3,5,7-9%2"), (std::vector<int>{0, 1, 2, 3, 5, 7, 8, 9}));
   EXPECT_EQ(*parse_array_task_ids("0-6:3"), (std::vector<int>{0, 3, 6}));
-  for (const char* bad : {"", "x", "3-1", "1-", ",", "4294967294-"}) EXPECT_FALSE(parse_array_task_ids(bad).ok()) << bad;
+  for (const char* bad : {"", "x", "3-1", "1-", ",", "4294967294-", "0-460036003", "0-4000000,0-4000000"})
+    EXPECT_FALSE(parse_array_task_ids(bad).ok()) << bad;  // the last two: beyond Slurm's limit (found by fuzzing)
+  EXPECT_EQ(parse_array_task_ids("3999999-4000000")->size(), 2u);
   EXPECT_TRUE(slurm_state_is_final("COMPLETED") && slurm_state_is_final("OUT_OF_MEMORY"));
   EXPECT_FALSE(slurm_state_is_final("COMPLETING") || slurm_state_is_final("PENDING"));
 }
