@@ -1,25 +1,12 @@
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
+
+#include "common/test_util.h"
 
 namespace {
 
-struct run_result {
-  int code;
-  std::string out;
-};
-
-run_result run(const std::string& args) {
-  std::string cmd = std::string(RAZOR_CLI_EXE) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WEXITSTATUS(st), out};
-}
+const auto run = razor::test::run_razor;
 
 const std::string kModels = RAZOR_MODELS_DIR;
 

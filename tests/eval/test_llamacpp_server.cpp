@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/test_util.h"
 #include "eval/runner.h"
 // importResultFile is compiled into this executable by test_client.cpp (which includes ui/BenchResult.cpp).
 #include "../../ui/BenchResult.h"
@@ -27,24 +28,8 @@ namespace fs = std::filesystem;
 #if defined(RAZOR_CLI_EXE) && defined(RAZOR_ORACLE_DIR)
 namespace {
 
-std::string find_on_path(const std::string& exe) {
-  const char* p = std::getenv("PATH");
-  std::stringstream ss(p ? p : "");
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    fs::path c = fs::path(dir) / exe;
-    if (::access(c.c_str(), X_OK) == 0) return c.string();
-  }
-  return {};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using razor::test::find_on_path;
+using razor::test::slurp;
 
 // The server as a child process: its stdout comes through a pipe (for "listening <port>"), stderr to a log file.
 // The destructor kills it (SIGTERM, then SIGKILL) and reaps it, so a failing assertion does not leave it behind.

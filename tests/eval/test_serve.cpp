@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/test_util.h"
 #include "eval/fake_server.h"
 #include "eval/runner.h"
 #include "eval/serve.h"
@@ -29,6 +30,8 @@ using strings = std::vector<std::string>;
 
 namespace {
 
+using razor::test::find_on_path;
+
 // A process that was stopped and reaped is gone: kill(pid, 0) says ESRCH.
 bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 // An orphan is reaped by init, or never where PID 1 does not reap: a zombie is not running either.
@@ -39,15 +42,6 @@ bool not_running(pid_t pid) {
   std::getline(f, stat);
   auto rp = stat.rfind(')');
   return rp != std::string::npos && rp + 2 < stat.size() && (stat[rp + 2] == 'Z' || stat[rp + 2] == 'X');
-}
-
-std::string find_on_path(const std::string& exe) {
-  const char* p = std::getenv("PATH");
-  std::stringstream ss(p ? p : "");
-  std::string dir;
-  while (std::getline(ss, dir, ':'))
-    if (!dir.empty() && ::access((fs::path(dir) / exe).c_str(), X_OK) == 0) return (fs::path(dir) / exe).string();
-  return {};
 }
 
 pid_t read_pid(const fs::path& f) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "child_worker.h"
 
 namespace fs = std::filesystem;
@@ -22,23 +23,10 @@ using razor::test::child_worker;
 
 namespace {
 
+using razor::test::find_on_path;
+using razor::test::slurp;
+
 bool process_gone(pid_t pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
-
-std::string find_on_path(const std::string& exe) {
-  const char* p = std::getenv("PATH");
-  std::stringstream ss(p ? p : "");
-  std::string dir;
-  while (std::getline(ss, dir, ':'))
-    if (!dir.empty() && ::access((fs::path(dir) / exe).c_str(), X_OK) == 0) return (fs::path(dir) / exe).string();
-  return {};
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void start_worker(child_worker& w) {
   ASSERT_TRUE(w.start(RAZOR_CLI_EXE, {"worker", "--cpu", "--telemetry-ms", "0"}, RAZOR_SOURCE_DIR_T));

@@ -1,0 +1,54 @@
+// Small helpers shared by the GoogleTest suites under tests/ (no Qt): running the razor CLI, finding a program
+// on PATH, reading a whole file. tests/ is on every suite's include path: #include "common/test_util.h".
+#pragma once
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace razor::test {
+
+// The absolute path of `exe` on $PATH, or "" when it is not there.
+inline std::string find_on_path(const std::string& exe) {
+  const char* p = std::getenv("PATH");
+  std::stringstream ss(p ? p : "");
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::filesystem::path c = std::filesystem::path(dir) / exe;
+    if (::access(c.c_str(), X_OK) == 0) return c.string();
+  }
+  return {};
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+#ifdef RAZOR_CLI_EXE
+struct run_result {
+  int code;
+  std::string out;  // stdout and stderr
+};
+// Runs `razor <args>` through the shell (args are shell words: quote them) and returns its exit code and output.
+inline run_result run_razor(const std::string& args) {
+  const std::string cmd = std::string(RAZOR_CLI_EXE) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WEXITSTATUS(st), out};
+}
+#endif
+
+}  // namespace razor::test
