@@ -2,6 +2,7 @@
 
 #include <QButtonGroup>
 #include <QComboBox>
+#include <QDateTime>
 #include <QDir>
 #include <QDoubleSpinBox>
 #include <QFileInfo>
@@ -25,6 +26,7 @@
 
 #include "HeatmapWidget.h"
 #include "RazorCommand.h"
+#include "RemoteFiles.h"
 
 namespace {
 
@@ -314,12 +316,9 @@ QString AllocationEditor::probePath() const {
 }
 
 void AllocationEditor::updateFitButton() {
-  const bool busy = m_allocateCmd->isRunning();
+  const bool busy = m_allocateCmd->isRunning() || m_uploadId >= 0 || m_fetchId >= 0;
   QString why;
-  if (!m_remoteHost.isEmpty())
-    why = tr("The model is on %1: run `razor allocate MODEL --probe P --target ... --out recipe.json` there "
-             "(docs/remote.md); Fit to target runs only on local models").arg(m_remoteHost);
-  else if (!m_allocateAvailable)
+  if (!m_allocateAvailable)
     why = tr("`%1 allocate` is not available in this build; paint bits or set layer budgets by hand")
               .arg(QFileInfo(m_probeCmd->program()).fileName());
   else if (!m_hasModel)
@@ -335,9 +334,42 @@ void AllocationEditor::updateFitButton() {
                                   : why);
 }
 
-void AllocationEditor::setRemoteHost(const QString& label) {
-  m_remoteHost = label;
-  updateFitButton();
+void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
+                                 std::function<QString(const QString&)> serverPathOf) {
+  m_serverPathOf = std::move(serverPathOf);
+  if (files != m_files) {
+    if (m_files) m_files->disconnect(this);
+    m_files = files;
+    if (m_files) {
+      connect(m_files, &RemoteFiles::uploaded, this, [this](int id, const QString&, const QString& remoteBase, bool) {
+        if (id != m_uploadId) return;
+        m_uploadId = -1;
+        // Beside the uploaded base (that folder exists): razor allocate does not create folders.
+        const QString remoteOut = QFileInfo(remoteBase).path() +
+                                  QStringLiteral("/allocated-%1.json").arg(QDateTime::currentMSecsSinceEpoch());
+        startAllocate(m_serverPathOf ? m_serverPathOf(probePath()) : probePath(), remoteBase, remoteOut, QString());
+      });
+      connect(m_files, &RemoteFiles::fetched, this, [this](int id, const QString&, const QString& local, bool) {
+        if (id != m_fetchId) return;
+        m_fetchId = -1;
+        applyAllocated(local);
+      });
+      auto failed = [this](int id, const QString&, const QString& msg) {
+        if (id != m_uploadId && id != m_fetchId) return;
+        m_uploadId = m_fetchId = -1;
+        updateFitButton();
+        emit allocateFailed(msg);
+      };
+      connect(m_files, &RemoteFiles::uploadFailed, this, failed);
+      connect(m_files, &RemoteFiles::fetchFailed, this, failed);
+    }
+  }
+  if (host.toJson() == m_remote.toJson()) return;
+  m_remote = host;
+  m_allocateCmd->setRemote(host);
+  m_probeCmd->setRemote(host);
+  m_allocateAvailable = false;
+  checkAllocate();  // the server's razor: does it have allocate, which strategies
 }
 
 void AllocationEditor::setRazorProgram(const QString& program) {
@@ -576,37 +608,60 @@ void AllocationEditor::runAllocate() {
     emit allocateFailed(err);
     return;
   }
+  if (!m_remote.isValid()) {
+    startAllocate(probe, base, out, out);
+    return;
+  }
+  // A model on a GPU server: the base recipe goes up, `razor allocate` runs there on the server's probe file, and
+  // its recipe comes back through the (shared) RemoteFiles cache; answers to other requests are not ours.
+  if (!m_files) {
+    emit allocateFailed(tr("No connection to %1 for files.").arg(m_remote.host));
+    return;
+  }
+  m_uploadId = m_files->upload(base);
+  updateFitButton();
+}
+
+void AllocationEditor::startAllocate(const QString& probe, const QString& base, const QString& out, const QString& localOut) {
   const QString target = QString::number(m_targetValue, 'g', 6) + (m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
   const QStringList args{QStringLiteral("allocate"), m_modelPath, QStringLiteral("--probe"), probe,
                          QStringLiteral("--target"), target, QStringLiteral("--strategy"),
                          m_strategy->currentData().toString(), QStringLiteral("--base"), base,
                          QStringLiteral("--out"), out};
   disconnect(m_allocateCmd, &RazorCommand::commandFinished, this, nullptr);
-  connect(m_allocateCmd, &RazorCommand::commandFinished, this, [this, out](quint64, const QByteArray&, const QByteArray&) {
-    updateFitButton();
-    auto r = razor::load_recipe(out.toStdString());
-    if (!r.ok()) {
-      emit allocateFailed(QString::fromStdString(r.error().to_string()));
+  connect(m_allocateCmd, &RazorCommand::commandFinished, this, [this, out, localOut](quint64, const QByteArray&, const QByteArray&) {
+    if (!localOut.isEmpty()) {
+      applyAllocated(localOut);
       return;
     }
-    // The solver's per-expert bits become one undoable edit.
-    QVector<QPoint> cells;
-    QVector<double> before, after;
-    FootprintModel probeModel = m_fp;
-    probeModel.setRecipe(*r);
-    for (int l = 0; l < m_fp.layers(); ++l)
-      for (int e = 0; e < m_fp.experts(); ++e) {
-        const double a = m_fp.expertBits(l, e), b = probeModel.expertBits(l, e);
-        if (std::isnan(a) || std::isnan(b) || a == b) continue;
-        cells << QPoint(e, l);
-        before << a;
-        after << b;
-      }
-    if (!cells.isEmpty()) m_undo->push(new BitsCommand(this, cells, before, after, tr("fit to target"), false));
-    emit allocateFinished(out);
+    m_fetchId = m_files->fetch(out);
   });
   m_allocateCmd->run(args);
   updateFitButton();
+}
+
+void AllocationEditor::applyAllocated(const QString& recipePath) {
+  updateFitButton();
+  auto r = razor::load_recipe(recipePath.toStdString());
+  if (!r.ok()) {
+    emit allocateFailed(QString::fromStdString(r.error().to_string()));
+    return;
+  }
+  // The solver's per-expert bits become one undoable edit.
+  QVector<QPoint> cells;
+  QVector<double> before, after;
+  FootprintModel probeModel = m_fp;
+  probeModel.setRecipe(*r);
+  for (int l = 0; l < m_fp.layers(); ++l)
+    for (int e = 0; e < m_fp.experts(); ++e) {
+      const double a = m_fp.expertBits(l, e), b = probeModel.expertBits(l, e);
+      if (std::isnan(a) || std::isnan(b) || a == b) continue;
+      cells << QPoint(e, l);
+      before << a;
+      after << b;
+    }
+  if (!cells.isEmpty()) m_undo->push(new BitsCommand(this, cells, before, after, tr("fit to target"), false));
+  emit allocateFinished(recipePath);
 }
 
 QJsonObject AllocationEditor::saveState() const {

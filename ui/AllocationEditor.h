@@ -7,12 +7,15 @@
 #pragma once
 #include <QAbstractTableModel>
 #include <QJsonObject>
+#include <QPointer>
 #include <QUndoStack>
 #include <QWidget>
+#include <functional>
 
 #include "FootprintModel.h"
 #include "HeatmapData.h"
 #include "ModelInventory.h"
+#include "RemoteHost.h"
 
 class QButtonGroup;
 class QComboBox;
@@ -22,6 +25,7 @@ class QPushButton;
 class QTableView;
 class HeatmapWidget;
 class RazorCommand;
+class RemoteFiles;
 
 // One row per decoder layer: expert parameters, average expert bits (editable: sets the whole layer), size.
 class LayerBudgetModel : public QAbstractTableModel {
@@ -58,9 +62,10 @@ class AllocationEditor : public QWidget {
   bool hasModel() const { return m_hasModel; }
   void setModelPath(const QString& p) { m_modelPath = p; }
   void setRazorProgram(const QString& program);  // re-checks whether `razor allocate` exists
-  // A model on a GPU server (docs/remote.md): "Fit to target" runs `razor allocate` locally, which cannot read
-  // the server's files, so it is off with a note saying what to run there instead. Empty: local.
-  void setRemoteHost(const QString& label);
+  // A model on a GPU server (docs/remote.md): "Fit to target" runs `razor allocate` there through ssh (the base
+  // recipe uploaded through `files`, the probe named by its server path via `serverPathOf` of the local copy, the
+  // result fetched back through `files`). An invalid host: local.
+  void setRemote(const RemoteHost& host, RemoteFiles* files, std::function<QString(const QString&)> serverPathOf);
   // Replaces the recipe (clears the undo history). False with a message when the JSON is not a valid recipe.
   bool setRecipeJson(const QJsonObject& recipe, QString* error = nullptr);
   bool loadRecipe(const QString& pathOrName, QString* error = nullptr);
@@ -113,7 +118,12 @@ class AllocationEditor : public QWidget {
   double m_targetValue = 0;
   bool m_targetGb = true;
   bool m_allocateAvailable = false;
-  QString m_remoteHost;
+  RemoteHost m_remote;
+  std::function<QString(const QString&)> m_serverPathOf;
+  QPointer<RemoteFiles> m_files;
+  int m_uploadId = -1, m_fetchId = -1;  // this editor's requests to m_files
+  void startAllocate(const QString& probe, const QString& base, const QString& out, const QString& localOut);
+  void applyAllocated(const QString& recipePath);
   QUndoStack* m_undo;
   LayerBudgetModel* m_layers;
   HeatmapWidget* m_heatmap;

@@ -641,7 +641,10 @@ void MainWindow::updateRemoteState() {
   m_statusRemote->setText(text);
   m_statusRemote->setStyleSheet(m_lostSlots.isEmpty() ? QString() : QStringLiteral("color: #b3261e;"));
   m_statusRemote->setVisible(remote);
-  m_allocation->setRemoteHost(remote ? m_remote.host : QString());
+#ifdef RAZOR_HAVE_REMOTE
+  m_allocation->setRemote(remote ? m_remote : RemoteHost(), remote ? m_files : nullptr,
+                          [this](const QString& local) { return m_serverPathOf.value(local, local); });
+#endif
 #ifdef RAZOR_HAVE_WORKER_VIEWS
   static_cast<GpuPanel*>(m_gpuPanel)->setHostLabel(remote ? m_remote.host : QString());
   if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {

@@ -24,8 +24,13 @@ quint64 RazorCommand::run(const QStringList& args) {
   const quint64 id = ++m_id;
   auto* p = new QProcess(this);
   m_process = p;
-  p->setProgram(m_program);
-  p->setArguments(args);
+  if (m_remote.isValid()) {
+    p->setProgram(m_remote.sshProgram);
+    p->setArguments(m_remote.razorArguments(args));
+  } else {
+    p->setProgram(m_program);
+    p->setArguments(args);
+  }
   p->setProcessChannelMode(QProcess::SeparateChannels);
   // Results of a superseded run are dropped: only the process we still point at may answer.
   connect(p, &QProcess::finished, this, [this, p, id](int code, QProcess::ExitStatus st) {

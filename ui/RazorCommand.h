@@ -8,6 +8,8 @@
 #include <QProcess>
 #include <QStringList>
 
+#include "RemoteHost.h"
+
 class RazorCommand : public QObject {
   Q_OBJECT
  public:
@@ -19,6 +21,8 @@ class RazorCommand : public QObject {
   static QString defaultProgram();
   void setProgram(const QString& p) { m_program = p; }
   QString program() const { return m_program; }
+  // Runs `razor <args>` on this server through ssh instead (an invalid host: locally); paths are the server's.
+  void setRemote(const RemoteHost& host) { m_remote = host; }
 
   quint64 run(const QStringList& args);  // returns the request id carried by the signals
   void cancel();
@@ -31,6 +35,7 @@ class RazorCommand : public QObject {
 
  private:
   QString m_program;
+  RemoteHost m_remote;
   QPointer<QProcess> m_process;
   quint64 m_id = 0;
 };

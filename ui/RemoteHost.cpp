@@ -38,9 +38,13 @@ QStringList RemoteHost::probeArguments() const {
   return sshArguments({razor, QStringLiteral("worker"), QStringLiteral("--probe"), QStringLiteral("--workspace"), workspace});
 }
 
-void RemoteHost::startRazor(QProcess* p, const QStringList& args) const {
-  p->start(sshProgram, sshArguments(QStringList{razor} + args));
+QStringList RemoteHost::razorArguments(const QStringList& args) const {
+  QStringList a = sshArguments(QStringList{razor} + args);
+  a.last() = QStringLiteral("cd ") + shellQuote(workspace) + QStringLiteral(" && ") + a.last();
+  return a;
 }
+
+void RemoteHost::startRazor(QProcess* p, const QStringList& args) const { p->start(sshProgram, razorArguments(args)); }
 
 void RemoteHost::save(QSettings& s) const {
   s.beginGroup(QStringLiteral("remote"));

@@ -31,7 +31,9 @@ struct RemoteHost {
   QStringList workerArguments(const QString& slot, const QStringList& roleArgs) const;
   // `razor worker --probe --workspace W` (RemoteDialog's reachability and version check).
   QStringList probeArguments() const;
-  // Starts `razor <args>` on the server in `p` (program: sshProgram); its stdout and stderr are ssh's.
+  // ssh's arguments to run `razor <args>` in the server's workspace (relative paths are the workspace's, as for
+  // the session workers), and the same started in `p` (program: sshProgram; its stdout and stderr are ssh's).
+  QStringList razorArguments(const QStringList& args) const;
   void startRazor(QProcess* p, const QStringList& args) const;
 
   static QString shellQuote(const QString& word);

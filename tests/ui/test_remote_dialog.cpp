@@ -8,6 +8,7 @@
 #include <QElapsedTimer>
 #include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -16,6 +17,7 @@
 #include <QSettings>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <QUndoStack>
 #include <algorithm>
 
 #include "AllocationEditor.h"
@@ -405,11 +407,7 @@ TEST(RemoteMainWindow, OpensModelAndStatisticsThroughThePool) {
     EXPECT_EQ(w.inventory().layers, 4);
     EXPECT_GT(w.inventory().tensors.size(), 0);
     EXPECT_TRUE(w.allocationEditor()->hasModel());
-    // Fit to target runs `razor allocate` here, which cannot read the server's model: off, saying what to do.
-    auto* fit = w.allocationEditor()->findChild<QPushButton*>(QStringLiteral("fitButton"));
-    ASSERT_NE(fit, nullptr);
-    EXPECT_FALSE(fit->isEnabled());
-    EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("gpu-box"))) << fit->toolTip().toStdString();
+
     auto* dock = w.findChild<JobsDock*>();
     ASSERT_NE(dock, nullptr);
     ASSERT_GE(dock->model()->rowCount(), 1);  // the jobs dock shows the remote inspect job like a local one
@@ -423,6 +421,26 @@ TEST(RemoteMainWindow, OpensModelAndStatisticsThroughThePool) {
     ASSERT_EQ(w.heatmapView()->sources().size(), 1);
     EXPECT_TRUE(w.heatmapView()->sourcePaths().value(0).startsWith(tmp.filePath(QStringLiteral("cache"))))
         << w.heatmapView()->sourcePaths().value(0).toStdString();
+
+    // Fit to target runs `razor allocate` on the server: the base recipe uploaded, the probe by its server path,
+    // the recipe fetched back and applied as one undo step.
+    AllocationEditor* ed = w.allocationEditor();
+    auto* fit = ed->findChild<QPushButton*>(QStringLiteral("fitButton"));
+    ASSERT_NE(fit, nullptr);
+    ASSERT_TRUE(razor_test::waitUntil([&] { return ed->allocateAvailable(); }, razor_test::kJobTimeoutMs))
+        << fit->toolTip().toStdString();
+    ed->setTarget(3.0, false);
+    ASSERT_TRUE(fit->isEnabled()) << fit->toolTip().toStdString();
+    QSignalSpy allocated(ed, &AllocationEditor::allocateFinished);
+    QSignalSpy allocFailed(ed, &AllocationEditor::allocateFailed);
+    const int undoBefore = ed->undoStack()->count();
+    fit->click();
+    ASSERT_TRUE(razor_test::waitUntil([&] { return allocated.count() + allocFailed.count() > 0; }, razor_test::kJobTimeoutMs));
+    ASSERT_EQ(allocFailed.count(), 0) << allocFailed[0][0].toString().toStdString();
+    EXPECT_TRUE(allocated[0][0].toString().startsWith(tmp.filePath(QStringLiteral("cache"))))
+        << "the server's recipe, fetched: " << allocated[0][0].toString().toStdString();
+    EXPECT_TRUE(QFileInfo(allocated[0][0].toString()).fileName().startsWith(QStringLiteral("allocated-")));
+    EXPECT_GE(ed->undoStack()->count(), undoBefore);  // one step when any expert's bits changed
 
     // A workspace saved now names the server and keeps the server's paths.
     const QString proj = tmp.filePath(QStringLiteral("remote.razorproj"));
