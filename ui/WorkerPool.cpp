@@ -227,7 +227,7 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   s.failedStarts = 0;
   s.pid = c->processId();
   if (s.detached) reattach(slot, c, hello);
-  else if (isRemote() && s.jobId.isEmpty() && s.serviceJob.isEmpty()) adoptRunningJob(slot, c, hello);
+  else if (isRemote() && s.jobId.isEmpty() && s.serviceJob.isEmpty()) adoptSessionJobs(slot, c, hello);
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;
@@ -444,8 +444,10 @@ void WorkerPool::failUnrunnableJobs() {
 
 WorkerPool::Job* WorkerPool::runningJob(int slot, WorkerClient* c, qint64 wireId) {
   Slot& s = m_slots[slot];
-  if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return nullptr;
-  auto it = m_jobs.find(s.jobId);
+  if (s.client != c) return nullptr;
+  const QString id = s.wireId == wireId ? s.jobId : s.replaying.value(wireId);
+  if (id.isEmpty()) return nullptr;
+  auto it = m_jobs.find(id);
   if (it == m_jobs.end() || it->ended) return nullptr;
   return &*it;
 }
@@ -453,6 +455,14 @@ WorkerPool::Job* WorkerPool::runningJob(int slot, WorkerClient* c, qint64 wireId
 void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, const QJsonObject& result,
                             const QString& code, const QString& message) {
   Slot& s = m_slots[slot];
+  if (s.client == c && s.replaying.contains(wireId)) {  // an adopted job that had ended: its replayed answer
+    const QString id = s.replaying.take(wireId);
+    if (code == QLatin1String("disconnected"))
+      endJob(id, false, {}, code, tr("The link dropped while this job's report was replayed; reconnect to see it."));
+    else
+      endJob(id, ok, result, code, message);
+    return;
+  }
   if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return;
   if (code == QLatin1String("disconnected") && isRemote() && !m_shuttingDown) {
     // The job goes on on the server: keep the slot's claim and re-attach once the link is back.
@@ -591,23 +601,30 @@ void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
   emit workerReconnected(slot);
 }
 
-void WorkerPool::adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& hello) {
-  // A job an earlier workbench started in this session and that still runs: show it as ours.
+void WorkerPool::adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& hello) {
+  // Jobs an earlier workbench left in this session: the one still running becomes the slot's job; those that
+  // ended while no workbench was connected are replayed (artifacts, logs, result) and shown as ended.
+  Slot& s = m_slots[slot];
   for (const QJsonValue& v : hello.value("session").toObject().value("jobs").toArray()) {
     const QJsonObject sj = v.toObject();
-    if (sj.value("state").toString() != QLatin1String("running")) continue;
+    const QString state = sj.value("state").toString();
+    const bool running = state == QLatin1String("running"), ended = state == QLatin1String("ended");
+    if (!(running && s.jobId.isEmpty()) && !ended) continue;
     const qint64 wire = sj.value("id").toInteger();
     const QString method = sj.value("method").toString();
     if (!c->attachRequest(wire, method)) return;
-    Slot& s = m_slots[slot];
     const QString id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
     Job j;
     j.id = id;
     j.method = method;
     j.slot = slot;
     m_jobs.insert(id, j);
-    s.jobId = id;
-    s.wireId = wire;
+    if (running) {
+      s.jobId = id;
+      s.wireId = wire;
+    } else {
+      s.replaying.insert(wire, id);
+    }
     const QJsonObject params{{"adopted_from", m_remote.label()}, {"session_id", wire}};
     if (m_store) {
       m_store->recordSubmitted(id, method, params, QString());
@@ -615,7 +632,12 @@ void WorkerPool::adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& h
     }
     emit jobSubmitted(id, method, params);
     emit jobStarted(id, slot);
-    logJob(id, tr("Adopted job %1 (%2), started earlier in session %3 on %4.").arg(wire).arg(method, slotName(slot), m_remote.host));
-    return;
+    logJob(id, running ? tr("Adopted job %1 (%2), started earlier in session %3 on %4.")
+                             .arg(wire)
+                             .arg(method, slotName(slot), m_remote.host)
+                       : tr("Job %1 (%2) of session %3 on %4 ended while no workbench was connected; here is what it "
+                            "reported.")
+                             .arg(wire)
+                             .arg(method, slotName(slot), m_remote.host));
   }
 }

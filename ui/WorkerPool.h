@@ -24,8 +24,9 @@
 //    what happened meanwhile. A slot that cannot reconnect maxRestarts() times in a row is given up and its job
 //    fails "disconnected" (it may still run on the server). A cancel that is not honoured within cancelGrace()
 //    asks the session worker to end itself (its partial output removed by it). shutdown() only disconnects:
-//    remote jobs go on; stopRemoteWorkers() ends the session workers. A job that still runs in a session when a
-//    (new) pool connects is adopted: it gets a job id here, jobStarted(), and reports like one submitted here.
+//    remote jobs go on; stopRemoteWorkers() ends the session workers. Jobs a session still holds when a (new)
+//    pool connects are adopted: each gets a job id here, jobSubmitted() and jobStarted(); the running one reports
+//    like one submitted here, those that ended meanwhile replay what they reported and end.
 // Nothing here blocks the GUI thread.
 #pragma once
 #include <QHash>
@@ -122,6 +123,7 @@ class WorkerPool : public QObject {
     bool detached = false;   // remote: the link dropped while jobId ran; re-attach on the next hello
     QString serviceJob;      // a service slot: the one job it was started for (retired when that job ends)
     QString session;         // remote: the session worker's name ("cpu", "gpu0", a unique "svc..." per service)
+    QHash<qint64, QString> replaying;  // adopted jobs that had ended: wire id -> job id, until their answer
     QString releaseJob() {   // the slot is idle again; returns the job it had
       const QString id = jobId;
       jobId.clear();
@@ -155,7 +157,7 @@ class WorkerPool : public QObject {
   void logJob(const QString& jobId, const QString& line);
   QString slotName(int slot) const;
   void reattach(int slot, WorkerClient* c, const QJsonObject& hello);
-  void adoptRunningJob(int slot, WorkerClient* c, const QJsonObject& hello);
+  void adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& hello);
 
   QString m_program;
   QStringList m_arguments{QStringLiteral("worker")};

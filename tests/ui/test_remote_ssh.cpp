@@ -152,6 +152,38 @@ TEST_F(RemoteSsh, ANewWorkbenchAdoptsTheJobAnEarlierOneLeftRunning) {
   EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
 }
 
+TEST_F(RemoteSsh, AJobThatEndedWhileNoWorkbenchWasConnectedIsShownWithItsResult) {
+  const QString out = m_ws.filePath("q");
+  {
+    WorkerPool first;
+    first.setRemote(host());
+    first.setGpuCount(0);
+    QSignalSpy started(&first, &WorkerPool::jobStarted);
+    first.start();
+    first.submit("quantize", QJsonObject{{"model", kModel}, {"recipe", "uniform-int4"}, {"out", out}, {"cpu", true}});
+    ASSERT_TRUE(waitUntil([&] { return started.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+    first.shutdown();  // the laptop closes while the job runs
+  }
+  ASSERT_TRUE(waitUntil([&] { return QFile::exists(out + "/razor_quant_summary.json"); }, kJobTimeoutMs));
+  QTest::qWait(200);  // the session records the result
+
+  WorkerPool second;
+  second.setRemote(host());
+  second.setGpuCount(0);
+  QSignalSpy submitted(&second, &WorkerPool::jobSubmitted);
+  QSignalSpy finished(&second, &WorkerPool::jobFinished);
+  QSignalSpy artifacts(&second, &WorkerPool::jobArtifactAvailable);
+  second.start();
+  ASSERT_TRUE(waitUntil([&] { return finished.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+  EXPECT_EQ(submitted[0][1].toString(), "quantize");
+  EXPECT_EQ(finished[0][1].toJsonObject().value("out").toString(), out);
+  EXPECT_GE(artifacts.count(), 2) << "checkpoint and summary, replayed";
+  EXPECT_EQ(second.readyWorkerCount(), 1);
+  // Delivered, so forgotten: a third workbench sees nothing more.
+  second.stopRemoteWorkers();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
+}
+
 TEST_F(RemoteSsh, ArtifactsAreFetchedOnceIntoAContentAddressedCacheAndWeightsAreRefused) {
   // Something to fetch: a result JSON and a stand-in weight file in the server's workspace.
   QDir(m_ws.path()).mkpath("run");
