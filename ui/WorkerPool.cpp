@@ -112,13 +112,14 @@ void WorkerPool::start() {
   }
 }
 
-int WorkerPool::addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob) {
+int WorkerPool::addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob, const QString& session) {
   Slot s;
   s.gpu = gpu;
   s.cudaDevice = cudaDevice;
   s.serviceJob = serviceJob;
   // A service's session is new each time: an older one may still run a server another workbench left.
-  s.session = !serviceJob.isEmpty() ? QStringLiteral("svc-%1-%2")
+  s.session = !session.isEmpty()    ? session
+              : !serviceJob.isEmpty() ? QStringLiteral("svc-%1-%2")
                                           .arg(QDateTime::currentMSecsSinceEpoch(), 0, 36)
                                           .arg(m_slots.size())
               : gpu               ? QStringLiteral("gpu") + cudaDevice
@@ -228,6 +229,8 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   s.pid = c->processId();
   if (s.detached) reattach(slot, c, hello);
   else if (isRemote() && s.jobId.isEmpty() && s.serviceJob.isEmpty()) adoptSessionJobs(slot, c, hello);
+  else if (isRemote() && s.jobId.isEmpty() && m_jobs.value(s.serviceJob).adoptedService) adoptServiceJob(slot, c, hello);
+  if (slot == 0 && isRemote() && !m_servicesAdopted) adoptServices(hello);
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;
@@ -617,7 +620,6 @@ void WorkerPool::adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& 
     Job j;
     j.id = id;
     j.method = method;
-    j.slot = slot;
     m_jobs.insert(id, j);
     if (running) {
       s.jobId = id;
@@ -625,19 +627,64 @@ void WorkerPool::adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& 
     } else {
       s.replaying.insert(wire, id);
     }
-    const QJsonObject params{{"adopted_from", m_remote.label()}, {"session_id", wire}};
-    if (m_store) {
-      m_store->recordSubmitted(id, method, params, QString());
-      m_store->recordStarted(id, slot, s.pid);
-    }
-    emit jobSubmitted(id, method, params);
-    emit jobStarted(id, slot);
-    logJob(id, running ? tr("Adopted job %1 (%2), started earlier in session %3 on %4.")
-                             .arg(wire)
-                             .arg(method, slotName(slot), m_remote.host)
-                       : tr("Job %1 (%2) of session %3 on %4 ended while no workbench was connected; here is what it "
-                            "reported.")
-                             .arg(wire)
-                             .arg(method, slotName(slot), m_remote.host));
+    announceAdopted(id, slot, wire, method, running);
   }
+}
+
+void WorkerPool::announceAdopted(const QString& id, int slot, qint64 wire, const QString& method, bool running) {
+  m_jobs[id].slot = slot;
+  const QJsonObject params{{"adopted_from", m_remote.label()}, {"session_id", wire}};
+  if (m_store) {
+    m_store->recordSubmitted(id, method, params, QString());
+    m_store->recordStarted(id, slot, m_slots[slot].pid);
+  }
+  emit jobSubmitted(id, method, params);
+  emit jobStarted(id, slot);
+  logJob(id, running ? tr("Adopted job %1 (%2), started earlier in session %3 on %4.")
+                           .arg(wire)
+                           .arg(method, slotName(slot), m_remote.host)
+                     : tr("Job %1 (%2) of session %3 on %4 ended while no workbench was connected; here is what it "
+                          "reported.")
+                           .arg(wire)
+                           .arg(method, slotName(slot), m_remote.host));
+}
+
+void WorkerPool::adoptServices(const QJsonObject& hello) {
+  m_servicesAdopted = true;
+  for (const QJsonValue& v : hello.value("session").toObject().value("others").toArray()) {
+    const QString name = v.toObject().value("slot").toString();
+    if (!name.startsWith(QLatin1String("svc-"))) continue;
+    bool known = false;
+    for (const Slot& sl : std::as_const(m_slots)) known = known || sl.session == name;
+    if (known) continue;
+    // A service slot for it; its job is announced when the session worker says what it runs (adoptServiceJob).
+    Job j;
+    j.id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+    j.adoptedService = true;
+    m_jobs.insert(j.id, j);
+    addSlot(false, QString(), j.id, name);
+  }
+}
+
+void WorkerPool::adoptServiceJob(int slot, WorkerClient* c, const QJsonObject& hello) {
+  Slot& s = m_slots[slot];
+  const QString id = s.serviceJob;
+  for (const QJsonValue& v : hello.value("session").toObject().value("jobs").toArray()) {
+    const QJsonObject sj = v.toObject();
+    if (sj.value("state").toString() != QLatin1String("running")) continue;
+    const qint64 wire = sj.value("id").toInteger();
+    const QString method = sj.value("method").toString();
+    if (!c->attachRequest(wire, method)) break;
+    m_jobs[id].method = method;
+    m_jobs[id].adoptedService = false;
+    s.jobId = id;
+    s.wireId = wire;
+    announceAdopted(id, slot, wire, method, true);
+    return;
+  }
+  // Nothing runs there any more: end that idle session worker, quietly (nothing was announced).
+  m_jobs.remove(id);
+  s.givenUp = true;
+  s.ready = false;
+  c->shutdown();
 }

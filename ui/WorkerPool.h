@@ -26,7 +26,8 @@
 //    asks the session worker to end itself (its partial output removed by it). shutdown() only disconnects:
 //    remote jobs go on; stopRemoteWorkers() ends the session workers. Jobs a session still holds when a (new)
 //    pool connects are adopted: each gets a job id here, jobSubmitted() and jobStarted(); the running one reports
-//    like one submitted here, those that ended meanwhile replay what they reported and end.
+//    like one submitted here, those that ended meanwhile replay what they reported and end; the services an earlier
+//    workbench left running (their sessions, listed in the hello's "others") get a service slot each again.
 // Nothing here blocks the GUI thread.
 #pragma once
 #include <QHash>
@@ -139,9 +140,11 @@ class WorkerPool : public QObject {
     bool ended = false;        // finished or failed was emitted: nothing more is delivered
     bool cancelRequested = false;
     int slot = -1;
+    bool adoptedService = false;  // a service found running in the session: announced once its worker answers
   };
 
-  int addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob = QString());
+  // `session` names a remote service's existing session (adopting it); default: a new one.
+  int addSlot(bool gpu, const QString& cudaDevice, const QString& serviceJob = QString(), const QString& session = QString());
   void startWorker(int slot);
   void onHello(int slot, WorkerClient* c, const QJsonObject& hello);
   void onWorkerFailed(int slot, WorkerClient* c, const QString& message);
@@ -158,6 +161,9 @@ class WorkerPool : public QObject {
   QString slotName(int slot) const;
   void reattach(int slot, WorkerClient* c, const QJsonObject& hello);
   void adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& hello);
+  void adoptServices(const QJsonObject& hello);
+  void adoptServiceJob(int slot, WorkerClient* c, const QJsonObject& hello);
+  void announceAdopted(const QString& id, int slot, qint64 wire, const QString& method, bool running);
 
   QString m_program;
   QStringList m_arguments{QStringLiteral("worker")};
@@ -171,6 +177,7 @@ class WorkerPool : public QObject {
   QPointer<JobStore> m_store;
   RemoteHost m_remote;
   int m_reconnectDelayMs = 1000;
+  bool m_servicesAdopted = false;
   bool m_started = false;
   bool m_shuttingDown = false;
   int m_counter = 0;

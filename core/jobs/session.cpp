@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -199,7 +200,14 @@ int run_session_worker(worker_options opt, const std::string& workspace) {
     std::fprintf(stderr, "razor worker: %s\n", errno_text(p->lock).c_str());
     return 1;
   }
-  if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+  // A probe (list_sessions) holds a shared lock for an instant: try for a little while before concluding that
+  // another session worker has the slot.
+  bool locked = false;
+  for (int i = 0; i < 50 && !locked; ++i) {
+    locked = ::flock(lock, LOCK_EX | LOCK_NB) == 0;
+    if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!locked) {
     std::fprintf(stderr, "razor worker: slot %s already has a session worker\n", opt.slot.c_str());
     return 0;
   }
@@ -279,6 +287,18 @@ int run_bridge(const bridge_options& opt) {
   return 0;
 }
 
+std::vector<session_info> list_sessions(const std::string& workspace) {
+  std::vector<session_info> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(fs::path(workspace) / ".razor" / "sessions", ec)) {
+    if (e.path().extension() != ".lock") continue;
+    auto [pid, alive] = lock_holder(e.path().string());
+    out.push_back({e.path().stem().string(), pid, alive});
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.slot < b.slot; });
+  return out;
+}
+
 json probe_host(const std::string& workspace) {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
@@ -291,13 +311,8 @@ json probe_host(const std::string& workspace) {
   out["workspace_ok"] = ok;
   out["workspace_note"] = ok ? "" : workspace + ": not a writable directory on " + std::string(host);
   json sessions = json::array();
-  if (ok) {
-    for (auto& e : fs::directory_iterator(ws / ".razor" / "sessions", ec)) {
-      if (e.path().extension() != ".lock") continue;
-      auto [pid, alive] = lock_holder(e.path().string());
-      sessions.push_back({{"slot", e.path().stem().string()}, {"pid", pid}, {"alive", alive}});
-    }
-  }
+  if (ok)
+    for (auto& si : list_sessions(ws.string())) sessions.push_back({{"slot", si.slot}, {"pid", si.pid}, {"alive", si.alive}});
   out["sessions"] = sessions;
   std::string why;
   json gpus = json::array();

@@ -48,6 +48,14 @@ struct bridge_options {
 // exit code: 0 when the worker closed the connection, 1 with a message on stderr when it cannot connect.
 int run_bridge(const bridge_options& opt);
 
+// The session workers of a workspace (every slot with a lock file), and whether each is alive (holds its lock).
+struct session_info {
+  std::string slot;
+  int64_t pid = 0;
+  bool alive = false;
+};
+std::vector<session_info> list_sessions(const std::string& workspace);
+
 // `razor worker --probe`: what a workbench checks before it connects: {"t":"probe", proto, version, host,
 // workspace, workspace_ok, workspace_note, sessions: [{slot, pid, alive}], gpus, gpus_note, cuda}.
 nlohmann::json probe_host(const std::string& workspace);

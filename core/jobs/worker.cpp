@@ -211,11 +211,13 @@ class runner {
       jobs.push_back({{"id", id}, {"method", r.method}, {"state", r.state}});
       next = std::max(next, id + 1);
     }
-    h["session"] = {{"slot", opt_.slot},
-                    {"workspace", std::filesystem::current_path().string()},
-                    {"started", int64_t(started_)},
-                    {"jobs", jobs},
-                    {"next_id", next}};
+    // The workspace's other live sessions: a workbench finds the services (svc-*) an earlier one left running.
+    const std::string ws = std::filesystem::current_path().string();
+    json others = json::array();
+    for (auto& si : list_sessions(ws))
+      if (si.alive && si.slot != opt_.slot) others.push_back({{"slot", si.slot}, {"pid", si.pid}});
+    h["session"] = {{"slot", opt_.slot}, {"workspace", ws},  {"started", int64_t(started_)},
+                    {"jobs", jobs},      {"next_id", next}, {"others", others}};
     return h;
   }
 

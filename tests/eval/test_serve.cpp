@@ -64,22 +64,6 @@ struct temp_dir {
   }
 };
 
-// GET /v1/models -> {"data":[{"id":"fake"}]}; anything else 404. argv[1] = port.
-constexpr const char* kPyServer = R"(import http.server, json, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        ok = self.path.rstrip("/") in ("/v1/models", "/health")
-        b = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
-        self.send_response(200 if ok else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(b)))
-        self.end_headers()
-        self.wfile.write(b)
-    def log_message(self, *a):
-        pass
-print("fake server on", sys.argv[1], flush=True)
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-)";
 
 serve_options quick(strings command, const fs::path& dir) {
   serve_options o;
@@ -255,7 +239,7 @@ class ServePython : public ::testing::Test {
   void SetUp() override {
     python_ = find_on_path("python3");
     if (python_.empty()) GTEST_SKIP() << "python3 is not on PATH (the stand-in server is a python http.server)";
-    std::ofstream(dir_.path / "server.py") << kPyServer;
+    fs::copy_file(RAZOR_SOURCE_DIR_T "/tests/common/fake_models_server.py", dir_.path / "server.py");
   }
   temp_dir dir_{"py"};
   std::string python_;

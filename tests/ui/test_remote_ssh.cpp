@@ -339,6 +339,47 @@ TEST_F(RemoteSsh, ASecondWorkbenchTakesTheSessionOverAndTheFirstLetsGo) {
   EXPECT_TRUE(waitUntil([&] { return !lockHeld(m_ws.filePath(".razor/sessions/cpu.lock")); }, 30000));
 }
 
+TEST_F(RemoteSsh, AServiceLeftRunningIsAdoptedByTheNextWorkbenchAndStopsWhenCancelled) {
+  const QString python = QStandardPaths::findExecutable("python3");
+  if (python.isEmpty()) GTEST_SKIP() << "python3 is not on PATH (the stand-in server is a python http.server)";
+  const QJsonObject serve{{"engine", "command"},
+                          {"model", "fake"},
+                          {"command", QJsonArray{python, RAZOR_SOURCE_DIR_T "/tests/common/fake_models_server.py", "{port}"}}};
+  QString endpoint;
+  {
+    WorkerPool first;
+    first.setRemote(host());
+    first.setGpuCount(0);
+    QSignalSpy artifacts(&first, &WorkerPool::jobArtifactAvailable);
+    first.start();
+    first.submit("serve", serve);
+    ASSERT_TRUE(waitUntil([&] { return !artifacts.isEmpty(); }, kStartTimeoutMs)) << sshdLog().toStdString();
+    endpoint = artifacts[0][1].toJsonObject().value("path").toString();
+    first.shutdown();  // the workbench closes; the server goes on in its own session
+  }
+  const QDir sessions(m_ws.filePath(".razor/sessions"));
+  const QStringList svc = sessions.entryList({"svc-*.lock"});
+  ASSERT_EQ(svc.size(), 1);
+  ASSERT_TRUE(lockHeld(sessions.filePath(svc[0])));
+
+  WorkerPool second;
+  second.setRemote(host());
+  second.setGpuCount(0);
+  QSignalSpy submitted(&second, &WorkerPool::jobSubmitted);
+  QSignalSpy started(&second, &WorkerPool::jobStarted);
+  QSignalSpy failed(&second, &WorkerPool::jobFailed);
+  second.start();
+  ASSERT_TRUE(waitUntil([&] { return started.count() >= 1; }, kStartTimeoutMs)) << sshdLog().toStdString();
+  ASSERT_EQ(submitted[0][1].toString(), "serve");
+  EXPECT_EQ(submitted[0][2].toJsonObject().value("adopted_from").toString(), host().label());
+  EXPECT_TRUE(second.cancel(started[0][0].toString()));  // stop the server left behind
+  ASSERT_TRUE(waitUntil([&] { return failed.count() >= 1; }, kStartTimeoutMs));
+  EXPECT_EQ(failed[0][1].toString(), "cancelled") << failed[0][2].toString().toStdString();
+  EXPECT_TRUE(failed[0][2].toString().contains(endpoint)) << failed[0][2].toString().toStdString();
+  EXPECT_TRUE(waitUntil([&] { return !lockHeld(sessions.filePath(svc[0])); }, 30000)) << "its session ends with it";
+  second.stopRemoteWorkers();
+}
+
 TEST_F(RemoteSsh, AnUnreachableServerFailsWithSshsOwnMessage) {
   RemoteHost h = host();
   h.sshOptions << "-o" << "Port=1";  // nothing listens there
