@@ -53,12 +53,4 @@ struct logprobs_result {
 result<logprobs_result> llamacpp_logprobs(const std::string& gguf_path, const std::vector<int32_t>& tokens,
                                           int64_t n_vocab, const validate_options& o, std::string tmp_dir = "");
 
-// Runs argv (argv[0] looked up in PATH) and captures stdout and stderr; exit_code is 128+signal when killed.
-struct child_output {
-  int exit_code = 0;
-  int term_signal = 0;
-  std::string out, err;
-};
-result<child_output> run_child(const std::vector<std::string>& argv);
-
 }  // namespace razor::gguf

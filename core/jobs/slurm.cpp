@@ -1,14 +1,9 @@
 #include "jobs/slurm.h"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,8 +12,7 @@
 #include <thread>
 
 #include "util/atomic_file.h"
-
-extern char** environ;
+#include "util/child_process.h"
 
 namespace fs = std::filesystem;
 
@@ -241,48 +235,24 @@ std::string join_argv(const std::vector<std::string>& argv) {
 
 struct run_output {
   int exit_code = -1;  // -1: killed by a signal
-  std::string text;    // stdout and stderr together
+  std::string out;     // stdout: what is parsed
+  std::string text;    // stdout then stderr: for messages
 };
 
-// Runs argv (no shell) to its end; stdout and stderr go to one pipe. errc::external only when it cannot start.
+// Runs argv (no shell) to its end (util/child_process.h). errc::external only when it cannot start.
 result<run_output> run_program(const std::vector<std::string>& argv) {
-  int out[2];
-  if (::pipe(out) != 0) return make_error(errc::external, "pipe failed");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 2);
-  posix_spawn_file_actions_addclose(&fa, out[0]);
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, argv[0].c_str(), &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(out[1]);
-  if (rc != 0) {
-    ::close(out[0]);
-    return make_error(errc::external, argv[0] + ": cannot run (" + std::strerror(rc) + "; is Slurm's client on PATH?)");
-  }
-  run_output r;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(out[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0) r.text.append(buf, size_t(n));
-  ::close(out[0]);
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  auto c = run_child(argv);
+  if (!c.ok())
+    return make_error(errc::external, argv[0] + ": cannot run (" + c.error().message() + "; is Slurm's client on PATH?)");
+  return run_output{c->term_signal != 0 ? -1 : c->exit_code, c->out, c->out + c->err};
 }
 
-// Runs argv (no shell), returns its output; errc::external with the command and its output when it fails.
+// Runs argv (no shell), returns its stdout; errc::external with the command and its output when it fails.
 result<std::string> run_capture(const std::vector<std::string>& argv) {
   RAZOR_ASSIGN_OR_RETURN(run_output r, run_program(argv));
   if (r.exit_code != 0)
     return make_error(errc::external, join_argv(argv) + " failed (exit " + std::to_string(r.exit_code) + "): " + r.text);
-  return r.text;
+  return r.out;
 }
 
 }  // namespace
@@ -464,7 +434,7 @@ result<slurm_outcome> follow_slurm_jobs(const slurm_submission& s, const slurm_p
         log("scontrol show job " + id + " failed (exit " + std::to_string(r->exit_code) + "): " + r->text);
         continue;
       }
-      for (const slurm_job_record& rec : parse_scontrol_jobs(r->text)) {
+      for (const slurm_job_record& rec : parse_scontrol_jobs(r->out)) {
         job_view v{rec.state, rec.reason, rec.exit_code};
         if (which == 1) {
           if (rec.job_id != M) continue;
