@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "eval/serve.h"
+#include "util/shell.h"
 
 namespace {
 
@@ -61,7 +62,7 @@ RAZOR_COMMAND("serve", "Start vLLM (tensor parallel), llama-server or a command 
     auto srv = eval::inference_server::start(o, loading);
     if (!srv.ok()) return cli::report(srv.error());
     auto& s = **srv;
-    std::fprintf(stderr, "[serve] %s (pid %d, tensor parallel %d, log %s)\n", eval::shell_join(s.argv()).c_str(),
+    std::fprintf(stderr, "[serve] %s (pid %d, tensor parallel %d, log %s)\n", razor::shell_join(s.argv()).c_str(),
                  int(s.pid()), s.gpus(), s.log_path().c_str());
     std::string models;
     for (auto& m : s.served_models()) models += (models.empty() ? "" : ", ") + m;

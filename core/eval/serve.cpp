@@ -21,6 +21,7 @@
 
 #include "eval/client.h"
 #include "kernels/cuda_info.h"
+#include "util/shell.h"
 
 namespace razor::eval {
 namespace fs = std::filesystem;
@@ -171,23 +172,6 @@ result<std::vector<std::string>> server_argv(const serve_options& o, int port, i
   }
   for (auto& a : o.args) v.push_back(subst(a));
   return v;
-}
-
-std::string shell_join(const std::vector<std::string>& argv) {
-  std::string out;
-  for (auto& a : argv) {
-    if (!out.empty()) out += ' ';
-    bool plain = !a.empty() && a.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                   "0123456789-_./=:,+@%") == std::string::npos;
-    if (plain) {
-      out += a;
-    } else {  // appended piece by piece: GCC 12's -Wrestrict misfires on "'" + s + "'"
-      out += '\'';
-      out += replace_all(a, "'", "'\\''");
-      out += '\'';
-    }
-  }
-  return out;
 }
 
 result<int> free_port(const std::string& host) {

@@ -57,8 +57,6 @@ int visible_gpu_count();
 // The argv for `o` (program first, not yet resolved on PATH) with `port` and `gpus` (the resolved tensor
 // parallel size). invalid_argument for an unknown engine or a missing model / command.
 result<std::vector<std::string>> server_argv(const serve_options& o, int port, int gpus);
-// One string for logs: each argument quoted for a POSIX shell where needed ('a b', 'it'\''s').
-std::string shell_join(const std::vector<std::string>& argv);
 // A TCP port that was free on `host` a moment ago (bound to port 0, then closed).
 result<int> free_port(const std::string& host = "127.0.0.1");
 // The last `max_lines` lines of a file (at most 8 KiB), "" when it cannot be read.

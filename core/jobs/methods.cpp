@@ -21,6 +21,7 @@
 #include "model/synth.h"
 #include "quant/quantize.h"
 #include "util/atomic_file.h"
+#include "util/shell.h"
 
 namespace razor::jobs {
 
@@ -351,7 +352,7 @@ result<json> m_serve(const json& p, job_context& ctx) {
   o.ctx = int(ctx_len);
   RAZOR_ASSIGN_OR_RETURN(auto srv, eval::inference_server::start(o, ctx.progress));
   auto& s = *srv;
-  ctx.log("info", "serving " + s.url() + " (pid " + std::to_string(s.pid()) + "): " + eval::shell_join(s.argv()) +
+  ctx.log("info", "serving " + s.url() + " (pid " + std::to_string(s.pid()) + "): " + shell_join(s.argv()) +
                       "; log " + s.log_path());
   ctx.emit_artifact({s.url(), "endpoint", "", {},
                      {{"engine", o.engine},

@@ -13,19 +13,11 @@
 
 #include "util/atomic_file.h"
 #include "util/child_process.h"
+#include "util/shell.h"
 
 namespace fs = std::filesystem;
 
 namespace razor::jobs {
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) {
-    if (c == '\'') q += "'\\''";
-    else q += c;
-  }
-  return q + "'";
-}
 
 namespace {
 
@@ -224,15 +216,6 @@ status write_slurm_scripts(const slurm_plan& p) {
 
 namespace {
 
-std::string join_argv(const std::vector<std::string>& argv) {
-  std::string cmd;
-  for (auto& a : argv) {
-    if (!cmd.empty()) cmd += ' ';
-    cmd += shell_quote(a);
-  }
-  return cmd;
-}
-
 struct run_output {
   int exit_code = -1;  // -1: killed by a signal
   std::string out;     // stdout: what is parsed
@@ -251,7 +234,7 @@ result<run_output> run_program(const std::vector<std::string>& argv) {
 result<std::string> run_capture(const std::vector<std::string>& argv) {
   RAZOR_ASSIGN_OR_RETURN(run_output r, run_program(argv));
   if (r.exit_code != 0)
-    return make_error(errc::external, join_argv(argv) + " failed (exit " + std::to_string(r.exit_code) + "): " + r.text);
+    return make_error(errc::external, shell_join(argv) + " failed (exit " + std::to_string(r.exit_code) + "): " + r.text);
   return r.out;
 }
 

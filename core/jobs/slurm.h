@@ -49,9 +49,6 @@ struct slurm_plan {
   std::string array_log, merge_log;      // Slurm --output patterns (%A, %a, %j)
 };
 
-// POSIX shell single-quoting: abc -> 'abc', it's -> 'it'\''s'. Safe for every byte but NUL.
-std::string shell_quote(const std::string& s);
-
 // Checks the options (absolute paths, layer count, resource values without whitespace or quotes) and writes the
 // scripts' text. No file is touched.
 result<slurm_plan> make_slurm_plan(const slurm_options& o);

@@ -21,10 +21,12 @@
 #include "eval/fake_server.h"
 #include "eval/runner.h"
 #include "eval/serve.h"
+#include "util/shell.h"
 #include "jobs/child_worker.h"  // tests/jobs: a child process on pipes
 
 namespace fs = std::filesystem;
 using razor::errc;
+using razor::shell_join;
 using namespace razor::eval;
 using strings = std::vector<std::string>;
 

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "jobs/slurm.h"
+#include "util/shell.h"
 #include "model/layer_selection.h"
 
 namespace fs = std::filesystem;
