@@ -21,6 +21,7 @@
 
 #include "eval/client.h"
 #include "kernels/cuda_info.h"
+#include "util/atomic_file.h"
 #include "util/shell.h"
 
 namespace razor::eval {
@@ -204,23 +205,6 @@ result<int> free_port(const std::string& host) {
   return port;
 }
 
-std::string log_tail(const std::string& path, int max_lines) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return {};
-  f.seekg(0, std::ios::end);
-  std::streamoff size = f.tellg();
-  std::streamoff from = std::max<std::streamoff>(0, size - 8192);
-  f.seekg(from);
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (from > 0) {  // drop the partial first line
-    auto nl = s.find('\n');
-    s = nl == std::string::npos ? s : s.substr(nl + 1);
-  }
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  size_t at = s.size();
-  for (int n = 0; n < max_lines && at != std::string::npos && at > 0; ++n) at = s.rfind('\n', at - 1);
-  return at == std::string::npos || at == 0 ? s : s.substr(at + 1);
-}
 
 // ---- inference_server ---------------------------------------------------------------------------------------
 
@@ -321,7 +305,7 @@ result<std::unique_ptr<inference_server>> inference_server::start(const serve_op
     if (el >= o.ready_timeout_s) {
       if (!s->alive()) return s->died_error("before it was ready");
       bool killed = s->stop();
-      std::string tail = log_tail(s->log_);
+      std::string tail = file_tail(s->log_, 20);
       return make_error(errc::external, o.engine + " server (pid " + std::to_string(pid) + ") was not ready after " +
                                             fmt_num(o.ready_timeout_s) + " s (" + last + "); stopped it" +
                                             (killed ? " with SIGKILL" : "") + ". Last lines of " + s->log_ +
@@ -352,7 +336,7 @@ status inference_server::died_error(const std::string& when) {
   std::string why;
   alive(&why);
   stop();  // what the leader left in its group
-  std::string tail = log_tail(log_);
+  std::string tail = file_tail(log_, 20);
   return make_error(errc::external, opt_.engine + " server (pid " + std::to_string(pid_) + ") " + why + " " + when +
                                         ". Last lines of " + log_ +
                                         (tail.empty() ? std::string(": (empty)") : ":\n" + tail));

@@ -59,8 +59,6 @@ int visible_gpu_count();
 result<std::vector<std::string>> server_argv(const serve_options& o, int port, int gpus);
 // A TCP port that was free on `host` a moment ago (bound to port 0, then closed).
 result<int> free_port(const std::string& host = "127.0.0.1");
-// The last `max_lines` lines of a file (at most 8 KiB), "" when it cannot be read.
-std::string log_tail(const std::string& path, int max_lines = 20);
 
 class inference_server {
  public:

@@ -21,6 +21,7 @@
 
 #include "jobs/protocol.h"
 #include "kernels/cuda_info.h"
+#include "util/atomic_file.h"
 #include "util/fnv.h"
 
 namespace razor::jobs {
@@ -70,18 +71,6 @@ std::pair<int64_t, bool> lock_holder(const std::string& lock) {
   bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);
   return {pid, held};
-}
-
-std::string tail_of(const std::string& path, size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return {};
-  f.seekg(0, std::ios::end);
-  std::streamoff n = f.tellg();
-  std::streamoff from = n > std::streamoff(max_bytes) ? n - std::streamoff(max_bytes) : 0;
-  f.seekg(from);
-  std::string s(size_t(n - from), '\0');
-  f.read(s.data(), std::streamsize(s.size()));
-  return s;
 }
 
 // Double fork: the session worker is nobody's child, in its own session (a dropped ssh link's SIGHUP does
@@ -251,7 +240,7 @@ int run_bridge(const bridge_options& opt) {
     if (std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "razor worker --connect: no session worker answers on %s (%s)%s\n%s", p->socket.c_str(),
                    last_error.c_str(), spawned ? "; the one started for it logged:" : "",
-                   spawned ? tail_of(p->log, 2000).c_str() : "");
+                   spawned ? (file_tail(p->log, 20, 2000) + "\n").c_str() : "");
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

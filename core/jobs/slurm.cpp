@@ -326,18 +326,10 @@ namespace {
 
 // The last lines (at most 4 KiB) of a log file, indented; a note when there is none.
 std::string log_tail(const std::string& path, int max_lines = 12) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return "  (no log file " + path + ")\n";
-  f.seekg(0, std::ios::end);
-  std::streamoff size = f.tellg();
-  std::streamoff from = std::max<std::streamoff>(0, size - 4096);
-  f.seekg(from);
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!std::ifstream(path)) return "  (no log file " + path + ")\n";
   std::vector<std::string> lines;
-  std::istringstream is(text);
+  std::istringstream is(file_tail(path, max_lines, 4096));
   for (std::string l; std::getline(is, l);) lines.push_back(l);
-  if (from > 0 && !lines.empty()) lines.erase(lines.begin());  // a partial first line
-  if (int(lines.size()) > max_lines) lines.erase(lines.begin(), lines.end() - max_lines);
   std::string out = "--- " + path + " (last " + std::to_string(lines.size()) + " lines):\n";
   for (auto& l : lines) out += "  " + l + "\n";
   return out;

@@ -4,9 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -179,6 +182,24 @@ void atomic_dir::abort() {
     fs::remove_all(tmp_, ec);
     open_ = false;
   }
+}
+
+std::string file_tail(const std::string& path, int max_lines, size_t max_bytes) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  f.seekg(0, std::ios::end);
+  const std::streamoff size = f.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - std::streamoff(max_bytes));
+  f.seekg(from);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (from > 0) {  // drop the partial first line
+    auto nl = s.find('\n');
+    s = nl == std::string::npos ? s : s.substr(nl + 1);
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  size_t at = s.size();
+  for (int n = 0; n < max_lines && at != std::string::npos && at > 0; ++n) at = s.rfind('\n', at - 1);
+  return at == std::string::npos || at == 0 ? s : s.substr(at + 1);
 }
 
 }  // namespace razor

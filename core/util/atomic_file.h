@@ -43,6 +43,9 @@ class atomic_writer {
 // Whole small file (JSON, text) written atomically.
 status write_file_atomic(const std::string& path, const std::string& contents);
 result<std::string> read_text_file(const std::string& path, size_t max_bytes = size_t(1) << 30);
+// The last `max_lines` lines of a log file, read from its last `max_bytes` (a line cut there is dropped), without
+// the trailing newline; "" when the file cannot be read. For error messages that quote a program's log.
+std::string file_tail(const std::string& path, int max_lines, size_t max_bytes = 8192);
 
 // Directory output: a whole directory is built under "<dir>.partial-<pid>" and renamed at the end.
 class atomic_dir {

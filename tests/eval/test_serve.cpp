@@ -168,18 +168,11 @@ TEST(ServeArgv, VisibleGpusFromCudaVisibleDevices) {
   EXPECT_EQ(visible_gpu_count(nullptr, 0, 0), 1);
 }
 
-TEST(ServeArgv, FreePortAndLogTail) {
+TEST(ServeArgv, FreePort) {
   auto p = free_port("127.0.0.1");
   ASSERT_TRUE(p.ok()) << p.error().to_string();
   EXPECT_GT(*p, 0);
   EXPECT_LT(*p, 65536);
-  temp_dir d("tail");
-  {
-    std::ofstream f(d.path / "log");
-    for (int i = 1; i <= 30; ++i) f << "line " << i << "\n";
-  }
-  EXPECT_EQ(log_tail((d.path / "log").string(), 3), "line 28\nline 29\nline 30");
-  EXPECT_EQ(log_tail((d.path / "none").string(), 3), "");
 }
 
 TEST(ServeProcess, ServerThatExitsAtOnceIsAnExternalErrorWithItsLog) {

@@ -104,3 +104,16 @@ TEST(Sha256, MatchesThePublishedExamples) {
     odd.update(s.data() + off, std::min(step, s.size() - off));
   EXPECT_EQ(razor::sha256::hex(odd.finish()), razor::sha256_hex(s));
 }
+
+TEST(FileTail, LastLinesOfALog) {
+  const fs::path d = fs::temp_directory_path() / ("razor-tail-" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  {
+    std::ofstream f(d / "log");
+    for (int i = 1; i <= 30; ++i) f << "line " << i << "\n";
+  }
+  EXPECT_EQ(file_tail((d / "log").string(), 3), "line 28\nline 29\nline 30");
+  EXPECT_EQ(file_tail((d / "log").string(), 2, 20), "line 29\nline 30") << "the line cut at max_bytes is dropped";
+  EXPECT_EQ(file_tail((d / "none").string(), 3), "");
+  fs::remove_all(d);
+}
