@@ -276,6 +276,17 @@ int run_bridge(const bridge_options& opt) {
   return 0;
 }
 
+json gpu_list(std::string* why) {
+  json gpus = json::array();
+  for (auto& d : cu::devices(why))
+    gpus.push_back({{"index", d.index},
+                    {"name", d.name},
+                    {"total_memory", d.total_memory},
+                    {"sm_count", d.sm_count},
+                    {"cc", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)}});
+  return gpus;
+}
+
 std::vector<session_info> list_sessions(const std::string& workspace) {
   std::vector<session_info> out;
   std::error_code ec;
@@ -304,9 +315,7 @@ json probe_host(const std::string& workspace) {
     for (auto& si : list_sessions(ws.string())) sessions.push_back({{"slot", si.slot}, {"pid", si.pid}, {"alive", si.alive}});
   out["sessions"] = sessions;
   std::string why;
-  json gpus = json::array();
-  for (auto& d : cu::devices(&why))
-    gpus.push_back({{"index", d.index}, {"name", d.name}, {"total_memory", d.total_memory}});
+  json gpus = gpu_list(&why);
   out["gpus"] = gpus;
   out["gpus_note"] = gpus.empty() ? why : "";
   return out;

@@ -56,6 +56,10 @@ struct session_info {
 };
 std::vector<session_info> list_sessions(const std::string& workspace);
 
+// The GPUs this process may use, as the hello lists them: [{index, name, total_memory, sm_count, cc}]; `why` says
+// why there are none.
+nlohmann::json gpu_list(std::string* why);
+
 // `razor worker --probe`: what a workbench checks before it connects: {"t":"probe", proto, version, host,
 // workspace, workspace_ok, workspace_note, sessions: [{slot, pid, alive}], gpus, gpus_note, cuda}.
 nlohmann::json probe_host(const std::string& workspace);

@@ -34,17 +34,6 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-json gpu_list(std::string* why) {
-  json gpus = json::array();
-  for (auto& d : cu::devices(why))
-    gpus.push_back({{"index", d.index},
-                    {"name", d.name},
-                    {"total_memory", d.total_memory},
-                    {"sm_count", d.sm_count},
-                    {"cc", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)}});
-  return gpus;
-}
-
 // Splits a byte stream into lines; a line longer than `max` is reported once and dropped up to its newline.
 struct line_splitter {
   std::string buf;
