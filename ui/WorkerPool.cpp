@@ -307,8 +307,10 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
 }
 
 // ---- jobs ----
+QString WorkerPool::nextJobId() { return m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter); }
+
 QString WorkerPool::submit(const QString& method, const QJsonObject& params, const JobOptions& options) {
-  const QString id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+  const QString id = nextJobId();
   Job j;
   j.id = id;
   j.method = method;
@@ -616,7 +618,7 @@ void WorkerPool::adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& 
     const qint64 wire = sj.value("id").toInteger();
     const QString method = sj.value("method").toString();
     if (!c->attachRequest(wire, method)) return;
-    const QString id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+    const QString id = nextJobId();
     Job j;
     j.id = id;
     j.method = method;
@@ -659,7 +661,7 @@ void WorkerPool::adoptServices(const QJsonObject& hello) {
     if (known) continue;
     // A service slot for it; its job is announced when the session worker says what it runs (adoptServiceJob).
     Job j;
-    j.id = m_store ? m_store->newJobId() : QStringLiteral("job-%1").arg(++m_counter);
+    j.id = nextJobId();
     j.adoptedService = true;
     m_jobs.insert(j.id, j);
     addSlot(false, QString(), j.id, name);

@@ -163,6 +163,7 @@ class WorkerPool : public QObject {
   void adoptSessionJobs(int slot, WorkerClient* c, const QJsonObject& hello);
   void adoptServices(const QJsonObject& hello);
   void adoptServiceJob(int slot, WorkerClient* c, const QJsonObject& hello);
+  QString nextJobId();  // the JobStore's, else job-<n>
   void announceAdopted(const QString& id, int slot, qint64 wire, const QString& method, bool running);
 
   QString m_program;
