@@ -2,16 +2,10 @@
 
 #include <QJsonArray>
 
+#include "util/shell.h"
+
 QString RemoteHost::shellQuote(const QString& word) {
-  if (!word.isEmpty()) {
-    bool plain = true;
-    for (QChar c : word)
-      if (!(c.isLetterOrNumber() && c.unicode() < 128) && !QStringLiteral("@%_+=:,./-").contains(c)) plain = false;
-    if (plain) return word;
-  }
-  QString q = word;
-  q.replace(QLatin1Char('\''), QStringLiteral("'\\''"));
-  return QLatin1Char('\'') + q + QLatin1Char('\'');
+  return QString::fromStdString(razor::shell_join({word.toStdString()}));  // quoted where a shell needs it
 }
 
 QStringList RemoteHost::sshArguments(const QStringList& words, bool compress) const {

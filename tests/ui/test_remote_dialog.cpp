@@ -28,6 +28,7 @@
 #include "MainWindow.h"
 #include "RemoteDialog.h"
 #include "RemoteFiles.h"
+#include "RemoteHost.h"
 #include "WorkerPool.h"
 #include "Workspace.h"
 #include "jobs/protocol_version.h"
@@ -485,4 +486,17 @@ TEST(RemoteMainWindow, OpensModelAndStatisticsThroughThePool) {
         return true;
       },
       30000));
+}
+
+TEST(RemoteHost, QuotesEveryWordOfTheRemoteCommandWhereTheShellNeedsIt) {
+  EXPECT_EQ(RemoteHost::shellQuote(QStringLiteral("/opt/razor/bin/razor")), QStringLiteral("/opt/razor/bin/razor"));
+  EXPECT_EQ(RemoteHost::shellQuote(QStringLiteral("/data/my models")), QStringLiteral("'/data/my models'"));
+  EXPECT_EQ(RemoteHost::shellQuote(QStringLiteral("it's $HOME")), QStringLiteral("'it'\\''s $HOME'"));
+  EXPECT_EQ(RemoteHost::shellQuote(QString()), QStringLiteral("''"));
+  RemoteHost h;
+  h.host = QStringLiteral("gpu-box");
+  h.workspace = QStringLiteral("/data/w s");
+  const QStringList a = h.razorArguments({QStringLiteral("artifact"), QStringLiteral("info"), QStringLiteral("a b.json")});
+  EXPECT_EQ(a.last(), QStringLiteral("cd '/data/w s' && razor artifact info 'a b.json'"));
+  EXPECT_TRUE(a.contains(QStringLiteral("BatchMode=yes")));
 }
