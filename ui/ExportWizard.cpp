@@ -32,6 +32,7 @@
 #include "RemoteFiles.h"
 #include "WorkerClient.h"
 #include "WorkerPool.h"
+#include "util/paths.h"
 #include "ggml/types.h"  // RAZOR_GGML_TYPES: the one type table (names, imatrix policy); header-only use
 
 namespace {
@@ -512,9 +513,7 @@ ExportWizard::ExportWizard(QWidget* parent) : QWizard(parent) {
   setPage(DonePage, new WizDonePage(this));
   m_razor = findRazorProgram();
   QString recipes = QCoreApplication::applicationDirPath() + QStringLiteral("/../share/razor/recipes/gguf");
-#ifdef RAZOR_SOURCE_DIR
-  if (!QFileInfo(recipes).isDir()) recipes = QStringLiteral(RAZOR_SOURCE_DIR "/recipes/gguf");
-#endif
+  if (!QFileInfo(recipes).isDir()) recipes = QString::fromStdString(razor::source_dir()) + QStringLiteral("/recipes/gguf");
   setRecipesDir(recipes);
   resize(860, 640);
 }
@@ -526,9 +525,7 @@ ExportWizard::~ExportWizard() {
 
 ExportWizard* ExportWizard::createDemo(QWidget* parent) {
   auto* w = new ExportWizard(parent);
-#ifdef RAZOR_SOURCE_DIR
-  w->setModelDir(QStringLiteral(RAZOR_SOURCE_DIR "/resources/models/tiny-qwen3-5-moe"));
-#endif
+  w->setModelDir(QString::fromStdString(razor::source_dir()) + QStringLiteral("/resources/models/tiny-qwen3-5-moe"));
   return w;
 }
 

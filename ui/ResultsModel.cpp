@@ -11,6 +11,8 @@
 #include <cmath>
 #include <set>
 
+#include "util/paths.h"
+
 using nlohmann::json;
 
 namespace {
@@ -58,11 +60,7 @@ QString ResultsModel::bundledResultsDir() {
   if (!env.isEmpty() && QFileInfo(env).isDir()) return env;
   QString installed = QCoreApplication::applicationDirPath() + QStringLiteral("/../share/razor/results");
   if (QFileInfo(installed + QStringLiteral("/official_targets.json")).exists()) return QDir(installed).absolutePath();
-#ifdef RAZOR_SOURCE_DIR
-  return QStringLiteral(RAZOR_SOURCE_DIR "/resources/results");
-#else
-  return QStringLiteral("resources/results");
-#endif
+  return QString::fromStdString(razor::source_dir()) + QStringLiteral("/resources/results");
 }
 
 int ResultsModel::loadCatalog(const QString& dir, QStringList* errors) {

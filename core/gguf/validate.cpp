@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/child_process.h"
+#include "util/paths.h"
 
 namespace fs = std::filesystem;
 
@@ -19,8 +20,8 @@ static std::string env_or(const char* name, const std::string& def) {
 }
 
 static void fill_defaults(validate_options& o) {
-  if (o.script.empty()) o.script = env_or("RAZOR_VALIDATE_SCRIPT", std::string(RAZOR_SOURCE_DIR) + "/tools/llamacpp/validate.mjs");
-  if (o.oracle_dir.empty()) o.oracle_dir = env_or("RAZOR_ORACLE_DIR", std::string(RAZOR_SOURCE_DIR) + "/.oracle");
+  if (o.script.empty()) o.script = env_or("RAZOR_VALIDATE_SCRIPT", source_dir() + "/tools/llamacpp/validate.mjs");
+  if (o.oracle_dir.empty()) o.oracle_dir = env_or("RAZOR_ORACLE_DIR", source_dir() + "/.oracle");
   if (const char* n = std::getenv("RAZOR_NODE"); n && *n && o.node == "node") o.node = n;
 }
 

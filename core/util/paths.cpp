@@ -9,6 +9,8 @@ namespace fs = std::filesystem;
 
 namespace razor {
 
+std::string source_dir() { return RAZOR_SOURCE_DIR; }
+
 std::string exe_dir() {
   char buf[4096];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -21,8 +23,8 @@ std::vector<std::string> data_dirs(const std::string& sub) {
   std::vector<std::string> out;
   if (const char* e = std::getenv("RAZOR_DATA")) out.push_back((fs::path(e) / sub).string());
   if (auto d = exe_dir(); !d.empty()) out.push_back((fs::path(d).parent_path() / "share" / "razor" / sub).string());
-  out.push_back((fs::path(RAZOR_SOURCE_DIR) / "resources" / sub).string());
-  out.push_back((fs::path(RAZOR_SOURCE_DIR) / sub).string());
+  out.push_back((fs::path(source_dir()) / "resources" / sub).string());
+  out.push_back((fs::path(source_dir()) / sub).string());
   return out;
 }
 

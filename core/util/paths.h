@@ -6,6 +6,9 @@
 
 namespace razor {
 
+// The source tree this build was configured from (its resources/, recipes/, tools/ and .oracle/ are used when
+// running from a build directory).
+std::string source_dir();
 // The directory of the running executable ("" if unknown).
 std::string exe_dir();
 // Candidate directories for a data folder, most specific first: "$RAZOR_DATA/<sub>",
