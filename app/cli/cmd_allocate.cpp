@@ -3,12 +3,14 @@
 // solver (docs/allocation.md). Writes a razor.recipe/1 file `razor quantize` accepts as is, whose footprint is
 // what `razor footprint --recipe` reports, and a report (razor.allocation/1) beside it; with --measure, also the
 // measured KL against the unquantized model on text windows after the probe's calibration tokens.
-// --mode gguf: one ggml type per layer and routed-expert projection, written as a tensor-type recipe that
-// `razor pack --recipe` takes unchanged (core/quant/allocate_gguf.h, docs/allocation.md "GGUF mode").
+// --mode gguf: one ggml type per quantized tensor of the whole GGUF file under an exact byte budget, from KL
+// sensitivities measured in memory (core/alloc, docs/allocation.md "Whole-file GGUF allocation"), written as a
+// tensor-type recipe that `razor pack --recipe` takes unchanged.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 
+#include "alloc/job.h"
 #include "cli/commands.h"
 #include "engine/eval.h"
 #include "engine/probe.h"
@@ -16,7 +18,6 @@
 #include "model/checkpoint.h"
 #include "quant/allocate.h"
 #include "quant/allocate_engine.h"
-#include "quant/allocate_gguf.h"
 #include "util/atomic_file.h"
 
 namespace {
@@ -28,7 +29,12 @@ struct allocate_args {
   uint64_t seed = 0;
   int windows = 32, ctx = 256;
   int64_t eval_offset = -1;
-  int64_t gguf_overhead = -1;
+  // gguf mode
+  std::vector<std::string> role_types;
+  bool allow_missing_imatrix = false;
+  int calib_windows = 8, fit_types = 3;
+  int64_t calib_offset = 0;
+  std::string sensitivity = "full", cache;
 };
 
 razor::result<std::vector<double>> parse_list(const std::string& s, const char* what) {
@@ -46,96 +52,59 @@ razor::result<std::vector<double>> parse_list(const std::string& s, const char* 
   return v;
 }
 
-// --mode gguf: one ggml type per (layer, projection) of the routed experts; writes a tensor-type recipe that
-// `razor pack --recipe` takes unchanged (allocate_gguf.h).
+// --mode gguf: one ggml type per quantized tensor of the file under an exact byte budget (core/alloc/job.h).
 int run_allocate_gguf(const allocate_args& a) {
   using namespace razor;
-  auto ck = checkpoint::open(a.model);
-  if (!ck.ok()) return cli::report(ck.error());
-  auto pr = engine::read_probe_h5(a.probe);
-  if (!pr.ok()) return cli::report(pr.error());
-  auto st = quant::stats_from_probe(*pr);
-  if (!st.ok()) return cli::report(st.error());
-  auto tgt = quant::parse_target(a.target);
-  if (!tgt.ok()) return cli::report(tgt.error());
-  const bool imat = !a.imatrix.empty();
-  std::string base_name = a.base == "seed-default" ? (imat ? "gguf/instinct-iq3.txt" : "gguf/instinct-q3.txt") : a.base;
-  std::string base_path;
-  auto base_text = quant::read_gguf_base_recipe(base_name, &base_path);
-  if (!base_text.ok()) return cli::report(base_text.error());
-  gguf::imatrix im;
-  if (imat) {
-    auto r = gguf::read_imatrix(a.imatrix);
-    if (!r.ok()) return cli::report(r.error());
-    im = std::move(r).value();
-    gguf::convert_options o;  // matches the imatrix to the model (reshapes legacy entries) as pack does
-    o.imat = &im;
-    o.allow_missing_imatrix = true;
-    if (auto p = gguf::plan_gguf(*ck, o); !p.ok()) return cli::report(p.error());
-  }
-  quant::gguf_measure_options mo;
-  mo.types = quant::gguf_default_ladder(imat);
-  if (!a.types.empty()) {
-    mo.types.clear();
-    std::stringstream ss(a.types);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      auto t = ggml::type_from_name(item);
-      if (!t.ok()) return cli::report(make_error(errc::invalid_argument, "--types: unknown type '" + item + "'"));
-      mo.types.push_back(*t);
-    }
-  }
-  mo.imat = imat ? &im : nullptr;
-  cli::stderr_progress mprog("measure ggml errors");
-  mo.progress = [&](double d, double t, const char* w) { return mprog(d, t, w); };
-  bool cached = false;
-  const std::string cache = a.no_cache ? "" : quant::gguf_error_cache_path(a.probe, imat);
-  auto errs = quant::load_or_measure_gguf_errors(*ck, *st, mo, cache, quant::probe_identity(a.probe, *pr), &cached);
-  mprog.finish();
-  if (!errs.ok()) return cli::report(errs.error());
-  std::fprintf(stderr, "ggml quantization errors: %s %s\n", cached ? "loaded from" : "measured; cached in",
-               cache.empty() ? "(no cache)" : cache.c_str());
-  quant::gguf_allocate_options go;
-  go.target = *tgt;
-  auto sal = quant::salience_from_name(a.salience);
-  if (!sal.ok()) return cli::report(sal.error());
-  go.damage.salience = *sal;
-  go.damage.weighted_error = !a.plain_error;
-  go.imat = imat ? &im : nullptr;
-  go.base_name = base_name;
-  go.overhead_bytes = a.gguf_overhead;
-  auto al = quant::allocate_gguf(*ck, *st, *errs, *base_text, go);
-  if (!al.ok()) return cli::report(al.error());
-  if (auto s = write_file_atomic(a.out, al->recipe_text); !s.ok()) return cli::report(s);
-  nlohmann::json rep = al->report;
-  rep["probe"] = a.probe;
-  rep["imatrix"] = a.imatrix;
-  rep["base_path"] = base_path;
-  rep["error_cache"] = cache;
-  rep["recipe"] = a.out;
-  std::string report_path = a.report;
-  if (report_path.empty()) {
-    report_path = a.out;
-    if (auto dot = report_path.rfind('.'); dot != std::string::npos && report_path.find('/', dot) == std::string::npos)
-      report_path.resize(dot);
-    report_path += ".report.json";
-  }
-  if (auto s = write_file_atomic(report_path, rep.dump(2) + "\n"); !s.ok()) return cli::report(s);
+  alloc::gguf_alloc_params p;
+  p.model = a.model;
+  p.target = a.target;
+  p.out = a.out;
+  p.report = a.report;
+  p.imatrix = a.imatrix;
+  p.types = a.types;
+  p.role_types = a.role_types;
+  p.allow_missing_imatrix = a.allow_missing_imatrix;
+  p.text = a.text;
+  p.windows = a.calib_windows;
+  p.ctx = a.ctx;
+  p.offset = a.calib_offset;
+  p.sensitivity = a.sensitivity;
+  p.fit_types = a.fit_types;
+  p.cache = a.cache;
+  p.no_cache = a.no_cache;
+  p.measure = a.measure;
+  p.measure_windows = a.windows;
+  p.measure_offset = a.eval_offset >= 0 ? a.eval_offset : a.calib_offset + int64_t(a.calib_windows) * a.ctx;
+  cli::stderr_progress prog("sensitivity");
+  auto rep = alloc::run_gguf_allocation(p, [&](double d, double t, const char* w) { return prog(d, t, w); });
+  prog.finish();
+  if (!rep.ok()) return cli::report(rep.error());
+  const nlohmann::json& r = *rep;
   if (a.json) {
-    std::printf("%s\n", rep.dump().c_str());
+    std::printf("%s\n", r.dump().c_str());
     return 0;
   }
-  auto& sz = rep["size"];
-  std::printf("gguf mode, target %s: file ~%llu bytes (tensor data %llu + metadata estimate %llu), routed experts "
-              "%.4f bits per weight, predicted damage %.6g\n",
-              a.target.c_str(), (unsigned long long)sz["file_bytes_estimate"].get<uint64_t>(),
-              (unsigned long long)al->data_bytes, (unsigned long long)al->overhead_bytes, al->expert_bpw, al->damage);
-  std::printf("layer  gate     up       down\n");
-  for (auto& l : rep["layers"])
-    std::printf("%5d  %-8s %-8s %-8s\n", l["layer"].get<int>(), l["gate"]["type"].get<std::string>().c_str(),
-                l["up"]["type"].get<std::string>().c_str(), l["down"]["type"].get<std::string>().c_str());
-  std::printf("wrote %s and %s (razor pack MODEL --recipe %s%s%s --out F.gguf)\n", a.out.c_str(), report_path.c_str(),
-              a.out.c_str(), imat ? " --imatrix " : "", a.imatrix.c_str());
+  const auto& sz = r["size"];
+  std::printf("gguf whole-file allocation, target %s: %llu bytes (%.4f bits per weight), predicted KL %.6g%s\n",
+              a.target.c_str(), (unsigned long long)sz["file_bytes"].get<uint64_t>(), sz["bpw"].get<double>(),
+              r["predicted_kl"].get<double>(), r["solver"]["exact"].get<bool>() ? " (exact optimum)" : "");
+  const auto& se = r["sensitivity"];
+  std::printf("sensitivities: %s, %d KL measurements on %zu positions%s\n", se["mode"].get<std::string>().c_str(),
+              se["measurements"].get<int>(), r["calibration"]["positions"].get<size_t>(),
+              se["from_cache"].get<bool>() ? " (reused from " : " (cached in ");
+  std::printf("  %s)\n", se["cache"].get<std::string>().c_str());
+  std::printf("%-34s %-18s %-8s %8s %12s\n", "tensor", "role", "type", "bpw", "KL");
+  for (auto& t : r["tensors"])
+    std::printf("%-34s %-18s %-8s %8.3f %12.4g\n", t["tensor"].get<std::string>().c_str(),
+                t["role"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(), t["bpw"].get<double>(),
+                t["damage"].get<double>());
+  if (r.contains("measured"))
+    std::printf("measured (whole allocation, in memory): KL mean %.6f  p99 %.6f  same top-1 %.4f  (predicted %.6f)\n",
+                r["measured"]["kl_mean"].get<double>(), r["measured"]["kl_p99"].get<double>(),
+                r["measured"]["same_top1"].get<double>(), r["predicted_kl"].get<double>());
+  std::printf("wrote %s and %s (razor pack MODEL --recipe %s%s%s --out F.gguf)\n", a.out.c_str(),
+              r["report"].get<std::string>().c_str(), a.out.c_str(), a.imatrix.empty() ? "" : " --imatrix ",
+              a.imatrix.c_str());
   return 0;
 }
 
@@ -144,6 +113,7 @@ int run_allocate(const allocate_args& a) {
   if (a.mode == "gguf") return run_allocate_gguf(a);
   if (a.mode != "fake")
     return cli::report(make_error(errc::invalid_argument, "--mode " + a.mode + ": expected fake or gguf"));
+  if (a.probe.empty()) return cli::report(make_error(errc::invalid_argument, "--probe is required in fake mode"));
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto base = load_recipe(a.base);
@@ -260,31 +230,42 @@ int run_allocate(const allocate_args& a) {
   return 0;
 }
 
-RAZOR_COMMAND("allocate", "Per-expert bit allocation from a probe: seed strategies or the budget solver", 320,
+RAZOR_COMMAND("allocate", "Bit allocation: per-expert bits from a probe (fake mode) or a ggml type per GGUF tensor (gguf mode)", 320,
               [](CLI::App& sub) {
                 auto a = std::make_shared<allocate_args>();
                 std::string strategies;
                 for (auto& s : razor::quant::all_strategies())
                   strategies += std::string(strategies.empty() ? "" : ", ") + std::string(s.name);
                 sub.add_option("model", a->model, "Hugging Face checkpoint directory")->required();
-                sub.add_option("--probe", a->probe, "probe file written by `razor probe` (HDF5)")->required();
+                sub.add_option("--probe", a->probe, "probe file written by `razor probe` (HDF5; fake mode)");
                 sub.add_option("--target", a->target,
-                               "budget: packed footprint ('47GB', '45GiB') or average routed-expert bits ('3.05bits')")
+                               "budget: packed footprint ('47GB', '45GiB', '7879360B') or bits ('3.05bits': average "
+                               "routed-expert bits in fake mode, bits per weight of the whole file in gguf mode)")
                     ->required();
                 sub.add_option("--mode", a->mode,
                                "fake (razor.recipe/1 for razor quantize) or gguf (tensor-type recipe for razor pack: one "
-                               "ggml type per layer and expert projection)");
+                               "ggml type per quantized tensor of the whole file, from measured KL sensitivities)");
                 sub.add_option("--imatrix", a->imatrix,
-                               "gguf mode: importance matrix (quantizes with it, adds iq3_xxs, base instinct-iq3)");
-                sub.add_option("--gguf-overhead", a->gguf_overhead,
-                               "gguf mode: bytes of the file that are not tensor data (header, metadata, tokenizer); "
-                               "default: an estimate (tokenizer.json + 64 KiB + 128 B per tensor)");
-                sub.add_option("--types", a->types,
-                               "gguf mode: type ladder (default q2_K,q3_K,q4_K,q5_K,q6_K,q8_0; + iq3_xxs with --imatrix)");
+                               "gguf mode: importance matrix (the quantizers' weights, as pack uses it; enables the "
+                               "types llama.cpp only quantizes with one)");
+                sub.add_option("--types", a->types, "gguf mode: the type ladder (default: every ggml type and f16)");
+                sub.add_option("--role-types", a->role_types,
+                               "gguf mode: ROLE=TYPE[,TYPE...]: the only types for a role (embedding, output_head, "
+                               "attention, linear_attention, shared_expert, routed_expert); repeatable");
+                sub.add_flag("--allow-missing-imatrix", a->allow_missing_imatrix,
+                             "gguf mode: offer types that need an importance matrix without one (llama-quantize refuses)");
+                sub.add_option("--calib-windows", a->calib_windows,
+                               "gguf mode: calibration windows of --ctx tokens from --text (default 8)");
+                sub.add_option("--calib-offset", a->calib_offset, "gguf mode: first calibration token (default 0)");
+                sub.add_option("--sensitivity", a->sensitivity,
+                               "gguf mode: full (KL at every type, default) or fit (KL at --fit-types types, fitted curve)");
+                sub.add_option("--fit-types", a->fit_types, "gguf mode, --sensitivity fit: types measured per tensor (default 3)");
+                sub.add_option("--cache", a->cache,
+                               "gguf mode: sensitivity measurements, reused when model, imatrix, tokens and ladder match "
+                               "(default <out>.sensitivity.json)");
                 sub.add_option("--strategy", a->strategy, "one of: " + strategies + " (default solver)");
                 sub.add_option("--out", a->out, "output recipe (razor.recipe/1)")->required();
-                sub.add_option("--base", a->base, "recipe for everything but the routed experts (default seed-default; gguf mode: "
-                               "gguf/instinct-q3.txt, or gguf/instinct-iq3.txt with --imatrix)");
+                sub.add_option("--base", a->base, "fake mode: recipe for everything but the routed experts (default seed-default)");
                 sub.add_option("--report", a->report, "report file (default <out>.report.json)");
                 sub.add_option("--tags", a->tags, "seed strategies: lo,hi tags (default 1.58,4)");
                 sub.add_flag("--per-layer", a->per_layer, "seed strategies: rank within each layer instead of globally");
@@ -295,11 +276,12 @@ RAZOR_COMMAND("allocate", "Per-expert bit allocation from a probe: seed strategi
                 sub.add_flag("--plain-error", a->plain_error, "solver: unweighted relative error (ignore the imatrix)");
                 sub.add_flag("--no-cache", a->no_cache, "measure the errors again and do not write the cache");
                 sub.add_flag("--measure", a->measure, "also measure KL against the unquantized model (needs --text)");
-                sub.add_option("--text", a->text, "evaluation text for --measure");
+                sub.add_option("--text", a->text, "text for --measure (fake mode); calibration and --measure text (gguf mode)");
                 sub.add_option("--windows", a->windows, "--measure: windows (default 32)");
-                sub.add_option("--ctx", a->ctx, "--measure: tokens per window (default 256)");
+                sub.add_option("--ctx", a->ctx, "tokens per window (default 256)");
                 sub.add_option("--eval-offset", a->eval_offset,
-                               "--measure: first token evaluated (default: after the probe's tokens, rounded to ctx)");
+                               "--measure: first token evaluated (default: after the probe's tokens, rounded to ctx; gguf "
+                               "mode: after the calibration windows)");
                 sub.add_flag("--json", a->json, "print the report JSON");
                 return [a] { return run_allocate(*a); };
               });

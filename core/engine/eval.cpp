@@ -9,6 +9,7 @@
 #include "ggml/quants.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
+#include "gguf/layout.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "quant/fake_quant.h"
@@ -238,46 +239,37 @@ std::unique_ptr<weight_provider> fake_quant_weights(const checkpoint& ck, const 
 // ---------------------------------------------------------------------------------------------------
 namespace {
 
-enum class undo { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols };
-
 class gguf_provider : public weight_provider {
  public:
-  gguf_provider(gguf::file f, model_config cfg) : f_(std::move(f)), cfg_(std::move(cfg)) {
-    q35_ = f_.get_string("general.architecture").value_or("") == "qwen35moe";
-    n_k_ = cfg_.linear_num_key_heads;
-    n_v_ = cfg_.linear_num_value_heads;
-    dk_ = cfg_.linear_key_head_dim;
-    dv_ = cfg_.linear_value_head_dim;
-    reorder_ = q35_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
-    if (reorder_) order_ = gguf::v_head_order(n_k_, n_v_);
-  }
+  gguf_provider(gguf::file f, model_config cfg)
+      : f_(std::move(f)),
+        cfg_(std::move(cfg)),
+        layout_(cfg_, f_.get_string("general.architecture").value_or("") == "qwen35moe",
+                f_.find_tensor("output.weight") != nullptr) {}
   const model_config& config() const override { return cfg_; }
 
   bool has(const std::string& name) const override {
-    std::string g;
-    undo u;
-    return resolve(name, &g, &u) && f_.find_tensor(g) != nullptr;
+    auto loc = layout_.locate(name);
+    return loc && f_.find_tensor(loc->tensor) != nullptr;
   }
 
   result<tensor_f32> tensor(const std::string& name) override {
-    std::string g;
-    undo u = undo::none;
-    if (!resolve(name, &g, &u)) return make_error(errc::not_found, f_.path() + ": no GGUF tensor for " + name);
-    const gguf::tensor_info* ti = f_.find_tensor(g);
-    if (!ti) return make_error(errc::not_found, f_.path() + ": tensor " + g + " (for " + name + ") not found");
+    auto loc = layout_.locate(name);
+    if (!loc) return make_error(errc::not_found, f_.path() + ": no GGUF tensor for " + name);
+    const gguf::tensor_info* ti = f_.find_tensor(loc->tensor);
+    if (!ti) return make_error(errc::not_found, f_.path() + ": tensor " + loc->tensor + " (for " + name + ") not found");
     const int64_t cols = ti->ne.empty() ? 1 : ti->ne[0];
     const int64_t rows = cols ? ti->nelements() / cols : 0;
     tensor_f32 t;
     t.shape = ti->ne.size() >= 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{cols};
     t.data.resize(size_t(rows * cols));
     RAZOR_TRY(dequant(*ti, 0, rows, t.data.data()));
-    RAZOR_TRY(apply(u, name, t, rows, cols));
+    RAZOR_TRY(layout_.to_hf(*loc, name, t.data.data(), t.rows(), t.cols()));
     return t;
   }
 
   result<tensor_f32> expert(int layer, int e, expert_proj p) override {
-    const std::string g = "blk." + std::to_string(layer) + ".ffn_" +
-                          (p == expert_proj::gate ? "gate" : p == expert_proj::up ? "up" : "down") + "_exps.weight";
+    const std::string g = gguf::gguf_layout::expert_tensor(layer, p);
     const gguf::tensor_info* ti = f_.find_tensor(g);
     if (!ti || ti->ne.size() < 3) return make_error(errc::not_found, f_.path() + ": tensor " + g + " not found");
     if (e < 0 || e >= ti->ne[2]) return make_error(errc::invalid_argument, g + ": expert " + std::to_string(e) + " out of range");
@@ -300,133 +292,9 @@ class gguf_provider : public weight_provider {
     return {};
   }
 
-  // Inverse of the conversion's "new block p = old block order[p]".
-  void unpermute_rows(float* x, int64_t cols, int64_t row0, int64_t head_rows) const {
-    const int64_t blk = head_rows * cols;
-    std::vector<float> tmp(size_t(blk) * order_.size());
-    float* base = x + row0 * cols;
-    std::memcpy(tmp.data(), base, tmp.size() * sizeof(float));
-    for (size_t p = 0; p < order_.size(); ++p)
-      std::memcpy(base + order_[p] * blk, tmp.data() + int64_t(p) * blk, size_t(blk) * sizeof(float));
-  }
-  void unpermute_cols(float* x, int64_t rows, int64_t cols, int64_t head_cols) const {
-    std::vector<float> tmp(static_cast<size_t>(cols));
-    for (int64_t r = 0; r < rows; ++r) {
-      float* row = x + r * cols;
-      std::memcpy(tmp.data(), row, size_t(cols) * sizeof(float));
-      for (size_t p = 0; p < order_.size(); ++p)
-        std::memcpy(row + order_[p] * head_cols, tmp.data() + int64_t(p) * head_cols, size_t(head_cols) * sizeof(float));
-    }
-  }
-
-  status apply(undo u, const std::string& name, tensor_f32& t, int64_t rows, int64_t cols) const {
-    float* x = t.data.data();
-    const int64_t n = rows * cols;
-    const int64_t qk = 2 * n_k_ * dk_;
-    auto check = [&](int64_t need) -> status {
-      if (n < need) return make_error(errc::shape_mismatch, name + ": too small to undo the V-head reorder");
-      return {};
-    };
-    switch (u) {
-      case undo::none: break;
-      case undo::minus_one:
-        for (int64_t i = 0; i < n; ++i) x[i] -= 1.0f;
-        break;
-      case undo::qkv_v_rows:
-        if (reorder_) {
-          RAZOR_TRY(check((qk + n_v_ * dv_) * cols));
-          unpermute_rows(x, cols, qk, dv_);
-        }
-        break;
-      case undo::head_rows:
-        if (reorder_) {
-          RAZOR_TRY(check(n_v_ * dv_ * cols));
-          unpermute_rows(x, cols, 0, dv_);
-        }
-        break;
-      case undo::head_rows_1:
-        if (reorder_) {
-          const int64_t c1 = rows == 1 ? 1 : cols;  // dt_bias is 1-D: one value per head
-          RAZOR_TRY(check(n_v_ * c1));
-          unpermute_rows(x, c1, 0, 1);
-        }
-        break;
-      case undo::a_log:
-        if (reorder_) {
-          RAZOR_TRY(check(n_v_));
-          unpermute_rows(x, 1, 0, 1);
-        }
-        for (int64_t i = 0; i < n; ++i) x[i] = std::log(-x[i]);
-        break;
-      case undo::conv_v_rows:  // ne {kernel, channels}: rows are channels
-        if (reorder_) {
-          RAZOR_TRY(check((qk + n_v_ * dv_) * cols));
-          unpermute_rows(x, cols, qk, dv_);
-        }
-        break;
-      case undo::head_cols:
-        if (reorder_) {
-          if (cols != n_v_ * dv_) return make_error(errc::shape_mismatch, name + ": ssm_out width is not num_v_heads x head_v_dim");
-          unpermute_cols(x, rows, cols, dv_);
-        }
-        break;
-    }
-    return {};
-  }
-
-  bool resolve(const std::string& name, std::string* g, undo* u) const {
-    *u = undo::none;
-    const undo norm = q35_ ? undo::minus_one : undo::none;
-    if (name == "embed_tokens.weight") return *g = "token_embd.weight", true;
-    if (name == "norm.weight") return *u = norm, *g = "output_norm.weight", true;
-    if (name == "lm_head.weight") {
-      *g = f_.find_tensor("output.weight") ? "output.weight" : "token_embd.weight";
-      return true;
-    }
-    if (name.rfind("layers.", 0) != 0) return false;
-    const size_t dot = name.find('.', 7);
-    if (dot == std::string::npos) return false;
-    const std::string p = "blk." + name.substr(7, dot - 7) + ".", s = name.substr(dot + 1);
-    struct m {
-      const char* hf;
-      const char* gg;
-      undo u;
-    };
-    static const m common[] = {
-        {"self_attn.q_proj.weight", "attn_q.weight", undo::none},
-        {"self_attn.k_proj.weight", "attn_k.weight", undo::none},
-        {"self_attn.v_proj.weight", "attn_v.weight", undo::none},
-        {"self_attn.o_proj.weight", "attn_output.weight", undo::none},
-        {"mlp.gate.weight", "ffn_gate_inp.weight", undo::none},
-        {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", undo::none},
-        {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", undo::none},
-        {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", undo::none},
-        {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight", undo::none},
-        {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight", undo::qkv_v_rows},
-        {"linear_attn.in_proj_z.weight", "attn_gate.weight", undo::head_rows},
-        {"linear_attn.in_proj_b.weight", "ssm_beta.weight", undo::head_rows_1},
-        {"linear_attn.in_proj_a.weight", "ssm_alpha.weight", undo::head_rows_1},
-        {"linear_attn.A_log", "ssm_a", undo::a_log},
-        {"linear_attn.dt_bias", "ssm_dt.bias", undo::head_rows_1},
-        {"linear_attn.conv1d.weight", "ssm_conv1d.weight", undo::conv_v_rows},
-        {"linear_attn.norm.weight", "ssm_norm.weight", undo::none},
-        {"linear_attn.out_proj.weight", "ssm_out.weight", undo::head_cols},
-    };
-    for (auto& e : common)
-      if (s == e.hf) return *u = e.u, *g = p + e.gg, true;
-    if (s == "input_layernorm.weight") return *u = norm, *g = p + "attn_norm.weight", true;
-    if (s == "post_attention_layernorm.weight")
-      return *u = norm, *g = p + (q35_ ? "post_attention_norm.weight" : "ffn_norm.weight"), true;
-    if (s == "self_attn.q_norm.weight") return *u = norm, *g = p + "attn_q_norm.weight", true;
-    if (s == "self_attn.k_norm.weight") return *u = norm, *g = p + "attn_k_norm.weight", true;
-    return false;
-  }
-
   gguf::file f_;
   model_config cfg_;
-  bool q35_ = false, reorder_ = false;
-  int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0;
-  std::vector<int64_t> order_;
+  gguf::gguf_layout layout_;
 };
 
 }  // namespace

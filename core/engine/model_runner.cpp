@@ -607,7 +607,18 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
       return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
   if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
-  if (!opt.observer && resolve_backend(opt) == backend::cuda) return forward_gpu(wp, d, seq_start, h, on_logits, opt);
+  if (!opt.observer && !opt.on_layer_input && resolve_backend(opt) == backend::cuda)
+    return forward_gpu(wp, d, seq_start, h, on_logits, opt);
+  return forward_from(wp, d, seq_start, std::move(h), 0, on_logits, opt);
+}
+
+status forward_from(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start, tensor_f32 h,
+                    int first_layer, const logits_fn& on_logits, const run_options& opt) {
+  const size_t n = seq_start.empty() ? 0 : seq_start.back(), H = size_t(d.hidden);
+  if (h.data.size() != n * H)
+    return make_error(errc::shape_mismatch, "forward_from: hidden states are not [tokens, hidden]");
+  if (first_layer < 0 || first_layer > int(d.n_layers))
+    return make_error(errc::invalid_argument, "forward_from: layer " + std::to_string(first_layer) + " out of range");
   std::vector<float> xn(n * H), yb(n * H);
   const float eps = float(d.eps);
   auto norm_rows = [&](const std::vector<float>& wv) {
@@ -619,9 +630,10 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
     }, 4096);
   };
   const double total = double(d.n_layers + (opt.compute_logits ? 1 : 0));
-  for (int L = 0; L < int(d.n_layers); ++L) {
+  for (int L = first_layer; L < int(d.n_layers); ++L) {
     if (opt.progress && !opt.progress(double(L), total, "layer"))
       return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
+    if (opt.on_layer_input && !opt.on_layer_input(L, h)) return make_error(errc::cancelled, "forward pass cancelled");
     RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L));
     if (opt.observer) opt.observer->on_layer_loaded(w);
     norm_rows(w.in_norm);
@@ -636,6 +648,8 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
     w = layer_weights{};
     wp.release_layer(L);
   }
+  if (opt.on_layer_input && !opt.on_layer_input(int(d.n_layers), h))
+    return make_error(errc::cancelled, "forward pass cancelled");
   if (!opt.compute_logits) return {};
   if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
     return make_error(errc::cancelled, "forward pass cancelled before the output head");

@@ -128,10 +128,21 @@ struct run_options {
   size_t logits_chunk = 512;     // tokens per logits callback
   bool compute_logits = true;    // false: stop after the last layer (the probe)
   backend device = backend::cpu;  // RAZOR_ENGINE overrides when set
+  // Called with the residual stream [n_tokens, hidden] entering each layer L, and with L = n_layers for the
+  // stream entering the final norm (forward_from can restart from any of them). Return false to cancel.
+  // Takes the CPU path, like an observer.
+  std::function<bool(int layer, const tensor_f32& h)> on_layer_input;
 };
 
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt = {});
+
+// The CPU path of forward() from layer `first_layer` on: h is the residual stream entering that layer, [n, hidden],
+// for the sequences [seq_start[i], seq_start[i+1]) (first_layer == n_layers: only the final norm and the head).
+// What a change to the weights of layer L and later does to the logits costs only these layers (the allocator's
+// sensitivity measurement, core/alloc).
+status forward_from(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start, tensor_f32 h,
+                    int first_layer, const logits_fn& on_logits, const run_options& opt = {});
 
 // The GPU path of forward() on the embedded hidden states h [n, hidden] (exposed for tests and the bench).
 status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start,

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "gguf/convert.h"
+#include "gguf/layout.h"
 
 namespace razor::engine {
 
@@ -316,44 +317,13 @@ result<gguf::imatrix> probe_to_imatrix(const probe_result& r, const model_config
                                        std::vector<std::string>* notes) {
   if (r.inputs.empty())
     return make_error(errc::invalid_argument, "the probe holds no input statistics (run it without --no-imatrix)");
-  // HF text-model suffix (after "layers.L.") -> GGUF suffix (after "blk.L."), for both architectures.
-  static const std::map<std::string, std::vector<std::string>> kMap = {
-      {"self_attn.q_proj.weight", {"attn_q.weight"}},
-      {"self_attn.k_proj.weight", {"attn_k.weight"}},
-      {"self_attn.v_proj.weight", {"attn_v.weight"}},
-      {"self_attn.o_proj.weight", {"attn_output.weight"}},
-      {"linear_attn.in_proj_qkv.weight", {"attn_qkv.weight"}},
-      {"linear_attn.in_proj_z.weight", {"attn_gate.weight"}},
-      {"linear_attn.in_proj_b.weight", {"ssm_beta.weight"}},
-      {"linear_attn.in_proj_a.weight", {"ssm_alpha.weight"}},
-      {"linear_attn.out_proj.weight", {"ssm_out.weight"}},
-      {"mlp.gate.weight", {"ffn_gate_inp.weight"}},
-      {"mlp.experts.gate_up", {"ffn_gate_exps.weight", "ffn_up_exps.weight"}},
-      {"mlp.experts.down", {"ffn_down_exps.weight"}},
-      {"mlp.shared_expert.gate_proj.weight", {"ffn_gate_shexp.weight"}},
-      {"mlp.shared_expert.up_proj.weight", {"ffn_up_shexp.weight"}},
-      {"mlp.shared_expert.down_proj.weight", {"ffn_down_shexp.weight"}},
-      {"mlp.shared_expert_gate.weight", {"ffn_gate_inp_shexp.weight"}},
-  };
-  const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
-  const int64_t dv = cfg.linear_value_head_dim;
-  const bool reorder = n_k > 0 && n_v > 0 && n_k != n_v && n_v % n_k == 0 && dv > 0;
-  const std::vector<int64_t> order = reorder ? gguf::v_head_order(n_k, n_v) : std::vector<int64_t>{};
-
+  const gguf::gguf_layout layout(cfg);
   gguf::imatrix im;
   im.datasets = {dataset};
   im.chunk_count = int64_t(r.n_seqs);
   im.chunk_size = int64_t(r.seqlen);
   for (const auto& s : r.inputs) {
-    std::vector<std::string> targets;
-    if (s.name == "lm_head.weight") {
-      targets = {cfg.tie_word_embeddings ? "token_embd.weight" : "output.weight"};
-    } else if (s.name.rfind("layers.", 0) == 0) {
-      size_t dot = s.name.find('.', 7);
-      auto it = dot == std::string::npos ? kMap.end() : kMap.find(s.name.substr(dot + 1));
-      if (it != kMap.end())
-        for (auto& g : it->second) targets.push_back("blk." + s.name.substr(7, dot - 7) + "." + g);
-    }
+    const std::vector<std::string> targets = layout.imatrix_targets(s.name);
     if (targets.empty()) {
       if (notes) notes->push_back(s.name + ": no GGUF tensor for it; left out of the imatrix");
       continue;
@@ -361,17 +331,14 @@ result<gguf::imatrix> probe_to_imatrix(const probe_result& r, const model_config
     const size_t cols = size_t(s.cols), n_mat = size_t(s.n_mat);
     if (s.sum_sq.size() != cols * n_mat || s.count.size() != n_mat)
       return make_error(errc::internal, s.name + ": inconsistent input statistics");
-    // Column permutation: GGUF column c takes HF column perm[c].
-    std::vector<size_t> perm(cols);
-    for (size_t c = 0; c < cols; ++c) perm[c] = c;
-    static const std::string kOut = ".linear_attn.out_proj.weight";
-    const bool is_ssm_out = s.name.size() > kOut.size() && s.name.compare(s.name.size() - kOut.size(), kOut.size(), kOut) == 0;
-    if (reorder && is_ssm_out) {
-      if (int64_t(cols) != n_v * dv)
-        return make_error(errc::shape_mismatch, s.name + ": " + std::to_string(cols) + " columns, expected num_v_heads x head_v_dim = " +
-                                                    std::to_string(n_v * dv));
-      for (size_t p = 0; p < size_t(n_v); ++p)
-        for (size_t j = 0; j < size_t(dv); ++j) perm[p * size_t(dv) + j] = size_t(order[p]) * size_t(dv) + j;
+    // Column permutation (ssm_out's V heads): GGUF column c takes HF column perm[c].
+    const auto loc = layout.locate(s.name);
+    const std::vector<size_t> perm = layout.column_order(loc.value_or(gguf::gguf_location{}), cols);
+    if (loc && loc->how == gguf::gguf_relayout::head_cols && layout.reorders_v_heads()) {
+      if (perm.size() != cols || cols != size_t(cfg.linear_num_value_heads * cfg.linear_value_head_dim))
+        return make_error(errc::shape_mismatch, s.name + ": " + std::to_string(cols) +
+                                                    " columns, expected num_v_heads x head_v_dim = " +
+                                                    std::to_string(cfg.linear_num_value_heads * cfg.linear_value_head_dim));
       if (notes) notes->push_back(s.name + ": columns reordered grouped -> tiled (V heads) as in the conversion");
     }
     for (auto& t : targets) {

@@ -638,11 +638,6 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
 
 }  // namespace
 
-result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o) {
-  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
-  return fp.report;
-}
-
 namespace {
 
 // The header of the output: metadata, then every tensor declared in plan order. The same for a single
@@ -677,6 +672,25 @@ status declare_output(writer& w, const checkpoint& ck, const convert_report& rep
   for (auto& r : rep.tensors) RAZOR_TRY(w.add_tensor(r.name, r.ne, uint32_t(r.stored)));
   return {};
 }
+
+}  // namespace
+
+result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o) {
+  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
+  // The exact size of the file: the header the conversion writes (its metadata does not depend on the types
+  // beyond general.file_type, a fixed-size value) and every tensor padded to the alignment.
+  writer_options wo;
+  wo.alignment = o.alignment;
+  writer w(wo);
+  RAZOR_TRY(declare_output(w, ck, fp.report, ck.dir(), o));
+  fp.report.file_bytes = w.planned_bytes();
+  uint64_t data = 0;
+  for (auto& r : fp.report.tensors) data += padded_bytes(r.bytes, o.alignment);
+  fp.report.header_bytes = fp.report.file_bytes - data;
+  return fp.report;
+}
+
+namespace {
 
 // Quantizes one planned tensor matrix by matrix into `sink`; done/total advance the progress.
 status quantize_planned(const planned& p, const tensor_plan_row& row, const convert_options& o,

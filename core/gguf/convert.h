@@ -120,8 +120,17 @@ struct convert_report {
   std::vector<tensor_plan_row> tensors;
   std::vector<std::string> notes;     // fallbacks, ignored recipe lines
   std::vector<std::string> paths;     // output files
+  // plan_gguf: the exact size of the unsplit file (header + every tensor padded to the alignment) and of its
+  // header alone (metadata, tensor infos, padding), which does not depend on the tensors' types.
+  // convert_to_gguf: the bytes written (all shards).
   uint64_t file_bytes = 0;
+  uint64_t header_bytes = 0;
 };
+
+// Bytes a tensor of `bytes` takes in the file, padded to the alignment.
+inline uint64_t padded_bytes(uint64_t bytes, uint64_t alignment = 32) {
+  return (bytes + alignment - 1) / alignment * alignment;
+}
 
 // Qwen3-Next / Qwen3.5 value-head order: HF groups value heads by key head ([G0v0, G0v1, G1v0, G1v1]),
 // llama.cpp tiles them ([G0v0, G1v0, G0v1, G1v1]): new head p takes old head order[p] = (p % n_k) * (n_v / n_k)

@@ -652,7 +652,6 @@ status writer::begin(const std::string& path) {
   uint32_t a = opt_.alignment;
   if (a == 0 || (a & (a - 1)) != 0)
     return make_error(errc::invalid_argument, "alignment " + std::to_string(a) + " is not a power of two");
-  if (a != default_alignment) set("general.alignment", value::u32(a));
   for (auto& kv : kv_)
     if (kv.key.rfind("split.", 0) == 0)
       return make_error(errc::invalid_argument, "the split.* keys are written by the writer itself");
@@ -693,34 +692,45 @@ status writer::begin(const std::string& path) {
   return {};
 }
 
-status writer::start_shard(size_t si) {
-  shard& s = shards_[si];
-  const bool split = shards_.size() > 1;
+uint64_t writer::planned_bytes() const {
+  uint64_t n = encode_header(0, 1, 0, tensors_.size()).size();
+  for (auto& t : tensors_) n += pad_to(t.nbytes, opt_.alignment);
+  return n;
+}
+
+std::string writer::encode_header(size_t si, size_t n_shards, size_t first, size_t last) const {
+  const bool split = n_shards > 1;
   std::vector<const kv_pair*> kvs;
   std::vector<kv_pair> split_kv;
+  // general.alignment is written when not the default (after the declared keys, unless declared).
+  const kv_pair align_kv{"general.alignment", value::u32(opt_.alignment)};
+  const kv_pair* align = nullptr;
+  if (opt_.alignment != default_alignment) {
+    align = &align_kv;
+    for (auto& kv : kv_)
+      if (kv.key == "general.alignment") align = &kv;
+  }
   if (split) {
     split_kv.push_back({"split.no", value::u16(uint16_t(si))});
-    split_kv.push_back({"split.count", value::u16(uint16_t(shards_.size()))});
+    split_kv.push_back({"split.count", value::u16(uint16_t(n_shards))});
     split_kv.push_back({"split.tensors.count", value::i32(int32_t(tensors_.size()))});
   }
   if (si == 0)
     for (auto& kv : kv_) kvs.push_back(&kv);
-  else if (opt_.alignment != default_alignment)
-    for (auto& kv : kv_)
-      if (kv.key == "general.alignment") kvs.push_back(&kv);
+  if (align && (si != 0 || align == &align_kv)) kvs.push_back(align);
   for (auto& kv : split_kv) kvs.push_back(&kv);
 
   std::string h;
   put_u32(h, magic);
   put_u32(h, version);
-  put_u64(h, s.last - s.first);
+  put_u64(h, last - first);
   put_u64(h, kvs.size());
   for (auto* kv : kvs) {
     put_str(h, kv->key);
     put_u32(h, uint32_t(kv->val.type()));
     encode_value(kv->val, h);
   }
-  for (size_t i = s.first; i < s.last; ++i) {
+  for (size_t i = first; i < last; ++i) {
     const tensor_info& t = tensors_[i];
     put_str(h, t.name);
     put_u32(h, uint32_t(t.ne.size()));
@@ -729,6 +739,12 @@ status writer::start_shard(size_t si) {
     put_u64(h, t.offset);
   }
   h.append(size_t(pad_to(h.size(), opt_.alignment) - h.size()), '\0');
+  return h;
+}
+
+status writer::start_shard(size_t si) {
+  shard& s = shards_[si];
+  const std::string h = encode_header(si, shards_.size(), s.first, s.last);
   s.header_bytes = h.size();
   s.out = std::make_unique<atomic_writer>();
   RAZOR_TRY(s.out->open(paths_[si]));

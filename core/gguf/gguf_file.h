@@ -230,12 +230,17 @@ class writer {
   // Output files (after begin): one path, or the shard paths in order.
   const std::vector<std::string>& paths() const { return paths_; }
   uint64_t total_bytes() const;  // sum of the output file sizes (valid after begin)
+  // The exact size of the single (unsplit) file begin() + write() + finish() would produce with the metadata and
+  // tensors declared so far: header, tensor infos, alignment padding and every tensor padded. Before begin().
+  uint64_t planned_bytes() const;
 
   // "dir/model.gguf", 2, 5 -> "dir/model-00002-of-00005.gguf"
   static std::string shard_path(const std::string& path, int no1, int count);
 
  private:
   status start_shard(size_t s);
+  // Header of shard si of n_shards holding tensors [first, last), padded to the alignment.
+  std::string encode_header(size_t si, size_t n_shards, size_t first, size_t last) const;
   status finish_tensor();
   writer_options opt_;
   std::vector<kv_pair> kv_;

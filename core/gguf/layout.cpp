@@ -1,0 +1,178 @@
+#include "gguf/layout.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "gguf/convert.h"
+
+namespace razor::gguf {
+
+namespace {
+
+struct map_row {
+  const char* hf;  // after "layers.L."
+  const char* gg;  // after "blk.L."
+  gguf_relayout how;
+};
+
+// Both architectures; the norms' relayout and post_attention_layernorm's name depend on it (locate()).
+constexpr map_row kLayerMap[] = {
+    {"self_attn.q_proj.weight", "attn_q.weight", gguf_relayout::none},
+    {"self_attn.k_proj.weight", "attn_k.weight", gguf_relayout::none},
+    {"self_attn.v_proj.weight", "attn_v.weight", gguf_relayout::none},
+    {"self_attn.o_proj.weight", "attn_output.weight", gguf_relayout::none},
+    {"mlp.gate.weight", "ffn_gate_inp.weight", gguf_relayout::none},
+    {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", gguf_relayout::none},
+    {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", gguf_relayout::none},
+    {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", gguf_relayout::none},
+    {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight", gguf_relayout::none},
+    {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight", gguf_relayout::qkv_v_rows},
+    {"linear_attn.in_proj_z.weight", "attn_gate.weight", gguf_relayout::head_rows},
+    {"linear_attn.in_proj_b.weight", "ssm_beta.weight", gguf_relayout::head_rows_1},
+    {"linear_attn.in_proj_a.weight", "ssm_alpha.weight", gguf_relayout::head_rows_1},
+    {"linear_attn.A_log", "ssm_a", gguf_relayout::a_log},
+    {"linear_attn.dt_bias", "ssm_dt.bias", gguf_relayout::head_rows_1},
+    {"linear_attn.conv1d.weight", "ssm_conv1d.weight", gguf_relayout::conv_v_rows},
+    {"linear_attn.norm.weight", "ssm_norm.weight", gguf_relayout::none},
+    {"linear_attn.out_proj.weight", "ssm_out.weight", gguf_relayout::head_cols},
+};
+
+bool is_qwen35(const model_config& cfg) {
+  auto q = [](const std::string& t) { return t == "qwen3_5_moe" || t == "qwen3_5_moe_text"; };
+  return q(cfg.model_type) || q(cfg.top_model_type);
+}
+
+}  // namespace
+
+gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
+    : q35_(qwen35), has_output_(has_output) {
+  n_k_ = cfg.linear_num_key_heads;
+  n_v_ = cfg.linear_num_value_heads;
+  dk_ = cfg.linear_key_head_dim;
+  dv_ = cfg.linear_value_head_dim;
+  reorder_ = q35_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
+  if (reorder_) order_ = v_head_order(n_k_, n_v_);
+}
+
+gguf_layout::gguf_layout(const model_config& cfg) : gguf_layout(cfg, is_qwen35(cfg), !cfg.tie_word_embeddings) {}
+
+std::string gguf_layout::expert_tensor(int layer, expert_proj p) {
+  return "blk." + std::to_string(layer) + ".ffn_" +
+         (p == expert_proj::gate ? "gate" : p == expert_proj::up ? "up" : "down") + "_exps.weight";
+}
+
+std::optional<gguf_location> gguf_layout::locate(const std::string& name) const {
+  const gguf_relayout norm = q35_ ? gguf_relayout::minus_one : gguf_relayout::none;
+  if (name == "embed_tokens.weight") return gguf_location{"token_embd.weight", gguf_relayout::none};
+  if (name == "norm.weight") return gguf_location{"output_norm.weight", norm};
+  if (name == "lm_head.weight")
+    return gguf_location{has_output_ ? "output.weight" : "token_embd.weight", gguf_relayout::none};
+  if (name.rfind("layers.", 0) != 0) return std::nullopt;
+  const size_t dot = name.find('.', 7);
+  if (dot == std::string::npos) return std::nullopt;
+  const std::string p = "blk." + name.substr(7, dot - 7) + ".", s = name.substr(dot + 1);
+  for (auto& e : kLayerMap)
+    if (s == e.hf) return gguf_location{p + e.gg, e.how};
+  if (s == "input_layernorm.weight") return gguf_location{p + "attn_norm.weight", norm};
+  if (s == "post_attention_layernorm.weight")
+    return gguf_location{p + (q35_ ? "post_attention_norm.weight" : "ffn_norm.weight"), norm};
+  if (s == "self_attn.q_norm.weight") return gguf_location{p + "attn_q_norm.weight", norm};
+  if (s == "self_attn.k_norm.weight") return gguf_location{p + "attn_k_norm.weight", norm};
+  return std::nullopt;
+}
+
+std::vector<std::string> gguf_layout::imatrix_targets(const std::string& probe_name) const {
+  if (probe_name.rfind("layers.", 0) == 0) {
+    const size_t dot = probe_name.find('.', 7);
+    if (dot != std::string::npos) {
+      const std::string L = probe_name.substr(7, dot - 7), s = probe_name.substr(dot + 1);
+      if (s == "mlp.experts.gate_up") return {"blk." + L + ".ffn_gate_exps.weight", "blk." + L + ".ffn_up_exps.weight"};
+      if (s == "mlp.experts.down") return {"blk." + L + ".ffn_down_exps.weight"};
+    }
+  }
+  auto loc = locate(probe_name);
+  if (!loc || probe_name.size() < 7 || probe_name.compare(probe_name.size() - 7, 7, ".weight") != 0) return {};
+  // Only matrices have importance weights: a linear map's input statistics.
+  if (loc->how == gguf_relayout::minus_one || loc->how == gguf_relayout::a_log ||
+      loc->how == gguf_relayout::conv_v_rows || loc->tensor.find("_norm.") != std::string::npos)
+    return {};
+  return {loc->tensor};
+}
+
+std::vector<size_t> gguf_layout::column_order(const gguf_location& loc, size_t cols) const {
+  std::vector<size_t> perm(cols);
+  for (size_t c = 0; c < cols; ++c) perm[c] = c;
+  if (reorder_ && loc.how == gguf_relayout::head_cols && cols == size_t(n_v_ * dv_))
+    for (size_t p = 0; p < size_t(n_v_); ++p)
+      for (size_t j = 0; j < size_t(dv_); ++j) perm[p * size_t(dv_) + j] = size_t(order_[p]) * size_t(dv_) + j;
+  return perm;
+}
+
+// GGUF block p (of `blk` floats, starting at float `start`) holds HF block order[p]; inverse = GGUF -> HF.
+status gguf_layout::permute(const gguf_location& loc, const std::string& name, float* x, int64_t rows, int64_t cols,
+                            bool to_hf) const {
+  if (!reorder_) return {};
+  const int64_t n = rows * cols;
+  const int64_t qk = 2 * n_k_ * dk_;
+  auto blocks = [&](int64_t start, int64_t blk) -> status {
+    const int64_t nb = int64_t(order_.size());
+    if (start + nb * blk > n)
+      return make_error(errc::shape_mismatch, name + ": " + std::to_string(n) + " values, too few for the V-head reorder (" +
+                                                  std::to_string(nb) + " heads of " + std::to_string(blk) + ")");
+    std::vector<float> tmp(x + start, x + start + nb * blk);
+    for (int64_t p = 0; p < nb; ++p) {
+      float* gg = x + start + p * blk;
+      const float* src = tmp.data() + (to_hf ? p : order_[size_t(p)]) * blk;
+      float* dst = to_hf ? x + start + order_[size_t(p)] * blk : gg;
+      std::memcpy(dst, src, size_t(blk) * sizeof(float));
+    }
+    return {};
+  };
+  switch (loc.how) {
+    case gguf_relayout::qkv_v_rows:
+    case gguf_relayout::conv_v_rows: return blocks(qk * cols, dv_ * cols);
+    case gguf_relayout::head_rows: return blocks(0, dv_ * cols);
+    case gguf_relayout::head_rows_1:
+    case gguf_relayout::a_log: return blocks(0, rows == 1 ? 1 : cols);
+    case gguf_relayout::head_cols: {
+      if (cols != n_v_ * dv_)
+        return make_error(errc::shape_mismatch, name + ": " + std::to_string(cols) +
+                                                    " columns, expected num_v_heads x head_v_dim = " +
+                                                    std::to_string(n_v_ * dv_));
+      std::vector<float> tmp(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = x + r * cols;
+        std::memcpy(tmp.data(), row, size_t(cols) * sizeof(float));
+        for (int64_t p = 0; p < n_v_; ++p) {
+          const int64_t g = p * dv_, h = order_[size_t(p)] * dv_;
+          std::memcpy(row + (to_hf ? h : g), tmp.data() + (to_hf ? g : h), size_t(dv_) * sizeof(float));
+        }
+      }
+      return {};
+    }
+    default: return {};
+  }
+}
+
+status gguf_layout::to_hf(const gguf_location& loc, const std::string& name, float* x, int64_t rows,
+                          int64_t cols) const {
+  const int64_t n = rows * cols;
+  if (loc.how == gguf_relayout::minus_one)
+    for (int64_t i = 0; i < n; ++i) x[i] -= 1.0f;
+  RAZOR_TRY(permute(loc, name, x, rows, cols, true));
+  if (loc.how == gguf_relayout::a_log)
+    for (int64_t i = 0; i < n; ++i) x[i] = std::log(-x[i]);
+  return {};
+}
+
+status gguf_layout::to_gguf(const gguf_location& loc, const std::string& name, float* x, int64_t rows,
+                            int64_t cols) const {
+  const int64_t n = rows * cols;
+  if (loc.how == gguf_relayout::minus_one)
+    for (int64_t i = 0; i < n; ++i) x[i] += 1.0f;
+  if (loc.how == gguf_relayout::a_log)
+    for (int64_t i = 0; i < n; ++i) x[i] = -std::exp(x[i]);
+  return permute(loc, name, x, rows, cols, false);
+}
+
+}  // namespace razor::gguf

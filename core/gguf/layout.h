@@ -1,0 +1,68 @@
+// Where a Hugging Face text-model tensor lives in the GGUF file our conversion (convert.h) writes (qwen3moe,
+// qwen35moe), and how its values were rearranged on the way: the one map from our engine's names to GGUF names,
+// used to read a GGUF back into the engine (gguf_weights), to name the probe's importance matrix by GGUF tensor,
+// and to quantize a tensor in memory exactly as it is stored in the file (core/alloc's round trip).
+//
+// Relayouts (docs/gguf.md, the conversion's Qwen3.5 steps; all others are stored as they are):
+//   minus_one    zero-centred norms: GGUF = HF + 1
+//   a_log        ssm_a = -exp(A_log), V heads reordered
+//   qkv_v_rows   attn_qkv: the V rows (after 2 x n_k x head_k_dim q/k rows) reordered by V head (head_v_dim rows each)
+//   head_rows    attn_gate: rows reordered by V head (head_v_dim rows each)
+//   head_rows_1  ssm_beta / ssm_alpha / ssm_dt.bias: one row (value) per V head, reordered
+//   conv_v_rows  ssm_conv1d {kernel, channels}: the V channels reordered
+//   head_cols    ssm_out: columns reordered by V head (head_v_dim columns each)
+// The V-head reorder (gguf::v_head_order) applies only when linear_num_key_heads != linear_num_value_heads.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/adapter.h"
+#include "model/hf_config.h"
+#include "util/status.h"
+
+namespace razor::gguf {
+
+enum class gguf_relayout { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols };
+
+struct gguf_location {
+  std::string tensor;                      // GGUF tensor name ("blk.3.attn_qkv.weight")
+  gguf_relayout how = gguf_relayout::none;
+};
+
+class gguf_layout {
+ public:
+  // `qwen35`: the qwen35moe conversion (else qwen3moe); `has_output`: the file stores output.weight (else the head
+  // is tied to token_embd.weight).
+  gguf_layout(const model_config& cfg, bool qwen35, bool has_output);
+  // For the model config's own architecture (qwen35moe for qwen3_5_moe*, else qwen3moe), output.weight stored
+  // unless the embeddings are tied.
+  explicit gguf_layout(const model_config& cfg);
+
+  // The GGUF tensor of a text-model tensor name ("layers.0.self_attn.q_proj.weight", "lm_head.weight"), nullopt for a
+  // name the conversion does not write. Routed experts: expert_tensor().
+  std::optional<gguf_location> locate(const std::string& hf_name) const;
+  // "blk.L.ffn_{gate,up,down}_exps.weight": expert e is matrix e of it, stored as is.
+  static std::string expert_tensor(int layer, expert_proj p);
+  // The GGUF tensors a probe's input-statistics entry feeds ("layers.L.mlp.experts.gate_up" feeds the gate and up
+  // expert tensors; a linear weight feeds its own tensor); empty when it has none.
+  std::vector<std::string> imatrix_targets(const std::string& probe_name) const;
+  // For a tensor stored with head_cols: GGUF column c holds HF column perm[c] (identity otherwise).
+  std::vector<size_t> column_order(const gguf_location& loc, size_t cols) const;
+
+  // GGUF values -> HF values in place: x holds rows x cols floats (cols = ne[0]; a 1-D tensor is one row).
+  status to_hf(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols) const;
+  // HF values -> GGUF values in place: the exact inverse of to_hf (for a_log, up to float rounding).
+  status to_gguf(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols) const;
+
+  bool reorders_v_heads() const { return reorder_; }
+
+ private:
+  status permute(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols,
+                 bool to_hf) const;
+  bool q35_ = false, has_output_ = true, reorder_ = false;
+  int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0;
+  std::vector<int64_t> order_;
+};
+
+}  // namespace razor::gguf
