@@ -66,10 +66,14 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
 
   gguf::imatrix im;
   const bool have_imat = !p.imatrix.empty();
-  if (have_imat) RAZOR_ASSIGN_OR_RETURN(im, gguf::read_imatrix(p.imatrix));
+  if (have_imat) {
+    RAZOR_ASSIGN_OR_RETURN(im, gguf::read_imatrix(p.imatrix));
+  }
 
   plan_options po;
-  if (!p.types.empty()) RAZOR_ASSIGN_OR_RETURN(po.ladder, parse_types(p.types, "--types"));
+  if (!p.types.empty()) {
+    RAZOR_ASSIGN_OR_RETURN(po.ladder, parse_types(p.types, "--types"));
+  }
   for (auto& rt : p.role_types) {
     auto eq = rt.find('=');
     if (eq == std::string::npos || eq == 0)

@@ -600,7 +600,7 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
     all.insert(all.end(), s.begin(), s.end());
     seq_start.push_back(all.size());
   }
-  const size_t n = all.size(), H = size_t(d.hidden);
+  const size_t n = all.size();
   if (n == 0) return {};
   for (auto t : all)
     if (t < 0 || t >= d.vocab)

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "alloc/job.h"
 #include "engine/eval.h"
 #include "engine/probe.h"
 #include "eval/runner.h"
@@ -222,6 +223,43 @@ result<json> m_pack(const json& p, job_context& ctx) {
               {"bpw", nel ? 8.0 * double(tensor_bytes) / double(nel) : 0.0},
               {"by_type", by_type},
               {"notes", rep.notes}};
+}
+
+// `razor allocate --mode gguf` (core/alloc/job.h): the whole-file allocation, recipe and report as artifacts.
+result<json> m_allocate_gguf(const json& p, job_context& ctx) {
+  alloc::gguf_alloc_params a;
+  RAZOR_ASSIGN_OR_RETURN(a.model, str_param(p, "model"));
+  RAZOR_ASSIGN_OR_RETURN(a.target, str_param(p, "target"));
+  RAZOR_ASSIGN_OR_RETURN(a.out, str_param(p, "out"));
+  RAZOR_ASSIGN_OR_RETURN(a.report, str_param(p, "report", ""));
+  RAZOR_ASSIGN_OR_RETURN(a.imatrix, str_param(p, "imatrix", ""));
+  RAZOR_ASSIGN_OR_RETURN(a.types, str_param(p, "types", ""));
+  RAZOR_ASSIGN_OR_RETURN(a.text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(a.sensitivity, str_param(p, "sensitivity", "full"));
+  RAZOR_ASSIGN_OR_RETURN(a.cache, str_param(p, "cache", ""));
+  RAZOR_ASSIGN_OR_RETURN(a.allow_missing_imatrix, bool_param(p, "allow_missing_imatrix", false));
+  RAZOR_ASSIGN_OR_RETURN(a.measure, bool_param(p, "measure", false));
+  RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "calib_windows", 8, 1, 1 << 16));
+  RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", 256, 2, 1 << 20));
+  RAZOR_ASSIGN_OR_RETURN(a.offset, int_param(p, "calib_offset", 0, 0, int64_t(1) << 40));
+  RAZOR_ASSIGN_OR_RETURN(int64_t fit_types, int_param(p, "fit_types", 3, 1, 64));
+  RAZOR_ASSIGN_OR_RETURN(int64_t mwin, int_param(p, "windows", 8, 1, 1 << 16));
+  RAZOR_ASSIGN_OR_RETURN(a.measure_offset, int_param(p, "eval_offset", -1, -1, int64_t(1) << 40));
+  a.windows = int(windows);
+  a.ctx = int(ctx_len);
+  a.fit_types = int(fit_types);
+  a.measure_windows = int(mwin);
+  if (auto it = p.find("role_types"); it != p.end() && !it->is_null()) {
+    if (!it->is_object()) return bad_param("role_types", "an object {role: \"type,type\"}");
+    for (auto& [role, types] : it->items()) {
+      if (!types.is_string()) return bad_param("role_types." + role, "a string of comma-separated types");
+      a.role_types.push_back(role + "=" + types.get<std::string>());
+    }
+  }
+  RAZOR_ASSIGN_OR_RETURN(json rep, alloc::run_gguf_allocation(a, ctx.progress));
+  ctx.emit_artifact({a.out, "file", "", {}, {{"what", "tensor-type recipe"}}});
+  ctx.emit_artifact({rep.value("report", ""), "file", "", {}, {{"what", "razor.gguf_allocation/2 report"}}});
+  return rep;
 }
 
 result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
@@ -523,6 +561,11 @@ const std::vector<method_def>& method_table() {
        "`razor synth`: a synthetic checkpoint", m_synth},
       {"pack", "model, out (strings), type | recipe, imatrix, output_type, token_embedding_type, name, split_max_gb, threads",
        "`razor pack`: GGUF, written atomically", m_pack},
+      {"allocate-gguf", "model, target, out, text (strings), imatrix, types, sensitivity (full | fit), cache, report "
+                        "(strings), role_types ({role: \"type,type\"}), calib_windows, calib_offset, ctx, fit_types (ints), "
+                        "allow_missing_imatrix, measure (bools), windows, eval_offset (ints: --measure)",
+       "`razor allocate --mode gguf`: a ggml type per tensor of the whole file under a byte budget (artifacts: the "
+       "recipe, the report)", m_allocate_gguf},
       {"eval-ppl", "model, text (strings), ref (string), windows, ctx, batch, topk (ints)",
        "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
       {"probe", "model, text, out (strings), tokens, seqlen (ints), no_imatrix (bool)",
