@@ -189,13 +189,19 @@ std::vector<size_t> measured_subset(const wf_item& it, bool all, int k) {
   return out;
 }
 
+// Choices whose measured KL informs the fit: below 7 bits per weight (above, the KL is at the level of the
+// engine's own round-off and says nothing about the curve).
+bool fit_point(const wf_item& it, const wf_choice& c) {
+  return c.kl > 0 && c.rel_error > 0 && bpw_of(c.bytes, it.params) < 7.0;
+}
+
 // Fitted damage S_t x e^alpha: alpha pooled over items (per-item intercepts), S_t per item.
 void fit(wf_plan& plan, measure_report& rep, bool keep_measured) {
   double sxy = 0, sxx = 0;
   for (auto& it : plan.items) {
     std::vector<double> x, y;
     for (auto& c : it.choices)
-      if (c.kl > 0 && c.rel_error > 0) x.push_back(std::log(c.rel_error)), y.push_back(std::log(c.kl));
+      if (fit_point(it, c)) x.push_back(std::log(c.rel_error)), y.push_back(std::log(c.kl));
     if (x.size() < 2) continue;
     const double mx = std::accumulate(x.begin(), x.end(), 0.0) / double(x.size());
     const double my = std::accumulate(y.begin(), y.end(), 0.0) / double(y.size());
@@ -207,11 +213,11 @@ void fit(wf_plan& plan, measure_report& rep, bool keep_measured) {
     double s = 0;
     int n = 0;
     for (auto& c : it.choices)
-      if (c.kl > 0 && c.rel_error > 0) s += std::log(c.kl) - rep.alpha * std::log(c.rel_error), ++n;
+      if (fit_point(it, c)) s += std::log(c.kl) - rep.alpha * std::log(c.rel_error), ++n;
     it.sensitivity = n ? std::exp(s / n) : 0.0;
     for (auto& c : it.choices) {
       const double f = c.rel_error > 0 ? it.sensitivity * std::pow(c.rel_error, rep.alpha) : 0.0;
-      if (c.kl >= 0) measured.push_back(c.kl), fitted.push_back(f);
+      if (fit_point(it, c)) measured.push_back(c.kl), fitted.push_back(f);
       c.damage = keep_measured && c.kl >= 0 ? c.kl : f;
     }
   }
