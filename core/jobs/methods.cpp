@@ -21,6 +21,7 @@
 #include "model/synth.h"
 #include "quant/quantize.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/shell.h"
 
 namespace razor::jobs {
@@ -64,6 +65,8 @@ result<int64_t> int_param(const json& p, const std::string& key, int64_t def, in
   auto it = p.find(key);
   if (it == p.end() || it->is_null()) return def;
   if (!it->is_number_integer()) return bad_param(key, "an integer");
+  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX))
+    return bad_param(key, "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   int64_t v = it->get<int64_t>();
   if (v < lo || v > hi) return bad_param(key, "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return v;
@@ -147,9 +150,10 @@ result<json> m_synth(const json& p, job_context& ctx) {
     config = *c;
   } else {
     RAZOR_ASSIGN_OR_RETURN(std::string path, str_param(p, "config"));
-    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 16u << 20));
-    config = json::parse(text, nullptr, false);
-    if (config.is_discarded()) return make_error(errc::bad_config, path + ": not valid JSON");
+    json_limits lim;
+    lim.max_bytes = 16u << 20;
+    lim.code = errc::bad_config;
+    RAZOR_ASSIGN_OR_RETURN(config, read_json_file(path, lim));
   }
   synth_options opt;
   opt.sparse = sparse;
