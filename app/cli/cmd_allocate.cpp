@@ -18,6 +18,7 @@
 #include "quant/allocate_engine.h"
 #include "quant/allocate_gguf.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -120,9 +121,9 @@ int run_allocate_gguf(const allocate_args& a) {
       report_path.resize(dot);
     report_path += ".report.json";
   }
-  if (auto s = write_file_atomic(report_path, rep.dump(2) + "\n"); !s.ok()) return cli::report(s);
+  if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {
-    std::printf("%s\n", rep.dump().c_str());
+    std::printf("%s\n", dump_json(rep).c_str());
     return 0;
   }
   auto& sz = rep["size"];
@@ -232,9 +233,9 @@ int run_allocate(const allocate_args& a) {
       report_path.resize(report_path.size() - 5);
     report_path += ".report.json";
   }
-  if (auto s = write_file_atomic(report_path, rep.dump(2) + "\n"); !s.ok()) return cli::report(s);
+  if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {
-    std::printf("%s\n", rep.dump().c_str());
+    std::printf("%s\n", dump_json(rep).c_str());
     return 0;
   }
   auto& fp = rep["footprint"];

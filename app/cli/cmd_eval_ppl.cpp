@@ -22,6 +22,8 @@
 #include "gguf/validate.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
+#include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -34,11 +36,9 @@ struct eval_ppl_args {
 };
 
 razor::status read_file(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return razor::make_error(razor::errc::not_found, path + ": cannot open text file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
+  auto t = razor::read_text_file(path);  // regular files only: a FIFO would block forever
+  if (!t.ok()) return t.error();
+  *out = std::move(t).value();
   return {};
 }
 
@@ -138,7 +138,7 @@ int run_eval_ppl(const eval_ppl_args& a) {
                   r->model.ppl, r->ref.ppl, r->kl_mean, r->kl_p99, r->kl_p999, r->kl_max, a.topk, r->topk_kl,
                   r->same_top1, r->n_positions);
   }
-  if (a.json) std::printf("%s\n", out.dump().c_str());
+  if (a.json) std::printf("%s\n", dump_json(out).c_str());
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "engine/probe.h"
 #include "gguf/imatrix.h"
 #include "model/checkpoint.h"
+#include "util/atomic_file.h"
 
 namespace {
 
@@ -28,15 +29,13 @@ int run_probe_cmd(const probe_args& a) {
     return cli::report(make_error(errc::invalid_argument, "give --out (HDF5) and/or --imatrix (GGUF)"));
   if (a.no_imatrix && !a.imatrix.empty())
     return cli::report(make_error(errc::invalid_argument, "--imatrix needs the input statistics (drop --no-imatrix)"));
-  std::ifstream f(a.text, std::ios::binary);
-  if (!f) return cli::report(make_error(errc::not_found, a.text + ": cannot open text file"));
-  std::stringstream ss;
-  ss << f.rdbuf();
+  auto text = read_text_file(a.text);  // regular files only: a FIFO would block forever
+  if (!text.ok()) return cli::report(text.error());
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  auto tokens = engine::protocol_tokens(*tk, ss.str());
+  auto tokens = engine::protocol_tokens(*tk, *text);
   auto d = engine::dims_from_config(ck->config());
   if (!d.ok()) return cli::report(d.error());
   if (a.offset >= tokens.size())

@@ -16,6 +16,7 @@
 #include "quant/allocate.h"
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -190,7 +191,7 @@ int run_study(const study_args& a) {
   for (auto& [k, v] : series) sj[k] = v;
   out["series"] = sj;
   if (!a.out.empty()) {
-    if (auto s = write_file_atomic(a.out, out.dump(2) + "\n"); !s.ok()) return cli::report(s);
+    if (auto s = write_file_atomic(a.out, dump_json(out, 2) + "\n"); !s.ok()) return cli::report(s);
     std::fprintf(stderr, "wrote %s\n", a.out.c_str());
   }
   return 0;
