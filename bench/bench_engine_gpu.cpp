@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "util/paths.h"
 #include "engine/model_runner.h"
 #include "kernels/engine_cuda.h"
 #include "model/hf_config.h"
@@ -151,7 +152,7 @@ result<gpu_run> run_gpu_stack(const engine::model_dims& d, size_t seqs, size_t s
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config = std::string(RAZOR_SOURCE_DIR) + "/resources/configs/qwen3.5-122b-a10b.json";
+  std::string config = razor::source_dir() + "/resources/configs/qwen3.5-122b-a10b.json";
   int layers = 4, reps = 3;
   size_t seqs = 8, seqlen = 512, cpu_seqlen = 512;
   bool do_cpu = true, do_tf32 = true;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "util/paths.h"
 #include "ggml/quants.h"
 #include "ggml/types.h"
 #include "util/parallel.h"
@@ -55,7 +56,7 @@ int main(int argc, char** argv) {
   int threads = razor::default_threads();
   int reps = 3;
   bool quick = false;
-  std::string lib = std::string(RAZOR_SOURCE_DIR) + "/.oracle/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
+  std::string lib = razor::source_dir() + "/.oracle/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);

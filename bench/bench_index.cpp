@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "util/paths.h"
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/recipe.h"
@@ -26,7 +27,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--per-expert")) per_expert = true;
     if (!std::strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = std::atoi(argv[++i]);
   }
-  auto cfg_text = razor::read_text_file(std::string(RAZOR_SOURCE_DIR) + "/resources/configs/qwen3.5-122b-a10b.json");
+  auto cfg_text = razor::read_text_file(razor::source_dir() + "/resources/configs/qwen3.5-122b-a10b.json");
   if (!cfg_text) return std::fprintf(stderr, "%s\n", cfg_text.error().to_string().c_str()), 1;
   auto dir = fs::temp_directory_path() / ("razor_bench_index_" + std::to_string(getpid()));
   razor::synth_options opt;
