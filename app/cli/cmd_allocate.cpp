@@ -302,9 +302,10 @@ RAZOR_COMMAND("allocate", "Per-expert bit allocation from a probe: seed strategi
                                "--measure: first token evaluated (default: after the probe's tokens, rounded to ctx)");
                 sub.add_flag("--json", a->json, "print the report JSON");
                 return [a] {
-                  if (a->measure)
+                  if (a->measure) {
                     if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::evaluation); !st.ok())
                       return razor::cli::report(st);
+                  }
                   return run_allocate(*a);
                 };
               });
