@@ -295,14 +295,20 @@ RAZOR_COMMAND("allocate", "Per-expert bit allocation from a probe: seed strategi
                 sub.add_option("--salience", a->salience, "solver salience: output (default), wmass, asal, freq");
                 sub.add_flag("--plain-error", a->plain_error, "solver: unweighted relative error (ignore the imatrix)");
                 sub.add_flag("--no-cache", a->no_cache, "measure the errors again and do not write the cache");
-                sub.add_flag("--measure", a->measure, "also measure KL against the unquantized model (needs --text)");
-                sub.add_option("--text", a->text, "evaluation text for --measure");
+                sub.add_flag("--measure", a->measure, "also measure KL against the unquantized model on --text");
+                sub.add_option("--text", a->text, "evaluation text for --measure (default: the bundled held-out kernel-docs-eval.txt)");
                 sub.add_option("--windows", a->windows, "--measure: windows (default 32)");
                 sub.add_option("--ctx", a->ctx, "--measure: tokens per window (default 256)");
                 sub.add_option("--eval-offset", a->eval_offset,
                                "--measure: first token evaluated (default: after the probe's tokens, rounded to ctx)");
                 sub.add_flag("--json", a->json, "print the report JSON");
-                return [a] { return run_allocate(*a); };
+                return [a] {
+                  if (a->measure) {
+                    if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::evaluation); !st.ok())
+                      return razor::cli::report(st);
+                  }
+                  return run_allocate(*a);
+                };
               });
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "quant/quantize.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/paths.h"
 #include "util/shell.h"
 
 namespace razor::jobs {
@@ -228,6 +229,17 @@ result<json> m_pack(const json& p, job_context& ctx) {
               {"notes", rep.notes}};
 }
 
+// params.text, or the bundled text (resources/data/README.md) when it is left out.
+result<std::string> text_param(const json& p, bool calibration) {
+  const std::string bundled = calibration ? bundled_calib_text() : bundled_eval_text();
+  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text", bundled));
+  if (text.empty())
+    return make_error(errc::not_found, std::string("params.text is not given and the bundled ") +
+                                           (calibration ? "kernel-docs-calib.txt" : "kernel-docs-eval.txt") +
+                                           " was not found (no data folder)");
+  return text;
+}
+
 result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
   RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(text_path));
   RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(model + "/tokenizer.json"));
@@ -237,7 +249,7 @@ result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const 
 result<json> m_eval_ppl(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
   RAZOR_ASSIGN_OR_RETURN(std::string ref, str_param(p, "ref", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, false));
   engine::eval_options opt;
   RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "windows", opt.windows, 1, 1 << 20));
   RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", opt.ctx, 2, 1 << 20));
@@ -285,7 +297,7 @@ result<json> m_eval_ppl(const json& p, job_context& ctx) {
 
 result<json> m_probe(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, true));
   RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
   engine::probe_options opt;
   RAZOR_ASSIGN_OR_RETURN(int64_t n_tokens, int_param(p, "tokens", int64_t(opt.n_tokens), 1, int64_t(1) << 40));
@@ -527,9 +539,9 @@ const std::vector<method_def>& method_table() {
        "`razor synth`: a synthetic checkpoint", m_synth},
       {"pack", "model, out (strings), type | recipe, imatrix, output_type, token_embedding_type, name, split_max_gb, threads",
        "`razor pack`: GGUF, written atomically", m_pack},
-      {"eval-ppl", "model, text (strings), ref (string), windows, ctx, batch, topk (ints)",
+      {"eval-ppl", "model (string), text (string, default: the bundled held-out text), ref (string), windows, ctx, batch, topk (ints)",
        "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
-      {"probe", "model, text, out (strings), tokens, seqlen (ints), no_imatrix (bool)",
+      {"probe", "model, out (strings), text (string, default: the bundled calibration text), tokens, seqlen (ints), no_imatrix (bool)",
        "`razor probe`: routing statistics to HDF5", m_probe},
       {"serve", "engine (vllm | llama-server | command), model, host, port (0: free), tensor_parallel (0: visible GPUs), "
                 "name, program, args (array), command (array, {model} {port} {host} {name}), ctx, "

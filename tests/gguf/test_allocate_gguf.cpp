@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/probe.h"
 #include "gguf/convert.h"
 #include "gguf/imatrix.h"
@@ -23,7 +24,7 @@ using namespace razor;
 namespace {
 
 std::string fixture(const std::string& name) { return std::string(RAZOR_MODELS_DIR) + "/" + name; }
-std::string text_path() { return std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt"; }
+std::string text_path() { return razor::test::calib_text_path(); }  // calibration: resources/data/README.md
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -37,14 +38,13 @@ struct probed {
   gguf::imatrix im;
 };
 
-// 16 windows of 256 tokens after the scored ones (as tests/gguf/test_imatrix_export.cpp): a few seconds.
+// 16 windows of 256 tokens of the calibration text (as tests/gguf/test_imatrix_export.cpp): a few seconds.
 probed make_probe(const checkpoint& ck, const std::string& model) {
   probed p;
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
   auto toks = engine::protocol_tokens(*tk, read_text(text_path()));
   engine::probe_options o;
-  o.first_token = 256 * 256;
   o.n_tokens = 16 * 256;
   auto r = engine::run_probe(*engine::checkpoint_weights(ck), toks, o);
   EXPECT_TRUE(r.ok()) << r.error().to_string();
@@ -114,7 +114,6 @@ uint64_t pack_and_check(const std::string& model, const quant::gguf_allocation& 
 }  // namespace
 
 TEST(allocate_gguf, RecipePacksUnchangedWithinTarget) {
-  if (!fs::exists(text_path())) GTEST_SKIP() << text_path() << " missing";
   const auto model = fixture("tiny-qwen3-moe");
   auto ck = checkpoint::open(model);
   ASSERT_TRUE(ck.ok());
@@ -175,7 +174,6 @@ TEST(allocate_gguf, RecipePacksUnchangedWithinTarget) {
 }
 
 TEST(allocate_gguf, ImatrixAddsIq3xxsAndPacksWithIt) {
-  if (!fs::exists(text_path())) GTEST_SKIP() << text_path() << " missing";
   const auto model = fixture("tiny-qwen3-moe");
   auto ck = checkpoint::open(model);
   ASSERT_TRUE(ck.ok());
