@@ -16,9 +16,8 @@ if has quantize; then
   step "quantize (seed clip recipe) -> $out/fakequant"
   "$razor" quantize "$model" --recipe seed-default --out "$out/fakequant" || exit 1
 fi
-text=../shared/data/kernel-docs-valid.txt
-[ -f "$text" ] || text=resources/data/kernel-docs-valid.txt
-if has eval-ppl && [ -f "$text" ]; then
+text=resources/data/kernel-docs-eval.txt   # held out from calibration (resources/data/README.md)
+if has eval-ppl; then
   step "perplexity of the source model (16 windows of 256)"
   "$razor" eval-ppl "$model" --text "$text" --windows 16 || exit 1
   if [ -d "$out/fakequant" ]; then
@@ -29,7 +28,7 @@ fi
 if has pack; then
   step "GGUF export (Q8_0) -> $out/model-q8_0.gguf"
   "$razor" pack "$model" --type q8_0 --out "$out/model-q8_0.gguf" || exit 1
-  if has validate-gguf && [ -f "$text" ]; then
+  if has validate-gguf; then
     step "load and measure in the real llama.cpp"
     "$razor" validate-gguf "$out/model-q8_0.gguf" --text "$text" --windows 16 || exit 1
   fi

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 out=docs/screenshots
 model=resources/models/tiny-qwen3-5-moe
-text=../shared/data/kernel-docs-valid.txt
+text=resources/data/kernel-docs-calib.txt   # the probe calibrates (resources/data/README.md)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
@@ -19,10 +19,6 @@ razor=${RAZOR:-$build/razor}
 for exe in "$razor" "$build/ui/razor-workbench"; do
   [ -x "$exe" ] || { echo "missing $exe: build first (ninja -C $build razor razor-workbench)" >&2; exit 1; }
 done
-if [ ! -f "$text" ]; then   # any text works for a picture; the protocol text is nicer
-  text=$work/calib.txt
-  for i in $(seq 1 400); do echo "The scheduler wakes worker threads while the kernel maps pages of memory."; done >"$text"
-fi
 "$razor" probe "$model" --text "$text" --tokens 2048 --out "$work/tiny-probe.h5" >/dev/null
 export XDG_RUNTIME_DIR=$work/xdg && mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 run() { QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" "$build/ui/razor-workbench" --razor "$razor" "$@"; }

@@ -20,7 +20,8 @@ echo "$ctrl" | grep -Eq '^(Recommends|Suggests): .*cuda' || { echo "missing CUDA
 files=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/razor ./usr/bin/razor-workbench ./usr/share/applications/razor-workbench.desktop \
          ./usr/share/icons/hicolor/scalable/apps/razor-workbench.svg ./usr/share/razor/recipes/seed-default.json \
-         ./usr/share/razor/models/tiny-qwen3-moe/model.safetensors ./usr/share/razor/models/README.md; do
+         ./usr/share/razor/models/tiny-qwen3-moe/model.safetensors ./usr/share/razor/models/README.md \
+         ./usr/share/razor/data/kernel-docs-eval.txt ./usr/share/razor/data/kernel-docs-calib.txt; do
   echo "$files" | grep -q " $f\$" || { echo "missing $f in the package"; exit 1; }
 done
 root="$work/root"
@@ -30,4 +31,8 @@ dpkg-deb -x "$deb" "$root"
 out=$(cd / && "$root/usr/bin/razor" inspect "$root/usr/share/razor/models/tiny-qwen3-moe")
 echo "$out" | grep -q "15485696" || { echo "inspect of the installed fixture failed"; echo "$out"; exit 1; }
 (cd / && "$root/usr/bin/razor" footprint "$root/usr/share/razor/models/tiny-qwen3-moe" --recipe seed-default | grep -q "effective weight bits")
+# eval-ppl without --text reads the installed held-out text (share/razor/data), not the source tree's.
+out=$(cd / && "$root/usr/bin/razor" eval-ppl "$root/usr/share/razor/models/tiny-qwen3-moe" --windows 1 2>&1)
+echo "$out" | grep -q "$root/usr/share/razor/data/kernel-docs-eval.txt: 69195 tokens" ||
+  { echo "eval-ppl did not read the installed evaluation text"; echo "$out"; exit 1; }
 echo "packaging: OK"

@@ -6,8 +6,9 @@
 #
 #   bash tests/slurm_test.sh RAZOR_BINARY MODELS_DIR
 #
-# Exit 77 (ctest: skipped) with the reason on stdout when Slurm cannot run here: not root, packages missing, a
-# daemon that does not come up. KEEP=1 keeps the temporary folder.
+# Exit 77 (ctest: skipped) with the reason on stdout when Slurm cannot run here: not root, or the packages missing
+# (scripts/test.sh fails on that skip too: CI runs as root with scripts/setup-deps.sh's packages). Once it can run,
+# a daemon that does not come up is a failure. KEEP=1 keeps the temporary folder.
 set -uo pipefail
 
 RAZOR=${1:?usage: slurm_test.sh RAZOR_BINARY MODELS_DIR}
@@ -61,14 +62,14 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 
 # ---- munge: throwaway key, its own socket
-mungekey -c -b 1024 -k "$T/munge.key" >/dev/null 2>&1 || skip "mungekey could not create a key"
+mungekey -c -b 1024 -k "$T/munge.key" >/dev/null 2>&1 || fail "mungekey could not create a key"
 chmod 400 "$T/munge.key"
 munged -f --key-file="$T/munge.key" --socket="$T/munge.sock" --pid-file="$T/munged.pid" \
   --log-file="$T/munged.log" --seed-file="$T/munged.seed" >"$T/munged.out" 2>&1 ||
-  skip "munged refused to start: $(tail -n 3 "$T/munged.out" "$T/munged.log" 2>/dev/null | tr '\n' ' ')"
+  fail "munged refused to start: $(tail -n 3 "$T/munged.out" "$T/munged.log" 2>/dev/null | tr '\n' ' ')"
 for _ in $(seq 50); do [ -S "$T/munge.sock" ] && break; sleep 0.1; done
 munge -S "$T/munge.sock" -n 2>/dev/null | unmunge -S "$T/munge.sock" >/dev/null 2>&1 ||
-  skip "munged does not answer on $T/munge.sock"
+  fail "munged does not answer on $T/munge.sock"
 
 # ---- two free TCP ports above 1024 (not listed in /proc/net/tcp*)
 port_free() {
@@ -84,8 +85,8 @@ pick_port() {
   done
   return 1
 }
-CTLD_PORT=$(pick_port) || skip "no free port"
-SLURMD_PORT=$(pick_port "$CTLD_PORT") || skip "no free port"
+CTLD_PORT=$(pick_port) || fail "no free port"
+SLURMD_PORT=$(pick_port "$CTLD_PORT") || fail "no free port"
 HOST=$(uname -n | cut -d. -f1)
 NCPU=$(nproc)
 mkdir -p "$T/state" "$T/spool"
@@ -125,18 +126,18 @@ PartitionName=razor Nodes=razornode Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF="$T/slurm.conf"
 
-slurmctld -i >"$T/slurmctld.out" 2>&1 || skip "slurmctld refused to start: $(tail -n 5 "$T/slurmctld.out" "$T/slurmctld.log" 2>/dev/null | tr '\n' ' ')"
+slurmctld -i >"$T/slurmctld.out" 2>&1 || fail "slurmctld refused to start: $(tail -n 5 "$T/slurmctld.out" "$T/slurmctld.log" 2>/dev/null | tr '\n' ' ')"
 up=0
 for _ in $(seq 100); do scontrol ping 2>/dev/null | grep -q UP && { up=1; break; }; sleep 0.2; done
-[ $up = 1 ] || skip "slurmctld does not answer: $(tail -n 5 "$T/slurmctld.log" 2>/dev/null | tr '\n' ' ')"
-slurmd -N razornode >"$T/slurmd.out" 2>&1 || skip "slurmd refused to start: $(tail -n 5 "$T/slurmd.out" "$T/slurmd.log" 2>/dev/null | tr '\n' ' ')"
+[ $up = 1 ] || fail "slurmctld does not answer: $(tail -n 5 "$T/slurmctld.log" 2>/dev/null | tr '\n' ' ')"
+slurmd -N razornode >"$T/slurmd.out" 2>&1 || fail "slurmd refused to start: $(tail -n 5 "$T/slurmd.out" "$T/slurmd.log" 2>/dev/null | tr '\n' ' ')"
 idle=0
 for _ in $(seq 150); do
   st=$(sinfo -h -n razornode -o %t 2>/dev/null)
   case "$st" in idle*|mix*|alloc*) idle=1; break ;; esac
   sleep 0.2
 done
-[ $idle = 1 ] || skip "node razornode not idle (state '$st'): $(tail -n 5 "$T/slurmd.log" 2>/dev/null | tr '\n' ' ')"
+[ $idle = 1 ] || fail "node razornode not idle (state '$st'): $(tail -n 5 "$T/slurmd.log" 2>/dev/null | tr '\n' ' ')"
 t_up=$(date +%s)
 echo "slurm up in $((t_up - t_start)) s: $(sinfo -h -o '%P %a %D %t %N') (Slurm $(sinfo -V | awk '{print $2}'))"
 

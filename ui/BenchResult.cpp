@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "util/json_limits.h"
+
 using nlohmann::json;
 
 namespace {
@@ -341,19 +343,17 @@ ImportResult importResultJson(const json& doc, const std::string& source) {
 
 ImportResult importResultFile(const std::string& path) {
   ImportResult out;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    out.error = path + ": cannot be opened";
+  // Bounded: a user's file (razor::read_json_file: regular files only, 64 MiB, nesting 64 deep).
+  auto doc = razor::read_json_file(path);
+  if (!doc.ok()) {
+    std::string why = doc.error().message();
+    if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
+    const auto c = doc.error().code();
+    out.error = c == razor::errc::not_found || c == razor::errc::io ? path + ": cannot be opened (" + why + ")"
+                                                                     : doc.error().message();
     return out;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json doc = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) {
-    out.error = path + ": not valid JSON";
-    return out;
-  }
-  return importResultJson(doc, path);
+  return importResultJson(*doc, path);
 }
 
 // ---- statistics ------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <set>
 
+#include "util/json_limits.h"
 #include "util/paths.h"
 
 using nlohmann::json;
@@ -24,9 +25,13 @@ json readJson(const QString& path, QString* error) {
     return json();
   }
   QByteArray bytes = f.readAll();
-  json doc = json::parse(bytes.constData(), bytes.constData() + bytes.size(), nullptr, false);
-  if (doc.is_discarded() && error) *error = path + ": not valid JSON";
-  return doc;
+  // Bounded (razor::parse_json: 64 MiB, nesting 64 deep): a hostile results file is an error, not a crash.
+  auto doc = razor::parse_json(std::string_view(bytes.constData(), size_t(bytes.size())), path.toStdString());
+  if (!doc.ok()) {
+    if (error) *error = QString::fromStdString(doc.error().message());
+    return json(nlohmann::json::value_t::discarded);
+  }
+  return std::move(doc).value();
 }
 
 QString q(const std::string& s) { return QString::fromStdString(s); }

@@ -19,6 +19,7 @@
 #include "quant/allocate.h"
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -34,7 +35,7 @@ struct allocate_args {
   bool allow_missing_imatrix = false;
   int calib_windows = 8, fit_types = 3;
   int64_t calib_offset = 0;
-  std::string sensitivity = "full", cache;
+  std::string sensitivity = "full", cache, eval_text;
 };
 
 razor::result<std::vector<double>> parse_list(const std::string& s, const char* what) {
@@ -65,6 +66,10 @@ int run_allocate_gguf(const allocate_args& a) {
   p.role_types = a.role_types;
   p.allow_missing_imatrix = a.allow_missing_imatrix;
   p.text = a.text;
+  p.measure_text = a.eval_text;
+  if (auto st = cli::default_text(p.text, cli::bundled_text::calibration); !st.ok()) return cli::report(st);
+  if (a.measure)
+    if (auto st = cli::default_text(p.measure_text, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
   p.windows = a.calib_windows;
   p.ctx = a.ctx;
   p.offset = a.calib_offset;
@@ -74,7 +79,7 @@ int run_allocate_gguf(const allocate_args& a) {
   p.no_cache = a.no_cache;
   p.measure = a.measure;
   p.measure_windows = a.windows;
-  p.measure_offset = a.eval_offset >= 0 ? a.eval_offset : a.calib_offset + int64_t(a.calib_windows) * a.ctx;
+  p.measure_offset = a.eval_offset;
   cli::stderr_progress prog("sensitivity");
   auto rep = alloc::run_gguf_allocation(p, [&](double d, double t, const char* w) { return prog(d, t, w); });
   prog.finish();
@@ -202,9 +207,9 @@ int run_allocate(const allocate_args& a) {
       report_path.resize(report_path.size() - 5);
     report_path += ".report.json";
   }
-  if (auto s = write_file_atomic(report_path, rep.dump(2) + "\n"); !s.ok()) return cli::report(s);
+  if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {
-    std::printf("%s\n", rep.dump().c_str());
+    std::printf("%s\n", dump_json(rep).c_str());
     return 0;
   }
   auto& fp = rep["footprint"];
@@ -275,15 +280,25 @@ RAZOR_COMMAND("allocate", "Bit allocation: per-expert bits from a probe (fake mo
                 sub.add_option("--salience", a->salience, "solver salience: output (default), wmass, asal, freq");
                 sub.add_flag("--plain-error", a->plain_error, "solver: unweighted relative error (ignore the imatrix)");
                 sub.add_flag("--no-cache", a->no_cache, "measure the errors again and do not write the cache");
-                sub.add_flag("--measure", a->measure, "also measure KL against the unquantized model (needs --text)");
-                sub.add_option("--text", a->text, "text for --measure (fake mode); calibration and --measure text (gguf mode)");
+                sub.add_flag("--measure", a->measure, "also measure KL against the unquantized model");
+                sub.add_option("--text", a->text,
+                               "fake mode: the --measure text (default the bundled held-out text); gguf mode: the "
+                               "calibration text (default the bundled calibration text)");
+                sub.add_option("--eval-text", a->eval_text,
+                               "gguf mode: the --measure text (default the bundled held-out text)");
                 sub.add_option("--windows", a->windows, "--measure: windows (default 32)");
                 sub.add_option("--ctx", a->ctx, "tokens per window (default 256)");
                 sub.add_option("--eval-offset", a->eval_offset,
                                "--measure: first token evaluated (default: after the probe's tokens, rounded to ctx; gguf "
-                               "mode: after the calibration windows)");
+                               "mode: 0 of --eval-text)");
                 sub.add_flag("--json", a->json, "print the report JSON");
-                return [a] { return run_allocate(*a); };
+                return [a] {
+                  if (a->measure && a->mode != "gguf") {
+                    if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::evaluation); !st.ok())
+                      return razor::cli::report(st);
+                  }
+                  return run_allocate(*a);
+                };
               });
 
 }  // namespace

@@ -1,8 +1,8 @@
-// razor eval-ppl MODEL [--ref MODEL] --text T [--windows 200 --ctx 256]
+// razor eval-ppl MODEL [--ref MODEL] [--text T] [--windows 200 --ctx 256]
 // razor eval-ppl MODEL --recipe R.json --text T      fake-quantized MODEL, in memory, vs MODEL
 // razor eval-ppl MODEL --gguf F.gguf --text T [--llamacpp]   F dequantized back to MODEL's layout, vs MODEL
 // Perplexity of a Hugging Face checkpoint with the reference CPU engine and the fixtures' protocol
-// (shared/models/README.md); with --ref, also KL divergence of MODEL's next-token distributions against
+// (resources/models/README.md); with --ref, also KL divergence of MODEL's next-token distributions against
 // the reference model's (mean, p99, p99.9, topk_kl, same-top-1 rate). With --recipe or --gguf the model
 // scored is the quantized one and the reference (KL) is MODEL itself unless --ref says otherwise:
 //   --recipe: every tensor through core/quant's fake_quant with the recipe's bits as it is loaded
@@ -22,6 +22,8 @@
 #include "gguf/validate.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
+#include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -34,11 +36,9 @@ struct eval_ppl_args {
 };
 
 razor::status read_file(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return razor::make_error(razor::errc::not_found, path + ": cannot open text file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  *out = ss.str();
+  auto t = razor::read_text_file(path);  // regular files only: a FIFO would block forever
+  if (!t.ok()) return t.error();
+  *out = std::move(t).value();
   return {};
 }
 
@@ -138,7 +138,7 @@ int run_eval_ppl(const eval_ppl_args& a) {
                   r->model.ppl, r->ref.ppl, r->kl_mean, r->kl_p99, r->kl_p999, r->kl_max, a.topk, r->topk_kl,
                   r->same_top1, r->n_positions);
   }
-  if (a.json) std::printf("%s\n", out.dump().c_str());
+  if (a.json) std::printf("%s\n", dump_json(out).c_str());
   return 0;
 }
 
@@ -147,7 +147,7 @@ RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference 
                 auto a = std::make_shared<eval_ppl_args>();
                 sub.add_option("model", a->model, "Hugging Face checkpoint directory")->required();
                 sub.add_option("--ref", a->ref, "reference checkpoint: also report KL divergence against it");
-                sub.add_option("--text", a->text, "UTF-8 text file")->required();
+                sub.add_option("--text", a->text, "UTF-8 text file (default: the bundled held-out text, kernel-docs-eval.txt)");
                 sub.add_option("--recipe", a->recipe, "razor.recipe/1 fake-quant recipe: score MODEL fake-quantized in memory");
                 sub.add_option("--gguf", a->gguf, "score this GGUF export of MODEL (dequantized back to MODEL's layout)");
                 sub.add_flag("--llamacpp", a->llamacpp, "with --gguf: also score the file in llama.cpp (validate-gguf)");
@@ -158,7 +158,11 @@ RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference 
                 sub.add_flag("--json", a->json, "print one JSON object instead of text");
                 sub.add_option("--device", a->device, "cpu (the reference, default), cuda, or auto (cuda when a GPU is present)")
                     ->check(CLI::IsMember({"cpu", "cuda", "gpu", "auto"}));
-                return [a] { return run_eval_ppl(*a); };
+                return [a] {
+                  if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::evaluation); !st.ok())
+                    return razor::cli::report(st);
+                  return run_eval_ppl(*a);
+                };
               });
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/recipe.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -27,7 +28,7 @@ RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from sha
       auto j = f.to_json();
       j["recipe"] = r->name;
       j["model"] = o->model;
-      std::printf("%s\n", j.dump(2).c_str());
+      std::printf("%s\n", razor::dump_json(j, 2).c_str());
       return 0;
     }
     std::printf("recipe                      %s (group %d, scales %g bits)\n", r->name.c_str(), r->group, r->scale_bits);

@@ -6,6 +6,8 @@
 #include "cli/commands.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
+#include "util/json_limits.h"
+#include "util/printable.h"
 
 namespace {
 struct info_args {
@@ -82,15 +84,16 @@ RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits
           j[grp == &by_role ? "by_role" : "by_type"][k] = {{"tensors", g.count}, {"elements", g.n}, {"bytes", g.bytes},
                                                            {"bpw", bpw(g)}};
       j["total"] = {{"tensors", total.count}, {"elements", total.n}, {"bytes", total.bytes}, {"bpw", bpw(total)}};
-      std::printf("%s\n", j.dump(1).c_str());
+      // GGUF strings are a file's bytes: invalid UTF-8 becomes U+FFFD (util/json_limits.h) instead of a throw.
+      std::printf("%s\n", dump_json(j, 1).c_str());
       return 0;
     }
-    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", a->file.c_str(),
+    std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", printable(a->file).c_str(),
                 f->version(), f->metadata().size(), f->tensors().size(), f->alignment(),
                 (unsigned long long)f->file_size());
     for (auto& kv : f->metadata()) {
       std::string v = kv.val.to_string(a->max_items);
-      std::printf("  %-44s %-8s %s\n", kv.key.c_str(),
+      std::printf("  %-44s %-8s %s\n", printable(kv.key).c_str(),
                   kv.val.is_array() ? ("[" + std::string(gguf::value_type_name(kv.val.elem_type())) + "]").c_str()
                                     : std::string(gguf::value_type_name(kv.val.type())).c_str(),
                   v.c_str());
@@ -101,7 +104,7 @@ RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits
         const auto* tt = gguf::find_type(t.type);
         std::string shape;
         for (auto d : t.ne) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
-        std::printf("  %-36s %-8s {%s} %llu bytes\n", t.name.c_str(), tt ? tt->name : "?", shape.c_str(),
+        std::printf("  %-36s %-8s {%s} %llu bytes\n", printable(t.name).c_str(), tt ? tt->name : "?", shape.c_str(),
                     (unsigned long long)t.nbytes);
       }
     }

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "model/checkpoint.h"
 #include "model/inventory.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -33,7 +34,7 @@ RAZOR_COMMAND("inspect", "Architecture, layers, experts, parameter and byte coun
                   if (!st && ck->adapter().name != "generic") std::fprintf(stderr, "warning: %s\n", st.to_string().c_str());
                   auto j = razor::inventory_json(*ck, o->json || o->tensors);
                   if (o->json) {
-                    std::printf("%s\n", j.dump(2).c_str());
+                    std::printf("%s\n", razor::dump_json(j, 2).c_str());
                     return 0;
                   }
                   std::printf("model        %s\n", o->model.c_str());

@@ -3,6 +3,8 @@
 // --recipe takes a tensor-type recipe (llama-quantize --tensor-type-file syntax) or a razor.recipe/1 JSON
 // fake-quant recipe, whose bits (per-expert bits included) are collapsed to one ggml type per GGUF tensor
 // (gguf::collapse_bits_recipe; every change is printed).
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "gguf/imatrix.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
+#include "util/mapped_file.h"
 
 namespace {
 struct pack_args {
@@ -27,8 +30,14 @@ struct pack_args {
 
 bool is_json_recipe(const std::string& path) {
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return false;
+  // Not a regular file (a FIFO would block here): not JSON; load_type_recipe then says what it is.
+  auto fd = razor::open_regular_file(path);
+  if (!fd.ok()) return false;
+  std::FILE* f = ::fdopen(*fd, "rb");
+  if (!f) {
+    ::close(*fd);
+    return false;
+  }
   int c = 0;
   while ((c = std::fgetc(f)) != EOF && std::isspace(c)) {
   }

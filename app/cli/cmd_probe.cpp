@@ -1,4 +1,4 @@
-// razor probe MODEL --text T [--tokens N --seqlen 256 --offset K] [--out probe.h5] [--imatrix imatrix.gguf]
+// razor probe MODEL [--text T] [--tokens N --seqlen 256 --offset K] [--out probe.h5] [--imatrix imatrix.gguf]
 // One layer-streamed forward pass over N tokens of the text (fixtures' protocol tokens) starting at token K,
 // writing per layer x expert routing statistics, weight norms and imatrix input statistics
 // (docs/probe-format.md) and/or a llama.cpp GGUF importance matrix named by GGUF tensor
@@ -13,6 +13,7 @@
 #include "engine/probe.h"
 #include "gguf/imatrix.h"
 #include "model/checkpoint.h"
+#include "util/atomic_file.h"
 
 namespace {
 
@@ -28,15 +29,13 @@ int run_probe_cmd(const probe_args& a) {
     return cli::report(make_error(errc::invalid_argument, "give --out (HDF5) and/or --imatrix (GGUF)"));
   if (a.no_imatrix && !a.imatrix.empty())
     return cli::report(make_error(errc::invalid_argument, "--imatrix needs the input statistics (drop --no-imatrix)"));
-  std::ifstream f(a.text, std::ios::binary);
-  if (!f) return cli::report(make_error(errc::not_found, a.text + ": cannot open text file"));
-  std::stringstream ss;
-  ss << f.rdbuf();
+  auto text = read_text_file(a.text);  // regular files only: a FIFO would block forever
+  if (!text.ok()) return cli::report(text.error());
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  auto tokens = engine::protocol_tokens(*tk, ss.str());
+  auto tokens = engine::protocol_tokens(*tk, *text);
   auto d = engine::dims_from_config(ck->config());
   if (!d.ok()) return cli::report(d.error());
   if (a.offset >= tokens.size())
@@ -85,7 +84,7 @@ RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to H
               [](CLI::App& sub) {
                 auto a = std::make_shared<probe_args>();
                 sub.add_option("model", a->model, "Hugging Face checkpoint directory")->required();
-                sub.add_option("--text", a->text, "UTF-8 calibration text")->required();
+                sub.add_option("--text", a->text, "UTF-8 calibration text (default: the bundled kernel-docs-calib.txt)");
                 sub.add_option("--tokens", a->tokens, "tokens probed from the start of the text (default 8192)");
                 sub.add_option("--seqlen", a->seqlen, "tokens per sequence, each from an empty cache (default 256)");
                 sub.add_option("--offset", a->offset, "tokens of the stream skipped first (default 0; the reference imatrix: 65536)");
@@ -93,7 +92,11 @@ RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to H
                 sub.add_option("--imatrix", a->imatrix, "also write a llama.cpp GGUF importance matrix (GGUF tensor names)");
                 sub.add_option("--dataset", a->dataset, "imatrix.datasets entry (default: the text and token range)");
                 sub.add_flag("--no-imatrix", a->no_imatrix, "skip the per-tensor input statistics");
-                return [a] { return run_probe_cmd(*a); };
+                return [a] {
+                  if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::calibration); !st.ok())
+                    return razor::cli::report(st);
+                  return run_probe_cmd(*a);
+                };
               });
 
 }  // namespace

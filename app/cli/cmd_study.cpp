@@ -16,6 +16,7 @@
 #include "quant/allocate.h"
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -190,7 +191,7 @@ int run_study(const study_args& a) {
   for (auto& [k, v] : series) sj[k] = v;
   out["series"] = sj;
   if (!a.out.empty()) {
-    if (auto s = write_file_atomic(a.out, out.dump(2) + "\n"); !s.ok()) return cli::report(s);
+    if (auto s = write_file_atomic(a.out, dump_json(out, 2) + "\n"); !s.ok()) return cli::report(s);
     std::fprintf(stderr, "wrote %s\n", a.out.c_str());
   }
   return 0;
@@ -205,7 +206,7 @@ RAZOR_COMMAND("study", "Allocation study: KL / ppl of every strategy x budget, f
                 sub.add_option("--strategies", a->strategies,
                                "comma list of razor allocate strategies, plus 'flat' (every expert at the budget's "
                                "bits) (default solver,asal,wmass,freq,composite,wfro,random,blind,inverse)");
-                sub.add_option("--text", a->text, "evaluation text")->required();
+                sub.add_option("--text", a->text, "evaluation text (default: the bundled held-out kernel-docs-eval.txt)");
                 sub.add_option("--windows", a->windows, "windows evaluated (default 32)");
                 sub.add_option("--ctx", a->ctx, "tokens per window (default 256)");
                 sub.add_option("--batch", a->batch, "windows run together (default 16)");
@@ -217,7 +218,11 @@ RAZOR_COMMAND("study", "Allocation study: KL / ppl of every strategy x budget, f
                 sub.add_option("--seed", a->seed, "random strategy seed (default 0)");
                 sub.add_flag("--per-layer", a->per_layer, "seed strategies rank within each layer");
                 sub.add_option("--out", a->out, "study JSON (razor.study/1)");
-                return [a] { return run_study(*a); };
+                return [a] {
+                  if (auto st = razor::cli::default_text(a->text, razor::cli::bundled_text::evaluation); !st.ok())
+                    return razor::cli::report(st);
+                  return run_study(*a);
+                };
               });
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "cli/commands.h"
 #include "model/synth.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace {
 
@@ -21,13 +22,15 @@ RAZOR_COMMAND("synth", "Write a synthetic checkpoint with a config's exact tenso
                 sub.add_option("--out", o->out, "output directory")->required();
                 sub.add_flag("--sparse", o->sparse, "zero data as sparse-file holes (instant, no disk blocks)");
                 sub.add_flag("--per-expert", o->per_expert, "experts.E.gate_proj layout instead of fused gate_up_proj");
-                sub.add_option("--shard-gb", o->shard_gb, "shard size in GB (default 5)");
+                sub.add_option("--shard-gb", o->shard_gb, "shard size in GB (default 5)")->check(CLI::PositiveNumber);
                 sub.add_option("--seed", o->seed, "random seed for the data");
                 return [o] {
-                  auto text = razor::read_text_file(o->config, 16u << 20);
-                  if (!text) return razor::cli::report(text.error());
-                  auto j = nlohmann::json::parse(*text, nullptr, false);
-                  if (j.is_discarded()) return razor::cli::report({razor::errc::bad_config, o->config + ": not valid JSON"});
+                  razor::json_limits lim;
+                  lim.max_bytes = 16u << 20;
+                  lim.code = razor::errc::bad_config;
+                  auto jr = razor::read_json_file(o->config, lim);
+                  if (!jr) return razor::cli::report(jr.error());
+                  const nlohmann::json& j = *jr;
                   razor::synth_options opt;
                   opt.sparse = o->sparse;
                   opt.fused_experts = !o->per_expert;

@@ -1,4 +1,4 @@
-// razor validate-gguf FILE --text T: loads the file in the real llama.cpp (node-llama-cpp, in a child
+// razor validate-gguf FILE [--text T]: loads the file in the real llama.cpp (node-llama-cpp, in a child
 // process, so a llama.cpp abort fails only the check) and reports its perplexity on T.
 #include <cstdio>
 
@@ -16,7 +16,7 @@ RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp and measu
               [](CLI::App& sub) {
   auto a = std::make_shared<validate_args>();
   sub.add_option("file", a->file, "GGUF file (the first shard of a split file)")->required();
-  sub.add_option("--text", a->o.text_path, "evaluation text (e.g. shared/data/kernel-docs-valid.txt)")->required();
+  sub.add_option("--text", a->o.text_path, "evaluation text (default: the bundled held-out kernel-docs-eval.txt)");
   sub.add_option("--windows", a->o.windows, "windows of --window tokens to score (default 200)");
   sub.add_option("--window", a->o.window, "tokens per window (default 256)");
   sub.add_option("--batch", a->o.batch, "llama.cpp batch size (default 256)");
@@ -28,6 +28,7 @@ RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp and measu
   sub.add_flag("--json", a->json, "print the script's JSON answer");
   return [a]() -> int {
     using namespace razor;
+    if (auto st = cli::default_text(a->o.text_path, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
     a->o.exact = !a->fast;
     std::fprintf(stderr, "validate-gguf: llama.cpp scoring %d windows of %d tokens...\n", a->o.windows, a->o.window);
     auto r = gguf::validate_with_llamacpp(a->file, a->o);

@@ -26,7 +26,10 @@ RAZOR_COMMAND("worker", "Run jobs requested as JSON lines on stdin, reporting on
                 sub.add_flag("--cpu", o->cpu, "never use a GPU (the workbench's CPU worker)");
                 auto* tel = sub.add_option("--telemetry-ms", o->telemetry_ms,
                                            "GPU telemetry period in ms; 0: none (default 1000)");
-                sub.add_option("--max-queue", o->max_queue, "requests that may wait behind the running one (default 64)");
+                // Checked as text before conversion: "-1" would otherwise wrap to an unbounded size_t.
+                sub.add_option("--max-queue", o->max_queue,
+                               "requests that may wait behind the running one (default 64, at most 65536)")
+                    ->check(CLI::Range(0, 65536));
                 sub.add_option("--nvml", o->nvml, "NVML library to load (default libnvidia-ml.so.1)");
                 sub.add_flag("--list", o->list, "print the methods and their params, then exit");
                 sub.add_flag("--connect", o->connect,

@@ -29,6 +29,12 @@ struct registrar {
 
 // Prints "razor: <code>: <message>" on stderr and returns the exit code for the status.
 int report(const status& st);
+// The text a command reads when --text is left out: the bundled held-out evaluation text (perplexity, KL,
+// validation) or the bundled calibration text (probe), resources/data/README.md. Leaves a given `path` alone;
+// an error (not_found) when no data folder holds the file.
+enum class bundled_text { evaluation, calibration };
+status default_text(std::string& path, bundled_text which);
+
 // Progress on stderr: a single self-overwriting line on a terminal, a line every few seconds otherwise.
 class stderr_progress {
  public:

@@ -4,8 +4,11 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <new>
+#include <string_view>
 
 #include "cli/commands.h"
+#include "util/printable.h"
 
 namespace razor::cli {
 
@@ -16,7 +19,8 @@ std::vector<command_def>& command_table() {
 
 int report(const status& st) {
   if (st.ok()) return 0;
-  std::fprintf(stderr, "razor: %s\n", st.to_string().c_str());
+  // Messages quote users' bytes (names, keys, recipe words); whatever a caller forgot to escape is escaped here.
+  std::fprintf(stderr, "razor: %s\n", razor::printable_lines(st.to_string()).c_str());
   return st.code() == errc::cancelled ? 130 : (st.code() == errc::invalid_argument ? 2 : 1);
 }
 
@@ -56,10 +60,33 @@ int main(int argc, char** argv) {
     auto fn = c.setup(*sub);
     sub->callback([&run, fn] { run = fn; });
   }
+  // "--layers=" (nothing after '='): CLI11 would take the next word as the value or report a different option as
+  // missing ("--out is required"). Say which option is empty instead.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--") break;
+    if (a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' && a.find('=') == a.size() - 1) {
+      std::fprintf(stderr, "razor: invalid_argument: %s has an empty value (give %s VALUE; see --help)\n",
+                   razor::printable(a).c_str(), razor::printable(a.substr(0, a.size() - 1)).c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  return run ? run() : 0;
+  // The last resort: core reports errors as values, and the readers bound what they allocate, so nothing should
+  // arrive here. If something does (bad_alloc, a library's exception), say so plainly and exit 1 instead of
+  // std::terminate's abort and core dump.
+  try {
+    return run ? run() : 0;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "razor: internal: out of memory (an input asked for more than this machine has)\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "razor: internal: unexpected error: %s\n", razor::printable(e.what(), 1000).c_str());
+  } catch (...) {
+    std::fprintf(stderr, "razor: internal: unexpected error of unknown type\n");
+  }
+  return 1;
 }

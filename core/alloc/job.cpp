@@ -146,10 +146,17 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
                         {"alpha", mr.alpha}, {"fit_spearman", mr.fit_spearman}, {"cache", cache},
                         {"from_cache", from_cache}};
   if (p.measure) {
-    const int64_t off = p.measure_offset >= 0 ? p.measure_offset : p.offset;
-    RAZOR_ASSIGN_OR_RETURN(auto mseqs, windows_of(tokens, off, p.measure_windows, p.ctx, p.text));
+    const bool other = !p.measure_text.empty() && p.measure_text != p.text;
+    const int64_t off = p.measure_offset >= 0 ? p.measure_offset : other ? 0 : p.offset + int64_t(p.windows) * p.ctx;
+    std::vector<int32_t> mtokens;
+    if (other) {
+      RAZOR_ASSIGN_OR_RETURN(std::string mt, read_text_file(p.measure_text));
+      mtokens = engine::protocol_tokens(tk, mt);
+    }
+    const std::string& mname = other ? p.measure_text : p.text;
+    RAZOR_ASSIGN_OR_RETURN(auto mseqs, windows_of(other ? mtokens : tokens, off, p.measure_windows, p.ctx, mname));
     RAZOR_ASSIGN_OR_RETURN(kl_stats k, measure_allocation(ck, have_imat ? &im : nullptr, plan, al.choice, mseqs));
-    rep["measured"] = {{"offset_tokens", off}, {"windows", p.measure_windows}, {"kl_mean", k.mean},
+    rep["measured"] = {{"text", mname}, {"offset_tokens", off}, {"windows", p.measure_windows}, {"kl_mean", k.mean},
                        {"kl_p99", k.p99},       {"kl_max", k.max},             {"same_top1", k.same_top1},
                        {"nll", k.nll},          {"predicted_kl", al.predicted_kl}};
   }

@@ -29,8 +29,10 @@ struct gguf_alloc_params {
   int fit_types = 3;
   std::string cache;                     // measurements file (default <out without extension>.sensitivity.json)
   bool no_cache = false;
-  // the whole allocation's KL in memory on `measure_windows` windows at `measure_offset` (-1: the calibration ones)
+  // the whole allocation's KL in memory on `measure_windows` windows from token `measure_offset` of `measure_text`
+  // (default: the calibration text after the calibration windows)
   bool measure = false;
+  std::string measure_text;
   int measure_windows = 8;
   int64_t measure_offset = -1;
 };

@@ -1,4 +1,4 @@
-// Perplexity and KL divergence with the fixtures' protocol (shared/models/README.md):
+// Perplexity and KL divergence with the fixtures' protocol (resources/models/README.md):
 //   tokens: split the text on "\n\n\n", encode each piece without special tokens, append token 0 after each
 //           piece, concatenate;
 //   windows: window i is tokens [ctx*i, ctx*i + ctx), its targets are the next tokens [ctx*i + 1, ctx*i + ctx

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "util/json_limits.h"
+
 namespace razor {
 
 namespace {
@@ -71,12 +73,9 @@ struct bpe_tokenizer::regex_holder {
 };
 
 result<bpe_tokenizer> bpe_tokenizer::load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return make_error(errc::not_found, path + ": cannot open tokenizer file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  auto j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) return make_error(errc::bad_format, path + ": not valid JSON");
+  json_limits lim;
+  lim.max_bytes = size_t(256) << 20;  // a 262,144-token vocabulary with its merges: ~30 MB
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(path, lim));
   return from_json(j, path);
 }
 

@@ -1,10 +1,14 @@
 #include "eval/benchmarks.h"
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cmath>
 #include <fstream>
 
 #include "eval/grading.h"
+#include "util/json_limits.h"
+#include "util/mapped_file.h"
 
 namespace razor::eval {
 namespace {
@@ -164,6 +168,9 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
 
 result<std::vector<bench_item>> load_bench(const bench_info& b, const std::string& data_dir, int n) {
   std::string path = data_dir + "/" + std::string(b.key) + ".jsonl";
+  // A FIFO or a device given as the dataset would block or never end: regular files only.
+  if (auto fd = open_regular_file(path); fd.ok()) ::close(*fd);
+  else if (fd.error().code() != errc::not_found) return fd.error();
   std::ifstream f(path);
   if (!f)
     return make_error(errc::not_found, path + ": cannot open (expected one JSON row per line with " +
@@ -174,8 +181,11 @@ result<std::vector<bench_item>> load_bench(const bench_info& b, const std::strin
   while (std::getline(f, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    json row = json::parse(line, nullptr, false);
-    if (row.is_discarded()) return make_error(errc::bad_format, path + " line " + std::to_string(lineno) + ": not JSON");
+    json_limits lim;
+    lim.max_bytes = size_t(256) << 20;  // a row may carry an image (HLE)
+    auto parsed = parse_json(line, path + " line " + std::to_string(lineno), lim);
+    if (!parsed.ok()) return parsed.error();
+    json& row = *parsed;
     // HLE: text-only, as the seed (rows with an image are dropped).
     if (b.id == bench_id::hle && row.is_object() && row.contains("image") && row["image"].is_string() &&
         !row["image"].get<std::string>().empty())

@@ -1,4 +1,5 @@
 #include "eval/client.h"
+#include "util/json_limits.h"
 
 #include <curl/curl.h>
 
@@ -57,8 +58,13 @@ std::string chat_request_json(const chat_request& r) {
 }
 
 result<chat_response> parse_chat_response(const std::string& body, const std::string& url) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded()) return make_error(errc::external, "malformed JSON from " + url + ": " + excerpt(body, 200));
+  json_limits lim;
+  lim.max_bytes = size_t(1) << 30;
+  lim.code = errc::external;
+  auto parsed = parse_json(body, url, lim);
+  if (!parsed.ok())
+    return make_error(errc::external, "malformed JSON from " + parsed.error().message() + ": " + excerpt(body, 200));
+  json& j = *parsed;
   auto bad = [&](const std::string& why) {
     return make_error(errc::external, "unexpected reply from " + url + " (" + why + "): " + excerpt(body, 200));
   };
@@ -172,8 +178,12 @@ result<chat_response> client::chat(const chat_request& r) {
 result<std::vector<std::string>> client::models() {
   RAZOR_ASSIGN_OR_RETURN(http_reply rep, send("/models", nullptr, nullptr));
   std::string url = base_ + "/models";
-  json j = json::parse(rep.body, nullptr, false);
-  if (j.is_discarded()) return make_error(errc::external, "malformed JSON from " + url + ": " + excerpt(rep.body, 200));
+  json_limits lim;
+  lim.code = errc::external;
+  auto parsed = parse_json(rep.body, url, lim);
+  if (!parsed.ok())
+    return make_error(errc::external, "malformed JSON from " + parsed.error().message() + ": " + excerpt(rep.body, 200));
+  json& j = *parsed;
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array())
     return make_error(errc::external, "unexpected reply from " + url + " (no data array): " + excerpt(rep.body, 200));
   std::vector<std::string> ids;

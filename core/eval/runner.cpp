@@ -12,6 +12,7 @@
 
 #include "eval/benchmarks.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/paths.h"
 
 namespace razor::eval {
@@ -104,10 +105,11 @@ result<json> run_eval(const eval_options& o) {
     std::ifstream f(side);
     std::string line;
     while (std::getline(f, line)) {
-      json r = json::parse(line, nullptr, false);
-      if (r.is_discarded() || !r.is_object() || !r.contains("bench") || !r["bench"].is_string() || !r.contains("id") ||
-          !r["id"].is_string())
-        continue;  // a torn last line (crash mid-write) or a foreign record
+      auto parsed = parse_json(line, side);
+      if (!parsed.ok()) continue;  // a torn last line (crash mid-write)
+      json& r = *parsed;
+      if (!r.is_object() || !r.contains("bench") || !r["bench"].is_string() || !r.contains("id") || !r["id"].is_string())
+        continue;  // a foreign record
       done[r["bench"].get<std::string>() + "\x1f" + r["id"].get<std::string>()] = r;
     }
   }
@@ -203,9 +205,7 @@ result<json> run_eval(const eval_options& o) {
     if (!d.empty() && std::filesystem::exists(d + "/official_targets.json")) tpath = d + "/official_targets.json";
   }
   if (!tpath.empty()) {
-    std::ifstream tf(tpath);
-    targets = json::parse(tf, nullptr, false);
-    if (targets.is_discarded()) return make_error(errc::bad_format, tpath + ": not JSON");
+    RAZOR_ASSIGN_OR_RETURN(targets, read_json_file(tpath));
   }
   std::string gate_model = o.official_model.empty() ? o.model : o.official_model;
 

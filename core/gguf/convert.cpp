@@ -19,7 +19,9 @@
 #include "model/recipe.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
+#include "util/json_limits.h"
 #include "util/mapped_file.h"
+#include "util/printable.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -47,7 +49,7 @@ result<type_recipe> parse_type_recipe(const std::string& text, const std::string
         auto t = eq == std::string::npos ? result<ggml::type>(make_error(errc::bad_recipe, "")) : ggml::type_from_name(w.substr(eq + 1));
         std::string key = eq == std::string::npos ? w : w.substr(0, eq);
         if (!t.ok() || (key != "default" && key != "output" && key != "token_embd"))
-          return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": bad directive '" + w +
+          return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": bad directive '" + printable(w, 200) +
                                                   "' (expected default=TYPE, output=TYPE or token_embd=TYPE)");
         (key == "default" ? r.default_type : key == "output" ? r.output_type : r.token_embedding_type) = *t;
       }
@@ -59,7 +61,8 @@ result<type_recipe> parse_type_recipe(const std::string& text, const std::string
     while (words >> w) {
       auto eq = w.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == w.size())
-        return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": expected pattern=type, found '" + w + "'");
+        return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": expected pattern=type, found '" +
+                                                printable(w, 200) + "'");
       std::string pat = w.substr(0, eq);
       std::transform(pat.begin(), pat.end(), pat.begin(), [](unsigned char c) { return char(std::tolower(c)); });
       auto t = ggml::type_from_name(w.substr(eq + 1));
@@ -67,7 +70,7 @@ result<type_recipe> parse_type_recipe(const std::string& text, const std::string
         std::string known;
         for (auto& ti : ggml::all_types()) known += (known.empty() ? "" : ", ") + std::string(ti.name);
         return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": unknown or unsupported type '" +
-                                                w.substr(eq + 1) + "' (known: " + known + ")");
+                                                printable(w.substr(eq + 1), 200) + "' (known: " + known + ")");
       }
       try {
         std::regex test(pat);
@@ -329,14 +332,16 @@ status plan_qwen35moe(builder& b) {
 // ---- metadata ---------------------------------------------------------------------------------------
 
 result<json> read_json(const std::string& path, bool required) {
-  if (!fs::exists(path)) {
+  std::error_code ec;
+  const bool present = fs::exists(path, ec);  // a symlink loop: an error naming the path, not a throw
+  if (ec && ec != std::errc::no_such_file_or_directory) return make_error(errc::io, path + ": " + ec.message());
+  if (!present) {
     if (required) return make_error(errc::not_found, path + ": not found");
     return json();
   }
-  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(errc::bad_format, path + ": not valid JSON");
-  return j;
+  json_limits lim;
+  lim.max_bytes = size_t(256) << 20;  // tokenizer.json of a 262,144-token vocabulary: ~30 MB
+  return read_json_file(path, lim);
 }
 
 uint32_t u32_of(int64_t v) { return uint32_t(std::max<int64_t>(0, v)); }
@@ -436,9 +441,8 @@ status add_tokenizer(writer& w, const checkpoint& ck) {
       for (auto& e : ct)
         if (e.is_object() && e.value("name", "") == "default") tmpl = e.value("template", "");
   }
-  if (tmpl.empty() && fs::exists(dir + "/chat_template.jinja")) {
-    auto t = read_text_file(dir + "/chat_template.jinja");
-    if (t.ok()) tmpl = *t;
+  if (std::error_code ec; tmpl.empty() && fs::exists(dir + "/chat_template.jinja", ec)) {
+    RAZOR_ASSIGN_OR_RETURN(tmpl, read_text_file(dir + "/chat_template.jinja", size_t(16) << 20));
   }
   if (!tmpl.empty()) w.set("tokenizer.chat_template", value::str(tmpl));
   return {};
@@ -825,7 +829,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
   pj["layers"] = sel.to_string();
   pj["data_bytes"] = data_bytes;
   pj["tensors"] = tensors;
-  RAZOR_TRY(write_file_atomic(dir.path() + "/" + kGgufPartManifest, pj.dump(1) + "\n"));
+  RAZOR_TRY(write_file_atomic(dir.path() + "/" + kGgufPartManifest, dump_json(pj, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   part_rep.paths = {part_dir};
   part_rep.file_bytes = data_bytes;
@@ -855,9 +859,10 @@ result<convert_report> merge_gguf_parts(const std::string& model_dir, const std:
     if (!fs::exists(mpath, ec))
       return make_error(errc::not_found, "part " + d + ": " + kGgufPartManifest +
                                              " is missing (not a finished razor pack --layers part)");
-    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(mpath));
-    auto pj = nlohmann::json::parse(text, nullptr, false);
-    if (pj.is_discarded() || !pj.is_object() || pj.value("format", "") != "razor.gguf_part/1")
+    auto pjr = read_json_file(mpath);
+    if (!pjr.ok()) return bad(pjr.error().message());
+    nlohmann::json& pj = *pjr;
+    if (!pj.is_object() || pj.value("format", "") != "razor.gguf_part/1")
       return bad("not a razor.gguf_part/1 manifest");
     if (pj.value("plan_fingerprint", "") != fingerprint)
       return make_error(errc::invalid_argument, "part " + d + " was made from another checkpoint or with other " +

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <limits>
 
+#include "util/printable.h"
+
 namespace razor::gguf {
 
 static_assert(std::endian::native == std::endian::little, "GGUF I/O assumes a little-endian host");
@@ -194,13 +196,12 @@ std::string value::to_string(size_t max_items) const {
   char buf[64];
   switch (type_) {
     case value_type::string: {
+      // A file's bytes, shown on a terminal: control bytes and invalid UTF-8 escaped (printable), quotes too.
       std::string s = "\"";
-      for (char c : str_.substr(0, 200)) {
-        if (c == '\n') s += "\\n";
-        else if (c == '"') s += "\\\"";
+      for (char c : printable(str_, 200)) {
+        if (c == '"') s += "\\\"";
         else s += c;
       }
-      if (str_.size() > 200) s += "...";
       return s + "\"";
     }
     case value_type::boolean: return bits_ ? "true" : "false";
@@ -359,9 +360,19 @@ struct cursor {
   const uint8_t* p;
   uint64_t size, pos = 0;
   const std::string& name;
+  uint64_t budget = max_metadata_memory;  // bytes the metadata may still take in memory
   uint64_t left() const { return size - pos; }
+  // Takes `bytes` of the memory budget before they are allocated: a file of zeros (an 8 GB sparse file reads as
+  // valid empty strings) must not be able to ask for more than max_metadata_memory.
+  status charge(uint64_t bytes, const std::string& what) {
+    if (bytes > budget)
+      return fail(what + " would take the metadata past " + std::to_string(max_metadata_memory >> 20) +
+                  " MiB in memory (razor's limit for GGUF metadata)");
+    budget -= bytes;
+    return {};
+  }
   status fail(const std::string& what) const {
-    return make_error(errc::bad_format, name + ": " + what + " (at byte " + std::to_string(pos) + " of " +
+    return make_error(errc::bad_format, printable(name) + ": " + what + " (at byte " + std::to_string(pos) + " of " +
                                             std::to_string(size) + ")");
   }
   status need(uint64_t n, const char* what) const {
@@ -375,11 +386,17 @@ struct cursor {
     pos += sizeof(T);
     return {};
   }
-  status get_str(std::string* s, const char* what) {
+  // A string of at most max_n bytes (longer: an error quoting its first 80 bytes, before anything is copied).
+  status get_str(std::string* s, const char* what, uint64_t max_n = UINT64_MAX) {
     uint64_t n = 0;
     RAZOR_TRY(get(&n, what));
     if (n > left())
       return fail(std::string(what) + " length " + std::to_string(n) + " runs past the end of the file");
+    if (n > max_n)
+      return fail(std::string(what) + " '" +
+                  printable(std::string_view(reinterpret_cast<const char*>(p + pos), size_t(std::min<uint64_t>(n, 80))), 80) +
+                  "' has " + std::to_string(n) + " bytes, longer than the limit of " + std::to_string(max_n));
+    RAZOR_TRY(charge(n, what));
     s->assign(reinterpret_cast<const char*>(p + pos), size_t(n));
     pos += n;
     return {};
@@ -391,36 +408,44 @@ struct cursor {
 struct value_codec {
   static status read(cursor& c, value_type t, value* out, int depth, const std::string& key) {
     out->type_ = t;
-    if (t == value_type::string) return c.get_str(&out->str_, ("string value of " + key).c_str());
+    if (t == value_type::string) return c.get_str(&out->str_, ("string value of " + printable(key)).c_str());
     if (t != value_type::array) {
       size_t w = value_type_size(t);
       RAZOR_TRY(c.need(w, "scalar value"));
       out->bits_ = 0;
       std::memcpy(&out->bits_, c.p + c.pos, w);
       if (t == value_type::boolean && out->bits_ > 1)
-        return c.fail("key '" + key + "': BOOL value " + std::to_string(out->bits_) + " is neither 0 nor 1");
+        return c.fail("key '" + printable(key) + "': BOOL value " + std::to_string(out->bits_) + " is neither 0 nor 1");
       c.pos += w;
       return {};
     }
-    if (depth >= max_array_depth) return c.fail("key '" + key + "': arrays nested deeper than " +
+    if (depth >= max_array_depth) return c.fail("key '" + printable(key) + "': arrays nested deeper than " +
                                                 std::to_string(max_array_depth));
     uint32_t et = 0;
     uint64_t n = 0;
     RAZOR_TRY(c.get(&et, "array element type"));
     if (!value_type_known(et))
-      return c.fail("key '" + key + "': unknown array element type " + std::to_string(et));
+      return c.fail("key '" + printable(key) + "': unknown array element type " + std::to_string(et));
     RAZOR_TRY(c.get(&n, "array length"));
     out->elem_ = value_type(et);
     // Every element needs at least this many bytes, which bounds n by the file size.
     uint64_t min_elem = out->elem_ == value_type::string ? 8 : out->elem_ == value_type::array ? 12
                                                                                               : value_type_size(out->elem_);
     if (n > c.left() / min_elem)
-      return c.fail("key '" + key + "': array of " + std::to_string(n) + " " +
+      return c.fail("key '" + printable(key) + "': array of " + std::to_string(n) + " " +
                     std::string(value_type_name(out->elem_)) + " items cannot fit in the rest of the file");
+    if (n > max_array_items)
+      return c.fail("key '" + printable(key) + "': array of " + std::to_string(n) + " items, more than razor's limit of " +
+                    std::to_string(max_array_items));
+    const uint64_t item_memory = out->elem_ == value_type::string  ? sizeof(std::string)
+                                 : out->elem_ == value_type::array ? sizeof(value)
+                                                                   : min_elem;
+    RAZOR_TRY(c.charge(n * item_memory, "key '" + printable(key) + "': array of " + std::to_string(n) + " items"));
     out->count_ = size_t(n);
     if (out->elem_ == value_type::string) {
       out->strs_.resize(size_t(n));
-      for (auto& s : out->strs_) RAZOR_TRY(c.get_str(&s, ("string in array " + key).c_str()));
+      const std::string what = "string in array " + printable(key);
+      for (auto& s : out->strs_) RAZOR_TRY(c.get_str(&s, what.c_str()));
     } else if (out->elem_ == value_type::array) {
       out->arrs_.resize(size_t(n));
       for (auto& a : out->arrs_) RAZOR_TRY(read(c, value_type::array, &a, depth + 1, key));
@@ -429,7 +454,7 @@ struct value_codec {
       out->raw_.assign(c.p + c.pos, c.p + c.pos + bytes);
       if (out->elem_ == value_type::boolean)
         for (uint8_t b : out->raw_)
-          if (b > 1) return c.fail("key '" + key + "': BOOL array item is neither 0 nor 1");
+          if (b > 1) return c.fail("key '" + printable(key) + "': BOOL array item is neither 0 nor 1");
       c.pos += bytes;
     }
     return {};
@@ -467,13 +492,21 @@ result<file> file::parse(const uint8_t* data, size_t size, const std::string& na
   uint64_t n_tensors = 0, n_kv = 0;
   RAZOR_TRY(c.get(&n_tensors, "tensor count"));
   RAZOR_TRY(c.get(&n_kv, "metadata count"));
-  // Minimum encoded sizes: kv = key len(8) + type(4) + 1 byte value; tensor info = 8 + 4 + 4 + 8.
-  if (n_kv > c.left() / 13)
+  // Minimum encoded sizes: kv = key len(8) + a key of 1 byte + type(4) + 1 byte value; tensor info = 8 + 4 +
+  // 4 + 8. Both counts are bounded by the bytes left and by razor's limits (a file of zeros can hold counts that
+  // fit its size: the limits, and reserving no more than a few thousand entries ahead, keep memory bounded).
+  if (n_kv > c.left() / 14)
     return c.fail("metadata count " + std::to_string(n_kv) + " cannot fit in the file");
+  if (n_kv > max_kv)
+    return c.fail("metadata count " + std::to_string(n_kv) + " is more than razor's limit of " + std::to_string(max_kv));
   if (n_tensors > c.left() / 24)
     return c.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the file");
+  if (n_tensors > max_tensors)
+    return c.fail("tensor count " + std::to_string(n_tensors) + " is more than razor's limit of " +
+                  std::to_string(max_tensors));
+  constexpr uint64_t kReserveAhead = 4096;
 
-  f.kv_.reserve(size_t(n_kv));
+  f.kv_.reserve(size_t(std::min(n_kv, kReserveAhead)));
   for (uint64_t i = 0; i < n_kv; ++i) {
     kv_pair kv;
     RAZOR_TRY(c.get_str(&kv.key, ("key of metadata entry " + std::to_string(i)).c_str()));
@@ -481,9 +514,9 @@ result<file> file::parse(const uint8_t* data, size_t size, const std::string& na
     uint32_t t = 0;
     RAZOR_TRY(c.get(&t, "value type"));
     if (!value_type_known(t))
-      return c.fail("key '" + kv.key + "' has unknown value type " + std::to_string(t));
+      return c.fail("key '" + printable(kv.key) + "' has unknown value type " + std::to_string(t));
     RAZOR_TRY(value_codec::read(c, value_type(t), &kv.val, 0, kv.key));
-    if (!f.kv_index_.emplace(kv.key, f.kv_.size()).second) return c.fail("duplicate key '" + kv.key + "'");
+    if (!f.kv_index_.emplace(kv.key, f.kv_.size()).second) return c.fail("duplicate key '" + printable(kv.key) + "'");
     f.kv_.push_back(std::move(kv));
   }
 
@@ -496,51 +529,48 @@ result<file> file::parse(const uint8_t* data, size_t size, const std::string& na
     f.alignment_ = uint32_t(a);
   }
 
-  f.tensors_.reserve(size_t(n_tensors));
+  f.tensors_.reserve(size_t(std::min(n_tensors, kReserveAhead)));
   uint64_t expect_offset = 0;
   for (uint64_t i = 0; i < n_tensors; ++i) {
     tensor_info t;
-    RAZOR_TRY(c.get_str(&t.name, ("name of tensor " + std::to_string(i)).c_str()));
-    if (t.name.size() > max_name_bytes)
-      return c.fail("tensor name '" + t.name.substr(0, 80) + "...' is longer than " + std::to_string(max_name_bytes) +
-                    " bytes (llama.cpp's limit)");
+    RAZOR_TRY(c.get_str(&t.name, ("name of tensor " + std::to_string(i)).c_str(), max_name_bytes));
     uint32_t nd = 0;
     RAZOR_TRY(c.get(&nd, "n_dims"));
     if (nd > uint32_t(max_dims))
-      return c.fail("tensor '" + t.name + "' has " + std::to_string(nd) + " dimensions (at most 4)");
+      return c.fail("tensor '" + printable(t.name) + "' has " + std::to_string(nd) + " dimensions (at most 4)");
     t.ne.resize(nd);
     for (uint32_t d = 0; d < nd; ++d) {
       uint64_t v = 0;
       RAZOR_TRY(c.get(&v, "dimension"));
       if (v > uint64_t(std::numeric_limits<int64_t>::max()))
-        return c.fail("tensor '" + t.name + "' dimension " + std::to_string(d) + " is " + std::to_string(v));
+        return c.fail("tensor '" + printable(t.name) + "' dimension " + std::to_string(d) + " is " + std::to_string(v));
       t.ne[d] = int64_t(v);
     }
     RAZOR_TRY(c.get(&t.type, "tensor type"));
     const type_traits* tt = find_type(t.type);
-    if (!tt) return c.fail("tensor '" + t.name + "' has unknown ggml type " + std::to_string(t.type));
+    if (!tt) return c.fail("tensor '" + printable(t.name) + "' has unknown ggml type " + std::to_string(t.type));
     RAZOR_TRY(c.get(&t.offset, "tensor offset"));
     auto nb = tensor_bytes(t.type, t.ne);
     if (!nb) {
       std::string shape;
       for (auto d : t.ne) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
       if (!t.ne.empty() && t.ne[0] % tt->block_size != 0)
-        return c.fail("tensor '" + t.name + "' {" + shape + "}: ne[0] is not a multiple of " + tt->name +
+        return c.fail("tensor '" + printable(t.name) + "' {" + shape + "}: ne[0] is not a multiple of " + tt->name +
                       "'s block size " + std::to_string(tt->block_size));
-      return c.fail("tensor '" + t.name + "' {" + shape + "}: element count overflows");
+      return c.fail("tensor '" + printable(t.name) + "' {" + shape + "}: element count overflows");
     }
     t.nbytes = *nb;
     if (t.offset != expect_offset)
-      return c.fail("tensor '" + t.name + "' has offset " + std::to_string(t.offset) + ", expected " +
+      return c.fail("tensor '" + printable(t.name) + "' has offset " + std::to_string(t.offset) + ", expected " +
                     std::to_string(expect_offset) + " (tensors must follow each other, padded to " +
                     std::to_string(f.alignment_) + ")");
     uint64_t padded = t.nbytes + (f.alignment_ - t.nbytes % f.alignment_) % f.alignment_;
     if (t.nbytes > size || expect_offset > size - t.nbytes)
-      return c.fail("tensor '" + t.name + "' (" + std::to_string(t.nbytes) + " bytes at offset " +
+      return c.fail("tensor '" + printable(t.name) + "' (" + std::to_string(t.nbytes) + " bytes at offset " +
                     std::to_string(t.offset) + ") runs past the end of the file");
     expect_offset += padded;
     if (!f.tensor_index_.emplace(t.name, f.tensors_.size()).second)
-      return c.fail("duplicate tensor name '" + t.name + "'");
+      return c.fail("duplicate tensor name '" + printable(t.name) + "'");
     f.tensors_.push_back(std::move(t));
   }
 

@@ -47,6 +47,14 @@ inline constexpr uint32_t default_alignment = 32;
 inline constexpr size_t max_name_bytes = 63;     // GGML_MAX_NAME - 1
 inline constexpr int max_dims = 4;
 inline constexpr int max_array_depth = 8;       // nesting limit for arrays of arrays (reader)
+// The reader's limits (docs/limits.md). Every count is first bounded by the bytes left in the file (each entry
+// needs a minimum number of bytes); these bound what a file that is large but mostly zeros (a sparse file)
+// could still ask for. The largest real files hold ~100 keys, ~2,000 tensors, a 262,144-token vocabulary and
+// tens of MB of metadata.
+inline constexpr uint64_t max_kv = 65536;                       // metadata entries
+inline constexpr uint64_t max_tensors = uint64_t(1) << 20;      // tensor infos
+inline constexpr uint64_t max_array_items = uint64_t(1) << 24;  // items of one array
+inline constexpr uint64_t max_metadata_memory = uint64_t(1) << 30;  // bytes the parsed metadata may take
 
 // ---- value types ------------------------------------------------------------------------------------
 enum class value_type : uint32_t {

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
 #include "gguf/gguf_file.h"
 #include "util/atomic_file.h"
 #include "util/mapped_file.h"
+#include "util/printable.h"
 
 namespace razor::gguf {
 
@@ -86,13 +88,34 @@ status imatrix::match_model(const std::vector<imatrix_target>& targets, const st
 
 // ---- reading ---------------------------------------------------------------------------------------
 
+// Sums of squares are finite and non-negative (sums, `in_sum`, finite): a NaN or a negative importance would
+// be accepted by the quantizer's weighted search and silently give a worse model (ppl 2020 instead of 810).
+// The first bad value is named by entry, index (expert and column when the shape is known) and value.
+static status check_values(const std::vector<float>& v, bool non_negative, const std::string& file,
+                           const std::string& entry, const char* part, int64_t n_per_row) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float x = v[i];
+    if (std::isfinite(x) && (!non_negative || x >= 0.0f)) continue;
+    std::string where = "index " + std::to_string(i);
+    if (n_per_row > 0 && int64_t(v.size()) > n_per_row)
+      where += " (expert " + std::to_string(int64_t(i) / n_per_row) + ", column " +
+               std::to_string(int64_t(i) % n_per_row) + ")";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", double(x));
+    return make_error(errc::bad_format, file + ": entry '" + printable(entry) + "' " + part + " " + where +
+                                            " is " + buf + " (importance values must be finite" +
+                                            (non_negative ? " and non-negative)" : ")"));
+  }
+  return {};
+}
+
 static result<imatrix> parse_gguf_imatrix(const uint8_t* data, size_t size, const std::string& name) {
   RAZOR_ASSIGN_OR_RETURN(file f, file::parse(data, size, name));
   imatrix im;
   im.source = name;
   auto gt = f.get_string("general.type");
   if (gt && *gt != "imatrix")
-    return make_error(errc::bad_format, name + ": general.type is \"" + *gt + "\", not \"imatrix\" (a model file?)");
+    return make_error(errc::bad_format, name + ": general.type is \"" + printable(*gt) + "\", not \"imatrix\" (a model file?)");
   if (const value* ds = f.find("imatrix.datasets"); ds && ds->is_array() && ds->elem_type() == value_type::string)
     im.datasets = ds->string_items();
   im.chunk_count = f.get_int("imatrix.chunk_count").value_or(0);
@@ -110,34 +133,35 @@ static result<imatrix> parse_gguf_imatrix(const uint8_t* data, size_t size, cons
   }
   auto read_f32 = [&](const tensor_info& t, std::vector<float>* out) -> status {
     if (t.type != type_f32)
-      return make_error(errc::bad_format, name + ": imatrix tensor '" + t.name + "' is not F32");
+      return make_error(errc::bad_format, name + ": imatrix tensor '" + printable(t.name) + "' is not F32");
     out->resize(size_t(t.nelements()));
     std::memcpy(out->data(), f.tensor_data(t), out->size() * 4);
     return {};
   };
   for (auto& [n, p] : by) {
     if (!p.sum2 || !p.counts)
-      return make_error(errc::bad_format, name + ": entry '" + n + "' has " + (p.sum2 ? "no .counts" : "no .in_sum2"));
+      return make_error(errc::bad_format, name + ": entry '" + printable(n) + "' has " +
+                                              (p.sum2 ? "no .counts" : "no .in_sum2"));
     imatrix_entry e;
     e.name = n;
     const auto& s2 = *p.sum2;
     if (s2.ne.empty() || s2.ne.size() > 2)
-      return make_error(errc::bad_format, name + ": '" + s2.name + "' must be 1-D or 2-D");
+      return make_error(errc::bad_format, name + ": '" + printable(s2.name) + "' must be 1-D or 2-D");
     e.n_per_row = s2.ne[0];
     e.n_mat = s2.ne.size() > 1 ? s2.ne[1] : 1;
     if (p.counts->nelements() != e.n_mat)
-      return make_error(errc::bad_format, name + ": '" + n + "' has " + std::to_string(e.n_mat) + " matrices but " +
+      return make_error(errc::bad_format, name + ": '" + printable(n) + "' has " + std::to_string(e.n_mat) + " matrices but " +
                                               std::to_string(p.counts->nelements()) + " counts");
     RAZOR_TRY(read_f32(s2, &e.in_sum2));
+    RAZOR_TRY(check_values(e.in_sum2, true, name, n, ".in_sum2", e.n_per_row));
     RAZOR_TRY(read_f32(*p.counts, &e.counts));
     if (p.sum) {
       if (p.sum->nelements() != s2.nelements())
-        return make_error(errc::bad_format, name + ": '" + n + ".in_sum' and '.in_sum2' differ in size");
+        return make_error(errc::bad_format, name + ": '" + printable(n) + ".in_sum' and '.in_sum2' differ in size");
       RAZOR_TRY(read_f32(*p.sum, &e.in_sum));
+      RAZOR_TRY(check_values(e.in_sum, false, name, n, ".in_sum", e.n_per_row));
     }
-    for (float c : e.counts)
-      if (!(c >= 0.0f) || !std::isfinite(c))
-        return make_error(errc::bad_format, name + ": '" + n + "' has a negative or non-finite count");
+    RAZOR_TRY(check_values(e.counts, true, name, n, ".counts", 0));
     im.entries.push_back(std::move(e));
   }
   if (im.entries.empty()) return make_error(errc::bad_format, name + ": no imatrix entries (no *.in_sum2 tensors)");
@@ -161,7 +185,9 @@ static result<imatrix> parse_dat_imatrix(const uint8_t* data, size_t size, const
   im.legacy = true;
   int32_t n = 0;
   if (!get_i32(&n)) return fail("truncated: no entry count");
-  if (n < 1 || uint64_t(n) > (size - pos) / 12) return fail("entry count " + std::to_string(n) + " is impossible");
+  // Each entry needs at least 17 bytes (name length, a 1-byte name, ncall, nval, one value): that bounds n.
+  if (n < 1 || uint64_t(n) > (size - pos) / 17)
+    return fail("entry count " + std::to_string(n) + " cannot fit in the file's " + std::to_string(size) + " bytes");
   for (int32_t i = 0; i < n; ++i) {
     int32_t len = 0, ncall = 0, nval = 0;
     if (!get_i32(&len)) return fail("truncated in entry " + std::to_string(i));
@@ -170,12 +196,13 @@ static result<imatrix> parse_dat_imatrix(const uint8_t* data, size_t size, const
     imatrix_entry e;
     e.name.assign(reinterpret_cast<const char*>(data + pos), size_t(len));
     pos += size_t(len);
-    if (!get_i32(&ncall) || !get_i32(&nval)) return fail("truncated in entry '" + e.name + "'");
-    if (ncall < 0) return fail("entry '" + e.name + "' has negative ncall");
+    if (!get_i32(&ncall) || !get_i32(&nval)) return fail("truncated in entry '" + printable(e.name) + "'");
+    if (ncall < 0) return fail("entry '" + printable(e.name) + "' has negative ncall");
     if (nval < 1 || uint64_t(nval) > (size - pos) / 4)
-      return fail("entry '" + e.name + "' claims " + std::to_string(nval) + " values, more than the file holds");
+      return fail("entry '" + printable(e.name) + "' claims " + std::to_string(nval) + " values, more than the file holds");
     e.in_sum2.resize(size_t(nval));
     std::memcpy(e.in_sum2.data(), data + pos, size_t(nval) * 4);
+    RAZOR_TRY(check_values(e.in_sum2, true, name, e.name, "value", 0));
     pos += size_t(nval) * 4;
     e.n_per_row = nval;
     e.n_mat = 1;
@@ -192,7 +219,8 @@ static result<imatrix> parse_dat_imatrix(const uint8_t* data, size_t size, const
   }
   std::sort(im.entries.begin(), im.entries.end(), [](auto& a, auto& b) { return a.name < b.name; });
   for (size_t i = 1; i < im.entries.size(); ++i)
-    if (im.entries[i].name == im.entries[i - 1].name) return fail("duplicate entry '" + im.entries[i].name + "'");
+    if (im.entries[i].name == im.entries[i - 1].name)
+      return fail("duplicate entry '" + printable(im.entries[i].name) + "'");
   return im;
 }
 

@@ -1,6 +1,7 @@
 #include "gguf/validate.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -8,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "util/child_process.h"
+#include "util/json_limits.h"
+#include "util/mapped_file.h"
 #include "util/paths.h"
 
 namespace fs = std::filesystem;
@@ -52,12 +55,20 @@ std::string validate_unavailable_reason(const validate_options& in) {
 
 static result<nlohmann::json> run_script(const std::string& gguf_path, const std::vector<std::string>& argv);
 
+// The user's GGUF or text must be a regular file (open_regular_file): a missing one, a symlink loop or a FIFO
+// is an error naming it here, not a throw or a hung llama.cpp.
+static status need_regular_file(const std::string& path) {
+  RAZOR_ASSIGN_OR_RETURN(int fd, open_regular_file(path));
+  ::close(fd);
+  return {};
+}
+
 result<validate_result> validate_with_llamacpp(const std::string& gguf_path, const validate_options& in) {
   validate_options o = in;
   fill_defaults(o);
   if (std::string why = validate_unavailable_reason(o); !why.empty()) return make_error(errc::not_found, why);
-  if (!fs::exists(gguf_path)) return make_error(errc::not_found, gguf_path + ": not found");
-  if (!fs::exists(o.text_path)) return make_error(errc::not_found, o.text_path + ": not found");
+  RAZOR_TRY(need_regular_file(gguf_path));
+  RAZOR_TRY(need_regular_file(o.text_path));
   std::vector<std::string> argv = {o.node, o.script, "--oracle", o.oracle_dir, "--model", gguf_path, "--text",
                                    o.text_path, "--windows", std::to_string(o.windows), "--window",
                                    std::to_string(o.window), "--batch", std::to_string(o.batch)};
@@ -84,7 +95,7 @@ result<logprobs_result> llamacpp_logprobs(const std::string& gguf_path, const st
   validate_options o = in;
   fill_defaults(o);
   if (std::string why = validate_unavailable_reason(o); !why.empty()) return make_error(errc::not_found, why);
-  if (!fs::exists(gguf_path)) return make_error(errc::not_found, gguf_path + ": not found");
+  RAZOR_TRY(need_regular_file(gguf_path));
   if (tokens.empty() || n_vocab <= 0) return make_error(errc::invalid_argument, "llamacpp_logprobs: no tokens or vocabulary");
   if (tmp_dir.empty()) tmp_dir = fs::temp_directory_path().string();
   const std::string stem = tmp_dir + "/razor-logprobs-" + std::to_string(getpid()) + "-" +
@@ -141,8 +152,9 @@ static result<nlohmann::json> run_script(const std::string& gguf_path, const std
     size_t b = co.out.rfind('\n', end);
     line = co.out.substr(b == std::string::npos ? 0 : b + 1, end - (b == std::string::npos ? 0 : b + 1) + 1);
   }
-  auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  auto parsed = parse_json(line, "the llama.cpp check's answer");
+  nlohmann::json j = parsed.ok() ? std::move(parsed).value() : nlohmann::json();
+  if (!j.is_object())
     return make_error(errc::external, gguf_path + ": the llama.cpp check exited with " + std::to_string(co.exit_code) +
                                           " without an answer; stderr: " + tail(co.err));
   if (!j.value("ok", false))

@@ -1,7 +1,7 @@
 // Validation of a GGUF file in the real llama.cpp: tools/llamacpp/validate.mjs (node-llama-cpp, prebuilt
 // CPU binaries) runs in a child process, so that a llama.cpp abort() on a bad file fails only the child.
 // The script loads the file, tokenizes the text with the file's own tokenizer and measures perplexity
-// with the protocol of shared/models/README.md (windows of 256 tokens, empty cache per window; exact mode:
+// with the protocol of resources/models/README.md (windows of 256 tokens, empty cache per window; exact mode:
 // flash attention off, F32 KV cache).
 #pragma once
 #include <cstdint>

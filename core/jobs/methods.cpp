@@ -22,6 +22,8 @@
 #include "model/synth.h"
 #include "quant/quantize.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
+#include "util/paths.h"
 #include "util/shell.h"
 
 namespace razor::jobs {
@@ -65,6 +67,8 @@ result<int64_t> int_param(const json& p, const std::string& key, int64_t def, in
   auto it = p.find(key);
   if (it == p.end() || it->is_null()) return def;
   if (!it->is_number_integer()) return bad_param(key, "an integer");
+  if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX))
+    return bad_param(key, "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   int64_t v = it->get<int64_t>();
   if (v < lo || v > hi) return bad_param(key, "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
   return v;
@@ -148,9 +152,10 @@ result<json> m_synth(const json& p, job_context& ctx) {
     config = *c;
   } else {
     RAZOR_ASSIGN_OR_RETURN(std::string path, str_param(p, "config"));
-    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 16u << 20));
-    config = json::parse(text, nullptr, false);
-    if (config.is_discarded()) return make_error(errc::bad_config, path + ": not valid JSON");
+    json_limits lim;
+    lim.max_bytes = 16u << 20;
+    lim.code = errc::bad_config;
+    RAZOR_ASSIGN_OR_RETURN(config, read_json_file(path, lim));
   }
   synth_options opt;
   opt.sparse = sparse;
@@ -225,6 +230,17 @@ result<json> m_pack(const json& p, job_context& ctx) {
               {"notes", rep.notes}};
 }
 
+// params.text, or the bundled text (resources/data/README.md) when it is left out.
+result<std::string> text_param(const json& p, bool calibration) {
+  const std::string bundled = calibration ? bundled_calib_text() : bundled_eval_text();
+  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text", bundled));
+  if (text.empty())
+    return make_error(errc::not_found, std::string("params.text is not given and the bundled ") +
+                                           (calibration ? "kernel-docs-calib.txt" : "kernel-docs-eval.txt") +
+                                           " was not found (no data folder)");
+  return text;
+}
+
 // `razor allocate --mode gguf` (core/alloc/job.h): the whole-file allocation, recipe and report as artifacts.
 result<json> m_allocate_gguf(const json& p, job_context& ctx) {
   alloc::gguf_alloc_params a;
@@ -234,7 +250,8 @@ result<json> m_allocate_gguf(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(a.report, str_param(p, "report", ""));
   RAZOR_ASSIGN_OR_RETURN(a.imatrix, str_param(p, "imatrix", ""));
   RAZOR_ASSIGN_OR_RETURN(a.types, str_param(p, "types", ""));
-  RAZOR_ASSIGN_OR_RETURN(a.text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(a.text, text_param(p, true));
+  RAZOR_ASSIGN_OR_RETURN(a.measure_text, str_param(p, "eval_text", bundled_eval_text()));
   RAZOR_ASSIGN_OR_RETURN(a.sensitivity, str_param(p, "sensitivity", "full"));
   RAZOR_ASSIGN_OR_RETURN(a.cache, str_param(p, "cache", ""));
   RAZOR_ASSIGN_OR_RETURN(a.allow_missing_imatrix, bool_param(p, "allow_missing_imatrix", false));
@@ -271,7 +288,7 @@ result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const 
 result<json> m_eval_ppl(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
   RAZOR_ASSIGN_OR_RETURN(std::string ref, str_param(p, "ref", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, false));
   engine::eval_options opt;
   RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "windows", opt.windows, 1, 1 << 20));
   RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", opt.ctx, 2, 1 << 20));
@@ -319,7 +336,7 @@ result<json> m_eval_ppl(const json& p, job_context& ctx) {
 
 result<json> m_probe(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text"));
+  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, true));
   RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
   engine::probe_options opt;
   RAZOR_ASSIGN_OR_RETURN(int64_t n_tokens, int_param(p, "tokens", int64_t(opt.n_tokens), 1, int64_t(1) << 40));
@@ -561,14 +578,16 @@ const std::vector<method_def>& method_table() {
        "`razor synth`: a synthetic checkpoint", m_synth},
       {"pack", "model, out (strings), type | recipe, imatrix, output_type, token_embedding_type, name, split_max_gb, threads",
        "`razor pack`: GGUF, written atomically", m_pack},
-      {"allocate-gguf", "model, target, out, text (strings), imatrix, types, sensitivity (full | fit), cache, report "
+      {"allocate-gguf", "model, target, out (strings), text (default: the bundled calibration text), eval_text (--measure; "
+                        "default: the bundled held-out text), imatrix, types, sensitivity (full | fit), cache, report "
                         "(strings), role_types ({role: \"type,type\"}), calib_windows, calib_offset, ctx, fit_types (ints), "
                         "allow_missing_imatrix, measure (bools), windows, eval_offset (ints: --measure)",
        "`razor allocate --mode gguf`: a ggml type per tensor of the whole file under a byte budget (artifacts: the "
        "recipe, the report)", m_allocate_gguf},
       {"eval-ppl", "model, text (strings), ref (string), windows, ctx, batch, topk (ints)",
+      {"eval-ppl", "model (string), text (string, default: the bundled held-out text), ref (string), windows, ctx, batch, topk (ints)",
        "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
-      {"probe", "model, text, out (strings), tokens, seqlen (ints), no_imatrix (bool)",
+      {"probe", "model, out (strings), text (string, default: the bundled calibration text), tokens, seqlen (ints), no_imatrix (bool)",
        "`razor probe`: routing statistics to HDF5", m_probe},
       {"serve", "engine (vllm | llama-server | command), model, host, port (0: free), tensor_parallel (0: visible GPUs), "
                 "name, program, args (array), command (array, {model} {port} {host} {name}), ctx, "

@@ -3,6 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+
+#include "util/json_limits.h"
+#include "util/printable.h"
 
 namespace razor::jobs {
 
@@ -12,12 +16,22 @@ namespace {
 
 status proto_error(std::string msg) { return make_error(errc::protocol, std::move(msg)); }
 
-// A JSON number that is an exact integer (ids may arrive as 7 or 7.0 from JavaScript-like clients).
+// A JSON number that is an exact integer within kMaxRequestId in magnitude (ids may arrive as 7 or 7.0 from
+// JavaScript-like clients). Anything else is no id: 2^64-1 is not answered as -1, 1e300 is not undefined behaviour.
 std::optional<int64_t> as_id(const json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u <= uint64_t(kMaxRequestId)) return int64_t(u);
+    return std::nullopt;
+  }
+  if (v.is_number_integer()) {
+    const int64_t i = v.get<int64_t>();
+    if (i >= -kMaxRequestId && i <= kMaxRequestId) return i;
+    return std::nullopt;
+  }
   if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (d == double(int64_t(d))) return int64_t(d);
+    const double d = v.get<double>();
+    if (d >= -double(kMaxRequestId) && d <= double(kMaxRequestId) && d == std::floor(d)) return int64_t(d);
   }
   return std::nullopt;
 }
@@ -26,13 +40,21 @@ std::optional<int64_t> as_id(const json& v) {
 
 result<request> parse_request(std::string_view line, std::optional<int64_t>* id_out) {
   if (id_out) id_out->reset();
-  json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return proto_error("the line is not JSON");
+  // Bounded: a line nested 200,000 deep would overflow the stack of whatever copies or prints the DOM.
+  json_limits lim;
+  lim.max_bytes = size_t(kMaxLineBytes);
+  lim.code = errc::protocol;
+  auto parsed = parse_json(line, "the line", lim);
+  if (!parsed.ok()) return parsed.error();
+  json& j = *parsed;
   if (!j.is_object()) return proto_error("the line is JSON but not an object");
   std::optional<int64_t> id;
   if (auto it = j.find("id"); it != j.end()) {
     id = as_id(*it);
     if (id_out) *id_out = id;
+    if (!id && !it->is_null())
+      return proto_error("\"id\" " + printable(it->dump(), 64) + " is not an integer within +-" +
+                         std::to_string(kMaxRequestId));
   }
   auto t = j.find("t");
   if (t == j.end() || !t->is_string()) return proto_error("the object has no string field \"t\"");
@@ -59,7 +81,7 @@ result<request> parse_request(std::string_view line, std::optional<int64_t>* id_
   r.method = m->get<std::string>();
   if (auto p = j.find("params"); p != j.end() && !p->is_null()) {
     if (!p->is_object()) return proto_error("\"params\" must be an object");
-    r.params = *p;
+    r.params = std::move(*p);
   }
   return r;
 }

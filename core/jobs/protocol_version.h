@@ -21,6 +21,10 @@ inline constexpr int kProtocolVersion = 1;
   X(superseded, "a newer request with the same key replaced this one (client side)")                \
   X(no_worker, "no worker can run the job: none could be started, or none has a GPU (client side)")
 
+// Request ids are integers of at most 2^53 - 1 in magnitude (exact in every JSON implementation, JavaScript's
+// included); the worker answers a request with another id as a bad_request with id null.
+inline constexpr long long kMaxRequestId = (1ll << 53) - 1;
+
 // Longest line either side accepts (a request or an event); longer lines are discarded and reported.
 inline constexpr long long kMaxLineBytes = 16ll << 20;
 

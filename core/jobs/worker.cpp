@@ -26,6 +26,7 @@
 #include "jobs/protocol.h"
 #include "jobs/session.h"
 #include "kernels/cuda_info.h"
+#include "util/printable.h"
 
 namespace razor::jobs {
 
@@ -364,10 +365,24 @@ class runner {
     return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.uid == ::getuid();
   }
 
+  // One request line. A line must never end the worker: the reader thread has no one above it to catch an
+  // exception (std::terminate would kill every queued job), so anything thrown here (bad_alloc on a huge but
+  // valid request, a library's surprise) is answered as bad_request, addressed to the line's id when known.
   void handle_line(std::string& line) {
+    std::optional<int64_t> id;
+    try {
+      handle_line_unguarded(line, &id);
+    } catch (const std::exception& e) {
+      send_direct(error_message(id, "bad_request", "the request could not be handled: " + printable(e.what())));
+    } catch (...) {
+      send_direct(error_message(id, "bad_request", "the request could not be handled (unknown exception)"));
+    }
+  }
+
+  void handle_line_unguarded(std::string& line, std::optional<int64_t>* id_out) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) return;  // blank lines are ignored
-    std::optional<int64_t> id;
+    std::optional<int64_t>& id = *id_out;
     auto r = parse_request(line, &id);
     if (!r) {
       send_direct(error_message(id, "bad_request", r.error().message()));

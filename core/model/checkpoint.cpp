@@ -6,7 +6,9 @@
 #include <set>
 
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/numeric.h"
+#include "util/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -25,12 +27,26 @@ static uint64_t expert_key(int layer, int expert, expert_proj p) {
 result<checkpoint> checkpoint::open(const std::string& dir_in) {
   checkpoint ck;
   fs::path dir(dir_in);
+  // Every filesystem query takes an error_code: a symlink loop (ELOOP) or an unreadable entry in the folder is
+  // an error that names the path, never a filesystem_error thrown through the caller.
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return make_error(errc::not_found, dir_in + ": not a directory");
+  const bool is_dir = fs::is_directory(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return make_error(errc::io, printable(dir_in) + ": " + ec.message());
+  if (!is_dir) return make_error(errc::not_found, printable(dir_in) + ": not a directory");
   ck.dir_ = dir.string();
   fs::path cfg_path = dir / "config.json";
-  if (!fs::exists(cfg_path, ec))
-    return make_error(errc::not_found, cfg_path.string() + ": missing (a checkpoint directory needs config.json)");
+  auto present = [&](const fs::path& p) -> result<bool> {
+    std::error_code e;
+    auto st = fs::status(p, e);
+    if (e && e != std::errc::no_such_file_or_directory)
+      return make_error(errc::io, printable(p.string()) + ": " + e.message());
+    return fs::exists(st);
+  };
+  RAZOR_ASSIGN_OR_RETURN(bool has_cfg, present(cfg_path));
+  if (!has_cfg)
+    return make_error(errc::not_found,
+                      printable(cfg_path.string()) + ": missing (a checkpoint directory needs config.json)");
   RAZOR_ASSIGN_OR_RETURN(ck.cfg_, load_model_config(cfg_path.string()));
   ck.adapter_ = &adapter_for(ck.cfg_);
 
@@ -38,31 +54,49 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
   std::vector<std::string> shard_names;
   std::unordered_map<std::string, std::string> index_map;
   fs::path index_path = dir / "model.safetensors.index.json";
-  if (fs::exists(index_path, ec)) {
-    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(index_path.string(), 256u << 20));
-    auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      return make_error(errc::bad_format, index_path.string() + ": needs a \"weight_map\" object");
+  RAZOR_ASSIGN_OR_RETURN(bool has_index, present(index_path));
+  if (has_index) {
+    const std::string ip = printable(index_path.string());
+    json_limits lim;
+    lim.max_bytes = 256u << 20;
+    lim.unique_keys = true;  // a tensor named twice in weight_map: which shard holds it?
+    RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(index_path.string(), lim));
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      return make_error(errc::bad_format, ip + ": needs a \"weight_map\" object");
+    // An empty map names no shard: the checkpoint would silently have no tensors (and quantize would copy
+    // whatever *.safetensors lie beside it unchanged).
+    if (j["weight_map"].empty())
+      return make_error(errc::bad_format, ip + ": weight_map is empty (it must name the shard of every tensor)");
     std::set<std::string> seen;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
       if (!it.value().is_string())
-        return make_error(errc::bad_format, index_path.string() + ": weight_map['" + it.key() + "'] is not a file name");
+        return make_error(errc::bad_format, ip + ": weight_map['" + printable(it.key()) + "'] is not a file name");
       std::string f = it.value().get<std::string>();
-      if (f.find('/') != std::string::npos || f == "..")
-        return make_error(errc::bad_format, index_path.string() + ": shard name '" + f + "' is not a plain file name");
+      if (f.empty() || f.find('/') != std::string::npos || f == "." || f == "..")
+        return make_error(errc::bad_format, ip + ": shard name '" + printable(f) + "' is not a plain file name");
       index_map[it.key()] = f;
       if (seen.insert(f).second) shard_names.push_back(f);
     }
     std::sort(shard_names.begin(), shard_names.end());
-    for (auto& s : shard_names)
-      if (!fs::exists(dir / s, ec))
-        return make_error(errc::not_found, (dir / s).string() + ": shard named by " + index_path.filename().string() +
-                                               " is missing");
+    for (auto& s : shard_names) {
+      RAZOR_ASSIGN_OR_RETURN(bool has_shard, present(dir / s));
+      if (!has_shard)
+        return make_error(errc::not_found, printable((dir / s).string()) + ": shard named by " +
+                                               index_path.filename().string() + " is missing");
+    }
   } else {
-    for (auto& e : fs::directory_iterator(dir, ec))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors") shard_names.push_back(e.path().filename());
+    fs::directory_iterator it(dir, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      const fs::path& p = it->path();
+      if (p.extension() != ".safetensors") continue;
+      std::error_code fe;
+      const bool regular = it->is_regular_file(fe);
+      if (fe) return make_error(errc::io, printable(p.string()) + ": " + fe.message());
+      if (regular) shard_names.push_back(p.filename());
+    }
+    if (ec) return make_error(errc::io, printable(dir_in) + ": cannot list the folder: " + ec.message());
     std::sort(shard_names.begin(), shard_names.end());
-    if (shard_names.empty()) return make_error(errc::not_found, dir_in + ": no *.safetensors files");
+    if (shard_names.empty()) return make_error(errc::not_found, printable(dir_in) + ": no *.safetensors files");
   }
 
   for (size_t s = 0; s < shard_names.size(); ++s) {
@@ -73,13 +107,18 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
     const auto& h = ck.files_.back()->header();
     for (auto& t : h.tensors) {
       if (ck.by_name_.count(t.name))
-        return make_error(errc::bad_format, p + ": tensor '" + t.name + "' also in " +
-                                                ck.shard_paths_[size_t(ck.tensors_[ck.by_name_[t.name]].shard)]);
+        return make_error(errc::bad_format, printable(p) + ": tensor '" + printable(t.name) + "' is also in " +
+                                                printable(ck.shard_paths_[size_t(ck.tensors_[ck.by_name_[t.name]].shard)]) +
+                                                " (a tensor name must be unique in the checkpoint)");
       if (!index_map.empty()) {
         auto it = index_map.find(t.name);
-        if (it != index_map.end() && it->second != shard_names[s])
-          return make_error(errc::bad_format, p + ": tensor '" + t.name + "' is here but the index places it in " +
-                                                  it->second);
+        if (it == index_map.end())
+          return make_error(errc::bad_format, printable(p) + ": tensor '" + printable(t.name) + "' is missing from " +
+                                                  index_path.filename().string() +
+                                                  "'s weight_map (the index must cover every tensor of its shards)");
+        if (it->second != shard_names[s])
+          return make_error(errc::bad_format, printable(p) + ": tensor '" + printable(t.name) +
+                                                  "' is here but the index places it in " + printable(it->second));
       }
       tensor_entry e;
       e.name = t.name;
@@ -95,8 +134,8 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
   }
   for (auto& [name, file] : index_map)
     if (!ck.by_name_.count(name))
-      return make_error(errc::not_found, (dir / file).string() + ": does not hold tensor '" + name +
-                                             "' that the index places there");
+      return make_error(errc::not_found, printable((dir / file).string()) + ": does not hold tensor '" +
+                                             printable(name) + "' that the index places there");
 
   // Prefix of the text model's layers.
   ck.prefix_ = "model.";

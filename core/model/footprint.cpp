@@ -2,6 +2,7 @@
 
 #include "model/checkpoint.h"
 #include "model/recipe.h"
+#include "util/json_limits.h"
 
 namespace razor {
 
@@ -97,7 +98,7 @@ nlohmann::json footprint::to_json() const {
     bits[key] = p;
   }
   j["params_by_bits"] = bits;
-  return nlohmann::json::parse(j.dump());
+  return nlohmann::json::parse(dump_json(j));
 }
 
 }  // namespace razor

@@ -1,6 +1,9 @@
 #include "model/hf_config.h"
 
+#include <cmath>
+
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 
 namespace razor {
 
@@ -22,6 +25,79 @@ double get_double(const nlohmann::json& j, std::initializer_list<const char*> ke
   return def;
 }
 
+// Razor's limits on the integer keys it reads (docs/limits.md). Each is far above any published model
+// (the largest: 160 layers, 384 experts, a 262,144-token vocabulary, hidden size 25,600) and keeps every count
+// that sizes an allocation (layer_types, the per-layer tables of footprint, inventory and convert, synth's plan)
+// finite before it is used: `num_hidden_layers: 1e9` is an error here, not a 32 GB vector later.
+struct int_key_limit {
+  const char* key;
+  int64_t max;
+};
+constexpr int64_t kMaxLayers = 4096, kMaxExperts = 65536, kMaxVocab = int64_t(1) << 24, kMaxWidth = int64_t(1) << 22,
+                  kMaxHidden = int64_t(1) << 18, kMaxHeads = int64_t(1) << 14;
+constexpr int_key_limit kIntKeyLimits[] = {
+    {"hidden_size", kMaxHidden},
+    {"d_model", kMaxHidden},
+    {"n_embd", kMaxHidden},
+    {"num_hidden_layers", kMaxLayers},
+    {"n_layer", kMaxLayers},
+    {"num_layers", kMaxLayers},
+    {"vocab_size", kMaxVocab},
+    {"num_attention_heads", kMaxHeads},
+    {"n_head", kMaxHeads},
+    {"num_key_value_heads", kMaxHeads},
+    {"head_dim", kMaxHeads},
+    {"intermediate_size", kMaxWidth},
+    {"ffn_hidden_size", kMaxWidth},
+    {"moe_intermediate_size", kMaxWidth},
+    {"expert_intermediate_size", kMaxWidth},
+    {"shared_expert_intermediate_size", kMaxWidth},
+    {"num_experts", kMaxExperts},
+    {"num_local_experts", kMaxExperts},
+    {"n_routed_experts", kMaxExperts},
+    {"moe_num_experts", kMaxExperts},
+    {"num_experts_per_tok", kMaxExperts},
+    {"num_experts_per_token", kMaxExperts},
+    {"moe_top_k", kMaxExperts},
+    {"top_k", kMaxExperts},
+    {"n_shared_experts", kMaxExperts},
+    {"num_shared_experts", kMaxExperts},
+    {"first_k_dense_replace", kMaxLayers},
+    {"decoder_sparse_step", kMaxLayers},
+    {"full_attention_interval", kMaxLayers},
+    {"linear_num_key_heads", kMaxHeads},
+    {"linear_num_value_heads", kMaxHeads},
+    {"linear_key_head_dim", kMaxHeads},
+    {"linear_value_head_dim", kMaxHeads},
+    {"linear_conv_kernel_dim", 1024},
+    {"max_position_embeddings", int64_t(UINT32_MAX)},
+    {"n_positions", int64_t(UINT32_MAX)},
+};
+
+// Every key of the table present in `obj` as a number must be an integer (1e9 and 64.0 count) in [0, max].
+status check_int_keys(const nlohmann::json& obj, const std::string& where, const std::string& prefix) {
+  if (!obj.is_object()) return {};
+  for (const auto& l : kIntKeyLimits) {
+    auto it = obj.find(l.key);
+    if (it == obj.end() || !it->is_number()) continue;
+    bool in_range;
+    if (it->is_number_unsigned()) {
+      in_range = it->get<uint64_t>() <= uint64_t(l.max);
+    } else if (it->is_number_integer()) {
+      in_range = it->get<int64_t>() >= 0 && it->get<int64_t>() <= l.max;
+    } else {
+      const double d = it->get<double>();
+      if (!std::isfinite(d) || d != std::floor(d))
+        return make_error(errc::bad_config, where + ": " + prefix + l.key + " = " + it->dump() + " is not an integer");
+      in_range = d >= 0 && d <= double(l.max);
+    }
+    if (!in_range)
+      return make_error(errc::bad_config, where + ": " + prefix + l.key + " = " + it->dump() +
+                                              " is outside razor's limit [0, " + std::to_string(l.max) + "]");
+  }
+  return {};
+}
+
 }  // namespace
 
 bool model_config::layer_is_linear_attention(int64_t layer) const {
@@ -40,6 +116,8 @@ bool model_config::layer_is_moe(int64_t layer) const {
 
 static result<model_config> parse_model_config_impl(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) return make_error(errc::bad_config, where + ": not a JSON object");
+  RAZOR_TRY(check_int_keys(j, where, ""));
+  if (auto tc = j.find("text_config"); tc != j.end()) RAZOR_TRY(check_int_keys(*tc, where, "text_config."));
   model_config c;
   c.raw = j;
   c.top_model_type = j.value("model_type", std::string());
@@ -113,9 +191,10 @@ result<model_config> parse_model_config(const nlohmann::json& j, const std::stri
 }
 
 result<model_config> load_model_config(const std::string& path) {
-  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 16u << 20));
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(errc::bad_config, path + ": not valid JSON");
+  json_limits lim;
+  lim.max_bytes = 16u << 20;
+  lim.code = errc::bad_config;
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(path, lim));
   return parse_model_config(j, path);
 }
 

@@ -41,9 +41,13 @@ struct model_config {
   bool layer_is_moe(int64_t layer) const;
 };
 
-// Parses and normalises; `where` names the file in errors. Fails with errc::bad_config only when a key
-// every model needs (hidden size, layer count) is missing; adapters check their own keys.
+// Parses and normalises; `where` names the file in errors. Fails with errc::bad_config when a key every model
+// needs (hidden size, layer count) is missing, or when an integer key razor reads is not an integer within
+// razor's limits (layers <= 4096, experts <= 65,536, vocabulary <= 16,777,216, hidden size <= 262,144, FFN
+// widths <= 4,194,304, heads and head sizes <= 16,384: the table in hf_config.cpp, docs/limits.md), so that
+// no count read here can size an allocation unchecked. Adapters check their own keys.
 result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where);
+// Reads config.json (a regular file of at most 16 MiB, JSON nested at most 64 deep: util/json_limits.h).
 result<model_config> load_model_config(const std::string& config_json_path);
 
 }  // namespace razor

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "model/checkpoint.h"
+#include "util/json_limits.h"
 
 namespace razor {
 
@@ -66,7 +67,7 @@ nlohmann::json inventory_json(const checkpoint& ck, bool with_tensors) {
   j["by_role"] = r;
   j["dtypes"] = dtypes;
   if (with_tensors) j["tensors"] = tensors;
-  return nlohmann::json::parse(j.dump());
+  return nlohmann::json::parse(dump_json(j));
 }
 
 }  // namespace razor

@@ -8,7 +8,9 @@
 
 #include "model/checkpoint.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/paths.h"
+#include "util/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -73,7 +75,7 @@ nlohmann::json recipe::to_json() const {
   if (two_level_target > 0)
     j["two_level"] = {{"target", two_level_target}, {"lo", two_level_lo}, {"hi", two_level_hi}};
   for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
-  return nlohmann::json::parse(j.dump());
+  return nlohmann::json::parse(dump_json(j));
 }
 
 static result<std::shared_ptr<std::regex>> compile(const std::string& pat, const std::string& where) {
@@ -102,7 +104,8 @@ static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::stri
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) r.extra[it.key()] = it.value();
   if (j.contains("format") && j["format"] != "razor.recipe/1")
-    return make_error(errc::bad_recipe, where + ": format " + j["format"].dump() + " is not razor.recipe/1");
+    return make_error(errc::bad_recipe, where + ": format " + printable(dump_json(j["format"]), 200) +
+                                            " is not razor.recipe/1");
   r.name = j.value("name", fs::path(where).stem().string());
   r.description = j.value("description", "");
   r.group = j.value("group", 128);
@@ -116,7 +119,7 @@ static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::stri
     for (auto rt = it->begin(); rt != it->end(); ++rt) {
       tensor_role role;
       if (!role_from_name(rt.key(), &role))
-        return make_error(errc::bad_recipe, where + ": unknown role '" + rt.key() + "'");
+        return make_error(errc::bad_recipe, where + ": unknown role '" + printable(rt.key(), 200) + "'");
       RAZOR_ASSIGN_OR_RETURN(double b, get_bits(rt.value(), where + ": roles." + rt.key()));
       r.role_bits[role] = b;
     }
@@ -126,7 +129,7 @@ static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::stri
     for (auto& o : *it) {
       if (!o.is_object() || !o.contains("pattern") || !o["pattern"].is_string() || !o.contains("bits"))
         return make_error(errc::bad_recipe, where + ": each override needs a pattern (string) and bits");
-      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(o["bits"], where + ": override " + o["pattern"].get<std::string>()));
+      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(o["bits"], where + ": override " + printable(o["pattern"].get<std::string>(), 200)));
       RAZOR_ASSIGN_OR_RETURN(auto re, compile(o["pattern"].get<std::string>(), where));
       r.overrides.push_back({o["pattern"].get<std::string>(), re, b});
     }
@@ -148,7 +151,7 @@ static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::stri
       } catch (...) {
       }
       if (layer < 0 || !lt.value().is_array())
-        return make_error(errc::bad_recipe, where + ": expert_bits key '" + lt.key() + "' must be a layer number");
+        return make_error(errc::bad_recipe, where + ": expert_bits key '" + printable(lt.key(), 200) + "' must be a layer number");
       std::vector<double> v;
       for (auto& b : lt.value()) {
         RAZOR_ASSIGN_OR_RETURN(double bb, get_bits(b, where + ": expert_bits[" + lt.key() + "]"));
@@ -213,14 +216,15 @@ result<recipe> load_recipe(const std::string& path_or_name) {
       if (path != path_or_name) break;
     }
   }
-  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 64u << 20));
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded()) return make_error(errc::bad_recipe, path + ": not valid JSON");
+  json_limits lim;
+  lim.max_bytes = 64u << 20;
+  lim.code = errc::bad_recipe;
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(path, lim));
   return parse_recipe(j, path);
 }
 
 status save_recipe(const recipe& r, const std::string& path) {
-  return write_file_atomic(path, r.to_json().dump(2) + "\n");
+  return write_file_atomic(path, dump_json(r.to_json(), 2) + "\n");
 }
 
 }  // namespace razor

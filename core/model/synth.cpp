@@ -1,5 +1,6 @@
 #include "model/synth.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -14,6 +15,12 @@ namespace fs = std::filesystem;
 
 namespace razor {
 
+// What synth may be asked to write. parse_model_config bounds every key; these bound their products: the
+// number of tensors (per-expert layouts multiply layers by experts) and the parameters of the whole checkpoint
+// (2^42, 4.4 trillion: twice the largest published model; a BF16 copy is 8.8 TB even when sparse).
+constexpr uint64_t kMaxSynthTensors = uint64_t(1) << 20;
+constexpr uint64_t kMaxSynthParams = uint64_t(1) << 42;
+
 result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_options& opt) {
   const adapter_def& a = adapter_for(c);
   RAZOR_TRY(check_adapter_config(a, c, "config"));
@@ -21,6 +28,16 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
   std::vector<synth_tensor> out;
   const int64_t H = c.hidden_size, V = c.vocab_size;
   if (V <= 0) return make_error(errc::bad_config, "config: vocab_size is needed to synthesise a checkpoint");
+  {
+    const bool per_expert = !opt.fused_experts || a.name == "mixtral";
+    const uint64_t per_layer = 20 + (c.num_experts > 0 ? (per_expert ? 3 * uint64_t(c.num_experts) : 2) : 3);
+    const uint64_t n = uint64_t(std::max<int64_t>(c.num_layers, 0)) * per_layer;
+    if (n > kMaxSynthTensors)
+      return make_error(errc::bad_config, "config: num_hidden_layers " + std::to_string(c.num_layers) +
+                                              (per_expert ? " x num_experts " + std::to_string(c.num_experts) : "") +
+                                              " make about " + std::to_string(n) + " tensors, above synth's limit of " +
+                                              std::to_string(kMaxSynthTensors));
+  }
   const std::string pre = c.nested ? "model.language_model." : "model.";
   const bool qwen35 = a.name == "qwen3_5_moe" || a.name == "qwen3_next";
   const bool zero_centred_norms = qwen35;
@@ -94,7 +111,27 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
   }
   add(pre + "norm.weight", {H}, zero_centred_norms ? I::small : I::ones);
   if (!c.tie_word_embeddings) add("lm_head.weight", {V, H});
-  (void)opt;
+  // Every dimension is a config value or a product of a few (each within hf_config's limits, so no product of
+  // one shape overflows): the total is checked tensor by tensor.
+  uint64_t params = 0;
+  for (auto& t : out) {
+    uint64_t n = 1;
+    for (auto d : t.shape) {
+      if (d < 0) return make_error(errc::bad_config, "config: tensor '" + t.name + "' would have a negative dimension");
+      n *= uint64_t(d);
+    }
+    params += n;
+    if (n > kMaxSynthParams || params > kMaxSynthParams) {
+      std::string shape;
+      for (auto d : t.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+      return make_error(errc::bad_config, "config: the checkpoint would hold more than " +
+                                              std::to_string(kMaxSynthParams) + " parameters (synth's limit), at '" +
+                                              t.name + "' [" + shape + "]: check vocab_size " + std::to_string(V) +
+                                              ", hidden_size " + std::to_string(H) + ", num_hidden_layers " +
+                                              std::to_string(c.num_layers) + ", num_experts " +
+                                              std::to_string(c.num_experts) + " and the intermediate sizes");
+    }
+  }
   return out;
 }
 

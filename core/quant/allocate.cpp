@@ -17,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "quant/fake_quant.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/numeric.h"
 
 namespace fs = std::filesystem;
@@ -1099,7 +1100,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
     for (size_t k = 0; k < order.size(); ++k) ex[order[k]]["rank"] = int(k) + 1;
   }
   rep["experts"] = ex;
-  out.report = nlohmann::json::parse(rep.dump());
+  out.report = nlohmann::json::parse(dump_json(rep));
   out.r = std::move(r);
   out.r.extra["allocation"] = {{"strategy", sname},
                                {"target", opt.target.text},

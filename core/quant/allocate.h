@@ -31,6 +31,7 @@
 #include "model/footprint.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
+#include "util/json_limits.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -165,9 +166,11 @@ result<Table> cached_error_table(const std::string& cache_path, const nlohmann::
   if (!cache_path.empty() && std::filesystem::exists(cache_path, ec)) {
     auto text = read_text_file(cache_path, size_t(4) << 30);
     if (text.ok()) {
-      auto j = nlohmann::json::parse(*text, nullptr, false);
-      if (!j.is_discarded()) {
-        auto t = Table::from_json(j);
+      json_limits lim;
+      lim.max_bytes = size_t(4) << 30;
+      auto j = parse_json(*text, cache_path, lim);
+      if (j.ok()) {
+        auto t = Table::from_json(*j);
         if (t.ok() && t->key == key && t->n_layers == n_layers && t->n_experts == n_experts) {
           if (from_cache) *from_cache = true;
           return t;
@@ -177,7 +180,7 @@ result<Table> cached_error_table(const std::string& cache_path, const nlohmann::
   }
   RAZOR_ASSIGN_OR_RETURN(Table t, measure());
   t.key = key;
-  if (!cache_path.empty()) RAZOR_TRY(write_file_atomic(cache_path, t.to_json().dump() + "\n"));
+  if (!cache_path.empty()) RAZOR_TRY(write_file_atomic(cache_path, dump_json(t.to_json()) + "\n"));
   return t;
 }
 // Loads the cache when its key (model config, weight shard sizes and times, group, clip, bits, probe

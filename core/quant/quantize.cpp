@@ -12,6 +12,8 @@
 #include "quant/fake_quant.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
+#include "util/json_limits.h"
+#include "util/printable.h"
 
 namespace fs = std::filesystem;
 
@@ -81,14 +83,19 @@ status copy_side_files(const checkpoint& ck, const std::string& dst, const std::
   std::error_code ec;
   std::set<std::string> shard_names;
   for (auto& s : ck.shards()) shard_names.insert(fs::path(s).filename().string());
-  for (auto& e : fs::directory_iterator(ck.dir(), ec)) {
-    if (!e.is_regular_file()) continue;
-    std::string name = e.path().filename().string();
+  // error_code overloads throughout: an entry that cannot be examined (a symlink loop) is an error naming it.
+  fs::directory_iterator it(ck.dir(), ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::error_code fe;
+    const bool regular = it->is_regular_file(fe);
+    if (fe) return make_error(errc::io, printable(it->path().string()) + ": " + fe.message());
+    if (!regular) continue;
+    std::string name = it->path().filename().string();
     if (shard_names.count(name) || name == summary_name) continue;
-    fs::copy_file(e.path(), fs::path(dst) / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) return make_error(errc::io, (fs::path(dst) / name).string() + ": " + ec.message());
+    fs::copy_file(it->path(), fs::path(dst) / name, fs::copy_options::overwrite_existing, fe);
+    if (fe) return make_error(errc::io, printable((fs::path(dst) / name).string()) + ": " + fe.message());
   }
-  if (ec) return make_error(errc::io, ck.dir() + ": " + ec.message());
+  if (ec) return make_error(errc::io, printable(ck.dir()) + ": " + ec.message());
   return {};
 }
 
@@ -276,14 +283,14 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     nlohmann::json pbb = nlohmann::json::array();
     for (auto& [b, n] : acc.params_by_bits) pbb.push_back({b, n});
     pj["params_by_bits"] = pbb;
-    RAZOR_TRY(write_file_atomic(dir.path() + "/" + kQuantPartManifest, pj.dump(1) + "\n"));
+    RAZOR_TRY(write_file_atomic(dir.path() + "/" + kQuantPartManifest, dump_json(pj, 1) + "\n"));
     RAZOR_TRY(dir.commit());
     rep.summary = std::move(pj);
     return rep;
   }
   // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
   auto sum = make_summary(ck, r, acc, rep.backend, rep.seconds);
-  RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, sum.dump(1) + "\n"));
+  RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);
   return rep;
@@ -324,10 +331,10 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
     if (!fs::exists(mpath, ec))
       return make_error(errc::not_found, "part " + p.dir + ": " + kQuantPartManifest +
                                              " is missing (not a finished razor quantize --layers part)");
-    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(mpath));
-    p.manifest = nlohmann::json::parse(text, nullptr, false);
-    if (p.manifest.is_discarded() || !p.manifest.is_object())
-      return part_error(p, std::string(kQuantPartManifest) + " is not valid JSON");
+    auto mj = read_json_file(mpath);
+    if (!mj.ok()) return mj.error();
+    p.manifest = std::move(mj).value();
+    if (!p.manifest.is_object()) return part_error(p, std::string(kQuantPartManifest) + " is not a JSON object");
     if (p.manifest.value("format", "") != "razor.quant_part/1")
       return part_error(p, "not a razor.quant_part/1 manifest");
     if (p.manifest.value("source_fingerprint", "") != fingerprint)
@@ -422,7 +429,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
   for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
   auto sum = make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds);
   sum["parts"] = part_list;
-  RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, sum.dump(1) + "\n"));
+  RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);
   return rep;

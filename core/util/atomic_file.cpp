@@ -12,6 +12,8 @@
 #include <iterator>
 #include <vector>
 
+#include "util/mapped_file.h"
+
 namespace fs = std::filesystem;
 
 namespace razor {
@@ -116,8 +118,13 @@ status write_file_atomic(const std::string& path, const std::string& contents) {
 }
 
 result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(errno == ENOENT ? errc::not_found : errc::io, path + ": " + std::strerror(errno));
+  RAZOR_ASSIGN_OR_RETURN(int fd, open_regular_file(path));
+  struct stat st {};
+  if (fstat(fd, &st) == 0 && uint64_t(st.st_size) > max_bytes) {
+    ::close(fd);
+    return make_error(errc::bad_format, path + ": " + std::to_string(st.st_size) + " bytes, larger than the limit of " +
+                                            std::to_string(max_bytes));
+  }
   std::string out;
   char buf[1 << 16];
   for (;;) {
@@ -132,7 +139,7 @@ result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
     out.append(buf, size_t(r));
     if (out.size() > max_bytes) {
       ::close(fd);
-      return make_error(errc::bad_format, path + ": larger than " + std::to_string(max_bytes) + " bytes");
+      return make_error(errc::bad_format, path + ": larger than the limit of " + std::to_string(max_bytes) + " bytes");
     }
   }
   ::close(fd);

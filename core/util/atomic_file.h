@@ -42,6 +42,8 @@ class atomic_writer {
 
 // Whole small file (JSON, text) written atomically.
 status write_file_atomic(const std::string& path, const std::string& contents);
+// A whole file of at most max_bytes; anything but a regular file (a FIFO, a device) is refused before reading
+// (open_regular_file in mapped_file.h).
 result<std::string> read_text_file(const std::string& path, size_t max_bytes = size_t(1) << 30);
 // The last `max_lines` lines of a log file, read from its last `max_bytes` (a line cut there is dropped), without
 // the trailing newline; "" when the file cannot be read. For error messages that quote a program's log.

@@ -28,8 +28,17 @@ mapped_file& mapped_file::operator=(mapped_file&& o) noexcept {
   return *this;
 }
 
-result<mapped_file> mapped_file::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+static const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "not a regular file";
+}
+
+result<int> open_regular_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     return make_error(errno == ENOENT ? errc::not_found : errc::io, path + ": " + std::strerror(errno));
   }
@@ -41,7 +50,20 @@ result<mapped_file> mapped_file::open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return make_error(errc::io, path + ": not a regular file");
+    return make_error(errc::io, path + ": is " + std::string(file_kind(st.st_mode)) + ", not a regular file");
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return fd;
+}
+
+result<mapped_file> mapped_file::open(const std::string& path) {
+  RAZOR_ASSIGN_OR_RETURN(int fd, open_regular_file(path));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error(errc::io, path + ": " + std::strerror(e));
   }
   mapped_file m;
   m.path_ = path;

@@ -8,6 +8,12 @@
 
 namespace razor {
 
+// Opens a user's file for reading (O_CLOEXEC) and refuses anything but a regular file: a FIFO, a character
+// device or a socket given as config.json or a GGUF would block or never end. The open itself does not wait
+// (O_NONBLOCK, cleared once the file is known to be regular). Errors name the path and what it is instead.
+// The caller closes the descriptor.
+result<int> open_regular_file(const std::string& path);
+
 class mapped_file {
  public:
   mapped_file() = default;
@@ -17,7 +23,8 @@ class mapped_file {
   mapped_file(mapped_file&& o) noexcept;
   mapped_file& operator=(mapped_file&& o) noexcept;
 
-  // Maps the whole file read-only. A zero-length file maps to an empty view.
+  // Maps the whole file read-only (a regular file only: open_regular_file). A zero-length file maps to an
+  // empty view.
   static result<mapped_file> open(const std::string& path);
 
   const uint8_t* data() const { return data_; }

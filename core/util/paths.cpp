@@ -35,4 +35,16 @@ std::string find_data_dir(const std::string& sub) {
   return {};
 }
 
+namespace {
+std::string bundled_text(const char* name) {
+  std::error_code ec;
+  for (auto& d : data_dirs("data"))
+    if (const fs::path p = fs::path(d) / name; fs::is_regular_file(p, ec)) return p.string();
+  return {};
+}
+}  // namespace
+
+std::string bundled_eval_text() { return bundled_text("kernel-docs-eval.txt"); }
+std::string bundled_calib_text() { return bundled_text("kernel-docs-calib.txt"); }
+
 }  // namespace razor

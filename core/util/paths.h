@@ -17,4 +17,10 @@ std::vector<std::string> data_dirs(const std::string& sub);
 // The first existing one, or "" when none exists.
 std::string find_data_dir(const std::string& sub);
 
+// The bundled texts of the data folder (resources/data/README.md), split once so that calibration never sees
+// what quality is measured on: kernel-docs-eval.txt (perplexity, KL, validation) and kernel-docs-calib.txt
+// (probe, imatrix). Full paths; "" when no data folder holds the file.
+std::string bundled_eval_text();
+std::string bundled_calib_text();
+
 }  // namespace razor

@@ -1,8 +1,12 @@
 #include "util/sha256.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <fstream>
 #include <vector>
+
+#include "util/mapped_file.h"
 
 namespace razor {
 
@@ -96,6 +100,11 @@ std::string sha256_hex(std::string_view data) {
 }
 
 result<std::string> sha256_file(const std::string& path, uint64_t* bytes) {
+  {  // regular files only: a FIFO would block forever
+    auto fd = open_regular_file(path);
+    if (!fd.ok()) return fd.error();
+    ::close(*fd);
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) return make_error(errc::not_found, path + ": cannot open");
   sha256 h;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 
 #include "common/test_util.h"
@@ -37,4 +38,20 @@ TEST(Cli, Version) {
   auto r = run("--version");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("razor 0."), std::string::npos);
+}
+
+// Without --text, evaluation reads the bundled held-out text and the probe the bundled calibration text
+// (resources/data/README.md): the two halves, never the same.
+TEST(Cli, TextDefaultsToTheBundledSplit) {
+  auto r = run("eval-ppl " + kModels + "/tiny-qwen3-moe --windows 1 --json");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("the bundled held-out evaluation text"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resources/data/kernel-docs-eval.txt\""), std::string::npos) << r.out;  // the JSON's "text"
+  EXPECT_NE(r.out.find("\"n_tokens\":69195"), std::string::npos) << r.out;
+  const std::string h5 = ::testing::TempDir() + "razor-cli-default-text.h5";
+  r = run("probe " + kModels + "/tiny-qwen3-moe --tokens 256 --no-imatrix --out " + h5);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("the bundled calibration text"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resources/data/kernel-docs-calib.txt"), std::string::npos) << r.out;
+  std::remove(h5.c_str());
 }

@@ -1,5 +1,6 @@
 // Small helpers shared by the GoogleTest suites under tests/ (no Qt): running the razor CLI, finding a program
-// on PATH, reading a whole file. tests/ is on every suite's include path: #include "common/test_util.h".
+// on PATH, reading a whole file, the bundled texts. tests/ is on every suite's include path:
+// #include "common/test_util.h".
 #pragma once
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,13 @@ inline std::string slurp(const std::filesystem::path& p) {
   ss << f.rdbuf();
   return ss.str();
 }
+
+#ifdef RAZOR_SOURCE_DIR_T
+// The bundled texts (resources/data/README.md), split once: quality is measured on the evaluation text,
+// calibration (probe, imatrix) reads the calibration text. Tests read nothing outside the repository.
+inline std::string eval_text_path() { return RAZOR_SOURCE_DIR_T "/resources/data/kernel-docs-eval.txt"; }
+inline std::string calib_text_path() { return RAZOR_SOURCE_DIR_T "/resources/data/kernel-docs-calib.txt"; }
+#endif
 
 #ifdef RAZOR_CLI_EXE
 struct run_result {

@@ -1,8 +1,10 @@
 // Reference token ids from the real llama.cpp (node-llama-cpp, see shared/docs/llamacpp-oracle.md) for
 // tests/engine/data/valid_tokens_llamacpp.txt. Usage (from the repository root):
-//   node tests/engine/llamacpp_token_ids.mjs MODEL.gguf ../shared/data/kernel-docs-valid.txt OUT.txt
+//   { cat resources/data/kernel-docs-eval.txt; printf '\n\n\n'; cat resources/data/kernel-docs-calib.txt; } > /tmp/valid.txt
+//   node tests/engine/llamacpp_token_ids.mjs MODEL.gguf /tmp/valid.txt OUT.txt
+// (the two bundled halves joined back are the valid split, resources/data/README.md).
 // MODEL.gguf: any GGUF of the fixture (same tokenizer), e.g. the F32 conversion of tiny-qwen3-moe by core/gguf.
-// Protocol of shared/models/README.md: split on "\n\n\n", tokenize each piece without special tokens, append
+// Protocol of resources/models/README.md: split on "\n\n\n", tokenize each piece without special tokens, append
 // token 0 after each. Output: one line per piece, "<n_tokens> <fnv1a-64 of the ids as u32 LE, hex>", then a
 // last line "total <n>".
 import { createRequire } from "module";

@@ -3,7 +3,7 @@
 
 Plain-ASCII strings only: for them the Qwen2 pre-tokenizer pattern reduces to ASCII character classes, so Python's
 `re` can split them; BPE then merges by rank straight from tokenizer.json. Prints C++ initialisers for
-tests/engine/test_tokenizer.cpp. Run: python3 tests/engine/make_tokenizer_expectations.py ../shared/models/tiny-qwen3-moe/tokenizer.json
+tests/engine/test_tokenizer.cpp. Run: python3 tests/engine/make_tokenizer_expectations.py resources/models/tiny-qwen3-moe/tokenizer.json
 """
 import json, re, sys
 

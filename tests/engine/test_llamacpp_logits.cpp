@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/eval.h"
 #include "gguf/convert.h"
 #include "gguf/validate.h"
@@ -75,8 +76,7 @@ double max_rel(const std::vector<double>& a, const std::vector<double>& b, size_
 }
 
 void check_fixture(const std::string& name) {
-  const std::string text = std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt";
-  if (!fs::exists(text)) GTEST_SKIP() << text << " missing";
+  const std::string text = razor::test::eval_text_path();
   gguf::validate_options vo;
   vo.oracle_dir = RAZOR_ORACLE_DIR;
   if (auto why = gguf::validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/eval.h"
 #include "engine/probe.h"
 #include "model/checkpoint.h"
@@ -17,8 +18,7 @@ namespace {
 constexpr double k_sum_tol = 1e-9;
 
 TEST(probe, fixture_statistics_and_hdf5_round_trip) {
-  const std::string text_path = std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt";
-  if (!std::filesystem::exists(text_path)) GTEST_SKIP();
+  const std::string text_path = razor::test::calib_text_path();  // calibration: resources/data/README.md
   const std::string dir = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-5-moe";
   auto ck = razor::checkpoint::open(dir);
   ASSERT_TRUE(ck.ok()) << ck.error().to_string();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/eval.h"
 #include "gguf/convert.h"
 #include "model/checkpoint.h"
@@ -16,7 +17,7 @@ namespace fs = std::filesystem;
 using namespace razor;
 
 namespace {
-std::string text_path() { return std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt"; }
+std::string text_path() { return razor::test::eval_text_path(); }  // held out: resources/data/README.md
 std::vector<int32_t> tokens(const std::string& model) {
   std::ifstream f(text_path(), std::ios::binary);
   std::stringstream ss;
@@ -29,7 +30,6 @@ constexpr int k_windows = 2;  // a few seconds per model on 2 cores
 }  // namespace
 
 TEST(quantized_eval, FakeQuantRecipeInMemory) {
-  if (!fs::exists(text_path())) GTEST_SKIP();
   const std::string model = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-5-moe";
   auto ck = checkpoint::open(model);
   ASSERT_TRUE(ck.ok());
@@ -50,7 +50,6 @@ TEST(quantized_eval, FakeQuantRecipeInMemory) {
 }
 
 TEST(quantized_eval, GgufReadBack) {
-  if (!fs::exists(text_path())) GTEST_SKIP();
   const std::string model = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-5-moe";
   auto ck = checkpoint::open(model);
   ASSERT_TRUE(ck.ok());

@@ -1,20 +1,31 @@
 // Tokenizer tests: hand-checked ids (tests/engine/make_tokenizer_expectations.py, an independent stdlib-Python
-// BPE over tokenizer.json) and the fixtures' token count on the whole valid text.
+// BPE over tokenizer.json) and the fixtures' token count on the whole valid text (the bundled evaluation and
+// calibration texts joined back, resources/data/README.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/eval.h"
 #include "engine/tokenizer.h"
+#include "util/sha256.h"
 
 namespace {
 
 std::string models_dir() { return RAZOR_MODELS_DIR; }
-std::string shared_dir() { return RAZOR_SHARED_DIR; }
+
+// resources/data/README.md: kernel-docs-valid.txt = kernel-docs-eval.txt + "\n\n\n" + kernel-docs-calib.txt.
+constexpr const char* k_valid_sha256 = "f2ab1c397452cf02fb216ae741609e436d73df34b64f266e4cc830b2258b607d";
+constexpr size_t k_valid_tokens = 179774, k_eval_tokens = 69195;
+std::string valid_text() {
+  return razor::test::slurp(razor::test::eval_text_path()) + "\n\n\n" +
+         razor::test::slurp(razor::test::calib_text_path());
+}
 
 razor::bpe_tokenizer load_fixture_tokenizer() {
   auto tk = razor::bpe_tokenizer::load(models_dir() + "/tiny-qwen3-moe/tokenizer.json");
@@ -71,19 +82,34 @@ TEST(tokenizer, unicode_round_trip) {
   EXPECT_EQ(tk.decode(tk.encode(s)), s);
 }
 
-// The whole valid text with the protocol of shared/models/README.md gives 179,774 tokens with the Hugging
+// The bundled halves join back into the valid split byte for byte, and their protocol token streams are the two
+// halves of its stream (the cut is a separator), so figures measured on the first windows of the valid split
+// hold on the evaluation text.
+TEST(tokenizer, bundled_texts_are_the_valid_split_cut_in_two) {
+  const std::string eval = razor::test::slurp(razor::test::eval_text_path());
+  const std::string calib = razor::test::slurp(razor::test::calib_text_path());
+  ASSERT_FALSE(eval.empty());
+  ASSERT_FALSE(calib.empty());
+  EXPECT_EQ(razor::sha256_hex(eval + "\n\n\n" + calib), k_valid_sha256);
+  auto tk = load_fixture_tokenizer();
+  auto all = razor::engine::protocol_tokens(tk, eval + "\n\n\n" + calib);
+  auto e = razor::engine::protocol_tokens(tk, eval), c = razor::engine::protocol_tokens(tk, calib);
+  EXPECT_EQ(e.size(), k_eval_tokens);
+  EXPECT_EQ(e.size() + c.size(), all.size());
+  EXPECT_TRUE(std::equal(e.begin(), e.end(), all.begin()));
+  EXPECT_TRUE(std::equal(c.begin(), c.end(), all.begin() + std::ptrdiff_t(e.size())));
+}
+
+// The whole valid text with the protocol of resources/models/README.md gives 179,774 tokens with the Hugging
 // Face tokenizer (and llama.cpp's, which equals it on this text).
 TEST(tokenizer, valid_text_protocol_count) {
-  std::string path = shared_dir() + "/data/kernel-docs-valid.txt";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
-  std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
-  ss << f.rdbuf();
+  ss << valid_text();
   auto tk = load_fixture_tokenizer();
   auto t0 = std::chrono::steady_clock::now();
   auto toks = razor::engine::protocol_tokens(tk, ss.str());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_EQ(toks.size(), 179774u);
+  EXPECT_EQ(toks.size(), k_valid_tokens);
   EXPECT_LT(secs, 10.0);
   // Decoding gives back the text with "\n\n\n" where the separators were.
   std::string back;
@@ -114,14 +140,9 @@ uint64_t fnv1a_ids(const std::vector<int32_t>& ids) {
 // piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ the separator 0), written by
 // tests/engine/llamacpp_token_ids.mjs through node-llama-cpp from a GGUF of the fixture.
 TEST(tokenizer, valid_text_ids_equal_llamacpp) {
-  std::string path = shared_dir() + "/data/kernel-docs-valid.txt";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "no " << path;
   std::ifstream ref(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/valid_tokens_llamacpp.txt");
   ASSERT_TRUE(ref.good());
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string text = ss.str();
+  const std::string text = valid_text();
   auto tk = load_fixture_tokenizer();
   size_t pos = 0, piece_no = 0, total = 0;
   for (;;) {

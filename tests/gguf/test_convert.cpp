@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/test_util.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
 #include "gguf/validate.h"
@@ -25,15 +26,11 @@ fs::path tdir() {
 
 std::string fixture(const char* name) { return std::string(RAZOR_MODELS_DIR) + "/" + name; }
 
-std::string valid_text() {
-  for (std::string p : {std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt",
-                        std::string(RAZOR_SOURCE_DIR_T) + "/../shared/data/kernel-docs-valid.txt"})
-    if (fs::exists(p)) return p;
-  return "";
-}
+// The held-out evaluation text (resources/data/README.md).
+std::string valid_text() { return razor::test::eval_text_path(); }
 
 // Perplexity of llama.cpp (node-llama-cpp 3.21.1, exact mode) on the first 8 windows of 256 tokens of
-// kernel-docs-valid.txt, measured on the F32 conversions whose 200-window figures equal PyTorch's
+// kernel-docs-eval.txt (the same tokens as the first 8 windows of the whole valid split), measured on the F32 conversions whose 200-window figures equal PyTorch's
 // (qwen3moe 24.4306, qwen35moe 19.0734; docs/gguf.md). Pinned to catch any change in what we write.
 constexpr int k_windows = 8;
 constexpr double k_ppl8_qwen3moe = 21.059471;
@@ -75,7 +72,6 @@ void convert_and_check(const fixture_case& fc) {
   vo.text_path = valid_text();
   vo.windows = k_windows;
   if (std::string why = validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;
-  if (vo.text_path.empty()) GTEST_SKIP() << "kernel-docs-valid.txt not found beside the checkout";
   auto v = validate_with_llamacpp(out.string(), vo);
   ASSERT_TRUE(v.ok()) << v.error().to_string();
   EXPECT_EQ(v->windows, k_windows);
@@ -100,7 +96,6 @@ TEST(Convert, LlamaCppAbortIsContained) {
   vo.text_path = valid_text();
   vo.windows = 1;
   if (std::string why = validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;
-  if (vo.text_path.empty()) GTEST_SKIP() << "kernel-docs-valid.txt not found beside the checkout";
   fs::path out = tdir() / "broken.gguf";
   convert_options o;
   ASSERT_TRUE(convert_to_gguf(fixture("tiny-qwen3-moe"), out.string(), o).ok());

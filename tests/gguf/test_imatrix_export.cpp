@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/test_util.h"
 #include "engine/eval.h"
 #include "engine/probe.h"
 #include "gguf/convert.h"
@@ -24,7 +25,9 @@ using namespace razor;
 namespace {
 
 std::string fixture(const std::string& name) { return std::string(RAZOR_MODELS_DIR) + "/" + name; }
-std::string text_path() { return std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt"; }
+// resources/data/README.md: the probe calibrates on the calibration text, llama.cpp scores the held-out one.
+std::string calib_text() { return razor::test::calib_text_path(); }
+std::string text_path() { return razor::test::eval_text_path(); }
 std::string read_text(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
@@ -32,9 +35,9 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-// Calibration: windows 256.. of the protocol stream (disjoint from the scored windows 0..), as the reference
-// imatrix; 16 windows keep the probe to a few seconds.
-constexpr size_t k_calib_first = 256 * 256, k_calib_tokens = 16 * 256;
+// Calibration: windows 1..16 of the calibration text (window 0 skipped so that first_token is exercised);
+// 16 windows keep the probe to a few seconds.
+constexpr size_t k_calib_first = 256, k_calib_tokens = 16 * 256;
 constexpr int k_windows = 4;  // llama.cpp windows scored per file (about 3 s each on a loaded 2-core machine)
 
 struct probed {
@@ -49,7 +52,7 @@ probed probe(const std::string& model) {
   EXPECT_TRUE(ck.ok());
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  auto toks = engine::protocol_tokens(*tk, read_text(text_path()));
+  auto toks = engine::protocol_tokens(*tk, read_text(calib_text()));
   engine::probe_options o;
   o.first_token = k_calib_first;
   o.n_tokens = k_calib_tokens;
@@ -66,7 +69,6 @@ probed probe(const std::string& model) {
 }  // namespace
 
 TEST(imatrix_export, NamesSplitCountsAndReorder) {
-  if (!fs::exists(text_path())) GTEST_SKIP() << text_path() << " missing";
   auto p = probe(fixture("tiny-qwen3-5-moe"));
   EXPECT_EQ(p.r.first_token, k_calib_first);
   EXPECT_EQ(p.im.chunk_count, 16);
@@ -121,7 +123,6 @@ TEST(imatrix_export, NamesSplitCountsAndReorder) {
 }
 
 TEST(imatrix_export, BeatsNoImatrixInLlamaCpp) {
-  if (!fs::exists(text_path())) GTEST_SKIP() << text_path() << " missing";
   gguf::validate_options vo;
   vo.oracle_dir = RAZOR_ORACLE_DIR;
   vo.text_path = text_path();

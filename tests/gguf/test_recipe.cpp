@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "common/test_util.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
 #include "gguf/validate.h"
@@ -119,10 +120,9 @@ TEST(Recipe, Q8_0ExportLoadsInLlamaCpp) {
   EXPECT_EQ(f->find_tensor("blk.0.ffn_gate_inp.weight")->type, type_f32);
   EXPECT_EQ(*f->get_int("general.file_type"), 7);
   validate_options vo;
-  vo.text_path = std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt";
+  vo.text_path = razor::test::eval_text_path();
   vo.windows = 8;
   if (std::string why = validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;
-  if (!fs::exists(vo.text_path)) GTEST_SKIP() << "no evaluation text";
   auto v = validate_with_llamacpp(out.string(), vo);
   ASSERT_TRUE(v.ok()) << v.error().to_string();
   // llama.cpp's own Q8_0 of this model costs +0.06% ppl over 200 windows (24.4454 vs 24.4306); allow 1% on 8.

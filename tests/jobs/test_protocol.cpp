@@ -168,6 +168,19 @@ TEST(Methods, MissingOrMistypedParamsAreInvalidArgument) {
   EXPECT_EQ(s.error().code(), errc::invalid_argument);
 }
 
+// eval-ppl without params.text scores the bundled held-out text (resources/data/README.md), as the CLI does.
+TEST(Methods, EvalPplDefaultsToTheBundledHeldOutText) {
+  job_context ctx;
+  ctx.progress = [](double, double, const char*) { return true; };
+  ctx.log = [](std::string_view, std::string_view) {};
+  ctx.emit_artifact = [](const artifact&) {};
+  ctx.allow_gpu = false;
+  auto r = find_method("eval-ppl")->run({{"model", RAZOR_MODELS_DIR "/tiny-qwen3-moe"}, {"windows", 1}}, ctx);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_NE((*r)["text"].get<std::string>().find("resources/data/kernel-docs-eval.txt"), std::string::npos);
+  EXPECT_EQ((*r)["n_tokens"], 69195);
+}
+
 TEST(Methods, SleepStopsWhenProgressReturnsFalse) {
   std::atomic<bool> cancel{false};
   job_context ctx;

@@ -8,8 +8,12 @@
 #include <QBarSeries>
 #include <QBarSet>
 #include <QChart>
+#include <QCryptographicHash>
+#include <QDir>
+#include <QDirIterator>
 #include <QFile>
 #include <QImage>
+#include <QSet>
 #include <QTemporaryDir>
 #include <cmath>
 #include <memory>
@@ -24,7 +28,6 @@ namespace {
 
 const QString kResults = QStringLiteral(RAZOR_SOURCE_DIR_T "/resources/results");
 const std::string kSeed = RAZOR_SOURCE_DIR_T "/resources/results/seed";
-const std::string kShared = RAZOR_SOURCE_DIR_T "/../shared/reference/seed-results";
 
 // Published numbers carry one decimal: compare rounded to 0.05.
 constexpr double kOneDecimal = 0.05;
@@ -174,14 +177,27 @@ TEST(ComparisonImport, EveryBundledSeedFileImports) {
   EXPECT_EQ(n, 39 + 3 + 2);  // vllm_eval (without _dbg), mm, quant_compare
 }
 
-TEST(ComparisonImport, BundledCopiesAreTheSharedFiles) {
-  if (!QFile::exists(QString::fromStdString(kShared))) GTEST_SKIP() << "no shared/ beside the checkout";
-  for (const char* rel : {"vllm_eval/q122_bf16_ladder_32k.json", "vllm_eval/q122_ptq3b_clip_think.json",
-                          "vllm_eval/q122clip_ladder_mmmlu.json", "vllm_eval/gemma4_a4b_ladder_32k.json"}) {
-    QFile a(QString::fromStdString(kSeed + "/" + rel)), b(QString::fromStdString(kShared + "/" + rel));
-    ASSERT_TRUE(a.open(QIODevice::ReadOnly)) << rel;
-    ASSERT_TRUE(b.open(QIODevice::ReadOnly)) << rel;
-    EXPECT_EQ(a.readAll(), b.readAll()) << rel;
+// The bundled copies are the seed's files byte for byte: resources/results/seed/SHA256SUMS holds the digests of
+// the originals (shared/reference/seed-results, recorded when they were copied), and every bundled file is listed.
+TEST(ComparisonImport, BundledCopiesAreTheSeedFiles) {
+  QFile sums(QString::fromStdString(kSeed + "/SHA256SUMS"));
+  ASSERT_TRUE(sums.open(QIODevice::ReadOnly | QIODevice::Text));
+  QSet<QString> listed;
+  while (!sums.atEnd()) {
+    const QString line = QString::fromUtf8(sums.readLine()).trimmed();
+    if (line.isEmpty()) continue;
+    const QString digest = line.section(QLatin1Char(' '), 0, 0), rel = line.section(QLatin1Char(' '), 2);
+    listed.insert(rel);
+    QFile f(QString::fromStdString(kSeed) + QLatin1Char('/') + rel);
+    ASSERT_TRUE(f.open(QIODevice::ReadOnly)) << rel.toStdString();
+    EXPECT_EQ(QString::fromLatin1(QCryptographicHash::hash(f.readAll(), QCryptographicHash::Sha256).toHex()), digest)
+        << rel.toStdString();
+  }
+  EXPECT_EQ(listed.size(), 44);  // 39 vllm_eval (no _dbg dumps), 3 mm, 2 quant_compare
+  QDirIterator it(QString::fromStdString(kSeed), QDir::Files, QDirIterator::Subdirectories);
+  while (it.hasNext()) {
+    const QString rel = QDir(QString::fromStdString(kSeed)).relativeFilePath(it.next());
+    if (rel != QLatin1String("SHA256SUMS")) EXPECT_TRUE(listed.contains(rel)) << rel.toStdString() << " is not in SHA256SUMS";
   }
 }
 
@@ -480,10 +496,11 @@ TEST(ComparisonView, QuantComparePresetHasNoProportionStatistics) {
   EXPECT_LT(m.comparison(0, 1).delta, 0.0);  // AWQ's NMSE is lower than ours_clip's on Qwen3.6
 }
 
-// docs/screenshots/: written only when RAZOR_SCREENSHOT_DIR is set (scripts/screenshots.sh or by hand).
+// docs/screenshots/: written when RAZOR_SCREENSHOT_DIR is set (scripts/screenshots.sh or by hand), otherwise into a
+// scratch folder.
 TEST(ComparisonView, Screenshot) {
-  const QString dir = qEnvironmentVariable("RAZOR_SCREENSHOT_DIR");
-  if (dir.isEmpty()) GTEST_SKIP() << "RAZOR_SCREENSHOT_DIR not set";
+  QTemporaryDir scratch;  // the pictures are rendered and saved either way; kept only under RAZOR_SCREENSHOT_DIR
+  const QString dir = qEnvironmentVariable("RAZOR_SCREENSHOT_DIR", scratch.path());
   std::unique_ptr<ComparisonView> v(ComparisonView::createDemo());
   v->resize(1280, 860);
   v->show();

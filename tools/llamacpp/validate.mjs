@@ -1,5 +1,5 @@
 // Loads a GGUF file in the real llama.cpp (node-llama-cpp, prebuilt CPU binaries, never built from source)
-// and measures perplexity with the protocol of shared/models/README.md:
+// and measures perplexity with the protocol of resources/models/README.md:
 //   the text is split on "\n\n\n"; each piece is tokenized with the file's own tokenizer (no special tokens)
 //   and followed by the end-of-text token; windows of W tokens (i*W .. i*W+W-1) predict the next W tokens;
 //   every window starts with an empty cache; ppl = exp(mean NLL) over the first N windows.
