@@ -14,6 +14,7 @@
 #include "gguf/convert.h"
 #include "gguf/layout.h"
 #include "model/checkpoint.h"
+#include "common/test_util.h"
 #include "util/atomic_file.h"
 
 using namespace razor;
@@ -23,7 +24,7 @@ namespace {
 
 const std::string kQwen3 = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe";
 const std::string kQwen35 = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-5-moe";
-const std::string kText = std::string(RAZOR_SHARED_DIR) + "/data/kernel-docs-valid.txt";
+const std::string kText = razor::test::calib_text_path();
 
 std::vector<std::vector<int32_t>> windows(const std::string& model, int n, int ctx, int64_t offset = 0) {
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
@@ -194,8 +195,8 @@ TEST(WholeFile, PlannedSizeIsThePackedSize) {
     p.sensitivity = "fit";
     p.fit_types = 2;
     p.measure = true;
+    p.measure_text = razor::test::eval_text_path();
     p.measure_windows = 2;
-    p.measure_offset = 4096;
     auto rep = alloc::run_gguf_allocation(p);
     ASSERT_TRUE(rep.ok()) << rep.error().to_string();
     const auto& r = *rep;
