@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "util/temp_registry.h"
 
 namespace razor::cli {
 
@@ -45,6 +46,8 @@ void stderr_progress::finish() {
 
 int main(int argc, char** argv) {
   using namespace razor::cli;
+  // SIGINT / SIGTERM / SIGHUP remove the temporaries of the outputs being written (util/temp_registry.h).
+  razor::install_cleanup_signal_handlers();
   CLI::App app{"razor: compress Mixture-of-Experts models below 4 bits and prove what was kept"};
   app.set_version_flag("--version", std::string("razor ") + RAZOR_VERSION);
   app.require_subcommand(1);

@@ -1,4 +1,11 @@
 // Read-only memory-mapped file. Opening never reads the data; pages come in as they are touched.
+//
+// A file truncated by someone else while it is mapped would kill the process with SIGBUS at the first read
+// past its new end. Every mapping is registered in a fixed, lock-free table that a SIGBUS handler (installed
+// on the first open, chained to any earlier one) consults: a fault inside a registered mapping maps zero pages
+// over the rest of it (MAP_FIXED | MAP_ANONYMOUS) so the read completes, and marks the mapping truncated;
+// check() then turns that into an error naming the file. Readers call check() after each tensor they read
+// (checkpoint::check_mapped). A SIGBUS anywhere else keeps its default action.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,11 +33,17 @@ class mapped_file {
   // Hint that [offset, offset+len) will be read soon / is no longer needed (madvise).
   void will_need(size_t offset, size_t len) const;
   void dont_need(size_t offset, size_t len) const;
+  // errc::io "<path> was truncated while being read (now N bytes, mapped M) ..." once a read ran past the
+  // file's end (the bytes read there were zeros); ok otherwise. Cheap: one atomic load.
+  status check() const;
+  bool truncated() const;
 
  private:
+  void release();
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  int slot_ = -1;  // entry in the SIGBUS table, -1 when not registered
 };
 
 }  // namespace razor
