@@ -23,7 +23,7 @@ constexpr size_t kMaxEntries = 200000;  // a checkpoint folder holds tens to a f
 constexpr size_t kMaxMarkerBytes = size_t(64) << 20;
 
 status refuse(const std::string& path, const std::string& why) {
-  return make_error(errc::invalid_argument, path + ": not written: " + why);
+  return make_error(errc::invalid_argument, path + ": refused as an output: " + why);
 }
 
 fs::path canonical_or_normal(const std::string& p) {
