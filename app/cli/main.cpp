@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "util/mapped_file.h"
 #include "util/temp_registry.h"
 
 namespace razor::cli {
@@ -64,5 +65,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  return run ? run() : 0;
+  if (!run) return 0;
+  const uint64_t truncations = razor::mapped_file::truncation_count();
+  const int rc = run();
+  // An input truncated under a reader that had no check of its own (util/mapped_file.h) is no success.
+  if (razor::status st = razor::mapped_file::check_since(truncations); !st.ok()) {
+    report(st);
+    return rc == 0 ? 1 : rc;
+  }
+  return rc;
 }

@@ -26,6 +26,7 @@
 #include "jobs/protocol.h"
 #include "jobs/session.h"
 #include "kernels/cuda_info.h"
+#include "util/mapped_file.h"
 #include "util/temp_registry.h"
 
 namespace razor::jobs {
@@ -548,9 +549,13 @@ class runner {
     };
 
     auto t0 = clock_type::now();
+    const uint64_t truncations = mapped_file::truncation_count();
     result<json> res = make_error(errc::internal, "the job did not run");
     try {
       res = m->run(r.params, ctx);
+      // An input truncated under a reader that had no check of its own (util/mapped_file.h) is no success.
+      if (res.ok())
+        if (status st = mapped_file::check_since(truncations); !st.ok()) res = st;
     } catch (const std::exception& e) {
       res = make_error(errc::internal, std::string("method \"") + r.method + "\" threw: " + e.what());
     } catch (...) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 namespace razor {
 
@@ -27,6 +28,9 @@ struct map_slot {
 };
 
 map_slot g_maps[kMapSlots];
+std::atomic<uint64_t> g_trunc_events{0};  // mappings patched by the handler, ever
+std::mutex g_trunc_mu;
+std::vector<std::string> g_trunc_paths;  // files of truncated mappings already released (the last few)
 uintptr_t g_page = 4096;
 struct sigaction g_prev_bus {};
 std::once_flag g_install_once;
@@ -44,7 +48,7 @@ void on_sigbus(int sig, siginfo_t* si, void* uc) {
       void* r = ::mmap(reinterpret_cast<void*>(page), e - page, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS,
                        -1, 0);
       if (r == MAP_FAILED) break;
-      m.truncated.store(1, std::memory_order_release);
+      if (m.truncated.exchange(1, std::memory_order_acq_rel) == 0) g_trunc_events.fetch_add(1);
       return;
     }
   }
@@ -94,6 +98,11 @@ int register_map(const void* p, size_t n) {
 }  // namespace
 
 void mapped_file::release() {
+  if (truncated()) {
+    std::lock_guard lk(g_trunc_mu);
+    if (g_trunc_paths.size() >= 8) g_trunc_paths.erase(g_trunc_paths.begin());
+    g_trunc_paths.push_back(path_);
+  }
   if (slot_ >= 0) g_maps[slot_].state.store(map_free, std::memory_order_release);
   slot_ = -1;
   if (data_ && size_) munmap(const_cast<uint8_t*>(data_), size_);
@@ -132,6 +141,21 @@ status mapped_file::check() const {
   return make_error(errc::io, path_ + " was truncated while being read (now " + now + ", mapped " +
                                   std::to_string(size_) + " bytes): another program shortened it while razor " +
                                   "read it; the job stopped without writing its output");
+}
+
+uint64_t mapped_file::truncation_count() { return g_trunc_events.load(); }
+
+status mapped_file::check_since(uint64_t mark) {
+  const uint64_t n = g_trunc_events.load();
+  if (n <= mark) return {};
+  std::string files;
+  {
+    std::lock_guard lk(g_trunc_mu);
+    for (auto& p : g_trunc_paths) files += (files.empty() ? "" : ", ") + p;
+  }
+  return make_error(errc::io, std::to_string(n - mark) + " memory-mapped input file(s) were truncated while being read" +
+                                  (files.empty() ? std::string() : " (" + files + ")") +
+                                  ": another program changed them; the result is not valid");
 }
 
 result<mapped_file> mapped_file::open(const std::string& path) {

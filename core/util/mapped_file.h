@@ -5,7 +5,8 @@
 // on the first open, chained to any earlier one) consults: a fault inside a registered mapping maps zero pages
 // over the rest of it (MAP_FIXED | MAP_ANONYMOUS) so the read completes, and marks the mapping truncated;
 // check() then turns that into an error naming the file. Readers call check() after each tensor they read
-// (checkpoint::check_mapped). A SIGBUS anywhere else keeps its default action.
+// (checkpoint::check_mapped); the CLI and the worker check truncation_count() around every command / job. A
+// SIGBUS anywhere else keeps its default action.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +38,11 @@ class mapped_file {
   // file's end (the bytes read there were zeros); ok otherwise. Cheap: one atomic load.
   status check() const;
   bool truncated() const;
+  // A backstop for readers that do not call check(): the number of truncations met by any mapping of this
+  // process so far, and an error naming the files when there were more than `mark` (the CLI and the worker
+  // compare before and after each command / job, so a truncated input never ends in a success).
+  static uint64_t truncation_count();
+  static status check_since(uint64_t mark);
 
  private:
   void release();

@@ -331,6 +331,7 @@ TEST(MappedFile, TruncationWhileMappedIsAnErrorNamingTheFileNotASigbus) {
   const long page = sysconf(_SC_PAGESIZE);
   const std::string path = s / "shard.safetensors";
   put(path, std::string(size_t(16 * page), '\x5a'));
+  const uint64_t mark = mapped_file::truncation_count();
   auto m = mapped_file::open(path);
   ASSERT_TRUE(m.ok()) << m.error().to_string();
   EXPECT_TRUE(m->check().ok());
@@ -354,6 +355,12 @@ TEST(MappedFile, TruncationWhileMappedIsAnErrorNamingTheFileNotASigbus) {
   EXPECT_TRUE(o->check().ok());
   mapped_file moved = std::move(m).value();
   EXPECT_FALSE(moved.check().ok());
+  // The backstop the CLI and the worker use around each command / job, also after the mapping is gone.
+  { mapped_file gone = std::move(moved); }
+  status since = mapped_file::check_since(mark);
+  EXPECT_FALSE(since.ok());
+  EXPECT_NE(since.message().find(path), std::string::npos) << since.message();
+  EXPECT_TRUE(mapped_file::check_since(mapped_file::truncation_count()).ok());
 }
 
 TEST(MappedFile, AFifoIsRefusedWithoutBlocking) {
