@@ -89,9 +89,12 @@ result<std::vector<stale_partial>> find_stale_partials(const std::string& dir) {
     const bool is_dir = it->is_directory(e2);
     int64_t pid = 0;
     bool ours = is_partial_name(name, &pid);
-    // A folder an output replacement moved aside is razor's only when it carries razor's marker.
-    if (!ours && is_dir && tail_pid(name, "old", &pid))
-      ours = fs::is_regular_file(it->path() / kOutputMarker, e2);
+    // A folder an output replacement moved aside is razor's only when it carries razor's marker, and garbage only
+    // when the new output is in place: otherwise it is the only copy of the earlier output (rename it back).
+    if (!ours && is_dir && tail_pid(name, "old", &pid)) {
+      const std::string final_name = name.substr(0, name.rfind(".old-"));
+      ours = fs::is_regular_file(it->path() / kOutputMarker, e2) && fs::exists(it->path().parent_path() / final_name, e2);
+    }
     if (!ours) continue;
     const std::string path = it->path().string();
     if (!is_stale(path, pid, is_dir)) continue;

@@ -1,6 +1,7 @@
 // Temporaries that an earlier razor process left behind: a SIGKILL, a power cut or a crash end a process before
 // it can remove its "<dir>/.<name>.partial-<pid>" files and "<dir>.partial-<pid>" folders (util/atomic_file.h),
-// or the folder an output replacement had moved aside ("<dir>.old-<pid>"). `razor inspect` lists those beside a
+// or the folder an output replacement had moved aside ("<dir>.old-<pid>", listed only when it carries razor's
+// marker and "<dir>" exists again: otherwise it is the only copy of the earlier output). `razor inspect` lists those beside a
 // model, `razor clean-partials DIR` lists and removes them.
 //
 // A temporary is stale only when its process is gone: no process of that pid runs on this machine, and no

@@ -286,6 +286,9 @@ TEST(StalePartials, OnlyThoseOfDeadProcessesAreListedAndRemoved) {
   put(s / "notes.txt", "mine");
   put(s / "v2.partial-draft", "a user's name, not a pid");
   put(s / ("old.old-" + dead + "/a"), "no marker: not razor's");
+  put(s / ("prev.old-" + dead + "/.razor-output"), "{}");  // razor's, but "prev" is missing: the only copy
+  put(s / ("done.old-" + dead + "/.razor-output"), "{}");  // razor's, and "done" is in place: garbage
+  fs::create_directory(s / "done");
   // A temporary locked by a live writer (a process elsewhere on a shared file system, as far as we can tell)
   const std::string locked = s / (".locked.gguf.partial-" + dead);
   put(locked, "x");
@@ -309,16 +312,18 @@ TEST(StalePartials, OnlyThoseOfDeadProcessesAreListedAndRemoved) {
   ASSERT_TRUE(found.ok()) << found.error().to_string();
   std::set<std::string> paths;
   for (auto& p : *found) paths.insert(fs::path(p.path).filename().string());
-  EXPECT_EQ(paths, (std::set<std::string>{".model.gguf.partial-" + dead, "out.partial-" + dead}));
+  EXPECT_EQ(paths, (std::set<std::string>{".model.gguf.partial-" + dead, "out.partial-" + dead, "done.old-" + dead}));
   for (auto& p : *found) {
-    if (p.is_dir) EXPECT_EQ(p.bytes, 50u);
+    if (fs::path(p.path).filename() == "done.old-" + dead) EXPECT_EQ(p.bytes, 2u);
+    else if (p.is_dir) EXPECT_EQ(p.bytes, 50u);
     else EXPECT_EQ(p.bytes, 100u);
     EXPECT_TRUE(remove_stale_partial(p).ok());
   }
   ::kill(holder, SIGKILL);
   waitpid(holder, nullptr, 0);
-  EXPECT_EQ(names_in(s.dir), (std::vector<std::string>{".alive.gguf.partial-" + me, ".locked.gguf.partial-" + dead,
-                                                       "notes.txt", "old.old-" + dead, "v2.partial-draft"}));
+  EXPECT_EQ(names_in(s.dir), (std::vector<std::string>{".alive.gguf.partial-" + me, ".locked.gguf.partial-" + dead, "done",
+                                                       "notes.txt", "old.old-" + dead, "prev.old-" + dead,
+                                                       "v2.partial-draft"}));
   // Near a model folder: in it and beside it.
   put(s / ("m/.x.partial-" + dead), "x");
   EXPECT_EQ(stale_partials_near(s / "m").size(), 2u);  // m/.x.partial-D and, beside m, .locked...-D now free
