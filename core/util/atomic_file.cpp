@@ -172,6 +172,11 @@ status atomic_dir::open(const std::string& final_dir, const std::string& command
   abort();
   final_ = fs::path(final_dir).lexically_normal().string();
   while (final_.size() > 1 && final_.back() == '/') final_.pop_back();
+  if (const std::string f = fs::path(final_).filename().string(); f.empty() || f == "." || f == "..") {
+    std::error_code ec;  // "." or "..": the folder by its name, so that the temporary goes beside it
+    final_ = fs::absolute(final_, ec).lexically_normal().string();
+    while (final_.size() > 1 && final_.back() == '/') final_.pop_back();
+  }
   command_ = command;
   inputs_ = std::move(inputs);
   RAZOR_TRY(check_output_dir(final_, inputs_));  // before any work: nothing is written when it is refused
