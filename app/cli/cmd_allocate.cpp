@@ -19,6 +19,7 @@
 #include "quant/allocate_gguf.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/output_guard.h"
 
 namespace {
 
@@ -59,6 +60,18 @@ int run_allocate_gguf(const allocate_args& a) {
   if (!st.ok()) return cli::report(st.error());
   auto tgt = quant::parse_target(a.target);
   if (!tgt.ok()) return cli::report(tgt.error());
+  std::string report_path = a.report;
+  if (report_path.empty()) {
+    report_path = a.out;
+    if (auto dot = report_path.rfind('.'); dot != std::string::npos && report_path.find('/', dot) == std::string::npos)
+      report_path.resize(dot);
+    report_path += ".report.json";
+  }
+  // Both outputs may replace only razor's own earlier ones (util/output_guard.h): checked before the work.
+  const std::vector<std::string> inputs = {a.model, a.probe, a.imatrix, a.base};
+  if (auto s = check_output_file(a.out, razor_text_file("# razor allocate"), inputs); !s.ok()) return cli::report(s);
+  if (auto s = check_output_file(report_path, [](const std::string& p) { return razor_json_file(p); }, inputs); !s.ok())
+    return cli::report(s);
   const bool imat = !a.imatrix.empty();
   std::string base_name = a.base == "seed-default" ? (imat ? "gguf/instinct-iq3.txt" : "gguf/instinct-q3.txt") : a.base;
   std::string base_path;
@@ -114,13 +127,6 @@ int run_allocate_gguf(const allocate_args& a) {
   rep["base_path"] = base_path;
   rep["error_cache"] = cache;
   rep["recipe"] = a.out;
-  std::string report_path = a.report;
-  if (report_path.empty()) {
-    report_path = a.out;
-    if (auto dot = report_path.rfind('.'); dot != std::string::npos && report_path.find('/', dot) == std::string::npos)
-      report_path.resize(dot);
-    report_path += ".report.json";
-  }
   if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {
     std::printf("%s\n", dump_json(rep).c_str());
@@ -157,6 +163,18 @@ int run_allocate(const allocate_args& a) {
   if (!tgt.ok()) return cli::report(tgt.error());
   auto strat = quant::strategy_from_name(a.strategy);
   if (!strat.ok()) return cli::report(strat.error());
+  std::string report_path = a.report;
+  if (report_path.empty()) {
+    report_path = a.out;
+    if (report_path.size() > 5 && report_path.substr(report_path.size() - 5) == ".json")
+      report_path.resize(report_path.size() - 5);
+    report_path += ".report.json";
+  }
+  // Both outputs may replace only razor's own earlier ones (util/output_guard.h): checked before the work.
+  const std::vector<std::string> inputs = {a.model, a.probe, a.base, a.text};
+  auto razor_json = [](const std::string& p) { return razor_json_file(p); };
+  if (auto s = check_output_file(a.out, razor_json, inputs); !s.ok()) return cli::report(s);
+  if (auto s = check_output_file(report_path, razor_json, inputs); !s.ok()) return cli::report(s);
   quant::allocate_options opt;
   opt.strat = *strat;
   opt.target = *tgt;
@@ -225,13 +243,6 @@ int run_allocate(const allocate_args& a) {
                        {"eval_offset_tokens", offset}, {"kl_mean", kl->kl_mean}, {"kl_p99", kl->kl_p99},
                        {"topk_kl", kl->topk_kl}, {"same_top1", kl->same_top1}, {"ppl", kl->model.ppl},
                        {"ref_ppl", kl->ref.ppl}, {"n_positions", kl->n_positions}};
-  }
-  std::string report_path = a.report;
-  if (report_path.empty()) {
-    report_path = a.out;
-    if (report_path.size() > 5 && report_path.substr(report_path.size() - 5) == ".json")
-      report_path.resize(report_path.size() - 5);
-    report_path += ".report.json";
   }
   if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {

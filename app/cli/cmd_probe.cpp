@@ -12,6 +12,8 @@
 #include "engine/eval.h"
 #include "engine/probe.h"
 #include "gguf/imatrix.h"
+#include "gguf/output_check.h"
+#include "util/output_guard.h"
 #include "model/checkpoint.h"
 #include "util/atomic_file.h"
 
@@ -29,6 +31,12 @@ int run_probe_cmd(const probe_args& a) {
     return cli::report(make_error(errc::invalid_argument, "give --out (HDF5) and/or --imatrix (GGUF)"));
   if (a.no_imatrix && !a.imatrix.empty())
     return cli::report(make_error(errc::invalid_argument, "--imatrix needs the input statistics (drop --no-imatrix)"));
+  // Both outputs may replace only razor's own earlier ones (util/output_guard.h): checked before the probe runs.
+  if (!a.out.empty())
+    if (auto st = check_output_file(a.out, engine::probe_h5_file, {a.model, a.text}); !st.ok()) return cli::report(st);
+  if (!a.imatrix.empty())
+    if (auto st = check_output_file(a.imatrix, gguf::imatrix_file, {a.model, a.text, a.out}); !st.ok())
+      return cli::report(st);
   auto text = read_text_file(a.text);  // regular files only: a FIFO would block forever
   if (!text.ok()) return cli::report(text.error());
   auto ck = checkpoint::open(a.model);

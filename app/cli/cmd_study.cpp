@@ -17,6 +17,7 @@
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/output_guard.h"
 
 namespace {
 
@@ -40,6 +41,11 @@ std::vector<std::string> split(const std::string& s) {
 
 int run_study(const study_args& a) {
   using namespace razor;
+  if (!a.out.empty())  // may replace only an earlier study (util/output_guard.h): checked before the work
+    if (auto s = check_output_file(a.out, [](const std::string& p) { return razor_json_file(p, "razor.study/"); },
+                                   {a.model, a.probe, a.text});
+        !s.ok())
+      return cli::report(s);
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto base = load_recipe(a.base);

@@ -15,6 +15,7 @@
 
 #include "ggml/quants.h"
 #include "gguf/gguf_file.h"
+#include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
@@ -747,11 +748,31 @@ std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, co
   return h.hex();
 }
 
+// Commits the written GGUF after checking its name once more (a file may have appeared there meanwhile), then
+// removes the files of the earlier output of that name the new one did not overwrite.
+status finish_output(writer& w, const std::string& out_path, const std::vector<std::string>& inputs,
+                     convert_report& rep) {
+  auto earlier = check_gguf_output(out_path, inputs);
+  if (!earlier) {
+    w.abort();
+    return earlier.error();
+  }
+  RAZOR_TRY(w.finish());
+  rep.paths = w.paths();
+  rep.file_bytes = w.total_bytes();
+  for (auto& p : remove_stale_gguf_files(*earlier, rep.paths))
+    rep.notes.push_back("removed " + p + ", a file of the earlier output of this name that the new one replaces");
+  return {};
+}
+
 }  // namespace
 
 result<convert_report> convert_to_gguf(const std::string& model_dir, const std::string& out_path,
                                        const convert_options& o) {
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  // What is at out_path may be replaced only if razor wrote it (gguf/output_check.h): refused before any work.
+  const std::vector<std::string> inputs = {model_dir, o.imat ? o.imat->source : std::string()};
+  RAZOR_TRY(check_gguf_output(out_path, inputs).error());
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
 
@@ -767,14 +788,13 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   auto sink = [&w](const uint8_t* d, size_t n) { return w.write(d, n); };
   for (size_t i = 0; i < fp.tensors.size(); ++i) {
     status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total);
+    if (st.ok()) st = ck.check_mapped();  // a shard truncated while it was read (util/mapped_file.h)
     if (!st.ok()) {
       w.abort();
       return st;
     }
   }
-  RAZOR_TRY(w.finish());
-  rep.paths = w.paths();
-  rep.file_bytes = w.total_bytes();
+  RAZOR_TRY(finish_output(w, out_path, inputs, rep));
   return rep;
 }
 
@@ -787,7 +807,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
   atomic_dir dir;
-  RAZOR_TRY(dir.open(part_dir));
+  RAZOR_TRY(dir.open(part_dir, "pack --layers " + sel.to_string(), {model_dir}));
   atomic_writer out;
   RAZOR_TRY(out.open(dir.path() + "/" + kGgufPartData));
   uint64_t total = 0, done = 0;
@@ -802,6 +822,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
     if (!sel.contains(gguf_layer_of(row.name))) continue;
     const uint64_t offset = out.bytes_written();
     RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total));
+    RAZOR_TRY(ck.check_mapped());
     tensors.push_back({{"name", row.name}, {"type", uint32_t(row.stored)}, {"ne", row.ne}, {"offset", offset},
                        {"bytes", row.bytes}});
     part_rep.tensors.push_back(row);
@@ -825,6 +846,10 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
 result<convert_report> merge_gguf_parts(const std::string& model_dir, const std::vector<std::string>& part_dirs,
                                         const std::string& out_path, const convert_options& o) {
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  std::vector<std::string> inputs = part_dirs;
+  inputs.push_back(model_dir);
+  if (o.imat) inputs.push_back(o.imat->source);
+  RAZOR_TRY(check_gguf_output(out_path, inputs).error());
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
   const std::string fingerprint = plan_fingerprint(ck, rep, o);
@@ -896,15 +921,14 @@ result<convert_report> merge_gguf_parts(const std::string& model_dir, const std:
   for (auto& r : rep.tensors) {
     const src& s = found.at(r.name).first;
     RAZOR_TRY(w.write(s.data->data() + s.offset, size_t(s.bytes)));
+    RAZOR_TRY(s.data->check());  // truncated while it was read (util/mapped_file.h)
     done += s.bytes;
     if (o.progress && !o.progress(double(done), double(total), r.name.c_str())) {
       w.abort();
       return make_error(errc::cancelled, "merge cancelled at " + r.name);
     }
   }
-  RAZOR_TRY(w.finish());
-  rep.paths = w.paths();
-  rep.file_bytes = w.total_bytes();
+  RAZOR_TRY(finish_output(w, out_path, inputs, rep));
   return rep;
 }
 

@@ -11,6 +11,8 @@
 #include "model/safetensors.h"
 #include "quant/fake_quant.h"
 #include "util/atomic_file.h"
+#include "util/output_guard.h"
+#include "util/stale_partials.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
 #include "util/printable.h"
@@ -91,7 +93,9 @@ status copy_side_files(const checkpoint& ck, const std::string& dst, const std::
     if (fe) return make_error(errc::io, printable(it->path().string()) + ": " + fe.message());
     if (!regular) continue;
     std::string name = it->path().filename().string();
-    if (shard_names.count(name) || name == summary_name) continue;
+    int64_t pid = 0;
+    // Not the source's own output marker, nor a temporary another razor process writes (or left) there.
+    if (shard_names.count(name) || name == summary_name || name == kOutputMarker || is_partial_name(name, &pid)) continue;
     fs::copy_file(it->path(), fs::path(dst) / name, fs::copy_options::overwrite_existing, fe);
     if (fe) return make_error(errc::io, printable((fs::path(dst) / name).string()) + ": " + fe.message());
   }
@@ -235,7 +239,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
   // Reject what we cannot write faithfully before anything is written.
   RAZOR_TRY(check_dtypes(ck, r, sel));
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(dir.open(out_dir, part ? "quantize --layers " + sel.to_string() : "quantize", {ck.dir()}));
   if (!part) RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));  // config, tokenizer, index, ...
   uint64_t total = 0;
   for (auto& t : ck.tensors())
@@ -255,6 +259,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     RAZOR_TRY(w.begin(dir.path() + "/" + file));
     for (auto* tp : in_shard) {
       RAZOR_TRY(quantize_tensor(ck, r, *tp, opt, w, acc, part, done, total, progress, out_dir));
+      RAZOR_TRY(ck.check_mapped());  // a shard truncated while it was read (util/mapped_file.h)
       if (part) files[tp->name] = file;
       done += tp->nbytes;
       if (progress && !progress(double(done), double(total), tp->name.c_str()))
@@ -379,8 +384,10 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
       if (!ck.find(name)) return part_error(parts[i], "holds " + name + ", which " + ck.dir() + " does not have");
   }
 
+  std::vector<std::string> inputs = part_dirs;
+  inputs.push_back(ck.dir());
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(dir.open(out_dir, "merge", std::move(inputs)));
   RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));
   uint64_t total = 0, done = 0;
   for (auto& t : ck.tensors()) total += t.nbytes;
@@ -407,6 +414,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
       loaded_part& p = parts[owner.at(t->name)];
       const auto& f = *p.files.at(p.manifest["files"][t->name].get<std::string>());
       RAZOR_TRY(w.write(f.tensor_data(*found.at(t->name)), t->nbytes));
+      RAZOR_TRY(f.map().check());
       // The summary in the single run's order: same floating-point sums.
       auto& tensors = p.manifest["tensors"];
       if (tensors.contains(t->name)) {
