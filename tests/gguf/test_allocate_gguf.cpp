@@ -42,7 +42,7 @@ probed make_probe(const checkpoint& ck, const std::string& model) {
   probed p;
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  auto toks = engine::protocol_tokens(*tk, read_text(text_path()));
+  auto toks = engine::protocol_tokens(*tk, read_text(text_path()), "text").value();
   engine::probe_options o;
   o.first_token = 256 * 256;
   o.n_tokens = 16 * 256;
