@@ -129,7 +129,9 @@ result<recipe::override_rule> make_override(const std::string& pattern, double b
 
 namespace {
 
-std::string show(const nlohmann::json& v) { return printable_excerpt(v.dump(), 60); }
+std::string show(const nlohmann::json& v) {
+  return printable_excerpt(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 60);
+}
 
 // An integer in [lo, hi]. JSON numbers with a fraction (64.5), or out of range (2^40 for an int), are errors
 // rather than truncated; 64.0 and 1e3 are integers.

@@ -12,7 +12,6 @@
 #include <optional>
 #include <queue>
 #include <random>
-#include <regex>
 
 #include "model/checkpoint.h"
 #include "quant/fake_quant.h"
