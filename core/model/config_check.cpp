@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "model/checkpoint.h"
+#include "util/json_value.h"
 
 namespace razor {
 
@@ -65,14 +66,16 @@ struct checker {
                              (c.keys.count(field) ? "" : " (the key is missing)"));
       return {};
     };
+    auto need_multiple = [&](const char* fa, int64_t a, const char* fb, int64_t b) -> status {
+      if (a % b) return bad(kv(fa, double(a)) + " is not a multiple of " + kv(fb, double(b)));
+      return {};
+    };
     RAZOR_TRY(need_pos("hidden_size", c.hidden_size));
     RAZOR_TRY(need_pos("vocab_size", c.vocab_size));
     RAZOR_TRY(need_pos("num_attention_heads", c.num_heads));
     RAZOR_TRY(need_pos("num_key_value_heads", c.num_kv_heads));
     RAZOR_TRY(need_pos("head_dim", c.head_dim));
-    if (c.num_heads % c.num_kv_heads)
-      return bad(kv("num_attention_heads", double(c.num_heads)) + " is not a multiple of " +
-                 kv("num_key_value_heads", double(c.num_kv_heads)));
+    RAZOR_TRY(need_multiple("num_attention_heads", c.num_heads, "num_key_value_heads", c.num_kv_heads));
     if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1))
       return bad(kv("rms_norm_eps", c.rms_norm_eps) + ": the norms' epsilon must be in (0, 1)");
     if (!(c.rope_theta > 0 && std::isfinite(c.rope_theta)))
@@ -110,9 +113,8 @@ struct checker {
         RAZOR_TRY(need_pos("linear_num_value_heads", c.linear_num_value_heads));
         RAZOR_TRY(need_pos("linear_key_head_dim", c.linear_key_head_dim));
         RAZOR_TRY(need_pos("linear_value_head_dim", c.linear_value_head_dim));
-        if (c.linear_num_value_heads % c.linear_num_key_heads)
-          return bad(kv("linear_num_value_heads", double(c.linear_num_value_heads)) + " is not a multiple of " +
-                     kv("linear_num_key_heads", double(c.linear_num_key_heads)));
+        RAZOR_TRY(need_multiple("linear_num_value_heads", c.linear_num_value_heads, "linear_num_key_heads",
+                                c.linear_num_key_heads));
       }
       // M-RoPE sections (pack writes them as int32): at most 4 integers, none above the rotary pairs.
       for (const nlohmann::json* j : {&c.text, &c.raw})
@@ -125,7 +127,7 @@ struct checker {
             return bad(at + " must be a list of at most 4 integers");
           for (const auto& v : ms)
             if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > rot / 2)
-              return bad(at + " = " + ms.dump() + ": each section must be an integer in [0, " + std::to_string(rot / 2) +
+              return bad(at + " = " + json_excerpt(ms) + ": each section must be an integer in [0, " + std::to_string(rot / 2) +
                          "] (half the rotary dimensions)");
         }
     }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "util/atomic_file.h"
+#include "util/json_value.h"
 
 namespace razor {
 
@@ -12,11 +13,6 @@ namespace {
 struct config_error {
   std::string message;
 };
-
-std::string show(const nlohmann::json& v) {
-  std::string d = v.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-  return d.size() > 60 ? d.substr(0, 60) + "..." : d;
-}
 
 // Reads the first of `keys` present in `j` as an integer in [lo, hi]; `def` when none is (or it is null, or a
 // list / object, which some families use for per-layer values we do not read). Records the key in c.keys.
@@ -34,27 +30,10 @@ struct reader {
       auto it = j.find(k);
       if (it == j.end() || it->is_null() || it->is_array() || it->is_object()) continue;
       const std::string at = prefix.empty() ? path(j, k) : prefix + k;
-      auto bad = [&](const std::string& why) {
-        return config_error{where + ": " + at + " = " + show(*it) + " " + why};
-      };
-      int64_t v = 0;
-      if (it->is_number_unsigned()) {
-        if (it->get<uint64_t>() > uint64_t(hi)) throw bad("is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-        v = int64_t(it->get<uint64_t>());
-      } else if (it->is_number_integer()) {
-        v = it->get<int64_t>();
-      } else if (it->is_number_float()) {
-        const double d = it->get<double>();
-        if (d != std::floor(d)) throw bad("is not an integer");
-        if (d < double(lo) || d > double(hi))
-          throw bad("is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-        v = int64_t(d);
-      } else {
-        throw bad("is not an integer");
-      }
-      if (v < lo || v > hi) throw bad("is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      auto v = json_integer(*it, lo, hi, errc::bad_config, where + ": " + at);
+      if (!v.ok()) throw config_error{v.error().message()};
       if (field) c.keys[field] = at;
-      return v;
+      return *v;
     }
     return def;
   }
@@ -65,7 +44,7 @@ struct reader {
       auto it = j.find(k);
       if (it == j.end() || it->is_null()) continue;
       const std::string at = prefix.empty() ? path(j, k) : prefix + k;
-      if (!it->is_number()) throw config_error{where + ": " + at + " = " + show(*it) + " is not a number"};
+      if (!it->is_number()) throw config_error{where + ": " + at + " = " + json_excerpt(*it) + " is not a number"};
       if (field) c.keys[field] = at;
       return it->get<double>();
     }
@@ -161,7 +140,7 @@ static result<model_config> parse_model_config_impl(const nlohmann::json& j, con
                                               std::to_string(lt->size()) + " entries");
     for (auto& v : *lt)
       if (v.is_string()) c.layer_types.push_back(v.get<std::string>());
-      else c.layer_types.push_back(show(v));  // config_check names it
+      else c.layer_types.push_back(json_excerpt(v));  // config_check names it
     c.keys["layer_types"] = rd.path(t, "layer_types");
   }
   c.full_attention_interval = rd.get_int("full_attention_interval", t, {"full_attention_interval"});

@@ -9,6 +9,7 @@
 
 #include "model/checkpoint.h"
 #include "util/atomic_file.h"
+#include "util/json_value.h"
 #include "util/paths.h"
 
 namespace fs = std::filesystem;
@@ -129,39 +130,10 @@ result<recipe::override_rule> make_override(const std::string& pattern, double b
 
 namespace {
 
-std::string show(const nlohmann::json& v) {
-  return printable_excerpt(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 60);
-}
+std::string show(const nlohmann::json& v) { return printable_excerpt(json_excerpt(v)); }
 
-// An integer in [lo, hi]. JSON numbers with a fraction (64.5), or out of range (2^40 for an int), are errors
-// rather than truncated; 64.0 and 1e3 are integers.
 result<int64_t> get_int(const nlohmann::json& v, const std::string& at, int64_t lo, int64_t hi) {
-  int64_t x = 0;
-  bool ok = false;
-  if (v.is_number_integer() && !v.is_number_unsigned()) {
-    x = v.get<int64_t>();
-    ok = true;
-  } else if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    ok = u <= uint64_t(hi);
-    x = ok ? int64_t(u) : 0;
-    if (!ok) return make_error(errc::bad_recipe, at + " = " + show(v) + " is out of range [" + std::to_string(lo) +
-                                                     ", " + std::to_string(hi) + "]");
-  } else if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (!std::isfinite(d) || d != std::floor(d))
-      return make_error(errc::bad_recipe, at + " = " + show(v) + " is not an integer");
-    if (d < double(lo) || d > double(hi))
-      return make_error(errc::bad_recipe, at + " = " + show(v) + " is out of range [" + std::to_string(lo) + ", " +
-                                              std::to_string(hi) + "]");
-    x = int64_t(d);
-    ok = true;
-  }
-  if (!ok) return make_error(errc::bad_recipe, at + " = " + show(v) + " is not an integer");
-  if (x < lo || x > hi)
-    return make_error(errc::bad_recipe, at + " = " + show(v) + " is out of range [" + std::to_string(lo) + ", " +
-                                            std::to_string(hi) + "]");
-  return x;
+  return json_integer(v, lo, hi, errc::bad_recipe, at);
 }
 
 result<double> get_number(const nlohmann::json& v, const std::string& at, double lo, double hi) {

@@ -1,7 +1,9 @@
 // A bundled fixture (resources/models/<name>) in a fresh temporary folder with its config.json edited, for the
 // tests of what config.json may claim (model/config_check.h). The other files are hard-linked (copied where
 // links fail); `weights_edit`, when given, rewrites model.safetensors' bytes in a real copy (e.g. its header).
+// expect_mentions: an error message is there and names every part (file, key, value, tensor).
 #pragma once
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,8 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace razor::test {
+
+inline void expect_mentions(const std::string& msg, const std::vector<std::string>& parts) {
+  EXPECT_FALSE(msg.empty()) << "accepted";
+  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+}
 
 inline std::filesystem::path edited_fixture(const std::string& model, const std::string& tag,
                                             const std::function<void(nlohmann::json&)>& config_edit,

@@ -17,6 +17,8 @@ using namespace razor;
 
 namespace {
 
+using test::expect_mentions;
+
 // A few tokens of the fixture's vocabulary: enough for one window of 8.
 std::vector<int32_t> some_tokens() {
   std::vector<int32_t> t;
@@ -50,10 +52,6 @@ std::string ppl_error(const std::string& model, const std::string& tag, const st
   return msg;
 }
 
-void expect_mentions(const std::string& msg, const std::vector<std::string>& parts) {
-  EXPECT_FALSE(msg.empty()) << "ran";
-  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
 
 TEST(EngineConfig, FixtureRuns) {
   EXPECT_EQ(ppl_error("tiny-qwen3-5-moe", "eng-ok", [](auto&) {}), "");

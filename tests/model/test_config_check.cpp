@@ -16,6 +16,8 @@ using namespace razor;
 
 namespace {
 
+using test::expect_mentions;
+
 constexpr const char* kQwen3 = "tiny-qwen3-moe";
 constexpr const char* kQwen35 = "tiny-qwen3-5-moe";
 
@@ -35,10 +37,6 @@ std::string check_error(const std::string& model, const std::string& tag,
   return msg;
 }
 
-void expect_mentions(const std::string& msg, const std::vector<std::string>& parts) {
-  EXPECT_FALSE(msg.empty()) << "accepted";
-  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
 
 TEST(ConfigCheck, BundledFixturesPass) {
   for (const char* m : {kQwen3, kQwen35}) {

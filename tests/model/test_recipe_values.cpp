@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config_fixture.h"
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/recipe.h"
@@ -13,6 +14,8 @@ using namespace razor;
 
 namespace {
 
+using razor::test::expect_mentions;
+
 std::string parse_error(const std::string& json_text) {
   auto r = parse_recipe(nlohmann::json::parse(json_text), "my-recipe.json");
   if (r.ok()) return "";
@@ -20,10 +23,6 @@ std::string parse_error(const std::string& json_text) {
   return r.error().message();
 }
 
-void expect_mentions(const std::string& msg, const std::vector<std::string>& parts) {
-  EXPECT_FALSE(msg.empty()) << "accepted";
-  for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
-}
 
 TEST(RecipeValues, ShippedRecipesLoad) {
   for (const char* name : {"seed-default", "study-2.5bit", "uniform-int3", "uniform-int4"}) {
