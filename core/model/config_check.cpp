@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "model/checkpoint.h"
-#include "util/json_value.h"
+#include "model/json_value.h"
 
 namespace razor {
 

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "model/json_value.h"
 #include "util/atomic_file.h"
-#include "util/json_value.h"
 
 namespace razor {
 

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "model/checkpoint.h"
+#include "model/json_value.h"
 #include "util/atomic_file.h"
-#include "util/json_value.h"
 #include "util/paths.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "util/json_value.h"
+#include "model/json_value.h"
 
 #include <cmath>
 

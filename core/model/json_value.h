@@ -1,4 +1,4 @@
-// JSON values users write (config.json, recipes), read strictly: an integer must be an integer within the
+// JSON values users write (config.json, recipes), read strictly (hf_config.cpp, recipe.cpp): an integer must be an integer within the
 // caller's range (64.5 and "64" are not; 64.0 and 1e3 are), never truncated or wrapped as a plain get<int>()
 // would (2^40 -> 0, 64.5 -> 64).
 #pragma once
