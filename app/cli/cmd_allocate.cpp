@@ -228,7 +228,9 @@ int run_allocate(const allocate_args& a) {
     if (!text.ok()) return cli::report(text.error());
     auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
     if (!tk.ok()) return cli::report(tk.error());
-    auto tokens = engine::protocol_tokens(*tk, *text);
+    auto tok = engine::protocol_tokens(*tk, *text, a.text);
+    if (!tok.ok()) return cli::report(tok.error());
+    const std::vector<int32_t>& tokens = *tok;
     const size_t offset = a.eval_offset >= 0 ? size_t(a.eval_offset)
                                              : (pr->n_tokens + size_t(a.ctx) - 1) / size_t(a.ctx) * size_t(a.ctx);
     engine::eval_options eo;

@@ -43,8 +43,11 @@ int run_probe_cmd(const probe_args& a) {
   if (!ck.ok()) return cli::report(ck.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  auto tokens = engine::protocol_tokens(*tk, *text);
-  auto d = engine::dims_from_config(ck->config());
+  auto tok = engine::protocol_tokens(*tk, *text, a.text);
+  if (!tok.ok()) return cli::report(tok.error());
+  const std::vector<int32_t>& tokens = *tok;
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
   if (!d.ok()) return cli::report(d.error());
   if (a.offset >= tokens.size())
     return cli::report(make_error(errc::invalid_argument, "--offset " + std::to_string(a.offset) + " is past the " +
@@ -59,7 +62,6 @@ int run_probe_cmd(const probe_args& a) {
   opt.collect_inputs = !a.no_imatrix;
   cli::stderr_progress prog("probe");
   opt.progress = [&](double d2, double t, const char* w) { return prog(d2, t, w); };
-  auto wp = engine::checkpoint_weights(*ck);
   auto r = engine::run_probe(*wp, tokens, opt);
   prog.finish();
   if (!r.ok()) return cli::report(r.error());

@@ -106,7 +106,7 @@ class probe_observer : public forward_observer {
 }  // namespace
 
 result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& tokens, const probe_options& opt) {
-  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
+  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_for(wp));
   if (opt.seqlen == 0) return make_error(errc::invalid_argument, "seqlen must be positive");
   if (opt.first_token >= tokens.size())
     return make_error(errc::invalid_argument, "first_token " + std::to_string(opt.first_token) + " is past the " +

@@ -121,7 +121,8 @@ result<json> m_footprint(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
-  json j = compute_footprint(ck, r).to_json();
+  RAZOR_ASSIGN_OR_RETURN(footprint fp, compute_footprint(ck, r));
+  json j = fp.to_json();
   j["recipe"] = r.name;
   j["model"] = p["model"];
   return j;
@@ -247,7 +248,7 @@ result<std::string> text_param(const json& p, bool calibration) {
 result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
   RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(text_path));
   RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(model + "/tokenizer.json"));
-  return engine::protocol_tokens(tk, text);
+  return engine::protocol_tokens(tk, text, text_path);
 }
 
 result<json> m_eval_ppl(const json& p, job_context& ctx) {

@@ -17,6 +17,8 @@
 #include "util/json_limits.h"
 #include "util/printable.h"
 
+static_assert(razor::quant::kMaxClipSteps == razor::kMaxRecipeClipSteps, "a recipe's clip_steps bound is the quantizer's");
+
 namespace fs = std::filesystem;
 
 namespace razor::quant {
@@ -106,7 +108,7 @@ status copy_side_files(const checkpoint& ck, const std::string& dst, const std::
 status check_dtypes(const checkpoint& ck, const recipe& r, const layer_selection& sel) {
   for (auto& t : ck.tensors()) {
     if (!sel.contains(t.cls.layer)) continue;
-    double b = r.tensor_bits(t);
+    RAZOR_ASSIGN_OR_RETURN(double b, r.tensor_bits(t));
     bool any_q = b < kKeepBits;
     if (t.cls.fused && r.expert_bits.count(t.cls.layer)) any_q = true;
     if (any_q && t.dt != dtype::bf16 && t.dt != dtype::f16 && t.dt != dtype::f32)
@@ -122,7 +124,7 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
                        const progress_fn& progress, const std::string& out_dir) {
   const uint8_t* src = ck.data(t);
   const bool fused_mixed = t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer);
-  const double tbits = r.tensor_bits(t);
+  RAZOR_ASSIGN_OR_RETURN(const double tbits, r.tensor_bits(t));
   if (!fused_mixed && tbits >= kKeepBits) {
     RAZOR_TRY(w.write(src, t.nbytes));
     acc.params_by_bits[kKeepBits] += t.numel();
@@ -136,7 +138,10 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
   const size_t es = dtype_size(t.dt);
   fq_stats tstats;
   for (size_t sl = 0; sl < n_slices; ++sl) {
-    const double bits = fused_mixed ? r.expert_tag(t, int(sl)) : tbits;
+    double bits = tbits;
+    if (fused_mixed) {
+      RAZOR_ASSIGN_OR_RETURN(bits, r.expert_tag(t, int(sl)));
+    }
     const uint8_t* in = src + sl * slice_rows * cols * es;
     const size_t nbytes = slice_rows * cols * es;
     acc.params_by_bits[bits] += int64_t(slice_rows * cols);
@@ -188,9 +193,9 @@ nlohmann::json params_by_bits_json(const std::map<double, int64_t>& m) {
   return pbb;
 }
 
-nlohmann::json make_summary(const checkpoint& ck, const recipe& r, const run_acc& acc, const std::string& backend,
-                            double seconds) {
-  auto fp = compute_footprint(ck, r);
+result<nlohmann::json> make_summary(const checkpoint& ck, const recipe& r, const run_acc& acc,
+                                    const std::string& backend, double seconds) {
+  RAZOR_ASSIGN_OR_RETURN(footprint fp, compute_footprint(ck, r));
   nlohmann::json sum;
   sum["format"] = "razor.quant_summary/1";
   sum["source"] = ck.dir();
@@ -294,7 +299,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     return rep;
   }
   // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
-  auto sum = make_summary(ck, r, acc, rep.backend, rep.seconds);
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, rep.seconds));
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);
@@ -435,7 +440,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
   rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
   double part_seconds = 0;
   for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
-  auto sum = make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds);
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds));
   sum["parts"] = part_list;
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());

@@ -43,7 +43,7 @@ probed make_probe(const checkpoint& ck, const std::string& model) {
   probed p;
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  auto toks = engine::protocol_tokens(*tk, read_text(text_path()));
+  auto toks = engine::protocol_tokens(*tk, read_text(text_path()), "text").value();
   engine::probe_options o;
   o.n_tokens = 16 * 256;
   auto r = engine::run_probe(*engine::checkpoint_weights(ck), toks, o);

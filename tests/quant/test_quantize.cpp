@@ -41,7 +41,7 @@ TEST(Quantize, FixtureRoundTripsThroughOurReader) {
     EXPECT_EQ(u->shape, t.shape);
     EXPECT_EQ(u->dt, t.dt);
     bool same = std::memcmp(ck->data(t), q->data(*u), t.nbytes) == 0;
-    if (r->tensor_bits(t) >= kKeepBits) EXPECT_TRUE(same) << "kept tensor changed: " << t.name;
+    if (*r->tensor_bits(t) >= kKeepBits) EXPECT_TRUE(same) << "kept tensor changed: " << t.name;
     else EXPECT_FALSE(same) << "quantized tensor unchanged: " << t.name;
   }
   // One routed-expert tensor equals the reference fake-quant of its source rows.
