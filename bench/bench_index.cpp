@@ -48,12 +48,13 @@ int main(int argc, char** argv) {
     auto b = clk::now();
     if (!ck) return std::fprintf(stderr, "%s\n", ck.error().to_string().c_str()), 1;
     auto f = razor::compute_footprint(*ck, *recipe);
+    if (!f) return std::fprintf(stderr, "%s\n", f.error().to_string().c_str()), 1;
     auto c = clk::now();
     open_ms.push_back(std::chrono::duration<double, std::milli>(b - a).count());
     fp_ms.push_back(std::chrono::duration<double, std::milli>(c - b).count());
     n_tensors = ck->tensors().size();
     n_shards = ck->shards().size();
-    bits = f.seed_effective_bits();
+    bits = f->seed_effective_bits();
   }
   std::sort(open_ms.begin(), open_ms.end());
   std::sort(fp_ms.begin(), fp_ms.end());

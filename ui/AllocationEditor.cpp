@@ -412,7 +412,7 @@ bool AllocationEditor::setRecipeJson(const QJsonObject& recipe, QString* error) 
     if (error) *error = QString::fromStdString(r.error().to_string());
     return false;
   }
-  m_fp.setRecipe(*r);
+  if (!m_fp.setRecipe(*r, error)) return false;
   ++m_recipeGeneration;
   m_undo->clear();
   const int i = m_base->findText(QString::fromStdString(r->name));
@@ -429,7 +429,7 @@ bool AllocationEditor::loadRecipe(const QString& pathOrName, QString* error) {
     if (error) *error = QString::fromStdString(r.error().to_string());
     return false;
   }
-  m_fp.setRecipe(*r);
+  if (!m_fp.setRecipe(*r, error)) return false;
   ++m_recipeGeneration;
   m_undo->clear();
   m_layers->refresh();

@@ -50,7 +50,11 @@ bool FootprintModel::setInventory(const ModelInventory& inv, QString* error) {
   return true;
 }
 
-void FootprintModel::setRecipe(const razor::recipe& r) {
+bool FootprintModel::setRecipe(const razor::recipe& r, QString* error) {
+  razor::status failure;
+  auto note = [&](const razor::status& st) {
+    if (!st.ok() && failure.ok()) failure = st;
+  };
   m_recipe = r;
   m_fixed = razor::footprint();
   m_fixed.by_layer.resize(size_t(m_layers));
@@ -65,10 +69,9 @@ void FootprintModel::setRecipe(const razor::recipe& r) {
     const bool routed = t.cls.role == tensor_role::routed_expert && t.cls.layer >= 0 && t.cls.layer < m_layers;
     bool editable = routed && t.shape.size() >= 2 && ((t.cls.fused && t.shape.size() == 3) || (!t.cls.fused && t.cls.expert >= 0 && t.cls.expert < m_experts));
     if (editable) {
-      for (auto& p : r.protect)
-        if (std::regex_search(t.name, *p.re)) editable = false;
-      for (auto& o : r.overrides)
-        if (editable && std::regex_search(t.name, *o.re)) editable = false;
+      auto pinned = r.pinned(t.name);
+      note(pinned.error());
+      if (!pinned.ok() || *pinned) editable = false;
     }
     if (editable && t.cls.fused && t.shape[0] > m_experts) editable = false;
     if (editable) {
@@ -94,11 +97,19 @@ void FootprintModel::setRecipe(const razor::recipe& r) {
     };
     if (t.cls.role == tensor_role::routed_expert && t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer)) {
       const int64_t E = t.shape[0];
-      for (int64_t e = 0; e < E; ++e) account(n / E, r.expert_tag(t, int(e)));
+      for (int64_t e = 0; e < E; ++e) {
+        auto bits = r.expert_tag(t, int(e));
+        note(bits.error());
+        account(n / E, bits.ok() ? *bits : kKeepBits);
+      }
     } else {
-      account(n, r.tensor_bits(t));
+      auto bits = r.tensor_bits(t);
+      note(bits.error());
+      account(n, bits.ok() ? *bits : kKeepBits);
     }
   }
+  if (!failure.ok() && error) *error = QString::fromStdString(failure.to_string());
+  return failure.ok();
 }
 
 bool FootprintModel::hasCell(int layer, int expert) const {

@@ -23,7 +23,9 @@ class FootprintModel {
  public:
   // Builds the tensor list from the inventory; returns false (and the reason) when it holds no tensors.
   bool setInventory(const ModelInventory& inv, QString* error = nullptr);
-  void setRecipe(const razor::recipe& r);  // recompiles (regexes run once per tensor here)
+  // Recomputes (regexes run once per tensor here). False, with the reason, when a recipe pattern reaches the
+  // regex match limits on a tensor name (those tensors then count as kept).
+  bool setRecipe(const razor::recipe& r, QString* error = nullptr);
   const razor::recipe& recipe() const { return m_recipe; }
 
   int layers() const { return m_layers; }

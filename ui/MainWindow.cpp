@@ -326,7 +326,15 @@ void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel*
                              .arg(inv.expertsActive)
                              .arg(double(inv.paramsTotal) / 1e9, 0, 'f', 3));
   setWindowTitle(tr("Razor Workbench \u2014 %1").arg(QFileInfo(m_modelPath).fileName()));
-  message(tr("Model opened: %1 tensors").arg(inv.tensors.size()), 4000);
+  if (inv.stalePartials.isEmpty())
+    message(tr("Model opened: %1 tensors").arg(inv.tensors.size()), 4000);
+  else  // what razor processes that were killed left behind: worth the user's attention, and their disk space
+    message(tr("Model opened: %1 tensors. %n stale partial output(s) beside it, left by razor processes that no "
+               "longer run (razor clean-partials removes them): %2",
+               nullptr, int(inv.stalePartials.size()))
+                .arg(inv.tensors.size())
+                .arg(inv.stalePartials.join(QStringLiteral(", "))),
+            30000);
   emit modelAvailable(m_modelPath);
 }
 

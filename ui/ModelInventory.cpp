@@ -66,6 +66,9 @@ ModelInventory ModelInventory::fromJson(const QByteArray& json, QString* error) 
     inv.byRole[QString::fromStdString(k)] = {num<qint64>(v, "tensors"), num<qint64>(v, "params"), num<qint64>(v, "bytes")};
   for (auto& [k, v] : dtypes.items())
     if (v.is_number()) inv.dtypes[QString::fromStdString(k)] = v.get<qint64>();
+  if (auto it = j.find("stale_partials"); it != j.end() && it->is_array())
+    for (auto& p : *it)
+      if (p.is_object()) inv.stalePartials << qs(p, "path");
   if (auto it = j.find("tensors"); it != j.end() && it->is_array()) {
     inv.tensors.reserve(qsizetype(it->size()));
     for (auto& t : *it) {

@@ -31,6 +31,8 @@ struct ModelInventory {
   QMap<QString, RoleStat> byRole;
   QMap<QString, qint64> dtypes;
   QVector<TensorInfo> tensors;
+  // Temporaries razor processes that no longer run left in and beside the model folder ("stale_partials").
+  QStringList stalePartials;
 
   bool isEmpty() const { return path.isEmpty() && tensors.isEmpty(); }
   // Parses razor.inventory/1; on failure returns an empty inventory and sets *error.

@@ -20,6 +20,7 @@
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/output_guard.h"
 
 namespace {
 
@@ -131,6 +132,18 @@ int run_allocate(const allocate_args& a) {
   if (!tgt.ok()) return cli::report(tgt.error());
   auto strat = quant::strategy_from_name(a.strategy);
   if (!strat.ok()) return cli::report(strat.error());
+  std::string report_path = a.report;
+  if (report_path.empty()) {
+    report_path = a.out;
+    if (report_path.size() > 5 && report_path.substr(report_path.size() - 5) == ".json")
+      report_path.resize(report_path.size() - 5);
+    report_path += ".report.json";
+  }
+  // Both outputs may replace only razor's own earlier ones (util/output_guard.h): checked before the work.
+  const std::vector<std::string> inputs = {a.model, a.probe, a.base, a.text};
+  auto razor_json = [](const std::string& p) { return razor_json_file(p); };
+  if (auto s = check_output_file(a.out, razor_json, inputs); !s.ok()) return cli::report(s);
+  if (auto s = check_output_file(report_path, razor_json, inputs); !s.ok()) return cli::report(s);
   quant::allocate_options opt;
   opt.strat = *strat;
   opt.target = *tgt;
@@ -184,7 +197,9 @@ int run_allocate(const allocate_args& a) {
     if (!text.ok()) return cli::report(text.error());
     auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
     if (!tk.ok()) return cli::report(tk.error());
-    auto tokens = engine::protocol_tokens(*tk, *text);
+    auto tok = engine::protocol_tokens(*tk, *text, a.text);
+    if (!tok.ok()) return cli::report(tok.error());
+    const std::vector<int32_t>& tokens = *tok;
     const size_t offset = a.eval_offset >= 0 ? size_t(a.eval_offset)
                                              : (pr->n_tokens + size_t(a.ctx) - 1) / size_t(a.ctx) * size_t(a.ctx);
     engine::eval_options eo;
@@ -199,13 +214,6 @@ int run_allocate(const allocate_args& a) {
                        {"eval_offset_tokens", offset}, {"kl_mean", kl->kl_mean}, {"kl_p99", kl->kl_p99},
                        {"topk_kl", kl->topk_kl}, {"same_top1", kl->same_top1}, {"ppl", kl->model.ppl},
                        {"ref_ppl", kl->ref.ppl}, {"n_positions", kl->n_positions}};
-  }
-  std::string report_path = a.report;
-  if (report_path.empty()) {
-    report_path = a.out;
-    if (report_path.size() > 5 && report_path.substr(report_path.size() - 5) == ".json")
-      report_path.resize(report_path.size() - 5);
-    report_path += ".report.json";
   }
   if (auto s = write_file_atomic(report_path, dump_json(rep, 2) + "\n"); !s.ok()) return cli::report(s);
   if (a.json) {

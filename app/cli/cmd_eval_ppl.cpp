@@ -50,7 +50,9 @@ int run_eval_ppl(const eval_ppl_args& a) {
   if (!ck.ok()) return cli::report(ck.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  auto tokens = engine::protocol_tokens(*tk, text);
+  auto tok = engine::protocol_tokens(*tk, text, a.text);
+  if (!tok.ok()) return cli::report(tok.error());
+  const std::vector<int32_t>& tokens = *tok;
   std::fprintf(stderr, "%s: %zu tokens with the protocol; %d windows of %d\n", a.text.c_str(), tokens.size(),
                a.windows, a.ctx);
   engine::eval_options opt;
@@ -114,7 +116,7 @@ int run_eval_ppl(const eval_ppl_args& a) {
     auto rck = checkpoint::open(ref);
     if (!rck.ok()) return cli::report(rck.error());
     auto rtk = bpe_tokenizer::load(ref + "/tokenizer.json");
-    if (rtk.ok() && engine::protocol_tokens(*rtk, text) != tokens)
+    if (auto rt = rtk.ok() ? engine::protocol_tokens(*rtk, text, a.text) : tok; !rt.ok() || *rt != tokens)
       return cli::report(make_error(errc::invalid_argument, "MODEL and --ref tokenize the text differently"));
     auto rp = engine::checkpoint_weights(*rck);
     auto r = engine::kl_divergence(*wp, *rp, tokens, opt);

@@ -23,7 +23,9 @@ RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from sha
     if (!ck) return razor::cli::report(ck.error());
     auto r = razor::load_recipe(o->recipe);
     if (!r) return razor::cli::report(r.error());
-    auto f = razor::compute_footprint(*ck, *r);
+    auto fr = razor::compute_footprint(*ck, *r);
+    if (!fr) return razor::cli::report(fr.error());
+    const razor::footprint& f = *fr;
     if (o->json) {
       auto j = f.to_json();
       j["recipe"] = r->name;

@@ -4,6 +4,7 @@
 #include "model/checkpoint.h"
 #include "model/inventory.h"
 #include "util/json_limits.h"
+#include "util/stale_partials.h"
 
 namespace {
 
@@ -33,6 +34,9 @@ RAZOR_COMMAND("inspect", "Architecture, layers, experts, parameter and byte coun
                   auto st = razor::check_adapter_config(ck->adapter(), ck->config(), o->model + "/config.json");
                   if (!st && ck->adapter().name != "generic") std::fprintf(stderr, "warning: %s\n", st.to_string().c_str());
                   auto j = razor::inventory_json(*ck, o->json || o->tensors);
+                  // Temporaries of razor processes that died (SIGKILL, crash) beside the model: listed to delete.
+                  const auto stale = razor::stale_partials_near(o->model);
+                  j["stale_partials"] = razor::stale_partials_json(stale);
                   if (o->json) {
                     std::printf("%s\n", razor::dump_json(j, 2).c_str());
                     return 0;
@@ -59,6 +63,13 @@ RAZOR_COMMAND("inspect", "Architecture, layers, experts, parameter and byte coun
                     std::printf("%-20s %8lld %14lld %9.2f%% %12s\n", k.c_str(), (long long)v["tensors"].get<int64_t>(),
                                 (long long)v["params"].get<int64_t>(), 100.0 * double(v["params"].get<int64_t>()) / total,
                                 human_count(double(v["bytes"].get<int64_t>())).c_str());
+                  if (!stale.empty()) {
+                    std::printf("\nstale partial outputs (their razor process no longer runs; `razor clean-partials "
+                                "DIR` removes them):\n");
+                    for (auto& p : stale)
+                      std::printf("  %s  (%s, %s bytes, pid %lld)\n", p.path.c_str(), p.is_dir ? "folder" : "file",
+                                  human_count(double(p.bytes)).c_str(), (long long)p.pid);
+                  }
                   if (o->tensors) {
                     std::printf("\n%-64s %-18s %5s %4s %-6s %s\n", "tensor", "role", "layer", "exp", "dtype", "shape");
                     for (auto& t : j["tensors"])

@@ -12,6 +12,8 @@
 #include "engine/eval.h"
 #include "engine/probe.h"
 #include "gguf/imatrix.h"
+#include "gguf/output_check.h"
+#include "util/output_guard.h"
 #include "model/checkpoint.h"
 #include "util/atomic_file.h"
 
@@ -29,14 +31,23 @@ int run_probe_cmd(const probe_args& a) {
     return cli::report(make_error(errc::invalid_argument, "give --out (HDF5) and/or --imatrix (GGUF)"));
   if (a.no_imatrix && !a.imatrix.empty())
     return cli::report(make_error(errc::invalid_argument, "--imatrix needs the input statistics (drop --no-imatrix)"));
+  // Both outputs may replace only razor's own earlier ones (util/output_guard.h): checked before the probe runs.
+  if (!a.out.empty())
+    if (auto st = check_output_file(a.out, engine::probe_h5_file, {a.model, a.text}); !st.ok()) return cli::report(st);
+  if (!a.imatrix.empty())
+    if (auto st = check_output_file(a.imatrix, gguf::imatrix_file, {a.model, a.text, a.out}); !st.ok())
+      return cli::report(st);
   auto text = read_text_file(a.text);  // regular files only: a FIFO would block forever
   if (!text.ok()) return cli::report(text.error());
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  auto tokens = engine::protocol_tokens(*tk, *text);
-  auto d = engine::dims_from_config(ck->config());
+  auto tok = engine::protocol_tokens(*tk, *text, a.text);
+  if (!tok.ok()) return cli::report(tok.error());
+  const std::vector<int32_t>& tokens = *tok;
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
   if (!d.ok()) return cli::report(d.error());
   if (a.offset >= tokens.size())
     return cli::report(make_error(errc::invalid_argument, "--offset " + std::to_string(a.offset) + " is past the " +
@@ -51,7 +62,6 @@ int run_probe_cmd(const probe_args& a) {
   opt.collect_inputs = !a.no_imatrix;
   cli::stderr_progress prog("probe");
   opt.progress = [&](double d2, double t, const char* w) { return prog(d2, t, w); };
-  auto wp = engine::checkpoint_weights(*ck);
   auto r = engine::run_probe(*wp, tokens, opt);
   prog.finish();
   if (!r.ok()) return cli::report(r.error());

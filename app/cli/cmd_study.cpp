@@ -17,6 +17,7 @@
 #include "quant/allocate_engine.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/output_guard.h"
 
 namespace {
 
@@ -40,6 +41,11 @@ std::vector<std::string> split(const std::string& s) {
 
 int run_study(const study_args& a) {
   using namespace razor;
+  if (!a.out.empty())  // may replace only an earlier study (util/output_guard.h): checked before the work
+    if (auto s = check_output_file(a.out, [](const std::string& p) { return razor_json_file(p, "razor.study/"); },
+                                   {a.model, a.probe, a.text});
+        !s.ok())
+      return cli::report(s);
   auto ck = checkpoint::open(a.model);
   if (!ck.ok()) return cli::report(ck.error());
   auto base = load_recipe(a.base);
@@ -52,7 +58,9 @@ int run_study(const study_args& a) {
   if (!text.ok()) return cli::report(text.error());
   auto tk = bpe_tokenizer::load(a.model + "/tokenizer.json");
   if (!tk.ok()) return cli::report(tk.error());
-  const auto tokens = engine::protocol_tokens(*tk, *text);
+  auto tok = engine::protocol_tokens(*tk, *text, a.text);
+  if (!tok.ok()) return cli::report(tok.error());
+  const std::vector<int32_t>& tokens = *tok;
   const size_t offset = a.eval_offset >= 0 ? size_t(a.eval_offset)
                                            : (pr->n_tokens + size_t(a.ctx) - 1) / size_t(a.ctx) * size_t(a.ctx);
   if (offset < pr->n_tokens)
@@ -103,7 +111,9 @@ int run_study(const study_args& a) {
         r = *base;
         r.expert_bits.clear();
         for (int L = 0; L < st->n_layers; ++L) r.expert_bits[L] = std::vector<double>(size_t(st->n_experts), tgt->value);
-        auto fp = compute_footprint(*ck, r);
+        auto fpr = compute_footprint(*ck, r);
+        if (!fpr.ok()) return cli::report(fpr.error());
+        const footprint& fp = *fpr;
         auto dm = quant::make_damage_model(*st, *errs, {*sal, true, 0.02});
         double d = 0;
         if (dm.ok())

@@ -9,6 +9,8 @@
 
 #include "cli/commands.h"
 #include "util/printable.h"
+#include "util/mapped_file.h"
+#include "util/temp_registry.h"
 
 namespace razor::cli {
 
@@ -49,6 +51,8 @@ void stderr_progress::finish() {
 
 int main(int argc, char** argv) {
   using namespace razor::cli;
+  // SIGINT / SIGTERM / SIGHUP remove the temporaries of the outputs being written (util/temp_registry.h).
+  razor::install_cleanup_signal_handlers();
   CLI::App app{"razor: compress Mixture-of-Experts models below 4 bits and prove what was kept"};
   app.set_version_flag("--version", std::string("razor ") + RAZOR_VERSION);
   app.require_subcommand(1);
@@ -76,11 +80,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (!run) return 0;
+  const uint64_t truncations = razor::mapped_file::truncation_count();
   // The last resort: core reports errors as values, and the readers bound what they allocate, so nothing should
   // arrive here. If something does (bad_alloc, a library's exception), say so plainly and exit 1 instead of
   // std::terminate's abort and core dump.
+  int rc = 1;
   try {
-    return run ? run() : 0;
+    rc = run();
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "razor: internal: out of memory (an input asked for more than this machine has)\n");
   } catch (const std::exception& e) {
@@ -88,5 +95,10 @@ int main(int argc, char** argv) {
   } catch (...) {
     std::fprintf(stderr, "razor: internal: unexpected error of unknown type\n");
   }
-  return 1;
+  // An input truncated under a reader that had no check of its own (util/mapped_file.h) is no success.
+  if (razor::status st = razor::mapped_file::check_since(truncations); !st.ok()) {
+    report(st);
+    return rc == 0 ? 1 : rc;
+  }
+  return rc;
 }

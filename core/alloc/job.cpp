@@ -11,6 +11,8 @@
 #include "quant/allocate.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
+#include "util/json_limits.h"
+#include "util/output_guard.h"
 
 namespace razor::alloc {
 
@@ -91,10 +93,18 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
 
   RAZOR_TRY(target_file_bytes(plan, target).error());  // refuse an impossible target before measuring
 
+  // outputs: only over razor's own earlier ones (util/output_guard.h), checked before the work
+  const std::string cache = p.cache.empty() ? sibling(p.out, ".sensitivity.json") : p.cache;
+  const std::string report = p.report.empty() ? sibling(p.out, ".report.json") : p.report;
+  const std::vector<std::string> inputs = {p.model, p.imatrix, p.text, p.measure_text};
+  RAZOR_TRY(check_output_file(p.out, razor_text_file("# razor allocate"), inputs));
+  RAZOR_TRY(check_output_file(report, [](const std::string& f) { return razor_json_file(f); }, inputs));
+  if (!p.no_cache) RAZOR_TRY(check_output_file(cache, [](const std::string& f) { return razor_json_file(f); }, inputs));
+
   // calibration windows
   RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(p.text));
   RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(ck.dir() + "/tokenizer.json"));
-  const std::vector<int32_t> tokens = engine::protocol_tokens(tk, text);
+  RAZOR_ASSIGN_OR_RETURN(const std::vector<int32_t> tokens, engine::protocol_tokens(tk, text, p.text));
   RAZOR_ASSIGN_OR_RETURN(auto seqs, windows_of(tokens, p.offset, p.windows, p.ctx, p.text));
 
   // measurements: reused when the key matches
@@ -111,13 +121,11 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
                         {"allow_missing_imatrix", p.allow_missing_imatrix},
                         {"sensitivity", p.sensitivity},
                         {"fit_types", p.sensitivity == "fit" ? p.fit_types : 0}};
-  const std::string cache = p.cache.empty() ? sibling(p.out, ".sensitivity.json") : p.cache;
   measure_report mr;
   bool from_cache = false;
   if (!p.no_cache) {
-    if (auto txt = read_text_file(cache); txt.ok()) {
-      auto j = nlohmann::json::parse(*txt, nullptr, false);
-      if (auto r = apply_cached(j, key, plan); r.ok()) {
+    if (auto j = read_json_file(cache); j.ok()) {
+      if (auto r = apply_cached(*j, key, plan); r.ok()) {
         mr = *r;
         from_cache = true;
       }
@@ -130,7 +138,7 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
     mo.fit_types = p.fit_types;
     mo.progress = progress;
     RAZOR_ASSIGN_OR_RETURN(mr, measure(ck, have_imat ? &im : nullptr, plan, mo));
-    if (!p.no_cache) RAZOR_TRY(write_file_atomic(cache, measurements_json(plan, mr, key).dump() + "\n"));
+    if (!p.no_cache) RAZOR_TRY(write_file_atomic(cache, dump_json(measurements_json(plan, mr, key)) + "\n"));
   }
 
   gguf::convert_options co;
@@ -151,7 +159,7 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
     std::vector<int32_t> mtokens;
     if (other) {
       RAZOR_ASSIGN_OR_RETURN(std::string mt, read_text_file(p.measure_text));
-      mtokens = engine::protocol_tokens(tk, mt);
+      RAZOR_ASSIGN_OR_RETURN(mtokens, engine::protocol_tokens(tk, mt, p.measure_text));
     }
     const std::string& mname = other ? p.measure_text : p.text;
     RAZOR_ASSIGN_OR_RETURN(auto mseqs, windows_of(other ? mtokens : tokens, off, p.measure_windows, p.ctx, mname));
@@ -161,9 +169,8 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
                        {"nll", k.nll},          {"predicted_kl", al.predicted_kl}};
   }
   RAZOR_TRY(write_file_atomic(p.out, al.recipe_text));
-  const std::string report = p.report.empty() ? sibling(p.out, ".report.json") : p.report;
   rep["report"] = report;
-  RAZOR_TRY(write_file_atomic(report, rep.dump(2) + "\n"));
+  RAZOR_TRY(write_file_atomic(report, dump_json(rep, 2) + "\n"));
   return rep;
 }
 

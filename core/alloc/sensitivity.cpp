@@ -12,7 +12,7 @@ namespace razor::alloc {
 result<reference_pass> reference_pass::run(engine::weight_provider& wp, const std::vector<std::vector<int32_t>>& seqs,
                                            const reference_options& opt) {
   reference_pass r;
-  RAZOR_ASSIGN_OR_RETURN(r.d_, engine::dims_from_config(wp.config()));
+  RAZOR_ASSIGN_OR_RETURN(r.d_, engine::dims_for(wp));
   r.seqs_ = seqs;
   r.seq_start_ = {0};
   for (auto& s : seqs) r.seq_start_.push_back(r.seq_start_.back() + s.size());

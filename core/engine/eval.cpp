@@ -13,10 +13,13 @@
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "quant/fake_quant.h"
+#include "util/utf8.h"
 
 namespace razor::engine {
 
-std::vector<int32_t> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, int32_t separator) {
+result<std::vector<int32_t>> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, const std::string& where,
+                                             int32_t separator) {
+  RAZOR_TRY(check_utf8(text, where));
   std::vector<int32_t> out;
   const std::string_view sep = "\n\n\n";
   size_t pos = 0;
@@ -24,7 +27,8 @@ std::vector<int32_t> protocol_tokens(const bpe_tokenizer& tk, std::string_view t
     size_t at = text.find(sep, pos);
     std::string_view piece = text.substr(pos, at == std::string_view::npos ? std::string_view::npos : at - pos);
     auto ids = tk.encode(piece, /*split_added=*/true);
-    out.insert(out.end(), ids.begin(), ids.end());
+    if (!ids.ok()) return make_error(ids.error().code(), where + ": " + ids.error().message());
+    out.insert(out.end(), ids->begin(), ids->end());
     out.push_back(separator);
     if (at == std::string_view::npos) break;
     pos = at + sep.size();
@@ -76,7 +80,7 @@ void maybe_print_plan(const weight_provider& wp, const model_dims& d, const eval
 
 result<ppl_result> perplexity(weight_provider& wp, const std::vector<int32_t>& tokens, const eval_options& opt) {
   RAZOR_TRY(check_stream(tokens, opt));
-  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
+  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_for(wp));
   maybe_print_plan(wp, d, opt);
   const double t_start = now_s();
   double nll = 0;
@@ -115,8 +119,8 @@ result<ppl_result> perplexity(weight_provider& wp, const std::vector<int32_t>& t
 result<kl_result> kl_divergence(weight_provider& model, weight_provider& ref, const std::vector<int32_t>& tokens,
                                 const eval_options& opt) {
   RAZOR_TRY(check_stream(tokens, opt));
-  RAZOR_ASSIGN_OR_RETURN(model_dims dm, dims_from_config(model.config()));
-  RAZOR_ASSIGN_OR_RETURN(model_dims dr, dims_from_config(ref.config()));
+  RAZOR_ASSIGN_OR_RETURN(model_dims dm, dims_for(model));
+  RAZOR_ASSIGN_OR_RETURN(model_dims dr, dims_for(ref));
   if (dm.vocab != dr.vocab)
     return make_error(errc::shape_mismatch, "the two models have different vocabularies (" +
                                                 std::to_string(dm.vocab) + " vs " + std::to_string(dr.vocab) + ")");
@@ -214,12 +218,12 @@ std::unique_ptr<weight_provider> fake_quant_weights(const checkpoint& ck, const 
     if (expert >= 0) {
       auto v = c->expert_matrix(layer, expert, p);
       if (!v || !v->t) return {};
-      bits = v->t->cls.fused ? rp->expert_tag(*v->t, expert) : rp->tensor_bits(*v->t);
+      RAZOR_ASSIGN_OR_RETURN(bits, v->t->cls.fused ? rp->expert_tag(*v->t, expert) : rp->tensor_bits(*v->t));
     } else {
       const tensor_entry* te = c->find_text(name);
       if (!te) te = c->find(name);
       if (!te) return {};
-      bits = rp->tensor_bits(*te);
+      RAZOR_ASSIGN_OR_RETURN(bits, rp->tensor_bits(*te));
     }
     if (bits >= kKeepBits || t.data.empty()) return {};
     quant::fq_params fp{float(bits), rp->group, rp->clip_steps};
@@ -279,6 +283,26 @@ class gguf_provider : public weight_provider {
     t.data.resize(size_t(rows * cols));
     RAZOR_TRY(dequant(*ti, int64_t(e) * rows, rows, t.data.data()));
     return t;
+  }
+
+  std::optional<stored_tensor> shape(const std::string& name) const override {
+    std::string g;
+    undo u;
+    if (!resolve(name, &g, &u)) return std::nullopt;
+    const gguf::tensor_info* ti = f_.find_tensor(g);
+    if (!ti) return std::nullopt;
+    const int64_t cols = ti->ne.empty() ? 1 : ti->ne[0];
+    const int64_t rows = cols ? ti->nelements() / cols : 0;
+    return stored_tensor{f_.path() + ": " + g,
+                         ti->ne.size() >= 2 ? std::vector<int64_t>{rows, cols} : std::vector<int64_t>{cols}};
+  }
+
+  std::optional<stored_tensor> expert_shape(int layer, int e, expert_proj p) const override {
+    const std::string g = "blk." + std::to_string(layer) + ".ffn_" +
+                          (p == expert_proj::gate ? "gate" : p == expert_proj::up ? "up" : "down") + "_exps.weight";
+    const gguf::tensor_info* ti = f_.find_tensor(g);
+    if (!ti || ti->ne.size() < 3 || e < 0 || e >= ti->ne[2]) return std::nullopt;
+    return stored_tensor{f_.path() + ": " + g + " (expert " + std::to_string(e) + ")", {ti->ne[1], ti->ne[0]}};
   }
 
  private:

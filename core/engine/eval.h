@@ -26,7 +26,10 @@ struct recipe;
 
 namespace razor::engine {
 
-std::vector<int32_t> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, int32_t separator = 0);
+// The protocol's token stream of `text`. The text is checked to be UTF-8 first, once: an error names `where`
+// (the file) and the first malformed byte's offset, line and column (util/utf8.h).
+result<std::vector<int32_t>> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, const std::string& where,
+                                             int32_t separator = 0);
 
 struct eval_options {
   int windows = 200;

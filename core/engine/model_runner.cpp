@@ -24,16 +24,17 @@ result<model_dims> dims_from_config(const model_config& cfg) {
   else
     return make_error(errc::unsupported, "model_type " + mt +
                                              ": the reference engine runs qwen3_moe and qwen3_5_moe(_text) only");
+  // Every value in range (rot_dims even and within head_dim, top-k within the experts, eps > 0, ...).
+  RAZOR_TRY(check_config_values(cfg));
   d.hidden = cfg.hidden_size;
   d.n_layers = cfg.num_layers;
   d.vocab = cfg.vocab_size;
   d.n_heads = cfg.num_heads;
-  d.n_kv_heads = cfg.num_kv_heads ? cfg.num_kv_heads : cfg.num_heads;
-  d.head_dim = cfg.head_dim ? cfg.head_dim : (cfg.num_heads ? cfg.hidden_size / cfg.num_heads : 0);
+  d.n_kv_heads = cfg.num_kv_heads;
+  d.head_dim = cfg.head_dim;
   d.eps = cfg.rms_norm_eps;
   d.rope_theta = cfg.rope_theta;
-  d.rot_dims = int64_t(double(d.head_dim) * cfg.partial_rotary_factor);
-  d.rot_dims -= d.rot_dims % 2;
+  d.rot_dims = cfg.rotary_dims();
   d.n_experts = cfg.num_experts;
   d.top_k = cfg.num_experts_per_tok;
   d.moe_ff = cfg.moe_intermediate_size;
@@ -49,16 +50,13 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     d.lin_k_dim = cfg.linear_key_head_dim;
     d.lin_v_dim = cfg.linear_value_head_dim;
     d.conv_kernel = cfg.linear_conv_kernel_dim ? cfg.linear_conv_kernel_dim : 4;
-    bool any_linear = std::find(d.linear_layer.begin(), d.linear_layer.end(), true) != d.linear_layer.end();
-    if (any_linear && (d.lin_k_heads <= 0 || d.lin_v_heads <= 0 || d.lin_v_heads % d.lin_k_heads || d.lin_k_dim <= 0 ||
-                       d.lin_v_dim <= 0))
-      return make_error(errc::bad_config, "linear attention head counts/dims are missing or inconsistent");
   }
-  if (d.hidden <= 0 || d.n_layers <= 0 || d.vocab <= 0 || d.n_heads <= 0 || d.head_dim <= 0 ||
-      d.n_heads % d.n_kv_heads)
-    return make_error(errc::bad_config, "hidden size, layers, vocab or attention heads missing or inconsistent");
-  if (d.n_experts <= 0 || d.top_k <= 0 || d.top_k > d.n_experts || d.moe_ff <= 0)
-    return make_error(errc::bad_config, "expert count, experts per token or moe_intermediate_size missing");
+  return d;
+}
+
+result<model_dims> dims_for(const weight_provider& wp) {
+  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
+  RAZOR_TRY(check_config(wp));
   return d;
 }
 

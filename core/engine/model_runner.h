@@ -42,7 +42,11 @@ struct model_dims {
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
 };
+// The engine's view of a config; errors (errc::bad_config, naming config.json and the key) for a value out of
+// range (model/config_check.h check_config_values). dims_for also checks every value against the provider's
+// tensor shapes (check_config_shapes), before anything runs: the entry point of perplexity, KL and the probe.
 result<model_dims> dims_from_config(const model_config& cfg);
+result<model_dims> dims_for(const weight_provider& wp);
 
 // ---- one layer's weights, converted (linear maps transposed, +1 applied to zero-centred norms) ----
 struct attention_weights {

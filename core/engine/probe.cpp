@@ -13,6 +13,8 @@
 
 #include "gguf/convert.h"
 #include "gguf/layout.h"
+#include "util/output_guard.h"
+#include "util/temp_registry.h"
 
 namespace razor::engine {
 
@@ -105,7 +107,7 @@ class probe_observer : public forward_observer {
 }  // namespace
 
 result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& tokens, const probe_options& opt) {
-  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_from_config(wp.config()));
+  RAZOR_ASSIGN_OR_RETURN(model_dims d, dims_for(wp));
   if (opt.seqlen == 0) return make_error(errc::invalid_argument, "seqlen must be positive");
   if (opt.first_token >= tokens.size())
     return make_error(errc::invalid_argument, "first_token " + std::to_string(opt.first_token) + " is past the " +
@@ -203,10 +205,29 @@ T read_attr(const H5::H5Object& o, const char* name, const H5::PredType& t) {
 
 }  // namespace
 
+status probe_h5_file(const std::string& path) {
+  try {
+    H5::Exception::dontPrint();
+    if (!H5::H5File::isHdf5(path)) return make_error(errc::bad_format, "not an HDF5 file");
+    H5::H5File f(path, H5F_ACC_RDONLY);
+    H5::Group root = f.openGroup("/");
+    if (!root.attrExists("format")) return make_error(errc::bad_format, "an HDF5 file without razor's format attribute");
+    H5::Attribute a = root.openAttribute("format");
+    std::string v;
+    a.read(a.getStrType(), v);
+    if (v != "razor-probe") return make_error(errc::bad_format, "an HDF5 file of format \"" + v + "\"");
+    return {};
+  } catch (const H5::Exception& e) {
+    return make_error(errc::bad_format, "unreadable as HDF5: " + e.getDetailMsg());
+  }
+}
+
 status write_probe_h5(const probe_result& r, const std::string& path) {
   namespace fs = std::filesystem;
+  RAZOR_TRY(check_output_file(path, probe_h5_file));
   fs::path p(path);
   std::string tmp = (p.parent_path() / ("." + p.filename().string() + ".partial-" + std::to_string(getpid()))).string();
+  const scoped_temp reg(tmp, temp_kind::file);  // a SIGINT / SIGTERM removes it
   try {
     H5::Exception::dontPrint();
     {
@@ -250,6 +271,7 @@ status write_probe_h5(const probe_result& r, const std::string& path) {
       }
     }
     std::error_code ec;
+    if (!claim_temp(reg.handle())) return make_error(errc::cancelled, path + ": interrupted");
     fs::rename(tmp, path, ec);
     if (ec) {
       fs::remove(tmp, ec);

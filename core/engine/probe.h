@@ -62,8 +62,11 @@ struct probe_options {
 };
 
 result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& tokens, const probe_options& opt);
-// Writes the HDF5 file atomically (temporary name, renamed when complete).
+// Writes the HDF5 file atomically (temporary name, renamed when complete). An existing file at `path` is
+// replaced only when it is razor's own probe file (probe_h5_file; util/output_guard.h).
 status write_probe_h5(const probe_result& r, const std::string& path);
+// own_test (util/output_guard.h): an HDF5 file whose root attribute "format" is "razor-probe".
+status probe_h5_file(const std::string& path);
 result<probe_result> read_probe_h5(const std::string& path);
 
 // The probe's input statistics as a llama.cpp GGUF importance matrix, named by GGUF tensor (core/gguf's

@@ -1,13 +1,11 @@
 #include "engine/tokenizer.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
-
 #include <algorithm>
 #include <fstream>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <sstream>
 
 #include "util/json_limits.h"
@@ -64,13 +62,6 @@ constexpr const char* k_gpt2_pattern =
 }  // namespace
 
 uint32_t byte_to_unicode(uint8_t b) { return tables().to_cp[b]; }
-
-struct bpe_tokenizer::regex_holder {
-  pcre2_code* code = nullptr;
-  ~regex_holder() {
-    if (code) pcre2_code_free(code);
-  }
-};
 
 result<bpe_tokenizer> bpe_tokenizer::load(const std::string& path) {
   json_limits lim;
@@ -175,19 +166,22 @@ result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const st
   if (pattern.empty() && byte_level_regex) pattern = k_gpt2_pattern;
   if (pattern.empty()) return make_error(errc::unsupported, where + ": no pre-tokenizer regex found");
   tk.pattern_ = pattern;
-  int err = 0;
-  PCRE2_SIZE off = 0;
-  auto holder = std::make_shared<regex_holder>();
-  holder->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                               PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
-  if (!holder->code) {
-    PCRE2_UCHAR buf[256];
-    pcre2_get_error_message(err, buf, sizeof buf);
-    return make_error(errc::bad_format, where + ": pre-tokenizer regex does not compile at offset " +
-                                            std::to_string(off) + ": " + reinterpret_cast<char*>(buf));
-  }
-  pcre2_jit_compile(holder->code, PCRE2_JIT_COMPLETE);  // best effort; the interpreter is the fallback
-  tk.re_ = holder;
+  tk.where_ = where;
+  regex_options ro;
+  ro.utf = true;
+  ro.ecmascript = false;  // the Hugging Face patterns are written for Oniguruma / fancy-regex, close to PCRE2
+  ro.max_pattern_bytes = 64 * 1024;
+  // Pieces can be long (a megabyte of spaces is one \s+ match): the limits only stop patterns that backtrack
+  // without bound, a few seconds of work at most.
+  ro.match_limit = 100'000'000;
+  ro.depth_limit = 10'000'000;
+  ro.heap_limit_kib = 1024 * 1024;
+  auto re = regex::compile(pattern, ro);
+  if (!re.ok()) return make_error(errc::bad_format, where + ": pre-tokenizer " + re.error().message());
+  tk.re_ = std::move(re).value();
+  for (size_t i = 0; i < tk.added_.size(); ++i)
+    if (!tk.added_[i].first.empty())
+      tk.added_by_byte_[uint8_t(tk.added_[i].first[0])].push_back(uint32_t(i));
   return tk;
 }();
   } catch (const nlohmann::json::exception& e) {
@@ -204,7 +198,10 @@ std::optional<int32_t> bpe_tokenizer::token_id(std::string_view s) const {
 }
 
 void bpe_tokenizer::encode_piece(std::string_view bytes, std::vector<int32_t>& out) const {
-  {
+  // Pieces repeat a lot in text; only short ones are worth a cache entry (and a copy as its key).
+  constexpr size_t kMaxCachedPiece = 256;
+  const bool cacheable = bytes.size() <= kMaxCachedPiece;
+  if (cacheable) {
     std::lock_guard lk(*cache_mu_);
     auto it = cache_->find(std::string(bytes));
     if (it != cache_->end()) {
@@ -212,41 +209,67 @@ void bpe_tokenizer::encode_piece(std::string_view bytes, std::vector<int32_t>& o
       return;
     }
   }
-  std::vector<int32_t> sym;
-  sym.reserve(bytes.size());
-  for (char c : bytes) sym.push_back(byte_id_[uint8_t(c)]);
-  while (sym.size() > 1) {
-    uint64_t best = std::numeric_limits<uint64_t>::max();
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      auto it = merges_.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[i + 1]));
-      if (it != merges_.end() && (it->second >> 32) < (best >> 32)) {
-        best = it->second;
-        at = i;
-      }
-    }
-    if (best == std::numeric_limits<uint64_t>::max()) break;
-    sym[at] = int32_t(best & 0xffffffffu);
-    sym.erase(sym.begin() + std::ptrdiff_t(at) + 1);
+  // Symbols in a doubly linked list over byte positions; a symbol starting at i covers [i, i + len[i]).
+  const int32_t n = int32_t(bytes.size());
+  const size_t un = bytes.size();
+  std::vector<int32_t> id(un), prev(un), next(un), len(un, 1);
+  for (int32_t i = 0; i < n; ++i) {
+    id[size_t(i)] = byte_id_[uint8_t(bytes[size_t(i)])];
+    prev[size_t(i)] = i - 1;
+    next[size_t(i)] = i + 1 < n ? i + 1 : -1;
   }
+  // Candidate merges of adjacent symbols (left, right), lowest rank first, then leftmost: the pair the
+  // reference algorithm (rescan every pair, merge the best) would take. An entry is stale once either symbol
+  // took part in another merge: the left one is gone (len 0) or no longer followed by `right`, or `right` grew.
+  struct cand {
+    uint32_t rank;
+    int32_t left, right, len;
+    int32_t merged;
+    bool operator>(const cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<cand, std::vector<cand>, std::greater<cand>> pq;
+  auto consider = [&](int32_t l) {
+    if (l < 0) return;
+    const int32_t r = next[size_t(l)];
+    if (r < 0) return;
+    auto it = merges_.find((uint64_t(uint32_t(id[size_t(l)])) << 32) | uint32_t(id[size_t(r)]));
+    if (it == merges_.end()) return;
+    pq.push({uint32_t(it->second >> 32), l, r, len[size_t(l)] + len[size_t(r)], int32_t(it->second & 0xffffffffu)});
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) consider(i);
+  while (!pq.empty()) {
+    const cand c = pq.top();
+    pq.pop();
+    const auto l = size_t(c.left), r = size_t(c.right);
+    if (len[l] == 0 || next[l] != c.right || len[l] + len[r] != c.len) continue;  // stale
+    id[l] = c.merged;
+    len[l] = c.len;
+    len[r] = 0;
+    next[l] = next[r];
+    if (next[r] >= 0) prev[size_t(next[r])] = c.left;
+    consider(prev[l]);
+    consider(c.left);
+  }
+  std::vector<int32_t> sym;
+  for (int32_t i = n ? 0 : -1; i >= 0; i = next[size_t(i)]) sym.push_back(id[size_t(i)]);
   out.insert(out.end(), sym.begin(), sym.end());
+  if (!cacheable) return;
   std::lock_guard lk(*cache_mu_);
   if (cache_->size() < 200000) cache_->emplace(std::string(bytes), std::move(sym));
 }
 
-void bpe_tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
-  if (text.empty()) return;
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
-  auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+status bpe_tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& out) const {
   size_t pos = 0;
   while (pos < text.size()) {
-    int rc = pcre2_match(re_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) {  // no further match: the rest is one gap piece ("Isolated" keeps it)
+    auto m = re_.find(text, pos);
+    if (!m.ok())
+      return make_error(m.error().code(), where_ + ": the pre-tokenizer regex at byte " + std::to_string(pos) +
+                                              " of a piece of text: " + m.error().message());
+    if (!*m) {  // no further match: the rest is one gap piece ("Isolated" keeps it)
       encode_piece(text.substr(pos), out);
       break;
     }
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    size_t b = ov[0], e = ov[1];
+    const size_t b = (*m)->begin, e = (*m)->end;
     if (b > pos) encode_piece(text.substr(pos, b - pos), out);
     if (e == b) {  // empty match: step one code point so the loop advances
       size_t i = b;
@@ -258,22 +281,24 @@ void bpe_tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& ou
     encode_piece(text.substr(b, e - b), out);
     pos = e;
   }
-  pcre2_match_data_free(md);
+  return {};
 }
 
-std::vector<int32_t> bpe_tokenizer::encode(std::string_view text, bool split_added) const {
+result<std::vector<int32_t>> bpe_tokenizer::encode(std::string_view text, bool split_added) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 1);
   if (!split_added || added_.empty()) {
-    encode_plain(text, out);
+    RAZOR_TRY(encode_plain(text, out));
     return out;
   }
+  // Added tokens: at each byte only those starting with that byte are tried, longest first.
   size_t start = 0, i = 0;
   while (i < text.size()) {
     bool hit = false;
-    for (auto& [c, id] : added_) {
-      if (!c.empty() && text.compare(i, c.size(), c) == 0) {
-        encode_plain(text.substr(start, i - start), out);
+    for (uint32_t k : added_by_byte_[uint8_t(text[i])]) {
+      const auto& [c, id] = added_[k];
+      if (text.compare(i, c.size(), c) == 0) {
+        RAZOR_TRY(encode_plain(text.substr(start, i - start), out));
         out.push_back(id);
         i += c.size();
         start = i;
@@ -283,7 +308,7 @@ std::vector<int32_t> bpe_tokenizer::encode(std::string_view text, bool split_add
     }
     if (!hit) ++i;
   }
-  encode_plain(text.substr(start), out);
+  RAZOR_TRY(encode_plain(text.substr(start), out));
   return out;
 }
 

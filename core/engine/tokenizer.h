@@ -8,12 +8,20 @@
 //
 // Encoding, as the Hugging Face tokenizers library does it:
 //   1. added tokens are cut out of the text first (longest match at each position) and map to their id;
-//   2. the rest is split by the pre-tokenizer regex (PCRE2, UTF + Unicode properties); Split behaviour
-//      "Isolated": every match is one piece, and so is every gap between matches;
+//   2. the rest is split by the pre-tokenizer regex (util/regex.h: PCRE2, UTF + Unicode properties); Split
+//      behaviour "Isolated": every match is one piece, and so is every gap between matches;
 //   3. each piece is taken as raw bytes; BPE starts from one symbol per byte (the vocab entry of that byte
 //      under the GPT-2 byte-to-unicode mapping) and repeatedly merges the adjacent pair with the lowest merge
 //      rank, leftmost first, until no adjacent pair has a merge.
 // Vocab strings are stored decoded to raw bytes, so decode() returns the original UTF-8 text.
+//
+// Cost: O(n log n) in the text's length whatever the text (a megabyte of spaces, or one megabyte-long "word"):
+// the added tokens are looked up by their first byte, and BPE keeps the candidate pairs in a priority queue
+// over a doubly linked list of symbols (each merge costs O(log n), stale pairs are skipped when popped).
+//
+// Text must be UTF-8: callers check it first (util/utf8.h check_utf8, which names the file and the byte; the
+// engine's protocol_tokens does). encode() itself never reads past a malformed sequence: its bytes match no
+// regex item and are encoded byte by byte.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -26,6 +34,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "util/regex.h"
 #include "util/status.h"
 
 namespace razor {
@@ -41,8 +50,9 @@ class bpe_tokenizer {
   static result<bpe_tokenizer> from_json(const nlohmann::json& j, const std::string& where);
 
   // Token ids of `text` (UTF-8). Added tokens in the text are recognised when `split_added` (Hugging Face
-  // does so even with add_special_tokens=False); nothing is prepended or appended. Thread-safe.
-  std::vector<int32_t> encode(std::string_view text, bool split_added = true) const;
+  // does so even with add_special_tokens=False); nothing is prepended or appended. Thread-safe. An error only
+  // when the pre-tokenizer regex reaches its match limits (a hostile tokenizer.json pattern).
+  result<std::vector<int32_t>> encode(std::string_view text, bool split_added = true) const;
   std::string decode(const std::vector<int32_t>& ids) const;
 
   int vocab_size() const { return int(id_to_bytes_.size()); }
@@ -54,9 +64,8 @@ class bpe_tokenizer {
   size_t n_merges() const { return merge_count_; }
 
  private:
-  struct regex_holder;
   void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
-  void encode_plain(std::string_view text, std::vector<int32_t>& out) const;
+  status encode_plain(std::string_view text, std::vector<int32_t>& out) const;
 
   std::vector<std::string> id_to_bytes_;
   std::unordered_map<std::string, int32_t> bytes_to_id_;
@@ -66,8 +75,9 @@ class bpe_tokenizer {
   std::unordered_map<uint64_t, uint64_t> merges_;
   size_t merge_count_ = 0;
   std::vector<std::pair<std::string, int32_t>> added_;  // content, id; longest first
-  std::string pattern_;
-  std::shared_ptr<regex_holder> re_;
+  std::vector<uint32_t> added_by_byte_[256];            // indices into added_ by first byte, longest first
+  std::string pattern_, where_;
+  regex re_;
   // Cache of piece -> ids (pieces repeat a lot in text); guarded because encode() is const and thread-safe.
   mutable std::shared_ptr<std::mutex> cache_mu_ = std::make_shared<std::mutex>();
   mutable std::shared_ptr<std::unordered_map<std::string, std::vector<int32_t>>> cache_ =

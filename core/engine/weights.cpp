@@ -82,8 +82,14 @@ class ckpt_provider : public weight_provider {
       if (t.cls.layer == layer) ck_.release(t);
   }
 
+  std::optional<stored_tensor> shape(const std::string& name) const override { return shapes_.tensor(name); }
+  std::optional<stored_tensor> expert_shape(int layer, int e, expert_proj p) const override {
+    return shapes_.expert(layer, e, p);
+  }
+
  private:
   const checkpoint& ck_;
+  model_shapes shapes_ = checkpoint_shapes(ck_);
 };
 
 class transform_provider : public weight_provider {
@@ -108,6 +114,10 @@ class transform_provider : public weight_provider {
   }
   // rows() uses the default (whole tensor through the transform): a quantized embedding must be seen whole.
   void release_layer(int layer) override { base_->release_layer(layer); }
+  std::optional<stored_tensor> shape(const std::string& name) const override { return base_->shape(name); }
+  std::optional<stored_tensor> expert_shape(int layer, int e, expert_proj p) const override {
+    return base_->expert_shape(layer, e, p);
+  }
 
  private:
   std::unique_ptr<weight_provider> base_;
@@ -132,6 +142,23 @@ result<tensor_f32> memory_weights::tensor(const std::string& name) {
 
 result<tensor_f32> memory_weights::expert(int layer, int e, expert_proj p) {
   return tensor(expert_tensor_name(layer, e, p));
+}
+
+std::optional<stored_tensor> memory_weights::shape(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) return std::nullopt;
+  return stored_tensor{name, it->second.shape};
+}
+
+std::optional<stored_tensor> memory_weights::expert_shape(int layer, int e, expert_proj p) const {
+  return shape(expert_tensor_name(layer, e, p));
+}
+
+status check_config(const weight_provider& wp) {
+  model_shapes s;
+  s.tensor = [&wp](const std::string& name) { return wp.shape(name); };
+  s.expert = [&wp](int layer, int e, expert_proj p) { return wp.expert_shape(layer, e, p); };
+  return check_config_shapes(wp.config(), s);
 }
 
 }  // namespace razor::engine

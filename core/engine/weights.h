@@ -11,10 +11,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/adapter.h"
+#include "model/config_check.h"
 #include "model/hf_config.h"
 #include "util/status.h"
 
@@ -46,7 +48,15 @@ class weight_provider {
   virtual result<tensor_f32> rows(const std::string& name, const std::vector<int32_t>& ids);
   // The runner is done with this layer's tensors (drop mapped pages).
   virtual void release_layer(int layer) {}
+  // Shapes without reading data, for checking config.json against them (model/config_check.h): the tensor by
+  // its text-model name as stored (lm_head.weight only when the head is stored, not tied), and one routed
+  // expert's [out, in]; nullopt when absent.
+  virtual std::optional<stored_tensor> shape(const std::string& name) const = 0;
+  virtual std::optional<stored_tensor> expert_shape(int layer, int expert, expert_proj p) const = 0;
 };
+
+// The config's values checked against this provider's shapes (check_config_shapes).
+status check_config(const weight_provider& wp);
 
 // `ck` must outlive the provider.
 std::unique_ptr<weight_provider> checkpoint_weights(const checkpoint& ck);
@@ -67,6 +77,8 @@ class memory_weights : public weight_provider {
   bool has(const std::string& name) const override { return tensors_.count(name) != 0; }
   result<tensor_f32> tensor(const std::string& name) override;
   result<tensor_f32> expert(int layer, int expert, expert_proj p) override;
+  std::optional<stored_tensor> shape(const std::string& name) const override;
+  std::optional<stored_tensor> expert_shape(int layer, int expert, expert_proj p) const override;
 
  private:
   model_config cfg_;

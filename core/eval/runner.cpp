@@ -13,6 +13,7 @@
 #include "eval/benchmarks.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
+#include "util/output_guard.h"
 #include "util/paths.h"
 
 namespace razor::eval {
@@ -78,6 +79,15 @@ json gate_entry(const std::string& bench, double acc, const json& targets, const
   return g;
 }
 
+// own_test (util/output_guard.h) for the result file: an earlier result of run_eval (its "tag" and "gate").
+static status eval_result_file(const std::string& path) {
+  auto text = read_text_file(path, size_t(256) << 20);
+  if (!text) return text.error();
+  json j = json::parse(*text, nullptr, false);
+  if (j.is_object() && j.contains("tag") && j.contains("gate")) return {};
+  return make_error(errc::bad_format, "not a razor eval result (a JSON object with \"tag\" and \"gate\")");
+}
+
 result<json> run_eval(const eval_options& o) {
   auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
@@ -85,6 +95,7 @@ result<json> run_eval(const eval_options& o) {
   };
   if (o.benchmarks.empty()) return make_error(errc::invalid_argument, "no benchmarks given (known: " + bench_keys() + ")");
   if (o.out.empty()) return make_error(errc::invalid_argument, "no --out file given");
+  RAZOR_TRY(check_output_file(o.out, eval_result_file));
   struct bench_run {
     const bench_info* info;
     std::vector<bench_item> items;

@@ -10,18 +10,20 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 
 #include "ggml/quants.h"
 #include "gguf/gguf_file.h"
+#include "gguf/output_check.h"
 #include "model/checkpoint.h"
+#include "model/config_check.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
 #include "util/mapped_file.h"
 #include "util/printable.h"
+#include "util/regex.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -72,12 +74,8 @@ result<type_recipe> parse_type_recipe(const std::string& text, const std::string
         return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": unknown or unsupported type '" +
                                                 printable(w.substr(eq + 1), 200) + "' (known: " + known + ")");
       }
-      try {
-        std::regex test(pat);
-        (void)test;
-      } catch (const std::regex_error& e) {
-        return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": invalid regex '" + pat + "': " + e.what());
-      }
+      if (auto re = regex::compile(pat); !re.ok())
+        return make_error(errc::bad_recipe, where + ":" + std::to_string(ln) + ": " + re.error().message());
       r.rules.push_back({pat, *t, ln});
     }
   }
@@ -488,7 +486,8 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
   w.set(k("attention.value_length"), value::u32(u32_of(hd)));
   w.set(k("expert_feed_forward_length"), value::u32(u32_of(c.moe_intermediate_size)));
   if (arch == "qwen35moe") {
-    w.set(k("ssm.conv_kernel"), value::u32(u32_of(c.linear_conv_kernel_dim)));
+    // the engine's default when the key is absent; config_check compared it with the conv1d tensors
+    w.set(k("ssm.conv_kernel"), value::u32(u32_of(c.linear_conv_kernel_dim > 0 ? c.linear_conv_kernel_dim : 4)));
     w.set(k("ssm.state_size"), value::u32(u32_of(c.linear_key_head_dim)));
     w.set(k("ssm.group_count"), value::u32(u32_of(c.linear_num_key_heads)));
     w.set(k("ssm.time_step_rank"), value::u32(u32_of(c.linear_num_value_heads)));
@@ -499,7 +498,7 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
         return make_error(errc::unsupported, "layer_types does not follow full_attention_interval " +
                                                  std::to_string(interval) + " (layer " + std::to_string(l) + ")");
     w.set(k("full_attention_interval"), value::u32(u32_of(interval)));
-    w.set(k("rope.dimension_count"), value::u32(u32_of(int64_t(std::llround(double(hd) * c.partial_rotary_factor)))));
+    w.set(k("rope.dimension_count"), value::u32(u32_of(c.rotary_dims())));
     std::vector<int32_t> sections = {11, 11, 10, 0};  // the converter's default when the config has none
     for (const json* j : {&c.text, &c.raw}) {
       const json* rp = nullptr;
@@ -534,9 +533,31 @@ bool never_quantized(const planned& p, std::string* why) {
 
 struct chooser {
   const convert_options& o;
-  std::vector<std::regex> res;
-  explicit chooser(const convert_options& opt) : o(opt) {
-    for (auto& r : o.recipe.rules) res.emplace_back(r.pattern);
+  std::vector<regex> res;
+  explicit chooser(const convert_options& opt) : o(opt) {}
+  std::string line_of(size_t i) const {
+    return (o.recipe.source.empty() ? std::string("recipe") : o.recipe.source) + ":" +
+           std::to_string(o.recipe.rules[i].line);
+  }
+  status compile() {
+    for (size_t i = 0; i < o.recipe.rules.size(); ++i) {
+      // razor's own exact-name rules (collapse_bits_recipe) may be longer than a hand-written pattern
+      regex_options ro;
+      ro.max_pattern_bytes = size_t(1) << 16;
+      auto re = regex::compile(o.recipe.rules[i].pattern, ro);
+      if (!re.ok()) return make_error(errc::bad_recipe, line_of(i) + ": " + re.error().message());
+      res.push_back(std::move(re).value());
+    }
+    return {};
+  }
+  // The first rule matching `name` (-1 for none); a match limit reached is an error naming the line.
+  result<int> first_rule(const std::string& name) const {
+    for (size_t i = 0; i < res.size(); ++i) {
+      auto m = res[i].search(name);
+      if (!m.ok()) return make_error(errc::bad_recipe, line_of(i) + ": " + m.error().message());
+      if (*m) return int(i);
+    }
+    return -1;
   }
   ggml::type default_type() const { return o.recipe.default_type.value_or(o.default_type); }
 
@@ -545,13 +566,12 @@ struct chooser {
     if (never_quantized(p, &why)) {
       row.requested = row.stored = ggml::type::f32;
       row.why = why;
-      for (size_t i = 0; i < res.size(); ++i)
-        if (std::regex_search(p.name, res[i]) && o.recipe.rules[i].type != ggml::type::f32) {
-          notes.push_back(p.name + ": recipe line " + std::to_string(o.recipe.rules[i].line) + " (" +
-                          o.recipe.rules[i].pattern + "=" + std::string(ggml::type_name(o.recipe.rules[i].type)) +
-                          ") ignored: llama.cpp never quantizes this tensor");
-          break;
-        }
+      RAZOR_ASSIGN_OR_RETURN(const int i, first_rule(p.name));
+      if (i >= 0 && o.recipe.rules[size_t(i)].type != ggml::type::f32)
+        notes.push_back(p.name + ": recipe line " + std::to_string(o.recipe.rules[size_t(i)].line) + " (" +
+                        o.recipe.rules[size_t(i)].pattern + "=" +
+                        std::string(ggml::type_name(o.recipe.rules[size_t(i)].type)) +
+                        ") ignored: llama.cpp never quantizes this tensor");
       return {};
     }
     ggml::type t = default_type();
@@ -566,14 +586,14 @@ struct chooser {
       row.why = "output tensor type";
       special = true;
     }
-    if (!special)
-      for (size_t i = 0; i < res.size(); ++i)
-        if (std::regex_search(p.name, res[i])) {
-          t = o.recipe.rules[i].type;
-          row.why = (o.recipe.source.empty() ? std::string("recipe") : o.recipe.source) + " line " +
-                    std::to_string(o.recipe.rules[i].line);
-          break;
-        }
+    if (!special) {
+      RAZOR_ASSIGN_OR_RETURN(const int i, first_rule(p.name));
+      if (i >= 0) {
+        t = o.recipe.rules[size_t(i)].type;
+        row.why = (o.recipe.source.empty() ? std::string("recipe") : o.recipe.source) + " line " +
+                  std::to_string(o.recipe.rules[size_t(i)].line);
+      }
+    }
     row.requested = t;
     auto r = ggml::resolve_row_type(t, p.ne[0]);
     ggml::type s = r.ok() ? *r : ggml::type::f16;
@@ -615,6 +635,9 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   if (fp.report.arch.empty())
     return make_error(errc::unsupported, ck.dir() + ": GGUF export of model_type '" + cfg.model_type +
                                              "' is not supported (supported: qwen3_moe, qwen3_5_moe)");
+  // config.json against the tensors, before anything is written (block_count, expert_used_count, the
+  // embedding's orientation, ... would otherwise reach the GGUF unchecked).
+  RAZOR_TRY(check_checkpoint_config(ck));
   builder b{ck, cfg, {}};
   if (fp.report.arch == "qwen3moe") RAZOR_TRY(plan_qwen3moe(b));
   else RAZOR_TRY(plan_qwen35moe(b));
@@ -628,6 +651,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
     RAZOR_TRY(o.imat->match_model(targets, ck.dir()));
   }
   chooser ch(o);
+  RAZOR_TRY(ch.compile());
   for (auto& p : fp.tensors) {
     tensor_plan_row row;
     row.name = p.name;
@@ -761,11 +785,31 @@ std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, co
   return h.hex();
 }
 
+// Commits the written GGUF after checking its name once more (a file may have appeared there meanwhile), then
+// removes the files of the earlier output of that name the new one did not overwrite.
+status finish_output(writer& w, const std::string& out_path, const std::vector<std::string>& inputs,
+                     convert_report& rep) {
+  auto earlier = check_gguf_output(out_path, inputs);
+  if (!earlier) {
+    w.abort();
+    return earlier.error();
+  }
+  RAZOR_TRY(w.finish());
+  rep.paths = w.paths();
+  rep.file_bytes = w.total_bytes();
+  for (auto& p : remove_stale_gguf_files(*earlier, rep.paths))
+    rep.notes.push_back("removed " + p + ", a file of the earlier output of this name that the new one replaces");
+  return {};
+}
+
 }  // namespace
 
 result<convert_report> convert_to_gguf(const std::string& model_dir, const std::string& out_path,
                                        const convert_options& o) {
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  // What is at out_path may be replaced only if razor wrote it (gguf/output_check.h): refused before any work.
+  const std::vector<std::string> inputs = {model_dir, o.imat ? o.imat->source : std::string()};
+  RAZOR_TRY(check_gguf_output(out_path, inputs).error());
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
 
@@ -781,14 +825,13 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   auto sink = [&w](const uint8_t* d, size_t n) { return w.write(d, n); };
   for (size_t i = 0; i < fp.tensors.size(); ++i) {
     status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total);
+    if (st.ok()) st = ck.check_mapped();  // a shard truncated while it was read (util/mapped_file.h)
     if (!st.ok()) {
       w.abort();
       return st;
     }
   }
-  RAZOR_TRY(w.finish());
-  rep.paths = w.paths();
-  rep.file_bytes = w.total_bytes();
+  RAZOR_TRY(finish_output(w, out_path, inputs, rep));
   return rep;
 }
 
@@ -801,7 +844,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
   atomic_dir dir;
-  RAZOR_TRY(dir.open(part_dir));
+  RAZOR_TRY(dir.open(part_dir, "pack --layers " + sel.to_string(), {model_dir}));
   atomic_writer out;
   RAZOR_TRY(out.open(dir.path() + "/" + kGgufPartData));
   uint64_t total = 0, done = 0;
@@ -816,6 +859,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
     if (!sel.contains(gguf_layer_of(row.name))) continue;
     const uint64_t offset = out.bytes_written();
     RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total));
+    RAZOR_TRY(ck.check_mapped());
     tensors.push_back({{"name", row.name}, {"type", uint32_t(row.stored)}, {"ne", row.ne}, {"offset", offset},
                        {"bytes", row.bytes}});
     part_rep.tensors.push_back(row);
@@ -839,6 +883,10 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
 result<convert_report> merge_gguf_parts(const std::string& model_dir, const std::vector<std::string>& part_dirs,
                                         const std::string& out_path, const convert_options& o) {
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model_dir));
+  std::vector<std::string> inputs = part_dirs;
+  inputs.push_back(model_dir);
+  if (o.imat) inputs.push_back(o.imat->source);
+  RAZOR_TRY(check_gguf_output(out_path, inputs).error());
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
   const std::string fingerprint = plan_fingerprint(ck, rep, o);
@@ -910,15 +958,14 @@ result<convert_report> merge_gguf_parts(const std::string& model_dir, const std:
   for (auto& r : rep.tensors) {
     const src& s = found.at(r.name).first;
     RAZOR_TRY(w.write(s.data->data() + s.offset, size_t(s.bytes)));
+    RAZOR_TRY(s.data->check());  // truncated while it was read (util/mapped_file.h)
     done += s.bytes;
     if (o.progress && !o.progress(double(done), double(total), r.name.c_str())) {
       w.abort();
       return make_error(errc::cancelled, "merge cancelled at " + r.name);
     }
   }
-  RAZOR_TRY(w.finish());
-  rep.paths = w.paths();
-  rep.file_bytes = w.total_bytes();
+  RAZOR_TRY(finish_output(w, out_path, inputs, rep));
   return rep;
 }
 
@@ -1011,7 +1058,8 @@ result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe
       }
     }
     if (g.empty()) continue;  // norms, SSM parameters, vision, ...: never quantized or not exported
-    add(g, r.tensor_bits(t), t.numel(), false);
+    RAZOR_ASSIGN_OR_RETURN(const double bits, r.tensor_bits(t));
+    add(g, bits, t.numel(), false);
   }
   if (cfg.num_experts > 0) {
     for (int l = 0; l < int(cfg.num_layers); ++l) {
@@ -1021,7 +1069,7 @@ result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe
         for (int e = 0; e < int(cfg.num_experts); ++e) {
           auto v = ck.expert_matrix(l, e, p);
           if (!v || !v->t) break;
-          const double bits = v->t->cls.fused ? r.expert_tag(*v->t, e) : r.tensor_bits(*v->t);
+          RAZOR_ASSIGN_OR_RETURN(const double bits, v->t->cls.fused ? r.expert_tag(*v->t, e) : r.tensor_bits(*v->t));
           add(g, bits, v->n_rows * v->n_cols, true);
         }
       }

@@ -10,8 +10,9 @@
 //
 // Per-tensor types come from a tensor-type recipe in llama-quantize's --tensor-type-file syntax:
 //   pattern=type                 one per line or separated by whitespace; '#' starts a comment
-// Patterns are lower-cased and matched with std::regex_search against the GGUF tensor name; the first
-// matching line wins (llama.cpp's llama_tensor_get_type). Precedence, as in llama-quantize:
+// Patterns are lower-cased and searched for in the GGUF tensor name (util/regex.h: PCRE2 under limits, with
+// ECMAScript-style escapes; docs/gguf.md "Pattern syntax"); the first matching line wins (llama.cpp's
+// llama_tensor_get_type). Precedence, as in llama-quantize:
 //   1. tensors llama.cpp never quantizes stay F32: 1-D tensors (ggml_n_dims ignores trailing 1s, so
 //      ffn_gate_inp_shexp {n,1} is 1-D), names not ending in "weight", *_norm.weight, ffn_gate_inp.weight,
 //      ssm_conv1d.weight (recipe lines for them are ignored, and reported);
@@ -54,8 +55,10 @@ struct type_recipe {
   std::string source;                            // file name for messages
 };
 
-// Parses `pattern=type` entries and "#@ default=T output=T token_embd=T" directive comments ('#' comments, blank lines). Unknown types, missing '=' and invalid
-// regexes are errors (errc::bad_recipe) naming `where` and the line.
+// Parses `pattern=type` entries and "#@ default=T output=T token_embd=T" directive comments ('#' comments, blank
+// lines). Unknown types, missing '=' and invalid regexes (or ones over util/regex.h's length and nesting limits)
+// are errors (errc::bad_recipe) naming `where` and the line; so is a pattern that reaches the match limits when
+// the plan is made.
 result<type_recipe> parse_type_recipe(const std::string& text, const std::string& where);
 result<type_recipe> load_type_recipe(const std::string& path);
 

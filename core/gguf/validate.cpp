@@ -12,6 +12,7 @@
 #include "util/json_limits.h"
 #include "util/mapped_file.h"
 #include "util/paths.h"
+#include "util/temp_registry.h"
 
 namespace fs = std::filesystem;
 
@@ -101,6 +102,7 @@ result<logprobs_result> llamacpp_logprobs(const std::string& gguf_path, const st
   const std::string stem = tmp_dir + "/razor-logprobs-" + std::to_string(getpid()) + "-" +
                            std::to_string(reinterpret_cast<uintptr_t>(&tokens) & 0xffffff);
   const std::string ids_path = stem + ".ids", lp_path = stem + ".f32";
+  const scoped_temp ids_temp(ids_path, temp_kind::file), lp_temp(lp_path, temp_kind::file);  // gone on SIGINT
   {
     std::ofstream f(ids_path, std::ios::binary);
     f.write(reinterpret_cast<const char*>(tokens.data()), std::streamsize(tokens.size() * sizeof(int32_t)));

@@ -24,6 +24,8 @@
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 #include "util/paths.h"
+#include "util/output_guard.h"
+#include "util/stale_partials.h"
 #include "util/shell.h"
 
 namespace razor::jobs {
@@ -111,14 +113,17 @@ result<json> m_inspect(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   auto st = check_adapter_config(ck.adapter(), ck.config(), p["model"].get<std::string>() + "/config.json");
   if (!st && ck.adapter().name != "generic") ctx.log("warn", st.to_string());
-  return inventory_json(ck, tensors);
+  json j = inventory_json(ck, tensors);
+  j["stale_partials"] = stale_partials_json(stale_partials_near(p["model"].get<std::string>()));
+  return j;
 }
 
 result<json> m_footprint(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
-  json j = compute_footprint(ck, r).to_json();
+  RAZOR_ASSIGN_OR_RETURN(footprint fp, compute_footprint(ck, r));
+  json j = fp.to_json();
   j["recipe"] = r.name;
   j["model"] = p["model"];
   return j;
@@ -282,7 +287,7 @@ result<json> m_allocate_gguf(const json& p, job_context& ctx) {
 result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
   RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(text_path));
   RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(model + "/tokenizer.json"));
-  return engine::protocol_tokens(tk, text);
+  return engine::protocol_tokens(tk, text, text_path);
 }
 
 result<json> m_eval_ppl(const json& p, job_context& ctx) {
@@ -346,6 +351,7 @@ result<json> m_probe(const json& p, job_context& ctx) {
   opt.seqlen = size_t(seqlen);
   opt.collect_inputs = !no_imatrix;
   opt.progress = ctx.progress;
+  RAZOR_TRY(check_output_file(out, engine::probe_h5_file, {model, text}));  // before the work (util/output_guard.h)
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
   RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protocol_tokens_of(model, text));
   auto wp = engine::checkpoint_weights(ck);

@@ -11,7 +11,9 @@
 #include <sstream>
 #include <thread>
 
+#include "gguf/output_check.h"
 #include "util/atomic_file.h"
+#include "util/output_guard.h"
 #include "util/child_process.h"
 #include "util/shell.h"
 
@@ -127,6 +129,10 @@ result<slurm_plan> make_slurm_plan(const slurm_options& o) {
     if (a.find('\0') != std::string::npos) return bad("an argument contains a NUL byte");
   for (auto& a : o.job_args)
     if (a.find('\0') != std::string::npos) return bad("an argument contains a NUL byte");
+  // The merge at the end may replace only razor's own earlier output (util/output_guard.h): say so now, not
+  // after the array ran.
+  if (o.kind == slurm_job_kind::quantize) RAZOR_TRY(check_output_dir(o.out, {o.model}));
+  else RAZOR_TRY(gguf::check_gguf_output(o.out, {o.model}).error());
 
   slurm_plan p;
   p.opt = o;

@@ -27,6 +27,8 @@
 #include "jobs/session.h"
 #include "kernels/cuda_info.h"
 #include "util/printable.h"
+#include "util/mapped_file.h"
+#include "util/temp_registry.h"
 
 namespace razor::jobs {
 
@@ -81,19 +83,6 @@ bool write_all(int fd, const char* p, size_t n, int stall_ms) {
     n -= size_t(w);
   }
   return true;
-}
-
-// Removes "<out>.partial-<pid>" / ".<name>.partial-<pid>" left by this process beside `out` (util/atomic_file.h).
-void remove_own_partials(const std::string& out) {
-  if (out.empty()) return;
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path p = fs::absolute(out, ec);
-  if (ec) return;
-  const std::string pid = std::to_string(getpid());
-  for (fs::path cand : {fs::path(p.string() + ".partial-" + pid),
-                        p.parent_path() / ("." + p.filename().string() + ".partial-" + pid)})
-    fs::remove_all(cand, ec);
 }
 
 class runner {
@@ -416,14 +405,12 @@ class runner {
   // The remote form of SIGKILL: the running job is answered "cancelled", its partial output removed, and the
   // process ends now (queued jobs go with it; a session client finds them unknown after reconnecting).
   void kill(int64_t id) {
-    std::string out;
     {
       std::lock_guard lk(q_mu_);
       if (running_id_ != id) return;
-      if (auto o = running_params_.find("out"); o != running_params_.end() && o->is_string()) out = o->get<std::string>();
     }
     send(error_message(id, "cancelled", "killed on request (the job did not stop after its cancel)"));
-    remove_own_partials(out);
+    remove_registered_temps();  // every temporary the job holds (util/temp_registry.h), wherever it writes
     std::fflush(stderr);
     ::_exit(3);
   }
@@ -577,9 +564,13 @@ class runner {
     };
 
     auto t0 = clock_type::now();
+    const uint64_t truncations = mapped_file::truncation_count();
     result<json> res = make_error(errc::internal, "the job did not run");
     try {
       res = m->run(r.params, ctx);
+      // An input truncated under a reader that had no check of its own (util/mapped_file.h) is no success.
+      if (res.ok())
+        if (status st = mapped_file::check_since(truncations); !st.ok()) res = st;
     } catch (const std::exception& e) {
       res = make_error(errc::internal, std::string("method \"") + r.method + "\" threw: " + e.what());
     } catch (...) {

@@ -186,7 +186,17 @@ const uint8_t* checkpoint::data(const tensor_entry& t) const {
   return files_[size_t(t.shard)]->map().data() + t.offset;
 }
 
+status checkpoint::check_mapped() const {
+  for (auto& f : files_) RAZOR_TRY(f->map().check());
+  return {};
+}
+
 status checkpoint::read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
+  RAZOR_TRY(read_f32_unchecked(t, first, count, out));
+  return files_[size_t(t.shard)]->map().check();
+}
+
+status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
   if (first < 0 || count < 0 || first + count > t.numel())
     return make_error(errc::invalid_argument, t.name + ": element range out of bounds");
   const uint8_t* p = data(t) + uint64_t(first) * dtype_size(t.dt);

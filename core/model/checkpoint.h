@@ -67,10 +67,15 @@ class checkpoint {
   // Looks a tensor up by its name within the text model: "layers.3.mlp.gate.weight" -> prefix + name.
   const tensor_entry* find_text(std::string_view suffix) const;
 
+  // errc::io naming the shard when one was truncated while mapped (util/mapped_file.h): the bytes read from
+  // it past its new end were zeros. Readers of data() call it after each tensor; read_f32 does itself.
+  status check_mapped() const;
+
   void advise_sequential(const tensor_entry& t) const;
   void release(const tensor_entry& t) const;  // drop its pages from memory (layer streaming)
 
  private:
+  status read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   std::string dir_, prefix_;
   model_config cfg_;
   const adapter_def* adapter_ = nullptr;

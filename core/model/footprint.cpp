@@ -14,7 +14,7 @@ static void add_quantized(footprint_totals& t, int64_t params, double bits, doub
   t.scale_bits += double(params) * scale_bits_per_param;
 }
 
-footprint compute_footprint(const checkpoint& ck, const recipe& rin) {
+result<footprint> compute_footprint(const checkpoint& ck, const recipe& rin) {
   recipe resolved;
   const bool needs = rin.two_level_target > 0;
   if (needs) {
@@ -42,9 +42,13 @@ footprint compute_footprint(const checkpoint& ck, const recipe& rin) {
     if (t.cls.role == tensor_role::routed_expert && t.cls.fused && t.shape.size() == 3 &&
         r.expert_bits.count(t.cls.layer)) {
       const int64_t E = t.shape[0];
-      for (int64_t e = 0; e < E; ++e) account(n / E, r.expert_tag(t, int(e)));
+      for (int64_t e = 0; e < E; ++e) {
+        RAZOR_ASSIGN_OR_RETURN(double bits, r.expert_tag(t, int(e)));
+        account(n / E, bits);
+      }
     } else {
-      account(n, r.tensor_bits(t));
+      RAZOR_ASSIGN_OR_RETURN(double bits, r.tensor_bits(t));
+      account(n, bits);
     }
   }
   return f;

@@ -44,6 +44,7 @@ struct footprint {
   nlohmann::json to_json() const;
 };
 
-footprint compute_footprint(const checkpoint& ck, const recipe& r);
+// An error only when a recipe pattern reaches the regex match limits on a tensor name (recipe::tensor_bits).
+result<footprint> compute_footprint(const checkpoint& ck, const recipe& r);
 
 }  // namespace razor

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/json_value.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 
@@ -9,32 +10,58 @@ namespace razor {
 
 namespace {
 
-int64_t get_int(const nlohmann::json& j, std::initializer_list<const char*> keys, int64_t def = 0) {
-  for (auto k : keys) {
-    auto it = j.find(k);
-    if (it != j.end() && it->is_number()) return it->get<int64_t>();
-  }
-  return def;
-}
+// A bad value inside parse_model_config_impl; turned into an error value at the API boundary below.
+struct config_error {
+  std::string message;
+};
 
-double get_double(const nlohmann::json& j, std::initializer_list<const char*> keys, double def) {
-  for (auto k : keys) {
-    auto it = j.find(k);
-    if (it != j.end() && it->is_number()) return it->get<double>();
-  }
-  return def;
-}
+// Reads the first of `keys` present in `j` as an integer in [lo, hi]; `def` when none is (or it is null, or a
+// list / object, which some families use for per-layer values we do not read). Records the key in c.keys.
+struct reader {
+  model_config& c;
+  const std::string& where;
 
-// Razor's limits on the integer keys it reads (docs/limits.md). Each is far above any published model
-// (the largest: 160 layers, 384 experts, a 262,144-token vocabulary, hidden size 25,600) and keeps every count
-// that sizes an allocation (layer_types, the per-layer tables of footprint, inventory and convert, synth's plan)
-// finite before it is used: `num_hidden_layers: 1e9` is an error here, not a 32 GB vector later.
+  std::string path(const nlohmann::json& j, const char* key) const {
+    return (&j == &c.text && c.nested ? "text_config." : "") + std::string(key);
+  }
+
+  int64_t get_int(const char* field, const nlohmann::json& j, std::initializer_list<const char*> keys, int64_t def = 0,
+                  int64_t lo = 0, int64_t hi = kMaxConfigDim, const std::string& prefix = "") {
+    for (auto k : keys) {
+      auto it = j.find(k);
+      if (it == j.end() || it->is_null() || it->is_array() || it->is_object()) continue;
+      const std::string at = prefix.empty() ? path(j, k) : prefix + k;
+      auto v = json_integer(*it, lo, hi, errc::bad_config, where + ": " + at);
+      if (!v.ok()) throw config_error{v.error().message()};
+      if (field) c.keys[field] = at;
+      return *v;
+    }
+    return def;
+  }
+
+  double get_double(const char* field, const nlohmann::json& j, std::initializer_list<const char*> keys, double def,
+                    const std::string& prefix = "") {
+    for (auto k : keys) {
+      auto it = j.find(k);
+      if (it == j.end() || it->is_null()) continue;
+      const std::string at = prefix.empty() ? path(j, k) : prefix + k;
+      if (!it->is_number()) throw config_error{where + ": " + at + " = " + json_excerpt(*it) + " is not a number"};
+      if (field) c.keys[field] = at;
+      return it->get<double>();
+    }
+    return def;
+  }
+};
+
+// The limits of hf_config.h per key: every count that sizes an allocation (layer_types, the per-layer tables of
+// footprint, inventory and convert, synth's plan) is finite before it is used: `num_hidden_layers: 1e9` is an
+// error here, not a 32 GB vector later.
 struct int_key_limit {
   const char* key;
   int64_t max;
 };
-constexpr int64_t kMaxLayers = 4096, kMaxExperts = 65536, kMaxVocab = int64_t(1) << 24, kMaxWidth = int64_t(1) << 22,
-                  kMaxHidden = int64_t(1) << 18, kMaxHeads = int64_t(1) << 14;
+constexpr int64_t kMaxLayers = kMaxConfigLayers, kMaxExperts = kMaxConfigExperts, kMaxVocab = kMaxConfigVocab,
+                  kMaxWidth = kMaxConfigWidth, kMaxHidden = kMaxConfigHidden, kMaxHeads = kMaxConfigHeads;
 constexpr int_key_limit kIntKeyLimits[] = {
     {"hidden_size", kMaxHidden},
     {"d_model", kMaxHidden},
@@ -100,6 +127,16 @@ status check_int_keys(const nlohmann::json& obj, const std::string& where, const
 
 }  // namespace
 
+std::string model_config::key(const std::string& field) const {
+  auto it = keys.find(field);
+  if (it != keys.end()) return it->second;
+  return (nested ? "text_config." : "") + field;
+}
+
+int64_t model_config::rotary_dims() const {
+  return int64_t(std::floor(double(head_dim) * partial_rotary_factor));
+}
+
 bool model_config::layer_is_linear_attention(int64_t layer) const {
   if (layer >= 0 && size_t(layer) < layer_types.size()) return layer_types[size_t(layer)] == "linear_attention";
   return false;
@@ -119,6 +156,7 @@ static result<model_config> parse_model_config_impl(const nlohmann::json& j, con
   RAZOR_TRY(check_int_keys(j, where, ""));
   if (auto tc = j.find("text_config"); tc != j.end()) RAZOR_TRY(check_int_keys(*tc, where, "text_config."));
   model_config c;
+  c.source = where;
   c.raw = j;
   c.top_model_type = j.value("model_type", std::string());
   if (auto a = j.find("architectures"); a != j.end() && a->is_array())
@@ -134,49 +172,61 @@ static result<model_config> parse_model_config_impl(const nlohmann::json& j, con
     c.model_type = c.top_model_type;
   }
   const auto& t = c.text;
-  c.hidden_size = get_int(t, {"hidden_size", "d_model", "n_embd"});
-  c.num_layers = get_int(t, {"num_hidden_layers", "n_layer", "num_layers"});
+  reader rd{c, where};
+  c.hidden_size = rd.get_int("hidden_size", t, {"hidden_size", "d_model", "n_embd"});
+  c.num_layers = rd.get_int("num_hidden_layers", t, {"num_hidden_layers", "n_layer", "num_layers"}, 0, 0, kMaxConfigLayers);
   if (c.hidden_size <= 0 || c.num_layers <= 0)
     return make_error(errc::bad_config, where + ": needs hidden_size and num_hidden_layers (positive integers)");
-  c.vocab_size = get_int(t, {"vocab_size"}, get_int(j, {"vocab_size"}));
-  c.num_heads = get_int(t, {"num_attention_heads", "n_head"});
-  c.num_kv_heads = get_int(t, {"num_key_value_heads"}, c.num_heads);
-  c.head_dim = get_int(t, {"head_dim"}, c.num_heads ? c.hidden_size / c.num_heads : 0);
-  c.intermediate_size = get_int(t, {"intermediate_size", "ffn_hidden_size"});
-  c.num_experts = get_int(t, {"num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"});
-  c.num_experts_per_tok = get_int(t, {"num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k"});
-  c.moe_intermediate_size = get_int(t, {"moe_intermediate_size", "expert_intermediate_size"},
-                                    c.num_experts > 0 ? c.intermediate_size : 0);
-  c.shared_expert_intermediate_size = get_int(t, {"shared_expert_intermediate_size"});
-  c.n_shared_experts = get_int(t, {"n_shared_experts", "num_shared_experts"},
-                               c.shared_expert_intermediate_size > 0 ? 1 : 0);
-  c.first_k_dense_replace = get_int(t, {"first_k_dense_replace"});
-  c.decoder_sparse_step = get_int(t, {"decoder_sparse_step"}, 1);
+  c.vocab_size = rd.get_int("vocab_size", t, {"vocab_size"}, rd.get_int("vocab_size", j, {"vocab_size"}));
+  c.num_heads = rd.get_int("num_attention_heads", t, {"num_attention_heads", "n_head"});
+  c.num_kv_heads = rd.get_int("num_key_value_heads", t, {"num_key_value_heads"}, c.num_heads);
+  c.head_dim = rd.get_int("head_dim", t, {"head_dim"}, c.num_heads ? c.hidden_size / c.num_heads : 0);
+  c.intermediate_size = rd.get_int("intermediate_size", t, {"intermediate_size", "ffn_hidden_size"});
+  c.num_experts = rd.get_int("num_experts", t, {"num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"},
+                             0, 0, kMaxConfigExperts);
+  c.num_experts_per_tok =
+      rd.get_int("num_experts_per_tok", t, {"num_experts_per_tok", "num_experts_per_token", "moe_top_k", "top_k"});
+  c.moe_intermediate_size = rd.get_int("moe_intermediate_size", t, {"moe_intermediate_size", "expert_intermediate_size"},
+                                       c.num_experts > 0 ? c.intermediate_size : 0);
+  c.shared_expert_intermediate_size =
+      rd.get_int("shared_expert_intermediate_size", t, {"shared_expert_intermediate_size"});
+  c.n_shared_experts = rd.get_int("n_shared_experts", t, {"n_shared_experts", "num_shared_experts"},
+                                  c.shared_expert_intermediate_size > 0 ? 1 : 0);
+  c.first_k_dense_replace = rd.get_int("first_k_dense_replace", t, {"first_k_dense_replace"});
+  c.decoder_sparse_step = rd.get_int("decoder_sparse_step", t, {"decoder_sparse_step"}, 1);
   if (auto m = t.find("mlp_only_layers"); m != t.end() && m->is_array())
     for (auto& v : *m)
       if (v.is_number_integer()) c.mlp_only_layers.push_back(v.get<int64_t>());
-  c.rms_norm_eps = get_double(t, {"rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"}, 1e-6);
-  c.rope_theta = get_double(t, {"rope_theta"}, 10000.0);
-  c.partial_rotary_factor = get_double(t, {"partial_rotary_factor"}, 1.0);
+  c.rms_norm_eps = rd.get_double("rms_norm_eps", t, {"rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon"}, 1e-6);
+  c.rope_theta = rd.get_double("rope_theta", t, {"rope_theta"}, 10000.0);
+  c.partial_rotary_factor = rd.get_double("partial_rotary_factor", t, {"partial_rotary_factor"}, 1.0);
   if (auto rp = t.find("rope_parameters"); rp != t.end() && rp->is_object()) {
-    c.rope_theta = get_double(*rp, {"rope_theta"}, c.rope_theta);
-    c.partial_rotary_factor = get_double(*rp, {"partial_rotary_factor"}, c.partial_rotary_factor);
+    const std::string pre = rd.path(t, "rope_parameters") + ".";
+    c.rope_theta = rd.get_double("rope_theta", *rp, {"rope_theta"}, c.rope_theta, pre);
+    c.partial_rotary_factor = rd.get_double("partial_rotary_factor", *rp, {"partial_rotary_factor"},
+                                            c.partial_rotary_factor, pre);
   }
   c.tie_word_embeddings = t.value("tie_word_embeddings", j.value("tie_word_embeddings", false));
   c.norm_topk_prob = t.value("norm_topk_prob", true);
-  c.max_position_embeddings = get_int(t, {"max_position_embeddings", "n_positions"});
-  if (auto lt = t.find("layer_types"); lt != t.end() && lt->is_array())
+  c.max_position_embeddings = rd.get_int("max_position_embeddings", t, {"max_position_embeddings", "n_positions"});
+  if (auto lt = t.find("layer_types"); lt != t.end() && lt->is_array()) {
+    if (lt->size() > size_t(kMaxConfigLayers))
+      return make_error(errc::bad_config, where + ": " + rd.path(t, "layer_types") + " has " +
+                                              std::to_string(lt->size()) + " entries");
     for (auto& v : *lt)
       if (v.is_string()) c.layer_types.push_back(v.get<std::string>());
-  c.full_attention_interval = get_int(t, {"full_attention_interval"});
+      else c.layer_types.push_back(json_excerpt(v));  // config_check names it
+    c.keys["layer_types"] = rd.path(t, "layer_types");
+  }
+  c.full_attention_interval = rd.get_int("full_attention_interval", t, {"full_attention_interval"});
   if (c.layer_types.empty() && c.full_attention_interval > 0)
     for (int64_t i = 0; i < c.num_layers; ++i)
       c.layer_types.push_back((i + 1) % c.full_attention_interval == 0 ? "full_attention" : "linear_attention");
-  c.linear_num_key_heads = get_int(t, {"linear_num_key_heads"});
-  c.linear_num_value_heads = get_int(t, {"linear_num_value_heads"});
-  c.linear_key_head_dim = get_int(t, {"linear_key_head_dim"});
-  c.linear_value_head_dim = get_int(t, {"linear_value_head_dim"});
-  c.linear_conv_kernel_dim = get_int(t, {"linear_conv_kernel_dim"});
+  c.linear_num_key_heads = rd.get_int("linear_num_key_heads", t, {"linear_num_key_heads"});
+  c.linear_num_value_heads = rd.get_int("linear_num_value_heads", t, {"linear_num_value_heads"});
+  c.linear_key_head_dim = rd.get_int("linear_key_head_dim", t, {"linear_key_head_dim"});
+  c.linear_value_head_dim = rd.get_int("linear_value_head_dim", t, {"linear_value_head_dim"});
+  c.linear_conv_kernel_dim = rd.get_int("linear_conv_kernel_dim", t, {"linear_conv_kernel_dim"});
   return c;
 }
 
@@ -185,6 +235,8 @@ static result<model_config> parse_model_config_impl(const nlohmann::json& j, con
 result<model_config> parse_model_config(const nlohmann::json& j, const std::string& where) {
   try {
     return parse_model_config_impl(j, where);
+  } catch (const config_error& e) {
+    return make_error(errc::bad_config, e.message);
   } catch (const nlohmann::json::exception& e) {
     return make_error(errc::bad_config, where + ": a key has the wrong type (" + std::string(e.what()) + ")");
   }

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 
 #include "model/checkpoint.h"
+#include "model/json_value.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 #include "util/paths.h"
@@ -17,19 +19,48 @@ namespace fs = std::filesystem;
 namespace razor {
 
 bool valid_bits(double b) {
-  return b == 2 || b == 3 || b == 4 || b == 8 || b == kKeepBits || std::abs(b - 1.58) < 0.3 || b > kKeepBits;
+  for (double v : kRecipeBits)
+    if (b == v) return true;
+  return false;
+}
+
+std::string recipe_bits_list() {
+  std::string s;
+  for (double v : kRecipeBits) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    s += (s.empty() ? "" : ", ") + std::string(buf);
+  }
+  return s;
 }
 
 static double keep_norm(double b) { return b >= kKeepBits ? kKeepBits : b; }
 
 static bool quantizable_shape(const tensor_entry& t) { return t.shape.size() >= 2; }
 
-double recipe::tensor_bits(const tensor_entry& t) const {
-  for (auto& p : protect)
-    if (std::regex_search(t.name, *p.re)) return kKeepBits;
+namespace {
+
+// The first rule of `rules` whose pattern matches `name`; a limit reached is an error naming the rule.
+result<const recipe::override_rule*> first_match(const recipe& r, const std::vector<recipe::override_rule>& rules,
+                                                 const std::string& name) {
+  for (auto& o : rules) {
+    auto m = o.re.search(name);
+    if (!m.ok())
+      return make_error(errc::bad_recipe, (r.path.empty() ? r.name : r.path) + ": " + o.origin + ": " +
+                                              m.error().message());
+    if (*m) return &o;
+  }
+  return static_cast<const recipe::override_rule*>(nullptr);
+}
+
+}  // namespace
+
+result<double> recipe::tensor_bits(const tensor_entry& t) const {
+  RAZOR_ASSIGN_OR_RETURN(const override_rule* p, first_match(*this, protect, t.name));
+  if (p) return kKeepBits;
   if (!role_is_quantizable(t.cls.role) || !quantizable_shape(t)) return kKeepBits;
-  for (auto& o : overrides)
-    if (std::regex_search(t.name, *o.re)) return keep_norm(o.bits);
+  RAZOR_ASSIGN_OR_RETURN(const override_rule* o, first_match(*this, overrides, t.name));
+  if (o) return keep_norm(o->bits);
   if (t.cls.role == tensor_role::routed_expert && !t.cls.fused && t.cls.expert >= 0) {
     auto it = expert_bits.find(t.cls.layer);
     if (it != expert_bits.end() && size_t(t.cls.expert) < it->second.size())
@@ -39,17 +70,24 @@ double recipe::tensor_bits(const tensor_entry& t) const {
   return r == role_bits.end() ? kKeepBits : keep_norm(r->second);
 }
 
-double recipe::expert_tag(const tensor_entry& t, int expert) const {
+result<double> recipe::expert_tag(const tensor_entry& t, int expert) const {
   if (t.cls.role == tensor_role::routed_expert && t.cls.fused) {
-    for (auto& p : protect)
-      if (std::regex_search(t.name, *p.re)) return kKeepBits;
-    for (auto& o : overrides)
-      if (std::regex_search(t.name, *o.re)) return keep_norm(o.bits);
+    RAZOR_ASSIGN_OR_RETURN(const override_rule* p, first_match(*this, protect, t.name));
+    if (p) return kKeepBits;
+    RAZOR_ASSIGN_OR_RETURN(const override_rule* o, first_match(*this, overrides, t.name));
+    if (o) return keep_norm(o->bits);
     auto it = expert_bits.find(t.cls.layer);
     if (it != expert_bits.end() && expert >= 0 && size_t(expert) < it->second.size())
       return keep_norm(it->second[size_t(expert)]);
   }
   return tensor_bits(t);
+}
+
+result<bool> recipe::pinned(const std::string& name) const {
+  RAZOR_ASSIGN_OR_RETURN(const override_rule* p, first_match(*this, protect, name));
+  if (p) return true;
+  RAZOR_ASSIGN_OR_RETURN(const override_rule* o, first_match(*this, overrides, name));
+  return o != nullptr;
 }
 
 nlohmann::json recipe::to_json() const {
@@ -78,97 +116,154 @@ nlohmann::json recipe::to_json() const {
   return nlohmann::json::parse(dump_json(j));
 }
 
-static result<std::shared_ptr<std::regex>> compile(const std::string& pat, const std::string& where) {
-  try {
-    return std::make_shared<std::regex>(pat, std::regex::ECMAScript | std::regex::optimize);
-  } catch (const std::regex_error& e) {
-    return make_error(errc::bad_recipe, where + ": bad regex '" + pat + "': " + e.what());
-  }
+result<recipe::override_rule> make_override(const std::string& pattern, double bits, const std::string& origin,
+                                            size_t max_pattern_bytes) {
+  regex_options ro;
+  ro.max_pattern_bytes = max_pattern_bytes;
+  auto re = regex::compile(pattern, ro);
+  if (!re.ok()) return make_error(errc::bad_recipe, origin + ": " + re.error().message());
+  recipe::override_rule o;
+  o.pattern = pattern;
+  o.re = std::move(re).value();
+  o.bits = bits;
+  o.origin = origin;
+  return o;
 }
 
-static result<double> get_bits(const nlohmann::json& v, const std::string& where) {
-  if (!v.is_number()) return make_error(errc::bad_recipe, where + ": bits must be a number");
-  double b = v.get<double>();
-  if (!valid_bits(b))
-    return make_error(errc::bad_recipe, where + ": " + std::to_string(b) + " bits is not one of 1.58, 2, 3, 4, 8, 16");
-  return b;
+namespace {
+
+std::string show(const nlohmann::json& v) { return printable_excerpt(json_excerpt(v)); }
+
+result<int64_t> get_int(const nlohmann::json& v, const std::string& at, int64_t lo, int64_t hi) {
+  return json_integer(v, lo, hi, errc::bad_recipe, at);
 }
+
+result<double> get_number(const nlohmann::json& v, const std::string& at, double lo, double hi) {
+  if (!v.is_number()) return make_error(errc::bad_recipe, at + " = " + show(v) + " is not a number");
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || d < lo || d > hi)
+    return make_error(errc::bad_recipe, at + " = " + show(v) + " is out of range [" + show(nlohmann::json(lo)) + ", " +
+                                            show(nlohmann::json(hi)) + "]");
+  return d;
+}
+
+result<double> get_bits(const nlohmann::json& v, const std::string& at) {
+  if (!v.is_number() || !valid_bits(v.get<double>()))
+    return make_error(errc::bad_recipe, at + " = " + show(v) + " is not a bit width (one of " + recipe_bits_list() + ")");
+  return v.get<double>();
+}
+
+result<std::string> get_string(const nlohmann::json& v, const std::string& at) {
+  if (!v.is_string()) return make_error(errc::bad_recipe, at + " = " + show(v) + " is not a string");
+  return v.get<std::string>();
+}
+
+}  // namespace
 
 static result<recipe> parse_recipe_impl(const nlohmann::json& j, const std::string& where) {
   if (!j.is_object()) return make_error(errc::bad_recipe, where + ": a recipe is a JSON object");
   recipe r;
   r.path = where;
+  const std::string w = where + ": ";
   static const std::set<std::string> known = {"format",  "name",      "description", "group",
                                               "clip_steps", "scale_bits", "roles",     "overrides",
                                               "protect", "expert_bits", "two_level"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key())) r.extra[it.key()] = it.value();
   if (j.contains("format") && j["format"] != "razor.recipe/1")
-    return make_error(errc::bad_recipe, where + ": format " + printable(dump_json(j["format"]), 200) +
-                                            " is not razor.recipe/1");
-  r.name = j.value("name", fs::path(where).stem().string());
-  r.description = j.value("description", "");
-  r.group = j.value("group", 128);
-  if (r.group < 0 || (r.group != 0 && (r.group & (r.group - 1)) != 0 && r.group % 32 != 0))
-    return make_error(errc::bad_recipe, where + ": group must be 0 (whole row) or a positive multiple of 32");
-  r.clip_steps = j.value("clip_steps", 16);
-  if (r.clip_steps < 0 || r.clip_steps > 256) return make_error(errc::bad_recipe, where + ": clip_steps out of range");
-  r.scale_bits = j.value("scale_bits", 16.0);
+    return make_error(errc::bad_recipe, w + "format " + show(j["format"]) + " is not razor.recipe/1");
+  r.name = fs::path(where).stem().string();
+  if (auto it = j.find("name"); it != j.end()) {
+    RAZOR_ASSIGN_OR_RETURN(r.name, get_string(*it, w + "name"));
+  }
+  if (auto it = j.find("description"); it != j.end()) {
+    RAZOR_ASSIGN_OR_RETURN(r.description, get_string(*it, w + "description"));
+  }
+  if (auto it = j.find("group"); it != j.end()) {
+    RAZOR_ASSIGN_OR_RETURN(int64_t g, get_int(*it, w + "group", 0, kMaxRecipeGroup));
+    if (g != 0 && (g & (g - 1)) != 0 && g % 32 != 0)
+      return make_error(errc::bad_recipe, w + "group = " + show(*it) +
+                                              " must be 0 (whole row), a power of two or a multiple of 32");
+    r.group = int(g);
+  }
+  if (auto it = j.find("clip_steps"); it != j.end()) {
+    RAZOR_ASSIGN_OR_RETURN(int64_t c, get_int(*it, w + "clip_steps", 0, kMaxRecipeClipSteps));
+    r.clip_steps = int(c);
+  }
+  if (auto it = j.find("scale_bits"); it != j.end()) {
+    RAZOR_ASSIGN_OR_RETURN(r.scale_bits, get_number(*it, w + "scale_bits", 0, 64));
+  }
   if (auto it = j.find("roles"); it != j.end()) {
-    if (!it->is_object()) return make_error(errc::bad_recipe, where + ": roles must be an object");
+    if (!it->is_object()) return make_error(errc::bad_recipe, w + "roles must be an object {role: bits}");
     for (auto rt = it->begin(); rt != it->end(); ++rt) {
       tensor_role role;
       if (!role_from_name(rt.key(), &role))
-        return make_error(errc::bad_recipe, where + ": unknown role '" + printable(rt.key(), 200) + "'");
-      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(rt.value(), where + ": roles." + rt.key()));
+        return make_error(errc::bad_recipe, w + "roles: unknown role '" + printable_excerpt(rt.key()) + "'");
+      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(rt.value(), w + "roles." + rt.key()));
       r.role_bits[role] = b;
     }
   }
   if (auto it = j.find("overrides"); it != j.end()) {
-    if (!it->is_array()) return make_error(errc::bad_recipe, where + ": overrides must be an array");
-    for (auto& o : *it) {
-      if (!o.is_object() || !o.contains("pattern") || !o["pattern"].is_string() || !o.contains("bits"))
-        return make_error(errc::bad_recipe, where + ": each override needs a pattern (string) and bits");
-      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(o["bits"], where + ": override " + printable(o["pattern"].get<std::string>(), 200)));
-      RAZOR_ASSIGN_OR_RETURN(auto re, compile(o["pattern"].get<std::string>(), where));
-      r.overrides.push_back({o["pattern"].get<std::string>(), re, b});
+    if (!it->is_array()) return make_error(errc::bad_recipe, w + "overrides must be an array");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& o = (*it)[i];
+      const std::string at = "overrides[" + std::to_string(i) + "]";
+      if (!o.is_object() || !o.contains("pattern") || !o.contains("bits"))
+        return make_error(errc::bad_recipe, w + at + " needs a pattern (string) and bits");
+      RAZOR_ASSIGN_OR_RETURN(std::string pat, get_string(o["pattern"], w + at + ".pattern"));
+      RAZOR_ASSIGN_OR_RETURN(double b, get_bits(o["bits"], w + at + ".bits"));
+      auto rule = make_override(pat, b, at + ".pattern");
+      if (!rule.ok()) return make_error(errc::bad_recipe, w + rule.error().message());
+      r.overrides.push_back(std::move(rule).value());
     }
   }
   if (auto it = j.find("protect"); it != j.end()) {
-    if (!it->is_array()) return make_error(errc::bad_recipe, where + ": protect must be an array of regexes");
-    for (auto& p : *it) {
-      if (!p.is_string()) return make_error(errc::bad_recipe, where + ": protect entries are strings");
-      RAZOR_ASSIGN_OR_RETURN(auto re, compile(p.get<std::string>(), where));
-      r.protect.push_back({p.get<std::string>(), re, kKeepBits});
+    if (!it->is_array()) return make_error(errc::bad_recipe, w + "protect must be an array of patterns");
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string at = "protect[" + std::to_string(i) + "]";
+      RAZOR_ASSIGN_OR_RETURN(std::string pat, get_string((*it)[i], w + at));
+      auto rule = make_override(pat, kKeepBits, at);
+      if (!rule.ok()) return make_error(errc::bad_recipe, w + rule.error().message());
+      r.protect.push_back(std::move(rule).value());
     }
   }
   if (auto it = j.find("expert_bits"); it != j.end()) {
-    if (!it->is_object()) return make_error(errc::bad_recipe, where + ": expert_bits must map layer -> [bits]");
+    if (!it->is_object()) return make_error(errc::bad_recipe, w + "expert_bits must map layer -> [bits]");
     for (auto lt = it->begin(); lt != it->end(); ++lt) {
-      int layer = -1;
-      try {
-        layer = std::stoi(lt.key());
-      } catch (...) {
-      }
-      if (layer < 0 || !lt.value().is_array())
-        return make_error(errc::bad_recipe, where + ": expert_bits key '" + printable(lt.key(), 200) + "' must be a layer number");
+      const std::string at = "expert_bits[\"" + printable_excerpt(lt.key()) + "\"]";
+      const std::string& k = lt.key();
+      const bool digits = !k.empty() && k.size() <= 6 && std::all_of(k.begin(), k.end(), [](char c) {
+                            return c >= '0' && c <= '9';
+                          });
+      if (!digits || std::stoi(k) > kMaxConfigLayers - 1)
+        return make_error(errc::bad_recipe, w + at + ": the key must be a layer number (0 .. " +
+                                                std::to_string(kMaxConfigLayers - 1) + ")");
+      if (!lt.value().is_array()) return make_error(errc::bad_recipe, w + at + " must be an array of bits");
+      if (lt.value().size() > size_t(kMaxConfigExperts))
+        return make_error(errc::bad_recipe, w + at + " has " + std::to_string(lt.value().size()) +
+                                                " entries, more than " + std::to_string(kMaxConfigExperts) + " experts");
       std::vector<double> v;
-      for (auto& b : lt.value()) {
-        RAZOR_ASSIGN_OR_RETURN(double bb, get_bits(b, where + ": expert_bits[" + lt.key() + "]"));
+      for (size_t e = 0; e < lt.value().size(); ++e) {
+        RAZOR_ASSIGN_OR_RETURN(double bb, get_bits(lt.value()[e], w + at + "[" + std::to_string(e) + "]"));
         v.push_back(bb);
       }
-      r.expert_bits[layer] = std::move(v);
+      r.expert_bits[std::stoi(k)] = std::move(v);
     }
   }
   if (auto it = j.find("two_level"); it != j.end()) {
     if (!it->is_object() || !it->contains("target"))
-      return make_error(errc::bad_recipe, where + ": two_level needs {\"target\": bits[, \"lo\", \"hi\"]}");
-    r.two_level_target = it->value("target", 0.0);
-    r.two_level_lo = it->value("lo", 1.58);
-    r.two_level_hi = it->value("hi", 4.0);
-    if (!valid_bits(r.two_level_lo) || !valid_bits(r.two_level_hi) || r.two_level_hi <= r.two_level_lo ||
-        r.two_level_target <= 0)
-      return make_error(errc::bad_recipe, where + ": two_level lo/hi must be valid bit widths with lo < hi");
+      return make_error(errc::bad_recipe, w + "two_level needs {\"target\": bits[, \"lo\", \"hi\"]}");
+    if (auto lo = it->find("lo"); lo != it->end()) {
+      RAZOR_ASSIGN_OR_RETURN(r.two_level_lo, get_bits(*lo, w + "two_level.lo"));
+    }
+    if (auto hi = it->find("hi"); hi != it->end()) {
+      RAZOR_ASSIGN_OR_RETURN(r.two_level_hi, get_bits(*hi, w + "two_level.hi"));
+    }
+    if (r.two_level_hi <= r.two_level_lo)
+      return make_error(errc::bad_recipe, w + "two_level: lo (" + show(nlohmann::json(r.two_level_lo)) +
+                                              ") must be below hi (" + show(nlohmann::json(r.two_level_hi)) + ")");
+    RAZOR_ASSIGN_OR_RETURN(r.two_level_target,
+                           get_number((*it)["target"], w + "two_level.target", r.two_level_lo, r.two_level_hi));
   }
   return r;
 }

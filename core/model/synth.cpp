@@ -175,7 +175,7 @@ status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir
     total += b;
   }
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(dir.open(out_dir, "synth"));
   RAZOR_TRY(write_file_atomic(dir.path() + "/config.json", config.dump(2) + "\n"));
   nlohmann::ordered_json index;
   index["metadata"] = {{"total_size", total}};

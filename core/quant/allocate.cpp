@@ -12,7 +12,6 @@
 #include <optional>
 #include <queue>
 #include <random>
-#include <regex>
 
 #include "model/checkpoint.h"
 #include "quant/fake_quant.h"
@@ -822,6 +821,11 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
   std::vector<double> choices = opt.choices;
   std::sort(choices.begin(), choices.end());
   choices.erase(std::unique(choices.begin(), choices.end()), choices.end());
+  if (!is_solver)
+    for (double b : {opt.tags.lo, opt.tags.hi})
+      if (!valid_bits(b) || b >= kKeepBits)
+        return make_error(errc::invalid_argument, "tag " + fmt_bits(b) + " is not a quantized recipe bit width (" +
+                                                      recipe_bits_list() + ")");
   if (is_solver) {
     if (choices.empty()) return make_error(errc::invalid_argument, "no bit choices");
     for (double b : choices) {
@@ -842,7 +846,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
   // cheapest tag (everything else is fixed by the base recipe).
   const double min_bits = is_solver ? choices.front() : opt.tags.lo;
   set_all(std::vector<double>(st.size(), min_bits));
-  const footprint fp_min = compute_footprint(ck, r);
+  RAZOR_ASSIGN_OR_RETURN(const footprint fp_min, compute_footprint(ck, r));
   const auto rit = fp_min.by_role.find(tensor_role::routed_expert);
   if (rit == fp_min.by_role.end() || rit->second.params_quantized == 0)
     return make_error(errc::invalid_argument, "the base recipe quantizes no routed expert");
@@ -888,7 +892,8 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
           tags_gu = assign_two_level(importance, L, E, B, opt.tags, false);
         }
         set_all(tags_gu);
-        if (compute_footprint(ck, r).packed_bytes() <= opt.target.value) break;
+        RAZOR_ASSIGN_OR_RETURN(const footprint fp, compute_footprint(ck, r));
+        if (fp.packed_bytes() <= opt.target.value) break;
         if (opt.global_rank) {
           if (n_hi == 0) break;
           --n_hi;
@@ -963,7 +968,10 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
         for (int e : es) alt += (alt.empty() ? "" : "|") + std::to_string(e);
         std::string pat = "^" + regex_escape(ck.text_prefix()) + "layers\\." + std::to_string(l) +
                           "\\.mlp\\.experts\\.(" + alt + ")\\.down_proj\\.weight$";
-        ovs.push_back({pat, std::make_shared<std::regex>(pat, std::regex::ECMAScript | std::regex::optimize), b});
+        // razor's own pattern: one alternative per expert, so longer than a hand-written one may be
+        RAZOR_ASSIGN_OR_RETURN(recipe::override_rule rule,
+                               make_override(pat, b, "allocate (layer " + std::to_string(l) + " down_proj)", 1 << 20));
+        ovs.push_back(std::move(rule));
       }
     }
     ovs.insert(ovs.end(), r.overrides.begin(), r.overrides.end());
@@ -980,7 +988,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
                                    (opt.global_rank ? "global" : "per-layer") + " ranking.");
   r.path.clear();
   allocation out;
-  out.fp = compute_footprint(ck, r);
+  RAZOR_ASSIGN_OR_RETURN(out.fp, compute_footprint(ck, r));
   const double used_bits = out.fp.expert_avg_bits();
   const bool over = opt.target.k == alloc_target::kind::expert_bits ? used_bits > opt.target.value + 1e-9
                                                                     : out.fp.packed_bytes() > opt.target.value;

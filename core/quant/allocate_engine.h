@@ -95,20 +95,20 @@ inline engine::weight_transform recipe_transform(const checkpoint& ck, const rec
     if (expert >= 0) {
       te = ckp->find_text(name);
       if (te) {
-        bits = rec->tensor_bits(*te);
+        RAZOR_ASSIGN_OR_RETURN(bits, rec->tensor_bits(*te));
       } else {
         auto it = fused->find({layer, int(proj)});
         if (it == fused->end() && (proj == expert_proj::gate || proj == expert_proj::up))
           it = fused->find({layer, int(expert_proj::gate_up)});
         if (it == fused->end()) return {};
         te = it->second;
-        bits = rec->expert_tag(*te, expert);
+        RAZOR_ASSIGN_OR_RETURN(bits, rec->expert_tag(*te, expert));
       }
     } else {
       te = name == "lm_head.weight" ? ckp->find("lm_head.weight") : ckp->find_text(name);
       if (!te && name == "lm_head.weight" && ckp->config().tie_word_embeddings) te = ckp->find_text("embed_tokens.weight");
       if (!te) return {};
-      bits = rec->tensor_bits(*te);
+      RAZOR_ASSIGN_OR_RETURN(bits, rec->tensor_bits(*te));
     }
     if (bits >= kKeepBits || t.shape.size() < 2) return {};
     const size_t rows = size_t(t.rows()), cols = size_t(t.cols());

@@ -11,9 +11,13 @@
 #include "model/safetensors.h"
 #include "quant/fake_quant.h"
 #include "util/atomic_file.h"
+#include "util/output_guard.h"
+#include "util/stale_partials.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
 #include "util/printable.h"
+
+static_assert(razor::quant::kMaxClipSteps == razor::kMaxRecipeClipSteps, "a recipe's clip_steps bound is the quantizer's");
 
 namespace fs = std::filesystem;
 
@@ -91,7 +95,9 @@ status copy_side_files(const checkpoint& ck, const std::string& dst, const std::
     if (fe) return make_error(errc::io, printable(it->path().string()) + ": " + fe.message());
     if (!regular) continue;
     std::string name = it->path().filename().string();
-    if (shard_names.count(name) || name == summary_name) continue;
+    int64_t pid = 0;
+    // Not the source's own output marker, nor a temporary another razor process writes (or left) there.
+    if (shard_names.count(name) || name == summary_name || name == kOutputMarker || is_partial_name(name, &pid)) continue;
     fs::copy_file(it->path(), fs::path(dst) / name, fs::copy_options::overwrite_existing, fe);
     if (fe) return make_error(errc::io, printable((fs::path(dst) / name).string()) + ": " + fe.message());
   }
@@ -102,7 +108,7 @@ status copy_side_files(const checkpoint& ck, const std::string& dst, const std::
 status check_dtypes(const checkpoint& ck, const recipe& r, const layer_selection& sel) {
   for (auto& t : ck.tensors()) {
     if (!sel.contains(t.cls.layer)) continue;
-    double b = r.tensor_bits(t);
+    RAZOR_ASSIGN_OR_RETURN(double b, r.tensor_bits(t));
     bool any_q = b < kKeepBits;
     if (t.cls.fused && r.expert_bits.count(t.cls.layer)) any_q = true;
     if (any_q && t.dt != dtype::bf16 && t.dt != dtype::f16 && t.dt != dtype::f32)
@@ -118,7 +124,7 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
                        const progress_fn& progress, const std::string& out_dir) {
   const uint8_t* src = ck.data(t);
   const bool fused_mixed = t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer);
-  const double tbits = r.tensor_bits(t);
+  RAZOR_ASSIGN_OR_RETURN(const double tbits, r.tensor_bits(t));
   if (!fused_mixed && tbits >= kKeepBits) {
     RAZOR_TRY(w.write(src, t.nbytes));
     acc.params_by_bits[kKeepBits] += t.numel();
@@ -132,7 +138,10 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
   const size_t es = dtype_size(t.dt);
   fq_stats tstats;
   for (size_t sl = 0; sl < n_slices; ++sl) {
-    const double bits = fused_mixed ? r.expert_tag(t, int(sl)) : tbits;
+    double bits = tbits;
+    if (fused_mixed) {
+      RAZOR_ASSIGN_OR_RETURN(bits, r.expert_tag(t, int(sl)));
+    }
     const uint8_t* in = src + sl * slice_rows * cols * es;
     const size_t nbytes = slice_rows * cols * es;
     acc.params_by_bits[bits] += int64_t(slice_rows * cols);
@@ -184,9 +193,9 @@ nlohmann::json params_by_bits_json(const std::map<double, int64_t>& m) {
   return pbb;
 }
 
-nlohmann::json make_summary(const checkpoint& ck, const recipe& r, const run_acc& acc, const std::string& backend,
-                            double seconds) {
-  auto fp = compute_footprint(ck, r);
+result<nlohmann::json> make_summary(const checkpoint& ck, const recipe& r, const run_acc& acc,
+                                    const std::string& backend, double seconds) {
+  RAZOR_ASSIGN_OR_RETURN(footprint fp, compute_footprint(ck, r));
   nlohmann::json sum;
   sum["format"] = "razor.quant_summary/1";
   sum["source"] = ck.dir();
@@ -235,7 +244,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
   // Reject what we cannot write faithfully before anything is written.
   RAZOR_TRY(check_dtypes(ck, r, sel));
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(dir.open(out_dir, part ? "quantize --layers " + sel.to_string() : "quantize", {ck.dir()}));
   if (!part) RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));  // config, tokenizer, index, ...
   uint64_t total = 0;
   for (auto& t : ck.tensors())
@@ -255,6 +264,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     RAZOR_TRY(w.begin(dir.path() + "/" + file));
     for (auto* tp : in_shard) {
       RAZOR_TRY(quantize_tensor(ck, r, *tp, opt, w, acc, part, done, total, progress, out_dir));
+      RAZOR_TRY(ck.check_mapped());  // a shard truncated while it was read (util/mapped_file.h)
       if (part) files[tp->name] = file;
       done += tp->nbytes;
       if (progress && !progress(double(done), double(total), tp->name.c_str()))
@@ -289,7 +299,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     return rep;
   }
   // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
-  auto sum = make_summary(ck, r, acc, rep.backend, rep.seconds);
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, rep.seconds));
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);
@@ -379,8 +389,10 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
       if (!ck.find(name)) return part_error(parts[i], "holds " + name + ", which " + ck.dir() + " does not have");
   }
 
+  std::vector<std::string> inputs = part_dirs;
+  inputs.push_back(ck.dir());
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir));
+  RAZOR_TRY(dir.open(out_dir, "merge", std::move(inputs)));
   RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));
   uint64_t total = 0, done = 0;
   for (auto& t : ck.tensors()) total += t.nbytes;
@@ -407,6 +419,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
       loaded_part& p = parts[owner.at(t->name)];
       const auto& f = *p.files.at(p.manifest["files"][t->name].get<std::string>());
       RAZOR_TRY(w.write(f.tensor_data(*found.at(t->name)), t->nbytes));
+      RAZOR_TRY(f.map().check());
       // The summary in the single run's order: same floating-point sums.
       auto& tensors = p.manifest["tensors"];
       if (tensors.contains(t->name)) {
@@ -427,7 +440,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
   rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
   double part_seconds = 0;
   for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
-  auto sum = make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds);
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds));
   sum["parts"] = part_list;
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());

@@ -6,10 +6,16 @@
 //   RAZOR_TRY(w.write(bytes, n));
 //   RAZOR_TRY(w.commit());                          // fsync + rename; without commit() the
 //                                                   // destructor removes the temporary file
+//
+// Every temporary is registered with util/temp_registry.h (a SIGINT / SIGTERM removes it) and locked with
+// flock while it is written, so that util/stale_partials.h tells a temporary another process still writes
+// from one a dead process left. What an output may replace is util/output_guard.h's rule: atomic_dir applies
+// it itself (open and again at commit); the callers of atomic_writer check a final file name before opening.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -36,6 +42,7 @@ class atomic_writer {
 
  private:
   int fd_ = -1;
+  int reg_ = -1;  // temp_registry handle
   std::string final_, tmp_;
   uint64_t written_ = 0;
 };
@@ -50,16 +57,24 @@ result<std::string> read_text_file(const std::string& path, size_t max_bytes = s
 std::string file_tail(const std::string& path, int max_lines, size_t max_bytes = 8192);
 
 // Directory output: a whole directory is built under "<dir>.partial-<pid>" and renamed at the end.
+// open() refuses (errc::invalid_argument, nothing touched) a final folder razor may not replace
+// (check_output_dir: not razor's own, or one of `inputs`); commit() checks again, writes the marker that
+// makes the folder razor's own (recording `command`), and swaps the new folder in with one atomic rename
+// (renameat2 RENAME_EXCHANGE; two renames where the file system lacks it), then removes the old one.
 class atomic_dir {
  public:
   ~atomic_dir();
-  status open(const std::string& final_dir);
+  status open(const std::string& final_dir, const std::string& command = "razor",
+              std::vector<std::string> inputs = {});
   const std::string& path() const { return tmp_; }  // write files here
   status commit();
   void abort();
 
  private:
-  std::string final_, tmp_;
+  std::string final_, tmp_, command_;
+  std::vector<std::string> inputs_;
+  int reg_ = -1;      // temp_registry handle
+  int lock_fd_ = -1;  // flock on the temporary folder while it is written
   bool open_ = false;
 };
 

@@ -1,4 +1,12 @@
 // Read-only memory-mapped file. Opening never reads the data; pages come in as they are touched.
+//
+// A file truncated by someone else while it is mapped would kill the process with SIGBUS at the first read
+// past its new end. Every mapping is registered in a fixed, lock-free table that a SIGBUS handler (installed
+// on the first open, chained to any earlier one) consults: a fault inside a registered mapping maps zero pages
+// over the rest of it (MAP_FIXED | MAP_ANONYMOUS) so the read completes, and marks the mapping truncated;
+// check() then turns that into an error naming the file. Readers call check() after each tensor they read
+// (checkpoint::check_mapped); the CLI and the worker check truncation_count() around every command / job. A
+// SIGBUS anywhere else keeps its default action.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,11 +41,22 @@ class mapped_file {
   // Hint that [offset, offset+len) will be read soon / is no longer needed (madvise).
   void will_need(size_t offset, size_t len) const;
   void dont_need(size_t offset, size_t len) const;
+  // errc::io "<path> was truncated while being read (now N bytes, mapped M) ..." once a read ran past the
+  // file's end (the bytes read there were zeros); ok otherwise. Cheap: one atomic load.
+  status check() const;
+  bool truncated() const;
+  // A backstop for readers that do not call check(): the number of truncations met by any mapping of this
+  // process so far, and an error naming the files when there were more than `mark` (the CLI and the worker
+  // compare before and after each command / job, so a truncated input never ends in a success).
+  static uint64_t truncation_count();
+  static status check_since(uint64_t mark);
 
  private:
+  void release();
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  int slot_ = -1;  // entry in the SIGBUS table, -1 when not registered
 };
 
 }  // namespace razor

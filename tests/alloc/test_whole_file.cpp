@@ -31,7 +31,7 @@ std::vector<std::vector<int32_t>> windows(const std::string& model, int n, int c
   EXPECT_TRUE(tk.ok());
   auto text = read_text_file(kText);
   EXPECT_TRUE(text.ok());
-  auto toks = engine::protocol_tokens(*tk, *text);
+  auto toks = engine::protocol_tokens(*tk, *text, kText).value();
   std::vector<std::vector<int32_t>> seqs;
   for (int w = 0; w < n; ++w)
     seqs.emplace_back(toks.begin() + offset + w * ctx, toks.begin() + offset + (w + 1) * ctx);
@@ -123,7 +123,7 @@ TEST(ForwardFrom, RestartsAtEveryLayer) {
   auto ck = checkpoint::open(kQwen35);
   ASSERT_TRUE(ck.ok());
   auto wp = engine::checkpoint_weights(*ck);
-  auto d = engine::dims_from_config(ck->config());
+  auto d = engine::dims_for(*wp);
   ASSERT_TRUE(d.ok());
   auto seqs = windows(kQwen35, 2, 32);
   std::vector<engine::tensor_f32> hidden(size_t(d->n_layers) + 1);

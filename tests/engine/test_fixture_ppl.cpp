@@ -37,7 +37,7 @@ double run_ppl(const std::string& model, int windows) {
   if (!ck.ok()) return NAN;
   auto tk = razor::bpe_tokenizer::load(std::string(RAZOR_MODELS_DIR) + "/" + model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  auto toks = razor::engine::protocol_tokens(*tk, read_text(razor::test::eval_text_path()));
+  auto toks = razor::engine::protocol_tokens(*tk, read_text(razor::test::eval_text_path()), "text").value();
   auto wp = razor::engine::checkpoint_weights(*ck);
   razor::engine::eval_options opt;
   opt.windows = windows;
@@ -66,7 +66,7 @@ TEST(fixture_ppl, qwen3_5_moe) {
 std::vector<int32_t> fixture_tokens(const std::string& model) {
   auto tk = razor::bpe_tokenizer::load(std::string(RAZOR_MODELS_DIR) + "/" + model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  return razor::engine::protocol_tokens(*tk, read_text(razor::test::eval_text_path()));
+  return razor::engine::protocol_tokens(*tk, read_text(razor::test::eval_text_path()), "text").value();
 }
 
 // KL of a model against itself is zero and every top-1 agrees; a transform that perturbs the weights

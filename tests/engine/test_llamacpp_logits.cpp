@@ -93,7 +93,7 @@ void check_fixture(const std::string& name) {
   ASSERT_TRUE(ck.ok());
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   ASSERT_TRUE(tk.ok());
-  auto all = engine::protocol_tokens(*tk, read_text(text));
+  auto all = engine::protocol_tokens(*tk, read_text(text), "text").value();
   // Window 1 of the protocol (the first is the start of a file; any text would do).
   std::vector<int32_t> toks(all.begin() + 256, all.begin() + 256 + k_positions);
   const size_t vocab = size_t(ck->config().vocab_size);

@@ -27,7 +27,7 @@ TEST(probe, fixture_statistics_and_hdf5_round_trip) {
   std::ifstream f(text_path, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
-  auto toks = razor::engine::protocol_tokens(*tk, ss.str());
+  auto toks = razor::engine::protocol_tokens(*tk, ss.str(), "text").value();
   auto wp = razor::engine::checkpoint_weights(*ck);
   razor::engine::probe_options opt;
   opt.n_tokens = 512;

@@ -24,7 +24,7 @@ std::vector<int32_t> tokens(const std::string& model) {
   ss << f.rdbuf();
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  return engine::protocol_tokens(*tk, ss.str());
+  return engine::protocol_tokens(*tk, ss.str(), "text").value();
 }
 constexpr int k_windows = 2;  // a few seconds per model on 2 cores
 }  // namespace

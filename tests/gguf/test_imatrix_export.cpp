@@ -52,7 +52,7 @@ probed probe(const std::string& model) {
   EXPECT_TRUE(ck.ok());
   auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
   EXPECT_TRUE(tk.ok());
-  auto toks = engine::protocol_tokens(*tk, read_text(calib_text()));
+  auto toks = engine::protocol_tokens(*tk, read_text(calib_text()), "text").value();
   engine::probe_options o;
   o.first_token = k_calib_first;
   o.n_tokens = k_calib_tokens;

@@ -283,7 +283,9 @@ TEST(Footprint, SeedArithmeticOnSynthetic122B) {
   EXPECT_EQ(ck->text_prefix(), "model.language_model.");
   auto r = load_recipe("seed-default");
   ASSERT_TRUE(r.ok()) << r.error().to_string();
-  auto f = compute_footprint(*ck, *r);
+  auto fr = compute_footprint(*ck, *r);
+  ASSERT_TRUE(fr.ok()) << fr.error().to_string();
+  auto& f = *fr;
   // seed-reference.md §1.5: (3 x 115.96B + 4 x 6.10B) / 122.06B = 3.050; the issue allows 0.01.
   constexpr double kSeedBitsTolerance = 0.01;
   EXPECT_NEAR(f.seed_effective_bits(), 3.05, kSeedBitsTolerance);
@@ -294,7 +296,9 @@ TEST(Footprint, SeedArithmeticOnSynthetic122B) {
   // The seed's 2.5-bit study point: "2.59" effective bits (seed-reference §1.5 / F8).
   auto s25 = load_recipe("study-2.5bit");
   ASSERT_TRUE(s25.ok()) << s25.error().to_string();
-  auto f25 = compute_footprint(*ck, *s25);
+  auto f25r = compute_footprint(*ck, *s25);
+  ASSERT_TRUE(f25r.ok()) << f25r.error().to_string();
+  auto& f25 = *f25r;
   EXPECT_NEAR(f25.seed_effective_bits(), 2.59, kSeedBitsTolerance);
   EXPECT_NEAR(f25.expert_avg_bits(), 2.5, 0.01);
 }
@@ -337,10 +341,12 @@ TEST(Recipe, PerExpertBitsOverrideRole) {
                             R"({"roles":{"routed_expert":3,"attention":4},"expert_bits":{"0":[4,4,4,4,4,4,4,4,2,2,2,2,2,2,2,2]}})"),
                         "x.json");
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->tensor_bits(*ck->find("model.layers.0.mlp.experts.0.gate_proj.weight")), 4.0);
-  EXPECT_EQ(r->tensor_bits(*ck->find("model.layers.0.mlp.experts.9.gate_proj.weight")), 2.0);
-  EXPECT_EQ(r->tensor_bits(*ck->find("model.layers.1.mlp.experts.9.gate_proj.weight")), 3.0);
-  EXPECT_EQ(r->tensor_bits(*ck->find("model.layers.1.mlp.gate.weight")), kKeepBits);
-  auto f = compute_footprint(*ck, *r);
+  EXPECT_EQ(*r->tensor_bits(*ck->find("model.layers.0.mlp.experts.0.gate_proj.weight")), 4.0);
+  EXPECT_EQ(*r->tensor_bits(*ck->find("model.layers.0.mlp.experts.9.gate_proj.weight")), 2.0);
+  EXPECT_EQ(*r->tensor_bits(*ck->find("model.layers.1.mlp.experts.9.gate_proj.weight")), 3.0);
+  EXPECT_EQ(*r->tensor_bits(*ck->find("model.layers.1.mlp.gate.weight")), kKeepBits);
+  auto fr = compute_footprint(*ck, *r);
+  ASSERT_TRUE(fr.ok()) << fr.error().to_string();
+  auto& f = *fr;
   EXPECT_NEAR(f.expert_avg_bits(), 3.0, 1e-9);  // layer 0 averages 3, others 3
 }

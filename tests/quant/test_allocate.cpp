@@ -267,7 +267,9 @@ TEST_P(AllocateFixture, RecipeHitsTheTargetAndParses) {
     ASSERT_TRUE(save_recipe(al->r, path).ok());
     auto back = load_recipe(path);
     ASSERT_TRUE(back.ok()) << back.error().to_string();
-    auto fp = compute_footprint(*ck, *back);
+    auto fpr = compute_footprint(*ck, *back);
+    ASSERT_TRUE(fpr.ok()) << fpr.error().to_string();
+    const auto& fp = *fpr;
     EXPECT_EQ(fp.packed_bytes(), al->report["footprint"]["packed_bytes"].get<double>());
     EXPECT_EQ(fp.expert_avg_bits(), got);
     EXPECT_EQ(back->expert_bits.size(), size_t(st.n_layers));
@@ -275,7 +277,7 @@ TEST_P(AllocateFixture, RecipeHitsTheTargetAndParses) {
   }
   // a byte target: never above it, less than one expert's one-bit step below it
   {
-    const double target = compute_footprint(*ck, *base).packed_bytes() * 0.97;
+    const double target = compute_footprint(*ck, *base)->packed_bytes() * 0.97;
     allocate_options opt;
     opt.target = *parse_target(std::to_string(int64_t(target)) + "B");
     auto al = allocate(*ck, *base, st, &*errs, opt);
@@ -295,7 +297,7 @@ TEST_P(AllocateFixture, RecipeHitsTheTargetAndParses) {
     ASSERT_TRUE(save_recipe(al->r, path).ok());
     auto back = load_recipe(path);
     ASSERT_TRUE(back.ok());
-    EXPECT_EQ(compute_footprint(*ck, *back).packed_bytes(), al->fp.packed_bytes());
+    EXPECT_EQ(compute_footprint(*ck, *back)->packed_bytes(), al->fp.packed_bytes());
     // the solver at finer granularity predicts no more damage than tied
     allocate_options tied = opt;
     tied.per_projection = false;

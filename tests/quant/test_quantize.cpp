@@ -41,7 +41,7 @@ TEST(Quantize, FixtureRoundTripsThroughOurReader) {
     EXPECT_EQ(u->shape, t.shape);
     EXPECT_EQ(u->dt, t.dt);
     bool same = std::memcmp(ck->data(t), q->data(*u), t.nbytes) == 0;
-    if (r->tensor_bits(t) >= kKeepBits) EXPECT_TRUE(same) << "kept tensor changed: " << t.name;
+    if (*r->tensor_bits(t) >= kKeepBits) EXPECT_TRUE(same) << "kept tensor changed: " << t.name;
     else EXPECT_FALSE(same) << "quantized tensor unchanged: " << t.name;
   }
   // One routed-expert tensor equals the reference fake-quant of its source rows.
@@ -85,6 +85,35 @@ TEST(Quantize, CancelLeavesNothingUnderTheFinalName) {
   for (auto& e : fs::directory_iterator(out.parent_path()))
     EXPECT_EQ(e.path().filename().string().find(out.filename().string() + ".partial"), std::string::npos)
         << "temporary left behind: " << e.path();
+}
+
+TEST(Quantize, AShardTruncatedWhileReadIsAnErrorNamingItNotASigbus) {
+  // Another program rewrites the model while razor reads it: the mapped shard loses its tail (util/mapped_file.h).
+  const fs::path model = tmp("trunc_model");
+  fs::remove_all(model);
+  fs::copy(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe", model, fs::copy_options::recursive);
+  auto ck = checkpoint::open(model.string());
+  ASSERT_TRUE(ck.ok());
+  auto r = load_recipe("seed-default");
+  ASSERT_TRUE(r.ok());
+  const std::string shard = ck->shards()[0];
+  const auto full = fs::file_size(shard);
+  fs::resize_file(shard, full / 2);
+  auto out = tmp("trunc_out");
+  fs::remove_all(out);
+  quant::quantize_options opt;
+  opt.allow_gpu = false;
+  auto rep = quant::quantize_checkpoint(*ck, *r, out.string(), opt);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().code(), errc::io);
+  EXPECT_NE(rep.error().message().find(shard), std::string::npos) << rep.error().message();
+  EXPECT_NE(rep.error().message().find("truncated while being read (now " + std::to_string(full / 2) + " bytes"),
+            std::string::npos)
+      << rep.error().message();
+  EXPECT_FALSE(fs::exists(out));
+  for (auto& e : fs::directory_iterator(out.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find(out.filename().string() + ".partial"), std::string::npos);
+  fs::remove_all(model);
 }
 
 TEST(Quantize, PerExpertBitsInFusedTensors) {

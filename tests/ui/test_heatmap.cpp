@@ -2,6 +2,8 @@
 // tooltips, and the tensor browser's item models under QAbstractItemModelTester.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <QAbstractItemModelTester>
 #include <QFile>
 #include <QGuiApplication>
@@ -263,6 +265,20 @@ TEST(HeatmapView, LoadsAsynchronously) {
   v.addSource(syntheticHeatmapSource(48, 256));
   EXPECT_EQ(v.canvas()->grid().rows, 48);
   EXPECT_FALSE(v.usingOpenGL());  // offscreen: GL is never constructed
+}
+
+TEST(TensorModels, InventoryCarriesTheStalePartialsBesideTheModel) {
+  int code = -1;
+  const QByteArray json =
+      runRazor({QStringLiteral("inspect"), modelDir("tiny-qwen3-moe"), QStringLiteral("--json")}, &code);
+  ASSERT_EQ(code, 0);
+  auto j = nlohmann::json::parse(json.toStdString());
+  ASSERT_TRUE(j.contains("stale_partials"));
+  j["stale_partials"] = {{{"path", "/m/.model.gguf.partial-12"}, {"pid", 12}, {"dir", false}, {"bytes", 3}}};
+  QString err;
+  const ModelInventory inv = ModelInventory::fromJson(QByteArray::fromStdString(j.dump()), &err);
+  ASSERT_TRUE(err.isEmpty()) << err.toStdString();
+  EXPECT_EQ(inv.stalePartials, QStringList{QStringLiteral("/m/.model.gguf.partial-12")});
 }
 
 TEST(TensorModels, InventoryUnderModelTester) {
