@@ -49,8 +49,8 @@ class roundtrip_weights : public engine::weight_provider {
   result<engine::tensor_f32> expert(int layer, int expert, expert_proj p) override;
   result<engine::tensor_f32> rows(const std::string& name, const std::vector<int32_t>& ids) override;
   void release_layer(int layer) override { base_.release_layer(layer); }
-  std::optional<engine::stored_tensor> shape(const std::string& name) const override { return base_.shape(name); }
-  std::optional<engine::stored_tensor> expert_shape(int layer, int expert, expert_proj p) const override {
+  std::optional<razor::stored_tensor> shape(const std::string& name) const override { return base_.shape(name); }
+  std::optional<razor::stored_tensor> expert_shape(int layer, int expert, expert_proj p) const override {
     return base_.expert_shape(layer, expert, p);
   }
 
@@ -74,8 +74,8 @@ class cached_weights : public engine::weight_provider {
   bool has(const std::string& name) const override { return base_.has(name); }
   result<engine::tensor_f32> tensor(const std::string& name) override;
   result<engine::tensor_f32> expert(int layer, int expert, expert_proj p) override;
-  std::optional<engine::stored_tensor> shape(const std::string& name) const override { return base_.shape(name); }
-  std::optional<engine::stored_tensor> expert_shape(int layer, int expert, expert_proj p) const override {
+  std::optional<razor::stored_tensor> shape(const std::string& name) const override { return base_.shape(name); }
+  std::optional<razor::stored_tensor> expert_shape(int layer, int expert, expert_proj p) const override {
     return base_.expert_shape(layer, expert, p);
   }
 
