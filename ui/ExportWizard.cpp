@@ -21,9 +21,11 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSpinBox>
 #include <QSaveFile>
 #include <QStandardPaths>
 #include <QTableWidget>
+#include <QTemporaryDir>
 #include <QUrl>
 #include <QVBoxLayout>
 #include <QWizardPage>
@@ -204,9 +206,11 @@ class WizRecipePage : public QWizardPage {
     rules->verticalHeader()->setVisible(false);
     rules->setEditTriggers(QAbstractItemView::NoEditTriggers);
     note = wrapLabel();
+    buildFitBox();
     auto* form = new QFormLayout;
     form->addRow(tr("Recipe:"), preset);
     form->addRow(tr("Recipe file:"), fileBox);
+    form->addRow(fitBox);
     form->addRow(tr("Default type:"), defType);
     form->addRow(tr("output.weight:"), outType);
     form->addRow(tr("token_embd.weight:"), embType);
@@ -230,13 +234,72 @@ class WizRecipePage : public QWizardPage {
       preset->addItem(f, QDir(dir).filePath(f));
     preset->addItem(tr("Uniform: one type for every tensor"), QStringLiteral("uniform"));
     preset->addItem(tr("Recipe file (e.g. from the allocation)…"), QStringLiteral("file"));
+    preset->addItem(tr("Fit a file size: whole-file allocation…"), QStringLiteral("fit"));
     preset->blockSignals(false);
     refresh();
+  }
+  // "Fit a file size": the target, the imatrix, how the sensitivities are measured, the types allowed per role,
+  // and the allocation's outcome (size, predicted and measured KL).
+  void buildFitBox() {
+    fitBox = new QWidget;
+    fitBox->setObjectName(QStringLiteral("allocBox"));
+    target = new QLineEdit;
+    target->setObjectName(QStringLiteral("allocTargetEdit"));
+    target->setPlaceholderText(tr("file size or bits per weight: 7879360B, 7.5MB, 3.5bits"));
+    imatrix = new QLineEdit;
+    imatrix->setObjectName(QStringLiteral("allocImatrixEdit"));
+    imatrix->setPlaceholderText(tr("importance matrix (razor probe --imatrix); enables the i-quants"));
+    sensitivity = new QComboBox;
+    sensitivity->setObjectName(QStringLiteral("allocSensitivityCombo"));
+    sensitivity->addItem(tr("KL of every tensor at every type (exact, slower)"), QStringLiteral("full"));
+    sensitivity->addItem(tr("KL at 3 types per tensor, fitted curve (faster)"), QStringLiteral("fit"));
+    windows = new QSpinBox;
+    windows->setObjectName(QStringLiteral("allocWindowsSpin"));
+    windows->setRange(1, 4096);
+    windows->setValue(8);
+    windows->setSuffix(tr(" windows of 256 tokens"));
+    windows->setToolTip(tr("Calibration text the sensitivities are measured on (the bundled calibration half)"));
+    roles = new QTableWidget(0, 2);
+    roles->setObjectName(QStringLiteral("allocRolesTable"));
+    roles->setHorizontalHeaderLabels({tr("role"), tr("allowed types (empty: any)")});
+    roles->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
+    roles->verticalHeader()->setVisible(false);
+    for (const QString& r : ExportWizard::allocationRoles()) {
+      const int row = roles->rowCount();
+      roles->insertRow(row);
+      auto* name = new QTableWidgetItem(r);
+      name->setFlags(name->flags() & ~Qt::ItemIsEditable);
+      roles->setItem(row, 0, name);
+      roles->setItem(row, 1, new QTableWidgetItem());
+    }
+    roles->setMaximumHeight(roles->verticalHeader()->length() + roles->horizontalHeader()->height() + 4);
+    allocate = new QPushButton(tr("Allocate"));
+    allocate->setObjectName(QStringLiteral("allocateButton"));
+    allocBar = new QProgressBar;
+    allocBar->setObjectName(QStringLiteral("allocBar"));
+    allocBar->setRange(0, 1000);
+    allocResult = wrapLabel();
+    allocResult->setObjectName(QStringLiteral("allocResult"));
+    auto* row = new QHBoxLayout;
+    row->addWidget(allocate);
+    row->addWidget(allocBar, 1);
+    auto* f = new QFormLayout(fitBox);
+    f->setContentsMargins(0, 0, 0, 0);
+    f->addRow(tr("Target:"), target);
+    f->addRow(tr("imatrix:"), imatrix);
+    f->addRow(tr("Sensitivity:"), sensitivity);
+    f->addRow(tr("Calibration:"), windows);
+    f->addRow(roles);
+    f->addRow(row);
+    f->addRow(allocResult);
+    connect(allocate, &QPushButton::clicked, m_w, &ExportWizard::startAllocation);
+    connect(target, &QLineEdit::textChanged, this, [this] { refresh(); });
   }
   QString mode() const { return preset->currentData().toString(); }
   QString recipePath() const {
     if (mode() == QLatin1String("uniform")) return {};
     if (mode() == QLatin1String("file")) return fileEdit->text();
+    if (mode() == QLatin1String("fit")) return m_w->allocationOk() ? m_w->allocationReport().value(QLatin1String("recipe")).toString() : QString();
     return mode();
   }
   RecipeView view() const { return recipePath().isEmpty() ? RecipeView{} : readRecipe(recipePath()); }
@@ -246,6 +309,14 @@ class WizRecipePage : public QWizardPage {
   }
   void refresh() {
     fileBox->setEnabled(mode() == QLatin1String("file"));
+    const bool fit = mode() == QLatin1String("fit");
+    fitBox->setVisible(fit);
+    for (QComboBox* c : {defType, outType, embType}) c->setEnabled(!fit);
+    // Through ssh the recipe would be written on the server and the pack read it there: not wired yet.
+    allocate->setEnabled(!target->text().trimmed().isEmpty() && !m_w->allocationRunning() && !m_w->m_remote.isValid());
+    allocate->setToolTip(m_w->m_remote.isValid() ? tr("Not available through a remote connection yet: run `razor "
+                                                      "allocate --mode gguf` on the server")
+                                                 : tr("Measure every tensor's KL sensitivity and fit the target"));
     RecipeView v = view();
     rules->setRowCount(int(v.rules.size()));
     for (int i = 0; i < v.rules.size(); ++i) {
@@ -255,7 +326,8 @@ class WizRecipePage : public QWizardPage {
       rules->setItem(i, 2, new QTableWidgetItem(t ? QString::number(8.0 * t->bytes / t->block, 'f', 2) : tr("unknown type")));
     }
     QString text;
-    if (!v.error.isEmpty()) text = v.error;
+    if (fit && recipePath().isEmpty()) text = tr("Allocate to get a recipe: every tensor llama.cpp quantizes gets its own type.");
+    else if (!v.error.isEmpty()) text = v.error;
     else if (recipePath().isEmpty()) text = tr("Every tensor llama.cpp quantizes gets the default type.");
     else
       text = tr("%n rule(s); first match wins. Recipe defaults: type %1, output %2, token_embd %3.", nullptr, int(v.rules.size()))
@@ -267,6 +339,7 @@ class WizRecipePage : public QWizardPage {
   }
   bool isCompleteNow() const {
     if (mode() == QLatin1String("file") && !QFileInfo(fileEdit->text()).isFile()) return false;
+    if (mode() == QLatin1String("fit") && !m_w->allocationOk()) return false;
     if (!view().error.isEmpty()) return false;
     return !effectiveDefault().isEmpty() || (!recipePath().isEmpty() && !view().rules.isEmpty());
   }
@@ -276,6 +349,15 @@ class WizRecipePage : public QWizardPage {
   QWidget* fileBox;
   QTableWidget* rules;
   QLabel* note;
+  // fit a file size
+  QWidget* fitBox;
+  QLineEdit *target, *imatrix;
+  QComboBox* sensitivity;
+  QSpinBox* windows;
+  QTableWidget* roles;
+  QPushButton* allocate;
+  QProgressBar* allocBar;
+  QLabel* allocResult;
   ExportWizard* m_w;
 };
 
@@ -521,6 +603,97 @@ ExportWizard::ExportWizard(QWidget* parent) : QWizard(parent) {
 ExportWizard::~ExportWizard() {
   // A running pack is cancelled; the worker removes its partial output.
   if (m_runStarted && !m_runDone) cancelRun();
+  if (allocationRunning()) cancelJob(m_allocJob);
+  delete m_allocDir;
+}
+
+// ---- fit a file size: `allocate-gguf` --------------------------------------------------------------------------
+QStringList ExportWizard::allocationRoles() {
+  // gguf::gguf_role's names of the tensors llama.cpp quantizes (core/gguf/convert.cpp); the allocation report
+  // names the same roles.
+  return {QStringLiteral("embedding"),      QStringLiteral("output_head"),   QStringLiteral("attention"),
+          QStringLiteral("linear_attention"), QStringLiteral("shared_expert"), QStringLiteral("routed_expert")};
+}
+
+void ExportWizard::setAllocationTarget(const QString& target) { recipePage(this)->target->setText(target); }
+
+void ExportWizard::setRoleTypes(const QString& role, const QString& types) {
+  QTableWidget* t = recipePage(this)->roles;
+  for (int r = 0; r < t->rowCount(); ++r)
+    if (t->item(r, 0)->text() == role) t->item(r, 1)->setText(types);
+}
+
+QJsonObject ExportWizard::allocationParams() const {
+  const WizRecipePage* p = recipePage(this);
+  if (!m_allocDir) m_allocDir = new QTemporaryDir(QDir::tempPath() + QStringLiteral("/razor-alloc-XXXXXX"));
+  QJsonObject params{{QStringLiteral("model"), modelDir()},
+                     {QStringLiteral("target"), p->target->text().trimmed()},
+                     {QStringLiteral("out"), m_allocDir->filePath(QStringLiteral("allocated.txt"))},
+                     {QStringLiteral("sensitivity"), p->sensitivity->currentData().toString()},
+                     {QStringLiteral("calib_windows"), p->windows->value()},
+                     {QStringLiteral("measure"), true}};
+  if (!p->imatrix->text().trimmed().isEmpty()) params[QStringLiteral("imatrix")] = p->imatrix->text().trimmed();
+  QJsonObject roles;
+  for (int r = 0; r < p->roles->rowCount(); ++r) {
+    const QString types = p->roles->item(r, 1)->text().simplified().remove(QLatin1Char(' '));
+    if (!types.isEmpty()) roles[p->roles->item(r, 0)->text()] = types;
+  }
+  if (!roles.isEmpty()) params[QStringLiteral("role_types")] = roles;
+  return params;
+}
+
+void ExportWizard::startAllocation() {
+  if (allocationRunning()) return;
+  WizRecipePage* page = recipePage(this);
+  m_allocStarted = true;
+  m_allocDone = m_allocOk = false;
+  m_allocReport = {};
+  page->allocBar->setValue(0);
+  page->allocResult->setText(tr("Measuring each tensor's sensitivity in a worker …"));
+  page->refresh();
+  // The pack uses the importance matrix the allocation quantized with.
+  if (!page->imatrix->text().trimmed().isEmpty()) setImatrixPath(page->imatrix->text().trimmed());
+  JobCallbacks cb;
+  cb.progress = [this](double d, double t, const QString& what) {
+    WizRecipePage* p = recipePage(this);
+    p->allocBar->setValue(t > 0 ? int(1000.0 * d / t) : 0);
+    p->allocBar->setFormat(QStringLiteral("%p% ") + what);
+  };
+  cb.finished = [this](const QJsonObject& r) { finishAllocation(true, r, {}); };
+  cb.failed = [this](const QString& code, const QString& msg) { finishAllocation(false, {}, code + QStringLiteral(": ") + msg); };
+  m_allocJob = runJob(QStringLiteral("allocate-gguf"), allocationParams(), QStringLiteral("export-wizard-allocate"), cb);
+}
+
+void ExportWizard::finishAllocation(bool ok, const QJsonObject& report, const QString& message) {
+  m_allocDone = true;
+  m_allocOk = ok;
+  m_allocReport = report;
+  m_allocJob = {};
+  WizRecipePage* page = recipePage(this);
+  if (ok) {
+    page->allocBar->setValue(1000);
+    page->allocBar->setFormat(QStringLiteral("%p%"));
+    const QJsonObject size = report.value(QLatin1String("size")).toObject();
+    QString text = tr("%1 (%2 bits per weight), predicted KL %3")
+                       .arg(fmtBytes(size.value(QLatin1String("file_bytes")).toDouble()))
+                       .arg(size.value(QLatin1String("bpw")).toDouble(), 0, 'f', 3)
+                       .arg(report.value(QLatin1String("predicted_kl")).toDouble(), 0, 'g', 4);
+    const QJsonObject measured = report.value(QLatin1String("measured")).toObject();
+    if (!measured.isEmpty())
+      text += tr("; measured KL %1 (p99 %2, same top-1 %3 %) on held-out text")
+                  .arg(measured.value(QLatin1String("kl_mean")).toDouble(), 0, 'g', 4)
+                  .arg(measured.value(QLatin1String("kl_p99")).toDouble(), 0, 'g', 4)
+                  .arg(100.0 * measured.value(QLatin1String("same_top1")).toDouble(), 0, 'f', 1);
+    QStringList byRole;
+    const QJsonObject roles = report.value(QLatin1String("roles")).toObject();
+    for (auto it = roles.begin(); it != roles.end(); ++it)
+      byRole << QStringLiteral("%1 %2").arg(it.key()).arg(it.value().toObject().value(QLatin1String("bpw")).toDouble(), 0, 'f', 2);
+    page->allocResult->setText(text + tr("\nBits per weight by role: ") + byRole.join(QStringLiteral(", ")));
+  } else {
+    page->allocResult->setText(message);
+  }
+  page->refresh();
+  emit allocationFinished(ok);
 }
 
 ExportWizard* ExportWizard::createDemo(QWidget* parent) {
@@ -644,7 +817,7 @@ void ExportWizard::startReview() {
   const int gen = ++m_reviewGeneration;
   m_reviewDone = m_reviewOk = false;
   m_reviewText.clear();
-  m_reviewBytes = m_reviewBpw = 0;
+  m_reviewBytes = m_reviewBpw = m_reviewFileBytes = 0;
   WizReviewPage* page = reviewPage(this);
   page->status->setText(tr("Planning with %1 …").arg(m_razor));
   page->table->setRowCount(0);
@@ -732,12 +905,14 @@ void ExportWizard::startReview() {
           parts << QStringLiteral("%1 %2 bpw").arg(it.key()).arg(it.value().toObject().value(QLatin1String("bpw")).toDouble(), 0, 'f', 2);
         byRoleText = parts.isEmpty() ? QString() : tr("Bits per weight by role: %1").arg(parts.join(QStringLiteral(" · ")));
         m_reviewBytes = o.value(QLatin1String("tensor_bytes")).toDouble();
+        m_reviewFileBytes = o.value(QLatin1String("file_bytes")).toDouble();
         m_reviewBpw = o.value(QLatin1String("bpw")).toDouble();
         for (const QJsonValue& n : o.value(QLatin1String("notes")).toArray()) noteLines << n.toString();
       } else {
         // Text form: "q3_K   5406720 bytes   3.438 bpw" per type, then "arch: N tensors, B tensor bytes, X bpw".
         static const QRegularExpression typeLine(QStringLiteral("^(\\S+)\\s+(\\d+) bytes\\s+([0-9.]+) bpw$"));
         static const QRegularExpression total(QStringLiteral("(\\d+) tensors, (\\d+) tensor bytes, ([0-9.]+) bpw"));
+        static const QRegularExpression fileBytes(QStringLiteral("(\\d+) file bytes"));
         for (const QString& l : out.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
           auto m = typeLine.match(l.trimmed());
           if (m.hasMatch()) rows << Row{m.captured(1), m.captured(2).toDouble(), m.captured(3).toDouble()};
@@ -746,6 +921,7 @@ void ExportWizard::startReview() {
             m_reviewBytes = t.captured(2).toDouble();
             m_reviewBpw = t.captured(3).toDouble();
           }
+          if (auto f = fileBytes.match(l); f.hasMatch()) m_reviewFileBytes = f.captured(1).toDouble();
         }
         byRoleText = tr("Bits per weight by role: not available — this `razor pack --dry-run` has no --json output, "
                         "so only the breakdown by type is shown.");
@@ -792,59 +968,92 @@ void ExportWizard::startRun() {
   }
   page->log->appendPlainText(tr("pack %1").arg(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact))));
 
-  auto onProgress = [this](double done, double total, const QString& what) {
+  JobCallbacks cb;
+  cb.progress = [this](double done, double total, const QString& what) {
     WizRunPage* p = runPage(this);
     p->bar->setValue(total > 0 ? int(1000.0 * done / total) : 0);
     p->what->setText(what);
   };
-  auto onLog = [this](const QString& level, const QString& msg) {
+  cb.log = [this](const QString& level, const QString& msg) {
     runPage(this)->log->appendPlainText(level == QLatin1String("info") ? msg : QStringLiteral("[%1] %2").arg(level, msg));
   };
-  auto onFinished = [this](const QJsonObject& result) {
+  cb.finished = [this](const QJsonObject& result) {
     m_runFileBytes = result.value(QLatin1String("file_bytes")).toDouble();
     finishRun(true, tr("Wrote %1 (%2, %3 bpw)")
                         .arg(outputPath(), fmtBytes(m_runFileBytes))
                         .arg(result.value(QLatin1String("bpw")).toDouble(), 0, 'f', 3));
   };
-  auto onFailed = [this](const QString& code, const QString& message) { finishRun(false, code + QStringLiteral(": ") + message); };
+  cb.failed = [this](const QString& code, const QString& message) { finishRun(false, code + QStringLiteral(": ") + message); };
+  m_runJob = runJob(QStringLiteral("pack"), params, QStringLiteral("export-wizard"), cb);
+}
 
+ExportWizard::JobHandle ExportWizard::runJob(const QString& method, const QJsonObject& params, const QString& key,
+                                             JobCallbacks cb) {
+  JobHandle h;
   if (m_pool) {
     WorkerPool::JobOptions opt;
-    opt.key = QStringLiteral("export-wizard");
+    opt.key = key;
     opt.target = WorkerPool::Target::Cpu;
-    m_poolJob = m_pool->submit(QStringLiteral("pack"), params, opt);
-    const QString id = m_poolJob;
-    connect(m_pool, &WorkerPool::jobProgressAvailable, this,
-            [id, onProgress](const QString& j, double d, double t, const QString& w) { if (j == id) onProgress(d, t, w); });
-    connect(m_pool, &WorkerPool::jobLogAvailable, this,
-            [id, onLog](const QString& j, const QString& l, const QString& m) { if (j == id) onLog(l, m); });
-    connect(m_pool, &WorkerPool::jobFinished, this, [this, id, onFinished](const QString& j, const QJsonObject& r) {
-      if (j == id && m_poolJob == id) onFinished(r);
+    h.poolJob = m_pool->submit(method, params, opt);
+    const QString id = h.poolJob;
+    // One-shot connections: dropped with the job's end (a later job of the same wizard has another id).
+    auto conns = std::make_shared<QList<QMetaObject::Connection>>();
+    auto drop = [conns] {
+      for (auto& c : *conns) QObject::disconnect(c);
+    };
+    *conns << connect(m_pool, &WorkerPool::jobProgressAvailable, this,
+                      [id, cb](const QString& j, double d, double t, const QString& w) { if (j == id && cb.progress) cb.progress(d, t, w); });
+    *conns << connect(m_pool, &WorkerPool::jobLogAvailable, this,
+                      [id, cb](const QString& j, const QString& l, const QString& m) { if (j == id && cb.log) cb.log(l, m); });
+    *conns << connect(m_pool, &WorkerPool::jobFinished, this, [id, cb, drop](const QString& j, const QJsonObject& r) {
+      if (j != id) return;
+      drop();
+      cb.finished(r);
     });
-    connect(m_pool, &WorkerPool::jobFailed, this, [this, id, onFailed](const QString& j, const QString& c, const QString& m) {
-      if (j == id && m_poolJob == id) onFailed(c, m);
+    *conns << connect(m_pool, &WorkerPool::jobFailed, this, [id, cb, drop](const QString& j, const QString& c, const QString& m) {
+      if (j != id) return;
+      drop();
+      cb.failed(c, m);
     });
-    return;
+    return h;
   }
-  // No pool: a private CPU worker for this one job.
+  // No pool: a private CPU worker for this one job, shut down when it ends.
   auto* client = new WorkerClient(this);
-  m_privateWorker = client;
+  h.client = client;
   client->setProgram(m_razor, {QStringLiteral("worker"), QStringLiteral("--cpu"), QStringLiteral("--telemetry-ms"), QStringLiteral("0")});
-  connect(client, &WorkerClient::progressAvailable, this, [onProgress](qint64, double d, double t, const QString& w) { onProgress(d, t, w); });
-  connect(client, &WorkerClient::logAvailable, this, [onLog](qint64, const QString& l, const QString& m) { onLog(l, m); });
-  connect(client, &WorkerClient::stderrAvailable, this, [onLog](const QString& l) { onLog(QStringLiteral("stderr"), l); });
-  connect(client, &WorkerClient::jobFinished, this, [onFinished](qint64, const QJsonObject& r) { onFinished(r); });
-  connect(client, &WorkerClient::jobFailed, this, [onFailed](qint64, const QString& c, const QString& m) { onFailed(c, m); });
-  connect(client, &WorkerClient::workerFailed, this, [onFailed](const QString& m) { onFailed(QStringLiteral("worker_failed"), m); });
+  auto done = [client] {
+    client->shutdown();
+    client->deleteLater();
+  };
+  connect(client, &WorkerClient::progressAvailable, this, [cb](qint64, double d, double t, const QString& w) { if (cb.progress) cb.progress(d, t, w); });
+  connect(client, &WorkerClient::logAvailable, this, [cb](qint64, const QString& l, const QString& m) { if (cb.log) cb.log(l, m); });
+  connect(client, &WorkerClient::stderrAvailable, this, [cb](const QString& l) { if (cb.log) cb.log(QStringLiteral("stderr"), l); });
+  connect(client, &WorkerClient::jobFinished, this, [cb, done](qint64, const QJsonObject& r) {
+    done();
+    cb.finished(r);
+  });
+  connect(client, &WorkerClient::jobFailed, this, [cb, done](qint64, const QString& c, const QString& m) {
+    done();
+    cb.failed(c, m);
+  });
+  connect(client, &WorkerClient::workerFailed, this, [cb, done](const QString& m) {
+    done();
+    cb.failed(QStringLiteral("worker_failed"), m);
+  });
   client->start();
-  m_clientJob = client->sendRequest(QStringLiteral("pack"), params);
+  h.clientJob = client->sendRequest(method, params);
+  return h;
+}
+
+void ExportWizard::cancelJob(const JobHandle& job) {
+  if (m_pool && !job.poolJob.isEmpty()) m_pool->cancel(job.poolJob);
+  if (auto* c = qobject_cast<WorkerClient*>(job.client.data()); c && job.clientJob >= 0) c->cancel(job.clientJob);
 }
 
 void ExportWizard::cancelRun() {
   if (!m_runStarted || m_runDone) return;
   runPage(this)->log->appendPlainText(tr("Cancelling…"));
-  if (m_pool && !m_poolJob.isEmpty()) m_pool->cancel(m_poolJob);
-  if (auto* c = qobject_cast<WorkerClient*>(m_privateWorker.data()); c && m_clientJob >= 0) c->cancel(m_clientJob);
+  cancelJob(m_runJob);
 }
 
 void ExportWizard::finishRun(bool ok, const QString& message) {
@@ -859,10 +1068,7 @@ void ExportWizard::finishRun(bool ok, const QString& message) {
   if (ok) page->bar->setValue(1000);
   page->what->setText(message);
   page->log->appendPlainText(message);
-  if (auto* c = qobject_cast<WorkerClient*>(m_privateWorker.data())) {
-    c->shutdown();
-    c->deleteLater();
-  }
+  m_runJob = {};
   if (!ok) m_runStarted = false;
   emit page->completeChanged();
   emit runFinished(ok);

@@ -1,13 +1,14 @@
 // ExportWizard: HF checkpoint -> GGUF, page by page:
-//   source (checkpoint folder) -> recipe (a GGUF tensor-type preset from recipes/gguf/, one uniform type, or a
-//   recipe file, e.g. one written from the allocation; default / output / token-embedding types from the ggml
-//   type table) -> imatrix (file picker; warns when a chosen type needs one) -> review (`razor pack --dry-run`:
+//   source (checkpoint folder) -> recipe (a GGUF tensor-type preset from recipes/gguf/, one uniform type, a
+//   recipe file, e.g. one written from the allocation, or "Fit a file size": the whole-file allocation run as a
+//   worker job, its recipe used; default / output / token-embedding types from the ggml type table) -> imatrix (file picker; warns when a chosen type needs one) -> review (`razor pack --dry-run`:
 //   size and bits per weight by type, by role when the CLI reports it, fallbacks and notes) -> run (the "pack"
 //   job in a worker: the pool when one is attached, else a private `razor worker --cpu`; progress, cancel) ->
 //   validate (`razor validate-gguf FILE`, the real llama.cpp) -> done (the file and a report).
 // Every heavy step runs in another process (worker or CLI); the GUI thread only reads their output. Results
 // of a superseded review (the user went back and changed something) are dropped.
 #pragma once
+#include <QJsonObject>
 #include <QPointer>
 #include <QString>
 #include <QStringList>
@@ -15,6 +16,9 @@
 
 #include "RemoteHost.h"
 
+#include <functional>
+
+class QTemporaryDir;
 class RemoteFiles;
 class WorkerPool;
 
@@ -63,7 +67,8 @@ class ExportWizard : public QWizard {
   bool reviewDone() const { return m_reviewDone; }
   bool reviewOk() const { return m_reviewOk; }
   QString reviewText() const { return m_reviewText; }  // the dry run's output
-  double reviewBytes() const { return m_reviewBytes; }
+  double reviewBytes() const { return m_reviewBytes; }          // tensor data
+  double reviewFileBytes() const { return m_reviewFileBytes; }  // the whole file, exact (0: not reported)
   double reviewBpw() const { return m_reviewBpw; }
   bool runDone() const { return m_runDone; }
   bool runOk() const { return m_runOk; }
@@ -73,10 +78,24 @@ class ExportWizard : public QWizard {
   // The arguments of the pack command / params of the pack job for the current choices.
   QStringList packArguments(bool dryRun) const;
 
+  // ---- "Fit a file size" (recipe page): the whole-file allocation (`allocate-gguf` worker method, razor allocate
+  // --mode gguf): a target, the types allowed per role, the imatrix; the allocated recipe becomes the recipe ----
+  void setAllocationTarget(const QString& target);              // "7879360B", "7.5MB", "3.5bits"
+  void setRoleTypes(const QString& role, const QString& types); // gguf role, comma list ("" = any type)
+  QJsonObject allocationParams() const;
+  void startAllocation();
+  bool allocationRunning() const { return m_allocStarted && !m_allocDone; }
+  bool allocationDone() const { return m_allocDone; }
+  bool allocationOk() const { return m_allocOk; }
+  QJsonObject allocationReport() const { return m_allocReport; }  // razor.gguf_allocation/2
+  // The roles a GGUF tensor can have (gguf::gguf_role) that the allocation can restrict.
+  static QStringList allocationRoles();
+
  signals:
   void reviewFinished(bool ok);
   void runFinished(bool ok);
   void validationFinished(bool ok);
+  void allocationFinished(bool ok);
 
  private:
   friend class WizSourcePage;
@@ -92,6 +111,22 @@ class ExportWizard : public QWizard {
   void cancelRun();
   void startValidation();
   void finishRun(bool ok, const QString& message);
+  void finishAllocation(bool ok, const QJsonObject& report, const QString& message);
+
+  // A worker job: in the pool when one is attached, else in a private `razor worker --cpu`.
+  struct JobCallbacks {
+    std::function<void(double, double, const QString&)> progress;
+    std::function<void(const QString&, const QString&)> log;
+    std::function<void(const QJsonObject&)> finished;
+    std::function<void(const QString&, const QString&)> failed;
+  };
+  struct JobHandle {
+    QString poolJob;
+    QPointer<QObject> client;  // WorkerClient
+    qint64 clientJob = -1;
+  };
+  JobHandle runJob(const QString& method, const QJsonObject& params, const QString& key, JobCallbacks cb);
+  void cancelJob(const JobHandle& job);
 
   QString m_razor;
   QString m_recipesDir;
@@ -100,14 +135,15 @@ class ExportWizard : public QWizard {
   RemoteFiles* m_files = nullptr;     // remote: uploads the chosen recipe to the server
   QString m_remoteRecipe, m_remoteRecipeFor;  // its server path, and the local file it came from
   void startRazor(QProcess* proc, const QStringList& args);
-  QPointer<QObject> m_privateWorker;  // WorkerClient when no pool
-  QString m_poolJob;
-  qint64 m_clientJob = -1;
+  JobHandle m_runJob, m_allocJob;
+  mutable QTemporaryDir* m_allocDir = nullptr;  // the allocated recipe and its report (owned; removed with the wizard)
+  bool m_allocStarted = false, m_allocDone = false, m_allocOk = false;
+  QJsonObject m_allocReport;
 
   int m_reviewGeneration = 0;
   bool m_reviewDone = false, m_reviewOk = false;
   QString m_reviewText;
-  double m_reviewBytes = 0, m_reviewBpw = 0;
+  double m_reviewBytes = 0, m_reviewBpw = 0, m_reviewFileBytes = 0;
   bool m_runStarted = false, m_runDone = false, m_runOk = false;
   QString m_runMessage;
   double m_runFileBytes = 0;

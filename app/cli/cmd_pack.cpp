@@ -176,7 +176,7 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
       std::printf(", %llu file bytes\n", (unsigned long long)rep->file_bytes);
       for (auto& p : rep->paths) std::printf("wrote %s\n", p.c_str());
     } else {
-      std::printf(" (dry run)\n");
+      std::printf(" (dry run), %llu file bytes\n", (unsigned long long)rep->file_bytes);  // exact: plan_gguf
     }
     return 0;
   };

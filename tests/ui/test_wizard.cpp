@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <QAbstractButton>
+#include <QComboBox>
 #include <QFile>
+#include <QJsonObject>
 #include <QLabel>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <memory>
@@ -146,6 +149,57 @@ TEST(ExportWizard, ReviewRunValidateDoneOnTheTinyModel) {
   EXPECT_TRUE(report.contains(out));
   EXPECT_TRUE(report.contains(QLatin1String("instinct-q3.txt")));
   EXPECT_TRUE(report.contains(QLatin1String("validation:")));
+}
+
+// "Fit a file size": the whole-file allocation runs as a worker job (allocate-gguf), its recipe becomes the
+// recipe, and the dry run plans exactly the file size the allocation reported.
+TEST(ExportWizard, FitAFileSizeAllocatesTheRecipe) {
+  ExportWizard w;
+  w.setRazorProgram(QStringLiteral(RAZOR_CLI_EXE));
+  w.setRecipesDir(kRecipes);
+  w.show();
+  w.setModelDir(kTiny);
+  w.next();
+  w.selectPreset(QStringLiteral("fit"));
+  EXPECT_FALSE(nextEnabled(w));  // nothing allocated yet
+  EXPECT_TRUE(w.findChild<QWidget*>(QStringLiteral("allocBox"))->isVisible());
+  w.setAllocationTarget(QStringLiteral("5bits"));
+  for (const QString& role : ExportWizard::allocationRoles()) w.setRoleTypes(role, QStringLiteral("q4_K,q6_K"));
+  w.setRoleTypes(QStringLiteral("routed_expert"), QStringLiteral("q3_K, q5_K"));
+  w.findChild<QComboBox*>(QStringLiteral("allocSensitivityCombo"))->setCurrentIndex(1);  // fit
+  w.findChild<QSpinBox*>(QStringLiteral("allocWindowsSpin"))->setValue(1);
+  const QJsonObject params = w.allocationParams();
+  EXPECT_EQ(params.value(QLatin1String("role_types")).toObject().value(QLatin1String("routed_expert")).toString(),
+            QStringLiteral("q3_K,q5_K"));
+  QSignalSpy allocated(&w, &ExportWizard::allocationFinished);
+  w.findChild<QAbstractButton*>(QStringLiteral("allocateButton"))->click();
+  ASSERT_TRUE(allocated.wait(kJobTimeoutMs * 3));
+  ASSERT_TRUE(allocated[0][0].toBool()) << w.findChild<QLabel*>(QStringLiteral("allocResult"))->text().toStdString();
+  const QJsonObject rep = w.allocationReport();
+  const double bytes = rep.value(QLatin1String("size")).toObject().value(QLatin1String("file_bytes")).toDouble();
+  EXPECT_GT(bytes, 0.0);
+  EXPECT_LE(rep.value(QLatin1String("size")).toObject().value(QLatin1String("bpw")).toDouble(), 5.0);
+  EXPECT_TRUE(QFile::exists(w.recipePath()));
+  const QString result = w.findChild<QLabel*>(QStringLiteral("allocResult"))->text();
+  EXPECT_TRUE(result.contains(QLatin1String("predicted KL"))) << result.toStdString();
+  EXPECT_TRUE(result.contains(QLatin1String("measured KL"))) << result.toStdString();
+  EXPECT_GT(w.findChild<QTableWidget*>(QStringLiteral("rulesTable"))->rowCount(), 20);  // one line per tensor
+  EXPECT_TRUE(nextEnabled(w));
+  w.next();
+  ASSERT_EQ(w.currentId(), ExportWizard::ImatrixPage);
+  QTemporaryDir dir;
+  w.setOutputPath(dir.filePath(QStringLiteral("fit.gguf")));
+  QSignalSpy reviewed(&w, &ExportWizard::reviewFinished);
+  w.next();
+  ASSERT_TRUE(reviewed.wait(kJobTimeoutMs));
+  ASSERT_TRUE(w.reviewOk()) << w.reviewText().toStdString();
+  EXPECT_EQ(w.reviewFileBytes(), bytes);  // the allocation's size is the planned file's, to the byte
+  const QString shots = qEnvironmentVariable("RAZOR_SCREENSHOT_DIR");
+  if (!shots.isEmpty()) {
+    w.back();
+    w.back();
+    EXPECT_TRUE(w.grab().save(shots + QStringLiteral("/export-wizard-fit.png")));
+  }
 }
 
 TEST(ExportWizard, MissingRazorIsReportedOnTheReviewPage) {
