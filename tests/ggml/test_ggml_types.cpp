@@ -24,12 +24,20 @@ TEST(ggml_types, table_is_consistent) {
     EXPECT_EQ(&ggml::info(ti.t), &ti);
     const auto& fb = ggml::info(ti.fallback);
     EXPECT_LE(fb.block_size, ti.block_size) << ti.name;  // a fallback divides more row lengths
+    if (ti.block_size > 1) {
+      if (ti.t != type::q8_0) {
+        EXPECT_NE(ti.weights, ggml::weights_use::ignored) << ti.name;
+      }
+    }
+    EXPECT_EQ(ggml::row_size(ti.t, 8 * ti.block_size), size_t(8 * ti.type_size)) << ti.name;
   }
-  EXPECT_EQ(ggml::all_types().size(), 13u);
   EXPECT_EQ(sizeof(ggml::block_q4_k), size_t(ggml::info(type::q4_k).type_size));
   EXPECT_EQ(sizeof(ggml::block_iq3_xxs), size_t(ggml::info(type::iq3_xxs).type_size));
   EXPECT_TRUE(ggml::info(type::iq3_xxs).needs_imatrix);
   EXPECT_FALSE(ggml::info(type::q4_k).needs_imatrix);
+  EXPECT_EQ(ggml::info(type::q8_0).weights, ggml::weights_use::ignored);
+  // llama.cpp's file type (LLAMA_FTYPE_MOSTLY_*) of the pure mix
+  EXPECT_EQ(ggml::info(type::q4_k).ftype, 15u);
 }
 
 TEST(ggml_types, lookup_by_name_is_case_insensitive) {
@@ -45,6 +53,7 @@ TEST(ggml_types, lookup_by_name_is_case_insensitive) {
   EXPECT_NE(bad.error().message().find("q4_K"), std::string::npos);  // lists the known names
   EXPECT_EQ(*ggml::type_from_id(23), type::iq4_xs);
   EXPECT_FALSE(ggml::type_from_id(6).ok());  // q5_0: not implemented
+  EXPECT_FALSE(ggml::type_from_id(15).ok());  // q8_K: read-only in the GGUF table, not quantized here
 }
 
 TEST(ggml_types, row_fallback_follows_llama_cpp) {
@@ -98,6 +107,7 @@ TEST(ggml_tensor, lane_paths_equal_scalar_reference) {
     for (const auto& ti : ggml::all_types()) {
       for (const auto& m : mats) {
         for (const float* qw : {static_cast<const float*>(nullptr), w.data()}) {
+          if (!qw && ti.weights == ggml::weights_use::required) continue;
           const size_t bytes = 8 * ggml::row_size(ti.t, 768);
           std::vector<uint8_t> fast(bytes), ref(bytes);
           ASSERT_TRUE(ggml::quantize_rows(ti.t, m.data.data(), fast.data(), 8, 768, qw).ok());
