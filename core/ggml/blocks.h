@@ -10,6 +10,10 @@
 //   q8_0        32    34   d:half, qs[32]:int8                         d*qs[i]
 //   q4_0        32    18   d:half, qs[16]:u8                           d*(q-8); q = qs[j]&15 for j<16,
 //                                                                      qs[j-16]>>4 for j>=16
+//   q4_1        32    20   d, m:half, qs[16] (nibbles as q4_0)         d*q + m
+//   q5_0        32    22   d:half, qh[4] (bit j = 5th bit of element   d*(q-16), q = nibble | 16*bit
+//                          j, as a little-endian u32), qs[16] (as q4_0)
+//   q5_1        32    24   d, m:half, qh[4], qs[16] (as q5_0)          d*q + m
 //   iq4_nl      32    18   d:half, qs[16]:u8 (nibbles as q4_0)         d*kvalues_iq4nl[q]
 //   q2_K       256    84   scales[16]:u8 (lo nibble scale, hi nibble   d*(sc&15)*q - dmin*(sc>>4); for
 //                          min, one per 16), qs[64] (2-bit), d, dmin   each 128-half, byte l of its 32
@@ -43,7 +47,7 @@
 namespace razor::ggml {
 
 inline constexpr int qk_k = 256;    // super-block size of the k- and i-quants
-inline constexpr int qk_32 = 32;    // block size of q8_0, q4_0, iq4_nl
+inline constexpr int qk_32 = 32;    // block size of q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl
 
 using half = uint16_t;  // IEEE binary16 bits
 
@@ -64,6 +68,22 @@ struct block_q8_0 {
 };
 struct block_q4_0 {
   half d;
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q4_1 {
+  half d;
+  half m;
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q5_0 {
+  half d;
+  uint8_t qh[4];
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q5_1 {
+  half d;
+  half m;
+  uint8_t qh[4];
   uint8_t qs[qk_32 / 2];
 };
 struct block_iq4_nl {
@@ -115,6 +135,9 @@ struct block_iq4_xs {
 // The sizes ggml's static_asserts pin (ggml-common.h); the type table reads sizeof.
 static_assert(sizeof(block_q8_0) == 34, "q8_0 block");
 static_assert(sizeof(block_q4_0) == 18, "q4_0 block");
+static_assert(sizeof(block_q4_1) == 20, "q4_1 block");
+static_assert(sizeof(block_q5_0) == 22, "q5_0 block");
+static_assert(sizeof(block_q5_1) == 24, "q5_1 block");
 static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl block");
 static_assert(sizeof(block_q2_k) == 84, "q2_K block");
 static_assert(sizeof(block_q3_k) == 110, "q3_K block");

@@ -16,11 +16,10 @@
 //             ggml_quantize_requires_imatrix; their quantizers assert it too)
 //   imatrix   true where llama.cpp refuses to quantize (non token_embd / output) tensors to this type
 //             without an importance matrix (tensor_requires_imatrix in src/llama-quant.cpp)
-//   fallback  our type used when a row length is not a multiple of `elems` (llama.cpp's
-//             tensor_type_fallback); `ident` itself means none is defined (an error). Where llama.cpp names
-//             a type we do not implement (q5_0 for q4_K, q5_1 for q5_K) we fall back to q8_0 instead: never
-//             fewer bits per weight than llama.cpp would spend. When the fallback's block still does not
-//             divide the row, the type becomes f16 (resolve_row_type).
+//   fallback  the type used when a row length is not a multiple of `elems` (llama.cpp's
+//             tensor_type_fallback): 256-element types fall back to a 32-element one; a 32-element type
+//             has no smaller block, so llama.cpp stores such rows as f16. When the fallback's block still
+//             does not divide the row, the type becomes f16 (resolve_row_type).
 //   ftype     llama.cpp's file type (LLAMA_FTYPE_MOSTLY_*, GGUF general.file_type) of a file mostly of this
 //             type; for the k-quants the _M mix
 //   gpu       the CUDA packer implements it (kernels/include/kernels/ggml_quant_cuda.h)
@@ -49,23 +48,29 @@ namespace razor::ggml {
     quantize_row_f32,           dequantize_row_f32,        quantize_row_f32)                                \
   X(f16,     "f16",      1,  block_f16,         1, ignored,  false,  f16,      1,  false,                       \
     quantize_row_f16,           dequantize_row_f16,        quantize_row_f16)                                \
-  X(q4_0,    "q4_0",     2,  block_q4_0,       32, optional, false,  q4_0,     2,  false,                       \
+  X(q4_0,    "q4_0",     2,  block_q4_0,       32, optional, false,  f16,      2,  false,                       \
     quantize_row_q4_0,          dequantize_row_q4_0,       quantize_row_q4_0)                               \
-  X(q8_0,    "q8_0",     8,  block_q8_0,       32, ignored,  false,  q8_0,     7,  true,                        \
+  X(q4_1,    "q4_1",     3,  block_q4_1,       32, optional, false,  f16,      3,  false,                       \
+    quantize_row_q4_1,          dequantize_row_q4_1,       quantize_row_q4_1)                               \
+  X(q5_0,    "q5_0",     6,  block_q5_0,       32, optional, false,  f16,      8,  false,                       \
+    quantize_row_q5_0,          dequantize_row_q5_0,       quantize_row_q5_0)                               \
+  X(q5_1,    "q5_1",     7,  block_q5_1,       32, optional, false,  f16,      9,  false,                       \
+    quantize_row_q5_1,          dequantize_row_q5_1,       quantize_row_q5_1)                               \
+  X(q8_0,    "q8_0",     8,  block_q8_0,       32, ignored,  false,  f16,      7,  true,                        \
     quantize_row_q8_0,          dequantize_row_q8_0,       quantize_row_q8_0)                               \
   X(q2_k,    "q2_K",    10,  block_q2_k,      256, optional, false,  q4_0,    10,  true,                        \
     quantize_row_q2_k,          dequantize_row_q2_k,       quantize_row_q2_k_scalar)                        \
   X(q3_k,    "q3_K",    11,  block_q3_k,      256, optional, false,  q4_0,    12,  true,                        \
     quantize_row_q3_k,          dequantize_row_q3_k,       quantize_row_q3_k_scalar)                        \
-  X(q4_k,    "q4_K",    12,  block_q4_k,      256, optional, false,  q8_0,    15,  true,                        \
+  X(q4_k,    "q4_K",    12,  block_q4_k,      256, optional, false,  q5_0,    15,  true,                        \
     quantize_row_q4_k,          dequantize_row_q4_k,       quantize_row_q4_k_scalar)                        \
-  X(q5_k,    "q5_K",    13,  block_q5_k,      256, optional, false,  q8_0,    17,  true,                        \
+  X(q5_k,    "q5_K",    13,  block_q5_k,      256, optional, false,  q5_1,    17,  true,                        \
     quantize_row_q5_k,          dequantize_row_q5_k,       quantize_row_q5_k_scalar)                        \
   X(q6_k,    "q6_K",    14,  block_q6_k,      256, optional, false,  q8_0,    18,  true,                        \
     quantize_row_q6_k,          dequantize_row_q6_k,       quantize_row_q6_k_scalar)                        \
   X(iq3_xxs, "iq3_xxs", 18,  block_iq3_xxs,   256, optional, true,   iq4_nl,  23,  true,                        \
     quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs)                            \
-  X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  iq4_nl,  25,  false,                       \
+  X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  f16,     25,  false,                       \
     quantize_row_iq4_nl,        dequantize_row_iq4_nl,     quantize_row_iq4_nl)                             \
   X(iq4_xs,  "iq4_xs",  23,  block_iq4_xs,    256, optional, false,  iq4_nl,  30,  false,                       \
     quantize_row_iq4_xs,        dequantize_row_iq4_xs,     quantize_row_iq4_xs)                             \
@@ -128,8 +133,8 @@ constexpr size_t row_size(type t, int64_t n) {
 }
 
 // The type a row of n_per_row elements is actually stored in when `wanted` is requested: `wanted` when
-// its block divides the row, else the fallback, else f16 (llama.cpp's tensor_type_fallback). Error
-// (unsupported) where no fallback is defined for `wanted` (q8_0, q4_0, iq4_nl: rows not a multiple of 32).
+// its block divides the row, else the fallback, else f16 (llama.cpp's tensor_type_fallback). Errors
+// (unsupported) only for a type without a fallback whose block does not divide the row (none today).
 result<type> resolve_row_type(type wanted, int64_t n_per_row);
 
 }  // namespace razor::ggml

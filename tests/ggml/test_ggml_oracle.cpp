@@ -176,7 +176,9 @@ TEST_P(oracle_types, dequantize_random_bytes_matches_ggml) {
     case ggml::type::q3_k: half_fields = {108}; break;
     case ggml::type::q6_k: half_fields = {208}; break;
     case ggml::type::q4_k:
-    case ggml::type::q5_k: half_fields = {0, 2}; break;
+    case ggml::type::q5_k:
+    case ggml::type::q4_1:
+    case ggml::type::q5_1: half_fields = {0, 2}; break;
     case ggml::type::f32:
     case ggml::type::f16:
     case ggml::type::bf16: break;
