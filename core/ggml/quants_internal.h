@@ -68,7 +68,7 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
 // Tests: run the lane forms on the baseline ISA even where AVX2 is available (both must match).
 void force_baseline_lanes(bool on);
 
-// The grid quantizers' shared steps (iq3_xxs).
+// The grid quantizers' shared steps (iq2_*, iq3_*).
 
 // The 8 sign bits of ksigns index i (0..127): i and its parity in bit 7 (ggml's ksigns_iq2xs).
 inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
