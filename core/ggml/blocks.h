@@ -46,6 +46,14 @@
 //                          per 4), qh[8]: bit k of qh[ib] = index      scales[ib/2] (low for even ib);
 //                          bit 8 of group 8*ib+k, signs[32] (one bit   y = db*grid[idx][k]*(+-1)
 //                          per element), scales[4] (4 bits per 32)     (iq3s grid, 512 points)
+//   iq1_s      256    50   d:half, qs[32]: grid index low bytes (one   dl = d*(2*s+1), s = bits 12..14
+//                          per 8), qh[8]:u16 per 32: bits 3k..3k+2 =   of qh[ib]; y = dl*(grid[idx][k] +
+//                          index bits 8..10 of group k, 12..14 = s,    delta), delta = -1/8 when bit 15
+//                          15 = delta sign                             is set, else +1/8 (iq1s grid)
+//   iq1_m      256    56   qs[32] (as iq1_s), qh[16]: per 16 elements  dl = d*(2*s+1), s = the 3-bit
+//                          the two groups' index bits 8..10 (nibbles)  scale of the 16; d = the fp16
+//                          and delta signs (bits 3, 7), scales[8]:     made of the top nibbles of the
+//                          four u16 of 3-bit scales (4 per u16)        four scale words, low first
 //   iq4_xs     256   136   d:half, scales_h:u16 (2 high bits x 8),     d*(ls-32)*kvalues_iq4nl[q],
 //                          scales_l[4] (4 low bits x 8), qs[128]       ls = 6-bit scale of the 32-block
 //
@@ -161,6 +169,16 @@ struct block_iq3_s {
   uint8_t signs[qk_k / 8];
   uint8_t scales[qk_k / 64];
 };
+struct block_iq1_s {
+  half d;
+  uint8_t qs[qk_k / 8];
+  uint16_t qh[qk_k / 32];
+};
+struct block_iq1_m {
+  uint8_t qs[qk_k / 8];
+  uint8_t qh[qk_k / 16];
+  uint8_t scales[qk_k / 32];
+};
 struct block_iq4_xs {
   half d;
   uint16_t scales_h;
@@ -185,6 +203,8 @@ static_assert(sizeof(block_iq2_xs) == 74, "iq2_xs block");
 static_assert(sizeof(block_iq2_s) == 82, "iq2_s block");
 static_assert(sizeof(block_iq3_xxs) == 98, "iq3_xxs block");
 static_assert(sizeof(block_iq3_s) == 110, "iq3_s block");
+static_assert(sizeof(block_iq1_s) == 50, "iq1_s block");
+static_assert(sizeof(block_iq1_m) == 56, "iq1_m block");
 static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
 
 // The 16 non-linear levels of iq4_nl / iq4_xs (ggml's kvalues_iq4nl).

@@ -13,7 +13,7 @@
 //   elems     elements per block
 //   weights   how ggml's quantizer uses importance weights: ignored (q8_0, floats), optional (null selects
 //             ggml's `_ref` path, or x*x weights), required (ggml asserts they are given:
-//             ggml_quantize_requires_imatrix: iq2_xxs, iq2_xs (and iq1_s), whose quantizers assert it too)
+//             ggml_quantize_requires_imatrix: iq2_xxs, iq2_xs, iq1_s, whose quantizers assert it too)
 //   imatrix   true where llama.cpp refuses to quantize (non token_embd / output) tensors to this type
 //             without an importance matrix (tensor_requires_imatrix in src/llama-quant.cpp)
 //   fallback  the type used when a row length is not a multiple of `elems` (llama.cpp's
@@ -74,6 +74,8 @@ namespace razor::ggml {
     quantize_row_iq2_xs,        dequantize_row_iq2_xs,     quantize_row_iq2_xs)                             \
   X(iq3_xxs, "iq3_xxs", 18,  block_iq3_xxs,   256, optional, true,   iq4_nl,  23,  true,                        \
     quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs)                            \
+  X(iq1_s,   "iq1_s",   19,  block_iq1_s,     256, required, true,   iq4_nl,  24,  false,                       \
+    quantize_row_iq1_s,         dequantize_row_iq1_s,      quantize_row_iq1_s)                              \
   X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  f16,     25,  false,                       \
     quantize_row_iq4_nl,        dequantize_row_iq4_nl,     quantize_row_iq4_nl)                             \
   X(iq3_s,   "iq3_s",   21,  block_iq3_s,     256, optional, false,  iq4_nl,  26,  false,                       \
@@ -82,6 +84,8 @@ namespace razor::ggml {
     quantize_row_iq2_s,         dequantize_row_iq2_s,      quantize_row_iq2_s)                              \
   X(iq4_xs,  "iq4_xs",  23,  block_iq4_xs,    256, optional, false,  iq4_nl,  30,  false,                       \
     quantize_row_iq4_xs,        dequantize_row_iq4_xs,     quantize_row_iq4_xs)                             \
+  X(iq1_m,   "iq1_m",   29,  block_iq1_m,     256, optional, true,   iq4_nl,  31,  false,                       \
+    quantize_row_iq1_m,         dequantize_row_iq1_m,      quantize_row_iq1_m)                              \
   X(bf16,    "bf16",    30,  block_bf16,        1, ignored,  false,  bf16,    32,  false,                       \
     quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)
 // clang-format on

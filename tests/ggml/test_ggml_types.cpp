@@ -43,6 +43,8 @@ TEST(ggml_types, table_is_consistent) {
   EXPECT_EQ(ggml::info(type::q4_k).ftype, 15u);
   EXPECT_EQ(ggml::info(type::iq2_xxs).ftype, 19u);
   EXPECT_EQ(ggml::info(type::iq3_s).ftype, 26u);
+  EXPECT_EQ(ggml::info(type::iq1_s).weights, ggml::weights_use::required);
+  EXPECT_EQ(ggml::info(type::iq1_m).weights, ggml::weights_use::optional);
 }
 
 TEST(ggml_types, lookup_by_name_is_case_insensitive) {
@@ -144,8 +146,8 @@ TEST(ggml_tensor, imatrix_policy_and_errors) {
   allow.allow_missing_imatrix = true;
   EXPECT_TRUE(ggml::quantize_tensor(type::iq3_xxs, x.data(), out.data(), out.size(), 2, 256, nullptr, allow).ok());
   EXPECT_TRUE(ggml::quantize_tensor(type::iq2_s, x.data(), out.data(), out.size(), 2, 256, nullptr, allow).ok());
-  // ggml itself cannot quantize iq2_xxs / iq2_xs without weights: refused even when allowed
-  for (type t : {type::iq2_xxs, type::iq2_xs}) {
+  // ggml itself cannot quantize iq2_xxs / iq2_xs / iq1_s without weights: refused even when allowed
+  for (type t : {type::iq2_xxs, type::iq2_xs, type::iq1_s}) {
     const auto none = ggml::quantize_tensor(t, x.data(), out.data(), out.size(), 2, 256, nullptr, allow);
     ASSERT_FALSE(none.ok()) << ggml::type_name(t);
     EXPECT_EQ(none.error().code(), errc::needs_imatrix);
@@ -178,7 +180,7 @@ TEST(ggml_tensor, dequantize_round_trip_error_is_small) {
       {type::q8_0, 0.01}, {type::q4_0, 0.15}, {type::iq4_nl, 0.12}, {type::iq4_xs, 0.12}, {type::q6_k, 0.04},
       {type::q5_k, 0.08}, {type::q4_k, 0.15}, {type::q3_k, 0.3},    {type::q2_k, 0.5},    {type::iq3_xxs, 0.35},
       {type::q4_1, 0.15}, {type::q5_0, 0.08}, {type::q5_1, 0.08},   {type::iq3_s, 0.3},   {type::iq2_s, 0.5},
-      {type::iq2_xs, 0.6}, {type::iq2_xxs, 0.7},
+      {type::iq2_xs, 0.6}, {type::iq2_xxs, 0.7}, {type::iq1_s, 1.0}, {type::iq1_m, 1.0},
       {type::f16, 1e-3},  {type::bf16, 1e-2}, {type::f32, 0.0}};
   for (auto [t, bound] : bounds) {
     std::vector<uint8_t> q(16 * ggml::row_size(t, 512));
