@@ -112,6 +112,15 @@ void pack_nibbles(const uint8_t* L, uint8_t* qs, uint8_t* qh) {
     for (int k = 0; k < 4; ++k) qh[k] = uint8_t(h >> (8 * k));
 }
 
+// The 5th bits of a q5_0 / q5_1 block as one little-endian word, and the 5-bit level of element j.
+inline uint32_t load_qh(const uint8_t* qh) {
+  return uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
+}
+inline int q5_level(const uint8_t* qs, uint32_t qh, int j) {
+  const int nibble = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
+  return nibble | int(((qh >> j) & 1u) << 4);
+}
+
 // ggml quantize_row_q4_1_ref / q5_1_ref: min and (max - min) / nmax, q = trunc((x - min)/d + 0.5).
 // q4_1 caps the level at 15 through an int8 conversion; q5_1 converts to uint8 without a cap.
 template <int NMAX>
@@ -213,14 +222,8 @@ void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const block_q5_0*>(vx);
   for (int64_t b = 0; b < n / 32; ++b, y += 32) {
     const float d = fp16_to_f32(x[b].d);
-    const uint32_t qh = uint32_t(x[b].qh[0]) | (uint32_t(x[b].qh[1]) << 8) | (uint32_t(x[b].qh[2]) << 16) |
-                        (uint32_t(x[b].qh[3]) << 24);
-    for (int j = 0; j < 16; ++j) {
-      const int lo = int((x[b].qs[j] & 0x0f) | (((qh >> j) & 1u) << 4)) - 16;
-      const int hi = int((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - 16;
-      y[j] = float(lo) * d;
-      y[j + 16] = float(hi) * d;
-    }
+    const uint32_t qh = load_qh(x[b].qh);
+    for (int j = 0; j < 32; ++j) y[j] = float(q5_level(x[b].qs, qh, j) - 16) * d;
   }
 }
 
@@ -245,14 +248,8 @@ void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const block_q5_1*>(vx);
   for (int64_t b = 0; b < n / 32; ++b, y += 32) {
     const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
-    const uint32_t qh = uint32_t(x[b].qh[0]) | (uint32_t(x[b].qh[1]) << 8) | (uint32_t(x[b].qh[2]) << 16) |
-                        (uint32_t(x[b].qh[3]) << 24);
-    for (int j = 0; j < 16; ++j) {
-      const int lo = int((x[b].qs[j] & 0x0f) | (((qh >> j) & 1u) << 4));
-      const int hi = int((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4));
-      y[j] = float(lo) * d + m;
-      y[j + 16] = float(hi) * d + m;
-    }
+    const uint32_t qh = load_qh(x[b].qh);
+    for (int j = 0; j < 32; ++j) y[j] = float(q5_level(x[b].qs, qh, j)) * d + m;
   }
 }
 

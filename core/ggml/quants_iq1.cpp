@@ -107,8 +107,7 @@ void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
 
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       const float* xb = xbl + bs * ib;
-      const float* qb = qw + qk_k * b + bs * ib;
-      for (int i = 0; i < bs; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+      imatrix_weights(bs, xb, qw + qk_k * b + bs * ib, sigma2, weight);
       float max = std::fabs(xb[0]);
       for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
       if (max < k_iq1s_eps) {
@@ -199,7 +198,7 @@ void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
     y[b].d = f32_to_fp16(d * 1.125f);
     const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / bs; ++ib) {
-      int l = max_of(0, min_of(7, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
+      int l = scale_code(id, scales[ib], 7);
       if (shifts[ib] == -1) l |= 8;
       y[b].qh[ib] = uint16_t(y[b].qh[ib] | (l << 12));
     }
@@ -240,13 +239,6 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
   auto group_values = [](int k, int group) -> const float* {
     return group == 0 ? (k < 2 ? x_p : x_m) : (k % 2 == 0 ? x_p : x_m);
   };
-  auto sub_block_weights = [&](const float* xb, const float* qb, float sigma2) {
-    if (qb) {
-      for (int i = 0; i < bs; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-    } else {
-      for (int i = 0; i < bs; ++i) weight[i] = xb[i] * xb[i];
-    }
-  };
 
   for (int64_t b = 0; b < n / qk_k; ++b) {
     std::memset(y[b].qs, 0, sizeof y[b].qs);
@@ -260,7 +252,7 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
 
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       const float* xb = xbl + bs * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2);
+      imatrix_weights(bs, xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2, weight);
       float max = std::fabs(xb[0]);
       for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
       if (max < k_iq1m_eps) {
@@ -355,11 +347,11 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
     const float id = 1.0f / d;
     float sumqx = 0.0f, sumq2 = 0.0f;
     for (int ib = 0; ib < qk_k / bs; ++ib) {
-      const int l = max_of(0, min_of(7, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
+      const int l = scale_code(id, scales[ib], 7);
       sc[ib / 4] = uint16_t(sc[ib / 4] | (l << (3 * (ib % 4))));
       y[b].qh[ib] |= masks[shifts[ib]];
       const float* xb = xbl + bs * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2);
+      imatrix_weights(bs, xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2, weight);
       for (int k = 0; k < bs / 8; ++k) {
         const float* xx = group_values(shifts[ib], k);
         const int point = y[b].qs[2 * ib + k] + ((y[b].qh[ib] << (8 - 4 * k)) & 0x700);

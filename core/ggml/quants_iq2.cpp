@@ -46,104 +46,9 @@ const iq2_grid& grid_s() {
   return g;
 }
 
-// The levels of a group at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..2.
-inline void round_group(const float* xval, float id, int8_t* L) {
-  for (int i = 0; i < 8; ++i) {
-    const int l = nearest_int(0.5f * (id * xval[i] - 1.0f));
-    L[i] = int8_t(max_of(0, min_of(k_max_q - 1, l)));
-  }
-}
-
-// Magnitudes and signs of a group of 8 whose sign pattern must have even parity (iq2_xxs, iq2_xs): an
-// odd count of negatives flips the element of least weight*x^2. Returns the 7-bit ksigns index.
-uint8_t even_signs(const float* xb, const float* weight, float* xval) {
-  int nflip = 0;
-  uint8_t s = 0;
-  for (int i = 0; i < 8; ++i) {
-    if (xb[i] >= 0) {
-      xval[i] = xb[i];
-    } else {
-      xval[i] = -xb[i];
-      ++nflip;
-      s = uint8_t(s | (1u << i));
-    }
-  }
-  if (nflip % 2) {
-    int imin = 0;
-    float min = weight[0] * xb[0] * xb[0];
-    for (int i = 1; i < 8; ++i) {
-      const float ax = weight[i] * xb[i] * xb[i];
-      if (ax < min) {
-        min = ax;
-        imin = i;
-      }
-    }
-    xval[imin] = -xval[imin];
-    s = uint8_t(s ^ (1u << imin));
-  }
-  return s & 127;
-}
-
-// sum w*x*q and sum w*q*q over n elements, q = 2L+1 (the fit of a scale to the levels).
-inline void fit_sums(int n, const float* weight, const float* xval, const int8_t* L, float* sumqx, float* sumq2) {
-  float sx = 0.0f, s2 = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float w = weight[i];
-    const float q = float(2 * L[i] + 1);
-    sx += w * xval[i] * q;
-    s2 += w * q * q;
-  }
-  *sumqx = sx;
-  *sumq2 = s2;
-}
-
-// The common sub-block search of iq2_xs and iq2_s (16 elements, two groups of 8; ggml's loops over
-// trial scales -9..9 and the re-placement of off-grid groups). xval, weight, waux: the sub-block.
-// Returns the scale; L receives on-grid levels.
-float search_16(const grid_search& g, const float* xval, const float* weight, const float* waux, float max,
-                int8_t* L) {
-  int8_t Laux[16];
-  bool on_grid[2] = {true, true}, on_grid_aux[2];
-  float best = 0.0f;
-  float scale = max / float(2 * k_max_q - 1);
-  for (int step = -9; step <= 9; ++step) {
-    const float id = (float(2 * k_max_q - 1) + float(step) * 0.1f) / max;
-    const float this_scale = 1.0f / id;
-    for (int k = 0; k < 2; ++k) {
-      round_group(xval + 8 * k, id, Laux + 8 * k);
-      const int code = g.code_of(Laux + 8 * k);
-      on_grid_aux[k] = g.code_to_point[size_t(code)] >= 0;
-      if (!on_grid_aux[k]) best_grid_point<8>(g, code, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
-    }
-    float sumqx, sumq2;
-    fit_sums(16, weight, xval, Laux, &sumqx, &sumq2);
-    if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
-      scale = sumqx / sumq2;
-      best = scale * sumqx;
-      std::memcpy(L, Laux, 16);
-      on_grid[0] = on_grid_aux[0];
-      on_grid[1] = on_grid_aux[1];
-    }
-  }
-  const int off_grid = (on_grid[0] ? 0 : 1) + (on_grid[1] ? 0 : 1);
-  if (off_grid > 0 && scale > 0.0f) {
-    const float id = 1.0f / scale;
-    for (int k = 0; k < 2; ++k) {
-      if (on_grid[k]) continue;
-      round_group(xval + 8 * k, id, L + 8 * k);
-      const int code = g.code_of(L + 8 * k);
-      if (g.code_to_point[size_t(code)] < 0) best_grid_point<8>(g, code, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
-    }
-    float sumqx, sumq2;
-    fit_sums(16, weight, xval, L, &sumqx, &sumq2);
-    if (sumq2 > 0.0f) scale = sumqx / sumq2;
-  }
-  return scale;
-}
-
-// The 4-bit scale of a sub-block against the super-block scale d = max_scale/31.
-inline int scale_code(float id, float scale) {
-  return max_of(0, min_of(15, nearest_int(0.5f * (id * scale - 1.0f))));
+// ggml's trials for the sub-blocks of 16 of iq2_xs and iq2_s.
+inline grid_trials trials_16(float max) {
+  return {9, 0.1f, max, max / float(2 * k_max_q - 1), true, false, false};
 }
 
 }  // namespace
@@ -154,7 +59,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
   const grid_search& g = grid_xxs().search;
   auto* y = static_cast<block_iq2_xxs*>(vy);
   float scales[qk_k / 32], weight[32], xval[32], waux[32];
-  int8_t L[32] = {}, Laux[32];
+  int8_t L[32] = {};
   uint8_t block_signs[4];
 
   for (int64_t b = 0; b < n / qk_k; ++b) {
@@ -169,7 +74,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       const float* qb = qw + qk_k * b + 32 * ib;
-      for (int i = 0; i < 32; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+      imatrix_weights(32, xb, qb, sigma2, weight);
       for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
       for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
       float max = xval[0];
@@ -179,7 +84,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
         std::memset(L, 0, sizeof L);
         continue;
       }
-      // a first scale from the magnitudes (levels 0..3 of make_qp_quants), then trials around it
+      // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
       float scale = fit_positive(32, k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
       const float eff_max = scale * float(k_max_q);
       if (eff_max <= 0.0f) {
@@ -187,39 +92,9 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
         std::memset(L, 0, sizeof L);
         continue;
       }
-      float best = 0.0f;
-      for (int step = -6; step <= 6; ++step) {
-        const float id = (float(2 * k_max_q - 1) + float(step) * 0.1f) / eff_max;
-        const float this_scale = 1.0f / id;
-        for (int k = 0; k < 4; ++k) {
-          round_group(xval + 8 * k, id, Laux + 8 * k);
-          const int code = g.code_of(Laux + 8 * k);
-          if (g.code_to_point[size_t(code)] < 0)
-            best_grid_point<8>(g, code, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
-        }
-        float sumqx, sumq2;
-        fit_sums(32, weight, xval, Laux, &sumqx, &sumq2);
-        if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
-          scale = sumqx / sumq2;
-          best = scale * sumqx;
-          std::memcpy(L, Laux, sizeof L);
-        }
-      }
-      // every group re-placed at the chosen scale, then the scale refit
-      if (scale > 0.0f) {
-        const float id = 1.0f / scale;
-        for (int k = 0; k < 4; ++k) {
-          int8_t lv[8];
-          round_group(xval + 8 * k, id, lv);
-          const int code = g.code_of(lv);
-          int point = g.code_to_point[size_t(code)];
-          if (point < 0) point = best_grid_point<8>(g, code, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
-          for (int i = 0; i < 8; ++i) L[8 * k + i] = g.levels[size_t(point) * 8 + size_t(i)];
-        }
-        float sumqx, sumq2;
-        fit_sums(32, weight, xval, L, &sumqx, &sumq2);
-        if (sumq2 > 0.0f) scale = sumqx / sumq2;
-      }
+      // trials around it; then every group re-placed at the chosen scale (ggml does so even when all are
+      // on the grid)
+      scale = fit_grid_scale<8, 4, k_max_q>(g, xval, weight, waux, {6, 0.1f, eff_max, scale, true, true, true}, L);
       if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
@@ -287,7 +162,7 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const float* xb = xbl + 16 * ib;
       const float* qb = qw + qk_k * b + 16 * ib;
-      for (int i = 0; i < 16; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+      imatrix_weights(16, xb, qb, sigma2, weight);
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
       for (int k = 0; k < 2; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
       float max = xval[0];
@@ -297,7 +172,7 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
         scales[ib] = 0.0f;
         continue;
       }
-      float scale = search_16(g, xval, weight, waux, max, L);
+      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
       if (scale < 0.0f) {
         scale = -scale;
         for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
@@ -367,26 +242,12 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const float* xb = xbl + 16 * ib;
       if (qw) {
-        const float* qb = qw + qk_k * b + 16 * ib;
-        for (int i = 0; i < 16; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-      } else {
+        imatrix_weights(16, xb, qw + qk_k * b + 16 * ib, sigma2, weight);
+      } else {  // iq2_s's own weights without an imatrix
         for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
       }
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      // free signs: one bit per element
-      for (int k = 0; k < 2; ++k) {
-        uint8_t s = 0;
-        for (int i = 0; i < 8; ++i) {
-          const float v = xb[8 * k + i];
-          if (v >= 0) {
-            xval[8 * k + i] = v;
-          } else {
-            xval[8 * k + i] = -v;
-            s = uint8_t(s | (1u << i));
-          }
-        }
-        block_signs[k] = s;
-      }
+      for (int k = 0; k < 2; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
       float max = xval[0];
       for (int i = 1; i < 16; ++i) max = max_of(max, xval[i]);
       std::memset(L, 0, sizeof L);
@@ -394,7 +255,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
         scales[ib] = 0.0f;
         continue;
       }
-      float scale = search_16(g, xval, weight, waux, max, L);
+      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
       if (scale < 0.0f) {
         scale = -scale;
         for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k]);

@@ -41,82 +41,9 @@ const iq3_grid& grid_s() {
   return g;
 }
 
-// The levels of a group of 4 at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..7.
-inline void round_group(const float* xval, float id, int8_t* L) {
-  for (int i = 0; i < 4; ++i) {
-    const int l = nearest_int(0.5f * (id * xval[i] - 1.0f));
-    L[i] = int8_t(max_of(0, min_of(k_max_q - 1, l)));
-  }
-}
-
-// sum w*x*q and sum w*q*q over 32 elements, q = 2L+1.
-inline void fit_sums(const float* weight, const float* xval, const int8_t* L, float* sumqx, float* sumq2) {
-  float sx = 0.0f, s2 = 0.0f;
-  for (int i = 0; i < 32; ++i) {
-    const float q = float(2 * L[i] + 1);
-    sx += weight[i] * xval[i] * q;
-    s2 += weight[i] * q * q;
-  }
-  *sumqx = sx;
-  *sumq2 = s2;
-}
-
-// The search of one sub-block of 32 (8 groups of 4) shared by iq3_xxs and iq3_s: `nsteps` trial inverse
-// scales on each side of 15/max, 0.2 apart; the best fit's off-grid groups are re-placed at its scale
-// (iq3_s: every group, as ggml leaves the on-grid test commented out there) and the scale refit.
-// on_grid_init: the assumed state before any trial fits (true for iq3_xxs, false for iq3_s).
-float search_32(const grid_search& g, const float* xval, const float* weight, const float* waux, float max,
-                int nsteps, bool on_grid_init, bool replace_all, int8_t* L) {
-  int8_t Laux[32];
-  bool on_grid[8], on_grid_aux[8];
-  float best = 0.0f;
-  float scale = max / float(2 * k_max_q - 1);
-  for (int k = 0; k < 8; ++k) on_grid[k] = on_grid_init;
-  for (int step = -nsteps; step <= nsteps; ++step) {
-    const float id = (float(2 * k_max_q - 1) + float(step) * 0.2f) / max;
-    const float this_scale = 1.0f / id;
-    for (int k = 0; k < 8; ++k) {
-      round_group(xval + 4 * k, id, Laux + 4 * k);
-      const int code = g.code_of(Laux + 4 * k);
-      on_grid_aux[k] = g.code_to_point[size_t(code)] >= 0;
-      if (!on_grid_aux[k]) best_grid_point<4>(g, code, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
-    }
-    float sumqx, sumq2;
-    fit_sums(weight, xval, Laux, &sumqx, &sumq2);
-    if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
-      scale = sumqx / sumq2;
-      best = scale * sumqx;
-      std::memcpy(L, Laux, 32);
-      std::memcpy(on_grid, on_grid_aux, sizeof on_grid);
-    }
-  }
-  int off_grid = 0;
-  for (int k = 0; k < 8; ++k) off_grid += on_grid[k] ? 0 : 1;
-  if (off_grid > 0 && scale > 0.0f) {
-    const float id = 1.0f / scale;
-    for (int k = 0; k < 8; ++k) {
-      if (on_grid[k] && !replace_all) continue;
-      int8_t lv[4];
-      round_group(xval + 4 * k, id, lv);
-      const int code = g.code_of(lv);
-      int point = g.code_to_point[size_t(code)];
-      if (point < 0) point = best_grid_point<4>(g, code, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
-      for (int i = 0; i < 4; ++i) L[4 * k + i] = g.levels[size_t(point) * 4 + size_t(i)];
-    }
-    float sumqx, sumq2;
-    fit_sums(weight, xval, L, &sumqx, &sumq2);
-    if (sumq2 > 0.0f) scale = sumqx / sumq2;
-  }
-  return scale;
-}
-
-// Importance weights of a sub-block of 32: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix.
+// The weights of a sub-block of 32 and their square roots (the nearest-point search weighs by those).
 void sub_block_weights(const float* xb, const float* qb, float sigma2, float* weight, float* waux) {
-  if (qb) {
-    for (int i = 0; i < 32; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
-  } else {
-    for (int i = 0; i < 32; ++i) weight[i] = xb[i] * xb[i];
-  }
+  imatrix_weights(32, xb, qb, sigma2, weight);
   for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
 }
 
@@ -149,35 +76,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       const float* xb = xbl + 32 * ib;
       sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
 
-      // signs per 8: the pattern must have even parity, so an odd count flips the cheapest element
-      for (int k = 0; k < 4; ++k) {
-        int nflip = 0;
-        uint8_t s = 0;
-        for (int i = 0; i < 8; ++i) {
-          const float v = xb[8 * k + i];
-          if (v >= 0) {
-            xval[8 * k + i] = v;
-          } else {
-            xval[8 * k + i] = -v;
-            ++nflip;
-            s = uint8_t(s | (1u << i));
-          }
-        }
-        if (nflip % 2) {
-          int imin = 0;
-          float min = weight[8 * k] * xb[8 * k] * xb[8 * k];
-          for (int i = 1; i < 8; ++i) {
-            const float ax = weight[8 * k + i] * xb[8 * k + i] * xb[8 * k + i];
-            if (ax < min) {
-              min = ax;
-              imin = i;
-            }
-          }
-          xval[8 * k + imin] = -xval[8 * k + imin];
-          s = uint8_t(s ^ (1u << imin));
-        }
-        block_signs[k] = s & 127;
-      }
+      for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
       float max = xval[0];
       for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
       std::memset(L, 0, sizeof L);
@@ -185,7 +84,8 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
         scales[ib] = 0.0f;
         continue;
       }
-      float scale = search_32(g, xval, weight, waux, max, 15, true, false, L);
+      const float scale0 = max / float(2 * k_max_q - 1);
+      float scale = fit_grid_scale<4, 8, k_max_q>(g, xval, weight, waux, {15, 0.2f, max, scale0, true, false, false}, L);
       if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
@@ -208,8 +108,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     y[b].d = f32_to_fp16(d * 1.0125f);
     const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const int l = max_of(0, min_of(15, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
-      sas[ib] |= uint32_t(l) << 28;
+      sas[ib] |= uint32_t(scale_code(id, scales[ib])) << 28;
     }
     for (int ib = 0; ib < 8; ++ib)
       for (int k = 0; k < 4; ++k) scales_and_signs[4 * ib + k] = uint8_t(sas[ib] >> (8 * k));
@@ -267,19 +166,7 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      for (int k = 0; k < 4; ++k) {  // free signs: one bit per element
-        uint8_t s = 0;
-        for (int i = 0; i < 8; ++i) {
-          const float v = xb[8 * k + i];
-          if (v >= 0) {
-            xval[8 * k + i] = v;
-          } else {
-            xval[8 * k + i] = -v;
-            s = uint8_t(s | (1u << i));
-          }
-        }
-        block_signs[k] = s;
-      }
+      for (int k = 0; k < 4; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
       float max = xval[0];
       for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
       std::memset(L, 0, sizeof L);
@@ -287,7 +174,9 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
         scales[ib] = 0.0f;
         continue;
       }
-      float scale = search_32(g, xval, weight, waux, max, 9, false, true, L);
+      // ggml re-places every group here (its on-grid test is commented out)
+      const float scale0 = max / float(2 * k_max_q - 1);
+      float scale = fit_grid_scale<4, 8, k_max_q>(g, xval, weight, waux, {9, 0.2f, max, scale0, false, true, false}, L);
       if (scale < 0.0f) {
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k]);
@@ -309,9 +198,7 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
     y[b].d = f32_to_fp16(d * 1.033f);
     const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ib += 2) {
-      const int l1 = max_of(0, min_of(15, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
-      const int l2 = max_of(0, min_of(15, nearest_int(0.5f * (id * scales[ib + 1] - 1.0f))));
-      y[b].scales[ib / 2] = uint8_t(l1 | (l2 << 4));
+      y[b].scales[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
     }
   }
 }
