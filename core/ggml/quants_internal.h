@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "ggml/blocks.h"
+#include "ggml/grid_search.h"
+#include "ggml/types.h"
 #include "util/numeric.h"
 
 namespace razor::ggml::detail {
@@ -66,34 +68,205 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
 // Tests: run the lane forms on the baseline ISA even where AVX2 is available (both must match).
 void force_baseline_lanes(bool on);
 
-// Row functions. `x` is one row of n elements (n a multiple of the block size), `qw` its importance
-// weights or null; each writes n / block_size blocks.
-void quantize_row_q8_0(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_0(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq4_nl(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq4_xs(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q2_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q3_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q5_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q6_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq3_xxs(const float* x, void* y, int64_t n, const float* qw);
-// The k-quants' scalar ground truth (one sub-block at a time); the functions above use the lane forms.
-void quantize_row_q2_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q3_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q5_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q6_k_scalar(const float* x, void* y, int64_t n, const float* qw);
+// The grid quantizers' shared steps (iq2_*, iq3_*).
 
-void dequantize_row_q8_0(const void* x, float* y, int64_t n);
-void dequantize_row_q4_0(const void* x, float* y, int64_t n);
-void dequantize_row_iq4_nl(const void* x, float* y, int64_t n);
-void dequantize_row_iq4_xs(const void* x, float* y, int64_t n);
-void dequantize_row_q2_k(const void* x, float* y, int64_t n);
-void dequantize_row_q3_k(const void* x, float* y, int64_t n);
-void dequantize_row_q4_k(const void* x, float* y, int64_t n);
-void dequantize_row_q5_k(const void* x, float* y, int64_t n);
-void dequantize_row_q6_k(const void* x, float* y, int64_t n);
-void dequantize_row_iq3_xxs(const void* x, float* y, int64_t n);
+// The 8 sign bits of ksigns index i (0..127): i and its parity in bit 7 (ggml's ksigns_iq2xs).
+inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
+
+// Importance weights of n elements: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix (qb null).
+inline void imatrix_weights(int n, const float* xb, const float* qb, float sigma2, float* weight) {
+  if (qb) {
+    for (int i = 0; i < n; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+  } else {
+    for (int i = 0; i < n; ++i) weight[i] = xb[i] * xb[i];
+  }
+}
+
+// Magnitudes and sign byte of a group of 8 whose signs are stored freely (iq2_s, iq3_s).
+inline uint8_t free_signs(const float* xb, float* xval) {
+  uint8_t s = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (xb[i] >= 0) {
+      xval[i] = xb[i];
+    } else {
+      xval[i] = -xb[i];
+      s = uint8_t(s | (1u << i));
+    }
+  }
+  return s;
+}
+
+// Magnitudes and signs of a group of 8 whose sign pattern must have even parity (iq2_xxs, iq2_xs,
+// iq3_xxs): an odd count of negatives flips the element of least weight*x^2. Returns the 7-bit ksigns
+// index.
+inline uint8_t even_signs(const float* xb, const float* weight, float* xval) {
+  const uint8_t s = free_signs(xb, xval);
+  if (std::popcount(unsigned(s)) % 2 == 0) return s & 127;
+  int imin = 0;
+  float min = weight[0] * xb[0] * xb[0];
+  for (int i = 1; i < 8; ++i) {
+    const float ax = weight[i] * xb[i] * xb[i];
+    if (ax < min) {
+      min = ax;
+      imin = i;
+    }
+  }
+  xval[imin] = -xval[imin];
+  return uint8_t(s ^ (1u << imin)) & 127;
+}
+
+// The levels of a group of N at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..MaxL.
+template <int N, int MaxL>
+inline void round_group(const float* xval, float id, int8_t* L) {
+  for (int i = 0; i < N; ++i) {
+    const int l = nearest_int(0.5f * (id * xval[i] - 1.0f));
+    L[i] = int8_t(max_of(0, min_of(MaxL, l)));
+  }
+}
+
+// sum w*x*q and sum w*q*q over n elements, q = 2L+1 (the fit of a scale to the levels).
+inline void fit_sums(int n, const float* weight, const float* xval, const int8_t* L, float* sumqx, float* sumq2) {
+  float sx = 0.0f, s2 = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float w = weight[i];
+    const float q = float(2 * L[i] + 1);
+    sx += w * xval[i] * q;
+    s2 += w * q * q;
+  }
+  *sumqx = sx;
+  *sumq2 = s2;
+}
+
+// The code of a sub-block scale against the super-block scale 1/id: nearest_int(0.5*(id*s - 1)) clamped
+// to 0..max_code (15 for the iq2 / iq3 types, 7 for iq1).
+inline int scale_code(float id, float scale, int max_code = 15) {
+  return max_of(0, min_of(max_code, nearest_int(0.5f * (id * scale - 1.0f))));
+}
+
+// The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -
+// xval_i)^2, the first of the code's candidates on ties, where q_i = value(level of coordinate i) (2l+1 for
+// the iq2 / iq3 grids: ggml iq2_find_best_neighbour / iq3_find_best_neighbour; iq1's shifted values for
+// iq1_find_best_neighbour2). The candidates' distances are computed side by side (vector lanes), each one
+// with ggml's operations in ggml's order. Writes the point's levels to L; returns its grid index, or -1
+// when no distance is below FLT_MAX (NaN or infinite inputs).
+template <int N, class Value>
+int best_grid_point_of(const grid_search& g, int code, const float* xval, const float* w, float scale, Value value,
+                       int8_t* L) {
+  constexpr int k_chunk = 512;  // longer than any list of ggml's grids (grid_search::max_candidates)
+  const size_t b = size_t(g.cand_begin[size_t(code)]);
+  const int nc = int(size_t(g.cand_begin[size_t(code) + 1]) - b);
+  const int8_t* lt = g.cand_levels_t.data() + b * N;
+  float best_d2 = 3.40282347e+38f;  // FLT_MAX
+  int best = -1;
+  float d2[k_chunk];
+  for (int c0 = 0; c0 < nc; c0 += k_chunk) {
+    const int c1 = min_of(nc, c0 + k_chunk);
+    for (int c = c0; c < c1; ++c) d2[c - c0] = 0.0f;
+    for (int i = 0; i < N; ++i) {
+      const float xi = xval[i], wi = w[i];
+      const int8_t* li = lt + i * nc;
+      for (int c = c0; c < c1; ++c) {
+        const float diff = scale * value(li[c]) - xi;
+        d2[c - c0] += wi * diff * diff;
+      }
+    }
+    for (int c = c0; c < c1; ++c) {
+      if (d2[c - c0] < best_d2) {
+        best_d2 = d2[c - c0];
+        best = c;
+      }
+    }
+  }
+  if (best < 0) return -1;
+  const int k = g.candidates[b + size_t(best)];
+  for (int i = 0; i < N; ++i) L[i] = g.levels[size_t(k) * N + size_t(i)];
+  return k;
+}
+
+// The iq2 / iq3 form: q = 2l+1 (ggml's stored grid points). Where no distance is finite (NaN input; ggml
+// asserts) the first candidate is taken.
+template <int N>
+int best_grid_point(const grid_search& g, int code, const float* xval, const float* w, float scale, int8_t* L) {
+  const int k = best_grid_point_of<N>(g, code, xval, w, scale, [](int8_t l) { return float(2 * l + 1); }, L);
+  if (k >= 0) return k;
+  const int first = g.candidates[size_t(g.cand_begin[size_t(code)])];
+  for (int i = 0; i < N; ++i) L[i] = g.levels[size_t(first) * N + size_t(i)];
+  return first;
+}
+
+// One sub-block's scale search of the grid quantizers (ggml's quantize_row_iq{2,3}_*_impl). Trial inverse
+// scales id = (2*MaxQ-1 + step*t.step) / t.denom, step in [-t.nsteps, t.nsteps]: every group of N rounded
+// to levels 0..MaxQ-1 and, off the grid, replaced by its best nearby point at that trial scale; the best
+// weighted fit wins (the first on ties; t.scale0 when none fits). Then the groups that were off the grid in
+// that fit (every group with t.replace_all; even when none was off, with t.always) are re-placed at its
+// scale and the scale is refit. xval, weight: the NG*N magnitudes and weights; waux: sqrt(weight). L: on
+// input the levels kept when no trial fits, on return on-grid levels. Returns the scale.
+struct grid_trials {
+  int nsteps;
+  float step;
+  float denom;
+  float scale0;
+  bool on_grid_init;  // whether groups count as on the grid when no trial fits
+  bool replace_all;
+  bool always;
+};
+
+template <int N, int NG, int MaxQ>
+float fit_grid_scale(const grid_search& g, const float* xval, const float* weight, const float* waux,
+                     const grid_trials& t, int8_t* L) {
+  constexpr int n = N * NG;
+  int8_t Laux[n];
+  bool on_grid[NG], on_grid_aux[NG];
+  float best = 0.0f;
+  float scale = t.scale0;
+  for (int k = 0; k < NG; ++k) on_grid[k] = t.on_grid_init;
+  for (int step = -t.nsteps; step <= t.nsteps; ++step) {
+    const float id = (float(2 * MaxQ - 1) + float(step) * t.step) / t.denom;
+    const float this_scale = 1.0f / id;
+    for (int k = 0; k < NG; ++k) {
+      round_group<N, MaxQ - 1>(xval + N * k, id, Laux + N * k);
+      const int code = g.code_of(Laux + N * k);
+      on_grid_aux[k] = g.code_to_point[size_t(code)] >= 0;
+      if (!on_grid_aux[k]) best_grid_point<N>(g, code, xval + N * k, waux + N * k, this_scale, Laux + N * k);
+    }
+    float sumqx, sumq2;
+    fit_sums(n, weight, xval, Laux, &sumqx, &sumq2);
+    if (sumq2 > 0.0f && sumqx * sumqx > best * sumq2) {
+      scale = sumqx / sumq2;
+      best = scale * sumqx;
+      std::memcpy(L, Laux, n);
+      std::memcpy(on_grid, on_grid_aux, sizeof on_grid);
+    }
+  }
+  int off_grid = 0;
+  for (int k = 0; k < NG; ++k) off_grid += on_grid[k] ? 0 : 1;
+  if ((off_grid > 0 || t.always) && scale > 0.0f) {
+    const float id = 1.0f / scale;
+    for (int k = 0; k < NG; ++k) {
+      if (on_grid[k] && !t.replace_all) continue;
+      int8_t lv[N];
+      round_group<N, MaxQ - 1>(xval + N * k, id, lv);
+      const int code = g.code_of(lv);
+      int point = g.code_to_point[size_t(code)];
+      if (point < 0) point = best_grid_point<N>(g, code, xval + N * k, waux + N * k, scale, L + N * k);
+      for (int i = 0; i < N; ++i) L[N * k + i] = g.levels[size_t(point) * N + size_t(i)];
+    }
+    float sumqx, sumq2;
+    fit_sums(n, weight, xval, L, &sumqx, &sumq2);
+    if (sumq2 > 0.0f) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
+// Row functions, declared from the type table (types.h names them). `x` is one row of n elements (n a
+// multiple of the block size), `qw` its importance weights or null; each writes n / block_size blocks.
+// The k-quants' `quantize` functions use the lane forms; their `reference` functions (..._scalar) are the
+// scalar ground truth (one sub-block at a time).
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref) \
+  void q(const float* x, void* y, int64_t n, const float* qw);                                   \
+  void ref(const float* x, void* y, int64_t n, const float* qw);                                 \
+  void dq(const void* x, float* y, int64_t n);
+RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
 
 }  // namespace razor::ggml::detail
