@@ -138,9 +138,11 @@ result<wf_plan> plan_items(const checkpoint& ck, const plan_options& opt) {
         continue;
       auto stored = ggml::resolve_row_type(t, r.ne.empty() ? 1 : r.ne[0]);
       if (!stored.ok() || !seen.insert(*stored).second) continue;
-      if (ggml::info(*stored).needs_imatrix && !embd_or_out && !opt.allow_missing_imatrix &&
-          !(opt.imat && opt.imat->find(r.name)))
-        continue;
+      // llama.cpp's rule (types it quantizes only with an imatrix, token_embd / output exempt), and ggml's (it
+      // asserts weights for some types, whatever the tensor)
+      const bool covered = opt.imat && opt.imat->find(r.name);
+      if (ggml::info(*stored).needs_imatrix && !embd_or_out && !opt.allow_missing_imatrix && !covered) continue;
+      if (ggml::info(*stored).weights == ggml::weights_use::required && !covered) continue;
       auto bytes = gguf::tensor_bytes(uint32_t(*stored), r.ne);
       if (!bytes) continue;
       it.choices.push_back({*stored, gguf::padded_bytes(*bytes, plan.alignment)});
