@@ -25,6 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include "ggml/blocks.h"
+#include "ggml/grid_search.h"
+#include "ggml/grids.h"
 #include "kernels/ggml_quant_cuda.h"
 #include "util/parallel.h"
 
@@ -35,23 +38,11 @@ constexpr int kThreads = 128;
 constexpr float kGroupEps = 1e-15f;  // ggml GROUP_MAX_EPS
 constexpr float kIq3Eps = 1e-8f;     // ggml GROUP_MAX_EPS_IQ3_XXS
 
-// Our type ids (ggml ids) and block sizes.
-enum : int { T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_IQ3_XXS = 18 };
-
-struct type_row {
-  ggml::type t;
-  int id, block, bytes;
-};
-constexpr type_row kTypes[] = {{ggml::type::q8_0, T_Q8_0, 32, 34},       {ggml::type::q2_k, T_Q2_K, 256, 84},
-                               {ggml::type::q3_k, T_Q3_K, 256, 110},     {ggml::type::q4_k, T_Q4_K, 256, 144},
-                               {ggml::type::q5_k, T_Q5_K, 256, 176},     {ggml::type::q6_k, T_Q6_K, 256, 210},
-                               {ggml::type::iq3_xxs, T_IQ3_XXS, 256, 98}};
-
-const type_row* find_type(ggml::type t) {
-  for (const auto& r : kTypes)
-    if (r.t == t) return &r;
-  return nullptr;
-}
+// The types, their ids and block geometry come from the type table (ggml/types.h: the `gpu` column says
+// which ones this file implements) and the block structs (ggml/blocks.h).
+using ggml::type;
+template <type T>
+inline constexpr int block_bytes = ggml::info(T).type_size;
 
 status cuda_error(cudaError_t e, const char* what) {
   std::string msg = std::string("CUDA ") + what + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
@@ -401,67 +392,14 @@ __device__ float fit_positive(int nmax, const float (&x)[N], uint8_t (&L)[N], co
   return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-// ---- iq3_xxs tables (quants_iq3.cpp build_tables; the grid is a fact of the format) --------------
+// ---- iq3_xxs tables: the grid (ggml/grids.h) and its search tables, built by the same code as the CPU's
+// (ggml/grid_search.h; ggml's 2 nearest distances) -------------------------------------------------
 
-constexpr uint16_t kgrid_256[256] = {
-    0,    2,    4,    9,    11,   15,   16,   18,   25,   34,   59,   61,   65,   67,   72,   74,
-    81,   85,   88,   90,   97,   108,  120,  128,  130,  132,  137,  144,  146,  153,  155,  159,
-    169,  175,  189,  193,  199,  200,  202,  213,  248,  267,  287,  292,  303,  315,  317,  321,
-    327,  346,  362,  413,  436,  456,  460,  462,  483,  497,  513,  515,  520,  522,  529,  531,
-    536,  538,  540,  551,  552,  576,  578,  585,  592,  594,  641,  643,  648,  650,  657,  664,
-    698,  704,  706,  720,  729,  742,  758,  769,  773,  808,  848,  852,  870,  889,  901,  978,
-    992,  1024, 1026, 1033, 1035, 1040, 1042, 1046, 1049, 1058, 1089, 1091, 1093, 1096, 1098, 1105,
-    1112, 1139, 1143, 1144, 1152, 1154, 1161, 1167, 1168, 1170, 1183, 1184, 1197, 1217, 1224, 1228,
-    1272, 1276, 1309, 1323, 1347, 1367, 1377, 1404, 1473, 1475, 1486, 1509, 1537, 1544, 1546, 1553,
-    1555, 1576, 1589, 1594, 1600, 1602, 1616, 1625, 1636, 1638, 1665, 1667, 1672, 1685, 1706, 1722,
-    1737, 1755, 1816, 1831, 1850, 1856, 1862, 1874, 1901, 1932, 1950, 1971, 2011, 2032, 2052, 2063,
-    2077, 2079, 2091, 2095, 2172, 2192, 2207, 2208, 2224, 2230, 2247, 2277, 2308, 2345, 2356, 2389,
-    2403, 2424, 2501, 2504, 2506, 2520, 2570, 2593, 2616, 2624, 2630, 2646, 2669, 2700, 2714, 2746,
-    2754, 2795, 2824, 2835, 2839, 2874, 2882, 2905, 2984, 3028, 3042, 3092, 3108, 3110, 3124, 3153,
-    3185, 3215, 3252, 3288, 3294, 3364, 3397, 3434, 3483, 3523, 3537, 3587, 3589, 3591, 3592, 3610,
-    3626, 3670, 3680, 3722, 3749, 3754, 3776, 3789, 3803, 3824, 3857, 3873, 3904, 3906, 3924, 3992,
-};
-constexpr int kCodes = 4096;
+constexpr const uint16_t* kgrid_256 = ggml::kgrid_iq3xxs;  // the 256 points
+constexpr int kCodes = 4096;                               // 8^4 level combinations
 
-struct iq3_host_tables {
-  std::vector<int16_t> code_to_point;  // kCodes
-  std::vector<int32_t> cand_begin;     // kCodes + 1
-  std::vector<uint16_t> candidates;
-};
-
-const iq3_host_tables& host_tables() {
-  static iq3_host_tables t = [] {
-    iq3_host_tables r;
-    r.code_to_point.assign(kCodes, int16_t(-1));
-    r.cand_begin.assign(kCodes + 1, 0);
-    for (int k = 0; k < 256; ++k) r.code_to_point[kgrid_256[k]] = int16_t(k);
-    std::vector<std::pair<int, int>> dist(256);
-    for (int code = 0; code < kCodes; ++code) {
-      r.cand_begin[size_t(code)] = int32_t(r.candidates.size());
-      if (r.code_to_point[size_t(code)] >= 0) continue;
-      for (int k = 0; k < 256; ++k) {
-        int d2 = 0;
-        for (int c = 0; c < 4; ++c) {
-          const int diff = 2 * (((kgrid_256[k] >> (3 * c)) & 7) - ((code >> (3 * c)) & 7));
-          d2 += diff * diff;
-        }
-        dist[size_t(k)] = {d2, k};
-      }
-      std::sort(dist.begin(), dist.end());
-      int distinct = 1;
-      int cur = dist[0].first;
-      for (const auto& [d2, k] : dist) {
-        if (d2 > cur) {
-          if (distinct == 2) break;
-          cur = d2;
-          ++distinct;
-        }
-        r.candidates.push_back(uint16_t(k));
-      }
-    }
-    r.cand_begin[kCodes] = int32_t(r.candidates.size());
-    return r;
-  }();
+const ggml::grid_search& host_tables() {
+  static const ggml::grid_search t = ggml::build_grid_search(ggml::kgrid_iq3xxs, 256, 4, 3, 7, 2);
   return t;
 }
 
@@ -479,9 +417,9 @@ result<iq3_dev_tables> device_tables(int device) {
   std::lock_guard<std::mutex> lock(mu);
   for (const auto& [d, t] : cache)
     if (d == device) return t;
-  const iq3_host_tables& h = host_tables();
+  const ggml::grid_search& h = host_tables();
   const size_t b1 = h.code_to_point.size() * 2, b2 = h.cand_begin.size() * 4, b3 = h.candidates.size() * 2,
-               b4 = sizeof kgrid_256;
+               b4 = sizeof ggml::kgrid_iq3xxs;
   const size_t o2 = (b1 + 255) & ~size_t(255), o3 = (o2 + b2 + 255) & ~size_t(255),
                o4 = (o3 + b3 + 255) & ~size_t(255);
   char* p = nullptr;
@@ -641,7 +579,7 @@ __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&
   for (int i = 0; i < 16; ++i) S.L[16 * s + i] = uint8_t(L[i]);
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < 210; k += 16) {
+  for (int k = s; k < block_bytes<type::q6_k>; k += 16) {
     uint8_t b = 0;
     if (zero) {
       b = 0;
@@ -758,7 +696,7 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
   }
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < 110; k += 16) {
+  for (int k = s; k < block_bytes<type::q3_k>; k += 16) {
     uint8_t b;
     if (k < 32) {
       b = 0;
@@ -863,7 +801,7 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
   S.hdr[s] = my;
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < 84; k += 16) {
+  for (int k = s; k < block_bytes<type::q2_k>; k += 16) {
     uint8_t b;
     if (k < 16) {
       b = S.hdr[k];
@@ -989,7 +927,7 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
   }
   __syncwarp();
   if (!active) return;
-  constexpr int bytes = NMAX == 15 ? 144 : 176;
+  constexpr int bytes = NMAX == 15 ? block_bytes<type::q4_k> : block_bytes<type::q5_k>;
   for (int k = s; k < bytes; k += 8) {
     uint8_t b;
     if (k < 16) {
@@ -1195,7 +1133,7 @@ __device__ void body_iq3(sb_scratch& S, const iq3_smem& T, const kargs& a, const
   for (int ib = 0; ib < 8; ++ib) max_scale = max_of(max_scale, S.sc[ib]);
   if (!active) return;
   if (max_scale == 0.0f) {
-    for (int k = s; k < 98; k += 8) out[k] = 0;
+    for (int k = s; k < block_bytes<type::iq3_xxs>; k += 8) out[k] = 0;
     return;
   }
   const float d = max_scale / 31.0f;
@@ -1212,23 +1150,18 @@ __device__ void body_iq3(sb_scratch& S, const iq3_smem& T, const kargs& a, const
 
 // ---- kernels ---------------------------------------------------------------------------------------
 
-template <int T>
+template <type T>
 struct sub_of {
-  static constexpr int v = (T == T_Q2_K || T == T_Q3_K || T == T_Q6_K) ? 16 : 32;
-};
-template <int T>
-struct bytes_of {
-  static constexpr int v = T == T_Q2_K ? 84 : T == T_Q3_K ? 110 : T == T_Q4_K ? 144 : T == T_Q5_K ? 176
-                         : T == T_Q6_K ? 210 : 98;
+  static constexpr int v = (T == type::q2_k || T == type::q3_k || T == type::q6_k) ? 16 : 32;
 };
 
-template <int T, class In, bool HW>
+template <type T, class In, bool HW>
 __global__ void __launch_bounds__(kThreads) k_superblocks(const kargs a) {
   constexpr int SUB = sub_of<T>::v;
   using G = geom<SUB>;
   __shared__ tile_smem<SUB> sm;
-  __shared__ std::conditional_t<T == T_IQ3_XXS, iq3_smem, char> tab;
-  if constexpr (T == T_IQ3_XXS) {
+  __shared__ std::conditional_t<T == type::iq3_xxs, iq3_smem, char> tab;
+  if constexpr (T == type::iq3_xxs) {
     for (int i = threadIdx.x; i < kCodes; i += kThreads) tab.code_to_point[i] = a.tab.code_to_point[i];
     for (int i = threadIdx.x; i < 256; i += kThreads) {
       const int g = a.tab.grid[i];
@@ -1268,14 +1201,14 @@ __global__ void __launch_bounds__(kThreads) k_superblocks(const kargs a) {
 #pragma unroll
       for (int i = 0; i < SUB; ++i) qb[i] = 0.0f;
     }
-    uint8_t* out = a.dst + sbc * bytes_of<T>::v;
+    uint8_t* out = a.dst + sbc * block_bytes<T>;
     sb_scratch& S = sm.s[g];
-    if constexpr (T == T_Q6_K) body_q6_k<HW>(S, xsb, s, x, qb, out, active);
-    else if constexpr (T == T_Q3_K) body_q3_k<HW>(S, xsb, s, x, qb, out, active);
-    else if constexpr (T == T_Q2_K) body_q2_k<HW>(S, xsb, s, x, qb, out, active);
-    else if constexpr (T == T_Q4_K) body_k4<HW, 15>(S, xsb, s, x, qb, out, active);
-    else if constexpr (T == T_Q5_K) body_k4<HW, 31>(S, xsb, s, x, qb, out, active);
-    else if constexpr (T == T_IQ3_XXS)
+    if constexpr (T == type::q6_k) body_q6_k<HW>(S, xsb, s, x, qb, out, active);
+    else if constexpr (T == type::q3_k) body_q3_k<HW>(S, xsb, s, x, qb, out, active);
+    else if constexpr (T == type::q2_k) body_q2_k<HW>(S, xsb, s, x, qb, out, active);
+    else if constexpr (T == type::q4_k) body_k4<HW, 15>(S, xsb, s, x, qb, out, active);
+    else if constexpr (T == type::q5_k) body_k4<HW, 31>(S, xsb, s, x, qb, out, active);
+    else if constexpr (T == type::iq3_xxs)
       body_iq3<HW>(S, tab, a, xsb, s, x, qb, out, active);
   }
 }
@@ -1325,7 +1258,7 @@ __global__ void __launch_bounds__(kThreads) k_q8_0(const kargs a) {
   for (int j = 0; j < 32; ++j) amax = max_of(amax, fabsf(x[j]));
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  uint8_t* out = a.dst + b * 34;
+  uint8_t* out = a.dst + b * block_bytes<type::q8_0>;
   put_half(out, f32_to_fp16(d));
 #pragma unroll
   for (int j = 0; j < 32; ++j) out[2 + j] = uint8_t(int8_t(int(roundf(x[j] * id))));
@@ -1341,7 +1274,7 @@ int grid_limit() {
   return limit;
 }
 
-template <int T, class In>
+template <type T, class In>
 cudaError_t launch_t(const kargs& a, cudaStream_t st) {
   constexpr int SUB = sub_of<T>::v;
   const long long ntiles = (a.nsb_total + geom<SUB>::sbpb - 1) / geom<SUB>::sbpb;
@@ -1352,34 +1285,36 @@ cudaError_t launch_t(const kargs& a, cudaStream_t st) {
 }
 
 template <class In>
-cudaError_t launch_in(int id, const kargs& a, cudaStream_t st) {
-  switch (id) {
-    case T_Q8_0: {
+cudaError_t launch_in(type t, const kargs& a, cudaStream_t st) {
+  switch (t) {
+    case type::q8_0: {
       const unsigned grid = unsigned((a.nsb_total + kThreads - 1) / kThreads);
       k_q8_0<In><<<grid, kThreads, 0, st>>>(a);
       return cudaGetLastError();
     }
-    case T_Q2_K: return launch_t<T_Q2_K, In>(a, st);
-    case T_Q3_K: return launch_t<T_Q3_K, In>(a, st);
-    case T_Q4_K: return launch_t<T_Q4_K, In>(a, st);
-    case T_Q5_K: return launch_t<T_Q5_K, In>(a, st);
-    case T_Q6_K: return launch_t<T_Q6_K, In>(a, st);
-    default: return launch_t<T_IQ3_XXS, In>(a, st);
+    case type::q2_k: return launch_t<type::q2_k, In>(a, st);
+    case type::q3_k: return launch_t<type::q3_k, In>(a, st);
+    case type::q4_k: return launch_t<type::q4_k, In>(a, st);
+    case type::q5_k: return launch_t<type::q5_k, In>(a, st);
+    case type::q6_k: return launch_t<type::q6_k, In>(a, st);
+    case type::iq3_xxs: return launch_t<type::iq3_xxs, In>(a, st);
+    default: return cudaErrorInvalidValue;  // check_args admits only the table's gpu types
   }
 }
 
-status check_args(ggml::type t, int64_t nrows, int64_t n_per_row, const type_row** tr) {
-  *tr = find_type(t);
-  if (!*tr) return make_error(errc::invalid_argument, "the GPU packer does not implement this ggml type");
-  if (n_per_row <= 0 || n_per_row % (*tr)->block != 0)
+status check_args(type t, int64_t nrows, int64_t n_per_row) {
+  const ggml::type_info& ti = ggml::info(t);
+  if (!ti.gpu)
+    return make_error(errc::invalid_argument, "the GPU packer does not implement " + std::string(ti.name));
+  if (n_per_row <= 0 || n_per_row % ti.block_size != 0)
     return make_error(errc::invalid_argument, "row length " + std::to_string(n_per_row) +
                                                   " is not a positive multiple of the block size " +
-                                                  std::to_string((*tr)->block));
+                                                  std::to_string(ti.block_size));
   if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
   return status::success();
 }
 
-status launch(const type_row& tr, gq_src src_type, const void* d_src, void* d_dst, int64_t nrows, int64_t n_per_row,
+status launch(type t, gq_src src_type, const void* d_src, void* d_dst, int64_t nrows, int64_t n_per_row,
               const float* d_w, int64_t rows_per_weight, int64_t row_offset, cudaStream_t st) {
   if (nrows == 0) return status::success();
   kargs a{};
@@ -1390,19 +1325,19 @@ status launch(const type_row& tr, gq_src src_type, const void* d_src, void* d_ds
   a.n_per_row = n_per_row;
   a.rows_per_weight = rows_per_weight;
   a.row_offset = row_offset;
-  a.nsb_row = n_per_row / tr.block;
+  a.nsb_row = n_per_row / ggml::info(t).block_size;
   a.nsb_total = a.nsb_row * nrows;
   a.vec_ok = (reinterpret_cast<uintptr_t>(d_src) % 16) == 0;
   if (d_w && reinterpret_cast<uintptr_t>(d_w) % 16 != 0)
     return make_error(errc::invalid_argument, "device weights must be 16-byte aligned");
-  if (tr.id == T_IQ3_XXS) {
+  if (t == type::iq3_xxs) {
     int dev = 0;
     RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
     auto tab = device_tables(dev);
     if (!tab) return tab.error();
     a.tab = *tab;
   }
-  const cudaError_t e = src_type == gq_src::bf16 ? launch_in<uint16_t>(tr.id, a, st) : launch_in<float>(tr.id, a, st);
+  const cudaError_t e = src_type == gq_src::bf16 ? launch_in<uint16_t>(t, a, st) : launch_in<float>(t, a, st);
   if (e != cudaSuccess) return cuda_error(e, "ggml quantize launch");
   return status::success();
 }
@@ -1438,14 +1373,13 @@ void par_copy(void* dst, const void* src, size_t bytes) {
 
 }  // namespace
 
-bool ggml_quant_supported(ggml::type t) { return find_type(t) != nullptr; }
+bool ggml_quant_supported(ggml::type t) { return ggml::info(t).gpu; }
 
 status ggml_quantize_device(ggml::type t, gq_src src_type, const void* d_src, void* d_dst, int64_t nrows,
                             int64_t n_per_row, const float* d_weights, int64_t rows_per_weight,
                             int64_t row_offset, void* stream) {
-  const type_row* tr = nullptr;
-  RAZOR_TRY(check_args(t, nrows, n_per_row, &tr));
-  return launch(*tr, src_type, d_src, d_dst, nrows, n_per_row, d_weights, rows_per_weight, row_offset,
+  RAZOR_TRY(check_args(t, nrows, n_per_row));
+  return launch(t, src_type, d_src, d_dst, nrows, n_per_row, d_weights, rows_per_weight, row_offset,
                 static_cast<cudaStream_t>(stream));
 }
 
@@ -1453,9 +1387,8 @@ result<size_t> ggml_quantize_host(ggml::type t, gq_src src_type, const void* src
                                   int64_t nrows, int64_t n_per_row, const float* weights,
                                   int64_t rows_per_weight, const progress_fn& progress, int device,
                                   size_t chunk_bytes) {
-  const type_row* tr = nullptr;
-  RAZOR_TRY(check_args(t, nrows, n_per_row, &tr));
-  const size_t out_row = size_t(n_per_row / tr->block) * size_t(tr->bytes);
+  RAZOR_TRY(check_args(t, nrows, n_per_row));
+  const size_t out_row = ggml::row_size(t, n_per_row);
   const size_t total_out = size_t(nrows) * out_row;
   if (dst_size < total_out)
     return make_error(errc::invalid_argument, "destination holds " + std::to_string(dst_size) + " bytes, " +
@@ -1491,7 +1424,7 @@ result<size_t> ggml_quantize_host(ggml::type t, gq_src src_type, const void* src
     RZ_CU(cudaMemcpy(r.dw, weights, wb, cudaMemcpyHostToDevice), "upload weights");
   }
   if (is_device_ptr(src) && is_device_ptr(dst)) {
-    RAZOR_TRY(launch(*tr, src_type, src, dst, nrows, n_per_row, r.dw, rows_per_weight, 0, nullptr));
+    RAZOR_TRY(launch(t, src_type, src, dst, nrows, n_per_row, r.dw, rows_per_weight, 0, nullptr));
     RZ_CU(cudaDeviceSynchronize(), "ggml quantize");
     if (progress && !progress(double(nrows), double(nrows), "ggml quantize (GPU)"))
       return make_error(errc::cancelled, "quantization cancelled");
@@ -1534,7 +1467,7 @@ result<size_t> ggml_quantize_host(ggml::type t, gq_src src_type, const void* src
       h_in = static_cast<const uint8_t*>(r.pin_in[slot]);
     }
     RZ_CU(cudaMemcpyAsync(r.d_in[slot], h_in, nr * in_row, cudaMemcpyHostToDevice, r.st[slot]), "H2D");
-    RAZOR_TRY(launch(*tr, src_type, r.d_in[slot], r.d_out[slot], int64_t(nr), n_per_row, r.dw, rows_per_weight,
+    RAZOR_TRY(launch(t, src_type, r.d_in[slot], r.d_out[slot], int64_t(nr), n_per_row, r.dw, rows_per_weight,
                      int64_t(k * chunk_rows), r.st[slot]));
     void* h_out = dst_pinned ? static_cast<void*>(out + k * chunk_rows * out_row) : r.pin_out[slot];
     RZ_CU(cudaMemcpyAsync(h_out, r.d_out[slot], nr * out_row, cudaMemcpyDeviceToHost, r.st[slot]), "D2H");
@@ -1563,8 +1496,7 @@ void pinned_free(void* p) {
 }
 
 result<gq_bench_result> ggml_quant_bench(const gq_bench_request& q) {
-  const type_row* tr = nullptr;
-  RAZOR_TRY(check_args(q.type, q.nrows, q.n_per_row, &tr));
+  RAZOR_TRY(check_args(q.type, q.nrows, q.n_per_row));
   gq_bench_result res;
   int dev = 0;
   cudaDeviceProp prop{};
@@ -1572,7 +1504,7 @@ result<gq_bench_result> ggml_quant_bench(const gq_bench_request& q) {
   RZ_CU(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
   res.device_name = prop.name;
   const size_t in_bytes = size_t(q.nrows) * size_t(q.n_per_row) * (q.src_type == gq_src::bf16 ? 2 : 4);
-  const size_t out_bytes = size_t(q.nrows) * size_t(q.n_per_row / tr->block) * size_t(tr->bytes);
+  const size_t out_bytes = size_t(q.nrows) * ggml::row_size(q.type, q.n_per_row);
   const size_t n_vec =
       q.host_weights ? (q.rows_per_weight > 0 ? size_t((q.nrows + q.rows_per_weight - 1) / q.rows_per_weight) : 1) : 0;
   struct bufs {
@@ -1604,7 +1536,7 @@ result<gq_bench_result> ggml_quant_bench(const gq_bench_request& q) {
     if (!t) return t.error();
   }
   auto run = [&]() {
-    return launch(*tr, q.src_type, B.in, B.out, q.nrows, q.n_per_row, B.w, q.rows_per_weight, 0, nullptr);
+    return launch(q.type, q.src_type, B.in, B.out, q.nrows, q.n_per_row, B.w, q.rows_per_weight, 0, nullptr);
   };
   for (int i = 0; i < q.warmup; ++i) RAZOR_TRY(run());
   RZ_CU(cudaDeviceSynchronize(), "warm-up");

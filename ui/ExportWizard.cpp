@@ -45,9 +45,10 @@ struct TypeRow {
 };
 // The ggml type table (core/ggml/types.h), expanded here; only the macro is used, nothing is linked.
 constexpr TypeRow kTypes[] = {
-#define X(ident, name, id, block, bytes, imatrix, fallback, llama_fb) {name, block, bytes, imatrix},
-    RAZOR_GGML_TYPES(X)
-#undef X
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref) \
+  {name, elems, int(sizeof(razor::ggml::block)), imatrix},
+    RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
 };
 
 const TypeRow* typeRow(const QString& name) {

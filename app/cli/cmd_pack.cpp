@@ -36,11 +36,19 @@ bool is_json_recipe(const std::string& path) {
   return c == '{';
 }
 
+// The names of the table's types, all or those llama.cpp refuses without an imatrix ("q4_K, iq3_xxs, ...").
+std::string type_names(bool imatrix_only) {
+  std::string s;
+  for (const auto& ti : razor::ggml::all_types())
+    if (!imatrix_only || ti.needs_imatrix) s += (s.empty() ? "" : ", ") + std::string(ti.name);
+  return s;
+}
+
 RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor types from a recipe)", 300,
               [](CLI::App& sub) {
   auto a = std::make_shared<pack_args>();
   sub.add_option("model", a->model, "checkpoint folder (config.json + *.safetensors)")->required();
-  sub.add_option("--type,-t", a->type, "default ggml type (f32, f16, bf16, q8_0, q4_K, iq3_xxs, ...)");
+  sub.add_option("--type,-t", a->type, "default ggml type: " + type_names(false));
   sub.add_option("--recipe,-r", a->recipe, "tensor-type recipe (llama-quantize --tensor-type-file syntax)");
   sub.add_option("--imatrix", a->imatrix, "importance matrix (.gguf or legacy .dat)");
   sub.add_option("--output-tensor-type", a->output_type, "type of output.weight");
@@ -55,7 +63,8 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
   sub.add_option("--from-part", a->from_parts,
                  "assemble these parts (repeat) into --out instead of quantizing; same type options as the parts");
   sub.add_flag("--allow-missing-imatrix", a->allow_missing_imatrix,
-               "quantize imatrix types (iq3_xxs) without an importance matrix (comparisons only; llama-quantize refuses)");
+               "quantize imatrix types (" + type_names(true) +
+                   ") without an importance matrix where ggml can (comparisons only; llama-quantize refuses)");
   return [a]() -> int {
     using namespace razor;
     gguf::convert_options o;
@@ -83,7 +92,7 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
     auto parse_type = [](const std::string& s, std::optional<ggml::type>* dst) -> status {
       if (s.empty()) return {};
       auto t = ggml::type_from_name(s);
-      if (!t.ok()) return make_error(errc::invalid_argument, "unknown type '" + s + "'");
+      if (!t.ok()) return t.error();  // names the known types
       *dst = *t;
       return {};
     };
@@ -104,9 +113,10 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
     o.allow_missing_imatrix = a->allow_missing_imatrix;
     if (a->allow_missing_imatrix)
       std::fprintf(stderr,
-                   "\n*** WARNING: --allow-missing-imatrix: types that need an importance matrix (iq3_xxs) are quantized\n"
-                   "*** WITHOUT one where none is given. llama-quantize refuses such files; they are much worse. Use this\n"
-                   "*** only to measure what the imatrix buys. ***\n\n");
+                   "\n*** WARNING: --allow-missing-imatrix: types that need an importance matrix (%s) are\n"
+                   "*** quantized WITHOUT one where none is given. llama-quantize refuses such files; they are much worse.\n"
+                   "*** Use this only to measure what the imatrix buys. ***\n\n",
+                   type_names(true).c_str());
     o.threads = a->threads;
     o.name = a->name;
     o.max_shard_bytes = uint64_t(a->shard_gb * 1e9);

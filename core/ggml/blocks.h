@@ -1,4 +1,7 @@
-// ggml block formats: the byte layout of every quantized type we read and write.
+// ggml block formats: the byte layout of every ggml type we read and write, as plain structs that both the
+// C++ and the CUDA code compile (no std::, no packing pragmas: every field is naturally aligned, and the
+// static_asserts below pin each size; ggml keeps the same structs in ggml-common.h for C and CUDA).
+// The type table (types.h) names one struct per type and takes the block size from sizeof.
 //
 // All multi-byte fields are little endian; `half` is IEEE binary16 (ggml_half). A quantized row of n
 // elements is n / block_size consecutive blocks, no padding between blocks or rows. QK_K = 256.
@@ -7,6 +10,10 @@
 //   q8_0        32    34   d:half, qs[32]:int8                         d*qs[i]
 //   q4_0        32    18   d:half, qs[16]:u8                           d*(q-8); q = qs[j]&15 for j<16,
 //                                                                      qs[j-16]>>4 for j>=16
+//   q4_1        32    20   d, m:half, qs[16] (nibbles as q4_0)         d*q + m
+//   q5_0        32    22   d:half, qh[4] (bit j = 5th bit of element   d*(q-16), q = nibble | 16*bit
+//                          j, as a little-endian u32), qs[16] (as q4_0)
+//   q5_1        32    24   d, m:half, qh[4], qs[16] (as q5_0)          d*q + m
 //   iq4_nl      32    18   d:half, qs[16]:u8 (nibbles as q4_0)         d*kvalues_iq4nl[q]
 //   q2_K       256    84   scales[16]:u8 (lo nibble scale, hi nibble   d*(sc&15)*q - dmin*(sc>>4); for
 //                          min, one per 16), qs[64] (2-bit), d, dmin   each 128-half, byte l of its 32
@@ -32,28 +39,56 @@
 // scale = (s[j+4]&15) | ((s[j-4]>>6)<<4), min = (s[j+4]>>4) | ((s[j]>>6)<<4).
 // Scale packing of q3_K: scale j (0..15) has low nibble in s[j%8] (low nibble for j<8, high for j>=8)
 // and its top two bits in s[8 + j%4] at bit 2*(j/4).
+// The iq3_xxs grid (the points a group of 4 magnitudes may take) is in grids.h; ksigns index i (0..127)
+// stands for the 8 sign bits i | parity(i) << 7 (an even number of minus signs).
 #pragma once
-#include <cstdint>
+#include <stdint.h>
 
 namespace razor::ggml {
 
 inline constexpr int qk_k = 256;    // super-block size of the k- and i-quants
-inline constexpr int qk_32 = 32;    // block size of q8_0, q4_0, iq4_nl
+inline constexpr int qk_32 = 32;    // block size of q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl
 
 using half = uint16_t;  // IEEE binary16 bits
 
-#pragma pack(push, 1)
+// The unquantized types, one element per "block".
+struct block_f32 {
+  float v;
+};
+struct block_f16 {
+  half v;
+};
+struct block_bf16 {
+  uint16_t v;  // the top 16 bits of a float32
+};
+
 struct block_q8_0 {
   half d;
-  int8_t qs[32];
+  int8_t qs[qk_32];
 };
 struct block_q4_0 {
   half d;
-  uint8_t qs[16];
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q4_1 {
+  half d;
+  half m;
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q5_0 {
+  half d;
+  uint8_t qh[4];
+  uint8_t qs[qk_32 / 2];
+};
+struct block_q5_1 {
+  half d;
+  half m;
+  uint8_t qh[4];
+  uint8_t qs[qk_32 / 2];
 };
 struct block_iq4_nl {
   half d;
-  uint8_t qs[16];
+  uint8_t qs[qk_32 / 2];
 };
 struct block_q2_k {
   uint8_t scales[qk_k / 16];
@@ -96,18 +131,21 @@ struct block_iq4_xs {
   uint8_t scales_l[qk_k / 64];
   uint8_t qs[qk_k / 2];
 };
-#pragma pack(pop)
 
-static_assert(sizeof(block_q8_0) == 34);
-static_assert(sizeof(block_q4_0) == 18);
-static_assert(sizeof(block_iq4_nl) == 18);
-static_assert(sizeof(block_q2_k) == 84);
-static_assert(sizeof(block_q3_k) == 110);
-static_assert(sizeof(block_q4_k) == 144);
-static_assert(sizeof(block_q5_k) == 176);
-static_assert(sizeof(block_q6_k) == 210);
-static_assert(sizeof(block_iq3_xxs) == 98);
-static_assert(sizeof(block_iq4_xs) == 136);
+// The sizes ggml's static_asserts pin (ggml-common.h); the type table reads sizeof.
+static_assert(sizeof(block_q8_0) == 34, "q8_0 block");
+static_assert(sizeof(block_q4_0) == 18, "q4_0 block");
+static_assert(sizeof(block_q4_1) == 20, "q4_1 block");
+static_assert(sizeof(block_q5_0) == 22, "q5_0 block");
+static_assert(sizeof(block_q5_1) == 24, "q5_1 block");
+static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl block");
+static_assert(sizeof(block_q2_k) == 84, "q2_K block");
+static_assert(sizeof(block_q3_k) == 110, "q3_K block");
+static_assert(sizeof(block_q4_k) == 144, "q4_K block");
+static_assert(sizeof(block_q5_k) == 176, "q5_K block");
+static_assert(sizeof(block_q6_k) == 210, "q6_K block");
+static_assert(sizeof(block_iq3_xxs) == 98, "iq3_xxs block");
+static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
 
 // The 16 non-linear levels of iq4_nl / iq4_xs (ggml's kvalues_iq4nl).
 inline constexpr int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,

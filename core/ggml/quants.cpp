@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -14,36 +15,70 @@
 
 namespace razor::ggml {
 
+// ---- the float "block" types: one element per block -----------------------------------------------
+
+namespace detail {
+
+void quantize_row_f32(const float* x, void* y, int64_t n, const float*) {
+  std::memcpy(y, x, size_t(n) * sizeof(float));
+}
+void dequantize_row_f32(const void* x, float* y, int64_t n) { std::memcpy(y, x, size_t(n) * sizeof(float)); }
+
+void quantize_row_f16(const float* x, void* vy, int64_t n, const float*) {
+  auto* y = static_cast<uint8_t*>(vy);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = f32_to_f16(x[i]);
+    std::memcpy(y + 2 * i, &h, 2);
+  }
+}
+void dequantize_row_f16(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(vx);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, x + 2 * i, 2);
+    y[i] = f16_to_f32(h);
+  }
+}
+
+void quantize_row_bf16(const float* x, void* vy, int64_t n, const float*) {
+  auto* y = static_cast<uint8_t*>(vy);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = f32_to_bf16(x[i]);
+    std::memcpy(y + 2 * i, &h, 2);
+  }
+}
+void dequantize_row_bf16(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const uint8_t*>(vx);
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, x + 2 * i, 2);
+    y[i] = bf16_to_f32(h);
+  }
+}
+
+}  // namespace detail
+
 namespace {
 
 using quantize_fn = void (*)(const float*, void*, int64_t, const float*);
 using dequantize_fn = void (*)(const void*, float*, int64_t);
 
 struct kernels {
-  quantize_fn quantize;      // one row; null for f32/f16/bf16 (handled inline)
+  quantize_fn quantize;      // one row
   dequantize_fn dequantize;
-  quantize_fn scalar;        // the scalar ground truth where `quantize` is a lane-parallel form
+  quantize_fn reference;     // the scalar ground truth where `quantize` is a lane-parallel form
 };
 
-kernels kernels_of(type t) {
-  using namespace detail;
-  switch (t) {
-    case type::q8_0: return {quantize_row_q8_0, dequantize_row_q8_0, quantize_row_q8_0};
-    case type::q4_0: return {quantize_row_q4_0, dequantize_row_q4_0, quantize_row_q4_0};
-    case type::q2_k: return {quantize_row_q2_k, dequantize_row_q2_k, quantize_row_q2_k_scalar};
-    case type::q3_k: return {quantize_row_q3_k, dequantize_row_q3_k, quantize_row_q3_k_scalar};
-    case type::q4_k: return {quantize_row_q4_k, dequantize_row_q4_k, quantize_row_q4_k_scalar};
-    case type::q5_k: return {quantize_row_q5_k, dequantize_row_q5_k, quantize_row_q5_k_scalar};
-    case type::q6_k: return {quantize_row_q6_k, dequantize_row_q6_k, quantize_row_q6_k_scalar};
-    case type::iq3_xxs: return {quantize_row_iq3_xxs, dequantize_row_iq3_xxs, quantize_row_iq3_xxs};
-    case type::iq4_nl: return {quantize_row_iq4_nl, dequantize_row_iq4_nl, quantize_row_iq4_nl};
-    case type::iq4_xs: return {quantize_row_iq4_xs, dequantize_row_iq4_xs, quantize_row_iq4_xs};
-    case type::f32:
-    case type::f16:
-    case type::bf16: break;
-  }
-  return {nullptr, nullptr, nullptr};
-}
+// The row functions of every type, in type_table order (types.h names them).
+constexpr kernels k_kernels[] = {
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref) \
+  kernels{detail::q, detail::dq, detail::ref},
+    RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
+};
+static_assert(std::size(k_kernels) == std::size(type_table));
+
+const kernels& kernels_of(type t) { return k_kernels[type_index(t)]; }
 
 status check_row(type t, int64_t n_per_row) {
   const auto& ti = info(t);
@@ -55,33 +90,27 @@ status check_row(type t, int64_t n_per_row) {
   return {};
 }
 
+// ggml asserts that the weights of a `required` type are given (ggml_quantize_requires_imatrix).
+status check_weights(type t, const float* quant_weights) {
+  const auto& ti = info(t);
+  if (ti.weights == weights_use::required && !quant_weights)
+    return make_error(errc::needs_imatrix, std::string(ti.name) +
+                                               " cannot be quantized without importance weights (ggml's "
+                                               "quantizer requires them); give an importance matrix");
+  return {};
+}
+
 // Rows [r0, r1) of the matrix; no checks.
-void quantize_range(type t, const kernels& k, const float* src, uint8_t* dst, int64_t r0, int64_t r1,
+void quantize_range(type t, quantize_fn fn, const float* src, uint8_t* dst, int64_t r0, int64_t r1,
                     int64_t n_per_row, const float* qw) {
   const size_t rs = row_size(t, n_per_row);
   const float* x = src + r0 * n_per_row;
   uint8_t* y = dst + size_t(r0) * rs;
-  const int64_t n = (r1 - r0) * n_per_row;
-  switch (t) {
-    case type::f32:
-      std::memcpy(y, x, size_t(n) * sizeof(float));
-      return;
-    case type::f16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(x[i]);
-        std::memcpy(y + 2 * i, &h, 2);
-      }
-      return;
-    case type::bf16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(x[i]);
-        std::memcpy(y + 2 * i, &h, 2);
-      }
-      return;
-    default:
-      break;
+  if (info(t).block_size == 1) {  // the float types: rows are contiguous, one call
+    fn(x, y, (r1 - r0) * n_per_row, qw);
+    return;
   }
-  for (int64_t r = r0; r < r1; ++r, x += n_per_row, y += rs) k.quantize(x, y, n_per_row, qw);
+  for (int64_t r = r0; r < r1; ++r, x += n_per_row, y += rs) fn(x, y, n_per_row, qw);
 }
 
 }  // namespace
@@ -89,41 +118,26 @@ void quantize_range(type t, const kernels& k, const float* src, uint8_t* dst, in
 status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* quant_weights) {
   RAZOR_TRY(check_row(t, n_per_row));
+  RAZOR_TRY(check_weights(t, quant_weights));
   if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  quantize_range(t, kernels_of(t), src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  quantize_range(t, kernels_of(t).quantize, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
   return {};
 }
 
 status quantize_rows_reference(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                                const float* quant_weights) {
   RAZOR_TRY(check_row(t, n_per_row));
+  RAZOR_TRY(check_weights(t, quant_weights));
   if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  kernels k = kernels_of(t);
-  k.quantize = k.scalar;
-  quantize_range(t, k, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  quantize_range(t, kernels_of(t).reference, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
   return {};
 }
 
 status dequantize_row(type t, const void* src, float* dst, int64_t n) {
   if (n == 0) return {};
   RAZOR_TRY(check_row(t, n));
-  const auto* s = static_cast<const uint8_t*>(src);
-  switch (t) {
-    case type::f32:
-      std::memcpy(dst, src, size_t(n) * sizeof(float));
-      return {};
-    case type::f16:
-    case type::bf16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        std::memcpy(&h, s + 2 * i, 2);
-        dst[i] = t == type::f16 ? f16_to_f32(h) : bf16_to_f32(h);
-      }
-      return {};
-    default:
-      kernels_of(t).dequantize(src, dst, n);
-      return {};
-  }
+  kernels_of(t).dequantize(src, dst, n);
+  return {};
 }
 
 result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
@@ -135,6 +149,7 @@ result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_s
     return make_error(errc::needs_imatrix, std::string(ti.name) +
                                                " needs an importance matrix (llama.cpp refuses to "
                                                "quantize to it without one); run the probe first");
+  RAZOR_TRY(check_weights(t, imatrix));
   const size_t rs = row_size(t, n_per_row);
   const size_t total = size_t(nrows) * rs;
   if (dst_size < total)
@@ -142,13 +157,13 @@ result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_s
                                                   " bytes, " + std::to_string(total) + " needed");
   if (nrows == 0) return size_t(0);
 
-  const kernels k = kernels_of(t);
+  const quantize_fn fn = kernels_of(t).quantize;
   auto* out = static_cast<uint8_t*>(dst);
   const int threads = options.threads > 0 ? options.threads : default_threads();
   auto run = [&](int64_t r0, int64_t r1) {
     parallel_for(
         size_t(r1 - r0),
-        [&](size_t b, size_t e) { quantize_range(t, k, src, out, r0 + int64_t(b), r0 + int64_t(e), n_per_row, imatrix); },
+        [&](size_t b, size_t e) { quantize_range(t, fn, src, out, r0 + int64_t(b), r0 + int64_t(e), n_per_row, imatrix); },
         1, threads);
   };
   if (!options.progress) {
@@ -219,6 +234,7 @@ result<quantize_auto_result> auto_quantize(type t, const Src* src, void* dst, si
     return make_error(errc::needs_imatrix, std::string(ti.name) +
                                                " needs an importance matrix (llama.cpp refuses to "
                                                "quantize to it without one); run the probe first");
+  RAZOR_TRY(check_weights(t, imatrix));
   const size_t total = size_t(nrows) * row_size(t, n_per_row);
   if (dst_size < total)
     return make_error(errc::invalid_argument, "destination holds " + std::to_string(dst_size) + " bytes, " +

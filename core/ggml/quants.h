@@ -24,10 +24,11 @@ namespace razor::ggml {
 //   - quant_weights (length n_per_row, shared by all rows) may be null. Where ggml switches between its
 //     `_ref` path (null weights) and its `_impl` path (weights given) we do the same; q8_0, f32, f16 and
 //     bf16 ignore the weights.
-//   - Null weights are accepted for every type, iq3_xxs included (ggml accepts them); the refusal that
-//     llama.cpp applies is in quantize_tensor below.
+//   - Null weights are accepted wherever ggml accepts them (iq3_xxs included; the refusal that llama.cpp
+//     applies is in quantize_tensor below). Types whose ggml quantizer requires weights (the type table's
+//     `required`; ggml asserts) are refused with errc::needs_imatrix.
 // dst must hold nrows * row_size(t, n_per_row) bytes. Single-threaded. Errors: invalid_argument when
-// n_per_row is not a multiple of the block size or is not positive.
+// n_per_row is not a multiple of the block size or is not positive; needs_imatrix as above.
 status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                      const float* quant_weights);
 
@@ -42,7 +43,7 @@ status dequantize_row(type t, const void* src, float* dst, int64_t n);
 
 struct quantize_options {
   int threads = 0;                     // 0: default_threads() (RAZOR_THREADS or hardware)
-  bool allow_missing_imatrix = false;  // quantize needs_imatrix types without weights (ggml does)
+  bool allow_missing_imatrix = false;  // quantize needs_imatrix types without weights where ggml can
   progress_fn progress;                // called with done/total rows; false cancels
 };
 
@@ -50,7 +51,8 @@ struct quantize_options {
 // nrows * row_size(t, n_per_row)), spreading rows over threads with razor::parallel_for. The bytes
 // equal quantize_rows on one thread (rows are independent in every ggml quantizer).
 // Returns the number of bytes written. Errors: needs_imatrix (type needs an importance matrix, none
-// given, not allowed by options), invalid_argument (row length, dst too small), cancelled.
+// given, not allowed by options; or ggml requires weights for it, which no option lifts), invalid_argument
+// (row length, dst too small), cancelled.
 result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
                                int64_t n_per_row, const float* imatrix,
                                const quantize_options& options = {});

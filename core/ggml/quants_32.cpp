@@ -1,4 +1,4 @@
-// Block-of-32 types (q8_0, q4_0, iq4_nl) and iq4_xs, which shares the iq4_nl level search.
+// Block-of-32 types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl) and iq4_xs, which shares the iq4_nl level search.
 #include "ggml/quants_internal.h"
 
 namespace razor::ggml::detail {
@@ -81,6 +81,177 @@ void dequantize_row_q4_0(const void* vx, float* y, int64_t n) {
     for (int j = 0; j < 16; ++j) {
       y[j] = float((x[b].qs[j] & 0x0f) - 8) * d;
       y[j + 16] = float((x[b].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+// ---- q4_1 / q5_0 / q5_1 ------------------------------------------------------------------------
+
+namespace {
+
+// The mean square of the row: the weights of the `_impl` paths are qw * sqrt(sigma2 + x^2).
+float row_sigma2(const float* x, int64_t n) {
+  float sum_x2 = 0.0f;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+  return sum_x2 / float(n);
+}
+
+void block_weights(const float* xb, const float* qb, float sigma2, float* w) {
+  for (int j = 0; j < 32; ++j) w[j] = qb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+}
+
+// Elements j and j+16 share byte j: low nibbles, high nibbles; the 5th bits go to qh (bit j, j+16).
+void pack_nibbles(const uint8_t* L, uint8_t* qs, uint8_t* qh) {
+  uint32_t h = 0;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = uint8_t((L[j] & 0x0f) | ((L[j + 16] & 0x0f) << 4));
+    h |= uint32_t((L[j] & 0x10u) >> 4) << j;
+    h |= uint32_t((L[j + 16] & 0x10u) >> 4) << (j + 16);
+  }
+  if (qh)
+    for (int k = 0; k < 4; ++k) qh[k] = uint8_t(h >> (8 * k));
+}
+
+// ggml quantize_row_q4_1_ref / q5_1_ref: min and (max - min) / nmax, q = trunc((x - min)/d + 0.5).
+// q4_1 caps the level at 15 through an int8 conversion; q5_1 converts to uint8 without a cap.
+template <int NMAX>
+void affine_plain(const float* x, half* d_out, half* m_out, uint8_t* L) {
+  float min = 3.40282347e+38f, max = -3.40282347e+38f;  // FLT_MAX
+  for (int j = 0; j < 32; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / float(NMAX);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  *d_out = f32_to_fp16(d);
+  *m_out = f32_to_fp16(min);
+  for (int j = 0; j < 32; ++j) {
+    const float v = (x[j] - min) * id + 0.5f;
+    if constexpr (NMAX == 15)
+      L[j] = uint8_t(min_of(15, int(int8_t(v))));
+    else
+      L[j] = uint8_t(v);
+  }
+}
+
+// ggml quantize_row_q4_1_impl / q5_1_impl: make_qkx3_quants on the block with rmin -0.9, rdelta 0.05,
+// 36 steps; the stored min is the negated offset.
+template <int NMAX>
+void affine_weighted(const float* xb, const float* w, half* d_out, half* m_out, uint8_t* L) {
+  float the_min = 0.0f;
+  const float d = fit_affine_v3(32, NMAX, xb, w, L, &the_min, -0.9f, 0.05f, 36);
+  *d_out = f32_to_fp16(d);
+  *m_out = f32_to_fp16(-the_min);
+}
+
+}  // namespace
+
+void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_q4_1*>(vy);
+  uint8_t L[32];
+  float w[32];
+  const float sigma2 = qw ? row_sigma2(x, n) : 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    if (qw) {
+      block_weights(xb, qw + 32 * b, sigma2, w);
+      affine_weighted<15>(xb, w, &y[b].d, &y[b].m, L);
+    } else {
+      affine_plain<15>(xb, &y[b].d, &y[b].m, L);
+    }
+    pack_nibbles(L, y[b].qs, nullptr);
+  }
+}
+
+void dequantize_row_q4_1(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_q4_1*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = float(x[b].qs[j] & 0x0f) * d + m;
+      y[j + 16] = float(x[b].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_q5_0*>(vy);
+  uint8_t L[32];
+  if (!qw) {
+    // ggml quantize_row_q5_0_ref: d = (element of largest magnitude) / -16, q = trunc(x/d + 16.5) capped at 31
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const float* xb = x + 32 * b;
+      float amax = 0.0f, max = 0.0f;
+      for (int j = 0; j < 32; ++j) {
+        if (amax < std::fabs(xb[j])) {
+          amax = std::fabs(xb[j]);
+          max = xb[j];
+        }
+      }
+      const float d = max / -16.0f;
+      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      y[b].d = f32_to_fp16(d);
+      for (int j = 0; j < 32; ++j) L[j] = uint8_t(min_of(31, int(int8_t(xb[j] * id + 16.5f))));
+      pack_nibbles(L, y[b].qs, y[b].qh);
+    }
+    return;
+  }
+  // ggml quantize_row_q5_0_impl: make_qx_quants with 16 levels each side
+  const float sigma2 = row_sigma2(x, n);
+  float w[32];
+  int8_t Ls[32];
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    block_weights(xb, qw + 32 * b, sigma2, w);
+    y[b].d = f32_to_fp16(fit_symmetric(32, 16, xb, w, Ls));
+    for (int j = 0; j < 32; ++j) L[j] = uint8_t(Ls[j]);
+    pack_nibbles(L, y[b].qs, y[b].qh);
+  }
+}
+
+void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_q5_0*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d);
+    const uint32_t qh = uint32_t(x[b].qh[0]) | (uint32_t(x[b].qh[1]) << 8) | (uint32_t(x[b].qh[2]) << 16) |
+                        (uint32_t(x[b].qh[3]) << 24);
+    for (int j = 0; j < 16; ++j) {
+      const int lo = int((x[b].qs[j] & 0x0f) | (((qh >> j) & 1u) << 4)) - 16;
+      const int hi = int((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - 16;
+      y[j] = float(lo) * d;
+      y[j + 16] = float(hi) * d;
+    }
+  }
+}
+
+void quantize_row_q5_1(const float* x, void* vy, int64_t n, const float* qw) {
+  auto* y = static_cast<block_q5_1*>(vy);
+  uint8_t L[32];
+  float w[32];
+  const float sigma2 = qw ? row_sigma2(x, n) : 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const float* xb = x + 32 * b;
+    if (qw) {
+      block_weights(xb, qw + 32 * b, sigma2, w);
+      affine_weighted<31>(xb, w, &y[b].d, &y[b].m, L);
+    } else {
+      affine_plain<31>(xb, &y[b].d, &y[b].m, L);
+    }
+    pack_nibbles(L, y[b].qs, y[b].qh);
+  }
+}
+
+void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_q5_1*>(vx);
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
+    const uint32_t qh = uint32_t(x[b].qh[0]) | (uint32_t(x[b].qh[1]) << 8) | (uint32_t(x[b].qh[2]) << 16) |
+                        (uint32_t(x[b].qh[3]) << 24);
+    for (int j = 0; j < 16; ++j) {
+      const int lo = int((x[b].qs[j] & 0x0f) | (((qh >> j) & 1u) << 4));
+      const int hi = int((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4));
+      y[j] = float(lo) * d + m;
+      y[j + 16] = float(hi) * d + m;
     }
   }
 }

@@ -14,6 +14,8 @@
 #include <cstring>
 
 #include "ggml/blocks.h"
+#include "ggml/grid_search.h"
+#include "ggml/types.h"
 #include "util/numeric.h"
 
 namespace razor::ggml::detail {
@@ -66,34 +68,70 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
 // Tests: run the lane forms on the baseline ISA even where AVX2 is available (both must match).
 void force_baseline_lanes(bool on);
 
-// Row functions. `x` is one row of n elements (n a multiple of the block size), `qw` its importance
-// weights or null; each writes n / block_size blocks.
-void quantize_row_q8_0(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_0(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq4_nl(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq4_xs(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q2_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q3_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q5_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q6_k(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_iq3_xxs(const float* x, void* y, int64_t n, const float* qw);
-// The k-quants' scalar ground truth (one sub-block at a time); the functions above use the lane forms.
-void quantize_row_q2_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q3_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q4_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q5_k_scalar(const float* x, void* y, int64_t n, const float* qw);
-void quantize_row_q6_k_scalar(const float* x, void* y, int64_t n, const float* qw);
+// The grid quantizers' shared steps (iq3_xxs).
 
-void dequantize_row_q8_0(const void* x, float* y, int64_t n);
-void dequantize_row_q4_0(const void* x, float* y, int64_t n);
-void dequantize_row_iq4_nl(const void* x, float* y, int64_t n);
-void dequantize_row_iq4_xs(const void* x, float* y, int64_t n);
-void dequantize_row_q2_k(const void* x, float* y, int64_t n);
-void dequantize_row_q3_k(const void* x, float* y, int64_t n);
-void dequantize_row_q4_k(const void* x, float* y, int64_t n);
-void dequantize_row_q5_k(const void* x, float* y, int64_t n);
-void dequantize_row_q6_k(const void* x, float* y, int64_t n);
-void dequantize_row_iq3_xxs(const void* x, float* y, int64_t n);
+// The 8 sign bits of ksigns index i (0..127): i and its parity in bit 7 (ggml's ksigns_iq2xs).
+inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
+
+// The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -
+// xval_i)^2, the first of the code's candidates on ties, where q_i = value(level of coordinate i) (2l+1 for
+// the iq2 / iq3 grids: ggml iq2_find_best_neighbour / iq3_find_best_neighbour). The candidates' distances are computed side by side (vector lanes), each one
+// with ggml's operations in ggml's order. Writes the point's levels to L; returns its grid index, or -1
+// when no distance is below FLT_MAX (NaN or infinite inputs).
+template <int N, class Value>
+int best_grid_point_of(const grid_search& g, int code, const float* xval, const float* w, float scale, Value value,
+                       int8_t* L) {
+  constexpr int k_chunk = 512;  // longer than any list of ggml's grids (grid_search::max_candidates)
+  const size_t b = size_t(g.cand_begin[size_t(code)]);
+  const int nc = int(size_t(g.cand_begin[size_t(code) + 1]) - b);
+  const int8_t* lt = g.cand_levels_t.data() + b * N;
+  float best_d2 = 3.40282347e+38f;  // FLT_MAX
+  int best = -1;
+  float d2[k_chunk];
+  for (int c0 = 0; c0 < nc; c0 += k_chunk) {
+    const int c1 = min_of(nc, c0 + k_chunk);
+    for (int c = c0; c < c1; ++c) d2[c - c0] = 0.0f;
+    for (int i = 0; i < N; ++i) {
+      const float xi = xval[i], wi = w[i];
+      const int8_t* li = lt + i * nc;
+      for (int c = c0; c < c1; ++c) {
+        const float diff = scale * value(li[c]) - xi;
+        d2[c - c0] += wi * diff * diff;
+      }
+    }
+    for (int c = c0; c < c1; ++c) {
+      if (d2[c - c0] < best_d2) {
+        best_d2 = d2[c - c0];
+        best = c;
+      }
+    }
+  }
+  if (best < 0) return -1;
+  const int k = g.candidates[b + size_t(best)];
+  for (int i = 0; i < N; ++i) L[i] = g.levels[size_t(k) * N + size_t(i)];
+  return k;
+}
+
+// The iq2 / iq3 form: q = 2l+1 (ggml's stored grid points). Where no distance is finite (NaN input; ggml
+// asserts) the first candidate is taken.
+template <int N>
+int best_grid_point(const grid_search& g, int code, const float* xval, const float* w, float scale, int8_t* L) {
+  const int k = best_grid_point_of<N>(g, code, xval, w, scale, [](int8_t l) { return float(2 * l + 1); }, L);
+  if (k >= 0) return k;
+  const int first = g.candidates[size_t(g.cand_begin[size_t(code)])];
+  for (int i = 0; i < N; ++i) L[i] = g.levels[size_t(first) * N + size_t(i)];
+  return first;
+}
+
+// Row functions, declared from the type table (types.h names them). `x` is one row of n elements (n a
+// multiple of the block size), `qw` its importance weights or null; each writes n / block_size blocks.
+// The k-quants' `quantize` functions use the lane forms; their `reference` functions (..._scalar) are the
+// scalar ground truth (one sub-block at a time).
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref) \
+  void q(const float* x, void* y, int64_t n, const float* qw);                                   \
+  void ref(const float* x, void* y, int64_t n, const float* qw);                                 \
+  void dq(const void* x, float* y, int64_t n);
+RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
 
 }  // namespace razor::ggml::detail

@@ -1,18 +1,10 @@
 #include "ggml/types.h"
 
-#include <array>
 #include <string>
 
 namespace razor::ggml {
 
 namespace {
-
-constexpr std::array k_types = {
-#define X(ident, name, id, block, bytes, imatrix, fallback, llama_fb) \
-  type_info{type::ident, name, id, block, bytes, imatrix, type::fallback, llama_fb},
-    RAZOR_GGML_TYPES(X)
-#undef X
-};
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 
@@ -25,19 +17,11 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::span<const type_info> all_types() { return k_types; }
-
-const type_info& info(type t) {
-  for (const auto& ti : k_types)
-    if (ti.t == t) return ti;
-  return k_types[0];  // unreachable for valid enumerators
-}
-
 result<type> type_from_name(std::string_view name) {
-  for (const auto& ti : k_types)
+  for (const auto& ti : type_table)
     if (iequals(ti.name, name)) return ti.t;
   std::string known;
-  for (const auto& ti : k_types) {
+  for (const auto& ti : type_table) {
     if (!known.empty()) known += ", ";
     known += ti.name;
   }
@@ -46,14 +30,9 @@ result<type> type_from_name(std::string_view name) {
 }
 
 result<type> type_from_id(uint32_t id) {
-  for (const auto& ti : k_types)
+  for (const auto& ti : type_table)
     if (ti.id == id) return ti.t;
   return make_error(errc::unsupported, "ggml type id " + std::to_string(id) + " is not supported");
-}
-
-size_t row_size(type t, int64_t n) {
-  const auto& ti = info(t);
-  return size_t(n / ti.block_size) * size_t(ti.type_size);
 }
 
 result<type> resolve_row_type(type wanted, int64_t n_per_row) {

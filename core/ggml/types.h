@@ -1,54 +1,90 @@
-// The ggml tensor types Razor reads and writes. One table (RAZOR_GGML_TYPES) drives the enum, the
-// names, the sizes, the imatrix policy and the row-length fallback; the CLI, the recipes and the tests
-// all read it (house style 10).
+// The ggml tensor types Razor reads and writes: ONE table (RAZOR_GGML_TYPES) describes each type. It drives
+// the enum, the names, the block geometry (from the block struct of blocks.h), the importance-weight use,
+// llama.cpp's imatrix policy, the row-length fallback, the GGUF file type, which types have a GPU packer,
+// and the row functions (quants.cpp dispatches through it). The CLI, the recipes, the GGUF reader and
+// writer, the CUDA packer and the tests all read it (house style 10). The header compiles as C++ and in
+// CUDA host code; adding a type is one row here plus its block struct and its row functions.
 //
 // Columns:
 //   ident     enumerator of razor::ggml::type
 //   name      llama.cpp's spelling (ggml_type_name): "q4_K", "iq3_xxs"; lookup is case-insensitive
 //   id        ggml / GGUF type id
-//   block     elements per block;  bytes: bytes per block
+//   block     the block struct (blocks.h); bytes per block = sizeof
+//   elems     elements per block
+//   weights   how ggml's quantizer uses importance weights: ignored (q8_0, floats), optional (null selects
+//             ggml's `_ref` path, or x*x weights), required (ggml asserts they are given:
+//             ggml_quantize_requires_imatrix; their quantizers assert it too)
 //   imatrix   true where llama.cpp refuses to quantize (non token_embd / output) tensors to this type
-//             without an importance matrix (tensor_requires_imatrix in src/llama-quant.cpp). ggml itself
-//             accepts null weights for all of these types.
-//   fallback  our type used when a row length is not a multiple of `block` (llama.cpp's
-//             tensor_type_fallback); `ident` itself means llama.cpp defines no fallback (it throws)
-//   llama_fb  llama.cpp's own fallback, by name. Where it names a type we do not implement (q5_0, q5_1)
-//             we fall back to q8_0 instead: never fewer bits per weight than llama.cpp would spend.
-//   As in llama.cpp, when the fallback's block still does not divide the row, the type becomes f16.
+//             without an importance matrix (tensor_requires_imatrix in src/llama-quant.cpp)
+//   fallback  the type used when a row length is not a multiple of `elems` (llama.cpp's
+//             tensor_type_fallback): 256-element types fall back to a 32-element one; a 32-element type
+//             has no smaller block, so llama.cpp stores such rows as f16. When the fallback's block still
+//             does not divide the row, the type becomes f16 (resolve_row_type).
+//   ftype     llama.cpp's file type (LLAMA_FTYPE_MOSTLY_*, GGUF general.file_type) of a file mostly of this
+//             type; for the k-quants the _M mix
+//   gpu       the CUDA packer implements it (kernels/include/kernels/ggml_quant_cuda.h)
+//   quantize, dequantize, reference
+//             the row functions (quants_internal.h): the fast quantizer, the dequantizer and the scalar
+//             ground truth the fast one is tested against (the same function where there is no fast form)
+// Note on q2_K: llama.cpp also demands an imatrix for q2_K tensors of a Q2_K_S file; that is a file
+// type (recipe) rule, not a property of the block type, and is left to the caller.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <span>
 #include <string_view>
 
+#include "ggml/blocks.h"
 #include "util/status.h"
 
 namespace razor::ggml {
 
 // clang-format off
-#define RAZOR_GGML_TYPES(X)                                                        \
-  /* ident    name       id  block bytes imatrix fallback  llama_fb */            \
-  X(f32,     "f32",      0,   1,    4,  false,  f32,     "none")                 \
-  X(f16,     "f16",      1,   1,    2,  false,  f16,     "none")                 \
-  X(q4_0,    "q4_0",     2,  32,   18,  false,  q4_0,    "none")                 \
-  X(q8_0,    "q8_0",     8,  32,   34,  false,  q8_0,    "none")                 \
-  X(q2_k,    "q2_K",    10, 256,   84,  false,  q4_0,    "q4_0")                 \
-  X(q3_k,    "q3_K",    11, 256,  110,  false,  q4_0,    "q4_0")                 \
-  X(q4_k,    "q4_K",    12, 256,  144,  false,  q8_0,    "q5_0")                 \
-  X(q5_k,    "q5_K",    13, 256,  176,  false,  q8_0,    "q5_1")                 \
-  X(q6_k,    "q6_K",    14, 256,  210,  false,  q8_0,    "q8_0")                 \
-  X(iq3_xxs, "iq3_xxs", 18, 256,   98,  true,   iq4_nl,  "iq4_nl")               \
-  X(iq4_nl,  "iq4_nl",  20,  32,   18,  false,  iq4_nl,  "none")                 \
-  X(iq4_xs,  "iq4_xs",  23, 256,  136,  false,  iq4_nl,  "iq4_nl")               \
-  X(bf16,    "bf16",    30,   1,    2,  false,  bf16,    "none")
+#define RAZOR_GGML_TYPES(X)                                                                                   \
+  /* ident    name       id  block           elems weights   imatrix fallback ftype gpu                        \
+     quantize                   dequantize                 reference */                                     \
+  X(f32,     "f32",      0,  block_f32,         1, ignored,  false,  f32,      0,  false,                       \
+    quantize_row_f32,           dequantize_row_f32,        quantize_row_f32)                                \
+  X(f16,     "f16",      1,  block_f16,         1, ignored,  false,  f16,      1,  false,                       \
+    quantize_row_f16,           dequantize_row_f16,        quantize_row_f16)                                \
+  X(q4_0,    "q4_0",     2,  block_q4_0,       32, optional, false,  f16,      2,  false,                       \
+    quantize_row_q4_0,          dequantize_row_q4_0,       quantize_row_q4_0)                               \
+  X(q4_1,    "q4_1",     3,  block_q4_1,       32, optional, false,  f16,      3,  false,                       \
+    quantize_row_q4_1,          dequantize_row_q4_1,       quantize_row_q4_1)                               \
+  X(q5_0,    "q5_0",     6,  block_q5_0,       32, optional, false,  f16,      8,  false,                       \
+    quantize_row_q5_0,          dequantize_row_q5_0,       quantize_row_q5_0)                               \
+  X(q5_1,    "q5_1",     7,  block_q5_1,       32, optional, false,  f16,      9,  false,                       \
+    quantize_row_q5_1,          dequantize_row_q5_1,       quantize_row_q5_1)                               \
+  X(q8_0,    "q8_0",     8,  block_q8_0,       32, ignored,  false,  f16,      7,  true,                        \
+    quantize_row_q8_0,          dequantize_row_q8_0,       quantize_row_q8_0)                               \
+  X(q2_k,    "q2_K",    10,  block_q2_k,      256, optional, false,  q4_0,    10,  true,                        \
+    quantize_row_q2_k,          dequantize_row_q2_k,       quantize_row_q2_k_scalar)                        \
+  X(q3_k,    "q3_K",    11,  block_q3_k,      256, optional, false,  q4_0,    12,  true,                        \
+    quantize_row_q3_k,          dequantize_row_q3_k,       quantize_row_q3_k_scalar)                        \
+  X(q4_k,    "q4_K",    12,  block_q4_k,      256, optional, false,  q5_0,    15,  true,                        \
+    quantize_row_q4_k,          dequantize_row_q4_k,       quantize_row_q4_k_scalar)                        \
+  X(q5_k,    "q5_K",    13,  block_q5_k,      256, optional, false,  q5_1,    17,  true,                        \
+    quantize_row_q5_k,          dequantize_row_q5_k,       quantize_row_q5_k_scalar)                        \
+  X(q6_k,    "q6_K",    14,  block_q6_k,      256, optional, false,  q8_0,    18,  true,                        \
+    quantize_row_q6_k,          dequantize_row_q6_k,       quantize_row_q6_k_scalar)                        \
+  X(iq3_xxs, "iq3_xxs", 18,  block_iq3_xxs,   256, optional, true,   iq4_nl,  23,  true,                        \
+    quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs)                            \
+  X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  f16,     25,  false,                       \
+    quantize_row_iq4_nl,        dequantize_row_iq4_nl,     quantize_row_iq4_nl)                             \
+  X(iq4_xs,  "iq4_xs",  23,  block_iq4_xs,    256, optional, false,  iq4_nl,  30,  false,                       \
+    quantize_row_iq4_xs,        dequantize_row_iq4_xs,     quantize_row_iq4_xs)                             \
+  X(bf16,    "bf16",    30,  block_bf16,        1, ignored,  false,  bf16,    32,  false,                       \
+    quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)
 // clang-format on
-// Note on q2_K: llama.cpp also demands an imatrix for q2_K tensors of a Q2_K_S file; that is a file
-// type (recipe) rule, not a property of the block type, and is left to the caller.
+
+// How ggml's quantizer of a type uses importance weights (the `weights` column).
+enum class weights_use : uint8_t { ignored, optional, required };
 
 enum class type : uint32_t {
-#define X(ident, name, id, block, bytes, imatrix, fallback, llama_fb) ident = id,
-  RAZOR_GGML_TYPES(X)
-#undef X
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref) ident = id,
+  RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
 };
 
 struct type_info {
@@ -56,17 +92,35 @@ struct type_info {
   std::string_view name;     // llama.cpp spelling
   uint32_t id;               // ggml / GGUF type id
   int block_size;            // elements per block
-  int type_size;             // bytes per block
+  int type_size;             // bytes per block (sizeof the block struct)
+  weights_use weights;       // how ggml uses importance weights
   bool needs_imatrix;        // llama.cpp refuses this type without an imatrix
-  type fallback;             // == t: no fallback defined
-  std::string_view llama_fallback;  // llama.cpp's fallback name ("none" where it defines none)
-  bool is_quantized() const { return block_size > 1; }
+  type fallback;             // llama.cpp's row-length fallback (== t for the float types)
+  uint32_t ftype;            // LLAMA_FTYPE_MOSTLY_* of a file mostly of this type
+  bool gpu;                  // the CUDA packer implements it
+  constexpr bool is_quantized() const { return block_size > 1; }
 };
 
 // Every type, in table order.
-std::span<const type_info> all_types();
+inline constexpr type_info type_table[] = {
+#define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref)            \
+  type_info{type::ident, name, id, elems, int(sizeof(block)), weights_use::weights, imatrix, type::fallback, \
+            ftype, gpu},
+    RAZOR_GGML_TYPES(RAZOR_X)
+#undef RAZOR_X
+};
+
+inline std::span<const type_info> all_types() { return type_table; }
+
+// Position of t in type_table (t must be one of the enumerators).
+constexpr size_t type_index(type t) {
+  for (size_t i = 0; i < std::size(type_table); ++i)
+    if (type_table[i].t == t) return i;
+  return 0;  // unreachable for valid enumerators
+}
 // The table row of t (t must be one of the enumerators).
-const type_info& info(type t);
+constexpr const type_info& info(type t) { return type_table[type_index(t)]; }
+
 // By llama.cpp name, case-insensitive ("Q4_K", "q4_k", "IQ3_XXS").
 result<type> type_from_name(std::string_view name);
 // By ggml / GGUF type id.
@@ -74,12 +128,13 @@ result<type> type_from_id(uint32_t id);
 inline std::string_view type_name(type t) { return info(t).name; }
 
 // Bytes of one row of n elements (n must be a multiple of the block size).
-size_t row_size(type t, int64_t n);
+constexpr size_t row_size(type t, int64_t n) {
+  return size_t(n / info(t).block_size) * size_t(info(t).type_size);
+}
 
 // The type a row of n_per_row elements is actually stored in when `wanted` is requested: `wanted` when
-// its block divides the row, else the fallback, else f16 (llama.cpp's tensor_type_fallback). Error
-// (unsupported) where llama.cpp defines no fallback for `wanted` (q8_0, q4_0, iq4_nl: rows not a
-// multiple of 32).
+// its block divides the row, else the fallback, else f16 (llama.cpp's tensor_type_fallback). Errors
+// (unsupported) only for a type without a fallback whose block does not divide the row (none today).
 result<type> resolve_row_type(type wanted, int64_t n_per_row);
 
 }  // namespace razor::ggml

@@ -448,24 +448,7 @@ status add_tokenizer(writer& w, const checkpoint& ck) {
   }
 }
 
-uint32_t ftype_for(ggml::type t) {
-  switch (t) {
-    case ggml::type::f32: return 0;
-    case ggml::type::f16: return 1;
-    case ggml::type::q4_0: return 2;
-    case ggml::type::q8_0: return 7;
-    case ggml::type::q2_k: return 10;
-    case ggml::type::q3_k: return 12;  // Q3_K_M
-    case ggml::type::q4_k: return 15;  // Q4_K_M
-    case ggml::type::q5_k: return 17;  // Q5_K_M
-    case ggml::type::q6_k: return 18;
-    case ggml::type::iq3_xxs: return 23;
-    case ggml::type::iq4_nl: return 25;
-    case ggml::type::iq4_xs: return 30;
-    case ggml::type::bf16: return 32;
-  }
-  return 0;
-}
+uint32_t ftype_for(ggml::type t) { return ggml::info(t).ftype; }  // the type table's ftype column
 
 status add_arch_metadata(writer& w, const std::string& arch, const model_config& c) {
   auto k = [&](const std::string& s) { return arch + "." + s; };

@@ -245,19 +245,35 @@ bool value::operator==(const value& o) const {
 // ---------------------------------------------------------------------------------------------------
 // ggml type table (container view: geometry only)
 // ---------------------------------------------------------------------------------------------------
-static const type_traits k_types[] = {
-    {0, "f32", 1, 4},         {1, "f16", 1, 2},          {2, "q4_0", 32, 18},      {3, "q4_1", 32, 20},
-    {6, "q5_0", 32, 22},      {7, "q5_1", 32, 24},       {8, "q8_0", 32, 34},      {9, "q8_1", 32, 36},
-    {10, "q2_K", 256, 84},    {11, "q3_K", 256, 110},    {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},
-    {14, "q6_K", 256, 210},   {15, "q8_K", 256, 292},    {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
-    {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},    {20, "iq4_nl", 32, 18},   {21, "iq3_s", 256, 110},
-    {22, "iq2_s", 256, 82},   {23, "iq4_xs", 256, 136},  {24, "i8", 1, 1},         {25, "i16", 1, 2},
-    {26, "i32", 1, 4},        {27, "i64", 1, 8},         {28, "f64", 1, 8},        {29, "iq1_m", 256, 56},
-    {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},    {35, "tq2_0", 256, 66},   {39, "mxfp4", 32, 17},
+// The types we write come from the one type table (ggml/types.h); these are the others this llama.cpp
+// generation knows, listed only so that files holding them can be read, sized and validated.
+static const type_traits k_read_only_types[] = {
+    {9, "q8_1", 32, 36},    {15, "q8_K", 256, 292},  {24, "i8", 1, 1},       {25, "i16", 1, 2},
+    {26, "i32", 1, 4},      {27, "i64", 1, 8},       {28, "f64", 1, 8},      {34, "tq1_0", 256, 54},
+    {35, "tq2_0", 256, 66}, {39, "mxfp4", 32, 17},   {40, "nvfp4", 64, 36},  {41, "q1_0", 128, 18},
+    {42, "q2_0", 64, 18},
+    // ggml types not yet in our table
+    {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74}, {21, "iq3_s", 256, 110}, {22, "iq2_s", 256, 82},
+    {19, "iq1_s", 256, 50}, {29, "iq1_m", 256, 56},
 };
 
+static const std::vector<type_traits>& type_list() {
+  static const std::vector<type_traits> all = [] {
+    std::vector<type_traits> v;
+    for (const auto& ti : ggml::all_types())  // names are string literals: NUL-terminated
+      v.push_back({ti.id, ti.name.data(), ti.block_size, ti.type_size});
+    for (const auto& t : k_read_only_types) {
+      const bool dup = std::any_of(v.begin(), v.end(), [&](const type_traits& o) { return o.id == t.id; });
+      if (!dup) v.push_back(t);  // a type we learn to write leaves this list (its table row wins)
+    }
+    std::sort(v.begin(), v.end(), [](const type_traits& a, const type_traits& b) { return a.id < b.id; });
+    return v;
+  }();
+  return all;
+}
+
 const type_traits* find_type(uint32_t id) {
-  for (auto& t : k_types)
+  for (auto& t : type_list())
     if (t.id == id) return &t;
   return nullptr;
 }
@@ -270,12 +286,12 @@ static bool iequals(std::string_view a, std::string_view b) {
 }
 
 const type_traits* find_type(std::string_view name) {
-  for (auto& t : k_types)
+  for (auto& t : type_list())
     if (iequals(t.name, name)) return &t;
   return nullptr;
 }
 
-std::vector<type_traits> all_types() { return {std::begin(k_types), std::end(k_types)}; }
+std::vector<type_traits> all_types() { return type_list(); }
 
 static bool mul_overflow(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
 

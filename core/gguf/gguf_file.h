@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ggml/types.h"
 #include "util/atomic_file.h"
 #include "util/mapped_file.h"
 #include "util/parallel.h"
@@ -126,7 +127,8 @@ struct kv_pair {
 
 // ---- ggml tensor types, as far as the container needs them --------------------------------------------
 // The container table: every ggml type id this llama.cpp generation knows, with its block geometry, so that
-// files with any type can be read, sized and validated. (Quantizers live in core/ggml.)
+// files with any type can be read, sized and validated: the rows of ggml::type_table (the types we write;
+// quantizers in core/ggml) plus a read-only list of the others (gguf_file.cpp). Sorted by id.
 struct type_traits {
   uint32_t id;
   const char* name;   // ggml_type_name: "f32", "q8_0", "iq3_xxs"
@@ -264,7 +266,8 @@ struct memory_tensor {
 status write_file(const std::string& path, const std::vector<kv_pair>& kv, const std::vector<memory_tensor>& tensors,
                   writer_options o = {});
 
-// ggml type ids used by the converter (the full table is find_type / all_types).
-inline constexpr uint32_t type_f32 = 0, type_f16 = 1, type_q8_0 = 8, type_bf16 = 30;
+// ggml type ids used by the converter and the imatrix files (the full table is find_type / all_types).
+inline constexpr uint32_t type_f32 = uint32_t(ggml::type::f32), type_f16 = uint32_t(ggml::type::f16),
+                          type_q8_0 = uint32_t(ggml::type::q8_0), type_bf16 = uint32_t(ggml::type::bf16);
 
 }  // namespace razor::gguf

@@ -23,7 +23,14 @@ namespace {
 
 using razor::ggml::type;
 
-const type kGpuTypes[] = {type::q8_0, type::q2_k, type::q3_k, type::q4_k, type::q5_k, type::q6_k, type::iq3_xxs};
+// The types the type table marks as having a GPU packer (its `gpu` column).
+std::vector<type> gpu_types() {
+  std::vector<type> v;
+  for (const auto& ti : razor::ggml::all_types())
+    if (ti.gpu) v.push_back(ti.t);
+  return v;
+}
+const std::vector<type> kGpuTypes = gpu_types();
 
 bool have_gpu(std::string* why) {
   if (!razor::cu::built_with_cuda()) {

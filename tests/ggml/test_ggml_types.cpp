@@ -24,12 +24,21 @@ TEST(ggml_types, table_is_consistent) {
     EXPECT_EQ(&ggml::info(ti.t), &ti);
     const auto& fb = ggml::info(ti.fallback);
     EXPECT_LE(fb.block_size, ti.block_size) << ti.name;  // a fallback divides more row lengths
+    if (ti.block_size > 1) {
+      EXPECT_LT(fb.block_size, ti.block_size) << ti.name;  // llama.cpp demotes every quantized type
+      if (ti.t != type::q8_0) {
+        EXPECT_NE(ti.weights, ggml::weights_use::ignored) << ti.name;
+      }
+    }
+    EXPECT_EQ(ggml::row_size(ti.t, 8 * ti.block_size), size_t(8 * ti.type_size)) << ti.name;
   }
-  EXPECT_EQ(ggml::all_types().size(), 13u);
   EXPECT_EQ(sizeof(ggml::block_q4_k), size_t(ggml::info(type::q4_k).type_size));
   EXPECT_EQ(sizeof(ggml::block_iq3_xxs), size_t(ggml::info(type::iq3_xxs).type_size));
   EXPECT_TRUE(ggml::info(type::iq3_xxs).needs_imatrix);
   EXPECT_FALSE(ggml::info(type::q4_k).needs_imatrix);
+  EXPECT_EQ(ggml::info(type::q8_0).weights, ggml::weights_use::ignored);
+  // llama.cpp's file type (LLAMA_FTYPE_MOSTLY_*) of the pure mix
+  EXPECT_EQ(ggml::info(type::q4_k).ftype, 15u);
 }
 
 TEST(ggml_types, lookup_by_name_is_case_insensitive) {
@@ -44,13 +53,15 @@ TEST(ggml_types, lookup_by_name_is_case_insensitive) {
   EXPECT_EQ(bad.error().code(), errc::invalid_argument);
   EXPECT_NE(bad.error().message().find("q4_K"), std::string::npos);  // lists the known names
   EXPECT_EQ(*ggml::type_from_id(23), type::iq4_xs);
-  EXPECT_FALSE(ggml::type_from_id(6).ok());  // q5_0: not implemented
+  EXPECT_EQ(*ggml::type_from_id(6), type::q5_0);
+  EXPECT_FALSE(ggml::type_from_id(15).ok());  // q8_K: read-only in the GGUF table, not quantized here
 }
 
 TEST(ggml_types, row_fallback_follows_llama_cpp) {
+  // src/llama-quant.cpp tensor_type_fallback
   EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 4096), type::q4_k);
-  EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 4096 + 32), type::q8_0);   // llama.cpp: q5_0
-  EXPECT_EQ(*ggml::resolve_row_type(type::q5_k, 96), type::q8_0);          // llama.cpp: q5_1
+  EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 4096 + 32), type::q5_0);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q5_k, 96), type::q5_1);
   EXPECT_EQ(*ggml::resolve_row_type(type::q6_k, 96), type::q8_0);
   EXPECT_EQ(*ggml::resolve_row_type(type::q2_k, 96), type::q4_0);
   EXPECT_EQ(*ggml::resolve_row_type(type::q3_k, 96), type::q4_0);
@@ -58,15 +69,15 @@ TEST(ggml_types, row_fallback_follows_llama_cpp) {
   EXPECT_EQ(*ggml::resolve_row_type(type::iq4_xs, 96), type::iq4_nl);
   EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 100), type::f16);  // fallback's block does not divide either
   EXPECT_EQ(*ggml::resolve_row_type(type::f16, 7), type::f16);
-  const auto none = ggml::resolve_row_type(type::q8_0, 100);
-  ASSERT_FALSE(none.ok());
-  EXPECT_EQ(none.error().code(), errc::unsupported);
+  // a 32-element type has no smaller block: llama.cpp stores the tensor as f16
+  EXPECT_EQ(*ggml::resolve_row_type(type::q8_0, 100), type::f16);
+  EXPECT_EQ(*ggml::resolve_row_type(type::q5_1, 100), type::f16);
 }
 
 TEST(ggml_tensor, threads_give_single_thread_bytes) {
   const auto mats = razor_test::synthetic_matrices(37, 512, 5);
   const auto w = razor_test::synthetic_imatrix(512, 6, false);
-  for (type t : {type::q4_k, type::q6_k, type::q2_k, type::iq4_xs, type::iq3_xxs, type::q4_0, type::f16}) {
+  for (type t : {type::q4_k, type::q6_k, type::q2_k, type::iq4_xs, type::iq3_xxs, type::q4_0, type::f16, type::q5_1}) {
     const auto& m = mats[2];  // heavy tailed
     const size_t bytes = 37 * ggml::row_size(t, 512);
     std::vector<uint8_t> one(bytes), many(bytes), rows(bytes);
@@ -98,6 +109,7 @@ TEST(ggml_tensor, lane_paths_equal_scalar_reference) {
     for (const auto& ti : ggml::all_types()) {
       for (const auto& m : mats) {
         for (const float* qw : {static_cast<const float*>(nullptr), w.data()}) {
+          if (!qw && ti.weights == ggml::weights_use::required) continue;
           const size_t bytes = 8 * ggml::row_size(ti.t, 768);
           std::vector<uint8_t> fast(bytes), ref(bytes);
           ASSERT_TRUE(ggml::quantize_rows(ti.t, m.data.data(), fast.data(), 8, 768, qw).ok());
@@ -146,6 +158,7 @@ TEST(ggml_tensor, dequantize_round_trip_error_is_small) {
   const std::vector<std::pair<type, double>> bounds = {
       {type::q8_0, 0.01}, {type::q4_0, 0.15}, {type::iq4_nl, 0.12}, {type::iq4_xs, 0.12}, {type::q6_k, 0.04},
       {type::q5_k, 0.08}, {type::q4_k, 0.15}, {type::q3_k, 0.3},    {type::q2_k, 0.5},    {type::iq3_xxs, 0.35},
+      {type::q4_1, 0.15}, {type::q5_0, 0.08}, {type::q5_1, 0.08},
       {type::f16, 1e-3},  {type::bf16, 1e-2}, {type::f32, 0.0}};
   for (auto [t, bound] : bounds) {
     std::vector<uint8_t> q(16 * ggml::row_size(t, 512));

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ggml/ggml_oracle.h"
 #include "gguf/gguf_file.h"
 
 namespace fs = std::filesystem;
@@ -321,4 +322,22 @@ TEST(GgufFile, ClearErrors) {
   expect_bad(tensor_image(2, {1ull << 40, 1ull << 40}, 0, 0), "overflows");
   expect_bad(tensor_image(1, {1024}, 0, 0), "runs past the end");
   expect_bad(tensor_image(1, {1ull << 63}, 0, 0), "dimension 0");
+}
+
+// The container's type table (the ggml type table's rows plus the read-only list) against the real ggml:
+// names, block sizes and bytes of every id, and no type of ggml's that the table lacks.
+TEST(GgufFile, TypeTableMatchesGgml) {
+  RAZOR_REQUIRE_ORACLE(o);
+  const auto types = all_types();
+  for (const auto& t : types) {
+    EXPECT_EQ(std::string(o.type_name(int(t.id))), t.name) << "id " << t.id;
+    EXPECT_EQ(o.blck_size(int(t.id)), t.block_size) << t.name;
+    EXPECT_EQ(int64_t(o.type_size(int(t.id))), t.type_size) << t.name;
+    EXPECT_EQ(find_type(t.id), find_type(t.name));
+  }
+  for (const auto& ti : ggml::all_types()) EXPECT_NE(find_type(ti.id), nullptr) << ti.name;
+  for (uint32_t id = 0; id < 43; ++id) {  // GGML_TYPE_COUNT of this ggml
+    if (o.blck_size(int(id)) == 0) continue;  // a removed type (ggml keeps its slot with block size 0)
+    EXPECT_NE(find_type(id), nullptr) << "ggml type " << id << " (" << o.type_name(int(id)) << ") missing";
+  }
 }

@@ -2,10 +2,10 @@
 // blocks on the GPU, byte for byte what razor::ggml::quantize_rows_reference writes for the widened
 // float rows (core/ggml/quants.h; the CPU implementation is the ground truth, house style 1).
 //
-// Types: q8_0, q2_K, q3_K, q4_K, q5_K, q6_K, iq3_xxs (ggml_quant_supported). Importance weights: one
-// vector of n_per_row floats shared by `rows_per_weight` consecutive rows (a fused expert tensor
-// [E, rows, cols] has rows_per_weight = rows and E vectors); rows_per_weight = 0 means one vector for
-// all rows; null weights select ggml's `_ref` paths exactly as on the CPU.
+// Types: the rows of the type table with `gpu` set (ggml/types.h; ggml_quant_supported): q8_0, q2_K..q6_K,
+// iq3_xxs. Importance weights: one vector of n_per_row floats shared by `rows_per_weight` consecutive rows
+// (a fused expert tensor [E, rows, cols] has rows_per_weight = rows and E vectors); rows_per_weight = 0
+// means one vector for all rows; null weights select ggml's `_ref` paths exactly as on the CPU.
 //
 // Byte identity rests on the same float32 operations in the same order as the CPU code: the .cu is
 // built with --fmad=false (no FMA contraction; CMakeLists.txt), IEEE division and square root
