@@ -1,4 +1,4 @@
-// The search tables of the grid quantizers (iq3_xxs and those to come), built from a compact
+// The search tables of the grid quantizers (iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s), built from a compact
 // grid (grids.h). ggml's quantizers round each coordinate of a group to a level, read the group's levels as
 // one code, and either find the code on the grid or search a list of nearby grid points for the one that
 // fits best (iq2xs_init_impl / iq3xs_init_impl in ggml-quants.c). For a code off the grid, the list holds
@@ -16,7 +16,7 @@
 namespace razor::ggml {
 
 struct grid_search {
-  int ncoord = 0;                    // coordinates per group (4 for iq3)
+  int ncoord = 0;                    // coordinates per group (8 for iq2, 4 for iq3)
   int bits = 0;                      // bits per level in a code (2 or 3)
   int npoints = 0;
   std::vector<int8_t> levels;        // npoints x ncoord: the level l of each coordinate (point = 2l+1)

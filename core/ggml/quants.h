@@ -24,9 +24,9 @@ namespace razor::ggml {
 //   - quant_weights (length n_per_row, shared by all rows) may be null. Where ggml switches between its
 //     `_ref` path (null weights) and its `_impl` path (weights given) we do the same; q8_0, f32, f16 and
 //     bf16 ignore the weights.
-//   - Null weights are accepted wherever ggml accepts them (iq3_xxs included; the refusal that llama.cpp
-//     applies is in quantize_tensor below). Types whose ggml quantizer requires weights (the type table's
-//     `required`; ggml asserts) are refused with errc::needs_imatrix.
+//   - Null weights are accepted wherever ggml accepts them (iq3_xxs and iq2_s included; the refusal that
+//     llama.cpp applies is in quantize_tensor below). Types whose ggml quantizer requires weights (the
+//     type table's `required`: iq2_xxs, iq2_xs, iq1_s; ggml asserts) are refused with errc::needs_imatrix.
 // dst must hold nrows * row_size(t, n_per_row) bytes. Single-threaded. Errors: invalid_argument when
 // n_per_row is not a multiple of the block size or is not positive; needs_imatrix as above.
 status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,

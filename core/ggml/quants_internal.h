@@ -68,14 +68,15 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
 // Tests: run the lane forms on the baseline ISA even where AVX2 is available (both must match).
 void force_baseline_lanes(bool on);
 
-// The grid quantizers' shared steps (iq3_xxs).
+// The grid quantizers' shared steps (iq2_*, iq3_*).
 
 // The 8 sign bits of ksigns index i (0..127): i and its parity in bit 7 (ggml's ksigns_iq2xs).
 inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
 
 // The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -
 // xval_i)^2, the first of the code's candidates on ties, where q_i = value(level of coordinate i) (2l+1 for
-// the iq2 / iq3 grids: ggml iq2_find_best_neighbour / iq3_find_best_neighbour). The candidates' distances are computed side by side (vector lanes), each one
+// the iq2 / iq3 grids: ggml iq2_find_best_neighbour / iq3_find_best_neighbour; iq1's shifted values for
+// iq1_find_best_neighbour2). The candidates' distances are computed side by side (vector lanes), each one
 // with ggml's operations in ggml's order. Writes the point's levels to L; returns its grid index, or -1
 // when no distance is below FLT_MAX (NaN or infinite inputs).
 template <int N, class Value>

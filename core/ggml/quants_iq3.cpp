@@ -1,10 +1,12 @@
-// iq3_xxs: 3.0625 bits per weight. Each group of 4 magnitudes is one of 256 points of a D4-like lattice
-// (grids.h), each group of 8 signs one of 128 even-parity sign patterns (ksigns), and each 32 weights share
-// a 4-bit scale under one fp16 super-block scale; the grid bytes are 8l+4 (l = 7 stores 62). Block
-// layout: blocks.h.
+// iq3_xxs (3.0625 bits per weight) and iq3_s (3.4375). Each group of 4 magnitudes is a point of a grid
+// (grids.h: 256 points for iq3_xxs, 512 for iq3_s), each 32 weights share a 4-bit scale under one fp16
+// super-block scale. iq3_xxs stores the signs of 8 elements as one of 128 even-parity patterns (ksigns)
+// and its grid bytes as 8l+4 (l = 7 stores 62); iq3_s stores a free sign bit per element, 9-bit grid
+// indices and the points 2l+1 themselves. Block layouts: blocks.h.
 //
-// ggml's quantizer (quantize_row_iq3_xxs_impl) rounds each group to levels and, off the grid, searches the
-// grid points at the 2 smallest squared distances (grid_search.h); we repeat it operation for operation.
+// ggml's quantizers (quantize_row_iq3_xxs_impl, quantize_row_iq3_s_impl) round each group to levels and,
+// off the grid, search the grid points at the 2 (iq3_xxs) or 3 (iq3_s) smallest squared distances
+// (grid_search.h); we repeat them operation for operation.
 #include "ggml/quants_internal.h"
 
 #include "ggml/grids.h"
@@ -18,13 +20,22 @@ constexpr int k_max_q = 8;           // levels per coordinate
 
 struct iq3_grid {
   grid_search search;
-  std::vector<uint8_t> bytes;  // npoints x 4: the stored magnitudes (ggml's iq3xxs_grid)
+  std::vector<uint8_t> bytes;  // npoints x 4: the stored magnitudes (ggml's iq3xxs_grid / iq3s_grid)
 };
 
 const iq3_grid& grid_xxs() {
   static const iq3_grid g = [] {
     iq3_grid r{build_grid_search(kgrid_iq3xxs, 256, 4, 3, 7, 2), {}};
     for (int8_t l : r.search.levels) r.bytes.push_back(l == 7 ? uint8_t(62) : uint8_t(8 * l + 4));
+    return r;
+  }();
+  return g;
+}
+
+const iq3_grid& grid_s() {
+  static const iq3_grid g = [] {
+    iq3_grid r{build_grid_search(kgrid_iq3s, 512, 4, 3, 7, 3), {}};
+    for (int8_t l : r.search.levels) r.bytes.push_back(uint8_t(2 * l + 1));
     return r;
   }();
   return g;
@@ -50,9 +61,10 @@ inline void fit_sums(const float* weight, const float* xval, const int8_t* L, fl
   *sumq2 = s2;
 }
 
-// The search of one sub-block of 32 (8 groups of 4): `nsteps` trial inverse scales on each side of 15/max,
-// 0.2 apart; the best fit's off-grid groups (every group when replace_all) are re-placed at its scale and
-// the scale refit. on_grid_init: the assumed state of the groups before any trial fits.
+// The search of one sub-block of 32 (8 groups of 4) shared by iq3_xxs and iq3_s: `nsteps` trial inverse
+// scales on each side of 15/max, 0.2 apart; the best fit's off-grid groups are re-placed at its scale
+// (iq3_s: every group, as ggml leaves the on-grid test commented out there) and the scale refit.
+// on_grid_init: the assumed state before any trial fits (true for iq3_xxs, false for iq3_s).
 float search_32(const grid_search& g, const float* xval, const float* weight, const float* waux, float max,
                 int nsteps, bool on_grid_init, bool replace_all, int8_t* L) {
   int8_t Laux[32];
@@ -223,6 +235,104 @@ void dequantize_row_iq3_xxs(const void* vx, float* y, int64_t n) {
         for (int j = 0; j < 4; ++j) {
           y[j] = db * float(g1[j]) * ((s & (1u << j)) ? -1.0f : 1.0f);
           y[j + 4] = db * float(g2[j]) * ((s & (1u << (j + 4))) ? -1.0f : 1.0f);
+        }
+      }
+    }
+  }
+}
+
+// ---- iq3_s ------------------------------------------------------------------------------------------
+
+void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
+  const grid_search& g = grid_s().search;
+  auto* y = static_cast<block_iq3_s*>(vy);
+
+  float scales[qk_k / 32], weight[32], xval[32], waux[32];
+  int8_t L[32];
+  uint8_t block_signs[4];
+
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    std::memset(&y[b], 0, sizeof y[b]);
+    y[b].d = f32_to_fp16(0.0f);
+    // ggml advances these past a sub-block only when it quantized it: after an all-zero sub-block the
+    // next one's indices and signs land in its slot (the scale and qh keep their positions)
+    uint8_t* qs = y[b].qs;
+    uint8_t* signs = y[b].signs;
+    const float* xbl = x + qk_k * b;
+    float sumx2 = 0.0f;
+    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
+    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    float max_scale = 0.0f;
+
+    for (int ib = 0; ib < qk_k / 32; ++ib) {
+      const float* xb = xbl + 32 * ib;
+      sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
+      for (int k = 0; k < 4; ++k) {  // free signs: one bit per element
+        uint8_t s = 0;
+        for (int i = 0; i < 8; ++i) {
+          const float v = xb[8 * k + i];
+          if (v >= 0) {
+            xval[8 * k + i] = v;
+          } else {
+            xval[8 * k + i] = -v;
+            s = uint8_t(s | (1u << i));
+          }
+        }
+        block_signs[k] = s;
+      }
+      float max = xval[0];
+      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      std::memset(L, 0, sizeof L);
+      if (max == 0.0f) {
+        scales[ib] = 0.0f;
+        continue;
+      }
+      float scale = search_32(g, xval, weight, waux, max, 9, false, true, L);
+      if (scale < 0.0f) {
+        scale = -scale;
+        for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k]);
+      }
+      for (int k = 0; k < 8; ++k) {
+        const int point = g.code_to_point[size_t(g.code_of(L + 4 * k))];
+        qs[k] = uint8_t(point & 255);
+        y[b].qh[ib] |= uint8_t((point >> 8) << k);
+      }
+      qs += 8;
+      for (int k = 0; k < 4; ++k) signs[k] = block_signs[k];
+      signs += 4;
+      scales[ib] = scale;
+      max_scale = max_of(max_scale, scale);
+    }
+
+    if (max_scale == 0.0f) continue;
+    const float d = max_scale / 31.0f;
+    y[b].d = f32_to_fp16(d * 1.033f);
+    const float id = 1.0f / d;
+    for (int ib = 0; ib < qk_k / 32; ib += 2) {
+      const int l1 = max_of(0, min_of(15, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
+      const int l2 = max_of(0, min_of(15, nearest_int(0.5f * (id * scales[ib + 1] - 1.0f))));
+      y[b].scales[ib / 2] = uint8_t(l1 | (l2 << 4));
+    }
+  }
+}
+
+void dequantize_row_iq3_s(const void* vx, float* y, int64_t n) {
+  const iq3_grid& g = grid_s();
+  const auto* x = static_cast<const block_iq3_s*>(vx);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    const float d = fp16_to_f32(x[b].d);
+    const uint8_t* qs = x[b].qs;
+    const uint8_t* signs = x[b].signs;
+    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 8, signs += 4) {
+      const int s = ib % 2 == 0 ? (x[b].scales[ib / 2] & 0xf) : (x[b].scales[ib / 2] >> 4);
+      const float db = d * float(1 + 2 * s);
+      const int qh = x[b].qh[ib];
+      for (int l = 0; l < 4; ++l, y += 8) {
+        const uint8_t* g1 = &g.bytes[size_t(qs[2 * l] | ((qh << (8 - 2 * l)) & 256)) * 4];
+        const uint8_t* g2 = &g.bytes[size_t(qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)) * 4];
+        for (int j = 0; j < 4; ++j) {
+          y[j] = db * float(g1[j]) * ((signs[l] & (1u << j)) ? -1.0f : 1.0f);
+          y[j + 4] = db * float(g2[j]) * ((signs[l] & (1u << (j + 4))) ? -1.0f : 1.0f);
         }
       }
     }

@@ -13,7 +13,7 @@
 //   elems     elements per block
 //   weights   how ggml's quantizer uses importance weights: ignored (q8_0, floats), optional (null selects
 //             ggml's `_ref` path, or x*x weights), required (ggml asserts they are given:
-//             ggml_quantize_requires_imatrix; their quantizers assert it too)
+//             ggml_quantize_requires_imatrix: iq2_xxs, iq2_xs, iq1_s, whose quantizers assert it too)
 //   imatrix   true where llama.cpp refuses to quantize (non token_embd / output) tensors to this type
 //             without an importance matrix (tensor_requires_imatrix in src/llama-quant.cpp)
 //   fallback  the type used when a row length is not a multiple of `elems` (llama.cpp's
@@ -68,12 +68,24 @@ namespace razor::ggml {
     quantize_row_q5_k,          dequantize_row_q5_k,       quantize_row_q5_k_scalar)                        \
   X(q6_k,    "q6_K",    14,  block_q6_k,      256, optional, false,  q8_0,    18,  true,                        \
     quantize_row_q6_k,          dequantize_row_q6_k,       quantize_row_q6_k_scalar)                        \
+  X(iq2_xxs, "iq2_xxs", 16,  block_iq2_xxs,   256, required, true,   iq4_nl,  19,  false,                       \
+    quantize_row_iq2_xxs,       dequantize_row_iq2_xxs,    quantize_row_iq2_xxs)                            \
+  X(iq2_xs,  "iq2_xs",  17,  block_iq2_xs,    256, required, true,   iq4_nl,  20,  false,                       \
+    quantize_row_iq2_xs,        dequantize_row_iq2_xs,     quantize_row_iq2_xs)                             \
   X(iq3_xxs, "iq3_xxs", 18,  block_iq3_xxs,   256, optional, true,   iq4_nl,  23,  true,                        \
     quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs)                            \
+  X(iq1_s,   "iq1_s",   19,  block_iq1_s,     256, required, true,   iq4_nl,  24,  false,                       \
+    quantize_row_iq1_s,         dequantize_row_iq1_s,      quantize_row_iq1_s)                              \
   X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  f16,     25,  false,                       \
     quantize_row_iq4_nl,        dequantize_row_iq4_nl,     quantize_row_iq4_nl)                             \
+  X(iq3_s,   "iq3_s",   21,  block_iq3_s,     256, optional, false,  iq4_nl,  26,  false,                       \
+    quantize_row_iq3_s,         dequantize_row_iq3_s,      quantize_row_iq3_s)                              \
+  X(iq2_s,   "iq2_s",   22,  block_iq2_s,     256, optional, true,   iq4_nl,  28,  false,                       \
+    quantize_row_iq2_s,         dequantize_row_iq2_s,      quantize_row_iq2_s)                              \
   X(iq4_xs,  "iq4_xs",  23,  block_iq4_xs,    256, optional, false,  iq4_nl,  30,  false,                       \
     quantize_row_iq4_xs,        dequantize_row_iq4_xs,     quantize_row_iq4_xs)                             \
+  X(iq1_m,   "iq1_m",   29,  block_iq1_m,     256, optional, true,   iq4_nl,  31,  false,                       \
+    quantize_row_iq1_m,         dequantize_row_iq1_m,      quantize_row_iq1_m)                              \
   X(bf16,    "bf16",    30,  block_bf16,        1, ignored,  false,  bf16,    32,  false,                       \
     quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)
 // clang-format on

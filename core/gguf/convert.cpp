@@ -561,6 +561,13 @@ struct chooser {
     }
     row.stored = s;
     const bool is_embd_or_out = p.name == "token_embd.weight" || p.name == "output.weight";
+    if (ggml::info(s).weights == ggml::weights_use::required && (!o.imat || !o.imat->find(p.name)))
+      return make_error(errc::needs_imatrix,
+                        p.name + ": " + std::string(ggml::type_name(s)) +
+                            " cannot be written without importance weights for this tensor (ggml's quantizer "
+                            "requires them; --allow-missing-imatrix cannot lift that)" +
+                            (o.imat ? ", and " + o.imat->source + " has no entry for it" : ", and no --imatrix was given") +
+                            "; choose another type for it (a recipe line, --token-embedding-type, --output-tensor-type)");
     if (ggml::info(s).needs_imatrix && !is_embd_or_out && o.allow_missing_imatrix &&
         (!o.imat || !o.imat->find(p.name))) {
       notes.push_back("WARNING " + p.name + ": " + std::string(ggml::type_name(s)) +

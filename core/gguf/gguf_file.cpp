@@ -252,9 +252,6 @@ static const type_traits k_read_only_types[] = {
     {26, "i32", 1, 4},      {27, "i64", 1, 8},       {28, "f64", 1, 8},      {34, "tq1_0", 256, 54},
     {35, "tq2_0", 256, 66}, {39, "mxfp4", 32, 17},   {40, "nvfp4", 64, 36},  {41, "q1_0", 128, 18},
     {42, "q2_0", 64, 18},
-    // ggml types not yet in our table
-    {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74}, {21, "iq3_s", 256, 110}, {22, "iq2_s", 256, 82},
-    {19, "iq1_s", 256, 50}, {29, "iq1_m", 256, 56},
 };
 
 static const std::vector<type_traits>& type_list() {

@@ -36,9 +36,15 @@ TEST(ggml_types, table_is_consistent) {
   EXPECT_EQ(sizeof(ggml::block_iq3_xxs), size_t(ggml::info(type::iq3_xxs).type_size));
   EXPECT_TRUE(ggml::info(type::iq3_xxs).needs_imatrix);
   EXPECT_FALSE(ggml::info(type::q4_k).needs_imatrix);
+  EXPECT_EQ(ggml::info(type::iq2_xs).weights, ggml::weights_use::required);
+  EXPECT_EQ(ggml::info(type::iq2_s).weights, ggml::weights_use::optional);
   EXPECT_EQ(ggml::info(type::q8_0).weights, ggml::weights_use::ignored);
-  // llama.cpp's file type (LLAMA_FTYPE_MOSTLY_*) of the pure mix
+  // llama.cpp's file types (LLAMA_FTYPE_MOSTLY_*) of the pure mixes
   EXPECT_EQ(ggml::info(type::q4_k).ftype, 15u);
+  EXPECT_EQ(ggml::info(type::iq2_xxs).ftype, 19u);
+  EXPECT_EQ(ggml::info(type::iq3_s).ftype, 26u);
+  EXPECT_EQ(ggml::info(type::iq1_s).weights, ggml::weights_use::required);
+  EXPECT_EQ(ggml::info(type::iq1_m).weights, ggml::weights_use::optional);
 }
 
 TEST(ggml_types, lookup_by_name_is_case_insensitive) {
@@ -54,6 +60,7 @@ TEST(ggml_types, lookup_by_name_is_case_insensitive) {
   EXPECT_NE(bad.error().message().find("q4_K"), std::string::npos);  // lists the known names
   EXPECT_EQ(*ggml::type_from_id(23), type::iq4_xs);
   EXPECT_EQ(*ggml::type_from_id(6), type::q5_0);
+  EXPECT_EQ(*ggml::type_from_name("IQ2_XXS"), type::iq2_xxs);
   EXPECT_FALSE(ggml::type_from_id(15).ok());  // q8_K: read-only in the GGUF table, not quantized here
 }
 
@@ -66,6 +73,9 @@ TEST(ggml_types, row_fallback_follows_llama_cpp) {
   EXPECT_EQ(*ggml::resolve_row_type(type::q2_k, 96), type::q4_0);
   EXPECT_EQ(*ggml::resolve_row_type(type::q3_k, 96), type::q4_0);
   EXPECT_EQ(*ggml::resolve_row_type(type::iq3_xxs, 96), type::iq4_nl);
+  EXPECT_EQ(*ggml::resolve_row_type(type::iq2_xxs, 96), type::iq4_nl);
+  EXPECT_EQ(*ggml::resolve_row_type(type::iq2_s, 96), type::iq4_nl);
+  EXPECT_EQ(*ggml::resolve_row_type(type::iq3_s, 96), type::iq4_nl);
   EXPECT_EQ(*ggml::resolve_row_type(type::iq4_xs, 96), type::iq4_nl);
   EXPECT_EQ(*ggml::resolve_row_type(type::q4_k, 100), type::f16);  // fallback's block does not divide either
   EXPECT_EQ(*ggml::resolve_row_type(type::f16, 7), type::f16);
@@ -77,7 +87,8 @@ TEST(ggml_types, row_fallback_follows_llama_cpp) {
 TEST(ggml_tensor, threads_give_single_thread_bytes) {
   const auto mats = razor_test::synthetic_matrices(37, 512, 5);
   const auto w = razor_test::synthetic_imatrix(512, 6, false);
-  for (type t : {type::q4_k, type::q6_k, type::q2_k, type::iq4_xs, type::iq3_xxs, type::q4_0, type::f16, type::q5_1}) {
+  for (type t : {type::q4_k, type::q6_k, type::q2_k, type::iq4_xs, type::iq3_xxs, type::q4_0, type::f16, type::q5_1,
+                 type::iq2_xs, type::iq3_s}) {
     const auto& m = mats[2];  // heavy tailed
     const size_t bytes = 37 * ggml::row_size(t, 512);
     std::vector<uint8_t> one(bytes), many(bytes), rows(bytes);
@@ -134,6 +145,16 @@ TEST(ggml_tensor, imatrix_policy_and_errors) {
   ggml::quantize_options allow;
   allow.allow_missing_imatrix = true;
   EXPECT_TRUE(ggml::quantize_tensor(type::iq3_xxs, x.data(), out.data(), out.size(), 2, 256, nullptr, allow).ok());
+  EXPECT_TRUE(ggml::quantize_tensor(type::iq2_s, x.data(), out.data(), out.size(), 2, 256, nullptr, allow).ok());
+  // ggml itself cannot quantize iq2_xxs / iq2_xs / iq1_s without weights: refused even when allowed
+  for (type t : {type::iq2_xxs, type::iq2_xs, type::iq1_s}) {
+    const auto none = ggml::quantize_tensor(t, x.data(), out.data(), out.size(), 2, 256, nullptr, allow);
+    ASSERT_FALSE(none.ok()) << ggml::type_name(t);
+    EXPECT_EQ(none.error().code(), errc::needs_imatrix);
+    EXPECT_NE(none.error().message().find(std::string(ggml::type_name(t))), std::string::npos);
+    const auto rows = ggml::quantize_rows(t, x.data(), out.data(), 2, 256, nullptr);
+    EXPECT_EQ(rows.code(), errc::needs_imatrix);
+  }
 
   const auto bad_row = ggml::quantize_tensor(type::q4_k, x.data(), out.data(), out.size(), 4, 128, nullptr);
   ASSERT_FALSE(bad_row.ok());
@@ -158,7 +179,8 @@ TEST(ggml_tensor, dequantize_round_trip_error_is_small) {
   const std::vector<std::pair<type, double>> bounds = {
       {type::q8_0, 0.01}, {type::q4_0, 0.15}, {type::iq4_nl, 0.12}, {type::iq4_xs, 0.12}, {type::q6_k, 0.04},
       {type::q5_k, 0.08}, {type::q4_k, 0.15}, {type::q3_k, 0.3},    {type::q2_k, 0.5},    {type::iq3_xxs, 0.35},
-      {type::q4_1, 0.15}, {type::q5_0, 0.08}, {type::q5_1, 0.08},
+      {type::q4_1, 0.15}, {type::q5_0, 0.08}, {type::q5_1, 0.08},   {type::iq3_s, 0.3},   {type::iq2_s, 0.5},
+      {type::iq2_xs, 0.6}, {type::iq2_xxs, 0.7}, {type::iq1_s, 1.0}, {type::iq1_m, 1.0},
       {type::f16, 1e-3},  {type::bf16, 1e-2}, {type::f32, 0.0}};
   for (auto [t, bound] : bounds) {
     std::vector<uint8_t> q(16 * ggml::row_size(t, 512));

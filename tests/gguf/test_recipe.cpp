@@ -92,6 +92,21 @@ TEST(Recipe, ImatrixTypesRefuseWithoutOne) {
   EXPECT_NE(plan.error().message().find("importance matrix"), std::string::npos);
 }
 
+// ggml's quantizer asserts importance weights for iq2_xxs / iq2_xs: refused at planning, even with
+// --allow-missing-imatrix and for token_embd (which llama.cpp's own imatrix rule exempts).
+TEST(Recipe, TypesGgmlCannotWriteWithoutWeightsAreRefused) {
+  auto ck = checkpoint::open(fixture("tiny-qwen3-moe"));
+  ASSERT_TRUE(ck.ok());
+  convert_options o;
+  o.default_type = ggml::type::iq2_xs;
+  o.allow_missing_imatrix = true;
+  auto plan = plan_gguf(*ck, o);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_EQ(plan.error().code(), errc::needs_imatrix);
+  EXPECT_NE(plan.error().message().find("iq2_xs cannot be written without importance weights"), std::string::npos)
+      << plan.error().message();
+}
+
 TEST(Recipe, ImatrixForAnotherModelIsRefused) {
   auto ck = checkpoint::open(fixture("tiny-qwen3-moe"));
   ASSERT_TRUE(ck.ok());

@@ -1,0 +1,414 @@
+// iq1_s (1.5625 bits per weight) and iq1_m (1.75). Each group of 8 weights is a point of a 2048-point grid
+// of ternary values (-1, 0, 1; grids.h) shifted by +-1/8, times a 3-bit scale per 32 (iq1_s) or per 16
+// (iq1_m) under one fp16 super-block scale (iq1_m spreads its fp16 over the top nibbles of its scale words).
+// Block layouts: blocks.h. The quantizers repeat ggml's quantize_row_iq1_{s,m}_impl: an exhaustive search
+// of the two boundaries that split the sorted weights of a sub-block into the three values, then groups off
+// the grid replaced by the best of the grid points at the 3 smallest distances (grid_search.h).
+//
+// The sort is the C library's qsort on ggml's own element layout and comparator: ggml calls qsort too, so
+// equal values come out in the same order in the same process (qsort is not stable, its tie order is the
+// library's).
+#include "ggml/quants_internal.h"
+
+#include <cstdlib>
+
+#include "ggml/grids.h"
+
+namespace razor::ggml::detail {
+
+namespace {
+
+constexpr float k_delta = 0.125f;        // ggml IQ1S_DELTA / IQ1M_DELTA
+constexpr float k_iq1s_eps = 1e-12f;     // ggml GROUP_MAX_EPS_IQ1_S
+constexpr float k_iq1m_eps = 1e-7f;      // ggml GROUP_MAX_EPS_IQ1_M
+constexpr int k_ngrid = 2048;
+
+struct iq1_grid {
+  grid_search search;
+};
+
+const iq1_grid& grid() {
+  static const iq1_grid g{build_grid_search(kgrid_iq1s, k_ngrid, 8, 2, 2, 3)};
+  return g;
+}
+
+// The three values of a coordinate with the group shifted up (x_p) or down (x_m).
+constexpr float x_p[3] = {-1 + k_delta, k_delta, 1 + k_delta};
+constexpr float x_m[3] = {-1 - k_delta, -k_delta, 1 - k_delta};
+
+// An element of ggml's sort buffer: the value, then its index in the sub-block (ggml stores the int in the
+// float array's odd slots; the same 8-byte layout).
+struct sort_pair {
+  float x;
+  int32_t idx;
+};
+static_assert(sizeof(sort_pair) == 2 * sizeof(float));
+
+int compare_pairs(const void* left, const void* right) {  // ggml iq1_sort_helper: by value only
+  const float l = static_cast<const sort_pair*>(left)->x;
+  const float r = static_cast<const sort_pair*>(right)->x;
+  return l < r ? -1 : l > r ? 1 : 0;
+}
+
+// The best grid point for an off-grid group (ggml iq1_find_best_neighbour2): smallest weighted squared
+// distance between scale*xg[level] and xval, the first candidate on ties; when no candidate gives a distance
+// below FLT_MAX, every grid point is tried. Writes the levels to L.
+int best_point(const grid_search& g, int code, const float* xval, const float* w, float scale, const float* xg,
+               int8_t* L) {
+  const int k = best_grid_point_of<8>(g, code, xval, w, scale, [xg](int8_t l) { return xg[l]; }, L);
+  if (k >= 0) return k;
+  // ggml's fallback loop reads xval at the grid index (out of bounds); we read the group's values
+  float best = 3.40282347e+38f;  // FLT_MAX
+  int best_k = 0;                 // all distances NaN: ggml asserts here
+  for (int p = 0; p < k_ngrid; ++p) {
+    const int8_t* pl = &g.levels[size_t(p) * 8];
+    float d2 = 0.0f;
+    for (int i = 0; i < 8; ++i) {
+      const float diff = scale * xg[pl[i]] - xval[i];
+      d2 += w[i] * diff * diff;
+    }
+    if (d2 < best) {
+      best = d2;
+      best_k = p;
+    }
+  }
+  for (int i = 0; i < 8; ++i) L[i] = g.levels[size_t(best_k) * 8 + size_t(i)];
+  return best_k;
+}
+
+// Sorts the n values of xb with their indices (ggml's pairs / idx buffer and qsort).
+void sort_sub_block(const float* xb, int n, sort_pair* pairs) {
+  for (int j = 0; j < n; ++j) pairs[j] = {xb[j], j};
+  std::qsort(pairs, size_t(n), sizeof(sort_pair), compare_pairs);
+}
+
+}  // namespace
+
+// ---- iq1_s ------------------------------------------------------------------------------------------
+
+void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
+  const grid_search& g = grid().search;
+  auto* y = static_cast<block_iq1_s*>(vy);
+  constexpr int bs = 32;
+  float scales[qk_k / bs], weight[bs], sumx[bs + 1], sumw[bs + 1];
+  int8_t L[bs], shifts[qk_k / bs];
+  uint16_t index[bs / 8];
+  sort_pair pairs[bs];
+
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    y[b].d = f32_to_fp16(0.0f);
+    std::memset(y[b].qs, 0, sizeof y[b].qs);
+    std::memset(y[b].qh, 0, sizeof y[b].qh);
+    float max_scale = 0.0f;
+    const float* xbl = x + qk_k * b;
+    float sumx2 = 0.0f;
+    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
+    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+
+    for (int ib = 0; ib < qk_k / bs; ++ib) {
+      const float* xb = xbl + bs * ib;
+      const float* qb = qw + qk_k * b + bs * ib;
+      for (int i = 0; i < bs; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+      float max = std::fabs(xb[0]);
+      for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
+      if (max < k_iq1s_eps) {
+        scales[ib] = 0.0f;
+        shifts[ib] = 1;
+        std::memset(L, 1, bs);
+        continue;
+      }
+      // the weighted least-squares split of the sorted values into -1, 0, +1 (+- delta), from prefix sums
+      sort_sub_block(xb, bs, pairs);
+      sumx[0] = sumw[0] = 0.0f;
+      for (int j = 0; j < bs; ++j) {
+        const int i = pairs[j].idx;
+        sumx[j + 1] = sumx[j] + weight[i] * xb[i];
+        sumw[j + 1] = sumw[j] + weight[i];
+      }
+      float best_score = -3.40282347e+38f, scale = max;
+      int besti1 = -1, besti2 = -1, best_shift = 0;
+      for (int i1 = 0; i1 <= bs; ++i1) {
+        for (int i2 = i1; i2 <= bs; ++i2) {
+          for (int shift : {1, -1}) {
+            const float* xv = shift == 1 ? x_p : x_m;
+            const float sumqx =
+                (sumx[i1] - sumx[0]) * xv[0] + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[bs] - sumx[i2]) * xv[2];
+            const float sumq2 = (sumw[i1] - sumw[0]) * xv[0] * xv[0] + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] +
+                                (sumw[bs] - sumw[i2]) * xv[2] * xv[2];
+            if (sumq2 > 0.0f && sumqx * sumqx > best_score * sumq2) {
+              scale = sumqx / sumq2;
+              best_score = scale * sumqx;
+              besti1 = i1;
+              besti2 = i2;
+              best_shift = shift;
+            }
+          }
+        }
+      }
+      if (besti1 < 0 || besti2 < 0 || best_shift == 0) {
+        scales[ib] = 0.0f;
+        shifts[ib] = 1;
+        std::memset(L, 1, bs);
+        continue;
+      }
+      for (int j = 0; j < besti1; ++j) L[pairs[j].idx] = 0;
+      for (int j = besti1; j < besti2; ++j) L[pairs[j].idx] = 1;
+      for (int j = besti2; j < bs; ++j) L[pairs[j].idx] = 2;
+      if (scale < 0.0f) {
+        for (int j = 0; j < bs; ++j) L[j] = int8_t(2 - L[j]);
+        scale = -scale;
+        best_shift = -best_shift;
+      }
+      bool all_on_grid = true;
+      const float* xx = best_shift == 1 ? x_p : x_m;
+      for (int k = 0; k < bs / 8; ++k) {
+        const int code = g.code_of(L + 8 * k);
+        int point = g.code_to_point[size_t(code)];
+        if (point < 0) {
+          all_on_grid = false;
+          point = best_point(g, code, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
+        }
+        index[k] = uint16_t(point);
+      }
+      if (!all_on_grid) {
+        float sumqx = 0.0f, sumq2 = 0.0f;
+        for (int k = 0; k < bs / 8; ++k) {
+          const int8_t* pl = &g.levels[size_t(index[k]) * 8];
+          for (int j = 0; j < 8; ++j) {
+            const float w = weight[8 * k + j];
+            const float q = xx[pl[j]];
+            sumqx += w * q * xb[8 * k + j];
+            sumq2 += w * q * q;
+          }
+        }
+        if (sumqx > 0.0f && sumq2 > 0.0f) scale = sumqx / sumq2;
+      }
+      uint16_t h = 0;
+      for (int k = 0; k < bs / 8; ++k) {
+        y[b].qs[(bs / 8) * ib + k] = uint8_t(index[k] & 255);
+        h = uint16_t(h | ((index[k] >> 8) << (3 * k)));
+      }
+      y[b].qh[ib] = h;
+      scales[ib] = scale;
+      shifts[ib] = int8_t(best_shift);
+      max_scale = max_of(max_scale, scale);
+    }
+
+    if (max_scale == 0.0f) continue;
+    const float d = max_scale / 15.0f;
+    y[b].d = f32_to_fp16(d * 1.125f);
+    const float id = 1.0f / d;
+    for (int ib = 0; ib < qk_k / bs; ++ib) {
+      int l = max_of(0, min_of(7, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
+      if (shifts[ib] == -1) l |= 8;
+      y[b].qh[ib] = uint16_t(y[b].qh[ib] | (l << 12));
+    }
+  }
+}
+
+void dequantize_row_iq1_s(const void* vx, float* y, int64_t n) {
+  const grid_search& g = grid().search;
+  const auto* x = static_cast<const block_iq1_s*>(vx);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    const float d = fp16_to_f32(x[b].d);
+    const uint8_t* qs = x[b].qs;
+    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 4) {
+      const uint16_t qh = x[b].qh[ib];
+      const float dl = d * float(2 * ((qh >> 12) & 7) + 1);
+      const float delta = (qh & 0x8000) ? -k_delta : k_delta;
+      for (int l = 0; l < 4; ++l, y += 8) {
+        const int8_t* pl = &g.levels[size_t(qs[l] | (((qh >> (3 * l)) & 7) << 8)) * 8];
+        for (int j = 0; j < 8; ++j) y[j] = dl * (float(pl[j] - 1) + delta);
+      }
+    }
+  }
+}
+
+// ---- iq1_m ------------------------------------------------------------------------------------------
+
+void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
+  const grid_search& g = grid().search;
+  auto* y = static_cast<block_iq1_m*>(vy);
+  constexpr int bs = 16;
+  constexpr uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};  // the shift bits of qh per shift pattern
+  float scales[qk_k / bs], weight[bs];
+  int8_t L[bs], shifts[qk_k / bs];
+  uint16_t index[bs / 8];
+  sort_pair pairs[bs];
+
+  // The shifts of the two groups of a sub-block by pattern k: 0 (+,+), 1 (+,-), 2 (-,+), 3 (-,-).
+  auto group_values = [](int k, int group) -> const float* {
+    return group == 0 ? (k < 2 ? x_p : x_m) : (k % 2 == 0 ? x_p : x_m);
+  };
+  auto sub_block_weights = [&](const float* xb, const float* qb, float sigma2) {
+    if (qb) {
+      for (int i = 0; i < bs; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
+    } else {
+      for (int i = 0; i < bs; ++i) weight[i] = xb[i] * xb[i];
+    }
+  };
+
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    std::memset(y[b].qs, 0, sizeof y[b].qs);
+    std::memset(y[b].qh, 0, sizeof y[b].qh);
+    std::memset(y[b].scales, 0, sizeof y[b].scales);
+    float max_scale = 0.0f;
+    const float* xbl = x + qk_k * b;
+    float sumx2 = 0.0f;
+    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
+    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+
+    for (int ib = 0; ib < qk_k / bs; ++ib) {
+      const float* xb = xbl + bs * ib;
+      sub_block_weights(xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2);
+      float max = std::fabs(xb[0]);
+      for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
+      if (max < k_iq1m_eps) {
+        scales[ib] = 0.0f;
+        shifts[ib] = 0;
+        std::memset(L, 1, bs);
+        continue;
+      }
+      sort_sub_block(xb, bs, pairs);
+      float best_score = -3.40282347e+38f, scale = max;
+      int besti1 = -1, besti2 = -1, best_k = -1;
+      for (int i1 = 0; i1 <= bs; ++i1) {
+        for (int i2 = i1; i2 <= bs; ++i2) {
+          // the four shift patterns, summed in ggml's order (each element once, in sorted order)
+          float sumqx[4] = {}, sumq2[4] = {};
+          for (int j = 0; j < bs; ++j) {
+            const int v = j < i1 ? 0 : j < i2 ? 1 : 2;
+            const int i = pairs[j].idx;
+            const float xp = x_p[v], xm = x_m[v];
+            const float a = i < bs / 2 ? xp : xm;  // the value under patterns 1 (first group +)
+            const float c = i < bs / 2 ? xm : xp;  // and 2 (first group -)
+            sumqx[0] += weight[i] * xp * xb[i];
+            sumqx[1] += weight[i] * a * xb[i];
+            sumqx[2] += weight[i] * c * xb[i];
+            sumqx[3] += weight[i] * xm * xb[i];
+            sumq2[0] += weight[i] * xp * xp;
+            sumq2[1] += weight[i] * a * a;
+            sumq2[2] += weight[i] * c * c;
+            sumq2[3] += weight[i] * xm * xm;
+          }
+          for (int k = 0; k < 4; ++k) {
+            if (sumq2[k] > 0.0f && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
+              scale = sumqx[k] / sumq2[k];
+              best_score = scale * sumqx[k];
+              besti1 = i1;
+              besti2 = i2;
+              best_k = k;
+            }
+          }
+        }
+      }
+      if (besti1 < 0 || besti2 < 0 || best_k < 0) {
+        scales[ib] = 0.0f;
+        shifts[ib] = 0;
+        std::memset(L, 1, bs);
+        continue;
+      }
+      for (int j = 0; j < besti1; ++j) L[pairs[j].idx] = 0;
+      for (int j = besti1; j < besti2; ++j) L[pairs[j].idx] = 1;
+      for (int j = besti2; j < bs; ++j) L[pairs[j].idx] = 2;
+      if (scale < 0.0f) {
+        for (int j = 0; j < bs; ++j) L[j] = int8_t(2 - L[j]);
+        scale = -scale;
+        best_k = 3 - best_k;
+      }
+      bool all_on_grid = true;
+      for (int k = 0; k < bs / 8; ++k) {
+        const int code = g.code_of(L + 8 * k);
+        int point = g.code_to_point[size_t(code)];
+        if (point < 0) {
+          all_on_grid = false;
+          point = best_point(g, code, xb + 8 * k, weight + 8 * k, scale, group_values(best_k, k), L + 8 * k);
+        }
+        index[k] = uint16_t(point);
+      }
+      if (!all_on_grid) {
+        float sumqx = 0.0f, sumq2 = 0.0f;
+        for (int k = 0; k < bs / 8; ++k) {
+          const float* xx = group_values(best_k, k);
+          const int8_t* pl = &g.levels[size_t(index[k]) * 8];
+          for (int j = 0; j < 8; ++j) {
+            const float w = weight[8 * k + j];
+            const float q = xx[pl[j]];
+            sumqx += w * q * xb[8 * k + j];
+            sumq2 += w * q * q;
+          }
+        }
+        if (sumqx > 0.0f && sumq2 > 0.0f) scale = sumqx / sumq2;
+      }
+      y[b].qs[2 * ib] = uint8_t(index[0] & 255);
+      y[b].qs[2 * ib + 1] = uint8_t(index[1] & 255);
+      y[b].qh[ib] = uint8_t((index[0] >> 8) | ((index[1] >> 8) << 4));
+      scales[ib] = scale;
+      shifts[ib] = int8_t(best_k);
+      max_scale = max_of(max_scale, scale);
+    }
+
+    if (max_scale == 0.0f) continue;
+    // the 3-bit sub-block scales, then the super-block scale refit to the stored levels
+    uint16_t sc[4] = {};
+    float d = max_scale / 15.0f;
+    const float id = 1.0f / d;
+    float sumqx = 0.0f, sumq2 = 0.0f;
+    for (int ib = 0; ib < qk_k / bs; ++ib) {
+      const int l = max_of(0, min_of(7, nearest_int(0.5f * (id * scales[ib] - 1.0f))));
+      sc[ib / 4] = uint16_t(sc[ib / 4] | (l << (3 * (ib % 4))));
+      y[b].qh[ib] |= masks[shifts[ib]];
+      const float* xb = xbl + bs * ib;
+      sub_block_weights(xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2);
+      for (int k = 0; k < bs / 8; ++k) {
+        const float* xx = group_values(shifts[ib], k);
+        const int point = y[b].qs[2 * ib + k] + ((y[b].qh[ib] << (8 - 4 * k)) & 0x700);
+        const int8_t* pl = &g.levels[size_t(point) * 8];
+        for (int j = 0; j < 8; ++j) {
+          const float w = weight[8 * k + j];
+          const float q = xx[pl[j]] * float(2 * l + 1);
+          sumqx += w * q * xb[8 * k + j];
+          sumq2 += w * q * q;
+        }
+      }
+    }
+    if (sumq2 > 0.0f) d = sumqx / sumq2;
+    const uint16_t s = f32_to_fp16(d * 1.1125f);
+    sc[0] = uint16_t(sc[0] | ((s & 0x000f) << 12));
+    sc[1] = uint16_t(sc[1] | ((s & 0x00f0) << 8));
+    sc[2] = uint16_t(sc[2] | ((s & 0x0f00) << 4));
+    sc[3] = uint16_t(sc[3] | (s & 0xf000));
+    for (int i = 0; i < 4; ++i) {
+      y[b].scales[2 * i] = uint8_t(sc[i]);
+      y[b].scales[2 * i + 1] = uint8_t(sc[i] >> 8);
+    }
+  }
+}
+
+void dequantize_row_iq1_m(const void* vx, float* y, int64_t n) {
+  const grid_search& g = grid().search;
+  const auto* x = static_cast<const block_iq1_m*>(vx);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    uint16_t sc[4];
+    for (int i = 0; i < 4; ++i) sc[i] = uint16_t(x[b].scales[2 * i] | (x[b].scales[2 * i + 1] << 8));
+    const uint16_t s = uint16_t((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+    const float d = fp16_to_f32(s);
+    const uint8_t* qs = x[b].qs;
+    const uint8_t* qh = x[b].qh;
+    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 4, qh += 2) {
+      const float dl1 = d * float(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
+      const float dl2 = d * float(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
+      const int idx[4] = {qs[0] | ((qh[0] << 8) & 0x700), qs[1] | ((qh[0] << 4) & 0x700),
+                          qs[2] | ((qh[1] << 8) & 0x700), qs[3] | ((qh[1] << 4) & 0x700)};
+      const float delta[4] = {(qh[0] & 0x08) ? -k_delta : k_delta, (qh[0] & 0x80) ? -k_delta : k_delta,
+                              (qh[1] & 0x08) ? -k_delta : k_delta, (qh[1] & 0x80) ? -k_delta : k_delta};
+      for (int l = 0; l < 4; ++l, y += 8) {
+        const float dl = l < 2 ? dl1 : dl2;
+        const int8_t* pl = &g.levels[size_t(idx[l]) * 8];
+        for (int j = 0; j < 8; ++j) y[j] = dl * (float(pl[j] - 1) + delta[l]);
+      }
+    }
+  }
+}
+
+}  // namespace razor::ggml::detail
