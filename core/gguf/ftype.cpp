@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <regex>
 
-#include "gguf/gguf_file.h"
 #include "gguf/imatrix.h"
 #include "model/checkpoint.h"
 
@@ -16,34 +15,16 @@ namespace {
 
 using T = ggml::type;
 
-// The ggml types of the mixes. Those core/ggml does not implement yet (issue 16 item 2 is adding them) are
-// named here by their ggml id, so that the rule is whole and tested against libllama now; plan_ftype refuses
-// to write them. When a type lands in ggml/types.h its line here goes (a redefinition error says so).
-namespace tt {
-using enum ggml::type;
-constexpr T iq2_xxs = T(16), iq2_xs = T(17), iq3_s = T(21), iq2_s = T(22);
-}  // namespace tt
-
-bool is_pending(T t) { return t == tt::iq2_xxs || t == tt::iq2_xs || t == tt::iq3_s || t == tt::iq2_s; }
-
-// Name, block and imatrix policy of any type of the mixes (the container table knows the pending ones).
-std::string tname(T t) {
-  if (!is_pending(t)) return std::string(ggml::type_name(t));
-  const type_traits* tr = find_type(uint32_t(t));
-  return tr ? tr->name : "type " + std::to_string(uint32_t(t));
-}
-int64_t block_of(T t) { return is_pending(t) ? 256 : ggml::info(t).block_size; }
-bool needs_imatrix_of(T t) { return is_pending(t) ? t != tt::iq3_s : ggml::info(t).needs_imatrix; }
-// ggml::resolve_row_type, for the pending types too (llama.cpp: IQ types -> iq4_nl -> f16); a 32-block type
-// whose block does not divide the row has no smaller block to go to: f16, as llama.cpp.
+std::string tname(T t) { return std::string(ggml::type_name(t)); }
+// ggml::resolve_row_type; a 32-block type whose block does not divide the row has no smaller block to go to:
+// f16, as llama.cpp.
 T resolve(T t, int64_t n) {
-  if (is_pending(t)) return n % 256 == 0 ? t : n % 32 == 0 ? T::iq4_nl : T::f16;
   auto r = ggml::resolve_row_type(t, n);
   return r.ok() ? *r : T::f16;
 }
 
 constexpr std::array k_ftypes = {
-#define X(ident, name, id, def, alias, desc) ftype_info{ftype::ident, name, id, tt::def, alias, desc},
+#define X(ident, name, id, def, alias, desc) ftype_info{ftype::ident, name, id, T::def, alias, desc},
     RAZOR_LLAMA_FTYPES(X)
 #undef X
 };
@@ -144,7 +125,8 @@ struct mixer {
     using F = ftype;
     T nt = def;
     why = "default";
-    const bool iq2_group = one_of(f, {F::iq2_xxs, F::iq2_xs, F::iq2_s, F::iq2_m});
+    const bool iq1 = one_of(f, {F::iq1_s, F::iq1_m});
+    const bool iq2_group = iq1 || one_of(f, {F::iq2_xxs, F::iq2_xs, F::iq2_s, F::iq2_m});
     const bool iq2s_or_m = one_of(f, {F::iq2_s, F::iq2_m});
     const std::string fname(info(f).name);
 
@@ -154,7 +136,7 @@ struct mixer {
         why = std::string(what) + ": --output-tensor-type";
         return *o.output_type;
       }
-      const int64_t bs = block_of(def);
+      const int64_t bs = ggml::info(def).block_size;
       if (falcon || t.ne[0] % bs != 0) {
         why = std::string(what) + (falcon ? ": falcon" : ": row not a multiple of the default block") + " -> q8_0";
         return T::q8_0;
@@ -175,28 +157,29 @@ struct mixer {
         why = "token_embd: --token-embedding-type";
         return *o.token_embedding_type;
       }
-      if (f == F::iq2_xxs || f == F::iq2_xs) nt = T::q2_k, why = "token_embd: " + fname + " -> q2_K";
-      else if (iq2s_or_m || f == F::iq3_xxs) nt = tt::iq3_s, why = "token_embd: " + fname + " -> iq3_s";
+      if (iq1 || f == F::iq2_xxs || f == F::iq2_xs) nt = T::q2_k, why = "token_embd: " + fname + " -> q2_K";
+      else if (iq2s_or_m || f == F::iq3_xxs) nt = T::iq3_s, why = "token_embd: " + fname + " -> iq3_s";
       else why = "token_embd: default";
       return nt;
     }
     if (iq2_group) {
       if (attn_v_like(c)) {
-        if (n_gqa >= 4 || m.n_expert >= 4) nt = T::q4_k, why = "attn_v: IQ2 mix, n_gqa >= 4 or n_expert >= 4 -> q4_K";
-        else nt = iq2s_or_m ? tt::iq3_s : T::q2_k, why = std::string("attn_v: ") + fname + " -> " +
+        if (n_gqa >= 4 || m.n_expert >= 4) nt = T::q4_k, why = "attn_v: IQ1/IQ2 mix, n_gqa >= 4 or n_expert >= 4 -> q4_K";
+        else nt = iq2s_or_m ? T::iq3_s : T::q2_k, why = std::string("attn_v: ") + fname + " -> " +
                                                          tname(nt);
         ++s.i_attention_wv;
       } else if (m.n_expert == 8 && c == category::attn_k) {
-        nt = T::q4_k, why = "attn_k: IQ2 mix, 8 experts -> q4_K";
+        nt = T::q4_k, why = "attn_k: IQ1/IQ2 mix, 8 experts -> q4_K";
       } else if (c == category::ffn_down) {
         if (s.i_ffn_down < s.n_ffn / 8) {
-          nt = iq2s_or_m ? tt::iq3_s : T::q2_k;
-          why = "ffn_down: IQ2 mix, first block_count/8 ffn_down tensors -> " + tname(nt);
+          nt = iq2s_or_m ? T::iq3_s : T::q2_k;
+          why = "ffn_down: IQ1/IQ2 mix, first block_count/8 ffn_down tensors -> " + tname(nt);
         }
         ++s.i_ffn_down;
       } else if (c == category::attn_output) {
-        if (m.n_expert == 8) nt = T::q5_k, why = "attn_output: IQ2 mix, 8 experts -> q5_K";
-        else if (iq2s_or_m) nt = tt::iq3_s, why = "attn_output: " + fname + " -> iq3_s";
+        if (m.n_expert == 8) nt = T::q5_k, why = "attn_output: IQ1/IQ2 mix, 8 experts -> q5_K";
+        else if (iq1) nt = T::iq2_xxs, why = "attn_output: " + fname + " -> iq2_xxs";
+        else if (iq2s_or_m) nt = T::iq3_s, why = "attn_output: " + fname + " -> iq3_s";
       }
       return nt;
     }
@@ -206,7 +189,7 @@ struct mixer {
       if (f == F::q2_k) nt = n_gqa >= 4 ? T::q4_k : T::q3_k, r = n_gqa >= 4 ? "Q2_K, n_gqa >= 4" : "Q2_K";
       else if (f == F::q2_k_s && n_gqa >= 4) nt = T::q4_k, r = "Q2_K_S, n_gqa >= 4";
       else if (f == F::iq3_xxs)
-        nt = n_gqa >= 4 ? T::q4_k : !o.has_imatrix ? tt::iq3_s : T::iq3_xxs,
+        nt = n_gqa >= 4 ? T::q4_k : !o.has_imatrix ? T::iq3_s : T::iq3_xxs,
         r = n_gqa >= 4 ? "IQ3_XXS, n_gqa >= 4" : !o.has_imatrix ? "IQ3_XXS without imatrix" : "IQ3_XXS with imatrix";
       else if ((f == F::iq3_xs || f == F::iq3_s) && n_gqa >= 4) nt = T::q4_k, r = fname + ", n_gqa >= 4";
       else if (f == F::iq3_m) nt = T::q4_k, r = "IQ3_M";
@@ -224,12 +207,12 @@ struct mixer {
     if (c == category::attn_k) {
       if (m.n_expert == 8) nt = T::q8_0, why = "attn_k: 8 experts -> q8_0";
       else if (f == F::iq3_xs) nt = T::iq3_xxs, why = "attn_k: IQ3_XS -> iq3_xxs";
-      else if (f == F::iq3_xxs) nt = tt::iq2_s, why = "attn_k: IQ3_XXS -> iq2_s";
+      else if (f == F::iq3_xxs) nt = T::iq2_s, why = "attn_k: IQ3_XXS -> iq2_s";
       return nt;
     }
     if (c == category::attn_q) {
       if (f == F::iq3_xs) nt = T::iq3_xxs, why = "attn_q: IQ3_XS -> iq3_xxs";
-      else if (f == F::iq3_xxs) nt = tt::iq2_s, why = "attn_q: IQ3_XXS -> iq2_s";
+      else if (f == F::iq3_xxs) nt = T::iq2_s, why = "attn_q: IQ3_XXS -> iq2_s";
       return nt;
     }
     if (c == category::ffn_down) {
@@ -268,7 +251,7 @@ struct mixer {
             nt = T::q5_k, why = "attn_output: " + fname + ", 8 experts -> q5_K";
         } else {
           if (f == F::q2_k) nt = T::q3_k;
-          else if (f == F::iq3_xxs) nt = tt::iq3_s;
+          else if (f == F::iq3_xxs) nt = T::iq3_s;
           else if (f == F::q3_k_m) nt = T::q4_k;
           else if (f == F::q3_k_l) nt = T::q5_k;
           else if (f == F::iq3_m) nt = T::q4_k;
@@ -296,7 +279,7 @@ struct mixer {
 bool requires_imatrix(const std::string& name, T t, ftype f) {
   if (name == "token_embd.weight" || name == "per_layer_token_embd.weight" || name == "output.weight") return false;
   if (t == T::q2_k) return f == ftype::q2_k_s;
-  return needs_imatrix_of(t);
+  return ggml::info(t).needs_imatrix;
 }
 
 }  // namespace
@@ -399,7 +382,7 @@ result<std::vector<ftype_choice>> ftype_mix(ftype f, const ftype_model& m, const
     }
     if (decided) {
       ch.wanted = ch.type = wanted;  // llama.cpp applies no row-length fallback to these two
-    } else if (block_of(def) == 1) {  // F32, F16, BF16
+    } else if (!ggml::info(def).is_quantized()) {  // F32, F16, BF16
       ch.wanted = ch.type = def;
       ch.why = "default";
     } else {
@@ -452,9 +435,6 @@ result<ftype_plan> plan_ftype(const checkpoint& ck, ftype f, const ftype_options
   }
   for (auto& ch : p.tensors) {
     if (!ch.quantized) continue;
-    if (is_pending(ch.type))
-      return make_error(errc::unsupported, ch.name + ": file type " + std::string(fi.name) + " puts it in " +
-                                               tname(ch.type) + ", which razor cannot write yet");
     p.recipe.rules.push_back({exact_name_pattern(ch.name), ch.type, 0});
   }
   return p;

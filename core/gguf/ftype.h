@@ -27,12 +27,8 @@
 // A tensor needs an importance matrix when its final type is iq1_s/iq1_m/iq2_xxs/iq2_xs/iq2_s/iq3_xxs, or
 // q2_K in a Q2_K_S file, unless it is token_embd / output (llama-quantize refuses such files without one).
 // Architecture-specific rules llama.cpp has for Falcon, the 70B llama-likes and 8-expert models are kept;
-// there are none specific to qwen3moe / qwen35moe. Ftypes whose types core/ggml cannot write (IQ1_*,
-// TQ*, MXFP4_MOE, Q1_0, Q2_0, NVFP4) are not in the table.
-// Until core/ggml implements iq2_xxs, iq2_xs, iq2_s and iq3_s (issue 16 item 2), the mix names them by their
-// ggml id (ggml::type(16), (17), (22), (21): not enumerators, so ggml::info() does not know them; ftype.cpp's
-// `tt` block) and plan_ftype refuses a file type that puts a tensor in one (errc::unsupported): IQ2_*, IQ3_S,
-// IQ3_M, IQ3_XS and IQ3_XXS. ftype_mix itself is whole, and tested against libllama for every row.
+// there are none specific to qwen3moe / qwen35moe. Ftypes whose types core/ggml cannot write (TQ1_0,
+// TQ2_0, MXFP4_MOE, Q1_0, Q2_0, NVFP4) are not in the table.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -82,7 +78,9 @@ namespace razor::gguf {
   X(iq2_m,   "IQ2_M",   29, iq2_s,   "",     " 2.7  bpw quantization")                                 \
   X(iq2_s,   "IQ2_S",   28, iq2_xs,  "",     " 2.5  bpw quantization")                                 \
   X(iq2_xs,  "IQ2_XS",  20, iq2_xs,  "",     " 2.31 bpw quantization")                                 \
-  X(iq2_xxs, "IQ2_XXS", 19, iq2_xxs, "",     " 2.06 bpw quantization")
+  X(iq2_xxs, "IQ2_XXS", 19, iq2_xxs, "",     " 2.06 bpw quantization")                                 \
+  X(iq1_m,   "IQ1_M",   31, iq1_m,   "",     " 1.75 bpw quantization")                                 \
+  X(iq1_s,   "IQ1_S",   24, iq1_s,   "",     " 1.56 bpw quantization")
 // clang-format on
 
 enum class ftype : uint32_t {

@@ -144,7 +144,7 @@ void compare_all(const f32_model& m, razor_test::llama_quantize_oracle& llama, m
     for (bool with_im : {false, true}) {
       SCOPED_TRACE(std::string(fi.name) + (with_im ? " with imatrix" : " without imatrix") + ", " + m.dir);
       auto plan = plan_ftype(*ck, fi.f, {}, with_im ? &im.ours : nullptr);
-      // The mix itself (plan_ftype refuses types core/ggml cannot write yet; the rule still names them).
+      // The mix itself, and what pack plans from it.
       ftype_options fo;
       fo.has_imatrix = with_im;
       auto mix = ftype_mix(fi.f, model, tensors, fo);
@@ -196,11 +196,9 @@ void compare_all(const f32_model& m, razor_test::llama_quantize_oracle& llama, m
             << ch.name << ": libllama" << (real ? "" : " --dry-run") << " vs ours (" << ch.why << ")";
         ++compared;
       }
-      // The pack path: plan_ftype's recipe through the converter's chooser gives the same types (where razor
-      // can write them all).
-      if (!plan.ok()) {
-        EXPECT_EQ(plan.error().code(), errc::unsupported) << plan.error().to_string();
-      } else {
+      // The pack path: plan_ftype's recipe through the converter's chooser gives the same types.
+      ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+      {
         ASSERT_EQ(plan->tensors.size(), mix->size());
         convert_options co;
         co.recipe = plan->recipe;
@@ -224,9 +222,9 @@ TEST(Ftype, TableAndNames) {
   EXPECT_EQ(ftype_from_name("q3_k_m").value(), ftype::q3_k_m);
   EXPECT_EQ(ftype_from_name("Q4_K").value(), ftype::q4_k_m);  // llama-quantize's alias
   EXPECT_EQ(ftype_from_name("12").value(), ftype::q3_k_m);
-  EXPECT_EQ(uint32_t(info(ftype::iq2_s).default_type), 17u);  // IQ2_S starts from iq2_xs, IQ2_M from iq2_s
-  EXPECT_EQ(uint32_t(info(ftype::iq2_m).default_type), 22u);
-  EXPECT_EQ(uint32_t(info(ftype::iq3_xs).default_type), 21u);  // iq3_s
+  EXPECT_EQ(info(ftype::iq2_s).default_type, ggml::type::iq2_xs);  // IQ2_S starts from iq2_xs, IQ2_M from iq2_s
+  EXPECT_EQ(info(ftype::iq2_m).default_type, ggml::type::iq2_s);
+  EXPECT_EQ(info(ftype::iq3_xs).default_type, ggml::type::iq3_s);
   auto bad = ftype_from_name("Q3_K_X");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message().find("Q3_K_M"), std::string::npos) << "the error lists the known file types";
@@ -272,18 +270,17 @@ TEST(Ftype, RulesOnAHandMadeModel) {
 TEST(Ftype, PackRefusesImatrixTypesWithoutOne) {
   auto ck = checkpoint::open(fixture("tiny-qwen3-moe"));
   ASSERT_TRUE(ck.ok());
-  for (ftype f : {ftype::iq2_xxs, ftype::iq2_xs, ftype::iq2_s, ftype::iq2_m, ftype::iq3_xxs, ftype::iq3_xs,
-                  ftype::q2_k_s}) {
+  for (ftype f : {ftype::iq1_s, ftype::iq1_m, ftype::iq2_xxs, ftype::iq2_xs, ftype::iq2_s, ftype::iq2_m,
+                  ftype::iq3_xxs, ftype::iq3_xs, ftype::q2_k_s}) {
     auto p = plan_ftype(*ck, f, {}, nullptr);
     ASSERT_FALSE(p.ok()) << info(f).name;
     EXPECT_EQ(p.error().code(), errc::needs_imatrix);
     EXPECT_NE(p.error().message().find(std::string(info(f).name)), std::string::npos) << p.error().message();
     auto allowed = plan_ftype(*ck, f, {}, nullptr, /*allow_missing_imatrix=*/true);
-    if (!allowed.ok() && allowed.error().code() == errc::unsupported) continue;  // an IQ type core/ggml lacks yet
     ASSERT_TRUE(allowed.ok()) << allowed.error().to_string();
     EXPECT_FALSE(allowed->notes.empty());
   }
-  for (ftype f : {ftype::q2_k, ftype::q3_k_m, ftype::q4_k_m, ftype::iq4_xs, ftype::q4_0, ftype::q5_1})
+  for (ftype f : {ftype::q2_k, ftype::q3_k_m, ftype::iq3_s, ftype::iq3_m, ftype::q4_k_m, ftype::iq4_xs, ftype::q4_0})
     EXPECT_TRUE(plan_ftype(*ck, f, {}, nullptr).ok()) << info(f).name;
 }
 
