@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 struct slurm_args {
   std::string action, kind, model, out, work_dir, razor, sbatch = "sbatch";
-  std::string recipe, type, imatrix;
+  std::string recipe, type, ftype, imatrix;
   bool cpu = false;
   std::vector<std::string> job_args;
   razor::jobs::slurm_options o;
@@ -51,6 +51,7 @@ RAZOR_COMMAND("slurm", "Split quantize / pack over a Slurm array job (one layer 
   sub.add_option("--layers-per-task", a->o.layers_per_task, "layers per array task");
   sub.add_option("--recipe", a->recipe, "recipe passed to every task and the merge");
   sub.add_option("--type", a->type, "pack: default ggml type");
+  sub.add_option("--ftype", a->ftype, "pack: llama-quantize file type (its per-tensor mix, docs/gguf.md)");
   sub.add_option("--imatrix", a->imatrix, "pack: importance matrix");
   sub.add_flag("--cpu", a->cpu, "quantize: never use the GPU");
   sub.add_option("--job-arg", a->job_args, "one more argument for every task and the merge (repeat)");
@@ -83,11 +84,12 @@ RAZOR_COMMAND("slurm", "Split quantize / pack over a Slurm array job (one layer 
     }
     if (!a->recipe.empty()) o.job_args.insert(o.job_args.end(), {"--recipe", file_arg(a->recipe)});
     if (!a->type.empty()) o.job_args.insert(o.job_args.end(), {"--type", a->type});
+    if (!a->ftype.empty()) o.job_args.insert(o.job_args.end(), {"--ftype", a->ftype});
     if (!a->imatrix.empty()) o.job_args.insert(o.job_args.end(), {"--imatrix", file_arg(a->imatrix)});
     if (a->cpu) o.task_args.push_back("--cpu");
     for (auto& j : a->job_args) o.job_args.push_back(j);
-    if (o.kind == jobs::slurm_job_kind::pack && a->recipe.empty() && a->type.empty())
-      return cli::report(make_error(errc::invalid_argument, "slurm pack: give --type or --recipe"));
+    if (o.kind == jobs::slurm_job_kind::pack && a->recipe.empty() && a->type.empty() && a->ftype.empty())
+      return cli::report(make_error(errc::invalid_argument, "slurm pack: give --type, --ftype or --recipe"));
     auto plan = jobs::make_slurm_plan(o);
     if (!plan.ok()) return cli::report(plan.error());
     if (a->action == "plan") {

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "ggml/quants.h"
+#include "gguf/ftype.h"
 #include "gguf/gguf_file.h"
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
@@ -87,9 +88,15 @@ result<type_recipe> load_type_recipe(const std::string& path) {
   return parse_type_recipe(text, path);
 }
 
-static bool ends_with(const std::string& s, const std::string& suf) {
-  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+std::string exact_name_pattern(const std::string& name) {
+  std::string r = "^";
+  for (char c : name) {
+    if (c == '.') r += "\\.";
+    else r += char(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return r + "$";
 }
+
 static bool contains(const std::string& s, const char* sub) { return s.find(sub) != std::string::npos; }
 
 std::string gguf_role(const std::string& n) {
@@ -503,16 +510,7 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
 
 // ---- type selection ---------------------------------------------------------------------------------
 
-bool never_quantized(const planned& p, std::string* why) {
-  int nd = int(p.ne.size());
-  while (nd > 1 && p.ne[size_t(nd - 1)] == 1) --nd;  // ggml_n_dims
-  if (nd < 2) return *why = "kept f32 (1-D)", true;
-  if (!ends_with(p.name, "weight")) return *why = "kept f32 (not a weight)", true;
-  if (contains(p.name, "_norm.weight")) return *why = "kept f32 (norm)", true;
-  if (contains(p.name, "ffn_gate_inp.weight")) return *why = "kept f32 (router)", true;
-  if (contains(p.name, "ssm_conv1d.weight")) return *why = "kept f32 (ssm_conv1d)", true;
-  return false;
-}
+bool never_quantized(const planned& p, std::string* why) { return llama_never_quantizes(p.name, p.ne, why); }
 
 struct chooser {
   const convert_options& o;
@@ -676,7 +674,7 @@ status declare_output(writer& w, const checkpoint& ck, const convert_report& rep
   int64_t best = -1;
   for (auto& [t, n] : by_type)
     if (n > best) best = n, main_type = t;
-  w.set("general.file_type", value::u32(ftype_for(main_type)));
+  w.set("general.file_type", value::u32(o.file_type.value_or(ftype_for(main_type))));
   w.set("general.quantization_version", value::u32(2));
   w.set("general.quantized_by", value::str("razor " RAZOR_VERSION));
   RAZOR_TRY(add_arch_metadata(w, rep.arch, cfg));
@@ -772,6 +770,7 @@ std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, co
     for (auto d : r.ne) mix(std::to_string(d));
   }
   if (o.imat) mix(o.imat->source);
+  if (o.file_type) mix("ftype " + std::to_string(*o.file_type));
   return h.hex();
 }
 
@@ -996,14 +995,6 @@ std::string gguf_layer_suffix(const std::string& s) {
   auto it = m.find(s);
   return it == m.end() ? "" : it->second;
 }
-std::string regex_exact(const std::string& name) {
-  std::string r = "^";
-  for (char c : name) {
-    if (c == '.') r += "\\.";
-    else r += char(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return r + "$";
-}
 std::string fmt_bits(double b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", b);
@@ -1078,7 +1069,7 @@ result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe
     c.min_bits = a.mn;
     c.max_bits = a.mx;
     c.type = type_for_bits(c.mean_bits, iq3, keep_type);
-    out.recipe.rules.push_back({regex_exact(g), c.type, ++line});
+    out.recipe.rules.push_back({exact_name_pattern(g), c.type, ++line});
     std::string asked;
     if (a.experts && a.mn != a.mx) {
       for (auto& [b, n] : a.hist) asked += (asked.empty() ? "" : ", ") + std::to_string(n) + "x" + fmt_bits(b);

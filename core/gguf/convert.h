@@ -13,9 +13,9 @@
 // Patterns are lower-cased and searched for in the GGUF tensor name (util/regex.h: PCRE2 under limits, with
 // ECMAScript-style escapes; docs/gguf.md "Pattern syntax"); the first matching line wins (llama.cpp's
 // llama_tensor_get_type). Precedence, as in llama-quantize:
-//   1. tensors llama.cpp never quantizes stay F32: 1-D tensors (ggml_n_dims ignores trailing 1s, so
-//      ffn_gate_inp_shexp {n,1} is 1-D), names not ending in "weight", *_norm.weight, ffn_gate_inp.weight,
-//      ssm_conv1d.weight (recipe lines for them are ignored, and reported);
+//   1. tensors llama.cpp never quantizes stay F32 (gguf/ftype.h, llama_never_quantizes): 1-D tensors
+//      (ggml_n_dims ignores trailing 1s, so ffn_gate_inp_shexp {n,1} is 1-D), names not ending in "weight",
+//      *_norm.weight, ffn_gate_inp.weight, ssm_conv1d.weight (recipe lines for them are ignored, and reported);
 //   2. token_embd.weight -> token_embedding_type, output.weight -> output_tensor_type, when set;
 //   3. the first matching recipe line;
 //   4. the default type.
@@ -61,6 +61,8 @@ struct type_recipe {
 // the plan is made.
 result<type_recipe> parse_type_recipe(const std::string& text, const std::string& where);
 result<type_recipe> load_type_recipe(const std::string& path);
+// The pattern of a rule matching exactly one tensor name ("blk.0.attn_v.weight" -> "^blk\\.0\\.attn_v\\.weight$").
+std::string exact_name_pattern(const std::string& name);
 
 // ---- fake-quant recipes (razor.recipe/1, core/model/recipe.h) -> one ggml type per GGUF tensor ----------
 // A fused GGUF expert tensor (ffn_{gate,up,down}_exps) holds one type, so per-expert bits (expert_bits) are
@@ -98,6 +100,7 @@ struct convert_options {
   // entry for (or with no imatrix at all): ggml accepts null weights; llama-quantize refuses. Only for
   // comparisons (razor pack --allow-missing-imatrix); every such tensor is reported in the notes.
   bool allow_missing_imatrix = false;
+  std::optional<uint32_t> file_type;          // general.file_type (llama_ftype); default: from the main type
   uint64_t max_shard_bytes = 0;               // split output when > 0
   uint32_t alignment = 32;
   int threads = 0;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -70,9 +71,14 @@ result<validate_result> validate_with_llamacpp(const std::string& gguf_path, con
   if (std::string why = validate_unavailable_reason(o); !why.empty()) return make_error(errc::not_found, why);
   RAZOR_TRY(need_regular_file(gguf_path));
   RAZOR_TRY(need_regular_file(o.text_path));
+  if (!o.ref_path.empty()) RAZOR_TRY(need_regular_file(o.ref_path));
+  if (o.windows < 1 || o.window < 1 || o.first_window < 0)
+    return make_error(errc::invalid_argument, "validate: windows and window must be >= 1, first_window >= 0");
   std::vector<std::string> argv = {o.node, o.script, "--oracle", o.oracle_dir, "--model", gguf_path, "--text",
                                    o.text_path, "--windows", std::to_string(o.windows), "--window",
                                    std::to_string(o.window), "--batch", std::to_string(o.batch)};
+  if (o.first_window > 0) argv.insert(argv.end(), {"--first-window", std::to_string(o.first_window)});
+  if (!o.ref_path.empty()) argv.insert(argv.end(), {"--ref", o.ref_path});
   if (o.threads > 0) argv.insert(argv.end(), {"--threads", std::to_string(o.threads)});
   if (!o.exact) argv.push_back("--fast");
   if (o.generate > 0) argv.insert(argv.end(), {"--generate", std::to_string(o.generate)});
@@ -82,6 +88,43 @@ result<validate_result> validate_with_llamacpp(const std::string& gguf_path, con
   r.nll = j.value("nll", 0.0);
   r.windows = j.value("windows", 0);
   r.predictions = j.value("predictions", 0);
+  r.first_window = j.value("first_window", 0);
+  if (j.contains("kl") && j["kl"].is_object()) {
+    const auto& k = j["kl"];
+    // null (a NaN in JSON) reads as NaN; a missing key as 0.
+    auto num = [&k](const char* key) {
+      auto it = k.find(key);
+      if (it == k.end()) return 0.0;
+      return it->is_number() ? it->get<double>() : std::nan("");
+    };
+    kl_stats s;
+    s.positions = int64_t(num("positions"));
+    s.mean = num("mean");
+    s.mean_err = num("mean_err");
+    s.max = num("max");
+    s.p999 = num("p999");
+    s.p99 = num("p99");
+    s.p95 = num("p95");
+    s.p90 = num("p90");
+    s.median = num("median");
+    s.p10 = num("p10");
+    s.p5 = num("p5");
+    s.p1 = num("p1");
+    s.min = num("min");
+    s.same_top1 = num("same_top1");
+    s.same_top1_err = num("same_top1_err");
+    s.ppl_ref = num("ppl_ref");
+    s.nll_ref = num("nll_ref");
+    s.ln_ppl_ratio = num("ln_ppl_ratio");
+    s.delta_p_mean = num("delta_p_mean");
+    s.delta_p_rms = num("delta_p_rms");
+    s.clamped = int64_t(num("kl_clamped"));
+    if (k.contains("window_kl") && k["window_kl"].is_array())
+      for (auto& v : k["window_kl"]) s.window_kl.push_back(v.is_number() ? v.get<double>() : std::nan(""));
+    r.kl = std::move(s);
+  } else if (!o.ref_path.empty()) {
+    return make_error(errc::external, gguf_path + ": the llama.cpp check answered without KL statistics");
+  }
   r.load_ms = j.value("load_ms", 0.0);
   r.eval_ms = j.value("eval_ms", 0.0);
   if (j.contains("generated") && j["generated"].is_string()) r.generated = j["generated"].get<std::string>();
