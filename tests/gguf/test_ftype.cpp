@@ -20,7 +20,7 @@
 #include "gguf/ftype.h"
 #include "gguf/gguf_file.h"
 #include "gguf/imatrix.h"
-#include "gguf/llama_quantize_oracle.h"
+#include "common/llama_quantize_oracle.h"
 #include "model/checkpoint.h"
 #include "model/synth.h"
 #include "util/atomic_file.h"
