@@ -1107,7 +1107,9 @@ void ExportWizard::startValidation() {
   connect(proc, &QProcess::errorOccurred, this, [done](QProcess::ProcessError e) {
     if (e == QProcess::FailedToStart) done(false, -1);
   });
-  startRazor(proc, {QStringLiteral("validate-gguf"), outputPath()});
+  // A check that llama.cpp loads the file and scores a few held-out windows (the full 200-window protocol is
+  // `razor validate-gguf FILE --ref F32.gguf`).
+  startRazor(proc, {QStringLiteral("validate-gguf"), outputPath(), QStringLiteral("--windows"), QStringLiteral("8")});
 }
 
 QString ExportWizard::report() const {

@@ -228,14 +228,21 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
                       {"fallback", t.fallback}, {"imatrix", t.imatrix_used}});
       auto& bt = j["by_type"] = nlohmann::json::object();
       for (auto& [t, e] : by_type) bt[t] = {{"bytes", e.first}, {"elements", e.second}};
+      std::map<std::string, std::pair<uint64_t, int64_t>> by_role;
+      for (auto& t : rep->tensors) {
+        auto& e = by_role[t.role];
+        e.first += t.bytes;
+        e.second += t.nelements();
+      }
+      auto& br = j["by_role"] = nlohmann::json::object();
+      for (auto& [r, e] : by_role)
+        br[r] = {{"bytes", e.first}, {"elements", e.second}, {"bpw", e.second > 0 ? 8.0 * double(e.first) / double(e.second) : 0.0}};
       j["tensor_bytes"] = total;
       j["bpw"] = nel > 0 ? 8.0 * double(total) / double(nel) : 0.0;
       j["notes"] = rep->notes;
       if (!sel.all) j["part_layers"] = sel.to_string();
-      if (!a->dry_run) {
-        j["file_bytes"] = rep->file_bytes;
-        j["paths"] = rep->paths;
-      }
+      if (sel.all) j["file_bytes"] = rep->file_bytes;  // written, or (dry run) exactly what would be
+      if (!a->dry_run) j["paths"] = rep->paths;
       std::printf("%s\n", j.dump(1).c_str());
       return 0;
     }

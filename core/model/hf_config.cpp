@@ -120,7 +120,7 @@ status check_int_keys(const nlohmann::json& obj, const std::string& where, const
     }
     if (!in_range)
       return make_error(errc::bad_config, where + ": " + prefix + l.key + " = " + it->dump() +
-                                              " is outside razor's limit [0, " + std::to_string(l.max) + "]");
+                                              " is out of range (outside razor's limit [0, " + std::to_string(l.max) + "])");
   }
   return {};
 }

@@ -101,7 +101,7 @@ TEST(CliLimits, HostileConfigAndIndexAreClearErrors) {
   std::ofstream(m / "config.json") << j.dump();
   auto r = run("inspect " + m.string());
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_TRUE(contains(r.out, "config.json: num_hidden_layers = 1000000000.0 is outside razor's limit")) << r.out;
+  EXPECT_TRUE(contains(r.out, "config.json: num_hidden_layers = 1000000000.0 is out of range (outside razor's limit")) << r.out;
   // An empty index: quantize used to copy the unquantized shard and report success.
   std::ofstream(m / "config.json") << cfg;
   std::ofstream(m / "model.safetensors.index.json") << R"({"metadata":{},"weight_map":{}})";

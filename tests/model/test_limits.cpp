@@ -236,7 +236,7 @@ TEST(ConfigLimits, CountsBeyondRazorsLimitsNameTheKey) {
     const char* needle;
   };
   const std::vector<c> cases = {
-      {"num_hidden_layers", "1e9", "num_hidden_layers = 1000000000.0 is outside razor's limit [0, 4096]"},
+      {"num_hidden_layers", "1e9", "num_hidden_layers = 1000000000.0 is out of range (outside razor's limit [0, 4096])"},
       {"vocab_size", "1e12", "vocab_size = 1000000000000.0 is outside"},
       {"vocab_size", "1e300", "vocab_size = 1e+300 is outside"},
       {"num_local_experts", "18446744073709551615", "num_local_experts = 18446744073709551615 is outside"},
