@@ -286,9 +286,9 @@ class gguf_provider : public weight_provider {
   }
 
   std::optional<stored_tensor> shape(const std::string& name) const override {
-    std::string g;
-    undo u;
-    if (!resolve(name, &g, &u)) return std::nullopt;
+    auto loc = layout_.locate(name);
+    if (!loc) return std::nullopt;
+    const std::string& g = loc->tensor;
     const gguf::tensor_info* ti = f_.find_tensor(g);
     if (!ti) return std::nullopt;
     const int64_t cols = ti->ne.empty() ? 1 : ti->ne[0];
@@ -298,8 +298,7 @@ class gguf_provider : public weight_provider {
   }
 
   std::optional<stored_tensor> expert_shape(int layer, int e, expert_proj p) const override {
-    const std::string g = "blk." + std::to_string(layer) + ".ffn_" +
-                          (p == expert_proj::gate ? "gate" : p == expert_proj::up ? "up" : "down") + "_exps.weight";
+    const std::string g = gguf::gguf_layout::expert_tensor(layer, p);
     const gguf::tensor_info* ti = f_.find_tensor(g);
     if (!ti || ti->ne.size() < 3 || e < 0 || e >= ti->ne[2]) return std::nullopt;
     return stored_tensor{f_.path() + ": " + g + " (expert " + std::to_string(e) + ")", {ti->ne[1], ti->ne[0]}};
