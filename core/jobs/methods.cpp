@@ -590,7 +590,6 @@ const std::vector<method_def>& method_table() {
                         "allow_missing_imatrix, measure (bools), windows, eval_offset (ints: --measure)",
        "`razor allocate --mode gguf`: a ggml type per tensor of the whole file under a byte budget (artifacts: the "
        "recipe, the report)", m_allocate_gguf},
-      {"eval-ppl", "model, text (strings), ref (string), windows, ctx, batch, topk (ints)",
       {"eval-ppl", "model (string), text (string, default: the bundled held-out text), ref (string), windows, ctx, batch, topk (ints)",
        "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
       {"probe", "model, out (strings), text (string, default: the bundled calibration text), tokens, seqlen (ints), no_imatrix (bool)",
