@@ -64,7 +64,7 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 // Runs a razor command, printing it; dies with its output when it fails. Returns stdout.
-std::string razor(const options& o, const std::vector<std::string>& args) {
+std::string run_razor(const options& o, const std::vector<std::string>& args) {
   std::vector<std::string> argv = {o.razor};
   argv.insert(argv.end(), args.begin(), args.end());
   std::string line;
@@ -144,9 +144,9 @@ int main(int argc, char** argv) {
     const std::string w = o.work + "/" + model_name;
     fs::create_directories(w);
     const std::string f32 = w + "/f32.gguf", imat = w + "/imatrix.gguf", sens = w + "/sensitivity.json";
-    if (!fs::exists(f32)) razor(o, {"pack", model, "--type", "f32", "--out", f32});
+    if (!fs::exists(f32)) run_razor(o, {"pack", model, "--type", "f32", "--out", f32});
     if (!fs::exists(imat))
-      razor(o, {"probe", model, "--tokens", std::to_string(o.imatrix_tokens), "--out", w + "/probe.h5", "--imatrix", imat});
+      run_razor(o, {"probe", model, "--tokens", std::to_string(o.imatrix_tokens), "--out", w + "/probe.h5", "--imatrix", imat});
     auto im = razor::gguf::read_imatrix(imat);
     if (!im.ok()) die(im.error().to_string());
     const llama_imatrix lim = to_llama(*im);
@@ -161,10 +161,10 @@ int main(int argc, char** argv) {
         die("llama_model_quantize " + ft_name + " failed (" + std::to_string(rc) + "): " + lq.last_log);
       const uint64_t bytes = fs::file_size(stock);
       const std::string recipe = w + "/ours-" + ft_name + ".txt", ours = w + "/ours-" + ft_name + ".gguf";
-      razor(o, {"allocate", model, "--mode", "gguf", "--target", std::to_string(bytes) + "B", "--imatrix", imat,
+      run_razor(o, {"allocate", model, "--mode", "gguf", "--target", std::to_string(bytes) + "B", "--imatrix", imat,
                 "--calib-windows", std::to_string(o.calib_windows), "--sensitivity", o.sensitivity, "--cache", sens,
                 "--out", recipe});
-      razor(o, {"pack", model, "--recipe", recipe, "--imatrix", imat, "--out", ours});
+      run_razor(o, {"pack", model, "--recipe", recipe, "--imatrix", imat, "--out", ours});
       const json s = score(stock, f32, o), r = score(ours, f32, o);
       auto rep = razor::read_json_file(w + "/ours-" + ft_name + ".report.json");
       json row = {{"model", model_name}, {"ftype", ft_name}, {"stock", s}, {"ours", r}, {"ref_ppl", ref["ppl"]},
