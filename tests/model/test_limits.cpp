@@ -237,10 +237,10 @@ TEST(ConfigLimits, CountsBeyondRazorsLimitsNameTheKey) {
   };
   const std::vector<c> cases = {
       {"num_hidden_layers", "1e9", "num_hidden_layers = 1000000000.0 is out of range (outside razor's limit [0, 4096])"},
-      {"vocab_size", "1e12", "vocab_size = 1000000000000.0 is outside"},
-      {"vocab_size", "1e300", "vocab_size = 1e+300 is outside"},
-      {"num_local_experts", "18446744073709551615", "num_local_experts = 18446744073709551615 is outside"},
-      {"hidden_size", "-8", "hidden_size = -8 is outside"},
+      {"vocab_size", "1e12", "vocab_size = 1000000000000.0 is out of range"},
+      {"vocab_size", "1e300", "vocab_size = 1e+300 is out of range"},
+      {"num_local_experts", "18446744073709551615", "num_local_experts = 18446744073709551615 is out of range"},
+      {"hidden_size", "-8", "hidden_size = -8 is out of range"},
       {"moe_intermediate_size", "64.5", "moe_intermediate_size = 64.5 is not an integer"},
   };
   for (auto& x : cases) {
