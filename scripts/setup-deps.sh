@@ -9,6 +9,7 @@ pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libcurl4-openssl-dev
       xvfb xauth x11-apps x11-utils xdotool imagemagick fonts-dejavu-core mesa-utils libgl1-mesa-dri
       nodejs file dpkg-dev openssh-client openssh-server
+      patchelf python3  # scripts/bundle.sh: the portable bundle
       slurmctld slurmd slurm-client munge)  # tests/slurm_test.sh: a single-node Slurm on loopback
 missing=()
 for p in "${pkgs[@]}"; do
