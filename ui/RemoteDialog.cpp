@@ -1,6 +1,10 @@
 #include "RemoteDialog.h"
 
+#include <QCoreApplication>
 #include <QDialogButtonBox>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -52,6 +56,20 @@ QJsonObject findProbe(const QByteArray& out) {
   return found;
 }
 
+// Keeps the last kMaxCapture bytes of p's stdout and stderr in its properties razorOut / razorErr.
+void captureOutput(QProcess* p, QObject* context) {
+  QObject::connect(p, &QProcess::readyReadStandardOutput, context, [p] {
+    QByteArray out = p->property("razorOut").toByteArray() + p->readAllStandardOutput();
+    if (out.size() > kMaxCapture) out = out.right(kMaxCapture);
+    p->setProperty("razorOut", out);
+  });
+  QObject::connect(p, &QProcess::readyReadStandardError, context, [p] {
+    QByteArray err = p->property("razorErr").toByteArray() + p->readAllStandardError();
+    if (err.size() > kMaxCapture) err = err.right(kMaxCapture);
+    p->setProperty("razorErr", err);
+  });
+}
+
 QString gib(double bytes) { return QStringLiteral("%1 GiB").arg(bytes / (1024.0 * 1024.0 * 1024.0), 0, 'f', 1); }
 
 }  // namespace
@@ -95,9 +113,17 @@ RemoteDialog::RemoteDialog(QWidget* parent) : QDialog(parent), m_timer(new QTime
   m_message->setObjectName(QStringLiteral("message"));
   m_message->setWordWrap(true);
   m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  m_installButton = new QPushButton(tr("Install razor %1 there").arg(QStringLiteral(RAZOR_VERSION)));
+  m_installButton->setObjectName(QStringLiteral("install"));
+  m_installButton->setToolTip(tr("Uploads this release's portable bundle (%1) through ssh and unpacks it in "
+                                 "~/.local/razor-%2 on the server (no root needed; nothing there is replaced), "
+                                 "then checks the installed razor.")
+                                  .arg(bundleFileName(), QStringLiteral(RAZOR_VERSION)));
+  m_installButton->setVisible(false);
   auto* checkRow = new QHBoxLayout;
   checkRow->addWidget(m_checkButton, 0, Qt::AlignTop);
   checkRow->addWidget(m_message, 1);
+  checkRow->addWidget(m_installButton, 0, Qt::AlignTop);
 
   auto* results = new QGroupBox(tr("Server"));
   auto* rl = new QFormLayout(results);
@@ -128,6 +154,7 @@ RemoteDialog::RemoteDialog(QWidget* parent) : QDialog(parent), m_timer(new QTime
   for (QLineEdit* e : {m_hostEdit, m_optionsEdit, m_razorEdit, m_workspaceEdit})
     connect(e, &QLineEdit::textChanged, this, &RemoteDialog::invalidate);
   connect(m_checkButton, &QPushButton::clicked, this, &RemoteDialog::check);
+  connect(m_installButton, &QPushButton::clicked, this, &RemoteDialog::install);
   connect(m_timer, &QTimer::timeout, this, [this] {
     if (!m_process) return;
     const QByteArray err = m_process->property("razorErr").toByteArray();
@@ -234,9 +261,12 @@ void RemoteDialog::clearResults() {
 
 void RemoteDialog::updateButtons() {
   const bool checking = isChecking();
-  m_checkButton->setEnabled(!checking);
+  for (QLineEdit* e : {m_hostEdit, m_optionsEdit, m_razorEdit, m_workspaceEdit}) e->setEnabled(!m_installing);
+  m_installButton->setEnabled(!checking && !m_installing);
+  m_installButton->setText(m_installing ? tr("Installing\u2026") : tr("Install razor %1 there").arg(QStringLiteral(RAZOR_VERSION)));
+  m_checkButton->setEnabled(!checking && !m_installing);
   m_checkButton->setText(checking ? tr("Checking\u2026") : tr("Check"));
-  const bool ready = m_checkOk && !checking && sameHost(host(), m_checked);
+  const bool ready = m_checkOk && !checking && !m_installing && sameHost(host(), m_checked);
   m_connectButton->setEnabled(ready);
   m_connectButton->setToolTip(ready ? tr("Run the workbench's workers on %1").arg(m_checked.label())
                                     : tr("Check the server first: Connect needs a successful check of these "
@@ -282,6 +312,8 @@ void RemoteDialog::check() {
   abandonProcess();
   m_timer->stop();
   m_checkOk = false;
+  m_installing = false;
+  setOffer(false);
   m_checking = true;
   m_probe = QJsonObject();
   clearResults();
@@ -303,16 +335,7 @@ void RemoteDialog::check() {
   p->setProgram(h.sshProgram);
   p->setArguments(h.probeArguments());
   p->setStandardInputFile(QProcess::nullDevice());
-  connect(p, &QProcess::readyReadStandardOutput, this, [p] {
-    QByteArray out = p->property("razorOut").toByteArray() + p->readAllStandardOutput();
-    if (out.size() > kMaxCapture) out = out.right(kMaxCapture);
-    p->setProperty("razorOut", out);
-  });
-  connect(p, &QProcess::readyReadStandardError, this, [p] {
-    QByteArray err = p->property("razorErr").toByteArray() + p->readAllStandardError();
-    if (err.size() > kMaxCapture) err = err.right(kMaxCapture);
-    p->setProperty("razorErr", err);
-  });
+  captureOutput(p, this);
   connect(p, &QProcess::finished, this, [this, gen](int code, QProcess::ExitStatus st) {
     onProbeEnded(gen, code, st == QProcess::CrashExit, QString());
   });
@@ -370,8 +393,9 @@ void RemoteDialog::onProbeEnded(quint64 generation, int exitCode, bool crashed, 
     } else if (exitCode == 127) {
       row = tr("yes, but razor was not found (exit 127)");
       msg = tr("\"%1\" was not found on the server. A non-interactive ssh shell may not have your login PATH: give "
-               "the full path of razor.")
+               "the full path of razor, or install this release there (no root needed).")
                 .arg(h.razor);
+      setOffer(true);
     } else {
       row = tr("yes, but no probe answer (exit %1)").arg(exitCode);
       msg = tr("The server ran \"%1\" but it printed no probe line: is it a razor release with `worker --probe`?")
@@ -402,9 +426,11 @@ void RemoteDialog::onProbeEnded(quint64 generation, int exitCode, bool crashed, 
                           .arg(razor::jobs::kProtocolVersion);
     setRow(VersionRow, v, true);
     problems << tr("razor on the server speaks protocol %1, this workbench %2: install the same release on both "
-                   "sides.")
+                   "sides (Install puts this one in %3/razor-%4 next to it).")
                     .arg(proto)
-                    .arg(razor::jobs::kProtocolVersion);
+                    .arg(razor::jobs::kProtocolVersion)
+                    .arg(m_installDir, QStringLiteral(RAZOR_VERSION));
+    setOffer(true);
   }
 
   const bool wsOk = probe.value(QLatin1String("workspace_ok")).toBool();
@@ -468,4 +494,122 @@ void RemoteDialog::accept() {
   if (!m_connectButton->isEnabled()) return;
   saveHost(host());
   QDialog::accept();
+}
+
+void RemoteDialog::setOffer(bool offer) {
+  m_installOffered = offer;
+  m_installButton->setVisible(offer);
+}
+
+QString RemoteDialog::bundleFileName() {
+  return QStringLiteral("razor-%1-linux-x86_64.tar.gz").arg(QStringLiteral(RAZOR_VERSION));
+}
+
+QString RemoteDialog::findLocalBundle() {
+  const QString env = qEnvironmentVariable("RAZOR_BUNDLE");
+  if (!env.isEmpty()) return QFileInfo(env).isFile() ? QFileInfo(env).absoluteFilePath() : QString();
+  const QDir exe(QCoreApplication::applicationDirPath());
+  for (const QString& d : {exe.path(), exe.filePath(QStringLiteral("..")), exe.filePath(QStringLiteral("../share/razor"))}) {
+    const QFileInfo f(QDir(d).filePath(bundleFileName()));
+    if (f.isFile()) return f.canonicalFilePath();
+  }
+  return {};
+}
+
+void RemoteDialog::install() {
+  if (m_installing) return;
+  QString bundle = m_bundlePath.isEmpty() ? findLocalBundle() : m_bundlePath;
+  if (bundle.isEmpty()) {
+    bundle = QFileDialog::getOpenFileName(this, tr("The razor bundle to install on the server"), QString(),
+                                          tr("razor bundle (%1);;All files (*)").arg(bundleFileName()));
+    if (bundle.isEmpty()) return;
+    m_bundlePath = bundle;
+  }
+  ++m_generation;
+  abandonProcess();
+  m_timer->stop();
+  m_checking = false;
+  m_checkOk = false;
+  const quint64 gen = m_generation;
+  const RemoteHost h = host();
+  m_checked = h;
+  m_installing = true;
+  clearResults();
+  updateButtons();
+  const QFileInfo fi(bundle);
+  if (!fi.isFile() || !h.isValid()) {
+    const QString msg = !h.isValid() ? tr("Enter the server and the workspace first.")
+                                     : tr("%1: no such file (build it with scripts/bundle.sh)").arg(bundle);
+    QTimer::singleShot(0, this, [this, gen, msg] {
+      if (gen == m_generation) onInstallEnded(gen, -2, false, msg);
+    });
+    return;
+  }
+  auto* p = new QProcess(this);
+  p->setProgram(h.sshProgram);
+  p->setArguments(h.installArguments(QStringLiteral(RAZOR_VERSION), m_installDir));
+  p->setStandardInputFile(fi.absoluteFilePath());  // streamed by QProcess, never held in memory
+  captureOutput(p, this);
+  connect(p, &QProcess::finished, this, [this, gen](int code, QProcess::ExitStatus st) {
+    onInstallEnded(gen, code, st == QProcess::CrashExit, QString());
+  });
+  connect(p, &QProcess::errorOccurred, this, [this, gen, p](QProcess::ProcessError e) {
+    if (e == QProcess::FailedToStart)
+      onInstallEnded(gen, -1, false, tr("The ssh program \"%1\" could not be started: %2").arg(m_checked.sshProgram, p->errorString()));
+  });
+  m_process = p;
+  setMessage(tr("Uploading %1 (%2 MB) to %3 and unpacking it in %4/razor-%5 \u2026")
+                 .arg(fi.fileName())
+                 .arg(double(fi.size()) / 1e6, 0, 'f', 1)
+                 .arg(h.host, m_installDir, QStringLiteral(RAZOR_VERSION)),
+             0);
+  p->start();
+}
+
+void RemoteDialog::onInstallEnded(quint64 generation, int exitCode, bool crashed, const QString& startError) {
+  if (generation != m_generation) return;
+  QByteArray out, err;
+  if (QProcess* p = m_process) {
+    m_process = nullptr;
+    out = p->property("razorOut").toByteArray() + p->readAllStandardOutput();
+    err = p->property("razorErr").toByteArray() + p->readAllStandardError();
+    p->disconnect(this);
+    p->deleteLater();
+  }
+  m_installing = false;
+  QString path;
+  for (const QByteArray& line : out.split('\n'))
+    if (line.startsWith("razor-installed ")) path = QString::fromUtf8(line.mid(16)).trimmed();
+  QString msg;
+  if (!startError.isEmpty()) {
+    msg = startError;
+  } else if (crashed) {
+    msg = tr("ssh ended abnormally during the install.");
+  } else if (exitCode == 0 && !path.isEmpty()) {
+    msg = tr("Installed razor %1 on %2: %3. Checking it\u2026").arg(QStringLiteral(RAZOR_VERSION), m_checked.host, path);
+  } else if (exitCode == 255) {
+    msg = tr("ssh could not log in to %1 to install razor.").arg(m_checked.host);
+  } else {
+    QStringList why;
+    for (const QString& l : lastLines(err, kStderrLines).split(QLatin1Char('\n')))
+      if (!l.isEmpty()) why << (l.startsWith(QLatin1String("razor-install: ")) ? l.mid(15) : l);
+    msg = tr("The install on %1 failed (exit %2)%3").arg(m_checked.host).arg(exitCode)
+              .arg(why.isEmpty() ? QStringLiteral(".") : QStringLiteral(": ") + why.join(QLatin1Char(' ')));
+  }
+  const bool ok = !path.isEmpty() && exitCode == 0 && startError.isEmpty() && !crashed;
+  if (!ok) {
+    setRow(ReachableRow, tr("install failed"), true);
+    setMessage(msg, 2);
+    updateButtons();
+    emit installFinished(false, QString(), msg);
+    return;
+  }
+  m_filling = true;  // the field change is ours, and a check follows
+  m_razorEdit->setText(path);
+  m_filling = false;
+  setOffer(false);
+  setMessage(msg, 1);
+  updateButtons();
+  emit installFinished(true, path, msg);
+  check();
 }

@@ -8,6 +8,12 @@
 // only while the fields are those that were checked. The values are saved (RemoteHost::save) on Connect and
 // restored when the dialog opens.
 //
+// Installing razor (docs/bundle.md): when the check finds no razor on the server (exit 127) or one that speaks
+// another protocol, the dialog offers to install this release's portable bundle there: "Install razor" uploads
+// razor-<version>-linux-x86_64.tar.gz through ssh's stdin (RemoteHost::installArguments), the server unpacks it
+// into ~/.local/razor-<version> (never replacing anything), and the razor field becomes the installed razor, which
+// is checked at once. The archive is bundlePath() when set, else findLocalBundle(), else the user picks it.
+//
 // The probe is one QProcess with a timeout (checkTimeout(), default 30 s); the GUI thread never waits on it.
 // A newer check, an edit of the fields or closing the dialog supersede a running one (its answer is dropped,
 // the process killed).
@@ -53,6 +59,23 @@ class RemoteDialog : public QDialog {
   QString resultText(Row row) const;
   QPushButton* checkButton() const { return m_checkButton; }
   QPushButton* connectButton() const { return m_connectButton; }
+  // The install offer (after a check that found no razor, or another protocol).
+  QPushButton* installButton() const { return m_installButton; }
+  bool installOffered() const { return m_installOffered; }
+  bool isInstalling() const { return m_installing; }
+  // Uploads and unpacks the bundle (superseding a running check); installFinished() follows, asynchronously.
+  void install();
+  void setBundlePath(const QString& path) { m_bundlePath = path; }
+  QString bundlePath() const { return m_bundlePath; }
+  // The folder on the server the bundle is unpacked in ("~/.local": the server's home).
+  void setInstallDir(const QString& dir) { m_installDir = dir; }
+  QString installDir() const { return m_installDir; }
+  // This release's bundle next to the workbench: $RAZOR_BUNDLE, else razor-<version>-linux-x86_64.tar.gz in the
+  // executable's folder, its parent (scripts/bundle.sh writes it into the build folder) or <prefix>/share/razor;
+  // "" when none is there.
+  static QString findLocalBundle();
+  static QString bundleFileName();  // razor-<version>-linux-x86_64.tar.gz
+
   // Connect: refused unless the fields were checked successfully; saves them (savedHost()) and closes.
   void accept() override;
 
@@ -66,6 +89,8 @@ class RemoteDialog : public QDialog {
 
  signals:
   void checkFinished(bool ok, const QJsonObject& probe, const QString& message);
+  // razorPath: the installed razor on the server ("" when the install failed).
+  void installFinished(bool ok, const QString& razorPath, const QString& message);
 
  private:
   void onProbeEnded(quint64 generation, int exitCode, bool crashed, const QString& startError);
@@ -76,6 +101,8 @@ class RemoteDialog : public QDialog {
   void setMessage(const QString& text, int level);  // 0 neutral, 1 ok, 2 error
   void updateButtons();
   void abandonProcess();
+  void onInstallEnded(quint64 generation, int exitCode, bool crashed, const QString& startError);
+  void setOffer(bool offer);
 
   QLineEdit* m_hostEdit = nullptr;
   QLineEdit* m_optionsEdit = nullptr;
@@ -83,6 +110,7 @@ class RemoteDialog : public QDialog {
   QLineEdit* m_workspaceEdit = nullptr;
   QPushButton* m_checkButton = nullptr;
   QPushButton* m_connectButton = nullptr;
+  QPushButton* m_installButton = nullptr;
   QLabel* m_message = nullptr;
   QLabel* m_rows[6] = {};
 
@@ -94,6 +122,10 @@ class RemoteDialog : public QDialog {
   bool m_checking = false;
   bool m_checkOk = false;
   bool m_filling = false;  // setHost() is writing the fields
+  bool m_installing = false;
+  bool m_installOffered = false;
+  QString m_bundlePath;
+  QString m_installDir = QStringLiteral("~/.local");
   QJsonObject m_probe;
   RemoteHost m_checked;    // the host the last check ran against
 };

@@ -38,6 +38,39 @@ QStringList RemoteHost::razorArguments(const QStringList& args) const {
   return a;
 }
 
+namespace {
+// The server side of installArguments(): POSIX sh, $1 the folder, $2 the version, the archive on stdin.
+const char* kInstallScript = R"sh(set -eu
+dir=$1; v=$2
+case $dir in "~") dir=$HOME ;; "~/"*) dir=$HOME/${dir#"~/"} ;; esac
+case $dir in /*) ;; *) dir=$HOME/$dir ;; esac
+final=$dir/razor-$v
+if [ -e "$final" ] || [ -L "$final" ]; then
+  if [ -x "$final/bin/razor" ] && [ "$("$final/bin/razor" --version 2>/dev/null)" = "razor $v" ]; then
+    echo "razor-installed $final/bin/razor"; exit 0
+  fi
+  echo "razor-install: $final already exists and holds no working razor $v: not replaced (move it away first)" >&2
+  exit 3
+fi
+mkdir -p "$dir"
+tmp=$(mktemp -d "$dir/.razor-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+if ! tar -xzf - -C "$tmp"; then echo "razor-install: the upload is not a complete .tar.gz" >&2; exit 4; fi
+if [ ! -x "$tmp/razor-$v/bin/razor" ]; then echo "razor-install: the archive holds no razor-$v/bin/razor" >&2; exit 4; fi
+if ! got=$("$tmp/razor-$v/bin/razor" --version 2>&1); then
+  echo "razor-install: the bundle's razor does not run on $(uname -n): $got" >&2; exit 5
+fi
+if [ "$got" != "razor $v" ]; then echo "razor-install: the bundle's razor says "$got", not "razor $v"" >&2; exit 4; fi
+mv -T "$tmp/razor-$v" "$final"
+echo "razor-installed $final/bin/razor"
+)sh";
+}  // namespace
+
+QStringList RemoteHost::installArguments(const QString& version, const QString& dir) const {
+  return sshArguments({QStringLiteral("sh"), QStringLiteral("-c"), QString::fromLatin1(kInstallScript),
+                       QStringLiteral("razor-install"), dir, version});
+}
+
 void RemoteHost::startRazor(QProcess* p, const QStringList& args) const { p->start(sshProgram, razorArguments(args)); }
 
 void RemoteHost::save(QSettings& s) const {

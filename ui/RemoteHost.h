@@ -36,6 +36,15 @@ struct RemoteHost {
   QStringList razorArguments(const QStringList& args) const;
   void startRazor(QProcess* p, const QStringList& args) const;
 
+  // ssh's arguments to install a portable bundle (scripts/bundle.sh, docs/bundle.md) that ssh's stdin carries:
+  // the server's sh unpacks it into a temporary folder below `dir` ("~" and "~/..." are the server's home, a
+  // relative dir is below it), checks that its bin/razor runs and says "razor <version>", and renames it to
+  // dir/razor-<version>; it prints "razor-installed <absolute path of bin/razor>". A dir/razor-<version> already
+  // there is kept: used when its razor says that version, else an error (exit 3) that names it; nothing is ever
+  // replaced. Exits 4 (the archive is not that version's bundle) or 5 (its razor does not run there: glibc older
+  // than the bundle's floor...) with a message on stderr, the temporary removed.
+  QStringList installArguments(const QString& version, const QString& dir = QStringLiteral("~/.local")) const;
+
   static QString shellQuote(const QString& word);
 
   void save(QSettings& s) const;  // under the group "remote"

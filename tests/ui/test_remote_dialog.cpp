@@ -138,6 +138,8 @@ TEST_F(RemoteDialogTest, SuccessfulCheckEnablesConnect) {
   EXPECT_TRUE(d.resultText(RemoteDialog::GpusRow).contains(QStringLiteral("79.6 GiB")));
   EXPECT_TRUE(d.resultText(RemoteDialog::SessionsRow).contains(QStringLiteral("cpu: pid 4242, running")));
   EXPECT_TRUE(d.resultText(RemoteDialog::SessionsRow).contains(QStringLiteral("gpu0: pid 4243, not running")));
+  EXPECT_FALSE(d.installOffered());
+  EXPECT_TRUE(d.installButton()->isHidden());
 
   // ssh got the probe command: BatchMode (never a password), the user's options before the host, the quoted
   // remote command after "--".
@@ -176,6 +178,7 @@ TEST_F(RemoteDialogTest, ProtocolMismatchIsAnError) {
   EXPECT_TRUE(d.resultText(RemoteDialog::VersionRow).contains(QStringLiteral("install the same release on both sides")));
   EXPECT_TRUE(d.resultText(RemoteDialog::ReachableRow).startsWith(QStringLiteral("yes")));  // reachable, though
   EXPECT_TRUE(d.resultText(RemoteDialog::GpusRow).contains(QStringLiteral("H100")));       // and the rest is shown
+  EXPECT_TRUE(d.installOffered());  // this release can be installed next to the other one
 }
 
 TEST_F(RemoteDialogTest, UnusableWorkspaceIsAnError) {
@@ -225,6 +228,10 @@ TEST_F(RemoteDialogTest, RazorNotFoundOnTheServer) {
   EXPECT_FALSE(r[0].toBool());
   EXPECT_TRUE(d.message().contains(QStringLiteral("was not found on the server")));
   EXPECT_TRUE(d.resultText(RemoteDialog::ReachableRow).contains(QStringLiteral("not found")));
+  // No razor there: the dialog offers to install this release's bundle (test_remote_install.cpp installs it).
+  EXPECT_TRUE(d.installOffered());
+  EXPECT_FALSE(d.installButton()->isHidden());
+  EXPECT_TRUE(d.installButton()->isEnabled());
 }
 
 TEST_F(RemoteDialogTest, NoAnswerTimesOut) {
