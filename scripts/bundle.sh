@@ -10,7 +10,7 @@
 #   BUILD_DIR      the build to package (default build); it must hold razor and librazor-glibc-compat.so
 #   OUT_DIR        where the archive goes (default BUILD_DIR)
 #   --system-cuda  leave cuBLAS / the CUDA runtime out: they are found from the server's CUDA (ld.so.conf,
-#                  LD_LIBRARY_PATH or /usr/local/cuda/lib64); the archive is ~300 MB smaller
+#                  LD_LIBRARY_PATH or /usr/local/cuda/lib64); the archive is ~400 MB smaller
 # Needs patchelf and python3 (scripts/setup-deps.sh installs patchelf). The archive is written to a temporary
 # name and renamed when complete.
 set -euo pipefail

@@ -137,6 +137,8 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
       return make_error(errc::not_found, printable((dir / file).string()) + ": does not hold tensor '" +
                                              printable(name) + "' that the index places there");
 
+  RAZOR_TRY(ck.bind_block_scales());
+
   // Prefix of the text model's layers.
   ck.prefix_ = "model.";
   for (auto& t : ck.tensors_) {
@@ -191,9 +193,93 @@ status checkpoint::check_mapped() const {
   return {};
 }
 
+status checkpoint::bind_block_scales() {
+  const std::string cfg_name = printable((fs::path(dir_) / "config.json").string());
+  int64_t br = 0, bc = 0;
+  bool block_fp8 = false;
+  if (cfg_.raw.is_object() && cfg_.raw.contains("quantization_config")) {
+    const auto& qc = cfg_.raw["quantization_config"];
+    if (!qc.is_object()) return make_error(errc::bad_format, cfg_name + ": quantization_config is not an object");
+    if (qc.contains("quant_method") && qc["quant_method"] == "fp8" && qc.contains("weight_block_size")) {
+      const auto& b = qc["weight_block_size"];
+      constexpr int64_t kMaxBlock = 1 << 16;  // the Hub uses 128; anything this large is a broken file
+      if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+          b[0].get<int64_t>() < 1 || b[1].get<int64_t>() < 1 || b[0].get<int64_t>() > kMaxBlock ||
+          b[1].get<int64_t>() > kMaxBlock)
+        return make_error(errc::bad_format, cfg_name + ": quantization_config.weight_block_size must be two integers in [1, " +
+                                                std::to_string(kMaxBlock) + "], got " + printable(b.dump()));
+      br = b[0].get<int64_t>();
+      bc = b[1].get<int64_t>();
+      block_fp8 = true;
+    }
+  }
+  static constexpr std::string_view kSuffix = "_scale_inv";
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    tensor_entry& t = tensors_[i];
+    if (t.dt != dtype::f8_e4m3) continue;
+    auto it = by_name_.find(t.name + std::string(kSuffix));
+    if (it == by_name_.end()) {
+      if (block_fp8 && t.shape.size() >= 2)
+        return make_error(errc::bad_format, printable(shard_paths_[size_t(t.shard)]) + ": FP8 weight '" + printable(t.name) +
+                                                "' has no '" + printable(t.name) + std::string(kSuffix) +
+                                                "' although config.json declares FP8 block scales");
+      continue;  // FP8 without a scale (scale 1)
+    }
+    const tensor_entry& s = tensors_[it->second];
+    const std::string where = printable(shard_paths_[size_t(s.shard)]) + ": '" + printable(s.name) + "'";
+    if (!block_fp8)
+      return make_error(errc::bad_format, where + " is a block scale but " + cfg_name +
+                                              " has no quantization_config {\"quant_method\": \"fp8\", \"weight_block_size\": [..]}");
+    if (s.dt != dtype::f32 && s.dt != dtype::bf16 && s.dt != dtype::f16)
+      return make_error(errc::bad_format, where + ": a block scale must be F32, BF16 or F16, not " + std::string(dtype_name(s.dt)));
+    if (t.shape.size() < 2)
+      return make_error(errc::bad_format, where + ": block scales need a weight of at least 2 dimensions, '" +
+                                              printable(t.name) + "' has " + std::to_string(t.shape.size()));
+    std::vector<int64_t> want(t.shape.begin(), t.shape.end() - 2);
+    want.push_back((t.shape[t.shape.size() - 2] + br - 1) / br);
+    want.push_back((t.shape.back() + bc - 1) / bc);
+    if (s.shape != want) {
+      auto str = [](const std::vector<int64_t>& v) {
+        std::string o = "[";
+        for (size_t k = 0; k < v.size(); ++k) o += (k ? ", " : "") + std::to_string(v[k]);
+        return o + "]";
+      };
+      return make_error(errc::shape_mismatch, where + " has shape " + str(s.shape) + ", the " + std::to_string(br) + "x" +
+                                                  std::to_string(bc) + " blocks of '" + printable(t.name) + "' " +
+                                                  str(t.shape) + " need " + str(want));
+    }
+    t.scale = int(it->second);
+    t.block_rows = br;
+    t.block_cols = bc;
+  }
+  return {};
+}
+
 status checkpoint::read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
   RAZOR_TRY(read_f32_unchecked(t, first, count, out));
+  if (t.scale >= 0) RAZOR_TRY(files_[size_t(tensors_[size_t(t.scale)].shard)]->map().check());
   return files_[size_t(t.shard)]->map().check();
+}
+
+status checkpoint::read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
+  const tensor_entry& s = tensors_[size_t(t.scale)];
+  const uint8_t* p = data(t);
+  const int64_t C = t.shape.back(), R = t.shape[t.shape.size() - 2];
+  const int64_t nbr = (R + t.block_rows - 1) / t.block_rows, nbc = (C + t.block_cols - 1) / t.block_cols;
+  std::vector<float> srow(static_cast<size_t>(nbc));
+  int64_t loaded = -1;  // the block row of the scales in srow
+  for (int64_t i = 0; i < count;) {
+    const int64_t e = first + i, row = e / C, col0 = e % C;
+    const int64_t n = std::min(count - i, C - col0);
+    const int64_t brow = (row / R) * nbr + (row % R) / t.block_rows;
+    if (brow != loaded) {
+      RAZOR_TRY(read_f32_unchecked(s, brow * nbc, nbc, srow.data()));
+      loaded = brow;
+    }
+    for (int64_t j = 0; j < n; ++j) out[i + j] = fp8_e4m3_to_f32(p[e + j]) * srow[size_t((col0 + j) / t.block_cols)];
+    i += n;
+  }
+  return {};
 }
 
 status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
@@ -226,6 +312,7 @@ status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int6
       }
       return {};
     case dtype::f8_e4m3:
+      if (t.scale >= 0) return read_fp8_scaled(t, first, count, out);
       for (int64_t i = 0; i < count; ++i) out[i] = fp8_e4m3_to_f32(p[i]);
       return {};
     default:

@@ -3,6 +3,15 @@
 // reads only headers, so indexing a 245 GB checkpoint takes milliseconds; tensor bytes are paged in when
 // read. Every tensor gets a role from the adapter table.
 //
+// FP8 E4M3 weights with block scales (the Hub's fine-grained layout, DeepSeek-V3 / Qwen *-FP8): config.json's
+// quantization_config {"quant_method": "fp8", "weight_block_size": [BR, BC]} and, beside each F8_E4M3 weight
+// "<name>", a float tensor "<name>_scale_inv" of shape [..., ceil(R / BR), ceil(C / BC)] for a weight
+// [..., R, C]: element (r, c) is fp8(r, c) * scale_inv[r / BR][c / BC]. Opening binds each weight to its scale
+// (errors: a scale of the wrong shape or dtype, an FP8 weight without its scale in a block-quantized checkpoint,
+// a scale without weight_block_size); read_f32 dequantizes on read, so every reader of weights (quantize, pack,
+// the engine, allocate) sees the real values. The *_scale_inv tensors keep their quant_scale role: never
+// quantized or packed as weights.
+//
 // Errors name the file and the problem: missing config.json, a shard the index names that is absent, a
 // tensor the index places in a shard that does not hold it, a tensor name present in two shards, and
 // every safetensors header problem (see safetensors.h).
@@ -30,6 +39,10 @@ struct tensor_entry {
   uint64_t offset = 0;     // absolute byte offset of the data in the shard file
   uint64_t nbytes = 0;
   tensor_class cls;
+  // FP8 block scale (see the top of this file): index of "<name>_scale_inv" in checkpoint::tensors(), -1 when
+  // none; the block's rows and columns.
+  int scale = -1;
+  int64_t block_rows = 0, block_cols = 0;
   int64_t numel() const;
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }  // last (input) axis
   int64_t rows() const { return cols() ? numel() / cols() : 0; }
@@ -55,8 +68,8 @@ class checkpoint {
   const std::string& text_prefix() const { return prefix_; }
 
   const uint8_t* data(const tensor_entry& t) const;
-  // Converts elements [first, first + count) of t to float32. BF16/F16/F32/F64/FP8 (FP8 without its
-  // block scale: use dequant_fp8 for scaled weights).
+  // Converts elements [first, first + count) of t to float32: BF16/F16/F32/F64, and FP8 E4M3 times its block
+  // scale when it has one (t.scale >= 0).
   status read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   result<std::vector<float>> read_f32(const tensor_entry& t) const;
   status read_rows_f32(const matrix_view& v, float* out) const;
@@ -76,6 +89,8 @@ class checkpoint {
 
  private:
   status read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
+  status read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
+  status bind_block_scales();
   std::string dir_, prefix_;
   model_config cfg_;
   const adapter_def* adapter_ = nullptr;

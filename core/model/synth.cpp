@@ -154,19 +154,74 @@ struct rng {
 
 }  // namespace
 
-status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir, const synth_options& opt,
+namespace {
+
+// synth --dtype fp8: FP8 E4M3 weights with kFp8Block x kFp8Block block scales, the Hub's fine-grained layout
+// (model/checkpoint.h): the linear maps inside the layers; embeddings, the head, routers, norms, convolutions
+// and 1-D tensors stay BF16, as in the Hub's FP8 releases.
+constexpr int64_t kFp8Block = 128;
+
+bool fp8_weight(const synth_tensor& t) {
+  if (t.how != synth_tensor::init::normal || t.shape.size() < 2 || t.name.find("conv1d") != std::string::npos)
+    return false;
+  switch (classify_tensor(t.name, t.shape).role) {
+    case tensor_role::routed_expert:
+    case tensor_role::shared_expert:
+    case tensor_role::attention:
+    case tensor_role::linear_attention:
+    case tensor_role::dense_ffn:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// One tensor of the file: a planned tensor in its dtype, or the block scale of the FP8 weight before it.
+struct synth_entry {
+  std::string name;
+  std::vector<int64_t> shape;
+  dtype dt;
+  size_t plan = 0;
+  bool scale = false;
+  uint64_t numel() const {
+    uint64_t n = 1;
+    for (auto d : shape) n *= uint64_t(d);
+    return n;
+  }
+};
+
+}  // namespace
+
+status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_dir, const synth_options& opt,
                         const progress_fn& progress) {
-  RAZOR_ASSIGN_OR_RETURN(model_config cfg, parse_model_config(config, "config"));
+  RAZOR_ASSIGN_OR_RETURN(model_config cfg, parse_model_config(config_in, "config"));
   RAZOR_ASSIGN_OR_RETURN(std::vector<synth_tensor> plan, synth_plan(cfg, opt));
-  const size_t es = dtype_size(opt.dt);
-  // Shard assignment: consecutive tensors until the shard is full.
+  const bool fp8 = opt.dt == dtype::f8_e4m3;
+  if (!fp8 && opt.dt != dtype::bf16 && opt.dt != dtype::f16 && opt.dt != dtype::f32)
+    return make_error(errc::invalid_argument, "synth: dtype " + std::string(dtype_name(opt.dt)) +
+                                                  " is not one of BF16, F16, F32, F8_E4M3");
+  nlohmann::json config = config_in;
+  if (fp8)
+    config["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
+                                     {"weight_block_size", {kFp8Block, kFp8Block}}};
+  std::vector<synth_entry> entries;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (fp8 && fp8_weight(plan[i])) {
+      entries.push_back({plan[i].name, plan[i].shape, dtype::f8_e4m3, i, false});
+      std::vector<int64_t> ss(plan[i].shape.begin(), plan[i].shape.end() - 2);
+      ss.push_back((plan[i].shape[plan[i].shape.size() - 2] + kFp8Block - 1) / kFp8Block);
+      ss.push_back((plan[i].shape.back() + kFp8Block - 1) / kFp8Block);
+      entries.push_back({plan[i].name + "_scale_inv", ss, dtype::f32, i, true});
+    } else {
+      entries.push_back({plan[i].name, plan[i].shape, fp8 ? dtype::bf16 : opt.dt, i, false});
+    }
+  }
+  // Shard assignment: consecutive tensors until the shard is full (a weight and its scale stay together).
   std::vector<std::vector<size_t>> shards(1);
   uint64_t cur = 0, total = 0;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    uint64_t n = 1;
-    for (auto d : plan[i].shape) n *= uint64_t(d);
-    uint64_t b = n * es;
-    if (cur > 0 && cur + b > opt.shard_bytes) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const uint64_t b = entries[i].numel() * dtype_size(entries[i].dt);
+    if (cur > 0 && cur + b > opt.shard_bytes && !entries[i].scale) {
       shards.emplace_back();
       cur = 0;
     }
@@ -183,39 +238,72 @@ status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir
   uint64_t done = 0;
   rng r{opt.seed * 0x9E3779B97F4A7C15ull + 1};
   std::vector<uint8_t> buf;
+  std::vector<float> block, scales;  // an FP8 weight's rows of one block, and its scales until they are written
+  auto value = [&](synth_tensor::init how) {
+    switch (how) {
+      case synth_tensor::init::ones: return 1.0f;
+      case synth_tensor::init::zeros: return 0.0f;
+      case synth_tensor::init::small: return 0.05f * r.normal();
+      case synth_tensor::init::a_log: return std::log(1.0f + 15.0f * float(r.next() >> 40) / float(1ull << 24));
+      default: return opt.stddev * r.normal();
+    }
+  };
   for (size_t s = 0; s < shards.size(); ++s) {
     char fname[64];
     std::snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
     safetensors_writer w;
     w.set_metadata({{"format", "pt"}});
     for (size_t i : shards[s]) {
-      RAZOR_TRY(w.add(plan[i].name, opt.dt, plan[i].shape));
-      wmap[plan[i].name] = fname;
+      RAZOR_TRY(w.add(entries[i].name, entries[i].dt, entries[i].shape));
+      wmap[entries[i].name] = fname;
     }
     RAZOR_TRY(w.begin(dir.path() + "/" + fname));
     for (size_t i : shards[s]) {
-      uint64_t n = 1;
-      for (auto d : plan[i].shape) n *= uint64_t(d);
+      const synth_entry& e = entries[i];
+      const synth_tensor& t = plan[e.plan];
+      const uint64_t n = e.numel();
+      const size_t es = dtype_size(e.dt);
       if (opt.sparse) {
         RAZOR_TRY(w.skip(n * es));
+      } else if (e.scale) {
+        RAZOR_TRY(w.write(scales.data(), scales.size() * sizeof(float)));
+      } else if (e.dt == dtype::f8_e4m3) {
+        // Block rows of each [R, C] slice: amax / 448 per block is its scale, the codes are value / scale.
+        const int64_t C = t.shape.back(), R = t.shape[t.shape.size() - 2];
+        const int64_t nbc = (C + kFp8Block - 1) / kFp8Block;
+        const uint64_t slices = n / uint64_t(R * C);
+        scales.clear();
+        for (uint64_t b = 0; b < slices; ++b) {
+          for (int64_t r0 = 0; r0 < R; r0 += kFp8Block) {
+            const int64_t rows = std::min(kFp8Block, R - r0);
+            block.resize(size_t(rows * C));
+            for (auto& v : block) v = value(t.how);
+            buf.resize(block.size());
+            for (int64_t bc = 0; bc < nbc; ++bc) {
+              const int64_t c0 = bc * kFp8Block, c1 = std::min(C, c0 + kFp8Block);
+              float amax = 0.0f;
+              for (int64_t rr = 0; rr < rows; ++rr)
+                for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(block[size_t(rr * C + c)]));
+              const float scale = amax > 0.0f ? amax / 448.0f : 1.0f;
+              for (int64_t rr = 0; rr < rows; ++rr)
+                for (int64_t c = c0; c < c1; ++c)
+                  buf[size_t(rr * C + c)] = f32_to_fp8_e4m3(block[size_t(rr * C + c)] / scale);
+              scales.push_back(scale);
+            }
+            RAZOR_TRY(w.write(buf.data(), buf.size()));
+          }
+        }
       } else {
         const uint64_t chunk = 1 << 20;
         for (uint64_t off = 0; off < n; off += chunk) {
           uint64_t k = std::min(chunk, n - off);
           buf.resize(k * es);
           for (uint64_t j = 0; j < k; ++j) {
-            float v;
-            switch (plan[i].how) {
-              case synth_tensor::init::ones: v = 1.0f; break;
-              case synth_tensor::init::zeros: v = 0.0f; break;
-              case synth_tensor::init::small: v = 0.05f * r.normal(); break;
-              case synth_tensor::init::a_log: v = std::log(1.0f + 15.0f * float(r.next() >> 40) / float(1ull << 24)); break;
-              default: v = opt.stddev * r.normal();
-            }
-            if (opt.dt == dtype::bf16) {
+            const float v = value(t.how);
+            if (e.dt == dtype::bf16) {
               uint16_t h = f32_to_bf16(v);
               std::memcpy(&buf[j * 2], &h, 2);
-            } else if (opt.dt == dtype::f16) {
+            } else if (e.dt == dtype::f16) {
               uint16_t h = f32_to_f16(v);
               std::memcpy(&buf[j * 2], &h, 2);
             } else {
@@ -226,7 +314,7 @@ status synth_checkpoint(const nlohmann::json& config, const std::string& out_dir
         }
       }
       done += n * es;
-      if (progress && !progress(double(done), double(total), plan[i].name.c_str()))
+      if (progress && !progress(double(done), double(total), e.name.c_str()))
         return make_error(errc::cancelled, out_dir + ": cancelled");
     }
     RAZOR_TRY(w.finish());

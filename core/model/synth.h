@@ -26,6 +26,8 @@ struct synth_options {
   uint64_t shard_bytes = 5000000000ull;
   uint64_t seed = 1;
   float stddev = 0.02f;
+  // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
+  // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;
 };
 

@@ -1,5 +1,6 @@
 #include "quant/quantize.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "util/stale_partials.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
+#include "util/numeric.h"
 #include "util/printable.h"
 
 static_assert(razor::quant::kMaxClipSteps == razor::kMaxRecipeClipSteps, "a recipe's clip_steps bound is the quantizer's");
@@ -71,7 +73,49 @@ struct run_acc {
   std::map<double, int64_t> params_by_bits;
   bool used_cpu = false, used_gpu = false;
   std::vector<uint8_t> buf;
+  std::vector<uint8_t> fp8_bf16;  // an FP8 slice dequantized to BF16
+  std::vector<float> fp8_f32;
 };
+
+// FP8 sources (model/checkpoint.h): every F8_E4M3 weight is written dequantized as BF16 (fake-quantized or
+// kept), its *_scale_inv is not written, and config.json loses quantization_config: the output is a plain BF16
+// checkpoint any evaluator loads.
+dtype out_dtype(const tensor_entry& t) { return t.dt == dtype::f8_e4m3 ? dtype::bf16 : t.dt; }
+
+// The block scales bound to an FP8 weight (dropped from the output), by tensor index.
+std::vector<bool> bound_scales(const checkpoint& ck) {
+  std::vector<bool> out(ck.tensors().size(), false);
+  for (auto& t : ck.tensors())
+    if (t.scale >= 0) out[size_t(t.scale)] = true;
+  return out;
+}
+bool is_bound_scale(const checkpoint& ck, const std::vector<bool>& bound, const tensor_entry& t) {
+  return bound[size_t(&t - ck.tensors().data())];
+}
+
+// config.json without quantization_config, the index without the dropped scales (and the output's size).
+status rewrite_fp8_side_files(const checkpoint& ck, const std::string& dst, const std::vector<bool>& bound) {
+  json_limits lim;
+  lim.max_bytes = 256u << 20;
+  const std::string cfg = dst + "/config.json";
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json c, read_json_file(cfg, lim));
+  if (c.is_object()) c.erase("quantization_config");
+  RAZOR_TRY(write_file_atomic(cfg, c.dump(2) + "\n"));
+  const std::string idx = dst + "/model.safetensors.index.json";
+  std::error_code ec;
+  if (!fs::exists(idx, ec)) return {};
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(idx, lim));
+  uint64_t total = 0;
+  for (auto& t : ck.tensors()) {
+    if (is_bound_scale(ck, bound, t)) {
+      j["weight_map"].erase(t.name);
+      continue;
+    }
+    total += uint64_t(t.numel()) * dtype_size(out_dtype(t));
+  }
+  if (j.contains("metadata") && j["metadata"].is_object()) j["metadata"]["total_size"] = total;
+  return write_file_atomic(idx, j.dump(2) + "\n");
+}
 
 std::string backend_name(bool cpu, bool gpu) { return cpu && gpu ? "cpu+cuda" : gpu ? "cuda" : "cpu"; }
 
@@ -111,9 +155,8 @@ status check_dtypes(const checkpoint& ck, const recipe& r, const layer_selection
     RAZOR_ASSIGN_OR_RETURN(double b, r.tensor_bits(t));
     bool any_q = b < kKeepBits;
     if (t.cls.fused && r.expert_bits.count(t.cls.layer)) any_q = true;
-    if (any_q && t.dt != dtype::bf16 && t.dt != dtype::f16 && t.dt != dtype::f32)
-      return make_error(errc::unsupported, t.name + ": cannot fake-quantize " + std::string(dtype_name(t.dt)) +
-                                               " (dequantize FP8 checkpoints to BF16 first)");
+    if (any_q && t.dt != dtype::bf16 && t.dt != dtype::f16 && t.dt != dtype::f32 && t.dt != dtype::f8_e4m3)
+      return make_error(errc::unsupported, t.name + ": cannot fake-quantize " + std::string(dtype_name(t.dt)));
   }
   return {};
 }
@@ -125,24 +168,46 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
   const uint8_t* src = ck.data(t);
   const bool fused_mixed = t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer);
   RAZOR_ASSIGN_OR_RETURN(const double tbits, r.tensor_bits(t));
-  if (!fused_mixed && tbits >= kKeepBits) {
-    RAZOR_TRY(w.write(src, t.nbytes));
-    acc.params_by_bits[kKeepBits] += t.numel();
-    return {};
-  }
-  // Quantize slice by slice: one expert of a fused tensor, or the whole 2-D tensor.
+  // Slice by slice: one expert of a fused tensor, or the whole 2-D tensor.
   const size_t cols = size_t(t.cols());
   const size_t rows = size_t(t.rows());
   const size_t n_slices = t.shape.size() == 3 ? size_t(t.shape[0]) : 1;
   const size_t slice_rows = rows / n_slices;
-  const size_t es = dtype_size(t.dt);
+  const bool fp8 = t.dt == dtype::f8_e4m3;
+  const dtype odt = out_dtype(t);
+  const size_t es = dtype_size(odt);
+  // Slice sl's bytes in the output dtype: the source's, or an FP8 slice dequantized (its block scales) to BF16.
+  auto slice_bytes = [&](size_t sl) -> result<const uint8_t*> {
+    const size_t n = slice_rows * cols;
+    if (!fp8) return src + sl * n * es;
+    acc.fp8_f32.resize(n);
+    acc.fp8_bf16.resize(n * 2);
+    RAZOR_TRY(ck.read_f32(t, int64_t(sl * n), int64_t(n), acc.fp8_f32.data()));
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = f32_to_bf16(acc.fp8_f32[i]);
+      std::memcpy(&acc.fp8_bf16[2 * i], &h, 2);
+    }
+    return acc.fp8_bf16.data();
+  };
+  if (!fused_mixed && tbits >= kKeepBits) {
+    if (!fp8) {
+      RAZOR_TRY(w.write(src, t.nbytes));
+    } else {
+      for (size_t sl = 0; sl < n_slices; ++sl) {
+        RAZOR_ASSIGN_OR_RETURN(const uint8_t* in, slice_bytes(sl));
+        RAZOR_TRY(w.write(in, slice_rows * cols * es));
+      }
+    }
+    acc.params_by_bits[kKeepBits] += t.numel();
+    return {};
+  }
   fq_stats tstats;
   for (size_t sl = 0; sl < n_slices; ++sl) {
     double bits = tbits;
     if (fused_mixed) {
       RAZOR_ASSIGN_OR_RETURN(bits, r.expert_tag(t, int(sl)));
     }
-    const uint8_t* in = src + sl * slice_rows * cols * es;
+    RAZOR_ASSIGN_OR_RETURN(const uint8_t* in, slice_bytes(sl));
     const size_t nbytes = slice_rows * cols * es;
     acc.params_by_bits[bits] += int64_t(slice_rows * cols);
     if (bits >= kKeepBits) {
@@ -152,13 +217,13 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
     acc.buf.resize(nbytes);
     fq_params p{float(bits), r.group, r.clip_steps};
     fq_stats ss;
-    if (t.dt == dtype::bf16 && opt.allow_gpu) {
+    if (odt == dtype::bf16 && opt.allow_gpu) {
       RAZOR_ASSIGN_OR_RETURN(fq_backend be, fake_quant_bf16_auto(reinterpret_cast<const uint16_t*>(in),
                                                                  reinterpret_cast<uint16_t*>(acc.buf.data()),
                                                                  slice_rows, cols, p, &ss));
       (be == fq_backend::cuda ? acc.used_gpu : acc.used_cpu) = true;
     } else {
-      RAZOR_TRY(fake_quant(in, to_elem(t.dt), acc.buf.data(), to_elem(t.dt), slice_rows, cols, p, &ss));
+      RAZOR_TRY(fake_quant(in, to_elem(odt), acc.buf.data(), to_elem(odt), slice_rows, cols, p, &ss));
       acc.used_cpu = true;
     }
     RAZOR_TRY(w.write(acc.buf.data(), nbytes));
@@ -171,7 +236,7 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
       acc.experts.push_back(std::move(ej));
     }
     tstats.merge(ss);
-    if (progress && !progress(double(done + (sl + 1) * nbytes), double(total), t.name.c_str()))
+    if (progress && !progress(double(done + (sl + 1) * slice_rows * cols * dtype_size(t.dt)), double(total), t.name.c_str()))
       return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
   }
   acc.all.merge(tstats);
@@ -243,9 +308,15 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
                                                   std::to_string(ck.config().num_layers) + " layers");
   // Reject what we cannot write faithfully before anything is written.
   RAZOR_TRY(check_dtypes(ck, r, sel));
+  const std::vector<bool> bound = bound_scales(ck);
+  const bool fp8_source = std::find(bound.begin(), bound.end(), true) != bound.end();
+  if (fp8_source && part)
+    return make_error(errc::unsupported, ck.dir() + ": quantize --layers of an FP8 checkpoint is not supported (its "
+                                                    "parts would change dtypes that merge checks): quantize it whole");
   atomic_dir dir;
   RAZOR_TRY(dir.open(out_dir, part ? "quantize --layers " + sel.to_string() : "quantize", {ck.dir()}));
   if (!part) RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));  // config, tokenizer, index, ...
+  if (fp8_source) RAZOR_TRY(rewrite_fp8_side_files(ck, dir.path(), bound));
   uint64_t total = 0;
   for (auto& t : ck.tensors())
     if (sel.contains(t.cls.layer)) total += t.nbytes;
@@ -256,11 +327,11 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
   for (size_t s = 0; s < by_shard.size(); ++s) {
     std::vector<const tensor_entry*> in_shard;
     for (auto* t : by_shard[s])
-      if (sel.contains(t->cls.layer)) in_shard.push_back(t);
+      if (sel.contains(t->cls.layer) && !is_bound_scale(ck, bound, *t)) in_shard.push_back(t);
     if (part && in_shard.empty()) continue;
     const std::string file = fs::path(ck.shards()[s]).filename().string();
     safetensors_writer w;
-    for (auto* t : in_shard) RAZOR_TRY(w.add(t->name, t->dt, t->shape));
+    for (auto* t : in_shard) RAZOR_TRY(w.add(t->name, out_dtype(*t), t->shape));
     RAZOR_TRY(w.begin(dir.path() + "/" + file));
     for (auto* tp : in_shard) {
       RAZOR_TRY(quantize_tensor(ck, r, *tp, opt, w, acc, part, done, total, progress, out_dir));

@@ -24,5 +24,7 @@ float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 // FP8 E4M3 (fn variant: no infinities, 0x7f/0xff are NaN), as stored by DeepSeek-V3 / Qwen FP8 checkpoints.
 float fp8_e4m3_to_f32(uint8_t v);
+// Nearest E4M3 value, ties to an even mantissa; beyond +-448 saturates to +-448 (no infinity); NaN -> 0x7f.
+uint8_t f32_to_fp8_e4m3(float f);
 
 }  // namespace razor
