@@ -50,6 +50,34 @@ TEST(Numeric, Fp8E4m3) {
   EXPECT_EQ(fp8_e4m3_to_f32(0x01), std::ldexp(1.0f, -9));
 }
 
+// E4M3 (bias 7, no infinity, NaN = S.1111.111, max 448, subnormals m/8 x 2^-6): hand-computed codes both ways.
+TEST(Numeric, Fp8E4m3EncodeAndDecode) {
+  EXPECT_EQ(fp8_e4m3_to_f32(0x3c), 1.5f);                    // 0.0111.100: 2^0 x 1.5
+  EXPECT_EQ(fp8_e4m3_to_f32(0x44), 3.0f);                    // 0.1000.100: 2^1 x 1.5
+  EXPECT_EQ(fp8_e4m3_to_f32(0x08), std::ldexp(1.0f, -6));    // the smallest normal
+  EXPECT_EQ(fp8_e4m3_to_f32(0x07), 7 * std::ldexp(1.0f, -9)); // the largest subnormal
+  EXPECT_EQ(fp8_e4m3_to_f32(0xc0), -2.0f);
+  EXPECT_TRUE(std::signbit(fp8_e4m3_to_f32(0x80)));          // -0
+  EXPECT_TRUE(std::isnan(fp8_e4m3_to_f32(0xff)));
+  EXPECT_EQ(fp8_e4m3_to_f32(0x78), 256.0f);                  // 0.1111.000 is a number (no infinity)
+  EXPECT_EQ(f32_to_fp8_e4m3(1.0f), 0x38);
+  EXPECT_EQ(f32_to_fp8_e4m3(-2.0f), 0xc0);
+  EXPECT_EQ(f32_to_fp8_e4m3(448.0f), 0x7e);
+  EXPECT_EQ(f32_to_fp8_e4m3(1e6f), 0x7e);                    // saturates: there is no infinity
+  EXPECT_EQ(f32_to_fp8_e4m3(-1e6f), 0xfe);
+  EXPECT_EQ(f32_to_fp8_e4m3(std::nanf("")), 0x7f);
+  EXPECT_EQ(f32_to_fp8_e4m3(1.0625f), 0x38);                 // halfway 1 | 1.125: to the even mantissa (1)
+  EXPECT_EQ(f32_to_fp8_e4m3(1.1875f), 0x3a);                 // halfway 1.125 | 1.25: to 1.25
+  EXPECT_EQ(f32_to_fp8_e4m3(1.07f), 0x39);                   // nearer 1.125
+  EXPECT_EQ(f32_to_fp8_e4m3(std::ldexp(1.0f, -10)), 0x00);   // half the smallest subnormal: to even (0)
+  EXPECT_EQ(f32_to_fp8_e4m3(3 * std::ldexp(1.0f, -10)), 0x02);  // halfway 2^-9 | 2^-8: to 2^-8
+  EXPECT_EQ(f32_to_fp8_e4m3(464.0f), 0x7e);                  // beyond 448 (the NaN code's neighbour) is 448
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7f) == 0x7f) continue;
+    EXPECT_EQ(f32_to_fp8_e4m3(fp8_e4m3_to_f32(uint8_t(c))), c) << std::hex << c;  // every value round-trips
+  }
+}
+
 TEST(AtomicFile, NothingUnderTheFinalNameUntilCommit) {
   auto dir = fs::temp_directory_path() / ("razor_atomic_" + std::to_string(::getpid()));
   fs::create_directories(dir);
