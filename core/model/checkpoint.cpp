@@ -276,7 +276,12 @@ status checkpoint::read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t
       RAZOR_TRY(read_f32_unchecked(s, brow * nbc, nbc, srow.data()));
       loaded = brow;
     }
-    for (int64_t j = 0; j < n; ++j) out[i + j] = fp8_e4m3_to_f32(p[e + j]) * srow[size_t((col0 + j) / t.block_cols)];
+    // Column block by column block: one scale for each run of up to block_cols elements.
+    for (int64_t c = col0; c < col0 + n;) {
+      const int64_t bc = c / t.block_cols, end = std::min(col0 + n, (bc + 1) * t.block_cols);
+      const float sc = srow[size_t(bc)];
+      for (; c < end; ++c) out[i + c - col0] = fp8_e4m3_to_f32(p[e + c - col0]) * sc;
+    }
     i += n;
   }
   return {};
