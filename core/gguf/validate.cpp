@@ -24,8 +24,17 @@ static std::string env_or(const char* name, const std::string& def) {
   return v && *v ? std::string(v) : def;
 }
 
+// The installed copy (<prefix>/share/razor/llamacpp: the Debian package, the portable bundle) before the source
+// tree's tools/llamacpp.
+static std::string llamacpp_script(const std::string& name) {
+  std::error_code ec;
+  for (auto& d : data_dirs("llamacpp"))
+    if (fs::is_regular_file(fs::path(d) / name, ec)) return (fs::path(d) / name).string();
+  return source_dir() + "/tools/llamacpp/" + name;
+}
+
 static void fill_defaults(validate_options& o) {
-  if (o.script.empty()) o.script = env_or("RAZOR_VALIDATE_SCRIPT", source_dir() + "/tools/llamacpp/validate.mjs");
+  if (o.script.empty()) o.script = env_or("RAZOR_VALIDATE_SCRIPT", llamacpp_script("validate.mjs"));
   if (o.oracle_dir.empty()) o.oracle_dir = env_or("RAZOR_ORACLE_DIR", source_dir() + "/.oracle");
   if (const char* n = std::getenv("RAZOR_NODE"); n && *n && o.node == "node") o.node = n;
 }
