@@ -20,6 +20,9 @@ int64_t tensor_entry::numel() const {
   return n;
 }
 
+// tensor_entry::scale of an FP8 weight whose scales have a layout razor does not read.
+constexpr int kOtherScale = -2;
+
 static uint64_t expert_key(int layer, int expert, expert_proj p) {
   return (uint64_t(uint32_t(layer)) << 32) | (uint64_t(uint32_t(expert)) << 4) | uint64_t(p);
 }
@@ -196,11 +199,12 @@ status checkpoint::check_mapped() const {
 status checkpoint::bind_block_scales() {
   const std::string cfg_name = printable((fs::path(dir_) / "config.json").string());
   int64_t br = 0, bc = 0;
-  bool block_fp8 = false;
+  bool block_fp8 = false, other_fp8 = false;  // other_fp8: FP8 with per-tensor / per-channel scales
   if (cfg_.raw.is_object() && cfg_.raw.contains("quantization_config")) {
     const auto& qc = cfg_.raw["quantization_config"];
-    if (!qc.is_object()) return make_error(errc::bad_format, cfg_name + ": quantization_config is not an object");
-    if (qc.contains("quant_method") && qc["quant_method"] == "fp8" && qc.contains("weight_block_size")) {
+    const bool fp8 = qc.is_object() && qc.contains("quant_method") && qc["quant_method"] == "fp8";
+    if (fp8 && !qc.contains("weight_block_size")) other_fp8 = true;
+    if (fp8 && qc.contains("weight_block_size")) {
       const auto& b = qc["weight_block_size"];
       constexpr int64_t kMaxBlock = 1 << 16;  // the Hub uses 128; anything this large is a broken file
       if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
@@ -223,7 +227,13 @@ status checkpoint::bind_block_scales() {
         return make_error(errc::bad_format, printable(shard_paths_[size_t(t.shard)]) + ": FP8 weight '" + printable(t.name) +
                                                 "' has no '" + printable(t.name) + std::string(kSuffix) +
                                                 "' although config.json declares FP8 block scales");
-      continue;  // FP8 without a scale (scale 1)
+      // Scales of another layout (a "weight_scale" beside it, or fp8 without weight_block_size): read_f32 refuses
+      // it rather than returning unscaled values. Without any scale, FP8 is read as is (scale 1).
+      const std::string base = t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0
+                                   ? t.name.substr(0, t.name.size() - 7)
+                                   : t.name;
+      if (other_fp8 || by_name_.count(base + ".weight_scale") || by_name_.count(t.name + "_scale")) t.scale = kOtherScale;
+      continue;
     }
     const tensor_entry& s = tensors_[it->second];
     const std::string where = printable(shard_paths_[size_t(s.shard)]) + ": '" + printable(s.name) + "'";
@@ -318,6 +328,10 @@ status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int6
       return {};
     case dtype::f8_e4m3:
       if (t.scale >= 0) return read_fp8_scaled(t, first, count, out);
+      if (t.scale == kOtherScale)
+        return make_error(errc::unsupported, t.name + ": FP8 with per-tensor or per-channel scales (weight_scale) is not "
+                                                      "supported; razor reads the block layout (weight_scale_inv per "
+                                                      "quantization_config.weight_block_size block)");
       for (int64_t i = 0; i < count; ++i) out[i] = fp8_e4m3_to_f32(p[i]);
       return {};
     default:

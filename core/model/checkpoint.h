@@ -40,7 +40,8 @@ struct tensor_entry {
   uint64_t nbytes = 0;
   tensor_class cls;
   // FP8 block scale (see the top of this file): index of "<name>_scale_inv" in checkpoint::tensors(), -1 when
-  // none; the block's rows and columns.
+  // none, -2 for FP8 scaled another way (per-tensor / per-channel weight_scale: read_f32 refuses it); the
+  // block's rows and columns.
   int scale = -1;
   int64_t block_rows = 0, block_cols = 0;
   int64_t numel() const;

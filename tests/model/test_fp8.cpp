@@ -196,3 +196,33 @@ TEST(Fp8BlockScales, SynthFp8MatchesTheBf16Synth) {
   EXPECT_EQ(fp8, scales);
   EXPECT_GT(fp8, 0);
 }
+
+// FP8 scaled another way (a per-tensor weight_scale, quant_method fp8 without weight_block_size): the checkpoint
+// opens (inspect, footprint), but reading the weight is refused rather than returning unscaled values.
+TEST(Fp8BlockScales, OtherScaleLayoutsAreRefusedOnRead) {
+  scratch d;
+  {
+    auto j = read_json_file(kModels + "/tiny-qwen3-moe/config.json", json_limits{});
+    ASSERT_TRUE(j.ok());
+    nlohmann::json c = *j;
+    c["quantization_config"] = {{"quant_method", "fp8"}, {"activation_scheme", "static"}};
+    std::ofstream(d.p / "config.json") << c.dump();
+  }
+  safetensors_writer w;
+  ASSERT_TRUE(w.add("model.layers.0.self_attn.q_proj.weight", dtype::f8_e4m3, {3, 4}).ok());
+  ASSERT_TRUE(w.add("model.layers.0.self_attn.q_proj.weight_scale", dtype::f32, {}).ok());
+  ASSERT_TRUE(w.begin((d.p / "model.safetensors").string()).ok());
+  ASSERT_TRUE(w.write(kCodes, sizeof kCodes).ok());
+  const float one = 1.0f;
+  ASSERT_TRUE(w.write(&one, sizeof one).ok());
+  ASSERT_TRUE(w.finish().ok());
+  auto ck = checkpoint::open(d.p.string());
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const tensor_entry* q = ck->find("model.layers.0.self_attn.q_proj.weight");
+  ASSERT_NE(q, nullptr);
+  auto v = ck->read_f32(*q);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code(), errc::unsupported);
+  EXPECT_NE(v.error().message().find("q_proj.weight: FP8 with per-tensor or per-channel scales"), std::string::npos)
+      << v.error().message();
+}
