@@ -28,6 +28,7 @@ struct pack_args {
   std::string model, recipe, type, ftype, imatrix, out, output_type, embd_type, name;
   double shard_gb = 0;
   int threads = 0;
+  bool cpu = false;
   bool dry_run = false, allow_missing_imatrix = false, json = false, pure = false;
   std::string layers = "all";          // --layers: write a part (docs/slurm.md)
   std::vector<std::string> from_parts;  // --from-part: assemble parts instead of quantizing
@@ -75,6 +76,7 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
   sub.add_option("--name", a->name, "general.name (default: the folder name)");
   sub.add_option("--split-max-gb", a->shard_gb, "split into shards of at most this many GB");
   sub.add_option("--threads", a->threads, "quantizer threads (0: all)");
+  sub.add_flag("--cpu", a->cpu, "never use the GPU packer (the bytes are the same; for comparisons)");
   sub.add_flag("--dry-run", a->dry_run, "print the plan (every tensor's type, size and why) without writing");
   sub.add_flag("--json", a->json, "print the plan (per tensor: type, bytes, why) and the result as JSON");
   sub.add_option("--layers", a->layers,
@@ -161,6 +163,7 @@ RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor
                    "*** Use this only to measure what the imatrix buys. ***\n\n",
                    type_names(true).c_str());
     o.threads = a->threads;
+    o.allow_gpu = !a->cpu;
     o.name = a->name;
     o.max_shard_bytes = uint64_t(a->shard_gb * 1e9);
     cli::stderr_progress prog("pack");

@@ -728,6 +728,7 @@ status quantize_planned(const planned& p, const tensor_plan_row& row, const conv
     // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
     ggml::quantize_auto_options qo;
     qo.cpu.threads = o.threads;
+    qo.allow_gpu = o.allow_gpu;
     qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
     auto n = ggml::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
                                         weights.empty() ? nullptr : weights.data(), qo);

@@ -104,6 +104,7 @@ struct convert_options {
   uint64_t max_shard_bytes = 0;               // split output when > 0
   uint32_t alignment = 32;
   int threads = 0;
+  bool allow_gpu = true;                      // false: the CPU quantizers even where a GPU packer exists
   std::string name;                           // general.name (default: the model folder's name)
   progress_fn progress;                       // bytes written / total; false cancels
 };

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The whole product on a GPU server, from the portable bundle (issue 18): the build's own GPU tests run with the
+# bundle's libraries, the fixture pipeline on the GPU against the CPU, and timings of 122B-layout slices.
+#
+#   here:   bash scripts/gpu-bundle-check.sh prep [BUILD_DIR]    -> .gpu-run/ (bundle, test binaries, one fixture)
+#   device: bash .gpu-run/gpu-bundle-check.sh run                (carry: [".gpu-run"]; logs in $OUT)
+#
+# The device tool sends at most 64 MiB, and the bundled fixtures alone are 64 MB: `prep` puts what the run needs
+# (the --system-cuda bundle, the GPU test binaries xz-compressed, tiny-qwen3-moe and the texts) into the ignored
+# folder .gpu-run/; for the call, nothing else may travel (see docs/DEVELOPING.md, "GPU work").
+# RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings.
+set -uo pipefail
+mode=${1:-}
+if [ "$mode" = prep ]; then
+  cd "$(dirname "$0")/.."
+  B=${2:-build}
+  rm -rf .gpu-run && mkdir -p .gpu-run/resources/models .gpu-run/resources/configs
+  bash scripts/bundle.sh "$B" .gpu-run --system-cuda >/dev/null || exit 1
+  tar -C "$B/tests" -cJf .gpu-run/tests.tar.xz test_quant test_ggml test_engine
+  cp -r resources/models/tiny-qwen3-moe .gpu-run/resources/models/
+  cp -r resources/data .gpu-run/resources/
+  cp resources/configs/qwen3.5-122b-a10b.json .gpu-run/resources/configs/
+  mkdir -p .gpu-run/tok35 && cp resources/models/tiny-qwen3-5-moe/tokenizer*.json .gpu-run/tok35/  # synth writes none
+  cp scripts/gpu-bundle-check.sh .gpu-run/
+  grep -E '^set\(RAZOR_GPU_TESTS_' tests/CMakeLists.txt | sed -E 's/^set\(RAZOR_GPU_TESTS_([a-z]+) "(.*)"\)$/\1 \2/' \
+    >.gpu-run/gpu-tests.txt
+  du -sh .gpu-run
+  exit 0
+fi
+[ "$mode" = run ] || { echo "usage: $0 prep [BUILD_DIR] | run" >&2; exit 2; }
+
+D=$(cd "$(dirname "$0")" && pwd)
+OUT=${OUT:-/tmp/gpu-bundle-out}
+W=${RAZOR_GPU_WORK:-/tmp/razor-gpu}
+mkdir -p "$OUT" "$W"
+rc=0
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  echo "cpus: $(nproc)"; grep -m1 "model name" /proc/cpuinfo
+  ldd --version | head -1
+  df -h "$W" | tail -1
+} 2>&1 | tee "$OUT/env.txt"
+
+rm -rf "$W/r" && mkdir -p "$W/r" && tar -C "$W/r" -xzf "$D"/razor-*-linux-x86_64.tar.gz
+R=$(ls -d "$W"/r/razor-*)
+RZ="$R/bin/razor"
+CUDA_LIB=$(dirname "$(ls /usr/local/cuda/lib64/libcublas.so.* 2>/dev/null | head -1)" 2>/dev/null)
+export LD_LIBRARY_PATH=${CUDA_LIB:-/usr/local/cuda/lib64}
+export RAZOR_DATA="$D/resources"
+echo "bundle: $R"; "$RZ" --version || rc=1
+if ldd "$RZ" | grep -q "not found"; then ldd "$RZ" | grep "not found"; rc=1; fi
+
+# 1. The build's GPU tests, each against its CPU reference, with the bundle's libraries.
+mkdir -p "$W/t" && tar -C "$W/t" -xJf "$D/tests.tar.xz"
+while read -r module filter; do
+  [ "$module" = engine ] && filter="engine_cuda.qwen3_moe_logits_match_cpu"  # the one fixture that travels
+  echo "== test_$module --gtest_filter=$filter"
+  LD_LIBRARY_PATH="$R/lib:$LD_LIBRARY_PATH" timeout 300 "$W/t/test_$module" --gtest_filter="$filter" \
+    >"$OUT/test_$module.log" 2>&1
+  t=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests ran" "$OUT/test_$module.log"
+  [ $t -eq 0 ] || { echo "test_$module exit $t"; tail -20 "$OUT/test_$module.log"; rc=1; }
+done <"$D/gpu-tests.txt"
+
+# 2. The fixture pipeline with the bundle's razor: GPU against CPU, bytes compared.
+M="$D/resources/models/tiny-qwen3-moe"
+run() {
+  echo "\$ $*" | tee -a "$OUT/pipeline.log"
+  local s e
+  s=$(date +%s.%N)
+  "$@" >>"$OUT/pipeline.log" 2>&1 || { echo "  FAILED"; tail -5 "$OUT/pipeline.log"; rc=1; }
+  e=$(date +%s.%N)
+  awk -v s="$s" -v e="$e" 'BEGIN { printf "  %.2f s wall\n", e - s }' | tee -a "$OUT/pipeline.log"
+}
+rm -rf "$W/p" && mkdir -p "$W/p"
+run "$RZ" inspect "$M"
+run "$RZ" quantize "$M" --recipe seed-default --out "$W/p/q-gpu"
+run "$RZ" quantize "$M" --recipe seed-default --out "$W/p/q-cpu" --cpu
+for f in $(cd "$W/p/q-cpu" && ls *.safetensors); do
+  cmp -s "$W/p/q-cpu/$f" "$W/p/q-gpu/$f" && echo "  quantize $f: GPU bytes == CPU bytes" || { echo "  quantize $f: GPU != CPU"; rc=1; }
+done
+run "$RZ" probe "$M" --tokens 4096 --out "$W/p/probe.h5" --imatrix "$W/p/imatrix.gguf"
+run "$RZ" pack "$M" --recipe instinct-iq3 --imatrix "$W/p/imatrix.gguf" --out "$W/p/gpu.gguf"
+run "$RZ" pack "$M" --recipe instinct-iq3 --imatrix "$W/p/imatrix.gguf" --out "$W/p/cpu.gguf" --cpu
+cmp -s "$W/p/gpu.gguf" "$W/p/cpu.gguf" && echo "  pack: GPU bytes == CPU bytes" || { echo "  pack: GPU != CPU"; rc=1; }
+for dev in cuda cpu; do
+  echo "\$ razor eval-ppl --device $dev --windows 8"
+  "$RZ" eval-ppl "$M" --device $dev --windows 8 --json >"$OUT/ppl-$dev.json" 2>>"$OUT/pipeline.log" || rc=1
+  cat "$OUT/ppl-$dev.json"
+done
+
+# 3. Slices of the Qwen3.5-122B-A10B layout: synthesise N layers, time quantize (seed fake int3 clip) and pack
+# (the IQ3_XXS-expert recipe) on the GPU; the disk-read floor measured on the same files.
+N=${RAZOR_GPU_SLICE_LAYERS:-2}
+python3 - "$D/resources/configs/qwen3.5-122b-a10b.json" "$W/slice.json" "$N" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1])); n = int(sys.argv[3])
+t = c.get("text_config", c)
+t["num_hidden_layers"] = n
+if "layer_types" in t: t["layer_types"] = t["layer_types"][:n]
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+EOF
+rm -rf "$W/s"
+run "$RZ" synth --config "$W/slice.json" --out "$W/s/src"
+cp "$D"/tok35/tokenizer*.json "$W/s/src/"
+du -sb "$W/s/src" | tee -a "$OUT/pipeline.log"
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && echo "  page cache dropped" || echo "  page cache NOT dropped (no root): read floor is a warm-cache figure"
+run sh -c "cat $W/s/src/*.safetensors >/dev/null"  # the disk-read floor
+run "$RZ" probe "$W/s/src" --tokens 512 --out "$W/s/probe.h5" --imatrix "$W/s/imatrix.gguf"
+run "$RZ" quantize "$W/s/src" --recipe seed-default --out "$W/s/q"
+run "$RZ" pack "$W/s/src" --recipe instinct-iq3 --imatrix "$W/s/imatrix.gguf" --out "$W/s/iq3.gguf"
+ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
+nvidia-smi --query-gpu=memory.used --format=csv | tee -a "$OUT/pipeline.log"
+echo "gpu-bundle-check: exit $rc"
+exit $rc
