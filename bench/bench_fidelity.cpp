@@ -10,7 +10,9 @@
 //      ours = `razor allocate --mode gguf --target <stock file bytes>B --imatrix` (sensitivities on the first
 //      --calib-windows windows of the calibration half, measured once per model and reused) then `razor pack`
 //   4. both scored with `validate-gguf --ref f32.gguf` (llama.cpp, exact mode) on the bundled held-out half
-//      (resources/data/kernel-docs-eval.txt), windows [0, --windows): KL mean / p99 / max, same top-1, ppl.
+//      (resources/data/kernel-docs-eval.txt), windows [0, --windows): KL mean / p99 / max, same top-1, ppl (the
+//      F32 file's perplexity on the same windows comes with the KL run). The allocation's predicted KL (the sum of
+//      its tensors' measured KLs on the calibration windows) is printed beside the measured one.
 // The commands run are printed; a markdown table and a JSON file (--out) are written at the end.
 //
 //   bench_fidelity [--models tiny-qwen3-moe,tiny-qwen3-5-moe] [--ftypes Q2_K,IQ3_XXS,IQ3_S,Q3_K_M,Q4_K_M]
@@ -150,7 +152,6 @@ int main(int argc, char** argv) {
     auto im = razor::gguf::read_imatrix(imat);
     if (!im.ok()) die(im.error().to_string());
     const llama_imatrix lim = to_llama(*im);
-    const json ref = score(f32, f32, o);
     for (const auto& ft_name : o.ftypes) {
       auto ft = razor::gguf::ftype_from_name(ft_name);
       if (!ft.ok()) die(ft.error().to_string());
@@ -167,7 +168,7 @@ int main(int argc, char** argv) {
       run_razor(o, {"pack", model, "--recipe", recipe, "--imatrix", imat, "--out", ours});
       const json s = score(stock, f32, o), r = score(ours, f32, o);
       auto rep = razor::read_json_file(w + "/ours-" + ft_name + ".report.json");
-      json row = {{"model", model_name}, {"ftype", ft_name}, {"stock", s}, {"ours", r}, {"ref_ppl", ref["ppl"]},
+      json row = {{"model", model_name}, {"ftype", ft_name}, {"stock", s}, {"ours", r}, {"ref_ppl", s["ppl_ref"]},
                   {"kl_change", r["kl_mean"].get<double>() / s["kl_mean"].get<double>() - 1.0},
                   {"predicted_kl", rep.ok() ? (*rep)["predicted_kl"] : json()}};
       std::fprintf(stderr, "%s %s: stock %llu B KL %.5f ppl %.4f | ours %llu B KL %.5f ppl %.4f | KL %+.1f %%\n",
@@ -178,15 +179,16 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("| model | size of | stock bytes | ours bytes | stock KL | ours KL | KL change | stock p99 | ours p99 | "
-              "stock ppl | ours ppl | stock top-1 | ours top-1 |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "stock ppl | ours ppl | F32 ppl | stock top-1 | ours top-1 | ours predicted KL |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (auto& r : results) {
     const json &s = r["stock"], &u = r["ours"];
-    std::printf("| %s | %s | %llu | %llu | %.5f | %.5f | %+.1f %% | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f |\n",
+    std::printf("| %s | %s | %llu | %llu | %.5f | %.5f | %+.1f %% | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.4f | %.5f |\n",
                 r["model"].get<std::string>().c_str(), r["ftype"].get<std::string>().c_str(),
                 (unsigned long long)s["bytes"].get<uint64_t>(), (unsigned long long)u["bytes"].get<uint64_t>(),
                 s["kl_mean"].get<double>(), u["kl_mean"].get<double>(), 100.0 * r["kl_change"].get<double>(),
-                s["kl_p99"].get<double>(), u["kl_p99"].get<double>(), s["ppl"].get<double>(), u["ppl"].get<double>(),
-                s["same_top1"].get<double>(), u["same_top1"].get<double>());
+                s["kl_p99"].get<double>(), u["kl_p99"].get<double>(), s["ppl"].get<double>(), u["ppl"].get<double>(), r["ref_ppl"].get<double>(),
+                s["same_top1"].get<double>(), u["same_top1"].get<double>(),
+                r["predicted_kl"].is_number() ? r["predicted_kl"].get<double>() : 0.0);
   }
   if (!o.out.empty()) {
     json doc = {{"format", "razor.bench_fidelity/1"}, {"windows", o.windows}, {"imatrix_tokens", o.imatrix_tokens},
