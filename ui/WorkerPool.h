@@ -59,6 +59,9 @@ class WorkerPool : public QObject {
   explicit WorkerPool(QObject* parent = nullptr);
   ~WorkerPool() override;
 
+  // The `razor` program next to the application ($RAZOR_CLI, beside the executable, one folder up, ../bin), else on
+  // PATH, else "razor".
+  static QString defaultProgram();
   // The worker program and the arguments before the role flags (default: {"worker"}).
   void setProgram(const QString& program, const QStringList& arguments = {QStringLiteral("worker")});
   void setGpuCount(int n);          // -1 (default): from the CPU worker's hello

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/job_command.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
 #include "util/json_limits.h"
@@ -15,27 +16,6 @@ struct info_args {
   bool json = false, all_tensors = false;
   size_t max_items = 8;
 };
-
-nlohmann::json to_json(const razor::gguf::value& v, size_t max_items) {
-  using razor::gguf::value_type;
-  nlohmann::json j;
-  if (auto s = v.as_string()) return *s;
-  if (!v.is_array()) {
-    if (v.type() == value_type::boolean) return *v.as_int() != 0;
-    if (v.type() == value_type::f32 || v.type() == value_type::f64) return *v.as_float();
-    if (v.type() == value_type::u64) return *v.as_uint();
-    return *v.as_int();
-  }
-  j = nlohmann::json::array();
-  size_t n = std::min(v.size(), max_items);
-  for (size_t i = 0; i < n; ++i) {
-    if (v.elem_type() == value_type::string) j.push_back(v.str_at(i));
-    else if (v.elem_type() == value_type::array) j.push_back(to_json(v.array_at(i), max_items));
-    else if (v.elem_type() == value_type::f32 || v.elem_type() == value_type::f64) j.push_back(v.float_at(i));
-    else j.push_back(v.int_at(i));
-  }
-  return j;
-}
 
 RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits per weight by role", 310,
               [](CLI::App& sub) {
@@ -63,29 +43,11 @@ RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits
       }
     }
     auto bpw = [](const agg& g) { return g.n ? 8.0 * double(g.bytes) / double(g.n) : 0.0; };
-    if (a->json) {
-      nlohmann::json j;
-      j["file"] = a->file;
-      j["version"] = f->version();
-      j["alignment"] = f->alignment();
-      j["file_bytes"] = f->file_size();
-      j["data_offset"] = f->data_offset();
-      for (auto& kv : f->metadata()) {
-        j["metadata"][kv.key] = to_json(kv.val, a->max_items);
-        if (kv.val.is_array()) j["array_lengths"][kv.key] = kv.val.size();
-      }
-      for (auto& t : f->tensors()) {
-        const auto* tt = gguf::find_type(t.type);
-        j["tensors"].push_back({{"name", t.name}, {"type", tt ? tt->name : "?"}, {"ne", t.ne}, {"bytes", t.nbytes},
-                                {"offset", t.offset}, {"role", gguf::gguf_role(t.name)}});
-      }
-      for (auto* grp : {&by_role, &by_type})
-        for (auto& [k, g] : *grp)
-          j[grp == &by_role ? "by_role" : "by_type"][k] = {{"tensors", g.count}, {"elements", g.n}, {"bytes", g.bytes},
-                                                           {"bpw", bpw(g)}};
-      j["total"] = {{"tensors", total.count}, {"elements", total.n}, {"bytes", total.bytes}, {"bpw", bpw(total)}};
+    if (a->json) {  // the registry's gguf-info job, as the worker answers it
+      auto j = cli::run_job("gguf-info", {{"file", a->file}, {"max_items", a->max_items}});
+      if (!j.ok()) return cli::report(j.error());
       // GGUF strings are a file's bytes: invalid UTF-8 becomes U+FFFD (util/json_limits.h) instead of a throw.
-      std::printf("%s\n", dump_json(j, 1).c_str());
+      std::printf("%s\n", dump_json(*j, 1).c_str());
       return 0;
     }
     std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", printable(a->file).c_str(),
