@@ -752,7 +752,11 @@ void AllocationEditor::runMeasure() {
   QJsonArray layerBits;
   for (int l = 0; l < m_fp.layers(); ++l) layerBits.append(m_fp.layerAverageBits(l));
   ++m_runCounter;
-  m_measureRun = QJsonObject{{QStringLiteral("name"), QStringLiteral("%1 #%2").arg(QString::fromStdString(m_fp.recipe().name)).arg(m_runCounter)},
+  // Named after the last fit when nothing was edited since, else after the recipe.
+  const QString what = !m_fitLabel.isEmpty() && m_undo->index() == m_fitUndoIndex
+                           ? m_fitLabel
+                           : QString::fromStdString(m_fp.recipe().name) + (m_undo->index() > 0 ? tr(" (edited)") : QString());
+  m_measureRun = QJsonObject{{QStringLiteral("name"), QStringLiteral("%1 #%2").arg(what).arg(m_runCounter)},
                              {QStringLiteral("recipe_name"), QString::fromStdString(m_fp.recipe().name)},
                              {QStringLiteral("recipe"), recipeJson()},
                              {QStringLiteral("file_bytes"), double(f.packed_bytes())},
@@ -862,6 +866,9 @@ void AllocationEditor::applyAllocated(const QString& recipePath) {
       after << b;
     }
   if (!cells.isEmpty()) m_undo->push(new BitsCommand(this, cells, before, after, tr("fit to target"), false));
+  m_fitLabel = QStringLiteral("%1 %2%3").arg(m_strategy->currentData().toString()).arg(m_targetValue)
+                   .arg(m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
+  m_fitUndoIndex = m_undo->index();
   emit allocateFinished(recipePath);
 }
 

@@ -146,6 +146,8 @@ class AllocationEditor : public QWidget {
   QJsonObject m_measureRun;         // the run being measured (filled in when the result arrives)
   enum class Upload { None, Fit, Measure } m_uploadFor = Upload::None;
   int m_runCounter = 0;
+  QString m_fitLabel;               // "solver 2.5bits": the last fit applied, for run names
+  int m_fitUndoIndex = -1;          // the undo index right after it (another index: edited since)
   void onJobFinished(const QString& id, const QJsonObject& result);
   void onJobFailed(const QString& id, const QString& code, const QString& message);
   void submitMeasure(const QString& recipePath);

@@ -411,7 +411,7 @@ class WizReviewPage : public QWizardPage {
  public:
   explicit WizReviewPage(ExportWizard* w) : m_w(w) {
     setTitle(tr("Review"));
-    setSubTitle(tr("The plan from `razor pack --dry-run` (shapes only; nothing is written)."));
+    setSubTitle(tr("The plan of the pack job with dry_run (`razor pack --dry-run`: shapes only; nothing is written)."));
     out = new QLineEdit;
     out->setObjectName(QStringLiteral("outEdit"));
     auto* browse = new QPushButton(tr("Browse…"));
@@ -512,7 +512,7 @@ class WizValidatePage : public QWizardPage {
  public:
   explicit WizValidatePage(ExportWizard* w) : m_w(w) {
     setTitle(tr("Validate in llama.cpp"));
-    setSubTitle(tr("`razor validate-gguf` loads the file in a real llama.cpp and checks it."));
+    setSubTitle(tr("The validate-gguf job (`razor validate-gguf`) loads the file in a real llama.cpp and checks it."));
     status = wrapLabel();
     status->setObjectName(QStringLiteral("validateStatus"));
     output = new QPlainTextEdit;

@@ -15,6 +15,7 @@ result<nlohmann::json> job_validate_gguf(const nlohmann::json& p, job_context& c
 result<nlohmann::json> job_gguf_info(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_allocate(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_merge(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_study(const nlohmann::json& p, job_context& ctx);
 
 // The text a job reads when params.text is absent: the bundled held-out text (evaluation) or calibration text.
 result<std::string> text_or_bundled(const nlohmann::json& p, bool calibration, const std::string& key = "text");

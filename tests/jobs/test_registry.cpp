@@ -29,7 +29,7 @@ TEST(Registry, EveryMethodHasASchemaAndTheHelloListsIt) {
       if (f.contains("values")) EXPECT_TRUE(jobs::enums_json().contains(f["values"].get<std::string>())) << f.dump();
     }
   }
-  for (const char* m : {"allocate", "probe", "eval-ppl", "pack", "validate-gguf", "gguf-info", "merge"})
+  for (const char* m : {"allocate", "probe", "eval-ppl", "pack", "validate-gguf", "gguf-info", "merge", "study"})
     EXPECT_TRUE(names.count(m)) << m;
   EXPECT_FALSE(names.count("allocate-gguf"));  // one allocate job, with a mode
 }
@@ -74,7 +74,7 @@ TEST(Registry, ParamsAreCheckedAndCompleted) {
 
 // Every field of the jobs whose commands are built from the registry is an option of that command.
 TEST(Registry, CliOptionsAreTheRegistryFields) {
-  for (const char* name : {"probe", "eval-ppl", "pack", "allocate", "validate-gguf", "merge"}) {
+  for (const char* name : {"probe", "eval-ppl", "pack", "allocate", "validate-gguf", "merge", "study"}) {
     const jobs::method_def* m = jobs::find_method(name);
     ASSERT_NE(m, nullptr) << name;
     auto r = razor::test::run_razor(std::string(name) + " --help");
@@ -95,4 +95,27 @@ TEST(Registry, CliOptionsAreTheRegistryFields) {
                                   "--output-tensor-type q9 --dry-run");
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("--output-tensor-type"), std::string::npos) << r.out;
+}
+
+// study: the registry job behind `razor study` (and the worker's method): two strategies at one budget on the
+// tiny fixture, a probe of 256 tokens, one window of 64.
+TEST(Registry, StudyRunsFromTheRegistry) {
+  const std::string dir = ::testing::TempDir();
+  const std::string model = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe";
+  const std::string h5 = dir + "razor-registry-study-probe.h5", out = dir + "razor-registry-study.json";
+  std::remove(h5.c_str());
+  std::remove(out.c_str());
+  auto r = razor::test::run_razor("probe " + model + " --tokens 256 --no-imatrix --out " + h5);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = razor::test::run_razor("study " + model + " --probe " + h5 +
+                             " --budgets 3.0 --strategies solver,flat --windows 1 --ctx 64 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("| solver | 3.0 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| flat | 3.0 |"), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(razor::test::slurp(out), nullptr, false);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["format"], "razor.study/1");
+  EXPECT_EQ(j["rows"].size(), 2u);
+  std::remove(h5.c_str());
+  std::remove(out.c_str());
 }
