@@ -203,6 +203,13 @@ AllocationEditor::AllocationEditor(QWidget* parent)
                            "Whole-file GGUF: a ggml type per tensor from measured KL sensitivities (a tensor-type "
                            "recipe for the export)."));
   form->addRow(tr("Mode"), m_fitMode);
+  m_ggufTypes = new QLineEdit;
+  m_ggufTypes->setObjectName(QStringLiteral("ggufTypes"));
+  m_ggufTypes->setPlaceholderText(tr("every ggml type"));
+  m_ggufTypes->setToolTip(tr("Whole-file GGUF: the types the allocation may choose from, comma-separated "
+                             "(fewer types: fewer sensitivity measurements)"));
+  m_ggufTypes->setEnabled(false);
+  form->addRow(tr("GGUF types"), m_ggufTypes);
   m_strategy = new QComboBox;  // filled from the worker's hello (enums.strategies)
   m_strategy->setObjectName(QStringLiteral("strategy"));
   m_strategy->addItem(QStringLiteral("solver"), QStringLiteral("solver"));
@@ -323,7 +330,9 @@ AllocationEditor::AllocationEditor(QWidget* parent)
   connect(m_measure, &QPushButton::clicked, this, &AllocationEditor::runMeasure);
   connect(m_fitMode, &QComboBox::currentIndexChanged, this, [this] {
     m_strategy->setEnabled(m_fitMode->currentData().toString() == QLatin1String("fake"));
+    m_ggufTypes->setEnabled(m_fitMode->currentData().toString() == QLatin1String("gguf"));
     updateFitButton();
+    updateMeasureButton();
   });
   connect(save, &QPushButton::clicked, this, [this] {
     emit saveRecipeRequested();  // MainWindow owns the file dialog (File > Save recipe...)
@@ -372,11 +381,15 @@ void AllocationEditor::updateMeasureButton() {
     why = tr("Waiting for a worker that has the `eval-ppl` job ...");
   else if (!m_hasModel)
     why = tr("Open a model first");
-  else if (!m_measureJob.isEmpty() || m_uploadFor == Upload::Measure)
+  else if (!m_measureJob.isEmpty() || !m_measurePackJob.isEmpty() || m_uploadFor == Upload::Measure)
     why = tr("Measuring ... (jobs dock: progress, cancel)");
+  const bool gguf = m_fitMode && m_fitMode->currentData().toString() == QLatin1String("gguf");
+  if (why.isEmpty() && gguf && m_ggufRecipe.isEmpty()) why = tr("Fit a whole-file GGUF allocation first");
   m_measure->setEnabled(why.isEmpty());
-  m_measure->setToolTip(why.isEmpty() ? tr("KL (mean, p99), same top-1 and perplexity of this allocation against the source "
-                                           "model, fake-quantized in memory in a worker; the result is a run (Runs tab)")
+  m_measure->setToolTip(why.isEmpty() ? (gguf ? tr("Pack the whole-file GGUF allocation and score the file against the source "
+                                                   "model (eval-ppl with the GGUF); the result is a run (Runs tab)")
+                                              : tr("KL (mean, p99), same top-1 and perplexity of this allocation against the source "
+                                                   "model, fake-quantized in memory in a worker; the result is a run (Runs tab)"))
                                       : why);
 }
 
@@ -419,6 +432,7 @@ void AllocationEditor::setMeasureWindow(const QString& text, int windows, int ct
 }
 
 void AllocationEditor::setGgufMode(bool on) { m_fitMode->setCurrentIndex(on ? 1 : 0); }
+void AllocationEditor::setGgufTypes(const QString& types) { m_ggufTypes->setText(types); }
 
 void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
                                  std::function<QString(const QString&)> serverPathOf) {
@@ -726,7 +740,11 @@ void AllocationEditor::startAllocate(const QString& probe, const QString& base, 
   QJsonObject params{{QStringLiteral("model"), m_modelPath}, {QStringLiteral("target"), target}, {QStringLiteral("out"), out}};
   if (m_fitGguf) {
     params[QStringLiteral("mode")] = QStringLiteral("gguf");
-    params[QStringLiteral("calib_windows")] = 2;  // the sensitivities' calibration: kept short in the GUI
+    // The sensitivities: one calibration window and the fitted curve (a few types measured per tensor) keep an
+    // interactive fit short; `razor allocate --mode gguf` measures every type.
+    params[QStringLiteral("calib_windows")] = 1;
+    params[QStringLiteral("sensitivity")] = QStringLiteral("fit");
+    if (!m_ggufTypes->text().trimmed().isEmpty()) params[QStringLiteral("types")] = m_ggufTypes->text().simplified().remove(QLatin1Char(' '));
   } else {
     params[QStringLiteral("probe")] = probe;
     params[QStringLiteral("strategy")] = m_strategy->currentData().toString();
@@ -740,8 +758,31 @@ void AllocationEditor::startAllocate(const QString& probe, const QString& base, 
 }
 
 void AllocationEditor::runMeasure() {
-  if (!m_pool || !m_measureAvailable || !m_hasModel || !m_measureJob.isEmpty()) return;
+  if (!m_pool || !m_measureAvailable || !m_hasModel || !m_measureJob.isEmpty() || !m_measurePackJob.isEmpty()) return;
   static QTemporaryDir tmp;
+  if (m_fitMode->currentData().toString() == QLatin1String("gguf")) {
+    // The whole-file GGUF allocation: packed (the pack job) and the file scored against the source (eval-ppl
+    // with gguf: dequantized back to the model's layout); its size is the file's, to the byte.
+    if (m_ggufRecipe.isEmpty()) {
+      emit measureFailed(tr("Fit a whole-file GGUF allocation first (Mode: Whole-file GGUF, Fit to target)"));
+      return;
+    }
+    ++m_runCounter;
+    m_measureRun = QJsonObject{{QStringLiteral("name"), QStringLiteral("gguf %1 #%2").arg(m_fitLabel).arg(m_runCounter)},
+                               {QStringLiteral("recipe_name"), QFileInfo(m_ggufRecipe).fileName()},
+                               {QStringLiteral("gguf_recipe"), m_ggufRecipe},
+                               {QStringLiteral("how"), tr("GGUF: pack, then eval-ppl --gguf (dequantized)")}};
+    const QString name = QStringLiteral("measure-%1.gguf").arg(QDateTime::currentMSecsSinceEpoch());
+    QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                       {QStringLiteral("recipe"), m_ggufRecipe},
+                       {QStringLiteral("out"), m_remote.isValid() ? name : tmp.filePath(name)}};
+    WorkerPool::JobOptions opt;
+    opt.key = QStringLiteral("allocation.measure");
+    m_measurePackJob = m_pool->submit(QStringLiteral("pack"), params, opt);
+    m_measureResult->setText(tr("packing ..."));
+    updateMeasureButton();
+    return;
+  }
   const QString recipePath = tmp.filePath(QStringLiteral("measure-%1.json").arg(QDateTime::currentMSecsSinceEpoch()));
   QString err;
   if (!saveRecipe(recipePath, &err)) {
@@ -777,9 +818,9 @@ void AllocationEditor::runMeasure() {
   updateMeasureButton();
 }
 
-void AllocationEditor::submitMeasure(const QString& recipePath) {
+void AllocationEditor::submitMeasure(const QString& path, bool gguf) {
   QJsonObject params{{QStringLiteral("model"), m_modelPath},
-                     {QStringLiteral("recipe"), recipePath},
+                     {gguf ? QStringLiteral("gguf") : QStringLiteral("recipe"), path},
                      {QStringLiteral("windows"), m_measureWindows->value()},
                      {QStringLiteral("ctx"), m_measureCtx->value()},
                      {QStringLiteral("offset"), m_measureOffset->value()}};
@@ -802,7 +843,9 @@ void AllocationEditor::onJobFinished(const QString& id, const QJsonObject& resul
                                    .arg(size.value(QStringLiteral("bpw")).toDouble(), 0, 'f', 3)
                                    .arg(result.value(QStringLiteral("predicted_kl")).toDouble(), 0, 'g', 4)
                                    .arg(m_fitOut));
+      m_fitLabel = QStringLiteral("%1%2").arg(m_targetValue).arg(m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
       updateFitButton();
+      updateMeasureButton();
       emit ggufAllocateFinished(m_fitOut, result);
       return;
     }
@@ -813,6 +856,30 @@ void AllocationEditor::onJobFinished(const QString& id, const QJsonObject& resul
     m_fetchId = m_files ? m_files->fetch(m_fitOut) : -1;
     if (m_fetchId < 0) emit allocateFailed(tr("No connection to %1 for files.").arg(m_remote.host));
     updateFitButton();
+  } else if (!id.isEmpty() && id == m_measurePackJob) {
+    m_measurePackJob.clear();
+    // The file's own size and bits; per layer, the bits of its blk.L tensors.
+    m_measureRun[QStringLiteral("file_bytes")] = result.value(QStringLiteral("file_bytes")).toDouble();
+    m_measureRun[QStringLiteral("effective_bits")] = result.value(QStringLiteral("bpw")).toDouble();
+    QVector<double> bytes(m_fp.layers(), 0), elems(m_fp.layers(), 0);
+    static const QRegularExpression kBlk(QStringLiteral("^blk\\.(\\d+)\\."));
+    for (const auto& v : result.value(QStringLiteral("tensors")).toArray()) {
+      const QJsonObject t = v.toObject();
+      const auto m = kBlk.match(t.value(QStringLiteral("name")).toString());
+      const int l = m.hasMatch() ? m.captured(1).toInt() : -1;
+      if (l < 0 || l >= m_fp.layers()) continue;
+      double n = 1;
+      for (const auto& d : t.value(QStringLiteral("ne")).toArray()) n *= d.toDouble();
+      bytes[l] += t.value(QStringLiteral("bytes")).toDouble();
+      elems[l] += n;
+    }
+    QJsonArray layerBits;
+    for (int l = 0; l < m_fp.layers(); ++l) layerBits.append(elems[l] > 0 ? 8.0 * bytes[l] / elems[l] : 0.0);
+    m_measureRun[QStringLiteral("layer_bits")] = layerBits;
+    const QJsonArray paths = result.value(QStringLiteral("paths")).toArray();
+    const QString file = paths.isEmpty() ? result.value(QStringLiteral("out")).toString() : paths.first().toString();
+    m_measureRun[QStringLiteral("gguf")] = file;
+    submitMeasure(file, true);
   } else if (!id.isEmpty() && id == m_measureJob) {
     m_measureJob.clear();
     QJsonObject run = m_measureRun;
@@ -837,8 +904,9 @@ void AllocationEditor::onJobFailed(const QString& id, const QString& code, const
     m_fitJob.clear();
     updateFitButton();
     if (code != QLatin1String("superseded")) emit allocateFailed(message);
-  } else if (id == m_measureJob) {
+  } else if (id == m_measureJob || id == m_measurePackJob) {
     m_measureJob.clear();
+    m_measurePackJob.clear();
     m_measureResult->setText(tr("Measure failed: %1").arg(message));
     updateMeasureButton();
     if (code != QLatin1String("superseded")) emit measureFailed(message);

@@ -99,6 +99,7 @@ class AllocationEditor : public QWidget {
   // Measure settings: the text (empty: the bundled held-out text), windows, tokens per window, first token.
   void setMeasureWindow(const QString& text, int windows, int ctx, qint64 offset);
   void setGgufMode(bool on);  // Fit: whole-file GGUF (allocate mode gguf) instead of expert bits
+  void setGgufTypes(const QString& types);  // GGUF mode: the type ladder, comma-separated ("": every type)
   QString lastGgufRecipe() const { return m_ggufRecipe; }
   QString fitJob() const { return m_fitJob; }
   QString measureJob() const { return m_measureJob; }
@@ -140,6 +141,7 @@ class AllocationEditor : public QWidget {
   bool m_measureAvailable = false;
   QPointer<WorkerPool> m_pool;
   QString m_fitJob, m_measureJob;   // the pool's jobs of this editor (empty: none running)
+  QString m_measurePackJob;         // GGUF mode: the pack before the measurement
   QString m_fitOut;                 // where the running fit writes (a server path when remote)
   bool m_fitGguf = false;
   QString m_ggufRecipe;
@@ -150,7 +152,7 @@ class AllocationEditor : public QWidget {
   int m_fitUndoIndex = -1;          // the undo index right after it (another index: edited since)
   void onJobFinished(const QString& id, const QJsonObject& result);
   void onJobFailed(const QString& id, const QString& code, const QString& message);
-  void submitMeasure(const QString& recipePath);
+  void submitMeasure(const QString& path, bool gguf = false);  // a razor.recipe/1 file, or a GGUF file
   void updateMeasureButton();
   RemoteHost m_remote;
   std::function<QString(const QString&)> m_serverPathOf;
@@ -171,6 +173,7 @@ class AllocationEditor : public QWidget {
   QLabel* m_footprintLabel;
   QTableView* m_layerTable;
   QComboBox* m_fitMode;
+  QLineEdit* m_ggufTypes;
   QPushButton* m_measure;
   QLineEdit* m_measureText;
   QSpinBox* m_measureWindows;

@@ -269,3 +269,47 @@ TEST(AllocationEditor, FitRunsAllocateInTheWorkerPool) {
   EXPECT_DOUBLE_EQ(ed.footprint().result().expert_avg_bits(), 3.0);  // seed-default: every expert int3
   pool.shutdown();
 }
+
+// Whole-file GGUF mode: Fit runs `allocate` with mode gguf (no probe needed), Measure packs that allocation and
+// scores the file against the source; the run's size is the file's, its per-layer bits those of its blk.L tensors.
+TEST(AllocationEditor, GgufFitAndMeasureInTheWorkerPool) {
+  const QString model = QStringLiteral(RAZOR_MODELS_DIR "/tiny-qwen3-moe");
+  AllocationEditor ed;
+  WorkerPool pool;
+  pool.setProgram(razor_test::razorCli(), {QStringLiteral("worker")});
+  pool.setGpuCount(0);
+  ed.setWorkerPool(&pool);
+  pool.start();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return ed.allocateAvailable(); }, razor_test::kStartTimeoutMs));
+  ed.setInventory(inventoryOf(model));
+  ed.setGgufMode(true);
+  ed.setGgufTypes(QStringLiteral("q3_K, q4_K, q6_K, q8_0"));  // a short ladder: few measurements
+  auto* measure = ed.findChild<QPushButton*>(QStringLiteral("measureButton"));
+  EXPECT_FALSE(measure->isEnabled());  // nothing fitted yet
+  ed.setTarget(4.5, false);
+  auto* fit = ed.findChild<QPushButton*>(QStringLiteral("fitButton"));
+  ASSERT_TRUE(fit->isEnabled()) << fit->toolTip().toStdString();  // no probe needed in this mode
+  QSignalSpy fitted(&ed, &AllocationEditor::ggufAllocateFinished);
+  QSignalSpy failed(&ed, &AllocationEditor::allocateFailed);
+  fit->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return fitted.count() + failed.count() > 0; }, razor_test::kJobTimeoutMs * 3));
+  ASSERT_EQ(failed.count(), 0) << failed.value(0).value(0).toString().toStdString();
+  EXPECT_TRUE(QFile::exists(ed.lastGgufRecipe()));
+  const double fileBytes = fitted.value(0).value(1).toJsonObject().value(QStringLiteral("size")).toObject().value(QStringLiteral("file_bytes")).toDouble();
+  EXPECT_GT(fileBytes, 0.0);
+
+  ed.setMeasureWindow(QString(), 1, 64, 0);
+  ASSERT_TRUE(measure->isEnabled()) << measure->toolTip().toStdString();
+  QSignalSpy measured(&ed, &AllocationEditor::measureFinished);
+  QSignalSpy measureFailed(&ed, &AllocationEditor::measureFailed);
+  measure->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return measured.count() + measureFailed.count() > 0; }));
+  ASSERT_EQ(measureFailed.count(), 0) << measureFailed.value(0).value(0).toString().toStdString();
+  const QJsonObject run = measured.value(0).value(0).toJsonObject();
+  EXPECT_EQ(run.value(QStringLiteral("file_bytes")).toDouble(), fileBytes);  // the allocation's size is the file's
+  EXPECT_LE(run.value(QStringLiteral("effective_bits")).toDouble(), 4.5);
+  EXPECT_GT(run.value(QStringLiteral("kl_mean")).toDouble(), 0.0);
+  EXPECT_EQ(run.value(QStringLiteral("layer_bits")).toArray().size(), 4);
+  EXPECT_GT(run.value(QStringLiteral("layer_bits")).toArray()[0].toDouble(), 1.0);
+  pool.shutdown();
+}
