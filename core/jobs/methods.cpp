@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/inventory.h"
+#include "model/layer_selection.h"
 #include "model/recipe.h"
 #include "model/synth.h"
 #include "quant/quantize.h"
@@ -136,14 +137,28 @@ result<json> m_quantize(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(bool cpu, bool_param(p, "cpu", false));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
+  RAZOR_ASSIGN_OR_RETURN(std::string layers, str_param(p, "layers", "all"));
   quant::quantize_options opt;
   opt.allow_gpu = ctx.allow_gpu && !cpu;
+  RAZOR_ASSIGN_OR_RETURN(opt.layers, parse_layer_selection(layers, int(ck.config().num_layers)));
   RAZOR_ASSIGN_OR_RETURN(quant::quantize_report rep, quant::quantize_checkpoint(ck, r, out, opt, ctx.progress));
   artifact a{out, "checkpoint", "", {}, {{"bytes_in", rep.bytes_in}}};
   ctx.emit_artifact(a);
-  ctx.emit_artifact({out + "/" + opt.summary_name, "summary", "", {}, json::object()});
-  return json{{"out", out}, {"recipe", r.name}, {"backend", rep.backend}, {"seconds", rep.seconds},
-              {"bytes_in", rep.bytes_in}, {"totals", rep.summary.value("totals", json::object())}};
+  if (opt.layers.all) ctx.emit_artifact({out + "/" + opt.summary_name, "summary", "", {}, json::object()});
+  json res{{"out", out}, {"recipe", r.name}, {"backend", rep.backend}, {"seconds", rep.seconds},
+           {"bytes_in", rep.bytes_in}, {"totals", rep.summary.value("totals", json::object())},
+           {"files", rep.summary.value("files", json::array()).size()}};
+  if (!opt.layers.all) res["part_layers"] = opt.layers.to_string();
+  // The five routed experts with the largest error, for a first look.
+  std::vector<std::pair<double, json>> worst;
+  for (auto& e : rep.summary.value("experts", json::array()))
+    worst.push_back({e.value("rel_error", 0.0), json{{"layer", e.value("layer", -1)}, {"expert", e.value("expert", -1)},
+                                                     {"proj", e.value("proj", "")}, {"rel_error", e.value("rel_error", 0.0)}}});
+  std::sort(worst.begin(), worst.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  json w = json::array();
+  for (size_t i = 0; i < std::min<size_t>(5, worst.size()); ++i) w.push_back(worst[i].second);
+  res["worst_experts"] = w;
+  return res;
 }
 
 result<json> m_synth(const json& p, job_context& ctx) {
@@ -410,12 +425,17 @@ const std::vector<method_def>& method_table() {
       {"quantize", "`razor quantize`: fake-quantized checkpoint, written atomically",
        {need("model", P, "Hugging Face checkpoint directory").pos(), need("out", P, "output checkpoint directory"),
         opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name"),
-        opt("cpu", B, false, "never use a GPU")},
+        opt("cpu", B, false, "never use a GPU"),
+        opt("layers", S, "all", "only layers A:B (half-open), 'rest' (tensors outside the layers) or 'A:B,rest': "
+                                "writes a part for merge (docs/slurm.md)")},
        m_quantize},
       {"synth", "`razor synth`: a synthetic checkpoint",
-       {need("config", A, "config.json path or object").worker_only(), need("out", P, "output checkpoint directory"),
-        opt("sparse", B, false, "sparse weights"), opt("per_expert", B, false, "per-expert tensors instead of fused"),
-        opt("shard_gb", N, 5.0, "shard size"), opt("seed", I, 1, "random seed")},
+       {need("config", A, "config.json to synthesise (e.g. resources/configs/qwen3.5-122b-a10b.json; the worker also "
+                          "takes the object itself)"),
+        need("out", P, "output directory"),
+        opt("sparse", B, false, "zero data as sparse-file holes (instant, no disk blocks)"),
+        opt("per_expert", B, false, "experts.E.gate_proj layout instead of fused gate_up_proj"),
+        opt("shard_gb", N, 5.0, "shard size in GB"), opt("seed", I, 1, "random seed for the data")},
        m_synth},
       {"pack", "`razor pack`: GGUF in the requested ggml types, written atomically (dry_run: the plan only)",
        {need("model", P, "checkpoint folder (config.json + *.safetensors)").pos(),

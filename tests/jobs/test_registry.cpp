@@ -74,7 +74,8 @@ TEST(Registry, ParamsAreCheckedAndCompleted) {
 
 // Every field of the jobs whose commands are built from the registry is an option of that command.
 TEST(Registry, CliOptionsAreTheRegistryFields) {
-  for (const char* name : {"probe", "eval-ppl", "pack", "allocate", "validate-gguf", "merge", "study"}) {
+  for (const char* name : {"inspect", "footprint", "quantize", "synth", "probe", "eval-ppl", "pack", "allocate",
+                           "validate-gguf", "merge", "study"}) {
     const jobs::method_def* m = jobs::find_method(name);
     ASSERT_NE(m, nullptr) << name;
     auto r = razor::test::run_razor(std::string(name) + " --help");
