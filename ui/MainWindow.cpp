@@ -34,6 +34,7 @@
 #include <QJsonArray>
 #include "ExportWizard.h"
 #include "GpuPanel.h"
+#include "JobStore.h"
 #include "JobsDock.h"
 #include "JobsModel.h"
 #include "WorkerPool.h"
@@ -125,6 +126,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
 // Calibration outputs: beside the workspace file when there is one, else in the application's data folder; on a
 // server, the session worker's working folder (the remote workspace).
+void MainWindow::updateJobStore() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (!m_pool || isRemote() || m_workspacePath.isEmpty()) return;  // remote: the session workers keep the jobs
+  const QString dir = QFileInfo(m_workspacePath).absolutePath();
+  if (!m_store || m_store->workspaceDir() != dir) {
+    m_store = new JobStore(dir, this);
+    m_store->load();
+  }
+  m_pool->setJobStore(m_store);
+#endif
+}
+
 void MainWindow::updateCalibrationFolder() {
   if (isRemote()) m_heatmapView->setCalibrationFolder(QString());
   else if (!m_workspacePath.isEmpty())
@@ -441,6 +454,7 @@ bool MainWindow::saveWorkspace(const QString& path, QString* error) {
   if (!w.save(path, error)) return false;
   m_workspacePath = QFileInfo(path).absoluteFilePath();
   updateCalibrationFolder();
+  updateJobStore();
   message(tr("Workspace saved: %1").arg(path), 4000);
   return true;
 }
@@ -451,6 +465,7 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
   newWorkspace();
   m_workspacePath = QFileInfo(path).absoluteFilePath();
   updateCalibrationFolder();
+  updateJobStore();
   m_recipes = w.recipes;
   m_jobsFolder = w.jobsFolder;
   m_resultFiles = w.resultFiles;
@@ -575,6 +590,7 @@ void MainWindow::createPool() {
   }
   m_allocation->setWorkerPool(m_pool);
   m_heatmapView->setWorkerPool(m_pool);
+  updateJobStore();
   if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
     jobs->attachPool(m_pool);
     jobs->show();

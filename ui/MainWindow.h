@@ -27,6 +27,7 @@ class QTabWidget;
 class AllocationEditor;
 class FootprintModel;
 class HeatmapView;
+class JobStore;
 class ModelView;
 class QAction;
 class RemoteFiles;
@@ -116,6 +117,8 @@ class MainWindow : public QMainWindow {
   RunsView* m_runs;
   QString m_lastImatrix;
   void updateCalibrationFolder();
+  void updateJobStore();  // a saved local workspace records its jobs in <workspace>/jobs (JobStore)
+  JobStore* m_store = nullptr;
   QWidget* m_comparison = nullptr;
   QWidget* m_gpuPanel = nullptr;
   QWidget* m_jobsDock = nullptr;

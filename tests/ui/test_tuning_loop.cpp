@@ -11,6 +11,7 @@
 #include <QApplication>
 #include <QChart>
 #include <QChartView>
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QLabel>
@@ -153,6 +154,8 @@ TEST(TuningLoop, CalibrateFitMeasureCompareExportValidate) {
   EXPECT_EQ(hv->currentSource()->rows, 4);   // layers
   EXPECT_EQ(hv->currentSource()->cols, 16);  // experts
   shot(&w, QStringLiteral("loop-2-calibrate"));
+  // The job is recorded in the workspace (JobStore: <workspace>/jobs/<id>/job.json).
+  EXPECT_FALSE(QDir(tmp.filePath(QStringLiteral("jobs"))).entryList(QDir::Dirs | QDir::NoDotAndDotDot).isEmpty());
 
   // 3. Fit to a target: the allocate job with the new probe, applied as one undo step.
   w.showView(QStringLiteral("allocation"));
