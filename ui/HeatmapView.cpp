@@ -289,7 +289,10 @@ void HeatmapView::setModelPath(const QString& path) {
   updateCalibrateButton();
 }
 
-void HeatmapView::setCalibrationFolder(const QString& dir) { m_calibFolder = dir; }
+void HeatmapView::setCalibrationFolder(const QString& dir, bool local) {
+  m_calibFolder = dir;
+  m_calibLocal = local;
+}
 
 void HeatmapView::setCalibration(const QString& text, int tokens, qint64 offset) {
   m_calibText->setText(text);
@@ -312,7 +315,7 @@ void HeatmapView::calibrate() {
   if (!m_pool || m_modelPath.isEmpty() || !m_calibJob.isEmpty()) return;
   const QString stamp = QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-zzz"));
   const QString dir = m_calibFolder.isEmpty() ? QString() : m_calibFolder + QLatin1Char('/');
-  if (!m_calibFolder.isEmpty()) QDir().mkpath(m_calibFolder);
+  if (!m_calibFolder.isEmpty() && m_calibLocal) QDir().mkpath(m_calibFolder);
   m_calibOut = dir + QStringLiteral("probe-%1.h5").arg(stamp);
   m_calibImatrix = dir + QStringLiteral("imatrix-%1.gguf").arg(stamp);
   const int tokens = m_calibTokens->value();

@@ -59,7 +59,9 @@ class HeatmapView : public QWidget {
   // ---- Calibrate ----
   void setWorkerPool(WorkerPool* pool);
   void setModelPath(const QString& path);       // the model probed (a server path when remote)
-  void setCalibrationFolder(const QString& dir);  // where the outputs go ("": the worker's working folder)
+  // Where the outputs go ("": the worker's working folder); a local folder is created when missing, a server's
+  // (local = false) must exist.
+  void setCalibrationFolder(const QString& dir, bool local = true);
   QString calibrationFolder() const { return m_calibFolder; }
   void setCalibration(const QString& text, int tokens, qint64 offset);
   void calibrate();
@@ -96,6 +98,7 @@ class HeatmapView : public QWidget {
   void updateCalibrateButton();
   QPointer<WorkerPool> m_pool;
   QString m_modelPath, m_calibFolder, m_calibJob, m_calibOut, m_calibImatrix;
+  bool m_calibLocal = true;
   QLineEdit* m_calibText;
   QSpinBox* m_calibTokens;
   QSpinBox* m_calibOffset;

@@ -532,6 +532,8 @@ void MainWindow::createPool() {
   auto* gpu = static_cast<GpuPanel*>(m_gpuPanel);
   // Remote or local, the panels take the same signals: the GPU telemetry of the pool's CPU worker (on the
   // server when remote) and the jobs' lifecycle.
+  QPointer<WorkerPool> poolRef(m_pool);
+  gpu->setProcessLabeler([poolRef](qint64 pid) { return poolRef ? poolRef->runningJobOfPid(pid) : QString(); });
   connect(m_pool, &WorkerPool::gpuSampleAvailable, gpu, &GpuPanel::addSample);
   connect(m_pool, &WorkerPool::workerLogAvailable, gpu,
           [gpu](int, const QString& line) { gpu->handleWorkerLog(QString(), line); });  // "GPU telemetry off: why"
@@ -549,6 +551,15 @@ void MainWindow::createPool() {
       g.memUsedMiB = d.value(QStringLiteral("mem_used")).toDouble() / 1048576.0;
       g.memTotalMiB = d.value(QStringLiteral("mem_total")).toDouble() / 1048576.0;
       g.temperatureC = d.value(QStringLiteral("temp_c")).toDouble();
+      // The running jobs' own memory on this GPU (their workers' processes).
+      QStringList jobs;
+      for (const auto& pv : d.value(QStringLiteral("procs")).toArray()) {
+        const QJsonObject p = pv.toObject();
+        const QString job = m_pool ? m_pool->runningJobOfPid(qint64(p.value(QStringLiteral("pid")).toDouble())) : QString();
+        if (!job.isEmpty())
+          jobs << QStringLiteral("%1: %2 MiB").arg(job).arg(p.value(QStringLiteral("mem_used")).toDouble() / 1048576.0, 0, 'f', 0);
+      }
+      g.jobLine = jobs.join(QStringLiteral(", "));
     }
     m_heatmapView->setGpuFigures(g);
   });

@@ -111,6 +111,16 @@ int WorkerPool::jobSlot(const QString& jobId) const {
   return -1;
 }
 
+QString WorkerPool::runningJobOfPid(qint64 pid) const {
+  if (pid <= 0) return {};
+  for (const Slot& s : m_slots)
+    if (s.pid == pid && !s.jobId.isEmpty()) {
+      auto it = m_jobs.find(s.jobId);
+      return it == m_jobs.end() ? s.jobId : QStringLiteral("%1 (%2)").arg(it->method, s.jobId);
+    }
+  return {};
+}
+
 bool WorkerPool::isJobActive(const QString& jobId) const {
   auto it = m_jobs.constFind(jobId);
   return it != m_jobs.constEnd() && !it->ended;

@@ -93,6 +93,8 @@ class WorkerPool : public QObject {
   int readyWorkerCount() const;
   qint64 workerPid(int slot) const;
   int jobSlot(const QString& jobId) const;  // -1 unless running
+  // "probe (job-3)": the job the worker with this pid is running (GPU telemetry lists processes by pid); "" none.
+  QString runningJobOfPid(qint64 pid) const;
   bool isJobActive(const QString& jobId) const;
   int queuedJobCount() const { return int(m_queue.size()); }
 

@@ -26,6 +26,7 @@
 
 #include "AllocationEditor.h"
 #include "ExportWizard.h"
+#include "GpuPanel.h"
 #include "HeatmapView.h"
 #include "MainWindow.h"
 #include "RunsView.h"
@@ -88,6 +89,18 @@ TEST(TensorFilterProxy, NaturalSortAndLayerExpertFilters) {
   EXPECT_EQ(p.rowCount(), 2);  // expert 2 of layer 1, and the fused tensor of layer 1
   p.setLayerFilter(-1);
   EXPECT_EQ(p.rowCount(), 3);
+}
+
+// The GPU panel says which job a GPU process runs (its memory is that job's own).
+TEST(GpuPanel, ProcessesAreNamedByTheirJob) {
+  GpuPanel panel;
+  panel.setProcessLabeler([](qint64 pid) { return pid == 41200 ? QStringLiteral("probe (job-7)") : QString(); });
+  panel.addSample(GpuPanel::fakeSample(1.7e9, 1));
+  QTableWidget* procs = panel.processTable(0);
+  ASSERT_NE(procs, nullptr);
+  ASSERT_EQ(procs->rowCount(), 2);
+  EXPECT_TRUE(procs->item(0, 0)->text().contains(QLatin1String("probe (job-7)"))) << procs->item(0, 0)->text().toStdString();
+  EXPECT_EQ(procs->item(1, 0)->text(), QStringLiteral("40990"));  // not one of ours
 }
 
 TEST(RunsView, ParetoFrontAndModel) {
