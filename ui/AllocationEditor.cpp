@@ -264,6 +264,19 @@ AllocationEditor::AllocationEditor(QWidget* parent)
   m_measureResult->setObjectName(QStringLiteral("measureResult"));
   m_measureResult->setWordWrap(true);
   mf->addRow(m_measureResult);
+  auto* stl = new QHBoxLayout;
+  m_studyStrategies = new QLineEdit(QStringLiteral("solver,freq,asal,flat"));
+  m_studyStrategies->setObjectName(QStringLiteral("studyStrategies"));
+  m_studyStrategies->setToolTip(tr("Strategies, comma-separated (the worker's list, plus 'flat': every expert at the budget)"));
+  m_studyBudgets = new QLineEdit(QStringLiteral("3.0,2.5"));
+  m_studyBudgets->setObjectName(QStringLiteral("studyBudgets"));
+  m_studyBudgets->setToolTip(tr("Budgets, comma-separated: expert bits (3.0) or sizes (47GB)"));
+  m_study = new QPushButton(tr("Study"));
+  m_study->setObjectName(QStringLiteral("studyButton"));
+  stl->addWidget(m_studyStrategies, 2);
+  stl->addWidget(m_studyBudgets, 1);
+  stl->addWidget(m_study);
+  mf->addRow(tr("Study"), stl);
   sl->addWidget(mBox);
 
   sl->addWidget(new QLabel(tr("<b>Per-layer budgets</b> (edit Avg bits to set a whole layer)")));
@@ -328,6 +341,7 @@ AllocationEditor::AllocationEditor(QWidget* parent)
   });
   connect(m_fit, &QPushButton::clicked, this, &AllocationEditor::runAllocate);
   connect(m_measure, &QPushButton::clicked, this, &AllocationEditor::runMeasure);
+  connect(m_study, &QPushButton::clicked, this, &AllocationEditor::runStudy);
   connect(m_fitMode, &QComboBox::currentIndexChanged, this, [this] {
     m_strategy->setEnabled(m_fitMode->currentData().toString() == QLatin1String("fake"));
     m_ggufTypes->setEnabled(m_fitMode->currentData().toString() == QLatin1String("gguf"));
@@ -373,7 +387,21 @@ void AllocationEditor::updateFitButton() {
                                   : why);
 }
 
+void AllocationEditor::updateStudyButton() {
+  QString why;
+  if (!m_pool) why = tr("No worker pool");
+  else if (!m_studyAvailable) why = tr("Waiting for a worker that has the `study` job ...");
+  else if (!m_hasModel) why = tr("Open a model first");
+  else if (probePath().isEmpty()) why = tr("A study needs a probe: Salience \u2192 Calibrate");
+  else if (!m_studyJob.isEmpty()) why = tr("Studying ... (jobs dock: progress, cancel)");
+  m_study->setEnabled(why.isEmpty());
+  m_study->setToolTip(why.isEmpty() ? tr("Allocate with every strategy at every budget and measure each (windows as above); "
+                                         "every row becomes a run")
+                                    : why);
+}
+
 void AllocationEditor::updateMeasureButton() {
+  updateStudyButton();
   QString why;
   if (!m_pool)
     why = tr("No worker pool");
@@ -399,7 +427,8 @@ void AllocationEditor::setWorkerPool(WorkerPool* pool) {
   m_pool = pool;
   m_fitJob.clear();
   m_measureJob.clear();
-  m_allocateAvailable = m_measureAvailable = false;
+  m_studyJob.clear();
+  m_allocateAvailable = m_measureAvailable = m_studyAvailable = false;
   if (m_pool) {
     connect(m_pool, &WorkerPool::jobFinished, this, &AllocationEditor::onJobFinished);
     connect(m_pool, &WorkerPool::jobFailed, this, &AllocationEditor::onJobFailed);
@@ -413,6 +442,7 @@ void AllocationEditor::setWorkerHello(const QJsonObject& hello) {
   const QJsonArray methods = hello.value(QStringLiteral("methods")).toArray();
   m_allocateAvailable = methods.contains(QStringLiteral("allocate"));
   m_measureAvailable = methods.contains(QStringLiteral("eval-ppl"));
+  m_studyAvailable = methods.contains(QStringLiteral("study"));
   const QJsonArray strategies = hello.value(QStringLiteral("enums")).toObject().value(QStringLiteral("strategies")).toArray();
   if (!strategies.isEmpty()) {
     const QString keep = m_strategy->currentData().toString();
@@ -559,6 +589,7 @@ void AllocationEditor::setStatistics(const QVector<HeatmapSource>& sources) {
   m_sources = sources;
   refreshDisplayCombo();
   updateFitButton();
+  updateStudyButton();
 }
 
 void AllocationEditor::refreshDisplayCombo() {
@@ -832,7 +863,98 @@ void AllocationEditor::submitMeasure(const QString& path, bool gguf) {
   updateMeasureButton();
 }
 
+void AllocationEditor::setStudy(const QString& strategies, const QString& budgets) {
+  m_studyStrategies->setText(strategies);
+  m_studyBudgets->setText(budgets);
+}
+
+void AllocationEditor::runStudy() {
+  const QString probe = probePath();
+  if (!m_pool || !m_studyAvailable || !m_hasModel || probe.isEmpty() || !m_studyJob.isEmpty()) return;
+  static QTemporaryDir tmp;
+  const QString base = tmp.filePath(QStringLiteral("study-base-%1.json").arg(QDateTime::currentMSecsSinceEpoch()));
+  QString err;
+  if (!saveRecipe(base, &err)) {
+    emit measureFailed(err);
+    return;
+  }
+  if (m_remote.isValid()) {  // the probe and the base would have to be the server's: not offered remotely yet
+    emit measureFailed(tr("Study runs on local workers only (use `razor study` on the server)"));
+    return;
+  }
+  QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                     {QStringLiteral("probe"), probe},
+                     {QStringLiteral("base"), base},
+                     {QStringLiteral("strategies"), m_studyStrategies->text().simplified().remove(QLatin1Char(' '))},
+                     {QStringLiteral("budgets"), m_studyBudgets->text().simplified().remove(QLatin1Char(' '))},
+                     {QStringLiteral("windows"), m_measureWindows->value()},
+                     {QStringLiteral("ctx"), m_measureCtx->value()}};
+  if (m_measureOffset->value() > 0) params[QStringLiteral("eval_offset")] = m_measureOffset->value();
+  if (!m_measureText->text().trimmed().isEmpty()) params[QStringLiteral("text")] = m_measureText->text().trimmed();
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("allocation.study");
+  m_studyJob = m_pool->submit(QStringLiteral("study"), params, opt);
+  m_measureResult->setText(tr("studying ..."));
+  updateStudyButton();
+}
+
+// Every row of the study is a run: its expert bits in the current recipe, sized by this footprint.
+void AllocationEditor::onStudyFinished(const QJsonObject& result) {
+  int n = 0;
+  for (const auto& rv : result.value(QStringLiteral("rows")).toArray()) {
+    const QJsonObject row = rv.toObject();
+    razor::recipe r = m_fp.recipe();
+    r.expert_bits.clear();
+    // razor.study/1 writes the map layer -> bits as [[layer, [bits...]], ...] (an object in older files).
+    auto bitsOf = [](const QJsonValue& v) {
+      std::vector<double> bits;
+      for (const auto& b : v.toArray()) bits.push_back(b.toDouble());
+      return bits;
+    };
+    const QJsonValue byLayer = row.value(QStringLiteral("expert_bits_by_layer"));
+    for (const auto& pair : byLayer.toArray())
+      if (pair.toArray().size() == 2) r.expert_bits[pair.toArray()[0].toInt()] = bitsOf(pair.toArray()[1]);
+    const QJsonObject byKey = byLayer.toObject();
+    for (auto it = byKey.begin(); it != byKey.end(); ++it) r.expert_bits[it.key().toInt()] = bitsOf(it.value());
+    r.name = QStringLiteral("%1-%2").arg(row.value(QStringLiteral("strategy")).toString(), row.value(QStringLiteral("budget")).toString()).toStdString();
+    FootprintModel fp = m_fp;
+    if (!fp.setRecipe(r)) continue;
+    const razor::footprint f = fp.result();
+    QJsonArray layerBits;
+    for (int l = 0; l < fp.layers(); ++l) layerBits.append(fp.layerAverageBits(l));
+    const QJsonObject recipe = QJsonDocument::fromJson(QByteArray::fromStdString(r.to_json().dump())).object();
+    QJsonObject run{{QStringLiteral("name"), QStringLiteral("study %1 %2 #%3")
+                                                 .arg(row.value(QStringLiteral("strategy")).toString(),
+                                                      row.value(QStringLiteral("budget")).toString())
+                                                 .arg(++m_runCounter)},
+                    {QStringLiteral("recipe_name"), QString::fromStdString(r.name)},
+                    {QStringLiteral("recipe"), recipe},
+                    {QStringLiteral("file_bytes"), double(f.packed_bytes())},
+                    {QStringLiteral("effective_bits"), f.seed_effective_bits()},
+                    {QStringLiteral("expert_bits"), f.expert_avg_bits()},
+                    {QStringLiteral("layer_bits"), layerBits},
+                    {QStringLiteral("how"), tr("study: fake-quant in memory")},
+                    {QStringLiteral("text"), result.value(QStringLiteral("text"))},
+                    {QStringLiteral("offset"), result.value(QStringLiteral("eval_offset_tokens"))},
+                    {QStringLiteral("windows"), result.value(QStringLiteral("windows"))},
+                    {QStringLiteral("ctx"), result.value(QStringLiteral("ctx"))},
+                    {QStringLiteral("ref_ppl"), result.value(QStringLiteral("ref_ppl"))},
+                    {QStringLiteral("time"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate)}};
+    for (const char* k : {"kl_mean", "kl_p99", "ppl", "same_top1", "topk_kl"}) run[QLatin1String(k)] = row.value(QLatin1String(k));
+    ++n;
+    emit measureFinished(run);
+  }
+  m_measureResult->setText(tr("Study: %n run(s)", nullptr, n));
+  emit studyFinished(n);
+}
+
 void AllocationEditor::onJobFinished(const QString& id, const QJsonObject& result) {
+  if (!id.isEmpty() && id == m_studyJob) {
+    m_studyJob.clear();
+    updateStudyButton();
+    onStudyFinished(result);
+    return;
+  }
   if (!id.isEmpty() && id == m_fitJob) {
     m_fitJob.clear();
     if (m_fitGguf) {
@@ -900,6 +1022,13 @@ void AllocationEditor::onJobFinished(const QString& id, const QJsonObject& resul
 
 void AllocationEditor::onJobFailed(const QString& id, const QString& code, const QString& message) {
   if (id.isEmpty()) return;
+  if (id == m_studyJob) {
+    m_studyJob.clear();
+    updateStudyButton();
+    m_measureResult->setText(tr("Study failed: %1").arg(message));
+    if (code != QLatin1String("superseded")) emit measureFailed(message);
+    return;
+  }
   if (id == m_fitJob) {
     m_fitJob.clear();
     updateFitButton();

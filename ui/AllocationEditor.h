@@ -104,6 +104,11 @@ class AllocationEditor : public QWidget {
   QString fitJob() const { return m_fitJob; }
   QString measureJob() const { return m_measureJob; }
   void runMeasure();
+  // Study: the `study` job (strategies x budgets, each fake-quantized in memory and measured on the Measure
+  // settings' text and windows); every row becomes a run (measureFinished once per row).
+  void setStudy(const QString& strategies, const QString& budgets);
+  void runStudy();
+  QString studyJob() const { return m_studyJob; }
 
   QJsonObject saveState() const;
   void restoreState(const QJsonObject& o);
@@ -120,6 +125,7 @@ class AllocationEditor : public QWidget {
   void ggufAllocateFinished(const QString& recipePath, const QJsonObject& report);
   void measureFinished(const QJsonObject& run);  // a run (RunsView.h)
   void measureFailed(const QString& message);
+  void studyFinished(int runs);
 
  private:
   void updateFootprint();
@@ -142,6 +148,10 @@ class AllocationEditor : public QWidget {
   QPointer<WorkerPool> m_pool;
   QString m_fitJob, m_measureJob;   // the pool's jobs of this editor (empty: none running)
   QString m_measurePackJob;         // GGUF mode: the pack before the measurement
+  QString m_studyJob;
+  bool m_studyAvailable = false;
+  void updateStudyButton();
+  void onStudyFinished(const QJsonObject& result);
   QString m_fitOut;                 // where the running fit writes (a server path when remote)
   bool m_fitGguf = false;
   QString m_ggufRecipe;
@@ -180,6 +190,9 @@ class AllocationEditor : public QWidget {
   QSpinBox* m_measureCtx;
   QSpinBox* m_measureOffset;
   QLabel* m_measureResult;
+  QLineEdit* m_studyStrategies;
+  QLineEdit* m_studyBudgets;
+  QPushButton* m_study;
   // a drag stroke collects its cells, applied live, and becomes one undo command when it ends
   QVector<QPoint> m_strokeCells;
   QVector<double> m_strokeBefore;

@@ -265,6 +265,24 @@ TEST(AllocationEditor, FitRunsAllocateInTheWorkerPool) {
   EXPECT_EQ(run.value(QStringLiteral("layer_bits")).toArray().size(), ed.footprint().layers());
   EXPECT_DOUBLE_EQ(run.value(QStringLiteral("file_bytes")).toDouble(), double(ed.footprint().result().packed_bytes()));
 
+  // Study: two strategies at one budget on the same windows; each row is a run with its recipe inline.
+  ed.setStudy(QStringLiteral("solver, flat"), QStringLiteral("3.0"));
+  auto* study = ed.findChild<QPushButton*>(QStringLiteral("studyButton"));
+  ASSERT_NE(study, nullptr);
+  ASSERT_TRUE(study->isEnabled()) << study->toolTip().toStdString();
+  QSignalSpy studied(&ed, &AllocationEditor::studyFinished);
+  const int before = measured.count();
+  study->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return studied.count() + measureFailed.count() > 0; }));
+  ASSERT_EQ(measureFailed.count(), 0) << measureFailed.value(0).value(0).toString().toStdString();
+  EXPECT_EQ(studied.value(0).value(0).toInt(), 2);
+  ASSERT_EQ(measured.count(), before + 2);
+  const QJsonObject flat = measured.value(before + 1).value(0).toJsonObject();
+  EXPECT_TRUE(flat.value(QStringLiteral("name")).toString().contains(QLatin1String("flat"))) << flat.value(QStringLiteral("name")).toString().toStdString();
+  EXPECT_GT(flat.value(QStringLiteral("kl_mean")).toDouble(), 0.0);
+  EXPECT_DOUBLE_EQ(flat.value(QStringLiteral("expert_bits")).toDouble(), 3.0);  // every expert at the budget
+  EXPECT_FALSE(flat.value(QStringLiteral("recipe")).toObject().value(QStringLiteral("expert_bits")).toObject().isEmpty());
+
   ed.undoStack()->undo();
   EXPECT_DOUBLE_EQ(ed.footprint().result().expert_avg_bits(), 3.0);  // seed-default: every expert int3
   pool.shutdown();
