@@ -20,36 +20,24 @@ struct info_args {
 RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits per weight by role", 310,
               [](CLI::App& sub) {
   auto a = std::make_shared<info_args>();
-  sub.add_option("file", a->file, "GGUF file")->required();
+  // The options of the registry's `gguf-info` job (file, --max-items), plus the command's own --json, --tensors.
+  auto p = razor::cli::add_job_options(sub, "gguf-info");
   sub.add_flag("--json", a->json, "machine-readable output");
   sub.add_flag("--tensors", a->all_tensors, "list every tensor (default: summary by role and type)");
-  sub.add_option("--max-items", a->max_items, "array items shown per metadata value");
-  return [a]() -> int {
+  return [a, p]() -> int {
     using namespace razor;
-    auto f = gguf::file::open(a->file);
-    if (!f.ok()) return cli::report(f.error());
-    struct agg {
-      uint64_t bytes = 0;
-      int64_t n = 0, count = 0;
-    };
-    std::map<std::string, agg> by_role, by_type;
-    agg total;
-    for (auto& t : f->tensors()) {
-      const auto* tt = gguf::find_type(t.type);
-      for (auto* m : {&by_role[gguf::gguf_role(t.name)], &by_type[tt ? tt->name : "?"], &total}) {
-        m->bytes += t.nbytes;
-        m->n += t.nelements();
-        m->count += 1;
-      }
-    }
-    auto bpw = [](const agg& g) { return g.n ? 8.0 * double(g.bytes) / double(g.n) : 0.0; };
-    if (a->json) {  // the registry's gguf-info job, as the worker answers it
-      auto j = cli::run_job("gguf-info", {{"file", a->file}, {"max_items", a->max_items}});
-      if (!j.ok()) return cli::report(j.error());
+    a->file = (*p)["file"].get<std::string>();
+    a->max_items = size_t(p->value("max_items", 8));
+    // The summary (by role, by type, total) is the job's, as the worker answers it.
+    auto j = cli::run_job("gguf-info", *p);
+    if (!j.ok()) return cli::report(j.error());
+    if (a->json) {
       // GGUF strings are a file's bytes: invalid UTF-8 becomes U+FFFD (util/json_limits.h) instead of a throw.
       std::printf("%s\n", dump_json(*j, 1).c_str());
       return 0;
     }
+    auto f = gguf::file::open(a->file);
+    if (!f.ok()) return cli::report(f.error());
     std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", printable(a->file).c_str(),
                 f->version(), f->metadata().size(), f->tensors().size(), f->alignment(),
                 (unsigned long long)f->file_size());
@@ -70,16 +58,15 @@ RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits
                     (unsigned long long)t.nbytes);
       }
     }
+    auto row = [](const std::string& k, const nlohmann::json& g) {
+      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), g["tensors"].get<long long>(),
+                  g["elements"].get<long long>(), (unsigned long long)g["bytes"].get<uint64_t>(), g["bpw"].get<double>());
+    };
     std::printf("\nby role:                 tensors     elements          bytes      bpw\n");
-    for (auto& [k, g] : by_role)
-      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
-                  (unsigned long long)g.bytes, bpw(g));
+    for (auto& [k, g] : (*j)["by_role"].items()) row(k, g);
     std::printf("by type:\n");
-    for (auto& [k, g] : by_type)
-      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
-                  (unsigned long long)g.bytes, bpw(g));
-    std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", "total", (long long)total.count, (long long)total.n,
-                (unsigned long long)total.bytes, bpw(total));
+    for (auto& [k, g] : (*j)["by_type"].items()) row(k, g);
+    row("total", (*j)["total"]);
     return 0;
   };
 });

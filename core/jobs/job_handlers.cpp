@@ -63,15 +63,7 @@ std::vector<std::string> list(const json& p, const char* key) {
   auto it = p.find(key);
   if (it == p.end()) return v;
   if (it->is_string()) {
-    std::string cur;
-    for (char ch : it->get<std::string>() + ",") {
-      if (ch == ',') {
-        if (!cur.empty()) v.push_back(cur);
-        cur.clear();
-      } else if (ch != ' ') {
-        cur += ch;
-      }
-    }
+    v = split_list(it->get<std::string>());
   } else if (it->is_array()) {
     for (auto& e : *it)
       if (e.is_string()) v.push_back(e.get<std::string>());
@@ -734,21 +726,6 @@ result<json> job_allocate(const json& p, job_context& ctx) {
 }
 
 // ---- study ----
-namespace {
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> v;
-  std::string item;
-  for (char ch : s + ",") {
-    if (ch == ',') {
-      if (!item.empty()) v.push_back(item);
-      item.clear();
-    } else if (ch != ' ') {
-      item += ch;
-    }
-  }
-  return v;
-}
-}  // namespace
 
 result<json> job_study(const json& p, job_context& ctx) {
   const std::string model = str(p, "model"), probe = str(p, "probe"), out_path = str(p, "out");
@@ -795,9 +772,9 @@ result<json> job_study(const json& p, job_context& ctx) {
   ctx.log("info", "study: " + std::to_string(tokens.size()) + " protocol tokens, evaluating " + std::to_string(windows) +
                       " windows of " + std::to_string(ctx_len) + " from token " + std::to_string(offset) + " (probe: " +
                       std::to_string(pr.n_tokens) + " tokens)");
-  const std::vector<std::string> budgets = split_commas(str(p, "budgets").empty() ? "3.0,2.5" : str(p, "budgets"));
+  const std::vector<std::string> budgets = split_list(str(p, "budgets").empty() ? "3.0,2.5" : str(p, "budgets"));
   const std::vector<std::string> strategies =
-      split_commas(str(p, "strategies").empty() ? "solver,asal,wmass,freq,composite,wfro,random,blind,inverse" : str(p, "strategies"));
+      split_list(str(p, "strategies").empty() ? "solver,asal,wmass,freq,composite,wfro,random,blind,inverse" : str(p, "strategies"));
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   std::map<std::string, nlohmann::ordered_json> series;
   double ref_ppl = 0;

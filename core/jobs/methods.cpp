@@ -189,23 +189,12 @@ result<json> m_synth(const json& p, job_context& ctx) {
 }
 
 // ---- serve / eval (docs/serving.md) ----
-// A list of strings: a JSON array of strings, or (when `split` is given) one string split on it.
-result<std::vector<std::string>> str_list_param(const json& p, const std::string& key, char split = 0) {
+// A list of strings: a JSON array of strings, or (when `split` is set) one comma-separated string.
+result<std::vector<std::string>> str_list_param(const json& p, const std::string& key, bool split = false) {
   std::vector<std::string> v;
   auto it = p.find(key);
   if (it == p.end() || it->is_null()) return v;
-  if (it->is_string() && split) {
-    std::string cur;
-    for (char ch : it->get<std::string>() + split) {
-      if (ch == split) {
-        if (!cur.empty()) v.push_back(cur);
-        cur.clear();
-      } else if (ch != ' ') {
-        cur += ch;
-      }
-    }
-    return v;
-  }
+  if (it->is_string() && split) return split_list(it->get<std::string>());
   if (!it->is_array()) return bad_param(key, split ? "an array of strings or a string" : "an array of strings");
   for (auto& e : *it) {
     if (!e.is_string()) return bad_param(key, "an array of strings");
@@ -274,7 +263,7 @@ result<json> m_eval(const json& p, job_context& ctx) {
   eval::eval_options o;
   RAZOR_ASSIGN_OR_RETURN(o.client.endpoint, str_param(p, "endpoint"));
   RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
-  RAZOR_ASSIGN_OR_RETURN(o.benchmarks, str_list_param(p, "benchmarks", ','));
+  RAZOR_ASSIGN_OR_RETURN(o.benchmarks, str_list_param(p, "benchmarks", true));
   if (p.find("benchmarks") == p.end()) o.benchmarks = {"mmlu_pro", "gpqa", "mmmlu"};  // as `razor eval`
   RAZOR_ASSIGN_OR_RETURN(o.data_dir, str_param(p, "data"));
   RAZOR_ASSIGN_OR_RETURN(o.out, str_param(p, "out"));

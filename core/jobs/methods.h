@@ -73,6 +73,8 @@ nlohmann::json schema_json();
 // (errc::invalid_argument) name the key: a missing required one, a wrong type, a value not among the allowed
 // ones, a key the method does not take (listing those it takes).
 result<nlohmann::json> apply_schema(const method_def& m, const nlohmann::json& params);
+// The items of a comma-separated list param ("a, b,c" -> a, b, c; spaces and empty items dropped).
+std::vector<std::string> split_list(const std::string& s);
 
 const std::vector<method_def>& method_table();
 const method_def* find_method(std::string_view name);

@@ -110,6 +110,20 @@ status check_allowed(const field_def& f, const std::string& value, const std::st
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> v;
+  std::string cur;
+  for (char ch : s + ",") {
+    if (ch == ',') {
+      if (!cur.empty()) v.push_back(cur);
+      cur.clear();
+    } else if (ch != ' ') {
+      cur += ch;
+    }
+  }
+  return v;
+}
+
 std::string method_def::params_line() const {
   if (open_params) return "any";
   std::string s;
@@ -178,15 +192,7 @@ result<json> apply_schema(const method_def& m, const json& params) {
         break;
       case field_type::string_list:
         if (v.is_string()) {  // a comma-separated list
-          std::string cur;
-          for (char ch : v.get<std::string>() + ",") {
-            if (ch == ',') {
-              if (!cur.empty()) RAZOR_TRY(check_allowed(f, cur, f.name));
-              cur.clear();
-            } else if (ch != ' ') {
-              cur += ch;
-            }
-          }
+          for (auto& item : split_list(v.get<std::string>())) RAZOR_TRY(check_allowed(f, item, f.name));
           break;
         }
         if (!v.is_array()) return bad("an array of strings or a comma-separated string");
