@@ -47,11 +47,13 @@ cp "$work/q122-shots/model.png" "$out/model-122b.png"
 # Zoom and flags at the largest layout the heatmap is benchmarked at (synthetic statistics, titled as such).
 run --synthetic-stats 94x512 --view salience --screenshot "$work/synth-shots" >/dev/null
 cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
-# The remote dialog after a successful check (a fake ssh answering like a server with one H100).
+# The remote dialog after a successful check (a fake ssh answering like a server with one H100), and each step
+# of the tuning loop (issue 17: calibrate, fit, measure, runs compared, export, validated) on the tiny Qwen3 MoE
+# through the real worker pool (loop-*.png).
 if [ -x "$build/tests/ui/test_ui" ]; then
   RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot' >/dev/null
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*' >/dev/null
 else
-  echo "no $build/tests/ui/test_ui: $out/remote-dialog.png not regenerated (ninja -C $build test_ui)" >&2
+  echo "no $build/tests/ui/test_ui: $out/remote-dialog.png and $out/loop-*.png not regenerated (ninja -C $build test_ui)" >&2
 fi
 ls -l "$out"

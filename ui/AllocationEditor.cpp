@@ -13,6 +13,8 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QLabel>
+#include <QLineEdit>
+#include <QSpinBox>
 #include <QPushButton>
 #include <QRegularExpression>
 #include <QSplitter>
@@ -25,8 +27,8 @@
 #include <cmath>
 
 #include "HeatmapWidget.h"
-#include "RazorCommand.h"
 #include "RemoteFiles.h"
+#include "WorkerPool.h"
 
 namespace {
 
@@ -130,7 +132,7 @@ bool LayerBudgetModel::setData(const QModelIndex& index, const QVariant& value, 
 
 AllocationEditor::AllocationEditor(QWidget* parent)
     : QWidget(parent), m_undo(new QUndoStack(this)), m_layers(new LayerBudgetModel(&m_fp, this)),
-      m_allocateCmd(new RazorCommand(this)), m_probeCmd(new RazorCommand(this)) {
+      m_fitMode(nullptr) {
   // Tool bar: base recipe, brush, display, undo/redo.
   auto* bar = new QHBoxLayout;
   m_base = new QComboBox;
@@ -193,7 +195,22 @@ AllocationEditor::AllocationEditor(QWidget* parent)
 
   auto* fitBox = new QGroupBox(tr("Fit"));
   auto* form = new QFormLayout(fitBox);
-  m_strategy = new QComboBox;  // filled from `razor allocate --help` ("one of: ...")
+  m_fitMode = new QComboBox;
+  m_fitMode->setObjectName(QStringLiteral("fitMode"));
+  m_fitMode->addItem(tr("Expert bits (probe)"), QStringLiteral("fake"));
+  m_fitMode->addItem(tr("Whole-file GGUF"), QStringLiteral("gguf"));
+  m_fitMode->setToolTip(tr("Expert bits: per-expert bits from the probe (razor.recipe/1, applied here as one undo step). "
+                           "Whole-file GGUF: a ggml type per tensor from measured KL sensitivities (a tensor-type "
+                           "recipe for the export)."));
+  form->addRow(tr("Mode"), m_fitMode);
+  m_ggufTypes = new QLineEdit;
+  m_ggufTypes->setObjectName(QStringLiteral("ggufTypes"));
+  m_ggufTypes->setPlaceholderText(tr("every ggml type"));
+  m_ggufTypes->setToolTip(tr("Whole-file GGUF: the types the allocation may choose from, comma-separated "
+                             "(fewer types: fewer sensitivity measurements)"));
+  m_ggufTypes->setEnabled(false);
+  form->addRow(tr("GGUF types"), m_ggufTypes);
+  m_strategy = new QComboBox;  // filled from the worker's hello (enums.strategies)
   m_strategy->setObjectName(QStringLiteral("strategy"));
   m_strategy->addItem(QStringLiteral("solver"), QStringLiteral("solver"));
   form->addRow(tr("Strategy"), m_strategy);
@@ -211,9 +228,56 @@ AllocationEditor::AllocationEditor(QWidget* parent)
   m_fit = new QPushButton(tr("Fit to target"));
   m_fit->setObjectName(QStringLiteral("fitButton"));
   m_fit->setEnabled(false);
-  m_fit->setToolTip(tr("Checking for `razor allocate` ..."));
+  m_fit->setToolTip(tr("Waiting for a worker ..."));
   form->addRow(m_fit);
   sl->addWidget(fitBox);
+
+  auto* mBox = new QGroupBox(tr("Measure"));
+  auto* mf = new QFormLayout(mBox);
+  m_measureText = new QLineEdit;
+  m_measureText->setObjectName(QStringLiteral("measureText"));
+  m_measureText->setPlaceholderText(tr("bundled held-out text"));
+  mf->addRow(tr("Text"), m_measureText);
+  auto* wl = new QHBoxLayout;
+  m_measureWindows = new QSpinBox;
+  m_measureWindows->setObjectName(QStringLiteral("measureWindows"));
+  m_measureWindows->setRange(1, 100000);
+  m_measureWindows->setValue(8);
+  m_measureCtx = new QSpinBox;
+  m_measureCtx->setObjectName(QStringLiteral("measureCtx"));
+  m_measureCtx->setRange(2, 1 << 20);
+  m_measureCtx->setValue(256);
+  m_measureOffset = new QSpinBox;
+  m_measureOffset->setObjectName(QStringLiteral("measureOffset"));
+  m_measureOffset->setRange(0, 2000000000);
+  wl->addWidget(m_measureWindows);
+  wl->addWidget(new QLabel(QStringLiteral("\u00d7")));
+  wl->addWidget(m_measureCtx);
+  wl->addWidget(new QLabel(tr("from")));
+  wl->addWidget(m_measureOffset);
+  mf->addRow(tr("Windows"), wl);
+  m_measure = new QPushButton(tr("Measure KL / ppl"));
+  m_measure->setObjectName(QStringLiteral("measureButton"));
+  m_measure->setEnabled(false);
+  mf->addRow(m_measure);
+  m_measureResult = new QLabel;
+  m_measureResult->setObjectName(QStringLiteral("measureResult"));
+  m_measureResult->setWordWrap(true);
+  mf->addRow(m_measureResult);
+  auto* stl = new QHBoxLayout;
+  m_studyStrategies = new QLineEdit(QStringLiteral("solver,freq,asal,flat"));
+  m_studyStrategies->setObjectName(QStringLiteral("studyStrategies"));
+  m_studyStrategies->setToolTip(tr("Strategies, comma-separated (the worker's list, plus 'flat': every expert at the budget)"));
+  m_studyBudgets = new QLineEdit(QStringLiteral("3.0,2.5"));
+  m_studyBudgets->setObjectName(QStringLiteral("studyBudgets"));
+  m_studyBudgets->setToolTip(tr("Budgets, comma-separated: expert bits (3.0) or sizes (47GB)"));
+  m_study = new QPushButton(tr("Study"));
+  m_study->setObjectName(QStringLiteral("studyButton"));
+  stl->addWidget(m_studyStrategies, 2);
+  stl->addWidget(m_studyBudgets, 1);
+  stl->addWidget(m_study);
+  mf->addRow(tr("Study"), stl);
+  sl->addWidget(mBox);
 
   sl->addWidget(new QLabel(tr("<b>Per-layer budgets</b> (edit Avg bits to set a whole layer)")));
   m_layerTable = new QTableView;
@@ -276,37 +340,23 @@ AllocationEditor::AllocationEditor(QWidget* parent)
     updateFootprint();
   });
   connect(m_fit, &QPushButton::clicked, this, &AllocationEditor::runAllocate);
+  connect(m_measure, &QPushButton::clicked, this, &AllocationEditor::runMeasure);
+  connect(m_study, &QPushButton::clicked, this, &AllocationEditor::runStudy);
+  connect(m_fitMode, &QComboBox::currentIndexChanged, this, [this] {
+    m_strategy->setEnabled(m_fitMode->currentData().toString() == QLatin1String("fake"));
+    m_ggufTypes->setEnabled(m_fitMode->currentData().toString() == QLatin1String("gguf"));
+    updateFitButton();
+    updateMeasureButton();
+  });
   connect(save, &QPushButton::clicked, this, [this] {
     emit saveRecipeRequested();  // MainWindow owns the file dialog (File > Save recipe...)
-  });
-  connect(m_allocateCmd, &RazorCommand::commandFailed, this, [this](quint64, const QString& msg) {
-    updateFitButton();
-    emit allocateFailed(msg);
-  });
-  connect(m_probeCmd, &RazorCommand::commandFinished, this, [this](quint64, const QByteArray& out, const QByteArray&) {
-    // An older razor answers `allocate --help` with its top-level help (exit 0): look for the command's own usage.
-    m_allocateAvailable = out.contains(" allocate [OPTIONS]") && out.contains("--probe");
-    // "--strategy TEXT  one of: solver, composite, ... (default solver)"
-    static const QRegularExpression kOneOf(QStringLiteral("one of: ([a-z0-9_, -]+?)\\s*\\(default"));
-    const auto m = kOneOf.match(QString::fromUtf8(out).simplified());
-    if (m.hasMatch()) {
-      const QString keep = m_strategy->currentData().toString();
-      m_strategy->clear();
-      for (const QString& n : m.captured(1).split(QLatin1Char(','), Qt::SkipEmptyParts))
-        m_strategy->addItem(n.trimmed(), n.trimmed());
-      m_strategy->setCurrentIndex(std::max(0, m_strategy->findData(keep)));
-    }
-    updateFitButton();
-  });
-  connect(m_probeCmd, &RazorCommand::commandFailed, this, [this](quint64, const QString&) {
-    m_allocateAvailable = false;
-    updateFitButton();
   });
   refreshDisplayCombo();
   QString err;
   loadRecipe(QStringLiteral("seed-default"), &err);
   m_base->setCurrentIndex(std::max(0, m_base->findText(QStringLiteral("seed-default"))));
-  checkAllocate();
+  updateFitButton();
+  updateMeasureButton();
 }
 
 QString AllocationEditor::probePath() const {
@@ -316,23 +366,103 @@ QString AllocationEditor::probePath() const {
 }
 
 void AllocationEditor::updateFitButton() {
-  const bool busy = m_allocateCmd->isRunning() || m_uploadId >= 0 || m_fetchId >= 0;
+  const bool busy = !m_fitJob.isEmpty() || m_uploadFor == Upload::Fit || m_fetchId >= 0;
+  const bool gguf = m_fitMode && m_fitMode->currentData().toString() == QLatin1String("gguf");
   QString why;
-  if (!m_allocateAvailable)
-    why = tr("`%1 allocate` is not available in this build; paint bits or set layer budgets by hand")
-              .arg(QFileInfo(m_probeCmd->program()).fileName());
+  if (!m_pool)
+    why = tr("No worker pool: paint bits or set layer budgets by hand");
+  else if (!m_allocateAvailable)
+    why = tr("Waiting for a worker that has the `allocate` job ...");
   else if (!m_hasModel)
     why = tr("Open a model first");
-  else if (probePath().isEmpty())
-    why = tr("`razor allocate` needs a probe file: File \u2192 Open statistics... (output of `razor probe`)");
+  else if (!gguf && probePath().isEmpty())
+    why = tr("Expert bits need a probe: Salience \u2192 Calibrate (or File \u2192 Open statistics...)");
   else if (m_targetValue <= 0)
     why = tr("Set a target (GB or bits) first");
   else if (busy)
-    why = tr("razor allocate is running ...");
+    why = tr("allocate is running ... (jobs dock: progress, cancel)");
   m_fit->setEnabled(why.isEmpty());
-  m_fit->setToolTip(why.isEmpty() ? tr("Run `razor allocate` in the background and apply its expert bits (one undo step)")
+  m_fit->setToolTip(why.isEmpty() ? (gguf ? tr("Run `allocate` (mode gguf) in a worker: a ggml type per tensor of the whole file")
+                                          : tr("Run `allocate` in a worker and apply its expert bits (one undo step)"))
                                   : why);
 }
+
+void AllocationEditor::updateStudyButton() {
+  QString why;
+  if (!m_pool) why = tr("No worker pool");
+  else if (!m_studyAvailable) why = tr("Waiting for a worker that has the `study` job ...");
+  else if (!m_hasModel) why = tr("Open a model first");
+  else if (probePath().isEmpty()) why = tr("A study needs a probe: Salience \u2192 Calibrate");
+  else if (!m_studyJob.isEmpty()) why = tr("Studying ... (jobs dock: progress, cancel)");
+  m_study->setEnabled(why.isEmpty());
+  m_study->setToolTip(why.isEmpty() ? tr("Allocate with every strategy at every budget and measure each (windows as above); "
+                                         "every row becomes a run")
+                                    : why);
+}
+
+void AllocationEditor::updateMeasureButton() {
+  updateStudyButton();
+  QString why;
+  if (!m_pool)
+    why = tr("No worker pool");
+  else if (!m_measureAvailable)
+    why = tr("Waiting for a worker that has the `eval-ppl` job ...");
+  else if (!m_hasModel)
+    why = tr("Open a model first");
+  else if (!m_measureJob.isEmpty() || !m_measurePackJob.isEmpty() || m_uploadFor == Upload::Measure)
+    why = tr("Measuring ... (jobs dock: progress, cancel)");
+  const bool gguf = m_fitMode && m_fitMode->currentData().toString() == QLatin1String("gguf");
+  if (why.isEmpty() && gguf && m_ggufRecipe.isEmpty()) why = tr("Fit a whole-file GGUF allocation first");
+  m_measure->setEnabled(why.isEmpty());
+  m_measure->setToolTip(why.isEmpty() ? (gguf ? tr("Pack the whole-file GGUF allocation and score the file against the source "
+                                                   "model (eval-ppl with the GGUF); the result is a run (Runs tab)")
+                                              : tr("KL (mean, p99), same top-1 and perplexity of this allocation against the source "
+                                                   "model, fake-quantized in memory in a worker; the result is a run (Runs tab)"))
+                                      : why);
+}
+
+void AllocationEditor::setWorkerPool(WorkerPool* pool) {
+  if (m_pool == pool) return;
+  if (m_pool) m_pool->disconnect(this);
+  m_pool = pool;
+  m_fitJob.clear();
+  m_measureJob.clear();
+  m_studyJob.clear();
+  m_allocateAvailable = m_measureAvailable = m_studyAvailable = false;
+  if (m_pool) {
+    connect(m_pool, &WorkerPool::jobFinished, this, &AllocationEditor::onJobFinished);
+    connect(m_pool, &WorkerPool::jobFailed, this, &AllocationEditor::onJobFailed);
+    connect(m_pool, &WorkerPool::workerAvailable, this, [this](int, const QJsonObject& hello) { setWorkerHello(hello); });
+  }
+  updateFitButton();
+  updateMeasureButton();
+}
+
+void AllocationEditor::setWorkerHello(const QJsonObject& hello) {
+  const QJsonArray methods = hello.value(QStringLiteral("methods")).toArray();
+  m_allocateAvailable = methods.contains(QStringLiteral("allocate"));
+  m_measureAvailable = methods.contains(QStringLiteral("eval-ppl"));
+  m_studyAvailable = methods.contains(QStringLiteral("study"));
+  const QJsonArray strategies = hello.value(QStringLiteral("enums")).toObject().value(QStringLiteral("strategies")).toArray();
+  if (!strategies.isEmpty()) {
+    const QString keep = m_strategy->currentData().toString();
+    m_strategy->clear();
+    for (const auto& v : strategies) m_strategy->addItem(v.toString(), v.toString());
+    m_strategy->setCurrentIndex(std::max(0, m_strategy->findData(keep)));
+  }
+  updateFitButton();
+  updateMeasureButton();
+}
+
+void AllocationEditor::setMeasureWindow(const QString& text, int windows, int ctx, qint64 offset) {
+  m_measureText->setText(text);
+  m_measureWindows->setValue(windows);
+  m_measureCtx->setValue(ctx);
+  m_measureOffset->setValue(int(offset));
+}
+
+void AllocationEditor::setGgufMode(bool on) { m_fitMode->setCurrentIndex(on ? 1 : 0); }
+void AllocationEditor::setGgufTypes(const QString& types) { m_ggufTypes->setText(types); }
 
 void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
                                  std::function<QString(const QString&)> serverPathOf) {
@@ -344,7 +474,13 @@ void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
       connect(m_files, &RemoteFiles::uploaded, this, [this](int id, const QString&, const QString& remoteBase, bool) {
         if (id != m_uploadId) return;
         m_uploadId = -1;
-        // Beside the uploaded base (that folder exists): razor allocate does not create folders.
+        const Upload what = m_uploadFor;
+        m_uploadFor = Upload::None;
+        if (what == Upload::Measure) {
+          submitMeasure(remoteBase);
+          return;
+        }
+        // Beside the uploaded base (that folder exists): allocate does not create folders.
         const QString remoteOut = QFileInfo(remoteBase).path() +
                                   QStringLiteral("/allocated-%1.json").arg(QDateTime::currentMSecsSinceEpoch());
         startAllocate(m_serverPathOf ? m_serverPathOf(probePath()) : probePath(), remoteBase, remoteOut, QString());
@@ -356,9 +492,13 @@ void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
       });
       auto failed = [this](int id, const QString&, const QString& msg) {
         if (id != m_uploadId && id != m_fetchId) return;
+        const bool measure = id == m_uploadId && m_uploadFor == Upload::Measure;
         m_uploadId = m_fetchId = -1;
+        m_uploadFor = Upload::None;
         updateFitButton();
-        emit allocateFailed(msg);
+        updateMeasureButton();
+        if (measure) emit measureFailed(msg);
+        else emit allocateFailed(msg);
       };
       connect(m_files, &RemoteFiles::uploadFailed, this, failed);
       connect(m_files, &RemoteFiles::fetchFailed, this, failed);
@@ -366,19 +506,7 @@ void AllocationEditor::setRemote(const RemoteHost& host, RemoteFiles* files,
   }
   if (host.toJson() == m_remote.toJson()) return;
   m_remote = host;
-  m_allocateCmd->setRemote(host);
-  m_probeCmd->setRemote(host);
-  m_allocateAvailable = false;
-  checkAllocate();  // the server's razor: does it have allocate, which strategies
 }
-
-void AllocationEditor::setRazorProgram(const QString& program) {
-  m_allocateCmd->setProgram(program);
-  m_probeCmd->setProgram(program);
-  checkAllocate();
-}
-
-void AllocationEditor::checkAllocate() { m_probeCmd->run({QStringLiteral("allocate"), QStringLiteral("--help")}); }
 
 void AllocationEditor::setInventory(const ModelInventory& inv, const FootprintModel& compiled, quint64 generation) {
   if (generation != m_recipeGeneration) return setInventory(inv);
@@ -388,6 +516,7 @@ void AllocationEditor::setInventory(const ModelInventory& inv, const FootprintMo
   m_layers->reset();
   m_undo->clear();
   updateFitButton();
+  updateMeasureButton();
   rebuildHeatmap();
   updateFootprint();
 }
@@ -400,6 +529,7 @@ void AllocationEditor::setInventory(const ModelInventory& inv) {
   m_layers->reset();
   m_undo->clear();
   updateFitButton();
+  updateMeasureButton();
   rebuildHeatmap();
   updateFootprint();
 }
@@ -459,6 +589,7 @@ void AllocationEditor::setStatistics(const QVector<HeatmapSource>& sources) {
   m_sources = sources;
   refreshDisplayCombo();
   updateFitButton();
+  updateStudyButton();
 }
 
 void AllocationEditor::refreshDisplayCombo() {
@@ -600,9 +731,19 @@ void AllocationEditor::updateFootprint() {
 
 void AllocationEditor::runAllocate() {
   const QString probe = probePath();
-  if (!m_allocateAvailable || !m_hasModel || probe.isEmpty() || m_targetValue <= 0) return;
+  const bool gguf = m_fitMode->currentData().toString() == QLatin1String("gguf");
+  if (!m_pool || !m_allocateAvailable || !m_hasModel || (!gguf && probe.isEmpty()) || m_targetValue <= 0) return;
   static QTemporaryDir tmp;  // lives as long as the application; holds the base and the result
-  const QString base = tmp.filePath(QStringLiteral("base.json")), out = tmp.filePath(QStringLiteral("allocated.json"));
+  const QString stamp = QString::number(QDateTime::currentMSecsSinceEpoch());
+  if (gguf) {
+    // The whole file: no base recipe and no probe (the sensitivities are measured in the worker).
+    const QString out = m_remote.isValid() ? QStringLiteral("allocated-gguf-%1.txt").arg(stamp)
+                                           : tmp.filePath(QStringLiteral("allocated-gguf-%1.txt").arg(stamp));
+    startAllocate(QString(), QString(), out, m_remote.isValid() ? QString() : out);
+    return;
+  }
+  const QString base = tmp.filePath(QStringLiteral("base.json")),
+                out = tmp.filePath(QStringLiteral("allocated-%1.json").arg(stamp));
   QString err;
   if (!saveRecipe(base, &err)) {
     emit allocateFailed(err);
@@ -612,32 +753,293 @@ void AllocationEditor::runAllocate() {
     startAllocate(probe, base, out, out);
     return;
   }
-  // A model on a GPU server: the base recipe goes up, `razor allocate` runs there on the server's probe file, and
+  // A model on a GPU server: the base recipe goes up, `allocate` runs there on the server's probe file, and
   // its recipe comes back through the (shared) RemoteFiles cache; answers to other requests are not ours.
   if (!m_files) {
     emit allocateFailed(tr("No connection to %1 for files.").arg(m_remote.host));
     return;
   }
+  m_uploadFor = Upload::Fit;
   m_uploadId = m_files->upload(base);
   updateFitButton();
 }
 
 void AllocationEditor::startAllocate(const QString& probe, const QString& base, const QString& out, const QString& localOut) {
+  Q_UNUSED(localOut);
   const QString target = QString::number(m_targetValue, 'g', 6) + (m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
-  const QStringList args{QStringLiteral("allocate"), m_modelPath, QStringLiteral("--probe"), probe,
-                         QStringLiteral("--target"), target, QStringLiteral("--strategy"),
-                         m_strategy->currentData().toString(), QStringLiteral("--base"), base,
-                         QStringLiteral("--out"), out};
-  disconnect(m_allocateCmd, &RazorCommand::commandFinished, this, nullptr);
-  connect(m_allocateCmd, &RazorCommand::commandFinished, this, [this, out, localOut](quint64, const QByteArray&, const QByteArray&) {
-    if (!localOut.isEmpty()) {
-      applyAllocated(localOut);
+  m_fitGguf = probe.isEmpty();
+  QJsonObject params{{QStringLiteral("model"), m_modelPath}, {QStringLiteral("target"), target}, {QStringLiteral("out"), out}};
+  if (m_fitGguf) {
+    params[QStringLiteral("mode")] = QStringLiteral("gguf");
+    // The sensitivities: one calibration window and the fitted curve (a few types measured per tensor) keep an
+    // interactive fit short; `razor allocate --mode gguf` measures every type.
+    params[QStringLiteral("calib_windows")] = 1;
+    params[QStringLiteral("sensitivity")] = QStringLiteral("fit");
+    if (!m_ggufTypes->text().trimmed().isEmpty()) params[QStringLiteral("types")] = m_ggufTypes->text().simplified().remove(QLatin1Char(' '));
+  } else {
+    params[QStringLiteral("probe")] = probe;
+    params[QStringLiteral("strategy")] = m_strategy->currentData().toString();
+    params[QStringLiteral("base")] = base;
+  }
+  m_fitOut = out;
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("allocation.fit");
+  m_fitJob = m_pool->submit(QStringLiteral("allocate"), params, opt);
+  updateFitButton();
+}
+
+void AllocationEditor::runMeasure() {
+  if (!m_pool || !m_measureAvailable || !m_hasModel || !m_measureJob.isEmpty() || !m_measurePackJob.isEmpty()) return;
+  static QTemporaryDir tmp;
+  if (m_fitMode->currentData().toString() == QLatin1String("gguf")) {
+    // The whole-file GGUF allocation: packed (the pack job) and the file scored against the source (eval-ppl
+    // with gguf: dequantized back to the model's layout); its size is the file's, to the byte.
+    if (m_ggufRecipe.isEmpty()) {
+      emit measureFailed(tr("Fit a whole-file GGUF allocation first (Mode: Whole-file GGUF, Fit to target)"));
       return;
     }
-    m_fetchId = m_files->fetch(out);
-  });
-  m_allocateCmd->run(args);
-  updateFitButton();
+    ++m_runCounter;
+    m_measureRun = QJsonObject{{QStringLiteral("name"), QStringLiteral("gguf %1 #%2").arg(m_fitLabel).arg(m_runCounter)},
+                               {QStringLiteral("recipe_name"), QFileInfo(m_ggufRecipe).fileName()},
+                               {QStringLiteral("gguf_recipe"), m_ggufRecipe},
+                               {QStringLiteral("how"), tr("GGUF: pack, then eval-ppl --gguf (dequantized)")}};
+    const QString name = QStringLiteral("measure-%1.gguf").arg(QDateTime::currentMSecsSinceEpoch());
+    QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                       {QStringLiteral("recipe"), m_ggufRecipe},
+                       {QStringLiteral("out"), m_remote.isValid() ? name : tmp.filePath(name)}};
+    WorkerPool::JobOptions opt;
+    opt.key = QStringLiteral("allocation.measure");
+    m_measurePackJob = m_pool->submit(QStringLiteral("pack"), params, opt);
+    m_measureResult->setText(tr("packing ..."));
+    updateMeasureButton();
+    return;
+  }
+  const QString recipePath = tmp.filePath(QStringLiteral("measure-%1.json").arg(QDateTime::currentMSecsSinceEpoch()));
+  QString err;
+  if (!saveRecipe(recipePath, &err)) {
+    emit measureFailed(err);
+    return;
+  }
+  const razor::footprint f = m_fp.result();
+  QJsonArray layerBits;
+  for (int l = 0; l < m_fp.layers(); ++l) layerBits.append(m_fp.layerAverageBits(l));
+  ++m_runCounter;
+  // Named after the last fit when nothing was edited since, else after the recipe.
+  const QString what = !m_fitLabel.isEmpty() && m_undo->index() == m_fitUndoIndex
+                           ? m_fitLabel
+                           : QString::fromStdString(m_fp.recipe().name) + (m_undo->index() > 0 ? tr(" (edited)") : QString());
+  m_measureRun = QJsonObject{{QStringLiteral("name"), QStringLiteral("%1 #%2").arg(what).arg(m_runCounter)},
+                             {QStringLiteral("recipe_name"), QString::fromStdString(m_fp.recipe().name)},
+                             {QStringLiteral("recipe"), recipeJson()},
+                             {QStringLiteral("file_bytes"), double(f.packed_bytes())},
+                             {QStringLiteral("effective_bits"), f.seed_effective_bits()},
+                             {QStringLiteral("expert_bits"), f.expert_avg_bits()},
+                             {QStringLiteral("layer_bits"), layerBits},
+                             {QStringLiteral("how"), tr("fake-quant in memory (eval-ppl --recipe)")}};
+  if (!m_remote.isValid()) {
+    submitMeasure(recipePath);
+    return;
+  }
+  if (!m_files) {
+    emit measureFailed(tr("No connection to %1 for files.").arg(m_remote.host));
+    return;
+  }
+  m_uploadFor = Upload::Measure;
+  m_uploadId = m_files->upload(recipePath);
+  updateMeasureButton();
+}
+
+void AllocationEditor::submitMeasure(const QString& path, bool gguf) {
+  QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                     {gguf ? QStringLiteral("gguf") : QStringLiteral("recipe"), path},
+                     {QStringLiteral("windows"), m_measureWindows->value()},
+                     {QStringLiteral("ctx"), m_measureCtx->value()},
+                     {QStringLiteral("offset"), m_measureOffset->value()}};
+  if (!m_measureText->text().trimmed().isEmpty()) params[QStringLiteral("text")] = m_measureText->text().trimmed();
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("allocation.measure");
+  m_measureJob = m_pool->submit(QStringLiteral("eval-ppl"), params, opt);
+  m_measureResult->setText(tr("measuring ..."));
+  updateMeasureButton();
+}
+
+void AllocationEditor::setStudy(const QString& strategies, const QString& budgets) {
+  m_studyStrategies->setText(strategies);
+  m_studyBudgets->setText(budgets);
+}
+
+void AllocationEditor::runStudy() {
+  const QString probe = probePath();
+  if (!m_pool || !m_studyAvailable || !m_hasModel || probe.isEmpty() || !m_studyJob.isEmpty()) return;
+  static QTemporaryDir tmp;
+  const QString base = tmp.filePath(QStringLiteral("study-base-%1.json").arg(QDateTime::currentMSecsSinceEpoch()));
+  QString err;
+  if (!saveRecipe(base, &err)) {
+    emit measureFailed(err);
+    return;
+  }
+  if (m_remote.isValid()) {  // the probe and the base would have to be the server's: not offered remotely yet
+    emit measureFailed(tr("Study runs on local workers only (use `razor study` on the server)"));
+    return;
+  }
+  QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                     {QStringLiteral("probe"), probe},
+                     {QStringLiteral("base"), base},
+                     {QStringLiteral("strategies"), m_studyStrategies->text().simplified().remove(QLatin1Char(' '))},
+                     {QStringLiteral("budgets"), m_studyBudgets->text().simplified().remove(QLatin1Char(' '))},
+                     {QStringLiteral("windows"), m_measureWindows->value()},
+                     {QStringLiteral("ctx"), m_measureCtx->value()}};
+  if (m_measureOffset->value() > 0) params[QStringLiteral("eval_offset")] = m_measureOffset->value();
+  if (!m_measureText->text().trimmed().isEmpty()) params[QStringLiteral("text")] = m_measureText->text().trimmed();
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("allocation.study");
+  m_studyJob = m_pool->submit(QStringLiteral("study"), params, opt);
+  m_measureResult->setText(tr("studying ..."));
+  updateStudyButton();
+}
+
+// Every row of the study is a run: its expert bits in the current recipe, sized by this footprint.
+void AllocationEditor::onStudyFinished(const QJsonObject& result) {
+  int n = 0;
+  for (const auto& rv : result.value(QStringLiteral("rows")).toArray()) {
+    const QJsonObject row = rv.toObject();
+    razor::recipe r = m_fp.recipe();
+    r.expert_bits.clear();
+    // razor.study/1 writes the map layer -> bits as [[layer, [bits...]], ...] (an object in older files).
+    auto bitsOf = [](const QJsonValue& v) {
+      std::vector<double> bits;
+      for (const auto& b : v.toArray()) bits.push_back(b.toDouble());
+      return bits;
+    };
+    const QJsonValue byLayer = row.value(QStringLiteral("expert_bits_by_layer"));
+    for (const auto& pair : byLayer.toArray())
+      if (pair.toArray().size() == 2) r.expert_bits[pair.toArray()[0].toInt()] = bitsOf(pair.toArray()[1]);
+    const QJsonObject byKey = byLayer.toObject();
+    for (auto it = byKey.begin(); it != byKey.end(); ++it) r.expert_bits[it.key().toInt()] = bitsOf(it.value());
+    r.name = QStringLiteral("%1-%2").arg(row.value(QStringLiteral("strategy")).toString(), row.value(QStringLiteral("budget")).toString()).toStdString();
+    FootprintModel fp = m_fp;
+    if (!fp.setRecipe(r)) continue;
+    const razor::footprint f = fp.result();
+    QJsonArray layerBits;
+    for (int l = 0; l < fp.layers(); ++l) layerBits.append(fp.layerAverageBits(l));
+    const QJsonObject recipe = QJsonDocument::fromJson(QByteArray::fromStdString(r.to_json().dump())).object();
+    QJsonObject run{{QStringLiteral("name"), QStringLiteral("study %1 %2 #%3")
+                                                 .arg(row.value(QStringLiteral("strategy")).toString(),
+                                                      row.value(QStringLiteral("budget")).toString())
+                                                 .arg(++m_runCounter)},
+                    {QStringLiteral("recipe_name"), QString::fromStdString(r.name)},
+                    {QStringLiteral("recipe"), recipe},
+                    {QStringLiteral("file_bytes"), double(f.packed_bytes())},
+                    {QStringLiteral("effective_bits"), f.seed_effective_bits()},
+                    {QStringLiteral("expert_bits"), f.expert_avg_bits()},
+                    {QStringLiteral("layer_bits"), layerBits},
+                    {QStringLiteral("how"), tr("study: fake-quant in memory")},
+                    {QStringLiteral("text"), result.value(QStringLiteral("text"))},
+                    {QStringLiteral("offset"), result.value(QStringLiteral("eval_offset_tokens"))},
+                    {QStringLiteral("windows"), result.value(QStringLiteral("windows"))},
+                    {QStringLiteral("ctx"), result.value(QStringLiteral("ctx"))},
+                    {QStringLiteral("ref_ppl"), result.value(QStringLiteral("ref_ppl"))},
+                    {QStringLiteral("time"), QDateTime::currentDateTimeUtc().toString(Qt::ISODate)}};
+    for (const char* k : {"kl_mean", "kl_p99", "ppl", "same_top1", "topk_kl"}) run[QLatin1String(k)] = row.value(QLatin1String(k));
+    ++n;
+    emit measureFinished(run);
+  }
+  m_measureResult->setText(tr("Study: %n run(s)", nullptr, n));
+  emit studyFinished(n);
+}
+
+void AllocationEditor::onJobFinished(const QString& id, const QJsonObject& result) {
+  if (!id.isEmpty() && id == m_studyJob) {
+    m_studyJob.clear();
+    updateStudyButton();
+    onStudyFinished(result);
+    return;
+  }
+  if (!id.isEmpty() && id == m_fitJob) {
+    m_fitJob.clear();
+    if (m_fitGguf) {
+      m_ggufRecipe = m_fitOut;
+      const QJsonObject size = result.value(QStringLiteral("size")).toObject();
+      m_measureResult->setText(tr("GGUF fit: %1 bytes, %2 bits per weight, predicted KL %3 \u2014 recipe %4 (Export GGUF uses it)")
+                                   .arg(qint64(size.value(QStringLiteral("file_bytes")).toDouble()))
+                                   .arg(size.value(QStringLiteral("bpw")).toDouble(), 0, 'f', 3)
+                                   .arg(result.value(QStringLiteral("predicted_kl")).toDouble(), 0, 'g', 4)
+                                   .arg(m_fitOut));
+      m_fitLabel = QStringLiteral("%1%2").arg(m_targetValue).arg(m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
+      updateFitButton();
+      updateMeasureButton();
+      emit ggufAllocateFinished(m_fitOut, result);
+      return;
+    }
+    if (!m_remote.isValid()) {
+      applyAllocated(m_fitOut);
+      return;
+    }
+    m_fetchId = m_files ? m_files->fetch(m_fitOut) : -1;
+    if (m_fetchId < 0) emit allocateFailed(tr("No connection to %1 for files.").arg(m_remote.host));
+    updateFitButton();
+  } else if (!id.isEmpty() && id == m_measurePackJob) {
+    m_measurePackJob.clear();
+    // The file's own size and bits; per layer, the bits of its blk.L tensors.
+    m_measureRun[QStringLiteral("file_bytes")] = result.value(QStringLiteral("file_bytes")).toDouble();
+    m_measureRun[QStringLiteral("effective_bits")] = result.value(QStringLiteral("bpw")).toDouble();
+    QVector<double> bytes(m_fp.layers(), 0), elems(m_fp.layers(), 0);
+    static const QRegularExpression kBlk(QStringLiteral("^blk\\.(\\d+)\\."));
+    for (const auto& v : result.value(QStringLiteral("tensors")).toArray()) {
+      const QJsonObject t = v.toObject();
+      const auto m = kBlk.match(t.value(QStringLiteral("name")).toString());
+      const int l = m.hasMatch() ? m.captured(1).toInt() : -1;
+      if (l < 0 || l >= m_fp.layers()) continue;
+      double n = 1;
+      for (const auto& d : t.value(QStringLiteral("ne")).toArray()) n *= d.toDouble();
+      bytes[l] += t.value(QStringLiteral("bytes")).toDouble();
+      elems[l] += n;
+    }
+    QJsonArray layerBits;
+    for (int l = 0; l < m_fp.layers(); ++l) layerBits.append(elems[l] > 0 ? 8.0 * bytes[l] / elems[l] : 0.0);
+    m_measureRun[QStringLiteral("layer_bits")] = layerBits;
+    const QJsonArray paths = result.value(QStringLiteral("paths")).toArray();
+    const QString file = paths.isEmpty() ? result.value(QStringLiteral("out")).toString() : paths.first().toString();
+    m_measureRun[QStringLiteral("gguf")] = file;
+    submitMeasure(file, true);
+  } else if (!id.isEmpty() && id == m_measureJob) {
+    m_measureJob.clear();
+    QJsonObject run = m_measureRun;
+    for (const char* k : {"kl_mean", "kl_p99", "ppl", "ref_ppl", "same_top1", "text", "offset", "windows", "ctx",
+                          "n_predictions", "topk_kl"})
+      run[QLatin1String(k)] = result.value(QLatin1String(k));
+    run[QStringLiteral("time")] = QDateTime::currentDateTimeUtc().toString(Qt::ISODate);
+    m_measureResult->setText(tr("KL mean %1, p99 %2, same top-1 %3, ppl %4 (source %5)")
+                                 .arg(run.value(QStringLiteral("kl_mean")).toDouble(), 0, 'g', 4)
+                                 .arg(run.value(QStringLiteral("kl_p99")).toDouble(), 0, 'g', 4)
+                                 .arg(run.value(QStringLiteral("same_top1")).toDouble(), 0, 'f', 4)
+                                 .arg(run.value(QStringLiteral("ppl")).toDouble(), 0, 'f', 3)
+                                 .arg(run.value(QStringLiteral("ref_ppl")).toDouble(), 0, 'f', 3));
+    updateMeasureButton();
+    emit measureFinished(run);
+  }
+}
+
+void AllocationEditor::onJobFailed(const QString& id, const QString& code, const QString& message) {
+  if (id.isEmpty()) return;
+  if (id == m_studyJob) {
+    m_studyJob.clear();
+    updateStudyButton();
+    m_measureResult->setText(tr("Study failed: %1").arg(message));
+    if (code != QLatin1String("superseded")) emit measureFailed(message);
+    return;
+  }
+  if (id == m_fitJob) {
+    m_fitJob.clear();
+    updateFitButton();
+    if (code != QLatin1String("superseded")) emit allocateFailed(message);
+  } else if (id == m_measureJob || id == m_measurePackJob) {
+    m_measureJob.clear();
+    m_measurePackJob.clear();
+    m_measureResult->setText(tr("Measure failed: %1").arg(message));
+    updateMeasureButton();
+    if (code != QLatin1String("superseded")) emit measureFailed(message);
+  }
 }
 
 void AllocationEditor::applyAllocated(const QString& recipePath) {
@@ -661,6 +1063,9 @@ void AllocationEditor::applyAllocated(const QString& recipePath) {
       after << b;
     }
   if (!cells.isEmpty()) m_undo->push(new BitsCommand(this, cells, before, after, tr("fit to target"), false));
+  m_fitLabel = QStringLiteral("%1 %2%3").arg(m_strategy->currentData().toString()).arg(m_targetValue)
+                   .arg(m_targetGb ? QStringLiteral("GB") : QStringLiteral("bits"));
+  m_fitUndoIndex = m_undo->index();
   emit allocateFinished(recipePath);
 }
 

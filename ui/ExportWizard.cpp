@@ -17,7 +17,6 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
-#include <QProcess>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QRegularExpression>
@@ -412,7 +411,7 @@ class WizReviewPage : public QWizardPage {
  public:
   explicit WizReviewPage(ExportWizard* w) : m_w(w) {
     setTitle(tr("Review"));
-    setSubTitle(tr("The plan from `razor pack --dry-run` (shapes only; nothing is written)."));
+    setSubTitle(tr("The plan of the pack job with dry_run (`razor pack --dry-run`: shapes only; nothing is written)."));
     out = new QLineEdit;
     out->setObjectName(QStringLiteral("outEdit"));
     auto* browse = new QPushButton(tr("Browse…"));
@@ -513,7 +512,7 @@ class WizValidatePage : public QWizardPage {
  public:
   explicit WizValidatePage(ExportWizard* w) : m_w(w) {
     setTitle(tr("Validate in llama.cpp"));
-    setSubTitle(tr("`razor validate-gguf` loads the file in a real llama.cpp and checks it."));
+    setSubTitle(tr("The validate-gguf job (`razor validate-gguf`) loads the file in a real llama.cpp and checks it."));
     status = wrapLabel();
     status->setObjectName(QStringLiteral("validateStatus"));
     output = new QPlainTextEdit;
@@ -628,11 +627,13 @@ QJsonObject ExportWizard::allocationParams() const {
   const WizRecipePage* p = recipePage(this);
   if (!m_allocDir) m_allocDir = new QTemporaryDir(QDir::tempPath() + QStringLiteral("/razor-alloc-XXXXXX"));
   QJsonObject params{{QStringLiteral("model"), modelDir()},
+                     {QStringLiteral("mode"), QStringLiteral("gguf")},
                      {QStringLiteral("target"), p->target->text().trimmed()},
                      {QStringLiteral("out"), m_allocDir->filePath(QStringLiteral("allocated.txt"))},
                      {QStringLiteral("sensitivity"), p->sensitivity->currentData().toString()},
                      {QStringLiteral("calib_windows"), p->windows->value()},
-                     {QStringLiteral("measure"), true}};
+                     {QStringLiteral("measure"), true},
+                     {QStringLiteral("windows"), 8}};
   if (!p->imatrix->text().trimmed().isEmpty()) params[QStringLiteral("imatrix")] = p->imatrix->text().trimmed();
   QJsonObject roles;
   for (int r = 0; r < p->roles->rowCount(); ++r) {
@@ -662,7 +663,7 @@ void ExportWizard::startAllocation() {
   };
   cb.finished = [this](const QJsonObject& r) { finishAllocation(true, r, {}); };
   cb.failed = [this](const QString& code, const QString& msg) { finishAllocation(false, {}, code + QStringLiteral(": ") + msg); };
-  m_allocJob = runJob(QStringLiteral("allocate-gguf"), allocationParams(), QStringLiteral("export-wizard-allocate"), cb);
+  m_allocJob = runJob(QStringLiteral("allocate"), allocationParams(), QStringLiteral("export-wizard-allocate"), cb);
 }
 
 void ExportWizard::finishAllocation(bool ok, const QJsonObject& report, const QString& message) {
@@ -703,26 +704,10 @@ ExportWizard* ExportWizard::createDemo(QWidget* parent) {
   return w;
 }
 
-QString ExportWizard::findRazorProgram() {
-  QString env = qEnvironmentVariable("RAZOR_CLI");
-  if (!env.isEmpty() && QFileInfo(env).isExecutable()) return env;
-  const QString app = QCoreApplication::applicationDirPath();
-  for (const QString& rel : {QStringLiteral("/razor"), QStringLiteral("/../razor"), QStringLiteral("/../../razor"),
-                             QStringLiteral("/../bin/razor")}) {
-    QFileInfo fi(app + rel);
-    if (fi.isFile() && fi.isExecutable()) return fi.absoluteFilePath();
-  }
-  QString onPath = QStandardPaths::findExecutable(QStringLiteral("razor"));
-  return onPath.isEmpty() ? QStringLiteral("razor") : onPath;
-}
+QString ExportWizard::findRazorProgram() { return WorkerPool::defaultProgram(); }
 
 void ExportWizard::setRazorProgram(const QString& path) { m_razor = path; }
 void ExportWizard::setRemote(const RemoteHost& host) { m_remote = host; }
-
-void ExportWizard::startRazor(QProcess* proc, const QStringList& args) {
-  if (m_remote.isValid()) m_remote.startRazor(proc, args);
-  else proc->start(m_razor, args);
-}
 
 void ExportWizard::setRecipesDir(const QString& dir) {
   m_recipesDir = dir;
@@ -791,25 +776,40 @@ QString ExportWizard::imatrixWarning() const {
       .arg(t.join(QStringLiteral(", ")));
 }
 
-QStringList ExportWizard::packArguments(bool dryRun) const {
-  QStringList a{QStringLiteral("pack"), modelDir()};
+QJsonObject ExportWizard::packParams(bool dryRun) const {
+  QJsonObject params{{QStringLiteral("model"), modelDir()}, {QStringLiteral("out"), outputPath()}};
   const WizRecipePage* p = recipePage(this);
   // Remote: the recipe file chosen here was uploaded to the server (startReview); pass its server path.
   const bool uploaded = m_remote.isValid() && !recipePath().isEmpty() && m_remoteRecipeFor == recipePath();
-  if (!recipePath().isEmpty()) a << QStringLiteral("--recipe") << (uploaded ? m_remoteRecipe : recipePath());
+  if (!recipePath().isEmpty()) params[QStringLiteral("recipe")] = uploaded ? m_remoteRecipe : recipePath();
   // The recipe's "#@" directives are passed explicitly, so that the plan, the job and the report all say the
-  // same types whatever the CLI does with the directives.
+  // same types whatever the job does with the directives.
   const RecipeView v = p->view();
   auto pick = [](const QString& chosen, const QString& fromRecipe) { return chosen.isEmpty() ? fromRecipe : chosen; };
   const QString def = pick(p->defType->currentData().toString(), v.defaultType);
   const QString outT = pick(p->outType->currentData().toString(), v.outputType);
   const QString embT = pick(p->embType->currentData().toString(), v.embdType);
-  if (!def.isEmpty()) a << QStringLiteral("--type") << def;
-  if (!outT.isEmpty()) a << QStringLiteral("--output-tensor-type") << outT;
-  if (!embT.isEmpty()) a << QStringLiteral("--token-embedding-type") << embT;
-  if (!imatrixPath().isEmpty()) a << QStringLiteral("--imatrix") << imatrixPath();
-  a << QStringLiteral("--out") << outputPath();
-  if (dryRun) a << QStringLiteral("--dry-run");
+  if (!def.isEmpty()) params[QStringLiteral("type")] = def;
+  if (!outT.isEmpty()) params[QStringLiteral("output_tensor_type")] = outT;
+  if (!embT.isEmpty()) params[QStringLiteral("token_embedding_type")] = embT;
+  if (!imatrixPath().isEmpty()) params[QStringLiteral("imatrix")] = imatrixPath();
+  if (dryRun) params[QStringLiteral("dry_run")] = true;
+  return params;
+}
+
+// The same job as a `razor pack` command line (the registry names each option after its param: --a-b for a_b).
+QStringList ExportWizard::packArguments(bool dryRun) const {
+  const QJsonObject params = packParams(dryRun);
+  QStringList a{QStringLiteral("pack"), params.value(QStringLiteral("model")).toString()};
+  for (auto it = params.begin(); it != params.end(); ++it) {
+    if (it.key() == QLatin1String("model")) continue;
+    const QString opt = QStringLiteral("--") + QString(it.key()).replace(QLatin1Char('_'), QLatin1Char('-'));
+    if (it.value().isBool()) {
+      if (it.value().toBool()) a << opt;
+    } else {
+      a << opt << it.value().toString();
+    }
+  }
   return a;
 }
 
@@ -847,104 +847,75 @@ void ExportWizard::startReview() {
     return;
   }
 
-  // The JSON form is tried first; a CLI without it (exit 109, "--json" not expected) gets the text form.
-  auto run = std::make_shared<std::function<void(bool)>>();
+  // The pack job with dry_run in a worker (the pool's, or a private one): the plan, nothing written.
+  page->status->setText(tr("Planning in a worker …"));
+  auto notes = std::make_shared<QStringList>();
   QPointer<ExportWizard> self(this);
-  *run = [this, self, gen, run](bool json) {
-    auto* proc = new QProcess(this);
-    QStringList args = packArguments(true);
-    if (json) args << QStringLiteral("--json");
-    connect(proc, &QProcess::errorOccurred, this, [this, self, proc, gen](QProcess::ProcessError e) {
-      if (!self || gen != m_reviewGeneration || e != QProcess::FailedToStart) return;
-      proc->deleteLater();
-      m_reviewDone = true;
-      reviewPage(this)->status->setText(tr("%1 could not be started: %2").arg(m_razor, proc->errorString()));
-      emit reviewFinished(false);
-    });
-    connect(proc, &QProcess::finished, this, [this, self, proc, gen, json, run](int code, QProcess::ExitStatus st) {
-      proc->deleteLater();
-      if (!self || gen != m_reviewGeneration) return;  // superseded
-      const QString out = QString::fromUtf8(proc->readAllStandardOutput());
-      const QString err = QString::fromUtf8(proc->readAllStandardError());
-      if (json && code != 0 && err.contains(QLatin1String("--json"))) {
-        (*run)(false);
-        return;
-      }
-      WizReviewPage* page = reviewPage(this);
-      m_reviewDone = true;
-      m_reviewOk = st == QProcess::NormalExit && code == 0;
-      m_reviewText = out;
-      QStringList noteLines;
-      for (const QString& l : err.split(QLatin1Char('\n'), Qt::SkipEmptyParts))
-        noteLines << (l.startsWith(QLatin1String("note: ")) ? l.mid(6) : l);
-      if (!m_reviewOk) {
-        page->status->setText(tr("The dry run failed (exit %1): %2").arg(code).arg(noteLines.value(noteLines.size() - 1)));
-        page->notes->setPlainText(noteLines.join(QLatin1Char('\n')));
-        emit page->completeChanged();
-        emit reviewFinished(false);
-        return;
-      }
-      struct Row {
-        QString type;
-        double bytes, bpw;
-      };
-      QList<Row> rows;
-      QString byRoleText;
-      QJsonDocument doc = json ? QJsonDocument::fromJson(out.toUtf8()) : QJsonDocument();
-      if (doc.isObject()) {
-        QJsonObject o = doc.object();
-        const QJsonObject bt = o.value(QLatin1String("by_type")).toObject();
-        for (auto it = bt.begin(); it != bt.end(); ++it) {
-          QJsonObject e = it.value().toObject();
-          double bytes = e.value(QLatin1String("bytes")).toDouble();
-          double nel = e.value(QLatin1String("elements")).toDouble();
-          rows << Row{it.key(), bytes, e.contains(QLatin1String("bpw")) ? e.value(QLatin1String("bpw")).toDouble() : (nel > 0 ? 8 * bytes / nel : 0)};
-        }
-        const QJsonObject br = o.value(QLatin1String("by_role")).toObject();
-        QStringList parts;
-        for (auto it = br.begin(); it != br.end(); ++it)
-          parts << QStringLiteral("%1 %2 bpw").arg(it.key()).arg(it.value().toObject().value(QLatin1String("bpw")).toDouble(), 0, 'f', 2);
-        byRoleText = parts.isEmpty() ? QString() : tr("Bits per weight by role: %1").arg(parts.join(QStringLiteral(" · ")));
-        m_reviewBytes = o.value(QLatin1String("tensor_bytes")).toDouble();
-        m_reviewFileBytes = o.value(QLatin1String("file_bytes")).toDouble();
-        m_reviewBpw = o.value(QLatin1String("bpw")).toDouble();
-        for (const QJsonValue& n : o.value(QLatin1String("notes")).toArray()) noteLines << n.toString();
-      } else {
-        // Text form: "q3_K   5406720 bytes   3.438 bpw" per type, then "arch: N tensors, B tensor bytes, X bpw".
-        static const QRegularExpression typeLine(QStringLiteral("^(\\S+)\\s+(\\d+) bytes\\s+([0-9.]+) bpw$"));
-        static const QRegularExpression total(QStringLiteral("(\\d+) tensors, (\\d+) tensor bytes, ([0-9.]+) bpw"));
-        static const QRegularExpression fileBytes(QStringLiteral("(\\d+) file bytes"));
-        for (const QString& l : out.split(QLatin1Char('\n'), Qt::SkipEmptyParts)) {
-          auto m = typeLine.match(l.trimmed());
-          if (m.hasMatch()) rows << Row{m.captured(1), m.captured(2).toDouble(), m.captured(3).toDouble()};
-          auto t = total.match(l);
-          if (t.hasMatch()) {
-            m_reviewBytes = t.captured(2).toDouble();
-            m_reviewBpw = t.captured(3).toDouble();
-          }
-          if (auto f = fileBytes.match(l); f.hasMatch()) m_reviewFileBytes = f.captured(1).toDouble();
-        }
-        byRoleText = tr("Bits per weight by role: not available — this `razor pack --dry-run` has no --json output, "
-                        "so only the breakdown by type is shown.");
-      }
-      page->table->setRowCount(int(rows.size()));
-      for (int i = 0; i < rows.size(); ++i) {
-        page->table->setItem(i, 0, new QTableWidgetItem(rows[i].type));
-        page->table->setItem(i, 1, new QTableWidgetItem(fmtBytes(rows[i].bytes)));
-        page->table->setItem(i, 2, new QTableWidgetItem(QString::number(rows[i].bpw, 'f', 3)));
-        page->table->setItem(i, 3, new QTableWidgetItem(m_reviewBytes > 0 ? QStringLiteral("%1%").arg(100.0 * rows[i].bytes / m_reviewBytes, 0, 'f', 1) : QString()));
-      }
-      page->byRole->setText(byRoleText);
-      page->status->setText(tr("%1 of tensor data, %2 bits per weight overall, %n note(s).", nullptr, int(noteLines.size()))
-                                .arg(fmtBytes(m_reviewBytes))
-                                .arg(m_reviewBpw, 0, 'f', 3));
-      page->notes->setPlainText(noteLines.isEmpty() ? tr("(none)") : noteLines.join(QLatin1Char('\n')));
-      emit page->completeChanged();
-      emit reviewFinished(true);
-    });
-    startRazor(proc, args);
+  JobCallbacks cb;
+  cb.log = [notes](const QString&, const QString& msg) { *notes << (msg.startsWith(QLatin1String("note: ")) ? msg.mid(6) : msg); };
+  cb.failed = [this, self, gen, notes](const QString& code, const QString& message) {
+    if (!self || gen != m_reviewGeneration) return;  // superseded
+    WizReviewPage* page = reviewPage(this);
+    m_reviewDone = true;
+    m_reviewOk = false;
+    m_reviewText = code + QStringLiteral(": ") + message;
+    page->status->setText(code == QLatin1String("worker_failed") ? tr("%1 could not be started: %2").arg(m_razor, message)
+                                                                 : tr("The dry run failed: %1").arg(message));
+    page->notes->setPlainText((*notes + QStringList{message}).join(QLatin1Char('\n')));
+    emit page->completeChanged();
+    emit reviewFinished(false);
   };
-  (*run)(true);
+  cb.finished = [this, self, gen, notes](const QJsonObject& o) {
+    if (!self || gen != m_reviewGeneration) return;  // superseded
+    WizReviewPage* page = reviewPage(this);
+    m_reviewDone = true;
+    m_reviewOk = true;
+    QStringList noteLines = *notes;
+    struct Row {
+      QString type;
+      double bytes, bpw;
+    };
+    QList<Row> rows;
+    const QJsonObject bt = o.value(QLatin1String("by_type")).toObject();
+    for (auto it = bt.begin(); it != bt.end(); ++it) {
+      QJsonObject e = it.value().toObject();
+      rows << Row{it.key(), e.value(QLatin1String("bytes")).toDouble(), e.value(QLatin1String("bpw")).toDouble()};
+    }
+    const QJsonObject br = o.value(QLatin1String("by_role")).toObject();
+    QStringList parts;
+    for (auto it = br.begin(); it != br.end(); ++it)
+      parts << QStringLiteral("%1 %2 bpw").arg(it.key()).arg(it.value().toObject().value(QLatin1String("bpw")).toDouble(), 0, 'f', 2);
+    m_reviewBytes = o.value(QLatin1String("tensor_bytes")).toDouble();
+    m_reviewFileBytes = o.value(QLatin1String("file_bytes")).toDouble();
+    m_reviewBpw = o.value(QLatin1String("bpw")).toDouble();
+    for (const QJsonValue& n : o.value(QLatin1String("notes")).toArray())
+      if (!noteLines.contains(n.toString())) noteLines << n.toString();
+    QStringList text;
+    for (const Row& r : rows) text << QStringLiteral("%1 %2 bytes %3 bpw").arg(r.type).arg(qint64(r.bytes)).arg(r.bpw, 0, 'f', 3);
+    text << QStringLiteral("%1: %2 tensors, %3 tensor bytes, %4 bpw (dry run), %5 file bytes")
+                .arg(o.value(QLatin1String("arch")).toString())
+                .arg(o.value(QLatin1String("n_tensors")).toInt())
+                .arg(qint64(m_reviewBytes))
+                .arg(m_reviewBpw, 0, 'f', 3)
+                .arg(qint64(m_reviewFileBytes));
+    m_reviewText = text.join(QLatin1Char('\n'));
+    page->table->setRowCount(int(rows.size()));
+    for (int i = 0; i < rows.size(); ++i) {
+      page->table->setItem(i, 0, new QTableWidgetItem(rows[i].type));
+      page->table->setItem(i, 1, new QTableWidgetItem(fmtBytes(rows[i].bytes)));
+      page->table->setItem(i, 2, new QTableWidgetItem(QString::number(rows[i].bpw, 'f', 3)));
+      page->table->setItem(i, 3, new QTableWidgetItem(m_reviewBytes > 0 ? QStringLiteral("%1%").arg(100.0 * rows[i].bytes / m_reviewBytes, 0, 'f', 1) : QString()));
+    }
+    page->byRole->setText(parts.isEmpty() ? QString() : tr("Bits per weight by role: %1").arg(parts.join(QStringLiteral(" · "))));
+    page->status->setText(tr("%1 of tensor data, %2 bits per weight overall, %n note(s).", nullptr, int(noteLines.size()))
+                              .arg(fmtBytes(m_reviewBytes))
+                              .arg(m_reviewBpw, 0, 'f', 3));
+    page->notes->setPlainText(noteLines.isEmpty() ? tr("(none)") : noteLines.join(QLatin1Char('\n')));
+    emit page->completeChanged();
+    emit reviewFinished(true);
+  };
+  cancelJob(m_reviewJob);
+  m_reviewJob = runJob(QStringLiteral("pack"), packParams(true), QStringLiteral("export-wizard-review"), cb);
 }
 
 // ---- run: the pack job in a worker ---------------------------------------------------------------------------
@@ -958,15 +929,7 @@ void ExportWizard::startRun() {
   page->bar->setValue(0);
   page->log->clear();
 
-  QJsonObject params{{QStringLiteral("model"), modelDir()}, {QStringLiteral("out"), outputPath()}};
-  const QStringList a = packArguments(false);
-  for (int i = 2; i + 1 < a.size(); ++i) {
-    if (a[i] == QLatin1String("--recipe")) params[QStringLiteral("recipe")] = a[i + 1];
-    if (a[i] == QLatin1String("--type")) params[QStringLiteral("type")] = a[i + 1];
-    if (a[i] == QLatin1String("--output-tensor-type")) params[QStringLiteral("output_type")] = a[i + 1];
-    if (a[i] == QLatin1String("--token-embedding-type")) params[QStringLiteral("token_embedding_type")] = a[i + 1];
-    if (a[i] == QLatin1String("--imatrix")) params[QStringLiteral("imatrix")] = a[i + 1];
-  }
+  const QJsonObject params = packParams(false);
   page->log->appendPlainText(tr("pack %1").arg(QString::fromUtf8(QJsonDocument(params).toJson(QJsonDocument::Compact))));
 
   JobCallbacks cb;
@@ -1081,35 +1044,46 @@ void ExportWizard::startValidation() {
   WizValidatePage* page = validatePage(this);
   page->status->setText(tr("Loading %1 in llama.cpp …").arg(outputPath()));
   page->output->clear();
-  auto* proc = new QProcess(this);
-  proc->setProcessChannelMode(QProcess::MergedChannels);
   QPointer<ExportWizard> self(this);
-  auto done = [this, self, proc](bool started, int code) {
+  auto lines = std::make_shared<QStringList>();
+  JobCallbacks cb;
+  cb.log = [lines](const QString&, const QString& msg) { *lines << msg; };
+  cb.finished = [this, self, lines](const QJsonObject& r) {
     if (!self) return;
-    proc->deleteLater();
     WizValidatePage* page = validatePage(this);
-    QString out = started ? QString::fromUtf8(proc->readAll()) : proc->errorString();
-    m_validateText = out;
-    m_validateDone = true;
-    m_validateOk = started && code == 0;
-    if (out.contains(QLatin1String("validate-gguf")) && out.contains(QLatin1String("not expected")))
-      page->status->setText(tr("Not validated: this `razor` has no validate-gguf command yet. The file was written "
-                               "but not loaded in llama.cpp."));
-    else if (!started)
-      page->status->setText(tr("Not validated: %1 could not be started.").arg(m_razor));
-    else
-      page->status->setText(m_validateOk ? tr("llama.cpp loaded the file: valid.") : tr("Validation FAILED (exit %1).").arg(code));
-    page->output->setPlainText(out);
+    *lines << tr("%1: loads in llama.cpp; perplexity %2 over %3 windows (%4 predictions), load %5 ms, eval %6 s")
+                  .arg(r.value(QLatin1String("file")).toString())
+                  .arg(r.value(QLatin1String("ppl")).toDouble(), 0, 'f', 4)
+                  .arg(r.value(QLatin1String("windows")).toInt())
+                  .arg(r.value(QLatin1String("predictions")).toInt())
+                  .arg(r.value(QLatin1String("load_ms")).toDouble(), 0, 'f', 0)
+                  .arg(r.value(QLatin1String("eval_ms")).toDouble() / 1000.0, 0, 'f', 1);
+    m_validateText = lines->join(QLatin1Char('\n'));
+    m_validateDone = m_validateOk = true;
+    m_validatePpl = r.value(QLatin1String("ppl")).toDouble();
+    page->status->setText(tr("llama.cpp loaded the file: valid (perplexity %1).").arg(m_validatePpl, 0, 'f', 3));
+    page->output->setPlainText(m_validateText);
     emit page->completeChanged();
-    emit validationFinished(m_validateOk);
+    emit validationFinished(true);
   };
-  connect(proc, &QProcess::finished, this, [done](int code, QProcess::ExitStatus) { done(true, code); });
-  connect(proc, &QProcess::errorOccurred, this, [done](QProcess::ProcessError e) {
-    if (e == QProcess::FailedToStart) done(false, -1);
-  });
+  cb.failed = [this, self, lines](const QString& code, const QString& message) {
+    if (!self) return;
+    WizValidatePage* page = validatePage(this);
+    *lines << code + QStringLiteral(": ") + message;
+    m_validateText = lines->join(QLatin1Char('\n'));
+    m_validateDone = true;
+    m_validateOk = false;
+    page->status->setText(code == QLatin1String("not_found") ? tr("Not validated: %1").arg(message)
+                                                             : tr("Validation FAILED: %1").arg(message));
+    page->output->setPlainText(m_validateText);
+    emit page->completeChanged();
+    emit validationFinished(false);
+  };
   // A check that llama.cpp loads the file and scores a few held-out windows (the full 200-window protocol is
   // `razor validate-gguf FILE --ref F32.gguf`).
-  startRazor(proc, {QStringLiteral("validate-gguf"), outputPath(), QStringLiteral("--windows"), QStringLiteral("8")});
+  m_validateJob = runJob(QStringLiteral("validate-gguf"),
+                         QJsonObject{{QStringLiteral("file"), outputPath()}, {QStringLiteral("windows"), 8}},
+                         QStringLiteral("export-wizard-validate"), cb);
 }
 
 QString ExportWizard::report() const {

@@ -1,12 +1,12 @@
 // ExportWizard: HF checkpoint -> GGUF, page by page:
 //   source (checkpoint folder) -> recipe (a GGUF tensor-type preset from recipes/gguf/, one uniform type, a
 //   recipe file, e.g. one written from the allocation, or "Fit a file size": the whole-file allocation run as a
-//   worker job, its recipe used; default / output / token-embedding types from the ggml type table) -> imatrix (file picker; warns when a chosen type needs one) -> review (`razor pack --dry-run`:
-//   size and bits per weight by type, by role when the CLI reports it, fallbacks and notes) -> run (the "pack"
-//   job in a worker: the pool when one is attached, else a private `razor worker --cpu`; progress, cancel) ->
-//   validate (`razor validate-gguf FILE`, the real llama.cpp) -> done (the file and a report).
-// Every heavy step runs in another process (worker or CLI); the GUI thread only reads their output. Results
-// of a superseded review (the user went back and changed something) are dropped.
+//   worker job, its recipe used; default / output / token-embedding types from the ggml type table) -> imatrix (file picker; warns when a chosen type needs one) -> review (the "pack" job with
+//   dry_run: size and bits per weight by type and by role, fallbacks and notes) -> run (the "pack" job) ->
+//   validate (the "validate-gguf" job: the real llama.cpp) -> done (the file and a report).
+// Every step is a job of the registry in a worker: the pool when one is attached (jobs dock, progress, cancel),
+// else a private `razor worker --cpu`; the GUI thread only reads their events. Results of a superseded review
+// (the user went back and changed something) are dropped.
 #pragma once
 #include <QJsonObject>
 #include <QPointer>
@@ -75,11 +75,13 @@ class ExportWizard : public QWizard {
   bool validationDone() const { return m_validateDone; }
   QString validationText() const { return m_validateText; }
   QString report() const;
-  // The arguments of the pack command / params of the pack job for the current choices.
+  // The params of the pack job for the current choices, and the same as a `razor pack` command line.
+  QJsonObject packParams(bool dryRun) const;
   QStringList packArguments(bool dryRun) const;
+  double validationPpl() const { return m_validatePpl; }
 
-  // ---- "Fit a file size" (recipe page): the whole-file allocation (`allocate-gguf` worker method, razor allocate
-  // --mode gguf): a target, the types allowed per role, the imatrix; the allocated recipe becomes the recipe ----
+  // ---- "Fit a file size" (recipe page): the whole-file allocation (the `allocate` job with mode gguf, razor
+  // allocate --mode gguf): a target, the types allowed per role, the imatrix; the allocated recipe becomes the recipe ----
   void setAllocationTarget(const QString& target);              // "7879360B", "7.5MB", "3.5bits"
   void setRoleTypes(const QString& role, const QString& types); // gguf role, comma list ("" = any type)
   QJsonObject allocationParams() const;
@@ -134,8 +136,8 @@ class ExportWizard : public QWizard {
   RemoteHost m_remote;
   RemoteFiles* m_files = nullptr;     // remote: uploads the chosen recipe to the server
   QString m_remoteRecipe, m_remoteRecipeFor;  // its server path, and the local file it came from
-  void startRazor(QProcess* proc, const QStringList& args);
-  JobHandle m_runJob, m_allocJob;
+  JobHandle m_runJob, m_allocJob, m_reviewJob, m_validateJob;
+  double m_validatePpl = 0;
   mutable QTemporaryDir* m_allocDir = nullptr;  // the allocated recipe and its report (owned; removed with the wizard)
   bool m_allocStarted = false, m_allocDone = false, m_allocOk = false;
   QJsonObject m_allocReport;

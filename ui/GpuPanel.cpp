@@ -204,7 +204,11 @@ void GpuPanel::addSample(const QJsonObject& sample) {
     g.procs->setRowCount(int(procs.size()));
     for (int i = 0; i < procs.size(); ++i) {
       QJsonObject p = procs[i].toObject();
-      auto* pid = new QTableWidgetItem(QString::number(qint64(p.value(QLatin1String("pid")).toDouble())));
+      const qint64 pidValue = qint64(p.value(QLatin1String("pid")).toDouble());
+      const QString job = m_labeler ? m_labeler(pidValue) : QString();
+      auto* pid = new QTableWidgetItem(job.isEmpty() ? QString::number(pidValue)
+                                                     : QStringLiteral("%1 \u2014 %2").arg(pidValue).arg(job));
+      if (!job.isEmpty()) pid->setToolTip(tr("worker %1 runs %2").arg(pidValue).arg(job));
       double m = num(p, "mem_used");
       auto* mem = new QTableWidgetItem(orNa(m, QStringLiteral("%1 MiB").arg(m / kMiB, 0, 'f', 0)));
       mem->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);

@@ -7,6 +7,7 @@
 // With no sample yet, a sample with no device, or setUnavailable() (the worker's "GPU telemetry off: ..." log),
 // the panel says plainly that there is no GPU and why.
 #pragma once
+#include <functional>
 #include <QJsonObject>
 #include <QMap>
 #include <QWidget>
@@ -51,6 +52,8 @@ class GpuPanel : public QWidget {
 
  public slots:
   void addSample(const QJsonObject& sample);
+  // Names the job a GPU process runs (WorkerPool::runningJobOfPid): the process table then says whose memory it is.
+  void setProcessLabeler(std::function<QString(qint64 pid)> labeler) { m_labeler = std::move(labeler); }
   void setUnavailable(const QString& reason);
   // A worker log line not about a job: "GPU telemetry off: <why>" makes the panel say so.
   void handleWorkerLog(const QString& level, const QString& message);
@@ -87,4 +90,5 @@ class GpuPanel : public QWidget {
   bool m_noGpu = true;
   int m_historySeconds = 300;
   QString m_host;
+  std::function<QString(qint64)> m_labeler;
 };

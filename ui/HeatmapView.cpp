@@ -6,7 +6,12 @@
 #include <QFutureWatcher>
 #include <QHBoxLayout>
 #include <QJsonArray>
+#include <QDateTime>
+#include <QDir>
 #include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSpinBox>
 #include <QPointer>
 #include <QStackedWidget>
 #include <QVBoxLayout>
@@ -14,6 +19,7 @@
 
 #include "HeatmapGLWidget.h"
 #include "HeatmapWidget.h"
+#include "WorkerPool.h"
 
 HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent) {
   auto* bar = new QHBoxLayout;
@@ -51,12 +57,37 @@ HeatmapView::HeatmapView(QWidget* parent) : QWidget(parent) {
 
   m_info = new QLabel;
   m_info->setObjectName(QStringLiteral("heatmapInfo"));
-  m_info->setText(tr("Open a probe HDF5 file (razor probe), a GGUF imatrix or a razor_quant_summary.json "
-                     "with File \u2192 Open statistics..."));
+  m_info->setText(tr("Calibrate below (a probe over a text, in a worker), or open a probe HDF5 file, a GGUF imatrix "
+                     "or a razor_quant_summary.json with File \u2192 Open statistics..."));
+
+  auto* cal = new QHBoxLayout;
+  m_calibText = new QLineEdit;
+  m_calibText->setObjectName(QStringLiteral("calibrationText"));
+  m_calibText->setPlaceholderText(tr("bundled calibration text"));
+  m_calibTokens = new QSpinBox;
+  m_calibTokens->setObjectName(QStringLiteral("calibrationTokens"));
+  m_calibTokens->setRange(16, 2000000000);
+  m_calibTokens->setValue(8192);
+  m_calibOffset = new QSpinBox;
+  m_calibOffset->setObjectName(QStringLiteral("calibrationOffset"));
+  m_calibOffset->setRange(0, 2000000000);
+  m_calibrate = new QPushButton(tr("Calibrate"));
+  m_calibrate->setObjectName(QStringLiteral("calibrateButton"));
+  cal->addWidget(new QLabel(tr("Calibration text")));
+  cal->addWidget(m_calibText, 1);
+  cal->addWidget(new QLabel(tr("tokens")));
+  cal->addWidget(m_calibTokens);
+  cal->addWidget(new QLabel(tr("from token")));
+  cal->addWidget(m_calibOffset);
+  cal->addWidget(m_calibrate);
+  connect(m_calibrate, &QPushButton::clicked, this, &HeatmapView::calibrate);
+
   auto* lay = new QVBoxLayout(this);
   lay->addLayout(bar);
   lay->addWidget(m_stack, 1);
+  lay->addLayout(cal);
   lay->addWidget(m_info);
+  updateCalibrateButton();
 
   connect(m_source, &QComboBox::currentIndexChanged, this, [this] {
     refreshCombos();
@@ -225,4 +256,79 @@ void HeatmapView::restoreState(const QJsonObject& o) {
   const QJsonArray v = o.value(QStringLiteral("view")).toArray();
   if (v.size() == 4)
     canvas()->setViewRect(QRectF(v[0].toDouble(), v[1].toDouble(), v[2].toDouble(), v[3].toDouble()));
+}
+
+// ---- Calibrate: the `probe` job in the worker pool ---------------------------------------------------------
+
+void HeatmapView::setWorkerPool(WorkerPool* pool) {
+  if (m_pool == pool) return;
+  if (m_pool) m_pool->disconnect(this);
+  m_pool = pool;
+  m_calibJob.clear();
+  if (m_pool) {
+    connect(m_pool, &WorkerPool::jobFinished, this, [this](const QString& id, const QJsonObject&) {
+      if (id.isEmpty() || id != m_calibJob) return;
+      m_calibJob.clear();
+      updateCalibrateButton();
+      m_info->setText(tr("Calibrated: %1").arg(m_calibOut));
+      emit calibrationFinished(m_calibOut, m_calibImatrix);
+    });
+    connect(m_pool, &WorkerPool::jobFailed, this, [this](const QString& id, const QString& code, const QString& msg) {
+      if (id.isEmpty() || id != m_calibJob) return;
+      m_calibJob.clear();
+      updateCalibrateButton();
+      m_info->setText(tr("Calibration failed: %1").arg(msg));
+      if (code != QLatin1String("superseded")) emit calibrationFailed(msg);
+    });
+  }
+  updateCalibrateButton();
+}
+
+void HeatmapView::setModelPath(const QString& path) {
+  m_modelPath = path;
+  updateCalibrateButton();
+}
+
+void HeatmapView::setCalibrationFolder(const QString& dir, bool local) {
+  m_calibFolder = dir;
+  m_calibLocal = local;
+}
+
+void HeatmapView::setCalibration(const QString& text, int tokens, qint64 offset) {
+  m_calibText->setText(text);
+  m_calibTokens->setValue(tokens);
+  m_calibOffset->setValue(int(offset));
+}
+
+void HeatmapView::updateCalibrateButton() {
+  QString why;
+  if (!m_pool) why = tr("No worker pool");
+  else if (m_modelPath.isEmpty()) why = tr("Open a model first");
+  else if (!m_calibJob.isEmpty()) why = tr("Calibrating ... (jobs dock: progress, cancel)");
+  m_calibrate->setEnabled(why.isEmpty());
+  m_calibrate->setToolTip(why.isEmpty() ? tr("Run the probe over the text in a worker: routing statistics (HDF5) and an "
+                                             "importance matrix (GGUF); the heatmap opens the result")
+                                        : why);
+}
+
+void HeatmapView::calibrate() {
+  if (!m_pool || m_modelPath.isEmpty() || !m_calibJob.isEmpty()) return;
+  const QString stamp = QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss-zzz"));
+  const QString dir = m_calibFolder.isEmpty() ? QString() : m_calibFolder + QLatin1Char('/');
+  if (!m_calibFolder.isEmpty() && m_calibLocal) QDir().mkpath(m_calibFolder);
+  m_calibOut = dir + QStringLiteral("probe-%1.h5").arg(stamp);
+  m_calibImatrix = dir + QStringLiteral("imatrix-%1.gguf").arg(stamp);
+  const int tokens = m_calibTokens->value();
+  QJsonObject params{{QStringLiteral("model"), m_modelPath},
+                     {QStringLiteral("tokens"), tokens},
+                     {QStringLiteral("seqlen"), std::min(tokens, 256)},
+                     {QStringLiteral("offset"), m_calibOffset->value()},
+                     {QStringLiteral("out"), m_calibOut},
+                     {QStringLiteral("imatrix"), m_calibImatrix}};
+  if (!m_calibText->text().trimmed().isEmpty()) params[QStringLiteral("text")] = m_calibText->text().trimmed();
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("salience.calibrate");
+  m_calibJob = m_pool->submit(QStringLiteral("probe"), params, opt);
+  m_info->setText(tr("Calibrating %1 on %2 tokens ...").arg(QFileInfo(m_modelPath).fileName()).arg(tokens));
+  updateCalibrateButton();
 }

@@ -6,9 +6,15 @@
 // guarded by a QPointer, and a load superseded by a newer one for the same path is dropped.
 // When OpenGL is usable (HeatmapGLWidget::openGLUsable(): not under the offscreen/minimal platforms) the view
 // can draw through HeatmapGLWidget with the Dear ImGui HUD; otherwise only the raster HeatmapWidget exists.
+//
+// Calibrate (the row under the heatmap): the registry's `probe` job in the worker pool over a chosen text (empty:
+// the bundled calibration text), number of tokens and first token, writing a probe HDF5 and a GGUF imatrix into
+// calibrationFolder(); progress and cancel are the jobs dock's. calibrationFinished() hands both paths on (the
+// main window opens the probe here and in the allocation editor).
 #pragma once
 #include <QJsonObject>
 #include <QMap>
+#include <QPointer>
 #include <QWidget>
 
 #include "HeatmapData.h"
@@ -21,6 +27,10 @@ class QStackedWidget;
 class HeatmapCanvas;
 class HeatmapGLWidget;
 class HeatmapWidget;
+class QLineEdit;
+class QPushButton;
+class QSpinBox;
+class WorkerPool;
 
 class HeatmapView : public QWidget {
   Q_OBJECT
@@ -46,7 +56,20 @@ class HeatmapView : public QWidget {
   QJsonObject saveState() const;
   void restoreState(const QJsonObject& o);
 
+  // ---- Calibrate ----
+  void setWorkerPool(WorkerPool* pool);
+  void setModelPath(const QString& path);       // the model probed (a server path when remote)
+  // Where the outputs go ("": the worker's working folder); a local folder is created when missing, a server's
+  // (local = false) must exist.
+  void setCalibrationFolder(const QString& dir, bool local = true);
+  QString calibrationFolder() const { return m_calibFolder; }
+  void setCalibration(const QString& text, int tokens, qint64 offset);
+  void calibrate();
+  QString calibrationJob() const { return m_calibJob; }
+
  signals:
+  void calibrationFinished(const QString& probePath, const QString& imatrixPath);
+  void calibrationFailed(const QString& message);
   void sourceAvailable(const QString& path);
   void loadFailed(const QString& path, const QString& message);
   void loadsFinished();
@@ -71,4 +94,13 @@ class HeatmapView : public QWidget {
   HeatmapGLWidget* m_glWidget = nullptr;
   bool m_glUsable = false;
   GpuFigures m_gpu;
+
+  void updateCalibrateButton();
+  QPointer<WorkerPool> m_pool;
+  QString m_modelPath, m_calibFolder, m_calibJob, m_calibOut, m_calibImatrix;
+  bool m_calibLocal = true;
+  QLineEdit* m_calibText;
+  QSpinBox* m_calibTokens;
+  QSpinBox* m_calibOffset;
+  QPushButton* m_calibrate;
 };

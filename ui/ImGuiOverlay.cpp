@@ -91,6 +91,7 @@ void ImGuiOverlay::drawGpuHud(const GpuFigures& gpu, double frameMs, const QStri
                              .toUtf8()
                              .constData());
       ImGui::Text("%.0f C", gpu.temperatureC);
+      if (!gpu.jobLine.isEmpty()) ImGui::TextUnformatted(gpu.jobLine.toUtf8().constData());
     } else {
       ImGui::TextUnformatted("GPU: no telemetry");
       if (!gpu.note.isEmpty()) ImGui::TextUnformatted(gpu.note.toUtf8().constData());

@@ -19,6 +19,7 @@ struct GpuFigures {
   double memUsedMiB = 0, memTotalMiB = 0;
   double temperatureC = 0;
   QString note;  // shown when !valid: why there are no figures
+  QString jobLine;  // the running job's own GPU memory ("probe (job-3): 812 MiB"), "" when none
 };
 
 class ImGuiOverlay {

@@ -26,13 +26,15 @@
 #include "ImGuiOverlay.h"
 #include "HeatmapView.h"
 #include "ModelView.h"
-#include "RazorCommand.h"
+#include "RunsView.h"
+#include <QStandardPaths>
 #if __has_include("GpuPanel.h") && __has_include("JobsDock.h") && __has_include("ExportWizard.h") && \
     __has_include("WorkerPool.h")
 #include <QDockWidget>
 #include <QJsonArray>
 #include "ExportWizard.h"
 #include "GpuPanel.h"
+#include "JobStore.h"
 #include "JobsDock.h"
 #include "JobsModel.h"
 #include "WorkerPool.h"
@@ -51,7 +53,7 @@
 #define RAZOR_HAVE_COMPARISON_VIEW 1
 #endif
 
-MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new RazorCommand(this)) {
+MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setWindowTitle(tr("Razor Workbench"));
   setObjectName(QStringLiteral("MainWindow"));
   m_tabs = new QTabWidget;
@@ -62,6 +64,8 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
   addView(QStringLiteral("model"), tr("Model"), m_modelView);
   addView(QStringLiteral("salience"), tr("Salience"), m_heatmapView);
   addView(QStringLiteral("allocation"), tr("Allocation"), m_allocation);
+  m_runs = new RunsView;
+  addView(QStringLiteral("runs"), tr("Runs"), m_runs);
 #ifdef RAZOR_HAVE_COMPARISON_VIEW
   auto* cmp = new ComparisonView;
   cmp->loadCatalog(ResultsModel::bundledResultsDir());  // the seed's published runs, bundled
@@ -89,15 +93,6 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
   buildMenus();
   resize(1280, 800);
 
-  connect(m_inspect, &RazorCommand::commandFinished, this,
-          [this](quint64, const QByteArray& out, const QByteArray&) { parseInventory(out, QJsonObject(), false); });
-  connect(m_inspect, &RazorCommand::commandFailed, this, [this](quint64, const QString& msg) {
-    --m_pendingInventory;
-    message(tr("Opening the model failed: %1").arg(msg));
-    m_statusModel->setText(tr("no model"));
-    emit modelFailed(msg);
-    checkReady();
-  });
   connect(m_heatmapView, &HeatmapView::sourceAvailable, this, [this](const QString& path) {
     message(tr("Loaded %1").arg(QFileInfo(path).fileName()), 4000);
     m_allocation->setStatistics(m_heatmapView->sources());
@@ -106,6 +101,50 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent), m_inspect(new Raz
   connect(m_heatmapView, &HeatmapView::loadsFinished, this, &MainWindow::checkReady);
   connect(m_allocation, &AllocationEditor::saveRecipeRequested, this, &MainWindow::saveRecipeInteractive);
   connect(m_allocation, &AllocationEditor::allocateFailed, this, [this](const QString& m) { message(tr("allocate: %1").arg(m)); });
+  // The tuning loop: Calibrate (Salience) -> the heatmap and the allocation editor get the new probe; Measure
+  // (Allocation) -> a run in the Runs view; a run's recipe can be opened as the allocation again.
+  connect(m_heatmapView, &HeatmapView::calibrationFinished, this, [this](const QString& probe, const QString& imatrix) {
+    m_lastImatrix = imatrix;
+    if (isRemote()) openRemoteStatistics(probe);
+    else openStatistics(probe);
+    message(tr("Calibrated: %1").arg(probe), 5000);
+  });
+  connect(m_heatmapView, &HeatmapView::calibrationFailed, this, [this](const QString& m) { message(tr("calibrate: %1").arg(m)); });
+  connect(m_allocation, &AllocationEditor::measureFinished, this, [this](const QJsonObject& run) {
+    m_runs->addRun(run);
+    message(tr("Measured %1: KL mean %2").arg(run.value(QStringLiteral("name")).toString())
+                .arg(run.value(QStringLiteral("kl_mean")).toDouble(), 0, 'g', 4), 6000);
+  });
+  connect(m_allocation, &AllocationEditor::measureFailed, this, [this](const QString& m) { message(tr("measure: %1").arg(m)); });
+  connect(m_runs, &RunsView::openRecipeRequested, this, [this](const QJsonObject& recipe) {
+    QString err;
+    if (!m_allocation->setRecipeJson(recipe, &err)) message(tr("Run recipe: %1").arg(err));
+    else showView(QStringLiteral("allocation"));
+  });
+  updateCalibrationFolder();
+}
+
+// Calibration outputs: beside the workspace file when there is one, else in the application's data folder; on a
+// server, the session worker's working folder (the remote workspace).
+void MainWindow::updateJobStore() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  if (!m_pool || isRemote() || m_workspacePath.isEmpty()) return;  // remote: the session workers keep the jobs
+  const QString dir = QFileInfo(m_workspacePath).absolutePath();
+  if (!m_store || m_store->workspaceDir() != dir) {
+    m_store = new JobStore(dir, this);
+    m_store->load();
+  }
+  m_pool->setJobStore(m_store);
+#endif
+}
+
+void MainWindow::updateCalibrationFolder() {
+  if (isRemote()) m_heatmapView->setCalibrationFolder(QString());
+  else if (!m_workspacePath.isEmpty())
+    m_heatmapView->setCalibrationFolder(QFileInfo(m_workspacePath).absolutePath() + QStringLiteral("/calibration"));
+  else
+    m_heatmapView->setCalibrationFolder(QStandardPaths::writableLocation(QStandardPaths::AppLocalDataLocation) +
+                                        QStringLiteral("/calibration"));
 }
 
 MainWindow::~MainWindow() = default;
@@ -279,36 +318,31 @@ void MainWindow::buildMenus() {
 
 void MainWindow::message(const QString& text, int ms) { statusBar()->showMessage(text, ms); }
 
-void MainWindow::setRazorProgram(const QString& program) {
-  m_razorProgram = program;
-  m_inspect->setProgram(program);
-  m_allocation->setRazorProgram(program);
-}
+void MainWindow::setRazorProgram(const QString& program) { m_razorProgram = program; }
 
 void MainWindow::openModel(const QString& dir) {
-#ifdef RAZOR_HAVE_WORKER_VIEWS
-  if (isRemote() && m_pool) {
-    // A server path: the pool's worker inventories it (result = `razor inspect --json`). Keyed, so a newer
-    // open supersedes the older job; the superseded one's failure no longer matches m_remoteInspectJob.
-    m_modelPath = QDir::cleanPath(dir);
-    ++m_inventoryGeneration;
-    if (m_remoteInspectJob.isEmpty()) ++m_pendingInventory;  // else its count is reused
-    m_remoteInspectJob.clear();
-    m_statusModel->setText(tr("inspecting %1 on %2 ...").arg(QFileInfo(m_modelPath).fileName(), m_remote.host));
-    message(tr("inspect %1 on %2").arg(m_modelPath, m_remote.host));
-    WorkerPool::JobOptions opt;
-    opt.key = QStringLiteral("mainwindow.inspect");
-    const QJsonObject params{{QStringLiteral("model"), m_modelPath}, {QStringLiteral("tensors"), true}};
-    m_remoteInspectJob = m_pool->submit(QStringLiteral("inspect"), params, opt);
+  // The pool's worker inventories the model (result = `razor inspect --json`); the pool starts on the first open.
+  // Keyed, so a newer open supersedes the older job; the superseded one's failure no longer matches m_inspectJob.
+  // Remote: a server path.
+  startWorkers();
+  m_modelPath = isRemote() ? QDir::cleanPath(dir) : QFileInfo(dir).absoluteFilePath();
+  ++m_inventoryGeneration;
+  if (m_inspectJob.isEmpty()) ++m_pendingInventory;  // else its count is reused
+  m_inspectJob.clear();
+  if (!m_pool) {
+    --m_pendingInventory;
+    message(tr("Opening the model failed: no worker pool in this build"));
+    emit modelFailed(tr("no worker pool"));
+    checkReady();
     return;
   }
-#endif
-  m_modelPath = QFileInfo(dir).absoluteFilePath();
-  ++m_inventoryGeneration;
-  if (!m_inspect->isRunning()) ++m_pendingInventory;  // a running inspect is superseded, its count reused
-  m_statusModel->setText(tr("inspecting %1 ...").arg(QFileInfo(dir).fileName()));
-  message(tr("razor inspect %1").arg(dir));
-  m_inspect->run({QStringLiteral("inspect"), m_modelPath, QStringLiteral("--json")});
+  m_statusModel->setText(isRemote() ? tr("inspecting %1 on %2 ...").arg(QFileInfo(m_modelPath).fileName(), m_remote.host)
+                                    : tr("inspecting %1 ...").arg(QFileInfo(m_modelPath).fileName()));
+  message(isRemote() ? tr("inspect %1 on %2").arg(m_modelPath, m_remote.host) : tr("inspect %1").arg(m_modelPath));
+  WorkerPool::JobOptions opt;
+  opt.key = QStringLiteral("mainwindow.inspect");
+  const QJsonObject params{{QStringLiteral("model"), m_modelPath}, {QStringLiteral("tensors"), true}};
+  m_inspectJob = m_pool->submit(QStringLiteral("inspect"), params, opt);
 }
 
 void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel* compiled, quint64 recipeGeneration) {
@@ -319,6 +353,7 @@ void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel*
   else
     m_allocation->setInventory(inv);
   m_allocation->setModelPath(m_modelPath);
+  m_heatmapView->setModelPath(m_modelPath);
   m_statusModel->setText(QStringLiteral("%1 \u2014 %2 layers, %3 experts (%4 active), %5 B params")
                              .arg(QFileInfo(m_modelPath).fileName())
                              .arg(inv.layers)
@@ -356,6 +391,7 @@ void MainWindow::checkReady() {
     m_modelView->restoreState(w.viewState.value(QStringLiteral("model")).toObject());
     m_heatmapView->restoreState(w.viewState.value(QStringLiteral("salience")).toObject());
     m_allocation->restoreState(w.viewState.value(QStringLiteral("allocation")).toObject());
+    m_runs->restoreState(w.viewState.value(QStringLiteral("runs")).toObject());
     if (!w.currentView.isEmpty()) showView(w.currentView);
   }
   emit workspaceReady();
@@ -369,11 +405,10 @@ void MainWindow::newWorkspace() {
   m_resultFiles.clear();
   m_inventory = ModelInventory();
   ++m_inventoryGeneration;
-  m_inspect->cancel();
 #ifdef RAZOR_HAVE_WORKER_VIEWS
-  if (!m_remoteInspectJob.isEmpty()) {
-    const QString id = m_remoteInspectJob;
-    m_remoteInspectJob.clear();
+  if (!m_inspectJob.isEmpty()) {
+    const QString id = m_inspectJob;
+    m_inspectJob.clear();
     if (m_pool) m_pool->cancel(id);
   }
 #endif
@@ -384,6 +419,9 @@ void MainWindow::newWorkspace() {
   m_heatmapView->clear();
   m_allocation->setInventory(ModelInventory());
   m_allocation->loadRecipe(QStringLiteral("seed-default"));
+  m_heatmapView->setModelPath(QString());
+  m_runs->restoreState(QJsonObject());
+  m_lastImatrix.clear();
   m_statusModel->setText(tr("no model"));
   setWindowTitle(tr("Razor Workbench"));
 }
@@ -404,7 +442,8 @@ Workspace MainWindow::currentWorkspace() const {
   w.currentView = m_tabs->currentWidget() ? m_tabs->currentWidget()->property("razorViewId").toString() : QString();
   w.viewState = QJsonObject{{QStringLiteral("model"), m_modelView->saveState()},
                             {QStringLiteral("salience"), m_heatmapView->saveState()},
-                            {QStringLiteral("allocation"), m_allocation->saveState()}};
+                            {QStringLiteral("allocation"), m_allocation->saveState()},
+                            {QStringLiteral("runs"), m_runs->saveState()}};
   w.windowGeometry = saveGeometry();
   w.windowState = saveState();
   return w;
@@ -414,6 +453,8 @@ bool MainWindow::saveWorkspace(const QString& path, QString* error) {
   const Workspace w = currentWorkspace();
   if (!w.save(path, error)) return false;
   m_workspacePath = QFileInfo(path).absoluteFilePath();
+  updateCalibrationFolder();
+  updateJobStore();
   message(tr("Workspace saved: %1").arg(path), 4000);
   return true;
 }
@@ -423,6 +464,8 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
   if (!Workspace::load(path, &w, error)) return false;
   newWorkspace();
   m_workspacePath = QFileInfo(path).absoluteFilePath();
+  updateCalibrationFolder();
+  updateJobStore();
   m_recipes = w.recipes;
   m_jobsFolder = w.jobsFolder;
   m_resultFiles = w.resultFiles;
@@ -484,11 +527,13 @@ void MainWindow::startWorkers() {
 void MainWindow::createPool() {
 #ifdef RAZOR_HAVE_WORKER_VIEWS
   m_pool = new WorkerPool(this);
-  m_pool->setProgram(m_razorProgram.isEmpty() ? RazorCommand::defaultProgram() : m_razorProgram);
+  m_pool->setProgram(m_razorProgram.isEmpty() ? WorkerPool::defaultProgram() : m_razorProgram);
   if (m_remote.isValid()) m_pool->setRemote(m_remote);
   auto* gpu = static_cast<GpuPanel*>(m_gpuPanel);
   // Remote or local, the panels take the same signals: the GPU telemetry of the pool's CPU worker (on the
   // server when remote) and the jobs' lifecycle.
+  QPointer<WorkerPool> poolRef(m_pool);
+  gpu->setProcessLabeler([poolRef](qint64 pid) { return poolRef ? poolRef->runningJobOfPid(pid) : QString(); });
   connect(m_pool, &WorkerPool::gpuSampleAvailable, gpu, &GpuPanel::addSample);
   connect(m_pool, &WorkerPool::workerLogAvailable, gpu,
           [gpu](int, const QString& line) { gpu->handleWorkerLog(QString(), line); });  // "GPU telemetry off: why"
@@ -506,19 +551,28 @@ void MainWindow::createPool() {
       g.memUsedMiB = d.value(QStringLiteral("mem_used")).toDouble() / 1048576.0;
       g.memTotalMiB = d.value(QStringLiteral("mem_total")).toDouble() / 1048576.0;
       g.temperatureC = d.value(QStringLiteral("temp_c")).toDouble();
+      // The running jobs' own memory on this GPU (their workers' processes).
+      QStringList jobs;
+      for (const auto& pv : d.value(QStringLiteral("procs")).toArray()) {
+        const QJsonObject p = pv.toObject();
+        const QString job = m_pool ? m_pool->runningJobOfPid(qint64(p.value(QStringLiteral("pid")).toDouble())) : QString();
+        if (!job.isEmpty())
+          jobs << QStringLiteral("%1: %2 MiB").arg(job).arg(p.value(QStringLiteral("mem_used")).toDouble() / 1048576.0, 0, 'f', 0);
+      }
+      g.jobLine = jobs.join(QStringLiteral(", "));
     }
     m_heatmapView->setGpuFigures(g);
   });
   connect(m_pool, &WorkerPool::workerFailed, this, [this](int, const QString& msg) { message(tr("worker: %1").arg(msg), 8000); });
-  // The model being opened in remote mode: the pool's inspect job.
+  // The model being opened: the pool's inspect job.
   connect(m_pool, &WorkerPool::jobFinished, this, [this](const QString& id, const QJsonObject& result) {
-    if (id.isEmpty() || id != m_remoteInspectJob) return;
-    m_remoteInspectJob.clear();
+    if (id.isEmpty() || id != m_inspectJob) return;
+    m_inspectJob.clear();
     parseInventory(QByteArray(), result, true);
   });
   connect(m_pool, &WorkerPool::jobFailed, this, [this](const QString& id, const QString&, const QString& msg) {
-    if (id.isEmpty() || id != m_remoteInspectJob) return;  // superseded ones no longer match
-    m_remoteInspectJob.clear();
+    if (id.isEmpty() || id != m_inspectJob) return;  // superseded ones no longer match
+    m_inspectJob.clear();
     --m_pendingInventory;
     message(tr("Opening the model failed: %1").arg(msg));
     m_statusModel->setText(tr("no model"));
@@ -545,6 +599,9 @@ void MainWindow::createPool() {
       updateRemoteState();
     });
   }
+  m_allocation->setWorkerPool(m_pool);
+  m_heatmapView->setWorkerPool(m_pool);
+  updateJobStore();
   if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
     jobs->attachPool(m_pool);
     jobs->show();
@@ -561,6 +618,8 @@ void MainWindow::retirePool() {
   m_pool = nullptr;
   // Its running and queued jobs end now (a remote pool only disconnects: the jobs go on on the server), and
   // the model being inspected through it fails through the handler above. Then nothing it says reaches us.
+  m_allocation->setWorkerPool(nullptr);
+  m_heatmapView->setWorkerPool(nullptr);
   old->shutdown();
   old->disconnect();
   QTimer::singleShot(old->cancelGrace() + 2000, old, &QObject::deleteLater);  // after its workers' grace
@@ -649,6 +708,7 @@ void MainWindow::updateRemoteState() {
   m_statusRemote->setText(text);
   m_statusRemote->setStyleSheet(m_lostSlots.isEmpty() ? QString() : QStringLiteral("color: #b3261e;"));
   m_statusRemote->setVisible(remote);
+  updateCalibrationFolder();
 #ifdef RAZOR_HAVE_REMOTE
   m_allocation->setRemote(remote ? m_remote : RemoteHost(), remote ? m_files : nullptr,
                           [this](const QString& local) { return m_serverPathOf.value(local, local); });
@@ -716,13 +776,13 @@ void MainWindow::openExportWizard() {
   if (!m_modelPath.isEmpty()) wiz->setModelDir(m_modelPath);
   if (m_pool) wiz->setWorkerPool(m_pool);
   if (isRemote()) wiz->setRemote(m_remote);
+  if (!m_lastImatrix.isEmpty()) wiz->setImatrixPath(m_lastImatrix);
   wiz->show();
 #endif
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
   if (m_pool) m_pool->shutdown();
-  m_inspect->cancel();
   e->accept();
 }
 

@@ -1,8 +1,8 @@
 // The workbench's main window: a workspace (Workspace, *.razorproj) of one model, its recipes, statistics files
 // and views, reopened as it was; views as tabs (Model, Salience, Allocation, Comparison when present).
 //
-// Nothing heavy runs on the GUI thread: the inventory comes from `razor inspect --json` (RazorCommand, a
-// QProcess) and is parsed on a worker thread; statistics files load through HeatmapView's QtConcurrent path.
+// Nothing heavy runs on the GUI thread: the inventory comes from the worker pool's `inspect` job (the pool starts
+// on the first open) and is parsed on a worker thread; statistics files load through HeatmapView's QtConcurrent path.
 // Every result returns through a QPointer-guarded queued callback that drops answers to superseded requests.
 // workspaceReady() is emitted whenever nothing is pending any more (used by --screenshot and the tests).
 //
@@ -27,10 +27,11 @@ class QTabWidget;
 class AllocationEditor;
 class FootprintModel;
 class HeatmapView;
+class JobStore;
 class ModelView;
 class QAction;
-class RazorCommand;
 class RemoteFiles;
+class RunsView;
 class WorkerPool;
 
 class MainWindow : public QMainWindow {
@@ -75,6 +76,10 @@ class MainWindow : public QMainWindow {
   ModelView* modelView() const { return m_modelView; }
   HeatmapView* heatmapView() const { return m_heatmapView; }
   AllocationEditor* allocationEditor() const { return m_allocation; }
+  RunsView* runsView() const { return m_runs; }
+  // The importance matrix of the latest calibration (the export wizard's default), "" when none.
+  QString lastImatrix() const { return m_lastImatrix; }
+  void openExportWizard();
   QTabWidget* tabs() const { return m_tabs; }
   QStringList viewIds() const;
   bool showView(const QString& id);
@@ -109,13 +114,16 @@ class MainWindow : public QMainWindow {
   ModelView* m_modelView;
   HeatmapView* m_heatmapView;
   AllocationEditor* m_allocation;
+  RunsView* m_runs;
+  QString m_lastImatrix;
+  void updateCalibrationFolder();
+  void updateJobStore();  // a saved local workspace records its jobs in <workspace>/jobs (JobStore)
+  JobStore* m_store = nullptr;
   QWidget* m_comparison = nullptr;
   QWidget* m_gpuPanel = nullptr;
   QWidget* m_jobsDock = nullptr;
   WorkerPool* m_pool = nullptr;
   QString m_razorProgram;
-  void openExportWizard();
-  RazorCommand* m_inspect;
   QLabel* m_statusModel;
   ModelInventory m_inventory;
   QString m_modelPath, m_workspacePath;
@@ -130,7 +138,7 @@ class MainWindow : public QMainWindow {
   RemoteHost m_remote;                 // valid while the pool runs on a server
   RemoteFiles* m_files = nullptr;
   QLabel* m_statusRemote = nullptr;
-  QString m_remoteInspectJob;          // the pool's inspect job of the model being opened
+  QString m_inspectJob;          // the pool's inspect job of the model being opened
   QSet<int> m_statisticsFetches;       // RemoteFiles requests to open as statistics
   QSet<int> m_revealFetches;           // RemoteFiles requests to show in the file manager
   QSet<int> m_resultFetches;           // RemoteFiles requests of eval results for the comparison view

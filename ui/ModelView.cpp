@@ -5,6 +5,7 @@
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
+#include <QSpinBox>
 #include <QLineEdit>
 #include <QLocale>
 #include <QSplitter>
@@ -65,9 +66,24 @@ ModelView::ModelView(QWidget* parent)
   m_role->setObjectName(QStringLiteral("roleFilter"));
   m_role->addItem(tr("All roles"), QString());
   m_count = new QLabel;
+  m_layerFilter = new QSpinBox;
+  m_layerFilter->setObjectName(QStringLiteral("layerFilter"));
+  m_layerFilter->setRange(-1, 100000);
+  m_layerFilter->setValue(-1);
+  m_layerFilter->setSpecialValueText(tr("all layers"));
+  m_layerFilter->setPrefix(tr("layer "));
+  m_expertFilter = new QSpinBox;
+  m_expertFilter->setObjectName(QStringLiteral("expertFilter"));
+  m_expertFilter->setRange(-1, 100000);
+  m_expertFilter->setValue(-1);
+  m_expertFilter->setSpecialValueText(tr("all experts"));
+  m_expertFilter->setPrefix(tr("expert "));
+  m_expertFilter->setToolTip(tr("Tensors of this routed expert (fused tensors hold every expert of their layer)"));
   bar->addWidget(m_filter, 1);
   bar->addWidget(m_regex);
   bar->addWidget(m_role);
+  bar->addWidget(m_layerFilter);
+  bar->addWidget(m_expertFilter);
   bar->addWidget(m_count);
   rl->addLayout(bar);
   m_table = new QTableView;
@@ -95,6 +111,8 @@ ModelView::ModelView(QWidget* parent)
   connect(m_filter, &QLineEdit::textChanged, this, &ModelView::applyFilter);
   connect(m_regex, &QCheckBox::toggled, this, &ModelView::applyFilter);
   connect(m_role, &QComboBox::currentIndexChanged, this, &ModelView::applyFilter);
+  connect(m_layerFilter, &QSpinBox::valueChanged, this, &ModelView::applyFilter);
+  connect(m_expertFilter, &QSpinBox::valueChanged, this, &ModelView::applyFilter);
   clear();
 }
 
@@ -184,6 +202,8 @@ void ModelView::setFilter(const QString& text, bool regex, const QString& role) 
 void ModelView::applyFilter() {
   m_proxy->setNameFilter(m_filter->text(), m_regex->isChecked());
   m_proxy->setRoleFilter(m_role->currentData().toString());
+  m_proxy->setLayerFilter(m_layerFilter->value());
+  m_proxy->setExpertFilter(m_expertFilter->value());
   m_filter->setStyleSheet(m_proxy->nameFilterValid() ? QString() : QStringLiteral("QLineEdit { background: #5a2020; }"));
   m_filter->setToolTip(m_proxy->nameFilterValid() ? QString() : tr("Invalid regular expression"));
   updateCount();
@@ -197,6 +217,8 @@ QJsonObject ModelView::saveState() const {
   return {{QStringLiteral("filter"), m_filter->text()},
           {QStringLiteral("regex"), m_regex->isChecked()},
           {QStringLiteral("role"), m_role->currentData().toString()},
+          {QStringLiteral("layer"), m_layerFilter->value()},
+          {QStringLiteral("expert"), m_expertFilter->value()},
           {QStringLiteral("sort_column"), m_proxy->sortColumn()},
           {QStringLiteral("sort_descending"), m_proxy->sortOrder() == Qt::DescendingOrder}};
 }
@@ -205,6 +227,8 @@ void ModelView::restoreState(const QJsonObject& o) {
   if (o.isEmpty()) return;
   const QString role = o.value(QStringLiteral("role")).toString();
   if (!role.isEmpty() && m_role->findData(role) < 0) m_role->addItem(role, role);
+  m_layerFilter->setValue(o.value(QStringLiteral("layer")).toInt(-1));
+  m_expertFilter->setValue(o.value(QStringLiteral("expert")).toInt(-1));
   setFilter(o.value(QStringLiteral("filter")).toString(), o.value(QStringLiteral("regex")).toBool(), role);
   const int col = o.value(QStringLiteral("sort_column")).toInt(-1);
   if (col >= 0)

@@ -9,6 +9,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QSpinBox;
 class QLabel;
 class QLineEdit;
 class QTableView;
@@ -41,6 +42,8 @@ class ModelView : public QWidget {
   QLineEdit* m_filter;
   QCheckBox* m_regex;
   QComboBox* m_role;
+  QSpinBox* m_layerFilter;
+  QSpinBox* m_expertFilter;
   QLabel* m_count;
   QTableView* m_table;
 };

@@ -88,7 +88,54 @@ bool TensorFilterProxy::filterAcceptsRow(int row, const QModelIndex& parent) con
   if (!m || parent.isValid()) return true;
   const TensorInfo& t = m->tensor(row);
   if (!m_role.isEmpty() && t.role != m_role) return false;
+  if (m_layer >= 0 && t.layer != m_layer) return false;
+  if (m_expert >= 0 && t.expert != m_expert && !t.fused) return false;
   if (m_text.isEmpty()) return true;
   if (m_regex) return m_valid && m_re.match(t.name).hasMatch();
   return t.name.contains(m_text, Qt::CaseInsensitive);
+}
+
+void TensorFilterProxy::setLayerFilter(int layer) {
+  m_layer = layer < 0 ? -1 : layer;
+  invalidateFilter();
+}
+
+void TensorFilterProxy::setExpertFilter(int expert) {
+  m_expert = expert < 0 ? -1 : expert;
+  invalidateFilter();
+}
+
+int TensorFilterProxy::naturalCompare(const QString& a, const QString& b) {
+  int i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (a[i].isDigit() && b[j].isDigit()) {
+      int i2 = i, j2 = j;
+      while (i2 < a.size() && a[i2].isDigit()) ++i2;
+      while (j2 < b.size() && b[j2].isDigit()) ++j2;
+      // Compare the numbers without leading zeros: the longer is larger, else digit by digit.
+      int si = i, sj = j;
+      while (si < i2 - 1 && a[si] == QLatin1Char('0')) ++si;
+      while (sj < j2 - 1 && b[sj] == QLatin1Char('0')) ++sj;
+      if (i2 - si != j2 - sj) return (i2 - si) < (j2 - sj) ? -1 : 1;
+      for (int k = 0; k < i2 - si; ++k)
+        if (a[si + k] != b[sj + k]) return a[si + k] < b[sj + k] ? -1 : 1;
+      i = i2;
+      j = j2;
+      continue;
+    }
+    const QChar ca = a[i].toLower(), cb = b[j].toLower();
+    if (ca != cb) return ca < cb ? -1 : 1;
+    ++i;
+    ++j;
+  }
+  if (i < a.size()) return 1;
+  if (j < b.size()) return -1;
+  return QString::compare(a, b);  // equal but for case: a stable order
+}
+
+bool TensorFilterProxy::lessThan(const QModelIndex& left, const QModelIndex& right) const {
+  const QVariant l = left.data(sortRole()), r = right.data(sortRole());
+  if (l.typeId() == QMetaType::QString && r.typeId() == QMetaType::QString)
+    return naturalCompare(l.toString(), r.toString()) < 0;
+  return QSortFilterProxyModel::lessThan(left, right);
 }

@@ -1,6 +1,7 @@
 // The tensor browser's item models: TensorTableModel lists the inventory's tensors (name, role, layer, expert,
 // dtype, shape, bytes); TensorFilterProxy filters by a name pattern (substring, or a regular expression) and a
-// role, and sorts numerically on the numeric columns (Qt::UserRole carries the sort key).
+// role, a layer and an expert (a fused tensor holds every expert of its layer), sorts numerically on the numeric
+// columns (Qt::UserRole carries the sort key) and naturally on the text ones ("experts.2" before "experts.10").
 #pragma once
 #include <QAbstractTableModel>
 #include <QRegularExpression>
@@ -37,13 +38,21 @@ class TensorFilterProxy : public QSortFilterProxyModel {
   bool nameFilterValid() const { return m_valid; }
   void setRoleFilter(const QString& role);  // empty = all roles
   QString roleFilter() const { return m_role; }
+  void setLayerFilter(int layer);    // -1 = every layer
+  void setExpertFilter(int expert);  // -1 = every expert (and the tensors that are no expert's)
+  int layerFilter() const { return m_layer; }
+  int expertFilter() const { return m_expert; }
+  // Natural order: runs of digits compare as numbers, the rest case-insensitively ("a.2.b" < "a.10.b").
+  static int naturalCompare(const QString& a, const QString& b);
 
  protected:
   bool filterAcceptsRow(int row, const QModelIndex& parent) const override;
+  bool lessThan(const QModelIndex& left, const QModelIndex& right) const override;
 
  private:
   QString m_text;
   QRegularExpression m_re;
   bool m_regex = false, m_valid = true;
   QString m_role;
+  int m_layer = -1, m_expert = -1;
 };

@@ -1,5 +1,6 @@
 #include "WorkerPool.h"
 
+#include <QCoreApplication>
 #include <QDateTime>
 #include <QDir>
 #include <QFile>
@@ -7,6 +8,7 @@
 #include <QFutureWatcher>
 #include <QJsonArray>
 #include <QProcessEnvironment>
+#include <QStandardPaths>
 #include <QTimer>
 #include <QtConcurrent/QtConcurrentRun>
 
@@ -45,6 +47,19 @@ QStringList removePartials(const QString& out, qint64 pid) {
 }
 
 }  // namespace
+
+QString WorkerPool::defaultProgram() {
+  const QString env = qEnvironmentVariable("RAZOR_CLI");
+  if (!env.isEmpty() && QFileInfo(env).isExecutable()) return env;
+  const QString app = QCoreApplication::applicationDirPath();
+  for (const QString& rel : {QStringLiteral("/razor"), QStringLiteral("/../razor"), QStringLiteral("/../../razor"),
+                             QStringLiteral("/../bin/razor")}) {
+    QFileInfo fi(app + rel);
+    if (fi.isFile() && fi.isExecutable()) return QDir::cleanPath(fi.absoluteFilePath());
+  }
+  const QString onPath = QStandardPaths::findExecutable(QStringLiteral("razor"));
+  return onPath.isEmpty() ? QStringLiteral("razor") : onPath;
+}
 
 WorkerPool::WorkerPool(QObject* parent) : QObject(parent) {}
 
@@ -94,6 +109,16 @@ int WorkerPool::jobSlot(const QString& jobId) const {
   for (int i = 0; i < m_slots.size(); ++i)
     if (m_slots[i].jobId == jobId) return i;
   return -1;
+}
+
+QString WorkerPool::runningJobOfPid(qint64 pid) const {
+  if (pid <= 0) return {};
+  for (const Slot& s : m_slots)
+    if (s.pid == pid && !s.jobId.isEmpty()) {
+      auto it = m_jobs.find(s.jobId);
+      return it == m_jobs.end() ? s.jobId : QStringLiteral("%1 (%2)").arg(it->method, s.jobId);
+    }
+  return {};
 }
 
 bool WorkerPool::isJobActive(const QString& jobId) const {

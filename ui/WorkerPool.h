@@ -59,6 +59,9 @@ class WorkerPool : public QObject {
   explicit WorkerPool(QObject* parent = nullptr);
   ~WorkerPool() override;
 
+  // The `razor` program next to the application ($RAZOR_CLI, beside the executable, one folder up, ../bin), else on
+  // PATH, else "razor".
+  static QString defaultProgram();
   // The worker program and the arguments before the role flags (default: {"worker"}).
   void setProgram(const QString& program, const QStringList& arguments = {QStringLiteral("worker")});
   void setGpuCount(int n);          // -1 (default): from the CPU worker's hello
@@ -90,6 +93,8 @@ class WorkerPool : public QObject {
   int readyWorkerCount() const;
   qint64 workerPid(int slot) const;
   int jobSlot(const QString& jobId) const;  // -1 unless running
+  // "probe (job-3)": the job the worker with this pid is running (GPU telemetry lists processes by pid); "" none.
+  QString runningJobOfPid(qint64 pid) const;
   bool isJobActive(const QString& jobId) const;
   int queuedJobCount() const { return int(m_queue.size()); }
 

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/job_command.h"
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/recipe.h"
@@ -8,31 +9,26 @@
 
 namespace {
 
-struct footprint_opts {
-  std::string model, recipe = "seed-default";
-  bool json = false;
-};
-
 RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from shapes alone", 20, [](CLI::App& sub) {
-  auto o = std::make_shared<footprint_opts>();
-  sub.add_option("MODEL", o->model, "checkpoint directory")->required();
-  sub.add_option("--recipe", o->recipe, "recipe file or name in recipes/ (default seed-default)");
-  sub.add_flag("--json", o->json, "JSON output (razor.footprint/1)");
-  return [o] {
-    auto ck = razor::checkpoint::open(o->model);
+  // The options are the registry's `footprint` job's (core/jobs/methods.cpp); --json prints that job's result.
+  auto p = razor::cli::add_job_options(sub, "footprint");
+  auto json_out = std::make_shared<bool>(false);
+  sub.add_flag("--json", *json_out, "JSON output (razor.footprint/1)");
+  return [p, json_out] {
+    if (*json_out) {
+      auto j = razor::cli::run_job("footprint", *p);
+      if (!j.ok()) return razor::cli::report(j.error());
+      std::printf("%s\n", razor::dump_json(*j, 2).c_str());
+      return 0;
+    }
+    const std::string model = (*p)["model"].get<std::string>(), recipe = p->value("recipe", "seed-default");
+    auto ck = razor::checkpoint::open(model);
     if (!ck) return razor::cli::report(ck.error());
-    auto r = razor::load_recipe(o->recipe);
+    auto r = razor::load_recipe(recipe);
     if (!r) return razor::cli::report(r.error());
     auto fr = razor::compute_footprint(*ck, *r);
     if (!fr) return razor::cli::report(fr.error());
     const razor::footprint& f = *fr;
-    if (o->json) {
-      auto j = f.to_json();
-      j["recipe"] = r->name;
-      j["model"] = o->model;
-      std::printf("%s\n", razor::dump_json(j, 2).c_str());
-      return 0;
-    }
     std::printf("recipe                      %s (group %d, scales %g bits)\n", r->name.c_str(), r->group, r->scale_bits);
     std::printf("parameters                  %.4f B total, %.4f B quantized\n", f.all.params / 1e9,
                 f.all.params_quantized / 1e9);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/job_command.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
 #include "util/json_limits.h"
@@ -16,78 +17,27 @@ struct info_args {
   size_t max_items = 8;
 };
 
-nlohmann::json to_json(const razor::gguf::value& v, size_t max_items) {
-  using razor::gguf::value_type;
-  nlohmann::json j;
-  if (auto s = v.as_string()) return *s;
-  if (!v.is_array()) {
-    if (v.type() == value_type::boolean) return *v.as_int() != 0;
-    if (v.type() == value_type::f32 || v.type() == value_type::f64) return *v.as_float();
-    if (v.type() == value_type::u64) return *v.as_uint();
-    return *v.as_int();
-  }
-  j = nlohmann::json::array();
-  size_t n = std::min(v.size(), max_items);
-  for (size_t i = 0; i < n; ++i) {
-    if (v.elem_type() == value_type::string) j.push_back(v.str_at(i));
-    else if (v.elem_type() == value_type::array) j.push_back(to_json(v.array_at(i), max_items));
-    else if (v.elem_type() == value_type::f32 || v.elem_type() == value_type::f64) j.push_back(v.float_at(i));
-    else j.push_back(v.int_at(i));
-  }
-  return j;
-}
-
 RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits per weight by role", 310,
               [](CLI::App& sub) {
   auto a = std::make_shared<info_args>();
-  sub.add_option("file", a->file, "GGUF file")->required();
+  // The options of the registry's `gguf-info` job (file, --max-items), plus the command's own --json, --tensors.
+  auto p = razor::cli::add_job_options(sub, "gguf-info");
   sub.add_flag("--json", a->json, "machine-readable output");
   sub.add_flag("--tensors", a->all_tensors, "list every tensor (default: summary by role and type)");
-  sub.add_option("--max-items", a->max_items, "array items shown per metadata value");
-  return [a]() -> int {
+  return [a, p]() -> int {
     using namespace razor;
-    auto f = gguf::file::open(a->file);
-    if (!f.ok()) return cli::report(f.error());
-    struct agg {
-      uint64_t bytes = 0;
-      int64_t n = 0, count = 0;
-    };
-    std::map<std::string, agg> by_role, by_type;
-    agg total;
-    for (auto& t : f->tensors()) {
-      const auto* tt = gguf::find_type(t.type);
-      for (auto* m : {&by_role[gguf::gguf_role(t.name)], &by_type[tt ? tt->name : "?"], &total}) {
-        m->bytes += t.nbytes;
-        m->n += t.nelements();
-        m->count += 1;
-      }
-    }
-    auto bpw = [](const agg& g) { return g.n ? 8.0 * double(g.bytes) / double(g.n) : 0.0; };
+    a->file = (*p)["file"].get<std::string>();
+    a->max_items = size_t(p->value("max_items", 8));
+    // The summary (by role, by type, total) is the job's, as the worker answers it.
+    auto j = cli::run_job("gguf-info", *p);
+    if (!j.ok()) return cli::report(j.error());
     if (a->json) {
-      nlohmann::json j;
-      j["file"] = a->file;
-      j["version"] = f->version();
-      j["alignment"] = f->alignment();
-      j["file_bytes"] = f->file_size();
-      j["data_offset"] = f->data_offset();
-      for (auto& kv : f->metadata()) {
-        j["metadata"][kv.key] = to_json(kv.val, a->max_items);
-        if (kv.val.is_array()) j["array_lengths"][kv.key] = kv.val.size();
-      }
-      for (auto& t : f->tensors()) {
-        const auto* tt = gguf::find_type(t.type);
-        j["tensors"].push_back({{"name", t.name}, {"type", tt ? tt->name : "?"}, {"ne", t.ne}, {"bytes", t.nbytes},
-                                {"offset", t.offset}, {"role", gguf::gguf_role(t.name)}});
-      }
-      for (auto* grp : {&by_role, &by_type})
-        for (auto& [k, g] : *grp)
-          j[grp == &by_role ? "by_role" : "by_type"][k] = {{"tensors", g.count}, {"elements", g.n}, {"bytes", g.bytes},
-                                                           {"bpw", bpw(g)}};
-      j["total"] = {{"tensors", total.count}, {"elements", total.n}, {"bytes", total.bytes}, {"bpw", bpw(total)}};
       // GGUF strings are a file's bytes: invalid UTF-8 becomes U+FFFD (util/json_limits.h) instead of a throw.
-      std::printf("%s\n", dump_json(j, 1).c_str());
+      std::printf("%s\n", dump_json(*j, 1).c_str());
       return 0;
     }
+    auto f = gguf::file::open(a->file);
+    if (!f.ok()) return cli::report(f.error());
     std::printf("%s: GGUF v%u, %zu metadata keys, %zu tensors, alignment %u, %llu bytes\n", printable(a->file).c_str(),
                 f->version(), f->metadata().size(), f->tensors().size(), f->alignment(),
                 (unsigned long long)f->file_size());
@@ -108,16 +58,15 @@ RAZOR_COMMAND("gguf-info", "Show a GGUF file's metadata, tensors, types and bits
                     (unsigned long long)t.nbytes);
       }
     }
+    auto row = [](const std::string& k, const nlohmann::json& g) {
+      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), g["tensors"].get<long long>(),
+                  g["elements"].get<long long>(), (unsigned long long)g["bytes"].get<uint64_t>(), g["bpw"].get<double>());
+    };
     std::printf("\nby role:                 tensors     elements          bytes      bpw\n");
-    for (auto& [k, g] : by_role)
-      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
-                  (unsigned long long)g.bytes, bpw(g));
+    for (auto& [k, g] : (*j)["by_role"].items()) row(k, g);
     std::printf("by type:\n");
-    for (auto& [k, g] : by_type)
-      std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", k.c_str(), (long long)g.count, (long long)g.n,
-                  (unsigned long long)g.bytes, bpw(g));
-    std::printf("  %-20s %9lld %12lld %14llu %8.3f\n", "total", (long long)total.count, (long long)total.n,
-                (unsigned long long)total.bytes, bpw(total));
+    for (auto& [k, g] : (*j)["by_type"].items()) row(k, g);
+    row("total", (*j)["total"]);
     return 0;
   };
 });

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/job_command.h"
 #include "model/checkpoint.h"
 #include "model/inventory.h"
 #include "util/json_limits.h"
@@ -17,31 +18,25 @@ std::string human_count(double n) {
   return b;
 }
 
-struct inspect_opts {
-  std::string model;
-  bool json = false, tensors = false;
-};
-
 RAZOR_COMMAND("inspect", "Architecture, layers, experts, parameter and byte counts by role, tensor list", 10,
               [](CLI::App& sub) {
-                auto o = std::make_shared<inspect_opts>();
-                sub.add_option("MODEL", o->model, "checkpoint directory (config.json + *.safetensors)")->required();
-                sub.add_flag("--json", o->json, "stable JSON (docs/inventory-format.md)");
-                sub.add_flag("--tensors", o->tensors, "list every tensor with its role");
-                return [o] {
-                  auto ck = razor::checkpoint::open(o->model);
-                  if (!ck) return razor::cli::report(ck.error());
-                  auto st = razor::check_adapter_config(ck->adapter(), ck->config(), o->model + "/config.json");
-                  if (!st && ck->adapter().name != "generic") std::fprintf(stderr, "warning: %s\n", st.to_string().c_str());
-                  auto j = razor::inventory_json(*ck, o->json || o->tensors);
-                  // Temporaries of razor processes that died (SIGKILL, crash) beside the model: listed to delete.
-                  const auto stale = razor::stale_partials_near(o->model);
-                  j["stale_partials"] = razor::stale_partials_json(stale);
-                  if (o->json) {
+                // The options are the registry's `inspect` job's (core/jobs/methods.cpp); --json is the command's.
+                auto p = razor::cli::add_job_options(sub, "inspect");
+                auto json_out = std::make_shared<bool>(false);
+                sub.add_flag("--json", *json_out, "stable JSON (docs/inventory-format.md)");
+                return [p, json_out] {
+                  const bool tensors = p->value("tensors", false);
+                  nlohmann::json params = *p;
+                  params["tensors"] = tensors || *json_out;  // the JSON always lists the tensors
+                  auto r = razor::cli::run_job("inspect", params);
+                  if (!r.ok()) return razor::cli::report(r.error());
+                  const nlohmann::json& j = *r;
+                  if (*json_out) {
                     std::printf("%s\n", razor::dump_json(j, 2).c_str());
                     return 0;
                   }
-                  std::printf("model        %s\n", o->model.c_str());
+                  const std::string model = (*p)["model"].get<std::string>();
+                  std::printf("model        %s\n", model.c_str());
                   std::printf("model_type   %s (adapter %s, GGUF arch %s)\n", j["model_type"].get<std::string>().c_str(),
                               j["adapter"].get<std::string>().c_str(),
                               j["gguf_arch"].get<std::string>().empty() ? "-" : j["gguf_arch"].get<std::string>().c_str());
@@ -63,14 +58,15 @@ RAZOR_COMMAND("inspect", "Architecture, layers, experts, parameter and byte coun
                     std::printf("%-20s %8lld %14lld %9.2f%% %12s\n", k.c_str(), (long long)v["tensors"].get<int64_t>(),
                                 (long long)v["params"].get<int64_t>(), 100.0 * double(v["params"].get<int64_t>()) / total,
                                 human_count(double(v["bytes"].get<int64_t>())).c_str());
-                  if (!stale.empty()) {
+                  if (!j["stale_partials"].empty()) {
                     std::printf("\nstale partial outputs (their razor process no longer runs; `razor clean-partials "
                                 "DIR` removes them):\n");
-                    for (auto& p : stale)
-                      std::printf("  %s  (%s, %s bytes, pid %lld)\n", p.path.c_str(), p.is_dir ? "folder" : "file",
-                                  human_count(double(p.bytes)).c_str(), (long long)p.pid);
+                    for (auto& sp : j["stale_partials"])
+                      std::printf("  %s  (%s, %s bytes, pid %lld)\n", sp["path"].get<std::string>().c_str(),
+                                  sp["dir"].get<bool>() ? "folder" : "file",
+                                  human_count(double(sp["bytes"].get<uint64_t>())).c_str(), sp["pid"].get<long long>());
                   }
-                  if (o->tensors) {
+                  if (tensors) {
                     std::printf("\n%-64s %-18s %5s %4s %-6s %s\n", "tensor", "role", "layer", "exp", "dtype", "shape");
                     for (auto& t : j["tensors"])
                       std::printf("%-64s %-18s %5d %4d %-6s %s\n", t["name"].get<std::string>().c_str(),

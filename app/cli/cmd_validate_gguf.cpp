@@ -3,73 +3,57 @@
 // reports its perplexity on T; with --ref (the unquantized export) also the KL divergence from REF per
 // position (mean, percentiles, maximum) and how often both agree on the most probable token, as
 // llama-perplexity --kl-divergence reports them.
+// The options and the work are the registry's `validate-gguf` job (core/jobs/job_handlers.cpp).
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "gguf/validate.h"
+#include "cli/job_command.h"
 
 namespace {
-struct validate_args {
-  std::string file;
-  razor::gguf::validate_options o;
-  bool json = false, fast = false;
-};
 
 RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp: perplexity, and KL against a reference file", 320,
               [](CLI::App& sub) {
-  auto a = std::make_shared<validate_args>();
-  sub.add_option("file", a->file, "GGUF file (the first shard of a split file)")->required();
-  sub.add_option("--text", a->o.text_path, "evaluation text (default: the bundled held-out kernel-docs-eval.txt)");
-  sub.add_option("--ref", a->o.ref_path,
-                 "reference GGUF (the unquantized F32/BF16 export): also report KL(REF || FILE) and same top-1");
-  sub.add_option("--windows", a->o.windows, "windows of --window tokens to score (default 200)");
-  sub.add_option("--first-window,--window-offset", a->o.first_window,
-                 "score windows from this one on (default 0; skip the windows calibration used)");
-  sub.add_option("--window,--ctx", a->o.window, "tokens per window, each from an empty cache (default 256)");
-  sub.add_option("--batch", a->o.batch, "llama.cpp batch size (default 256)");
-  sub.add_option("--threads", a->o.threads, "llama.cpp threads (default: cores - 1)");
-  sub.add_option("--node", a->o.node, "node executable");
-  sub.add_option("--oracle", a->o.oracle_dir, "folder with node_modules/node-llama-cpp");
-  sub.add_flag("--fast", a->fast, "llama.cpp defaults (flash attention auto, F16 KV) instead of exact mode");
-  sub.add_option("--generate", a->o.generate, "also generate N tokens greedily after the first 16 tokens of the text");
-  sub.add_flag("--json", a->json, "print the script's JSON answer");
-  return [a]() -> int {
+  auto p = razor::cli::add_job_options(sub, "validate-gguf");
+  auto json_out = std::make_shared<bool>(false);
+  sub.add_flag("--json", *json_out, "print the script's JSON answer");
+  return [p, json_out]() -> int {
     using namespace razor;
-    if (auto st = cli::default_text(a->o.text_path, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
-    a->o.exact = !a->fast;
-    std::fprintf(stderr, "validate-gguf: llama.cpp scoring %d windows of %d tokens%s%s...\n", a->o.windows, a->o.window,
-                 a->o.first_window > 0 ? (" from window " + std::to_string(a->o.first_window)).c_str() : "",
-                 a->o.ref_path.empty() ? "" : (", against " + a->o.ref_path).c_str());
-    auto r = gguf::validate_with_llamacpp(a->file, a->o);
+    std::string text = p->value("text", "");
+    if (auto st = cli::default_text(text, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
+    (*p)["text"] = text;
+    auto r = cli::run_job("validate-gguf", *p);
     if (!r.ok()) return cli::report(r.error());
-    if (a->json) {
-      std::printf("%s\n", r->json.c_str());
-    } else {
-      std::printf("%s: loads in llama.cpp; perplexity %.4f over %d windows%s (%d predictions, %s), load %.0f ms, eval %.1f s\n",
-                  a->file.c_str(), r->ppl, r->windows,
-                  r->first_window > 0 ? (" from window " + std::to_string(r->first_window)).c_str() : "",
-                  r->predictions, a->o.exact ? "exact mode" : "default mode",
-                  r->load_ms, r->eval_ms / 1000.0);
-      if (r->kl) {
-        const auto& k = *r->kl;
-        std::printf("against %s (perplexity %.4f, ln(PPL/PPL_ref) %+.5f):\n", a->o.ref_path.c_str(), k.ppl_ref,
-                    k.ln_ppl_ratio);
-        std::printf("  KL mean %.6f +- %.6f  median %.6f  p90 %.6f  p99 %.6f  p99.9 %.6f  max %.6f  (%lld positions)\n",
-                    k.mean, k.mean_err, k.median, k.p90, k.p99, k.p999, k.max, (long long)k.positions);
-        std::printf("  same top-1 %.3f +- %.3f %%  delta p mean %+.4f %%  rms %.4f %%\n", 100.0 * k.same_top1,
-                    100.0 * k.same_top1_err, 100.0 * k.delta_p_mean, 100.0 * k.delta_p_rms);
-        if (k.clamped > 0)
-          std::printf("  note: %lld probabilities of FILE underflowed to 0 where REF's did not (taken as 1.4e-45)\n",
-                      (long long)k.clamped);
-      }
-      if (a->o.generate > 0) {
-        std::string ids;
-        for (auto id : r->generated_ids) ids += (ids.empty() ? "" : " ") + std::to_string(id);
-        std::printf("generated %zu tokens: \"%s\" (ids %s)\n", r->generated_ids.size(), r->generated.c_str(), ids.c_str());
-      }
+    const nlohmann::json& j = *r;
+    if (*json_out) {
+      std::printf("%s\n", j.contains("llamacpp") ? j["llamacpp"].dump().c_str() : j.dump().c_str());
+      return 0;
     }
-    if (a->o.generate > 0 && r->generated_ids.empty())
-      return cli::report(make_error(errc::external, a->file + ": llama.cpp generated no tokens"));
+    const int first = j["first_window"].get<int>();
+    std::printf("%s: loads in llama.cpp; perplexity %.4f over %d windows%s (%d predictions, %s), load %.0f ms, eval %.1f s\n",
+                j["file"].get<std::string>().c_str(), j["ppl"].get<double>(), j["windows"].get<int>(),
+                first > 0 ? (" from window " + std::to_string(first)).c_str() : "", j["predictions"].get<int>(),
+                j["exact"].get<bool>() ? "exact mode" : "default mode", j["load_ms"].get<double>(),
+                j["eval_ms"].get<double>() / 1000.0);
+    if (j.contains("kl")) {
+      const auto& k = j["kl"];
+      auto d = [&](const char* key) { return k[key].get<double>(); };
+      std::printf("against %s (perplexity %.4f, ln(PPL/PPL_ref) %+.5f):\n", j["ref"].get<std::string>().c_str(),
+                  d("ppl_ref"), d("ln_ppl_ratio"));
+      std::printf("  KL mean %.6f +- %.6f  median %.6f  p90 %.6f  p99 %.6f  p99.9 %.6f  max %.6f  (%lld positions)\n",
+                  d("mean"), d("mean_err"), d("median"), d("p90"), d("p99"), d("p999"), d("max"),
+                  k["positions"].get<long long>());
+      std::printf("  same top-1 %.3f +- %.3f %%  delta p mean %+.4f %%  rms %.4f %%\n", 100.0 * d("same_top1"),
+                  100.0 * d("same_top1_err"), 100.0 * d("delta_p_mean"), 100.0 * d("delta_p_rms"));
+      if (k["clamped"].get<long long>() > 0)
+        std::printf("  note: %lld probabilities of FILE underflowed to 0 where REF's did not (taken as 1.4e-45)\n",
+                    k["clamped"].get<long long>());
+    }
+    if (j.contains("generated")) {
+      std::string ids;
+      for (auto& id : j["generated_ids"]) ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int>());
+      std::printf("generated %zu tokens: \"%s\" (ids %s)\n", j["generated_ids"].size(),
+                  j["generated"].get<std::string>().c_str(), ids.c_str());
+    }
     return 0;
   };
 });

@@ -48,7 +48,7 @@ RAZOR_COMMAND("worker", "Run jobs requested as JSON lines on stdin, reporting on
                   if (o->list) {
                     std::printf("protocol %d\n", razor::jobs::kProtocolVersion);
                     for (auto& m : razor::jobs::method_table())
-                      std::printf("%-10s %s\n           params: %s\n", m.name.c_str(), m.help.c_str(), m.params.c_str());
+                      std::printf("%-10s %s\n           params: %s\n", m.name.c_str(), m.help.c_str(), m.params_line().c_str());
                     return 0;
                   }
                   if (o->probe) {

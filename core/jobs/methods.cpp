@@ -14,10 +14,12 @@
 #include "ggml/types.h"
 #include "gguf/convert.h"
 #include "gguf/imatrix.h"
+#include "jobs/job_handlers.h"
 #include "jobs/slurm.h"
 #include "model/checkpoint.h"
 #include "model/footprint.h"
 #include "model/inventory.h"
+#include "model/layer_selection.h"
 #include "model/recipe.h"
 #include "model/synth.h"
 #include "quant/quantize.h"
@@ -135,14 +137,28 @@ result<json> m_quantize(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(bool cpu, bool_param(p, "cpu", false));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
+  RAZOR_ASSIGN_OR_RETURN(std::string layers, str_param(p, "layers", "all"));
   quant::quantize_options opt;
   opt.allow_gpu = ctx.allow_gpu && !cpu;
+  RAZOR_ASSIGN_OR_RETURN(opt.layers, parse_layer_selection(layers, int(ck.config().num_layers)));
   RAZOR_ASSIGN_OR_RETURN(quant::quantize_report rep, quant::quantize_checkpoint(ck, r, out, opt, ctx.progress));
   artifact a{out, "checkpoint", "", {}, {{"bytes_in", rep.bytes_in}}};
   ctx.emit_artifact(a);
-  ctx.emit_artifact({out + "/" + opt.summary_name, "summary", "", {}, json::object()});
-  return json{{"out", out}, {"recipe", r.name}, {"backend", rep.backend}, {"seconds", rep.seconds},
-              {"bytes_in", rep.bytes_in}, {"totals", rep.summary.value("totals", json::object())}};
+  if (opt.layers.all) ctx.emit_artifact({out + "/" + opt.summary_name, "summary", "", {}, json::object()});
+  json res{{"out", out}, {"recipe", r.name}, {"backend", rep.backend}, {"seconds", rep.seconds},
+           {"bytes_in", rep.bytes_in}, {"totals", rep.summary.value("totals", json::object())},
+           {"files", rep.summary.value("files", json::array()).size()}};
+  if (!opt.layers.all) res["part_layers"] = opt.layers.to_string();
+  // The five routed experts with the largest error, for a first look.
+  std::vector<std::pair<double, json>> worst;
+  for (auto& e : rep.summary.value("experts", json::array()))
+    worst.push_back({e.value("rel_error", 0.0), json{{"layer", e.value("layer", -1)}, {"expert", e.value("expert", -1)},
+                                                     {"proj", e.value("proj", "")}, {"rel_error", e.value("rel_error", 0.0)}}});
+  std::sort(worst.begin(), worst.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  json w = json::array();
+  for (size_t i = 0; i < std::min<size_t>(5, worst.size()); ++i) w.push_back(worst[i].second);
+  res["worst_experts"] = w;
+  return res;
 }
 
 result<json> m_synth(const json& p, job_context& ctx) {
@@ -167,223 +183,20 @@ result<json> m_synth(const json& p, job_context& ctx) {
   opt.fused_experts = !per_expert;
   opt.shard_bytes = uint64_t(shard_gb * 1e9);
   opt.seed = uint64_t(seed);
+  RAZOR_ASSIGN_OR_RETURN(std::string dt, str_param(p, "dtype", "bf16"));
+  opt.dt = dt == "fp8" ? dtype::f8_e4m3 : dt == "f16" ? dtype::f16 : dt == "f32" ? dtype::f32 : dtype::bf16;
   RAZOR_TRY(synth_checkpoint(config, out, opt, ctx.progress));
   ctx.emit_artifact({out, "checkpoint", "", {}, json::object()});
   return json{{"out", out}};
 }
 
-result<json> m_pack(const json& p, job_context& ctx) {
-  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
-  RAZOR_ASSIGN_OR_RETURN(std::string type, str_param(p, "type", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string recipe_path, str_param(p, "recipe", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string imatrix_path, str_param(p, "imatrix", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string output_type, str_param(p, "output_type", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string embd_type, str_param(p, "token_embedding_type", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string name, str_param(p, "name", ""));
-  RAZOR_ASSIGN_OR_RETURN(double split_gb, num_param(p, "split_max_gb", 0.0, 0.0, 1e6));
-  RAZOR_ASSIGN_OR_RETURN(int64_t threads, int_param(p, "threads", 0, 0, 4096));
-  gguf::convert_options o;
-  if (!recipe_path.empty()) {
-    RAZOR_ASSIGN_OR_RETURN(o.recipe, gguf::load_type_recipe(recipe_path));
-  }
-  auto parse_type = [](const std::string& s, std::optional<ggml::type>* dst) -> status {
-    if (s.empty()) return {};
-    auto t = ggml::type_from_name(s);
-    if (!t.ok()) return make_error(errc::invalid_argument, "unknown ggml type '" + s + "'");
-    *dst = *t;
-    return {};
-  };
-  std::optional<ggml::type> def;
-  RAZOR_TRY(parse_type(type, &def));
-  if (def) o.recipe.default_type = def;
-  if (!o.recipe.default_type && recipe_path.empty())
-    return make_error(errc::invalid_argument, "params.type or params.recipe is required");
-  RAZOR_TRY(parse_type(output_type, &o.recipe.output_type));
-  RAZOR_TRY(parse_type(embd_type, &o.recipe.token_embedding_type));
-  gguf::imatrix im;
-  if (!imatrix_path.empty()) {
-    RAZOR_ASSIGN_OR_RETURN(im, gguf::read_imatrix(imatrix_path));
-    o.imat = &im;
-  }
-  o.threads = int(threads);
-  o.name = name;
-  o.max_shard_bytes = uint64_t(split_gb * 1e9);
-  o.progress = ctx.progress;
-  RAZOR_ASSIGN_OR_RETURN(gguf::convert_report rep, gguf::convert_to_gguf(model, out, o));
-  for (auto& n : rep.notes) ctx.log("info", n);
-  for (auto& path : rep.paths) ctx.emit_artifact({path, "gguf", "", {}, json::object()});
-  uint64_t tensor_bytes = 0;
-  int64_t nel = 0;
-  json by_type = json::object();
-  for (auto& t : rep.tensors) {
-    tensor_bytes += t.bytes;
-    nel += t.nelements();
-    auto& e = by_type[std::string(ggml::type_name(t.stored))];
-    if (e.is_null()) e = {{"tensors", 0}, {"bytes", 0}};
-    e["tensors"] = e["tensors"].get<int64_t>() + 1;
-    e["bytes"] = e["bytes"].get<uint64_t>() + t.bytes;
-  }
-  return json{{"out", out},
-              {"paths", rep.paths},
-              {"arch", rep.arch},
-              {"tensors", rep.tensors.size()},
-              {"tensor_bytes", tensor_bytes},
-              {"file_bytes", rep.file_bytes},
-              {"bpw", nel ? 8.0 * double(tensor_bytes) / double(nel) : 0.0},
-              {"by_type", by_type},
-              {"notes", rep.notes}};
-}
-
-// params.text, or the bundled text (resources/data/README.md) when it is left out.
-result<std::string> text_param(const json& p, bool calibration) {
-  const std::string bundled = calibration ? bundled_calib_text() : bundled_eval_text();
-  RAZOR_ASSIGN_OR_RETURN(std::string text, str_param(p, "text", bundled));
-  if (text.empty())
-    return make_error(errc::not_found, std::string("params.text is not given and the bundled ") +
-                                           (calibration ? "kernel-docs-calib.txt" : "kernel-docs-eval.txt") +
-                                           " was not found (no data folder)");
-  return text;
-}
-
-// `razor allocate --mode gguf` (core/alloc/job.h): the whole-file allocation, recipe and report as artifacts.
-result<json> m_allocate_gguf(const json& p, job_context& ctx) {
-  alloc::gguf_alloc_params a;
-  RAZOR_ASSIGN_OR_RETURN(a.model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(a.target, str_param(p, "target"));
-  RAZOR_ASSIGN_OR_RETURN(a.out, str_param(p, "out"));
-  RAZOR_ASSIGN_OR_RETURN(a.report, str_param(p, "report", ""));
-  RAZOR_ASSIGN_OR_RETURN(a.imatrix, str_param(p, "imatrix", ""));
-  RAZOR_ASSIGN_OR_RETURN(a.types, str_param(p, "types", ""));
-  RAZOR_ASSIGN_OR_RETURN(a.text, text_param(p, true));
-  RAZOR_ASSIGN_OR_RETURN(a.measure_text, str_param(p, "eval_text", bundled_eval_text()));
-  RAZOR_ASSIGN_OR_RETURN(a.sensitivity, str_param(p, "sensitivity", "full"));
-  RAZOR_ASSIGN_OR_RETURN(a.cache, str_param(p, "cache", ""));
-  RAZOR_ASSIGN_OR_RETURN(a.allow_missing_imatrix, bool_param(p, "allow_missing_imatrix", false));
-  RAZOR_ASSIGN_OR_RETURN(a.measure, bool_param(p, "measure", false));
-  RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "calib_windows", 8, 1, 1 << 16));
-  RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", 256, 2, 1 << 20));
-  RAZOR_ASSIGN_OR_RETURN(a.offset, int_param(p, "calib_offset", 0, 0, int64_t(1) << 40));
-  RAZOR_ASSIGN_OR_RETURN(int64_t fit_types, int_param(p, "fit_types", 3, 1, 64));
-  RAZOR_ASSIGN_OR_RETURN(int64_t mwin, int_param(p, "windows", 8, 1, 1 << 16));
-  RAZOR_ASSIGN_OR_RETURN(a.measure_offset, int_param(p, "eval_offset", -1, -1, int64_t(1) << 40));
-  a.windows = int(windows);
-  a.ctx = int(ctx_len);
-  a.fit_types = int(fit_types);
-  a.measure_windows = int(mwin);
-  if (auto it = p.find("role_types"); it != p.end() && !it->is_null()) {
-    if (!it->is_object()) return bad_param("role_types", "an object {role: \"type,type\"}");
-    for (auto& [role, types] : it->items()) {
-      if (!types.is_string()) return bad_param("role_types." + role, "a string of comma-separated types");
-      a.role_types.push_back(role + "=" + types.get<std::string>());
-    }
-  }
-  RAZOR_ASSIGN_OR_RETURN(json rep, alloc::run_gguf_allocation(a, ctx.progress));
-  ctx.emit_artifact({a.out, "file", "", {}, {{"what", "tensor-type recipe"}}});
-  ctx.emit_artifact({rep.value("report", ""), "file", "", {}, {{"what", "razor.gguf_allocation/2 report"}}});
-  return rep;
-}
-
-result<std::vector<int32_t>> protocol_tokens_of(const std::string& model, const std::string& text_path) {
-  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(text_path));
-  RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(model + "/tokenizer.json"));
-  return engine::protocol_tokens(tk, text, text_path);
-}
-
-result<json> m_eval_ppl(const json& p, job_context& ctx) {
-  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(std::string ref, str_param(p, "ref", ""));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, false));
-  engine::eval_options opt;
-  RAZOR_ASSIGN_OR_RETURN(int64_t windows, int_param(p, "windows", opt.windows, 1, 1 << 20));
-  RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", opt.ctx, 2, 1 << 20));
-  RAZOR_ASSIGN_OR_RETURN(int64_t batch, int_param(p, "batch", opt.batch_windows, 1, 1 << 16));
-  RAZOR_ASSIGN_OR_RETURN(int64_t topk, int_param(p, "topk", opt.topk, 1, 1 << 20));
-  opt.windows = int(windows);
-  opt.ctx = int(ctx_len);
-  opt.batch_windows = int(batch);
-  opt.topk = int(topk);
-  opt.run.progress = ctx.progress;
-  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
-  RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protocol_tokens_of(model, text));
-  auto wp = engine::checkpoint_weights(ck);
-  json out = {{"model", model}, {"text", text}, {"windows", opt.windows}, {"ctx", opt.ctx},
-              {"n_tokens", tokens.size()}};
-  if (ref.empty()) {
-    RAZOR_ASSIGN_OR_RETURN(engine::ppl_result r, engine::perplexity(*wp, tokens, opt));
-    out["ppl"] = r.ppl;
-    out["mean_nll"] = r.mean_nll;
-    out["n_predictions"] = r.n_predictions;
-    out["seconds"] = r.seconds;
-    out["tokens_per_s"] = r.tokens_per_s;
-    return out;
-  }
-  RAZOR_ASSIGN_OR_RETURN(checkpoint rck, checkpoint::open(ref));
-  auto rtokens = protocol_tokens_of(ref, text);
-  if (rtokens.ok() && *rtokens != tokens)
-    return make_error(errc::invalid_argument, "model and ref tokenize the text differently");
-  auto rp = engine::checkpoint_weights(rck);
-  RAZOR_ASSIGN_OR_RETURN(engine::kl_result r, engine::kl_divergence(*wp, *rp, tokens, opt));
-  out["ref"] = ref;
-  out["ppl"] = r.model.ppl;
-  out["ref_ppl"] = r.ref.ppl;
-  out["kl_mean"] = r.kl_mean;
-  out["kl_p99"] = r.kl_p99;
-  out["kl_p999"] = r.kl_p999;
-  out["kl_max"] = r.kl_max;
-  out["topk_kl"] = r.topk_kl;
-  out["topk"] = opt.topk;
-  out["same_top1"] = r.same_top1;
-  out["n_predictions"] = r.n_positions;
-  out["tokens_per_s"] = r.model.tokens_per_s;
-  return out;
-}
-
-result<json> m_probe(const json& p, job_context& ctx) {
-  RAZOR_ASSIGN_OR_RETURN(std::string model, str_param(p, "model"));
-  RAZOR_ASSIGN_OR_RETURN(std::string text, text_param(p, true));
-  RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
-  engine::probe_options opt;
-  RAZOR_ASSIGN_OR_RETURN(int64_t n_tokens, int_param(p, "tokens", int64_t(opt.n_tokens), 1, int64_t(1) << 40));
-  RAZOR_ASSIGN_OR_RETURN(int64_t seqlen, int_param(p, "seqlen", int64_t(opt.seqlen), 1, 1 << 20));
-  RAZOR_ASSIGN_OR_RETURN(bool no_imatrix, bool_param(p, "no_imatrix", false));
-  opt.n_tokens = size_t(n_tokens);
-  opt.seqlen = size_t(seqlen);
-  opt.collect_inputs = !no_imatrix;
-  opt.progress = ctx.progress;
-  RAZOR_TRY(check_output_file(out, engine::probe_h5_file, {model, text}));  // before the work (util/output_guard.h)
-  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
-  RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, protocol_tokens_of(model, text));
-  auto wp = engine::checkpoint_weights(ck);
-  RAZOR_ASSIGN_OR_RETURN(engine::probe_result r, engine::run_probe(*wp, tokens, opt));
-  r.model = model;
-  RAZOR_TRY(engine::write_probe_h5(r, out));
-  ctx.emit_artifact({out, "h5", "f64", {int64_t(r.n_layers), int64_t(r.n_experts)},
-                     {{"datasets", "freq, wmass, asal, wfro_gate_up, wfro_down, rnorm"}}});
-  return json{{"out", out},         {"n_tokens", r.n_tokens},   {"n_seqs", r.n_seqs},
-              {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_s}, {"layers", r.n_layers},
-              {"experts", r.n_experts}, {"entropy", r.entropy},   {"max_mean", r.max_mean},
-              {"cold_frac", r.cold_frac}};
-}
-
 // ---- serve / eval (docs/serving.md) ----
-// A list of strings: a JSON array of strings, or (when `split` is given) one string split on it.
-result<std::vector<std::string>> str_list_param(const json& p, const std::string& key, char split = 0) {
+// A list of strings: a JSON array of strings, or (when `split` is set) one comma-separated string.
+result<std::vector<std::string>> str_list_param(const json& p, const std::string& key, bool split = false) {
   std::vector<std::string> v;
   auto it = p.find(key);
   if (it == p.end() || it->is_null()) return v;
-  if (it->is_string() && split) {
-    std::string cur;
-    for (char ch : it->get<std::string>() + split) {
-      if (ch == split) {
-        if (!cur.empty()) v.push_back(cur);
-        cur.clear();
-      } else if (ch != ' ') {
-        cur += ch;
-      }
-    }
-    return v;
-  }
+  if (it->is_string() && split) return split_list(it->get<std::string>());
   if (!it->is_array()) return bad_param(key, split ? "an array of strings or a string" : "an array of strings");
   for (auto& e : *it) {
     if (!e.is_string()) return bad_param(key, "an array of strings");
@@ -452,7 +265,7 @@ result<json> m_eval(const json& p, job_context& ctx) {
   eval::eval_options o;
   RAZOR_ASSIGN_OR_RETURN(o.client.endpoint, str_param(p, "endpoint"));
   RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
-  RAZOR_ASSIGN_OR_RETURN(o.benchmarks, str_list_param(p, "benchmarks", ','));
+  RAZOR_ASSIGN_OR_RETURN(o.benchmarks, str_list_param(p, "benchmarks", true));
   if (p.find("benchmarks") == p.end()) o.benchmarks = {"mmlu_pro", "gpqa", "mmmlu"};  // as `razor eval`
   RAZOR_ASSIGN_OR_RETURN(o.data_dir, str_param(p, "data"));
   RAZOR_ASSIGN_OR_RETURN(o.out, str_param(p, "out"));
@@ -570,42 +383,202 @@ result<json> m_slurm(const json& p, job_context& ctx) {
 
 }  // namespace
 
+namespace {
+// Short builders for the table's fields.
+struct fb {
+  field_def f;
+  fb& pos() { f.positional = true; return *this; }
+  fb& vals(std::string v) { f.values = std::move(v); return *this; }
+  fb& one_of(std::vector<std::string> c) { f.choices = std::move(c); return *this; }
+  fb& alias(std::string a) { f.cli_alias = std::move(a); return *this; }
+  fb& worker_only() { f.worker_only = true; return *this; }
+  operator field_def() const { return f; }  // NOLINT: the table's rows convert
+};
+constexpr auto S = field_type::string, P = field_type::path, I = field_type::integer, N = field_type::number,
+               B = field_type::boolean, L = field_type::string_list, O = field_type::object, A = field_type::any;
+fb need(std::string name, field_type t, std::string help) { return fb{{std::move(name), t, nullptr, std::move(help), true}}; }
+fb opt(std::string name, field_type t, json def, std::string help) { return fb{{std::move(name), t, std::move(def), std::move(help)}}; }
+fb opt(std::string name, field_type t, std::string help) { return fb{{std::move(name), t, nullptr, std::move(help)}}; }
+}  // namespace
+
 const std::vector<method_def>& method_table() {
   static const std::vector<method_def> table = {
-      {"echo", "any", "returns its params (test hook: params.stdout / params.stderr are printed there)", m_echo},
-      {"sleep", "ms (int, default 1000), step_ms (int, default 10)", "sleeps with progress; cancellable", m_sleep},
-      {"inspect", "model (string), tensors (bool, default false)", "the inventory of `razor inspect --json`",
+      {"echo", "returns its params (test hook: params.stdout / params.stderr are printed there)", {}, m_echo, true},
+      {"sleep", "sleeps with progress; cancellable",
+       {opt("ms", I, 1000, "milliseconds"), opt("step_ms", I, 10, "progress step")}, m_sleep},
+      {"inspect", "the inventory of `razor inspect --json`",
+       {need("model", P, "Hugging Face checkpoint directory").pos(), opt("tensors", B, false, "list every tensor")},
        m_inspect},
-      {"footprint", "model (string), recipe (string, default seed-default)", "`razor footprint --json`",
+      {"footprint", "`razor footprint --json`",
+       {need("model", P, "Hugging Face checkpoint directory").pos(),
+        opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name")},
        m_footprint},
-      {"quantize", "model, out (strings), recipe (default seed-default), cpu (bool)",
-       "`razor quantize`: fake-quantized checkpoint, written atomically", m_quantize},
-      {"synth", "config (path or object), out (string), sparse, per_expert (bool), shard_gb, seed",
-       "`razor synth`: a synthetic checkpoint", m_synth},
-      {"pack", "model, out (strings), type | recipe, imatrix, output_type, token_embedding_type, name, split_max_gb, threads",
-       "`razor pack`: GGUF, written atomically", m_pack},
-      {"allocate-gguf", "model, target, out (strings), text (default: the bundled calibration text), eval_text (--measure; "
-                        "default: the bundled held-out text), imatrix, types, sensitivity (full | fit), cache, report "
-                        "(strings), role_types ({role: \"type,type\"}), calib_windows, calib_offset, ctx, fit_types (ints), "
-                        "allow_missing_imatrix, measure (bools), windows, eval_offset (ints: --measure)",
-       "`razor allocate --mode gguf`: a ggml type per tensor of the whole file under a byte budget (artifacts: the "
-       "recipe, the report)", m_allocate_gguf},
-      {"eval-ppl", "model (string), text (string, default: the bundled held-out text), ref (string), windows, ctx, batch, topk (ints)",
-       "`razor eval-ppl`: perplexity (and KL against ref)", m_eval_ppl},
-      {"probe", "model, out (strings), text (string, default: the bundled calibration text), tokens, seqlen (ints), no_imatrix (bool)",
-       "`razor probe`: routing statistics to HDF5", m_probe},
-      {"serve", "engine (vllm | llama-server | command), model, host, port (0: free), tensor_parallel (0: visible GPUs), "
-                "name, program, args (array), command (array, {model} {port} {host} {name}), ctx, "
-                "gpu_memory_utilization, ready_timeout_s (default 900), stop_grace_s (default 4), log",
-       "`razor serve`: an inference server until cancelled (artifact `endpoint`; cancel stops it)", m_serve},
-      {"eval", "endpoint, data, out (strings), model (default: first of /v1/models), benchmarks (array or "
-               "comma list), n, budget (int or \"32k\"), concurrency, tag, api_key, timeout_s, retries, targets, "
-               "official_model, require_sandbox_netns",
-       "`razor eval`: benchmarks against an OpenAI-compatible server (artifact `result`)", m_eval},
-      {"slurm", "kind (quantize | pack), model, out, work_dir (strings), tasks | layers_per_task (ints), job_args, "
-                "task_args (arrays of strings), partition, gres, time, mem, account, job_name, razor, sbatch, scontrol, "
-                "scancel (strings), cpus_per_task (int), poll_s (default 10)",
-       "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
+      {"quantize", "`razor quantize`: fake-quantized checkpoint, written atomically",
+       {need("model", P, "Hugging Face checkpoint directory").pos(), need("out", P, "output checkpoint directory"),
+        opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name"),
+        opt("cpu", B, false, "never use a GPU"),
+        opt("layers", S, "all", "only layers A:B (half-open), 'rest' (tensors outside the layers) or 'A:B,rest': "
+                                "writes a part for merge (docs/slurm.md)")},
+       m_quantize},
+      {"synth", "`razor synth`: a synthetic checkpoint",
+       {need("config", A, "config.json to synthesise (e.g. resources/configs/qwen3.5-122b-a10b.json; the worker also "
+                          "takes the object itself)"),
+        need("out", P, "output directory"),
+        opt("sparse", B, false, "zero data as sparse-file holes (instant, no disk blocks)"),
+        opt("per_expert", B, false, "experts.E.gate_proj layout instead of fused gate_up_proj"),
+        opt("shard_gb", N, 5.0, "shard size in GB"), opt("seed", I, 1, "random seed for the data"),
+        opt("dtype", S, "bf16", "bf16, f16, f32, or fp8: FP8 E4M3 linear weights with 128x128 block scales "
+                                "(<weight>_scale_inv, the Hub's fine-grained FP8 layout)")
+            .one_of({"bf16", "f16", "f32", "fp8"})},
+       m_synth},
+      {"pack", "`razor pack`: GGUF in the requested ggml types, written atomically (dry_run: the plan only)",
+       {need("model", P, "checkpoint folder (config.json + *.safetensors)").pos(),
+        opt("type", S, "default ggml type").vals("ggml_types").alias("-t"),
+        opt("recipe", P, "tensor-type recipe (llama-quantize --tensor-type-file syntax) or razor.recipe/1 JSON").alias("-r"),
+        opt("ftype", S, "llama-quantize file type, its per-tensor mix exactly").vals("ftypes").alias("-f"),
+        opt("pure", B, false, "with ftype: the file type's default type for every tensor (llama-quantize --pure)"),
+        opt("imatrix", P, "importance matrix (.gguf or legacy .dat)"),
+        opt("output_tensor_type", S, "type of output.weight").vals("ggml_types"),
+        opt("token_embedding_type", S, "type of token_embd.weight").vals("ggml_types"),
+        opt("out", P, "output .gguf (required unless dry_run)").alias("-o"),
+        opt("name", S, "general.name (default: the folder name)"),
+        opt("split_max_gb", N, 0.0, "split into shards of at most this many GB (0: one file)"),
+        opt("threads", I, 0, "quantizer threads (0: all)"),
+        opt("cpu", B, false, "never use the GPU packer (the bytes are the same; for comparisons)"),
+        opt("dry_run", B, false, "the plan (every tensor's type, size and why) without writing"),
+        opt("layers", S, "all", "only layers A:B (half-open), 'rest' or 'A:B,rest': out is a part directory (docs/slurm.md)"),
+        opt("from_part", L, "assemble these parts (repeat) into out instead of quantizing; same type options as the parts"),
+        opt("allow_missing_imatrix", B, false,
+            "quantize types that need an importance matrix without one (comparisons only; llama-quantize refuses)")},
+       job_pack},
+      {"allocate", "`razor allocate`: per-expert bits from a probe (mode fake: razor.recipe/1) or a ggml type per GGUF "
+                   "tensor of the whole file (mode gguf: tensor-type recipe for pack); artifacts: the recipe, the report",
+       {need("model", P, "Hugging Face checkpoint directory").pos(),
+        need("target", S, "budget: packed footprint ('47GB', '45GiB', '7879360B') or bits ('3.05bits': average "
+                          "routed-expert bits in fake mode, bits per weight of the whole file in gguf mode)"),
+        need("out", P, "output recipe"),
+        opt("mode", S, "fake", "fake (razor.recipe/1 for quantize) or gguf (tensor-type recipe for pack)").one_of({"fake", "gguf"}),
+        opt("probe", P, "fake mode: probe file written by probe (HDF5)"),
+        opt("strategy", S, "solver", "fake mode: the allocation strategy").vals("strategies"),
+        opt("base", S, "seed-default", "fake mode: recipe for everything but the routed experts"),
+        opt("report", P, "report file (default <out>.report.json)"),
+        opt("tags", S, "1.58,4", "seed strategies: lo,hi tags"),
+        opt("per_layer", B, false, "seed strategies: rank within each layer instead of globally"),
+        opt("seed", I, 0, "random strategy: seed"),
+        opt("choices", S, "1.58,2,3,4,8", "solver: allowed bits"),
+        opt("per_proj", B, false, "solver: choose gate_up and down bits separately (per-expert layouts)"),
+        opt("salience", S, "output", "solver salience").vals("saliences"),
+        opt("plain_error", B, false, "solver: unweighted relative error (ignore the imatrix)"),
+        opt("no_cache", B, false, "measure again and do not write the cache"),
+        opt("measure", B, false, "also measure KL against the unquantized model"),
+        opt("text", P, "fake mode: the measure text (default the bundled held-out text); gguf mode: the calibration "
+                       "text (default the bundled calibration text)"),
+        opt("eval_text", P, "gguf mode: the measure text (default the bundled held-out text)"),
+        opt("windows", I, 32, "measure: windows"),
+        opt("ctx", I, 256, "tokens per window"),
+        opt("eval_offset", I, -1, "measure: first token evaluated (-1: after the probe's tokens, rounded to ctx; gguf mode: 0)"),
+        opt("imatrix", P, "gguf mode: importance matrix (the quantizers' weights, as pack uses it)"),
+        opt("types", S, "gguf mode: the type ladder, comma-separated (default: every ggml type and f16)"),
+        opt("role_types", A, "gguf mode: ROLE=TYPE[,TYPE...]: the only types for a role; repeatable (worker: also {role: \"types\"})"),
+        opt("allow_missing_imatrix", B, false, "gguf mode: offer types that need an importance matrix without one"),
+        opt("calib_windows", I, 8, "gguf mode: calibration windows of ctx tokens from text"),
+        opt("calib_offset", I, 0, "gguf mode: first calibration token"),
+        opt("sensitivity", S, "full", "gguf mode: full (KL at every type) or fit (KL at fit_types types, fitted curve)").one_of({"full", "fit"}),
+        opt("fit_types", I, 3, "gguf mode, sensitivity fit: types measured per tensor"),
+        opt("cache", P, "gguf mode: sensitivity measurements, reused when model, imatrix, tokens and ladder match "
+                        "(default <out>.sensitivity.json)")},
+       job_allocate},
+      {"eval-ppl", "`razor eval-ppl`: perplexity with the reference engine (and KL against ref; with recipe or gguf the "
+                   "quantized model against the source)",
+       {need("model", P, "Hugging Face checkpoint directory").pos(),
+        opt("ref", P, "reference checkpoint: also report KL divergence against it"),
+        opt("text", P, "UTF-8 text file (default: the bundled held-out text, kernel-docs-eval.txt)"),
+        opt("offset", I, 0, "tokens of the text skipped before the first window"),
+        opt("recipe", P, "razor.recipe/1 fake-quant recipe: score MODEL fake-quantized in memory"),
+        opt("gguf", P, "score this GGUF export of MODEL (dequantized back to MODEL's layout)"),
+        opt("llamacpp", B, false, "with gguf: also score the file in llama.cpp (validate-gguf)"),
+        opt("windows", I, 200, "number of windows scored"), opt("ctx", I, 256, "tokens per window"),
+        opt("batch", I, 16, "windows run through the layers together"), opt("topk", I, 256, "K of topk_kl"),
+        opt("device", S, "cpu", "cpu (the reference), cuda, or auto (cuda when a GPU is present)").one_of({"cpu", "cuda", "gpu", "auto"}),
+        opt("plan", B, false, "print the memory plan on stderr")},
+       job_eval_ppl},
+      {"probe", "`razor probe`: routing statistics, weight norms and imatrix inputs to HDF5 and/or a GGUF imatrix",
+       {need("model", P, "Hugging Face checkpoint directory").pos(),
+        opt("text", P, "UTF-8 calibration text (default: the bundled kernel-docs-calib.txt)"),
+        opt("tokens", I, 8192, "tokens probed from offset on"),
+        opt("seqlen", I, 256, "tokens per sequence, each from an empty cache"),
+        opt("offset", I, 0, "tokens of the stream skipped first (the reference imatrix: 65536)"),
+        opt("out", P, "output HDF5 file"),
+        opt("imatrix", P, "also write a llama.cpp GGUF importance matrix (GGUF tensor names)"),
+        opt("dataset", S, "imatrix.datasets entry (default: the text and token range)"),
+        opt("no_imatrix", B, false, "skip the per-tensor input statistics")},
+       job_probe},
+      {"validate-gguf", "`razor validate-gguf`: loads a GGUF in the real llama.cpp: perplexity, and KL against ref",
+       {need("file", P, "GGUF file (the first shard of a split file)").pos(),
+        opt("text", P, "evaluation text (default: the bundled held-out kernel-docs-eval.txt)"),
+        opt("ref", P, "reference GGUF (the unquantized export): also KL(REF || FILE) and same top-1"),
+        opt("windows", I, 200, "windows of window tokens to score"),
+        opt("first_window", I, 0, "score windows from this one on (skip the windows calibration used)").alias("--window-offset"),
+        opt("window", I, 256, "tokens per window, each from an empty cache").alias("--ctx"),
+        opt("batch", I, 256, "llama.cpp batch size"), opt("threads", I, 0, "llama.cpp threads (0: cores - 1)"),
+        opt("node", P, "node executable"), opt("oracle", P, "folder with node_modules/node-llama-cpp"),
+        opt("fast", B, false, "llama.cpp defaults (flash attention auto, F16 KV) instead of exact mode"),
+        opt("generate", I, 0, "also generate N tokens greedily after the first 16 tokens of the text")},
+       job_validate_gguf},
+      {"gguf-info", "`razor gguf-info --json`: a GGUF file's metadata, tensors, types and bits per weight by role",
+       {need("file", P, "GGUF file").pos(), opt("max_items", I, 8, "array items shown per metadata value")},
+       job_gguf_info},
+      {"study", "`razor study`: KL / ppl of every strategy x budget, fake-quantized in memory (razor.study/1)",
+       {need("model", P, "Hugging Face checkpoint directory").pos(), need("probe", P, "probe file (razor probe)"),
+        opt("budgets", S, "3.0,2.5", "comma list: expert bits (3.0) or sizes (47GB)"),
+        opt("strategies", S, "solver,asal,wmass,freq,composite,wfro,random,blind,inverse",
+            "comma list of allocate strategies (the hello's enums.strategies), plus 'flat' (every expert at the "
+            "budget's bits)"),
+        opt("text", P, "evaluation text (default: the bundled held-out kernel-docs-eval.txt)"),
+        opt("windows", I, 32, "windows evaluated"), opt("ctx", I, 256, "tokens per window"),
+        opt("batch", I, 16, "windows run together"),
+        opt("eval_offset", I, -1, "first token evaluated (-1: after the probe's tokens, rounded up to ctx)"),
+        opt("base", S, "seed-default", "recipe for the rest of the model"),
+        opt("choices", S, "1.58,2,3,4,8", "solver bit choices"),
+        opt("salience", S, "output", "solver salience").vals("saliences"), opt("seed", I, 0, "random strategy seed"),
+        opt("per_layer", B, false, "seed strategies rank within each layer"), opt("out", P, "study JSON (razor.study/1)")},
+       job_study},
+      {"merge", "`razor merge`: assembles `quantize --layers` parts into the full quantized checkpoint",
+       {need("model", P, "the source checkpoint directory the parts were made from").pos(),
+        opt("recipe", S, "seed-default", "the recipe the parts were made with"),
+        need("out", P, "output checkpoint directory"), opt("part", L, "a part directory (repeat; every part of the job)"),
+        opt("parts_dir", P, "a folder whose subfolders are the parts")},
+       job_merge},
+      {"serve", "`razor serve`: an inference server until cancelled (artifact `endpoint`; cancel stops it)",
+       {opt("engine", S, "vllm", "server program").one_of({"vllm", "llama-server", "command"}),
+        opt("model", P, "model path"), opt("host", S, "127.0.0.1", "listen address"),
+        opt("port", I, 0, "port (0: a free one)"), opt("tensor_parallel", I, 0, "GPUs (0: the visible ones)"),
+        opt("name", S, "served model name"), opt("program", P, "the engine's executable"),
+        opt("args", L, "extra arguments"), opt("command", L, "command engine: argv with {model} {port} {host} {name}"),
+        opt("ctx", I, 0, "context length"), opt("gpu_memory_utilization", N, "vLLM's share of GPU memory"),
+        opt("ready_timeout_s", N, 900.0, "seconds to wait for the server"),
+        opt("stop_grace_s", N, 4.0, "seconds between SIGTERM and SIGKILL"), opt("log", P, "server log file")},
+       m_serve},
+      {"eval", "`razor eval`: benchmarks against an OpenAI-compatible server (artifact `result`)",
+       {need("endpoint", S, "base URL of the server"), need("data", P, "folder of <benchmark>.jsonl"),
+        need("out", P, "result JSON"), opt("model", S, "served model (default: the first of /v1/models)"),
+        opt("benchmarks", L, json::array({"mmlu_pro", "gpqa", "mmmlu"}), "benchmarks").vals("benchmarks"),
+        opt("n", I, 0, "questions per benchmark (0: its default)"), opt("budget", A, "token budget (int or \"32k\")"),
+        opt("concurrency", I, "parallel requests"), opt("tag", S, "run tag"), opt("api_key", S, "API key"),
+        opt("timeout_s", N, "request timeout"), opt("retries", I, "retries per request"),
+        opt("targets", P, "targets file"), opt("official_model", S, "the official model's name in the targets"),
+        opt("require_sandbox_netns", B, false, "refuse to run code without a network namespace")},
+       m_eval},
+      {"slurm", "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
+       {need("kind", S, "job kind").one_of({"quantize", "pack"}), need("model", P, "checkpoint"),
+        need("out", P, "output"), need("work_dir", P, "shared work folder"), opt("tasks", I, 0, "array tasks"),
+        opt("layers_per_task", I, 0, "layers per task"), opt("job_args", L, "arguments of the job"),
+        opt("task_args", L, "arguments of each task"), opt("partition", S, "partition"), opt("gres", S, "gres"),
+        opt("time", S, "time limit"), opt("mem", S, "memory"), opt("account", S, "account"),
+        opt("job_name", S, "razor", "job name"), opt("razor", P, "razor on the nodes (default: this program)"),
+        opt("sbatch", P, "sbatch", "sbatch program"), opt("scontrol", P, "scontrol", "scontrol program"),
+        opt("scancel", P, "scancel", "scancel program"), opt("cpus_per_task", I, 0, "CPUs per task"),
+        opt("poll_s", N, 10.0, "seconds between polls")},
        m_slurm},
   };
   return table;

@@ -98,6 +98,8 @@ class runner {
     hello_["cuda"] = cu::built_with_cuda();
     hello_["gpus_note"] = gpus.empty() ? why : std::string();
     hello_["queue"] = opt_.max_queue;
+    hello_["schema"] = schema_json();  // every method's params (methods.h), for forms and the CLI alike
+    hello_["enums"] = enums_json();
     session_ = listen_fd >= 0;
     started_ = std::time(nullptr);
     if (!session_) send_direct(hello_);
@@ -567,7 +569,8 @@ class runner {
     const uint64_t truncations = mapped_file::truncation_count();
     result<json> res = make_error(errc::internal, "the job did not run");
     try {
-      res = m->run(r.params, ctx);
+      auto params = apply_schema(*m, r.params);  // defaults filled in; a bad key is invalid_argument
+      res = params.ok() ? m->run(*params, ctx) : result<json>(params.error());
       // An input truncated under a reader that had no check of its own (util/mapped_file.h) is no success.
       if (res.ok())
         if (status st = mapped_file::check_since(truncations); !st.ok()) res = st;

@@ -278,7 +278,7 @@ namespace {
 
 // Fields whose values change from run to run (or with the build): only their presence and JSON type count.
 const std::set<std::string> kVolatile = {"pid", "version", "seconds", "time", "gpus", "gpus_note", "cuda",
-                                         "methods", "message", "msg", "done", "path"};
+                                         "methods", "schema", "enums", "message", "msg", "done", "path"};
 
 bool same_type(const json& a, const json& b) {
   if (a.is_number() && b.is_number()) return true;

@@ -8,6 +8,7 @@
 #include <QFile>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QProcess>
 #include <QTemporaryDir>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "AllocationEditor.h"
+#include "WorkerPool.h"
 #include "FootprintModel.h"
 #include "HeatmapData.h"
 #include "HeatmapWidget.h"
@@ -175,26 +177,32 @@ TEST(AllocationEditor, EditsUndoRedoAndSave) {
   EXPECT_DOUBLE_EQ(ed2.footprint().result().packed_bytes(), painted);
 }
 
-TEST(AllocationEditor, FitButtonFollowsAllocateAvailability) {
+// Fit and Measure are worker jobs: without a pool, or before a worker's hello lists `allocate`, the button says why.
+TEST(AllocationEditor, FitButtonFollowsTheWorkersHello) {
   AllocationEditor ed;
-  ed.setRazorProgram(razor_test::razorCli());
-  // The availability probe (`razor allocate --help`) runs asynchronously; wait for its answer either way.
   auto* fit = ed.findChild<QWidget*>(QStringLiteral("fitButton"));
   ASSERT_NE(fit, nullptr);
-  ASSERT_TRUE(razor_test::waitUntil([&] { return !fit->toolTip().startsWith(QStringLiteral("Checking")); }, 60000));
+  EXPECT_FALSE(fit->isEnabled());
+  EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("No worker pool"))) << fit->toolTip().toStdString();
+  WorkerPool pool;
+  pool.setProgram(razor_test::razorCli(), {QStringLiteral("worker")});
+  pool.setGpuCount(0);
+  ed.setWorkerPool(&pool);
+  EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("Waiting for a worker"))) << fit->toolTip().toStdString();
+  pool.start();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return ed.allocateAvailable(); }, razor_test::kStartTimeoutMs));
+  EXPECT_TRUE(ed.measureAvailable());
   EXPECT_FALSE(fit->isEnabled());  // no model, no probe, no target yet
-  if (ed.allocateAvailable())
-    EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("Open a model"))) << fit->toolTip().toStdString();
-  else
-    EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("not available"))) << fit->toolTip().toStdString();
-  AllocationEditor none;
-  none.setRazorProgram(QStringLiteral("/nonexistent/razor"));
-  ASSERT_TRUE(razor_test::waitUntil([&] { return !none.findChild<QWidget*>(QStringLiteral("fitButton"))->toolTip().startsWith(QStringLiteral("Checking")); }, 60000));
-  EXPECT_FALSE(none.allocateAvailable());
-  EXPECT_TRUE(none.findChild<QWidget*>(QStringLiteral("fitButton"))->toolTip().contains(QStringLiteral("not available")));
+  EXPECT_TRUE(fit->toolTip().contains(QStringLiteral("Open a model"))) << fit->toolTip().toStdString();
+  // The strategies are the hello's enumeration (core/quant's one table), not a copy.
+  auto* strategy = ed.findChild<QComboBox*>(QStringLiteral("strategy"));
+  ASSERT_NE(strategy, nullptr);
+  EXPECT_GE(strategy->findData(QStringLiteral("freq")), 0);
+  EXPECT_GE(strategy->findData(QStringLiteral("composite")), 0);
+  pool.shutdown();
 }
 
-TEST(AllocationEditor, FitRunsRazorAllocate) {
+TEST(AllocationEditor, FitRunsAllocateInTheWorkerPool) {
   QTemporaryDir tmp;
   const QString model = QStringLiteral(RAZOR_MODELS_DIR "/tiny-qwen3-5-moe");
   const QString text = tmp.filePath(QStringLiteral("calib.txt"));
@@ -211,11 +219,14 @@ TEST(AllocationEditor, FitRunsRazorAllocate) {
   ASSERT_EQ(code, 0);
 
   AllocationEditor ed;
-  ed.setRazorProgram(razor_test::razorCli());
+  WorkerPool pool;
+  pool.setProgram(razor_test::razorCli(), {QStringLiteral("worker")});
+  pool.setGpuCount(0);
+  ed.setWorkerPool(&pool);
+  pool.start();
   auto* fit = ed.findChild<QPushButton*>(QStringLiteral("fitButton"));
   ASSERT_NE(fit, nullptr);
-  ASSERT_TRUE(razor_test::waitUntil([&] { return !fit->toolTip().startsWith(QStringLiteral("Checking")); }, 60000));
-  if (!ed.allocateAvailable()) GTEST_SKIP() << "razor allocate is not in this build";
+  ASSERT_TRUE(razor_test::waitUntil([&] { return ed.allocateAvailable(); }, razor_test::kStartTimeoutMs));
   ed.setInventory(inventoryOf(model));
   EXPECT_FALSE(fit->isEnabled());  // no probe yet
   ed.setStatistics({loadProbeHeatmaps(probe)});
@@ -224,7 +235,7 @@ TEST(AllocationEditor, FitRunsRazorAllocate) {
   auto* strategy = ed.findChild<QComboBox*>(QStringLiteral("strategy"));
   ASSERT_NE(strategy, nullptr);
   const int freq = strategy->findData(QStringLiteral("freq"));
-  ASSERT_GE(freq, 0);  // the list came from `razor allocate --help`
+  ASSERT_GE(freq, 0);  // the list came from the worker's hello
   strategy->setCurrentIndex(freq);
   QSignalSpy done(&ed, &AllocationEditor::allocateFinished);
   QSignalSpy failed(&ed, &AllocationEditor::allocateFailed);
@@ -235,6 +246,88 @@ TEST(AllocationEditor, FitRunsRazorAllocate) {
   // freq with the default tags 1.58 / 4 mixes the two levels around 3 bits.
   constexpr double kTargetBitsTol = 0.35;  // two-level tags cannot hit 3.0 exactly on 64 experts
   EXPECT_NEAR(ed.footprint().result().expert_avg_bits(), 3.0, kTargetBitsTol);
+
+  // Measure: the allocation fake-quantized in memory (eval-ppl with the recipe) against the source, as a run.
+  ed.setMeasureWindow(QString(), 1, 64, 128);
+  auto* measure = ed.findChild<QPushButton*>(QStringLiteral("measureButton"));
+  ASSERT_NE(measure, nullptr);
+  ASSERT_TRUE(measure->isEnabled()) << measure->toolTip().toStdString();
+  QSignalSpy measured(&ed, &AllocationEditor::measureFinished);
+  QSignalSpy measureFailed(&ed, &AllocationEditor::measureFailed);
+  measure->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return measured.count() + measureFailed.count() > 0; }));
+  ASSERT_EQ(measureFailed.count(), 0) << measureFailed.value(0).value(0).toString().toStdString();
+  const QJsonObject run = measured.value(0).value(0).toJsonObject();
+  EXPECT_GT(run.value(QStringLiteral("kl_mean")).toDouble(), 0.0);
+  EXPECT_GT(run.value(QStringLiteral("ppl")).toDouble(), 1.0);
+  EXPECT_EQ(run.value(QStringLiteral("windows")).toInt(), 1);
+  EXPECT_EQ(run.value(QStringLiteral("offset")).toInt(), 128);
+  EXPECT_EQ(run.value(QStringLiteral("layer_bits")).toArray().size(), ed.footprint().layers());
+  EXPECT_DOUBLE_EQ(run.value(QStringLiteral("file_bytes")).toDouble(), double(ed.footprint().result().packed_bytes()));
+
+  // Study: two strategies at one budget on the same windows; each row is a run with its recipe inline.
+  ed.setStudy(QStringLiteral("solver, flat"), QStringLiteral("3.0"));
+  auto* study = ed.findChild<QPushButton*>(QStringLiteral("studyButton"));
+  ASSERT_NE(study, nullptr);
+  ASSERT_TRUE(study->isEnabled()) << study->toolTip().toStdString();
+  QSignalSpy studied(&ed, &AllocationEditor::studyFinished);
+  const int before = measured.count();
+  study->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return studied.count() + measureFailed.count() > 0; }));
+  ASSERT_EQ(measureFailed.count(), 0) << measureFailed.value(0).value(0).toString().toStdString();
+  EXPECT_EQ(studied.value(0).value(0).toInt(), 2);
+  ASSERT_EQ(measured.count(), before + 2);
+  const QJsonObject flat = measured.value(before + 1).value(0).toJsonObject();
+  EXPECT_TRUE(flat.value(QStringLiteral("name")).toString().contains(QLatin1String("flat"))) << flat.value(QStringLiteral("name")).toString().toStdString();
+  EXPECT_GT(flat.value(QStringLiteral("kl_mean")).toDouble(), 0.0);
+  EXPECT_DOUBLE_EQ(flat.value(QStringLiteral("expert_bits")).toDouble(), 3.0);  // every expert at the budget
+  EXPECT_FALSE(flat.value(QStringLiteral("recipe")).toObject().value(QStringLiteral("expert_bits")).toObject().isEmpty());
+
   ed.undoStack()->undo();
   EXPECT_DOUBLE_EQ(ed.footprint().result().expert_avg_bits(), 3.0);  // seed-default: every expert int3
+  pool.shutdown();
+}
+
+// Whole-file GGUF mode: Fit runs `allocate` with mode gguf (no probe needed), Measure packs that allocation and
+// scores the file against the source; the run's size is the file's, its per-layer bits those of its blk.L tensors.
+TEST(AllocationEditor, GgufFitAndMeasureInTheWorkerPool) {
+  const QString model = QStringLiteral(RAZOR_MODELS_DIR "/tiny-qwen3-moe");
+  AllocationEditor ed;
+  WorkerPool pool;
+  pool.setProgram(razor_test::razorCli(), {QStringLiteral("worker")});
+  pool.setGpuCount(0);
+  ed.setWorkerPool(&pool);
+  pool.start();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return ed.allocateAvailable(); }, razor_test::kStartTimeoutMs));
+  ed.setInventory(inventoryOf(model));
+  ed.setGgufMode(true);
+  ed.setGgufTypes(QStringLiteral("q3_K, q4_K, q6_K, q8_0"));  // a short ladder: few measurements
+  auto* measure = ed.findChild<QPushButton*>(QStringLiteral("measureButton"));
+  EXPECT_FALSE(measure->isEnabled());  // nothing fitted yet
+  ed.setTarget(4.5, false);
+  auto* fit = ed.findChild<QPushButton*>(QStringLiteral("fitButton"));
+  ASSERT_TRUE(fit->isEnabled()) << fit->toolTip().toStdString();  // no probe needed in this mode
+  QSignalSpy fitted(&ed, &AllocationEditor::ggufAllocateFinished);
+  QSignalSpy failed(&ed, &AllocationEditor::allocateFailed);
+  fit->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return fitted.count() + failed.count() > 0; }, razor_test::kJobTimeoutMs * 3));
+  ASSERT_EQ(failed.count(), 0) << failed.value(0).value(0).toString().toStdString();
+  EXPECT_TRUE(QFile::exists(ed.lastGgufRecipe()));
+  const double fileBytes = fitted.value(0).value(1).toJsonObject().value(QStringLiteral("size")).toObject().value(QStringLiteral("file_bytes")).toDouble();
+  EXPECT_GT(fileBytes, 0.0);
+
+  ed.setMeasureWindow(QString(), 1, 64, 0);
+  ASSERT_TRUE(measure->isEnabled()) << measure->toolTip().toStdString();
+  QSignalSpy measured(&ed, &AllocationEditor::measureFinished);
+  QSignalSpy measureFailed(&ed, &AllocationEditor::measureFailed);
+  measure->click();
+  ASSERT_TRUE(razor_test::waitUntil([&] { return measured.count() + measureFailed.count() > 0; }));
+  ASSERT_EQ(measureFailed.count(), 0) << measureFailed.value(0).value(0).toString().toStdString();
+  const QJsonObject run = measured.value(0).value(0).toJsonObject();
+  EXPECT_EQ(run.value(QStringLiteral("file_bytes")).toDouble(), fileBytes);  // the allocation's size is the file's
+  EXPECT_LE(run.value(QStringLiteral("effective_bits")).toDouble(), 4.5);
+  EXPECT_GT(run.value(QStringLiteral("kl_mean")).toDouble(), 0.0);
+  EXPECT_EQ(run.value(QStringLiteral("layer_bits")).toArray().size(), 4);
+  EXPECT_GT(run.value(QStringLiteral("layer_bits")).toArray()[0].toDouble(), 1.0);
+  pool.shutdown();
 }

@@ -84,7 +84,10 @@ TEST(RealWorker, PacksTheTinyFixtureToGguf) {
   QFile f(out);
   ASSERT_TRUE(f.open(QIODevice::ReadOnly));
   EXPECT_EQ(f.read(4), QByteArray("GGUF"));
-  EXPECT_GT(p.finished[0][1].toJsonObject().value("tensors").toInt(), 0);
+  // The result is `razor pack --json`'s: every tensor listed, and their count.
+  const QJsonObject res = p.finished[0][1].toJsonObject();
+  EXPECT_GT(res.value("n_tensors").toInt(), 0);
+  EXPECT_EQ(res.value("tensors").toArray().size(), res.value("n_tensors").toInt());
   EXPECT_TRUE(partialEntries(tmp.path()).isEmpty());
 }
 

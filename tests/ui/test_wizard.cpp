@@ -151,7 +151,7 @@ TEST(ExportWizard, ReviewRunValidateDoneOnTheTinyModel) {
   EXPECT_TRUE(report.contains(QLatin1String("validation:")));
 }
 
-// "Fit a file size": the whole-file allocation runs as a worker job (allocate-gguf), its recipe becomes the
+// "Fit a file size": the whole-file allocation runs as a worker job (allocate with mode gguf), its recipe becomes the
 // recipe, and the dry run plans exactly the file size the allocation reported.
 TEST(ExportWizard, FitAFileSizeAllocatesTheRecipe) {
   ExportWizard w;

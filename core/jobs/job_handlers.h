@@ -1,0 +1,23 @@
+// The registry's heavier jobs (methods.cpp holds the table): each takes params already checked and completed
+// by apply_schema (methods.h), so a key with a default is always present. The CLI runs the same handlers
+// (app/cli/job_command.h) and prints their result; the worker sends it as the result event.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include "jobs/methods.h"
+
+namespace razor::jobs {
+
+result<nlohmann::json> job_probe(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_eval_ppl(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_pack(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_validate_gguf(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_gguf_info(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_allocate(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_merge(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_study(const nlohmann::json& p, job_context& ctx);
+
+// The text a job reads when params.text is absent: the bundled held-out text (evaluation) or calibration text.
+result<std::string> text_or_bundled(const nlohmann::json& p, bool calibration, const std::string& key = "text");
+
+}  // namespace razor::jobs
