@@ -20,17 +20,8 @@ using razor::test::slurp;
 
 const std::string kModels = RAZOR_MODELS_DIR;
 
-struct scratch {
-  fs::path dir;
-  scratch() {
-    char tmpl[] = "/tmp/razor-fp8.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& s) const { return (dir / s).string(); }
+struct scratch : razor::test::scratch_dir {
+  scratch() : scratch_dir("fp8") {}
 };
 
 // A synthetic checkpoint of the fixture's config with the fixture's tokenizer (eval-ppl and pack need one).

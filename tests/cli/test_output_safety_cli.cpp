@@ -27,17 +27,8 @@ using razor::test::slurp;
 const std::string kModels = RAZOR_MODELS_DIR;
 const std::string kFixture = kModels + "/tiny-qwen3-moe";
 
-struct scratch {
-  fs::path dir;
-  scratch() {
-    char tmpl[] = "/tmp/razor-outsafe.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& s) const { return (dir / s).string(); }
+struct scratch : razor::test::scratch_dir {
+  scratch() : scratch_dir("outsafe") {}
 };
 
 void put(const std::string& path, const std::string& text) {

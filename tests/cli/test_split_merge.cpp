@@ -21,17 +21,8 @@ using razor::test::slurp;
 
 const std::string kModels = RAZOR_MODELS_DIR;
 
-struct scratch {
-  fs::path dir;
-  scratch() {
-    char tmpl[] = "/tmp/razor-split.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& s) const { return (dir / s).string(); }
+struct scratch : razor::test::scratch_dir {
+  scratch() : scratch_dir("split") {}
 };
 
 // Every file of the single run is in the merge with the same bytes, except the summary, whose only differences

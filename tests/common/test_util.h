@@ -15,6 +15,22 @@
 
 namespace razor::test {
 
+// A fresh folder under /tmp (mkdtemp, "razor-<tag>.XXXXXX"), removed with everything in it when the object goes.
+struct scratch_dir {
+  std::filesystem::path dir;
+  explicit scratch_dir(const std::string& tag) {
+    std::string t = "/tmp/razor-" + tag + ".XXXXXX";
+    if (const char* d = ::mkdtemp(t.data())) dir = d;
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  std::string operator/(const std::string& s) const { return (dir / s).string(); }
+};
+
 // The absolute path of `exe` on $PATH, or "" when it is not there.
 inline std::string find_on_path(const std::string& exe) {
   const char* p = std::getenv("PATH");

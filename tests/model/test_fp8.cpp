@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/test_util.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/synth.h"
@@ -23,14 +24,9 @@ namespace {
 
 const std::string kModels = RAZOR_MODELS_DIR;
 
-struct scratch {
-  fs::path p = fs::temp_directory_path() / ("razor_fp8_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-  scratch() { fs::create_directories(p); }
-  ~scratch() { fs::remove_all(p); }
-  static int& n() {
-    static int c = 0;
-    return c;
-  }
+struct scratch : razor::test::scratch_dir {
+  scratch() : scratch_dir("fp8-model") {}
+  const fs::path& p = dir;
 };
 
 // The fixture's config.json with a quantization_config of `block` (omitted when null).

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/test_util.h"
 #include "util/atomic_file.h"
 #include "util/mapped_file.h"
 #include "util/output_guard.h"
@@ -27,17 +28,8 @@ using namespace razor;
 
 namespace {
 
-struct scratch {
-  fs::path dir;
-  scratch() {
-    char tmpl[] = "/tmp/razor-safety.XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator/(const std::string& s) const { return (dir / s).string(); }
+struct scratch : razor::test::scratch_dir {
+  scratch() : scratch_dir("safety") {}
 };
 
 void put(const std::string& path, const std::string& text) {
