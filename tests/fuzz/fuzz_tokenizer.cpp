@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/tokenizer.h"
 
@@ -22,7 +23,9 @@ const razor::bpe_tokenizer& fixture_tokenizer() {
 }
 
 void exercise(const razor::bpe_tokenizer& tk, std::string_view text) {
-  auto ids = tk.encode(text);
+  auto r = tk.encode(text);  // an error only at the regex match limits (a hostile tokenizer.json)
+  if (!r.ok()) return;
+  const std::vector<int32_t>& ids = *r;
   (void)tk.decode(ids);
   (void)tk.encode(text, /*split_added=*/false);
   for (int32_t id : ids)
