@@ -19,20 +19,9 @@ namespace {
 const auto run = razor::test::run_razor;
 const std::string kModels = RAZOR_MODELS_DIR;
 
-struct temp_dir {
-  fs::path p;
-  temp_dir() {
-    p = fs::temp_directory_path() / ("razor_clilimits_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-    fs::create_directories(p);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(p, ec);
-  }
-  static int& n() {
-    static int c = 0;
-    return c;
-  }
+struct temp_dir : razor::test::scratch_dir {
+  temp_dir() : scratch_dir("clilimits") {}
+  const fs::path& p = dir;
 };
 
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }

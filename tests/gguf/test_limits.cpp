@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 
+#include "common/test_util.h"
 #include "gguf/gguf_file.h"
 #include "gguf/imatrix.h"
 
@@ -19,20 +20,9 @@ using namespace razor::gguf;
 
 namespace {
 
-struct temp_dir {
-  fs::path p;
-  temp_dir() {
-    p = fs::temp_directory_path() / ("razor_glimits_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-    fs::create_directories(p);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(p, ec);
-  }
-  static int& n() {
-    static int c = 0;
-    return c;
-  }
+struct temp_dir : razor::test::scratch_dir {
+  temp_dir() : scratch_dir("glimits") {}
+  const fs::path& p = dir;
 };
 
 struct image {

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/test_util.h"
 #include "model/checkpoint.h"
 #include "model/hf_config.h"
 #include "model/recipe.h"
@@ -23,20 +24,9 @@ namespace {
 
 const std::string kModels = RAZOR_MODELS_DIR;
 
-struct temp_dir {
-  fs::path p;
-  temp_dir() {
-    p = fs::temp_directory_path() / ("razor_mlimits_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-    fs::create_directories(p);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(p, ec);
-  }
-  static int& n() {
-    static int c = 0;
-    return c;
-  }
+struct temp_dir : razor::test::scratch_dir {
+  temp_dir() : scratch_dir("mlimits") {}
+  const fs::path& p = dir;
 };
 
 void write_bytes(const fs::path& p, const std::string& s) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/test_util.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 #include "util/mapped_file.h"
@@ -19,20 +20,9 @@ using namespace razor;
 
 namespace {
 
-struct temp_dir {
-  fs::path p;
-  temp_dir() {
-    p = fs::temp_directory_path() / ("razor_limits_test_" + std::to_string(::getpid()) + "_" + std::to_string(n()++));
-    fs::create_directories(p);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(p, ec);
-  }
-  static int& n() {
-    static int c = 0;
-    return c;
-  }
+struct temp_dir : razor::test::scratch_dir {
+  temp_dir() : scratch_dir("limits-test") {}
+  const fs::path& p = dir;
 };
 
 bool contains(const std::string& s, const std::string& needle) { return s.find(needle) != std::string::npos; }
