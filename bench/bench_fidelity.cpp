@@ -17,7 +17,7 @@
 //
 //   bench_fidelity [--models tiny-qwen3-moe,tiny-qwen3-5-moe] [--ftypes Q2_K,IQ3_XXS,IQ3_S,Q3_K_M,Q4_K_M]
 //                  [--work DIR] [--windows 200] [--imatrix-tokens 102400] [--calib-windows 8]
-//                  [--sensitivity full|fit] [--out fidelity.json] [--razor PATH]
+//                  [--sensitivity full|fit|weights] [--out fidelity.json] [--razor PATH]
 #include <sys/stat.h>
 
 #include <cstdio>

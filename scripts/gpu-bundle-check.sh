@@ -9,6 +9,7 @@
 # (the --system-cuda bundle, the GPU test binaries xz-compressed, tiny-qwen3-moe and the texts) into the ignored
 # folder .gpu-run/; for the call, nothing else may travel (see docs/DEVELOPING.md, "GPU work").
 # RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings.
+# RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run.
 set -uo pipefail
 mode=${1:-}
 if [ "$mode" = prep ]; then
@@ -120,15 +121,33 @@ if ! cmp -s "$W/slice.json" "$W/s/slice.json"; then  # a warm machine keeps the 
   cp "$D"/tok35/tokenizer*.json "$W/s/src/"
   cp "$W/slice.json" "$W/s/slice.json"
 fi
-rm -rf "$W/s/q" "$W/s/iq3.gguf" "$W/s/probe.h5"
+rm -rf "$W/s/q" "$W/s/iq3.gguf" "$W/s/probe.h5" "$W/s/alloc"*
 du -sb "$W/s/src" | tee -a "$OUT/pipeline.log"
 sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && echo "  page cache dropped" || echo "  page cache NOT dropped (no root): read floor is a warm-cache figure"
+STEPS=" ${RAZOR_GPU_SLICE_STEPS:-quantize pack probe alloc} "
+# The whole-file allocation first (a cold page cache: it reads only the sampled rows): weights-only damage on the
+# default 256 rows per tensor, every type of the ladder (those needing an imatrix allowed without one: the same
+# work as with one), the 47 GB budget of the 122B as bits per weight (47e9 x 8 / 122e9).
+if [[ $STEPS == *" alloc "* ]]; then
+  run "$RZ" allocate "$W/s/src" --mode gguf --sensitivity weights --target 3.08bits --allow-missing-imatrix \
+    --out "$W/s/alloc.txt"
+  python3 - "$W/s/alloc.sensitivity.json" "$N" <<'EOF2' | tee -a "$OUT/pipeline.log"
+import json, re, sys
+j = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+layer = sum(i["seconds"] for i in j["items"] if re.match(r"blk\.\d+\.", i["tensor"]))
+other = sum(i["seconds"] for i in j["items"]) - layer
+print(f"  allocation: {len(j['items'])} tensors, thread time {layer:.1f} s in {n} layers + {other:.1f} s outside; "
+      f"48 layers: {other + layer * 48 / n:.1f} s thread time ({(other + layer * 48 / n) / (other + layer):.2f}x this slice)")
+EOF2
+fi
 run sh -c "cat $W/s/src/*.safetensors >/dev/null"  # the disk-read floor
-run "$RZ" quantize "$W/s/src" --recipe seed-default --out "$W/s/q"
+[[ $STEPS == *" quantize "* ]] && run "$RZ" quantize "$W/s/src" --recipe seed-default --out "$W/s/q"
 # No imatrix for the slice here (the CPU probe below is the slow step): the packer's work is the same.
-run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --out "$W/s/iq3.gguf"
-ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
-run timeout 150 "$RZ" probe "$W/s/src" --tokens 256 --seqlen 256 --out "$W/s/probe.h5"
+if [[ $STEPS == *" pack "* ]]; then
+  run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --out "$W/s/iq3.gguf"
+  ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
+fi
+[[ $STEPS == *" probe "* ]] && run timeout 150 "$RZ" probe "$W/s/src" --tokens 256 --seqlen 256 --out "$W/s/probe.h5"
 echo "peak GPU memory: $(sort -n "$OUT/gpu-memory.txt" | tail -1) MiB"
 echo "gpu-bundle-check: exit $rc"
 exit $rc

@@ -22,11 +22,16 @@ int print_gguf(const nlohmann::json& r, const nlohmann::json& p) {
               p.value("target", "").c_str(), (unsigned long long)sz["file_bytes"].get<uint64_t>(), sz["bpw"].get<double>(),
               r["predicted_kl"].get<double>(), r["solver"]["exact"].get<bool>() ? " (exact optimum)" : "");
   const auto& se = r["sensitivity"];
-  std::printf("sensitivities: %s, %d KL measurements on %zu positions%s\n", se["mode"].get<std::string>().c_str(),
-              se["measurements"].get<int>(), r["calibration"]["positions"].get<size_t>(),
-              se["from_cache"].get<bool>() ? " (reused from " : " (cached in ");
-  std::printf("  %s)\n", se["cache"].get<std::string>().c_str());
-  std::printf("%-34s %-18s %-8s %8s %12s\n", "tensor", "role", "type", "bpw", "KL");
+  if (r.contains("calibration"))
+    std::printf("sensitivities: %s, %d KL measurements on %zu positions", se["mode"].get<std::string>().c_str(),
+                se["measurements"].get<int>(), r["calibration"]["positions"].get<size_t>());
+  else
+    std::printf("sensitivities: weights only (no forward pass), %lld rows sampled per tensor, %.1f s",
+                (long long)se.value("sample_rows", int64_t(0)), se["seconds"].get<double>());
+  if (se["cache"].is_string())
+    std::printf(" (%s %s)", se["from_cache"].get<bool>() ? "reused from" : "cached in", se["cache"].get<std::string>().c_str());
+  std::printf("\n");
+  std::printf("%-34s %-18s %-8s %8s %12s\n", "tensor", "role", "type", "bpw", r.contains("calibration") ? "KL" : "damage");
   for (auto& t : r["tensors"])
     std::printf("%-34s %-18s %-8s %8.3f %12.4g\n", t["tensor"].get<std::string>().c_str(),
                 t["role"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(), t["bpw"].get<double>(),

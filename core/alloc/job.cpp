@@ -1,8 +1,10 @@
 #include "alloc/job.h"
 
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
+#include "alloc/weight_damage.h"
 #include "alloc/whole_file.h"
 #include "engine/eval.h"
 #include "engine/tokenizer.h"
@@ -60,9 +62,12 @@ result<std::vector<std::vector<int32_t>>> windows_of(const std::vector<int32_t>&
 
 result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const progress_fn& progress) {
   if (p.out.empty()) return make_error(errc::invalid_argument, "--out is required");
-  if (p.text.empty()) return make_error(errc::invalid_argument, "--text is required: the calibration text the sensitivities are measured on");
-  if (p.sensitivity != "full" && p.sensitivity != "fit")
-    return make_error(errc::invalid_argument, "--sensitivity " + p.sensitivity + ": expected full or fit");
+  const bool weights_only = p.sensitivity == "weights";
+  if (p.sensitivity != "full" && p.sensitivity != "fit" && !weights_only)
+    return make_error(errc::invalid_argument, "--sensitivity " + p.sensitivity + ": expected full, fit or weights");
+  if (p.text.empty() && !weights_only)
+    return make_error(errc::invalid_argument, "--text is required: the calibration text the sensitivities are measured on");
+  if (p.sample_rows < 0) return make_error(errc::invalid_argument, "--sample-rows must be >= 0");
   RAZOR_ASSIGN_OR_RETURN(wf_target target, parse_wf_target(p.target));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(p.model));
 
@@ -101,26 +106,35 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
   RAZOR_TRY(check_output_file(report, [](const std::string& f) { return razor_json_file(f); }, inputs));
   if (!p.no_cache) RAZOR_TRY(check_output_file(cache, [](const std::string& f) { return razor_json_file(f); }, inputs));
 
-  // calibration windows
-  RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(p.text));
-  RAZOR_ASSIGN_OR_RETURN(bpe_tokenizer tk, bpe_tokenizer::load(ck.dir() + "/tokenizer.json"));
-  RAZOR_ASSIGN_OR_RETURN(const std::vector<int32_t> tokens, engine::protocol_tokens(tk, text, p.text));
-  RAZOR_ASSIGN_OR_RETURN(auto seqs, windows_of(tokens, p.offset, p.windows, p.ctx, p.text));
+  // calibration windows (the text is tokenized when the sensitivities or the check need it)
+  std::optional<bpe_tokenizer> tk;
+  std::vector<int32_t> tokens;
+  std::vector<std::vector<int32_t>> seqs;
+  fnv1a64 th;
+  if (!weights_only || (p.measure && (p.measure_text.empty() || p.measure_text == p.text))) {
+    RAZOR_ASSIGN_OR_RETURN(std::string text, read_text_file(p.text));
+    RAZOR_ASSIGN_OR_RETURN(tk, bpe_tokenizer::load(ck.dir() + "/tokenizer.json"));
+    RAZOR_ASSIGN_OR_RETURN(tokens, engine::protocol_tokens(*tk, text, p.text));
+  }
+  if (!weights_only) {
+    RAZOR_ASSIGN_OR_RETURN(seqs, windows_of(tokens, p.offset, p.windows, p.ctx, p.text));
+    for (auto& s : seqs)
+      for (int32_t t : s) th.field(std::to_string(t));
+  }
 
   // measurements: reused when the key matches
-  fnv1a64 th;
-  for (auto& s : seqs)
-    for (int32_t t : s) th.field(std::to_string(t));
   std::vector<std::string> ladder;
   for (auto t : plan.ladder) ladder.emplace_back(ggml::type_name(t));
   nlohmann::json key = {{"model", quant::weights_identity(ck)},
                         {"imatrix", have_imat ? quant::file_identity(p.imatrix) : nlohmann::json()},
-                        {"tokens", th.hex()},
-                        {"positions", p.windows * p.ctx},
+                        {"tokens", weights_only ? std::string() : th.hex()},
+                        {"positions", weights_only ? 0 : p.windows * p.ctx},
                         {"ladder", ladder},
                         {"allow_missing_imatrix", p.allow_missing_imatrix},
                         {"sensitivity", p.sensitivity},
-                        {"fit_types", p.sensitivity == "fit" ? p.fit_types : 0}};
+                        {"fit_types", p.sensitivity == "fit" ? p.fit_types : 0},
+                        {"sample_rows", weights_only ? p.sample_rows : 0},
+                        {"weights_prior", weights_only ? weights_prior_id() : std::string()}};
   measure_report mr;
   bool from_cache = false;
   if (!p.no_cache) {
@@ -131,7 +145,13 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
       }
     }
   }
-  if (!from_cache) {
+  if (!from_cache && weights_only) {
+    weights_options wo;
+    wo.sample_rows = p.sample_rows;
+    wo.progress = progress;
+    RAZOR_ASSIGN_OR_RETURN(mr, measure_weights(ck, have_imat ? &im : nullptr, plan, wo));
+    if (!p.no_cache) RAZOR_TRY(write_file_atomic(cache, dump_json(measurements_json(plan, mr, key)) + "\n"));
+  } else if (!from_cache) {
     measure_options mo;
     mo.seqs = seqs;
     mo.all_types = p.sensitivity == "full";
@@ -148,18 +168,23 @@ result<nlohmann::json> run_gguf_allocation(const gguf_alloc_params& p, const pro
   nlohmann::json rep = al.report;
   rep["imatrix"] = p.imatrix;
   rep["recipe"] = p.out;
-  rep["calibration"] = {{"text", p.text}, {"offset_tokens", p.offset}, {"windows", p.windows}, {"ctx", p.ctx},
-                        {"positions", mr.positions}, {"ref_nll", mr.ref_nll}};
+  if (!weights_only)
+    rep["calibration"] = {{"text", p.text}, {"offset_tokens", p.offset}, {"windows", p.windows}, {"ctx", p.ctx},
+                          {"positions", mr.positions}, {"ref_nll", mr.ref_nll}};
   rep["sensitivity"] = {{"mode", p.sensitivity}, {"measurements", mr.measurements}, {"seconds", mr.seconds},
-                        {"alpha", mr.alpha}, {"fit_spearman", mr.fit_spearman}, {"cache", cache},
+                        {"alpha", mr.alpha}, {"fit_spearman", mr.fit_spearman}, {"cache", p.no_cache ? nlohmann::json() : nlohmann::json(cache)},
                         {"from_cache", from_cache}};
+  if (weights_only) rep["sensitivity"]["sample_rows"] = p.sample_rows;
   if (p.measure) {
     const bool other = !p.measure_text.empty() && p.measure_text != p.text;
     const int64_t off = p.measure_offset >= 0 ? p.measure_offset : other ? 0 : p.offset + int64_t(p.windows) * p.ctx;
     std::vector<int32_t> mtokens;
     if (other) {
       RAZOR_ASSIGN_OR_RETURN(std::string mt, read_text_file(p.measure_text));
-      RAZOR_ASSIGN_OR_RETURN(mtokens, engine::protocol_tokens(tk, mt, p.measure_text));
+      if (!tk) {
+        RAZOR_ASSIGN_OR_RETURN(tk, bpe_tokenizer::load(ck.dir() + "/tokenizer.json"));
+      }
+      RAZOR_ASSIGN_OR_RETURN(mtokens, engine::protocol_tokens(*tk, mt, p.measure_text));
     }
     const std::string& mname = other ? p.measure_text : p.text;
     RAZOR_ASSIGN_OR_RETURN(auto mseqs, windows_of(other ? mtokens : tokens, off, p.measure_windows, p.ctx, mname));

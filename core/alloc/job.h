@@ -25,8 +25,11 @@ struct gguf_alloc_params {
   std::string text;
   int windows = 8, ctx = 256;
   int64_t offset = 0;
-  std::string sensitivity = "full";      // full: KL at every type; fit: KL at `fit_types` types, fitted curve
+  // full: KL at every type; fit: KL at `fit_types` types, fitted curve; weights: no forward pass, the imatrix-weighted
+  // output error on `sample_rows` rows per tensor (weight_damage.h)
+  std::string sensitivity = "full";
   int fit_types = 3;
+  int64_t sample_rows = 256;
   std::string cache;                     // measurements file (default <out without extension>.sensitivity.json)
   bool no_cache = false;
   // the whole allocation's KL in memory on `measure_windows` windows from token `measure_offset` of `measure_text`

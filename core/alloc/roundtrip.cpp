@@ -6,11 +6,54 @@
 
 namespace razor::alloc {
 
-status roundtrip_rows(ggml::type t, float* data, int64_t rows, int64_t cols, const float* imatrix) {
+result<std::vector<float>> importance_for(const gguf::imatrix* imat, const std::string& g, int64_t mat, int64_t cols) {
+  if (!imat || !imat->find(g)) return std::vector<float>{};
+  RAZOR_ASSIGN_OR_RETURN(std::vector<float> w, imat->weights_for(g, mat));
+  if (int64_t(w.size()) != cols)
+    return make_error(errc::shape_mismatch, imat->source + ": " + g + " has " + std::to_string(w.size()) +
+                                                " importance weights per row, the tensor " + std::to_string(cols));
+  return w;
+}
+
+error_weights error_weights_for(const gguf::imatrix* imat, const std::string& g, int64_t mat, int64_t n_mat,
+                                int64_t cols, int64_t n_used) {
+  error_weights w;
+  w.col.assign(size_t(cols), 1.0);
+  if (n_mat > 1) w.share = double(std::max<int64_t>(n_used, 1)) / double(n_mat);
+  const gguf::imatrix_entry* e = imat ? imat->find(g) : nullptr;
+  if (!e || e->n_per_row != cols || mat >= e->n_mat || e->counts.size() != size_t(e->n_mat)) return w;
+  double total = 0;
+  for (float n : e->counts) total += double(n);
+  const double n = double(e->counts[size_t(mat)]);
+  if (e->n_mat > 1 && total > 0) {
+    const double tokens = total / double(std::max<int64_t>(n_used, 1));
+    w.share = std::max(n, 0.01 * total / double(e->n_mat)) / tokens;
+  }
+  if (n > 0)
+    for (int64_t j = 0; j < cols; ++j) w.col[size_t(j)] = double(e->in_sum2[size_t(mat * cols + j)]) / n;
+  return w;
+}
+
+void add_error(roundtrip_error& e, const error_weights& w, const float* orig, const float* rt, int64_t rows,
+               int64_t cols, double scale) {
+  double werr = 0, wref = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < cols; ++j) {
+      const size_t k = size_t(r * cols + j);
+      const double x = orig[k], d = double(rt[k]) - x;
+      werr += w.col[size_t(j)] * d * d;
+      wref += w.col[size_t(j)] * x * x;
+    }
+  e.werr += scale * w.share * werr;
+  e.wref += scale * w.share * wref;
+}
+
+status roundtrip_rows(ggml::type t, float* data, int64_t rows, int64_t cols, const float* imatrix, int threads) {
   if (t == ggml::type::f32) return {};
   const size_t rs = ggml::row_size(t, cols);
   std::vector<uint8_t> buf(rs * size_t(rows));
   ggml::quantize_options qo;
+  qo.threads = threads;
   qo.allow_missing_imatrix = true;  // which types need one is the caller's rule (llama.cpp's, at planning)
   RAZOR_TRY(ggml::quantize_tensor(t, data, buf.data(), buf.size(), rows, cols, imatrix, qo).error());
   for (int64_t r = 0; r < rows; ++r)
@@ -26,46 +69,16 @@ const ggml::type* roundtrip_weights::type_of(const std::string& gguf_name) const
   return it == types_.end() ? nullptr : &it->second;
 }
 
-// The importance weights pack uses for matrix `mat` of the tensor (none when the imatrix has no entry).
-result<std::vector<float>> roundtrip_weights::weights(const std::string& gguf_name, int64_t mat, int64_t cols) const {
-  if (!imat_ || !imat_->find(gguf_name)) return std::vector<float>{};
-  RAZOR_ASSIGN_OR_RETURN(std::vector<float> w, imat_->weights_for(gguf_name, mat));
-  if (int64_t(w.size()) != cols)
-    return make_error(errc::shape_mismatch, imat_->source + ": " + gguf_name + " has " + std::to_string(w.size()) +
-                                                " importance weights per row, the tensor " + std::to_string(cols));
-  return w;
-}
 
-// Round-trips matrix `mat` of a GGUF tensor (t in GGUF layout) and adds its error.
-status roundtrip_weights::roundtrip(const std::string& g, int64_t mat, engine::tensor_f32& t) {
+// Round-trips matrix `mat` of the `n_mat` of a GGUF tensor (t in GGUF layout) and adds its error.
+status roundtrip_weights::roundtrip(const std::string& g, int64_t mat, int64_t n_mat, engine::tensor_f32& t) {
   const ggml::type ty = *type_of(g);
   const int64_t rows = t.rows(), cols = t.cols();
-  RAZOR_ASSIGN_OR_RETURN(std::vector<float> w, weights(g, mat, cols));
+  RAZOR_ASSIGN_OR_RETURN(std::vector<float> w, importance_for(imat_, g, mat, cols));
   const std::vector<float> orig = t.data;
   RAZOR_TRY(roundtrip_rows(ty, t.data.data(), rows, cols, w.empty() ? nullptr : w.data()));
-  // error weights: column mean squares and the matrix's share of the tokens
-  std::vector<double> s(size_t(cols), 1.0);
-  double c = 1.0;
-  if (const gguf::imatrix_entry* e = imat_ ? imat_->find(g) : nullptr;
-      e && e->n_per_row == cols && mat < e->n_mat && e->counts.size() == size_t(e->n_mat)) {
-    double mean = 0;
-    for (float n : e->counts) mean += double(n) / double(e->n_mat);
-    const double n = double(e->counts[size_t(mat)]);
-    c = std::max(n, 0.01 * mean);
-    if (n > 0)
-      for (int64_t j = 0; j < cols; ++j) s[size_t(j)] = double(e->in_sum2[size_t(mat * cols + j)]) / n;
-  }
-  double werr = 0, wref = 0;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      const size_t k = size_t(r * cols + j);
-      const double x = orig[k], d = double(t.data[k]) - x;
-      werr += s[size_t(j)] * d * d;
-      wref += s[size_t(j)] * x * x;
-    }
-  auto& acc = errors_[g];
-  acc.werr += c * werr;
-  acc.wref += c * wref;
+  add_error(errors_[g], error_weights_for(imat_, g, mat, n_mat, cols, base_.config().num_experts_per_tok), orig.data(),
+            t.data.data(), rows, cols);
   return {};
 }
 
@@ -74,7 +87,7 @@ result<engine::tensor_f32> roundtrip_weights::tensor(const std::string& name) {
   auto loc = layout_.locate(name);
   if (!loc || !type_of(loc->tensor)) return t;
   RAZOR_TRY(layout_.to_gguf(*loc, name, t.data.data(), t.rows(), t.cols()));
-  RAZOR_TRY(roundtrip(loc->tensor, 0, t));
+  RAZOR_TRY(roundtrip(loc->tensor, 0, 1, t));
   RAZOR_TRY(layout_.to_hf(*loc, name, t.data.data(), t.rows(), t.cols()));
   return t;
 }
@@ -89,7 +102,7 @@ result<engine::tensor_f32> roundtrip_weights::expert(int layer, int e, expert_pr
   RAZOR_ASSIGN_OR_RETURN(engine::tensor_f32 t, base_.expert(layer, e, p));
   const std::string g = gguf::gguf_layout::expert_tensor(layer, p);
   if (!type_of(g)) return t;
-  RAZOR_TRY(roundtrip(g, e, t));
+  RAZOR_TRY(roundtrip(g, e, base_.config().num_experts, t));
   return t;
 }
 

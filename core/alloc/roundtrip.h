@@ -28,9 +28,26 @@ struct roundtrip_error {
   double relative() const { return wref > 0 ? werr / wref : 0.0; }
 };
 
+// The importance weights pack quantizes matrix `mat` of GGUF tensor `g` with (empty when the imatrix has no entry).
+result<std::vector<float>> importance_for(const gguf::imatrix* imat, const std::string& g, int64_t mat, int64_t cols);
+
+// The weights of those sums for matrix `mat` of GGUF tensor `g` (`n_mat` matrices: experts, else 1; `n_used` experts
+// per token): `col` each column's mean square input (1 without an imatrix entry), `share` the fraction of tokens that
+// pass through the matrix (1 for a tensor every token passes; a routed expert's count over the tokens, floored at
+// 1 % of the mean; n_used / n_mat without an entry). werr with these is the output error energy per token.
+struct error_weights {
+  std::vector<double> col;
+  double share = 1;
+};
+error_weights error_weights_for(const gguf::imatrix* imat, const std::string& g, int64_t mat, int64_t n_mat,
+                                int64_t cols, int64_t n_used);
+// Adds the weighted error of `rows` rows (`orig` before, `rt` after the round trip) to e, times `scale`.
+void add_error(roundtrip_error& e, const error_weights& w, const float* orig, const float* rt, int64_t rows,
+               int64_t cols, double scale = 1.0);
+
 // Quantizes `rows` rows of `cols` floats with type t (importance weights `imatrix`, may be null) and writes the
-// dequantized values back in place.
-status roundtrip_rows(ggml::type t, float* data, int64_t rows, int64_t cols, const float* imatrix);
+// dequantized values back in place, on `threads` threads (0: all).
+status roundtrip_rows(ggml::type t, float* data, int64_t rows, int64_t cols, const float* imatrix, int threads = 0);
 
 // `base` provides the unquantized weights; `imat` (may be null) must outlive the provider; `types` may be changed
 // between forward passes with set_types().
@@ -56,8 +73,7 @@ class roundtrip_weights : public engine::weight_provider {
 
  private:
   const ggml::type* type_of(const std::string& gguf_name) const;
-  result<std::vector<float>> weights(const std::string& gguf_name, int64_t mat, int64_t cols) const;
-  status roundtrip(const std::string& gguf_name, int64_t mat, engine::tensor_f32& t);
+  status roundtrip(const std::string& gguf_name, int64_t mat, int64_t n_mat, engine::tensor_f32& t);
   engine::weight_provider& base_;
   std::map<std::string, roundtrip_error> errors_;
   const gguf::imatrix* imat_;

@@ -286,7 +286,7 @@ nlohmann::json measurements_json(const wf_plan& plan, const measure_report& rep,
     nlohmann::json ch = nlohmann::json::array();
     for (auto& c : it.choices)
       ch.push_back({{"type", ggml::type_name(c.type)}, {"rel_error", c.rel_error}, {"kl", c.kl}, {"damage", c.damage}});
-    items.push_back({{"tensor", it.tensor}, {"sensitivity", it.sensitivity}, {"choices", ch}});
+    items.push_back({{"tensor", it.tensor}, {"sensitivity", it.sensitivity}, {"seconds", it.seconds}, {"choices", ch}});
   }
   return {{"format", "razor.gguf_sensitivity/1"},
           {"key", key},
@@ -309,6 +309,7 @@ result<measure_report> apply_cached(const nlohmann::json& j, const nlohmann::jso
       auto f = by_name.find(it.tensor);
       if (f == by_name.end()) return make_error(errc::not_found, "sensitivity measurements lack " + it.tensor);
       it.sensitivity = f->second->at("sensitivity").get<double>();
+      it.seconds = f->second->value("seconds", 0.0);
       std::map<std::string, const nlohmann::json*> ch;
       for (auto& c : f->second->at("choices")) ch[c.at("type").get<std::string>()] = &c;
       for (auto& c : it.choices) {

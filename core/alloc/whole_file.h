@@ -58,6 +58,7 @@ struct wf_item {
   int expert_proj = -1;
   std::vector<wf_choice> choices;      // ascending bytes, one per stored type
   double sensitivity = 0;              // S_t of the fit (0 when not fitted)
+  double seconds = 0;                  // thread time spent measuring it (weights-only damage)
 };
 
 struct wf_plan {

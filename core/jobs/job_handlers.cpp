@@ -613,6 +613,7 @@ result<json> allocate_gguf(const json& p, job_context& ctx) {
   RAZOR_TRY(range(p, "ctx", 2, 1 << 20));
   RAZOR_TRY(range(p, "calib_offset", 0, int64_t(1) << 40));
   RAZOR_TRY(range(p, "fit_types", 1, 64));
+  RAZOR_TRY(range(p, "sample_rows", 0, int64_t(1) << 40));
   RAZOR_TRY(range(p, "windows", 1, 1 << 16));
   RAZOR_TRY(range(p, "eval_offset", -1, int64_t(1) << 40));
   a.windows = int(num(p, "calib_windows", 8));
@@ -620,6 +621,7 @@ result<json> allocate_gguf(const json& p, job_context& ctx) {
   a.offset = num(p, "calib_offset", 0);
   a.sensitivity = str(p, "sensitivity").empty() ? std::string("full") : str(p, "sensitivity");
   a.fit_types = int(num(p, "fit_types", 3));
+  a.sample_rows = num(p, "sample_rows", 256);
   a.cache = str(p, "cache");
   a.no_cache = flag(p, "no_cache");
   a.measure_windows = int(num(p, "windows", 32));

@@ -483,8 +483,11 @@ const std::vector<method_def>& method_table() {
         opt("allow_missing_imatrix", B, false, "gguf mode: offer types that need an importance matrix without one"),
         opt("calib_windows", I, 8, "gguf mode: calibration windows of ctx tokens from text"),
         opt("calib_offset", I, 0, "gguf mode: first calibration token"),
-        opt("sensitivity", S, "full", "gguf mode: full (KL at every type) or fit (KL at fit_types types, fitted curve)").one_of({"full", "fit"}),
+        opt("sensitivity", S, "full", "gguf mode: full (KL at every type), fit (KL at fit_types types, fitted curve) or "
+                                      "weights (no forward pass: imatrix-weighted output error on sampled rows, for "
+                                      "models too large to run per tensor)").one_of({"full", "fit", "weights"}),
         opt("fit_types", I, 3, "gguf mode, sensitivity fit: types measured per tensor"),
+        opt("sample_rows", I, 256, "gguf mode, sensitivity weights: rows sampled per tensor (0: every row)"),
         opt("cache", P, "gguf mode: sensitivity measurements, reused when model, imatrix, tokens and ladder match "
                         "(default <out>.sensitivity.json)")},
        job_allocate},

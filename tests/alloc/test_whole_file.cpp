@@ -8,6 +8,7 @@
 #include "alloc/job.h"
 #include "alloc/roundtrip.h"
 #include "alloc/sensitivity.h"
+#include "alloc/weight_damage.h"
 #include "alloc/whole_file.h"
 #include "engine/eval.h"
 #include "engine/tokenizer.h"
@@ -226,6 +227,71 @@ TEST(WholeFile, PlannedSizeIsThePackedSize) {
     EXPECT_LE((*again)["size"]["file_bytes"].get<uint64_t>(), r["size"]["file_bytes"].get<uint64_t>() - 100000);
     fs::remove_all(dir);
   }
+}
+
+// Weights-only damage (no forward pass): with every row read, each choice's relative error is the in-memory round
+// trip's (the same rows, columns in GGUF order, experts weighted alike); a sample of rows estimates it; the
+// allocation needs no text, respects the target and reuses its cache.
+TEST(WholeFile, WeightsOnlyDamage) {
+  // Summing the same terms in another order (rows of a reordered tensor, matrices of several sources).
+  constexpr double kSumOrderTol = 1e-9;
+  // 64 sampled rows (1 per expert for 64-expert tensors) against all: the estimate of the relative error of a
+  // tensor with thousands of quantization blocks is within a few per cent; 25 % is far from any real mistake
+  // (a wrong scale or the wrong rows is off by the sampling ratio, 4x or more).
+  constexpr double kSampleTol = 0.25;
+  for (const auto& model : {kQwen3, kQwen35}) {
+    auto ck = checkpoint::open(model);
+    ASSERT_TRUE(ck.ok());
+    alloc::plan_options po;
+    po.ladder = {ggml::type::q2_k, ggml::type::q4_k, ggml::type::iq4_xs};
+    auto plan = alloc::plan_items(*ck, po);
+    ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+    alloc::wf_plan all = *plan, sampled = *plan;
+    ASSERT_TRUE(alloc::measure_weights(*ck, nullptr, all, {}).ok());
+    alloc::weights_options so;
+    so.sample_rows = 64;
+    ASSERT_TRUE(alloc::measure_weights(*ck, nullptr, sampled, so).ok());
+    auto base = engine::checkpoint_weights(*ck);
+    for (size_t i = 0; i < all.items.size(); ++i) {
+      const alloc::wf_item& it = all.items[i];
+      const alloc::wf_choice& c = it.choices.front();
+      alloc::roundtrip_weights rt(*base, nullptr, {{it.tensor, c.type}});
+      if (it.expert_layer >= 0) {
+        const expert_proj p = it.expert_proj == 0 ? expert_proj::gate : it.expert_proj == 1 ? expert_proj::up : expert_proj::down;
+        for (int e = 0; e < int(ck->config().num_experts); ++e) ASSERT_TRUE(rt.expert(it.expert_layer, e, p).ok());
+      } else {
+        for (auto& s : it.sources) ASSERT_TRUE(rt.tensor(s).ok()) << s;
+      }
+      const double want = rt.errors().at(it.tensor).relative();
+      EXPECT_NEAR(c.rel_error, want, kSumOrderTol * want) << model << " " << it.tensor;
+      EXPECT_GT(c.damage, 0.0) << it.tensor;
+      for (size_t k = 0; k + 1 < it.choices.size(); ++k)  // more bits, less error
+        EXPECT_GE(it.choices[k].rel_error, it.choices[k + 1].rel_error) << it.tensor;
+      for (size_t k = 0; k < it.choices.size(); ++k) {
+        const double a = it.choices[k].rel_error, b = sampled.items[i].choices[k].rel_error;
+        EXPECT_NEAR(b, a, kSampleTol * a) << model << " " << it.tensor << " " << ggml::type_name(it.choices[k].type);
+      }
+    }
+  }
+  const fs::path dir = scratch("weights");
+  alloc::gguf_alloc_params p;
+  p.model = kQwen35;
+  p.types = "q2_K,q3_K,q4_K,q6_K,q8_0";
+  p.target = "4.0bits";
+  p.out = (dir / "r.txt").string();
+  p.sensitivity = "weights";
+  p.sample_rows = 64;
+  auto rep = alloc::run_gguf_allocation(p);
+  ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+  EXPECT_TRUE((*rep)["size"]["within_target"].get<bool>());
+  EXPECT_GT((*rep)["size"]["bpw"].get<double>(), 3.5);
+  EXPECT_EQ((*rep)["sensitivity"]["mode"], "weights");
+  EXPECT_FALSE(rep->contains("calibration"));
+  auto again = alloc::run_gguf_allocation(p);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_TRUE((*again)["sensitivity"]["from_cache"].get<bool>());
+  EXPECT_EQ((*again)["tensors"], (*rep)["tensors"]);
+  fs::remove_all(dir);
 }
 
 TEST(WholeFile, RefusesATargetBelowTheSmallestFile) {
