@@ -9,7 +9,8 @@
 # (the --system-cuda bundle, the GPU test binaries xz-compressed, tiny-qwen3-moe and the texts) into the ignored
 # folder .gpu-run/; for the call, nothing else may travel (see docs/DEVELOPING.md, "GPU work").
 # RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings.
-# RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run.
+# RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run; RAZOR_GPU_ALLOC_ROWS
+# (default 256): the allocations' --sample-rows, one run each.
 set -uo pipefail
 mode=${1:-}
 if [ "$mode" = prep ]; then
@@ -128,10 +129,12 @@ STEPS=" ${RAZOR_GPU_SLICE_STEPS:-quantize pack probe alloc} "
 # The whole-file allocation first (a cold page cache: it reads only the sampled rows): weights-only damage on the
 # default 256 rows per tensor, every type of the ladder (those needing an imatrix allowed without one: the same
 # work as with one), the 47 GB budget of the 122B as bits per weight (47e9 x 8 / 122e9).
-if [[ $STEPS == *" alloc "* ]]; then
-  run "$RZ" allocate "$W/s/src" --mode gguf --sensitivity weights --target 3.08bits --allow-missing-imatrix \
-    --out "$W/s/alloc.txt"
-  python3 - "$W/s/alloc.sensitivity.json" "$N" <<'EOF2' | tee -a "$OUT/pipeline.log"
+for rows in ${RAZOR_GPU_ALLOC_ROWS:-256}; do
+  [[ $STEPS == *" alloc "* ]] || break
+  run "$RZ" allocate "$W/s/src" --mode gguf --sensitivity weights --sample-rows "$rows" --target 3.08bits \
+    --allow-missing-imatrix --out "$W/s/alloc-$rows.txt"
+  grep -E "whole-file|sensitivities" "$OUT/pipeline.log" | tail -2
+  python3 - "$W/s/alloc-$rows.sensitivity.json" "$N" <<'EOF2' | tee -a "$OUT/pipeline.log"
 import json, re, sys
 j = json.load(open(sys.argv[1])); n = int(sys.argv[2])
 layer = sum(i["seconds"] for i in j["items"] if re.match(r"blk\.\d+\.", i["tensor"]))
@@ -139,7 +142,7 @@ other = sum(i["seconds"] for i in j["items"]) - layer
 print(f"  allocation: {len(j['items'])} tensors, thread time {layer:.1f} s in {n} layers + {other:.1f} s outside; "
       f"48 layers: {other + layer * 48 / n:.1f} s thread time ({(other + layer * 48 / n) / (other + layer):.2f}x this slice)")
 EOF2
-fi
+done
 run sh -c "cat $W/s/src/*.safetensors >/dev/null"  # the disk-read floor
 [[ $STEPS == *" quantize "* ]] && run "$RZ" quantize "$W/s/src" --recipe seed-default --out "$W/s/q"
 # No imatrix for the slice here (the CPU probe below is the slow step): the packer's work is the same.
