@@ -22,37 +22,31 @@ void quantize_row_f32(const float* x, void* y, int64_t n, const float*) {
 }
 void dequantize_row_f32(const void* x, float* y, int64_t n) { std::memcpy(y, x, size_t(n) * sizeof(float)); }
 
-void quantize_row_f16(const float* x, void* vy, int64_t n, const float*) {
+namespace {
+// The 16-bit float types: one uint16 per element through the narrowing / widening conversion.
+template <uint16_t (*Narrow)(float)>
+void narrow_row(const float* x, void* vy, int64_t n) {
   auto* y = static_cast<uint8_t*>(vy);
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = f32_to_f16(x[i]);
+    const uint16_t h = Narrow(x[i]);
     std::memcpy(y + 2 * i, &h, 2);
   }
 }
-void dequantize_row_f16(const void* vx, float* y, int64_t n) {
+template <float (*Widen)(uint16_t)>
+void widen_row(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(vx);
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, x + 2 * i, 2);
-    y[i] = f16_to_f32(h);
+    y[i] = Widen(h);
   }
 }
+}  // namespace
 
-void quantize_row_bf16(const float* x, void* vy, int64_t n, const float*) {
-  auto* y = static_cast<uint8_t*>(vy);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = f32_to_bf16(x[i]);
-    std::memcpy(y + 2 * i, &h, 2);
-  }
-}
-void dequantize_row_bf16(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(vx);
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, x + 2 * i, 2);
-    y[i] = bf16_to_f32(h);
-  }
-}
+void quantize_row_f16(const float* x, void* y, int64_t n, const float*) { narrow_row<f32_to_f16>(x, y, n); }
+void dequantize_row_f16(const void* x, float* y, int64_t n) { widen_row<f16_to_f32>(x, y, n); }
+void quantize_row_bf16(const float* x, void* y, int64_t n, const float*) { narrow_row<f32_to_bf16>(x, y, n); }
+void dequantize_row_bf16(const void* x, float* y, int64_t n) { widen_row<bf16_to_f32>(x, y, n); }
 
 }  // namespace detail
 
@@ -113,22 +107,28 @@ void quantize_range(type t, quantize_fn fn, const float* src, uint8_t* dst, int6
 
 }  // namespace
 
-status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                     const float* quant_weights) {
+namespace {
+// quantize_rows with the table's fast (reference false) or scalar reference row function.
+status quantize_rows_with(bool reference, type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                          const float* quant_weights) {
   RAZOR_TRY(check_row(t, n_per_row));
   RAZOR_TRY(check_weights(t, quant_weights));
   if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  quantize_range(t, kernels_of(t).quantize, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  const auto& k = kernels_of(t);
+  quantize_range(t, reference ? k.reference : k.quantize, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row,
+                 quant_weights);
   return {};
+}
+}  // namespace
+
+status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                     const float* quant_weights) {
+  return quantize_rows_with(false, t, src, dst, nrows, n_per_row, quant_weights);
 }
 
 status quantize_rows_reference(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                                const float* quant_weights) {
-  RAZOR_TRY(check_row(t, n_per_row));
-  RAZOR_TRY(check_weights(t, quant_weights));
-  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  quantize_range(t, kernels_of(t).reference, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
-  return {};
+  return quantize_rows_with(true, t, src, dst, nrows, n_per_row, quant_weights);
 }
 
 status dequantize_row(type t, const void* src, float* dst, int64_t n) {

@@ -14,53 +14,21 @@
 #include <cstring>
 
 #include "ggml/blocks.h"
+#include "ggml/common.h"
 #include "ggml/grid_search.h"
+#include "ggml/quant_search.h"
 #include "ggml/types.h"
 #include "util/numeric.h"
 
 namespace razor::ggml::detail {
 
-// ggml's nearest_int: adds 1.5*2^23 so the float unit rounds to nearest even, then reads the integer
-// back from the mantissa. Valid for |v| <= 2^22; we reproduce it bit for bit outside that range too.
-inline int nearest_int(float v) {
-  const float s = v + 12582912.f;
-  const int32_t i = std::bit_cast<int32_t>(s);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
-inline float fp16_to_f32(half h) { return razor::f16_to_f32(h); }
-inline half f32_to_fp16(float f) { return razor::f32_to_f16(f); }
-
-template <class T>
-inline T max_of(T a, T b) { return a > b ? a : b; }  // ggml's MAX(a, b)
-template <class T>
-inline T min_of(T a, T b) { return a < b ? a : b; }  // ggml's MIN(a, b)
-
-inline constexpr float k_group_eps = 1e-15f;  // ggml GROUP_MAX_EPS: a group below this is all zero
-
-// Scale searches shared by the k-quants (quant_search.cpp). Each mirrors one of ggml's helpers
-// operation for operation; the comment names it.
-
-// Symmetric levels q in [-nmax, nmax-1], weights w (null: x*x), scale refined over 18 trial inverse
-// scales (make_qx_quants, rmse_type 1). L[i] = q + nmax. Returns the scale.
-float fit_symmetric(int n, int nmax, const float* x, const float* w, int8_t* L);
-// Symmetric levels with the x*x-weighted coordinate-descent refinement (make_q3_quants, do_rmse).
-float fit_symmetric_descent(int n, int nmax, const float* x, int8_t* L);
-// Affine levels q in [0, nmax] with a non-positive offset: x ~ scale*q - the_min. First trial from the
-// range, then nstep+1 trial scales; `mad` selects weighted |error| instead of squared error
-// (make_qkx2_quants). Returns the scale, writes the_min (>= 0).
-float fit_affine_v2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                    float rmin, float rdelta, int nstep, bool mad);
-// As fit_affine_v2 with the guarded level computation of make_qkx3_quants (w must not be null).
-float fit_affine_v3(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                    float rmin, float rdelta, int nstep);
-// Non-negative levels q in [0, nmax] for non-negative x (the super-block scales / mins), weights w
-// (make_qp_quants). Returns the scale.
-float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w);
+// nearest_int, max_of / min_of / clamp_int, fp16_to_f32 / f32_to_fp16 and the group epsilons are in
+// ggml/common.h; the scalar scale searches (fit_symmetric, fit_symmetric_descent, fit_affine, fit_positive)
+// in ggml/quant_search.h. Both are shared with the CUDA packer (kernels/ggml/).
 
 // Lane-parallel forms (quant_search_lanes.cpp): several independent groups at once, bit-identical to
 // calling the scalar function on each. Group g is x[g*n .. g*n+n) (n <= 32); results per group.
-// fit_affine_x8: 8 groups of fit_affine_v2 (v3 false) or fit_affine_v3 (v3 true); nstep >= 1.
+// fit_affine_x8: 8 groups of fit_affine<n, v3>; nstep >= 1.
 void fit_affine_x8(int n, int nmax, const float* x, const float* w, uint8_t* L, float* mins, float* scales,
                    float rmin, float rdelta, int nstep, bool mad, bool v3);
 // fit_symmetric_x16: 16 groups of fit_symmetric; w may be null (x*x).

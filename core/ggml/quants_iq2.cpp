@@ -85,7 +85,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
         continue;
       }
       // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
-      float scale = fit_positive(32, k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
+      float scale = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
       const float eff_max = scale * float(k_max_q);
       if (eff_max <= 0.0f) {
         scales[ib] = 0.0f;

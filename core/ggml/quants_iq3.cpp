@@ -15,7 +15,6 @@ namespace razor::ggml::detail {
 
 namespace {
 
-constexpr float k_iq3_eps = 1e-8f;   // ggml GROUP_MAX_EPS_IQ3_XXS
 constexpr int k_max_q = 8;           // levels per coordinate
 
 struct iq3_grid {
@@ -80,7 +79,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       float max = xval[0];
       for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
       std::memset(L, 0, sizeof L);
-      if (max < k_iq3_eps) {
+      if (max < k_group_eps_iq3) {
         scales[ib] = 0.0f;
         continue;
       }

@@ -14,18 +14,6 @@ void pack_2bit(const uint8_t* L, uint8_t* qs) {
       qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
 }
 
-// q4_K / q5_K scale packing (see blocks.h).
-void pack_scale_min(uint8_t* s, int j, uint8_t ls, uint8_t lm) {
-  if (j < 4) {
-    s[j] = ls;
-    s[j + 4] = lm;
-  } else {
-    s[j + 4] = uint8_t((ls & 0xf) | ((lm & 0xf) << 4));
-    s[j - 4] |= uint8_t((ls >> 4) << 6);
-    s[j] |= uint8_t((lm >> 4) << 6);
-  }
-}
-
 inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
   if (j < 4) {
     *sc = s[j] & 63;
@@ -34,16 +22,6 @@ inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
     *sc = uint8_t((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4));
     *m = uint8_t((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
-}
-
-// q3_K: the 16 six-bit scales (stored + 32).
-void pack_q3_scales(uint8_t* s, int j, int l) {
-  if (j < 8)
-    s[j] = uint8_t(l & 0xf);
-  else
-    s[j - 8] |= uint8_t((l & 0xf) << 4);
-  l >>= 4;
-  s[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
 }
 
 inline int8_t unpack_q3_scale(const uint8_t* s, int j) {
@@ -153,7 +131,7 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       fit_affine_x8(32, nmax, x, weights, L, mins, sc, rmin, 0.1f, nstep, false, false);
     } else {
       for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine_v2(32, nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+        sc[j] = fit_affine<32, false>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
     }
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; ++j) {
@@ -191,10 +169,10 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       fit_affine_x8(32, nmax, x, weights, L, mins, sc, -0.9f, 0.05f, 36, false, true);
     } else {
       for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine_v3(32, nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
+        sc[j] = fit_affine<32, true>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false);
     }
-    const float d_block = fit_positive(8, 63, sc, Ls, sw);
-    const float m_block = fit_positive(8, 63, mins, Lm, sw);
+    const float d_block = fit_positive<8>(63, sc, Ls, sw);
+    const float m_block = fit_positive<8>(63, mins, Lm, sw);
     for (int j = 0; j < 8; ++j) pack_scale_min(scales, j, min_of<uint8_t>(63, Ls[j]), min_of<uint8_t>(63, Lm[j]));
     *dh = f32_to_fp16(d_block);
     *mh = f32_to_fp16(m_block);
@@ -226,7 +204,7 @@ void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
                         0.1f, 15, true, false);
       } else {
         for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine_v2(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+          scales[j] = fit_affine<16, false>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
       }
       for (int j = 0; j < 16; ++j) {
         if (scales[j] > max_scale) max_scale = scales[j];
@@ -269,10 +247,10 @@ void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
                         0.05f, 36, false, true);
       } else {
         for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine_v3(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36);
+          scales[j] = fit_affine<16, true>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, false);
       }
-      const float dm = fit_positive(16, 15, scales, Ls, sw);
-      const float mm = fit_positive(16, 15, mins, Lm, sw);
+      const float dm = fit_positive<16>(15, scales, Ls, sw);
+      const float mm = fit_positive<16>(15, mins, Lm, sw);
       yb.d = f32_to_fp16(dm);
       yb.dmin = f32_to_fp16(mm);
       for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
@@ -321,7 +299,7 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       // ggml quantize_row_q3_K_ref
       float max_scale = 0.0f, amax = 0.0f;
       for (int j = 0; j < 16; ++j) {
-        scales[j] = fit_symmetric_descent(16, 4, x + 16 * j, L + 16 * j);
+        scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
         const float a = std::fabs(scales[j]);
         if (a > amax) {
           amax = a;
@@ -358,9 +336,9 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       if (lanes) {
         fit_symmetric_x16(16, 4, x, weight, L, scales);
       } else {
-        for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric(16, 4, x + 16 * j, weight + 16 * j, L + 16 * j);
+        for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric<16>(4, x + 16 * j, weight + 16 * j, L + 16 * j);
       }
-      const float d_block = fit_symmetric(16, 32, scales, sw, Ls);
+      const float d_block = fit_symmetric<16>(32, scales, sw, Ls);
       for (int j = 0; j < 16; ++j) pack_q3_scales(yb.scales, j, Ls[j]);
       yb.d = f32_to_fp16(d_block);
     }
@@ -484,7 +462,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       fit_symmetric_x16(16, 32, x, qrow, L, scales);
     } else {
       for (int ib = 0; ib < 16; ++ib)
-        scales[ib] = fit_symmetric(16, 32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
+        scales[ib] = fit_symmetric<16>(32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
     }
     for (int ib = 0; ib < 16; ++ib) {
       const float a = std::fabs(scales[ib]);

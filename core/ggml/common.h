@@ -1,0 +1,55 @@
+// What the CPU quantizers (core/ggml) and the CUDA packer (kernels/ggml/) share, compiled by both the C++
+// compiler and nvcc (util/hd.h), as ggml keeps ggml-common.h for C and CUDA: the block structs (blocks.h),
+// ggml's constants and its scalar helpers. The CPU code is the ground truth; the kernels call these same
+// functions, so there is one copy of each.
+#pragma once
+#include <stdint.h>
+
+#include "ggml/blocks.h"
+#include "util/half.h"
+#include "util/hd.h"
+
+namespace razor::ggml {
+
+inline constexpr float k_group_eps = 1e-15f;        // ggml GROUP_MAX_EPS: a group below this is all zero
+inline constexpr float k_group_eps_iq3 = 1e-8f;     // ggml GROUP_MAX_EPS_IQ3_XXS
+
+// ggml's nearest_int: adds 1.5*2^23 so the float unit rounds to nearest even, then reads the integer
+// back from the mantissa. Valid for |v| <= 2^22; we reproduce it bit for bit outside that range too.
+RAZOR_HD int nearest_int(float v) {
+  const float s = v + 12582912.f;
+  return int(float_to_bits(s) & 0x007fffffu) - 0x00400000;
+}
+
+template <class T>
+RAZOR_HD T max_of(T a, T b) { return a > b ? a : b; }  // ggml's MAX(a, b)
+template <class T>
+RAZOR_HD T min_of(T a, T b) { return a < b ? a : b; }  // ggml's MIN(a, b)
+RAZOR_HD int clamp_int(int v, int lo, int hi) { return max_of(lo, min_of(hi, v)); }
+
+RAZOR_HD float fp16_to_f32(half h) { return razor::f16_to_f32(h); }
+RAZOR_HD half f32_to_fp16(float f) { return razor::f32_to_f16(f); }
+
+// q4_K / q5_K: scale and min j (six bits each) into the 12 scale bytes (see blocks.h); the bytes start zeroed.
+RAZOR_HD void pack_scale_min(uint8_t* s, int j, uint8_t ls, uint8_t lm) {
+  if (j < 4) {
+    s[j] = ls;
+    s[j + 4] = lm;
+  } else {
+    s[j + 4] = uint8_t((ls & 0xf) | ((lm & 0xf) << 4));
+    s[j - 4] |= uint8_t((ls >> 4) << 6);
+    s[j] |= uint8_t((lm >> 4) << 6);
+  }
+}
+
+// q3_K: six-bit scale j (0..15, stored + 32) into the 12 scale bytes (see blocks.h); the bytes start zeroed.
+RAZOR_HD void pack_q3_scales(uint8_t* s, int j, int l) {
+  if (j < 8)
+    s[j] = uint8_t(l & 0xf);
+  else
+    s[j - 8] |= uint8_t((l & 0xf) << 4);
+  l >>= 4;
+  s[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
+}
+
+}  // namespace razor::ggml
