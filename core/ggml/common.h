@@ -52,4 +52,23 @@ RAZOR_HD void pack_q3_scales(uint8_t* s, int j, int l) {
   s[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
 }
 
+// The 2-bit fields of 256 levels (q2_K and q3_K qs, q6_K qh): for each 128-half, byte l holds the fields of
+// levels l, l+32, l+64, l+96 at shifts 0, 2, 4, 6. pack_2bit_byte is byte kq (0..63) of the 64; the field of
+// a level is its value (plain), its bits 4..5 (q6_K's high bits) or q3_K's low two bits (the level minus 4
+// when above 3).
+enum class field2 { plain, q6_high, q3_low };
+template <field2 F>
+RAZOR_HD uint8_t field2_of(uint8_t v) {
+  if constexpr (F == field2::q6_high) return uint8_t(v >> 4);
+  else if constexpr (F == field2::q3_low) return uint8_t(int8_t(v) > 3 ? v - 4 : v);
+  else return v;
+}
+template <field2 F = field2::plain>
+RAZOR_HD uint8_t pack_2bit_byte(const uint8_t* L, int kq) {
+  const uint8_t* Lp = L + (kq / 32) * 128;
+  const int l = kq % 32;
+  return uint8_t(field2_of<F>(Lp[l]) | (field2_of<F>(Lp[l + 32]) << 2) | (field2_of<F>(Lp[l + 64]) << 4) |
+                 (field2_of<F>(Lp[l + 96]) << 6));
+}
+
 }  // namespace razor::ggml

@@ -42,6 +42,32 @@ void force_baseline_lanes(bool on);
 inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
 
 // Importance weights of n elements: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix (qb null).
+// The super-block scale of the grid quantizers (iq2_*, iq3_*): d = max_scale / 31, stored as fp16(d * stored)
+// (ggml's per-type correction, 1 where there is none; d * 1 is exactly d), and 1/d for the sub-block scale
+// codes. False, writing nothing, when every sub-block scale is zero.
+inline bool grid_superblock_scale(float max_scale, float stored, half* d_out, float* id_out) {
+  if (max_scale == 0.0f) return false;
+  const float d = max_scale / 31.0f;
+  *d_out = f32_to_fp16(d * stored);
+  *id_out = 1.0f / d;
+  return true;
+}
+
+// ggml's sigma2 for the importance weights of a super-block: factor * (sum of x*x over its qk_k elements) / qk_k
+// (factor 1 for iq2_xxs / iq2_xs, 2 for the others; 1 * s is exactly s).
+inline float superblock_sigma2(const float* xbl, float factor) {
+  float sumx2 = 0.0f;
+  for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
+  return factor * sumx2 / float(qk_k);
+}
+
+// The largest of v[0..n) (ggml's `max = xval[0]; for ... MAX(max, xval[i])`).
+inline float max_value(const float* v, int n) {
+  float max = v[0];
+  for (int i = 1; i < n; ++i) max = max_of(max, v[i]);
+  return max;
+}
+
 inline void imatrix_weights(int n, const float* xb, const float* qb, float sigma2, float* weight) {
   if (qb) {
     for (int i = 0; i < n; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);

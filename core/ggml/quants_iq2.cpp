@@ -66,9 +66,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     const float* xbl = x + qk_k * b;
     uint32_t q2[2 * (qk_k / 32)] = {};
     y[b].d = f32_to_fp16(0.0f);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 1.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
@@ -77,8 +75,7 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       imatrix_weights(32, xb, qb, sigma2, weight);
       for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
       for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      const float max = max_value(xval, 32);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
         std::memset(L, 0, sizeof L);
@@ -109,13 +106,11 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ++ib) q2[2 * ib + 1] |= uint32_t(scale_code(id, scales[ib])) << 28;
     for (int i = 0; i < qk_k / 8; ++i) y[b].qs[i] = uint16_t(q2[i / 2] >> (16 * (i % 2)));
   }
@@ -154,9 +149,7 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
     uint16_t q2[2 * (qk_k / 16)] = {};
     y[b].d = f32_to_fp16(0.0f);
     std::memset(y[b].scales, 0, sizeof y[b].scales);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 1.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 16; ++ib) {
@@ -165,8 +158,7 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
       imatrix_weights(16, xb, qb, sigma2, weight);
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
       for (int k = 0; k < 2; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 16; ++i) max = max_of(max, xval[i]);
+      const float max = max_value(xval, 16);
       std::memset(L, 0, sizeof L);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
@@ -185,13 +177,11 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const int l = scale_code(id, scales[ib]);
       if (ib % 2 == 0)
@@ -234,9 +224,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
     const float* xbl = x + qk_k * b;
     std::memset(&y[b], 0, sizeof y[b]);
     y[b].d = f32_to_fp16(0.0f);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 16; ++ib) {
@@ -248,8 +236,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
       }
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
       for (int k = 0; k < 2; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 16; ++i) max = max_of(max, xval[i]);
+      const float max = max_value(xval, 16);
       std::memset(L, 0, sizeof L);
       if (max < k_iq2s_eps) {
         scales[ib] = 0.0f;
@@ -271,10 +258,8 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) continue;
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 0.9875f);
-    const float id = 1.0f / d;
+    float id;
+    if (!grid_superblock_scale(max_scale, 0.9875f, &y[b].d, &id)) continue;
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const int l = scale_code(id, scales[ib]);
       if (ib % 2 == 0)

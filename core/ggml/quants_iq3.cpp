@@ -66,9 +66,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     uint32_t sas[8] = {};
     y[b].d = f32_to_fp16(0.0f);
 
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
@@ -76,8 +74,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
 
       for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      const float max = max_value(xval, 32);
       std::memset(L, 0, sizeof L);
       if (max < k_group_eps_iq3) {
         scales[ib] = 0.0f;
@@ -99,13 +96,11 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0125f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 1.0125f);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       sas[ib] |= uint32_t(scale_code(id, scales[ib])) << 28;
     }
@@ -157,17 +152,14 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
     uint8_t* qs = y[b].qs;
     uint8_t* signs = y[b].signs;
     const float* xbl = x + qk_k * b;
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
       for (int k = 0; k < 4; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      const float max = max_value(xval, 32);
       std::memset(L, 0, sizeof L);
       if (max == 0.0f) {
         scales[ib] = 0.0f;
@@ -192,10 +184,8 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) continue;
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 1.033f);
-    const float id = 1.0f / d;
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.033f, &y[b].d, &id)) continue;
     for (int ib = 0; ib < qk_k / 32; ib += 2) {
       y[b].scales[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
     }

@@ -9,9 +9,7 @@ namespace {
 
 // 2-bit fields of a 128-element half: byte l holds elements l, l+32, l+64, l+96 (q2_K, q3_K).
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int j = 0; j < qk_k; j += 128)
-    for (int l = 0; l < 32; ++l)
-      qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+  for (int kq = 0; kq < qk_k / 4; ++kq) qs[kq] = pack_2bit_byte(L, kq);
 }
 
 inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
@@ -496,8 +494,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
         const uint8_t q3 = L[j + l + 64] & 0xf, q4 = L[j + l + 96] & 0xf;
         ql[l] = uint8_t(q1 | (q3 << 4));
         ql[l + 32] = uint8_t(q2 | (q4 << 4));
-        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                        ((L[j + l + 96] >> 4) << 6));
+        qh[l] = pack_2bit_byte<field2::q6_high>(reinterpret_cast<const uint8_t*>(L), j / 4 + l);
       }
     }
   }

@@ -34,4 +34,11 @@ result<std::vector<double>> time_runs(const std::function<status()>& fn, int war
   return ms;
 }
 
+result<std::string> current_device(int* index) {
+  cudaDeviceProp prop{};
+  RZ_CU(cudaGetDevice(index), "cudaGetDevice");
+  RZ_CU(cudaGetDeviceProperties(&prop, *index), "cudaGetDeviceProperties");
+  return std::string(prop.name);
+}
+
 }  // namespace razor::cu

@@ -90,10 +90,7 @@ result<fq_bench_result> fake_quant_bench(const fq_bench_request& q, bool time_ho
   RAZOR_TRY(fq_check_params(q.params, q.cols));
   fq_bench_result res;
   int dev = 0;
-  cudaDeviceProp prop{};
-  RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
-  RZ_CU(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
-  res.device_name = prop.name;
+  RAZOR_ASSIGN_OR_RETURN(res.device_name, current_device(&dev));
   const size_t bytes = q.rows * q.cols * 2;
   struct bufs {
     uint16_t *a = nullptr, *b = nullptr;

@@ -54,10 +54,7 @@ __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&
       // ql[l] = L[j+l] | L[j+l+64] << 4, ql[l+32] = L[j+l+32] | L[j+l+96] << 4: both L[j+kk] | L[j+kk+64] << 4
       b = uint8_t((Lp[kk] & 0xf) | ((Lp[kk + 64] & 0xf) << 4));
     } else if (k < 192) {
-      const int kq = k - 128;
-      const int j = (kq / 32) * 128, l = kq % 32;
-      const uint8_t* Lp = S.L + j;
-      b = uint8_t((Lp[l] >> 4) | ((Lp[l + 32] >> 4) << 2) | ((Lp[l + 64] >> 4) << 4) | ((Lp[l + 96] >> 4) << 6));
+      b = ggml::pack_2bit_byte<ggml::field2::q6_high>(S.L, k - 128);
     } else if (k < 208) {
       b = S.hdr[k - 192];
     } else {
@@ -161,11 +158,7 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
       for (int bit = 0; bit < 8; ++bit)
         if (int8_t(S.L[32 * bit + k]) > 3) b = uint8_t(b | (1u << bit));
     } else if (k < 96) {
-      const int kq = k - 32;
-      const int j = (kq / 32) * 128, l = kq % 32;
-      const uint8_t* Lp = S.L + j;
-      auto low = [](uint8_t v) { return uint8_t(int8_t(v) > 3 ? v - 4 : v); };
-      b = uint8_t(low(Lp[l]) | (low(Lp[l + 32]) << 2) | (low(Lp[l + 64]) << 4) | (low(Lp[l + 96]) << 6));
+      b = ggml::pack_2bit_byte<ggml::field2::q3_low>(S.L, k - 32);
     } else if (k < 108) {
       b = S.hdr[k - 96];
     } else {
@@ -263,10 +256,7 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
     if (k < 16) {
       b = S.hdr[k];
     } else if (k < 80) {
-      const int kq = k - 16;
-      const int j = (kq / 32) * 128, l = kq % 32;
-      const uint8_t* Lp = S.L + j;
-      b = uint8_t(Lp[l] | (Lp[l + 32] << 2) | (Lp[l + 64] << 4) | (Lp[l + 96] << 6));
+      b = ggml::pack_2bit_byte(S.L, k - 16);
     } else if (k < 82) {
       b = uint8_t(k == 80 ? (dh & 0xff) : (dh >> 8));
     } else {

@@ -160,10 +160,7 @@ result<gq_bench_result> ggml_quant_bench(const gq_bench_request& q) {
   RAZOR_TRY(check_args(q.type, q.nrows, q.n_per_row));
   gq_bench_result res;
   int dev = 0;
-  cudaDeviceProp prop{};
-  RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
-  RZ_CU(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
-  res.device_name = prop.name;
+  RAZOR_ASSIGN_OR_RETURN(res.device_name, current_device(&dev));
   const size_t in_bytes = size_t(q.nrows) * size_t(q.n_per_row) * (q.src_type == gq_src::bf16 ? 2 : 4);
   const size_t out_bytes = size_t(q.nrows) * ggml::row_size(q.type, q.n_per_row);
   const size_t n_vec =
