@@ -109,6 +109,21 @@ inline uint8_t even_signs(const float* xb, const float* weight, float* xval) {
   return uint8_t(s ^ (1u << imin)) & 127;
 }
 
+// The importance weights of a group of n (imatrix_weights) and their square roots, by which the grid
+// quantizers' nearest-point search weighs.
+inline void group_weights(int n, const float* xb, const float* qb, float sigma2, float* weight, float* waux) {
+  imatrix_weights(n, xb, qb, sigma2, weight);
+  for (int i = 0; i < n; ++i) waux[i] = std::sqrt(weight[i]);
+}
+
+// The magnitudes of a group of n (xval) with a sign byte per 8 (even_signs when `even`, else free_signs) and
+// the largest magnitude (returned).
+inline float group_magnitudes(int n, const float* xb, const float* weight, bool even, float* xval, uint8_t* signs) {
+  for (int k = 0; k < n / 8; ++k)
+    signs[k] = even ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k) : free_signs(xb + 8 * k, xval + 8 * k);
+  return max_value(xval, n);
+}
+
 // The levels of a group of N at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..MaxL.
 template <int N, int MaxL>
 inline void round_group(const float* xval, float id, int8_t* L) {

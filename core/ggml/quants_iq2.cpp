@@ -72,10 +72,8 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       const float* qb = qw + qk_k * b + 32 * ib;
-      imatrix_weights(32, xb, qb, sigma2, weight);
-      for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      const float max = max_value(xval, 32);
+      group_weights(32, xb, qb, sigma2, weight, waux);
+      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
         std::memset(L, 0, sizeof L);
@@ -155,10 +153,8 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const float* xb = xbl + 16 * ib;
       const float* qb = qw + qk_k * b + 16 * ib;
-      imatrix_weights(16, xb, qb, sigma2, weight);
-      for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 2; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      const float max = max_value(xval, 16);
+      group_weights(16, xb, qb, sigma2, weight, waux);
+      const float max = group_magnitudes(16, xb, weight, true, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
@@ -235,8 +231,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
         for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
       }
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 2; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      const float max = max_value(xval, 16);
+      const float max = group_magnitudes(16, xb, weight, false, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max < k_iq2s_eps) {
         scales[ib] = 0.0f;

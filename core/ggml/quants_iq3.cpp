@@ -40,12 +40,6 @@ const iq3_grid& grid_s() {
   return g;
 }
 
-// The weights of a sub-block of 32 and their square roots (the nearest-point search weighs by those).
-void sub_block_weights(const float* xb, const float* qb, float sigma2, float* weight, float* waux) {
-  imatrix_weights(32, xb, qb, sigma2, weight);
-  for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-}
-
 }  // namespace
 
 // ---- iq3_xxs ----------------------------------------------------------------------------------------
@@ -71,10 +65,9 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
+      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
 
-      for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      const float max = max_value(xval, 32);
+      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max < k_group_eps_iq3) {
         scales[ib] = 0.0f;
@@ -157,9 +150,8 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      for (int k = 0; k < 4; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      const float max = max_value(xval, 32);
+      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
+      const float max = group_magnitudes(32, xb, weight, false, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max == 0.0f) {
         scales[ib] = 0.0f;
