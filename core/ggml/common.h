@@ -71,4 +71,26 @@ RAZOR_HD uint8_t pack_2bit_byte(const uint8_t* L, int kq) {
                  (field2_of<F>(Lp[l + 96]) << 6));
 }
 
+// Requantizing a sub-block of N against its stored scale d (the k-quants' last step): the level of x is
+// nearest_int(x / d) clamped to [lo, hi] and stored minus lo (symmetric), or nearest_int((x + m) / d) clamped
+// to [0, nmax] (affine, with the stored min m). ggml skips a sub-block whose d is 0: its levels stay.
+template <int N, class T>
+RAZOR_HD void requantize_symmetric(const float* x, float d, int lo, int hi, T* L) {
+  if (d == 0.0f) return;
+  RAZOR_UNROLL
+  for (int i = 0; i < N; ++i) {
+    const int l = nearest_int(x[i] / d);
+    L[i] = T(max_of(lo, min_of(hi, l)) - lo);
+  }
+}
+template <int N>
+RAZOR_HD void requantize_affine(const float* x, float d, float m, int nmax, uint8_t* L) {
+  if (d == 0.0f) return;
+  RAZOR_UNROLL
+  for (int i = 0; i < N; ++i) {
+    const int l = nearest_int((x[i] + m) / d);
+    L[i] = uint8_t(max_of(0, min_of(nmax, l)));
+  }
+}
+
 }  // namespace razor::ggml

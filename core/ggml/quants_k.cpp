@@ -31,13 +31,8 @@ inline int8_t unpack_q3_scale(const uint8_t* s, int j) {
 void q2_requantize(const float* x, const block_q2_k& y, uint8_t* L) {
   const float dall = fp16_to_f32(y.d), mall = fp16_to_f32(y.dmin);
   for (int j = 0; j < qk_k / 16; ++j) {
-    const float d = dall * float(y.scales[j] & 0xf);
-    if (d == 0.0f) continue;
-    const float m = mall * float(y.scales[j] >> 4);
-    for (int i = 0; i < 16; ++i) {
-      const int l = nearest_int((x[16 * j + i] + m) / d);
-      L[16 * j + i] = uint8_t(max_of(0, min_of(3, l)));
-    }
+    requantize_affine<16>(x + 16 * j, dall * float(y.scales[j] & 0xf), mall * float(y.scales[j] >> 4), 3,
+                          L + 16 * j);
   }
 }
 
@@ -45,12 +40,7 @@ void q2_requantize(const float* x, const block_q2_k& y, uint8_t* L) {
 void q3_finish(const float* x, block_q3_k& y, int8_t* L) {
   const float dall = fp16_to_f32(y.d);
   for (int j = 0; j < qk_k / 16; ++j) {
-    const float d = dall * float(unpack_q3_scale(y.scales, j));
-    if (d == 0.0f) continue;
-    for (int i = 0; i < 16; ++i) {
-      const int l = nearest_int(x[16 * j + i] / d);
-      L[16 * j + i] = int8_t(max_of(-4, min_of(3, l)) + 4);
-    }
+    requantize_symmetric<16>(x + 16 * j, dall * float(unpack_q3_scale(y.scales, j)), -4, 3, L + 16 * j);
   }
   std::memset(y.hmask, 0, sizeof y.hmask);
   for (int j = 0; j < qk_k; ++j) {
@@ -70,13 +60,7 @@ void k4_requantize(const float* x, const uint8_t* scales, half dh, half mh, int 
   for (int j = 0; j < qk_k / 32; ++j) {
     uint8_t sc, m;
     unpack_scale_min(j, scales, &sc, &m);
-    const float d = dall * float(sc);
-    if (d == 0.0f) continue;
-    const float dm = mall * float(m);
-    for (int i = 0; i < 32; ++i) {
-      const int l = nearest_int((x[32 * j + i] + dm) / d);
-      L[32 * j + i] = uint8_t(max_of(0, min_of(nmax, l)));
-    }
+    requantize_affine<32>(x + 32 * j, dall * float(sc), mall * float(m), nmax, L + 32 * j);
   }
 }
 
@@ -478,14 +462,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
     yb.d = f32_to_fp16(1.0f / iscale);
     for (int ib = 0; ib < 16; ++ib) yb.scales[ib] = int8_t(min_of(127, nearest_int(iscale * scales[ib])));
     const float dall = fp16_to_f32(yb.d);
-    for (int j = 0; j < 16; ++j) {
-      const float d = dall * float(yb.scales[j]);
-      if (d == 0.0f) continue;
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[16 * j + i] / d);
-        L[16 * j + i] = int8_t(max_of(-32, min_of(31, l)) + 32);
-      }
-    }
+    for (int j = 0; j < 16; ++j) requantize_symmetric<16>(x + 16 * j, dall * float(yb.scales[j]), -32, 31, L + 16 * j);
     uint8_t* ql = yb.ql;
     uint8_t* qh = yb.qh;
     for (int j = 0; j < qk_k; j += 128, ql += 64, qh += 32) {

@@ -30,14 +30,7 @@ __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&
   if (!zero) {
     const int8_t my = int8_t(min_of(127, nearest_int(iscale * scale)));
     const float dall = fp16_to_f32(dh);
-    const float d = dall * float(my);
-    if (d != 0.0f) {
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[i] / d);
-        L[i] = int8_t(max_of(-32, min_of(31, l)) + 32);
-      }
-    }
+    ggml::requantize_symmetric<16>(x, dall * float(my), -32, 31, L);
     S.hdr[s] = uint8_t(my);
   }
 #pragma unroll
@@ -133,14 +126,7 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
   {
     const float dall = fp16_to_f32(dh);
     const int8_t us = int8_t((pick(lsv, s) & 63) - 32);
-    const float d = dall * float(us);
-    if (d != 0.0f) {
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[i] / d);
-        L[i] = int8_t(max_of(-4, min_of(3, l)) + 4);
-      }
-    }
+    ggml::requantize_symmetric<16>(x, dall * float(us), -4, 3, L);
   }
 #pragma unroll
   for (int i = 0; i < 16; ++i) S.L[16 * s + i] = uint8_t(L[i]);
@@ -236,15 +222,7 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
   }
   {
     const float dall = fp16_to_f32(dh), mall = fp16_to_f32(mh);
-    const float d = dall * float(my & 0xf);
-    if (d != 0.0f) {
-      const float m = mall * float(my >> 4);
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int((x[i] + m) / d);
-        L[i] = uint8_t(max_of(0, min_of(3, l)));
-      }
-    }
+    ggml::requantize_affine<16>(x, dall * float(my & 0xf), mall * float(my >> 4), 3, L);
   }
 #pragma unroll
   for (int i = 0; i < 16; ++i) S.L[16 * s + i] = L[i];
@@ -340,15 +318,7 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
   {
     // unpack_scale_min(pack_scale_min(ls, lm)) == (ls, lm) for values <= 63
     const float dall = fp16_to_f32(dh), mall = fp16_to_f32(mh);
-    const float d = dall * float(pick(ls, s));
-    if (d != 0.0f) {
-      const float dm = mall * float(pick(lm, s));
-#pragma unroll
-      for (int i = 0; i < 32; ++i) {
-        const int l = nearest_int((x[i] + dm) / d);
-        L[i] = uint8_t(max_of(0, min_of(NMAX, l)));
-      }
-    }
+    ggml::requantize_affine<32>(x, dall * float(pick(ls, s)), mall * float(pick(lm, s)), NMAX, L);
   }
 #pragma unroll
   for (int i = 0; i < 32; ++i) S.L[32 * s + i] = L[i];
