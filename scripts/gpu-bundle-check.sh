@@ -18,7 +18,7 @@ if [ "$mode" = prep ]; then
   B=${2:-build}
   rm -rf .gpu-run && mkdir -p .gpu-run/resources/models .gpu-run/resources/configs
   bash scripts/bundle.sh "$B" .gpu-run --system-cuda >/dev/null || exit 1
-  tar -C "$B/tests" -cJf .gpu-run/tests.tar.xz test_quant test_ggml test_engine
+  tar -C "$B/tests" -cJf .gpu-run/tests.tar.xz test_quant test_kernels test_engine
   cp -r resources/models/tiny-qwen3-moe .gpu-run/resources/models/
   cp -r resources/data .gpu-run/resources/
   cp resources/configs/qwen3.5-122b-a10b.json .gpu-run/resources/configs/

@@ -5,15 +5,14 @@
 #
 #   bash scripts/gpu-check.sh            # logs under build-gpu/logs, or under $OUT when it is set
 #
-# RAZOR_GPU_CHECK_MINI=1 forces the standalone build; BENCH_ARGS replaces the benchmark's arguments.
+# BENCH_ARGS replaces the benchmark's arguments.
 # RAZOR_GPU_CHECK_PROFILE=1 also writes profile.log: register/smem use, the SASS of the hot kernel and an
 # Nsight Compute summary (--clock-control none) of the shipped and the legacy kernel on 8 experts.
 # Logs are at most 8 files (what the lent machine sends back): summary, env, build (configure + build),
 # test_quant_gpu, test_quant_cpu, gpu_check, bench_fake_quant, profile.
 #
-# If the full project cannot be configured there (the GPU image may lack HDF5, nlohmann-json, CLI11, PCRE2 or
-# GoogleTest), it builds the fake-quant files alone (build-gpu-mini); without GoogleTest the test binary is
-# skipped and `bench_fake_quant --gpu-check` (the same GPU == reference matrix, no GoogleTest) stands in.
+# The project must configure there (HDF5, nlohmann-json, CLI11, PCRE2, GoogleTest); where it cannot, the
+# portable bundle's check (scripts/gpu-bundle-check.sh) runs the same GPU tests.
 # Exit status: non-zero if any check fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,60 +37,18 @@ say() { echo "== $*" | tee -a "$LOG/summary.txt"; }
 say "GPU: $(nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader 2>/dev/null | head -1)"
 
 TEST="" BENCH=""
-if [ -z "${RAZOR_GPU_CHECK_MINI:-}" ] &&
-   cmake -S . -B build-gpu "${GEN[@]}" -DRAZOR_BUILD_GUI=OFF -DRAZOR_BUILD_TESTS=ON -DRAZOR_BUILD_BENCH=ON \
+if cmake -S . -B build-gpu "${GEN[@]}" -DRAZOR_BUILD_GUI=OFF -DRAZOR_BUILD_TESTS=ON -DRAZOR_BUILD_BENCH=ON \
      -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 >"$LOG/build.log" 2>&1 &&
    cmake --build build-gpu -j "$JOBS" --target test_quant bench_fake_quant >>"$LOG/build.log" 2>&1; then
   TEST=build-gpu/tests/test_quant
   BENCH=build-gpu/bench/bench_fake_quant
   say "built the full project (build-gpu)"
 else
-  if [ -n "${RAZOR_GPU_CHECK_MINI:-}" ]; then
-    say "RAZOR_GPU_CHECK_MINI set: building the fake-quant files alone"
-  else
-    say "full project configure/build failed (tail of the logs below); building the fake-quant files alone"
-    tail -5 "$LOG/build.log" 2>/dev/null | tee -a "$LOG/summary.txt"
-  fi
-  M=build-gpu-mini
-  mkdir -p "$M"
-  cat >"$M/CMakeLists.txt" <<EOF
-cmake_minimum_required(VERSION 3.25)
-project(razor_fq LANGUAGES C CXX CUDA)
-set(CMAKE_CXX_STANDARD 20)
-set(CMAKE_CUDA_STANDARD 20)
-if(NOT DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
-  set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
-  set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
-endif()
-find_package(Threads REQUIRED)
-find_package(CUDAToolkit REQUIRED)
-set(S $ROOT)
-add_library(fq STATIC \${S}/core/util/status.cpp \${S}/core/util/parallel.cpp \${S}/core/util/numeric.cpp
-            \${S}/core/quant/fake_quant.cpp \${S}/kernels/cuda_info.cu \${S}/kernels/fake_quant.cu)
-target_include_directories(fq PUBLIC \${S}/core \${S}/kernels/include)
-target_compile_definitions(fq PUBLIC RAZOR_HAVE_CUDA=1 RAZOR_VERSION="0" RAZOR_SOURCE_DIR="\${S}")
-set_source_files_properties(\${S}/core/quant/fake_quant.cpp PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
-set_source_files_properties(\${S}/kernels/fake_quant.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")
-target_link_libraries(fq PUBLIC Threads::Threads PRIVATE CUDA::cudart_static)
-add_executable(bench_fake_quant \${S}/bench/bench_fake_quant.cpp)
-target_link_libraries(bench_fake_quant PRIVATE fq)
-find_package(GTest QUIET)
-if(GTest_FOUND)
-  add_executable(test_quant \${S}/tests/quant/test_fake_quant.cpp)
-  target_link_libraries(test_quant PRIVATE fq GTest::gtest GTest::gtest_main)
-endif()
-EOF
-  if cmake -S "$M" -B "$M/build" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-       >"$LOG/configure-mini.log" 2>&1 &&
-     cmake --build "$M/build" -j "$JOBS" >"$LOG/build-mini.log" 2>&1; then
-    BENCH=$M/build/bench_fake_quant
-    [ -x "$M/build/test_quant" ] && TEST=$M/build/test_quant
-    say "built the fake-quant files alone ($M); GoogleTest: $([ -n "$TEST" ] && echo found || echo missing)"
-  else
-    say "FAILED to build; see $LOG/build-mini.log"
-    tail -30 "$LOG/build-mini.log" "$LOG/configure-mini.log"
-    exit 1
-  fi
+  # No second, hand-written build of the kernels: where the project's dependencies are missing, use the
+  # portable bundle (scripts/gpu-bundle-check.sh), whose test binaries are built here from the main CMake.
+  say "FAILED to configure/build the project (tail of $LOG/build.log below); use scripts/gpu-bundle-check.sh"
+  tail -30 "$LOG/build.log"
+  exit 1
 fi
 
 if [ -n "$TEST" ]; then
@@ -116,7 +73,7 @@ grep -E '^GPU layer|^GPU == CPU|exact_div|rcp_check|legacy_rcp|^  total' "$LOG/b
 if [ -n "${RAZOR_GPU_CHECK_PROFILE:-}" ]; then
   P="$LOG/profile.log"
   : >"$P"
-  OBJ=$(find build-gpu build-gpu-mini -name 'fake_quant.cu.o' 2>/dev/null | head -1)
+  OBJ=$(find build-gpu -path '*fake_quant/kernels.cu.o' 2>/dev/null | head -1)
   if [ -n "$OBJ" ] && command -v cuobjdump >/dev/null; then
     echo "== resource usage ($OBJ)" >>"$P"
     cuobjdump -res-usage "$OBJ" 2>&1 | grep -A1 -E 'k_int8|k_intILi8ELb1ELb0' >>"$P"

@@ -20,8 +20,8 @@
 #include <thread>
 
 #include "eval/client.h"
-#include "kernels/cuda_info.h"
 #include "util/atomic_file.h"
+#include "util/gpu_count.h"
 #include "util/shell.h"
 
 namespace razor::eval {
@@ -132,7 +132,7 @@ int visible_gpu_count(const char* cvd, int runtime_count, int dev_nodes) {
 int visible_gpu_count() {
   const char* cvd = std::getenv("CUDA_VISIBLE_DEVICES");
   if (cvd) return visible_gpu_count(cvd, 0, 0);
-  int rt = int(cu::devices().size());
+  const int rt = cuda_driver_device_count();
   return visible_gpu_count(nullptr, rt, rt > 0 ? 0 : dev_node_count());
 }
 

@@ -49,9 +49,9 @@ inline constexpr int kDefaultLlamaCtx = 40960;
 
 // GPUs this process may use: the entries of CUDA_VISIBLE_DEVICES when it is set (`cuda_visible_devices`,
 // nullptr = unset; counting stops at the first "-1"-like entry, as CUDA does), else `runtime_count`
-// (razor::cu::devices()), else the /dev/nvidia<N> nodes, else 1.
+// (the driver's device count, util/gpu_count.h), else the /dev/nvidia<N> nodes, else 1.
 int visible_gpu_count(const char* cuda_visible_devices, int runtime_count, int dev_nodes = 0);
-// The same for this process (environment, CUDA runtime, /dev).
+// The same for this process (environment, CUDA driver, /dev).
 int visible_gpu_count();
 
 // The argv for `o` (program first, not yet resolved on PATH) with `port` and `gpus` (the resolved tensor

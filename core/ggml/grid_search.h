@@ -5,7 +5,7 @@
 // every grid point at the `nwant` smallest distinct squared distances, ordered by (distance, grid index);
 // the order matters, because the search keeps the first of equally good points.
 //
-// Header-only (inline) so that the CUDA packer's host code builds the same tables (kernels/ggml_quant.cu
+// Header-only (inline) so that the CUDA packer's host code builds the same tables (kernels/ggml/iq3_xxs.cu
 // uploads those of iq3_xxs). Host code only.
 #pragma once
 #include <stdint.h>

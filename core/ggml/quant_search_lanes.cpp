@@ -1,7 +1,7 @@
 // Lane-parallel forms of the k-quant scale searches: the independent sub-blocks of a super-block run
 // side by side in vector lanes (GCC/Clang vector extensions; lowered to SSE2 on plain x86-64). Every
 // lane performs exactly the float32 operations, in exactly the order, of the scalar function in
-// quant_search.cpp, so the results are bit-identical; only independent work is interleaved. Tested
+// quant_search.h, so the results are bit-identical; only independent work is interleaved. Tested
 // against the scalar reference and against ggml.
 #include <atomic>
 

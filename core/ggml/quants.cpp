@@ -9,8 +9,6 @@
 #include <vector>
 
 #include "ggml/quants_internal.h"
-#include "kernels/cuda_info.h"
-#include "kernels/ggml_quant_cuda.h"
 #include "util/numeric.h"
 
 namespace razor::ggml {
@@ -24,37 +22,31 @@ void quantize_row_f32(const float* x, void* y, int64_t n, const float*) {
 }
 void dequantize_row_f32(const void* x, float* y, int64_t n) { std::memcpy(y, x, size_t(n) * sizeof(float)); }
 
-void quantize_row_f16(const float* x, void* vy, int64_t n, const float*) {
+namespace {
+// The 16-bit float types: one uint16 per element through the narrowing / widening conversion.
+template <uint16_t (*Narrow)(float)>
+void narrow_row(const float* x, void* vy, int64_t n) {
   auto* y = static_cast<uint8_t*>(vy);
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = f32_to_f16(x[i]);
+    const uint16_t h = Narrow(x[i]);
     std::memcpy(y + 2 * i, &h, 2);
   }
 }
-void dequantize_row_f16(const void* vx, float* y, int64_t n) {
+template <float (*Widen)(uint16_t)>
+void widen_row(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(vx);
   for (int64_t i = 0; i < n; ++i) {
     uint16_t h;
     std::memcpy(&h, x + 2 * i, 2);
-    y[i] = f16_to_f32(h);
+    y[i] = Widen(h);
   }
 }
+}  // namespace
 
-void quantize_row_bf16(const float* x, void* vy, int64_t n, const float*) {
-  auto* y = static_cast<uint8_t*>(vy);
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t h = f32_to_bf16(x[i]);
-    std::memcpy(y + 2 * i, &h, 2);
-  }
-}
-void dequantize_row_bf16(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const uint8_t*>(vx);
-  for (int64_t i = 0; i < n; ++i) {
-    uint16_t h;
-    std::memcpy(&h, x + 2 * i, 2);
-    y[i] = bf16_to_f32(h);
-  }
-}
+void quantize_row_f16(const float* x, void* y, int64_t n, const float*) { narrow_row<f32_to_f16>(x, y, n); }
+void dequantize_row_f16(const void* x, float* y, int64_t n) { widen_row<f16_to_f32>(x, y, n); }
+void quantize_row_bf16(const float* x, void* y, int64_t n, const float*) { narrow_row<f32_to_bf16>(x, y, n); }
+void dequantize_row_bf16(const void* x, float* y, int64_t n) { widen_row<bf16_to_f32>(x, y, n); }
 
 }  // namespace detail
 
@@ -115,22 +107,28 @@ void quantize_range(type t, quantize_fn fn, const float* src, uint8_t* dst, int6
 
 }  // namespace
 
-status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
-                     const float* quant_weights) {
+namespace {
+// quantize_rows with the table's fast (reference false) or scalar reference row function.
+status quantize_rows_with(bool reference, type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                          const float* quant_weights) {
   RAZOR_TRY(check_row(t, n_per_row));
   RAZOR_TRY(check_weights(t, quant_weights));
   if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  quantize_range(t, kernels_of(t).quantize, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
+  const auto& k = kernels_of(t);
+  quantize_range(t, reference ? k.reference : k.quantize, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row,
+                 quant_weights);
   return {};
+}
+}  // namespace
+
+status quantize_rows(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
+                     const float* quant_weights) {
+  return quantize_rows_with(false, t, src, dst, nrows, n_per_row, quant_weights);
 }
 
 status quantize_rows_reference(type t, const float* src, void* dst, int64_t nrows, int64_t n_per_row,
                                const float* quant_weights) {
-  RAZOR_TRY(check_row(t, n_per_row));
-  RAZOR_TRY(check_weights(t, quant_weights));
-  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  quantize_range(t, kernels_of(t).reference, src, static_cast<uint8_t*>(dst), 0, nrows, n_per_row, quant_weights);
-  return {};
+  return quantize_rows_with(true, t, src, dst, nrows, n_per_row, quant_weights);
 }
 
 status dequantize_row(type t, const void* src, float* dst, int64_t n) {
@@ -183,16 +181,35 @@ result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_s
   return total;
 }
 
-// ---- quantize_tensor_auto ---------------------------------------------------------------------------
+// ---- quantize_tensor_grouped ------------------------------------------------------------------------
+
+status check_tensor_args(type t, int64_t nrows, int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                         size_t dst_size, bool allow_missing_imatrix) {
+  const auto& ti = info(t);
+  RAZOR_TRY(check_row(t, n_per_row));
+  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
+  if (rows_per_imatrix < 0) return make_error(errc::invalid_argument, "negative rows_per_imatrix");
+  if (ti.needs_imatrix && !imatrix && !allow_missing_imatrix)
+    return make_error(errc::needs_imatrix, std::string(ti.name) +
+                                               " needs an importance matrix (llama.cpp refuses to "
+                                               "quantize to it without one); run the probe first");
+  RAZOR_TRY(check_weights(t, imatrix));
+  const size_t total = size_t(nrows) * row_size(t, n_per_row);
+  if (dst_size < total)
+    return make_error(errc::invalid_argument, "destination holds " + std::to_string(dst_size) + " bytes, " +
+                                                  std::to_string(total) + " needed");
+  return status::success();
+}
 
 namespace {
 
-// The CPU path: quantize_tensor per imatrix group of rows, the source widened per batch when BF16.
+// quantize_tensor per imatrix group of rows, the source widened per batch when BF16.
 template <class Src>
-result<size_t> auto_cpu(type t, const Src* src, uint8_t* dst, size_t dst_size, int64_t nrows, int64_t n_per_row,
-                        const float* imatrix, const quantize_auto_options& o) {
+result<size_t> grouped(type t, const Src* src, uint8_t* dst, size_t dst_size, int64_t nrows, int64_t n_per_row,
+                       const float* imatrix, int64_t rows_per_imatrix, const quantize_options& o) {
+  RAZOR_TRY(check_tensor_args(t, nrows, n_per_row, imatrix, rows_per_imatrix, dst_size, o.allow_missing_imatrix));
   const size_t rs = row_size(t, n_per_row);
-  const int64_t group = imatrix && o.rows_per_imatrix > 0 ? o.rows_per_imatrix : nrows;
+  const int64_t group = imatrix && rows_per_imatrix > 0 ? rows_per_imatrix : std::max<int64_t>(nrows, 1);
   // BF16: batches of at most ~4M elements, never straddling an imatrix group
   const int64_t batch = std::is_same_v<Src, float>
                             ? group
@@ -201,7 +218,7 @@ result<size_t> auto_cpu(type t, const Src* src, uint8_t* dst, size_t dst_size, i
   for (int64_t r0 = 0; r0 < nrows;) {
     const int64_t g_end = std::min(nrows, (r0 / group + 1) * group);
     const int64_t r1 = std::min(g_end, r0 + batch);
-    const float* w = imatrix ? imatrix + (o.rows_per_imatrix > 0 ? (r0 / group) * n_per_row : 0) : nullptr;
+    const float* w = imatrix ? imatrix + (rows_per_imatrix > 0 ? (r0 / group) * n_per_row : 0) : nullptr;
     const float* x;
     if constexpr (std::is_same_v<Src, float>) {
       x = src + r0 * n_per_row;
@@ -211,10 +228,10 @@ result<size_t> auto_cpu(type t, const Src* src, uint8_t* dst, size_t dst_size, i
       for (size_t i = 0; i < wide.size(); ++i) wide[i] = bf16_to_f32(s[i]);
       x = wide.data();
     }
-    quantize_options co = o.cpu;
-    if (o.cpu.progress)
+    quantize_options co = o;
+    if (o.progress)
       co.progress = [&, r0](double done, double, const char* what) {
-        return o.cpu.progress(double(r0) + done, double(nrows), what);
+        return o.progress(double(r0) + done, double(nrows), what);
       };
     auto r = quantize_tensor(t, x, dst + size_t(r0) * rs, dst_size - size_t(r0) * rs, r1 - r0, n_per_row, w, co);
     if (!r) return r.error();
@@ -223,62 +240,19 @@ result<size_t> auto_cpu(type t, const Src* src, uint8_t* dst, size_t dst_size, i
   return size_t(nrows) * rs;
 }
 
-template <class Src>
-result<quantize_auto_result> auto_quantize(type t, const Src* src, void* dst, size_t dst_size, int64_t nrows,
-                                           int64_t n_per_row, const float* imatrix, const quantize_auto_options& o) {
-  const auto& ti = info(t);
-  RAZOR_TRY(check_row(t, n_per_row));
-  if (nrows < 0) return make_error(errc::invalid_argument, "negative row count");
-  if (o.rows_per_imatrix < 0) return make_error(errc::invalid_argument, "negative rows_per_imatrix");
-  if (ti.needs_imatrix && !imatrix && !o.cpu.allow_missing_imatrix)
-    return make_error(errc::needs_imatrix, std::string(ti.name) +
-                                               " needs an importance matrix (llama.cpp refuses to "
-                                               "quantize to it without one); run the probe first");
-  RAZOR_TRY(check_weights(t, imatrix));
-  const size_t total = size_t(nrows) * row_size(t, n_per_row);
-  if (dst_size < total)
-    return make_error(errc::invalid_argument, "destination holds " + std::to_string(dst_size) + " bytes, " +
-                                                  std::to_string(total) + " needed");
-  quantize_auto_result res;
-  if (!o.allow_gpu) {
-    res.cpu_reason = "GPU not allowed by the caller";
-  } else {
-    std::string why;
-    if (cu::devices(&why).empty()) {
-      res.cpu_reason = why.empty() ? "no CUDA device" : why;
-    } else if (!cu::ggml_quant_supported(t)) {
-      res.cpu_reason = std::string(ti.name) + " has no GPU packer";
-    } else {
-      const cu::gq_src st = std::is_same_v<Src, float> ? cu::gq_src::f32 : cu::gq_src::bf16;
-      auto r = cu::ggml_quantize_host(t, st, src, dst, dst_size, nrows, n_per_row, imatrix,
-                                      imatrix ? o.rows_per_imatrix : 0, o.cpu.progress, o.device);
-      if (r) {
-        res.bytes = *r;
-        res.gpu = true;
-        return res;
-      }
-      if (r.error().code() == errc::cancelled) return r.error();
-      res.cpu_reason = r.error().message();
-    }
-  }
-  auto r = auto_cpu(t, src, static_cast<uint8_t*>(dst), dst_size, nrows, n_per_row, imatrix, o);
-  if (!r) return r.error();
-  res.bytes = *r;
-  return res;
-}
-
 }  // namespace
 
-result<quantize_auto_result> quantize_tensor_auto(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
-                                                  int64_t n_per_row, const float* imatrix,
-                                                  const quantize_auto_options& options) {
-  return auto_quantize(t, src, dst, dst_size, nrows, n_per_row, imatrix, options);
+result<size_t> quantize_tensor_grouped(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
+                                       int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                                       const quantize_options& options) {
+  return grouped(t, src, static_cast<uint8_t*>(dst), dst_size, nrows, n_per_row, imatrix, rows_per_imatrix, options);
 }
 
-result<quantize_auto_result> quantize_tensor_auto(type t, const uint16_t* src_bf16, void* dst, size_t dst_size,
-                                                  int64_t nrows, int64_t n_per_row, const float* imatrix,
-                                                  const quantize_auto_options& options) {
-  return auto_quantize(t, src_bf16, dst, dst_size, nrows, n_per_row, imatrix, options);
+result<size_t> quantize_tensor_grouped(type t, const uint16_t* src_bf16, void* dst, size_t dst_size, int64_t nrows,
+                                       int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                                       const quantize_options& options) {
+  return grouped(t, src_bf16, static_cast<uint8_t*>(dst), dst_size, nrows, n_per_row, imatrix, rows_per_imatrix,
+                 options);
 }
 
 }  // namespace razor::ggml

@@ -57,31 +57,23 @@ result<size_t> quantize_tensor(type t, const float* src, void* dst, size_t dst_s
                                int64_t n_per_row, const float* imatrix,
                                const quantize_options& options = {});
 
-// ---- GPU when present (additive; kernels/include/kernels/ggml_quant_cuda.h) -----------------------
+// ---- fused tensors: BF16 sources, one importance vector per group of rows ------------------------
 
-struct quantize_auto_options {
-  quantize_options cpu;          // threads (CPU path), allow_missing_imatrix and progress (both paths)
-  int64_t rows_per_imatrix = 0;  // fused expert tensor [E, R, n_per_row]: R, with E imatrix vectors of
-                                 // n_per_row (rows [e*R, (e+1)*R) use imatrix + e*n_per_row); 0: one vector
-  bool allow_gpu = true;         // false: always the CPU
-  int device = 0;                // CUDA device index
-};
-struct quantize_auto_result {
-  size_t bytes = 0;              // written, nrows * row_size(t, n_per_row)
-  bool gpu = false;              // true when the GPU packer wrote them
-  std::string cpu_reason;        // why the CPU ran ("no CUDA device", "q4_0 has no GPU packer", a GPU error)
-};
+// The checks of quantize_tensor_grouped: the row length, the imatrix policy of the type table, the
+// destination size. The GPU path of the pipelines (quant/ggml_auto.h) runs them too, so that it refuses
+// exactly what the CPU refuses.
+status check_tensor_args(type t, int64_t nrows, int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                         size_t dst_size, bool allow_missing_imatrix);
 
-// quantize_tensor with the GPU packer (razor::cu::ggml_quantize_host) when razor::cu::devices() is
-// non-empty and the type is one it implements, else the CPU quantizer; the bytes are identical either way
-// (tests/ggml/test_ggml_cuda.cpp). A GPU failure other than cancellation falls back to the CPU. Same
-// checks and errors as quantize_tensor; src is F32 (this overload) or BF16 (the next).
-result<quantize_auto_result> quantize_tensor_auto(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
-                                                  int64_t n_per_row, const float* imatrix,
-                                                  const quantize_auto_options& options = {});
-// BF16 rows (uint16 bit patterns). On the CPU they are widened to float (exact) a batch of rows at a time.
-result<quantize_auto_result> quantize_tensor_auto(type t, const uint16_t* src_bf16, void* dst, size_t dst_size,
-                                                  int64_t nrows, int64_t n_per_row, const float* imatrix,
-                                                  const quantize_auto_options& options = {});
+// quantize_tensor over a fused expert tensor [E, R, n_per_row]: rows_per_imatrix = R, with E imatrix vectors
+// of n_per_row (rows [e*R, (e+1)*R) use imatrix + e*n_per_row); 0: one vector for all rows. progress reports
+// rows of the whole tensor. Same errors as quantize_tensor.
+result<size_t> quantize_tensor_grouped(type t, const float* src, void* dst, size_t dst_size, int64_t nrows,
+                                       int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                                       const quantize_options& options = {});
+// BF16 rows (uint16 bit patterns), widened to float (exact) a batch of rows at a time.
+result<size_t> quantize_tensor_grouped(type t, const uint16_t* src_bf16, void* dst, size_t dst_size, int64_t nrows,
+                                       int64_t n_per_row, const float* imatrix, int64_t rows_per_imatrix,
+                                       const quantize_options& options = {});
 
 }  // namespace razor::ggml

@@ -68,7 +68,7 @@ void quantize_row_q4_0(const float* x, void* vy, int64_t n, const float* qw) {
     const float* xb = x + 32 * b;
     const float* qb = qw + 32 * b;
     for (int j = 0; j < 32; ++j) w[j] = qb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
-    const float d = fit_symmetric(32, 8, xb, w, L);
+    const float d = fit_symmetric<32>(8, xb, w, L);
     y[b].d = f32_to_fp16(d);
     for (int j = 0; j < 16; ++j) y[b].qs[j] = uint8_t(L[j] | (L[j + 16] << 4));
   }
@@ -148,15 +148,18 @@ void affine_plain(const float* x, half* d_out, half* m_out, uint8_t* L) {
 template <int NMAX>
 void affine_weighted(const float* xb, const float* w, half* d_out, half* m_out, uint8_t* L) {
   float the_min = 0.0f;
-  const float d = fit_affine_v3(32, NMAX, xb, w, L, &the_min, -0.9f, 0.05f, 36);
+  const float d = fit_affine<32, true>(NMAX, xb, w, L, &the_min, -0.9f, 0.05f, 36, false);
   *d_out = f32_to_fp16(d);
   *m_out = f32_to_fp16(-the_min);
 }
 
 }  // namespace
 
-void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q4_1*>(vy);
+namespace {
+// q4_1 (NMAX 15) and q5_1 (NMAX 31): the affine 32-element blocks, weighted or plain (ggml's
+// quantize_row_q4_1_impl / q5_1_impl and the _ref paths); q5_1 also stores the fifth bits.
+template <int NMAX, class Block>
+void quantize_affine_row(const float* x, Block* y, int64_t n, const float* qw) {
   uint8_t L[32];
   float w[32];
   const float sigma2 = qw ? row_sigma2(x, n) : 0.0f;
@@ -164,12 +167,20 @@ void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* qw) {
     const float* xb = x + 32 * b;
     if (qw) {
       block_weights(xb, qw + 32 * b, sigma2, w);
-      affine_weighted<15>(xb, w, &y[b].d, &y[b].m, L);
+      affine_weighted<NMAX>(xb, w, &y[b].d, &y[b].m, L);
     } else {
-      affine_plain<15>(xb, &y[b].d, &y[b].m, L);
+      affine_plain<NMAX>(xb, &y[b].d, &y[b].m, L);
     }
-    pack_nibbles(L, y[b].qs, nullptr);
+    if constexpr (NMAX == 31)
+      pack_nibbles(L, y[b].qs, y[b].qh);
+    else
+      pack_nibbles(L, y[b].qs, nullptr);
   }
+}
+}  // namespace
+
+void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* qw) {
+  quantize_affine_row<15>(x, static_cast<block_q4_1*>(vy), n, qw);
 }
 
 void dequantize_row_q4_1(const void* vx, float* y, int64_t n) {
@@ -212,7 +223,7 @@ void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* qw) {
   for (int64_t b = 0; b < n / 32; ++b) {
     const float* xb = x + 32 * b;
     block_weights(xb, qw + 32 * b, sigma2, w);
-    y[b].d = f32_to_fp16(fit_symmetric(32, 16, xb, w, Ls));
+    y[b].d = f32_to_fp16(fit_symmetric<32>(16, xb, w, Ls));
     for (int j = 0; j < 32; ++j) L[j] = uint8_t(Ls[j]);
     pack_nibbles(L, y[b].qs, y[b].qh);
   }
@@ -228,20 +239,7 @@ void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
 }
 
 void quantize_row_q5_1(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q5_1*>(vy);
-  uint8_t L[32];
-  float w[32];
-  const float sigma2 = qw ? row_sigma2(x, n) : 0.0f;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const float* xb = x + 32 * b;
-    if (qw) {
-      block_weights(xb, qw + 32 * b, sigma2, w);
-      affine_weighted<31>(xb, w, &y[b].d, &y[b].m, L);
-    } else {
-      affine_plain<31>(xb, &y[b].d, &y[b].m, L);
-    }
-    pack_nibbles(L, y[b].qs, y[b].qh);
-  }
+  quantize_affine_row<31>(x, static_cast<block_q5_1*>(vy), n, qw);
 }
 
 void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {

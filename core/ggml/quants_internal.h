@@ -14,53 +14,21 @@
 #include <cstring>
 
 #include "ggml/blocks.h"
+#include "ggml/common.h"
 #include "ggml/grid_search.h"
+#include "ggml/quant_search.h"
 #include "ggml/types.h"
 #include "util/numeric.h"
 
 namespace razor::ggml::detail {
 
-// ggml's nearest_int: adds 1.5*2^23 so the float unit rounds to nearest even, then reads the integer
-// back from the mantissa. Valid for |v| <= 2^22; we reproduce it bit for bit outside that range too.
-inline int nearest_int(float v) {
-  const float s = v + 12582912.f;
-  const int32_t i = std::bit_cast<int32_t>(s);
-  return (i & 0x007fffff) - 0x00400000;
-}
-
-inline float fp16_to_f32(half h) { return razor::f16_to_f32(h); }
-inline half f32_to_fp16(float f) { return razor::f32_to_f16(f); }
-
-template <class T>
-inline T max_of(T a, T b) { return a > b ? a : b; }  // ggml's MAX(a, b)
-template <class T>
-inline T min_of(T a, T b) { return a < b ? a : b; }  // ggml's MIN(a, b)
-
-inline constexpr float k_group_eps = 1e-15f;  // ggml GROUP_MAX_EPS: a group below this is all zero
-
-// Scale searches shared by the k-quants (quant_search.cpp). Each mirrors one of ggml's helpers
-// operation for operation; the comment names it.
-
-// Symmetric levels q in [-nmax, nmax-1], weights w (null: x*x), scale refined over 18 trial inverse
-// scales (make_qx_quants, rmse_type 1). L[i] = q + nmax. Returns the scale.
-float fit_symmetric(int n, int nmax, const float* x, const float* w, int8_t* L);
-// Symmetric levels with the x*x-weighted coordinate-descent refinement (make_q3_quants, do_rmse).
-float fit_symmetric_descent(int n, int nmax, const float* x, int8_t* L);
-// Affine levels q in [0, nmax] with a non-positive offset: x ~ scale*q - the_min. First trial from the
-// range, then nstep+1 trial scales; `mad` selects weighted |error| instead of squared error
-// (make_qkx2_quants). Returns the scale, writes the_min (>= 0).
-float fit_affine_v2(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                    float rmin, float rdelta, int nstep, bool mad);
-// As fit_affine_v2 with the guarded level computation of make_qkx3_quants (w must not be null).
-float fit_affine_v3(int n, int nmax, const float* x, const float* w, uint8_t* L, float* the_min,
-                    float rmin, float rdelta, int nstep);
-// Non-negative levels q in [0, nmax] for non-negative x (the super-block scales / mins), weights w
-// (make_qp_quants). Returns the scale.
-float fit_positive(int n, int nmax, const float* x, uint8_t* L, const float* w);
+// nearest_int, max_of / min_of / clamp_int, fp16_to_f32 / f32_to_fp16 and the group epsilons are in
+// ggml/common.h; the scalar scale searches (fit_symmetric, fit_symmetric_descent, fit_affine, fit_positive)
+// in ggml/quant_search.h. Both are shared with the CUDA packer (kernels/ggml/).
 
 // Lane-parallel forms (quant_search_lanes.cpp): several independent groups at once, bit-identical to
 // calling the scalar function on each. Group g is x[g*n .. g*n+n) (n <= 32); results per group.
-// fit_affine_x8: 8 groups of fit_affine_v2 (v3 false) or fit_affine_v3 (v3 true); nstep >= 1.
+// fit_affine_x8: 8 groups of fit_affine<n, v3>; nstep >= 1.
 void fit_affine_x8(int n, int nmax, const float* x, const float* w, uint8_t* L, float* mins, float* scales,
                    float rmin, float rdelta, int nstep, bool mad, bool v3);
 // fit_symmetric_x16: 16 groups of fit_symmetric; w may be null (x*x).
@@ -74,6 +42,32 @@ void force_baseline_lanes(bool on);
 inline uint8_t ksigns(int i) { return uint8_t(i | ((std::popcount(unsigned(i)) & 1) << 7)); }
 
 // Importance weights of n elements: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix (qb null).
+// The super-block scale of the grid quantizers (iq2_*, iq3_*): d = max_scale / 31, stored as fp16(d * stored)
+// (ggml's per-type correction, 1 where there is none; d * 1 is exactly d), and 1/d for the sub-block scale
+// codes. False, writing nothing, when every sub-block scale is zero.
+inline bool grid_superblock_scale(float max_scale, float stored, half* d_out, float* id_out) {
+  if (max_scale == 0.0f) return false;
+  const float d = max_scale / 31.0f;
+  *d_out = f32_to_fp16(d * stored);
+  *id_out = 1.0f / d;
+  return true;
+}
+
+// ggml's sigma2 for the importance weights of a super-block: factor * (sum of x*x over its qk_k elements) / qk_k
+// (factor 1 for iq2_xxs / iq2_xs, 2 for the others; 1 * s is exactly s).
+inline float superblock_sigma2(const float* xbl, float factor) {
+  float sumx2 = 0.0f;
+  for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
+  return factor * sumx2 / float(qk_k);
+}
+
+// The largest of v[0..n) (ggml's `max = xval[0]; for ... MAX(max, xval[i])`).
+inline float max_value(const float* v, int n) {
+  float max = v[0];
+  for (int i = 1; i < n; ++i) max = max_of(max, v[i]);
+  return max;
+}
+
 inline void imatrix_weights(int n, const float* xb, const float* qb, float sigma2, float* weight) {
   if (qb) {
     for (int i = 0; i < n; ++i) weight[i] = qb[i] * std::sqrt(sigma2 + xb[i] * xb[i]);
@@ -113,6 +107,21 @@ inline uint8_t even_signs(const float* xb, const float* weight, float* xval) {
   }
   xval[imin] = -xval[imin];
   return uint8_t(s ^ (1u << imin)) & 127;
+}
+
+// The importance weights of a group of n (imatrix_weights) and their square roots, by which the grid
+// quantizers' nearest-point search weighs.
+inline void group_weights(int n, const float* xb, const float* qb, float sigma2, float* weight, float* waux) {
+  imatrix_weights(n, xb, qb, sigma2, weight);
+  for (int i = 0; i < n; ++i) waux[i] = std::sqrt(weight[i]);
+}
+
+// The magnitudes of a group of n (xval) with a sign byte per 8 (even_signs when `even`, else free_signs) and
+// the largest magnitude (returned).
+inline float group_magnitudes(int n, const float* xb, const float* weight, bool even, float* xval, uint8_t* signs) {
+  for (int k = 0; k < n / 8; ++k)
+    signs[k] = even ? even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k) : free_signs(xb + 8 * k, xval + 8 * k);
+  return max_value(xval, n);
 }
 
 // The levels of a group of N at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..MaxL.

@@ -101,9 +101,7 @@ void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
     std::memset(y[b].qh, 0, sizeof y[b].qh);
     float max_scale = 0.0f;
     const float* xbl = x + qk_k * b;
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
 
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       const float* xb = xbl + bs * ib;
@@ -246,9 +244,7 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
     std::memset(y[b].scales, 0, sizeof y[b].scales);
     float max_scale = 0.0f;
     const float* xbl = x + qk_k * b;
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
 
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       const float* xb = xbl + bs * ib;

@@ -66,26 +66,21 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     const float* xbl = x + qk_k * b;
     uint32_t q2[2 * (qk_k / 32)] = {};
     y[b].d = f32_to_fp16(0.0f);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 1.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       const float* qb = qw + qk_k * b + 32 * ib;
-      imatrix_weights(32, xb, qb, sigma2, weight);
-      for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      group_weights(32, xb, qb, sigma2, weight, waux);
+      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
         std::memset(L, 0, sizeof L);
         continue;
       }
       // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
-      float scale = fit_positive(32, k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
+      float scale = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
       const float eff_max = scale * float(k_max_q);
       if (eff_max <= 0.0f) {
         scales[ib] = 0.0f;
@@ -109,13 +104,11 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ++ib) q2[2 * ib + 1] |= uint32_t(scale_code(id, scales[ib])) << 28;
     for (int i = 0; i < qk_k / 8; ++i) y[b].qs[i] = uint16_t(q2[i / 2] >> (16 * (i % 2)));
   }
@@ -154,19 +147,14 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
     uint16_t q2[2 * (qk_k / 16)] = {};
     y[b].d = f32_to_fp16(0.0f);
     std::memset(y[b].scales, 0, sizeof y[b].scales);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 1.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const float* xb = xbl + 16 * ib;
       const float* qb = qw + qk_k * b + 16 * ib;
-      imatrix_weights(16, xb, qb, sigma2, weight);
-      for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 2; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 16; ++i) max = max_of(max, xval[i]);
+      group_weights(16, xb, qb, sigma2, weight, waux);
+      const float max = group_magnitudes(16, xb, weight, true, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max < k_group_eps) {
         scales[ib] = 0.0f;
@@ -185,13 +173,11 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const int l = scale_code(id, scales[ib]);
       if (ib % 2 == 0)
@@ -234,9 +220,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
     const float* xbl = x + qk_k * b;
     std::memset(&y[b], 0, sizeof y[b]);
     y[b].d = f32_to_fp16(0.0f);
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 16; ++ib) {
@@ -247,9 +231,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
         for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
       }
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      for (int k = 0; k < 2; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 16; ++i) max = max_of(max, xval[i]);
+      const float max = group_magnitudes(16, xb, weight, false, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max < k_iq2s_eps) {
         scales[ib] = 0.0f;
@@ -271,10 +253,8 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) continue;
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 0.9875f);
-    const float id = 1.0f / d;
+    float id;
+    if (!grid_superblock_scale(max_scale, 0.9875f, &y[b].d, &id)) continue;
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const int l = scale_code(id, scales[ib]);
       if (ib % 2 == 0)

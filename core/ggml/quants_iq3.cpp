@@ -15,7 +15,6 @@ namespace razor::ggml::detail {
 
 namespace {
 
-constexpr float k_iq3_eps = 1e-8f;   // ggml GROUP_MAX_EPS_IQ3_XXS
 constexpr int k_max_q = 8;           // levels per coordinate
 
 struct iq3_grid {
@@ -41,12 +40,6 @@ const iq3_grid& grid_s() {
   return g;
 }
 
-// The weights of a sub-block of 32 and their square roots (the nearest-point search weighs by those).
-void sub_block_weights(const float* xb, const float* qb, float sigma2, float* weight, float* waux) {
-  imatrix_weights(32, xb, qb, sigma2, weight);
-  for (int i = 0; i < 32; ++i) waux[i] = std::sqrt(weight[i]);
-}
-
 }  // namespace
 
 // ---- iq3_xxs ----------------------------------------------------------------------------------------
@@ -67,20 +60,16 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
     uint32_t sas[8] = {};
     y[b].d = f32_to_fp16(0.0f);
 
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
+      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
 
-      for (int k = 0; k < 4; ++k) block_signs[k] = even_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
       std::memset(L, 0, sizeof L);
-      if (max < k_iq3_eps) {
+      if (max < k_group_eps_iq3) {
         scales[ib] = 0.0f;
         continue;
       }
@@ -100,13 +89,11 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) {
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.0125f, &y[b].d, &id)) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 1.0125f);
-    const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       sas[ib] |= uint32_t(scale_code(id, scales[ib])) << 28;
     }
@@ -158,17 +145,13 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
     uint8_t* qs = y[b].qs;
     uint8_t* signs = y[b].signs;
     const float* xbl = x + qk_k * b;
-    float sumx2 = 0.0f;
-    for (int i = 0; i < qk_k; ++i) sumx2 += xbl[i] * xbl[i];
-    const float sigma2 = 2.0f * sumx2 / float(qk_k);
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
-      sub_block_weights(xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      for (int k = 0; k < 4; ++k) block_signs[k] = free_signs(xb + 8 * k, xval + 8 * k);
-      float max = xval[0];
-      for (int i = 1; i < 32; ++i) max = max_of(max, xval[i]);
+      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
+      const float max = group_magnitudes(32, xb, weight, false, xval, block_signs);
       std::memset(L, 0, sizeof L);
       if (max == 0.0f) {
         scales[ib] = 0.0f;
@@ -193,10 +176,8 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
       max_scale = max_of(max_scale, scale);
     }
 
-    if (max_scale == 0.0f) continue;
-    const float d = max_scale / 31.0f;
-    y[b].d = f32_to_fp16(d * 1.033f);
-    const float id = 1.0f / d;
+    float id;
+    if (!grid_superblock_scale(max_scale, 1.033f, &y[b].d, &id)) continue;
     for (int ib = 0; ib < qk_k / 32; ib += 2) {
       y[b].scales[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
     }

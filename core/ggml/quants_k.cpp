@@ -9,21 +9,7 @@ namespace {
 
 // 2-bit fields of a 128-element half: byte l holds elements l, l+32, l+64, l+96 (q2_K, q3_K).
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
-  for (int j = 0; j < qk_k; j += 128)
-    for (int l = 0; l < 32; ++l)
-      qs[j / 4 + l] = uint8_t(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
-}
-
-// q4_K / q5_K scale packing (see blocks.h).
-void pack_scale_min(uint8_t* s, int j, uint8_t ls, uint8_t lm) {
-  if (j < 4) {
-    s[j] = ls;
-    s[j + 4] = lm;
-  } else {
-    s[j + 4] = uint8_t((ls & 0xf) | ((lm & 0xf) << 4));
-    s[j - 4] |= uint8_t((ls >> 4) << 6);
-    s[j] |= uint8_t((lm >> 4) << 6);
-  }
+  for (int kq = 0; kq < qk_k / 4; ++kq) qs[kq] = pack_2bit_byte(L, kq);
 }
 
 inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
@@ -36,16 +22,6 @@ inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
   }
 }
 
-// q3_K: the 16 six-bit scales (stored + 32).
-void pack_q3_scales(uint8_t* s, int j, int l) {
-  if (j < 8)
-    s[j] = uint8_t(l & 0xf);
-  else
-    s[j - 8] |= uint8_t((l & 0xf) << 4);
-  l >>= 4;
-  s[j % 4 + 8] |= uint8_t(l << (2 * (j / 4)));
-}
-
 inline int8_t unpack_q3_scale(const uint8_t* s, int j) {
   int8_t sc = int8_t(j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4));
   return int8_t((sc | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
@@ -55,13 +31,8 @@ inline int8_t unpack_q3_scale(const uint8_t* s, int j) {
 void q2_requantize(const float* x, const block_q2_k& y, uint8_t* L) {
   const float dall = fp16_to_f32(y.d), mall = fp16_to_f32(y.dmin);
   for (int j = 0; j < qk_k / 16; ++j) {
-    const float d = dall * float(y.scales[j] & 0xf);
-    if (d == 0.0f) continue;
-    const float m = mall * float(y.scales[j] >> 4);
-    for (int i = 0; i < 16; ++i) {
-      const int l = nearest_int((x[16 * j + i] + m) / d);
-      L[16 * j + i] = uint8_t(max_of(0, min_of(3, l)));
-    }
+    requantize_affine<16>(x + 16 * j, dall * float(y.scales[j] & 0xf), mall * float(y.scales[j] >> 4), 3,
+                          L + 16 * j);
   }
 }
 
@@ -69,12 +40,7 @@ void q2_requantize(const float* x, const block_q2_k& y, uint8_t* L) {
 void q3_finish(const float* x, block_q3_k& y, int8_t* L) {
   const float dall = fp16_to_f32(y.d);
   for (int j = 0; j < qk_k / 16; ++j) {
-    const float d = dall * float(unpack_q3_scale(y.scales, j));
-    if (d == 0.0f) continue;
-    for (int i = 0; i < 16; ++i) {
-      const int l = nearest_int(x[16 * j + i] / d);
-      L[16 * j + i] = int8_t(max_of(-4, min_of(3, l)) + 4);
-    }
+    requantize_symmetric<16>(x + 16 * j, dall * float(unpack_q3_scale(y.scales, j)), -4, 3, L + 16 * j);
   }
   std::memset(y.hmask, 0, sizeof y.hmask);
   for (int j = 0; j < qk_k; ++j) {
@@ -94,13 +60,7 @@ void k4_requantize(const float* x, const uint8_t* scales, half dh, half mh, int 
   for (int j = 0; j < qk_k / 32; ++j) {
     uint8_t sc, m;
     unpack_scale_min(j, scales, &sc, &m);
-    const float d = dall * float(sc);
-    if (d == 0.0f) continue;
-    const float dm = mall * float(m);
-    for (int i = 0; i < 32; ++i) {
-      const int l = nearest_int((x[32 * j + i] + dm) / d);
-      L[32 * j + i] = uint8_t(max_of(0, min_of(nmax, l)));
-    }
+    requantize_affine<32>(x + 32 * j, dall * float(sc), mall * float(m), nmax, L + 32 * j);
   }
 }
 
@@ -153,7 +113,7 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       fit_affine_x8(32, nmax, x, weights, L, mins, sc, rmin, 0.1f, nstep, false, false);
     } else {
       for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine_v2(32, nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
+        sc[j] = fit_affine<32, false>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
     }
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; ++j) {
@@ -191,10 +151,10 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       fit_affine_x8(32, nmax, x, weights, L, mins, sc, -0.9f, 0.05f, 36, false, true);
     } else {
       for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine_v3(32, nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], -0.9f, 0.05f, 36);
+        sc[j] = fit_affine<32, true>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false);
     }
-    const float d_block = fit_positive(8, 63, sc, Ls, sw);
-    const float m_block = fit_positive(8, 63, mins, Lm, sw);
+    const float d_block = fit_positive<8>(63, sc, Ls, sw);
+    const float m_block = fit_positive<8>(63, mins, Lm, sw);
     for (int j = 0; j < 8; ++j) pack_scale_min(scales, j, min_of<uint8_t>(63, Ls[j]), min_of<uint8_t>(63, Lm[j]));
     *dh = f32_to_fp16(d_block);
     *mh = f32_to_fp16(m_block);
@@ -226,7 +186,7 @@ void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
                         0.1f, 15, true, false);
       } else {
         for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine_v2(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+          scales[j] = fit_affine<16, false>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
       }
       for (int j = 0; j < 16; ++j) {
         if (scales[j] > max_scale) max_scale = scales[j];
@@ -269,10 +229,10 @@ void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
                         0.05f, 36, false, true);
       } else {
         for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine_v3(16, 3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36);
+          scales[j] = fit_affine<16, true>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, false);
       }
-      const float dm = fit_positive(16, 15, scales, Ls, sw);
-      const float mm = fit_positive(16, 15, mins, Lm, sw);
+      const float dm = fit_positive<16>(15, scales, Ls, sw);
+      const float mm = fit_positive<16>(15, mins, Lm, sw);
       yb.d = f32_to_fp16(dm);
       yb.dmin = f32_to_fp16(mm);
       for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
@@ -321,7 +281,7 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       // ggml quantize_row_q3_K_ref
       float max_scale = 0.0f, amax = 0.0f;
       for (int j = 0; j < 16; ++j) {
-        scales[j] = fit_symmetric_descent(16, 4, x + 16 * j, L + 16 * j);
+        scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
         const float a = std::fabs(scales[j]);
         if (a > amax) {
           amax = a;
@@ -358,9 +318,9 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       if (lanes) {
         fit_symmetric_x16(16, 4, x, weight, L, scales);
       } else {
-        for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric(16, 4, x + 16 * j, weight + 16 * j, L + 16 * j);
+        for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric<16>(4, x + 16 * j, weight + 16 * j, L + 16 * j);
       }
-      const float d_block = fit_symmetric(16, 32, scales, sw, Ls);
+      const float d_block = fit_symmetric<16>(32, scales, sw, Ls);
       for (int j = 0; j < 16; ++j) pack_q3_scales(yb.scales, j, Ls[j]);
       yb.d = f32_to_fp16(d_block);
     }
@@ -484,7 +444,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       fit_symmetric_x16(16, 32, x, qrow, L, scales);
     } else {
       for (int ib = 0; ib < 16; ++ib)
-        scales[ib] = fit_symmetric(16, 32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
+        scales[ib] = fit_symmetric<16>(32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
     }
     for (int ib = 0; ib < 16; ++ib) {
       const float a = std::fabs(scales[ib]);
@@ -502,14 +462,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
     yb.d = f32_to_fp16(1.0f / iscale);
     for (int ib = 0; ib < 16; ++ib) yb.scales[ib] = int8_t(min_of(127, nearest_int(iscale * scales[ib])));
     const float dall = fp16_to_f32(yb.d);
-    for (int j = 0; j < 16; ++j) {
-      const float d = dall * float(yb.scales[j]);
-      if (d == 0.0f) continue;
-      for (int i = 0; i < 16; ++i) {
-        const int l = nearest_int(x[16 * j + i] / d);
-        L[16 * j + i] = int8_t(max_of(-32, min_of(31, l)) + 32);
-      }
-    }
+    for (int j = 0; j < 16; ++j) requantize_symmetric<16>(x + 16 * j, dall * float(yb.scales[j]), -32, 31, L + 16 * j);
     uint8_t* ql = yb.ql;
     uint8_t* qh = yb.qh;
     for (int j = 0; j < qk_k; j += 128, ql += 64, qh += 32) {
@@ -518,8 +471,7 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
         const uint8_t q3 = L[j + l + 64] & 0xf, q4 = L[j + l + 96] & 0xf;
         ql[l] = uint8_t(q1 | (q3 << 4));
         ql[l + 32] = uint8_t(q2 | (q4 << 4));
-        qh[l] = uint8_t((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
-                        ((L[j + l + 96] >> 4) << 6));
+        qh[l] = pack_2bit_byte<field2::q6_high>(reinterpret_cast<const uint8_t*>(L), j / 4 + l);
       }
     }
   }

@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/config_check.h"
 #include "model/recipe.h"
+#include "quant/ggml_auto.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
@@ -726,11 +727,11 @@ status quantize_planned(const planned& p, const tensor_plan_row& row, const conv
       weights = std::move(wts).value();
     }
     // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
-    ggml::quantize_auto_options qo;
+    quant::quantize_auto_options qo;
     qo.cpu.threads = o.threads;
     qo.allow_gpu = o.allow_gpu;
     qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
-    auto n = ggml::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
+    auto n = quant::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
                                         weights.empty() ? nullptr : weights.data(), qo);
     if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
     if (n->bytes != slice_bytes)

@@ -78,7 +78,7 @@ struct fq_stats {
 // paths really differ there: on x86 inf-inf gives 0xffc00000 and an input NaN's payload propagates, a CUDA
 // GPU always produces 0x7fffffff. A NaN sum is "the same sum" for the contract (it selects candidate 0 and
 // yields NaN outputs, written as canonical NaNs anyway), so the checksum must not see the payload. The CUDA
-// kernel applies the same rule (kernels/fake_quant.cu, checksum_bits).
+// kernel applies the same rule (kernels/fake_quant/kernels.cu, checksum_bits).
 inline uint32_t checksum_bits(float sum) {
   return sum != sum ? 0x7fc00000u : std::bit_cast<uint32_t>(sum);
 }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "util/half.h"  // f16_to_f32, f32_to_f16 (host + device)
+
 namespace razor {
 
 inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t(h) << 16); }
@@ -20,8 +22,6 @@ inline uint16_t f32_to_bf16(float f) {
   return uint16_t(u >> 16);
 }
 
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
 // FP8 E4M3 (fn variant: no infinities, 0x7f/0xff are NaN), as stored by DeepSeek-V3 / Qwen FP8 checkpoints.
 float fp8_e4m3_to_f32(uint8_t v);
 // Nearest E4M3 value, ties to an even mantissa; beyond +-448 saturates to +-448 (no infinity); NaN -> 0x7f.

@@ -1,4 +1,4 @@
-// The GPU forward pass (kernels/engine_cuda.cu through engine::forward with backend::cuda) against the CPU
+// The GPU forward pass (kernels/engine/ through engine::forward with backend::cuda) against the CPU
 // reference (the ground truth) on both fixtures: logits of several sequences of different lengths, one of
 // them longer than the attention kernel's key chunk. Skipped where no GPU is usable.
 #include <gtest/gtest.h>

@@ -1,9 +1,9 @@
-// The CUDA ggml packer (kernels/ggml_quant.cu) against the CPU ground truth: for every type it implements,
+// The CUDA ggml packer (kernels/ggml/) against the CPU ground truth: for every type it implements,
 // on weight-like and adversarial inputs, with and without importance weights, from BF16 and from F32, the
 // GPU bytes must equal razor::ggml::quantize_rows_reference on the widened rows, byte for byte (no
 // tolerance: the kernel repeats the CPU's float32 operations in the CPU's order). Also: fused expert
 // tensors with one imatrix vector per expert streamed in chunks that straddle experts, pinned buffers,
-// cancellation, and quantize_tensor_auto (GPU when present, else CPU; same bytes). Without a GPU (or in a
+// cancellation, and razor::quant::quantize_tensor_auto (GPU when present, else CPU; same bytes). Without a GPU (or in a
 // build without CUDA) the GPU tests are skipped with the reason; quantize_tensor_auto is still checked.
 #include <gtest/gtest.h>
 
@@ -17,6 +17,7 @@
 #include "ggml/types.h"
 #include "kernels/cuda_info.h"
 #include "kernels/ggml_quant_cuda.h"
+#include "quant/ggml_auto.h"
 #include "util/numeric.h"
 
 namespace {
@@ -273,13 +274,13 @@ TEST(ggml_cuda, quantize_tensor_auto_matches_cpu) {
                                             size_t(kR) * rs, kR, kN, w.data() + e * kN);
       ASSERT_TRUE(r.ok()) << r.error().to_string();
     }
-    razor::ggml::quantize_auto_options o;
+    razor::quant::quantize_auto_options o;
     o.rows_per_imatrix = kR;
     o.cpu.threads = 2;
     for (bool from_bf16 : {true, false}) {
       std::vector<uint8_t> got(want.size(), 0xa5);
-      auto r = from_bf16 ? razor::ggml::quantize_tensor_auto(t, b.data(), got.data(), got.size(), kRows, kN, w.data(), o)
-                         : razor::ggml::quantize_tensor_auto(t, x.data(), got.data(), got.size(), kRows, kN, w.data(), o);
+      auto r = from_bf16 ? razor::quant::quantize_tensor_auto(t, b.data(), got.data(), got.size(), kRows, kN, w.data(), o)
+                         : razor::quant::quantize_tensor_auto(t, x.data(), got.data(), got.size(), kRows, kN, w.data(), o);
       ASSERT_TRUE(r.ok()) << r.error().to_string();
       EXPECT_EQ(r->bytes, want.size());
       EXPECT_EQ(r->gpu, gpu && t != type::q4_0) << r->cpu_reason;
@@ -289,7 +290,7 @@ TEST(ggml_cuda, quantize_tensor_auto_matches_cpu) {
   }
   // the imatrix policy holds on both paths
   std::vector<uint8_t> out(size_t(kRows) * razor::ggml::row_size(type::iq3_xxs, kN));
-  auto r = razor::ggml::quantize_tensor_auto(type::iq3_xxs, b.data(), out.data(), out.size(), kRows, kN, nullptr);
+  auto r = razor::quant::quantize_tensor_auto(type::iq3_xxs, b.data(), out.data(), out.size(), kRows, kN, nullptr);
   EXPECT_EQ(r.error().code(), razor::errc::needs_imatrix);
 }
 

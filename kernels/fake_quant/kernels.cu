@@ -19,8 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "kernels/fake_quant_cuda.h"
-#include "util/parallel.h"
+#include "common/cuda_check.cuh"
+#include "common/staging.cuh"
+#include "fake_quant.cuh"
 
 namespace razor::cu {
 namespace {
@@ -38,13 +39,6 @@ struct kparams {
   float ratios[kFqMaxRatios];
 };
 
-struct dacc {  // device-side statistics accumulator
-  unsigned long long groups;
-  unsigned long long hist[kFqMaxRatios];
-  double sq_err;
-  double sq_ref;
-  unsigned long long checksum;
-};
 
 __device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 __device__ __forceinline__ uint16_t f2bf(float q) {
@@ -564,24 +558,17 @@ __global__ void k_copy_stats(const uint16_t* in, unsigned long long count, dacc*
   if ((threadIdx.x & 31) == 0) atomicAdd(&acc->sq_ref, sr);
 }
 
-status cuda_error(cudaError_t e, const char* what) {
-  std::string msg = std::string("CUDA ") + what + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-  cudaGetLastError();
-  return make_error(errc::device, msg);
-}
-#define RZ_CU(call, what)                           \
-  do {                                              \
-    cudaError_t _e = (call);                        \
-    if (_e != cudaSuccess) return cuda_error(_e, what); \
-  } while (0)
+}  // namespace
 
-status check_params(const fq_kernel_params& p, size_t cols) {
+status fq_check_params(const fq_kernel_params& p, size_t cols) {
   if (p.group_len == 0 || cols % p.group_len != 0)
     return make_error(errc::invalid_argument, "fake-quant kernel: group_len must divide the row length");
   if (p.kind == fq_kind::integer && (p.n_ratios < 1 || p.n_ratios > kFqMaxRatios || !(p.qmax >= 1)))
     return make_error(errc::invalid_argument, "fake-quant kernel: need 1..32 ratios and qmax >= 1");
   return status::success();
 }
+
+namespace {
 
 kparams to_kparams(const fq_kernel_params& p, size_t rows, size_t cols) {
   kparams k{};
@@ -595,22 +582,11 @@ kparams to_kparams(const fq_kernel_params& p, size_t rows, size_t cols) {
   return k;
 }
 
-int sm_count();
 int grid_for(unsigned long long n_groups) {
   const int sms = sm_count();
   const unsigned long long pairs = (n_groups + 1) / 2;
   const unsigned long long blocks = (pairs + kThreads / 32 - 1) / (kThreads / 32);
   return int(std::min<unsigned long long>(blocks, (unsigned long long)sms * 8));
-}
-
-int sm_count() {
-  static int sms = [] {
-    int dev = 0, v = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev);
-    return v > 0 ? v : 80;
-  }();
-  return sms;
 }
 
 // k_int8: 32 groups per block; a persistent grid of as many blocks as fit the device at once
@@ -656,8 +632,10 @@ cudaError_t launch_int(const uint16_t* in, uint16_t* out, const kparams& k, dacc
   return cudaGetLastError();
 }
 
-status launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const fq_kernel_params& p, dacc* acc,
-              cudaStream_t st, bool legacy = false) {
+}  // namespace
+
+status fq_launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const fq_kernel_params& p, dacc* acc,
+                 cudaStream_t st, bool legacy) {
   const kparams k = to_kparams(p, rows, cols);
   if (k.n_groups == 0) return status::success();
   cudaError_t e = cudaSuccess;
@@ -674,197 +652,6 @@ status launch(const uint16_t* in, uint16_t* out, size_t rows, size_t cols, const
   }
   if (e != cudaSuccess) return cuda_error(e, "fake-quant launch");
   return status::success();
-}
-
-void to_stats(const dacc& a, fq_device_stats* s) {
-  s->groups = a.groups;
-  s->sq_err = a.sq_err;
-  s->sq_ref = a.sq_ref;
-  s->sum_checksum = a.checksum;
-  for (int i = 0; i < kFqMaxRatios; ++i) s->hist[i] = a.hist[i];
-}
-
-// multithreaded memcpy between pageable and pinned host memory
-void par_copy(void* dst, const void* src, size_t bytes) {
-  const size_t block = size_t(4) << 20;
-  const size_t nb = (bytes + block - 1) / block;
-  razor::parallel_for(nb, [&](size_t b0, size_t b1) {
-    for (size_t b = b0; b < b1; ++b) {
-      const size_t o = b * block;
-      std::memcpy(static_cast<char*>(dst) + o, static_cast<const char*>(src) + o, std::min(block, bytes - o));
-    }
-  });
-}
-
-bool is_device_ptr(const void* p) {
-  cudaPointerAttributes a{};
-  if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
-}
-
-}  // namespace
-
-status fake_quant_bf16_device(const uint16_t* d_in, uint16_t* d_out, size_t rows, size_t cols,
-                              const fq_kernel_params& p, fq_device_stats* stats, void* stream) {
-  RAZOR_TRY(check_params(p, cols));
-  cudaStream_t st = static_cast<cudaStream_t>(stream);
-  dacc* acc = nullptr;
-  if (stats) {
-    RZ_CU(cudaMalloc(&acc, sizeof(dacc)), "cudaMalloc");
-    cudaMemsetAsync(acc, 0, sizeof(dacc), st);
-  }
-  status s = launch(d_in, d_out, rows, cols, p, acc, st);
-  if (stats) {
-    dacc h{};
-    cudaError_t e = s.ok() ? cudaMemcpyAsync(&h, acc, sizeof h, cudaMemcpyDeviceToHost, st) : cudaSuccess;
-    if (e == cudaSuccess && s.ok()) e = cudaStreamSynchronize(st);
-    cudaFree(acc);
-    if (s.ok() && e != cudaSuccess) return cuda_error(e, "fake-quant stats");
-    if (s.ok()) {
-      *stats = fq_device_stats{};
-      to_stats(h, stats);
-    }
-  }
-  return s;
-}
-
-status fake_quant_bf16_host(const uint16_t* in, uint16_t* out, size_t rows, size_t cols,
-                            const fq_kernel_params& p, fq_device_stats* stats, const progress_fn& progress,
-                            int device, size_t chunk_bytes) {
-  RAZOR_TRY(check_params(p, cols));
-  if (rows == 0 || cols == 0) return status::success();
-  RZ_CU(cudaSetDevice(device), "cudaSetDevice");
-  if (is_device_ptr(in) && is_device_ptr(out)) {
-    RAZOR_TRY(fake_quant_bf16_device(in, out, rows, cols, p, stats, nullptr));
-    return status::success();
-  }
-  const size_t row_bytes = cols * 2;
-  const size_t chunk_rows = std::max<size_t>(1, std::min(rows, chunk_bytes / row_bytes));
-  const size_t nchunks = (rows + chunk_rows - 1) / chunk_rows;
-  const size_t cbytes = chunk_rows * row_bytes;
-
-  struct res_t {
-    void* pinned[2] = {nullptr, nullptr};
-    uint16_t* dbuf[2] = {nullptr, nullptr};
-    cudaStream_t st[2] = {nullptr, nullptr};
-    dacc* acc = nullptr;
-    ~res_t() {
-      for (int i = 0; i < 2; ++i) {
-        if (st[i]) cudaStreamSynchronize(st[i]);
-        if (st[i]) cudaStreamDestroy(st[i]);
-        if (pinned[i]) cudaFreeHost(pinned[i]);
-        if (dbuf[i]) cudaFree(dbuf[i]);
-      }
-      if (acc) cudaFree(acc);
-    }
-  } r;
-  const int nslots = nchunks > 1 ? 2 : 1;
-  for (int i = 0; i < nslots; ++i) {
-    RZ_CU(cudaHostAlloc(&r.pinned[i], cbytes, cudaHostAllocDefault), "cudaHostAlloc (pinned staging)");
-    RZ_CU(cudaMalloc(&r.dbuf[i], cbytes), "cudaMalloc (chunk)");
-    RZ_CU(cudaStreamCreateWithFlags(&r.st[i], cudaStreamNonBlocking), "cudaStreamCreate");
-  }
-  if (stats) {
-    RZ_CU(cudaMalloc(&r.acc, sizeof(dacc)), "cudaMalloc");
-    RZ_CU(cudaMemset(r.acc, 0, sizeof(dacc)), "cudaMemset");
-    RZ_CU(cudaDeviceSynchronize(), "cudaMemset");  // the chunk streams are non-blocking: order it first
-  }
-  auto rows_of = [&](size_t k) { return std::min(chunk_rows, rows - k * chunk_rows); };
-  auto finish = [&](size_t k) -> status {  // wait for chunk k and copy its result out
-    const int slot = int(k % 2);
-    RZ_CU(cudaStreamSynchronize(r.st[slot]), "fake-quant chunk");
-    par_copy(out + k * chunk_rows * cols, r.pinned[slot], rows_of(k) * row_bytes);
-    return status::success();
-  };
-  for (size_t k = 0; k < nchunks; ++k) {
-    const int slot = int(k % 2);
-    if (k >= 2) RAZOR_TRY(finish(k - 2));
-    const size_t nr = rows_of(k), bytes = nr * row_bytes;
-    par_copy(r.pinned[slot], in + k * chunk_rows * cols, bytes);
-    RZ_CU(cudaMemcpyAsync(r.dbuf[slot], r.pinned[slot], bytes, cudaMemcpyHostToDevice, r.st[slot]), "H2D");
-    RAZOR_TRY(launch(r.dbuf[slot], r.dbuf[slot], nr, cols, p, r.acc, r.st[slot]));
-    RZ_CU(cudaMemcpyAsync(r.pinned[slot], r.dbuf[slot], bytes, cudaMemcpyDeviceToHost, r.st[slot]), "D2H");
-    if (progress && !progress(double(k * chunk_rows), double(rows), "fake-quant (GPU)"))
-      return make_error(errc::cancelled, "fake-quant cancelled");
-  }
-  for (size_t k = nchunks >= 2 ? nchunks - 2 : 0; k < nchunks; ++k) RAZOR_TRY(finish(k));
-  if (progress) progress(double(rows), double(rows), "fake-quant (GPU)");
-  if (stats) {
-    dacc h{};
-    RZ_CU(cudaMemcpy(&h, r.acc, sizeof h, cudaMemcpyDeviceToHost), "stats");
-    *stats = fq_device_stats{};
-    to_stats(h, stats);
-  }
-  return status::success();
-}
-
-result<fq_bench_result> fake_quant_bench(const fq_bench_request& q, bool time_host_stream) {
-  RAZOR_TRY(check_params(q.params, q.cols));
-  fq_bench_result res;
-  int dev = 0;
-  cudaDeviceProp prop{};
-  RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
-  RZ_CU(cudaGetDeviceProperties(&prop, dev), "cudaGetDeviceProperties");
-  res.device_name = prop.name;
-  const size_t bytes = q.rows * q.cols * 2;
-  struct bufs {
-    uint16_t *a = nullptr, *b = nullptr;
-    cudaEvent_t e0 = nullptr, e1 = nullptr;
-    ~bufs() {
-      cudaFree(a);
-      cudaFree(b);
-      if (e0) cudaEventDestroy(e0);
-      if (e1) cudaEventDestroy(e1);
-    }
-  } B;
-  RZ_CU(cudaMalloc(&B.a, bytes), "cudaMalloc (bench in)");
-  RZ_CU(cudaMalloc(&B.b, bytes), "cudaMalloc (bench out)");
-  RZ_CU(cudaEventCreate(&B.e0), "cudaEventCreate");
-  RZ_CU(cudaEventCreate(&B.e1), "cudaEventCreate");
-  RZ_CU(cudaMemcpy(B.a, q.host_in, bytes, cudaMemcpyHostToDevice), "upload");
-  RZ_CU(cudaMemset(B.b, 0xff, bytes), "poison");  // every element must be written
-
-  auto time_it = [&](auto&& fn, int warm, int iters, std::vector<double>& ms) -> status {
-    for (int i = 0; i < warm; ++i) RAZOR_TRY(fn());
-    RZ_CU(cudaDeviceSynchronize(), "warmup");
-    for (int i = 0; i < iters; ++i) {
-      RZ_CU(cudaEventRecord(B.e0), "event");
-      RAZOR_TRY(fn());
-      RZ_CU(cudaEventRecord(B.e1), "event");
-      RZ_CU(cudaEventSynchronize(B.e1), "event sync");
-      float t = 0;
-      RZ_CU(cudaEventElapsedTime(&t, B.e0, B.e1), "event time");
-      ms.push_back(t);
-    }
-    std::sort(ms.begin(), ms.end());
-    return status::success();
-  };
-  std::vector<double> kms, cms;
-  RAZOR_TRY(time_it([&] { return launch(B.a, B.b, q.rows, q.cols, q.params, nullptr, nullptr, q.legacy_kernel); },
-                    q.warmup, std::max(1, q.iters), kms));
-  if (q.host_out) RZ_CU(cudaMemcpy(q.host_out, B.b, bytes, cudaMemcpyDeviceToHost), "download");
-  RAZOR_TRY(time_it(
-      [&]() -> status {
-        RZ_CU(cudaMemcpyAsync(B.b, B.a, bytes, cudaMemcpyDeviceToDevice, nullptr), "D2D");
-        return status::success();
-      },
-      q.warmup, std::max(3, q.iters), cms));
-  res.kernel_ms_median = kms[kms.size() / 2];
-  res.kernel_ms_min = kms.front();
-  res.kernel_ms_max = kms.back();
-  res.d2d_ms_median = cms[cms.size() / 2];
-  res.d2d_gbps = 2.0 * double(bytes) / (res.d2d_ms_median * 1e-3) / 1e9;
-  res.floor_ms = 2.0 * double(bytes) / (res.d2d_gbps * 1e9) * 1e3;
-  if (time_host_stream) {
-    std::vector<uint16_t> tmp(q.rows * q.cols);
-    const auto t0 = std::chrono::steady_clock::now();
-    RAZOR_TRY(fake_quant_bf16_host(q.host_in, tmp.data(), q.rows, q.cols, q.params, nullptr, {}, dev));
-    res.stream_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
-  return res;
 }
 
 }  // namespace razor::cu

@@ -1,4 +1,5 @@
-// GPU forward pass of the reference engine, one layer at a time (kernels/include/kernels/engine_cuda.h).
+// GPU forward pass of the reference engine, one layer at a time (kernels/include/kernels/engine_cuda.h); the
+// device kernels are in layer_ops.cuh.
 // The math follows core/engine/model_runner.cpp line by line; only summation orders differ (cuBLAS and block
 // reductions), so logits agree with the CPU reference to float32 rounding (~1e-5..1e-4 relative).
 #include <cublas_v2.h>
@@ -10,418 +11,22 @@
 #include <cstring>
 #include <string>
 
+#include "common/cuda_check.cuh"
+#include "layer_ops.cuh"
 #include "kernels/engine_cuda.h"
 
 namespace razor::cu {
 
+using namespace eng;
+
 namespace {
 
-status eng_cuda_error(cudaError_t e, const char* what) {
-  std::string msg = std::string("CUDA ") + what + ": " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
-  cudaGetLastError();
-  return make_error(errc::device, msg);
-}
-#define EC(call)                                                 \
-  do {                                                           \
-    cudaError_t _e = (call);                                     \
-    if (_e != cudaSuccess) return eng_cuda_error(_e, #call);     \
-  } while (0)
-#define EK(what)                                                 \
-  do {                                                           \
-    cudaError_t _e = cudaGetLastError();                         \
-    if (_e != cudaSuccess) return eng_cuda_error(_e, what);      \
-  } while (0)
 #define EB(call)                                                                                     \
   do {                                                                                               \
     cublasStatus_t _s = (call);                                                                      \
     if (_s != CUBLAS_STATUS_SUCCESS)                                                                 \
       return make_error(errc::device, std::string("cuBLAS ") + #call + ": status " + std::to_string(int(_s))); \
   } while (0)
-
-// ---- reductions --------------------------------------------------------------------------------
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-// Every thread of the block must call; every thread gets the result.
-__device__ float block_sum(float v) {
-  __shared__ float sh[32];
-  v = warp_sum(v);
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  __syncthreads();
-  if (lane == 0) sh[wid] = v;
-  __syncthreads();
-  v = lane < nw ? sh[lane] : 0.0f;
-  return warp_sum(v);
-}
-__device__ float block_max(float v) {
-  __shared__ float sh[32];
-  v = warp_max(v);
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  __syncthreads();
-  if (lane == 0) sh[wid] = v;
-  __syncthreads();
-  v = lane < nw ? sh[lane] : -INFINITY;
-  return warp_max(v);
-}
-
-__device__ __forceinline__ float d_silu(float x) { return x / (1.0f + expf(-x)); }
-__device__ __forceinline__ float d_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ __forceinline__ float d_softplus(float x) { return x > 20.0f ? x : log1pf(expf(x)); }
-
-// ---- kernels -----------------------------------------------------------------------------------
-
-// out = x / sqrt(mean(x^2) + eps) * w per row (block per row). out may equal x.
-__global__ void k_rmsnorm(const float* x, const float* w, float* out, int dim, float eps) {
-  const float* a = x + size_t(blockIdx.x) * dim;
-  float* o = out + size_t(blockIdx.x) * dim;
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += a[i] * a[i];
-  ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / float(dim) + eps);
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = a[i] * inv * w[i];
-}
-
-__global__ void k_add(float* h, const float* y, size_t n) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) h[i] += y[i];
-}
-
-// Per (token, head): q heads (blockIdx.y < nh) read qraw (row stride qw, head stride hd or 2 hd when gated),
-// get q_norm and RoPE and go to q; the gate half goes to gate. k heads are normed and rotated in place.
-__global__ void k_qk_prep(const float* qraw, float* q, float* gate, float* k, const float* q_norm,
-                          const float* k_norm, const float* inv_freq, const int* tok_pos, int nh, int nkv, int hd,
-                          int rot, int gated, float eps) {
-  extern __shared__ float sv[];
-  const size_t t = blockIdx.x;
-  const int hh = blockIdx.y;
-  const int qw = nh * hd * (gated ? 2 : 1), qd = nh * hd, kvd = nkv * hd;
-  const float* src;
-  float* dst;
-  const float* w;
-  if (hh < nh) {
-    src = qraw + t * qw + size_t(hh) * hd * (gated ? 2 : 1);
-    dst = q + t * qd + size_t(hh) * hd;
-    w = q_norm;
-    if (gated)
-      for (int c = threadIdx.x; c < hd; c += blockDim.x) gate[t * qd + size_t(hh) * hd + c] = src[hd + c];
-  } else {
-    src = dst = k + t * kvd + size_t(hh - nh) * hd;
-    w = k_norm;
-  }
-  float ss = 0.0f;
-  for (int c = threadIdx.x; c < hd; c += blockDim.x) {
-    float v = src[c];
-    sv[c] = v;
-    ss += v * v;
-  }
-  ss = block_sum(ss);  // (has barriers: sv is complete after it)
-  const float inv = 1.0f / sqrtf(ss / float(hd) + eps);
-  for (int c = threadIdx.x; c < hd; c += blockDim.x) sv[c] = sv[c] * inv * w[c];
-  __syncthreads();
-  const float pos = float(tok_pos[t]);
-  const int half = rot / 2;
-  for (int c = threadIdx.x; c < hd; c += blockDim.x) {
-    float r = sv[c];
-    if (c < half) {
-      float ang = pos * inv_freq[c];
-      r = sv[c] * cosf(ang) - sv[c + half] * sinf(ang);
-    } else if (c < rot) {
-      float ang = pos * inv_freq[c - half];
-      r = sv[c] * cosf(ang) + sv[c - half] * sinf(ang);
-    }
-    dst[c] = r;
-  }
-}
-
-// Causal softmax attention, one block per (query token, head), keys in chunks of kChunk with an online
-// softmax; GQA: head h reads kv head h / (nh / nkv). Output times sigmoid(gate) when gate is not null.
-constexpr int kAttnThreads = 128;
-constexpr int kAttnChunk = 1024;
-constexpr int kAttnMaxDimPerThread = 4;  // head_dim <= 512
-__global__ void __launch_bounds__(kAttnThreads) k_attention(const float* q, const float* k, const float* v,
-                                                            const float* gate, float* out, const int* tok_pos,
-                                                            int nh, int nkv, int hd, float scale) {
-  extern __shared__ float sm[];
-  float* sq = sm;        // [hd]
-  float* sc = sm + hd;   // [kAttnChunk]
-  const size_t i = blockIdx.x;
-  const int h = blockIdx.y, hk = h / (nh / nkv);
-  const int qd = nh * hd, kvd = nkv * hd;
-  const size_t t0 = i - size_t(tok_pos[i]);
-  for (int c = threadIdx.x; c < hd; c += blockDim.x) sq[c] = q[i * qd + size_t(h) * hd + c];
-  __syncthreads();
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  float m = -INFINITY, l = 0.0f;
-  float acc[kAttnMaxDimPerThread];
-#pragma unroll
-  for (int r = 0; r < kAttnMaxDimPerThread; ++r) acc[r] = 0.0f;
-  for (size_t j0 = t0; j0 <= i; j0 += kAttnChunk) {
-    const int cnt = int(min(size_t(kAttnChunk), i - j0 + 1));
-    for (int jj = wid; jj < cnt; jj += nw) {
-      const float* kj = k + (j0 + jj) * kvd + size_t(hk) * hd;
-      float s = 0.0f;
-      for (int c = lane; c < hd; c += 32) s += sq[c] * kj[c];
-      s = warp_sum(s);
-      if (lane == 0) sc[jj] = s * scale;
-    }
-    __syncthreads();
-    float cm = -INFINITY;
-    for (int jj = threadIdx.x; jj < cnt; jj += blockDim.x) cm = fmaxf(cm, sc[jj]);
-    cm = block_max(cm);
-    const float nm = fmaxf(m, cm);
-    const float corr = expf(m - nm);  // 0 on the first chunk
-    float ls = 0.0f;
-    for (int jj = threadIdx.x; jj < cnt; jj += blockDim.x) {
-      float p = expf(sc[jj] - nm);
-      sc[jj] = p;
-      ls += p;
-    }
-    ls = block_sum(ls);  // barriers: sc holds p for every thread after this
-    l = l * corr + ls;
-#pragma unroll
-    for (int r = 0; r < kAttnMaxDimPerThread; ++r) {
-      const int c = threadIdx.x + r * blockDim.x;
-      if (c >= hd) break;
-      float a = acc[r] * corr;
-      const float* vj = v + j0 * kvd + size_t(hk) * hd + c;
-      for (int jj = 0; jj < cnt; ++jj) a += sc[jj] * vj[size_t(jj) * kvd];
-      acc[r] = a;
-    }
-    m = nm;
-    __syncthreads();
-  }
-  const float inv = 1.0f / l;
-#pragma unroll
-  for (int r = 0; r < kAttnMaxDimPerThread; ++r) {
-    const int c = threadIdx.x + r * blockDim.x;
-    if (c >= hd) break;
-    float o = acc[r] * inv;
-    const size_t idx = i * qd + size_t(h) * hd + c;
-    if (gate) o *= d_sigmoid(gate[idx]);
-    out[idx] = o;
-  }
-}
-
-// Causal depthwise conv1d (kernel K, zero history at each sequence start) + SiLU, thread per (token, channel).
-__global__ void k_conv_silu(const float* x, const float* w, float* out, const int* tok_pos, size_t n, int ch, int K) {
-  for (size_t idx = blockIdx.x * size_t(blockDim.x) + threadIdx.x; idx < n * size_t(ch);
-       idx += size_t(gridDim.x) * blockDim.x) {
-    const size_t t = idx / size_t(ch);
-    const int c = int(idx % size_t(ch));
-    const long long first = (long long)t - tok_pos[t];
-    float s = 0.0f;
-    for (int j = 0; j < K; ++j) {
-      long long src = (long long)t - (K - 1) + j;
-      if (src < first) continue;
-      s += w[size_t(c) * K + j] * x[size_t(src) * ch + c];
-    }
-    out[idx] = d_silu(s);
-  }
-}
-
-// L2 norm per key head of q and k (x / sqrt(sum x^2 + 1e-6)), q also scaled by 1/sqrt(dk). Block per (token, head).
-__global__ void k_l2norm_qk(float* conv, int ch, int nk, int dk, float qscale) {
-  float* v = conv + size_t(blockIdx.x) * ch + size_t(blockIdx.y) * dk;
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < dk; i += blockDim.x) ss += v[i] * v[i];
-  ss = block_sum(ss);
-  float inv = 1.0f / sqrtf(ss + 1e-6f);
-  if (int(blockIdx.y) < nk) inv *= qscale;
-  for (int i = threadIdx.x; i < dk; i += blockDim.x) v[i] *= inv;
-}
-
-// Gated delta rule, one block per (sequence, value head); state S [dk][dv] in shared memory, each thread owns
-// columns j of S (no races on S), q and k of the current token staged in shared memory.
-__global__ void k_delta_rule(const float* conv, const float* bb, const float* aa, const float* a_log,
-                             const float* dt_bias, const long long* seq_start, float* core, int ch, int nk, int nv,
-                             int dk, int dv) {
-  extern __shared__ float sm[];
-  float* S = sm;               // [dk][dv]
-  float* sq = sm + size_t(dk) * dv;  // [dk]
-  float* sk = sq + dk;         // [dk]
-  const int s = blockIdx.x, h = blockIdx.y, hk = h / (nv / nk);
-  const size_t kd = size_t(nk) * dk, vd = size_t(nv) * dv;
-  for (int i = threadIdx.x; i < dk * dv; i += blockDim.x) S[i] = 0.0f;
-  const float A = -expf(a_log[h]);
-  const float dtb = dt_bias[h];
-  for (long long t = seq_start[s]; t < seq_start[s + 1]; ++t) {
-    const float* row = conv + size_t(t) * ch;
-    __syncthreads();  // previous token's readers of sq/sk are done
-    for (int i = threadIdx.x; i < dk; i += blockDim.x) {
-      sq[i] = row[size_t(hk) * dk + i];
-      sk[i] = row[kd + size_t(hk) * dk + i];
-    }
-    __syncthreads();
-    const float beta = d_sigmoid(bb[size_t(t) * nv + h]);
-    const float g = A * d_softplus(aa[size_t(t) * nv + h] + dtb);
-    const float decay = expf(g);
-    const float* vt = row + 2 * kd + size_t(h) * dv;
-    float* o = core + size_t(t) * vd + size_t(h) * dv;
-    for (int j = threadIdx.x; j < dv; j += blockDim.x) {
-      float kv = 0.0f;
-      for (int i = 0; i < dk; ++i) {
-        float sij = S[i * dv + j] * decay;
-        S[i * dv + j] = sij;
-        kv += sij * sk[i];
-      }
-      const float delta = (vt[j] - kv) * beta;
-      float acc = 0.0f;
-      for (int i = 0; i < dk; ++i) {
-        float sij = S[i * dv + j] + sk[i] * delta;
-        S[i * dv + j] = sij;
-        acc += sij * sq[i];
-      }
-      o[j] = acc;
-    }
-  }
-}
-
-// Gated RMSNorm per (token, value head) row of dv: rms(o) * w * silu(z), in place. Block per row.
-__global__ void k_gated_norm(float* core, const float* z, const float* w, int dv, float eps) {
-  float* o = core + size_t(blockIdx.x) * dv;
-  const float* zz = z + size_t(blockIdx.x) * dv;
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < dv; i += blockDim.x) ss += o[i] * o[i];
-  ss = block_sum(ss);
-  const float inv = 1.0f / sqrtf(ss / float(dv) + eps);
-  for (int i = threadIdx.x; i < dv; i += blockDim.x) o[i] = o[i] * inv * w[i] * d_silu(zz[i]);
-}
-
-// Router: softmax over all experts, top-k by probability (ties: lower index), weights renormalised when asked.
-// Block per token, probabilities in shared memory.
-__global__ void k_topk(const float* logits, int E, int K, int norm_topk, int* ids, float* wts) {
-  extern __shared__ float p[];  // [E]
-  __shared__ float bv[32];
-  __shared__ int bi[32];
-  __shared__ float selv[64];
-  const float* l = logits + size_t(blockIdx.x) * E;
-  float mx = -INFINITY;
-  for (int i = threadIdx.x; i < E; i += blockDim.x) mx = fmaxf(mx, l[i]);
-  mx = block_max(mx);
-  float sum = 0.0f;
-  for (int i = threadIdx.x; i < E; i += blockDim.x) {
-    float e = expf(l[i] - mx);
-    p[i] = e;
-    sum += e;
-  }
-  sum = block_sum(sum);
-  for (int i = threadIdx.x; i < E; i += blockDim.x) p[i] /= sum;
-  __syncthreads();
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  for (int kk = 0; kk < K; ++kk) {
-    float v = -2.0f;
-    int id = 0x7fffffff;
-    for (int i = threadIdx.x; i < E; i += blockDim.x)
-      if (p[i] > v) {  // strided ascending: first max wins within a thread
-        v = p[i];
-        id = i;
-      }
-    for (int o = 16; o > 0; o >>= 1) {
-      float ov = __shfl_xor_sync(0xffffffffu, v, o);
-      int oi = __shfl_xor_sync(0xffffffffu, id, o);
-      if (ov > v || (ov == v && oi < id)) {
-        v = ov;
-        id = oi;
-      }
-    }
-    if (lane == 0) {
-      bv[wid] = v;
-      bi[wid] = id;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float bvv = bv[0];
-      int bii = bi[0];
-      for (int w = 1; w < nw; ++w)
-        if (bv[w] > bvv || (bv[w] == bvv && bi[w] < bii)) {
-          bvv = bv[w];
-          bii = bi[w];
-        }
-      ids[size_t(blockIdx.x) * K + kk] = bii;
-      selv[kk] = bvv;
-      p[bii] = -1.0f;  // taken
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    float tot = 0.0f;
-    for (int kk = 0; kk < K; ++kk) tot += selv[kk];
-    for (int kk = 0; kk < K; ++kk) wts[size_t(blockIdx.x) * K + kk] = norm_topk ? selv[kk] / tot : selv[kk];
-  }
-}
-
-// xe[s] = x[slot_tok[s]] (rows of H).
-__global__ void k_gather(const float* x, const int* slot_tok, float* xe, size_t n_slots, int H) {
-  const size_t total = n_slots * size_t(H);
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    size_t s = i / size_t(H);
-    int c = int(i % size_t(H));
-    xe[i] = x[size_t(slot_tok[s]) * H + c];
-  }
-}
-
-// act[r, j] = silu(hu[r, j]) * hu[r, ff + j].
-__global__ void k_silu_mul(const float* hu, float* act, size_t rows, int ff) {
-  const size_t total = rows * size_t(ff);
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    size_t r = i / size_t(ff);
-    int j = int(i % size_t(ff));
-    act[i] = d_silu(hu[r * 2 * ff + j]) * hu[r * 2 * ff + ff + j];
-  }
-}
-
-// y[t] = sum over the token's experts in ascending expert id (the CPU's order) of w * eo[slot]
-//        (+ sigmoid(sg[t]) * sout[t] for the shared expert). Block per token.
-__global__ void k_combine(const int* ids, const float* wts, const int* pos, const float* eo, const float* sg,
-                          const float* sout, float* y, int K, int H) {
-  __shared__ int order_slot[64];
-  __shared__ float order_w[64];
-  const size_t t = blockIdx.x;
-  if (threadIdx.x == 0) {
-    bool used[64] = {};
-    for (int r = 0; r < K; ++r) {
-      int best = -1;
-      for (int k = 0; k < K; ++k)
-        if (!used[k] && (best < 0 || ids[t * K + k] < ids[t * K + best])) best = k;
-      used[best] = true;
-      order_slot[r] = pos[t * K + best];
-      order_w[r] = wts[t * K + best];
-    }
-  }
-  __syncthreads();
-  const float gs = sg ? d_sigmoid(sg[t]) : 0.0f;
-  for (int c = threadIdx.x; c < H; c += blockDim.x) {
-    float acc = 0.0f;
-    for (int r = 0; r < K; ++r) acc += order_w[r] * eo[size_t(order_slot[r]) * H + c];
-    if (sout) acc += gs * sout[t * H + c];
-    y[t * H + c] = acc;
-  }
-}
-
-// Random fill for the benchmark: offset + scale * u, u uniform in [-1, 1) from a counter hash.
-__device__ __forceinline__ uint32_t hash32(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return uint32_t(x);
-}
-__global__ void k_fill(float* p, size_t n, uint64_t seed, float scale, float offset) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    float u = float(hash32(seed * 0x9e3779b97f4a7c15ULL + i) >> 8) * (1.0f / 8388608.0f) - 1.0f;
-    p[i] = offset + scale * u;
-  }
-}
-
-inline unsigned grid_for(size_t n, unsigned threads = 256) {
-  size_t g = (n + threads - 1) / threads;
-  return unsigned(std::min<size_t>(std::max<size_t>(g, 1), 65535u * 16));
-}
 
 // ---- device memory: grow-only buffers with a tracker -----------------------------------------------
 struct tracker {
@@ -442,7 +47,7 @@ status ensure(dbuf& b, size_t bytes, tracker& tr) {
     b.p = nullptr;
     b.cap = 0;
   }
-  EC(cudaMalloc(&b.p, std::max<size_t>(bytes, 256)));
+  RZ_CU_CALL(cudaMalloc(&b.p, std::max<size_t>(bytes, 256)));
   b.cap = std::max<size_t>(bytes, 256);
   tr.cur += b.cap;
   tr.peak = std::max(tr.peak, tr.cur);
@@ -520,7 +125,7 @@ struct gpu_engine::impl {
   status rmsnorm(const float* x, const float* w, float* outp, size_t rows, int dim) {
     if (!rows) return {};
     k_rmsnorm<<<unsigned(rows), 256>>>(x, w, outp, dim, float(d.eps));
-    EK("rmsnorm");
+    RZ_CU_LAUNCH("rmsnorm");
     return {};
   }
 
@@ -601,10 +206,10 @@ struct gpu_engine::impl {
       const seg& s = segs[i];
       if (hw) {
         if (!s.src) return make_error(errc::invalid_argument, "GPU engine: a layer tensor is missing (null pointer)");
-        EC(cudaMemcpy(s.dst, s.src, s.n * 4, cudaMemcpyHostToDevice));
+        RZ_CU_CALL(cudaMemcpy(s.dst, s.src, s.n * 4, cudaMemcpyHostToDevice));
       } else {
         k_fill<<<grid_for(s.n), 256>>>(s.dst, s.n, seed * 1000003ULL + i, s.scale, s.offset);
-        EK("fill");
+        RZ_CU_LAUNCH("fill");
       }
     }
     have_layer = true;
@@ -626,12 +231,12 @@ struct gpu_engine::impl {
     dim3 g1{unsigned(n), unsigned(nh + nkv)};
     k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), q_norm, k_norm, inv_freq.f(), tok_pos.i(),
                                             int(nh), int(nkv), int(hd), int(d.rot_dims), gated ? 1 : 0, float(d.eps));
-    EK("qk_prep");
+    RZ_CU_LAUNCH("qk_prep");
     dim3 g2{unsigned(n), unsigned(nh)};
     size_t smem = size_t(hd + kAttnChunk) * 4;
     k_attention<<<g2, kAttnThreads, smem>>>(s4.f(), s2.f(), s3.f(), gated ? s5.f() : nullptr, s6.f(), tok_pos.i(),
                                             int(nh), int(nkv), int(hd), 1.0f / std::sqrt(float(hd)));
-    EK("attention");
+    RZ_CU_LAUNCH("attention");
     sample_mem();
     return gemm(s6.f(), n, o, yout);
   }
@@ -650,19 +255,19 @@ struct gpu_engine::impl {
     RAZOR_TRY(gemm(x, n, b, s3.f()));
     RAZOR_TRY(gemm(x, n, a, s4.f()));
     k_conv_silu<<<grid_for(n * ch), 256>>>(s1.f(), conv, s5.f(), tok_pos.i(), n, int(ch), int(K));
-    EK("conv_silu");
+    RZ_CU_LAUNCH("conv_silu");
     k_l2norm_qk<<<dim3(unsigned(n), unsigned(2 * nk)), 128>>>(s5.f(), int(ch), int(nk), int(dk),
                                                               1.0f / std::sqrt(float(dk)));
-    EK("l2norm");
+    RZ_CU_LAUNCH("l2norm");
     size_t smem = (size_t(dk) * size_t(dv) + 2 * size_t(dk)) * 4;
-    EC(cudaFuncSetAttribute(k_delta_rule, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    RZ_CU_CALL(cudaFuncSetAttribute(k_delta_rule, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     int threads = int(std::min<int64_t>(((dv + 31) / 32) * 32, 256));
     k_delta_rule<<<dim3(unsigned(n_seq), unsigned(nv)), threads, smem>>>(
         s5.f(), s3.f(), s4.f(), a_log, dt_bias, static_cast<const long long*>(seq_start_d.p), s6.f(), int(ch),
         int(nk), int(nv), int(dk), int(dv));
-    EK("delta_rule");
+    RZ_CU_LAUNCH("delta_rule");
     k_gated_norm<<<unsigned(n * size_t(nv)), 128>>>(s6.f(), s2.f(), dn_norm, int(dv), float(d.eps));
-    EK("gated_norm");
+    RZ_CU_LAUNCH("gated_norm");
     sample_mem();
     return gemm(s6.f(), n, out, yout);
   }
@@ -677,10 +282,10 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(slot_tok, ns * 4, tr));
     RAZOR_TRY(gemm(x, n, router, logits.f()));
     k_topk<<<unsigned(n), 256, E * 4>>>(logits.f(), int(E), int(K), d.norm_topk ? 1 : 0, ids.i(), wts.f());
-    EK("topk");
+    RZ_CU_LAUNCH("topk");
     // Group token-slots by expert on the host (deterministic: token order within an expert, as the CPU).
     h_ids.resize(ns);
-    EC(cudaMemcpy(h_ids.data(), ids.p, ns * 4, cudaMemcpyDeviceToHost));
+    RZ_CU_CALL(cudaMemcpy(h_ids.data(), ids.p, ns * 4, cudaMemcpyDeviceToHost));
     h_off.assign(E + 1, 0);
     for (size_t i = 0; i < ns; ++i) {
       if (h_ids[i] < 0 || size_t(h_ids[i]) >= E) return make_error(errc::internal, "GPU router: expert id out of range");
@@ -696,14 +301,14 @@ struct gpu_engine::impl {
         h_slot_tok[s] = int(t);
         h_pos[t * K + kk] = int(s);
       }
-    EC(cudaMemcpy(slot_tok.p, h_slot_tok.data(), ns * 4, cudaMemcpyHostToDevice));
-    EC(cudaMemcpy(pos.p, h_pos.data(), ns * 4, cudaMemcpyHostToDevice));
+    RZ_CU_CALL(cudaMemcpy(slot_tok.p, h_slot_tok.data(), ns * 4, cudaMemcpyHostToDevice));
+    RZ_CU_CALL(cudaMemcpy(pos.p, h_pos.data(), ns * 4, cudaMemcpyHostToDevice));
     RAZOR_TRY(ensure(s1, ns * H * 4, tr));       // xe, later the expert outputs
     RAZOR_TRY(ensure(s2, ns * 2 * ff * 4, tr));  // hu
     RAZOR_TRY(ensure(s3, ns * ff * 4, tr));      // act
     RAZOR_TRY(ensure(s4, ns * H * 4, tr));       // expert outputs
     k_gather<<<grid_for(ns * H), 256>>>(x, slot_tok.i(), s1.f(), ns, int(H));
-    EK("gather");
+    RZ_CU_LAUNCH("gather");
     for (size_t e = 0; e < E; ++e) {
       size_t c = h_off[e + 1] - h_off[e];
       if (!c) continue;
@@ -711,7 +316,7 @@ struct gpu_engine::impl {
       RAZOR_TRY(gemm(s1.f() + h_off[e] * H, c, gu, s2.f() + h_off[e] * 2 * ff));
     }
     k_silu_mul<<<grid_for(ns * ff), 256>>>(s2.f(), s3.f(), ns, int(ff));
-    EK("silu_mul");
+    RZ_CU_LAUNCH("silu_mul");
     for (size_t e = 0; e < E; ++e) {
       size_t c = h_off[e + 1] - h_off[e];
       if (!c) continue;
@@ -729,14 +334,14 @@ struct gpu_engine::impl {
       RAZOR_TRY(gemm(x, n, sgu, hu_s.f()));
       RAZOR_TRY(gemm(x, n, sgate, sg.f()));
       k_silu_mul<<<grid_for(n * sf), 256>>>(hu_s.f(), act_s.f(), n, int(sf));
-      EK("shared silu_mul");
+      RZ_CU_LAUNCH("shared silu_mul");
       RAZOR_TRY(gemm(act_s.f(), n, sdown, sout.f()));
       sgp = sg.f();
       soutp = sout.f();
     }
     if (K > 64) return make_error(errc::unsupported, "GPU engine: more than 64 experts per token");
     k_combine<<<unsigned(n), 256>>>(ids.i(), wts.f(), pos.i(), s4.f(), sgp, soutp, yout, int(K), int(H));
-    EK("combine");
+    RZ_CU_LAUNCH("combine");
     sample_mem();
     return {};
   }
@@ -762,15 +367,15 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
   auto& p = *g->p_;
   p.d = d;
   p.opt = opt;
-  EC(cudaSetDevice(opt.device));
-  EC(cudaFree(nullptr));
+  RZ_CU_CALL(cudaSetDevice(opt.device));
+  RZ_CU_CALL(cudaFree(nullptr));
   EB(cublasCreate(&p.blas));
   EB(cublasSetMathMode(p.blas, opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   cudaDeviceProp prop{};
-  EC(cudaGetDeviceProperties(&prop, opt.device));
+  RZ_CU_CALL(cudaGetDeviceProperties(&prop, opt.device));
   p.st.device_name = prop.name;
   size_t fr = 0, tot = 0;
-  EC(cudaMemGetInfo(&fr, &tot));
+  RZ_CU_CALL(cudaMemGetInfo(&fr, &tot));
   p.st.device_total = tot;
   p.st.device_used_base = tot - fr;
   p.st.device_used_peak = tot - fr;
@@ -780,7 +385,7 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
     for (int64_t i = 0; i < d.rot_dims / 2; ++i)
       f[size_t(i)] = float(1.0 / std::pow(d.rope_theta, double(2 * i) / double(d.rot_dims)));
     RAZOR_TRY(ensure(p.inv_freq, f.size() * 4, p.tr));
-    EC(cudaMemcpy(p.inv_freq.p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
+    RZ_CU_CALL(cudaMemcpy(p.inv_freq.p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
   }
   return std::move(g);
 }
@@ -803,15 +408,15 @@ status gpu_engine::set_hidden(const float* hs, const std::vector<size_t>& seq_st
   }
   RAZOR_TRY(ensure(p.tok_pos, std::max<size_t>(p.n, 1) * 4, p.tr));
   RAZOR_TRY(ensure(p.seq_start_d, ss.size() * 8, p.tr));
-  EC(cudaMemcpy(p.tok_pos.p, tp.data(), p.n * 4, cudaMemcpyHostToDevice));
-  EC(cudaMemcpy(p.seq_start_d.p, ss.data(), ss.size() * 8, cudaMemcpyHostToDevice));
-  EC(cudaMemcpy(p.h.p, hs, p.n * H * 4, cudaMemcpyHostToDevice));
+  RZ_CU_CALL(cudaMemcpy(p.tok_pos.p, tp.data(), p.n * 4, cudaMemcpyHostToDevice));
+  RZ_CU_CALL(cudaMemcpy(p.seq_start_d.p, ss.data(), ss.size() * 8, cudaMemcpyHostToDevice));
+  RZ_CU_CALL(cudaMemcpy(p.h.p, hs, p.n * H * 4, cudaMemcpyHostToDevice));
   return {};
 }
 
 status gpu_engine::get_hidden(float* hs) {
   auto& p = *p_;
-  EC(cudaMemcpy(hs, p.h.p, p.n * size_t(p.d.hidden) * 4, cudaMemcpyDeviceToHost));
+  RZ_CU_CALL(cudaMemcpy(hs, p.h.p, p.n * size_t(p.d.hidden) * 4, cudaMemcpyDeviceToHost));
   return {};
 }
 
@@ -871,11 +476,11 @@ status gpu_engine::run_layer() {
   else
     RAZOR_TRY(p.attention(p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
-  EK("add");
+  RZ_CU_LAUNCH("add");
   RAZOR_TRY(p.rmsnorm(p.h.f(), p.post_norm, p.xn.f(), p.n, int(H)));
   RAZOR_TRY(p.moe(p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
-  EK("add");
+  RZ_CU_LAUNCH("add");
   return {};
 }
 
@@ -894,8 +499,8 @@ status gpu_engine::head(const float* final_norm, const eng_linear& lm_head, size
   }
   float* dnorm = p.warena.f();
   dlin hl{dnorm + (H + 63) / 64 * 64, int64_t(H), int64_t(V)};
-  EC(cudaMemcpy(dnorm, final_norm, H * 4, cudaMemcpyHostToDevice));
-  EC(cudaMemcpy(hl.wt, lm_head.wt, V * H * 4, cudaMemcpyHostToDevice));
+  RZ_CU_CALL(cudaMemcpy(dnorm, final_norm, H * 4, cudaMemcpyHostToDevice));
+  RZ_CU_CALL(cudaMemcpy(hl.wt, lm_head.wt, V * H * 4, cudaMemcpyHostToDevice));
   RAZOR_TRY(p.rmsnorm(p.h.f(), dnorm, p.xn.f(), p.n, int(H)));
   chunk = std::max<size_t>(1, chunk);
   const size_t c0 = std::min(chunk, p.n);
@@ -905,15 +510,15 @@ status gpu_engine::head(const float* final_norm, const eng_linear& lm_head, size
     size_t c = std::min(chunk, p.n - t0);
     RAZOR_TRY(p.gemm(p.xn.f() + t0 * H, c, hl, p.logits.f()));
     p.sample_mem();
-    EC(cudaMemcpy(p.h_logits.data(), p.logits.p, c * V * 4, cudaMemcpyDeviceToHost));
+    RZ_CU_CALL(cudaMemcpy(p.h_logits.data(), p.logits.p, c * V * 4, cudaMemcpyDeviceToHost));
     if (!fn(t0, c, p.h_logits.data())) return make_error(errc::cancelled, "forward pass cancelled");
   }
   return {};
 }
 
 status gpu_engine::synchronize() {
-  EC(cudaDeviceSynchronize());
-  EK("kernel");
+  RZ_CU_CALL(cudaDeviceSynchronize());
+  RZ_CU_LAUNCH("kernel");
   return {};
 }
 
@@ -928,12 +533,12 @@ eng_stats gpu_engine::stats() const {
 result<double> gpu_engine::h2d_gbps(size_t bytes) {
   void* hbuf = nullptr;
   void* dbufp = nullptr;
-  EC(cudaMallocHost(&hbuf, bytes));
+  RZ_CU_CALL(cudaMallocHost(&hbuf, bytes));
   std::memset(hbuf, 1, bytes);
   cudaError_t e = cudaMalloc(&dbufp, bytes);
   if (e != cudaSuccess) {
     cudaFreeHost(hbuf);
-    return eng_cuda_error(e, "cudaMalloc (h2d)");
+    return cuda_error(e, "cudaMalloc (h2d)");
   }
   cudaMemcpy(dbufp, hbuf, bytes, cudaMemcpyHostToDevice);  // warm-up
   double best = 0;
@@ -947,7 +552,7 @@ result<double> gpu_engine::h2d_gbps(size_t bytes) {
   e = cudaGetLastError();
   cudaFree(dbufp);
   cudaFreeHost(hbuf);
-  if (e != cudaSuccess) return eng_cuda_error(e, "h2d copy");
+  if (e != cudaSuccess) return cuda_error(e, "h2d copy");
   return best;
 }
 
