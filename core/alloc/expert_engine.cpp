@@ -1,29 +1,20 @@
-// Header-only glue between the allocation code (razor_quant) and the reference engine (razor_engine, which
-// itself links razor_quant, so razor_quant may not call into it): converting a probe file's statistics into
-// alloc_stats, and a weight transform that fake-quantizes every tensor with a recipe as the engine loads it
-// (transformed_weights), so a recipe is evaluated without writing a checkpoint. Include it only from
-// programs that link razor_engine (the razor CLI).
-#pragma once
+#include "alloc/expert_engine.h"
+
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 
-#include "engine/eval.h"
-#include "engine/probe.h"
-#include "engine/weights.h"
-#include "model/checkpoint.h"
-#include "model/recipe.h"
-#include "quant/allocate.h"
 #include "quant/fake_quant.h"
 #include "util/numeric.h"
 
-namespace razor::quant {
+namespace razor::alloc {
 
-// The probe's per-expert statistics; imatrix mean squares (sum_sq / count, 1.0 for an expert never reached)
-// when the probe recorded them.
-inline result<alloc_stats> stats_from_probe(const engine::probe_result& p) {
-  alloc_stats s;
+using quant::elem_type;
+using quant::fake_quant;
+using quant::fq_params;
+result<quant::alloc_stats> stats_from_probe(const engine::probe_result& p) {
+  quant::alloc_stats s;
   s.model = p.model;
   s.n_layers = p.n_layers;
   s.n_experts = p.n_experts;
@@ -68,7 +59,7 @@ inline result<alloc_stats> stats_from_probe(const engine::probe_result& p) {
   return s;
 }
 
-inline nlohmann::json probe_identity(const std::string& path, const engine::probe_result& p) {
+nlohmann::json probe_identity(const std::string& path, const engine::probe_result& p) {
   std::error_code ec;
   auto sz = std::filesystem::file_size(path, ec);
   auto mt = std::filesystem::last_write_time(path, ec);
@@ -78,10 +69,7 @@ inline nlohmann::json probe_identity(const std::string& path, const engine::prob
           {"n_tokens", p.n_tokens}};
 }
 
-// Fake-quantizes every tensor the engine loads with the recipe's bits for it (per expert for routed experts),
-// exactly as `razor quantize` writes it: the seed's fake-quant, group and clip search of the recipe, output
-// rounded to the stored dtype (BF16 / F16), then widened back to float32 for the engine.
-inline engine::weight_transform recipe_transform(const checkpoint& ck, const recipe& r) {
+engine::weight_transform recipe_transform(const checkpoint& ck, const recipe& r) {
   auto rec = std::make_shared<recipe>(r);
   // fused expert tensors by (layer, proj): gate and up may live in one gate_up tensor
   auto fused = std::make_shared<std::map<std::pair<int, int>, const tensor_entry*>>();
@@ -126,11 +114,8 @@ inline engine::weight_transform recipe_transform(const checkpoint& ck, const rec
   };
 }
 
-// KL of the recipe's fake-quantized model against the unquantized one, on the windows of `tokens` that start
-// at token `offset` (the probe calibrated on the tokens before it: keep them disjoint).
-inline result<engine::kl_result> measure_recipe_kl(const checkpoint& ck, const recipe& r,
-                                                   const std::vector<int32_t>& tokens, size_t offset,
-                                                   const engine::eval_options& opt) {
+result<engine::kl_result> measure_recipe_kl(const checkpoint& ck, const recipe& r, const std::vector<int32_t>& tokens,
+                                            size_t offset, const engine::eval_options& opt) {
   if (offset >= tokens.size()) return make_error(errc::invalid_argument, "evaluation offset is past the text");
   std::vector<int32_t> eval_tokens(tokens.begin() + std::ptrdiff_t(offset), tokens.end());
   auto q = engine::transformed_weights(engine::checkpoint_weights(ck), recipe_transform(ck, r));
@@ -138,4 +123,4 @@ inline result<engine::kl_result> measure_recipe_kl(const checkpoint& ck, const r
   return engine::kl_divergence(*q, *ref, eval_tokens, opt);
 }
 
-}  // namespace razor::quant
+}  // namespace razor::alloc
