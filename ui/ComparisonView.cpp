@@ -28,6 +28,8 @@
 
 #include "ResultsModel.h"
 
+using namespace razor::results;
+
 namespace {
 
 void clearChart(QChart* chart) {
@@ -195,17 +197,17 @@ void ComparisonView::refreshCharts() {
   for (int b = 0; b < m_model->rowCount(); ++b) {
     bool prop = true;
     for (int c = 0; c < m_model->runColumnCount(); ++c)
-      if (auto* r = m_model->result(b, c); r && !r->higherIsBetter) prop = false;
+      if (auto* r = m_model->result(b, c); r && !r->higher_is_better) prop = false;
     if (!prop) continue;
     rows << b;
-    cats << QString::fromStdString(benchmarkName(m_model->benchmarkKeys()[b].toStdString()));
+    cats << QString::fromStdString(benchmark_name(m_model->benchmarkKeys()[b].toStdString()));
   }
   auto* series = new QBarSeries;
   double lo = 100;
   for (int c = 0; c < m_model->runColumnCount(); ++c) {
     auto* set = new QBarSet(m_model->runColumn(c).label);
     for (int b : rows) {
-      const BenchResult* r = m_model->result(b, c);
+      const bench_result* r = m_model->result(b, c);
       *set << (r ? r->acc : 0.0);
       if (r) lo = std::min(lo, r->acc);
     }
@@ -294,7 +296,7 @@ void ComparisonView::refreshCharts() {
   QString title = common.isEmpty() ? tr("Size vs score: no benchmark common to every column")
                                    : tr("Size vs mean score on %1").arg([&] {
                                        QStringList n;
-                                       for (auto& k : common) n << QString::fromStdString(benchmarkName(k.toStdString()));
+                                       for (auto& k : common) n << QString::fromStdString(benchmark_name(k.toStdString()));
                                        return n.join(QStringLiteral(", "));
                                      }());
   if (!missing.isEmpty()) title += tr(" (not placed: %1)").arg(missing.join(QStringLiteral(", ")));

@@ -10,15 +10,6 @@ using razor::tensor_role;
 
 namespace {
 
-// footprint.cpp's add_quantized, the one accounting rule.
-void addQuantized(razor::footprint_totals& t, int64_t params, double bits, double scalePerParam) {
-  t.params += params;
-  if (bits >= kKeepBits) return;
-  t.params_quantized += params;
-  t.weight_bits += double(params) * bits;
-  t.scale_bits += double(params) * scalePerParam;
-}
-
 double keepNorm(double b) { return b >= kKeepBits ? kKeepBits : b; }
 
 }  // namespace
@@ -60,14 +51,10 @@ bool FootprintModel::setRecipe(const razor::recipe& r, QString* error) {
   m_fixed.by_layer.resize(size_t(m_layers));
   m_cells.assign(size_t(m_layers) * size_t(m_experts), Cell());
   for (const auto& t : m_tensors) {
-    const int64_t n = t.numel();
-    const int64_t cols = t.cols();
-    const int64_t g = (r.group > 0 && cols % r.group == 0) ? r.group : cols;
-    const double spp = g > 0 ? r.scale_bits / double(g) : 0.0;
-    auto& role = m_fixed.by_role[t.cls.role];
     // Is this tensor's bit count decided by expert_bits / the routed_expert role alone? Then it is a cell.
     const bool routed = t.cls.role == tensor_role::routed_expert && t.cls.layer >= 0 && t.cls.layer < m_layers;
-    bool editable = routed && t.shape.size() >= 2 && ((t.cls.fused && t.shape.size() == 3) || (!t.cls.fused && t.cls.expert >= 0 && t.cls.expert < m_experts));
+    bool editable = routed && t.shape.size() >= 2 &&
+                    ((t.cls.fused && t.shape.size() == 3) || (!t.cls.fused && t.cls.expert >= 0 && t.cls.expert < m_experts));
     if (editable) {
       auto pinned = r.pinned(t.name);
       note(pinned.error());
@@ -75,6 +62,8 @@ bool FootprintModel::setRecipe(const razor::recipe& r, QString* error) {
     }
     if (editable && t.cls.fused && t.shape[0] > m_experts) editable = false;
     if (editable) {
+      const int64_t n = t.numel();
+      const double spp = razor::scale_bits_per_param(t, r);
       const int64_t E = t.cls.fused ? t.shape[0] : 1;
       for (int64_t e = 0; e < E; ++e) {
         const int expert = t.cls.fused ? int(e) : t.cls.expert;
@@ -86,26 +75,11 @@ bool FootprintModel::setRecipe(const razor::recipe& r, QString* error) {
       }
       continue;
     }
-    auto account = [&](int64_t params, double bits) {
-      for (razor::footprint_totals* tot : {&m_fixed.all, &role}) {
-        addQuantized(*tot, params, bits, spp);
-        if (bits >= kKeepBits) tot->kept_bits += double(params) * razor::dtype_bits(t.dt);
-      }
-      if (t.cls.role == tensor_role::routed_expert && t.cls.layer >= 0 && size_t(t.cls.layer) < m_fixed.by_layer.size())
-        addQuantized(m_fixed.by_layer[size_t(t.cls.layer)], params, bits, spp);
-      m_fixed.params_by_bits[bits >= kKeepBits ? kKeepBits : bits] += params;
-    };
-    if (t.cls.role == tensor_role::routed_expert && t.cls.fused && t.shape.size() == 3 && r.expert_bits.count(t.cls.layer)) {
-      const int64_t E = t.shape[0];
-      for (int64_t e = 0; e < E; ++e) {
-        auto bits = r.expert_tag(t, int(e));
-        note(bits.error());
-        account(n / E, bits.ok() ? *bits : kKeepBits);
-      }
-    } else {
-      auto bits = r.tensor_bits(t);
-      note(bits.error());
-      account(n, bits.ok() ? *bits : kKeepBits);
+    // every other tensor: compute_footprint's own accounting; a pattern past the regex limits counts it as kept
+    auto st = razor::add_tensor_footprint(m_fixed, t, r);
+    if (!st.ok()) {
+      note(st);
+      m_fixed.add({t.cls.role, t.cls.layer, t.numel(), kKeepBits, 0.0, double(t.numel()) * razor::dtype_bits(t.dt)});
     }
   }
   if (!failure.ok() && error) *error = QString::fromStdString(failure.to_string());
@@ -157,7 +131,6 @@ QVector<double> FootprintModel::bitsGrid() const {
 
 razor::footprint FootprintModel::result() const {
   razor::footprint f = m_fixed;
-  razor::footprint_totals* routed = nullptr;
   const double def = defaultExpertBits();
   for (int l = 0; l < m_layers; ++l) {
     auto lit = m_recipe.expert_bits.find(l);
@@ -165,26 +138,8 @@ razor::footprint FootprintModel::result() const {
     for (int e = 0; e < m_experts; ++e) {
       const Cell& c = m_cells[size_t(l) * size_t(m_experts) + size_t(e)];
       if (c.params == 0) continue;
-      if (!routed) routed = &f.by_role[tensor_role::routed_expert];
       const double b = keepNorm(lv && size_t(e) < lv->size() ? (*lv)[size_t(e)] : def);
-      for (razor::footprint_totals* t : {&f.all, routed}) {
-        t->params += c.params;
-        if (b >= kKeepBits) {
-          t->kept_bits += c.keptBits;
-        } else {
-          t->params_quantized += c.params;
-          t->weight_bits += double(c.params) * b;
-          t->scale_bits += c.scaleBits;
-        }
-      }
-      auto& bl = f.by_layer[size_t(l)];
-      bl.params += c.params;
-      if (b < kKeepBits) {
-        bl.params_quantized += c.params;
-        bl.weight_bits += double(c.params) * b;
-        bl.scale_bits += c.scaleBits;
-      }
-      f.params_by_bits[b] += c.params;
+      f.add({tensor_role::routed_expert, l, c.params, b, c.scaleBits, c.keptBits});
     }
   }
   return f;

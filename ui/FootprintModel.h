@@ -1,13 +1,12 @@
-// Live footprint of a recipe on a model, from the inventory's tensor shapes only (no weights), with the same
-// arithmetic as core/model/footprint.cpp (compute_footprint) and the same result type (razor::footprint, so
-// to_json() gives the fields of `razor footprint --json`).
+// Live footprint of a recipe on a model, from the inventory's tensor shapes only (no weights): core's footprint
+// over shapes (core/model/footprint.h: footprint::add, add_tensor_footprint, the accounting of
+// `razor footprint`), so to_json() gives the fields of `razor footprint --json`.
 //
-// compute_footprint needs a razor::checkpoint (files on disk); the GUI has only the inventory. So the model is
-// "compiled" once per recipe: every tensor the per-expert bits cannot change (protected, overridden, other
-// roles) is accounted once into a fixed part with recipe::tensor_bits, exactly as compute_footprint does; every
-// routed-expert tensor whose bits come from expert_bits / the routed_expert role is reduced to its cell
-// (layer, expert): parameters, scale bits (same group rule) and stored bits. An edit then costs one pass over
-// the layers x experts cells (12,288 for Qwen3.5-122B), not over the tensors and their regexes.
+// The model is "compiled" once per recipe: every tensor the per-expert bits cannot change (protected,
+// overridden, other roles) is added once into a fixed part with add_tensor_footprint; every routed-expert tensor
+// whose bits come from expert_bits / the routed_expert role is reduced to its cell (layer, expert): parameters,
+// scale bits (same group rule) and stored bits. An edit then costs one pass over the layers x experts cells
+// (12,288 for Qwen3.5-122B), not over the tensors and their regexes.
 #pragma once
 #include <QString>
 #include <QVector>

@@ -14,6 +14,8 @@
 #include "util/json_limits.h"
 #include "util/paths.h"
 
+using namespace razor::results;
+
 using nlohmann::json;
 
 namespace {
@@ -38,12 +40,12 @@ QString q(const std::string& s) { return QString::fromStdString(s); }
 
 QString pct(double v) { return QString::number(v, 'f', 1); }
 
-QColor verdictColor(Verdict v) {
+QColor verdictColor(verdict_kind v) {
   switch (v) {
-    case Verdict::Better: return QColor(200, 235, 200);
-    case Verdict::WithinNoise: return QColor(232, 232, 232);
-    case Verdict::RecoverableGap: return QColor(255, 228, 170);
-    case Verdict::Worse: return QColor(245, 195, 195);
+    case verdict_kind::better: return QColor(200, 235, 200);
+    case verdict_kind::within_noise: return QColor(232, 232, 232);
+    case verdict_kind::recoverable_gap: return QColor(255, 228, 170);
+    case verdict_kind::worse: return QColor(245, 195, 195);
     default: return QColor();
   }
 }
@@ -77,7 +79,7 @@ int ResultsModel::loadCatalog(const QString& dir, QStringList* errors) {
   note(err);
   if (!targets.is_discarded() && !targets.is_null()) {
     std::string perr;
-    OfficialTargets t = parseOfficialTargets(targets, &perr);
+    official_targets t = parse_official_targets(targets, &perr);
     if (!perr.empty()) note(q(perr));
     else m_targets = t;
   }
@@ -126,7 +128,7 @@ int ResultsModel::loadCatalog(const QString& dir, QStringList* errors) {
 }
 
 bool ResultsModel::loadFile(const QString& path, QString* error) {
-  ImportResult r = importResultFile(path.toStdString());
+  import_result r = import_result_file(path.toStdString());
   if (!r.ok()) {
     if (error) *error = q(r.error);
     return false;
@@ -140,7 +142,7 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
     if (errors) errors->append(dir + QStringLiteral(": not a folder"));
     return 0;
   }
-  std::vector<BenchResult> all;
+  std::vector<bench_result> all;
   int files = 0;
   QStringList paths;
   QDirIterator it(dir, {QStringLiteral("*.json")}, QDir::Files, QDirIterator::Subdirectories);
@@ -148,7 +150,7 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
   paths.sort();
   for (const QString& p : paths) {
     if (p.endsWith(QStringLiteral("_dbg.json"))) continue;
-    ImportResult r = importResultFile(p.toStdString());
+    import_result r = import_result_file(p.toStdString());
     if (!r.ok()) {
       if (errors) errors->append(q(r.error));
       continue;
@@ -160,17 +162,17 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
   return files;
 }
 
-void ResultsModel::addResults(const std::vector<BenchResult>& results) {
+void ResultsModel::addResults(const std::vector<bench_result>& results) {
   if (results.empty()) return;
   // A file loaded again replaces its earlier records.
   std::set<std::string> sources;
   for (auto& r : results) sources.insert(r.source);
-  std::erase_if(m_results, [&](const BenchResult& r) { return sources.count(r.source) > 0; });
+  std::erase_if(m_results, [&](const bench_result& r) { return sources.count(r.source) > 0; });
   m_results.insert(m_results.end(), results.begin(), results.end());
   rebuild();
 }
 
-void ResultsModel::setOfficialTargets(const OfficialTargets& targets) {
+void ResultsModel::setOfficialTargets(const official_targets& targets) {
   m_targets = targets;
   rebuild();
 }
@@ -221,7 +223,7 @@ QString ResultsModel::runLabel(const QString& run) const {
   return it != m_catalogue.end() ? it->second.first : run;
 }
 
-const BenchResult* ResultsModel::lookup(const RunColumn& col, const QString& bench) const {
+const bench_result* ResultsModel::lookup(const RunColumn& col, const QString& bench) const {
   std::string b = bench.toStdString();
   for (const Source& s : col.sources) {
     if (!s.benchmarks.isEmpty() && !s.benchmarks.contains(bench)) continue;
@@ -242,7 +244,7 @@ void ResultsModel::rebuild() {
       for (const Source& s : c.sources)
         for (auto& r : m_results)
           if (q(r.run) == s.run && (s.benchmarks.isEmpty() || s.benchmarks.contains(q(r.bench))))
-            keys.insert({benchmarkOrder(r.bench), q(r.bench)});
+            keys.insert({benchmark_order(r.bench), q(r.bench)});
     m_benchmarks.clear();
     for (auto& [o, k] : keys) m_benchmarks << k;
   }
@@ -257,25 +259,25 @@ void ResultsModel::rebuild() {
       m_layout.push_back({CellKind::Verdict, i});
     }
   }
-  m_cells.assign(m_benchmarks.size(), std::vector<const BenchResult*>(m_columns.size(), nullptr));
+  m_cells.assign(m_benchmarks.size(), std::vector<const bench_result*>(m_columns.size(), nullptr));
   for (int b = 0; b < m_benchmarks.size(); ++b)
     for (int c = 0; c < m_columns.size(); ++c) m_cells[b][c] = lookup(m_columns[c], m_benchmarks[b]);
   endResetModel();
   emit comparisonChanged();
 }
 
-const BenchResult* ResultsModel::result(int benchRow, int runColumn) const {
+const bench_result* ResultsModel::result(int benchRow, int runColumn) const {
   if (benchRow < 0 || benchRow >= int(m_cells.size()) || runColumn < 0 || runColumn >= m_columns.size()) return nullptr;
   return m_cells[benchRow][runColumn];
 }
 
-BenchComparison ResultsModel::comparison(int benchRow, int runColumn) const {
-  return compareResults(result(benchRow, m_baseline), result(benchRow, runColumn));
+bench_comparison ResultsModel::comparison(int benchRow, int runColumn) const {
+  return compare_results(result(benchRow, m_baseline), result(benchRow, runColumn));
 }
 
-GateStatus ResultsModel::gate(int benchRow) const {
+gate_status ResultsModel::gate(int benchRow) const {
   if (benchRow < 0 || benchRow >= m_benchmarks.size()) return {};
-  return gateFor(m_benchmarks[benchRow].toStdString(), m_results, m_targets);
+  return gate_for(m_benchmarks[benchRow].toStdString(), m_results, m_targets);
 }
 
 std::optional<double> ResultsModel::footprint(int runColumn) const {
@@ -296,8 +298,8 @@ std::optional<double> ResultsModel::meanScoreOnCommon(int runColumn, QStringList
   for (int b = 0; b < m_benchmarks.size(); ++b) {
     bool all = true;
     for (int c = 0; c < m_columns.size(); ++c) {
-      const BenchResult* r = result(b, c);
-      if (!r || !r->higherIsBetter) all = false;
+      const bench_result* r = result(b, c);
+      if (!r || !r->higher_is_better) all = false;
     }
     if (all) keys << m_benchmarks[b];
   }
@@ -332,43 +334,43 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const {
   const QString bench = m_benchmarks[row];
   if (role == BenchKeyRole) return bench;
   if (role == RunIndexRole) return L.run;
-  const BenchResult* r = L.run >= 0 ? result(row, L.run) : nullptr;
-  const bool prop = r && r->isProportion();
+  const bench_result* r = L.run >= 0 ? result(row, L.run) : nullptr;
+  const bool prop = r && r->is_proportion();
 
   switch (L.kind) {
     case CellKind::Benchmark:
-      if (role == Qt::DisplayRole) return q(benchmarkName(bench.toStdString()));
+      if (role == Qt::DisplayRole) return q(benchmark_name(bench.toStdString()));
       if (role == Qt::ToolTipRole) return bench;
       return {};
     case CellKind::Gate: {
       if (role != Qt::DisplayRole && role != Qt::ToolTipRole && role != GateRole && role != Qt::BackgroundRole) return {};
-      GateStatus g = gate(row);
+      gate_status g = gate(row);
       if (role == GateRole) return int(g.state);
-      if (role == Qt::DisplayRole) return q(std::string(gateStateName(g.state)));
+      if (role == Qt::DisplayRole) return q(std::string(gate_state_name(g.state)));
       if (role == Qt::ToolTipRole)
-        return g.state == GateState::NoTarget ? tr("No run of a model with an official number for this benchmark")
+        return g.state == gate_state::no_target ? tr("No run of a model with an official number for this benchmark")
                                               : q(g.evidence);
-      if (role == Qt::BackgroundRole && g.state == GateState::NotGated) return QBrush(QColor(255, 240, 200));
+      if (role == Qt::BackgroundRole && g.state == gate_state::not_gated) return QBrush(QColor(255, 240, 200));
       return {};
     }
     case CellKind::Acc: {
       if (!r) return role == Qt::DisplayRole ? QVariant(QStringLiteral("—")) : QVariant();
-      Interval ci = prop ? wilsonInterval(r->acc, r->n) : Interval{};
+      interval ci = prop ? wilson_interval(r->acc, r->n) : interval{};
       switch (role) {
         case Qt::DisplayRole:
-          if (!r->higherIsBetter) return QString::number(r->acc, 'g', 4);
+          if (!r->higher_is_better) return QString::number(r->acc, 'g', 4);
           return prop ? QStringLiteral("%1 [%2–%3]").arg(pct(r->acc), pct(ci.lo), pct(ci.hi)) : pct(r->acc);
         case Qt::ToolTipRole:
           return tr("%1: %2 on %3\nn = %4%5\nsource: %6 (%7)")
-              .arg(q(r->run), pct(r->acc), q(benchmarkName(r->bench)))
+              .arg(q(r->run), pct(r->acc), q(benchmark_name(r->bench)))
               .arg(r->n)
               .arg(prop ? tr(", Wilson 95% [%1, %2]").arg(pct(ci.lo), pct(ci.hi)) : QString())
-              .arg(QFileInfo(q(r->source)).fileName(), q(std::string(schemaVariantName(r->variant))));
+              .arg(QFileInfo(q(r->source)).fileName(), q(std::string(schema_variant_name(r->variant))));
         case Qt::TextAlignmentRole: return int(Qt::AlignRight | Qt::AlignVCenter);
         case AccRole: return r->acc;
         case CiLowRole: return prop ? QVariant(ci.lo) : QVariant();
         case CiHighRole: return prop ? QVariant(ci.hi) : QVariant();
-        case AccFinishedRole: return r->accFinished ? QVariant(*r->accFinished) : QVariant();
+        case AccFinishedRole: return r->acc_finished ? QVariant(*r->acc_finished) : QVariant();
         case NRole: return r->n;
         case TruncRole: return r->trunc ? QVariant(*r->trunc) : QVariant();
         default: return {};
@@ -377,23 +379,23 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const {
     case CellKind::FinTrunc: {
       if (!r) return {};
       if (role == Qt::DisplayRole) {
-        QString fin = r->accFinished ? pct(*r->accFinished) : QStringLiteral("—");
+        QString fin = r->acc_finished ? pct(*r->acc_finished) : QStringLiteral("—");
         QString tr_ = r->trunc ? QString::number(*r->trunc) : QStringLiteral("?");
         return QStringLiteral("%1 / %2 tr").arg(fin, tr_);
       }
       if (role == Qt::ToolTipRole)
         return tr("accuracy among finished generations / truncated generations (of %1)").arg(r->n);
       if (role == Qt::TextAlignmentRole) return int(Qt::AlignRight | Qt::AlignVCenter);
-      if (role == AccFinishedRole) return r->accFinished ? QVariant(*r->accFinished) : QVariant();
+      if (role == AccFinishedRole) return r->acc_finished ? QVariant(*r->acc_finished) : QVariant();
       if (role == TruncRole) return r->trunc ? QVariant(*r->trunc) : QVariant();
       return {};
     }
     case CellKind::Delta:
     case CellKind::Verdict: {
-      BenchComparison c = comparison(row, L.run);
+      bench_comparison c = comparison(row, L.run);
       if (role == VerdictRole) return int(c.verdict);
       if (role == DeltaRole)
-        return (c.verdict == Verdict::Missing || c.verdict == Verdict::Baseline) ? QVariant() : QVariant(c.delta);
+        return (c.verdict == verdict_kind::missing || c.verdict == verdict_kind::baseline) ? QVariant() : QVariant(c.delta);
       if (role == Qt::ToolTipRole) return q(c.why);
       if (role == Qt::BackgroundRole && L.kind == CellKind::Verdict) {
         QColor col = verdictColor(c.verdict);
@@ -401,10 +403,10 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const {
       }
       if (role == Qt::TextAlignmentRole && L.kind == CellKind::Delta) return int(Qt::AlignRight | Qt::AlignVCenter);
       if (role != Qt::DisplayRole) return {};
-      if (c.verdict == Verdict::Missing) return QStringLiteral("—");
-      if (L.kind == CellKind::Verdict) return q(std::string(verdictName(c.verdict)));
-      const BenchResult* base = result(row, m_baseline);
-      if (base && !base->higherIsBetter) return QString::number(c.delta, 'g', 3);
+      if (c.verdict == verdict_kind::missing) return QStringLiteral("—");
+      if (L.kind == CellKind::Verdict) return q(std::string(verdict_name(c.verdict)));
+      const bench_result* base = result(row, m_baseline);
+      if (base && !base->higher_is_better) return QString::number(c.delta, 'g', 3);
       return QString::asprintf("%+.1f", c.delta);
     }
   }
@@ -443,11 +445,11 @@ QString ResultsModel::toCsv() const {
       "benchmark,key,run_column,runs,acc,ci95_lo,ci95_hi,acc_finished,n,n_finished,trunc,budget,backend,footprint_gb,"
       "delta_vs_baseline,delta_finished,z,verdict,gate,gate_evidence,source");
   for (int b = 0; b < m_benchmarks.size(); ++b) {
-    GateStatus g = gate(b);
+    gate_status g = gate(b);
     for (int c = 0; c < m_columns.size(); ++c) {
-      const BenchResult* r = result(b, c);
+      const bench_result* r = result(b, c);
       QStringList f;
-      f << csvField(q(benchmarkName(m_benchmarks[b].toStdString()))) << m_benchmarks[b] << csvField(m_columns[c].label);
+      f << csvField(q(benchmark_name(m_benchmarks[b].toStdString()))) << m_benchmarks[b] << csvField(m_columns[c].label);
       QStringList srcRuns;
       for (auto& s : m_columns[c].sources) srcRuns << s.run;
       f << csvField(srcRuns.join(QLatin1Char(';')));
@@ -456,21 +458,21 @@ QString ResultsModel::toCsv() const {
         lines << f.join(QLatin1Char(','));
         continue;
       }
-      bool prop = r->isProportion();
-      Interval ci = prop ? wilsonInterval(r->acc, r->n) : Interval{};
-      BenchComparison cmp = comparison(b, c);
+      bool prop = r->is_proportion();
+      interval ci = prop ? wilson_interval(r->acc, r->n) : interval{};
+      bench_comparison cmp = comparison(b, c);
       auto fp = footprint(c);
       f << QString::number(r->acc, 'f', 4) << (prop ? QString::number(ci.lo, 'f', 2) : QString())
         << (prop ? QString::number(ci.hi, 'f', 2) : QString())
-        << (r->accFinished ? QString::number(*r->accFinished, 'f', 4) : QString()) << QString::number(r->n)
-        << (r->nFinished ? QString::number(*r->nFinished) : QString()) << (r->trunc ? QString::number(*r->trunc) : QString())
+        << (r->acc_finished ? QString::number(*r->acc_finished, 'f', 4) : QString()) << QString::number(r->n)
+        << (r->n_finished ? QString::number(*r->n_finished) : QString()) << (r->trunc ? QString::number(*r->trunc) : QString())
         << (r->budget ? QString::number(*r->budget) : QString()) << csvField(q(r->backend))
         << (fp ? QString::number(*fp, 'f', 2) : QString());
-      bool cmpd = cmp.verdict != Verdict::Baseline && cmp.verdict != Verdict::Missing;
+      bool cmpd = cmp.verdict != verdict_kind::baseline && cmp.verdict != verdict_kind::missing;
       f << (cmpd ? QString::number(cmp.delta, 'f', 4) : QString())
-        << (cmpd && cmp.deltaFinished ? QString::number(*cmp.deltaFinished, 'f', 4) : QString())
-        << (cmpd && cmp.verdict != Verdict::NoTest ? QString::number(cmp.z, 'f', 3) : QString())
-        << q(std::string(verdictName(cmp.verdict))) << q(std::string(gateStateName(g.state))) << csvField(q(g.evidence))
+        << (cmpd && cmp.delta_finished ? QString::number(*cmp.delta_finished, 'f', 4) : QString())
+        << (cmpd && cmp.verdict != verdict_kind::no_test ? QString::number(cmp.z, 'f', 3) : QString())
+        << q(std::string(verdict_name(cmp.verdict))) << q(std::string(gate_state_name(g.state))) << csvField(q(g.evidence))
         << csvField(QFileInfo(q(r->source)).fileName());
       lines << f.join(QLatin1Char(','));
     }

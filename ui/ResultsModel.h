@@ -1,9 +1,9 @@
-// ResultsModel: benchmark results side by side. Rows are benchmarks (in benchmarkTable() order), columns are
+// ResultsModel: benchmark results side by side. Rows are benchmarks (in the order of core/results/benchmarks.h), columns are
 // runs; a "run column" is made of one or more result files, each optionally restricted to some benchmarks
 // (the seed's RESULTS.md composes its headline this way, see resources/results/comparisons.json).
 //
 // Model columns: 0 Benchmark, 1 Gate, then per run column: "<label>" (acc [Wilson 95%]), "<label> fin/tr";
-// and, for every run column except the baseline, "Δ <label>" and "verdict <label>" (compareResults()).
+// and, for every run column except the baseline, "Δ <label>" and "verdict <label>" (core/results: compare_results()).
 // Raw values are available through the roles below; toCsv() writes one line per (benchmark, run).
 //
 // The catalogue directory (bundledResultsDir(): resources/results) holds official_targets.json (the gate),
@@ -18,7 +18,7 @@
 #include <optional>
 #include <vector>
 
-#include "BenchResult.h"
+#include "results/bench_result.h"
 
 class ResultsModel : public QAbstractTableModel {
   Q_OBJECT
@@ -32,8 +32,8 @@ class ResultsModel : public QAbstractTableModel {
     NRole,                            // int
     TruncRole,                        // int or invalid
     DeltaRole,                        // double (candidate - baseline) or invalid
-    VerdictRole,                      // int (Verdict) or invalid
-    GateRole,                         // int (GateState) on the Gate column
+    VerdictRole,                      // int (razor::results::verdict_kind) or invalid
+    GateRole,                         // int (razor::results::gate_state) on the Gate column
     RunIndexRole,                     // int: the run column a model column belongs to (-1 for 0 and 1)
   };
   enum class CellKind { Benchmark, Gate, Acc, FinTrunc, Delta, Verdict };
@@ -67,8 +67,8 @@ class ResultsModel : public QAbstractTableModel {
   bool loadFile(const QString& path, QString* error = nullptr);
   // Every *.json under `dir` (recursively); the seed's *_dbg.json dumps are skipped silently.
   int loadDirectory(const QString& dir, QStringList* errors = nullptr);
-  void addResults(const std::vector<BenchResult>& results);
-  void setOfficialTargets(const OfficialTargets& targets);
+  void addResults(const std::vector<razor::results::bench_result>& results);
+  void setOfficialTargets(const razor::results::official_targets& targets);
 
   // ---- what is compared -----------------------------------------------------------------------------
   const QVector<Preset>& presets() const { return m_presets; }
@@ -86,14 +86,14 @@ class ResultsModel : public QAbstractTableModel {
   int runColumnCount() const { return int(m_columns.size()); }
   const RunColumn& runColumn(int i) const { return m_columns[i]; }
   QStringList benchmarkKeys() const { return m_benchmarks; }
-  const BenchResult* result(int benchRow, int runColumn) const;
-  BenchComparison comparison(int benchRow, int runColumn) const;
-  GateStatus gate(int benchRow) const;
+  const razor::results::bench_result* result(int benchRow, int runColumn) const;
+  razor::results::bench_comparison comparison(int benchRow, int runColumn) const;
+  razor::results::gate_status gate(int benchRow) const;
   std::optional<double> footprint(int runColumn) const;
   // Mean acc of a run column over the benchmarks every run column has (the Pareto chart's score).
   std::optional<double> meanScoreOnCommon(int runColumn, QStringList* common = nullptr) const;
-  const std::vector<BenchResult>& allResults() const { return m_results; }
-  const OfficialTargets& officialTargets() const { return m_targets; }
+  const std::vector<razor::results::bench_result>& allResults() const { return m_results; }
+  const razor::results::official_targets& officialTargets() const { return m_targets; }
   // Model column -> (kind, run column).
   CellKind cellKind(int column, int* runColumn = nullptr) const;
   QString toCsv() const;
@@ -113,10 +113,10 @@ class ResultsModel : public QAbstractTableModel {
     int run;
   };
   void rebuild();  // recomputes m_benchmarks (when automatic), the column layout and the cell cache
-  const BenchResult* lookup(const RunColumn& col, const QString& bench) const;
+  const razor::results::bench_result* lookup(const RunColumn& col, const QString& bench) const;
 
-  std::vector<BenchResult> m_results;
-  OfficialTargets m_targets;
+  std::vector<razor::results::bench_result> m_results;
+  razor::results::official_targets m_targets;
   QVector<Preset> m_presets;
   std::map<QString, std::pair<QString, std::optional<double>>> m_catalogue;  // run -> label, footprint
   QVector<RunColumn> m_columns;
@@ -124,5 +124,5 @@ class ResultsModel : public QAbstractTableModel {
   QStringList m_fixedBenchmarks;  // from the preset; empty: automatic
   QStringList m_benchmarks;
   std::vector<Layout> m_layout;
-  std::vector<std::vector<const BenchResult*>> m_cells;  // [bench][run column]
+  std::vector<std::vector<const razor::results::bench_result*>> m_cells;  // [bench][run column]
 };
