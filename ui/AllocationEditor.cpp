@@ -1,4 +1,5 @@
 #include "AllocationEditor.h"
+#include "ErrorCodes.h"
 
 #include <QButtonGroup>
 #include <QComboBox>
@@ -1026,19 +1027,19 @@ void AllocationEditor::onJobFailed(const QString& id, const QString& code, const
     m_studyJob.clear();
     updateStudyButton();
     m_measureResult->setText(tr("Study failed: %1").arg(message));
-    if (code != QLatin1String("superseded")) emit measureFailed(message);
+    if (code != ErrorCode::superseded) emit measureFailed(message);
     return;
   }
   if (id == m_fitJob) {
     m_fitJob.clear();
     updateFitButton();
-    if (code != QLatin1String("superseded")) emit allocateFailed(message);
+    if (code != ErrorCode::superseded) emit allocateFailed(message);
   } else if (id == m_measureJob || id == m_measurePackJob) {
     m_measureJob.clear();
     m_measurePackJob.clear();
     m_measureResult->setText(tr("Measure failed: %1").arg(message));
     updateMeasureButton();
-    if (code != QLatin1String("superseded")) emit measureFailed(message);
+    if (code != ErrorCode::superseded) emit measureFailed(message);
   }
 }
 

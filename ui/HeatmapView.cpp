@@ -1,4 +1,5 @@
 #include "HeatmapView.h"
+#include "ErrorCodes.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -278,7 +279,7 @@ void HeatmapView::setWorkerPool(WorkerPool* pool) {
       m_calibJob.clear();
       updateCalibrateButton();
       m_info->setText(tr("Calibration failed: %1").arg(msg));
-      if (code != QLatin1String("superseded")) emit calibrationFailed(msg);
+      if (code != ErrorCode::superseded) emit calibrationFailed(msg);
     });
   }
   updateCalibrateButton();

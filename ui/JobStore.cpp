@@ -1,4 +1,5 @@
 #include "JobStore.h"
+#include "ErrorCodes.h"
 
 #include <QDateTime>
 #include <QDir>
@@ -114,8 +115,8 @@ void JobStore::recordFailed(const QString& id, const QString& code, const QStrin
   auto it = m_jobs.find(id);
   if (it == m_jobs.end()) return;
   QString state = QStringLiteral("failed");
-  if (code == QLatin1String("cancelled")) state = QStringLiteral("cancelled");
-  else if (code == QLatin1String("superseded")) state = QStringLiteral("superseded");
+  if (code == ErrorCode::cancelled) state = QStringLiteral("cancelled");
+  else if (code == ErrorCode::superseded) state = QStringLiteral("superseded");
   (*it)["state"] = state;
   (*it)["ended"] = now();
   (*it)["error"] = QJsonObject{{"code", code}, {"message", message}};

@@ -1,4 +1,5 @@
 #include "JobsModel.h"
+#include "ErrorCodes.h"
 
 #include <QBrush>
 #include <QColor>
@@ -175,7 +176,7 @@ void JobsModel::markFinished(const QString& id, const QJsonObject& result) {
 
 void JobsModel::markFailed(const QString& id, const QString& code, const QString& message) {
   Job& j = ensure(id);
-  j.state = (code == QLatin1String("cancelled") || code == QLatin1String("superseded")) ? State::Cancelled : State::Failed;
+  j.state = (code == ErrorCode::cancelled || code == ErrorCode::superseded) ? State::Cancelled : State::Failed;
   j.errorCode = code;
   j.errorMessage = message;
   j.rate = -1;

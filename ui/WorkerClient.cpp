@@ -1,4 +1,5 @@
 #include "WorkerClient.h"
+#include "ErrorCodes.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -340,7 +341,7 @@ void WorkerClient::onProcessError(QProcess::ProcessError error) {
     fail(tr("The worker program %1 could not be started: %2").arg(m_program, m_process->errorString()), true);
     const QList<qint64> ids = m_pending.keys();
     m_pending.clear();
-    for (qint64 id : ids) emit jobFailed(id, QStringLiteral("worker_crashed"), tr("The worker could not be started."));
+    for (qint64 id : ids) emit jobFailed(id, ErrorCode::worker_crashed, tr("The worker could not be started."));
     emit workerFinished(-1, true);
   }
   // Crashed / write errors are followed by finished(); handled there.
@@ -367,14 +368,14 @@ void WorkerClient::onProcessFinished(int exitCode, QProcess::ExitStatus status) 
   m_pending.clear();
   for (auto it = pending.cbegin(); it != pending.cend(); ++it) {
     if (isSession()) {
-      emit jobFailed(it.key(), QStringLiteral("disconnected"),
+      emit jobFailed(it.key(), ErrorCode::disconnected,
                      tr("The link to the session worker (pid %1 on the server) dropped while it ran \"%2\" (%3 %4); "
                         "the job goes on there.%5")
                          .arg(m_pid)
                          .arg(it.value(), m_program, describeExit(), stderrTail()));
       continue;
     }
-    emit jobFailed(it.key(), QStringLiteral("worker_crashed"),
+    emit jobFailed(it.key(), ErrorCode::worker_crashed,
                    tr("The worker process (pid %1) %2 while running \"%3\"; the job was lost and no output was kept "
                       "under its final name.%4")
                        .arg(m_pid)

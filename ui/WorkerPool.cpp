@@ -1,4 +1,5 @@
 #include "WorkerPool.h"
+#include "ErrorCodes.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -297,7 +298,7 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
                                "longer uses it (Remote \u2192 Connect to take it back).")
                                 .arg(slotName(slot), m_remote.host));
     if (!s.jobId.isEmpty())
-      endJob(s.releaseJob(), false, {}, QStringLiteral("disconnected"),
+      endJob(s.releaseJob(), false, {}, ErrorCode::disconnected,
              tr("Another workbench took session %1 on %2 over; the job goes on there.").arg(slotName(slot), m_remote.host));
     failUnrunnableJobs();
     return;
@@ -314,7 +315,7 @@ void WorkerPool::onWorkerFinished(int slot, WorkerClient* c, bool crashed) {
                                              .arg(slot)
                                              .arg(s.failedStarts));
     if (s.detached) {
-      endJob(s.releaseJob(), false, {}, QStringLiteral("disconnected"),
+      endJob(s.releaseJob(), false, {}, ErrorCode::disconnected,
              tr("Lost the link to %1 and could not reconnect; the job may still be running there (session %2). "
                 "Reconnect later to see it.")
                  .arg(m_remote.host, slotName(slot)));
@@ -359,7 +360,7 @@ bool WorkerPool::cancel(const QString& jobId) {
   auto it = m_jobs.find(jobId);
   if (it == m_jobs.end() || it->ended) return false;
   if (m_queue.removeOne(jobId)) {
-    endJob(jobId, false, {}, QStringLiteral("cancelled"), tr("Cancelled before it started."));
+    endJob(jobId, false, {}, ErrorCode::cancelled, tr("Cancelled before it started."));
     return true;
   }
   it->cancelRequested = true;
@@ -389,7 +390,7 @@ void WorkerPool::supersede(const QString& key, const QString& byJob) {
         s.killTimer->start(m_cancelGraceMs);
       }
     }
-    endJob(id, false, {}, QStringLiteral("superseded"),
+    endJob(id, false, {}, ErrorCode::superseded,
            tr("Replaced by a newer request with the same key (job %1); its result is discarded.").arg(byJob));
   }
 }
@@ -465,7 +466,7 @@ void WorkerPool::failUnrunnableJobs() {
       if (m_slots[i].serviceJob == id && m_slots[i].givenUp) possible = false;
     if (possible) continue;
     m_queue.removeOne(id);
-    endJob(id, false, {}, QStringLiteral("no_worker"),
+    endJob(id, false, {}, ErrorCode::no_worker,
            j.target == Target::Gpu && m_gpuSlotsCreated
                ? tr("No GPU worker can run \"%1\": this machine shows no usable GPU.").arg(j.method)
                : tr("No worker can run \"%1\": the worker could not be started (see the worker log).").arg(j.method));
@@ -487,14 +488,14 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
   Slot& s = m_slots[slot];
   if (s.client == c && s.replaying.contains(wireId)) {  // an adopted job that had ended: its replayed answer
     const QString id = s.replaying.take(wireId);
-    if (code == QLatin1String("disconnected"))
+    if (code == ErrorCode::disconnected)
       endJob(id, false, {}, code, tr("The link dropped while this job's report was replayed; reconnect to see it."));
     else
       endJob(id, ok, result, code, message);
     return;
   }
   if (s.client != c || s.wireId != wireId || s.jobId.isEmpty()) return;
-  if (code == QLatin1String("disconnected") && isRemote() && !m_shuttingDown) {
+  if (code == ErrorCode::disconnected && isRemote() && !m_shuttingDown) {
     // The job goes on on the server: keep the slot's claim and re-attach once the link is back.
     s.detached = true;
     s.ready = false;
@@ -507,7 +508,7 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
   auto it = m_jobs.find(jobId);
   if (it == m_jobs.end()) return;
   it->slot = -1;
-  if (ok || code != QLatin1String("worker_crashed")) {
+  if (ok || code != ErrorCode::worker_crashed) {
     endJob(jobId, ok, result, code, message);
     schedule();
     return;
@@ -516,7 +517,7 @@ void WorkerPool::onJobEnded(int slot, WorkerClient* c, qint64 wireId, bool ok, c
   s.ready = false;
   QString finalCode = code, finalMessage = message;
   if (it->cancelRequested) {
-    finalCode = QStringLiteral("cancelled");
+    finalCode = ErrorCode::cancelled;
     finalMessage = tr("Cancelled: the worker (pid %1) did not stop within %2 s of the cancel request, so it was "
                       "killed and is being restarted. No output was kept under its final name.")
                        .arg(s.pid)
@@ -579,16 +580,16 @@ void WorkerPool::shutdown() {
   const QStringList queued = m_queue;
   m_queue.clear();
   for (const QString& id : queued)
-    endJob(id, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down before the job started."));
+    endJob(id, false, {}, ErrorCode::cancelled, tr("The workbench shut down before the job started."));
   for (Slot& s : m_slots) {
     if (!s.jobId.isEmpty()) {
       if (isRemote())
-        endJob(s.jobId, false, {}, QStringLiteral("disconnected"),
+        endJob(s.jobId, false, {}, ErrorCode::disconnected,
                tr("The workbench disconnected; the job goes on on %1 (session %2, id %3).")
                    .arg(m_remote.host, slotName(int(&s - m_slots.data())))
                    .arg(s.wireId));
       else
-        endJob(s.jobId, false, {}, QStringLiteral("cancelled"), tr("The workbench shut down while the job ran."));
+        endJob(s.jobId, false, {}, ErrorCode::cancelled, tr("The workbench shut down while the job ran."));
     }
     if (s.client) {
       if (isRemote()) s.client->detach();  // remote jobs keep running; stopRemoteWorkers() ends them
@@ -621,7 +622,7 @@ void WorkerPool::reattach(int slot, WorkerClient* c, const QJsonObject& hello) {
   }
   const qint64 wire = s.wireId;
   s.releaseJob();
-  endJob(jobId, false, {}, QStringLiteral("worker_crashed"),
+  endJob(jobId, false, {}, ErrorCode::worker_crashed,
          tr("Reconnected to %1, but its session worker (pid %2) does not know job %3: the worker was restarted "
             "meanwhile (see .razor/sessions/%4.log in the remote workspace).")
              .arg(m_remote.host)
