@@ -104,6 +104,20 @@ std::string plan_fingerprint(const checkpoint& ck, const convert_report& rep, co
   return h.hex();
 }
 
+writer_options output_options(const convert_options& o) {
+  writer_options wo;
+  wo.alignment = o.alignment;
+  wo.max_shard_bytes = o.max_shard_bytes;
+  return wo;
+}
+
+// Declares the header (metadata and every tensor, in plan order) and opens the output's temporary files.
+status begin_output(writer& w, const checkpoint& ck, const convert_report& rep, const std::string& model_dir,
+                    const std::string& out_path, const convert_options& o) {
+  RAZOR_TRY(declare_output(w, ck, rep, model_dir, o));
+  return w.begin(out_path);
+}
+
 // Commits the written GGUF after checking its name once more (a file may have appeared there meanwhile), then
 // removes the files of the earlier output of that name the new one did not overwrite.
 status finish_output(writer& w, const std::string& out_path, const std::vector<std::string>& inputs,
@@ -132,12 +146,8 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
   convert_report& rep = fp.report;
 
-  writer_options wo;
-  wo.alignment = o.alignment;
-  wo.max_shard_bytes = o.max_shard_bytes;
-  writer w(wo);
-  RAZOR_TRY(declare_output(w, ck, rep, model_dir, o));
-  RAZOR_TRY(w.begin(out_path));
+  writer w(output_options(o));
+  RAZOR_TRY(begin_output(w, ck, rep, model_dir, out_path, o));
 
   uint64_t total = 0, done = 0;
   for (auto& r : rep.tensors) total += r.bytes;
@@ -266,12 +276,8 @@ result<convert_report> merge_gguf_parts(const std::string& model_dir, const std:
   if (found.size() != rep.tensors.size())
     return make_error(errc::invalid_argument, "the parts hold GGUF tensors this plan does not have");
 
-  writer_options wo;
-  wo.alignment = o.alignment;
-  wo.max_shard_bytes = o.max_shard_bytes;
-  writer w(wo);
-  RAZOR_TRY(declare_output(w, ck, rep, model_dir, o));
-  RAZOR_TRY(w.begin(out_path));
+  writer w(output_options(o));
+  RAZOR_TRY(begin_output(w, ck, rep, model_dir, out_path, o));
   uint64_t total = 0, done = 0;
   for (auto& r : rep.tensors) total += r.bytes;
   for (auto& r : rep.tensors) {

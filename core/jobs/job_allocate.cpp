@@ -341,21 +341,13 @@ result<json> job_study(const json& p, job_context& ctx) {
                           std::to_string(kl.model.ppl));
     }
   }
-  nlohmann::ordered_json out;
-  out["format"] = "razor.study/1";
-  out["model"] = model;
-  out["probe"] = probe;
-  out["probe_tokens"] = pr.n_tokens;
-  out["base_recipe"] = base.name;
-  out["text"] = text;
-  out["windows"] = windows;
-  out["ctx"] = ctx_len;
-  out["eval_offset_tokens"] = offset;
-  out["ref_ppl"] = ref_ppl;
-  out["choices"] = choices;
-  out["salience"] = salience;
-  out["error_cache"] = cache;
-  out["rows"] = rows;
+  nlohmann::ordered_json out = {{"format", "razor.study/1"}, {"model", model},
+                                 {"probe", probe},           {"probe_tokens", pr.n_tokens},
+                                 {"base_recipe", base.name}, {"text", text},
+                                 {"windows", windows},       {"ctx", ctx_len},
+                                 {"eval_offset_tokens", offset}, {"ref_ppl", ref_ppl},
+                                 {"choices", choices},       {"salience", salience},
+                                 {"error_cache", cache},     {"rows", rows}};
   nlohmann::ordered_json sj = nlohmann::ordered_json::object();
   for (auto& [k, v] : series) sj[k] = v;
   out["series"] = sj;
