@@ -67,10 +67,12 @@ find_package(Threads REQUIRED)
 find_package(CUDAToolkit REQUIRED)
 set(S $ROOT)
 add_library(fq STATIC \${S}/core/util/status.cpp \${S}/core/util/parallel.cpp \${S}/core/util/numeric.cpp
-            \${S}/core/quant/fake_quant.cpp \${S}/kernels/cuda_info.cu \${S}/kernels/fake_quant.cu)
+            \${S}/core/quant/fake_quant.cpp \${S}/core/quant/fake_quant_ref.cpp \${S}/kernels/cuda_info.cu
+            \${S}/kernels/fake_quant.cu)
 target_include_directories(fq PUBLIC \${S}/core \${S}/kernels/include)
 target_compile_definitions(fq PUBLIC RAZOR_HAVE_CUDA=1 RAZOR_VERSION="0" RAZOR_SOURCE_DIR="\${S}")
-set_source_files_properties(\${S}/core/quant/fake_quant.cpp PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
+set_source_files_properties(\${S}/core/quant/fake_quant.cpp \${S}/core/quant/fake_quant_ref.cpp
+                            PROPERTIES COMPILE_OPTIONS "-ffp-contract=off")
 set_source_files_properties(\${S}/kernels/fake_quant.cu PROPERTIES COMPILE_OPTIONS "--fmad=false")
 target_link_libraries(fq PUBLIC Threads::Threads PRIVATE CUDA::cudart_static)
 add_executable(bench_fake_quant \${S}/bench/bench_fake_quant.cpp)
