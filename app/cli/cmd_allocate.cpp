@@ -6,7 +6,7 @@
 // --mode gguf: one ggml type per quantized tensor of the whole GGUF file under an exact byte budget, from KL
 // sensitivities measured in memory (core/alloc, docs/allocation.md "Whole-file GGUF allocation"), written as a
 // tensor-type recipe that `razor pack --recipe` takes unchanged.
-// The options and the work are the registry's `allocate` job (core/jobs/job_handlers.cpp), as the worker runs it.
+// The options and the work are the registry's `allocate` job (core/jobs/job_allocate.cpp), as the worker runs it.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 

@@ -6,7 +6,7 @@
 // --ftype takes one of llama-quantize's file types (Q3_K_M, IQ2_XS, ...) and chooses every tensor's type as
 // llama-quantize does (core/gguf/ftype.h); a tensor-type --recipe then acts as its --tensor-type overrides.
 // --dry-run lists every tensor's type and why; --json prints the plan (and what was written) as JSON.
-// The options and the work are the registry's `pack` job (core/jobs/job_handlers.cpp), as the worker runs it.
+// The options and the work are the registry's `pack` job (core/jobs/job_gguf.cpp), as the worker runs it.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 

@@ -37,6 +37,58 @@ std::string file_arg(const std::string& p) {
   return fs::is_regular_file(p, ec) ? absolute(p) : p;
 }
 
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_slurm(const slurm_args& a) {
+  using namespace razor;
+  RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(a.model));
+  jobs::slurm_options o = a.o;
+  o.kind = a.kind == "pack" ? jobs::slurm_job_kind::pack : jobs::slurm_job_kind::quantize;
+  o.n_layers = int(ck.config().num_layers);
+  o.model = absolute(a.model);
+  o.out = absolute(a.out);
+  o.work_dir = absolute(a.work_dir);
+  if (!a.razor.empty()) {
+    o.razor = absolute(a.razor);
+  } else {
+    std::error_code ec;
+    auto self = fs::read_symlink("/proc/self/exe", ec);
+    if (ec) return make_error(errc::io, "cannot find this program's path; give --razor");
+    o.razor = self.string();
+  }
+  if (!a.recipe.empty()) o.job_args.insert(o.job_args.end(), {"--recipe", file_arg(a.recipe)});
+  if (!a.type.empty()) o.job_args.insert(o.job_args.end(), {"--type", a.type});
+  if (!a.ftype.empty()) o.job_args.insert(o.job_args.end(), {"--ftype", a.ftype});
+  if (!a.imatrix.empty()) o.job_args.insert(o.job_args.end(), {"--imatrix", file_arg(a.imatrix)});
+  if (a.cpu) o.task_args.push_back("--cpu");
+  for (auto& j : a.job_args) o.job_args.push_back(j);
+  if (o.kind == jobs::slurm_job_kind::pack && a.recipe.empty() && a.type.empty() && a.ftype.empty())
+    return make_error(errc::invalid_argument, "slurm pack: give --type, --ftype or --recipe");
+  RAZOR_ASSIGN_OR_RETURN(const jobs::slurm_plan plan, jobs::make_slurm_plan(o));
+  if (a.action == "plan") {
+    std::printf("# %d layers in %zu array tasks\n", o.n_layers, plan.ranges.size());
+    for (size_t i = 0; i < plan.ranges.size(); ++i)
+      std::printf("#   task %zu: layers %s -> %s\n", i, plan.ranges[i].to_string().c_str(), plan.part_dirs[i].c_str());
+    std::printf("# ---- %s\n%s", plan.array_path.c_str(), plan.array_script.c_str());
+    std::printf("# ---- %s\n%s", plan.merge_path.c_str(), plan.merge_script.c_str());
+    std::printf("# ---- %s\n%s", plan.submit_path.c_str(), plan.submit_script.c_str());
+    return {};
+  }
+  if (a.action == "script") {
+    RAZOR_TRY(jobs::write_slurm_scripts(plan));
+    std::printf("wrote %s\nwrote %s\nwrote %s\n", plan.array_path.c_str(), plan.merge_path.c_str(),
+                plan.submit_path.c_str());
+    return {};
+  }
+  RAZOR_ASSIGN_OR_RETURN(const jobs::slurm_submission sub, jobs::submit_slurm_plan(plan, a.sbatch));
+  nlohmann::json j = {{"array_job_id", sub.array_job_id},
+                      {"merge_job_id", sub.merge_job_id},
+                      {"tasks", plan.ranges.size()},
+                      {"work_dir", o.work_dir},
+                      {"out", o.out}};
+  std::printf("%s\n", j.dump().c_str());
+  return {};
+}
+
 RAZOR_COMMAND("slurm", "Split quantize / pack over a Slurm array job (one layer range per task) plus a merge job",
               45, [](CLI::App& sub) {
   auto a = std::make_shared<slurm_args>();
@@ -64,59 +116,7 @@ RAZOR_COMMAND("slurm", "Split quantize / pack over a Slurm array job (one layer 
   sub.add_option("--job-name", a->o.job_name, "job name prefix (default razor)");
   sub.add_option("--razor", a->razor, "the razor binary the compute nodes run (default: this one)");
   sub.add_option("--sbatch", a->sbatch, "submit: the sbatch program (default: sbatch from PATH)");
-  return [a]() -> int {
-    using namespace razor;
-    auto ck = checkpoint::open(a->model);
-    if (!ck.ok()) return cli::report(ck.error());
-    jobs::slurm_options o = a->o;
-    o.kind = a->kind == "pack" ? jobs::slurm_job_kind::pack : jobs::slurm_job_kind::quantize;
-    o.n_layers = int(ck->config().num_layers);
-    o.model = absolute(a->model);
-    o.out = absolute(a->out);
-    o.work_dir = absolute(a->work_dir);
-    if (!a->razor.empty()) {
-      o.razor = absolute(a->razor);
-    } else {
-      std::error_code ec;
-      auto self = fs::read_symlink("/proc/self/exe", ec);
-      if (ec) return cli::report(make_error(errc::io, "cannot find this program's path; give --razor"));
-      o.razor = self.string();
-    }
-    if (!a->recipe.empty()) o.job_args.insert(o.job_args.end(), {"--recipe", file_arg(a->recipe)});
-    if (!a->type.empty()) o.job_args.insert(o.job_args.end(), {"--type", a->type});
-    if (!a->ftype.empty()) o.job_args.insert(o.job_args.end(), {"--ftype", a->ftype});
-    if (!a->imatrix.empty()) o.job_args.insert(o.job_args.end(), {"--imatrix", file_arg(a->imatrix)});
-    if (a->cpu) o.task_args.push_back("--cpu");
-    for (auto& j : a->job_args) o.job_args.push_back(j);
-    if (o.kind == jobs::slurm_job_kind::pack && a->recipe.empty() && a->type.empty() && a->ftype.empty())
-      return cli::report(make_error(errc::invalid_argument, "slurm pack: give --type, --ftype or --recipe"));
-    auto plan = jobs::make_slurm_plan(o);
-    if (!plan.ok()) return cli::report(plan.error());
-    if (a->action == "plan") {
-      std::printf("# %d layers in %zu array tasks\n", o.n_layers, plan->ranges.size());
-      for (size_t i = 0; i < plan->ranges.size(); ++i)
-        std::printf("#   task %zu: layers %s -> %s\n", i, plan->ranges[i].to_string().c_str(), plan->part_dirs[i].c_str());
-      std::printf("# ---- %s\n%s", plan->array_path.c_str(), plan->array_script.c_str());
-      std::printf("# ---- %s\n%s", plan->merge_path.c_str(), plan->merge_script.c_str());
-      std::printf("# ---- %s\n%s", plan->submit_path.c_str(), plan->submit_script.c_str());
-      return 0;
-    }
-    if (a->action == "script") {
-      if (auto st = jobs::write_slurm_scripts(*plan); !st.ok()) return cli::report(st);
-      std::printf("wrote %s\nwrote %s\nwrote %s\n", plan->array_path.c_str(), plan->merge_path.c_str(),
-                  plan->submit_path.c_str());
-      return 0;
-    }
-    auto sub_r = jobs::submit_slurm_plan(*plan, a->sbatch);
-    if (!sub_r.ok()) return cli::report(sub_r.error());
-    nlohmann::json j = {{"array_job_id", sub_r->array_job_id},
-                        {"merge_job_id", sub_r->merge_job_id},
-                        {"tasks", plan->ranges.size()},
-                        {"work_dir", o.work_dir},
-                        {"out", o.out}};
-    std::printf("%s\n", j.dump().c_str());
-    return 0;
-  };
+  return [a]() -> int { return razor::cli::report(run_slurm(*a)); };
 });
 
 }  // namespace

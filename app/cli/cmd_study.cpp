@@ -3,7 +3,7 @@
 // memory through the engine's weight transform (no checkpoint written), and KL (mean, p99), perplexity and
 // same-top-1 against the unquantized model, on windows after the probe's calibration tokens. Prints a
 // markdown table and writes plot-ready JSON (razor.study/1).
-// The options and the work are the registry's `study` job (core/jobs/job_handlers.cpp), as the worker runs it.
+// The options and the work are the registry's `study` job (core/jobs/job_allocate.cpp), as the worker runs it.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 

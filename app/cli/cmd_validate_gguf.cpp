@@ -3,7 +3,7 @@
 // reports its perplexity on T; with --ref (the unquantized export) also the KL divergence from REF per
 // position (mean, percentiles, maximum) and how often both agree on the most probable token, as
 // llama-perplexity --kl-divergence reports them.
-// The options and the work are the registry's `validate-gguf` job (core/jobs/job_handlers.cpp).
+// The options and the work are the registry's `validate-gguf` job (core/jobs/job_gguf.cpp).
 #include <cstdio>
 
 #include "cli/commands.h"

@@ -39,22 +39,22 @@ linear make_linear_cat(const std::vector<const tensor_f32*>& ws) {
 
 namespace {
 
-constexpr size_t k_rows = 4;    // rows of x per register block
-constexpr size_t k_cols = 64;   // outputs per block: 4 x 64 accumulators stay in L1
+constexpr size_t kRows = 4;    // rows of x per register block
+constexpr size_t kCols = 64;   // outputs per block: 4 x 64 accumulators stay in L1
 
 // One block: y[r][j0 .. j0+nc) for r < nr, over all of `in`.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void gemm_block(const float* x, size_t ldx, size_t nr,
                                                                               const float* wt, size_t out,
                                                                               size_t in, size_t j0, size_t nc,
                                                                               float* y, size_t ldy) {
-  float acc[k_rows][k_cols];
-  for (size_t r = 0; r < k_rows; ++r)
-    for (size_t j = 0; j < k_cols; ++j) acc[r][j] = 0.0f;
-  if (nr == k_rows && nc == k_cols) {
+  float acc[kRows][kCols];
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t j = 0; j < kCols; ++j) acc[r][j] = 0.0f;
+  if (nr == kRows && nc == kCols) {
     for (size_t k = 0; k < in; ++k) {
       const float* w = wt + k * out + j0;
       float x0 = x[k], x1 = x[ldx + k], x2 = x[2 * ldx + k], x3 = x[3 * ldx + k];
-      for (size_t j = 0; j < k_cols; ++j) {
+      for (size_t j = 0; j < kCols; ++j) {
         float wj = w[j];
         acc[0][j] += x0 * wj;
         acc[1][j] += x1 * wj;
@@ -81,16 +81,16 @@ void matmul(const float* x, size_t n, const linear& w, float* y, size_t ldx, siz
   size_t in = size_t(w.in), out = size_t(w.out);
   if (!ldx) ldx = in;
   if (!ldy) ldy = out;
-  size_t n_rb = (n + k_rows - 1) / k_rows, n_cb = (out + k_cols - 1) / k_cols;
+  size_t n_rb = (n + kRows - 1) / kRows, n_cb = (out + kCols - 1) / kCols;
   // Tiles ordered column-block-major, so a thread's consecutive tiles reuse one [in x 64] slice of W.
   parallel_for(
       n_rb * n_cb,
       [&](size_t b, size_t e) {
         for (size_t t = b; t < e; ++t) {
           size_t cb = t / n_rb, rb = t % n_rb;
-          size_t r0 = rb * k_rows, j0 = cb * k_cols;
-          gemm_block(x + r0 * ldx, ldx, std::min(k_rows, n - r0), w.wt.data(), out, in, j0,
-                     std::min(k_cols, out - j0), y + r0 * ldy, ldy);
+          size_t r0 = rb * kRows, j0 = cb * kCols;
+          gemm_block(x + r0 * ldx, ldx, std::min(kRows, n - r0), w.wt.data(), out, in, j0,
+                     std::min(kCols, out - j0), y + r0 * ldy, ldy);
         }
       },
       16, threads);

@@ -56,7 +56,7 @@ bool vocab_string_to_bytes(std::string_view s, std::string* out) {
   return true;
 }
 
-constexpr const char* k_gpt2_pattern =
+constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 }  // namespace
@@ -163,7 +163,7 @@ result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const st
       byte_level_regex = true;
   };
   if (j.contains("pre_tokenizer")) scan(j["pre_tokenizer"]);
-  if (pattern.empty() && byte_level_regex) pattern = k_gpt2_pattern;
+  if (pattern.empty() && byte_level_regex) pattern = kGpt2Pattern;
   if (pattern.empty()) return make_error(errc::unsupported, where + ": no pre-tokenizer regex found");
   tk.pattern_ = pattern;
   tk.where_ = where;

@@ -15,11 +15,16 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr bench_info kTable[] = {
-#define X(key, n, acc, prefix, fields) {bench_id::key, #key, n, acc, prefix, fields},
-    RAZOR_EVAL_BENCHMARKS(X)
-#undef X
-};
+// The table's rows `razor eval` runs (default n > 0), in table order.
+const std::vector<bench_info>& runnable() {
+  static const std::vector<bench_info> rows = [] {
+    std::vector<bench_info> v;
+    for (const auto& b : results::benchmark_table())
+      if (b.runnable()) v.push_back(b);
+    return v;
+  }();
+  return rows;
+}
 
 constexpr std::string_view kLetterSuffix = "\n\nReason, then end with 'Answer: <letter>'.";
 
@@ -37,17 +42,17 @@ bool has(const json& row, const char* k) { return row.contains(k) && !row[k].is_
 
 }  // namespace
 
-std::span<const bench_info> bench_table() { return kTable; }
+std::span<const bench_info> bench_table() { return runnable(); }
 
 const bench_info* find_bench(std::string_view key) {
-  for (const auto& b : kTable)
+  for (const auto& b : runnable())
     if (b.key == key) return &b;
   return nullptr;
 }
 
 std::string bench_keys() {
   std::string s;
-  for (const auto& b : kTable) s += (s.empty() ? "" : ", ") + std::string(b.key);
+  for (const auto& b : runnable()) s += (s.empty() ? "" : ", ") + std::string(b.key);
   return s;
 }
 
@@ -162,6 +167,8 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
       if (has(row, "task_id")) it.id = str_field(row, {"task_id"});
       break;
     }
+    default:
+      return make_error(errc::unsupported, std::string(b.key) + ": `razor eval` does not run this benchmark (its results are only imported)");
   }
   return it;
 }
@@ -275,6 +282,7 @@ grade_result grade(const bench_info& b, const bench_item& item, const std::strin
       g.correct = run_python(prog, l).passed;
       break;
     }
+    default: break;  // not run by `razor eval` (make_item refuses it)
   }
   return g;
 }

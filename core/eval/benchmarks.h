@@ -11,41 +11,16 @@
 #include <vector>
 
 #include "eval/sandbox.h"
+#include "results/benchmarks.h"
 #include "util/status.h"
 
 namespace razor::eval {
 
-// One table drives the benchmark list (house style 10): the CLI help, the loaders, the result keys, the tests.
-// key, default n, accuracy key suffix, count prefix ("" = key), fields read from each JSONL row
-// clang-format off
-#define RAZOR_EVAL_BENCHMARKS(X)                                                                                     \
-  X(mmlu_pro,  150, "acc",   "",     "question, options (list of up to 10), answer_index; id: question_id")          \
-  X(gpqa,      198, "acc",   "",     "question (options a)-d) embedded), answer (letter A-D)")                       \
-  X(mmmlu,     150, "acc",   "",     "Question, A, B, C, D, Answer (letter)")                                        \
-  X(bbeh,      120, "acc",   "",     "input, target")                                                                \
-  X(aime,       30, "acc",   "",     "problem (or question), answer; id")                                            \
-  X(math500,   120, "acc",   "",     "problem, answer; unique_id")                                                   \
-  X(gsm8k,     200, "acc",   "",     "question, answer (solution ending '#### <number>')")                           \
-  X(hle,       500, "acc",   "",     "id, question, answer, answer_type (multipleChoice|exactMatch), image (rows with one are skipped)") \
-  X(humaneval, 164, "pass1", "he",   "task_id, prompt, test, entry_point")                                           \
-  X(mbpp,      150, "pass1", "mbpp", "task_id, prompt, test_list, test_imports")
-// clang-format on
-
-enum class bench_id {
-#define X(key, n, acc, prefix, fields) key,
-  RAZOR_EVAL_BENCHMARKS(X)
-#undef X
-};
-
-struct bench_info {
-  bench_id id;
-  std::string_view key;
-  int default_n;
-  std::string_view acc_suffix;    // "<key>_acc" or "<key>_pass1"
-  std::string_view count_prefix;  // "<prefix>_n", "_n_finished", "_trunc"
-  std::string_view fields;
-};
-std::span<const bench_info> bench_table();
+// The benchmarks `razor eval` runs: the rows of the one benchmark table (results/benchmarks.h) with a default n.
+// Their CLI help, loaders, result keys and tests read that table.
+using results::bench_id;
+using bench_info = results::benchmark_info;
+std::span<const bench_info> bench_table();  // the runnable rows, in table order
 const bench_info* find_bench(std::string_view key);
 std::string bench_keys();  // "mmlu_pro, gpqa, ..."
 

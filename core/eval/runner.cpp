@@ -228,8 +228,8 @@ result<json> run_eval(const eval_options& o) {
     std::vector<json> recs;
     for (const auto& it : r.items) recs.push_back(done[std::string(r.info->key) + "\x1f" + it.id]);
     bench_summary s = summarize(std::string(r.info->key), recs);
-    std::string key(r.info->key), acc = key + "_" + std::string(r.info->acc_suffix);
-    std::string pre = r.info->count_prefix.empty() ? key : std::string(r.info->count_prefix);
+    std::string key(r.info->key), acc = r.info->primary_acc_key();
+    std::string pre = r.info->counts_prefix();
     res[acc] = s.acc;
     res[acc + "_finished"] = s.acc_finished;
     res[pre + "_n"] = s.n;

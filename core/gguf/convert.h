@@ -29,6 +29,7 @@
 
 #include "ggml/types.h"
 #include "gguf/imatrix.h"
+#include "gguf/type_recipe.h"
 #include "model/layer_selection.h"
 #include "util/parallel.h"
 #include "util/status.h"
@@ -40,29 +41,6 @@ struct recipe;
 
 namespace razor::gguf {
 
-// ---- tensor-type recipes ----------------------------------------------------------------------------
-struct type_rule {
-  std::string pattern;  // lower-cased regex
-  ggml::type type;
-  int line = 0;
-};
-
-struct type_recipe {
-  std::vector<type_rule> rules;
-  std::optional<ggml::type> default_type;        // "--type"
-  std::optional<ggml::type> output_type;         // --output-tensor-type
-  std::optional<ggml::type> token_embedding_type;  // --token-embedding-type
-  std::string source;                            // file name for messages
-};
-
-// Parses `pattern=type` entries and "#@ default=T output=T token_embd=T" directive comments ('#' comments, blank
-// lines). Unknown types, missing '=' and invalid regexes (or ones over util/regex.h's length and nesting limits)
-// are errors (errc::bad_recipe) naming `where` and the line; so is a pattern that reaches the match limits when
-// the plan is made.
-result<type_recipe> parse_type_recipe(const std::string& text, const std::string& where);
-result<type_recipe> load_type_recipe(const std::string& path);
-// The pattern of a rule matching exactly one tensor name ("blk.0.attn_v.weight" -> "^blk\\.0\\.attn_v\\.weight$").
-std::string exact_name_pattern(const std::string& name);
 
 // ---- fake-quant recipes (razor.recipe/1, core/model/recipe.h) -> one ggml type per GGUF tensor ----------
 // A fused GGUF expert tensor (ffn_{gate,up,down}_exps) holds one type, so per-expert bits (expert_bits) are

@@ -23,7 +23,7 @@ T resolve(T t, int64_t n) {
   return r.ok() ? *r : T::f16;
 }
 
-constexpr std::array k_ftypes = {
+constexpr std::array kFtypes = {
 #define X(ident, name, id, def, alias, desc) ftype_info{ftype::ident, name, id, T::def, alias, desc},
     RAZOR_LLAMA_FTYPES(X)
 #undef X
@@ -284,24 +284,24 @@ bool requires_imatrix(const std::string& name, T t, ftype f) {
 
 }  // namespace
 
-std::span<const ftype_info> all_ftypes() { return k_ftypes; }
+std::span<const ftype_info> all_ftypes() { return kFtypes; }
 
 const ftype_info& info(ftype f) {
-  for (const auto& fi : k_ftypes)
+  for (const auto& fi : kFtypes)
     if (fi.f == f) return fi;
-  return k_ftypes[0];  // unreachable for valid enumerators
+  return kFtypes[0];  // unreachable for valid enumerators
 }
 
 result<ftype> ftype_from_name(std::string_view name) {
-  for (const auto& fi : k_ftypes)
+  for (const auto& fi : kFtypes)
     if (iequals(fi.name, name) || (!fi.alias.empty() && iequals(fi.alias, name))) return fi.f;
   if (!name.empty() && std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
     const unsigned long id = std::strtoul(std::string(name).c_str(), nullptr, 10);
-    for (const auto& fi : k_ftypes)
+    for (const auto& fi : kFtypes)
       if (fi.id == id) return fi.f;
   }
   std::string known;
-  for (const auto& fi : k_ftypes) known += (known.empty() ? "" : ", ") + std::string(fi.name);
+  for (const auto& fi : kFtypes) known += (known.empty() ? "" : ", ") + std::string(fi.name);
   return make_error(errc::invalid_argument, "unknown file type '" + std::string(name) + "' (known: " + known + ")");
 }
 

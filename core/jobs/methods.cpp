@@ -85,7 +85,7 @@ result<checkpoint> open_model(const json& p, job_context& ctx, const std::string
 }
 
 // ---- the methods ----
-result<json> m_echo(const json& p, job_context& ctx) {
+result<json> job_echo(const json& p, job_context& ctx) {
   // Test hooks: text written to the worker's stdout / stderr must end on stderr (docs/protocol.md).
   if (auto it = p.find("stdout"); it != p.end() && it->is_string()) {
     std::fputs(it->get<std::string>().c_str(), stdout);
@@ -98,7 +98,7 @@ result<json> m_echo(const json& p, job_context& ctx) {
   return p;
 }
 
-result<json> m_sleep(const json& p, job_context& ctx) {
+result<json> job_sleep(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(int64_t ms, int_param(p, "ms", 1000, 0, int64_t(24) * 3600 * 1000));
   RAZOR_ASSIGN_OR_RETURN(int64_t step, int_param(p, "step_ms", 10, 1, 60000));
   auto t0 = std::chrono::steady_clock::now();
@@ -110,7 +110,7 @@ result<json> m_sleep(const json& p, job_context& ctx) {
   return json{{"slept_ms", ms}};
 }
 
-result<json> m_inspect(const json& p, job_context& ctx) {
+result<json> job_inspect(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(bool tensors, bool_param(p, "tensors", false));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   auto st = check_adapter_config(ck.adapter(), ck.config(), p["model"].get<std::string>() + "/config.json");
@@ -120,7 +120,7 @@ result<json> m_inspect(const json& p, job_context& ctx) {
   return j;
 }
 
-result<json> m_footprint(const json& p, job_context& ctx) {
+result<json> job_footprint(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, open_model(p, ctx));
   RAZOR_ASSIGN_OR_RETURN(recipe r, load_recipe(recipe_name));
@@ -131,7 +131,7 @@ result<json> m_footprint(const json& p, job_context& ctx) {
   return j;
 }
 
-result<json> m_quantize(const json& p, job_context& ctx) {
+result<json> job_quantize(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string recipe_name, str_param(p, "recipe", "seed-default"));
   RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
   RAZOR_ASSIGN_OR_RETURN(bool cpu, bool_param(p, "cpu", false));
@@ -161,7 +161,7 @@ result<json> m_quantize(const json& p, job_context& ctx) {
   return res;
 }
 
-result<json> m_synth(const json& p, job_context& ctx) {
+result<json> job_synth(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(std::string out, str_param(p, "out"));
   RAZOR_ASSIGN_OR_RETURN(bool sparse, bool_param(p, "sparse", false));
   RAZOR_ASSIGN_OR_RETURN(bool per_expert, bool_param(p, "per_expert", false));
@@ -205,7 +205,7 @@ result<std::vector<std::string>> str_list_param(const json& p, const std::string
   return v;
 }
 
-result<json> m_serve(const json& p, job_context& ctx) {
+result<json> job_serve(const json& p, job_context& ctx) {
   eval::serve_options o;
   RAZOR_ASSIGN_OR_RETURN(o.engine, str_param(p, "engine", "vllm"));
   RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
@@ -261,7 +261,7 @@ result<int> budget_param(const json& p) {
   return bad_param("budget", "a token count or \"32k\" / \"64k\"");
 }
 
-result<json> m_eval(const json& p, job_context& ctx) {
+result<json> job_eval(const json& p, job_context& ctx) {
   eval::eval_options o;
   RAZOR_ASSIGN_OR_RETURN(o.client.endpoint, str_param(p, "endpoint"));
   RAZOR_ASSIGN_OR_RETURN(o.model, str_param(p, "model", ""));
@@ -302,7 +302,7 @@ result<json> m_eval(const json& p, job_context& ctx) {
 }
 
 // ---- slurm (docs/slurm.md): `razor slurm submit`, then the jobs are followed until the merge job ends ----
-result<json> m_slurm(const json& p, job_context& ctx) {
+result<json> job_slurm(const json& p, job_context& ctx) {
   namespace fs = std::filesystem;
   auto absolute = [](const std::string& s) {
     std::error_code ec;
@@ -403,23 +403,23 @@ fb opt(std::string name, field_type t, std::string help) { return fb{{std::move(
 
 const std::vector<method_def>& method_table() {
   static const std::vector<method_def> table = {
-      {"echo", "returns its params (test hook: params.stdout / params.stderr are printed there)", {}, m_echo, true},
+      {"echo", "returns its params (test hook: params.stdout / params.stderr are printed there)", {}, job_echo, true},
       {"sleep", "sleeps with progress; cancellable",
-       {opt("ms", I, 1000, "milliseconds"), opt("step_ms", I, 10, "progress step")}, m_sleep},
+       {opt("ms", I, 1000, "milliseconds"), opt("step_ms", I, 10, "progress step")}, job_sleep},
       {"inspect", "the inventory of `razor inspect --json`",
        {need("model", P, "Hugging Face checkpoint directory").pos(), opt("tensors", B, false, "list every tensor")},
-       m_inspect},
+       job_inspect},
       {"footprint", "`razor footprint --json`",
        {need("model", P, "Hugging Face checkpoint directory").pos(),
         opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name")},
-       m_footprint},
+       job_footprint},
       {"quantize", "`razor quantize`: fake-quantized checkpoint, written atomically",
        {need("model", P, "Hugging Face checkpoint directory").pos(), need("out", P, "output checkpoint directory"),
         opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name"),
         opt("cpu", B, false, "never use a GPU"),
         opt("layers", S, "all", "only layers A:B (half-open), 'rest' (tensors outside the layers) or 'A:B,rest': "
                                 "writes a part for merge (docs/slurm.md)")},
-       m_quantize},
+       job_quantize},
       {"synth", "`razor synth`: a synthetic checkpoint",
        {need("config", A, "config.json to synthesise (e.g. resources/configs/qwen3.5-122b-a10b.json; the worker also "
                           "takes the object itself)"),
@@ -430,7 +430,7 @@ const std::vector<method_def>& method_table() {
         opt("dtype", S, "bf16", "bf16, f16, f32, or fp8: FP8 E4M3 linear weights with 128x128 block scales "
                                 "(<weight>_scale_inv, the Hub's fine-grained FP8 layout)")
             .one_of({"bf16", "f16", "f32", "fp8"})},
-       m_synth},
+       job_synth},
       {"pack", "`razor pack`: GGUF in the requested ggml types, written atomically (dry_run: the plan only)",
        {need("model", P, "checkpoint folder (config.json + *.safetensors)").pos(),
         opt("type", S, "default ggml type").vals("ggml_types").alias("-t"),
@@ -561,7 +561,7 @@ const std::vector<method_def>& method_table() {
         opt("ctx", I, 0, "context length"), opt("gpu_memory_utilization", N, "vLLM's share of GPU memory"),
         opt("ready_timeout_s", N, 900.0, "seconds to wait for the server"),
         opt("stop_grace_s", N, 4.0, "seconds between SIGTERM and SIGKILL"), opt("log", P, "server log file")},
-       m_serve},
+       job_serve},
       {"eval", "`razor eval`: benchmarks against an OpenAI-compatible server (artifact `result`)",
        {need("endpoint", S, "base URL of the server"), need("data", P, "folder of <benchmark>.jsonl"),
         need("out", P, "result JSON"), opt("model", S, "served model (default: the first of /v1/models)"),
@@ -571,7 +571,7 @@ const std::vector<method_def>& method_table() {
         opt("timeout_s", N, "request timeout"), opt("retries", I, "retries per request"),
         opt("targets", P, "targets file"), opt("official_model", S, "the official model's name in the targets"),
         opt("require_sandbox_netns", B, false, "refuse to run code without a network namespace")},
-       m_eval},
+       job_eval},
       {"slurm", "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
        {need("kind", S, "job kind").one_of({"quantize", "pack"}), need("model", P, "checkpoint"),
         need("out", P, "output"), need("work_dir", P, "shared work folder"), opt("tasks", I, 0, "array tasks"),
@@ -582,7 +582,7 @@ const std::vector<method_def>& method_table() {
         opt("sbatch", P, "sbatch", "sbatch program"), opt("scontrol", P, "scontrol", "scontrol program"),
         opt("scancel", P, "scancel", "scancel program"), opt("cpus_per_task", I, 0, "CPUs per task"),
         opt("poll_s", N, 10.0, "seconds between polls")},
-       m_slurm},
+       job_slurm},
   };
   return table;
 }

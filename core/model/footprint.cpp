@@ -6,52 +6,65 @@
 
 namespace razor {
 
-static void add_quantized(footprint_totals& t, int64_t params, double bits, double scale_bits_per_param) {
-  t.params += params;
-  if (bits >= kKeepBits) return;
-  t.params_quantized += params;
-  t.weight_bits += double(params) * bits;
-  t.scale_bits += double(params) * scale_bits_per_param;
+void footprint::add(const footprint_share& s) {
+  const bool kept = s.bits >= kKeepBits;
+  auto add_to = [&](footprint_totals& t, bool with_kept) {
+    t.params += s.params;
+    if (kept) {
+      if (with_kept) t.kept_bits += s.kept_bits;
+      return;
+    }
+    t.params_quantized += s.params;
+    t.weight_bits += double(s.params) * s.bits;
+    t.scale_bits += s.scale_bits;
+  };
+  add_to(all, true);
+  add_to(by_role[s.role], true);
+  if (s.role == tensor_role::routed_expert && s.layer >= 0 && size_t(s.layer) < by_layer.size())
+    add_to(by_layer[size_t(s.layer)], false);  // by_layer: the experts' quantized weights and scales
+  params_by_bits[kept ? kKeepBits : s.bits] += s.params;
+}
+
+double scale_bits_per_param(const tensor_entry& t, const recipe& r) {
+  const int64_t cols = t.cols();
+  const int64_t g = (r.group > 0 && cols % r.group == 0) ? r.group : cols;
+  return g > 0 ? r.scale_bits / double(g) : 0.0;
+}
+
+status add_tensor_footprint(footprint& f, const tensor_entry& t, const recipe& r) {
+  const int64_t n = t.numel();
+  const double spp = scale_bits_per_param(t, r);
+  const double stored = dtype_bits(t.dt);
+  auto share = [&](int64_t params, double bits) {
+    return footprint_share{t.cls.role, t.cls.layer, params, bits, double(params) * spp, double(params) * stored};
+  };
+  if (t.cls.role == tensor_role::routed_expert && t.cls.fused && t.shape.size() == 3 &&
+      r.expert_bits.count(t.cls.layer)) {
+    const int64_t E = t.shape[0];
+    std::vector<double> bits(size_t(std::max<int64_t>(E, 0)));
+    for (int64_t e = 0; e < E; ++e) {
+      RAZOR_ASSIGN_OR_RETURN(bits[size_t(e)], r.expert_tag(t, int(e)));
+    }
+    for (int64_t e = 0; e < E; ++e) f.add(share(n / E, bits[size_t(e)]));
+  } else {
+    RAZOR_ASSIGN_OR_RETURN(const double bits, r.tensor_bits(t));
+    f.add(share(n, bits));
+  }
+  return {};
+}
+
+result<footprint> compute_footprint(std::span<const tensor_entry> tensors, int64_t num_layers, const recipe& r) {
+  footprint f;
+  f.by_layer.resize(size_t(std::max<int64_t>(num_layers, 0)));
+  for (const auto& t : tensors) RAZOR_TRY(add_tensor_footprint(f, t, r));
+  return f;
 }
 
 result<footprint> compute_footprint(const checkpoint& ck, const recipe& rin) {
-  recipe resolved;
-  const bool needs = rin.two_level_target > 0;
-  if (needs) {
-    resolved = rin;
-    resolved.resolve(ck.config());
-  }
-  const recipe& r = needs ? resolved : rin;
-  footprint f;
-  f.by_layer.resize(size_t(std::max<int64_t>(ck.config().num_layers, 0)));
-  for (const auto& t : ck.tensors()) {
-    const int64_t n = t.numel();
-    const int64_t cols = t.cols();
-    const int64_t g = (r.group > 0 && cols % r.group == 0) ? r.group : cols;
-    const double scale_per_param = g > 0 ? r.scale_bits / double(g) : 0.0;
-    auto& role = f.by_role[t.cls.role];
-    auto account = [&](int64_t params, double bits) {
-      for (footprint_totals* tot : {&f.all, &role}) {
-        add_quantized(*tot, params, bits, scale_per_param);
-        if (bits >= kKeepBits) tot->kept_bits += double(params) * dtype_bits(t.dt);
-      }
-      if (t.cls.role == tensor_role::routed_expert && t.cls.layer >= 0 && size_t(t.cls.layer) < f.by_layer.size())
-        add_quantized(f.by_layer[size_t(t.cls.layer)], params, bits, scale_per_param);
-      f.params_by_bits[bits >= kKeepBits ? kKeepBits : bits] += params;
-    };
-    if (t.cls.role == tensor_role::routed_expert && t.cls.fused && t.shape.size() == 3 &&
-        r.expert_bits.count(t.cls.layer)) {
-      const int64_t E = t.shape[0];
-      for (int64_t e = 0; e < E; ++e) {
-        RAZOR_ASSIGN_OR_RETURN(double bits, r.expert_tag(t, int(e)));
-        account(n / E, bits);
-      }
-    } else {
-      RAZOR_ASSIGN_OR_RETURN(double bits, r.tensor_bits(t));
-      account(n, bits);
-    }
-  }
-  return f;
+  if (rin.two_level_target <= 0) return compute_footprint(ck.tensors(), ck.config().num_layers, rin);
+  recipe resolved = rin;
+  resolved.resolve(ck.config());
+  return compute_footprint(ck.tensors(), ck.config().num_layers, resolved);
 }
 
 double footprint::seed_effective_bits() const {

@@ -13,12 +13,29 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include <span>
+
 #include "model/adapter.h"
+#include "util/status.h"
 
 namespace razor {
 
 class checkpoint;
 struct recipe;
+struct tensor_entry;
+
+// One tensor's (or one expert's slice of a fused tensor's) share of a footprint: `params` weights at `bits`
+// (>= kKeepBits: kept), `scale_bits` the total scale storage they add when quantized, `kept_bits` their total
+// stored bits when kept. The one accounting rule: compute_footprint and the GUI's live footprint both add
+// shares.
+struct footprint_share {
+  tensor_role role = tensor_role::other;
+  int layer = -1;  // by_layer counts routed experts of layers 0 .. by_layer.size() - 1
+  int64_t params = 0;
+  double bits = 0;
+  double scale_bits = 0;
+  double kept_bits = 0;
+};
 
 struct footprint_totals {
   int64_t params = 0;
@@ -42,7 +59,21 @@ struct footprint {
   double bits_per_weight() const;               // packed bits / all params
   double expert_avg_bits() const;
   nlohmann::json to_json() const;
+
+  void add(const footprint_share& s);
 };
+
+// Scale bits per weight of a tensor under a recipe: one scale of scale_bits per group (the recipe's group, or
+// the whole row when the row is not a multiple of it).
+double scale_bits_per_param(const tensor_entry& t, const recipe& r);
+
+// Adds one tensor at the recipe's bits for it (per expert for a fused routed-expert tensor with expert_bits).
+// An error only when a recipe pattern reaches the regex match limits on the tensor's name; nothing is added then.
+status add_tensor_footprint(footprint& f, const tensor_entry& t, const recipe& r);
+
+// The footprint of tensors known by shape, dtype and class alone (a checkpoint's, or the GUI's inventory):
+// `r` as given (a two-level target already resolved), by_layer sized to `num_layers`.
+result<footprint> compute_footprint(std::span<const tensor_entry> tensors, int64_t num_layers, const recipe& r);
 
 // An error only when a recipe pattern reaches the regex match limits on a tensor name (recipe::tensor_bits).
 result<footprint> compute_footprint(const checkpoint& ck, const recipe& r);

@@ -126,6 +126,7 @@ result<alloc_target> parse_target(std::string_view s);
 //   werr = sum_j m_j sum_i (Q-W)_ij^2   wref = sum_j m_j sum_i W_ij^2
 // with m_j the probe's mean square input of column j for that expert (1 everywhere without an imatrix).
 inline constexpr int kProjs = 3;  // gate, up, down
+inline constexpr expert_proj kProjOf[kProjs] = {expert_proj::gate, expert_proj::up, expert_proj::down};
 struct error_table {
   int n_layers = 0, n_experts = 0;
   std::vector<double> bits;            // candidate bit widths, ascending

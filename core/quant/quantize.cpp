@@ -283,6 +283,24 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// One tensor written: progress advanced, cancellation reported naming the output.
+status tensor_done(const progress_fn& progress, uint64_t& done, uint64_t total, const tensor_entry& t,
+                   const std::string& out_dir) {
+  done += t.nbytes;
+  if (progress && !progress(double(done), double(total), t.name.c_str()))
+    return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+  return {};
+}
+
+// The report's common part: time, bytes read, where it ran.
+quantize_report start_report(std::chrono::steady_clock::time_point t0, uint64_t total, const run_acc& acc) {
+  quantize_report rep;
+  rep.seconds = seconds_since(t0);
+  rep.bytes_in = total;
+  rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
+  return rep;
+}
+
 }  // namespace
 
 std::string checkpoint_fingerprint(const checkpoint& ck) {
@@ -337,16 +355,11 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
       RAZOR_TRY(quantize_tensor(ck, r, *tp, opt, w, acc, part, done, total, progress, out_dir));
       RAZOR_TRY(ck.check_mapped());  // a shard truncated while it was read (util/mapped_file.h)
       if (part) files[tp->name] = file;
-      done += tp->nbytes;
-      if (progress && !progress(double(done), double(total), tp->name.c_str()))
-        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+      RAZOR_TRY(tensor_done(progress, done, total, *tp, out_dir));
     }
     RAZOR_TRY(w.finish());
   }
-  quantize_report rep;
-  rep.seconds = seconds_since(t0);
-  rep.bytes_in = total;
-  rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
+  quantize_report rep = start_report(t0, total, acc);
   if (part) {
     nlohmann::json pj;
     pj["format"] = "razor.quant_part/1";
@@ -499,16 +512,11 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
         acc.tensors[t->name] = tensors[t->name];
         for (auto* e : experts_of[t->name]) acc.experts.push_back(*e);
       }
-      done += t->nbytes;
-      if (progress && !progress(double(done), double(total), t->name.c_str()))
-        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+      RAZOR_TRY(tensor_done(progress, done, total, *t, out_dir));
     }
     RAZOR_TRY(w.finish());
   }
-  quantize_report rep;
-  rep.seconds = seconds_since(t0);
-  rep.bytes_in = total;
-  rep.backend = backend_name(acc.used_cpu, acc.used_gpu);
+  quantize_report rep = start_report(t0, total, acc);
   double part_seconds = 0;
   for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
   RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds));

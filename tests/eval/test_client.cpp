@@ -12,7 +12,9 @@
 #include "eval/client.h"
 #include "eval/runner.h"
 #include "eval/fake_server.h"
-#include "../../ui/BenchResult.cpp"  // the workbench importer (plain C++): our schema must load there
+#include "results/bench_result.h"  // the workbench importer (razor_results): our schema must load there
+
+using namespace razor::results;
 
 using namespace razor::eval;
 using razor::eval::testing::fake_reply;
@@ -202,7 +204,7 @@ TEST(CliEval, EndToEndAndResume) {
   EXPECT_EQ(lines, 3);
 
   // The workbench importer reads it as the seed's schema.
-  ImportResult imp = importResultFile(out);
+  import_result imp = import_result_file(out);
   ASSERT_TRUE(imp.ok()) << imp.error;
   ASSERT_EQ(imp.results.size(), 1u);
   EXPECT_EQ(imp.results[0].bench, "mmlu_pro");

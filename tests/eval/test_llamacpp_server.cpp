@@ -19,8 +19,10 @@
 
 #include "common/test_util.h"
 #include "eval/runner.h"
-// importResultFile is compiled into this executable by test_client.cpp (which includes ui/BenchResult.cpp).
-#include "../../ui/BenchResult.h"
+// import_result_file: the workbench importer (razor_results).
+#include "results/bench_result.h"
+
+using namespace razor::results;
 
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -185,7 +187,7 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
               res.value("seconds", 0.0));
 
   // The comparison view's importer reads it.
-  ImportResult imp = importResultFile(out);
+  import_result imp = import_result_file(out);
   ASSERT_TRUE(imp.ok()) << imp.error;
   ASSERT_EQ(imp.results.size(), 1u);
   EXPECT_EQ(imp.results[0].bench, "mmlu_pro");

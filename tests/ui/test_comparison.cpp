@@ -18,9 +18,11 @@
 #include <cmath>
 #include <memory>
 
-#include "BenchResult.h"
+#include "results/bench_result.h"
 #include "ComparisonView.h"
 #include "ResultsModel.h"
+
+using namespace razor::results;
 
 using nlohmann::json;
 
@@ -31,8 +33,6 @@ const std::string kSeed = RAZOR_SOURCE_DIR_T "/resources/results/seed";
 
 // Published numbers carry one decimal: compare rounded to 0.05.
 constexpr double kOneDecimal = 0.05;
-// Wilson bounds checked against values computed by hand to 4 significant digits.
-constexpr double kWilsonTol = 0.01;
 
 // Counts QAbstractItemModelTester complaints (Warning mode), so a broken model fails the gtest instead of
 // aborting the whole binary.
@@ -49,125 +49,8 @@ struct ModelTesterWarnings {
   ~ModelTesterWarnings() { qInstallMessageHandler(previous); }
 };
 
-const BenchResult* find(const std::vector<BenchResult>& rs, const std::string& bench) {
-  for (auto& r : rs)
-    if (r.bench == bench) return &r;
-  return nullptr;
-}
-
-ImportResult seedFile(const std::string& rel) { return importResultFile(kSeed + "/" + rel); }
 
 }  // namespace
-
-// ---- importer: every variant ---------------------------------------------------------------------------------
-TEST(ComparisonImport, Eval8WithFinishedFields) {
-  ImportResult r = seedFile("vllm_eval/q36_clip.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 5u);  // mmlu_pro gpqa mmmlu math500 lcb
-  const BenchResult* g = find(r.results, "gpqa");
-  ASSERT_NE(g, nullptr);
-  EXPECT_EQ(g->run, "q36_clip");
-  EXPECT_EQ(g->variant, SchemaVariant::Eval8);
-  EXPECT_NEAR(g->acc, 73.23232323232324, 1e-12);
-  ASSERT_TRUE(g->accFinished.has_value());
-  EXPECT_NEAR(*g->accFinished, 86.45161290322581, 1e-12);
-  EXPECT_EQ(g->n, 198);
-  EXPECT_EQ(g->nFinished.value_or(-1), 155);
-  EXPECT_EQ(g->trunc.value_or(-1), 43);
-  EXPECT_EQ(g->model, "models/q36_ptq3b_clip");
-  EXPECT_EQ(g->backend, "vllm");
-  EXPECT_FALSE(g->budget.has_value());
-  EXPECT_EQ(r.results.front().bench, "mmlu_pro");  // table order
-}
-
-TEST(ComparisonImport, LegacyEvalWithHumanEvalPassAtOneAndBudget) {
-  ImportResult r = seedFile("vllm_eval/q122_ptq3b_clip_think.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  const BenchResult* he = find(r.results, "humaneval");
-  ASSERT_NE(he, nullptr);
-  EXPECT_NEAR(he->acc, 97.5609756097561, 1e-12);
-  EXPECT_EQ(he->n, 164);  // from he_n
-  EXPECT_EQ(he->trunc.value_or(-1), 0);
-  EXPECT_EQ(he->variant, SchemaVariant::EvalLegacy);
-  EXPECT_EQ(he->budget.value_or(0), 32768);
-  EXPECT_FALSE(he->accFinished.has_value());
-  ASSERT_NE(find(r.results, "gsm8k"), nullptr);
-  EXPECT_NEAR(find(r.results, "mmlu_pro")->acc, 88.5, 1e-12);
-  EXPECT_EQ(find(r.results, "mmlu_pro")->n, 200);
-}
-
-TEST(ComparisonImport, LlamaCppFileWithoutModel) {
-  ImportResult r = seedFile("vllm_eval/gguf_iq3xxs.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 2u);
-  EXPECT_EQ(r.results[0].variant, SchemaVariant::LlamaCpp);
-  EXPECT_EQ(r.results[0].backend, "llama.cpp");
-  EXPECT_EQ(r.results[0].model, "Qwen/Qwen3.5-122B-A10B");  // the tokenizer stands in
-  EXPECT_EQ(r.results[0].budget.value_or(0), 32768);
-  EXPECT_NEAR(find(r.results, "mmlu_pro")->acc, 90.67, kOneDecimal);
-  EXPECT_NEAR(find(r.results, "gpqa")->acc, 80.8, kOneDecimal);
-}
-
-TEST(ComparisonImport, MultimodalFile) {
-  ImportResult r = seedFile("mm/mm_ours.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 4u);
-  const BenchResult* mv = find(r.results, "mathvision");
-  ASSERT_NE(mv, nullptr);
-  EXPECT_EQ(mv->variant, SchemaVariant::Multimodal);
-  EXPECT_NEAR(mv->acc, 70.0, 1e-12);
-  EXPECT_EQ(mv->trunc.value_or(-1), 24);
-  EXPECT_NEAR(find(r.results, "mmmu_pro")->acc, 80.8, kOneDecimal);
-}
-
-TEST(ComparisonImport, EarlyBench8WithMultimodalKeysMixedIn) {
-  ImportResult r = seedFile("vllm_eval/q122clip_b8.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  EXPECT_EQ(r.results.size(), 8u);
-  EXPECT_EQ(r.results[0].variant, SchemaVariant::Bench8);
-  EXPECT_NE(find(r.results, "mmmu_pro"), nullptr);
-  EXPECT_NEAR(find(r.results, "mathvision")->acc, 77.5, 1e-12);
-}
-
-TEST(ComparisonImport, SingleBenchmarkFile) {
-  ImportResult r = seedFile("vllm_eval/q122clip_bbeh_bf.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 1u);
-  EXPECT_EQ(r.results[0].bench, "bbeh");
-  EXPECT_EQ(r.results[0].n, 100);
-  EXPECT_NEAR(r.results[0].acc, 51.0, 1e-12);
-  EXPECT_EQ(r.results[0].variant, SchemaVariant::SingleBench);
-}
-
-TEST(ComparisonImport, QuantCompareFile) {
-  ImportResult r = seedFile("quant_compare_q36.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 5u);
-  for (auto& x : r.results) {
-    EXPECT_EQ(x.bench, "expert_nmse");
-    EXPECT_FALSE(x.higherIsBetter);
-    EXPECT_EQ(x.n, 160);
-    EXPECT_EQ(x.variant, SchemaVariant::QuantCompare);
-  }
-  auto clip = std::find_if(r.results.begin(), r.results.end(), [](auto& x) { return x.run == "quant_compare_q36:ours_clip"; });
-  ASSERT_NE(clip, r.results.end());
-  EXPECT_NEAR(clip->acc, 0.10044394962023943, 1e-15);
-}
-
-TEST(ComparisonImport, OurFormat) {
-  json doc = {{"format", "razor-bench/1"}, {"run", "tiny_q4k"}, {"model", "tiny"}, {"backend", "llama.cpp"},
-              {"budget", 4096}, {"footprint_gb", 0.01},
-              {"results", {{{"bench", "gpqa"}, {"acc", 50.0}, {"acc_finished", 55.0}, {"n", 198}, {"n_finished", 180}, {"trunc", 18}},
-                           {{"bench", "brand_new"}, {"acc", 10.0}, {"n", 10}}}}};
-  ImportResult r = importResultJson(doc, "ours.json");
-  ASSERT_TRUE(r.ok()) << r.error;
-  ASSERT_EQ(r.results.size(), 2u);
-  EXPECT_EQ(r.results[0].run, "tiny_q4k");
-  EXPECT_EQ(r.results[0].trunc.value_or(-1), 18);
-  EXPECT_NEAR(r.results[0].footprint.value_or(0), 0.01, 1e-12);
-  EXPECT_EQ(r.results[0].variant, SchemaVariant::Razor);
-  EXPECT_EQ(r.results[1].bench, "brand_new");  // unknown benchmarks are kept under their key
-}
 
 TEST(ComparisonImport, EveryBundledSeedFileImports) {
   QStringList errors;
@@ -202,34 +85,6 @@ TEST(ComparisonImport, BundledCopiesAreTheSeedFiles) {
 }
 
 // ---- importer: rejections ----------------------------------------------------------------------------------
-TEST(ComparisonImport, RejectsMalformedFilesWithAClearError) {
-  struct Case {
-    json doc;
-    std::string expect;
-  };
-  const Case cases[] = {
-      {json::array({1, 2}), "top level is not a JSON object"},
-      {json{{"tag", "x"}, {"seconds", 1.0}}, "no benchmark score found"},
-      {json{{"tag", "x"}, {"gpqa_acc", "high"}, {"gpqa_n", 198}}, "gpqa_acc: expected a number"},
-      {json{{"tag", "x"}, {"gpqa_acc", 180.0}, {"gpqa_n", 198}}, "gpqa_acc: 180.0 is not a percentage"},
-      {json{{"tag", "x"}, {"gpqa_acc", 80.0}, {"gpqa_n", -3}}, "gpqa_n: -3 is not a plausible count"},
-      {json{{"tag", "x"}, {"gpqa_acc", 80.0}, {"gpqa_n", "198"}}, "gpqa_n: expected a non-negative integer"},
-      {json{{"tag", "x"}, {"gpqa_acc", 80.0}, {"gpqa_n", 198}, {"gpqa_trunc", 300}}, "300 truncations out of 198"},
-      {json{{"tag", "x"}, {"gpqa_acc", 80.0}, {"gpqa_n", 198}, {"gpqa_acc_finished", nullptr}}, "gpqa_acc_finished: expected a number"},
-      {json{{"mmlu_pro", {{{"gold", "D"}, {"parsed", "D"}, {"tail", "..."}}}}}, "debug dump"},
-      {json{{"model", "m"}, {"bits", 3}, {"summary", {{"awq", {{"median_nmse", 0.1}}}}}}, "summary.awq.mean_nmse"},
-      {json{{"format", "razor-bench/1"}, {"results", {{{"acc", 50}}}}}, "results[0]"},
-      {json{{"format", "razor-bench/2"}, {"results", json::array()}}, "newer than this workbench reads"},
-  };
-  for (const Case& c : cases) {
-    ImportResult r = importResultJson(c.doc, "bad.json");
-    EXPECT_FALSE(r.ok()) << c.doc.dump();
-    EXPECT_TRUE(r.results.empty());
-    EXPECT_NE(r.error.find("bad.json: "), std::string::npos) << r.error;
-    EXPECT_NE(r.error.find(c.expect), std::string::npos) << "expected \"" << c.expect << "\" in: " << r.error;
-  }
-}
-
 TEST(ComparisonImport, RejectsUnreadableAndInvalidJson) {
   QTemporaryDir dir;
   ASSERT_TRUE(dir.isValid());
@@ -238,10 +93,10 @@ TEST(ComparisonImport, RejectsUnreadableAndInvalidJson) {
   ASSERT_TRUE(f.open(QIODevice::WriteOnly));
   f.write("{\"tag\": \"x\", \"gpqa_acc\": 8");
   f.close();
-  ImportResult r = importResultFile(p.toStdString());
+  import_result r = import_result_file(p.toStdString());
   EXPECT_FALSE(r.ok());
   EXPECT_NE(r.error.find("not valid JSON"), std::string::npos) << r.error;
-  ImportResult missing = importResultFile(dir.filePath(QStringLiteral("nope.json")).toStdString());
+  import_result missing = import_result_file(dir.filePath(QStringLiteral("nope.json")).toStdString());
   EXPECT_NE(missing.error.find("cannot be opened"), std::string::npos);
   // The model reports it, and keeps what it had.
   ResultsModel m;
@@ -251,91 +106,30 @@ TEST(ComparisonImport, RejectsUnreadableAndInvalidJson) {
   EXPECT_TRUE(m.allResults().empty());
 }
 
-// ---- statistics ----------------------------------------------------------------------------------------------
-TEST(ComparisonStats, WilsonInterval) {
-  Interval a = wilsonInterval(50.0, 100);  // 50/100: [40.38, 59.62]
-  EXPECT_NEAR(a.lo, 40.38, kWilsonTol);
-  EXPECT_NEAR(a.hi, 59.62, kWilsonTol);
-  Interval b = wilsonInterval(100.0, 3);  // 3/3: [43.85, 100]
-  EXPECT_NEAR(b.lo, 43.85, kWilsonTol);
-  EXPECT_NEAR(b.hi, 100.0, 1e-9);
-  Interval c = wilsonInterval(0.0, 40);  // 0/40: [0, 8.76]
-  EXPECT_NEAR(c.lo, 0.0, 1e-9);
-  EXPECT_NEAR(c.hi, 8.76, kWilsonTol);
-}
-
-TEST(ComparisonStats, TwoProportionTest) {
-  // 60/100 vs 75/100: pooled 0.675, se 0.06624, z = 2.264
-  EXPECT_NEAR(twoProportionZ(60, 100, 75, 100), 2.264, 0.001);
-  EXPECT_NEAR(twoProportionZ(75, 100, 60, 100), -2.264, 0.001);
-  EXPECT_EQ(twoProportionZ(100, 10, 100, 20), 0.0);  // no variance
-  EXPECT_EQ(twoProportionZ(50, 0, 60, 10), 0.0);     // no n
-}
-
-TEST(ComparisonStats, Verdicts) {
-  BenchResult base;
-  base.run = "base";
-  base.bench = "gpqa";
-  base.acc = 80;
-  base.accFinished = 82;
-  base.n = 200;
-  base.nFinished = 195;
-  base.trunc = 5;
-  BenchResult close = base;
-  close.run = "close";
-  close.acc = 78;
-  EXPECT_EQ(compareResults(&base, &close).verdict, Verdict::WithinNoise);
-  BenchResult better = base;
-  better.run = "better";
-  better.acc = 90;
-  EXPECT_EQ(compareResults(&base, &better).verdict, Verdict::Better);
-  BenchResult trunc = base;  // loses 15 points overall, but not among finished answers
-  trunc.run = "trunc";
-  trunc.acc = 65;
-  trunc.accFinished = 81;
-  trunc.nFinished = 160;
-  trunc.trunc = 40;
-  BenchComparison t = compareResults(&base, &trunc);
-  EXPECT_EQ(t.verdict, Verdict::RecoverableGap);
-  EXPECT_NEAR(t.delta, -15.0, 1e-12);
-  EXPECT_NE(t.why.find("truncation"), std::string::npos);
-  BenchResult worse = trunc;  // loses among finished answers too
-  worse.run = "worse";
-  worse.accFinished = 60;
-  EXPECT_EQ(compareResults(&base, &worse).verdict, Verdict::Worse);
-  BenchResult noN = base;
-  noN.run = "non";
-  noN.n = 0;
-  EXPECT_EQ(compareResults(&base, &noN).verdict, Verdict::NoTest);
-  EXPECT_EQ(compareResults(&base, nullptr).verdict, Verdict::Missing);
-  EXPECT_EQ(compareResults(&base, &base).verdict, Verdict::Baseline);
-}
-
-// ---- the validation gate -------------------------------------------------------------------------------------
 TEST(ComparisonGate, OfficialTargetsAndGateOnTheSeedResults) {
   ResultsModel m;
   QStringList errors;
   m.loadCatalog(kResults, &errors);
   ASSERT_TRUE(errors.isEmpty()) << errors.join(QLatin1Char('\n')).toStdString();
-  const OfficialTargets& t = m.officialTargets();
-  EXPECT_NEAR(t.gatePoints, 2.0, 1e-12);
-  ASSERT_NE(t.forModel("Qwen/Qwen3.5-122B-A10B"), nullptr);
-  EXPECT_NEAR(t.forModel("qwen/qwen3.5-122b-a10b")->target("mmlu_pro").value_or(0), 86.7, 1e-12);
-  EXPECT_NEAR(t.forModel("google/gemma-4-26b-a4b-it")->target("mmmu_pro").value_or(0), 73.8, 1e-12);
-  EXPECT_NEAR(t.forModel("Qwen/Qwen3.6-35B-A3B")->target("aime2026").value_or(0), 92.7, 1e-12);
+  const official_targets& t = m.officialTargets();
+  EXPECT_NEAR(t.gate_points, 2.0, 1e-12);
+  ASSERT_NE(t.for_model("Qwen/Qwen3.5-122B-A10B"), nullptr);
+  EXPECT_NEAR(t.for_model("qwen/qwen3.5-122b-a10b")->target("mmlu_pro").value_or(0), 86.7, 1e-12);
+  EXPECT_NEAR(t.for_model("google/gemma-4-26b-a4b-it")->target("mmmu_pro").value_or(0), 73.8, 1e-12);
+  EXPECT_NEAR(t.for_model("Qwen/Qwen3.6-35B-A3B")->target("aime2026").value_or(0), 92.7, 1e-12);
 
   // MMLU-Pro, GPQA, MMMLU are gated (seed-reference §4.5); LCB v6 reads 8+ points low for every model.
   for (const char* b : {"mmlu_pro", "gpqa", "mmmlu"}) {
-    GateStatus g = gateFor(b, m.allResults(), t);
-    EXPECT_EQ(g.state, GateState::Gated) << b << ": " << g.evidence;
-    EXPECT_LE(std::abs(g.offBy.value_or(99)), 2.0) << b;
+    gate_status g = gate_for(b, m.allResults(), t);
+    EXPECT_EQ(g.state, gate_state::gated) << b << ": " << g.evidence;
+    EXPECT_LE(std::abs(g.off_by.value_or(99)), 2.0) << b;
   }
-  GateStatus lcb = gateFor("lcb", m.allResults(), t);
-  EXPECT_EQ(lcb.state, GateState::NotGated) << lcb.evidence;
-  EXPECT_EQ(gateFor("medxpert", m.allResults(), t).state, GateState::NoTarget);
+  gate_status lcb = gate_for("lcb", m.allResults(), t);
+  EXPECT_EQ(lcb.state, gate_state::not_gated) << lcb.evidence;
+  EXPECT_EQ(gate_for("medxpert", m.allResults(), t).state, gate_state::no_target);
 
   std::string err;
-  parseOfficialTargets(json{{"targets", {{{"model", "m"}, {"benchmarks", {{"gpqa", "x"}}}}}}}, &err);
+  parse_official_targets(json{{"targets", {{{"model", "m"}, {"benchmarks", {{"gpqa", "x"}}}}}}}, &err);
   EXPECT_NE(err.find("targets[0].benchmarks.gpqa: expected a number"), std::string::npos) << err;
 }
 
@@ -378,7 +172,7 @@ TEST(ComparisonModel, ReproducesTheSeedHeadlineTable) {
                                {"q122_bf16_ladder_32k", "q122clip_ladder_mmmlu", "gemma4_a4b_ladder_32k"}};
   for (int b = 0; b < 3; ++b)
     for (int c = 0; c < 3; ++c) {
-      const BenchResult* r = m.result(b, c);
+      const bench_result* r = m.result(b, c);
       ASSERT_NE(r, nullptr) << b << "," << c;
       EXPECT_NEAR(std::round(r->acc * 10) / 10, expected[b][c], 1e-9) << b << "," << c;
       EXPECT_EQ(r->run, sources[b][c]);
@@ -395,11 +189,11 @@ TEST(ComparisonModel, ReproducesTheSeedHeadlineTable) {
   // The clip's n is mixed (200 vs 500), as the audit says; its MMLU-Pro edge over the teacher is within noise.
   EXPECT_EQ(m.result(0, 1)->n, 200);
   EXPECT_EQ(m.result(0, 0)->n, 500);
-  EXPECT_EQ(m.comparison(0, 1).verdict, Verdict::WithinNoise);
+  EXPECT_EQ(m.comparison(0, 1).verdict, verdict_kind::within_noise);
   // In fact every difference of the headline table is within noise at 95% (largest |z|: A4B's MMMLU, 1.6):
   // the seed's "win preserved" rows are not significant wins.
   for (int b = 0; b < 3; ++b)
-    for (int c = 1; c < 3; ++c) EXPECT_EQ(m.comparison(b, c).verdict, Verdict::WithinNoise) << b << "," << c;
+    for (int c = 1; c < 3; ++c) EXPECT_EQ(m.comparison(b, c).verdict, verdict_kind::within_noise) << b << "," << c;
   // Gate column.
   for (int b = 0; b < 3; ++b) EXPECT_EQ(m.data(m.index(b, 1)).toString(), QStringLiteral("gated"));
   // Footprints for the Pareto chart.
@@ -419,11 +213,11 @@ TEST(ComparisonModel, RecoverableGapOnTheQwen36Runs) {
   m.applyPreset(preset);
   int gpqa = int(m.benchmarkKeys().indexOf(QStringLiteral("gpqa")));
   ASSERT_GE(gpqa, 0);
-  BenchComparison c = m.comparison(gpqa, 1);
-  EXPECT_EQ(c.verdict, Verdict::RecoverableGap) << c.why;
+  bench_comparison c = m.comparison(gpqa, 1);
+  EXPECT_EQ(c.verdict, verdict_kind::recoverable_gap) << c.why;
   EXPECT_NEAR(c.delta, -11.1, kOneDecimal);
   int lcb = int(m.benchmarkKeys().indexOf(QStringLiteral("lcb")));
-  EXPECT_EQ(m.comparison(lcb, 1).verdict, Verdict::RecoverableGap) << m.comparison(lcb, 1).why;
+  EXPECT_EQ(m.comparison(lcb, 1).verdict, verdict_kind::recoverable_gap) << m.comparison(lcb, 1).why;
 }
 
 TEST(ComparisonModel, CsvExport) {
@@ -492,7 +286,7 @@ TEST(ComparisonView, QuantComparePresetHasNoProportionStatistics) {
     cols << ResultsModel::RunColumn{QString::fromLatin1(method), {{QStringLiteral("quant_compare_q36:") + QLatin1String(method), {}}}, {}};
   m.setComparison(cols, 0);
   ASSERT_EQ(m.benchmarkKeys(), QStringList{QStringLiteral("expert_nmse")});
-  EXPECT_EQ(m.comparison(0, 1).verdict, Verdict::NoTest);
+  EXPECT_EQ(m.comparison(0, 1).verdict, verdict_kind::no_test);
   EXPECT_LT(m.comparison(0, 1).delta, 0.0);  // AWQ's NMSE is lower than ours_clip's on Qwen3.6
 }
 

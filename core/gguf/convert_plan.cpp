@@ -1,0 +1,311 @@
+// The GGUF tensors a checkpoint becomes (names, shapes, the producers of their floats) and the exact plan of
+// the file (plan_gguf).
+#include "gguf/convert_internal.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "ggml/quants.h"
+#include "gguf/ftype.h"
+#include "gguf/gguf_file.h"
+#include "gguf/output_check.h"
+#include "model/checkpoint.h"
+#include "model/config_check.h"
+#include "model/recipe.h"
+#include "util/atomic_file.h"
+#include "util/fnv.h"
+#include "util/json_limits.h"
+#include "util/mapped_file.h"
+#include "util/printable.h"
+#include "util/regex.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace razor::gguf {
+
+using namespace convert_detail;
+
+static bool contains(const std::string& s, const char* sub) { return s.find(sub) != std::string::npos; }
+
+std::string gguf_role(const std::string& n) {
+  if (n.rfind("token_embd", 0) == 0) return "embedding";
+  if (n.rfind("output.", 0) == 0) return "output_head";
+  if (contains(n, "_exps")) return "routed_expert";
+  if (contains(n, "_shexp")) return "shared_expert";
+  if (contains(n, "ffn_gate_inp")) return "router";
+  if (contains(n, "norm")) return "norm";
+  if (contains(n, "ssm_a") || contains(n, "ssm_dt") || contains(n, "ssm_conv1d")) return "ssm_param";
+  if (contains(n, "ssm_") || contains(n, "attn_qkv") || contains(n, "attn_gate")) return "linear_attention";
+  if (contains(n, "attn_")) return "attention";
+  if (contains(n, "ffn_")) return "dense_ffn";
+  return "other";
+}
+
+int64_t tensor_plan_row::nelements() const {
+  int64_t n = 1;
+  for (auto d : ne) n *= d;
+  return n;
+}
+
+// New head p = v * n_k + g takes old head g * r + v.
+std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
+  const int64_t r = n_v / n_k;
+  std::vector<int64_t> order(static_cast<size_t>(n_v));
+  for (int64_t p = 0; p < n_v; ++p) order[size_t(p)] = (p % n_k) * r + p / n_k;
+  return order;
+}
+
+std::string gguf_arch_for(const std::string& mt) {
+  if (mt == "qwen3_moe") return "qwen3moe";
+  if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the tensor plan
+// ---------------------------------------------------------------------------------------------------
+namespace {
+struct builder {
+  const checkpoint& ck;
+  const model_config& cfg;
+  std::vector<planned> out;
+
+  std::string layer_name(int l, const std::string& s) const { return "layers." + std::to_string(l) + "." + s; }
+
+  status need(const tensor_entry* t, const std::string& what) const {
+    if (!t) return make_error(errc::not_found, ck.dir() + ": tensor '" + what + "' not found in the checkpoint");
+    return {};
+  }
+
+  // A tensor copied as is (with an optional element-wise map). HF shape [out, in] -> ne {in, out}.
+  status copy(const std::string& gname, const tensor_entry* t, const std::string& what,
+              std::function<void(float*, int64_t)> fix = nullptr, std::vector<int64_t> ne = {}) {
+    RAZOR_TRY(need(t, what));
+    if (ne.empty()) ne.assign(t->shape.rbegin(), t->shape.rend());
+    int64_t n = 1;
+    for (auto d : ne) n *= d;
+    if (n != t->numel())
+      return make_error(errc::shape_mismatch, ck.dir() + ": '" + t->name + "' has " + std::to_string(t->numel()) +
+                                                  " elements, " + gname + " needs " + std::to_string(n));
+    const checkpoint* c = &ck;
+    out.push_back({gname, ne, 1, [c, t, fix](int64_t, float* dst) -> status {
+                     RAZOR_TRY(c->read_f32(*t, 0, t->numel(), dst));
+                     if (fix) fix(dst, t->numel());
+                     return {};
+                   }});
+    return {};
+  }
+  status copy_text(const std::string& gname, const std::string& suffix, std::function<void(float*, int64_t)> fix = nullptr,
+                   std::vector<int64_t> ne = {}) {
+    return copy(gname, ck.find_text(suffix), suffix, std::move(fix), std::move(ne));
+  }
+
+  // Stacked routed experts: ne {in, out, n_expert}.
+  status experts(int l, const std::string& gname, expert_proj p) {
+    const int64_t E = cfg.num_experts;
+    auto v0 = ck.expert_matrix(l, 0, p);
+    if (!v0)
+      return make_error(errc::not_found, ck.dir() + ": layer " + std::to_string(l) + " has no routed expert " +
+                                             std::string(proj_name(p)) + " matrices");
+    for (int64_t e = 1; e < E; ++e) {
+      auto v = ck.expert_matrix(l, int(e), p);
+      if (!v || v->n_rows != v0->n_rows || v->n_cols != v0->n_cols)
+        return make_error(errc::shape_mismatch, ck.dir() + ": layer " + std::to_string(l) + " expert " +
+                                                    std::to_string(e) + " " + std::string(proj_name(p)) +
+                                                    " is missing or differs in shape from expert 0");
+    }
+    const checkpoint* c = &ck;
+    out.push_back({gname, {v0->n_cols, v0->n_rows, E}, E, [c, l, p](int64_t e, float* dst) -> status {
+                     auto v = c->expert_matrix(l, int(e), p);
+                     return c->read_rows_f32(*v, dst);
+                   }});
+    return {};
+  }
+};
+
+void plus_one(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += 1.0f;
+}
+
+
+// Reorders row blocks [row0, row0 + n_v*head_rows) of a row-major [rows, cols] matrix.
+void reorder_rows(float* x, int64_t cols, int64_t row0, int64_t head_rows, const std::vector<int64_t>& order) {
+  const int64_t blk = head_rows * cols;
+  std::vector<float> tmp(size_t(blk * int64_t(order.size())));
+  float* base = x + row0 * cols;
+  std::memcpy(tmp.data(), base, tmp.size() * sizeof(float));
+  for (size_t p = 0; p < order.size(); ++p)
+    std::memcpy(base + int64_t(p) * blk, tmp.data() + order[p] * blk, size_t(blk) * sizeof(float));
+}
+
+// Reorders column blocks of width head_cols of a row-major [rows, cols] matrix.
+void reorder_cols(float* x, int64_t rows, int64_t cols, int64_t head_cols, const std::vector<int64_t>& order) {
+  std::vector<float> tmp(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x + r * cols;
+    std::memcpy(tmp.data(), row, size_t(cols) * sizeof(float));
+    for (size_t p = 0; p < order.size(); ++p)
+      std::memcpy(row + int64_t(p) * head_cols, tmp.data() + order[p] * head_cols, size_t(head_cols) * sizeof(float));
+  }
+}
+
+status plan_qwen3moe(builder& b) {
+  const auto& cfg = b.cfg;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_q.weight", b.layer_name(l, "self_attn.q_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_k.weight", b.layer_name(l, "self_attn.k_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_v.weight", b.layer_name(l, "self_attn.v_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", b.layer_name(l, "self_attn.o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_q_norm.weight", b.layer_name(l, "self_attn.q_norm.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_k_norm.weight", b.layer_name(l, "self_attn.k_norm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    if (!cfg.layer_is_moe(l))
+      return make_error(errc::unsupported, b.ck.dir() + ": layer " + std::to_string(l) +
+                                               " is dense; dense layers in qwen3moe are not supported yet");
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
+status plan_qwen35moe(builder& b) {
+  const auto& cfg = b.cfg;
+  const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
+  const int64_t dk = cfg.linear_key_head_dim, dv = cfg.linear_value_head_dim;
+  if (n_k <= 0 || n_v <= 0 || n_v % n_k != 0 || dk <= 0 || dv <= 0)
+    return make_error(errc::bad_config, b.ck.dir() + ": linear attention head counts/dims are missing or inconsistent");
+  const bool reorder = n_k != n_v;
+  const auto order = v_head_order(n_k, n_v);
+  const int64_t qk_rows = 2 * n_k * dk;  // q and k rows of in_proj_qkv / conv channels before v
+
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight"), plus_one));
+    RAZOR_TRY(b.copy_text(p + "post_attention_norm.weight", b.layer_name(l, "post_attention_layernorm.weight"), plus_one));
+    if (cfg.layer_is_linear_attention(l)) {
+      auto la = [&](const std::string& s) { return b.layer_name(l, "linear_attn." + s); };
+      const int64_t H = cfg.hidden_size;
+      RAZOR_TRY(b.copy_text(p + "attn_qkv.weight", la("in_proj_qkv.weight"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, H, qk_rows, dv, order);
+      }));
+      RAZOR_TRY(b.copy_text(p + "attn_gate.weight", la("in_proj_z.weight"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, H, 0, dv, order);
+      }));
+      RAZOR_TRY(b.copy_text(p + "ssm_beta.weight", la("in_proj_b.weight"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, H, 0, 1, order);
+      }));
+      RAZOR_TRY(b.copy_text(p + "ssm_alpha.weight", la("in_proj_a.weight"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, H, 0, 1, order);
+      }));
+      RAZOR_TRY(b.copy_text(p + "ssm_a", la("A_log"), [=](float* x, int64_t n) {
+        if (reorder) reorder_rows(x, 1, 0, 1, order);
+        for (int64_t i = 0; i < n; ++i) x[i] = -std::exp(x[i]);
+      }));
+      RAZOR_TRY(b.copy_text(p + "ssm_dt.bias", la("dt_bias"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, 1, 0, 1, order);
+      }));
+      const tensor_entry* conv = b.ck.find_text(la("conv1d.weight"));
+      RAZOR_TRY(b.need(conv, la("conv1d.weight")));
+      const int64_t channels = conv->shape.empty() ? 0 : conv->shape[0];
+      const int64_t kernel = conv->shape.empty() ? 0 : conv->shape.back();
+      RAZOR_TRY(b.copy(p + "ssm_conv1d.weight", conv, la("conv1d.weight"), [=](float* x, int64_t) {
+        if (reorder) reorder_rows(x, kernel, qk_rows, dv, order);
+      }, {kernel, channels}));
+      RAZOR_TRY(b.copy_text(p + "ssm_norm.weight", la("norm.weight")));
+      RAZOR_TRY(b.copy_text(p + "ssm_out.weight", la("out_proj.weight"), [=](float* x, int64_t n) {
+        if (reorder) reorder_cols(x, n / (n_v * dv), n_v * dv, dv, order);
+      }));
+    } else {
+      auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
+      RAZOR_TRY(b.copy_text(p + "attn_q.weight", sa("q_proj.weight")));  // [q_h | gate_h] per head, kept whole
+      RAZOR_TRY(b.copy_text(p + "attn_k.weight", sa("k_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_v.weight", sa("v_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_q_norm.weight", sa("q_norm.weight"), plus_one));
+      RAZOR_TRY(b.copy_text(p + "attn_k_norm.weight", sa("k_norm.weight"), plus_one));
+    }
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    if (const tensor_entry* sg = b.ck.find_text(b.layer_name(l, "mlp.shared_expert.gate_proj.weight"))) {
+      RAZOR_TRY(b.copy(p + "ffn_gate_shexp.weight", sg, "shared_expert.gate_proj"));
+      RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", b.layer_name(l, "mlp.shared_expert.up_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_down_shexp.weight", b.layer_name(l, "mlp.shared_expert.down_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
+    }
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight", plus_one));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
+}  // namespace
+
+namespace convert_detail {
+
+result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
+  const model_config& cfg = ck.config();
+  full_plan fp;
+  fp.report.arch = gguf_arch_for(cfg.model_type);
+  if (fp.report.arch.empty()) fp.report.arch = gguf_arch_for(cfg.top_model_type);
+  if (fp.report.arch.empty())
+    return make_error(errc::unsupported, ck.dir() + ": GGUF export of model_type '" + cfg.model_type +
+                                             "' is not supported (supported: qwen3_moe, qwen3_5_moe)");
+  // config.json against the tensors, before anything is written (block_count, expert_used_count, the
+  // embedding's orientation, ... would otherwise reach the GGUF unchecked).
+  RAZOR_TRY(check_checkpoint_config(ck));
+  builder b{ck, cfg, {}};
+  if (fp.report.arch == "qwen3moe") RAZOR_TRY(plan_qwen3moe(b));
+  else RAZOR_TRY(plan_qwen35moe(b));
+  fp.tensors = std::move(b.out);
+
+  if (o.imat) {
+    std::vector<imatrix_target> targets;
+    for (auto& p : fp.tensors)
+      if (p.ne.size() >= 2) targets.push_back({p.name, p.ne[0], p.n_mat});
+
+    RAZOR_TRY(o.imat->match_model(targets, ck.dir()));
+  }
+  RAZOR_TRY(choose_types(o, fp));
+  return fp;
+}
+
+}  // namespace convert_detail
+
+result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o) {
+  RAZOR_ASSIGN_OR_RETURN(full_plan fp, make_plan(ck, o));
+  // The exact size of the file: the header the conversion writes (its metadata does not depend on the types
+  // beyond general.file_type, a fixed-size value) and every tensor padded to the alignment.
+  writer_options wo;
+  wo.alignment = o.alignment;
+  writer w(wo);
+  RAZOR_TRY(declare_output(w, ck, fp.report, ck.dir(), o));
+  fp.report.file_bytes = w.planned_bytes();
+  uint64_t data = 0;
+  for (auto& r : fp.report.tensors) data += padded_bytes(r.bytes, o.alignment);
+  fp.report.header_bytes = fp.report.file_bytes - data;
+  return fp.report;
+}
+
+}  // namespace razor::gguf
