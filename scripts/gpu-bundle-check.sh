@@ -8,7 +8,7 @@
 # The device tool sends at most 64 MiB, and the bundled fixtures alone are 64 MB: `prep` puts what the run needs
 # (the --system-cuda bundle, the GPU test binaries xz-compressed, tiny-qwen3-moe and the texts) into the ignored
 # folder .gpu-run/; for the call, nothing else may travel (see docs/DEVELOPING.md, "GPU work").
-# RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings.
+# RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings (0: none).
 # RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run; RAZOR_GPU_ALLOC_ROWS
 # (default 256): the allocations' --sample-rows, one run each.
 set -uo pipefail
@@ -104,6 +104,12 @@ for dev in cuda cpu; do
   "$RZ" eval-ppl "$M" --device $dev --windows 8 --json >"$OUT/ppl-$dev.json" 2>>"$OUT/pipeline.log" || rc=1
   cat "$OUT/ppl-$dev.json"
 done
+
+if [ "${RAZOR_GPU_SLICE_LAYERS:-2}" = 0 ]; then  # no slices: the tests and the fixture pipeline only
+  echo "peak GPU memory: $(sort -n "$OUT/gpu-memory.txt" | tail -1) MiB"
+  echo "gpu-bundle-check: exit $rc"
+  exit $rc
+fi
 
 # 3. Slices of the Qwen3.5-122B-A10B layout: synthesise N layers, time quantize (seed fake int3 clip) and pack
 # (the IQ3_XXS-expert recipe) on the GPU; the disk-read floor measured on the same files.

@@ -449,9 +449,20 @@ using run_rows_fn = void (*)(const job&, size_t, size_t, float*, float*, fq_stat
 fq_isa cpu_isa() {
   static const fq_isa isa = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("x86-64-v4")) return fq_isa::avx512;
-    if (__builtin_cpu_supports("x86-64-v3")) return fq_isa::avx2;
-    if (__builtin_cpu_supports("x86-64-v2")) return fq_isa::sse42;
+#if defined(__clang__)  // clang's __builtin_cpu_supports knows the features, not GCC's level names
+    const bool v2 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("ssse3");
+    const bool v3 = v2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+    const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                    __builtin_cpu_supports("avx512vl");
+#else
+    const bool v4 = __builtin_cpu_supports("x86-64-v4"), v3 = __builtin_cpu_supports("x86-64-v3"),
+               v2 = __builtin_cpu_supports("x86-64-v2");
+#endif
+    if (v4) return fq_isa::avx512;
+    if (v3) return fq_isa::avx2;
+    if (v2) return fq_isa::sse42;
     return fq_isa::baseline;
   }();
   return isa;
