@@ -100,7 +100,7 @@ result<std::vector<sampled_matrix>> sample_item(const checkpoint& ck, const gguf
                                                 int64_t sample_rows) {
   std::vector<sampled_matrix> out;
   if (it.expert_layer >= 0) {
-    const expert_proj p = it.expert_proj == 0 ? expert_proj::gate : it.expert_proj == 1 ? expert_proj::up : expert_proj::down;
+    const expert_proj p = expert_proj_of(it);
     // fewer rows than experts: one row of each of `sample_rows` experts spread over them (each standing for E / n)
     const int64_t E = ck.config().num_experts;
     const std::vector<int64_t> experts = spread(E, sample_rows > 0 ? std::min(E, sample_rows) : E);

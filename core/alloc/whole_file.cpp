@@ -163,7 +163,7 @@ namespace {
 // Reads every matrix of the item through rt (which round-trips it when it has a type), so rt's error accumulates.
 status touch(roundtrip_weights& rt, const checkpoint& ck, const wf_item& it) {
   if (it.expert_layer >= 0) {
-    const expert_proj p = it.expert_proj == 0 ? expert_proj::gate : it.expert_proj == 1 ? expert_proj::up : expert_proj::down;
+    const expert_proj p = expert_proj_of(it);
     for (int e = 0; e < int(ck.config().num_experts); ++e) RAZOR_TRY(rt.expert(it.expert_layer, e, p).error());
     return {};
   }

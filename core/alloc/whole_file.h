@@ -61,6 +61,11 @@ struct wf_item {
   double seconds = 0;                  // thread time spent measuring it (weights-only damage)
 };
 
+// A routed-expert item's projection (gate, up, down).
+inline expert_proj expert_proj_of(const wf_item& it) {
+  return it.expert_proj == 0 ? expert_proj::gate : it.expert_proj == 1 ? expert_proj::up : expert_proj::down;
+}
+
 struct wf_plan {
   std::vector<wf_item> items;
   uint64_t header_bytes = 0;           // exact

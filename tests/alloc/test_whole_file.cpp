@@ -257,7 +257,7 @@ TEST(WholeFile, WeightsOnlyDamage) {
       const alloc::wf_choice& c = it.choices.front();
       alloc::roundtrip_weights rt(*base, nullptr, {{it.tensor, c.type}});
       if (it.expert_layer >= 0) {
-        const expert_proj p = it.expert_proj == 0 ? expert_proj::gate : it.expert_proj == 1 ? expert_proj::up : expert_proj::down;
+        const expert_proj p = alloc::expert_proj_of(it);
         for (int e = 0; e < int(ck->config().num_experts); ++e) ASSERT_TRUE(rt.expert(it.expert_layer, e, p).ok());
       } else {
         for (auto& s : it.sources) ASSERT_TRUE(rt.tensor(s).ok()) << s;

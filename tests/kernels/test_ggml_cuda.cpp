@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ggml/quants.h"
+#include "ggml/test_data.h"
 #include "ggml/types.h"
 #include "kernels/cuda_info.h"
 #include "kernels/ggml_quant_cuda.h"
@@ -104,17 +105,8 @@ std::vector<input> make_inputs(int64_t nrows, int64_t n, uint32_t seed, bool bf1
   return out;
 }
 
-// Importance weights: log-normal per column (as an imatrix), optionally with dead (zero) columns.
-std::vector<float> make_weights(int64_t n, uint32_t seed, bool zeros) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  std::vector<float> w(static_cast<size_t>(n));
-  for (int64_t c = 0; c < n; ++c) {
-    w[size_t(c)] = std::exp(1.5f * gauss(rng));
-    if (zeros && c % 7 == 3) w[size_t(c)] = 0.0f;
-  }
-  return w;
-}
+// Importance weights: the shared log-normal imatrix of the CPU tests (dead columns optional).
+using razor_test::synthetic_imatrix;
 
 std::vector<uint16_t> to_bf16(const std::vector<float>& f) {
   std::vector<uint16_t> b(f.size());
@@ -172,7 +164,7 @@ TEST_P(ggml_cuda_types, gpu_bytes_equal_cpu_reference) {
   REQUIRE_GPU();
   const type t = GetParam();
   constexpr int64_t kRows = 12, kN = 1024;
-  const std::vector<float> w_plain = make_weights(kN, 7, false), w_dead = make_weights(kN, 8, true);
+  const std::vector<float> w_plain = synthetic_imatrix(kN, 7, false), w_dead = synthetic_imatrix(kN, 8, true);
   const float* weights[] = {nullptr, w_plain.data(), w_dead.data()};
   const char* wname[] = {"no weights", "imatrix", "imatrix with dead columns"};
   for (bool bf16 : {true, false}) {
@@ -200,7 +192,7 @@ TEST_P(ggml_cuda_types, fused_experts_in_chunks) {
   const input& in = ins[1];  // gaussian_outliers
   std::vector<float> w;
   for (int64_t e = 0; e < kE; ++e) {
-    const auto we = make_weights(kN, uint32_t(100 + e), e == 1);
+    const auto we = synthetic_imatrix(kN, uint32_t(100 + e), e == 1);
     w.insert(w.end(), we.begin(), we.end());
   }
   const auto want = cpu_ref(t, in.f, kRows, kN, w.data(), kR);
@@ -264,7 +256,7 @@ TEST(ggml_cuda, quantize_tensor_auto_matches_cpu) {
   const auto ins = make_inputs(kRows, kN, 33, true);
   const auto& x = ins[2].f;  // heavy_tailed
   const auto b = to_bf16(x);
-  std::vector<float> w = make_weights(kN, 1, false), w2 = make_weights(kN, 2, true);
+  std::vector<float> w = synthetic_imatrix(kN, 1, false), w2 = synthetic_imatrix(kN, 2, true);
   w.insert(w.end(), w2.begin(), w2.end());
   for (type t : {type::iq3_xxs, type::q4_k, type::q3_k, type::q4_0}) {
     const size_t rs = razor::ggml::row_size(t, kN);
