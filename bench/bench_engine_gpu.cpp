@@ -5,6 +5,9 @@
 //   bench_engine_gpu [--config resources/configs/qwen3.5-122b-a10b.json] [--layers 4] [--seqs 8] [--seqlen 512]
 //                    [--reps 3] [--cpu-seqlen 512] [--no-cpu] [--no-tf32]
 //
+// Variants: BF16 weights (the engine's default: cuBLAS GemmEx on tensor cores), fp32 (SGEMM, the reference
+// math) and TF32 (fp32 weights on tensor cores).
+//
 // Weights: the config restricted to --layers layers (its layer_types: 3 linear-attention + 1 full-attention
 // for 4) with random values filled on the device per layer (gpu_engine::random_layer: the same arena and
 // layout an uploaded layer gets). A synthetic checkpoint of these shapes (`razor synth`) would be ~19 GB of
@@ -25,6 +28,7 @@
 
 #include "util/paths.h"
 #include "engine/model_runner.h"
+#include "kernels/cuda_info.h"
 #include "kernels/engine_cuda.h"
 #include "model/hf_config.h"
 #include "util/parallel.h"
@@ -76,7 +80,7 @@ std::vector<float> rvec(size_t n, float scale, float offset) {
 // Keeps the CPU router's choices (ids [n, top_k]).
 struct router_obs : engine::forward_observer {
   std::vector<int32_t> ids;
-  void on_router(int, size_t n, const float*, const int32_t* i, const float*, int top_k) override {
+  void on_router(int, size_t n, const float*, const int32_t* i, const float*, int top_k) override {  // x_norm unused
     ids.assign(i, i + n * size_t(top_k));
   }
 };
@@ -105,9 +109,8 @@ struct gpu_run {
   cu::eng_stats st;
 };
 
-result<gpu_run> run_gpu_stack(const engine::model_dims& d, size_t seqs, size_t seqlen, int reps, bool tf32) {
-  cu::eng_options o;
-  o.tf32 = tf32;
+result<gpu_run> run_gpu_stack(const engine::model_dims& d, size_t seqs, size_t seqlen, int reps,
+                              const cu::eng_options& o) {
   RAZOR_ASSIGN_OR_RETURN(auto eng, cu::gpu_engine::create(engine::gpu_dims(d), o));
   const size_t n = seqs * seqlen, H = size_t(d.hidden);
   std::vector<size_t> ss{0};
@@ -201,23 +204,20 @@ int main(int argc, char** argv) {
 
   // PCIe upload rate (page-locked), for the streaming estimate.
   double gbps = 0;
-  {
-    auto e = cu::gpu_engine::create(engine::gpu_dims(*d));
-    if (e.ok()) {
-      auto g = (*e)->h2d_gbps(size_t(1) << 30);
-      if (g.ok()) gbps = *g;
-    }
-  }
+  if (auto g = cu::pinned_h2d_gbps(size_t(1) << 30); g.ok()) gbps = *g;
 
   struct variant {
     const char* name;
-    bool tf32;
+    cu::eng_options o;
   };
-  std::vector<variant> vars{{"fp32 (cuBLAS SGEMM, the reference math)", false}};
-  if (do_tf32) vars.push_back({"tf32 (cuBLAS TF32 tensor cores)", true});
+  cu::eng_options o_bf16, o_f32, o_tf32;
+  o_f32.weights = o_tf32.weights = cu::eng_weights::f32;
+  o_tf32.tf32 = true;
+  std::vector<variant> vars{{"bf16", o_bf16}, {"fp32", o_f32}};
+  if (do_tf32) vars.push_back({"tf32", o_tf32});
   std::vector<gpu_run> runs;
   for (auto& v : vars) {
-    auto r = run_gpu_stack(*d, seqs, seqlen, reps, v.tf32);
+    auto r = run_gpu_stack(*d, seqs, seqlen, reps, v.o);
     if (!r.ok()) {
       std::fprintf(stderr, "GPU %s: %s\n", v.name, r.error().to_string().c_str());
       return 1;
@@ -227,35 +227,37 @@ int main(int argc, char** argv) {
   const auto& st = runs[0].st;
   std::printf("\ncard: %s (%.1f GiB); H2D page-locked %.1f GB/s\n\n", st.device_name.c_str(), gib(double(st.device_total)), gbps);
 
-  std::printf("| layer | type | weights (fp32) | %s ms | tokens/s |", "fp32");
-  if (do_tf32) std::printf(" tf32 ms | tokens/s |");
-  std::printf(" + upload at %.0f GB/s: tokens/s (fp32) |\n|---|---|---|---|---|", gbps);
-  if (do_tf32) std::printf("---|---|");
+  std::printf("| layer | type | weights (bf16) |");
+  for (auto& v : vars) std::printf(" %s ms | tokens/s |", v.name);
+  std::printf(" + upload at %.0f GB/s: tokens/s (bf16, serial) |\n|---|---|---|", gbps);
+  for (size_t v = 0; v < vars.size(); ++v) std::printf("---|---|");
   std::printf("---|\n");
-  double tot[2] = {0, 0}, tot_up = 0;
+  std::vector<double> tot(runs.size(), 0.0);
+  double tot_up = 0;
   for (int l = 0; l < layers; ++l) {
     double up_ms = gbps > 0 ? double(runs[0].layer_bytes[size_t(l)]) / (gbps * 1e9) * 1e3 : 0;
-    std::printf("| %d | %s | %.2f GiB | %.1f | %.0f |", l, d->linear_layer[size_t(l)] ? "Gated DeltaNet + MoE" : "gated attention + MoE",
-                gib(double(runs[0].layer_bytes[size_t(l)])), runs[0].layer_ms[size_t(l)],
-                double(n) / (runs[0].layer_ms[size_t(l)] * 1e-3));
-    for (size_t v = 1; v < runs.size(); ++v)
+    std::printf("| %d | %s | %.2f GiB |", l, d->linear_layer[size_t(l)] ? "Gated DeltaNet + MoE" : "gated attention + MoE",
+                gib(double(runs[0].layer_bytes[size_t(l)])));
+    for (size_t v = 0; v < runs.size(); ++v)
       std::printf(" %.1f | %.0f |", runs[v].layer_ms[size_t(l)], double(n) / (runs[v].layer_ms[size_t(l)] * 1e-3));
     std::printf(" %.0f |\n", double(n) / ((runs[0].layer_ms[size_t(l)] + up_ms) * 1e-3));
     for (size_t v = 0; v < runs.size(); ++v) tot[v] += runs[v].layer_ms[size_t(l)];
     tot_up += up_ms;
   }
-  std::printf("| stack | %d layers | | %.1f | **%.0f** |", layers, tot[0], double(n) / (tot[0] * 1e-3));
-  if (do_tf32) std::printf(" %.1f | **%.0f** |", tot[1], double(n) / (tot[1] * 1e-3));
+  std::printf("| stack | %d layers | |", layers);
+  for (size_t v = 0; v < runs.size(); ++v) std::printf(" %.1f | **%.0f** |", tot[v], double(n) / (tot[v] * 1e-3));
   std::printf(" %.0f |\n", double(n) / ((tot[0] + tot_up) * 1e-3));
   std::printf("\nrandom fill of a layer on the device: %.1f ms (not in the layer times)\n", runs[0].fill_ms[0]);
   for (size_t v = 0; v < runs.size(); ++v) {
     const auto& s = runs[v].st;
     std::printf("memory %s: engine allocations peak %.2f GiB (largest layer's weights %.2f GiB); device used peak "
                 "%.2f GiB (cudaMemGetInfo, incl. context %.2f GiB at start)\n",
-                v ? "tf32" : "fp32", gib(double(s.tracked_peak_bytes)),
+                vars[v].name, gib(double(s.tracked_peak_bytes)),
                 gib(double(*std::max_element(runs[v].layer_bytes.begin(), runs[v].layer_bytes.end()))),
                 gib(double(s.device_used_peak)), gib(double(s.device_used_base)));
   }
+  std::printf("GPU engine's memory plan for the same batch (bf16): %s\n",
+              engine::gpu_memory_plan(*d, n, 512, engine::gpu_precision::bf16).to_string().c_str());
   engine::memory_plan mp = engine::plan_memory(*d, n, seqs, seqlen, 512);
   std::printf("CPU engine's memory plan for the same batch: %s\n", mp.to_string().c_str());
 
@@ -303,7 +305,7 @@ int main(int argc, char** argv) {
   const size_t nc = cpu_seqlen;
   std::vector<size_t> ss{0, nc};
   std::vector<float> x0 = rvec(nc * size_t(H), 1.0f, 0.0f);
-  auto eng = cu::gpu_engine::create(engine::gpu_dims(*d));
+  auto eng = cu::gpu_engine::create(engine::gpu_dims(*d), o_f32);  // the reference math for the comparison
   if (!eng.ok()) {
     std::fprintf(stderr, "%s\n", eng.error().to_string().c_str());
     return 1;
@@ -375,11 +377,10 @@ int main(int argc, char** argv) {
                 md / mr, n_flip, rel_all);
   }
   double cpu_stack_tps = double(nc) / (cpu_ms_total * 1e-3);
-  double gpu_stack_tps = double(n) / (tot[0] * 1e-3);
-  std::printf("\nCPU stack estimate (3 DeltaNet + 1 attention layers, %zu tokens): %.0f tokens/s; GPU fp32 stack: %.0f "
-              "tokens/s -> GPU/CPU %.0fx (tf32: %.0fx)\n",
-              nc, cpu_stack_tps, gpu_stack_tps, gpu_stack_tps / cpu_stack_tps,
-              do_tf32 ? double(n) / (tot[1] * 1e-3) / cpu_stack_tps : 0.0);
+  std::printf("\nCPU stack estimate (3 DeltaNet + 1 attention layers, %zu tokens): %.0f tokens/s; GPU/CPU:", nc,
+              cpu_stack_tps);
+  for (size_t v = 0; v < runs.size(); ++v) std::printf(" %s %.0fx", vars[v].name, double(n) / (tot[v] * 1e-3) / cpu_stack_tps);
+  std::printf("\n");
   std::printf("GPU vs CPU on 122B-shaped layers: %s (bounds: 1e-4 relative L2 of the layer's update over the tokens both "
               "routers send to the same experts; at most max(2, 1%%) tokens routed differently)\n", ok ? "PASS" : "FAIL");
   return ok ? 0 : 3;

@@ -12,6 +12,7 @@ std::vector<device_info> devices(std::string* why_none) {
   if (why_none) *why_none = "built without CUDA";
   return {};
 }
+result<double> pinned_h2d_gbps(size_t) { return make_error(errc::device, "built without CUDA"); }
 
 status fake_quant_bf16_device(const uint16_t*, uint16_t*, size_t, size_t, const fq_kernel_params&,
                               fq_device_stats*, void*) {
@@ -55,15 +56,15 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims&, const en
 }
 status gpu_engine::set_hidden(const float*, const std::vector<size_t>&) { return make_error(errc::device, "built without CUDA"); }
 status gpu_engine::get_hidden(float*) { return make_error(errc::device, "built without CUDA"); }
-status gpu_engine::upload_layer(const eng_layer&) { return make_error(errc::device, "built without CUDA"); }
-status gpu_engine::random_layer(bool, bool, bool, uint64_t) { return make_error(errc::device, "built without CUDA"); }
-status gpu_engine::run_layer() { return make_error(errc::device, "built without CUDA"); }
-status gpu_engine::head(const float*, const eng_linear&, size_t, const std::function<bool(size_t, size_t, const float*)>&) {
+status gpu_engine::upload_layer(const eng_layer&, int) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::random_layer(bool, bool, bool, uint64_t, int) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::run_layer(int, eng_observations*) { return make_error(errc::device, "built without CUDA"); }
+status gpu_engine::head(const float*, const eng_linear&, size_t, const std::function<bool(size_t, size_t, const float*)>&, int,
+                        eng_observations*) {
   return make_error(errc::device, "built without CUDA");
 }
 status gpu_engine::synchronize() { return make_error(errc::device, "built without CUDA"); }
 eng_stats gpu_engine::stats() const { return {}; }
 std::vector<int32_t> gpu_engine::last_routing() const { return {}; }
-result<double> gpu_engine::h2d_gbps(size_t) { return make_error(errc::device, "built without CUDA"); }
 
 }  // namespace razor::cu

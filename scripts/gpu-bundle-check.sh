@@ -10,7 +10,8 @@
 # folder .gpu-run/; for the call, nothing else may travel (see docs/DEVELOPING.md, "GPU work").
 # RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings (0: none).
 # RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run; RAZOR_GPU_ALLOC_ROWS
-# (default 256): the allocations' --sample-rows, one run each.
+# (default 256): the allocations' --sample-rows, one run each; RAZOR_GPU_PROBE_TOKENS (default 32768): the
+# slice probe's tokens. RAZOR_GPU_BENCH=1: also bench_engine_gpu (random 122B-shaped layers, bf16/fp32/tf32).
 set -uo pipefail
 mode=${1:-}
 if [ "$mode" = prep ]; then
@@ -19,10 +20,12 @@ if [ "$mode" = prep ]; then
   rm -rf .gpu-run && mkdir -p .gpu-run/resources/models .gpu-run/resources/configs
   bash scripts/bundle.sh "$B" .gpu-run --system-cuda >/dev/null || exit 1
   tar -C "$B/tests" -cJf .gpu-run/tests.tar.xz test_quant test_kernels test_engine
+  tar -C "$B/bench" -cJf .gpu-run/bench.tar.xz bench_engine_gpu
   cp -r resources/models/tiny-qwen3-moe .gpu-run/resources/models/
   cp -r resources/data .gpu-run/resources/
   cp resources/configs/qwen3.5-122b-a10b.json .gpu-run/resources/configs/
   mkdir -p .gpu-run/tok35 && cp resources/models/tiny-qwen3-5-moe/tokenizer*.json .gpu-run/tok35/  # synth writes none
+  cp resources/models/tiny-qwen3-5-moe/config.json .gpu-run/tok35/  # the second fixture is synthesised there
   cp scripts/gpu-bundle-check.sh .gpu-run/
   pwd >.gpu-run/source-dir.txt
   grep -E '^set\(RAZOR_GPU_TESTS_' tests/CMakeLists.txt | sed -E 's/^set\(RAZOR_GPU_TESTS_([a-z]+) "(.*)"\)$/\1 \2/' \
@@ -62,13 +65,22 @@ if ldd "$RZ" | grep -q "not found"; then ldd "$RZ" | grep "not found"; rc=1; fi
 mkdir -p "$W/t" && tar -C "$W/t" -xJf "$D/tests.tar.xz"
 # The test binaries name the fixtures by the build machine's source folder (RAZOR_MODELS_DIR): link it there.
 SRC=$(cat "$D/source-dir.txt")
-F="$SRC/resources/models/tiny-qwen3-moe"
-if [ ! -e "$F/config.json" ]; then  # (on the device tool's copy, an empty folder of the untracked fixture)
-  [ -d "$F" ] && [ ! -L "$F" ] && mv "$F" "$F.empty-$$"
-  mkdir -p "$(dirname "$F")" && ln -sfn "$D/resources/models/tiny-qwen3-moe" "$F"
+# tiny-qwen3-5-moe does not travel (64 MiB): the same config synthesised here (random weights: the GPU tests
+# compare GPU with CPU on whatever weights).
+if [ ! -e "$W/tiny35/config.json" ]; then
+  "$RZ" synth --config "$D/tok35/config.json" --out "$W/tiny35" >"$OUT/synth-tiny35.log" 2>&1 || rc=1
+  cp "$D"/tok35/tokenizer*.json "$W/tiny35/"
 fi
+link_fixture() {  # name, folder
+  local F="$SRC/resources/models/$1"
+  if [ ! -e "$F/config.json" ]; then  # (on the device tool's copy, an empty folder of the untracked fixture)
+    [ -d "$F" ] && [ ! -L "$F" ] && mv "$F" "$F.empty-$$"
+    mkdir -p "$(dirname "$F")" && ln -sfn "$2" "$F"
+  fi
+}
+link_fixture tiny-qwen3-moe "$D/resources/models/tiny-qwen3-moe"
+link_fixture tiny-qwen3-5-moe "$W/tiny35"
 while read -r module filter; do
-  [ "$module" = engine ] && filter="engine_cuda.qwen3_moe_logits_match_cpu"  # the one fixture that travels
   echo "== test_$module --gtest_filter=$filter"
   LD_LIBRARY_PATH="$R/lib:$LD_LIBRARY_PATH" timeout 300 "$W/t/test_$module" --gtest_filter="$filter" \
     >"$OUT/test_$module.log" 2>&1
@@ -96,6 +108,7 @@ for f in $(cd "$W/p/q-cpu" && ls *.safetensors); do
   cmp -s "$W/p/q-cpu/$f" "$W/p/q-gpu/$f" && echo "  quantize $f: GPU bytes == CPU bytes" || { echo "  quantize $f: GPU != CPU"; rc=1; }
 done
 run "$RZ" probe "$M" --tokens 4096 --out "$W/p/probe.h5" --imatrix "$W/p/imatrix.gguf"
+run "$RZ" probe "$M" --tokens 4096 --out "$W/p/probe-gpu.h5" --device cuda
 run "$RZ" pack "$M" --recipe "$IQ3" --imatrix "$W/p/imatrix.gguf" --out "$W/p/gpu.gguf"
 run "$RZ" pack "$M" --recipe "$IQ3" --imatrix "$W/p/imatrix.gguf" --out "$W/p/cpu.gguf" --cpu
 cmp -s "$W/p/gpu.gguf" "$W/p/cpu.gguf" && echo "  pack: GPU bytes == CPU bytes" || { echo "  pack: GPU != CPU"; rc=1; }
@@ -104,6 +117,16 @@ for dev in cuda cpu; do
   "$RZ" eval-ppl "$M" --device $dev --windows 8 --json >"$OUT/ppl-$dev.json" 2>>"$OUT/pipeline.log" || rc=1
   cat "$OUT/ppl-$dev.json"
 done
+
+if [ "${RAZOR_GPU_BENCH:-0}" = 1 ]; then
+  mkdir -p "$W/b" && tar -C "$W/b" -xJf "$D/bench.tar.xz"
+  for seqs in 8 32; do
+    echo "\$ bench_engine_gpu --seqs $seqs --no-cpu" | tee -a "$OUT/bench.log"
+    LD_LIBRARY_PATH="$R/lib:$LD_LIBRARY_PATH" timeout 240 "$W/b/bench_engine_gpu" \
+      --config "$D/resources/configs/qwen3.5-122b-a10b.json" --seqs $seqs --no-cpu >>"$OUT/bench.log" 2>&1 || rc=1
+  done
+  tail -30 "$OUT/bench.log"
+fi
 
 if [ "${RAZOR_GPU_SLICE_LAYERS:-2}" = 0 ]; then  # no slices: the tests and the fixture pipeline only
   echo "peak GPU memory: $(sort -n "$OUT/gpu-memory.txt" | tail -1) MiB"
@@ -156,7 +179,16 @@ if [[ $STEPS == *" pack "* ]]; then
   run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --out "$W/s/iq3.gguf"
   ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
 fi
-[[ $STEPS == *" probe "* ]] && run timeout 150 "$RZ" probe "$W/s/src" --tokens 256 --seqlen 256 --out "$W/s/probe.h5"
+# The probe on the GPU: warm (the slice in the page cache: "host-resident") and cold (streamed from disk).
+if [[ $STEPS == *" probe "* ]]; then
+  PT=${RAZOR_GPU_PROBE_TOKENS:-32768}
+  run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe.h5"
+  grep -E "tokens \[|GPU memory plan" "$OUT/pipeline.log" | tail -2
+  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && {
+    run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe-cold.h5"
+    grep -E "tokens \[" "$OUT/pipeline.log" | tail -1
+  }
+fi
 echo "peak GPU memory: $(sort -n "$OUT/gpu-memory.txt" | tail -1) MiB"
 echo "gpu-bundle-check: exit $rc"
 exit $rc

@@ -13,7 +13,7 @@
 
 namespace {
 
-RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to HDF5 (reference CPU engine)", 310,
+RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to HDF5 (reference engine: CPU, or CUDA with --device)", 310,
               [](CLI::App& sub) {
                 auto p = razor::cli::add_job_options(sub, "probe");
                 auto json_out = std::make_shared<bool>(false);

@@ -7,7 +7,6 @@
 #include <numeric>
 
 #include "kernels/cuda_info.h"
-#include "kernels/engine_cuda.h"
 
 namespace razor::engine {
 
@@ -86,10 +85,11 @@ status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, i
   return {};
 }
 
-result<linear> get_linear(weight_provider& wp, const std::string& name, int64_t out, int64_t in) {
+result<linear> get_linear(weight_provider& wp, const std::string& name, int64_t out, int64_t in,
+                          weight_layout layout = weight_layout::transposed) {
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
   RAZOR_TRY(check_shape(name, t, out, in));
-  return make_linear(t);
+  return make_linear(std::move(t), layout);
 }
 
 result<std::vector<float>> get_vec(weight_provider& wp, const std::string& name, int64_t n, bool plus_one) {
@@ -104,7 +104,7 @@ result<std::vector<float>> get_vec(weight_provider& wp, const std::string& name,
 
 }  // namespace
 
-result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L) {
+result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L, weight_layout lay) {
   layer_weights w;
   w.layer = L;
   bool zc = d.zero_centred_norms;
@@ -114,11 +114,11 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   if (w.linear_attention) {
     auto& n = w.dn;
     int64_t kd = d.lin_k_heads * d.lin_k_dim, vd = d.lin_v_heads * d.lin_v_dim, ch = 2 * kd + vd;
-    RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, lname(L, "linear_attn.out_proj.weight"), d.hidden, vd));
+    RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, lname(L, "linear_attn.out_proj.weight"), d.hidden, vd, lay));
     RAZOR_ASSIGN_OR_RETURN(n.conv, get_vec(wp, lname(L, "linear_attn.conv1d.weight"), ch * d.conv_kernel, false));
     RAZOR_ASSIGN_OR_RETURN(n.a_log, get_vec(wp, lname(L, "linear_attn.A_log"), d.lin_v_heads, false));
     RAZOR_ASSIGN_OR_RETURN(n.dt_bias, get_vec(wp, lname(L, "linear_attn.dt_bias"), d.lin_v_heads, false));
@@ -128,38 +128,59 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     auto& a = w.attn;
     a.gated = d.a == arch::qwen3_5_moe;
     int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
-    RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, lname(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, lname(L, "self_attn.v_proj.weight"), kvd, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, lname(L, "self_attn.o_proj.weight"), d.hidden, qd));
+    RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, lname(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, lname(L, "self_attn.v_proj.weight"), kvd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, lname(L, "self_attn.o_proj.weight"), d.hidden, qd, lay));
     RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, lname(L, "self_attn.q_norm.weight"), d.head_dim, zc));
     RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, lname(L, "self_attn.k_norm.weight"), d.head_dim, zc));
   }
   auto& m = w.moe;
-  RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, lname(L, "mlp.gate.weight"), d.n_experts, d.hidden));
+  RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, lname(L, "mlp.gate.weight"), d.n_experts, d.hidden, lay));
   m.gate_up.resize(size_t(d.n_experts));
   m.down.resize(size_t(d.n_experts));
-  for (int e = 0; e < int(d.n_experts); ++e) {
+  auto load_expert = [&](int e) -> status {
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.expert(L, e, expert_proj::gate));
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.expert(L, e, expert_proj::up));
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 dn, wp.expert(L, e, expert_proj::down));
     RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::gate), g, d.moe_ff, d.hidden));
     RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::up), u, d.moe_ff, d.hidden));
     RAZOR_TRY(check_shape(expert_tensor_name(L, e, expert_proj::down), dn, d.hidden, d.moe_ff));
-    m.gate_up[size_t(e)] = make_linear_cat({&g, &u});
-    m.down[size_t(e)] = make_linear(dn);
-  }
+    std::vector<tensor_f32> gu;
+    gu.push_back(std::move(g));
+    gu.push_back(std::move(u));
+    m.gate_up[size_t(e)] = make_linear_cat(std::move(gu), lay);
+    m.down[size_t(e)] = make_linear(std::move(dn), lay);
+    return {};
+  };
+  std::vector<status> st(size_t(d.n_experts));
+  parallel_for(size_t(d.n_experts), [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i) st[i] = load_expert(int(i));
+  }, 1, wp.concurrent_reads() ? 0 : 1);
+  for (auto& x : st) RAZOR_TRY(std::move(x));
   if (d.shared_ff > 0 && wp.has(lname(L, "mlp.shared_expert.gate_proj.weight"))) {
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(lname(L, "mlp.shared_expert.gate_proj.weight")));
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(lname(L, "mlp.shared_expert.up_proj.weight")));
     RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.gate_proj.weight"), g, d.shared_ff, d.hidden));
     RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.up_proj.weight"), u, d.shared_ff, d.hidden));
-    m.shared_gate_up = make_linear_cat({&g, &u});
+    std::vector<tensor_f32> gu;
+    gu.push_back(std::move(g));
+    gu.push_back(std::move(u));
+    m.shared_gate_up = make_linear_cat(std::move(gu), lay);
     RAZOR_ASSIGN_OR_RETURN(m.shared_down,
-                           get_linear(wp, lname(L, "mlp.shared_expert.down_proj.weight"), d.hidden, d.shared_ff));
-    RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden));
+                           get_linear(wp, lname(L, "mlp.shared_expert.down_proj.weight"), d.hidden, d.shared_ff, lay));
+    RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden, lay));
   }
   return w;
+}
+
+result<head_weights> load_head(weight_provider& wp, const model_dims& d, weight_layout layout, bool lm_head) {
+  head_weights h;
+  RAZOR_ASSIGN_OR_RETURN(h.norm, get_vec(wp, "norm.weight", d.hidden, d.zero_centred_norms));
+  if (lm_head) {
+    RAZOR_ASSIGN_OR_RETURN(h.lm_head, get_linear(wp, "lm_head.weight", d.vocab, d.hidden, layout));
+  }
+  return h;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -167,9 +188,20 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
 
 namespace {
 
+// The input statistics of a linear map over n rows of x (rows `ld` apart) to the observer.
 void observe(forward_observer* obs, int layer, const std::string& name, int expert, size_t n, const float* x,
              int64_t cols, size_t ld = 0) {
-  if (obs && obs->wants_linear_inputs() && n) obs->on_linear_input(layer, name, expert, n, x, cols, ld ? ld : size_t(cols));
+  if (!obs || !obs->wants_input_sums() || !n) return;
+  if (!ld) ld = size_t(cols);
+  std::vector<double> sq(static_cast<size_t>(cols)), su(static_cast<size_t>(cols));
+  for (size_t r = 0; r < n; ++r) {
+    const float* row = x + r * ld;
+    for (int64_t c = 0; c < cols; ++c) {
+      sq[size_t(c)] += double(row[c]) * row[c];
+      su[size_t(c)] += row[c];
+    }
+  }
+  obs->on_input_sums(layer, name, expert, n, cols, sq.data(), su.data());
 }
 
 std::vector<size_t> seq_of_token(const std::vector<size_t>& seq_start) {
@@ -378,7 +410,15 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
       }
     }
   }, 64);
-  if (obs) obs->on_router(layer, n, x, ids.data(), wts.data(), int(K));
+  if (obs) {
+    std::vector<float> norms(n);
+    for (size_t t = 0; t < n; ++t) {
+      double ss = 0;
+      for (size_t j = 0; j < H; ++j) ss += double(x[t * H + j]) * x[t * H + j];
+      norms[t] = float(std::sqrt(ss));
+    }
+    obs->on_router(layer, n, norms.data(), ids.data(), wts.data(), int(K));
+  }
   std::fill_n(y, n * H, 0.0f);
   // Group token-slots by expert, run each expert as one matmul over its tokens.
   std::vector<std::vector<std::pair<uint32_t, float>>> slots(E);
@@ -505,91 +545,6 @@ bool gpu_engine_available(std::string* why_not) {
   return !cu::devices(why_not).empty();
 }
 
-namespace {
-
-cu::eng_linear eng_lin(const linear& l) { return {l.empty() ? nullptr : l.wt.data(), l.in, l.out}; }
-
-cu::eng_dims eng_dims_of(const model_dims& d) {
-  cu::eng_dims e;
-  e.hidden = d.hidden;
-  e.n_heads = d.n_heads;
-  e.n_kv_heads = d.n_kv_heads;
-  e.head_dim = d.head_dim;
-  e.rot_dims = d.rot_dims;
-  e.eps = d.eps;
-  e.rope_theta = d.rope_theta;
-  e.n_experts = d.n_experts;
-  e.top_k = d.top_k;
-  e.moe_ff = d.moe_ff;
-  e.shared_ff = d.shared_ff;
-  e.norm_topk = d.norm_topk;
-  e.lin_k_heads = d.lin_k_heads;
-  e.lin_v_heads = d.lin_v_heads;
-  e.lin_k_dim = d.lin_k_dim;
-  e.lin_v_dim = d.lin_v_dim;
-  e.conv_kernel = d.conv_kernel;
-  return e;
-}
-
-cu::eng_layer eng_layer_of(const layer_weights& w) {
-  cu::eng_layer e;
-  e.linear_attention = w.linear_attention;
-  e.in_norm = w.in_norm.data();
-  e.post_norm = w.post_norm.data();
-  e.gated = w.attn.gated;
-  e.q = eng_lin(w.attn.q);
-  e.k = eng_lin(w.attn.k);
-  e.v = eng_lin(w.attn.v);
-  e.o = eng_lin(w.attn.o);
-  e.q_norm = w.attn.q_norm.data();
-  e.k_norm = w.attn.k_norm.data();
-  e.qkv = eng_lin(w.dn.qkv);
-  e.z = eng_lin(w.dn.z);
-  e.b = eng_lin(w.dn.b);
-  e.a = eng_lin(w.dn.a);
-  e.out = eng_lin(w.dn.out);
-  e.conv = w.dn.conv.data();
-  e.a_log = w.dn.a_log.data();
-  e.dt_bias = w.dn.dt_bias.data();
-  e.dn_norm = w.dn.norm.data();
-  e.router = eng_lin(w.moe.router);
-  for (const auto& l : w.moe.gate_up) e.gate_up.push_back(eng_lin(l));
-  for (const auto& l : w.moe.down) e.down.push_back(eng_lin(l));
-  e.shared_gate_up = eng_lin(w.moe.shared_gate_up);
-  e.shared_down = eng_lin(w.moe.shared_down);
-  e.shared_gate = eng_lin(w.moe.shared_gate);
-  return e;
-}
-
-}  // namespace
-
-cu::eng_dims gpu_dims(const model_dims& d) { return eng_dims_of(d); }
-cu::eng_layer gpu_layer(const layer_weights& w) { return eng_layer_of(w); }
-
-status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start,
-                   const tensor_f32& h, const logits_fn& on_logits, const run_options& opt) {
-  RAZOR_ASSIGN_OR_RETURN(auto eng, cu::gpu_engine::create(eng_dims_of(d)));
-  RAZOR_TRY(eng->set_hidden(h.data.data(), seq_start));
-  const double total = double(d.n_layers + (opt.compute_logits ? 1 : 0));
-  for (int L = 0; L < int(d.n_layers); ++L) {
-    if (opt.progress && !opt.progress(double(L), total, "layer"))
-      return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
-    RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L));
-    RAZOR_TRY(eng->upload_layer(eng_layer_of(w)));
-    w = layer_weights{};
-    wp.release_layer(L);
-    RAZOR_TRY(eng->run_layer());
-  }
-  if (!opt.compute_logits) return eng->synchronize();
-  if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
-    return make_error(errc::cancelled, "forward pass cancelled before the output head");
-  RAZOR_ASSIGN_OR_RETURN(std::vector<float> fnorm, get_vec(wp, "norm.weight", d.hidden, d.zero_centred_norms));
-  RAZOR_ASSIGN_OR_RETURN(linear head, get_linear(wp, "lm_head.weight", d.vocab, d.hidden));
-  RAZOR_TRY(eng->head(fnorm.data(), eng_lin(head), std::max<size_t>(1, opt.logits_chunk), on_logits));
-  if (opt.progress) opt.progress(total, total, "done");
-  return {};
-}
-
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt) {
   std::vector<size_t> seq_start{0};
@@ -605,7 +560,7 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
       return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
   if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
-  if (!opt.observer && !opt.on_layer_input && resolve_backend(opt) == backend::cuda)
+  if (!opt.on_layer_input && resolve_backend(opt) == backend::cuda)
     return forward_gpu(wp, d, seq_start, h, on_logits, opt);
   return forward_from(wp, d, seq_start, std::move(h), 0, on_logits, opt);
 }
@@ -627,7 +582,7 @@ status forward_from(weight_provider& wp, const model_dims& d, const std::vector<
       for (size_t i = b; i < e; ++i) h.data[i] += yb[i];
     }, 4096);
   };
-  const double total = double(d.n_layers + (opt.compute_logits ? 1 : 0));
+  const double total = double(d.n_layers + (runs_head(opt) ? 1 : 0));
   for (int L = first_layer; L < int(d.n_layers); ++L) {
     if (opt.progress && !opt.progress(double(L), total, "layer"))
       return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
@@ -648,15 +603,16 @@ status forward_from(weight_provider& wp, const model_dims& d, const std::vector<
   }
   if (opt.on_layer_input && !opt.on_layer_input(int(d.n_layers), h))
     return make_error(errc::cancelled, "forward pass cancelled");
-  if (!opt.compute_logits) return {};
+  if (!runs_head(opt)) return {};
   if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
     return make_error(errc::cancelled, "forward pass cancelled before the output head");
-  RAZOR_ASSIGN_OR_RETURN(std::vector<float> fnorm, get_vec(wp, "norm.weight", d.hidden, d.zero_centred_norms));
-  RAZOR_ASSIGN_OR_RETURN(linear head, get_linear(wp, "lm_head.weight", d.vocab, d.hidden));
-  norm_rows(fnorm);
-  if (opt.observer) {
-    // The head's input: the final-normed hidden states.
-    if (opt.observer->wants_linear_inputs()) opt.observer->on_linear_input(-1, "lm_head.weight", -1, n, xn.data(), d.hidden, H);
+  RAZOR_ASSIGN_OR_RETURN(head_weights hw, load_head(wp, d, weight_layout::transposed, opt.compute_logits));
+  const linear& head = hw.lm_head;
+  norm_rows(hw.norm);
+  observe(opt.observer, -1, "lm_head.weight", -1, n, xn.data(), d.hidden);  // the head's input
+  if (!opt.compute_logits) {
+    if (opt.progress) opt.progress(total, total, "done");
+    return {};
   }
   const size_t chunk = std::max<size_t>(1, opt.logits_chunk);
   std::vector<float> logits(std::min(chunk, n) * size_t(d.vocab));

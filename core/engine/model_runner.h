@@ -73,21 +73,36 @@ struct layer_weights {
   moe_weights moe;
   size_t bytes() const;
 };
-result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int layer);
+// Linear maps in `layout` (rows: the GPU engine's, no transposition). Routed experts load on all cores when
+// the provider allows concurrent reads.
+result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int layer,
+                                 weight_layout layout = weight_layout::transposed);
+// The final norm (as applied) and the output head (lm_head, or the tied embeddings).
+struct head_weights {
+  std::vector<float> norm;
+  linear lm_head;
+};
+// Without `lm_head`, the norm only.
+result<head_weights> load_head(weight_provider& wp, const model_dims& d,
+                               weight_layout layout = weight_layout::transposed, bool lm_head = true);
 
-// ---- observation hooks (probe, imatrix) ----
+// ---- observation hooks (probe, imatrix); the CPU and the GPU path make the same calls ----
 class forward_observer {
  public:
   virtual ~forward_observer() = default;
+  // The layer's weights as loaded (on the GPU path: in weight_layout::rows, from a loader thread).
   virtual void on_layer_loaded(const layer_weights& w) {}
-  // Router of `layer` for `n` tokens: x is the router input [n, hidden]; ids/weights [n, top_k].
-  virtual void on_router(int layer, size_t n, const float* x, const int32_t* ids, const float* weights, int top_k) {}
-  // Inputs of a linear map (only when wants_linear_inputs()): `n` rows of `cols` floats, `ld` apart.
-  // `name` is the text-model tensor name; routed experts give "layers.L.mlp.experts.gate_up" / ".down"
-  // with `expert` set (gate and up share one input).
-  virtual bool wants_linear_inputs() const { return false; }
-  virtual void on_linear_input(int layer, const std::string& name, int expert, size_t n, const float* x,
-                               int64_t cols, size_t ld) {}
+  // Router of `layer` for `n` tokens: x_norm[t] = ||router input of token t||_2 (the post-attention-normed
+  // hidden state); ids/weights [n, top_k].
+  virtual void on_router(int layer, size_t n, const float* x_norm, const int32_t* ids, const float* weights,
+                         int top_k) {}
+  // Input statistics of a linear map (only when wants_input_sums()): over `rows` input rows, per column, the
+  // sum of squares and the sum. `name` is the text-model tensor name; routed experts give
+  // "layers.L.mlp.experts.gate_up" / ".down" with `expert` set (gate and up share one input). May be called
+  // from several threads at once.
+  virtual bool wants_input_sums() const { return false; }
+  virtual void on_input_sums(int layer, const std::string& name, int expert, uint64_t rows, int64_t cols,
+                             const double* sum_sq, const double* sum) {}
 };
 
 // ---- blocks (exposed for tests). x is the normed input [n, hidden]; y gets the block output. ----
@@ -120,23 +135,35 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
 using logits_fn = std::function<bool(size_t token0, size_t n, const float* logits)>;
 
 // Where forward() runs the layers. cpu: this file's float32 reference. cuda: the GPU engine
-// (kernels/engine_cuda.h: cuBLAS fp32 GEMMs + own kernels, one layer resident on the device); an error when
-// no GPU is usable. automatic: cuda when a GPU is present, else cpu. The environment variable RAZOR_ENGINE
-// (cpu | gpu | cuda | auto) overrides the default `cpu` (so `RAZOR_ENGINE=gpu razor eval-ppl ...` runs on the
-// GPU). A run with an observer (probe, imatrix) always takes the CPU path: the GPU engine has no hooks.
+// (kernels/engine_cuda.h; core/engine/gpu_runner.cpp: BF16 weights by default, two layers in flight: one
+// computing while the next is loaded, converted and copied); an error when no GPU is usable. automatic: cuda
+// when a GPU is present, else cpu. The environment variable RAZOR_ENGINE (cpu | gpu | cuda | auto) overrides
+// the default `cpu` (so `RAZOR_ENGINE=gpu razor eval-ppl ...` runs on the GPU). Observers run on both paths;
+// on_layer_input (the allocator's restart points) takes the CPU path.
 enum class backend : uint8_t { cpu, cuda, automatic };
+// The GPU engine's weights: bf16 (the default: half the memory and the upload, tensor cores; the inputs of
+// every GEMM rounded to BF16) or f32 (the reference math, float32 rounding from the CPU). RAZOR_GPU_WEIGHTS
+// (bf16 | f32) overrides.
+enum class gpu_precision : uint8_t { bf16, f32 };
 
 struct run_options {
   forward_observer* observer = nullptr;
   progress_fn progress;          // units: layers (+1 for the head)
   size_t logits_chunk = 512;     // tokens per logits callback
-  bool compute_logits = true;    // false: stop after the last layer (the probe)
+  bool compute_logits = true;    // false: no logits (the probe); the final norm still runs when the observer
+                                 // wants input sums (lm_head's input statistics): see runs_head
   backend device = backend::cpu;  // RAZOR_ENGINE overrides when set
+  gpu_precision gpu_weights = gpu_precision::bf16;
   // Called with the residual stream [n_tokens, hidden] entering each layer L, and with L = n_layers for the
   // stream entering the final norm (forward_from can restart from any of them). Return false to cancel.
   // Takes the CPU path, like an observer.
   std::function<bool(int layer, const tensor_f32& h)> on_layer_input;
 };
+
+// Whether a pass with `opt` goes past the last layer: for the logits, or for the head's input statistics.
+inline bool runs_head(const run_options& opt) {
+  return opt.compute_logits || (opt.observer && opt.observer->wants_input_sums());
+}
 
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt = {});
@@ -148,9 +175,13 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
 status forward_from(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start, tensor_f32 h,
                     int first_layer, const logits_fn& on_logits, const run_options& opt = {});
 
-// The GPU path of forward() on the embedded hidden states h [n, hidden] (exposed for tests and the bench).
+// The GPU path of forward() on the embedded hidden states h [n, hidden] (core/engine/gpu_runner.cpp; exposed
+// for tests and the bench). Prints nothing; gpu_memory_plan says what it will hold.
 status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<size_t>& seq_start,
                    const tensor_f32& h, const logits_fn& on_logits, const run_options& opt = {});
+// The GPU path's device memory for n_tokens in n_seqs: two weight slots (the largest layer or the head), the
+// hidden states and the largest layer's activations, at `p`. The same fields as plan_memory.
+memory_plan gpu_memory_plan(const model_dims& d, size_t n_tokens, size_t logits_chunk, gpu_precision p);
 // The GPU engine's view of the dims / of one loaded layer (pointers into `w`, valid while it lives).
 cu::eng_dims gpu_dims(const model_dims& d);
 cu::eng_layer gpu_layer(const layer_weights& w);

@@ -37,6 +37,41 @@ linear make_linear_cat(const std::vector<const tensor_f32*>& ws) {
   return l;
 }
 
+linear make_linear(tensor_f32&& w, weight_layout layout) {
+  if (layout == weight_layout::transposed) return make_linear(w);
+  linear l;
+  l.in = w.cols();
+  l.out = w.rows();
+  l.wt = std::move(w.data);
+  l.rows = true;
+  return l;
+}
+
+linear make_linear_cat(std::vector<tensor_f32>&& ws, weight_layout layout) {
+  if (layout == weight_layout::transposed) {
+    std::vector<const tensor_f32*> ps;
+    for (const auto& w : ws) ps.push_back(&w);
+    return make_linear_cat(ps);
+  }
+  if (ws.size() == 1) return make_linear(std::move(ws[0]), layout);
+  linear l;
+  l.in = ws.empty() ? 0 : ws[0].cols();
+  l.rows = true;
+  for (const auto& w : ws) l.out += w.rows();
+  l.wt.reserve(size_t(l.in * l.out));
+  for (const auto& w : ws) l.wt.insert(l.wt.end(), w.data.begin(), w.data.end());
+  return l;
+}
+
+double linear::row_norm(int64_t r) const {
+  double s = 0;
+  for (int64_t i = 0; i < in; ++i) {
+    const double v = rows ? wt[size_t(r * in + i)] : wt[size_t(i * out + r)];
+    s += v * v;
+  }
+  return std::sqrt(s);
+}
+
 namespace {
 
 constexpr size_t kRows = 4;    // rows of x per register block

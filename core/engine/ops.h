@@ -11,19 +11,27 @@
 
 namespace razor::engine {
 
-// A linear map y = W x stored transposed, [in, out] row-major, so the inner loop runs over outputs.
+// A linear map y = W x stored transposed, [in, out] row-major, so the inner loop runs over outputs; or, for
+// the GPU engine only (weight_layout::rows), W as stored, [out, in] with `rows` set (no host transposition).
 struct linear {
   int64_t in = 0, out = 0;
-  std::vector<float> wt;  // [in][out]
+  std::vector<float> wt;  // [in][out], or [out][in] when rows
+  bool rows = false;
   bool empty() const { return wt.empty(); }
   size_t bytes() const { return wt.size() * sizeof(float); }
+  // ||row r of W||_2 in either layout.
+  double row_norm(int64_t r) const;
 };
+enum class weight_layout : uint8_t { transposed, rows };
 // From a PyTorch [out, in] matrix (rows [row0, row0 + n_rows) only when n_rows > 0).
 linear make_linear(const tensor_f32& w, int64_t row0 = 0, int64_t n_rows = -1);
 // Stacks several [out_i, in] matrices along the output axis into one linear (gate and up of an expert).
 linear make_linear_cat(const std::vector<const tensor_f32*>& ws);
+// The same in `layout`: rows takes the matrices' data as they are (moved when there is one).
+linear make_linear(tensor_f32&& w, weight_layout layout);
+linear make_linear_cat(std::vector<tensor_f32>&& ws, weight_layout layout);
 
-// y[n, out] = x[n, in] W^T. x rows are `ldx` floats apart (>= in), y rows `ldy` apart (>= out).
+// y[n, out] = x[n, in] W^T (w in the transposed layout). x rows are `ldx` floats apart (>= in), y rows `ldy` apart (>= out).
 void matmul(const float* x, size_t n, const linear& w, float* y, size_t ldx = 0, size_t ldy = 0, int threads = 0);
 
 // out = x / sqrt(mean(x^2) + eps) * w, per row of `dim`. `out` may equal `x`.

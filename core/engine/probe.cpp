@@ -14,6 +14,7 @@
 #include "gguf/convert.h"
 #include "gguf/layout.h"
 #include "util/output_guard.h"
+#include "util/parallel.h"
 #include "util/temp_registry.h"
 
 namespace razor::engine {
@@ -30,44 +31,39 @@ class probe_observer : public forward_observer {
  public:
   probe_observer(probe_result& r, bool inputs) : r_(r), inputs_(inputs) {}
 
+  // Weight norms, experts on all cores (on the GPU path this runs on the loader thread; it writes layer L's
+  // entries only, which nothing else touches).
   void on_layer_loaded(const layer_weights& w) override {
     const size_t E = size_t(r_.n_experts), L = size_t(w.layer);
-    for (size_t e = 0; e < E; ++e) {
-      auto fro = [](const linear& l) {
-        double s = 0;
-        for (float v : l.wt) s += double(v) * v;
-        return std::sqrt(s);
-      };
-      r_.wfro_gate_up[L * E + e] = fro(w.moe.gate_up[e]);
-      r_.wfro_down[L * E + e] = fro(w.moe.down[e]);
-      double rn = 0;  // router row e = column e of the transposed [in][out] matrix
-      for (int64_t i = 0; i < w.moe.router.in; ++i) {
-        double v = w.moe.router.wt[size_t(i * w.moe.router.out) + e];
-        rn += v * v;
+    auto fro = [](const linear& l) {
+      double s = 0;
+      for (float v : l.wt) s += double(v) * v;
+      return std::sqrt(s);
+    };
+    parallel_for(E, [&](size_t b, size_t e1) {
+      for (size_t e = b; e < e1; ++e) {
+        r_.wfro_gate_up[L * E + e] = fro(w.moe.gate_up[e]);
+        r_.wfro_down[L * E + e] = fro(w.moe.down[e]);
+        r_.rnorm[L * E + e] = w.moe.router.row_norm(int64_t(e));
       }
-      r_.rnorm[L * E + e] = std::sqrt(rn);
-    }
+    });
   }
 
-  void on_router(int layer, size_t n, const float* x, const int32_t* ids, const float* wts, int k) override {
-    const size_t E = size_t(r_.n_experts), H = size_t(r_.hidden), L = size_t(layer);
-    for (size_t t = 0; t < n; ++t) {
-      double ss = 0;
-      for (size_t j = 0; j < H; ++j) ss += double(x[t * H + j]) * x[t * H + j];
-      double norm = std::sqrt(ss);
+  void on_router(int layer, size_t n, const float* x_norm, const int32_t* ids, const float* wts, int k) override {
+    const size_t E = size_t(r_.n_experts), L = size_t(layer);
+    for (size_t t = 0; t < n; ++t)
       for (int s = 0; s < k; ++s) {
         size_t e = size_t(ids[t * size_t(k) + size_t(s)]);
         r_.freq[L * E + e] += 1;
         r_.wmass[L * E + e] += wts[t * size_t(k) + size_t(s)];
-        r_.asal[L * E + e] += norm;
+        r_.asal[L * E + e] += x_norm[t];
       }
-    }
   }
 
-  bool wants_linear_inputs() const override { return inputs_; }
+  bool wants_input_sums() const override { return inputs_; }
 
-  void on_linear_input(int layer, const std::string& name, int expert, size_t n, const float* x, int64_t cols,
-                       size_t ld) override {
+  void on_input_sums(int layer, const std::string& name, int expert, uint64_t rows, int64_t cols,
+                     const double* sum_sq, const double* sum) override {
     std::lock_guard lk(mu_);
     auto& s = stats_[name];
     if (s.name.empty()) {
@@ -82,14 +78,11 @@ class probe_observer : public forward_observer {
     size_t m = size_t(std::max(expert, 0));
     double* sq = s.sum_sq.data() + m * size_t(cols);
     double* su = s.sum.data() + m * size_t(cols);
-    for (size_t r = 0; r < n; ++r) {
-      const float* row = x + r * ld;
-      for (int64_t c = 0; c < cols; ++c) {
-        sq[c] += double(row[c]) * row[c];
-        su[c] += row[c];
-      }
+    for (int64_t c = 0; c < cols; ++c) {
+      sq[c] += sum_sq[c];
+      su[c] += sum[c];
     }
-    s.count[m] += n;
+    s.count[m] += rows;
   }
 
   void finish() {
@@ -133,7 +126,9 @@ result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& 
   run_options ro;
   ro.observer = &obs;
   ro.progress = opt.progress;
-  ro.compute_logits = opt.collect_inputs;  // lm_head's input statistics need the final norm only
+  ro.device = opt.device;
+  ro.gpu_weights = opt.gpu_weights;
+  ro.compute_logits = false;  // lm_head's input statistics need the final norm only (runs_head)
   auto t0 = std::chrono::steady_clock::now();
   RAZOR_TRY(forward(wp, d, seqs, [](size_t, size_t, const float*) { return true; }, ro));
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

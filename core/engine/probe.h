@@ -59,6 +59,8 @@ struct probe_options {
   size_t seqlen = 256;         // each sequence starts from an empty cache
   bool collect_inputs = true;  // imatrix statistics
   progress_fn progress;        // units: layers
+  backend device = backend::cpu;  // cuda: the GPU engine (its observations reduced on the device)
+  gpu_precision gpu_weights = gpu_precision::bf16;
 };
 
 result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& tokens, const probe_options& opt);

@@ -39,6 +39,7 @@ class ckpt_provider : public weight_provider {
     return ck_.find_text(name);
   }
   bool has(const std::string& name) const override { return lookup(name) != nullptr; }
+  bool concurrent_reads() const override { return true; }
 
   result<tensor_f32> tensor(const std::string& name) override {
     const tensor_entry* t = lookup(name);

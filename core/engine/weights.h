@@ -48,6 +48,8 @@ class weight_provider {
   virtual result<tensor_f32> rows(const std::string& name, const std::vector<int32_t>& ids);
   // The runner is done with this layer's tensors (drop mapped pages).
   virtual void release_layer(int layer) {}
+  // Whether tensor() / expert() may be called from several threads at once (the checkpoint reader: yes).
+  virtual bool concurrent_reads() const { return false; }
   // Shapes without reading data, for checking config.json against them (model/config_check.h): the tensor by
   // its text-model name as stored (lm_head.weight only when the head is stored, not tied), and one routed
   // expert's [out, in]; nullopt when absent.
@@ -75,6 +77,7 @@ class memory_weights : public weight_provider {
   void set(const std::string& name, tensor_f32 t) { tensors_[name] = std::move(t); }
   const model_config& config() const override { return cfg_; }
   bool has(const std::string& name) const override { return tensors_.count(name) != 0; }
+  bool concurrent_reads() const override { return true; }
   result<tensor_f32> tensor(const std::string& name) override;
   result<tensor_f32> expert(int layer, int expert, expert_proj p) override;
   std::optional<stored_tensor> shape(const std::string& name) const override;

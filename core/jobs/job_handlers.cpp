@@ -57,6 +57,16 @@ result<std::string> text_or_bundled(const json& p, bool calibration, const std::
 }
 
 
+// params.device and params.gpu_weights of the engine jobs; a worker without GPU permission runs on the CPU.
+void engine_device(const json& p, const job_context& ctx, engine::backend& device, engine::gpu_precision& weights) {
+  const std::string dev = str(p, "device");
+  device = dev == "cuda" || dev == "gpu" ? engine::backend::cuda
+           : dev == "auto"                ? engine::backend::automatic
+                                          : engine::backend::cpu;
+  if (!ctx.allow_gpu) device = engine::backend::cpu;
+  weights = str(p, "gpu_weights") == "f32" ? engine::gpu_precision::f32 : engine::gpu_precision::bf16;
+}
+
 // ---- probe ----
 result<json> job_probe(const json& p, job_context& ctx) {
   const std::string model = str(p, "model"), out = str(p, "out"), imatrix = str(p, "imatrix");
@@ -84,8 +94,14 @@ result<json> job_probe(const json& p, job_context& ctx) {
     return make_error(errc::invalid_argument, "params.offset " + std::to_string(offset) + " is past the " +
                                                   std::to_string(tokens.size()) + " tokens of the text");
   const size_t n = std::min(n_tokens, tokens.size() - offset);
-  ctx.log("info", engine::plan_memory(d, n, (n + seqlen - 1) / seqlen, seqlen, 512).to_string());
   engine::probe_options opt;
+  engine_device(p, ctx, opt.device, opt.gpu_weights);
+  engine::run_options where;
+  where.device = opt.device;
+  if (engine::resolve_backend(where) == engine::backend::cuda)
+    ctx.log("info", "GPU " + engine::gpu_memory_plan(d, n, 512, opt.gpu_weights).to_string());
+  else
+    ctx.log("info", engine::plan_memory(d, n, (n + seqlen - 1) / seqlen, seqlen, 512).to_string());
   opt.n_tokens = n_tokens;
   opt.seqlen = seqlen;
   opt.first_token = offset;
@@ -139,11 +155,7 @@ result<json> job_eval_ppl(const json& p, job_context& ctx) {
   opt.topk = int(num(p, "topk", 256));
   opt.print_plan = flag(p, "plan");
   opt.run.progress = ctx.progress;
-  const std::string dev = str(p, "device");
-  opt.run.device = dev == "cuda" || dev == "gpu" ? engine::backend::cuda
-                   : dev == "auto"                ? engine::backend::automatic
-                                                  : engine::backend::cpu;
-  if (!ctx.allow_gpu) opt.run.device = engine::backend::cpu;
+  engine_device(p, ctx, opt.run.device, opt.run.gpu_weights);
   const size_t offset = size_t(num(p, "offset", 0));
   RAZOR_ASSIGN_OR_RETURN(checkpoint ck, checkpoint::open(model));
   RAZOR_ASSIGN_OR_RETURN(std::vector<int32_t> all_tokens, protocol_tokens(model, text));

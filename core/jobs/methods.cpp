@@ -399,6 +399,14 @@ constexpr auto S = field_type::string, P = field_type::path, I = field_type::int
 fb need(std::string name, field_type t, std::string help) { return fb{{std::move(name), t, nullptr, std::move(help), true}}; }
 fb opt(std::string name, field_type t, json def, std::string help) { return fb{{std::move(name), t, std::move(def), std::move(help)}}; }
 fb opt(std::string name, field_type t, std::string help) { return fb{{std::move(name), t, nullptr, std::move(help)}}; }
+// The engine jobs' device choice (job_handlers.cpp engine_device).
+fb engine_device() {
+  return opt("device", S, "cpu", "cpu (the reference), cuda, or auto (cuda when a GPU is present)").one_of({"cpu", "cuda", "gpu", "auto"});
+}
+fb engine_gpu_weights() {
+  return opt("gpu_weights", S, "bf16", "the GPU engine's weights: bf16 (half the memory and upload) or f32 (the reference math)")
+      .one_of({"bf16", "f32"});
+}
 }  // namespace
 
 const std::vector<method_def>& method_table() {
@@ -502,7 +510,7 @@ const std::vector<method_def>& method_table() {
         opt("llamacpp", B, false, "with gguf: also score the file in llama.cpp (validate-gguf)"),
         opt("windows", I, 200, "number of windows scored"), opt("ctx", I, 256, "tokens per window"),
         opt("batch", I, 16, "windows run through the layers together"), opt("topk", I, 256, "K of topk_kl"),
-        opt("device", S, "cpu", "cpu (the reference), cuda, or auto (cuda when a GPU is present)").one_of({"cpu", "cuda", "gpu", "auto"}),
+        engine_device(), engine_gpu_weights(),
         opt("plan", B, false, "print the memory plan on stderr")},
        job_eval_ppl},
       {"probe", "`razor probe`: routing statistics, weight norms and imatrix inputs to HDF5 and/or a GGUF imatrix",
@@ -514,7 +522,8 @@ const std::vector<method_def>& method_table() {
         opt("out", P, "output HDF5 file"),
         opt("imatrix", P, "also write a llama.cpp GGUF importance matrix (GGUF tensor names)"),
         opt("dataset", S, "imatrix.datasets entry (default: the text and token range)"),
-        opt("no_imatrix", B, false, "skip the per-tensor input statistics")},
+        opt("no_imatrix", B, false, "skip the per-tensor input statistics"),
+        engine_device(), engine_gpu_weights()},
        job_probe},
       {"validate-gguf", "`razor validate-gguf`: loads a GGUF in the real llama.cpp: perplexity, and KL against ref",
        {need("file", P, "GGUF file (the first shard of a split file)").pos(),

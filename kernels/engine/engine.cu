@@ -3,17 +3,22 @@
 // The math follows core/engine/model_runner.cpp line by line; only summation orders differ (cuBLAS and block
 // reductions), so logits agree with the CPU reference to float32 rounding (~1e-5..1e-4 relative).
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "common/cuda_check.cuh"
+#include "common/staging.cuh"
 #include "layer_ops.cuh"
 #include "kernels/engine_cuda.h"
+#include "util/numeric.h"
+#include "util/parallel.h"
 
 namespace razor::cu {
 
@@ -28,51 +33,84 @@ namespace {
       return make_error(errc::device, std::string("cuBLAS ") + #call + ": status " + std::to_string(int(_s))); \
   } while (0)
 
-// ---- device memory: grow-only buffers with a tracker -----------------------------------------------
+// ---- device memory: grow-only buffers with a tracker (shared by the upload and the compute thread) ----
 struct tracker {
+  std::mutex mu;
   size_t cur = 0, peak = 0;
+  void add(ptrdiff_t b) {
+    std::lock_guard lk(mu);
+    cur = size_t(ptrdiff_t(cur) + b);
+    peak = std::max(peak, cur);
+  }
 };
 struct dbuf {
   void* p = nullptr;
   size_t cap = 0;
   float* f() const { return static_cast<float*>(p); }
   int* i() const { return static_cast<int*>(p); }
+  __nv_bfloat16* b() const { return static_cast<__nv_bfloat16*>(p); }
+  double* d() const { return static_cast<double*>(p); }
 };
 
 status ensure(dbuf& b, size_t bytes, tracker& tr) {
   if (b.cap >= bytes) return {};
   if (b.p) {
     cudaFree(b.p);
-    tr.cur -= b.cap;
+    tr.add(-ptrdiff_t(b.cap));
     b.p = nullptr;
     b.cap = 0;
   }
-  RZ_CU_CALL(cudaMalloc(&b.p, std::max<size_t>(bytes, 256)));
-  b.cap = std::max<size_t>(bytes, 256);
-  tr.cur += b.cap;
-  tr.peak = std::max(tr.peak, tr.cur);
+  const size_t want = std::max<size_t>(bytes, 256);
+  RZ_CU_CALL(cudaMalloc(&b.p, want));
+  b.cap = want;
+  tr.add(ptrdiff_t(want));
   return {};
 }
 void release(dbuf& b, tracker& tr) {
   if (b.p) {
     cudaFree(b.p);
-    tr.cur -= b.cap;
+    tr.add(-ptrdiff_t(b.cap));
   }
   b.p = nullptr;
   b.cap = 0;
 }
 
+// A linear map on the device: fp32 or BF16, transposed ([in][out]) or as stored ([out][in], rows).
 struct dlin {
-  float* wt = nullptr;
+  const void* wt = nullptr;
   int64_t in = 0, out = 0;
+  bool rows = false;
 };
 
-// A segment of the weight arena: copied from host `src` (upload) or filled randomly (bench).
+// One weight slot's layout: pointers into its arena.
+struct dlayer {
+  bool linear = false, gated = false, shared = false;
+  float *in_norm = nullptr, *post_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
+  dlin q, k, v, o, qkv, z, b, a, out, router, sgu, sdown, sgate;
+  float *conv = nullptr, *a_log = nullptr, *dt_bias = nullptr, *dn_norm = nullptr;
+  // experts, contiguous: E x gate_up [2ff x H], E x down [H x ff], `stride` bytes apart
+  char *gu_all = nullptr, *dn_all = nullptr;
+  size_t gu_stride = 0, dn_stride = 0;
+  bool experts_rows = false;
+};
+
+// A piece of a slot's arena: converted from host `src` (upload) or filled randomly (bench).
 struct seg {
-  float* dst;
-  const float* src;
-  size_t n;
+  size_t off;        // bytes into the arena
+  const float* src;  // host floats (null: random)
+  size_t n;          // elements
+  bool wide;         // fp32 in the arena (norms, vectors; or every tensor with fp32 weights), else BF16
   float scale, offset;
+};
+
+struct slot {
+  dbuf arena;
+  void* pinned = nullptr;
+  size_t pinned_cap = 0;
+  cudaEvent_t copied = nullptr;  // the copy into the arena (and out of `pinned`) is done
+  cudaEvent_t freed = nullptr;   // the last computation reading the arena is done
+  dlayer L;
+  bool ready = false;
 };
 
 }  // namespace
@@ -80,32 +118,45 @@ struct seg {
 struct gpu_engine::impl {
   eng_dims d;
   eng_options opt;
+  bool bf16 = true;
   cublasHandle_t blas = nullptr;
+  cudaStream_t copy_stream = nullptr;
   tracker tr;
   eng_stats st;
   // batch
   size_t n = 0, n_seq = 0;
   std::vector<size_t> seq_start;
   dbuf h, xn, y, tok_pos, seq_start_d, inv_freq;
-  // resident layer
-  dbuf warena;
-  bool have_layer = false, linear = false, gated = false, shared = false;
-  float *in_norm = nullptr, *post_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
-  dlin q, k, v, o, qkv, z, b, a, out, router, sgu, sdown, sgate;
-  float *conv = nullptr, *a_log = nullptr, *dt_bias = nullptr, *dn_norm = nullptr;
-  float *gu_all = nullptr, *dn_all = nullptr;  // experts, contiguous: E x [H][2ff], E x [ff][H] (padded strides)
-  size_t gu_stride = 0, dn_stride = 0;
+  slot slots[kSlots];
   // scratch
-  dbuf s1, s2, s3, s4, s5, s6, logits, ids, wts, pos, slot_tok, sg, hu_s, act_s, sout;
+  dbuf s1, s2, s3, s4, s5, s6, logits, ids, wts, pos, slot_tok, sg, hu_s, act_s, sout, xb, xnorm;
+  dbuf osum, ooff;  // observation sums (doubles) and their segment offsets
   std::vector<int> h_ids, h_slot_tok, h_pos;
   std::vector<size_t> h_off;
   std::vector<float> h_logits;
+  eng_observations* obs = nullptr;  // of the layer being run
+  struct pending_sums {
+    eng_point point;
+    int64_t cols;
+    std::vector<uint64_t> rows;
+    size_t off;  // doubles into osum (sum_sq, then sum)
+  };
+  std::vector<pending_sums> pend;
+  size_t osum_used = 0;
 
   ~impl() {
-    for (dbuf* b : {&h, &xn, &y, &tok_pos, &seq_start_d, &inv_freq, &warena, &s1, &s2, &s3, &s4, &s5, &s6, &logits,
-                    &ids, &wts, &pos, &slot_tok, &sg, &hu_s, &act_s, &sout})
+    for (auto& sl : slots) {
+      if (sl.copied) cudaEventSynchronize(sl.copied);
+      release(sl.arena, tr);
+      if (sl.pinned) cudaFreeHost(sl.pinned);
+      if (sl.copied) cudaEventDestroy(sl.copied);
+      if (sl.freed) cudaEventDestroy(sl.freed);
+    }
+    for (dbuf* b : {&h, &xn, &y, &tok_pos, &seq_start_d, &inv_freq, &s1, &s2, &s3, &s4, &s5, &s6, &logits, &ids, &wts,
+                    &pos, &slot_tok, &sg, &hu_s, &act_s, &sout, &xb, &xnorm, &osum, &ooff})
       release(*b, tr);
     if (blas) cublasDestroy(blas);
+    if (copy_stream) cudaStreamDestroy(copy_stream);
   }
 
   void sample_mem() {
@@ -113,13 +164,38 @@ struct gpu_engine::impl {
     if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) st.device_used_peak = std::max(st.device_used_peak, tot - fr);
   }
 
-  // y[n, out] = x[n, in] W^T with wt [in][out] row-major: column-major C(out x n) = A(out x in) * B(in x n).
-  status gemm(const float* x, size_t rows, const dlin& w, float* yy, size_t ldx = 0, size_t ldy = 0) {
+  // y[n, out] = x[n, in] W^T: column-major C(out x n) = op(A)(out x in) * B(in x n), A = wt as [in][out]
+  // row-major (column-major out x in, no transpose) or [out][in] (column-major in x out, transposed).
+  // BF16 weights: x is rounded to BF16 first (into xb), unless `xpre` holds it already ([rows][in]).
+  status gemm(const float* x, size_t rows, const dlin& w, float* yy, size_t ldx = 0, size_t ldy = 0,
+              const __nv_bfloat16* xpre = nullptr) {
     if (rows == 0) return {};
     const float one = 1.0f, zero = 0.0f;
-    EB(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, int(w.out), int(rows), int(w.in), &one, w.wt, int(w.out), x,
-                   int(ldx ? ldx : size_t(w.in)), &zero, yy, int(ldy ? ldy : size_t(w.out))));
+    const cublasOperation_t op = w.rows ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const int lda = int(w.rows ? w.in : w.out);
+    const int ldc = int(ldy ? ldy : size_t(w.out));
+    if (!bf16) {
+      EB(cublasSgemm(blas, op, CUBLAS_OP_N, int(w.out), int(rows), int(w.in), &one, static_cast<const float*>(w.wt),
+                     lda, x, int(ldx ? ldx : size_t(w.in)), &zero, yy, ldc));
+      return {};
+    }
+    if (!xpre) {
+      RAZOR_TRY(ensure(xb, rows * size_t(w.in) * 2, tr));
+      k_to_bf16<<<grid_for(rows * size_t(w.in)), 256>>>(x, ldx ? ldx : size_t(w.in), xb.b(), rows, int(w.in));
+      RZ_CU_LAUNCH("to_bf16");
+      xpre = xb.b();
+    }
+    EB(cublasGemmEx(blas, op, CUBLAS_OP_N, int(w.out), int(rows), int(w.in), &one, w.wt, CUDA_R_16BF, lda, xpre,
+                    CUDA_R_16BF, int(w.in), &zero, yy, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return {};
+  }
+  // x [rows][cols] (fp32) rounded to BF16 into xb once, for several GEMMs over row ranges of it.
+  result<const __nv_bfloat16*> to_bf16(const float* x, size_t rows, int64_t cols) {
+    if (!bf16) return static_cast<const __nv_bfloat16*>(nullptr);
+    RAZOR_TRY(ensure(xb, std::max<size_t>(rows, 1) * size_t(cols) * 2, tr));
+    k_to_bf16<<<grid_for(rows * size_t(cols)), 256>>>(x, size_t(cols), xb.b(), rows, int(cols));
+    RZ_CU_LAUNCH("to_bf16");
+    return static_cast<const __nv_bfloat16*>(xb.b());
   }
 
   status rmsnorm(const float* x, const float* w, float* outp, size_t rows, int dim) {
@@ -129,132 +205,268 @@ struct gpu_engine::impl {
     return {};
   }
 
-  // Plans the arena; with base == nullptr only counts floats.
-  size_t plan(float* base, const eng_layer* hw, std::vector<seg>* segs) {
+  // ---- observations ----
+  // Column sums of x (rows `ld` apart) over segments off[0..n_mat] (host offsets), added to the layer's sums.
+  status observe(eng_point point, const float* x, size_t ld, int64_t cols, const std::vector<size_t>& off) {
+    if (!obs) return {};
+    const size_t n_mat = off.size() - 1;
+    pending_sums ps{point, cols, std::vector<uint64_t>(n_mat), osum_used};
+    size_t max_rows = 0;
+    for (size_t m = 0; m < n_mat; ++m) {
+      ps.rows[m] = off[m + 1] - off[m];
+      max_rows = std::max<size_t>(max_rows, ps.rows[m]);
+    }
+    const size_t need = 2 * n_mat * size_t(cols);
+    if (osum_used + need > osum.cap / 8)
+      return make_error(errc::internal, "GPU engine: observation buffer too small");
+    osum_used += need;
+    pend.push_back(std::move(ps));
+    if (max_rows == 0) return {};
+    std::vector<long long> o(off.begin(), off.end());
+    RAZOR_TRY(ensure(ooff, o.size() * 8, tr));
+    RZ_CU_CALL(cudaMemcpy(ooff.p, o.data(), o.size() * 8, cudaMemcpyHostToDevice));
+    const int chunk_rows = 256;
+    const size_t chunks = (max_rows + chunk_rows - 1) / chunk_rows;
+    double* sq = osum.d() + pend.back().off;
+    dim3 g{unsigned((cols + 255) / 256), unsigned(n_mat * chunks)};
+    if (g.y > 65535u) return make_error(errc::unsupported, "GPU engine: too many rows to observe in one layer");
+    k_colsums<<<g, 256>>>(x, ld, static_cast<const long long*>(ooff.p), int(cols), int(chunks), chunk_rows, sq,
+                          sq + n_mat * size_t(cols));
+    RZ_CU_LAUNCH("colsums");
+    return {};
+  }
+  status observe_dense(eng_point point, const float* x, int64_t cols) { return observe(point, x, size_t(cols), cols, {0, n}); }
+  // Sizes the sums buffer for one layer (or the head) and zeroes it.
+  status begin_observing(eng_observations* o) {
+    obs = opt.observe ? o : nullptr;
+    pend.clear();
+    osum_used = 0;
+    if (!obs) return {};
+    *obs = {};
+    const size_t E = size_t(d.n_experts), H = size_t(d.hidden);
+    const size_t widest = std::max<size_t>({H, size_t(d.n_heads * d.head_dim), size_t(d.lin_v_heads * d.lin_v_dim)});
+    const size_t doubles = 2 * (H + widest + H + E * H + E * size_t(d.moe_ff) + size_t(std::max<int64_t>(d.shared_ff, 0)));
+    RAZOR_TRY(ensure(osum, doubles * 8, tr));
+    RZ_CU_CALL(cudaMemsetAsync(osum.p, 0, doubles * 8, 0));
+    return {};
+  }
+  // Waits for the layer, copies the sums out.
+  status end_observing() {
+    if (!obs) return {};
+    std::vector<double> host(osum_used);
+    if (osum_used) RZ_CU_CALL(cudaMemcpy(host.data(), osum.p, osum_used * 8, cudaMemcpyDeviceToHost));
+    for (auto& ps : pend) {
+      eng_input_sums s;
+      s.point = ps.point;
+      s.cols = ps.cols;
+      s.rows = std::move(ps.rows);
+      const size_t m = s.rows.size() * size_t(ps.cols);
+      s.sum_sq.assign(host.begin() + ptrdiff_t(ps.off), host.begin() + ptrdiff_t(ps.off + m));
+      s.sum.assign(host.begin() + ptrdiff_t(ps.off + m), host.begin() + ptrdiff_t(ps.off + 2 * m));
+      obs->inputs.push_back(std::move(s));
+    }
+    pend.clear();
+    obs = nullptr;
+    return {};
+  }
+
+  // ---- weight slots ----
+  // Plans a slot's arena; with base == nullptr only counts bytes. Each tensor starts on a 256-byte boundary.
+  size_t plan(dlayer& L, char* base, const eng_layer* hw, std::vector<seg>* segs) {
     size_t off = 0;
-    auto take = [&](size_t cnt, const float* src, float scale, float offset) -> float* {
-      float* p = base ? base + off : nullptr;
-      if (segs && base) segs->push_back({p, src, cnt, scale, offset});
-      off += (cnt + 63) / 64 * 64;
+    const size_t wsz = bf16 ? 2 : 4;
+    auto take = [&](size_t cnt, const float* src, bool wide, float scale, float offset) -> char* {
+      char* p = base ? base + off : nullptr;
+      if (segs) segs->push_back({off, src, cnt, wide || !bf16, scale, offset});
+      off += (cnt * (wide ? 4 : wsz) + 255) / 256 * 256;
       return p;
+    };
+    auto vec = [&](size_t cnt, const float* src, float scale, float offset) {
+      return reinterpret_cast<float*>(take(cnt, src, true, scale, offset));
     };
     auto lin = [&](dlin& l, int64_t in, int64_t outd, const eng_linear* src) {
       l.in = in;
       l.out = outd;
-      l.wt = take(size_t(in * outd), src ? src->wt : nullptr, 1.0f / std::sqrt(float(in)), 0.0f);
+      l.rows = src && src->rows;
+      l.wt = take(size_t(in * outd), src ? src->wt : nullptr, false, 1.0f / std::sqrt(float(in)), 0.0f);
     };
     const int64_t H = d.hidden;
-    in_norm = take(size_t(H), hw ? hw->in_norm : nullptr, 0.1f, 1.0f);
-    post_norm = take(size_t(H), hw ? hw->post_norm : nullptr, 0.1f, 1.0f);
-    if (linear) {
+    L.in_norm = vec(size_t(H), hw ? hw->in_norm : nullptr, 0.1f, 1.0f);
+    L.post_norm = vec(size_t(H), hw ? hw->post_norm : nullptr, 0.1f, 1.0f);
+    if (L.linear) {
       const int64_t kd = d.lin_k_heads * d.lin_k_dim, vd = d.lin_v_heads * d.lin_v_dim, ch = 2 * kd + vd;
-      lin(qkv, H, ch, hw ? &hw->qkv : nullptr);
-      lin(z, H, vd, hw ? &hw->z : nullptr);
-      lin(b, H, d.lin_v_heads, hw ? &hw->b : nullptr);
-      lin(a, H, d.lin_v_heads, hw ? &hw->a : nullptr);
-      lin(out, vd, H, hw ? &hw->out : nullptr);
-      conv = take(size_t(ch * d.conv_kernel), hw ? hw->conv : nullptr, 0.5f, 0.0f);
-      a_log = take(size_t(d.lin_v_heads), hw ? hw->a_log : nullptr, 0.5f, 0.0f);
-      dt_bias = take(size_t(d.lin_v_heads), hw ? hw->dt_bias : nullptr, 0.5f, 0.0f);
-      dn_norm = take(size_t(d.lin_v_dim), hw ? hw->dn_norm : nullptr, 0.1f, 1.0f);
+      lin(L.qkv, H, ch, hw ? &hw->qkv : nullptr);
+      lin(L.z, H, vd, hw ? &hw->z : nullptr);
+      lin(L.b, H, d.lin_v_heads, hw ? &hw->b : nullptr);
+      lin(L.a, H, d.lin_v_heads, hw ? &hw->a : nullptr);
+      lin(L.out, vd, H, hw ? &hw->out : nullptr);
+      L.conv = vec(size_t(ch * d.conv_kernel), hw ? hw->conv : nullptr, 0.5f, 0.0f);
+      L.a_log = vec(size_t(d.lin_v_heads), hw ? hw->a_log : nullptr, 0.5f, 0.0f);
+      L.dt_bias = vec(size_t(d.lin_v_heads), hw ? hw->dt_bias : nullptr, 0.5f, 0.0f);
+      L.dn_norm = vec(size_t(d.lin_v_dim), hw ? hw->dn_norm : nullptr, 0.1f, 1.0f);
     } else {
       const int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
-      lin(q, H, gated ? 2 * qd : qd, hw ? &hw->q : nullptr);
-      lin(k, H, kvd, hw ? &hw->k : nullptr);
-      lin(v, H, kvd, hw ? &hw->v : nullptr);
-      lin(o, qd, H, hw ? &hw->o : nullptr);
-      q_norm = take(size_t(d.head_dim), hw ? hw->q_norm : nullptr, 0.1f, 1.0f);
-      k_norm = take(size_t(d.head_dim), hw ? hw->k_norm : nullptr, 0.1f, 1.0f);
+      lin(L.q, H, L.gated ? 2 * qd : qd, hw ? &hw->q : nullptr);
+      lin(L.k, H, kvd, hw ? &hw->k : nullptr);
+      lin(L.v, H, kvd, hw ? &hw->v : nullptr);
+      lin(L.o, qd, H, hw ? &hw->o : nullptr);
+      L.q_norm = vec(size_t(d.head_dim), hw ? hw->q_norm : nullptr, 0.1f, 1.0f);
+      L.k_norm = vec(size_t(d.head_dim), hw ? hw->k_norm : nullptr, 0.1f, 1.0f);
     }
     const int64_t E = d.n_experts, ff = d.moe_ff;
-    lin(router, H, E, hw ? &hw->router : nullptr);
+    lin(L.router, H, E, hw ? &hw->router : nullptr);
     const size_t gu_n = size_t(H * 2 * ff), dn_n = size_t(ff * H);
-    gu_stride = (gu_n + 63) / 64 * 64;  // take() pads every tensor to 64 floats
-    dn_stride = (dn_n + 63) / 64 * 64;
-    if (hw) {
-      gu_all = base ? base + off : nullptr;
-      for (int64_t e = 0; e < E; ++e) take(gu_n, hw->gate_up[size_t(e)].wt, 0, 0);
-      dn_all = base ? base + off : nullptr;
-      for (int64_t e = 0; e < E; ++e) take(dn_n, hw->down[size_t(e)].wt, 0, 0);
-    } else {
-      gu_all = take(gu_stride * size_t(E), nullptr, 1.0f / std::sqrt(float(H)), 0.0f);
-      dn_all = take(dn_stride * size_t(E), nullptr, 1.0f / std::sqrt(float(ff)), 0.0f);
-    }
-    if (shared) {
+    L.gu_stride = (gu_n * wsz + 255) / 256 * 256;
+    L.dn_stride = (dn_n * wsz + 255) / 256 * 256;
+    L.experts_rows = hw && !hw->gate_up.empty() && hw->gate_up[0].rows;
+    L.gu_all = base ? base + off : nullptr;
+    for (int64_t e = 0; e < E; ++e)
+      take(gu_n, hw ? hw->gate_up[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(H)), 0.0f);
+    L.dn_all = base ? base + off : nullptr;
+    for (int64_t e = 0; e < E; ++e)
+      take(dn_n, hw ? hw->down[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(ff)), 0.0f);
+    if (L.shared) {
       const int64_t sf = d.shared_ff;
-      lin(sgu, H, 2 * sf, hw ? &hw->shared_gate_up : nullptr);
-      lin(sdown, sf, H, hw ? &hw->shared_down : nullptr);
-      lin(sgate, H, 1, hw ? &hw->shared_gate : nullptr);
+      lin(L.sgu, H, 2 * sf, hw ? &hw->shared_gate_up : nullptr);
+      lin(L.sdown, sf, H, hw ? &hw->shared_down : nullptr);
+      lin(L.sgate, H, 1, hw ? &hw->shared_gate : nullptr);
     }
     return off;
   }
 
-  status place(const eng_layer* hw, bool lin_attn, bool gtd, bool shr, uint64_t seed) {
-    linear = lin_attn;
-    gated = gtd;
-    shared = shr;
-    size_t nf = plan(nullptr, hw, nullptr);
-    have_layer = false;
-    if (warena.cap < nf * 4) {
-      release(warena, tr);  // one layer resident: free the old one before the new allocation
-      RAZOR_TRY(ensure(warena, nf * 4, tr));
+  // Sizes slot `si`'s arena (and staging when `staged`) for `bytes`, after its previous use is over.
+  status size_slot(slot& sl, size_t bytes, bool staged) {
+    if (!sl.copied) {
+      RZ_CU_CALL(cudaEventCreateWithFlags(&sl.copied, cudaEventDisableTiming));
+      RZ_CU_CALL(cudaEventCreateWithFlags(&sl.freed, cudaEventDisableTiming));
     }
-    st.weight_bytes = nf * 4;
-    std::vector<seg> segs;
-    plan(warena.f(), hw, &segs);
-    for (size_t i = 0; i < segs.size(); ++i) {
-      const seg& s = segs[i];
-      if (hw) {
-        if (!s.src) return make_error(errc::invalid_argument, "GPU engine: a layer tensor is missing (null pointer)");
-        RZ_CU_CALL(cudaMemcpy(s.dst, s.src, s.n * 4, cudaMemcpyHostToDevice));
-      } else {
-        k_fill<<<grid_for(s.n), 256>>>(s.dst, s.n, seed * 1000003ULL + i, s.scale, s.offset);
-        RZ_CU_LAUNCH("fill");
-      }
+    RZ_CU_CALL(cudaEventSynchronize(sl.copied));  // the staging buffer is no longer being read
+    if (sl.arena.cap < bytes) {
+      RZ_CU_CALL(cudaEventSynchronize(sl.freed));
+      release(sl.arena, tr);  // one layer per slot: free the old one before the new allocation
+      RAZOR_TRY(ensure(sl.arena, bytes, tr));
     }
-    have_layer = true;
+    if (staged && sl.pinned_cap < bytes) {
+      if (sl.pinned) cudaFreeHost(sl.pinned);
+      sl.pinned = nullptr;
+      sl.pinned_cap = 0;
+      RZ_CU_CALL(cudaMallocHost(&sl.pinned, bytes));
+      sl.pinned_cap = bytes;
+    }
+    st.weight_bytes = std::max(st.weight_bytes, bytes);
+    st.staging_bytes = slots[0].pinned_cap + slots[1].pinned_cap;
     return {};
   }
 
-  status attention(const float* x, float* yout) {
+  // Converts the segments into the slot's staging buffer (all cores), then copies it to the arena on the copy
+  // stream after the arena's last reader is done.
+  status stage(slot& sl, const std::vector<seg>& segs, size_t bytes) {
+    struct piece {
+      const seg* s;
+      size_t first, count;
+    };
+    std::vector<piece> pieces;
+    const size_t kPiece = size_t(1) << 22;
+    for (const seg& s : segs) {
+      if (!s.src) return make_error(errc::invalid_argument, "GPU engine: a layer tensor is missing (null pointer)");
+      for (size_t f = 0; f < s.n; f += kPiece) pieces.push_back({&s, f, std::min(kPiece, s.n - f)});
+    }
+    char* pin = static_cast<char*>(sl.pinned);
+    parallel_for(pieces.size(), [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) {
+        const piece& pc = pieces[i];
+        const float* src = pc.s->src + pc.first;
+        if (pc.s->wide) {
+          std::memcpy(pin + pc.s->off + pc.first * 4, src, pc.count * 4);
+        } else {
+          auto* dst = reinterpret_cast<uint16_t*>(pin + pc.s->off) + pc.first;
+          for (size_t j = 0; j < pc.count; ++j) dst[j] = f32_to_bf16(src[j]);
+        }
+      }
+    });
+    RZ_CU_CALL(cudaStreamWaitEvent(copy_stream, sl.freed, 0));
+    RZ_CU_CALL(cudaMemcpyAsync(sl.arena.p, sl.pinned, bytes, cudaMemcpyHostToDevice, copy_stream));
+    RZ_CU_CALL(cudaEventRecord(sl.copied, copy_stream));
+    return {};
+  }
+
+  status place(int si, const eng_layer* hw, bool lin_attn, bool gtd, bool shr, uint64_t seed) {
+    if (si < 0 || si >= kSlots) return make_error(errc::invalid_argument, "GPU engine: weight slot out of range");
+    slot& sl = slots[si];
+    sl.ready = false;
+    dlayer L;
+    L.linear = lin_attn;
+    L.gated = gtd;
+    L.shared = shr;
+    const size_t bytes = plan(L, nullptr, hw, nullptr);
+    RAZOR_TRY(size_slot(sl, bytes, hw != nullptr));
+    std::vector<seg> segs;
+    plan(L, static_cast<char*>(sl.arena.p), hw, &segs);
+    if (hw) {
+      RAZOR_TRY(stage(sl, segs, bytes));
+    } else {
+      RZ_CU_CALL(cudaEventSynchronize(sl.freed));
+      for (size_t i = 0; i < segs.size(); ++i) {
+        const seg& s = segs[i];
+        char* p = static_cast<char*>(sl.arena.p) + s.off;
+        const uint64_t sd = seed * 1000003ULL + i;
+        if (s.wide)
+          k_fill<<<grid_for(s.n), 256>>>(reinterpret_cast<float*>(p), s.n, sd, s.scale, s.offset);
+        else
+          k_fill_bf16<<<grid_for(s.n), 256>>>(reinterpret_cast<__nv_bfloat16*>(p), s.n, sd, s.scale, s.offset);
+        RZ_CU_LAUNCH("fill");
+      }
+      RZ_CU_CALL(cudaEventRecord(sl.copied, 0));
+    }
+    sl.L = L;
+    sl.ready = true;
+    return {};
+  }
+
+  // ---- blocks ----
+  status attention(const dlayer& L, const float* x, float* yout) {
     const int64_t hd = d.head_dim, nh = d.n_heads, nkv = d.n_kv_heads;
-    const size_t qw = size_t(q.out), qd = size_t(nh * hd), kvd = size_t(nkv * hd);
+    const size_t qw = size_t(L.q.out), qd = size_t(nh * hd), kvd = size_t(nkv * hd);
     RAZOR_TRY(ensure(s1, n * qw * 4, tr));   // qraw
     RAZOR_TRY(ensure(s2, n * kvd * 4, tr));  // k
     RAZOR_TRY(ensure(s3, n * kvd * 4, tr));  // v
     RAZOR_TRY(ensure(s4, n * qd * 4, tr));   // q
     RAZOR_TRY(ensure(s5, n * qd * 4, tr));   // gate
     RAZOR_TRY(ensure(s6, n * qd * 4, tr));   // att
-    RAZOR_TRY(gemm(x, n, q, s1.f()));
-    RAZOR_TRY(gemm(x, n, k, s2.f()));
-    RAZOR_TRY(gemm(x, n, v, s3.f()));
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, d.hidden));
+    RAZOR_TRY(gemm(x, n, L.q, s1.f(), 0, 0, xq));
+    RAZOR_TRY(gemm(x, n, L.k, s2.f(), 0, 0, xq));
+    RAZOR_TRY(gemm(x, n, L.v, s3.f(), 0, 0, xq));
     dim3 g1{unsigned(n), unsigned(nh + nkv)};
-    k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), q_norm, k_norm, inv_freq.f(), tok_pos.i(),
-                                            int(nh), int(nkv), int(hd), int(d.rot_dims), gated ? 1 : 0, float(d.eps));
+    k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), L.q_norm, L.k_norm, inv_freq.f(),
+                                            tok_pos.i(), int(nh), int(nkv), int(hd), int(d.rot_dims),
+                                            L.gated ? 1 : 0, float(d.eps));
     RZ_CU_LAUNCH("qk_prep");
     dim3 g2{unsigned(n), unsigned(nh)};
     size_t smem = size_t(hd + kAttnChunk) * 4;
-    k_attention<<<g2, kAttnThreads, smem>>>(s4.f(), s2.f(), s3.f(), gated ? s5.f() : nullptr, s6.f(), tok_pos.i(),
+    k_attention<<<g2, kAttnThreads, smem>>>(s4.f(), s2.f(), s3.f(), L.gated ? s5.f() : nullptr, s6.f(), tok_pos.i(),
                                             int(nh), int(nkv), int(hd), 1.0f / std::sqrt(float(hd)));
     RZ_CU_LAUNCH("attention");
     sample_mem();
-    return gemm(s6.f(), n, o, yout);
+    RAZOR_TRY(observe_dense(eng_point::mixer_out, s6.f(), int64_t(qd)));
+    return gemm(s6.f(), n, L.o, yout);
   }
 
-  status deltanet(const float* x, float* yout) {
+  status deltanet(const dlayer& L, const float* x, float* yout) {
     const int64_t nk = d.lin_k_heads, nv = d.lin_v_heads, dk = d.lin_k_dim, dv = d.lin_v_dim, K = d.conv_kernel;
     const size_t kd = size_t(nk * dk), vd = size_t(nv * dv), ch = 2 * kd + vd;
-    RAZOR_TRY(ensure(s1, n * ch * 4, tr));        // qkv
-    RAZOR_TRY(ensure(s2, n * vd * 4, tr));        // z
+    RAZOR_TRY(ensure(s1, n * ch * 4, tr));          // qkv
+    RAZOR_TRY(ensure(s2, n * vd * 4, tr));          // z
     RAZOR_TRY(ensure(s3, n * size_t(nv) * 4, tr));  // b
     RAZOR_TRY(ensure(s4, n * size_t(nv) * 4, tr));  // a
-    RAZOR_TRY(ensure(s5, n * ch * 4, tr));        // conv
-    RAZOR_TRY(ensure(s6, n * vd * 4, tr));        // core
-    RAZOR_TRY(gemm(x, n, qkv, s1.f()));
-    RAZOR_TRY(gemm(x, n, z, s2.f()));
-    RAZOR_TRY(gemm(x, n, b, s3.f()));
-    RAZOR_TRY(gemm(x, n, a, s4.f()));
-    k_conv_silu<<<grid_for(n * ch), 256>>>(s1.f(), conv, s5.f(), tok_pos.i(), n, int(ch), int(K));
+    RAZOR_TRY(ensure(s5, n * ch * 4, tr));          // conv
+    RAZOR_TRY(ensure(s6, n * vd * 4, tr));          // core
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, d.hidden));
+    RAZOR_TRY(gemm(x, n, L.qkv, s1.f(), 0, 0, xq));
+    RAZOR_TRY(gemm(x, n, L.z, s2.f(), 0, 0, xq));
+    RAZOR_TRY(gemm(x, n, L.b, s3.f(), 0, 0, xq));
+    RAZOR_TRY(gemm(x, n, L.a, s4.f(), 0, 0, xq));
+    k_conv_silu<<<grid_for(n * ch), 256>>>(s1.f(), L.conv, s5.f(), tok_pos.i(), n, int(ch), int(K));
     RZ_CU_LAUNCH("conv_silu");
     k_l2norm_qk<<<dim3(unsigned(n), unsigned(2 * nk)), 128>>>(s5.f(), int(ch), int(nk), int(dk),
                                                               1.0f / std::sqrt(float(dk)));
@@ -263,16 +475,17 @@ struct gpu_engine::impl {
     RZ_CU_CALL(cudaFuncSetAttribute(k_delta_rule, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     int threads = int(std::min<int64_t>(((dv + 31) / 32) * 32, 256));
     k_delta_rule<<<dim3(unsigned(n_seq), unsigned(nv)), threads, smem>>>(
-        s5.f(), s3.f(), s4.f(), a_log, dt_bias, static_cast<const long long*>(seq_start_d.p), s6.f(), int(ch),
+        s5.f(), s3.f(), s4.f(), L.a_log, L.dt_bias, static_cast<const long long*>(seq_start_d.p), s6.f(), int(ch),
         int(nk), int(nv), int(dk), int(dv));
     RZ_CU_LAUNCH("delta_rule");
-    k_gated_norm<<<unsigned(n * size_t(nv)), 128>>>(s6.f(), s2.f(), dn_norm, int(dv), float(d.eps));
+    k_gated_norm<<<unsigned(n * size_t(nv)), 128>>>(s6.f(), s2.f(), L.dn_norm, int(dv), float(d.eps));
     RZ_CU_LAUNCH("gated_norm");
     sample_mem();
-    return gemm(s6.f(), n, out, yout);
+    RAZOR_TRY(observe_dense(eng_point::mixer_out, s6.f(), int64_t(vd)));
+    return gemm(s6.f(), n, L.out, yout);
   }
 
-  status moe(const float* x, float* yout) {
+  status moe(const dlayer& L, const float* x, float* yout) {
     const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden), ff = size_t(d.moe_ff);
     const size_t ns = n * K;
     RAZOR_TRY(ensure(logits, n * E * 4, tr));
@@ -280,12 +493,24 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(wts, ns * 4, tr));
     RAZOR_TRY(ensure(pos, ns * 4, tr));
     RAZOR_TRY(ensure(slot_tok, ns * 4, tr));
-    RAZOR_TRY(gemm(x, n, router, logits.f()));
+    RAZOR_TRY(observe_dense(eng_point::moe_in, x, int64_t(H)));
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, int64_t(H)));
+    RAZOR_TRY(gemm(x, n, L.router, logits.f(), 0, 0, xq));
     k_topk<<<unsigned(n), 256, E * 4>>>(logits.f(), int(E), int(K), d.norm_topk ? 1 : 0, ids.i(), wts.f());
     RZ_CU_LAUNCH("topk");
     // Group token-slots by expert on the host (deterministic: token order within an expert, as the CPU).
     h_ids.resize(ns);
     RZ_CU_CALL(cudaMemcpy(h_ids.data(), ids.p, ns * 4, cudaMemcpyDeviceToHost));
+    if (obs) {
+      RAZOR_TRY(ensure(xnorm, n * 4, tr));
+      k_rownorm<<<unsigned(n), 256>>>(x, xnorm.f(), int(H));
+      RZ_CU_LAUNCH("rownorm");
+      obs->ids.assign(h_ids.begin(), h_ids.end());
+      obs->wts.resize(ns);
+      obs->x_norm.resize(n);
+      RZ_CU_CALL(cudaMemcpy(obs->wts.data(), wts.p, ns * 4, cudaMemcpyDeviceToHost));
+      RZ_CU_CALL(cudaMemcpy(obs->x_norm.data(), xnorm.p, n * 4, cudaMemcpyDeviceToHost));
+    }
     h_off.assign(E + 1, 0);
     for (size_t i = 0; i < ns; ++i) {
       if (h_ids[i] < 0 || size_t(h_ids[i]) >= E) return make_error(errc::internal, "GPU router: expert id out of range");
@@ -303,39 +528,45 @@ struct gpu_engine::impl {
       }
     RZ_CU_CALL(cudaMemcpy(slot_tok.p, h_slot_tok.data(), ns * 4, cudaMemcpyHostToDevice));
     RZ_CU_CALL(cudaMemcpy(pos.p, h_pos.data(), ns * 4, cudaMemcpyHostToDevice));
-    RAZOR_TRY(ensure(s1, ns * H * 4, tr));       // xe, later the expert outputs
+    RAZOR_TRY(ensure(s1, ns * H * 4, tr));       // xe
     RAZOR_TRY(ensure(s2, ns * 2 * ff * 4, tr));  // hu
     RAZOR_TRY(ensure(s3, ns * ff * 4, tr));      // act
     RAZOR_TRY(ensure(s4, ns * H * 4, tr));       // expert outputs
     k_gather<<<grid_for(ns * H), 256>>>(x, slot_tok.i(), s1.f(), ns, int(H));
     RZ_CU_LAUNCH("gather");
+    RAZOR_TRY(observe(eng_point::expert_in, s1.f(), H, int64_t(H), h_off));
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xeq, to_bf16(s1.f(), ns, int64_t(H)));
     for (size_t e = 0; e < E; ++e) {
       size_t c = h_off[e + 1] - h_off[e];
       if (!c) continue;
-      dlin gu{gu_all + e * gu_stride, int64_t(H), int64_t(2 * ff)};
-      RAZOR_TRY(gemm(s1.f() + h_off[e] * H, c, gu, s2.f() + h_off[e] * 2 * ff));
+      dlin gu{L.gu_all + e * L.gu_stride, int64_t(H), int64_t(2 * ff), L.experts_rows};
+      RAZOR_TRY(gemm(s1.f() + h_off[e] * H, c, gu, s2.f() + h_off[e] * 2 * ff, 0, 0, xeq ? xeq + h_off[e] * H : nullptr));
     }
     k_silu_mul<<<grid_for(ns * ff), 256>>>(s2.f(), s3.f(), ns, int(ff));
     RZ_CU_LAUNCH("silu_mul");
+    RAZOR_TRY(observe(eng_point::expert_act, s3.f(), ff, int64_t(ff), h_off));
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* actq, to_bf16(s3.f(), ns, int64_t(ff)));
     for (size_t e = 0; e < E; ++e) {
       size_t c = h_off[e + 1] - h_off[e];
       if (!c) continue;
-      dlin dn{dn_all + e * dn_stride, int64_t(ff), int64_t(H)};
-      RAZOR_TRY(gemm(s3.f() + h_off[e] * ff, c, dn, s4.f() + h_off[e] * H));
+      dlin dn{L.dn_all + e * L.dn_stride, int64_t(ff), int64_t(H), L.experts_rows};
+      RAZOR_TRY(gemm(s3.f() + h_off[e] * ff, c, dn, s4.f() + h_off[e] * H, 0, 0, actq ? actq + h_off[e] * ff : nullptr));
     }
     const float* sgp = nullptr;
     const float* soutp = nullptr;
-    if (shared) {
+    if (L.shared) {
       const size_t sf = size_t(d.shared_ff);
       RAZOR_TRY(ensure(hu_s, n * 2 * sf * 4, tr));
       RAZOR_TRY(ensure(act_s, n * sf * 4, tr));
       RAZOR_TRY(ensure(sout, n * H * 4, tr));
       RAZOR_TRY(ensure(sg, n * 4, tr));
-      RAZOR_TRY(gemm(x, n, sgu, hu_s.f()));
-      RAZOR_TRY(gemm(x, n, sgate, sg.f()));
+      RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xs, to_bf16(x, n, int64_t(H)));
+      RAZOR_TRY(gemm(x, n, L.sgu, hu_s.f(), 0, 0, xs));
+      RAZOR_TRY(gemm(x, n, L.sgate, sg.f(), 0, 0, xs));
       k_silu_mul<<<grid_for(n * sf), 256>>>(hu_s.f(), act_s.f(), n, int(sf));
       RZ_CU_LAUNCH("shared silu_mul");
-      RAZOR_TRY(gemm(act_s.f(), n, sdown, sout.f()));
+      RAZOR_TRY(observe_dense(eng_point::shared_act, act_s.f(), int64_t(sf)));
+      RAZOR_TRY(gemm(act_s.f(), n, L.sdown, sout.f()));
       sgp = sg.f();
       soutp = sout.f();
     }
@@ -367,10 +598,12 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
   auto& p = *g->p_;
   p.d = d;
   p.opt = opt;
+  p.bf16 = opt.weights == eng_weights::bf16;
   RZ_CU_CALL(cudaSetDevice(opt.device));
   RZ_CU_CALL(cudaFree(nullptr));
   EB(cublasCreate(&p.blas));
-  EB(cublasSetMathMode(p.blas, opt.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  EB(cublasSetMathMode(p.blas, opt.tf32 && !p.bf16 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  RZ_CU_CALL(cudaStreamCreateWithFlags(&p.copy_stream, cudaStreamNonBlocking));
   cudaDeviceProp prop{};
   RZ_CU_CALL(cudaGetDeviceProperties(&prop, opt.device));
   p.st.device_name = prop.name;
@@ -420,7 +653,7 @@ status gpu_engine::get_hidden(float* hs) {
   return {};
 }
 
-status gpu_engine::upload_layer(const eng_layer& w) {
+status gpu_engine::upload_layer(const eng_layer& w, int slot) {
   auto& p = *p_;
   const auto& d = p.d;
   auto chk = [](const eng_linear& l, int64_t in, int64_t out, const char* what) -> status {
@@ -451,6 +684,8 @@ status gpu_engine::upload_layer(const eng_layer& w) {
   for (int64_t e = 0; e < d.n_experts; ++e) {
     RAZOR_TRY(chk(w.gate_up[size_t(e)], H, 2 * d.moe_ff, "expert gate_up"));
     RAZOR_TRY(chk(w.down[size_t(e)], d.moe_ff, H, "expert down"));
+    if (w.gate_up[size_t(e)].rows != w.gate_up[0].rows || w.down[size_t(e)].rows != w.gate_up[0].rows)
+      return make_error(errc::invalid_argument, "GPU engine: the experts of a layer mix weight layouts");
   }
   const bool shr = w.shared_gate_up.wt != nullptr;
   if (shr) {
@@ -458,50 +693,67 @@ status gpu_engine::upload_layer(const eng_layer& w) {
     RAZOR_TRY(chk(w.shared_down, d.shared_ff, H, "shared expert down"));
     RAZOR_TRY(chk(w.shared_gate, H, 1, "shared_expert_gate"));
   }
-  return p.place(&w, w.linear_attention, w.gated, shr, 0);
+  return p.place(slot, &w, w.linear_attention, w.gated, shr, 0);
 }
 
-status gpu_engine::random_layer(bool linear_attention, bool gated, bool shared_expert, uint64_t seed) {
-  return p_->place(nullptr, linear_attention, gated, shared_expert && p_->d.shared_ff > 0, seed);
+status gpu_engine::random_layer(bool linear_attention, bool gated, bool shared_expert, uint64_t seed, int slot) {
+  return p_->place(slot, nullptr, linear_attention, gated, shared_expert && p_->d.shared_ff > 0, seed);
 }
 
-status gpu_engine::run_layer() {
+status gpu_engine::run_layer(int slot, eng_observations* obs) {
   auto& p = *p_;
-  if (!p.have_layer) return make_error(errc::invalid_argument, "GPU engine: no layer resident");
+  if (slot < 0 || slot >= kSlots || !p.slots[slot].ready)
+    return make_error(errc::invalid_argument, "GPU engine: no layer in weight slot " + std::to_string(slot));
   if (p.n == 0) return {};
+  auto& sl = p.slots[slot];
+  const dlayer& L = sl.L;
+  RZ_CU_CALL(cudaStreamWaitEvent(0, sl.copied, 0));
+  RAZOR_TRY(p.begin_observing(obs));
   const size_t H = size_t(p.d.hidden), nh = p.n * H;
-  RAZOR_TRY(p.rmsnorm(p.h.f(), p.in_norm, p.xn.f(), p.n, int(H)));
-  if (p.linear)
-    RAZOR_TRY(p.deltanet(p.xn.f(), p.y.f()));
+  RAZOR_TRY(p.rmsnorm(p.h.f(), L.in_norm, p.xn.f(), p.n, int(H)));
+  RAZOR_TRY(p.observe_dense(eng_point::mixer_in, p.xn.f(), int64_t(H)));
+  if (L.linear)
+    RAZOR_TRY(p.deltanet(L, p.xn.f(), p.y.f()));
   else
-    RAZOR_TRY(p.attention(p.xn.f(), p.y.f()));
+    RAZOR_TRY(p.attention(L, p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
   RZ_CU_LAUNCH("add");
-  RAZOR_TRY(p.rmsnorm(p.h.f(), p.post_norm, p.xn.f(), p.n, int(H)));
-  RAZOR_TRY(p.moe(p.xn.f(), p.y.f()));
+  RAZOR_TRY(p.rmsnorm(p.h.f(), L.post_norm, p.xn.f(), p.n, int(H)));
+  RAZOR_TRY(p.moe(L, p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
   RZ_CU_LAUNCH("add");
-  return {};
+  RZ_CU_CALL(cudaEventRecord(sl.freed, 0));
+  return p.end_observing();
 }
 
 status gpu_engine::head(const float* final_norm, const eng_linear& lm_head, size_t chunk,
-                        const std::function<bool(size_t, size_t, const float*)>& fn) {
+                        const std::function<bool(size_t, size_t, const float*)>& fn, int slot,
+                        eng_observations* obs) {
   auto& p = *p_;
   const size_t H = size_t(p.d.hidden);
-  if (!lm_head.wt || lm_head.in != int64_t(H)) return make_error(errc::shape_mismatch, "GPU engine: lm_head shape");
-  // The head replaces the layer arena (one resident at a time): norm + lm_head.
-  const size_t V = size_t(lm_head.out);
-  const size_t nf = (H + 63) / 64 * 64 + V * H;
-  p.have_layer = false;
-  if (p.warena.cap < nf * 4) {
-    release(p.warena, p.tr);
-    RAZOR_TRY(ensure(p.warena, nf * 4, p.tr));
-  }
-  float* dnorm = p.warena.f();
-  dlin hl{dnorm + (H + 63) / 64 * 64, int64_t(H), int64_t(V)};
-  RZ_CU_CALL(cudaMemcpy(dnorm, final_norm, H * 4, cudaMemcpyHostToDevice));
-  RZ_CU_CALL(cudaMemcpy(hl.wt, lm_head.wt, V * H * 4, cudaMemcpyHostToDevice));
+  if (lm_head.wt && lm_head.in != int64_t(H)) return make_error(errc::shape_mismatch, "GPU engine: lm_head shape");
+  if (slot < 0 || slot >= kSlots) return make_error(errc::invalid_argument, "GPU engine: weight slot out of range");
+  // The head takes a weight slot like a layer: the final norm (fp32) and lm_head.
+  auto& sl = p.slots[slot];
+  sl.ready = false;
+  const size_t V = lm_head.wt ? size_t(lm_head.out) : 0;
+  const size_t norm_bytes = (H * 4 + 255) / 256 * 256;
+  const size_t bytes = norm_bytes + V * H * (p.bf16 ? 2 : 4);
+  RAZOR_TRY(p.size_slot(sl, bytes, true));
+  std::vector<seg> segs{{0, final_norm, H, true, 0, 0}};
+  if (V) segs.push_back({norm_bytes, lm_head.wt, V * H, !p.bf16, 0, 0});
+  RAZOR_TRY(p.stage(sl, segs, bytes));
+  RZ_CU_CALL(cudaStreamWaitEvent(0, sl.copied, 0));
+  const float* dnorm = sl.arena.f();
+  dlin hl{static_cast<char*>(sl.arena.p) + norm_bytes, int64_t(H), int64_t(V), lm_head.rows};
+  RAZOR_TRY(p.begin_observing(obs));
   RAZOR_TRY(p.rmsnorm(p.h.f(), dnorm, p.xn.f(), p.n, int(H)));
+  RAZOR_TRY(p.observe_dense(eng_point::head_in, p.xn.f(), int64_t(H)));
+  RAZOR_TRY(p.end_observing());
+  if (!V) {  // the norm only (its input statistics)
+    RZ_CU_CALL(cudaEventRecord(sl.freed, 0));
+    return {};
+  }
   chunk = std::max<size_t>(1, chunk);
   const size_t c0 = std::min(chunk, p.n);
   RAZOR_TRY(ensure(p.logits, c0 * V * 4, p.tr));
@@ -513,6 +765,7 @@ status gpu_engine::head(const float* final_norm, const eng_linear& lm_head, size
     RZ_CU_CALL(cudaMemcpy(p.h_logits.data(), p.logits.p, c * V * 4, cudaMemcpyDeviceToHost));
     if (!fn(t0, c, p.h_logits.data())) return make_error(errc::cancelled, "forward pass cancelled");
   }
+  RZ_CU_CALL(cudaEventRecord(sl.freed, 0));
   return {};
 }
 
@@ -528,32 +781,6 @@ eng_stats gpu_engine::stats() const {
   eng_stats s = p_->st;
   s.tracked_peak_bytes = p_->tr.peak;
   return s;
-}
-
-result<double> gpu_engine::h2d_gbps(size_t bytes) {
-  void* hbuf = nullptr;
-  void* dbufp = nullptr;
-  RZ_CU_CALL(cudaMallocHost(&hbuf, bytes));
-  std::memset(hbuf, 1, bytes);
-  cudaError_t e = cudaMalloc(&dbufp, bytes);
-  if (e != cudaSuccess) {
-    cudaFreeHost(hbuf);
-    return cuda_error(e, "cudaMalloc (h2d)");
-  }
-  cudaMemcpy(dbufp, hbuf, bytes, cudaMemcpyHostToDevice);  // warm-up
-  double best = 0;
-  for (int r = 0; r < 3; ++r) {
-    auto t0 = std::chrono::steady_clock::now();
-    cudaMemcpy(dbufp, hbuf, bytes, cudaMemcpyHostToDevice);
-    cudaDeviceSynchronize();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, double(bytes) / s / 1e9);
-  }
-  e = cudaGetLastError();
-  cudaFree(dbufp);
-  cudaFreeHost(hbuf);
-  if (e != cudaSuccess) return cuda_error(e, "h2d copy");
-  return best;
 }
 
 }  // namespace razor::cu

@@ -2,6 +2,7 @@
 // included by engine.cu alone: RMSNorm, q/k norm + RoPE, attention, the DeltaNet kernels, top-k routing and
 // the expert gather / combine. Each follows its CPU reference in core/engine/model_runner.cpp.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -360,6 +361,48 @@ __global__ void k_fill(float* p, size_t n, uint64_t seed, float scale, float off
     float u = float(hash32(seed * 0x9e3779b97f4a7c15ULL + i) >> 8) * (1.0f / 8388608.0f) - 1.0f;
     p[i] = offset + scale * u;
   }
+}
+
+__global__ void k_fill_bf16(__nv_bfloat16* p, size_t n, uint64_t seed, float scale, float offset) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    float u = float(hash32(seed * 0x9e3779b97f4a7c15ULL + i) >> 8) * (1.0f / 8388608.0f) - 1.0f;
+    p[i] = __float2bfloat16_rn(offset + scale * u);
+  }
+}
+
+// xb[r, c] = bf16(x[r * ldx + c]) for r < rows, c < cols (the input of a BF16 GEMM; round to nearest even).
+__global__ void k_to_bf16(const float* x, size_t ldx, __nv_bfloat16* xb, size_t rows, int cols) {
+  const size_t total = rows * size_t(cols);
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x)
+    xb[i] = __float2bfloat16_rn(x[(i / size_t(cols)) * ldx + i % size_t(cols)]);
+}
+
+// norm[t] = ||x[t]||_2 over `dim` (block per row).
+__global__ void k_rownorm(const float* x, float* norm, int dim) {
+  const float* a = x + size_t(blockIdx.x) * dim;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += a[i] * a[i];
+  ss = block_sum(ss);
+  if (threadIdx.x == 0) norm[blockIdx.x] = sqrtf(ss);
+}
+
+// Per-column sums of squares and of values over row segments: segment m is rows [off[m], off[m + 1]) of x
+// (rows `ld` floats apart), its sums go to sq[m * cols + c] / su[m * cols + c] (added, in double). Block
+// (column tile, segment m = blockIdx.y / chunks, row chunk = blockIdx.y % chunks of `chunk_rows` rows).
+__global__ void k_colsums(const float* x, size_t ld, const long long* off, int cols, int chunks, int chunk_rows,
+                          double* sq, double* su) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int m = blockIdx.y / chunks, ch = blockIdx.y % chunks;
+  const long long r0 = off[m] + (long long)ch * chunk_rows, r1 = min(off[m + 1], r0 + chunk_rows);
+  if (c >= cols || r0 >= r1) return;
+  double a = 0.0, b = 0.0;
+  for (long long r = r0; r < r1; ++r) {
+    const double v = x[size_t(r) * ld + c];
+    a += v * v;
+    b += v;
+  }
+  atomicAdd(sq + size_t(m) * cols + c, a);
+  atomicAdd(su + size_t(m) * cols + c, b);
 }
 
 inline unsigned grid_for(size_t n, unsigned threads = 256) {

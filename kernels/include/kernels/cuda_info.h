@@ -19,5 +19,7 @@ struct device_info {
 bool built_with_cuda();
 // Devices the CUDA runtime sees; empty with a reason when there is no driver or no GPU.
 std::vector<device_info> devices(std::string* why_none = nullptr);
+// Host -> device copy rate from page-locked memory over `bytes` (best of 3), in GB/s (the benchmarks).
+result<double> pinned_h2d_gbps(size_t bytes);
 
 }  // namespace razor::cu

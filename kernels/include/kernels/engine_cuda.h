@@ -9,10 +9,21 @@
 // the gated delta rule recurrence (one block per (sequence, value head), state dk x dv in shared memory, tokens
 // in order), the gated RMSNorm, top-k softmax routing.
 //
-// Layer streaming: the engine keeps the hidden states [n, hidden] on the device for the whole batch and one
-// layer's weights resident (upload_layer replaces the previous layer in one grow-only arena). Weights come in
-// the CPU engine's converted form: linear maps transposed ([in][out] row-major, eng_linear), norms with the
-// Qwen3.5 "+1" already folded in (load_layer does that), so the caller passes layer_weights' buffers as they are.
+// Weights: BF16 on the device (eng_options::weights; cuBLAS GemmEx, BF16 inputs, fp32 accumulate and output; the
+// activations entering a GEMM are rounded to BF16, everything else stays fp32), or fp32 (the reference math).
+// Linear maps come either in the CPU engine's transposed form ([in][out] row-major) or as stored ([out][in],
+// eng_linear::rows: no host transposition); norms arrive with the Qwen3.5 "+1" already folded in.
+//
+// Layer streaming with overlap: the engine keeps the hidden states [n, hidden] on the device for the whole batch
+// and has two weight slots (kSlots). upload_layer(w, slot) converts the host weights into that slot's page-locked
+// staging buffer and starts its copy to the slot's device arena on a copy stream, returning before the copy
+// ends; run_layer(slot) makes the compute stream wait for that copy. So while layer L computes in one slot, the
+// next layer is converted and copied into the other: upload_layer may be called from another thread than
+// run_layer, as long as one slot is not uploaded while it computes (the caller alternates: layer L in slot L % 2).
+//
+// Observations (eng_options::observe): per layer, the router's choices and the norm of its input per token, and
+// per input point of the linear maps the per-column sums of squares and of values (llama-imatrix's statistics),
+// per expert for routed experts: the probe's and the imatrix's data, reduced on the device.
 //
 // In a build without CUDA every entry returns errc::device "built without CUDA" (kernels/no_cuda.cpp).
 #pragma once
@@ -37,10 +48,12 @@ struct eng_dims {
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 4;
 };
 
-// y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout). wt null: absent.
+// y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout), or W [out][in] when `rows`.
+// wt null: absent.
 struct eng_linear {
   const float* wt = nullptr;
   int64_t in = 0, out = 0;
+  bool rows = false;
 };
 
 // One layer's host weights (pointers stay owned by the caller; read during upload_layer only).
@@ -65,13 +78,39 @@ struct eng_layer {
   eng_linear shared_gate_up, shared_down, shared_gate;  // wt null when the model has no shared expert
 };
 
+enum class eng_weights : uint8_t { f32, bf16 };
+
 struct eng_options {
   int device = 0;
-  bool tf32 = false;  // cuBLAS TF32 tensor-core math for the GEMMs (not the reference: ~1e-3 relative)
+  eng_weights weights = eng_weights::bf16;
+  bool tf32 = false;     // fp32 weights only: cuBLAS TF32 tensor-core math (not the reference: ~1e-3 relative)
+  bool observe = false;  // run_layer / head fill eng_observations when given one
+};
+
+// Where the inputs of the linear maps are observed. mixer_in: the normed input of attention's q/k/v or
+// DeltaNet's in_proj_{qkv,z,b,a}; mixer_out: the input of o_proj / out_proj; moe_in: the router's (and the
+// shared expert's gate/up/gate); expert_in / expert_act: the routed experts' gate_up / down inputs, per expert;
+// shared_act: the shared expert's down input; head_in: lm_head's.
+enum class eng_point : uint8_t { mixer_in, mixer_out, moe_in, expert_in, expert_act, shared_act, head_in };
+
+struct eng_input_sums {
+  eng_point point = eng_point::mixer_in;
+  int64_t cols = 0;
+  std::vector<uint64_t> rows;   // [n_mat] rows seen (n_mat = experts for expert_in / expert_act, else 1)
+  std::vector<double> sum_sq;   // [n_mat][cols]
+  std::vector<double> sum;      // [n_mat][cols]
+};
+
+struct eng_observations {
+  std::vector<float> x_norm;   // [n] ||router input||_2 per token
+  std::vector<int32_t> ids;    // [n][top_k], highest probability first
+  std::vector<float> wts;      // [n][top_k] routing weights (renormalised when norm_topk)
+  std::vector<eng_input_sums> inputs;
 };
 
 struct eng_stats {
-  size_t weight_bytes = 0;        // the resident layer's weights (arena size)
+  size_t weight_bytes = 0;        // the largest slot's weights (arena size)
+  size_t staging_bytes = 0;       // page-locked host staging, both slots
   size_t tracked_peak_bytes = 0;  // peak of everything this engine cudaMalloc'ed (weights + activations + scratch)
   size_t device_used_peak = 0;    // peak of (total - free) from cudaMemGetInfo, sampled at each layer's high point
   size_t device_used_base = 0;    // (total - free) right after the context and cuBLAS handle were created
@@ -91,26 +130,28 @@ class gpu_engine {
   status set_hidden(const float* h, const std::vector<size_t>& seq_start);
   status get_hidden(float* h);  // [n, hidden] back to the host
 
-  // Replaces the resident layer with `w` (host -> device copies; checks the shapes against the dims).
-  status upload_layer(const eng_layer& w);
+  static constexpr int kSlots = 2;
+  // Puts `w` into weight slot `slot` (checks the shapes against the dims; converts into the slot's staging
+  // buffer, then copies asynchronously; `w`'s buffers may be freed on return). See the file comment.
+  status upload_layer(const eng_layer& w, int slot = 0);
   // Benchmark: a layer of the dims' shapes filled on the device with random values (no host data).
-  status random_layer(bool linear_attention, bool gated, bool shared_expert, uint64_t seed);
+  status random_layer(bool linear_attention, bool gated, bool shared_expert, uint64_t seed, int slot = 0);
 
-  // h += mixer(rms(h) * in_norm); h += moe(rms(h) * post_norm), on the resident layer.
-  status run_layer();
+  // h += mixer(rms(h) * in_norm); h += moe(rms(h) * post_norm), with the layer in `slot`. With `obs` (and
+  // eng_options::observe) it returns when the layer is done, `obs` filled; otherwise it may return earlier.
+  status run_layer(int slot = 0, eng_observations* obs = nullptr);
 
   // Final norm (as applied, [hidden]) and head; logits [c, vocab] for tokens [t0, t0 + c) go to `fn` in
-  // chunks of `chunk` tokens (host memory, valid during the call). fn returns false to cancel.
+  // chunks of `chunk` tokens (host memory, valid during the call). fn returns false to cancel. Uses weight
+  // slot `slot`. `obs` gets head_in only. lm_head.wt null: the norm (and its observation) only, no logits.
   status head(const float* final_norm, const eng_linear& lm_head, size_t chunk,
-              const std::function<bool(size_t t0, size_t c, const float* logits)>& fn);
+              const std::function<bool(size_t t0, size_t c, const float* logits)>& fn, int slot = 0,
+              eng_observations* obs = nullptr);
 
   status synchronize();
   eng_stats stats() const;
   // The routed experts [n, top_k] of the last run_layer() (highest probability first), for diagnostics.
   std::vector<int32_t> last_routing() const;
-
-  // Benchmark helper: host -> device copy rate from page-locked memory over `bytes`, in GB/s.
-  result<double> h2d_gbps(size_t bytes);
 
  private:
   gpu_engine();
