@@ -11,7 +11,7 @@
 # RAZOR_GPU_SLICE_LAYERS (default 2): layers of the Qwen3.5-122B-A10B layout synthesised for the timings (0: none).
 # RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run; RAZOR_GPU_ALLOC_ROWS
 # (default 256): the allocations' --sample-rows, one run each; RAZOR_GPU_PROBE_TOKENS (default 32768): the
-# slice probe's tokens. RAZOR_GPU_BENCH=1: also bench_engine_gpu (random 122B-shaped layers, bf16/fp32/tf32).
+# slice probe's token counts (warm, each; then cold, the last). RAZOR_GPU_BENCH=1: also bench_engine_gpu (random 122B-shaped layers, bf16/fp32/tf32).
 set -uo pipefail
 mode=${1:-}
 if [ "$mode" = prep ]; then
@@ -181,9 +181,10 @@ if [[ $STEPS == *" pack "* ]]; then
 fi
 # The probe on the GPU: warm (the slice in the page cache: "host-resident") and cold (streamed from disk).
 if [[ $STEPS == *" probe "* ]]; then
-  PT=${RAZOR_GPU_PROBE_TOKENS:-32768}
-  run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe.h5"
-  grep -E "tokens \[|GPU memory plan" "$OUT/pipeline.log" | tail -2
+  for PT in ${RAZOR_GPU_PROBE_TOKENS:-32768}; do
+    run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe.h5"
+    grep -E "tokens \[|GPU memory plan" "$OUT/pipeline.log" | tail -2
+  done
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && {
     run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe-cold.h5"
     grep -E "tokens \[" "$OUT/pipeline.log" | tail -1

@@ -14,7 +14,9 @@ namespace razor::engine {
 
 namespace {
 
-cu::eng_linear eng_lin(const linear& l) { return {l.empty() ? nullptr : l.wt.data(), l.in, l.out, l.rows}; }
+cu::eng_linear eng_lin(const linear& l) {
+  return {l.wt.empty() ? nullptr : l.wt.data(), l.in, l.out, l.rows, l.bf16};
+}
 
 cu::eng_dims eng_dims_of(const model_dims& d) {
   cu::eng_dims e;

@@ -85,8 +85,20 @@ status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, i
   return {};
 }
 
+// The rows layout takes the stored BF16 data when the provider has it (no float copy).
+linear borrowed(const bf16_matrix& m) {
+  linear l;
+  l.in = m.cols;
+  l.out = m.rows;
+  l.rows = true;
+  l.bf16 = m.data;
+  return l;
+}
+
 result<linear> get_linear(weight_provider& wp, const std::string& name, int64_t out, int64_t in,
                           weight_layout layout = weight_layout::transposed) {
+  if (layout == weight_layout::rows)
+    if (auto m = wp.stored_bf16(name); m && m->rows == out && m->cols == in) return borrowed(*m);
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
   RAZOR_TRY(check_shape(name, t, out, in));
   return make_linear(std::move(t), layout);
@@ -140,6 +152,16 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   m.gate_up.resize(size_t(d.n_experts));
   m.down.resize(size_t(d.n_experts));
   auto load_expert = [&](int e) -> status {
+    if (lay == weight_layout::rows) {  // gate and up adjacent (a fused gate_up_proj): one borrowed matrix
+      auto g = wp.stored_bf16_expert(L, e, expert_proj::gate), u = wp.stored_bf16_expert(L, e, expert_proj::up),
+           dn = wp.stored_bf16_expert(L, e, expert_proj::down);
+      if (g && u && dn && g->rows == d.moe_ff && g->cols == d.hidden && u->rows == d.moe_ff && u->cols == d.hidden &&
+          u->data == g->data + size_t(d.moe_ff * d.hidden) && dn->rows == d.hidden && dn->cols == d.moe_ff) {
+        m.gate_up[size_t(e)] = borrowed({g->data, 2 * d.moe_ff, d.hidden});
+        m.down[size_t(e)] = borrowed(*dn);
+        return {};
+      }
+    }
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.expert(L, e, expert_proj::gate));
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.expert(L, e, expert_proj::up));
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 dn, wp.expert(L, e, expert_proj::down));

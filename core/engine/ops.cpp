@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "util/numeric.h"
 #include "util/parallel.h"
 
 namespace razor::engine {
@@ -63,13 +64,30 @@ linear make_linear_cat(std::vector<tensor_f32>&& ws, weight_layout layout) {
   return l;
 }
 
+float linear::at(int64_t r, int64_t i) const {
+  if (bf16) return bf16_to_f32(bf16[size_t(r * in + i)]);
+  return rows ? wt[size_t(r * in + i)] : wt[size_t(i * out + r)];
+}
+
 double linear::row_norm(int64_t r) const {
   double s = 0;
   for (int64_t i = 0; i < in; ++i) {
-    const double v = rows ? wt[size_t(r * in + i)] : wt[size_t(i * out + r)];
+    const double v = at(r, i);
     s += v * v;
   }
   return std::sqrt(s);
+}
+
+double linear::sum_sq() const {
+  double s = 0;
+  if (!bf16)
+    for (float v : wt) s += double(v) * v;
+  else
+    for (size_t i = 0; i < size_t(in * out); ++i) {
+      const double v = bf16_to_f32(bf16[i]);
+      s += v * v;
+    }
+  return s;
 }
 
 namespace {

@@ -13,14 +13,19 @@ namespace razor::engine {
 
 // A linear map y = W x stored transposed, [in, out] row-major, so the inner loop runs over outputs; or, for
 // the GPU engine only (weight_layout::rows), W as stored, [out, in] with `rows` set (no host transposition).
+// The GPU layout may instead borrow the checkpoint's stored BF16 rows (`bf16`, wt empty).
 struct linear {
   int64_t in = 0, out = 0;
   std::vector<float> wt;  // [in][out], or [out][in] when rows
   bool rows = false;
-  bool empty() const { return wt.empty(); }
-  size_t bytes() const { return wt.size() * sizeof(float); }
-  // ||row r of W||_2 in either layout.
+  const uint16_t* bf16 = nullptr;  // [out][in] as stored (rows), borrowed (weight_provider::stored_bf16)
+  bool empty() const { return wt.empty() && !bf16; }
+  size_t bytes() const { return bf16 ? size_t(in * out) * 2 : wt.size() * sizeof(float); }
+  // W[r][i] in any of the forms.
+  float at(int64_t r, int64_t i) const;
+  // ||row r of W||_2 and ||W||_F^2, in any of the forms.
   double row_norm(int64_t r) const;
+  double sum_sq() const;
 };
 enum class weight_layout : uint8_t { transposed, rows };
 // From a PyTorch [out, in] matrix (rows [row0, row0 + n_rows) only when n_rows > 0).

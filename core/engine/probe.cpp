@@ -35,11 +35,7 @@ class probe_observer : public forward_observer {
   // entries only, which nothing else touches).
   void on_layer_loaded(const layer_weights& w) override {
     const size_t E = size_t(r_.n_experts), L = size_t(w.layer);
-    auto fro = [](const linear& l) {
-      double s = 0;
-      for (float v : l.wt) s += double(v) * v;
-      return std::sqrt(s);
-    };
+    auto fro = [](const linear& l) { return std::sqrt(l.sum_sq()); };
     parallel_for(E, [&](size_t b, size_t e1) {
       for (size_t e = b; e < e1; ++e) {
         r_.wfro_gate_up[L * E + e] = fro(w.moe.gate_up[e]);

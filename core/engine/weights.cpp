@@ -78,6 +78,16 @@ class ckpt_provider : public weight_provider {
     return out;
   }
 
+  std::optional<bf16_matrix> stored_bf16(const std::string& name) override {
+    const tensor_entry* t = lookup(name);
+    if (!t || t->shape.size() != 2) return std::nullopt;
+    return bf16_view({t, 0, t->rows(), t->cols()});
+  }
+  std::optional<bf16_matrix> stored_bf16_expert(int layer, int e, expert_proj p) override {
+    auto v = ck_.expert_matrix(layer, e, p);
+    return v ? bf16_view(*v) : std::nullopt;
+  }
+
   void release_layer(int layer) override {
     for (const auto& t : ck_.tensors())
       if (t.cls.layer == layer) ck_.release(t);
@@ -89,6 +99,14 @@ class ckpt_provider : public weight_provider {
   }
 
  private:
+  // Rows of a BF16 tensor whose rows are whole (n_cols == the tensor's last axis), in the mapped file.
+  std::optional<bf16_matrix> bf16_view(const matrix_view& v) const {
+    if (v.t->dt != dtype::bf16 || v.n_cols != v.t->cols() || (v.row0 + v.n_rows) * v.n_cols > v.t->numel())
+      return std::nullopt;
+    const auto* base = reinterpret_cast<const uint16_t*>(ck_.data(*v.t));
+    return bf16_matrix{base + size_t(v.row0 * v.n_cols), v.n_rows, v.n_cols};
+  }
+
   const checkpoint& ck_;
   model_shapes shapes_ = checkpoint_shapes(ck_);
 };

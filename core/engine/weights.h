@@ -34,6 +34,13 @@ struct tensor_f32 {
   int64_t rows() const { return cols() ? int64_t(data.size()) / cols() : 0; }
 };
 
+// A BF16 matrix as stored, [rows][cols] contiguous; borrowed (mapped checkpoint data), valid until
+// release_layer of its layer.
+struct bf16_matrix {
+  const uint16_t* data = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
 class weight_provider {
  public:
   virtual ~weight_provider() = default;
@@ -50,6 +57,10 @@ class weight_provider {
   virtual void release_layer(int layer) {}
   // Whether tensor() / expert() may be called from several threads at once (the checkpoint reader: yes).
   virtual bool concurrent_reads() const { return false; }
+  // The stored data of a 2-D tensor / one routed expert's matrix when it is BF16 and reaches the runner
+  // unchanged (the checkpoint reader), so the GPU engine can upload it with no float copy; nullopt otherwise.
+  virtual std::optional<bf16_matrix> stored_bf16(const std::string& name) { return std::nullopt; }
+  virtual std::optional<bf16_matrix> stored_bf16_expert(int layer, int expert, expert_proj p) { return std::nullopt; }
   // Shapes without reading data, for checking config.json against them (model/config_check.h): the tensor by
   // its text-model name as stored (lm_head.weight only when the head is stored, not tied), and one routed
   // expert's [out, in]; nullopt when absent.

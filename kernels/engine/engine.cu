@@ -97,7 +97,8 @@ struct dlayer {
 // A piece of a slot's arena: converted from host `src` (upload) or filled randomly (bench).
 struct seg {
   size_t off;        // bytes into the arena
-  const float* src;  // host floats (null: random)
+  const float* src;  // host floats, or
+  const uint16_t* src16;  // host BF16 (both null: random)
   size_t n;          // elements
   bool wide;         // fp32 in the arena (norms, vectors; or every tensor with fp32 weights), else BF16
   float scale, offset;
@@ -275,9 +276,10 @@ struct gpu_engine::impl {
   size_t plan(dlayer& L, char* base, const eng_layer* hw, std::vector<seg>* segs) {
     size_t off = 0;
     const size_t wsz = bf16 ? 2 : 4;
-    auto take = [&](size_t cnt, const float* src, bool wide, float scale, float offset) -> char* {
+    auto take = [&](size_t cnt, const float* src, bool wide, float scale, float offset,
+                    const uint16_t* src16 = nullptr) -> char* {
       char* p = base ? base + off : nullptr;
-      if (segs) segs->push_back({off, src, cnt, wide || !bf16, scale, offset});
+      if (segs) segs->push_back({off, src, src16, cnt, wide || !bf16, scale, offset});
       off += (cnt * (wide ? 4 : wsz) + 255) / 256 * 256;
       return p;
     };
@@ -287,8 +289,9 @@ struct gpu_engine::impl {
     auto lin = [&](dlin& l, int64_t in, int64_t outd, const eng_linear* src) {
       l.in = in;
       l.out = outd;
-      l.rows = src && src->rows;
-      l.wt = take(size_t(in * outd), src ? src->wt : nullptr, false, 1.0f / std::sqrt(float(in)), 0.0f);
+      l.rows = src && (src->rows || src->bf16);
+      l.wt = take(size_t(in * outd), src ? src->wt : nullptr, false, 1.0f / std::sqrt(float(in)), 0.0f,
+                  src ? src->bf16 : nullptr);
     };
     const int64_t H = d.hidden;
     L.in_norm = vec(size_t(H), hw ? hw->in_norm : nullptr, 0.1f, 1.0f);
@@ -318,13 +321,15 @@ struct gpu_engine::impl {
     const size_t gu_n = size_t(H * 2 * ff), dn_n = size_t(ff * H);
     L.gu_stride = (gu_n * wsz + 255) / 256 * 256;
     L.dn_stride = (dn_n * wsz + 255) / 256 * 256;
-    L.experts_rows = hw && !hw->gate_up.empty() && hw->gate_up[0].rows;
+    L.experts_rows = hw && !hw->gate_up.empty() && (hw->gate_up[0].rows || hw->gate_up[0].bf16);
     L.gu_all = base ? base + off : nullptr;
     for (int64_t e = 0; e < E; ++e)
-      take(gu_n, hw ? hw->gate_up[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(H)), 0.0f);
+      take(gu_n, hw ? hw->gate_up[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(H)), 0.0f,
+           hw ? hw->gate_up[size_t(e)].bf16 : nullptr);
     L.dn_all = base ? base + off : nullptr;
     for (int64_t e = 0; e < E; ++e)
-      take(dn_n, hw ? hw->down[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(ff)), 0.0f);
+      take(dn_n, hw ? hw->down[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(ff)), 0.0f,
+           hw ? hw->down[size_t(e)].bf16 : nullptr);
     if (L.shared) {
       const int64_t sf = d.shared_ff;
       lin(L.sgu, H, 2 * sf, hw ? &hw->shared_gate_up : nullptr);
@@ -368,19 +373,25 @@ struct gpu_engine::impl {
     std::vector<piece> pieces;
     const size_t kPiece = size_t(1) << 22;
     for (const seg& s : segs) {
-      if (!s.src) return make_error(errc::invalid_argument, "GPU engine: a layer tensor is missing (null pointer)");
+      if (!s.src && !s.src16) return make_error(errc::invalid_argument, "GPU engine: a layer tensor is missing (null pointer)");
       for (size_t f = 0; f < s.n; f += kPiece) pieces.push_back({&s, f, std::min(kPiece, s.n - f)});
     }
     char* pin = static_cast<char*>(sl.pinned);
     parallel_for(pieces.size(), [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
         const piece& pc = pieces[i];
-        const float* src = pc.s->src + pc.first;
-        if (pc.s->wide) {
-          std::memcpy(pin + pc.s->off + pc.first * 4, src, pc.count * 4);
+        char* dst = pin + pc.s->off;
+        if (pc.s->src16) {  // stored BF16: copied, or widened for fp32 weights
+          const uint16_t* src = pc.s->src16 + pc.first;
+          if (pc.s->wide)
+            for (size_t j = 0; j < pc.count; ++j) reinterpret_cast<float*>(dst)[pc.first + j] = bf16_to_f32(src[j]);
+          else
+            std::memcpy(dst + pc.first * 2, src, pc.count * 2);
+        } else if (pc.s->wide) {
+          std::memcpy(dst + pc.first * 4, pc.s->src + pc.first, pc.count * 4);
         } else {
-          auto* dst = reinterpret_cast<uint16_t*>(pin + pc.s->off) + pc.first;
-          for (size_t j = 0; j < pc.count; ++j) dst[j] = f32_to_bf16(src[j]);
+          const float* src = pc.s->src + pc.first;
+          for (size_t j = 0; j < pc.count; ++j) reinterpret_cast<uint16_t*>(dst)[pc.first + j] = f32_to_bf16(src[j]);
         }
       }
     });
@@ -657,7 +668,7 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
   auto& p = *p_;
   const auto& d = p.d;
   auto chk = [](const eng_linear& l, int64_t in, int64_t out, const char* what) -> status {
-    if (!l.wt || l.in != in || l.out != out)
+    if ((!l.wt && !l.bf16) || l.in != in || l.out != out)
       return make_error(errc::shape_mismatch, std::string("GPU engine: ") + what + ": expected [" + std::to_string(in) +
                                                   " -> " + std::to_string(out) + "], got [" + std::to_string(l.in) +
                                                   " -> " + std::to_string(l.out) + "]");
@@ -684,10 +695,11 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
   for (int64_t e = 0; e < d.n_experts; ++e) {
     RAZOR_TRY(chk(w.gate_up[size_t(e)], H, 2 * d.moe_ff, "expert gate_up"));
     RAZOR_TRY(chk(w.down[size_t(e)], d.moe_ff, H, "expert down"));
-    if (w.gate_up[size_t(e)].rows != w.gate_up[0].rows || w.down[size_t(e)].rows != w.gate_up[0].rows)
+    auto as_rows = [](const eng_linear& l) { return l.rows || l.bf16; };
+    if (as_rows(w.gate_up[size_t(e)]) != as_rows(w.gate_up[0]) || as_rows(w.down[size_t(e)]) != as_rows(w.gate_up[0]))
       return make_error(errc::invalid_argument, "GPU engine: the experts of a layer mix weight layouts");
   }
-  const bool shr = w.shared_gate_up.wt != nullptr;
+  const bool shr = w.shared_gate_up.wt || w.shared_gate_up.bf16;
   if (shr) {
     RAZOR_TRY(chk(w.shared_gate_up, H, 2 * d.shared_ff, "shared expert gate_up"));
     RAZOR_TRY(chk(w.shared_down, d.shared_ff, H, "shared expert down"));
@@ -731,21 +743,22 @@ status gpu_engine::head(const float* final_norm, const eng_linear& lm_head, size
                         eng_observations* obs) {
   auto& p = *p_;
   const size_t H = size_t(p.d.hidden);
-  if (lm_head.wt && lm_head.in != int64_t(H)) return make_error(errc::shape_mismatch, "GPU engine: lm_head shape");
+  const bool has_head = lm_head.wt || lm_head.bf16;
+  if (has_head && lm_head.in != int64_t(H)) return make_error(errc::shape_mismatch, "GPU engine: lm_head shape");
   if (slot < 0 || slot >= kSlots) return make_error(errc::invalid_argument, "GPU engine: weight slot out of range");
   // The head takes a weight slot like a layer: the final norm (fp32) and lm_head.
   auto& sl = p.slots[slot];
   sl.ready = false;
-  const size_t V = lm_head.wt ? size_t(lm_head.out) : 0;
+  const size_t V = has_head ? size_t(lm_head.out) : 0;
   const size_t norm_bytes = (H * 4 + 255) / 256 * 256;
   const size_t bytes = norm_bytes + V * H * (p.bf16 ? 2 : 4);
   RAZOR_TRY(p.size_slot(sl, bytes, true));
-  std::vector<seg> segs{{0, final_norm, H, true, 0, 0}};
-  if (V) segs.push_back({norm_bytes, lm_head.wt, V * H, !p.bf16, 0, 0});
+  std::vector<seg> segs{{0, final_norm, nullptr, H, true, 0, 0}};
+  if (V) segs.push_back({norm_bytes, lm_head.wt, lm_head.bf16, V * H, !p.bf16, 0, 0});
   RAZOR_TRY(p.stage(sl, segs, bytes));
   RZ_CU_CALL(cudaStreamWaitEvent(0, sl.copied, 0));
   const float* dnorm = sl.arena.f();
-  dlin hl{static_cast<char*>(sl.arena.p) + norm_bytes, int64_t(H), int64_t(V), lm_head.rows};
+  dlin hl{static_cast<char*>(sl.arena.p) + norm_bytes, int64_t(H), int64_t(V), lm_head.rows || lm_head.bf16};
   RAZOR_TRY(p.begin_observing(obs));
   RAZOR_TRY(p.rmsnorm(p.h.f(), dnorm, p.xn.f(), p.n, int(H)));
   RAZOR_TRY(p.observe_dense(eng_point::head_in, p.xn.f(), int64_t(H)));

@@ -48,12 +48,14 @@ struct eng_dims {
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 4;
 };
 
-// y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout), or W [out][in] when `rows`.
-// wt null: absent.
+// y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout), or W [out][in] when `rows`;
+// or, instead of wt, W [out][in] as BF16 (`bf16`, rows: the checkpoint's stored data, copied as it is).
+// Both null: absent.
 struct eng_linear {
   const float* wt = nullptr;
   int64_t in = 0, out = 0;
   bool rows = false;
+  const uint16_t* bf16 = nullptr;
 };
 
 // One layer's host weights (pointers stay owned by the caller; read during upload_layer only).
