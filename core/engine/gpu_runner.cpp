@@ -170,7 +170,8 @@ memory_plan gpu_memory_plan(const model_dims& d, size_t n_tokens, size_t logits_
   memory_plan g = cpu;
   const uint64_t wsz = resolve_precision(p) == gpu_precision::f32 ? 4 : 2, n = n_tokens, H = uint64_t(d.hidden);
   // two weight slots, each the largest layer or the head
-  g.layer_weight_bytes = 2 * std::max(cpu.layer_weight_bytes, cpu.head_bytes) / 4 * wsz;
+  g.weight_slots = cu::gpu_engine::kSlots;
+  g.layer_weight_bytes = uint64_t(g.weight_slots) * std::max(cpu.layer_weight_bytes, cpu.head_bytes) / 4 * wsz;
   g.head_bytes = 0;
   g.hidden_bytes = 3 * n * H * 4;  // h, its normed copy, the block output
   // the routed experts' scratch: gathered inputs, gate|up, activations, outputs (fp32) and a BF16 copy of

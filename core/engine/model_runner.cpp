@@ -507,10 +507,11 @@ std::string memory_plan::to_string() const {
   auto mib = [](uint64_t b) { return double(b) / 1048576.0; };
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "memory plan: hidden states %.1f MiB, one layer's weights %.1f MiB (largest), head %.1f MiB, "
+                "memory plan: hidden states %.1f MiB, weights %.1f MiB (%s), head %.1f MiB, "
                 "layer scratch %.1f MiB, logits chunk %.1f MiB; per sequence: KV %.2f MiB, DeltaNet state %.2f "
                 "MiB; peak about %.1f MiB",
-                mib(hidden_bytes), mib(layer_weight_bytes), mib(head_bytes), mib(work_bytes), mib(logits_bytes),
+                mib(hidden_bytes), mib(layer_weight_bytes),
+                weight_slots > 1 ? "two slots, each the largest layer or the head" : "the largest layer", mib(head_bytes), mib(work_bytes), mib(logits_bytes),
                 mib(kv_bytes_per_seq), mib(state_bytes_per_seq), mib(peak_bytes()));
   return buf;
 }

@@ -118,7 +118,8 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
 // ---- memory plan ----
 struct memory_plan {
   uint64_t hidden_bytes = 0;        // hidden states kept between layers
-  uint64_t layer_weight_bytes = 0;  // largest layer's converted float32 weights
+  uint64_t layer_weight_bytes = 0;  // largest layer's converted float32 weights (GPU: both slots, see weight_slots)
+  int weight_slots = 1;             // layers' weights held at once (the GPU path: 2)
   uint64_t head_bytes = 0;          // final norm + lm_head as float32
   uint64_t kv_bytes_per_seq = 0;    // full-attention K and V per sequence (all attention layers, seq_len)
   uint64_t state_bytes_per_seq = 0; // DeltaNet recurrent + conv state per sequence (all linear layers)
