@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/commands.h"
 #include "jobs/methods.h"
 #include "util/status.h"
 
@@ -19,6 +20,9 @@ std::shared_ptr<nlohmann::json> add_job_options(CLI::App& sub, const std::string
 // Runs the job as the worker does (schema check, then the handler): progress and the job's messages on stderr.
 // Errors name the CLI's option (--first-window) where the job names its param (params.first_window).
 result<nlohmann::json> run_job(const std::string& method, const nlohmann::json& params);
+
+// default_text (commands.h) for a job's param: params[key], the text's path, filled when left out.
+status default_text(nlohmann::json& params, const std::string& key, bundled_text which);
 
 // "--first-window" for "first_window".
 std::string option_name(const std::string& field);
