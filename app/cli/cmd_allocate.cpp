@@ -84,11 +84,6 @@ razor::status run_allocate(nlohmann::json& p, bool json_out) {
 }
 
 RAZOR_COMMAND("allocate", "Bit allocation: per-expert bits from a probe (fake mode) or a ggml type per GGUF tensor (gguf mode)", 320,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "allocate");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print the report JSON");
-                return [p, json_out] { return razor::cli::report(run_allocate(*p, *json_out)); };
-              });
+              razor::cli::job_command_with_json("allocate", "print the report JSON", run_allocate));
 
 }  // namespace

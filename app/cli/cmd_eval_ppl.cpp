@@ -51,11 +51,6 @@ razor::status run_eval_ppl(nlohmann::json& p, bool json_out) {
 }
 
 RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference engine (CPU, or CUDA with --device)", 300,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "eval-ppl");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print one JSON object instead of text");
-                return [p, json_out] { return razor::cli::report(run_eval_ppl(*p, *json_out)); };
-              });
+              razor::cli::job_command_with_json("eval-ppl", "print one JSON object instead of text", run_eval_ppl));
 
 }  // namespace

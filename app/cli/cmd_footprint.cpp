@@ -39,12 +39,8 @@ razor::status run_footprint(nlohmann::json& p, bool json_out) {
   return {};
 }
 
-RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from shapes alone", 20, [](CLI::App& sub) {
-  // The options are the registry's `footprint` job's (core/jobs/methods.cpp); --json prints that job's result.
-  auto p = razor::cli::add_job_options(sub, "footprint");
-  auto json_out = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json_out, "JSON output (razor.footprint/1)");
-  return [p, json_out] { return razor::cli::report(run_footprint(*p, *json_out)); };
-});
+// The options are the registry's `footprint` job's (core/jobs/methods.cpp); --json prints that job's result.
+RAZOR_COMMAND("footprint", "Effective bits and packed size of a recipe, from shapes alone", 20,
+              razor::cli::job_command_with_json("footprint", "JSON output (razor.footprint/1)", run_footprint));
 
 }  // namespace

@@ -56,10 +56,6 @@ razor::status run_pack(const nlohmann::json& p, bool json_out) {
 }
 
 RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor types from a recipe)", 300,
-              [](CLI::App& sub) {
-  auto p = razor::cli::add_job_options(sub, "pack");
-  auto json_out = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json_out, "print the plan (per tensor: type, bytes, why) and the result as JSON");
-  return [p, json_out] { return razor::cli::report(run_pack(*p, *json_out)); };
-});
+              razor::cli::job_command_with_json(
+                  "pack", "print the plan (per tensor: type, bytes, why) and the result as JSON", run_pack));
 }  // namespace

@@ -40,11 +40,6 @@ razor::status run_probe(nlohmann::json& p, bool json_out) {
 }
 
 RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to HDF5 (reference CPU engine)", 310,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "probe");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print the result as one JSON object");
-                return [p, json_out] { return razor::cli::report(run_probe(*p, *json_out)); };
-              });
+              razor::cli::job_command_with_json("probe", "print the result as one JSON object", run_probe));
 
 }  // namespace

@@ -50,10 +50,5 @@ razor::status run_validate_gguf(nlohmann::json& p, bool json_out) {
 }
 
 RAZOR_COMMAND("validate-gguf", "Load a GGUF file in the real llama.cpp: perplexity, and KL against a reference file", 320,
-              [](CLI::App& sub) {
-  auto p = razor::cli::add_job_options(sub, "validate-gguf");
-  auto json_out = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json_out, "print the script's JSON answer");
-  return [p, json_out] { return razor::cli::report(run_validate_gguf(*p, *json_out)); };
-});
+              razor::cli::job_command_with_json("validate-gguf", "print the script's JSON answer", run_validate_gguf));
 }  // namespace
