@@ -96,6 +96,20 @@ __device__ __forceinline__ unsigned long long warp_index() {
 }
 __device__ __forceinline__ unsigned long long warp_count() { return (unsigned long long)gridDim.x * (kThreads / 32); }
 
+// Group g of n elements: whether it exists, and its input and output (group 0's when it does not: the team's
+// lanes still take part in the shuffles, and write nothing).
+struct group_io {
+  bool valid;
+  const uint16_t* src;
+  uint16_t* dst;
+};
+__device__ __forceinline__ group_io group_at(unsigned long long g, unsigned long long n, const kparams& p,
+                                             const uint16_t* in, uint16_t* out) {
+  const bool valid = g < p.n_groups;
+  const unsigned long long base = valid ? g * n : 0;
+  return {valid, in + base, out + base};
+}
+
 // Stores one output element; with STATS adds its squared error against the input x, and x squared, to the
 // thread's sums.
 template <bool STATS>
@@ -163,11 +177,7 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long npairs = (p.n_groups + 1) / 2;
   for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {  // warp-uniform loop
-    const unsigned long long g = pair * 2 + half;
-    const bool gv = g < p.n_groups;
-    const unsigned long long base = gv ? g * n : 0;
-    const uint16_t* src = in + base;
-    uint16_t* dst = out + base;
+    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
     float w[PER > 0 ? PER : 1];
     float m = 0.0f;
     if constexpr (PER > 0) {
@@ -386,11 +396,7 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long nquads = (p.n_groups + 3) / 4;
   for (unsigned long long quad = warp0; quad < nquads; quad += nwarps) {  // warp-uniform loop
-    const unsigned long long g = quad * 4 + tw;
-    const bool gv = g < p.n_groups;
-    const unsigned long long base = gv ? g * n : 0;
-    const uint16_t* src = in + base;
-    uint16_t* dst = out + base;
+    const auto [gv, src, dst] = group_at(quad * 4 + tw, n, p, in, out);
     float w[2 * PER];
     float m = 0.0f;
 #pragma unroll
@@ -462,10 +468,7 @@ __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long npairs = (p.n_groups + 1) / 2;
   for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {
-    const unsigned long long g = pair * 2 + half;
-    const bool gv = g < p.n_groups;
-    const uint16_t* src = in + (gv ? g * n : 0);
-    uint16_t* dst = out + (gv ? g * n : 0);
+    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
     float sa = 0.0f, m = 0.0f;
     if (gv)
       for (unsigned long long i = lane; i < n; i += 16) {
