@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/job_command.h"
 #include "util/paths.h"
 
 namespace razor::cli {
@@ -20,6 +21,13 @@ status default_text(std::string& path, bundled_text which) {
   return make_error(errc::not_found, std::string("no --text given and the bundled ") +
                                          (eval ? "kernel-docs-eval.txt" : "kernel-docs-calib.txt") +
                                          " is in none of " + where + " (set RAZOR_DATA or give --text)");
+}
+
+status default_text(nlohmann::json& params, const std::string& key, bundled_text which) {
+  std::string path = params.value(key, "");
+  RAZOR_TRY(default_text(path, which));
+  params[key] = path;
+  return {};
 }
 
 }  // namespace razor::cli

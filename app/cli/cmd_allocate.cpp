@@ -16,7 +16,7 @@
 
 namespace {
 
-int print_gguf(const nlohmann::json& r, const nlohmann::json& p) {
+void print_gguf(const nlohmann::json& r, const nlohmann::json& p) {
   const auto& sz = r["size"];
   std::printf("gguf whole-file allocation, target %s: %llu bytes (%.4f bits per weight), predicted KL %.6g%s\n",
               p.value("target", "").c_str(), (unsigned long long)sz["file_bytes"].get<uint64_t>(), sz["bpw"].get<double>(),
@@ -43,10 +43,9 @@ int print_gguf(const nlohmann::json& r, const nlohmann::json& p) {
   const std::string out = p.value("out", ""), im = p.value("imatrix", "");
   std::printf("wrote %s and %s (razor pack MODEL --recipe %s%s%s --out F.gguf)\n", out.c_str(),
               r["report"].get<std::string>().c_str(), out.c_str(), im.empty() ? "" : " --imatrix ", im.c_str());
-  return 0;
 }
 
-int print_fake(const nlohmann::json& rep, const nlohmann::json& p) {
+void print_fake(const nlohmann::json& rep, const nlohmann::json& p) {
   auto& fp = rep["footprint"];
   std::printf("strategy %s, target %s: expert bits %.4f, packed %.6f GB (%.6f GiB), seed effective bits %.4f\n",
               p.value("strategy", "solver").c_str(), p.value("target", "").c_str(), fp["expert_avg_bits"].get<double>(),
@@ -67,38 +66,24 @@ int print_fake(const nlohmann::json& rep, const nlohmann::json& p) {
                 rep["measured"]["ppl"].get<double>(), rep["measured"]["ref_ppl"].get<double>(),
                 rep["measured"]["same_top1"].get<double>());
   std::printf("wrote %s and %s\n", p.value("out", "").c_str(), rep["report"].get<std::string>().c_str());
-  return 0;
+}
+
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_allocate(nlohmann::json& p, bool json_out) {
+  using namespace razor;
+  const bool gguf = p.value("mode", "fake") == "gguf";
+  // The bundled texts when none is given, said on stderr as every command does.
+  if (gguf || p.value("measure", false))
+    RAZOR_TRY(cli::default_text(p, "text", gguf ? cli::bundled_text::calibration : cli::bundled_text::evaluation));
+  if (gguf && p.value("measure", false)) RAZOR_TRY(cli::default_text(p, "eval_text", cli::bundled_text::evaluation));
+  RAZOR_ASSIGN_OR_RETURN(const nlohmann::json r, cli::run_job("allocate", p));
+  if (json_out) std::printf("%s\n", dump_json(r).c_str());
+  else if (gguf) print_gguf(r, p);
+  else print_fake(r, p);
+  return {};
 }
 
 RAZOR_COMMAND("allocate", "Bit allocation: per-expert bits from a probe (fake mode) or a ggml type per GGUF tensor (gguf mode)", 320,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "allocate");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print the report JSON");
-                return [p, json_out] {
-                  using namespace razor;
-                  const bool gguf = p->value("mode", "fake") == "gguf";
-                  // The bundled texts when none is given, said on stderr as every command does.
-                  std::string text = p->value("text", "");
-                  if (gguf || p->value("measure", false)) {
-                    if (auto st = cli::default_text(text, gguf ? cli::bundled_text::calibration : cli::bundled_text::evaluation);
-                        !st.ok())
-                      return cli::report(st);
-                    (*p)["text"] = text;
-                  }
-                  if (gguf && p->value("measure", false)) {
-                    std::string et = p->value("eval_text", "");
-                    if (auto st = cli::default_text(et, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
-                    (*p)["eval_text"] = et;
-                  }
-                  auto r = cli::run_job("allocate", *p);
-                  if (!r.ok()) return cli::report(r.error());
-                  if (*json_out) {
-                    std::printf("%s\n", dump_json(*r).c_str());
-                    return 0;
-                  }
-                  return gguf ? print_gguf(*r, *p) : print_fake(*r, *p);
-                };
-              });
+              razor::cli::job_command_with_json("allocate", "print the report JSON", run_allocate));
 
 }  // namespace

@@ -28,6 +28,38 @@ int parse_budget(const std::string& s) {
   }
 }
 
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_eval(eval_args& a) {
+  using namespace razor;
+  auto& o = a.o;
+  if (a.list_models) {
+    eval::client c(o.client);
+    RAZOR_ASSIGN_OR_RETURN(const std::vector<std::string> models, c.models());
+    for (auto& id : models) std::printf("%s\n", id.c_str());
+    return {};
+  }
+  o.budget = parse_budget(a.budget);
+  if (o.budget < 0)
+    return make_error(errc::invalid_argument, "--budget " + a.budget + ": expected 32k, 64k or a token count");
+  if (o.model.empty()) return make_error(errc::invalid_argument, "--model is required");
+  if (o.data_dir.empty()) return make_error(errc::invalid_argument, "--data is required");
+  if (o.out.empty()) return make_error(errc::invalid_argument, "--out is required");
+  o.benchmarks.clear();
+  std::string cur;
+  for (char ch : a.benchmarks + ",") {
+    if (ch == ',') {
+      if (!cur.empty()) o.benchmarks.push_back(cur);
+      cur.clear();
+    } else if (ch != ' ') {
+      cur += ch;
+    }
+  }
+  o.log = [](const std::string& s) { std::fprintf(stderr, "[eval] %s\n", s.c_str()); };
+  RAZOR_TRY(eval::run_eval(o).error());  // the results are in o.out
+  std::printf("wrote %s and %s\n", o.out.c_str(), eval::samples_path(o.out).c_str());
+  return {};
+}
+
 RAZOR_COMMAND("eval", "Run benchmarks against an OpenAI-compatible server, graded as the seed's harness", 450,
               [](CLI::App& sub) {
   auto a = std::make_shared<eval_args>();
@@ -49,36 +81,6 @@ RAZOR_COMMAND("eval", "Run benchmarks against an OpenAI-compatible server, grade
   sub.add_flag("--require-sandbox-netns", o.sandbox.require_no_network,
                "fail code samples when no network namespace can be made");
   sub.add_flag("--list-models", a->list_models, "print the ids of GET /v1/models and exit");
-  return [a]() -> int {
-    using namespace razor;
-    auto& o = a->o;
-    if (a->list_models) {
-      eval::client c(o.client);
-      auto m = c.models();
-      if (!m.ok()) return cli::report(m.error());
-      for (auto& id : *m) std::printf("%s\n", id.c_str());
-      return 0;
-    }
-    o.budget = parse_budget(a->budget);
-    if (o.budget < 0) return cli::report(make_error(errc::invalid_argument, "--budget " + a->budget + ": expected 32k, 64k or a token count"));
-    if (o.model.empty()) return cli::report(make_error(errc::invalid_argument, "--model is required"));
-    if (o.data_dir.empty()) return cli::report(make_error(errc::invalid_argument, "--data is required"));
-    if (o.out.empty()) return cli::report(make_error(errc::invalid_argument, "--out is required"));
-    o.benchmarks.clear();
-    std::string cur;
-    for (char ch : a->benchmarks + ",") {
-      if (ch == ',') {
-        if (!cur.empty()) o.benchmarks.push_back(cur);
-        cur.clear();
-      } else if (ch != ' ') {
-        cur += ch;
-      }
-    }
-    o.log = [](const std::string& s) { std::fprintf(stderr, "[eval] %s\n", s.c_str()); };
-    auto r = eval::run_eval(o);
-    if (!r.ok()) return cli::report(r.error());
-    std::printf("wrote %s and %s\n", o.out.c_str(), eval::samples_path(o.out).c_str());
-    return 0;
-  };
+  return [a] { return razor::cli::report(run_eval(*a)); };
 });
 }  // namespace

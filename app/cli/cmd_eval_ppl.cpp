@@ -22,41 +22,35 @@
 
 namespace {
 
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_eval_ppl(nlohmann::json& p, bool json_out) {
+  using namespace razor;
+  RAZOR_TRY(cli::default_text(p, "text", cli::bundled_text::evaluation));
+  if (!p.contains("plan")) p["plan"] = true;  // the memory plan on stderr, as always
+  RAZOR_ASSIGN_OR_RETURN(const nlohmann::json j, cli::run_job("eval-ppl", p));
+  if (json_out) {
+    std::printf("%s\n", dump_json(j).c_str());
+    return {};
+  }
+  if (j.contains("llamacpp_ppl"))
+    std::printf("llama.cpp ppl %.4f  (exact mode, %d windows)\n", j["llamacpp_ppl"].get<double>(),
+                j["windows"].get<int>());
+  if (!j.contains("ref")) {
+    std::printf("ppl %.4f  (mean NLL %.6f, %zu predictions, %.1f s, %.0f tokens/s)\n",
+                j["ppl"].get<double>(), j["mean_nll"].get<double>(), j["n_predictions"].get<size_t>(),
+                j["seconds"].get<double>(), j["tokens_per_s"].get<double>());
+    return {};
+  }
+  std::printf("ppl %.4f  ref ppl %.4f\nKL mean %.6f  p99 %.6f  p99.9 %.6f  max %.6f\ntopk_kl (K=%d) %.6f  "
+              "same top-1 %.4f  (%zu predictions)\n",
+              j["ppl"].get<double>(), j["ref_ppl"].get<double>(), j["kl_mean"].get<double>(),
+              j["kl_p99"].get<double>(), j["kl_p999"].get<double>(), j["kl_max"].get<double>(),
+              j["topk"].get<int>(), j["topk_kl"].get<double>(), j["same_top1"].get<double>(),
+              j["n_predictions"].get<size_t>());
+  return {};
+}
+
 RAZOR_COMMAND("eval-ppl", "Perplexity (and KL against --ref) with the reference engine (CPU, or CUDA with --device)", 300,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "eval-ppl");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print one JSON object instead of text");
-                return [p, json_out] {
-                  using namespace razor;
-                  std::string text = p->value("text", "");
-                  if (auto st = cli::default_text(text, cli::bundled_text::evaluation); !st.ok()) return cli::report(st);
-                  (*p)["text"] = text;
-                  if (!p->contains("plan")) (*p)["plan"] = true;  // the memory plan on stderr, as always
-                  auto r = cli::run_job("eval-ppl", *p);
-                  if (!r.ok()) return cli::report(r.error());
-                  const nlohmann::json& j = *r;
-                  if (*json_out) {
-                    std::printf("%s\n", dump_json(j).c_str());
-                    return 0;
-                  }
-                  if (j.contains("llamacpp_ppl"))
-                    std::printf("llama.cpp ppl %.4f  (exact mode, %d windows)\n", j["llamacpp_ppl"].get<double>(),
-                                j["windows"].get<int>());
-                  if (!j.contains("ref")) {
-                    std::printf("ppl %.4f  (mean NLL %.6f, %zu predictions, %.1f s, %.0f tokens/s)\n",
-                                j["ppl"].get<double>(), j["mean_nll"].get<double>(), j["n_predictions"].get<size_t>(),
-                                j["seconds"].get<double>(), j["tokens_per_s"].get<double>());
-                    return 0;
-                  }
-                  std::printf("ppl %.4f  ref ppl %.4f\nKL mean %.6f  p99 %.6f  p99.9 %.6f  max %.6f\ntopk_kl (K=%d) %.6f  "
-                              "same top-1 %.4f  (%zu predictions)\n",
-                              j["ppl"].get<double>(), j["ref_ppl"].get<double>(), j["kl_mean"].get<double>(),
-                              j["kl_p99"].get<double>(), j["kl_p999"].get<double>(), j["kl_max"].get<double>(),
-                              j["topk"].get<int>(), j["topk_kl"].get<double>(), j["same_top1"].get<double>(),
-                              j["n_predictions"].get<size_t>());
-                  return 0;
-                };
-              });
+              razor::cli::job_command_with_json("eval-ppl", "print one JSON object instead of text", run_eval_ppl));
 
 }  // namespace

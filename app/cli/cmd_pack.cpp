@@ -15,50 +15,47 @@
 
 namespace {
 
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_pack(const nlohmann::json& p, bool json_out) {
+  using namespace razor;
+  if (!p.contains("out") && !p.value("dry_run", false))
+    return make_error(errc::invalid_argument, "--out is required (the output .gguf)");
+  RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, cli::run_job("pack", p));
+  const bool dry = j.value("dry_run", false), part = j.contains("part_layers");
+  if (json_out) {
+    j.erase("out");
+    j.erase("n_tensors");
+    j.erase("elements");
+    if (part) j.erase("file_bytes");
+    std::printf("%s\n", j.dump(1).c_str());
+    return {};
+  }
+  if (dry)
+    for (auto& t : j["tensors"]) {
+      std::string shape;
+      for (auto& d : t["ne"]) shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
+      std::printf("%-34s %-16s %-8s %11llu  %s\n", t["name"].get<std::string>().c_str(), shape.c_str(),
+                  t["type"].get<std::string>().c_str(), (unsigned long long)t["bytes"].get<uint64_t>(),
+                  t["why"].get<std::string>().c_str());
+    }
+  for (auto& [t, e] : j["by_type"].items())
+    std::printf("%-8s %12llu bytes  %6.3f bpw\n", t.c_str(), (unsigned long long)e["bytes"].get<uint64_t>(),
+                e["bpw"].get<double>());
+  std::printf("%s: %zu tensors, %llu tensor bytes, %.3f bpw", j["arch"].get<std::string>().c_str(),
+              j["n_tensors"].get<size_t>(), (unsigned long long)j["tensor_bytes"].get<uint64_t>(), j["bpw"].get<double>());
+  if (part) {
+    std::printf(" (part: layers %s, %llu data bytes)\nwrote part %s\n", j["part_layers"].get<std::string>().c_str(),
+                (unsigned long long)j["file_bytes"].get<uint64_t>(), j["out"].get<std::string>().c_str());
+  } else if (!dry) {
+    std::printf(", %llu file bytes\n", (unsigned long long)j["file_bytes"].get<uint64_t>());
+    for (auto& path : j["paths"]) std::printf("wrote %s\n", path.get<std::string>().c_str());
+  } else {
+    std::printf(" (dry run), %llu file bytes\n", (unsigned long long)j["file_bytes"].get<uint64_t>());  // exact: plan_gguf
+  }
+  return {};
+}
+
 RAZOR_COMMAND("pack", "Convert a Hugging Face MoE checkpoint to GGUF (per-tensor types from a recipe)", 300,
-              [](CLI::App& sub) {
-  auto p = razor::cli::add_job_options(sub, "pack");
-  auto json_out = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json_out, "print the plan (per tensor: type, bytes, why) and the result as JSON");
-  return [p, json_out]() -> int {
-    using namespace razor;
-    if (!p->contains("out") && !p->value("dry_run", false))
-      return cli::report(make_error(errc::invalid_argument, "--out is required (the output .gguf)"));
-    auto r = cli::run_job("pack", *p);
-    if (!r.ok()) return cli::report(r.error());
-    nlohmann::json j = *r;
-    const bool dry = j.value("dry_run", false), part = j.contains("part_layers");
-    if (*json_out) {
-      j.erase("out");
-      j.erase("n_tensors");
-      j.erase("elements");
-      if (part) j.erase("file_bytes");
-      std::printf("%s\n", j.dump(1).c_str());
-      return 0;
-    }
-    if (dry)
-      for (auto& t : j["tensors"]) {
-        std::string shape;
-        for (auto& d : t["ne"]) shape += (shape.empty() ? "" : "x") + std::to_string(d.get<int64_t>());
-        std::printf("%-34s %-16s %-8s %11llu  %s\n", t["name"].get<std::string>().c_str(), shape.c_str(),
-                    t["type"].get<std::string>().c_str(), (unsigned long long)t["bytes"].get<uint64_t>(),
-                    t["why"].get<std::string>().c_str());
-      }
-    for (auto& [t, e] : j["by_type"].items())
-      std::printf("%-8s %12llu bytes  %6.3f bpw\n", t.c_str(), (unsigned long long)e["bytes"].get<uint64_t>(),
-                  e["bpw"].get<double>());
-    std::printf("%s: %zu tensors, %llu tensor bytes, %.3f bpw", j["arch"].get<std::string>().c_str(),
-                j["n_tensors"].get<size_t>(), (unsigned long long)j["tensor_bytes"].get<uint64_t>(), j["bpw"].get<double>());
-    if (part) {
-      std::printf(" (part: layers %s, %llu data bytes)\nwrote part %s\n", j["part_layers"].get<std::string>().c_str(),
-                  (unsigned long long)j["file_bytes"].get<uint64_t>(), j["out"].get<std::string>().c_str());
-    } else if (!dry) {
-      std::printf(", %llu file bytes\n", (unsigned long long)j["file_bytes"].get<uint64_t>());
-      for (auto& path : j["paths"]) std::printf("wrote %s\n", path.get<std::string>().c_str());
-    } else {
-      std::printf(" (dry run), %llu file bytes\n", (unsigned long long)j["file_bytes"].get<uint64_t>());  // exact: plan_gguf
-    }
-    return 0;
-  };
-});
+              razor::cli::job_command_with_json(
+                  "pack", "print the plan (per tensor: type, bytes, why) and the result as JSON", run_pack));
 }  // namespace

@@ -13,39 +13,33 @@
 
 namespace {
 
+// The command's work; errors are values (reported once, by the caller).
+razor::status run_probe(nlohmann::json& p, bool json_out) {
+  using namespace razor;
+  RAZOR_TRY(cli::default_text(p, "text", cli::bundled_text::calibration));
+  RAZOR_ASSIGN_OR_RETURN(const nlohmann::json j, cli::run_job("probe", p));
+  if (json_out) {
+    std::printf("%s\n", dump_json(j).c_str());
+    return {};
+  }
+  const std::string out = j.value("out", "");
+  std::printf("tokens [%zu, %zu) in %zu sequences, %.1f s (%.0f tokens/s)%s%s\n",
+              j["first_token"].get<size_t>(), j["first_token"].get<size_t>() + j["n_tokens"].get<size_t>(),
+              j["n_seqs"].get<size_t>(), j["seconds"].get<double>(), j["tokens_per_s"].get<double>(),
+              out.empty() ? "" : " -> ", out.c_str());
+  if (j.contains("imatrix"))
+    std::printf("imatrix: %zu entries (GGUF tensor names), %lld chunks of %lld -> %s\n",
+                j["imatrix_entries"].get<size_t>(), j["imatrix_chunks"].get<long long>(),
+                j["imatrix_chunk_size"].get<long long>(), j["imatrix"].get<std::string>().c_str());
+  std::printf("layer  entropy  max/mean  maxshare  cold\n");
+  for (size_t L = 0; L < j["entropy"].size(); ++L)
+    std::printf("%5zu  %7.3f  %8.2f  %8.3f  %4.2f\n", L, j["entropy"][L].get<double>(),
+                j["max_mean"][L].get<double>(), j["maxshare"][L].get<double>(),
+                j["cold_frac"][L].get<double>());
+  return {};
+}
+
 RAZOR_COMMAND("probe", "Routing statistics, weight norms and imatrix inputs to HDF5 (reference engine: CPU, or CUDA with --device)", 310,
-              [](CLI::App& sub) {
-                auto p = razor::cli::add_job_options(sub, "probe");
-                auto json_out = std::make_shared<bool>(false);
-                sub.add_flag("--json", *json_out, "print the result as one JSON object");
-                return [p, json_out] {
-                  using namespace razor;
-                  std::string text = p->value("text", "");
-                  if (auto st = cli::default_text(text, cli::bundled_text::calibration); !st.ok()) return cli::report(st);
-                  (*p)["text"] = text;
-                  auto r = cli::run_job("probe", *p);
-                  if (!r.ok()) return cli::report(r.error());
-                  const nlohmann::json& j = *r;
-                  if (*json_out) {
-                    std::printf("%s\n", dump_json(j).c_str());
-                    return 0;
-                  }
-                  const std::string out = j.value("out", "");
-                  std::printf("tokens [%zu, %zu) in %zu sequences, %.1f s (%.0f tokens/s)%s%s\n",
-                              j["first_token"].get<size_t>(), j["first_token"].get<size_t>() + j["n_tokens"].get<size_t>(),
-                              j["n_seqs"].get<size_t>(), j["seconds"].get<double>(), j["tokens_per_s"].get<double>(),
-                              out.empty() ? "" : " -> ", out.c_str());
-                  if (j.contains("imatrix"))
-                    std::printf("imatrix: %zu entries (GGUF tensor names), %lld chunks of %lld -> %s\n",
-                                j["imatrix_entries"].get<size_t>(), j["imatrix_chunks"].get<long long>(),
-                                j["imatrix_chunk_size"].get<long long>(), j["imatrix"].get<std::string>().c_str());
-                  std::printf("layer  entropy  max/mean  maxshare  cold\n");
-                  for (size_t L = 0; L < j["entropy"].size(); ++L)
-                    std::printf("%5zu  %7.3f  %8.2f  %8.3f  %4.2f\n", L, j["entropy"][L].get<double>(),
-                                j["max_mean"][L].get<double>(), j["maxshare"][L].get<double>(),
-                                j["cold_frac"][L].get<double>());
-                  return 0;
-                };
-              });
+              razor::cli::job_command_with_json("probe", "print the result as one JSON object", run_probe));
 
 }  // namespace

@@ -8,6 +8,15 @@ namespace razor::cli {
 
 using nlohmann::json;
 
+setup_fn job_command_with_json(const std::string& method, const std::string& json_help, job_run_fn run) {
+  return [method, json_help, run](CLI::App& sub) -> std::function<int()> {
+    auto p = add_job_options(sub, method);
+    auto json_out = std::make_shared<bool>(false);
+    sub.add_flag("--json", *json_out, json_help);
+    return [p, json_out, run] { return report(run(*p, *json_out)); };
+  };
+}
+
 std::string option_name(const std::string& field) {
   std::string s = "--" + field;
   for (char& c : s)

@@ -280,6 +280,9 @@ result<measure_report> measure(const checkpoint& ck, const gguf::imatrix* imat, 
   return rep;
 }
 
+// measure_report <-> its JSON fields (same names), for the cache file below.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(measure_report, alpha, fit_spearman, ref_nll, positions, seconds, measurements)
+
 nlohmann::json measurements_json(const wf_plan& plan, const measure_report& rep, const nlohmann::json& key) {
   nlohmann::json items = nlohmann::json::array();
   for (auto& it : plan.items) {
@@ -288,15 +291,11 @@ nlohmann::json measurements_json(const wf_plan& plan, const measure_report& rep,
       ch.push_back({{"type", ggml::type_name(c.type)}, {"rel_error", c.rel_error}, {"kl", c.kl}, {"damage", c.damage}});
     items.push_back({{"tensor", it.tensor}, {"sensitivity", it.sensitivity}, {"seconds", it.seconds}, {"choices", ch}});
   }
-  return {{"format", "razor.gguf_sensitivity/1"},
-          {"key", key},
-          {"alpha", rep.alpha},
-          {"fit_spearman", rep.fit_spearman},
-          {"ref_nll", rep.ref_nll},
-          {"positions", rep.positions},
-          {"seconds", rep.seconds},
-          {"measurements", rep.measurements},
-          {"items", items}};
+  nlohmann::json j = rep;
+  j["format"] = "razor.gguf_sensitivity/1";
+  j["key"] = key;
+  j["items"] = std::move(items);
+  return j;
 }
 
 result<measure_report> apply_cached(const nlohmann::json& j, const nlohmann::json& key, wf_plan& plan) {
@@ -321,14 +320,7 @@ result<measure_report> apply_cached(const nlohmann::json& j, const nlohmann::jso
         c.damage = g->second->at("damage").get<double>();
       }
     }
-    measure_report rep;
-    rep.alpha = j.at("alpha").get<double>();
-    rep.fit_spearman = j.at("fit_spearman").get<double>();
-    rep.ref_nll = j.at("ref_nll").get<double>();
-    rep.positions = j.at("positions").get<size_t>();
-    rep.seconds = j.at("seconds").get<double>();
-    rep.measurements = j.at("measurements").get<int>();
-    return rep;
+    return j.get<measure_report>();
   } catch (const nlohmann::json::exception& e) {
     return make_error(errc::bad_format, std::string("sensitivity measurements: ") + e.what());
   }

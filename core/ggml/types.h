@@ -1,11 +1,21 @@
-// The ggml tensor types Razor reads and writes: ONE table (RAZOR_GGML_TYPES) describes each type. It drives
-// the enum, the names, the block geometry (from the block struct of blocks.h), the importance-weight use,
-// llama.cpp's imatrix policy, the row-length fallback, the GGUF file type, which types have a GPU packer,
-// and the row functions (quants.cpp dispatches through it). The CLI, the recipes, the GGUF reader and
-// writer, the CUDA packer and the tests all read it (house style 10). The header compiles as C++ and in
-// CUDA host code; adding a type is one row here plus its block struct and its row functions.
+// The ggml tensor types: ONE table (RAZOR_GGML_TYPE_TABLE) has a row for every type id this ggml generation
+// knows. It drives the enum, the names, the block geometry (from the block struct of blocks.h), the
+// importance-weight use, llama.cpp's imatrix policy, the row-length fallback, the GGUF file type, which types
+// have a GPU packer, and the row functions (quants.cpp dispatches through it). The CLI, the recipes, the GGUF
+// reader and writer, the CUDA packer and the tests all read it (house style 10). The header compiles as C++
+// and in CUDA host code.
 //
-// Columns:
+// Two kinds of row:
+//   X(...)  a type Razor writes: the columns below; the type has a block struct and row functions.
+//   N(...)  no quantizer: a type Razor only reads (a GGUF file may hold it), geometry only:
+//           N(ident, name, id, bytes per block, elements per block). They follow the X rows.
+// Adding a type Razor only reads is one N row; a type Razor writes is one X row plus its block struct and
+// its row functions (an N row that gains a quantizer becomes an X row). RAZOR_GGML_TYPES(X) is the X rows
+// (the writable types: `type`, type_table); known_types is every row (the GGUF container's view).
+// tests/ggml/test_ggml_oracle.cpp checks every row against libggml-base.so, and that ggml knows no type
+// the table lacks.
+//
+// Columns of an X row:
 //   ident     enumerator of razor::ggml::type
 //   name      llama.cpp's spelling (ggml_type_name): "q4_K", "iq3_xxs"; lookup is case-insensitive
 //   id        ggml / GGUF type id
@@ -41,7 +51,7 @@
 namespace razor::ggml {
 
 // clang-format off
-#define RAZOR_GGML_TYPES(X)                                                                                   \
+#define RAZOR_GGML_TYPE_TABLE(X, N)                                                                           \
   /* ident    name       id  block           elems weights   imatrix fallback ftype gpu                        \
      quantize                   dequantize                 reference */                                     \
   X(f32,     "f32",      0,  block_f32,         1, ignored,  false,  f32,      0,  false,                       \
@@ -87,8 +97,18 @@ namespace razor::ggml {
   X(iq1_m,   "iq1_m",   29,  block_iq1_m,     256, optional, true,   iq4_nl,  31,  false,                       \
     quantize_row_iq1_m,         dequantize_row_iq1_m,      quantize_row_iq1_m)                              \
   X(bf16,    "bf16",    30,  block_bf16,        1, ignored,  false,  bf16,    32,  false,                       \
-    quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)
+    quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)                               \
+  /* no quantizer (N): ident, name, id, bytes per block, elements per block */                              \
+  N(q8_1, "q8_1", 9, 36, 32)         N(q8_k, "q8_K", 15, 292, 256)      N(i8, "i8", 24, 1, 1)               \
+  N(i16, "i16", 25, 2, 1)            N(i32, "i32", 26, 4, 1)            N(i64, "i64", 27, 8, 1)             \
+  N(f64, "f64", 28, 8, 1)            N(tq1_0, "tq1_0", 34, 54, 256)     N(tq2_0, "tq2_0", 35, 66, 256)      \
+  N(mxfp4, "mxfp4", 39, 17, 32)      N(nvfp4, "nvfp4", 40, 36, 64)      N(q1_0, "q1_0", 41, 18, 128)        \
+  N(q2_0, "q2_0", 42, 18, 64)
 // clang-format on
+
+#define RAZOR_GGML_SKIP_ROW(...)
+// The types Razor writes (the X rows).
+#define RAZOR_GGML_TYPES(X) RAZOR_GGML_TYPE_TABLE(X, RAZOR_GGML_SKIP_ROW)
 
 // How ggml's quantizer of a type uses importance weights (the `weights` column).
 enum class weights_use : uint8_t { ignored, optional, required };
@@ -113,7 +133,7 @@ struct type_info {
   constexpr bool is_quantized() const { return block_size > 1; }
 };
 
-// Every type, in table order.
+// Every type Razor writes (the X rows), in table order.
 inline constexpr type_info type_table[] = {
 #define RAZOR_X(ident, name, id, block, elems, weights, imatrix, fallback, ftype, gpu, q, dq, ref)            \
   type_info{type::ident, name, id, elems, int(sizeof(block)), weights_use::weights, imatrix, type::fallback, \
@@ -123,6 +143,30 @@ inline constexpr type_info type_table[] = {
 };
 
 inline std::span<const type_info> all_types() { return type_table; }
+
+// Every type id ggml knows, with its block geometry: the X rows, then the N (no quantizer) rows. This is
+// what a reader of GGUF files needs to size and validate tensors of any type.
+struct type_geometry {
+  std::string_view name;  // ggml_type_name
+  uint32_t id;            // ggml / GGUF type id
+  int block_size;         // elements per block
+  int type_size;          // bytes per block
+  bool quantizer;         // Razor writes it (an X row: a `type` enumerator, a row of type_table)
+};
+inline constexpr type_geometry known_types[] = {
+#define RAZOR_X(ident, name, id, block, elems, ...) type_geometry{name, id, elems, int(sizeof(block)), true},
+#define RAZOR_N(ident, name, id, bytes, elems) type_geometry{name, id, elems, bytes, false},
+    RAZOR_GGML_TYPE_TABLE(RAZOR_X, RAZOR_N)
+#undef RAZOR_N
+#undef RAZOR_X
+};
+constexpr bool known_type_ids_unique() {
+  for (size_t i = 0; i < std::size(known_types); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (known_types[i].id == known_types[j].id) return false;
+  return true;
+}
+static_assert(known_type_ids_unique(), "two rows of RAZOR_GGML_TYPE_TABLE have the same id");
 
 // Position of t in type_table (t must be one of the enumerators).
 constexpr size_t type_index(type t) {

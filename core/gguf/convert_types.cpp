@@ -195,11 +195,6 @@ std::string gguf_layer_suffix(const std::string& s) {
   auto it = m.find(s);
   return it == m.end() ? "" : it->second;
 }
-std::string fmt_bits(double b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", b);
-  return buf;
-}
 }  // namespace
 
 result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe& r, bool iq3, ggml::type keep_type) {
@@ -272,10 +267,10 @@ result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe
     out.recipe.rules.push_back({exact_name_pattern(g), c.type, ++line});
     std::string asked;
     if (a.experts && a.mn != a.mx) {
-      for (auto& [b, n] : a.hist) asked += (asked.empty() ? "" : ", ") + std::to_string(n) + "x" + fmt_bits(b);
-      asked = "per-expert bits {" + asked + "}, mean " + fmt_bits(std::round(c.mean_bits * 1000) / 1000);
+      for (auto& [b, n] : a.hist) asked += (asked.empty() ? "" : ", ") + std::to_string(n) + "x" + bits_text(b);
+      asked = "per-expert bits {" + asked + "}, mean " + bits_text(std::round(c.mean_bits * 1000) / 1000);
     } else {
-      asked = fmt_bits(c.mean_bits) + " bits";
+      asked = bits_text(c.mean_bits) + " bits";
     }
     // Unchanged when every part asked for exactly the rung's nominal bits (or was kept).
     const double nominal = c.type == keep_type ? kKeepBits

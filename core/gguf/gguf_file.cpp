@@ -20,24 +20,13 @@ static_assert(std::endian::native == std::endian::little, "GGUF I/O assumes a li
 // ---------------------------------------------------------------------------------------------------
 // ggml type table (container view: geometry only)
 // ---------------------------------------------------------------------------------------------------
-// The types we write come from the one type table (ggml/types.h); these are the others this llama.cpp
-// generation knows, listed only so that files holding them can be read, sized and validated.
-static const type_traits kReadOnlyTypes[] = {
-    {9, "q8_1", 32, 36},    {15, "q8_K", 256, 292},  {24, "i8", 1, 1},       {25, "i16", 1, 2},
-    {26, "i32", 1, 4},      {27, "i64", 1, 8},       {28, "f64", 1, 8},      {34, "tq1_0", 256, 54},
-    {35, "tq2_0", 256, 66}, {39, "mxfp4", 32, 17},   {40, "nvfp4", 64, 36},  {41, "q1_0", 128, 18},
-    {42, "q2_0", 64, 18},
-};
-
+// Every row of the one type table (ggml::known_types: the types we write and the "no quantizer" ones we
+// only read), sorted by id.
 static const std::vector<type_traits>& type_list() {
   static const std::vector<type_traits> all = [] {
     std::vector<type_traits> v;
-    for (const auto& ti : ggml::all_types())  // names are string literals: NUL-terminated
-      v.push_back({ti.id, ti.name.data(), ti.block_size, ti.type_size});
-    for (const auto& t : kReadOnlyTypes) {
-      const bool dup = std::any_of(v.begin(), v.end(), [&](const type_traits& o) { return o.id == t.id; });
-      if (!dup) v.push_back(t);  // a type we learn to write leaves this list (its table row wins)
-    }
+    for (const auto& g : ggml::known_types)  // names are string literals: NUL-terminated
+      v.push_back({g.id, g.name.data(), g.block_size, g.type_size});
     std::sort(v.begin(), v.end(), [](const type_traits& a, const type_traits& b) { return a.id < b.id; });
     return v;
   }();

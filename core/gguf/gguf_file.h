@@ -135,8 +135,8 @@ struct kv_pair {
 
 // ---- ggml tensor types, as far as the container needs them --------------------------------------------
 // The container table: every ggml type id this llama.cpp generation knows, with its block geometry, so that
-// files with any type can be read, sized and validated: the rows of ggml::type_table (the types we write;
-// quantizers in core/ggml) plus a read-only list of the others (gguf_file.cpp). Sorted by id.
+// files with any type can be read, sized and validated: every row of the one type table (ggml::known_types,
+// ggml/types.h: the types we write and those we only read). Sorted by id.
 struct type_traits {
   uint32_t id;
   const char* name;   // ggml_type_name: "f32", "q8_0", "iq3_xxs"

@@ -123,19 +123,13 @@ value value::array_raw(value_type elem, std::vector<uint8_t> packed, size_t coun
 }
 
 value value::strings(std::vector<std::string> s) {
-  value v;
-  v.type_ = value_type::array;
-  v.elem_ = value_type::string;
-  v.count_ = s.size();
+  value v = array_raw(value_type::string, {}, s.size());
   v.strs_ = std::move(s);
   return v;
 }
 
 value value::arrays(std::vector<value> a) {
-  value v;
-  v.type_ = value_type::array;
-  v.elem_ = value_type::array;
-  v.count_ = a.size();
+  value v = array_raw(value_type::array, {}, a.size());
   v.arrs_ = std::move(a);
   return v;
 }

@@ -172,38 +172,30 @@ result<json> apply_schema(const method_def& m, const json& params) {
       continue;
     }
     const json& v = *it;
-    auto bad = [&](const std::string& want) {
-      return make_error(errc::invalid_argument, "params." + f.name + " must be " + want);
+    auto expect = [&](bool is, const char* want) {
+      return is ? status{} : make_error(errc::invalid_argument, "params." + f.name + " must be " + want);
     };
     switch (f.type) {
       case field_type::string:
       case field_type::path:
-        if (!v.is_string()) return bad("a string");
+        RAZOR_TRY(expect(v.is_string(), "a string"));
         RAZOR_TRY(check_allowed(f, v.get<std::string>(), f.name));
         break;
-      case field_type::integer:
-        if (!v.is_number_integer()) return bad("an integer");
-        break;
-      case field_type::number:
-        if (!v.is_number()) return bad("a number");
-        break;
-      case field_type::boolean:
-        if (!v.is_boolean()) return bad("true or false");
-        break;
+      case field_type::integer: RAZOR_TRY(expect(v.is_number_integer(), "an integer")); break;
+      case field_type::number: RAZOR_TRY(expect(v.is_number(), "a number")); break;
+      case field_type::boolean: RAZOR_TRY(expect(v.is_boolean(), "true or false")); break;
       case field_type::string_list:
         if (v.is_string()) {  // a comma-separated list
           for (auto& item : split_list(v.get<std::string>())) RAZOR_TRY(check_allowed(f, item, f.name));
           break;
         }
-        if (!v.is_array()) return bad("an array of strings or a comma-separated string");
+        RAZOR_TRY(expect(v.is_array(), "an array of strings or a comma-separated string"));
         for (auto& e : v) {
-          if (!e.is_string()) return bad("an array of strings");
+          RAZOR_TRY(expect(e.is_string(), "an array of strings"));
           RAZOR_TRY(check_allowed(f, e.get<std::string>(), f.name));
         }
         break;
-      case field_type::object:
-        if (!v.is_object()) return bad("an object");
-        break;
+      case field_type::object: RAZOR_TRY(expect(v.is_object(), "an object")); break;
       case field_type::any: break;
     }
   }

@@ -3,40 +3,27 @@
 #include <charconv>
 #include <cstring>
 
+#include "util/enum_table.h"
+
 namespace razor {
 
-std::string_view role_name(tensor_role r) {
-  switch (r) {
-#define X(id, name, q) \
-  case tensor_role::id: \
-    return name;
+namespace {
+constexpr enum_row<tensor_role, bool> k_roles[] = {  // info: quantizable
+#define X(id, name, q) {tensor_role::id, name, q},
     RAZOR_ROLES(X)
 #undef X
-  }
-  return "other";
-}
+};
+}  // namespace
+
+std::string_view role_name(tensor_role r) { return enum_name(k_roles, r, "other"); }
 
 bool role_from_name(std::string_view n, tensor_role* out) {
-#define X(id, name, q)          \
-  if (n == name) {              \
-    *out = tensor_role::id;     \
-    return true;                \
-  }
-  RAZOR_ROLES(X)
-#undef X
-  return false;
+  const auto* r = find_row_named(k_roles, n);
+  if (r) *out = r->value;
+  return r != nullptr;
 }
 
-bool role_is_quantizable(tensor_role r) {
-  switch (r) {
-#define X(id, name, q) \
-  case tensor_role::id: \
-    return q;
-    RAZOR_ROLES(X)
-#undef X
-  }
-  return false;
-}
+bool role_is_quantizable(tensor_role r) { return enum_info(k_roles, r, false); }
 
 std::string_view proj_name(expert_proj p) {
   switch (p) {

@@ -297,6 +297,16 @@ status checkpoint::read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t
   return {};
 }
 
+// count stored values of type T (unaligned, little-endian as the host) to float through `to_f32`.
+template <class T, class F>
+static void widen(const uint8_t* p, int64_t count, float* out, F to_f32) {
+  for (int64_t i = 0; i < count; ++i) {
+    T v;
+    std::memcpy(&v, p + sizeof(T) * size_t(i), sizeof(T));
+    out[i] = to_f32(v);
+  }
+}
+
 status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
   if (first < 0 || count < 0 || first + count > t.numel())
     return make_error(errc::invalid_argument, t.name + ": element range out of bounds");
@@ -306,25 +316,13 @@ status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int6
       std::memcpy(out, p, size_t(count) * 4);
       return {};
     case dtype::bf16:
-      for (int64_t i = 0; i < count; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = bf16_to_f32(h);
-      }
+      widen<uint16_t>(p, count, out, bf16_to_f32);
       return {};
     case dtype::f16:
-      for (int64_t i = 0; i < count; ++i) {
-        uint16_t h;
-        std::memcpy(&h, p + 2 * i, 2);
-        out[i] = f16_to_f32(h);
-      }
+      widen<uint16_t>(p, count, out, f16_to_f32);
       return {};
     case dtype::f64:
-      for (int64_t i = 0; i < count; ++i) {
-        double d;
-        std::memcpy(&d, p + 8 * i, 8);
-        out[i] = float(d);
-      }
+      widen<double>(p, count, out, [](double d) { return float(d); });
       return {};
     case dtype::f8_e4m3:
       if (t.scale >= 0) return read_fp8_scaled(t, first, count, out);

@@ -1,37 +1,24 @@
 #include "model/dtype.h"
 
+#include "util/enum_table.h"
+
 namespace razor {
 
-std::string_view dtype_name(dtype t) {
-  switch (t) {
-#define X(id, name, size) \
-  case dtype::id:         \
-    return name;
+namespace {
+constexpr enum_row<dtype, size_t> k_dtypes[] = {  // info: bytes per element
+#define X(id, name, size) {dtype::id, name, size},
     RAZOR_DTYPES(X)
 #undef X
-    default:
-      return "unknown";
-  }
-}
+};
+}  // namespace
 
-size_t dtype_size(dtype t) {
-  switch (t) {
-#define X(id, name, size) \
-  case dtype::id:         \
-    return size;
-    RAZOR_DTYPES(X)
-#undef X
-    default:
-      return 0;
-  }
-}
+std::string_view dtype_name(dtype t) { return enum_name(k_dtypes, t, "unknown"); }
+
+size_t dtype_size(dtype t) { return enum_info(k_dtypes, t, 0); }
 
 dtype dtype_from_name(std::string_view n) {
-#define X(id, name, size) \
-  if (n == name) return dtype::id;
-  RAZOR_DTYPES(X)
-#undef X
-  return dtype::unknown;
+  const auto* r = find_row_named(k_dtypes, n);
+  return r ? r->value : dtype::unknown;
 }
 
 bool dtype_is_float(dtype t) {

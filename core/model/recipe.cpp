@@ -13,6 +13,7 @@
 #include "util/json_limits.h"
 #include "util/paths.h"
 #include "util/printable.h"
+#include "util/strformat.h"
 
 namespace fs = std::filesystem;
 
@@ -26,13 +27,11 @@ bool valid_bits(double b) {
 
 std::string recipe_bits_list() {
   std::string s;
-  for (double v : kRecipeBits) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    s += (s.empty() ? "" : ", ") + std::string(buf);
-  }
+  for (double v : kRecipeBits) s += (s.empty() ? "" : ", ") + bits_text(v);
   return s;
 }
+
+std::string bits_text(double b) { return strformat("%g", b); }
 
 static double keep_norm(double b) { return b >= kKeepBits ? kKeepBits : b; }
 

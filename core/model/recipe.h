@@ -82,6 +82,7 @@ struct recipe {
 
 bool valid_bits(double b);          // b is one of kRecipeBits
 std::string recipe_bits_list();     // "1.58, 2, 3, 4, 8, 16"
+std::string bits_text(double b);    // a bit width as recipes and messages write it (%g): "1.58", "3"
 // A rule of `r`'s overrides or protect list: the pattern compiled under util/regex.h's limits. `origin` names it in
 // errors ("overrides[2]"); patterns razor writes itself may be longer (max_pattern_bytes).
 result<recipe::override_rule> make_override(const std::string& pattern, double bits, const std::string& origin,

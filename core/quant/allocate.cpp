@@ -36,12 +36,6 @@ std::string regex_escape(const std::string& s) {
   return o;
 }
 
-std::string fmt_bits(double b) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", b);
-  return buf;
-}
-
 }  // namespace
 
 result<allocation> allocate(const checkpoint& ck, const recipe& base, const alloc_stats& st, const error_table* errs,
@@ -77,15 +71,15 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
   if (!is_solver)
     for (double b : {opt.tags.lo, opt.tags.hi})
       if (!valid_bits(b) || b >= kKeepBits)
-        return make_error(errc::invalid_argument, "tag " + fmt_bits(b) + " is not a quantized recipe bit width (" +
+        return make_error(errc::invalid_argument, "tag " + bits_text(b) + " is not a quantized recipe bit width (" +
                                                       recipe_bits_list() + ")");
   if (is_solver) {
     if (choices.empty()) return make_error(errc::invalid_argument, "no bit choices");
     for (double b : choices) {
       if (!valid_bits(b) || b >= kKeepBits)
-        return make_error(errc::invalid_argument, fmt_bits(b) + " is not a quantized recipe bit width");
+        return make_error(errc::invalid_argument, bits_text(b) + " is not a quantized recipe bit width");
       if (errs->bit_index(b) < 0)
-        return make_error(errc::invalid_argument, fmt_bits(b) + " bits were not measured (error cache)");
+        return make_error(errc::invalid_argument, bits_text(b) + " bits were not measured (error cache)");
     }
   }
 
@@ -117,7 +111,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
   if (budget_bits < min_bits - 1e-12)
     return make_error(errc::invalid_argument,
                       "target " + opt.target.text + " is below the smallest allocation (every expert at " +
-                          fmt_bits(min_bits) + " bits: " + std::to_string(fp_min.packed_bytes() / 1e9) + " GB)");
+                          bits_text(min_bits) + " bits: " + std::to_string(fp_min.packed_bytes() / 1e9) + " GB)");
 
   std::vector<double> tags_gu(st.size()), tags_dn(st.size());
   std::vector<double> importance;
@@ -236,8 +230,8 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
                   ") on top of '" + base.name + "'. " +
                   (is_solver ? "Solver: minimises predicted damage = salience x measured fake-quant error under the "
                                "budget (docs/allocation.md)."
-                             : "Seed strategy (seed-reference.md §2.3): two-level tags {" + fmt_bits(opt.tags.lo) +
-                                   ", " + fmt_bits(opt.tags.hi) + "}, " +
+                             : "Seed strategy (seed-reference.md §2.3): two-level tags {" + bits_text(opt.tags.lo) +
+                                   ", " + bits_text(opt.tags.hi) + "}, " +
                                    (opt.global_rank ? "global" : "per-layer") + " ranking.");
   r.path.clear();
   allocation out;
@@ -299,7 +293,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
       const double avg = (tags_gu[i] * double(p_proj[0] + p_proj[1]) + tags_dn[i] * double(p_proj[2])) / p_expert;
       sb += avg;
       sd += dmg[i];
-      hist[fmt_bits(tags_gu[i]) + (tags_dn[i] != tags_gu[i] ? "/" + fmt_bits(tags_dn[i]) : "")]++;
+      hist[bits_text(tags_gu[i]) + (tags_dn[i] != tags_gu[i] ? "/" + bits_text(tags_dn[i]) : "")]++;
     }
     nlohmann::ordered_json lj;
     lj["layer"] = l;
@@ -314,7 +308,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
           gu += dm->rel_gu[st.idx(l, e) * dm->bits.size() + b];
           dn += dm->rel_dn[st.idx(l, e) * dm->bits.size() + b];
         }
-        curves[fmt_bits(dm->bits[b])] = {{"rel_err_gate_up", gu / E}, {"rel_err_down", dn / E}};
+        curves[bits_text(dm->bits[b])] = {{"rel_err_gate_up", gu / E}, {"rel_err_down", dn / E}};
       }
       lj["mean_error_curve"] = curves;
     }

@@ -45,20 +45,18 @@ int error_table::bit_index(double b) const {
 }
 
 nlohmann::json error_table::to_json() const {
-  nlohmann::json j;
-  j["format"] = "razor.qerr/1";
-  j["key"] = key;
-  j["n_layers"] = n_layers;
-  j["n_experts"] = n_experts;
-  j["bits"] = bits;
-  j["params"] = {params[0], params[1], params[2]};
-  j["weighted"] = weighted;
-  j["layout"] = "[layer][expert][proj gate,up,down][bits]";
-  j["err"] = err;
-  j["ref"] = ref;
-  j["werr"] = werr;
-  j["wref"] = wref;
-  return j;
+  return {{"format", "razor.qerr/1"},
+          {"key", key},
+          {"n_layers", n_layers},
+          {"n_experts", n_experts},
+          {"bits", bits},
+          {"params", nlohmann::json::array({params[0], params[1], params[2]})},
+          {"weighted", weighted},
+          {"layout", "[layer][expert][proj gate,up,down][bits]"},
+          {"err", err},
+          {"ref", ref},
+          {"werr", werr},
+          {"wref", wref}};
 }
 
 result<error_table> error_table::from_json(const nlohmann::json& j) {

@@ -57,41 +57,24 @@ struct mk {  // lane masks (all ones = true) or small lane integers
 };
 
 #define RZ_FOR_K for (int k = 0; k < pk<VF>::K; ++k)
-#define RZ_BIN(op)                                                          \
+// a op b lane by lane: arguments A<VF>, result R<VF> (pk: floats; mk: masks from a comparison, or lane integers)
+#define RZ_LANEWISE(R, A, op)                                               \
   template <class VF>                                                       \
-  RZ_AI pk<VF> operator op(const pk<VF>& a, const pk<VF>& b) {              \
-    pk<VF> r;                                                               \
+  RZ_AI R<VF> operator op(const A<VF>& a, const A<VF>& b) {                 \
+    R<VF> r;                                                                \
     RZ_FOR_K r.p[k] = a.p[k] op b.p[k];                                     \
     return r;                                                               \
   }
-RZ_BIN(+)
-RZ_BIN(-)
-RZ_BIN(*)
-RZ_BIN(/)
-#undef RZ_BIN
-#define RZ_CMP(op)                                                          \
-  template <class VF>                                                       \
-  RZ_AI mk<VF> operator op(const pk<VF>& a, const pk<VF>& b) {              \
-    mk<VF> r;                                                               \
-    RZ_FOR_K r.p[k] = a.p[k] op b.p[k];                                     \
-    return r;                                                               \
-  }
-RZ_CMP(<)
-RZ_CMP(>)
-RZ_CMP(!=)
-#undef RZ_CMP
-template <class VF>
-RZ_AI mk<VF> operator|(const mk<VF>& a, const mk<VF>& b) {
-  mk<VF> r;
-  RZ_FOR_K r.p[k] = a.p[k] | b.p[k];
-  return r;
-}
-template <class VF>
-RZ_AI mk<VF> operator-(const mk<VF>& a, const mk<VF>& b) {
-  mk<VF> r;
-  RZ_FOR_K r.p[k] = a.p[k] - b.p[k];
-  return r;
-}
+RZ_LANEWISE(pk, pk, +)
+RZ_LANEWISE(pk, pk, -)
+RZ_LANEWISE(pk, pk, *)
+RZ_LANEWISE(pk, pk, /)
+RZ_LANEWISE(mk, pk, <)
+RZ_LANEWISE(mk, pk, >)
+RZ_LANEWISE(mk, pk, !=)
+RZ_LANEWISE(mk, mk, |)
+RZ_LANEWISE(mk, mk, -)
+#undef RZ_LANEWISE
 template <class VF>
 RZ_AI mk<VF> operator~(const mk<VF>& a) {
   mk<VF> r;

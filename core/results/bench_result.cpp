@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "util/json_limits.h"
+#include "util/strformat.h"
 
 namespace razor::results {
 
@@ -368,16 +369,8 @@ std::string_view verdict_name(verdict_kind v) {
 }
 
 namespace {
-std::string fmt1(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%+.1f", x);
-  return buf;
-}
-std::string fmt_z(double x) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", x);
-  return buf;
-}
+std::string fmt1(double x) { return strformat("%+.1f", x); }
+std::string fmt_z(double x) { return strformat("%.2f", x); }
 }  // namespace
 
 bench_comparison compare_results(const bench_result* base, const bench_result* cand) {

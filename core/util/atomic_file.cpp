@@ -86,22 +86,6 @@ status atomic_writer::skip(uint64_t n) {
   return {};
 }
 
-status atomic_writer::pwrite_at(uint64_t offset, const void* data, size_t n) {
-  if (fd_ < 0) return make_error(errc::internal, "atomic_writer: pwrite before open");
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::pwrite(fd_, p, n, off_t(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_status(final_, errno);
-    }
-    p += w;
-    n -= size_t(w);
-    offset += uint64_t(w);
-  }
-  return {};
-}
-
 status atomic_writer::commit() {
   if (fd_ < 0) return make_error(errc::internal, "atomic_writer: commit before open");
   if (::fsync(fd_) != 0) return errno_status(final_, errno);

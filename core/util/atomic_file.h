@@ -33,7 +33,6 @@ class atomic_writer {
   status write_zeros(size_t n);
   // Advances past n bytes without writing them: they read as zeros and take no disk blocks (sparse).
   status skip(uint64_t n);
-  status pwrite_at(uint64_t offset, const void* data, size_t n);  // patch already-written bytes
   uint64_t bytes_written() const { return written_; }
   status commit();
   void abort();  // removes the temporary file

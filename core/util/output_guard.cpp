@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "util/atomic_file.h"
@@ -24,6 +25,14 @@ constexpr size_t kMaxMarkerBytes = size_t(64) << 20;
 
 status refuse(const std::string& path, const std::string& why) {
   return make_error(errc::invalid_argument, path + ": refused as an output: " + why);
+}
+
+// What stands at an output name now (lstat: a link is not followed); nullopt when nothing does yet.
+result<std::optional<struct stat>> existing_entry(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) return std::optional<struct stat>(st);
+  if (errno == ENOENT) return std::optional<struct stat>();
+  return make_error(errc::io, path + ": " + std::strerror(errno));
 }
 
 fs::path canonical_or_normal(const std::string& p) {
@@ -102,14 +111,11 @@ std::string utc_now() {
 status check_output_dir(const std::string& dir, const std::vector<std::string>& inputs) {
   if (dir.empty()) return make_error(errc::invalid_argument, "the output folder is empty");
   RAZOR_TRY(check_inputs(dir, inputs, true));
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) {
-    if (errno == ENOENT) return {};
-    return make_error(errc::io, dir + ": " + std::strerror(errno));
-  }
-  if (S_ISLNK(st.st_mode))
+  RAZOR_ASSIGN_OR_RETURN(const std::optional<struct stat> st, existing_entry(dir));
+  if (!st) return {};
+  if (S_ISLNK(st->st_mode))
     return refuse(dir, "it is a symbolic link; razor replaces only a folder it wrote, give the folder itself");
-  if (!S_ISDIR(st.st_mode))
+  if (!S_ISDIR(st->st_mode))
     return refuse(dir, "it is a file, and razor writes a folder here; it never replaces a file it did not write");
   RAZOR_ASSIGN_OR_RETURN(std::vector<std::string> found, list_tree(dir));
   std::error_code ec;
@@ -154,14 +160,11 @@ status write_output_marker(const std::string& dir, const std::string& command) {
 status check_output_file(const std::string& path, const own_test& own, const std::vector<std::string>& inputs) {
   if (path.empty()) return make_error(errc::invalid_argument, "the output file name is empty");
   RAZOR_TRY(check_inputs(path, inputs, false));
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return {};
-    return make_error(errc::io, path + ": " + std::strerror(errno));
-  }
-  if (S_ISLNK(st.st_mode)) return refuse(path, "it is a symbolic link; give the file it points to");
-  if (S_ISDIR(st.st_mode)) return refuse(path, "it is a folder, and razor writes a file here");
-  if (!S_ISREG(st.st_mode)) return refuse(path, "it is not a regular file");
+  RAZOR_ASSIGN_OR_RETURN(const std::optional<struct stat> st, existing_entry(path));
+  if (!st) return {};
+  if (S_ISLNK(st->st_mode)) return refuse(path, "it is a symbolic link; give the file it points to");
+  if (S_ISDIR(st->st_mode)) return refuse(path, "it is a folder, and razor writes a file here");
+  if (!S_ISREG(st->st_mode)) return refuse(path, "it is not a regular file");
   if (!own) return refuse(path, "the file exists");
   if (status s = own(path); !s.ok())
     return refuse(path, "the existing file is not razor's own output of this kind (" + s.message() +

@@ -1,28 +1,20 @@
 #include "util/status.h"
 
+#include "util/enum_table.h"
+
 namespace razor {
 
-std::string_view errc_name(errc c) {
-  switch (c) {
-#define X(name, num, text) \
-  case errc::name:         \
-    return #name;
+namespace {
+constexpr enum_row<errc, std::string_view> k_errcs[] = {  // name: the enumerator, as the protocol writes it
+#define X(name, num, text) {errc::name, #name, text},
     RAZOR_ERROR_CODES(X)
 #undef X
-  }
-  return "unknown";
-}
+};
+}  // namespace
 
-std::string_view errc_text(errc c) {
-  switch (c) {
-#define X(name, num, text) \
-  case errc::name:         \
-    return text;
-    RAZOR_ERROR_CODES(X)
-#undef X
-  }
-  return "unknown error";
-}
+std::string_view errc_name(errc c) { return enum_name(k_errcs, c, "unknown"); }
+
+std::string_view errc_text(errc c) { return enum_info(k_errcs, c, "unknown error"); }
 
 std::string status::to_string() const {
   if (ok()) return "ok";

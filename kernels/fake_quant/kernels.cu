@@ -90,34 +90,94 @@ __device__ __forceinline__ divc make_div(float s, float amax, int div_mode) {
   return d;
 }
 
+// The grid's warps: this thread's warp and how many there are (the kernels' grid-stride loops go by warps).
+__device__ __forceinline__ unsigned long long warp_index() {
+  return (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
+}
+__device__ __forceinline__ unsigned long long warp_count() { return (unsigned long long)gridDim.x * (kThreads / 32); }
+
+// Group g of n elements: whether it exists, and its input and output (group 0's when it does not: the team's
+// lanes still take part in the shuffles, and write nothing).
+struct group_io {
+  bool valid;
+  const uint16_t* src;
+  uint16_t* dst;
+};
+__device__ __forceinline__ group_io group_at(unsigned long long g, unsigned long long n, const kparams& p,
+                                             const uint16_t* in, uint16_t* out) {
+  const bool valid = g < p.n_groups;
+  const unsigned long long base = valid ? g * n : 0;
+  return {valid, in + base, out + base};
+}
+
+// Stores one output element; with STATS adds its squared error against the input x, and x squared, to the
+// thread's sums.
+template <bool STATS>
+__device__ __forceinline__ void put_out(uint16_t* dst, uint16_t o, double x, double& se, double& sr) {
+  *dst = o;
+  if (STATS) {
+    const double dd = double(bf2f(o)) - x;
+    se += dd * dd;
+    sr += x * x;
+  }
+}
+
+// A block's statistics (STATS kernels): gathered in shared memory, one add per group by the group's first
+// lane, and added to the launch's totals once per block. The ternary kernel leaves the histogram at zero.
+struct block_stats {
+  double se, sr;
+  unsigned int hist[kFqMaxRatios];
+  unsigned int groups;
+  unsigned long long ck;
+
+  __device__ void clear() {  // every thread of the block
+    if (threadIdx.x < kFqMaxRatios) hist[threadIdx.x] = 0;
+    if (threadIdx.x == 0) se = sr = 0, groups = 0, ck = 0;
+    __syncthreads();
+  }
+  // One group: its squared error and reference, its chosen candidate (-1: none) and its checksum value.
+  __device__ void add_group(double g_se, double g_sr, int best, float checksum_of) {
+    atomicAdd(&se, g_se);
+    atomicAdd(&sr, g_sr);
+    if (best >= 0) atomicAdd(&hist[best], 1u);
+    atomicAdd(&groups, 1u);
+    atomicAdd(&ck, (unsigned long long)checksum_bits(checksum_of));
+  }
+  // The same from a team of 16 lanes (every lane calls it): the lanes' sums folded, lane 0 adds the group.
+  __device__ void add_group16(double g_se, double g_sr, int lane, bool valid, int best, float checksum_of) {
+    g_se = dsum16(g_se);
+    g_sr = dsum16(g_sr);
+    if (valid && lane == 0) add_group(g_se, g_sr, best, checksum_of);
+  }
+  __device__ void flush(dacc* acc) {  // every thread of the block
+    __syncthreads();
+    if (threadIdx.x < kFqMaxRatios && hist[threadIdx.x])
+      atomicAdd(&acc->hist[threadIdx.x], (unsigned long long)hist[threadIdx.x]);
+    if (threadIdx.x == 0) {
+      atomicAdd(&acc->sq_err, se);
+      atomicAdd(&acc->sq_ref, sr);
+      atomicAdd(&acc->groups, (unsigned long long)groups);
+      atomicAdd(&acc->checksum, ck);
+    }
+  }
+};
+
 // ---------------------------------------------------------------------------------------------
 // integer mode. PER > 0: elements in registers (n <= 16*PER); PER == 0: n > 256, re-read per pass.
 // FULL: n == 16*PER (no masking).
 // ---------------------------------------------------------------------------------------------
 template <int PER, bool FULL, bool STATS>
 __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
-  __shared__ double s_se, s_sr;
-  __shared__ unsigned int s_hist[kFqMaxRatios];
-  __shared__ unsigned int s_groups;
-  __shared__ unsigned long long s_ck;
-  if (STATS) {
-    if (threadIdx.x < kFqMaxRatios) s_hist[threadIdx.x] = 0;
-    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
-    __syncthreads();
-  }
+  __shared__ block_stats s_stats;
+  if (STATS) s_stats.clear();
   const int lane = threadIdx.x & 15;
   const int half = (threadIdx.x >> 4) & 1;
   const unsigned long long n = p.n;
   const float qmax = p.qmax, nqmax = -p.qmax;
-  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
-  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long npairs = (p.n_groups + 1) / 2;
   for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {  // warp-uniform loop
-    const unsigned long long g = pair * 2 + half;
-    const bool gv = g < p.n_groups;
-    const unsigned long long base = gv ? g * n : 0;
-    const uint16_t* src = in + base;
-    uint16_t* dst = out + base;
+    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
     float w[PER > 0 ? PER : 1];
     float m = 0.0f;
     if constexpr (PER > 0) {
@@ -147,6 +207,22 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
       }
       return rintf(__fdiv_rn(x, d.s));
     };
+    // rint(x/s) for one element; for the registers w (PER > 0), every code by division when one fails the
+    // check (either way the codes equal rint(fl(w/s)))
+    auto code_of = [&](float x, const divc& d) -> float {
+      bool bad = false;
+      const float r = qcode(x, d, bad);
+      return bad ? rintf(__fdiv_rn(x, d.s)) : r;
+    };
+    auto codes = [&](const divc& d, float (&r)[PER > 0 ? PER : 1]) {
+      bool bad = false;
+#pragma unroll
+      for (int k = 0; k < PER; ++k) r[k] = qcode(w[k], d, bad);
+      if (bad) {
+#pragma unroll
+        for (int k = 0; k < PER; ++k) r[k] = rintf(__fdiv_rn(w[k], d.s));
+      }
+    };
     auto clampq = [&](float r) -> float {
       return finite ? fminf(fmaxf(r, nqmax), qmax) : clamp_nan(r, nqmax, qmax);
     };
@@ -175,13 +251,7 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
         float e = 0.0f;
         if constexpr (PER > 0) {
           float r[PER];
-          bool bad = false;
-#pragma unroll
-          for (int k = 0; k < PER; ++k) r[k] = qcode(w[k], d, bad);
-          if (bad) {
-#pragma unroll
-            for (int k = 0; k < PER; ++k) r[k] = rintf(__fdiv_rn(w[k], s));
-          }
+          codes(d, r);
 #pragma unroll
           for (int k = 0; k < PER; ++k) {
             const float dd = __fsub_rn(__fmul_rn(clampq(r[k]), s), w[k]);
@@ -191,10 +261,7 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
           if (gv) {
             for (unsigned long long i = lane; i < n; i += 16) {
               const float x = bf2f(__ldg(src + i));
-              bool bad = false;
-              float r = qcode(x, d, bad);
-              if (bad) r = rintf(__fdiv_rn(x, s));
-              const float dd = __fsub_rn(__fmul_rn(clampq(r), s), x);
+              const float dd = __fsub_rn(__fmul_rn(clampq(code_of(x, d)), s), x);
               e = __fadd_rn(e, __fmul_rn(dd, dd));
             }
           }
@@ -211,66 +278,23 @@ __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* 
     double se = 0.0, sr = 0.0;
     if constexpr (PER > 0) {
       float r[PER];
-      bool bad = false;
-#pragma unroll
-      for (int k = 0; k < PER; ++k) r[k] = qcode(w[k], d, bad);
-      if (bad) {
-#pragma unroll
-        for (int k = 0; k < PER; ++k) r[k] = rintf(__fdiv_rn(w[k], s));
-      }
+      codes(d, r);
 #pragma unroll
       for (int k = 0; k < PER; ++k) {
         const unsigned long long i = lane + 16ull * k;
-        if (gv && (FULL || i < n)) {
-          const uint16_t o = f2bf(__fmul_rn(clampq(r[k]), s));
-          dst[i] = o;
-          if (STATS) {
-            const double x = w[k], dd = double(bf2f(o)) - x;
-            se += dd * dd;
-            sr += x * x;
-          }
-        }
+        if (gv && (FULL || i < n)) put_out<STATS>(dst + i, f2bf(__fmul_rn(clampq(r[k]), s)), w[k], se, sr);
       }
     } else {
       if (gv) {
         for (unsigned long long i = lane; i < n; i += 16) {
           const float x = bf2f(src[i]);  // plain load: in may alias out
-          bool bad = false;
-          float r = qcode(x, d, bad);
-          if (bad) r = rintf(__fdiv_rn(x, s));
-          const uint16_t o = f2bf(__fmul_rn(clampq(r), s));
-          dst[i] = o;
-          if (STATS) {
-            const double xd = x, dd = double(bf2f(o)) - xd;
-            se += dd * dd;
-            sr += xd * xd;
-          }
+          put_out<STATS>(dst + i, f2bf(__fmul_rn(clampq(code_of(x, d)), s)), x, se, sr);
         }
       }
     }
-    if (STATS) {
-      se = dsum16(se);
-      sr = dsum16(sr);
-      if (gv && lane == 0) {
-        atomicAdd(&s_se, se);
-        atomicAdd(&s_sr, sr);
-        atomicAdd(&s_hist[best], 1u);
-        atomicAdd(&s_groups, 1u);
-        atomicAdd(&s_ck, (unsigned long long)checksum_bits(best_err));
-      }
-    }
+    if (STATS) s_stats.add_group16(se, sr, lane, gv, best, best_err);
   }
-  if (STATS) {
-    __syncthreads();
-    if (threadIdx.x < kFqMaxRatios && s_hist[threadIdx.x])
-      atomicAdd(&acc->hist[threadIdx.x], (unsigned long long)s_hist[threadIdx.x]);
-    if (threadIdx.x == 0) {
-      atomicAdd(&acc->sq_err, s_se);
-      atomicAdd(&acc->sq_ref, s_sr);
-      atomicAdd(&acc->groups, (unsigned long long)s_groups);
-      atomicAdd(&acc->checksum, s_ck);
-    }
-  }
+  if (STATS) s_stats.flush(acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,15 +384,8 @@ __device__ __forceinline__ void quant8(const float (&w)[2 * PER], float (&q)[2 *
 template <int PER, bool STATS>
 __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
   __shared__ float4 s_cand[kThreads / 8][kFqMaxRatios];  // per team: (scale, rcp or 0, bound, -)
-  __shared__ double s_se, s_sr;
-  __shared__ unsigned int s_hist[kFqMaxRatios];
-  __shared__ unsigned int s_groups;
-  __shared__ unsigned long long s_ck;
-  if (STATS) {
-    if (threadIdx.x < kFqMaxRatios) s_hist[threadIdx.x] = 0;
-    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
-    __syncthreads();
-  }
+  __shared__ block_stats s_stats;
+  if (STATS) s_stats.clear();
   constexpr unsigned long long n = 16ull * PER;
   const int j = threadIdx.x & 7;
   const int team = threadIdx.x >> 3;       // in the block
@@ -376,15 +393,10 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
   float4* cand = s_cand[team];
   const float qmax = p.qmax, nqmax = -p.qmax;
   const int nr = p.n_ratios;
-  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
-  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long nquads = (p.n_groups + 3) / 4;
   for (unsigned long long quad = warp0; quad < nquads; quad += nwarps) {  // warp-uniform loop
-    const unsigned long long g = quad * 4 + tw;
-    const bool gv = g < p.n_groups;
-    const unsigned long long base = gv ? g * n : 0;
-    const uint16_t* src = in + base;
-    uint16_t* dst = out + base;
+    const auto [gv, src, dst] = group_at(quad * 4 + tw, n, p, in, out);
     float w[2 * PER];
     float m = 0.0f;
 #pragma unroll
@@ -429,13 +441,7 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
     if (gv) {
 #pragma unroll
       for (int k = 0; k < 2 * PER; ++k) {
-        const uint16_t o = f2bf(q[k]);
-        dst[j + 8 * (k & 1) + 16 * (k >> 1)] = o;
-        if (STATS) {
-          const double x = w[k], dd = double(bf2f(o)) - x;
-          se += dd * dd;
-          sr += x * x;
-        }
+        put_out<STATS>(dst + j + 8 * (k & 1) + 16 * (k >> 1), f2bf(q[k]), w[k], se, sr);
       }
     }
     if (STATS) {
@@ -443,26 +449,10 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
         se += __shfl_xor_sync(kFull, se, o);
         sr += __shfl_xor_sync(kFull, sr, o);
       }
-      if (gv && j == 0) {
-        atomicAdd(&s_se, se);
-        atomicAdd(&s_sr, sr);
-        atomicAdd(&s_hist[best], 1u);
-        atomicAdd(&s_groups, 1u);
-        atomicAdd(&s_ck, (unsigned long long)checksum_bits(best_err));
-      }
+      if (gv && j == 0) s_stats.add_group(se, sr, best, best_err);
     }
   }
-  if (STATS) {
-    __syncthreads();
-    if (threadIdx.x < kFqMaxRatios && s_hist[threadIdx.x])
-      atomicAdd(&acc->hist[threadIdx.x], (unsigned long long)s_hist[threadIdx.x]);
-    if (threadIdx.x == 0) {
-      atomicAdd(&acc->sq_err, s_se);
-      atomicAdd(&acc->sq_ref, s_sr);
-      atomicAdd(&acc->groups, (unsigned long long)s_groups);
-      atomicAdd(&acc->checksum, s_ck);
-    }
-  }
+  if (STATS) s_stats.flush(acc);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,24 +460,15 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
 // ---------------------------------------------------------------------------------------------
 template <bool STATS>
 __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
-  __shared__ double s_se, s_sr;
-  __shared__ unsigned int s_groups;
-  __shared__ unsigned long long s_ck;
-  if (STATS) {
-    if (threadIdx.x == 0) s_se = s_sr = 0, s_groups = 0, s_ck = 0;
-    __syncthreads();
-  }
+  __shared__ block_stats s_stats;
+  if (STATS) s_stats.clear();
   const int lane = threadIdx.x & 15;
   const int half = (threadIdx.x >> 4) & 1;
   const unsigned long long n = p.n;
-  const unsigned long long warp0 = (unsigned long long)blockIdx.x * (kThreads / 32) + (threadIdx.x >> 5);
-  const unsigned long long nwarps = (unsigned long long)gridDim.x * (kThreads / 32);
+  const unsigned long long warp0 = warp_index(), nwarps = warp_count();
   const unsigned long long npairs = (p.n_groups + 1) / 2;
   for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {
-    const unsigned long long g = pair * 2 + half;
-    const bool gv = g < p.n_groups;
-    const uint16_t* src = in + (gv ? g * n : 0);
-    uint16_t* dst = out + (gv ? g * n : 0);
+    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
     float sa = 0.0f, m = 0.0f;
     if (gv)
       for (unsigned long long i = lane; i < n; i += 16) {
@@ -517,34 +498,11 @@ __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16
         const float x = bf2f(src[i]);
         const float mk = fabsf(x) > thr ? 1.0f : 0.0f;
         const float sg = float(x > 0.0f) - float(x < 0.0f);
-        const uint16_t o = f2bf(__fmul_rn(__fmul_rn(sg, mk), alpha));
-        dst[i] = o;
-        if (STATS) {
-          const double xd = x, dd = double(bf2f(o)) - xd;
-          se += dd * dd;
-          sr += xd * xd;
-        }
+        put_out<STATS>(dst + i, f2bf(__fmul_rn(__fmul_rn(sg, mk), alpha)), x, se, sr);
       }
-    if (STATS) {
-      se = dsum16(se);
-      sr = dsum16(sr);
-      if (gv && lane == 0) {
-        atomicAdd(&s_se, se);
-        atomicAdd(&s_sr, sr);
-        atomicAdd(&s_groups, 1u);
-        atomicAdd(&s_ck, (unsigned long long)checksum_bits(thr));
-      }
-    }
+    if (STATS) s_stats.add_group16(se, sr, lane, gv, -1, thr);
   }
-  if (STATS) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      atomicAdd(&acc->sq_err, s_se);
-      atomicAdd(&acc->sq_ref, s_sr);
-      atomicAdd(&acc->groups, (unsigned long long)s_groups);
-      atomicAdd(&acc->checksum, s_ck);
-    }
-  }
+  if (STATS) s_stats.flush(acc);
 }
 
 __global__ void k_copy_stats(const uint16_t* in, unsigned long long count, dacc* acc) {  // identity stats

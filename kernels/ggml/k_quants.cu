@@ -6,6 +6,76 @@
 namespace razor::cu::gq {
 namespace {
 
+// Small steps the bodies share (each as in quants_k.cpp, same operations in the same order).
+
+// The weighted paths' sub-block weights qb * sqrt(sigma2 + x^2), and their sum.
+template <int N>
+__device__ __forceinline__ float sigma_weights(const float (&x)[N], const float (&qb)[N], float sigma2,
+                                               float (&w)[N]) {
+  float sw = 0.0f;
+#pragma unroll
+  for (int l = 0; l < N; ++l) w[l] = qb[l] * sqrtf(sigma2 + x[l] * x[l]);
+#pragma unroll
+  for (int l = 0; l < N; ++l) sw += w[l];
+  return sw;
+}
+
+// The scale of largest magnitude among the 16 sub-blocks' (the first on a tie), and that magnitude.
+__device__ __forceinline__ float largest_scale(const sb_scratch& S, float& max_abs) {
+  float max_scale = 0.0f;
+  max_abs = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const float v = S.sc[j];
+    const float a = fabsf(v);
+    if (a > max_abs) {
+      max_abs = a;
+      max_scale = v;
+    }
+  }
+  return max_scale;
+}
+
+// The largest scale and the largest min of the N sub-blocks (0 when none is positive).
+template <int N>
+__device__ __forceinline__ void max_scale_min(const sb_scratch& S, float& max_scale, float& max_min) {
+  max_scale = 0.0f;
+  max_min = 0.0f;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    const float a = S.sc[j], m = S.mn[j];
+    if (a > max_scale) max_scale = a;
+    if (m > max_min) max_min = m;
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void load_n(const float* src, float (&dst)[N]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) dst[j] = src[j];
+}
+
+// Sub-block s's levels into the super-block's level array.
+template <int N, class T>
+__device__ __forceinline__ void store_levels(sb_scratch& S, int s, const T (&L)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) S.L[N * s + i] = uint8_t(L[i]);
+}
+
+// Byte i (0: low, 1: high) of an fp16 stored little-endian.
+__device__ __forceinline__ uint8_t half_byte(uint16_t h, int i) { return uint8_t(i == 0 ? (h & 0xff) : (h >> 8)); }
+
+// q3_K's and q6_K's last bytes: the sub-block scales (the header) from byte scales_at, then d at d_at.
+__device__ __forceinline__ uint8_t scales_then_d(const sb_scratch& S, uint16_t dh, int k, int scales_at, int d_at) {
+  return k < d_at ? S.hdr[k - scales_at] : half_byte(dh, k - d_at);
+}
+
+// The group writes the block: lane s writes bytes s, s + LANES, s + 2 * LANES, ...; out[k] = byte_at(k).
+template <int BYTES, int LANES, class F>
+__device__ __forceinline__ void write_block(uint8_t* out, int s, F byte_at) {
+  for (int k = s; k < BYTES; k += LANES) out[k] = byte_at(k);
+}
+
 // q6_K: quants_k.cpp q6_k_row
 template <bool HW>
 __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&x)[16], const float (&qb)[16],
@@ -14,16 +84,8 @@ __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&
   const float scale = fit_symmetric<16>(32, x, HW ? qb : nullptr, L);
   S.sc[s] = scale;
   __syncwarp();
-  float max_scale = 0.0f, max_abs_scale = 0.0f;
-#pragma unroll
-  for (int ib = 0; ib < 16; ++ib) {
-    const float v = S.sc[ib];
-    const float a = fabsf(v);
-    if (a > max_abs_scale) {
-      max_abs_scale = a;
-      max_scale = v;
-    }
-  }
+  float max_abs_scale;
+  const float max_scale = largest_scale(S, max_abs_scale);
   const bool zero = max_abs_scale < k_group_eps;
   const float iscale = -128.0f / max_scale;
   const uint16_t dh = zero ? uint16_t(0) : f32_to_fp16(1.0f / iscale);
@@ -33,28 +95,20 @@ __device__ void body_q6_k(sb_scratch& S, const float* xsb, int s, const float (&
     ggml::requantize_symmetric<16>(x, dall * float(my), -32, 31, L);
     S.hdr[s] = uint8_t(my);
   }
-#pragma unroll
-  for (int i = 0; i < 16; ++i) S.L[16 * s + i] = uint8_t(L[i]);
+  store_levels(S, s, L);
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < block_bytes<type::q6_k>; k += 16) {
-    uint8_t b = 0;
-    if (zero) {
-      b = 0;
-    } else if (k < 128) {
+  write_block<block_bytes<type::q6_k>, 16>(out, s, [&](int k) -> uint8_t {
+    if (zero) return 0;
+    if (k < 128) {
       const int j = (k / 64) * 128, kk = k % 64;
       const uint8_t* Lp = S.L + j;
       // ql[l] = L[j+l] | L[j+l+64] << 4, ql[l+32] = L[j+l+32] | L[j+l+96] << 4: both L[j+kk] | L[j+kk+64] << 4
-      b = uint8_t((Lp[kk] & 0xf) | ((Lp[kk + 64] & 0xf) << 4));
-    } else if (k < 192) {
-      b = ggml::pack_2bit_byte<ggml::field2::q6_high>(S.L, k - 128);
-    } else if (k < 208) {
-      b = S.hdr[k - 192];
-    } else {
-      b = uint8_t(k == 208 ? (dh & 0xff) : (dh >> 8));
+      return uint8_t((Lp[kk] & 0xf) | ((Lp[kk + 64] & 0xf) << 4));
     }
-    out[k] = b;
-  }
+    if (k < 192) return ggml::pack_2bit_byte<ggml::field2::q6_high>(S.L, k - 128);
+    return scales_then_d(S, dh, k, 192, 208);
+  });
 }
 
 // q3_K: quants_k.cpp q3_k_row + q3_finish
@@ -69,12 +123,7 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
     const float sumx2 = sum_sq_256<16>(xsb);
     const float sigma2 = 2.0f * sumx2 / 256.0f;
     float w[16];
-    float sw = 0.0f;
-#pragma unroll
-    for (int l = 0; l < 16; ++l) w[l] = qb[l] * sqrtf(sigma2 + x[l] * x[l]);
-#pragma unroll
-    for (int l = 0; l < 16; ++l) sw += w[l];
-    S.sw[s] = sw;
+    S.sw[s] = sigma_weights(x, qb, sigma2, w);
     scale = fit_symmetric<16>(4, x, w, L);
   }
   S.sc[s] = scale;
@@ -85,16 +134,8 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
   int8_t lsv[16];
   uint16_t dh;
   if (!HW) {
-    float max_scale = 0.0f, amax = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const float v = S.sc[j];
-      const float a = fabsf(v);
-      if (a > amax) {
-        amax = a;
-        max_scale = v;
-      }
-    }
+    float amax;
+    const float max_scale = largest_scale(S, amax);
     if (max_scale != 0.0f) {
       const float iscale = -32.0f / max_scale;
 #pragma unroll
@@ -111,11 +152,8 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
     }
   } else {
     float scs[16], sws[16];
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      scs[j] = S.sc[j];
-      sws[j] = S.sw[j];
-    }
+    load_n(S.sc, scs);
+    load_n(S.sw, sws);
     const float d_block = fit_symmetric<16>(32, scs, sws, lsv);
     dh = f32_to_fp16(d_block);
   }
@@ -128,30 +166,24 @@ __device__ void body_q3_k(sb_scratch& S, const float* xsb, int s, const float (&
     const int8_t us = int8_t((pick(lsv, s) & 63) - 32);
     ggml::requantize_symmetric<16>(x, dall * float(us), -4, 3, L);
   }
-#pragma unroll
-  for (int i = 0; i < 16; ++i) S.L[16 * s + i] = uint8_t(L[i]);
+  store_levels(S, s, L);
   if (s == 0) {
 #pragma unroll
     for (int j = 0; j < 12; ++j) S.hdr[j] = sb[j];
   }
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < block_bytes<type::q3_k>; k += 16) {
-    uint8_t b;
+  write_block<block_bytes<type::q3_k>, 16>(out, s, [&](int k) -> uint8_t {
     if (k < 32) {
-      b = 0;
+      uint8_t b = 0;
 #pragma unroll
       for (int bit = 0; bit < 8; ++bit)
         if (int8_t(S.L[32 * bit + k]) > 3) b = uint8_t(b | (1u << bit));
-    } else if (k < 96) {
-      b = ggml::pack_2bit_byte<ggml::field2::q3_low>(S.L, k - 32);
-    } else if (k < 108) {
-      b = S.hdr[k - 96];
-    } else {
-      b = uint8_t(k == 108 ? (dh & 0xff) : (dh >> 8));
+      return b;
     }
-    out[k] = b;
-  }
+    if (k < 96) return ggml::pack_2bit_byte<ggml::field2::q3_low>(S.L, k - 32);
+    return scales_then_d(S, dh, k, 96, 108);
+  });
 }
 
 // q2_K: quants_k.cpp q2_k_row + q2_requantize
@@ -168,12 +200,7 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
   } else {
     const float sumx2 = sum_sq_256<16>(xsb);
     const float sigma2 = sumx2 / 256.0f;
-    float sw = 0.0f;
-#pragma unroll
-    for (int l = 0; l < 16; ++l) w[l] = qb[l] * sqrtf(sigma2 + x[l] * x[l]);
-#pragma unroll
-    for (int l = 0; l < 16; ++l) sw += w[l];
-    S.sw[s] = sw;
+    S.sw[s] = sigma_weights(x, qb, sigma2, w);
     scale = fit_affine<16, true>(3, x, w, L, &mn, -0.9f, 0.05f, 36, false);
   }
   S.sc[s] = scale;
@@ -183,13 +210,8 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
   uint16_t dh, mh;
   if (!HW) {
     const float q4scale = 15.0f;
-    float max_scale = 0.0f, max_min = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const float a = S.sc[j], m = S.mn[j];
-      if (a > max_scale) max_scale = a;
-      if (m > max_min) max_min = m;
-    }
+    float max_scale, max_min;
+    max_scale_min<16>(S, max_scale, max_min);
     if (max_scale > 0.0f) {
       const float iscale = q4scale / max_scale;
       my = uint8_t(nearest_int(iscale * scale));
@@ -207,12 +229,9 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
     }
   } else {
     float scs[16], mns[16], sws[16];
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      scs[j] = S.sc[j];
-      mns[j] = S.mn[j];
-      sws[j] = S.sw[j];
-    }
+    load_n(S.sc, scs);
+    load_n(S.mn, mns);
+    load_n(S.sw, sws);
     uint8_t Ls[16], Lm[16];
     const float dm = fit_positive<16>(15, scs, Ls, sws);
     const float mm = fit_positive<16>(15, mns, Lm, sws);
@@ -224,24 +243,16 @@ __device__ void body_q2_k(sb_scratch& S, const float* xsb, int s, const float (&
     const float dall = fp16_to_f32(dh), mall = fp16_to_f32(mh);
     ggml::requantize_affine<16>(x, dall * float(my & 0xf), mall * float(my >> 4), 3, L);
   }
-#pragma unroll
-  for (int i = 0; i < 16; ++i) S.L[16 * s + i] = L[i];
+  store_levels(S, s, L);
   S.hdr[s] = my;
   __syncwarp();
   if (!active) return;
-  for (int k = s; k < block_bytes<type::q2_k>; k += 16) {
-    uint8_t b;
-    if (k < 16) {
-      b = S.hdr[k];
-    } else if (k < 80) {
-      b = ggml::pack_2bit_byte(S.L, k - 16);
-    } else if (k < 82) {
-      b = uint8_t(k == 80 ? (dh & 0xff) : (dh >> 8));
-    } else {
-      b = uint8_t(k == 82 ? (mh & 0xff) : (mh >> 8));
-    }
-    out[k] = b;
-  }
+  write_block<block_bytes<type::q2_k>, 16>(out, s, [&](int k) -> uint8_t {
+    if (k < 16) return S.hdr[k];
+    if (k < 80) return ggml::pack_2bit_byte(S.L, k - 16);
+    if (k < 82) return half_byte(dh, k - 80);
+    return half_byte(mh, k - 82);
+  });
 }
 
 // q4_K (NMAX 15) and q5_K (NMAX 31): quants_k.cpp k4_superblock + k4_requantize + pack_q4_k/pack_q5_k
@@ -264,12 +275,7 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
   } else {
     const float sum_x2 = sum_sq_256<32>(xsb);
     const float sigma2 = 2.0f * sum_x2 / 256.0f;
-    float sumw = 0.0f;
-#pragma unroll
-    for (int l = 0; l < 32; ++l) w[l] = qb[l] * sqrtf(sigma2 + x[l] * x[l]);
-#pragma unroll
-    for (int l = 0; l < 32; ++l) sumw += w[l];
-    S.sw[s] = sumw;
+    S.sw[s] = sigma_weights(x, qb, sigma2, w);
     scale = fit_affine<32, true>(NMAX, x, w, L, &mn, -0.9f, 0.05f, 36, false);
   }
   S.sc[s] = scale;
@@ -278,13 +284,8 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
   uint8_t ls[8], lm[8];
   uint16_t dh, mh;
   if (!HW) {
-    float max_scale = 0.0f, max_min = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const float a = S.sc[j], m = S.mn[j];
-      if (a > max_scale) max_scale = a;
-      if (m > max_min) max_min = m;
-    }
+    float max_scale, max_min;
+    max_scale_min<8>(S, max_scale, max_min);
     const float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
     const float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
 #pragma unroll
@@ -298,12 +299,9 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
     mh = f32_to_fp16(max_min / 63.0f);
   } else {
     float scs[8], mns[8], sws[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      scs[j] = S.sc[j];
-      mns[j] = S.mn[j];
-      sws[j] = S.sw[j];
-    }
+    load_n(S.sc, scs);
+    load_n(S.mn, mns);
+    load_n(S.sw, sws);
     uint8_t Ls[8], Lm[8];
     const float d_block = fit_positive<8>(63, scs, Ls, sws);
     const float m_block = fit_positive<8>(63, mns, Lm, sws);
@@ -320,8 +318,7 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
     const float dall = fp16_to_f32(dh), mall = fp16_to_f32(mh);
     ggml::requantize_affine<32>(x, dall * float(pick(ls, s)), mall * float(pick(lm, s)), NMAX, L);
   }
-#pragma unroll
-  for (int i = 0; i < 32; ++i) S.L[32 * s + i] = L[i];
+  store_levels(S, s, L);
   if (s == 0) {
     uint8_t sc12[12];
 #pragma unroll
@@ -336,29 +333,27 @@ __device__ void body_k4(sb_scratch& S, const float* xsb, int s, const float (&x)
   __syncwarp();
   if (!active) return;
   constexpr int bytes = NMAX == 15 ? block_bytes<type::q4_k> : block_bytes<type::q5_k>;
-  for (int k = s; k < bytes; k += 8) {
-    uint8_t b;
-    if (k < 16) {
-      b = S.hdr[k];
-    } else if (NMAX == 15) {
+  write_block<bytes, 8>(out, s, [&](int k) -> uint8_t {
+    if (k < 16) return S.hdr[k];
+    if (NMAX == 15) {
       const int kq = k - 16;
       const int c = kq / 32, l = kq % 32;
-      b = uint8_t(S.L[64 * c + l] | (S.L[64 * c + l + 32] << 4));
-    } else if (k < 48) {
+      return uint8_t(S.L[64 * c + l] | (S.L[64 * c + l + 32] << 4));
+    }
+    if (k < 48) {
       const int l = k - 16;
-      b = 0;
+      uint8_t b = 0;
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         if (S.L[64 * c + l] > 15) b = uint8_t(b | (1u << (2 * c)));
         if (S.L[64 * c + l + 32] > 15) b = uint8_t(b | (2u << (2 * c)));
       }
-    } else {
-      const int kq = k - 48;
-      const int c = kq / 32, l = kq % 32;
-      b = uint8_t((S.L[64 * c + l] & 0xf) | ((S.L[64 * c + l + 32] & 0xf) << 4));
+      return b;
     }
-    out[k] = b;
-  }
+    const int kq = k - 48;
+    const int c = kq / 32, l = kq % 32;
+    return uint8_t((S.L[64 * c + l] & 0xf) | ((S.L[64 * c + l + 32] & 0xf) << 4));
+  });
 }
 
 }  // namespace

@@ -101,6 +101,37 @@ TEST(ggml_oracle_table, names_ids_and_sizes_match_ggml) {
   }
 }
 
+// GGML_TYPE_COUNT of the oracle's ggml (ggml.h): ids 0 .. count-1 are the slots of its type_traits.
+constexpr uint32_t k_ggml_type_count = 43;
+
+// Every row of the one table, the "no quantizer" (N) rows too, against ggml: name, block size and bytes per
+// block of each id; the X rows are exactly the writable types; and no type of ggml's that the table lacks.
+TEST(ggml_oracle_table, every_known_type_matches_ggml) {
+  RAZOR_REQUIRE_ORACLE(o);
+  size_t writable = 0;
+  for (const auto& g : ggml::known_types) {
+    const int id = int(g.id);
+    ASSERT_LT(g.id, k_ggml_type_count) << g.name;
+    EXPECT_EQ(std::string(o.type_name(id)), std::string(g.name)) << "id " << id;
+    EXPECT_EQ(o.type_size(id), size_t(g.type_size)) << g.name;
+    EXPECT_EQ(o.blck_size(id), int64_t(g.block_size)) << g.name;
+    const auto t = ggml::type_from_id(g.id);
+    EXPECT_EQ(t.ok(), g.quantizer) << g.name;
+    if (t.ok()) {
+      ++writable;
+      EXPECT_EQ(ggml::info(*t).name, g.name);
+      EXPECT_EQ(ggml::info(*t).type_size, g.type_size) << g.name;
+    }
+  }
+  EXPECT_EQ(writable, ggml::all_types().size());
+  for (uint32_t id = 0; id < k_ggml_type_count; ++id) {
+    if (o.blck_size(int(id)) == 0) continue;  // a removed type (ggml keeps its slot with block size 0)
+    bool listed = false;
+    for (const auto& g : ggml::known_types) listed |= g.id == id;
+    EXPECT_TRUE(listed) << "ggml type " << id << " (" << o.type_name(int(id)) << ") has no row in RAZOR_GGML_TYPE_TABLE";
+  }
+}
+
 TEST_P(oracle_types, synthetic_rows_match_ggml_bytes) {
   RAZOR_REQUIRE_ORACLE(o);
   const ggml::type t = GetParam();

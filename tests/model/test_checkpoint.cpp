@@ -124,6 +124,37 @@ TEST(Checkpoint, ExpertMatrixSameForPerExpertAndFusedLayouts) {
   EXPECT_EQ(d1, d2);
 }
 
+// read_f32 widens every float dtype exactly (unaligned little-endian values, any first element).
+TEST(Checkpoint, ReadF32WidensEachFloatDtype) {
+  temp_dir td;
+  safetensors_writer w;
+  ASSERT_TRUE(w.add("f16", dtype::f16, {3}).ok());
+  ASSERT_TRUE(w.add("bf16", dtype::bf16, {3}).ok());
+  ASSERT_TRUE(w.add("f64", dtype::f64, {3}).ok());
+  ASSERT_TRUE(w.begin((td.p / "model.safetensors").string()).ok());
+  const uint16_t h[3] = {0x3e00, 0xc000, 0x3400};  // 1.5, -2, 0.25 in binary16
+  const uint16_t b[3] = {0x3fc0, 0xc000, 0x3e80};  // the same in bfloat16
+  const double d[3] = {1.5, -2, 0.25};
+  ASSERT_TRUE(w.write(h, sizeof h).ok());
+  ASSERT_TRUE(w.write(b, sizeof b).ok());
+  ASSERT_TRUE(w.write(d, sizeof d).ok());
+  ASSERT_TRUE(w.finish().ok());
+  fs::copy_file(kModels + "/tiny-qwen3-moe/config.json", td.p / "config.json");
+  auto ck = checkpoint::open(td.p.string());
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  for (const char* name : {"f16", "bf16", "f64"}) {
+    const tensor_entry* t = ck->find(name);
+    ASSERT_NE(t, nullptr) << name;
+    auto all = ck->read_f32(*t);
+    ASSERT_TRUE(all.ok()) << all.error().to_string();
+    EXPECT_EQ(*all, (std::vector<float>{1.5f, -2.0f, 0.25f})) << name;
+    float tail[2] = {0, 0};
+    ASSERT_TRUE(ck->read_f32(*t, 1, 2, tail).ok());
+    EXPECT_EQ(tail[0], -2.0f) << name;
+    EXPECT_EQ(tail[1], 0.25f) << name;
+  }
+}
+
 TEST(Safetensors, WriterRoundTrip) {
   temp_dir td;
   safetensors_writer w;

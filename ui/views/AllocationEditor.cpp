@@ -596,7 +596,8 @@ void AllocationEditor::setBrushBits(double bits) {
   if (auto* b = m_brushGroup->button(int(bits))) b->setChecked(true);
 }
 
-void AllocationEditor::paintCells(const QVector<QPoint>& cells, double bits) {
+void AllocationEditor::pushCellBits(const QVector<QPoint>& cells, double bits,
+                                    const std::function<QString(int)>& label) {
   QVector<QPoint> used;
   QVector<double> before;
   for (const QPoint& c : cells) {
@@ -606,24 +607,17 @@ void AllocationEditor::paintCells(const QVector<QPoint>& cells, double bits) {
     before << b;
   }
   if (used.isEmpty()) return;
-  m_undo->push(new BitsCommand(this, used, before, QVector<double>(used.size(), bits),
-                               tr("paint %1 cell(s) %2 bits").arg(used.size()).arg(bits), false));
+  m_undo->push(new BitsCommand(this, used, before, QVector<double>(used.size(), bits), label(int(used.size())), false));
+}
+
+void AllocationEditor::paintCells(const QVector<QPoint>& cells, double bits) {
+  pushCellBits(cells, bits, [&](int n) { return tr("paint %1 cell(s) %2 bits").arg(n).arg(bits); });
 }
 
 void AllocationEditor::setLayerBits(int layer, double bits) {
   QVector<QPoint> cells;
   for (int e = 0; e < m_fp.experts(); ++e) cells << QPoint(e, layer);
-  QVector<QPoint> used;
-  QVector<double> before;
-  for (const QPoint& c : cells) {
-    const double b = m_fp.expertBits(c.y(), c.x());
-    if (std::isnan(b)) continue;
-    used << c;
-    before << b;
-  }
-  if (used.isEmpty()) return;
-  m_undo->push(new BitsCommand(this, used, before, QVector<double>(used.size(), bits),
-                               tr("layer %1 to %2 bits").arg(layer).arg(bits), false));
+  pushCellBits(cells, bits, [&](int) { return tr("layer %1 to %2 bits").arg(layer).arg(bits); });
 }
 
 void AllocationEditor::setTarget(double value, bool gigabytes) {

@@ -113,6 +113,8 @@ class AllocationEditor : public QWidget {
   QString probePath() const;
   void runAllocate();
   void refreshDisplayCombo();
+  // One undo step setting those of `cells` that hold an expert to `bits`; `label` names it from their count.
+  void pushCellBits(const QVector<QPoint>& cells, double bits, const std::function<QString(int)>& label);
 
   FootprintModel m_fp;
   bool m_hasModel = false;
