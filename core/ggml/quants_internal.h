@@ -267,6 +267,37 @@ float fit_grid_scale(const grid_search& g, const float* xval, const float* weigh
   return scale;
 }
 
+// The candidate lists of a grid_search in chunks of 8, for the lane form of the iq3 scale search: chunk c
+// holds the values q = 2l+1 of 8 candidates, coordinate-major (coordinate i of candidate j at
+// values[32*c + 8*i + j]); a code's list starts at chunk chunk_of[code] and pads its last chunk with 0.
+struct grid_chunks {
+  std::vector<int32_t> chunk_of;  // per code
+  std::vector<float> values;
+};
+
+inline grid_chunks build_grid_chunks(const grid_search& g) {
+  grid_chunks r;
+  const size_t ncodes = g.code_to_point.size();
+  r.chunk_of.assign(ncodes, 0);
+  for (size_t code = 0; code < ncodes; ++code) {
+    const int b = g.cand_begin[code], nc = g.cand_begin[code + 1] - b;
+    r.chunk_of[code] = int32_t(r.values.size() / 32);
+    for (int c0 = 0; c0 < nc; c0 += 8) {
+      float chunk[32] = {};
+      for (int j = 0; j < 8 && c0 + j < nc; ++j)
+        for (int i = 0; i < 4; ++i)
+          chunk[8 * i + j] = float(2 * g.levels[size_t(g.candidates[size_t(b + c0 + j)]) * 4 + size_t(i)] + 1);
+      r.values.insert(r.values.end(), chunk, chunk + 32);
+    }
+  }
+  return r;
+}
+
+// fit_grid_scale<4, 8, 8> (the iq3 grids: 8 groups of 4, levels 0..7, at most 16 steps either side) with
+// the trial scales side by side in vector lanes (quant_search_lanes.cpp); bit-identical to it.
+float fit_grid_scale_lanes(const grid_search& g, const grid_chunks& chunks, const float* xval, const float* weight,
+                           const float* waux, const grid_trials& t, int8_t* L);
+
 // Row functions, declared from the type table (types.h names them). `x` is one row of n elements (n a
 // multiple of the block size), `qw` its importance weights or null; each writes n / block_size blocks.
 // The k-quants' `quantize` functions use the lane forms; their `reference` functions (..._scalar) are the

@@ -20,12 +20,14 @@ constexpr int k_max_q = 8;           // levels per coordinate
 struct iq3_grid {
   grid_search search;
   std::vector<uint8_t> bytes;  // npoints x 4: the stored magnitudes (ggml's iq3xxs_grid / iq3s_grid)
+  grid_chunks chunks;          // the candidate lists for the lane search
 };
 
 const iq3_grid& grid_xxs() {
   static const iq3_grid g = [] {
-    iq3_grid r{build_grid_search(kgrid_iq3xxs, 256, 4, 3, 7, 2), {}};
+    iq3_grid r{build_grid_search(kgrid_iq3xxs, 256, 4, 3, 7, 2), {}, {}};
     for (int8_t l : r.search.levels) r.bytes.push_back(l == 7 ? uint8_t(62) : uint8_t(8 * l + 4));
+    r.chunks = build_grid_chunks(r.search);
     return r;
   }();
   return g;
@@ -33,19 +35,28 @@ const iq3_grid& grid_xxs() {
 
 const iq3_grid& grid_s() {
   static const iq3_grid g = [] {
-    iq3_grid r{build_grid_search(kgrid_iq3s, 512, 4, 3, 7, 3), {}};
+    iq3_grid r{build_grid_search(kgrid_iq3s, 512, 4, 3, 7, 3), {}, {}};
     for (int8_t l : r.search.levels) r.bytes.push_back(uint8_t(2 * l + 1));
+    r.chunks = build_grid_chunks(r.search);
     return r;
   }();
   return g;
 }
 
-}  // namespace
+// One sub-block's scale search: the lane form (trial scales side by side) or the scalar ground truth.
+template <bool lanes>
+float fit_iq3(const iq3_grid& grid, const float* xval, const float* weight, const float* waux, const grid_trials& t,
+              int8_t* L) {
+  if (lanes) return fit_grid_scale_lanes(grid.search, grid.chunks, xval, weight, waux, t, L);
+  return fit_grid_scale<4, 8, k_max_q>(grid.search, xval, weight, waux, t, L);
+}
 
 // ---- iq3_xxs ----------------------------------------------------------------------------------------
 
-void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_xxs().search;
+template <bool lanes>
+void iq3_xxs_row(const float* x, void* vy, int64_t n, const float* qw) {
+  const iq3_grid& grid = grid_xxs();
+  const grid_search& g = grid.search;
   auto* y = static_cast<block_iq3_xxs*>(vy);
 
   float scales[qk_k / 32], weight[32], xval[32], waux[32];
@@ -74,7 +85,7 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
         continue;
       }
       const float scale0 = max / float(2 * k_max_q - 1);
-      float scale = fit_grid_scale<4, 8, k_max_q>(g, xval, weight, waux, {15, 0.2f, max, scale0, true, false, false}, L);
+      float scale = fit_iq3<lanes>(grid, xval, weight, waux, {15, 0.2f, max, scale0, true, false, false}, L);
       if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
@@ -103,6 +114,13 @@ void quantize_row_iq3_xxs(const float* x, void* vy, int64_t n, const float* qw) 
   }
 }
 
+}  // namespace
+
+void quantize_row_iq3_xxs(const float* x, void* y, int64_t n, const float* qw) { iq3_xxs_row<true>(x, y, n, qw); }
+void quantize_row_iq3_xxs_scalar(const float* x, void* y, int64_t n, const float* qw) {
+  iq3_xxs_row<false>(x, y, n, qw);
+}
+
 void dequantize_row_iq3_xxs(const void* vx, float* y, int64_t n) {
   const iq3_grid& g = grid_xxs();
   const auto* x = static_cast<const block_iq3_xxs*>(vx);
@@ -129,8 +147,12 @@ void dequantize_row_iq3_xxs(const void* vx, float* y, int64_t n) {
 
 // ---- iq3_s ------------------------------------------------------------------------------------------
 
-void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_s().search;
+namespace {
+
+template <bool lanes>
+void iq3_s_row(const float* x, void* vy, int64_t n, const float* qw) {
+  const iq3_grid& grid = grid_s();
+  const grid_search& g = grid.search;
   auto* y = static_cast<block_iq3_s*>(vy);
 
   float scales[qk_k / 32], weight[32], xval[32], waux[32];
@@ -159,7 +181,7 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
       }
       // ggml re-places every group here (its on-grid test is commented out)
       const float scale0 = max / float(2 * k_max_q - 1);
-      float scale = fit_grid_scale<4, 8, k_max_q>(g, xval, weight, waux, {9, 0.2f, max, scale0, false, true, false}, L);
+      float scale = fit_iq3<lanes>(grid, xval, weight, waux, {9, 0.2f, max, scale0, false, true, false}, L);
       if (scale < 0.0f) {
         scale = -scale;
         for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k]);
@@ -183,6 +205,11 @@ void quantize_row_iq3_s(const float* x, void* vy, int64_t n, const float* qw) {
     }
   }
 }
+
+}  // namespace
+
+void quantize_row_iq3_s(const float* x, void* y, int64_t n, const float* qw) { iq3_s_row<true>(x, y, n, qw); }
+void quantize_row_iq3_s_scalar(const float* x, void* y, int64_t n, const float* qw) { iq3_s_row<false>(x, y, n, qw); }
 
 void dequantize_row_iq3_s(const void* vx, float* y, int64_t n) {
   const iq3_grid& g = grid_s();
