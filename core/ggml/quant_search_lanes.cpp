@@ -4,6 +4,9 @@
 // quant_search.h, so the results are bit-identical; only independent work is interleaved. Tested
 // against the scalar reference and against ggml.
 #include <atomic>
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #include "ggml/quants_internal.h"
 
@@ -17,6 +20,7 @@ namespace razor::ggml::detail {
 
 // The lane code, compiled for the baseline ISA and for AVX2 (chosen at run time). AVX2 adds no FMA,
 // so contraction stays impossible and both builds give the same bits.
+#define RAZOR_LANES_AVX2 0
 namespace base {
 #include "ggml/quant_search_lanes.inc"
 }  // namespace base
@@ -29,9 +33,12 @@ namespace base {
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #endif
+#undef RAZOR_LANES_AVX2
+#define RAZOR_LANES_AVX2 1
 namespace avx2 {
 #include "ggml/quant_search_lanes.inc"
 }  // namespace avx2
+#undef RAZOR_LANES_AVX2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -267,26 +267,36 @@ float fit_grid_scale(const grid_search& g, const float* xval, const float* weigh
   return scale;
 }
 
-// The candidate lists of a grid_search in chunks of 8, for the lane form of the iq3 scale search: chunk c
-// holds the values q = 2l+1 of 8 candidates, coordinate-major (coordinate i of candidate j at
-// values[32*c + 8*i + j]); a code's list starts at chunk chunk_of[code] and pads its last chunk with 0.
+// The candidate lists of a grid_search (4 coordinates) in chunks of 8, for the lane form of the iq3 scale
+// search. Every code has a list: its candidates, or for a code on the grid its own point alone, so that
+// the search runs the same steps for every group. Chunk c holds the values q = 2l+1 of 8 candidates,
+// coordinate-major: coordinate i of candidate j at values[32*c + 8*i + j] (32 bytes a chunk keeps the
+// table in the second-level cache). A code's list starts at chunk chunk_of[code], count[code] long, its
+// last chunk padded with zeros.
 struct grid_chunks {
-  std::vector<int32_t> chunk_of;  // per code
-  std::vector<float> values;
+  std::vector<int32_t> chunk_of;
+  std::vector<int32_t> count;
+  std::vector<uint8_t> values;
 };
 
 inline grid_chunks build_grid_chunks(const grid_search& g) {
   grid_chunks r;
   const size_t ncodes = g.code_to_point.size();
   r.chunk_of.assign(ncodes, 0);
+  r.count.assign(ncodes, 0);
+  std::vector<int> list;
   for (size_t code = 0; code < ncodes; ++code) {
-    const int b = g.cand_begin[code], nc = g.cand_begin[code + 1] - b;
+    list.clear();
+    if (g.code_to_point[code] >= 0) list.push_back(g.code_to_point[code]);
+    for (int c = g.cand_begin[code]; c < g.cand_begin[code + 1]; ++c) list.push_back(g.candidates[size_t(c)]);
+    const int nc = int(list.size());
     r.chunk_of[code] = int32_t(r.values.size() / 32);
+    r.count[code] = nc;
     for (int c0 = 0; c0 < nc; c0 += 8) {
-      float chunk[32] = {};
+      uint8_t chunk[32] = {};
       for (int j = 0; j < 8 && c0 + j < nc; ++j)
         for (int i = 0; i < 4; ++i)
-          chunk[8 * i + j] = float(2 * g.levels[size_t(g.candidates[size_t(b + c0 + j)]) * 4 + size_t(i)] + 1);
+          chunk[8 * i + j] = uint8_t(2 * g.levels[size_t(list[size_t(c0 + j)]) * 4 + size_t(i)] + 1);
       r.values.insert(r.values.end(), chunk, chunk + 32);
     }
   }
