@@ -87,13 +87,13 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
   }
 }
 
-float fit_grid_scale_lanes(const grid_search& g, const grid_chunks& chunks, const float* xval, const float* weight,
+float fit_grid_scale_lanes(const grid_search& g, const grid_lists& lists, const float* xval, const float* weight,
                            const float* waux, const grid_trials& t, int8_t* L) {
   if (t.nsteps > 15) return fit_grid_scale<4, 8, 8>(g, xval, weight, waux, t, L);  // more trials than lanes
 #ifdef RAZOR_GGML_HAVE_AVX2_LANES
-  if (use_avx2()) return avx2::fit_grid_scale_x8(g, chunks, xval, weight, waux, t, L);
+  if (use_avx2()) return avx2::fit_grid_scale_x8(g, lists, xval, weight, waux, t, L);
 #endif
-  return base::fit_grid_scale_x8(g, chunks, xval, weight, waux, t, L);
+  return base::fit_grid_scale_x8(g, lists, xval, weight, waux, t, L);
 }
 
 }  // namespace razor::ggml::detail

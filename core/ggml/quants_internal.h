@@ -267,45 +267,37 @@ float fit_grid_scale(const grid_search& g, const float* xval, const float* weigh
   return scale;
 }
 
-// The candidate lists of a grid_search (4 coordinates) in chunks of 8, for the lane form of the iq3 scale
-// search. Every code has a list: its candidates, or for a code on the grid its own point alone, so that
-// the search runs the same steps for every group. Chunk c holds the values q = 2l+1 of 8 candidates,
-// coordinate-major: coordinate i of candidate j at values[32*c + 8*i + j] (32 bytes a chunk keeps the
-// table in the second-level cache). A code's list starts at chunk chunk_of[code], count[code] long, its
-// last chunk padded with zeros.
-struct grid_chunks {
-  std::vector<int32_t> chunk_of;
-  std::vector<int32_t> count;
-  std::vector<uint8_t> values;
+// The candidate lists of a grid_search with 4 coordinates whose every code is in range (the iq3 grids),
+// for the lane form of the scale search. Every code has a list: its candidates in search order, or for a
+// code on the grid its own point alone, so that the search takes the same steps for every group. An entry
+// names a point by its levels, byte i = 8*i + l_i (the index of (coordinate, level) in the search's
+// table of per-coordinate distance terms).
+struct grid_lists {
+  std::vector<int32_t> begin;     // per code (+1): its list is entries[begin[code] .. begin[code+1])
+  std::vector<uint32_t> entries;
 };
 
-inline grid_chunks build_grid_chunks(const grid_search& g) {
-  grid_chunks r;
+inline grid_lists build_grid_lists(const grid_search& g) {
+  grid_lists r;
   const size_t ncodes = g.code_to_point.size();
-  r.chunk_of.assign(ncodes, 0);
-  r.count.assign(ncodes, 0);
-  std::vector<int> list;
+  auto entry = [&](int point) {
+    uint32_t e = 0;
+    for (int i = 0; i < 4; ++i) e |= uint32_t(8 * i + g.levels[size_t(point) * 4 + size_t(i)]) << (8 * i);
+    return e;
+  };
+  r.begin.reserve(ncodes + 1);
   for (size_t code = 0; code < ncodes; ++code) {
-    list.clear();
-    if (g.code_to_point[code] >= 0) list.push_back(g.code_to_point[code]);
-    for (int c = g.cand_begin[code]; c < g.cand_begin[code + 1]; ++c) list.push_back(g.candidates[size_t(c)]);
-    const int nc = int(list.size());
-    r.chunk_of[code] = int32_t(r.values.size() / 32);
-    r.count[code] = nc;
-    for (int c0 = 0; c0 < nc; c0 += 8) {
-      uint8_t chunk[32] = {};
-      for (int j = 0; j < 8 && c0 + j < nc; ++j)
-        for (int i = 0; i < 4; ++i)
-          chunk[8 * i + j] = uint8_t(2 * g.levels[size_t(list[size_t(c0 + j)]) * 4 + size_t(i)] + 1);
-      r.values.insert(r.values.end(), chunk, chunk + 32);
-    }
+    r.begin.push_back(int32_t(r.entries.size()));
+    if (g.code_to_point[code] >= 0) r.entries.push_back(entry(g.code_to_point[code]));
+    for (int c = g.cand_begin[code]; c < g.cand_begin[code + 1]; ++c) r.entries.push_back(entry(g.candidates[size_t(c)]));
   }
+  r.begin.push_back(int32_t(r.entries.size()));
   return r;
 }
 
 // fit_grid_scale<4, 8, 8> (the iq3 grids: 8 groups of 4, levels 0..7, at most 16 steps either side) with
 // the trial scales side by side in vector lanes (quant_search_lanes.cpp); bit-identical to it.
-float fit_grid_scale_lanes(const grid_search& g, const grid_chunks& chunks, const float* xval, const float* weight,
+float fit_grid_scale_lanes(const grid_search& g, const grid_lists& lists, const float* xval, const float* weight,
                            const float* waux, const grid_trials& t, int8_t* L);
 
 // Row functions, declared from the type table (types.h names them). `x` is one row of n elements (n a

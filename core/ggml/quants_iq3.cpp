@@ -20,14 +20,14 @@ constexpr int k_max_q = 8;           // levels per coordinate
 struct iq3_grid {
   grid_search search;
   std::vector<uint8_t> bytes;  // npoints x 4: the stored magnitudes (ggml's iq3xxs_grid / iq3s_grid)
-  grid_chunks chunks;          // the candidate lists for the lane search
+  grid_lists lists;            // the candidate lists for the lane search
 };
 
 const iq3_grid& grid_xxs() {
   static const iq3_grid g = [] {
     iq3_grid r{build_grid_search(kgrid_iq3xxs, 256, 4, 3, 7, 2), {}, {}};
     for (int8_t l : r.search.levels) r.bytes.push_back(l == 7 ? uint8_t(62) : uint8_t(8 * l + 4));
-    r.chunks = build_grid_chunks(r.search);
+    r.lists = build_grid_lists(r.search);
     return r;
   }();
   return g;
@@ -37,7 +37,7 @@ const iq3_grid& grid_s() {
   static const iq3_grid g = [] {
     iq3_grid r{build_grid_search(kgrid_iq3s, 512, 4, 3, 7, 3), {}, {}};
     for (int8_t l : r.search.levels) r.bytes.push_back(uint8_t(2 * l + 1));
-    r.chunks = build_grid_chunks(r.search);
+    r.lists = build_grid_lists(r.search);
     return r;
   }();
   return g;
@@ -47,7 +47,7 @@ const iq3_grid& grid_s() {
 template <bool lanes>
 float fit_iq3(const iq3_grid& grid, const float* xval, const float* weight, const float* waux, const grid_trials& t,
               int8_t* L) {
-  if (lanes) return fit_grid_scale_lanes(grid.search, grid.chunks, xval, weight, waux, t, L);
+  if (lanes) return fit_grid_scale_lanes(grid.search, grid.lists, xval, weight, waux, t, L);
   return fit_grid_scale<4, 8, k_max_q>(grid.search, xval, weight, waux, t, L);
 }
 
