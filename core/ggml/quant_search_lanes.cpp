@@ -1,8 +1,9 @@
-// Lane-parallel forms of the k-quant scale searches: the independent sub-blocks of a super-block run
-// side by side in vector lanes (GCC/Clang vector extensions; lowered to SSE2 on plain x86-64). Every
-// lane performs exactly the float32 operations, in exactly the order, of the scalar function in
-// quant_search.h, so the results are bit-identical; only independent work is interleaved. Tested
-// against the scalar reference and against ggml.
+// Lane-parallel forms of the k-quant scale searches (the independent sub-blocks of a super-block side by
+// side) and of the iq3 grids' scale search (the trial scales of a sub-block side by side), in vector lanes
+// (GCC/Clang vector extensions; lowered to SSE2 on plain x86-64). Every lane performs exactly the float32
+// operations, in exactly the order, of the scalar function (quant_search.h, quants_internal.h), so the
+// results are bit-identical; only independent work is interleaved. Tested against the scalar reference
+// and against ggml.
 #include <atomic>
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>

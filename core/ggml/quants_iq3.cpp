@@ -6,7 +6,9 @@
 //
 // ggml's quantizers (quantize_row_iq3_xxs_impl, quantize_row_iq3_s_impl) round each group to levels and,
 // off the grid, search the grid points at the 2 (iq3_xxs) or 3 (iq3_s) smallest squared distances
-// (grid_search.h); we repeat them operation for operation.
+// (grid_search.h); we repeat them operation for operation. quantize_row_iq3_xxs / _s run the trial scales
+// side by side in vector lanes (fit_grid_scale_lanes); the _scalar forms, one trial at a time
+// (fit_grid_scale), are the reference the tests compare them with.
 #include "ggml/quants_internal.h"
 
 #include "ggml/grids.h"
