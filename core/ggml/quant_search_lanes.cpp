@@ -5,9 +5,6 @@
 // results are bit-identical; only independent work is interleaved. Tested against the scalar reference
 // and against ggml.
 #include <atomic>
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#include <immintrin.h>
-#endif
 
 #include "ggml/quants_internal.h"
 
