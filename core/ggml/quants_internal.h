@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "ggml/blocks.h"
 #include "ggml/common.h"
@@ -124,6 +125,31 @@ inline float group_magnitudes(int n, const float* xb, const float* weight, bool 
   return max_value(xval, n);
 }
 
+// The steps every grid quantizer (iq2_*, iq3_*) takes on a sub-block of n once its weights are known:
+// the magnitudes and a sign byte per 8 (group_magnitudes; even-parity patterns when `even`), L cleared,
+// the scale search fit(max) (returns the scale and leaves the levels in L, or nullopt for a sub-block it
+// finds empty), and a negative scale made positive with every sign flipped, as ggml keeps it though the
+// magnitudes are non-negative. False, with L cleared, for an empty sub-block: largest magnitude below eps
+// (ggml's `max == 0` tests are eps = the smallest subnormal), or fit's verdict.
+template <class Fit>
+bool grid_sub_block(int n, const float* xb, const float* weight, bool even, float eps, Fit fit, float* xval,
+                    uint8_t* signs, int8_t* L, float* scale) {
+  const float max = group_magnitudes(n, xb, weight, even, xval, signs);
+  std::memset(L, 0, size_t(n));
+  if (max < eps) return false;
+  const std::optional<float> s = fit(max);
+  if (!s) {
+    std::memset(L, 0, size_t(n));
+    return false;
+  }
+  *scale = *s;
+  if (*scale < 0.0f) {
+    *scale = -*scale;
+    for (int k = 0; k < n / 8; ++k) signs[k] = uint8_t(~signs[k] & (even ? 127 : 255));
+  }
+  return true;
+}
+
 // The levels of a group of N at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..MaxL.
 template <int N, int MaxL>
 inline void round_group(const float* xval, float id, int8_t* L) {
@@ -150,6 +176,12 @@ inline void fit_sums(int n, const float* weight, const float* xval, const int8_t
 // to 0..max_code (15 for the iq2 / iq3 types, 7 for iq1).
 inline int scale_code(float id, float scale, int max_code = 15) {
   return max_of(0, min_of(max_code, nearest_int(0.5f * (id * scale - 1.0f))));
+}
+
+// The 4-bit sub-block scale codes of n sub-blocks against the super-block scale 1/id, two a byte (the
+// even sub-block in the low nibble).
+inline void scale_nibbles(float id, const float* scales, int n, uint8_t* out) {
+  for (int ib = 0; ib < n; ib += 2) out[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
 }
 
 // The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -

@@ -73,26 +73,19 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
       const float* xb = xbl + 32 * ib;
       const float* qb = qw + qk_k * b + 32 * ib;
       group_weights(32, xb, qb, sigma2, weight, waux);
-      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
-      if (max < k_group_eps) {
+      auto fit = [&](float max) -> std::optional<float> {
+        // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
+        const float first = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
+        const float eff_max = first * float(k_max_q);
+        if (eff_max <= 0.0f) return std::nullopt;
+        // trials around it; then every group re-placed at the chosen scale (ggml does so even when all are
+        // on the grid)
+        return fit_grid_scale<8, 4, k_max_q>(g, xval, weight, waux, {6, 0.1f, eff_max, first, true, true, true}, L);
+      };
+      float scale;
+      if (!grid_sub_block(32, xb, weight, true, k_group_eps, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
-        std::memset(L, 0, sizeof L);
         continue;
-      }
-      // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
-      float scale = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
-      const float eff_max = scale * float(k_max_q);
-      if (eff_max <= 0.0f) {
-        scales[ib] = 0.0f;
-        std::memset(L, 0, sizeof L);
-        continue;
-      }
-      // trials around it; then every group re-placed at the chosen scale (ggml does so even when all are
-      // on the grid)
-      scale = fit_grid_scale<8, 4, k_max_q>(g, xval, weight, waux, {6, 0.1f, eff_max, scale, true, true, true}, L);
-      if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
-        scale = -scale;
-        for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
       }
       for (int k = 0; k < 4; ++k) {
         // on the grid here: either the code was, or best_grid_point put it there
@@ -154,16 +147,11 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
       const float* xb = xbl + 16 * ib;
       const float* qb = qw + qk_k * b + 16 * ib;
       group_weights(16, xb, qb, sigma2, weight, waux);
-      const float max = group_magnitudes(16, xb, weight, true, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max < k_group_eps) {
+      auto fit = [&](float max) { return fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L); };
+      float scale;
+      if (!grid_sub_block(16, xb, weight, true, k_group_eps, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
-      }
-      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
-      if (scale < 0.0f) {
-        scale = -scale;
-        for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
       }
       for (int k = 0; k < 2; ++k) {
         const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
@@ -178,13 +166,7 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
       std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const int l = scale_code(id, scales[ib]);
-      if (ib % 2 == 0)
-        y[b].scales[ib / 2] = uint8_t(l);
-      else
-        y[b].scales[ib / 2] |= uint8_t(l << 4);
-    }
+    scale_nibbles(id, scales, qk_k / 16, y[b].scales);
     std::memcpy(y[b].qs, q2, sizeof y[b].qs);
   }
 }
@@ -231,16 +213,11 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
         for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
       }
       for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      const float max = group_magnitudes(16, xb, weight, false, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max < k_iq2s_eps) {
+      auto fit = [&](float max) { return fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L); };
+      float scale;
+      if (!grid_sub_block(16, xb, weight, false, k_iq2s_eps, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
-      }
-      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
-      if (scale < 0.0f) {
-        scale = -scale;
-        for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k]);
       }
       for (int k = 0; k < 2; ++k) {
         const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
@@ -255,13 +232,7 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
 
     float id;
     if (!grid_superblock_scale(max_scale, 0.9875f, &y[b].d, &id)) continue;
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const int l = scale_code(id, scales[ib]);
-      if (ib % 2 == 0)
-        y[b].scales[ib / 2] = uint8_t(l);
-      else
-        y[b].scales[ib / 2] |= uint8_t(l << 4);
-    }
+    scale_nibbles(id, scales, qk_k / 16, y[b].scales);
   }
 }
 

@@ -11,6 +11,8 @@
 // (fit_grid_scale), are the reference the tests compare them with.
 #include "ggml/quants_internal.h"
 
+#include <limits>
+
 #include "ggml/grids.h"
 
 namespace razor::ggml::detail {
@@ -80,17 +82,13 @@ void iq3_xxs_row(const float* x, void* vy, int64_t n, const float* qw) {
       const float* xb = xbl + 32 * ib;
       group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
 
-      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max < k_group_eps_iq3) {
+      auto fit = [&](float max) {
+        return fit_iq3<lanes>(grid, xval, weight, waux, {15, 0.2f, max, max / float(2 * k_max_q - 1), true, false, false}, L);
+      };
+      float scale;
+      if (!grid_sub_block(32, xb, weight, true, k_group_eps_iq3, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
-      }
-      const float scale0 = max / float(2 * k_max_q - 1);
-      float scale = fit_iq3<lanes>(grid, xval, weight, waux, {15, 0.2f, max, scale0, true, false, false}, L);
-      if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
-        scale = -scale;
-        for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
       }
       for (int k = 0; k < 8; ++k) {
         // every group is on the grid here: either it was, or best_grid_point put it there
@@ -175,18 +173,15 @@ void iq3_s_row(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      const float max = group_magnitudes(32, xb, weight, false, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max == 0.0f) {
+      // ggml re-places every group here (its on-grid test is commented out)
+      auto fit = [&](float max) {
+        return fit_iq3<lanes>(grid, xval, weight, waux, {9, 0.2f, max, max / float(2 * k_max_q - 1), false, true, false}, L);
+      };
+      float scale;
+      // ggml skips a sub-block whose largest magnitude is 0: below the smallest subnormal
+      if (!grid_sub_block(32, xb, weight, false, std::numeric_limits<float>::denorm_min(), fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
-      }
-      // ggml re-places every group here (its on-grid test is commented out)
-      const float scale0 = max / float(2 * k_max_q - 1);
-      float scale = fit_iq3<lanes>(grid, xval, weight, waux, {9, 0.2f, max, scale0, false, true, false}, L);
-      if (scale < 0.0f) {
-        scale = -scale;
-        for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k]);
       }
       for (int k = 0; k < 8; ++k) {
         const int point = g.code_to_point[size_t(g.code_of(L + 4 * k))];
@@ -202,9 +197,7 @@ void iq3_s_row(const float* x, void* vy, int64_t n, const float* qw) {
 
     float id;
     if (!grid_superblock_scale(max_scale, 1.033f, &y[b].d, &id)) continue;
-    for (int ib = 0; ib < qk_k / 32; ib += 2) {
-      y[b].scales[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
-    }
+    scale_nibbles(id, scales, qk_k / 32, y[b].scales);
   }
 }
 
