@@ -128,47 +128,70 @@ void dequantize_row_iq2_xxs(const void* vx, float* y, int64_t n) {
 
 // ---- iq2_xs -----------------------------------------------------------------------------------------
 
-void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_xs().search;
-  auto* y = static_cast<block_iq2_xs*>(vy);
+namespace {
+
+// iq2_xs and iq2_s, the types with sub-blocks of 16: one quantizer, the differences as arguments.
+struct iq2_16_type {
+  const iq2_grid& grid;
+  float sigma2_factor;   // superblock_sigma2's factor
+  bool even;             // sign patterns of even parity (ksigns) or a free byte
+  float eps;             // an emptier sub-block is skipped
+  float stored;          // the super-block scale's correction (grid_superblock_scale)
+  bool clear_if_empty;   // ggml zeroes the grid indices of a super-block whose scales are all 0
+};
+
+// weights(xb, qb, sigma2, weight): the importance weights of a sub-block (qb null without an imatrix);
+// store(block, ib, k, point, signs): group k of sub-block ib on grid point `point`.
+template <class Block, class Weights, class Store>
+void iq2_16_row(const iq2_16_type& t, const float* x, Block* y, int64_t n, const float* qw, Weights weights,
+                Store store) {
+  const grid_search& g = t.grid.search;
   float scales[qk_k / 16], weight[16], xval[16], waux[16];
   int8_t L[16];
   uint8_t block_signs[2];
 
   for (int64_t b = 0; b < n / qk_k; ++b) {
     const float* xbl = x + qk_k * b;
-    uint16_t q2[2 * (qk_k / 16)] = {};
+    std::memset(&y[b], 0, sizeof y[b]);
     y[b].d = f32_to_fp16(0.0f);
-    std::memset(y[b].scales, 0, sizeof y[b].scales);
-    const float sigma2 = superblock_sigma2(xbl, 1.0f);
+    const float sigma2 = superblock_sigma2(xbl, t.sigma2_factor);
     float max_scale = 0.0f;
 
     for (int ib = 0; ib < qk_k / 16; ++ib) {
       const float* xb = xbl + 16 * ib;
-      const float* qb = qw + qk_k * b + 16 * ib;
-      group_weights(16, xb, qb, sigma2, weight, waux);
+      weights(xb, qw ? qw + qk_k * b + 16 * ib : nullptr, sigma2, weight);
+      for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
       auto fit = [&](float max) { return fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L); };
       float scale;
-      if (!grid_sub_block(16, xb, weight, true, k_group_eps, fit, xval, block_signs, L, &scale)) {
+      if (!grid_sub_block(16, xb, weight, t.even, t.eps, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
       }
-      for (int k = 0; k < 2; ++k) {
-        const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
-        q2[2 * ib + k] = uint16_t(point | (block_signs[k] << 9));
-      }
+      for (int k = 0; k < 2; ++k) store(y[b], ib, k, g.code_to_point[size_t(g.code_of(L + 8 * k))], block_signs[k]);
       scales[ib] = scale;
       max_scale = max_of(max_scale, scale);
     }
 
     float id;
-    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
-      std::memset(y[b].qs, 0, sizeof y[b].qs);
+    if (!grid_superblock_scale(max_scale, t.stored, &y[b].d, &id)) {
+      if (t.clear_if_empty) std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
     scale_nibbles(id, scales, qk_k / 16, y[b].scales);
-    std::memcpy(y[b].qs, q2, sizeof y[b].qs);
   }
+}
+
+}  // namespace
+
+void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
+  // qw is never null here (the type table's `required`)
+  iq2_16_row({grid_xs(), 1.0f, true, k_group_eps, 1.0f, true}, x, static_cast<block_iq2_xs*>(vy), n, qw,
+             [](const float* xb, const float* qb, float sigma2, float* weight) {
+               imatrix_weights(16, xb, qb, sigma2, weight);
+             },
+             [](block_iq2_xs& y, int ib, int k, int point, uint8_t signs) {
+               y.qs[2 * ib + k] = uint16_t(point | (signs << 9));
+             });
 }
 
 void dequantize_row_iq2_xs(const void* vx, float* y, int64_t n) {
@@ -192,48 +215,20 @@ void dequantize_row_iq2_xs(const void* vx, float* y, int64_t n) {
 // ---- iq2_s ------------------------------------------------------------------------------------------
 
 void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_s().search;
-  auto* y = static_cast<block_iq2_s*>(vy);
-  float scales[qk_k / 16], weight[16], xval[16], waux[16];
-  int8_t L[16];
-  uint8_t block_signs[2];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float* xbl = x + qk_k * b;
-    std::memset(&y[b], 0, sizeof y[b]);
-    y[b].d = f32_to_fp16(0.0f);
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-    float max_scale = 0.0f;
-
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const float* xb = xbl + 16 * ib;
-      if (qw) {
-        imatrix_weights(16, xb, qw + qk_k * b + 16 * ib, sigma2, weight);
-      } else {  // iq2_s's own weights without an imatrix
-        for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
-      }
-      for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      auto fit = [&](float max) { return fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L); };
-      float scale;
-      if (!grid_sub_block(16, xb, weight, false, k_iq2s_eps, fit, xval, block_signs, L, &scale)) {
-        scales[ib] = 0.0f;
-        continue;
-      }
-      for (int k = 0; k < 2; ++k) {
-        const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
-        const int i8 = 2 * ib + k;
-        y[b].qs[i8] = uint8_t(point & 255);
-        y[b].qh[i8 / 4] |= uint8_t((point >> 8) << (2 * (i8 % 4)));
-        y[b].qs[qk_k / 8 + i8] = block_signs[k];
-      }
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
+  auto weights = [](const float* xb, const float* qb, float sigma2, float* weight) {
+    if (qb) {
+      imatrix_weights(16, xb, qb, sigma2, weight);
+    } else {  // iq2_s's own weights without an imatrix
+      for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
     }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, 0.9875f, &y[b].d, &id)) continue;
-    scale_nibbles(id, scales, qk_k / 16, y[b].scales);
-  }
+  };
+  iq2_16_row({grid_s(), 2.0f, false, k_iq2s_eps, 0.9875f, false}, x, static_cast<block_iq2_s*>(vy), n, qw, weights,
+             [](block_iq2_s& y, int ib, int k, int point, uint8_t signs) {
+               const int i8 = 2 * ib + k;
+               y.qs[i8] = uint8_t(point & 255);
+               y.qh[i8 / 4] |= uint8_t((point >> 8) << (2 * (i8 % 4)));
+               y.qs[qk_k / 8 + i8] = signs;
+             });
 }
 
 void dequantize_row_iq2_s(const void* vx, float* y, int64_t n) {
