@@ -55,63 +55,77 @@ float fit_iq3(const iq3_grid& grid, const float* xval, const float* weight, cons
   return fit_grid_scale<4, 8, k_max_q>(grid.search, xval, weight, waux, t, L);
 }
 
-// ---- iq3_xxs ----------------------------------------------------------------------------------------
+// iq3_xxs and iq3_s: one quantizer, the differences as arguments.
+struct iq3_type {
+  const iq3_grid& grid;
+  int nsteps;            // trial scales either side (grid_trials)
+  bool on_grid_init, replace_all;
+  bool even;             // sign patterns of even parity (ksigns) or a free byte
+  float eps;             // an emptier sub-block is skipped
+  float stored;          // the super-block scale's correction (grid_superblock_scale)
+  bool clear_if_empty;   // ggml zeroes qs of a super-block whose scales are all 0
+};
 
-template <bool lanes>
-void iq3_xxs_row(const float* x, void* vy, int64_t n, const float* qw) {
-  const iq3_grid& grid = grid_xxs();
-  const grid_search& g = grid.search;
-  auto* y = static_cast<block_iq3_xxs*>(vy);
-
+// store(block, ib, slot, L, signs): sub-block ib, the slot-th non-empty one of its super-block, with its
+// on-grid levels and sign bytes; finish(block, id, scales): the sub-block scale codes against 1/id.
+template <bool lanes, class Block, class Store, class Finish>
+void iq3_row(const iq3_type& t, const float* x, Block* y, int64_t n, const float* qw, Store store, Finish finish) {
   float scales[qk_k / 32], weight[32], xval[32], waux[32];
   int8_t L[32];
   uint8_t block_signs[4];
 
   for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float* xbl = x + qk_k * b;
-    uint8_t q3[3 * qk_k / 8] = {};
-    uint8_t* idx = q3;  // 64 grid indices
-    uint8_t* scales_and_signs = q3 + qk_k / 4;  // 8 little-endian u32
-    uint32_t sas[8] = {};
+    std::memset(&y[b], 0, sizeof y[b]);
     y[b].d = f32_to_fp16(0.0f);
-
+    const float* xbl = x + qk_k * b;
     const float sigma2 = superblock_sigma2(xbl, 2.0f);
     float max_scale = 0.0f;
+    int slot = 0;
 
     for (int ib = 0; ib < qk_k / 32; ++ib) {
       const float* xb = xbl + 32 * ib;
       group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-
       auto fit = [&](float max) {
-        return fit_iq3<lanes>(grid, xval, weight, waux, {15, 0.2f, max, max / float(2 * k_max_q - 1), true, false, false}, L);
+        const grid_trials trials{t.nsteps, 0.2f, max, max / float(2 * k_max_q - 1), t.on_grid_init, t.replace_all, false};
+        return fit_iq3<lanes>(t.grid, xval, weight, waux, trials, L);
       };
       float scale;
-      if (!grid_sub_block(32, xb, weight, true, k_group_eps_iq3, fit, xval, block_signs, L, &scale)) {
+      if (!grid_sub_block(32, xb, weight, t.even, t.eps, fit, xval, block_signs, L, &scale)) {
         scales[ib] = 0.0f;
         continue;
       }
-      for (int k = 0; k < 8; ++k) {
-        // every group is on the grid here: either it was, or best_grid_point put it there
-        idx[8 * ib + k] = uint8_t(g.code_to_point[size_t(g.code_of(L + 4 * k))]);
-      }
-      sas[ib] = uint32_t(block_signs[0]) | (uint32_t(block_signs[1]) << 7) | (uint32_t(block_signs[2]) << 14) |
-                (uint32_t(block_signs[3]) << 21);
+      store(y[b], ib, slot++, L, block_signs);
       scales[ib] = scale;
       max_scale = max_of(max_scale, scale);
     }
 
     float id;
-    if (!grid_superblock_scale(max_scale, 1.0125f, &y[b].d, &id)) {
-      std::memset(y[b].qs, 0, sizeof y[b].qs);
+    if (!grid_superblock_scale(max_scale, t.stored, &y[b].d, &id)) {
+      if (t.clear_if_empty) std::memset(y[b].qs, 0, sizeof y[b].qs);
       continue;
     }
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      sas[ib] |= uint32_t(scale_code(id, scales[ib])) << 28;
-    }
-    for (int ib = 0; ib < 8; ++ib)
-      for (int k = 0; k < 4; ++k) scales_and_signs[4 * ib + k] = uint8_t(sas[ib] >> (8 * k));
-    std::memcpy(y[b].qs, q3, sizeof y[b].qs);
+    finish(y[b], id, scales);
   }
+}
+
+// ---- iq3_xxs ----------------------------------------------------------------------------------------
+
+// qs: 64 grid indices, then per sub-block a little-endian u32 of 4 x 7 sign bits and the 4-bit scale.
+template <bool lanes>
+void iq3_xxs_row(const float* x, void* vy, int64_t n, const float* qw) {
+  const grid_search& g = grid_xxs().search;
+  auto store = [&g](block_iq3_xxs& y, int ib, int, const int8_t* L, const uint8_t* signs) {
+    // every group is on the grid here: either it was, or best_grid_point put it there
+    for (int k = 0; k < 8; ++k) y.qs[8 * ib + k] = uint8_t(g.code_to_point[size_t(g.code_of(L + 4 * k))]);
+    const uint32_t w = uint32_t(signs[0]) | (uint32_t(signs[1]) << 7) | (uint32_t(signs[2]) << 14) |
+                       (uint32_t(signs[3]) << 21);
+    for (int k = 0; k < 4; ++k) y.qs[qk_k / 4 + 4 * ib + k] = uint8_t(w >> (8 * k));
+  };
+  auto finish = [](block_iq3_xxs& y, float id, const float* scales) {
+    for (int ib = 0; ib < qk_k / 32; ++ib) y.qs[qk_k / 4 + 4 * ib + 3] |= uint8_t(scale_code(id, scales[ib]) << 4);
+  };
+  iq3_row<lanes>({grid_xxs(), 15, true, false, true, k_group_eps_iq3, 1.0125f, true}, x, static_cast<block_iq3_xxs*>(vy),
+                 n, qw, store, finish);
 }
 
 }  // namespace
@@ -151,54 +165,22 @@ namespace {
 
 template <bool lanes>
 void iq3_s_row(const float* x, void* vy, int64_t n, const float* qw) {
-  const iq3_grid& grid = grid_s();
-  const grid_search& g = grid.search;
-  auto* y = static_cast<block_iq3_s*>(vy);
-
-  float scales[qk_k / 32], weight[32], xval[32], waux[32];
-  int8_t L[32];
-  uint8_t block_signs[4];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    std::memset(&y[b], 0, sizeof y[b]);
-    y[b].d = f32_to_fp16(0.0f);
-    // ggml advances these past a sub-block only when it quantized it: after an all-zero sub-block the
-    // next one's indices and signs land in its slot (the scale and qh keep their positions)
-    uint8_t* qs = y[b].qs;
-    uint8_t* signs = y[b].signs;
-    const float* xbl = x + qk_k * b;
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-    float max_scale = 0.0f;
-
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const float* xb = xbl + 32 * ib;
-      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      // ggml re-places every group here (its on-grid test is commented out)
-      auto fit = [&](float max) {
-        return fit_iq3<lanes>(grid, xval, weight, waux, {9, 0.2f, max, max / float(2 * k_max_q - 1), false, true, false}, L);
-      };
-      float scale;
-      // ggml skips a sub-block whose largest magnitude is 0: below the smallest subnormal
-      if (!grid_sub_block(32, xb, weight, false, std::numeric_limits<float>::denorm_min(), fit, xval, block_signs, L, &scale)) {
-        scales[ib] = 0.0f;
-        continue;
-      }
-      for (int k = 0; k < 8; ++k) {
-        const int point = g.code_to_point[size_t(g.code_of(L + 4 * k))];
-        qs[k] = uint8_t(point & 255);
-        y[b].qh[ib] |= uint8_t((point >> 8) << k);
-      }
-      qs += 8;
-      for (int k = 0; k < 4; ++k) signs[k] = block_signs[k];
-      signs += 4;
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
+  const grid_search& g = grid_s().search;
+  // ggml advances qs and signs past a sub-block only when it quantized it: after an all-zero sub-block
+  // the next one's indices and signs land in its slot (the scale and qh keep their positions)
+  auto store = [&g](block_iq3_s& y, int ib, int slot, const int8_t* L, const uint8_t* signs) {
+    for (int k = 0; k < 8; ++k) {
+      const int point = g.code_to_point[size_t(g.code_of(L + 4 * k))];
+      y.qs[8 * slot + k] = uint8_t(point & 255);
+      y.qh[ib] |= uint8_t((point >> 8) << k);
     }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, 1.033f, &y[b].d, &id)) continue;
-    scale_nibbles(id, scales, qk_k / 32, y[b].scales);
-  }
+    for (int k = 0; k < 4; ++k) y.signs[4 * slot + k] = signs[k];
+  };
+  auto finish = [](block_iq3_s& y, float id, const float* scales) { scale_nibbles(id, scales, qk_k / 32, y.scales); };
+  // ggml re-places every group (its on-grid test is commented out) and skips a sub-block whose largest
+  // magnitude is 0: below the smallest subnormal
+  iq3_row<lanes>({grid_s(), 9, false, true, false, std::numeric_limits<float>::denorm_min(), 1.033f, false}, x,
+                 static_cast<block_iq3_s*>(vy), n, qw, store, finish);
 }
 
 }  // namespace
