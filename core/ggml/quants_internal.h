@@ -125,31 +125,6 @@ inline float group_magnitudes(int n, const float* xb, const float* weight, bool 
   return max_value(xval, n);
 }
 
-// The steps every grid quantizer (iq2_*, iq3_*) takes on a sub-block of n once its weights are known:
-// the magnitudes and a sign byte per 8 (group_magnitudes; even-parity patterns when `even`), L cleared,
-// the scale search fit(max) (returns the scale and leaves the levels in L, or nullopt for a sub-block it
-// finds empty), and a negative scale made positive with every sign flipped, as ggml keeps it though the
-// magnitudes are non-negative. False, with L cleared, for an empty sub-block: largest magnitude below eps
-// (ggml's `max == 0` tests are eps = the smallest subnormal), or fit's verdict.
-template <class Fit>
-bool grid_sub_block(int n, const float* xb, const float* weight, bool even, float eps, Fit fit, float* xval,
-                    uint8_t* signs, int8_t* L, float* scale) {
-  const float max = group_magnitudes(n, xb, weight, even, xval, signs);
-  std::memset(L, 0, size_t(n));
-  if (max < eps) return false;
-  const std::optional<float> s = fit(max);
-  if (!s) {
-    std::memset(L, 0, size_t(n));
-    return false;
-  }
-  *scale = *s;
-  if (*scale < 0.0f) {
-    *scale = -*scale;
-    for (int k = 0; k < n / 8; ++k) signs[k] = uint8_t(~signs[k] & (even ? 127 : 255));
-  }
-  return true;
-}
-
 // The levels of a group of N at inverse scale id: nearest_int(0.5*(id*x - 1)) clamped to 0..MaxL.
 template <int N, int MaxL>
 inline void round_group(const float* xval, float id, int8_t* L) {
@@ -182,6 +157,64 @@ inline int scale_code(float id, float scale, int max_code = 15) {
 // even sub-block in the low nibble).
 inline void scale_nibbles(float id, const float* scales, int n, uint8_t* out) {
   for (int ib = 0; ib < n; ib += 2) out[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
+}
+
+// The super-block loop every grid quantizer (iq2_*, iq3_*) runs, sub-blocks of SB. Per sub-block: its
+// importance weights (weights(xb, qb, sigma2, weight), qb null without an imatrix) and their square roots;
+// the magnitudes and a sign byte per 8 (group_magnitudes); the levels cleared; then, unless the largest
+// magnitude is below eps (ggml's `max == 0` tests are eps = the smallest subnormal), the scale search
+// fit(max, xval, weight, waux, L) (the scale with on-grid levels in L, or nullopt for a sub-block it finds
+// empty); a negative scale made positive with every sign flipped, as ggml keeps it though the magnitudes
+// are non-negative; and store(block, ib, slot, L, signs) for the slot-th non-empty sub-block. Then the
+// super-block scale (grid_superblock_scale) and finish(block, id, scales), or, when every scale is 0,
+// the grid indices zeroed where ggml does so (clear_if_empty).
+struct grid_row_type {
+  float sigma2_factor;  // superblock_sigma2's factor
+  bool even;            // sign patterns of even parity (ksigns) or a free byte
+  float eps;
+  float stored;         // the super-block scale's correction
+  bool clear_if_empty;
+};
+
+template <int SB, class Block, class Weights, class Fit, class Store, class Finish>
+void grid_row(const grid_row_type& t, const float* x, Block* y, int64_t n, const float* qw, Weights weights, Fit fit,
+              Store store, Finish finish) {
+  float scales[qk_k / SB], weight[SB], xval[SB], waux[SB];
+  int8_t L[SB];
+  uint8_t signs[SB / 8];
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    std::memset(&y[b], 0, sizeof y[b]);
+    y[b].d = f32_to_fp16(0.0f);
+    const float* xbl = x + qk_k * b;
+    const float sigma2 = superblock_sigma2(xbl, t.sigma2_factor);
+    float max_scale = 0.0f;
+    int slot = 0;
+    for (int ib = 0; ib < qk_k / SB; ++ib) {
+      const float* xb = xbl + SB * ib;
+      weights(xb, qw ? qw + qk_k * b + SB * ib : nullptr, sigma2, weight);
+      for (int i = 0; i < SB; ++i) waux[i] = std::sqrt(weight[i]);
+      const float max = group_magnitudes(SB, xb, weight, t.even, xval, signs);
+      std::memset(L, 0, sizeof L);
+      scales[ib] = 0.0f;
+      if (max < t.eps) continue;
+      const std::optional<float> fitted = fit(max, xval, weight, waux, L);
+      if (!fitted) continue;
+      float scale = *fitted;
+      if (scale < 0.0f) {
+        scale = -scale;
+        for (int k = 0; k < SB / 8; ++k) signs[k] = uint8_t(~signs[k] & (t.even ? 127 : 255));
+      }
+      store(y[b], ib, slot++, L, signs);
+      scales[ib] = scale;
+      max_scale = max_of(max_scale, scale);
+    }
+    float id;
+    if (!grid_superblock_scale(max_scale, t.stored, &y[b].d, &id)) {
+      if (t.clear_if_empty) std::memset(y[b].qs, 0, sizeof y[b].qs);
+      continue;
+    }
+    finish(y[b], id, scales);
+  }
 }
 
 // The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -

@@ -55,57 +55,18 @@ float fit_iq3(const iq3_grid& grid, const float* xval, const float* weight, cons
   return fit_grid_scale<4, 8, k_max_q>(grid.search, xval, weight, waux, t, L);
 }
 
-// iq3_xxs and iq3_s: one quantizer, the differences as arguments.
-struct iq3_type {
-  const iq3_grid& grid;
-  int nsteps;            // trial scales either side (grid_trials)
-  bool on_grid_init, replace_all;
-  bool even;             // sign patterns of even parity (ksigns) or a free byte
-  float eps;             // an emptier sub-block is skipped
-  float stored;          // the super-block scale's correction (grid_superblock_scale)
-  bool clear_if_empty;   // ggml zeroes qs of a super-block whose scales are all 0
-};
-
-// store(block, ib, slot, L, signs): sub-block ib, the slot-th non-empty one of its super-block, with its
-// on-grid levels and sign bytes; finish(block, id, scales): the sub-block scale codes against 1/id.
+// iq3_xxs, iq3_s: sub-blocks of 32, eight groups of 4; nsteps trial scales either side of the first.
 template <bool lanes, class Block, class Store, class Finish>
-void iq3_row(const iq3_type& t, const float* x, Block* y, int64_t n, const float* qw, Store store, Finish finish) {
-  float scales[qk_k / 32], weight[32], xval[32], waux[32];
-  int8_t L[32];
-  uint8_t block_signs[4];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    std::memset(&y[b], 0, sizeof y[b]);
-    y[b].d = f32_to_fp16(0.0f);
-    const float* xbl = x + qk_k * b;
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-    float max_scale = 0.0f;
-    int slot = 0;
-
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const float* xb = xbl + 32 * ib;
-      group_weights(32, xb, qw ? qw + qk_k * b + 32 * ib : nullptr, sigma2, weight, waux);
-      auto fit = [&](float max) {
-        const grid_trials trials{t.nsteps, 0.2f, max, max / float(2 * k_max_q - 1), t.on_grid_init, t.replace_all, false};
-        return fit_iq3<lanes>(t.grid, xval, weight, waux, trials, L);
-      };
-      float scale;
-      if (!grid_sub_block(32, xb, weight, t.even, t.eps, fit, xval, block_signs, L, &scale)) {
-        scales[ib] = 0.0f;
-        continue;
-      }
-      store(y[b], ib, slot++, L, block_signs);
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
-    }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, t.stored, &y[b].d, &id)) {
-      if (t.clear_if_empty) std::memset(y[b].qs, 0, sizeof y[b].qs);
-      continue;
-    }
-    finish(y[b], id, scales);
-  }
+void iq3_row(const iq3_grid& grid, int nsteps, bool on_grid_init, bool replace_all, const grid_row_type& t,
+             const float* x, Block* y, int64_t n, const float* qw, Store store, Finish finish) {
+  auto weights = [](const float* xb, const float* qb, float sigma2, float* weight) {
+    imatrix_weights(32, xb, qb, sigma2, weight);
+  };
+  auto fit = [&](float max, const float* xval, const float* weight, const float* waux, int8_t* L) {
+    const grid_trials trials{nsteps, 0.2f, max, max / float(2 * k_max_q - 1), on_grid_init, replace_all, false};
+    return fit_iq3<lanes>(grid, xval, weight, waux, trials, L);
+  };
+  grid_row<32>(t, x, y, n, qw, weights, fit, store, finish);
 }
 
 // ---- iq3_xxs ----------------------------------------------------------------------------------------
@@ -124,8 +85,8 @@ void iq3_xxs_row(const float* x, void* vy, int64_t n, const float* qw) {
   auto finish = [](block_iq3_xxs& y, float id, const float* scales) {
     for (int ib = 0; ib < qk_k / 32; ++ib) y.qs[qk_k / 4 + 4 * ib + 3] |= uint8_t(scale_code(id, scales[ib]) << 4);
   };
-  iq3_row<lanes>({grid_xxs(), 15, true, false, true, k_group_eps_iq3, 1.0125f, true}, x, static_cast<block_iq3_xxs*>(vy),
-                 n, qw, store, finish);
+  iq3_row<lanes>(grid_xxs(), 15, true, false, {2.0f, true, k_group_eps_iq3, 1.0125f, true}, x,
+                 static_cast<block_iq3_xxs*>(vy), n, qw, store, finish);
 }
 
 }  // namespace
@@ -179,7 +140,7 @@ void iq3_s_row(const float* x, void* vy, int64_t n, const float* qw) {
   auto finish = [](block_iq3_s& y, float id, const float* scales) { scale_nibbles(id, scales, qk_k / 32, y.scales); };
   // ggml re-places every group (its on-grid test is commented out) and skips a sub-block whose largest
   // magnitude is 0: below the smallest subnormal
-  iq3_row<lanes>({grid_s(), 9, false, true, false, std::numeric_limits<float>::denorm_min(), 1.033f, false}, x,
+  iq3_row<lanes>(grid_s(), 9, false, true, {2.0f, false, std::numeric_limits<float>::denorm_min(), 1.033f, false}, x,
                  static_cast<block_iq3_s*>(vy), n, qw, store, finish);
 }
 
