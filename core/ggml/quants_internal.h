@@ -285,6 +285,33 @@ struct grid_trials {
   bool always;
 };
 
+// The last step of fit_grid_scale, after the trials chose `scale` and the levels L: the groups off the grid
+// in that fit (every group with t.replace_all; even when none was off, with t.always) re-placed at the
+// chosen scale, then the scale refit to them. Returns the scale.
+template <int N, int NG, int MaxQ>
+float replace_off_grid(const grid_search& g, const float* xval, const float* weight, const float* waux,
+                       const grid_trials& t, const bool* on_grid, float scale, int8_t* L) {
+  constexpr int n = N * NG;
+  int off_grid = 0;
+  for (int k = 0; k < NG; ++k) off_grid += on_grid[k] ? 0 : 1;
+  if ((off_grid > 0 || t.always) && scale > 0.0f) {
+    const float id = 1.0f / scale;
+    for (int k = 0; k < NG; ++k) {
+      if (on_grid[k] && !t.replace_all) continue;
+      int8_t lv[N];
+      round_group<N, MaxQ - 1>(xval + N * k, id, lv);
+      const int code = g.code_of(lv);
+      int point = g.code_to_point[size_t(code)];
+      if (point < 0) point = best_grid_point<N>(g, code, xval + N * k, waux + N * k, scale, L + N * k);
+      for (int i = 0; i < N; ++i) L[N * k + i] = g.levels[size_t(point) * N + size_t(i)];
+    }
+    float sumqx, sumq2;
+    fit_sums(n, weight, xval, L, &sumqx, &sumq2);
+    if (sumq2 > 0.0f) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
 template <int N, int NG, int MaxQ>
 float fit_grid_scale(const grid_search& g, const float* xval, const float* weight, const float* waux,
                      const grid_trials& t, int8_t* L) {
@@ -312,24 +339,7 @@ float fit_grid_scale(const grid_search& g, const float* xval, const float* weigh
       std::memcpy(on_grid, on_grid_aux, sizeof on_grid);
     }
   }
-  int off_grid = 0;
-  for (int k = 0; k < NG; ++k) off_grid += on_grid[k] ? 0 : 1;
-  if ((off_grid > 0 || t.always) && scale > 0.0f) {
-    const float id = 1.0f / scale;
-    for (int k = 0; k < NG; ++k) {
-      if (on_grid[k] && !t.replace_all) continue;
-      int8_t lv[N];
-      round_group<N, MaxQ - 1>(xval + N * k, id, lv);
-      const int code = g.code_of(lv);
-      int point = g.code_to_point[size_t(code)];
-      if (point < 0) point = best_grid_point<N>(g, code, xval + N * k, waux + N * k, scale, L + N * k);
-      for (int i = 0; i < N; ++i) L[N * k + i] = g.levels[size_t(point) * N + size_t(i)];
-    }
-    float sumqx, sumq2;
-    fit_sums(n, weight, xval, L, &sumqx, &sumq2);
-    if (sumq2 > 0.0f) scale = sumqx / sumq2;
-  }
-  return scale;
+  return replace_off_grid<N, NG, MaxQ>(g, xval, weight, waux, t, on_grid, scale, L);
 }
 
 // The candidate lists of a grid_search with 4 coordinates whose every code is in range (the iq3 grids),
