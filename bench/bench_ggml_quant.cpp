@@ -3,7 +3,9 @@
 // matrices, the same number of threads and the same row chunking. Reports MB/s of F32 input, the
 // ratio ours/ggml and whether the bytes are identical; prints a markdown table.
 //
-//   bench_ggml_quant [--threads N] [--reps R] [--quick] [--lib path/to/libggml-base.so]
+//   bench_ggml_quant [--threads N] [--reps R] [--quick] [--type NAME]... [--lib path/to/libggml-base.so]
+//
+// --type restricts the run to the named types (repeatable; default: every type below).
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   int threads = razor::default_threads();
   int reps = 3;
   bool quick = false;
+  std::vector<razor::ggml::type> only;
   std::string lib = razor::source_dir() + "/.oracle/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libggml-base.so";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -63,9 +66,24 @@ int main(int argc, char** argv) {
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--lib" && i + 1 < argc) lib = argv[++i];
     else if (a == "--quick") quick = true;
-    else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--quick] [--lib libggml-base.so]\n", argv[0]);
-      return 2;
+    else if (a == "--type" && i + 1 < argc) {
+      const auto t = razor::ggml::type_from_name(argv[++i]);
+      if (!t.ok()) {
+        std::fprintf(stderr, "--type: %s\n", t.error().to_string().c_str());
+        return 2;
+      }
+      only.push_back(*t);
+    } else {
+      const bool help = a == "--help" || a == "-h";
+      std::fprintf(help ? stdout : stderr,
+                   "usage: %s [--threads N] [--reps R] [--quick] [--type NAME]... [--lib libggml-base.so]\n"
+                   "  --threads N  threads for both sides (default: all cores)\n"
+                   "  --reps R     repetitions, best kept (default 3)\n"
+                   "  --quick      1/8 of the rows\n"
+                   "  --type NAME  only this type (repeatable): q4_K, q6_K, iq3_xxs\n"
+                   "  --lib PATH   ggml's libggml-base.so (default: the .oracle package's)\n",
+                   argv[0]);
+      return help ? 0 : 2;
     }
   }
   void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -90,9 +108,11 @@ int main(int argc, char** argv) {
     razor::ggml::type t;
     bool imatrix;
   };
-  const std::vector<job> jobs = {{razor::ggml::type::q4_k, false}, {razor::ggml::type::q4_k, true},
-                                 {razor::ggml::type::q6_k, false}, {razor::ggml::type::q6_k, true},
-                                 {razor::ggml::type::iq3_xxs, true}};
+  std::vector<job> jobs = {{razor::ggml::type::q4_k, false},    {razor::ggml::type::q4_k, true},
+                           {razor::ggml::type::q6_k, false},    {razor::ggml::type::q6_k, true},
+                           {razor::ggml::type::iq3_xxs, false}, {razor::ggml::type::iq3_xxs, true}};
+  if (!only.empty())
+    std::erase_if(jobs, [&](const job& j) { return std::find(only.begin(), only.end(), j.t) == only.end(); });
 
   // warm the one-time tables of both sides outside the timings
   ggml_init(int(razor::ggml::info(razor::ggml::type::iq3_xxs).id));

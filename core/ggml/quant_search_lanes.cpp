@@ -1,8 +1,9 @@
-// Lane-parallel forms of the k-quant scale searches: the independent sub-blocks of a super-block run
-// side by side in vector lanes (GCC/Clang vector extensions; lowered to SSE2 on plain x86-64). Every
-// lane performs exactly the float32 operations, in exactly the order, of the scalar function in
-// quant_search.h, so the results are bit-identical; only independent work is interleaved. Tested
-// against the scalar reference and against ggml.
+// Lane-parallel forms of the k-quant scale searches (the independent sub-blocks of a super-block side by
+// side) and of the iq3 grids' scale search (the trial scales of a sub-block side by side), in vector lanes
+// (GCC/Clang vector extensions; lowered to SSE2 on plain x86-64). Every lane performs exactly the float32
+// operations, in exactly the order, of the scalar function (quant_search.h, quants_internal.h), so the
+// results are bit-identical; only independent work is interleaved. Tested against the scalar reference
+// and against ggml.
 #include <atomic>
 
 #include "ggml/quants_internal.h"
@@ -17,6 +18,7 @@ namespace razor::ggml::detail {
 
 // The lane code, compiled for the baseline ISA and for AVX2 (chosen at run time). AVX2 adds no FMA,
 // so contraction stays impossible and both builds give the same bits.
+#define RAZOR_LANES_AVX2 0
 namespace base {
 #include "ggml/quant_search_lanes.inc"
 }  // namespace base
@@ -29,9 +31,12 @@ namespace base {
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #endif
+#undef RAZOR_LANES_AVX2
+#define RAZOR_LANES_AVX2 1
 namespace avx2 {
 #include "ggml/quant_search_lanes.inc"
 }  // namespace avx2
+#undef RAZOR_LANES_AVX2
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -78,6 +83,15 @@ void fit_symmetric_x16(int n, int nmax, const float* x, const float* w, int8_t* 
 #endif
     base::fit_symmetric_lanes<8, base::f8, base::i8>(n, nmax, xh, wh, L + 8 * n * h, scales + 8 * h);
   }
+}
+
+float fit_grid_scale_lanes(const grid_search& g, const grid_lists& lists, const float* xval, const float* weight,
+                           const float* waux, const grid_trials& t, int8_t* L) {
+  if (t.nsteps > 15) return fit_grid_scale<4, 8, 8>(g, xval, weight, waux, t, L);  // more trials than lanes
+#ifdef RAZOR_GGML_HAVE_AVX2_LANES
+  if (use_avx2()) return avx2::fit_grid_scale_x8(g, lists, xval, weight, waux, t, L);
+#endif
+  return base::fit_grid_scale_x8(g, lists, xval, weight, waux, t, L);
 }
 
 }  // namespace razor::ggml::detail

@@ -32,13 +32,8 @@ namespace {
 // ggml quantize_row_q4_0_ref: d = (element of largest magnitude) / -8, q = trunc(x/d + 8.5) capped at 15.
 void q4_0_plain(const float* x, block_q4_0* y, int64_t nblocks) {
   for (int64_t b = 0; b < nblocks; ++b, x += 32) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    float max;
+    signed_abs_max<32>(x, &max);
     const float d = max / -8.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[b].d = f32_to_fp16(d);
@@ -201,13 +196,8 @@ void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* qw) {
     // ggml quantize_row_q5_0_ref: d = (element of largest magnitude) / -16, q = trunc(x/d + 16.5) capped at 31
     for (int64_t b = 0; b < n / 32; ++b) {
       const float* xb = x + 32 * b;
-      float amax = 0.0f, max = 0.0f;
-      for (int j = 0; j < 32; ++j) {
-        if (amax < std::fabs(xb[j])) {
-          amax = std::fabs(xb[j]);
-          max = xb[j];
-        }
-      }
+      float max;
+      signed_abs_max<32>(xb, &max);
       const float d = max / -16.0f;
       const float id = d != 0.0f ? 1.0f / d : 0.0f;
       y[b].d = f32_to_fp16(d);
@@ -289,21 +279,9 @@ void iq4_superblock(int sb, const float* x, half* dh, uint8_t* q4, uint16_t* sca
   for (int ib = 0; ib < nsub; ++ib) {
     const float* xb = x + 32 * ib;
     uint8_t* Lb = L + 32 * ib;
-    if (qw) {
-      const float* qb = qw + 32 * ib;
-      for (int j = 0; j < 32; ++j) weight[j] = qb[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
-    } else {
-      for (int j = 0; j < 32; ++j) weight[j] = xb[j] * xb[j];
-    }
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      const float ax = std::fabs(xb[j]);
-      if (ax > amax) {
-        amax = ax;
-        max = xb[j];
-      }
-    }
-    if (amax < k_group_eps) {
+    imatrix_weights(32, xb, qw ? qw + 32 * ib : nullptr, sigma2, weight);
+    float max;
+    if (signed_abs_max<32>(xb, &max) < k_group_eps) {
       scales[ib] = 0.0f;
       std::memset(Lb, 0, 32);
       continue;

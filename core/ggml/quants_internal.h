@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "ggml/blocks.h"
 #include "ggml/common.h"
@@ -152,6 +153,70 @@ inline int scale_code(float id, float scale, int max_code = 15) {
   return max_of(0, min_of(max_code, nearest_int(0.5f * (id * scale - 1.0f))));
 }
 
+// The 4-bit sub-block scale codes of n sub-blocks against the super-block scale 1/id, two a byte (the
+// even sub-block in the low nibble).
+inline void scale_nibbles(float id, const float* scales, int n, uint8_t* out) {
+  for (int ib = 0; ib < n; ib += 2) out[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
+}
+
+// The super-block loop every grid quantizer (iq2_*, iq3_*) runs, sub-blocks of SB. Per sub-block: its
+// importance weights (weights(xb, qb, sigma2, weight), qb null without an imatrix) and their square roots;
+// the magnitudes and a sign byte per 8 (group_magnitudes); the levels cleared; then, unless the largest
+// magnitude is below eps (ggml's `max == 0` tests are eps = the smallest subnormal), the scale search
+// fit(max, xval, weight, waux, L) (the scale with on-grid levels in L, or nullopt for a sub-block it finds
+// empty); a negative scale made positive with every sign flipped, as ggml keeps it though the magnitudes
+// are non-negative; and store(block, ib, slot, L, signs) for the slot-th non-empty sub-block. Then the
+// super-block scale (grid_superblock_scale) and finish(block, id, scales), or, when every scale is 0,
+// the grid indices zeroed where ggml does so (clear_if_empty).
+struct grid_row_type {
+  float sigma2_factor;  // superblock_sigma2's factor
+  bool even;            // sign patterns of even parity (ksigns) or a free byte
+  float eps;
+  float stored;         // the super-block scale's correction
+  bool clear_if_empty;
+};
+
+template <int SB, class Block, class Weights, class Fit, class Store, class Finish>
+void grid_row(const grid_row_type& t, const float* x, Block* y, int64_t n, const float* qw, Weights weights, Fit fit,
+              Store store, Finish finish) {
+  float scales[qk_k / SB], weight[SB], xval[SB], waux[SB];
+  int8_t L[SB];
+  uint8_t signs[SB / 8];
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    std::memset(&y[b], 0, sizeof y[b]);
+    y[b].d = f32_to_fp16(0.0f);
+    const float* xbl = x + qk_k * b;
+    const float sigma2 = superblock_sigma2(xbl, t.sigma2_factor);
+    float max_scale = 0.0f;
+    int slot = 0;
+    for (int ib = 0; ib < qk_k / SB; ++ib) {
+      const float* xb = xbl + SB * ib;
+      weights(xb, qw ? qw + qk_k * b + SB * ib : nullptr, sigma2, weight);
+      for (int i = 0; i < SB; ++i) waux[i] = std::sqrt(weight[i]);
+      const float max = group_magnitudes(SB, xb, weight, t.even, xval, signs);
+      std::memset(L, 0, sizeof L);
+      scales[ib] = 0.0f;
+      if (max < t.eps) continue;
+      const std::optional<float> fitted = fit(max, xval, weight, waux, L);
+      if (!fitted) continue;
+      float scale = *fitted;
+      if (scale < 0.0f) {
+        scale = -scale;
+        for (int k = 0; k < SB / 8; ++k) signs[k] = uint8_t(~signs[k] & (t.even ? 127 : 255));
+      }
+      store(y[b], ib, slot++, L, signs);
+      scales[ib] = scale;
+      max_scale = max_of(max_scale, scale);
+    }
+    float id;
+    if (!grid_superblock_scale(max_scale, t.stored, &y[b].d, &id)) {
+      if (t.clear_if_empty) std::memset(y[b].qs, 0, sizeof y[b].qs);
+      continue;
+    }
+    finish(y[b], id, scales);
+  }
+}
+
 // The best grid point for an off-grid group of N: smallest weighted squared distance sum_i w_i*(scale*q_i -
 // xval_i)^2, the first of the code's candidates on ties, where q_i = value(level of coordinate i) (2l+1 for
 // the iq2 / iq3 grids: ggml iq2_find_best_neighbour / iq3_find_best_neighbour; iq1's shifted values for
@@ -220,6 +285,33 @@ struct grid_trials {
   bool always;
 };
 
+// The last step of fit_grid_scale, after the trials chose `scale` and the levels L: the groups off the grid
+// in that fit (every group with t.replace_all; even when none was off, with t.always) re-placed at the
+// chosen scale, then the scale refit to them. Returns the scale.
+template <int N, int NG, int MaxQ>
+float replace_off_grid(const grid_search& g, const float* xval, const float* weight, const float* waux,
+                       const grid_trials& t, const bool* on_grid, float scale, int8_t* L) {
+  constexpr int n = N * NG;
+  int off_grid = 0;
+  for (int k = 0; k < NG; ++k) off_grid += on_grid[k] ? 0 : 1;
+  if ((off_grid > 0 || t.always) && scale > 0.0f) {
+    const float id = 1.0f / scale;
+    for (int k = 0; k < NG; ++k) {
+      if (on_grid[k] && !t.replace_all) continue;
+      int8_t lv[N];
+      round_group<N, MaxQ - 1>(xval + N * k, id, lv);
+      const int code = g.code_of(lv);
+      int point = g.code_to_point[size_t(code)];
+      if (point < 0) point = best_grid_point<N>(g, code, xval + N * k, waux + N * k, scale, L + N * k);
+      for (int i = 0; i < N; ++i) L[N * k + i] = g.levels[size_t(point) * N + size_t(i)];
+    }
+    float sumqx, sumq2;
+    fit_sums(n, weight, xval, L, &sumqx, &sumq2);
+    if (sumq2 > 0.0f) scale = sumqx / sumq2;
+  }
+  return scale;
+}
+
 template <int N, int NG, int MaxQ>
 float fit_grid_scale(const grid_search& g, const float* xval, const float* weight, const float* waux,
                      const grid_trials& t, int8_t* L) {
@@ -247,25 +339,41 @@ float fit_grid_scale(const grid_search& g, const float* xval, const float* weigh
       std::memcpy(on_grid, on_grid_aux, sizeof on_grid);
     }
   }
-  int off_grid = 0;
-  for (int k = 0; k < NG; ++k) off_grid += on_grid[k] ? 0 : 1;
-  if ((off_grid > 0 || t.always) && scale > 0.0f) {
-    const float id = 1.0f / scale;
-    for (int k = 0; k < NG; ++k) {
-      if (on_grid[k] && !t.replace_all) continue;
-      int8_t lv[N];
-      round_group<N, MaxQ - 1>(xval + N * k, id, lv);
-      const int code = g.code_of(lv);
-      int point = g.code_to_point[size_t(code)];
-      if (point < 0) point = best_grid_point<N>(g, code, xval + N * k, waux + N * k, scale, L + N * k);
-      for (int i = 0; i < N; ++i) L[N * k + i] = g.levels[size_t(point) * N + size_t(i)];
-    }
-    float sumqx, sumq2;
-    fit_sums(n, weight, xval, L, &sumqx, &sumq2);
-    if (sumq2 > 0.0f) scale = sumqx / sumq2;
-  }
-  return scale;
+  return replace_off_grid<N, NG, MaxQ>(g, xval, weight, waux, t, on_grid, scale, L);
 }
+
+// The candidate lists of a grid_search with 4 coordinates whose every code is in range (the iq3 grids),
+// for the lane form of the scale search. Every code has a list: its candidates in search order, or for a
+// code on the grid its own point alone, so that the search takes the same steps for every group. An entry
+// names a point by its levels, byte i = 8*i + l_i (the index of (coordinate, level) in the search's
+// table of per-coordinate distance terms).
+struct grid_lists {
+  std::vector<int32_t> begin;     // per code (+1): its list is entries[begin[code] .. begin[code+1])
+  std::vector<uint32_t> entries;
+};
+
+inline grid_lists build_grid_lists(const grid_search& g) {
+  grid_lists r;
+  const size_t ncodes = g.code_to_point.size();
+  auto entry = [&](int point) {
+    uint32_t e = 0;
+    for (int i = 0; i < 4; ++i) e |= uint32_t(8 * i + g.levels[size_t(point) * 4 + size_t(i)]) << (8 * i);
+    return e;
+  };
+  r.begin.reserve(ncodes + 1);
+  for (size_t code = 0; code < ncodes; ++code) {
+    r.begin.push_back(int32_t(r.entries.size()));
+    if (g.code_to_point[code] >= 0) r.entries.push_back(entry(g.code_to_point[code]));
+    for (int c = g.cand_begin[code]; c < g.cand_begin[code + 1]; ++c) r.entries.push_back(entry(g.candidates[size_t(c)]));
+  }
+  r.begin.push_back(int32_t(r.entries.size()));
+  return r;
+}
+
+// fit_grid_scale<4, 8, 8> (the iq3 grids: 8 groups of 4, levels 0..7, at most 16 steps either side) with
+// the trial scales side by side in vector lanes (quant_search_lanes.cpp); bit-identical to it.
+float fit_grid_scale_lanes(const grid_search& g, const grid_lists& lists, const float* xval, const float* weight,
+                           const float* waux, const grid_trials& t, int8_t* L);
 
 // Row functions, declared from the type table (types.h names them). `x` is one row of n elements (n a
 // multiple of the block size), `qw` its importance weights or null; each writes n / block_size blocks.

@@ -82,6 +82,50 @@ void sort_sub_block(const float* xb, int n, sort_pair* pairs) {
   std::qsort(pairs, size_t(n), sizeof(sort_pair), compare_pairs);
 }
 
+// The levels 0 / 1 / 2 of a sub-block of n from the best split of its sorted order (the elements before
+// position i1, up to i2, from i2 on); mirrored (2 - l) when the fitted *scale is negative, which is then
+// made positive. Returns whether it mirrored (the caller flips its shift).
+bool split_levels(const sort_pair* pairs, int n, int i1, int i2, float* scale, int8_t* L) {
+  for (int j = 0; j < i1; ++j) L[pairs[j].idx] = 0;
+  for (int j = i1; j < i2; ++j) L[pairs[j].idx] = 1;
+  for (int j = i2; j < n; ++j) L[pairs[j].idx] = 2;
+  if (!(*scale < 0.0f)) return false;  // NaN too: ggml tests scale < 0
+  for (int j = 0; j < n; ++j) L[j] = int8_t(2 - L[j]);
+  *scale = -*scale;
+  return true;
+}
+
+// Every group of 8 of a sub-block of n put on the grid (best_point where its levels are off it), group k
+// with the values values_of(k); where any was off, the scale refit to the grid points (ggml keeps it unless
+// both sums are positive). Writes the grid indices to index; returns the scale.
+template <class Values>
+float place_on_grid(const grid_search& g, int n, const float* xb, const float* weight, float scale, Values values_of,
+                    int8_t* L, uint16_t* index) {
+  bool all_on_grid = true;
+  for (int k = 0; k < n / 8; ++k) {
+    const int code = g.code_of(L + 8 * k);
+    int point = g.code_to_point[size_t(code)];
+    if (point < 0) {
+      all_on_grid = false;
+      point = best_point(g, code, xb + 8 * k, weight + 8 * k, scale, values_of(k), L + 8 * k);
+    }
+    index[k] = uint16_t(point);
+  }
+  if (all_on_grid) return scale;
+  float sumqx = 0.0f, sumq2 = 0.0f;
+  for (int k = 0; k < n / 8; ++k) {
+    const float* xx = values_of(k);
+    const int8_t* pl = &g.levels[size_t(index[k]) * 8];
+    for (int j = 0; j < 8; ++j) {
+      const float w = weight[8 * k + j];
+      const float q = xx[pl[j]];
+      sumqx += w * q * xb[8 * k + j];
+      sumq2 += w * q * q;
+    }
+  }
+  return sumqx > 0.0f && sumq2 > 0.0f ? sumqx / sumq2 : scale;
+}
+
 }  // namespace
 
 // ---- iq1_s ------------------------------------------------------------------------------------------
@@ -148,38 +192,9 @@ void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
         std::memset(L, 1, bs);
         continue;
       }
-      for (int j = 0; j < besti1; ++j) L[pairs[j].idx] = 0;
-      for (int j = besti1; j < besti2; ++j) L[pairs[j].idx] = 1;
-      for (int j = besti2; j < bs; ++j) L[pairs[j].idx] = 2;
-      if (scale < 0.0f) {
-        for (int j = 0; j < bs; ++j) L[j] = int8_t(2 - L[j]);
-        scale = -scale;
-        best_shift = -best_shift;
-      }
-      bool all_on_grid = true;
+      if (split_levels(pairs, bs, besti1, besti2, &scale, L)) best_shift = -best_shift;
       const float* xx = best_shift == 1 ? x_p : x_m;
-      for (int k = 0; k < bs / 8; ++k) {
-        const int code = g.code_of(L + 8 * k);
-        int point = g.code_to_point[size_t(code)];
-        if (point < 0) {
-          all_on_grid = false;
-          point = best_point(g, code, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
-        }
-        index[k] = uint16_t(point);
-      }
-      if (!all_on_grid) {
-        float sumqx = 0.0f, sumq2 = 0.0f;
-        for (int k = 0; k < bs / 8; ++k) {
-          const int8_t* pl = &g.levels[size_t(index[k]) * 8];
-          for (int j = 0; j < 8; ++j) {
-            const float w = weight[8 * k + j];
-            const float q = xx[pl[j]];
-            sumqx += w * q * xb[8 * k + j];
-            sumq2 += w * q * q;
-          }
-        }
-        if (sumqx > 0.0f && sumq2 > 0.0f) scale = sumqx / sumq2;
-      }
+      scale = place_on_grid(g, bs, xb, weight, scale, [xx](int) { return xx; }, L, index);
       uint16_t h = 0;
       for (int k = 0; k < bs / 8; ++k) {
         y[b].qs[(bs / 8) * ib + k] = uint8_t(index[k] & 255);
@@ -296,38 +311,8 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
         std::memset(L, 1, bs);
         continue;
       }
-      for (int j = 0; j < besti1; ++j) L[pairs[j].idx] = 0;
-      for (int j = besti1; j < besti2; ++j) L[pairs[j].idx] = 1;
-      for (int j = besti2; j < bs; ++j) L[pairs[j].idx] = 2;
-      if (scale < 0.0f) {
-        for (int j = 0; j < bs; ++j) L[j] = int8_t(2 - L[j]);
-        scale = -scale;
-        best_k = 3 - best_k;
-      }
-      bool all_on_grid = true;
-      for (int k = 0; k < bs / 8; ++k) {
-        const int code = g.code_of(L + 8 * k);
-        int point = g.code_to_point[size_t(code)];
-        if (point < 0) {
-          all_on_grid = false;
-          point = best_point(g, code, xb + 8 * k, weight + 8 * k, scale, group_values(best_k, k), L + 8 * k);
-        }
-        index[k] = uint16_t(point);
-      }
-      if (!all_on_grid) {
-        float sumqx = 0.0f, sumq2 = 0.0f;
-        for (int k = 0; k < bs / 8; ++k) {
-          const float* xx = group_values(best_k, k);
-          const int8_t* pl = &g.levels[size_t(index[k]) * 8];
-          for (int j = 0; j < 8; ++j) {
-            const float w = weight[8 * k + j];
-            const float q = xx[pl[j]];
-            sumqx += w * q * xb[8 * k + j];
-            sumq2 += w * q * q;
-          }
-        }
-        if (sumqx > 0.0f && sumq2 > 0.0f) scale = sumqx / sumq2;
-      }
+      if (split_levels(pairs, bs, besti1, besti2, &scale, L)) best_k = 3 - best_k;
+      scale = place_on_grid(g, bs, xb, weight, scale, [&](int k) { return group_values(best_k, k); }, L, index);
       y[b].qs[2 * ib] = uint8_t(index[0] & 255);
       y[b].qs[2 * ib + 1] = uint8_t(index[1] & 255);
       y[b].qh[ib] = uint8_t((index[0] >> 8) | ((index[1] >> 8) << 4));

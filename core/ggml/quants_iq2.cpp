@@ -51,67 +51,48 @@ inline grid_trials trials_16(float max) {
   return {9, 0.1f, max, max / float(2 * k_max_q - 1), true, false, false};
 }
 
+// The importance weights of a sub-block of 16 (iq2_xs: always given).
+void imatrix_weights_16(const float* xb, const float* qb, float sigma2, float* weight) {
+  imatrix_weights(16, xb, qb, sigma2, weight);
+}
+
 }  // namespace
 
 // ---- iq2_xxs ----------------------------------------------------------------------------------------
 
+// qs: per sub-block of 32 a little-endian u32 of 4 grid indices, then one of 4 x 7 sign bits and the scale.
 void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) {
+  // qw is never null here (the type table's `required`)
   const grid_search& g = grid_xxs().search;
-  auto* y = static_cast<block_iq2_xxs*>(vy);
-  float scales[qk_k / 32], weight[32], xval[32], waux[32];
-  int8_t L[32] = {};
-  uint8_t block_signs[4];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float* xbl = x + qk_k * b;
-    uint32_t q2[2 * (qk_k / 32)] = {};
-    y[b].d = f32_to_fp16(0.0f);
-    const float sigma2 = superblock_sigma2(xbl, 1.0f);
-    float max_scale = 0.0f;
-
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const float* xb = xbl + 32 * ib;
-      const float* qb = qw + qk_k * b + 32 * ib;
-      group_weights(32, xb, qb, sigma2, weight, waux);
-      const float max = group_magnitudes(32, xb, weight, true, xval, block_signs);
-      if (max < k_group_eps) {
-        scales[ib] = 0.0f;
-        std::memset(L, 0, sizeof L);
-        continue;
-      }
-      // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
-      float scale = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
-      const float eff_max = scale * float(k_max_q);
-      if (eff_max <= 0.0f) {
-        scales[ib] = 0.0f;
-        std::memset(L, 0, sizeof L);
-        continue;
-      }
-      // trials around it; then every group re-placed at the chosen scale (ggml does so even when all are
-      // on the grid)
-      scale = fit_grid_scale<8, 4, k_max_q>(g, xval, weight, waux, {6, 0.1f, eff_max, scale, true, true, true}, L);
-      if (scale < 0.0f) {  // cannot happen with non-negative xval; kept as ggml keeps it
-        scale = -scale;
-        for (int k = 0; k < 4; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
-      }
-      for (int k = 0; k < 4; ++k) {
-        // on the grid here: either the code was, or best_grid_point put it there
-        const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
-        q2[2 * ib] |= uint32_t(point) << (8 * k);
-        q2[2 * ib + 1] |= uint32_t(block_signs[k]) << (7 * k);
-      }
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
+  auto weights = [](const float* xb, const float* qb, float sigma2, float* weight) {
+    imatrix_weights(32, xb, qb, sigma2, weight);
+  };
+  auto fit = [&g](float, const float* xval, const float* weight, const float* waux, int8_t* L) -> std::optional<float> {
+    // a first scale from the magnitudes (levels 0..3 of make_qp_quants)
+    const float first = fit_positive<32>(k_max_q + 1, xval, reinterpret_cast<uint8_t*>(L), weight);
+    const float eff_max = first * float(k_max_q);
+    if (eff_max <= 0.0f) return std::nullopt;
+    // trials around it; then every group re-placed at the chosen scale (ggml does so even when all are on
+    // the grid)
+    return fit_grid_scale<8, 4, k_max_q>(g, xval, weight, waux, {6, 0.1f, eff_max, first, true, true, true}, L);
+  };
+  auto store = [&g](block_iq2_xxs& y, int ib, int, const int8_t* L, const uint8_t* signs) {
+    uint32_t points = 0, sign_bits = 0;
+    for (int k = 0; k < 4; ++k) {
+      // on the grid here: either the code was, or best_grid_point put it there
+      points |= uint32_t(g.code_to_point[size_t(g.code_of(L + 8 * k))]) << (8 * k);
+      sign_bits |= uint32_t(signs[k]) << (7 * k);
     }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
-      std::memset(y[b].qs, 0, sizeof y[b].qs);
-      continue;
-    }
-    for (int ib = 0; ib < qk_k / 32; ++ib) q2[2 * ib + 1] |= uint32_t(scale_code(id, scales[ib])) << 28;
-    for (int i = 0; i < qk_k / 8; ++i) y[b].qs[i] = uint16_t(q2[i / 2] >> (16 * (i % 2)));
-  }
+    y.qs[4 * ib] = uint16_t(points);
+    y.qs[4 * ib + 1] = uint16_t(points >> 16);
+    y.qs[4 * ib + 2] = uint16_t(sign_bits);
+    y.qs[4 * ib + 3] = uint16_t(sign_bits >> 16);
+  };
+  auto finish = [](block_iq2_xxs& y, float id, const float* scales) {
+    for (int ib = 0; ib < qk_k / 32; ++ib) y.qs[4 * ib + 3] |= uint16_t(scale_code(id, scales[ib]) << 12);
+  };
+  grid_row<32>({1.0f, true, k_group_eps, 1.0f, true}, x, static_cast<block_iq2_xxs*>(vy), n, qw, weights, fit, store,
+               finish);
 }
 
 void dequantize_row_iq2_xxs(const void* vx, float* y, int64_t n) {
@@ -135,58 +116,31 @@ void dequantize_row_iq2_xxs(const void* vx, float* y, int64_t n) {
 
 // ---- iq2_xs -----------------------------------------------------------------------------------------
 
+namespace {
+
+// iq2_xs, iq2_s: sub-blocks of 16, two groups of 8.
+template <class Block, class Weights, class Store>
+void iq2_16_row(const iq2_grid& grid, const grid_row_type& t, const float* x, Block* y, int64_t n, const float* qw,
+                Weights weights, Store store) {
+  const grid_search& g = grid.search;
+  auto fit = [&g](float max, const float* xval, const float* weight, const float* waux, int8_t* L) {
+    return fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
+  };
+  auto store_points = [&](Block& yb, int ib, int, const int8_t* L, const uint8_t* signs) {
+    for (int k = 0; k < 2; ++k) store(yb, ib, k, g.code_to_point[size_t(g.code_of(L + 8 * k))], signs[k]);
+  };
+  auto finish = [](Block& yb, float id, const float* scales) { scale_nibbles(id, scales, qk_k / 16, yb.scales); };
+  grid_row<16>(t, x, y, n, qw, weights, fit, store_points, finish);
+}
+
+}  // namespace
+
 void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_xs().search;
-  auto* y = static_cast<block_iq2_xs*>(vy);
-  float scales[qk_k / 16], weight[16], xval[16], waux[16];
-  int8_t L[16];
-  uint8_t block_signs[2];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float* xbl = x + qk_k * b;
-    uint16_t q2[2 * (qk_k / 16)] = {};
-    y[b].d = f32_to_fp16(0.0f);
-    std::memset(y[b].scales, 0, sizeof y[b].scales);
-    const float sigma2 = superblock_sigma2(xbl, 1.0f);
-    float max_scale = 0.0f;
-
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const float* xb = xbl + 16 * ib;
-      const float* qb = qw + qk_k * b + 16 * ib;
-      group_weights(16, xb, qb, sigma2, weight, waux);
-      const float max = group_magnitudes(16, xb, weight, true, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max < k_group_eps) {
-        scales[ib] = 0.0f;
-        continue;
-      }
-      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
-      if (scale < 0.0f) {
-        scale = -scale;
-        for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k] & 127);
-      }
-      for (int k = 0; k < 2; ++k) {
-        const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
-        q2[2 * ib + k] = uint16_t(point | (block_signs[k] << 9));
-      }
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
-    }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, 1.0f, &y[b].d, &id)) {
-      std::memset(y[b].qs, 0, sizeof y[b].qs);
-      continue;
-    }
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const int l = scale_code(id, scales[ib]);
-      if (ib % 2 == 0)
-        y[b].scales[ib / 2] = uint8_t(l);
-      else
-        y[b].scales[ib / 2] |= uint8_t(l << 4);
-    }
-    std::memcpy(y[b].qs, q2, sizeof y[b].qs);
-  }
+  // qw is never null here (the type table's `required`)
+  iq2_16_row(grid_xs(), {1.0f, true, k_group_eps, 1.0f, true}, x, static_cast<block_iq2_xs*>(vy), n, qw,
+             imatrix_weights_16, [](block_iq2_xs& y, int ib, int k, int point, uint8_t signs) {
+               y.qs[2 * ib + k] = uint16_t(point | (signs << 9));
+             });
 }
 
 void dequantize_row_iq2_xs(const void* vx, float* y, int64_t n) {
@@ -210,59 +164,20 @@ void dequantize_row_iq2_xs(const void* vx, float* y, int64_t n) {
 // ---- iq2_s ------------------------------------------------------------------------------------------
 
 void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid_s().search;
-  auto* y = static_cast<block_iq2_s*>(vy);
-  float scales[qk_k / 16], weight[16], xval[16], waux[16];
-  int8_t L[16];
-  uint8_t block_signs[2];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float* xbl = x + qk_k * b;
-    std::memset(&y[b], 0, sizeof y[b]);
-    y[b].d = f32_to_fp16(0.0f);
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-    float max_scale = 0.0f;
-
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const float* xb = xbl + 16 * ib;
-      if (qw) {
-        imatrix_weights(16, xb, qw + qk_k * b + 16 * ib, sigma2, weight);
-      } else {  // iq2_s's own weights without an imatrix
-        for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
-      }
-      for (int i = 0; i < 16; ++i) waux[i] = std::sqrt(weight[i]);
-      const float max = group_magnitudes(16, xb, weight, false, xval, block_signs);
-      std::memset(L, 0, sizeof L);
-      if (max < k_iq2s_eps) {
-        scales[ib] = 0.0f;
-        continue;
-      }
-      float scale = fit_grid_scale<8, 2, k_max_q>(g, xval, weight, waux, trials_16(max), L);
-      if (scale < 0.0f) {
-        scale = -scale;
-        for (int k = 0; k < 2; ++k) block_signs[k] = uint8_t(~block_signs[k]);
-      }
-      for (int k = 0; k < 2; ++k) {
-        const int point = g.code_to_point[size_t(g.code_of(L + 8 * k))];
-        const int i8 = 2 * ib + k;
-        y[b].qs[i8] = uint8_t(point & 255);
-        y[b].qh[i8 / 4] |= uint8_t((point >> 8) << (2 * (i8 % 4)));
-        y[b].qs[qk_k / 8 + i8] = block_signs[k];
-      }
-      scales[ib] = scale;
-      max_scale = max_of(max_scale, scale);
+  auto weights = [](const float* xb, const float* qb, float sigma2, float* weight) {
+    if (qb) {
+      imatrix_weights(16, xb, qb, sigma2, weight);
+    } else {  // iq2_s's own weights without an imatrix
+      for (int i = 0; i < 16; ++i) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
     }
-
-    float id;
-    if (!grid_superblock_scale(max_scale, 0.9875f, &y[b].d, &id)) continue;
-    for (int ib = 0; ib < qk_k / 16; ++ib) {
-      const int l = scale_code(id, scales[ib]);
-      if (ib % 2 == 0)
-        y[b].scales[ib / 2] = uint8_t(l);
-      else
-        y[b].scales[ib / 2] |= uint8_t(l << 4);
-    }
-  }
+  };
+  iq2_16_row(grid_s(), {2.0f, false, k_iq2s_eps, 0.9875f, false}, x, static_cast<block_iq2_s*>(vy), n, qw, weights,
+             [](block_iq2_s& y, int ib, int k, int point, uint8_t signs) {
+               const int i8 = 2 * ib + k;
+               y.qs[i8] = uint8_t(point & 255);
+               y.qh[i8 / 4] |= uint8_t((point >> 8) << (2 * (i8 % 4)));
+               y.qs[qk_k / 8 + i8] = signs;
+             });
 }
 
 void dequantize_row_iq2_s(const void* vx, float* y, int64_t n) {

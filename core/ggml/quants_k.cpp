@@ -27,6 +27,17 @@ inline int8_t unpack_q3_scale(const uint8_t* s, int j) {
   return int8_t((sc | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
 }
 
+// The importance weights of a super-block's 16 sub-blocks of 16 (imatrix_weights) and the sum of each
+// sub-block's (q2_K and q3_K with an imatrix).
+void weights_16(const float* x, const float* qrow, float sigma2, float* weight, float* sw) {
+  for (int j = 0; j < 16; ++j) {
+    imatrix_weights(16, x + 16 * j, qrow + 16 * j, sigma2, weight + 16 * j);
+    float s = 0.0f;
+    for (int l = 0; l < 16; ++l) s += weight[16 * j + l];
+    sw[j] = s;
+  }
+}
+
 // Requantizes the sub-blocks of 16 of q2_K against the stored (rounded) scales and mins.
 void q2_requantize(const float* x, const block_q2_k& y, uint8_t* L) {
   const float dall = fp16_to_f32(y.d), mall = fp16_to_f32(y.dmin);
@@ -210,19 +221,9 @@ void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
     } else {
       // ggml quantize_row_q2_K_impl
       const float* qrow = qw + qk_k * b;
-      float sumx2 = 0.0f;
-      for (int j = 0; j < qk_k; ++j) sumx2 += x[j] * x[j];
-      const float sigma2 = sumx2 / float(qk_k);
       float sw[16];
       uint8_t Ls[16], Lm[16];
-      for (int j = 0; j < 16; ++j) {
-        const float* qb = qrow + 16 * j;
-        float* wb = weights + 16 * j;
-        for (int l = 0; l < 16; ++l) wb[l] = qb[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-        float s = 0.0f;
-        for (int l = 0; l < 16; ++l) s += wb[l];
-        sw[j] = s;
-      }
+      weights_16(x, qrow, superblock_sigma2(x, 1.0f), weights, sw);
       if (lanes) {
         for (int h = 0; h < 2; ++h)
           fit_affine_x8(16, 3, x + 128 * h, weights + 128 * h, L + 128 * h, mins + 8 * h, scales + 8 * h, -0.9f,
@@ -279,15 +280,9 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
     std::memset(yb.scales, 0, sizeof yb.scales);
     if (!qw) {
       // ggml quantize_row_q3_K_ref
-      float max_scale = 0.0f, amax = 0.0f;
-      for (int j = 0; j < 16; ++j) {
-        scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
-        const float a = std::fabs(scales[j]);
-        if (a > amax) {
-          amax = a;
-          max_scale = scales[j];
-        }
-      }
+      for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
+      float max_scale;
+      signed_abs_max<16>(scales, &max_scale);
       if (max_scale != 0.0f) {
         const float iscale = -32.0f / max_scale;
         for (int j = 0; j < 16; ++j) {
@@ -302,19 +297,9 @@ void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
     } else {
       // ggml quantize_row_q3_K_impl
       const float* qrow = qw + qk_k * b;
-      float sumx2 = 0.0f;
-      for (int j = 0; j < qk_k; ++j) sumx2 += x[j] * x[j];
-      const float sigma2 = 2.0f * sumx2 / float(qk_k);
       float weight[qk_k], sw[16];
       int8_t Ls[16];
-      for (int j = 0; j < 16; ++j) {
-        const float* qb = qrow + 16 * j;
-        float* wb = weight + 16 * j;
-        for (int l = 0; l < 16; ++l) wb[l] = qb[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
-        float s = 0.0f;
-        for (int l = 0; l < 16; ++l) s += wb[l];
-        sw[j] = s;
-      }
+      weights_16(x, qrow, superblock_sigma2(x, 2.0f), weight, sw);
       if (lanes) {
         fit_symmetric_x16(16, 4, x, weight, L, scales);
       } else {
@@ -438,7 +423,6 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
   for (int64_t b = 0; b < n / qk_k; ++b, x += qk_k) {
     block_q6_k& yb = y[b];
     const float* qrow = qw ? qw + qk_k * b : nullptr;
-    float max_scale = 0.0f, max_abs_scale = 0.0f;
     // ref and impl differ only in the weights: x*x (null) or the raw importance weights
     if (lanes) {
       fit_symmetric_x16(16, 32, x, qrow, L, scales);
@@ -446,14 +430,8 @@ void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
       for (int ib = 0; ib < 16; ++ib)
         scales[ib] = fit_symmetric<16>(32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
     }
-    for (int ib = 0; ib < 16; ++ib) {
-      const float a = std::fabs(scales[ib]);
-      if (a > max_abs_scale) {
-        max_abs_scale = a;
-        max_scale = scales[ib];
-      }
-    }
-    if (max_abs_scale < k_group_eps) {
+    float max_scale;
+    if (signed_abs_max<16>(scales, &max_scale) < k_group_eps) {
       std::memset(&yb, 0, sizeof yb);
       yb.d = f32_to_fp16(0.0f);
       continue;

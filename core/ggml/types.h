@@ -83,13 +83,13 @@ namespace razor::ggml {
   X(iq2_xs,  "iq2_xs",  17,  block_iq2_xs,    256, required, true,   iq4_nl,  20,  false,                       \
     quantize_row_iq2_xs,        dequantize_row_iq2_xs,     quantize_row_iq2_xs)                             \
   X(iq3_xxs, "iq3_xxs", 18,  block_iq3_xxs,   256, optional, true,   iq4_nl,  23,  true,                        \
-    quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs)                            \
+    quantize_row_iq3_xxs,       dequantize_row_iq3_xxs,    quantize_row_iq3_xxs_scalar)                     \
   X(iq1_s,   "iq1_s",   19,  block_iq1_s,     256, required, true,   iq4_nl,  24,  false,                       \
     quantize_row_iq1_s,         dequantize_row_iq1_s,      quantize_row_iq1_s)                              \
   X(iq4_nl,  "iq4_nl",  20,  block_iq4_nl,     32, optional, false,  f16,     25,  false,                       \
     quantize_row_iq4_nl,        dequantize_row_iq4_nl,     quantize_row_iq4_nl)                             \
   X(iq3_s,   "iq3_s",   21,  block_iq3_s,     256, optional, false,  iq4_nl,  26,  false,                       \
-    quantize_row_iq3_s,         dequantize_row_iq3_s,      quantize_row_iq3_s)                              \
+    quantize_row_iq3_s,         dequantize_row_iq3_s,      quantize_row_iq3_s_scalar)                       \
   X(iq2_s,   "iq2_s",   22,  block_iq2_s,     256, optional, true,   iq4_nl,  28,  false,                       \
     quantize_row_iq2_s,         dequantize_row_iq2_s,      quantize_row_iq2_s)                              \
   X(iq4_xs,  "iq4_xs",  23,  block_iq4_xs,    256, optional, false,  iq4_nl,  30,  false,                       \

@@ -2,6 +2,10 @@
 // (threads, imatrix policy, errors). No oracle needed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
 #include <set>
 #include <vector>
 
@@ -133,6 +137,57 @@ TEST(ggml_tensor, lane_paths_equal_scalar_reference) {
   check_all("native lanes");
   ggml::detail::force_baseline_lanes(true);
   check_all("baseline lanes");
+  ggml::detail::force_baseline_lanes(false);
+}
+
+TEST(ggml_tensor, iq3_lane_search_equals_scalar_on_extreme_inputs) {
+  // The iq3 lane search (quant_search_lanes.inc) regroups the scalar search: distances from a table of
+  // terms, one scan per distinct code, the trials in lanes. Ties, distances that overflow and NaN must
+  // resolve as in the scalar scan. ggml asserts on non-finite rows, so these compare with our scalar
+  // reference only (the oracle tests cover the finite ones).
+  const int64_t n = 512, rows = 8;
+  std::vector<float> x(size_t(rows * n));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < n; ++c) {
+      float v = 0.02f * g(rng);
+      switch (r) {
+        case 0: break;                                                  // plain (ties through the weights below)
+        case 1: v *= 5e14f; break;  // with weights ~|x|, distances overflow: every one +inf
+        case 2: v = c % 97 == 5 ? std::numeric_limits<float>::quiet_NaN() : v; break;
+        case 3: v = c % 61 == 7 ? std::numeric_limits<float>::infinity() : v; break;
+        case 4: v *= 1e-37f; break;                                     // subnormal products
+        case 5: v = c % 32 == 0 ? 1e4f : v; break;                      // one outlier per sub-block
+        case 6: v = 0.25f * float(int(std::lround(8.0f * v / 0.02f))); break;  // quarter steps: rounding ties
+        default: v = float(c % 8) - 3.5f; break;                        // every group alike
+      }
+      x[size_t(r * n + c)] = v;
+    }
+  }
+  // weight on the first coordinate of each group of 4 only: candidates with its level tie, the first wins
+  std::vector<float> w_first(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) w_first[size_t(c)] = c % 4 == 0 ? 1.0f : 0.0f;
+  std::vector<float> w_mixed(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) w_mixed[size_t(c)] = c % 5 == 0 ? -1.0f : (c % 5 == 1 ? 0.0f : std::exp(g(rng)));
+  auto check = [&](const char* isa) {
+    for (type t : {type::iq3_xxs, type::iq3_s}) {
+      for (const float* qw : {static_cast<const float*>(nullptr), static_cast<const float*>(w_first.data()),
+                              static_cast<const float*>(w_mixed.data())}) {
+        const size_t bytes = size_t(rows) * ggml::row_size(t, n);
+        std::vector<uint8_t> fast(bytes), ref(bytes);
+        ASSERT_TRUE(ggml::quantize_rows(t, x.data(), fast.data(), rows, n, qw).ok());
+        ASSERT_TRUE(ggml::quantize_rows_reference(t, x.data(), ref.data(), rows, n, qw).ok());
+        const size_t rs = ggml::row_size(t, n);
+        for (int64_t r = 0; r < rows; ++r)
+          EXPECT_TRUE(std::equal(fast.begin() + long(r * rs), fast.begin() + long((r + 1) * rs), ref.begin() + long(r * rs)))
+              << ggml::type_name(t) << " row " << r << (qw == nullptr ? " no imatrix" : qw == w_first.data() ? " first-coordinate imatrix" : " mixed imatrix") << " " << isa;
+      }
+    }
+  };
+  check("native lanes");
+  ggml::detail::force_baseline_lanes(true);
+  check("baseline lanes");
   ggml::detail::force_baseline_lanes(false);
 }
 
