@@ -19,25 +19,9 @@ cu::eng_linear eng_lin(const linear& l) {
 }
 
 cu::eng_dims eng_dims_of(const model_dims& d) {
-  cu::eng_dims e;
-  e.hidden = d.hidden;
-  e.n_heads = d.n_heads;
-  e.n_kv_heads = d.n_kv_heads;
-  e.head_dim = d.head_dim;
-  e.rot_dims = d.rot_dims;
-  e.eps = d.eps;
-  e.rope_theta = d.rope_theta;
-  e.n_experts = d.n_experts;
-  e.top_k = d.top_k;
-  e.moe_ff = d.moe_ff;
-  e.shared_ff = d.shared_ff;
-  e.norm_topk = d.norm_topk;
-  e.lin_k_heads = d.lin_k_heads;
-  e.lin_v_heads = d.lin_v_heads;
-  e.lin_k_dim = d.lin_k_dim;
-  e.lin_v_dim = d.lin_v_dim;
-  e.conv_kernel = d.conv_kernel;
-  return e;
+  return {d.hidden,    d.n_heads,     d.n_kv_heads,  d.head_dim,  d.rot_dims,  d.eps,
+          d.rope_theta, d.n_experts,  d.top_k,       d.moe_ff,    d.shared_ff, d.norm_topk,
+          d.lin_k_heads, d.lin_v_heads, d.lin_k_dim, d.lin_v_dim, d.conv_kernel};
 }
 
 cu::eng_layer eng_layer_of(const layer_weights& w) {
@@ -84,23 +68,25 @@ std::string lname(int layer, const char* rest) { return "layers." + std::to_stri
 // The tensors whose input an observation point is, as the CPU path names them (model_runner.cpp's blocks).
 std::vector<std::string> point_names(cu::eng_point p, int L, bool linear_attention, bool shared) {
   using cu::eng_point;
+  auto names = [L](std::initializer_list<const char*> rest) {
+    std::vector<std::string> v;
+    for (const char* r : rest) v.push_back(lname(L, r));
+    return v;
+  };
   switch (p) {
     case eng_point::mixer_in:
-      if (linear_attention)
-        return {lname(L, "linear_attn.in_proj_qkv.weight"), lname(L, "linear_attn.in_proj_z.weight"),
-                lname(L, "linear_attn.in_proj_b.weight"), lname(L, "linear_attn.in_proj_a.weight")};
-      return {lname(L, "self_attn.q_proj.weight"), lname(L, "self_attn.k_proj.weight"),
-              lname(L, "self_attn.v_proj.weight")};
+      return linear_attention ? names({"linear_attn.in_proj_qkv.weight", "linear_attn.in_proj_z.weight",
+                                       "linear_attn.in_proj_b.weight", "linear_attn.in_proj_a.weight"})
+                              : names({"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"});
     case eng_point::mixer_out:
-      return {lname(L, linear_attention ? "linear_attn.out_proj.weight" : "self_attn.o_proj.weight")};
+      return names({linear_attention ? "linear_attn.out_proj.weight" : "self_attn.o_proj.weight"});
     case eng_point::moe_in:
-      if (shared)
-        return {lname(L, "mlp.gate.weight"), lname(L, "mlp.shared_expert.gate_proj.weight"),
-                lname(L, "mlp.shared_expert.up_proj.weight"), lname(L, "mlp.shared_expert_gate.weight")};
-      return {lname(L, "mlp.gate.weight")};
-    case eng_point::expert_in: return {lname(L, "mlp.experts.gate_up")};
-    case eng_point::expert_act: return {lname(L, "mlp.experts.down")};
-    case eng_point::shared_act: return {lname(L, "mlp.shared_expert.down_proj.weight")};
+      return shared ? names({"mlp.gate.weight", "mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
+                             "mlp.shared_expert_gate.weight"})
+                    : names({"mlp.gate.weight"});
+    case eng_point::expert_in: return names({"mlp.experts.gate_up"});
+    case eng_point::expert_act: return names({"mlp.experts.down"});
+    case eng_point::shared_act: return names({"mlp.shared_expert.down_proj.weight"});
     case eng_point::head_in: return {"lm_head.weight"};
   }
   return {};

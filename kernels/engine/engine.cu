@@ -10,8 +10,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "common/cuda_check.cuh"
 #include "common/staging.cuh"
@@ -188,6 +190,12 @@ struct gpu_engine::impl {
     }
     EB(cublasGemmEx(blas, op, CUBLAS_OP_N, int(w.out), int(rows), int(w.in), &one, w.wt, CUDA_R_16BF, lda, xpre,
                     CUDA_R_16BF, int(w.in), &zero, yy, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return {};
+  }
+  // y_i = x W_i^T for several maps sharing the input x [n, hidden] (rounded to BF16 once).
+  status project(const float* x, std::initializer_list<std::pair<const dlin*, float*>> maps) {
+    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, d.hidden));
+    for (const auto& [w, out] : maps) RAZOR_TRY(gemm(x, n, *w, out, 0, 0, xq));
     return {};
   }
   // x [rows][cols] (fp32) rounded to BF16 into xb once, for several GEMMs over row ranges of it.
@@ -444,10 +452,7 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(s4, n * qd * 4, tr));   // q
     RAZOR_TRY(ensure(s5, n * qd * 4, tr));   // gate
     RAZOR_TRY(ensure(s6, n * qd * 4, tr));   // att
-    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, d.hidden));
-    RAZOR_TRY(gemm(x, n, L.q, s1.f(), 0, 0, xq));
-    RAZOR_TRY(gemm(x, n, L.k, s2.f(), 0, 0, xq));
-    RAZOR_TRY(gemm(x, n, L.v, s3.f(), 0, 0, xq));
+    RAZOR_TRY(project(x, {{&L.q, s1.f()}, {&L.k, s2.f()}, {&L.v, s3.f()}}));
     dim3 g1{unsigned(n), unsigned(nh + nkv)};
     k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), L.q_norm, L.k_norm, inv_freq.f(),
                                             tok_pos.i(), int(nh), int(nkv), int(hd), int(d.rot_dims),
@@ -472,11 +477,7 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(s4, n * size_t(nv) * 4, tr));  // a
     RAZOR_TRY(ensure(s5, n * ch * 4, tr));          // conv
     RAZOR_TRY(ensure(s6, n * vd * 4, tr));          // core
-    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, d.hidden));
-    RAZOR_TRY(gemm(x, n, L.qkv, s1.f(), 0, 0, xq));
-    RAZOR_TRY(gemm(x, n, L.z, s2.f(), 0, 0, xq));
-    RAZOR_TRY(gemm(x, n, L.b, s3.f(), 0, 0, xq));
-    RAZOR_TRY(gemm(x, n, L.a, s4.f(), 0, 0, xq));
+    RAZOR_TRY(project(x, {{&L.qkv, s1.f()}, {&L.z, s2.f()}, {&L.b, s3.f()}, {&L.a, s4.f()}}));
     k_conv_silu<<<grid_for(n * ch), 256>>>(s1.f(), L.conv, s5.f(), tok_pos.i(), n, int(ch), int(K));
     RZ_CU_LAUNCH("conv_silu");
     k_l2norm_qk<<<dim3(unsigned(n), unsigned(2 * nk)), 128>>>(s5.f(), int(ch), int(nk), int(dk),
@@ -505,8 +506,7 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(pos, ns * 4, tr));
     RAZOR_TRY(ensure(slot_tok, ns * 4, tr));
     RAZOR_TRY(observe_dense(eng_point::moe_in, x, int64_t(H)));
-    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, n, int64_t(H)));
-    RAZOR_TRY(gemm(x, n, L.router, logits.f(), 0, 0, xq));
+    RAZOR_TRY(project(x, {{&L.router, logits.f()}}));
     k_topk<<<unsigned(n), 256, E * 4>>>(logits.f(), int(E), int(K), d.norm_topk ? 1 : 0, ids.i(), wts.f());
     RZ_CU_LAUNCH("topk");
     // Group token-slots by expert on the host (deterministic: token order within an expert, as the CPU).
@@ -571,9 +571,7 @@ struct gpu_engine::impl {
       RAZOR_TRY(ensure(act_s, n * sf * 4, tr));
       RAZOR_TRY(ensure(sout, n * H * 4, tr));
       RAZOR_TRY(ensure(sg, n * 4, tr));
-      RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xs, to_bf16(x, n, int64_t(H)));
-      RAZOR_TRY(gemm(x, n, L.sgu, hu_s.f(), 0, 0, xs));
-      RAZOR_TRY(gemm(x, n, L.sgate, sg.f(), 0, 0, xs));
+      RAZOR_TRY(project(x, {{&L.sgu, hu_s.f()}, {&L.sgate, sg.f()}}));
       k_silu_mul<<<grid_for(n * sf), 256>>>(hu_s.f(), act_s.f(), n, int(sf));
       RZ_CU_LAUNCH("shared silu_mul");
       RAZOR_TRY(observe_dense(eng_point::shared_act, act_s.f(), int64_t(sf)));
