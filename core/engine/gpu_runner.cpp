@@ -4,6 +4,7 @@
 // the engine's staging buffer for slot (L + 1) % 2 and starts its copy, while layer L computes in the other
 // slot. The engine's observations (router choices, input sums reduced on the device) reach the observer
 // under the names the CPU path uses.
+#include <chrono>
 #include <cstdlib>
 #include <future>
 #include <string>
@@ -121,11 +122,27 @@ status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<s
   RAZOR_TRY(eng->set_hidden(h.data.data(), seq_start));
   const double total = double(d.n_layers + (runs_head(opt) ? 1 : 0));
   const int n_layers = int(d.n_layers);
-  // Loads layer L into slot L % 2 (the loader thread); returns whether it has a shared expert.
+  gpu_time_split times;
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
+  // Loads layer L into slot L % 2 (the loader thread); returns whether it has a shared expert. The observer's
+  // look at the weights runs beside the staging copy (both only read them).
   auto stage = [&](int L) -> result<bool> {
+    auto t0 = clock::now();
     RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L, weight_layout::rows));
-    if (opt.observer) opt.observer->on_layer_loaded(w);
-    RAZOR_TRY(eng->upload_layer(eng_layer_of(w), L % cu::gpu_engine::kSlots));
+    times.load += since(t0);
+    std::future<double> seen;
+    if (opt.observer)
+      seen = std::async(std::launch::async, [&] {
+        auto t1 = clock::now();
+        opt.observer->on_layer_loaded(w);
+        return since(t1);
+      });
+    t0 = clock::now();
+    status up = eng->upload_layer(eng_layer_of(w), L % cu::gpu_engine::kSlots);
+    times.stage += since(t0);
+    if (seen.valid()) times.observe += seen.get();
+    RAZOR_TRY(std::move(up));
     wp.release_layer(L);
     return !w.moe.shared_gate_up.empty();
   };
@@ -133,13 +150,18 @@ status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<s
   if (n_layers > 0) next = std::async(std::launch::async, stage, 0);
   cu::eng_observations ob;
   for (int L = 0; L < n_layers; ++L) {
+    auto t0 = clock::now();
     RAZOR_ASSIGN_OR_RETURN(bool shared, next.get());
+    times.wait += since(t0);
     if (opt.progress && !opt.progress(double(L), total, "layer"))
       return make_error(errc::cancelled, "forward pass cancelled at layer " + std::to_string(L));
     if (L + 1 < n_layers) next = std::async(std::launch::async, stage, L + 1);
+    t0 = clock::now();
     RAZOR_TRY(eng->run_layer(L % cu::gpu_engine::kSlots, opt.observer ? &ob : nullptr));
+    times.compute += since(t0);
     if (opt.observer) deliver(*opt.observer, d, L, d.linear_layer[size_t(L)], shared, ob);
   }
+  if (opt.gpu_times) *opt.gpu_times = times;
   if (!runs_head(opt)) return eng->synchronize();
   if (opt.progress && !opt.progress(double(d.n_layers), total, "head"))
     return make_error(errc::cancelled, "forward pass cancelled before the output head");

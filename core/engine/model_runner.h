@@ -147,8 +147,16 @@ enum class backend : uint8_t { cpu, cuda, automatic };
 // (bf16 | f32) overrides.
 enum class gpu_precision : uint8_t { bf16, f32 };
 
+// Where the GPU path's time went, summed over the layers (seconds). The loader thread's load / observe / stage
+// run while the previous layer computes; `wait` is the time the GPU side waited for the loader (host-bound
+// when it is large), `compute` the time in run_layer.
+struct gpu_time_split {
+  double load = 0, observe = 0, stage = 0, wait = 0, compute = 0;
+};
+
 struct run_options {
   forward_observer* observer = nullptr;
+  gpu_time_split* gpu_times = nullptr;  // filled by the GPU path when given
   progress_fn progress;          // units: layers (+1 for the head)
   size_t logits_chunk = 512;     // tokens per logits callback
   bool compute_logits = true;    // false: no logits (the probe); the final norm still runs when the observer

@@ -123,6 +123,7 @@ result<probe_result> run_probe(weight_provider& wp, const std::vector<int32_t>& 
   ro.observer = &obs;
   ro.progress = opt.progress;
   ro.device = opt.device;
+  ro.gpu_times = &r.gpu_times;
   ro.gpu_weights = opt.gpu_weights;
   ro.compute_logits = false;  // lm_head's input statistics need the final norm only (runs_head)
   auto t0 = std::chrono::steady_clock::now();

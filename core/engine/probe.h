@@ -48,6 +48,7 @@ struct probe_result {
   std::vector<double> entropy, maxshare, max_mean, cold_frac;  // [n_layers]
   std::vector<input_stats> inputs;             // sorted by name
   double seconds = 0, tokens_per_s = 0;
+  gpu_time_split gpu_times;                    // the GPU path only (device cuda)
   const input_stats* find_input(const std::string& name) const;
 };
 

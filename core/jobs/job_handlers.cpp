@@ -14,6 +14,7 @@
 
 #include "engine/eval.h"
 #include "engine/probe.h"
+#include "util/strformat.h"
 #include "engine/tokenizer.h"
 #include "ggml/types.h"
 #include "gguf/convert.h"
@@ -114,6 +115,14 @@ result<json> job_probe(const json& p, job_context& ctx) {
               {"seconds", r.seconds},     {"tokens_per_s", r.tokens_per_s}, {"layers", r.n_layers},
               {"experts", r.n_experts},   {"entropy", r.entropy},   {"max_mean", r.max_mean},
               {"maxshare", r.maxshare},   {"cold_frac", r.cold_frac}};
+  if (r.gpu_times.compute > 0) {
+    const auto& g = r.gpu_times;
+    res["gpu_time_split"] = {{"load", g.load}, {"observe", g.observe}, {"stage", g.stage}, {"wait", g.wait},
+                             {"compute", g.compute}};
+    ctx.log("info", strformat("GPU path: loader thread load %.2f s, weight norms %.2f s (beside) stage + upload %.2f s; "
+                              "GPU side waited %.2f s for weights, ran layers %.2f s", g.load, g.observe, g.stage,
+                              g.wait, g.compute));
+  }
   if (!out.empty()) {
     RAZOR_TRY(engine::write_probe_h5(r, out));
     ctx.emit_artifact({out, "h5", "f64", {int64_t(r.n_layers), int64_t(r.n_experts)},

@@ -29,11 +29,12 @@ constexpr double k_logit_rel_l2_tol = 1e-4;   // ||gpu - cpu||_2 / ||cpu||_2 ove
 constexpr double k_logit_max_rel_tol = 1e-3;  // max |gpu - cpu| / max |cpu|
 constexpr double k_top1_min_agreement = 0.999;
 // BF16 weights: the fixtures' weights are BF16 already, but every GEMM input is rounded to BF16 (8 bits of
-// mantissa, 2^-9 relative), so logits move by ~1e-2 relative over 4 layers (measured on the H100: 1.6e-2 on
-// tiny-qwen3-moe) and near-ties in the top-1 or in the routing flip. What matters is the distribution: the
-// mean KL(cpu || gpu) per token, next to the spread the quantizers cause (KL 1e-2 and more).
-constexpr double k_bf16_rel_l2_tol = 1e-1;
-constexpr double k_bf16_mean_kl_tol = 1e-3;  // nats per token
+// mantissa, 2^-9 relative), so logits move by ~1e-2 relative over 4 layers and near-ties in the top-1 or in the
+// routing flip. What matters is the distribution: the mean KL(cpu || gpu) per token. Measured on the H100
+// (2026-12-07): tiny-qwen3-moe rel L2 1.6e-2, mean KL 2.6e-3; the synthesised tiny-qwen3-5-moe 6.6e-2, 2.2e-4.
+// The bounds leave 2x; a broken kernel gives KL of order 1 (that is also why eval-ppl's KL defaults to f32).
+constexpr double k_bf16_rel_l2_tol = 1.5e-1;
+constexpr double k_bf16_mean_kl_tol = 5e-3;  // nats per token
 
 std::vector<std::vector<int32_t>> make_seqs(int64_t vocab, const std::vector<size_t>& lens) {
   uint64_t x = 0x2545F4914F6CDD1DULL;
