@@ -234,11 +234,11 @@ struct gpu_engine::impl {
     std::vector<long long> o(off.begin(), off.end());
     RAZOR_TRY(ensure(ooff, o.size() * 8, tr));
     RZ_CU_CALL(cudaMemcpy(ooff.p, o.data(), o.size() * 8, cudaMemcpyHostToDevice));
-    const int chunk_rows = 256;
-    const size_t chunks = (max_rows + chunk_rows - 1) / chunk_rows;
+    // Row chunks of 256, fewer and longer when n_mat x chunks would pass the grid's 65535 (a hot expert).
+    const size_t chunks = std::max<size_t>(1, std::min((max_rows + 255) / 256, 65535 / n_mat));
+    const int chunk_rows = int((max_rows + chunks - 1) / chunks);
     double* sq = osum.d() + pend.back().off;
     dim3 g{unsigned((cols + 255) / 256), unsigned(n_mat * chunks)};
-    if (g.y > 65535u) return make_error(errc::unsupported, "GPU engine: too many rows to observe in one layer");
     k_colsums<<<g, 256>>>(x, ld, static_cast<const long long*>(ooff.p), int(cols), int(chunks), chunk_rows, sq,
                           sq + n_mat * size_t(cols));
     RZ_CU_LAUNCH("colsums");
