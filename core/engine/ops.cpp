@@ -78,16 +78,28 @@ double linear::row_norm(int64_t r) const {
   return std::sqrt(s);
 }
 
-double linear::sum_sq() const {
-  double s = 0;
-  if (!bf16)
-    for (float v : wt) s += double(v) * v;
-  else
-    for (size_t i = 0; i < size_t(in * out); ++i) {
-      const double v = bf16_to_f32(bf16[i]);
-      s += v * v;
+namespace {
+// Sum of squares in double with eight independent partial sums (3-4x a single chain on one core).
+template <class Get>
+double sum_sq_of(size_t n, Get get) {
+  double a[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const double v = get(i + size_t(k));
+      a[k] += v * v;
     }
-  return s;
+  for (; i < n; ++i) {
+    const double v = get(i);
+    a[0] += v * v;
+  }
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+}  // namespace
+
+double linear::sum_sq() const {
+  if (bf16) return sum_sq_of(size_t(in * out), [&](size_t i) { return bf16_to_f32(bf16[i]); });
+  return sum_sq_of(wt.size(), [&](size_t i) { return wt[i]; });
 }
 
 namespace {
