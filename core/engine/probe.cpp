@@ -181,6 +181,26 @@ void write_ds_u64(H5::Group& g, const std::string& name, const std::vector<uint6
   auto ds = g.createDataSet(name, H5::PredType::STD_U64LE, sp);
   if (!v.empty()) ds.write(v.data(), H5::PredType::NATIVE_UINT64);
 }
+// The per-layer datasets of the file (docs/probe-format.md), written and read through this one table.
+struct dataset_row {
+  const char* group;
+  const char* name;
+  std::vector<double> probe_result::*field;
+  bool per_expert;  // [n_layers][n_experts], else [n_layers]
+};
+const dataset_row kDatasets[] = {
+    {"/routing", "freq", &probe_result::freq, true},
+    {"/routing", "wmass", &probe_result::wmass, true},
+    {"/routing", "asal", &probe_result::asal, true},
+    {"/weights", "wfro_gate_up", &probe_result::wfro_gate_up, true},
+    {"/weights", "wfro_down", &probe_result::wfro_down, true},
+    {"/weights", "rnorm", &probe_result::rnorm, true},
+    {"/layers", "entropy", &probe_result::entropy, false},
+    {"/layers", "maxshare", &probe_result::maxshare, false},
+    {"/layers", "max_mean", &probe_result::max_mean, false},
+    {"/layers", "cold_frac", &probe_result::cold_frac, false},
+};
+
 std::vector<double> read_ds(const H5::Group& g, const std::string& name) {
   auto ds = g.openDataSet(name);
   auto sp = ds.getSpace();
@@ -237,19 +257,11 @@ status write_probe_h5(const probe_result& r, const std::string& path) {
       write_attr(root, "first_token", H5::PredType::NATIVE_UINT64, uint64_t(r.first_token));
       write_attr(root, "seconds", H5::PredType::NATIVE_DOUBLE, r.seconds);
       const std::vector<hsize_t> le = {hsize_t(r.n_layers), hsize_t(r.n_experts)}, l = {hsize_t(r.n_layers)};
-      auto routing = f.createGroup("/routing");
-      write_ds(routing, "freq", r.freq, le);
-      write_ds(routing, "wmass", r.wmass, le);
-      write_ds(routing, "asal", r.asal, le);
-      auto weights = f.createGroup("/weights");
-      write_ds(weights, "wfro_gate_up", r.wfro_gate_up, le);
-      write_ds(weights, "wfro_down", r.wfro_down, le);
-      write_ds(weights, "rnorm", r.rnorm, le);
-      auto layers = f.createGroup("/layers");
-      write_ds(layers, "entropy", r.entropy, l);
-      write_ds(layers, "maxshare", r.maxshare, l);
-      write_ds(layers, "max_mean", r.max_mean, l);
-      write_ds(layers, "cold_frac", r.cold_frac, l);
+      for (const char* g : {"/routing", "/weights", "/layers"}) f.createGroup(g);
+      for (const auto& ds : kDatasets) {
+        auto g = f.openGroup(ds.group);
+        write_ds(g, ds.name, r.*ds.field, ds.per_expert ? le : l);
+      }
       auto im = f.createGroup("/imatrix");
       for (const auto& s : r.inputs) {
         auto g = im.createGroup(s.name);
@@ -291,17 +303,7 @@ result<probe_result> read_probe_h5(const std::string& path) {
     r.seqlen = read_attr<uint64_t>(root, "seqlen", H5::PredType::NATIVE_UINT64);
     if (root.attrExists("first_token"))  // absent in files written before it existed
       r.first_token = read_attr<uint64_t>(root, "first_token", H5::PredType::NATIVE_UINT64);
-    auto routing = f.openGroup("/routing"), weights = f.openGroup("/weights"), layers = f.openGroup("/layers");
-    r.freq = read_ds(routing, "freq");
-    r.wmass = read_ds(routing, "wmass");
-    r.asal = read_ds(routing, "asal");
-    r.wfro_gate_up = read_ds(weights, "wfro_gate_up");
-    r.wfro_down = read_ds(weights, "wfro_down");
-    r.rnorm = read_ds(weights, "rnorm");
-    r.entropy = read_ds(layers, "entropy");
-    r.maxshare = read_ds(layers, "maxshare");
-    r.max_mean = read_ds(layers, "max_mean");
-    r.cold_frac = read_ds(layers, "cold_frac");
+    for (const auto& ds : kDatasets) r.*ds.field = read_ds(f.openGroup(ds.group), ds.name);
     auto im = f.openGroup("/imatrix");
     for (hsize_t i = 0; i < im.getNumObjs(); ++i) {
       input_stats s;
