@@ -64,35 +64,6 @@ gpu_precision resolve_precision(gpu_precision p) {
   return p;
 }
 
-std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
-
-// The tensors whose input an observation point is, as the CPU path names them (model_runner.cpp's blocks).
-std::vector<std::string> point_names(cu::eng_point p, int L, bool linear_attention, bool shared) {
-  using cu::eng_point;
-  auto names = [L](std::initializer_list<const char*> rest) {
-    std::vector<std::string> v;
-    for (const char* r : rest) v.push_back(lname(L, r));
-    return v;
-  };
-  switch (p) {
-    case eng_point::mixer_in:
-      return linear_attention ? names({"linear_attn.in_proj_qkv.weight", "linear_attn.in_proj_z.weight",
-                                       "linear_attn.in_proj_b.weight", "linear_attn.in_proj_a.weight"})
-                              : names({"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"});
-    case eng_point::mixer_out:
-      return names({linear_attention ? "linear_attn.out_proj.weight" : "self_attn.o_proj.weight"});
-    case eng_point::moe_in:
-      return shared ? names({"mlp.gate.weight", "mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
-                             "mlp.shared_expert_gate.weight"})
-                    : names({"mlp.gate.weight"});
-    case eng_point::expert_in: return names({"mlp.experts.gate_up"});
-    case eng_point::expert_act: return names({"mlp.experts.down"});
-    case eng_point::shared_act: return names({"mlp.shared_expert.down_proj.weight"});
-    case eng_point::head_in: return {"lm_head.weight"};
-  }
-  return {};
-}
-
 void deliver(forward_observer& obs, const model_dims& d, int L, bool linear_attention, bool shared,
              const cu::eng_observations& o) {
   if (!o.ids.empty())
@@ -100,7 +71,7 @@ void deliver(forward_observer& obs, const model_dims& d, int L, bool linear_atte
   if (!obs.wants_input_sums()) return;
   for (const auto& s : o.inputs) {
     const bool per_expert = s.point == cu::eng_point::expert_in || s.point == cu::eng_point::expert_act;
-    for (const std::string& name : point_names(s.point, L, linear_attention, shared))
+    for (const std::string& name : input_names(s.point, L, linear_attention, shared))
       for (size_t m = 0; m < s.rows.size(); ++m)
         if (s.rows[m])
           obs.on_input_sums(L, name, per_expert ? int(m) : -1, s.rows[m], s.cols, s.sum_sq.data() + m * size_t(s.cols),

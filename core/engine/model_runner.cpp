@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <numeric>
 
 #include "kernels/cuda_info.h"
@@ -208,22 +209,51 @@ result<head_weights> load_head(weight_provider& wp, const model_dims& d, weight_
 // ------------------------------------------------------------------------------------------------
 // blocks
 
+std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert) {
+  using cu::eng_point;
+  auto names = [layer](std::initializer_list<const char*> rest) {
+    std::vector<std::string> v;
+    for (const char* r : rest) v.push_back(lname(layer, r));
+    return v;
+  };
+  switch (p) {
+    case eng_point::mixer_in:
+      if (linear_attention)
+        return names({"linear_attn.in_proj_qkv.weight", "linear_attn.in_proj_z.weight", "linear_attn.in_proj_b.weight",
+                      "linear_attn.in_proj_a.weight"});
+      return names({"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"});
+    case eng_point::mixer_out:
+      return names({linear_attention ? "linear_attn.out_proj.weight" : "self_attn.o_proj.weight"});
+    case eng_point::moe_in:
+      if (shared_expert)
+        return names({"mlp.gate.weight", "mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
+                      "mlp.shared_expert_gate.weight"});
+      return names({"mlp.gate.weight"});
+    case eng_point::expert_in: return names({"mlp.experts.gate_up"});
+    case eng_point::expert_act: return names({"mlp.experts.down"});
+    case eng_point::shared_act: return names({"mlp.shared_expert.down_proj.weight"});
+    case eng_point::head_in: return {"lm_head.weight"};
+  }
+  return {};
+}
+
 namespace {
 
-// The input statistics of a linear map over n rows of x (rows `ld` apart) to the observer.
-void observe(forward_observer* obs, int layer, const std::string& name, int expert, size_t n, const float* x,
-             int64_t cols, size_t ld = 0) {
+// The input statistics over n rows of x [n, cols] of the maps behind point `p`, once, to the observer under
+// each of their names (input_names).
+void observe(forward_observer* obs, cu::eng_point p, int layer, int expert, size_t n, const float* x, int64_t cols,
+             bool linear_attention = false, bool shared_expert = false) {
   if (!obs || !obs->wants_input_sums() || !n) return;
-  if (!ld) ld = size_t(cols);
   std::vector<double> sq(static_cast<size_t>(cols)), su(static_cast<size_t>(cols));
   for (size_t r = 0; r < n; ++r) {
-    const float* row = x + r * ld;
+    const float* row = x + r * size_t(cols);
     for (int64_t c = 0; c < cols; ++c) {
       sq[size_t(c)] += double(row[c]) * row[c];
       su[size_t(c)] += row[c];
     }
   }
-  obs->on_input_sums(layer, name, expert, n, cols, sq.data(), su.data());
+  for (const std::string& name : input_names(p, layer, linear_attention, shared_expert))
+    obs->on_input_sums(layer, name, expert, n, cols, sq.data(), su.data());
 }
 
 std::vector<size_t> seq_of_token(const std::vector<size_t>& seq_start) {
@@ -241,9 +271,7 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
   const int64_t hd = d.head_dim, nh = d.n_heads, nkv = d.n_kv_heads;
   const size_t qw = size_t(w.q.out), kvd = size_t(nkv * hd), qd = size_t(nh * hd);
   std::vector<float> qraw(n * qw), k(n * kvd), v(n * kvd);
-  observe(obs, layer, lname(layer, "self_attn.q_proj.weight"), -1, n, x, d.hidden);
-  observe(obs, layer, lname(layer, "self_attn.k_proj.weight"), -1, n, x, d.hidden);
-  observe(obs, layer, lname(layer, "self_attn.v_proj.weight"), -1, n, x, d.hidden);
+  observe(obs, cu::eng_point::mixer_in, layer, -1, n, x, d.hidden);
   matmul(x, n, w.q, qraw.data());
   matmul(x, n, w.k, k.data());
   matmul(x, n, w.v, v.data());
@@ -307,7 +335,7 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
     parallel_for(n * qd, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) att[i] *= sigmoid(gate[i]);
     }, 4096);
-  observe(obs, layer, lname(layer, "self_attn.o_proj.weight"), -1, n, att.data(), int64_t(qd));
+  observe(obs, cu::eng_point::mixer_out, layer, -1, n, att.data(), int64_t(qd));
   matmul(att.data(), n, w.o, y);
 }
 
@@ -317,9 +345,7 @@ void deltanet_block(const model_dims& d, const deltanet_weights& w, const float*
   const int64_t nk = d.lin_k_heads, nv = d.lin_v_heads, dk = d.lin_k_dim, dv = d.lin_v_dim, K = d.conv_kernel;
   const size_t kd = size_t(nk * dk), vd = size_t(nv * dv), ch = 2 * kd + vd;
   std::vector<float> qkv(n * ch), z(n * vd), bb(n * size_t(nv)), aa(n * size_t(nv));
-  for (const char* nm : {"linear_attn.in_proj_qkv.weight", "linear_attn.in_proj_z.weight",
-                         "linear_attn.in_proj_b.weight", "linear_attn.in_proj_a.weight"})
-    observe(obs, layer, lname(layer, nm), -1, n, x, d.hidden);
+  observe(obs, cu::eng_point::mixer_in, layer, -1, n, x, d.hidden, true);
   matmul(x, n, w.qkv, qkv.data());
   matmul(x, n, w.z, z.data());
   matmul(x, n, w.b, bb.data());
@@ -401,7 +427,7 @@ void deltanet_block(const model_dims& d, const deltanet_weights& w, const float*
       for (int64_t j = 0; j < dv; ++j) o[j] *= silu(zz[j]);
     }
   }, 64);
-  observe(obs, layer, lname(layer, "linear_attn.out_proj.weight"), -1, n, core.data(), int64_t(vd));
+  observe(obs, cu::eng_point::mixer_out, layer, -1, n, core.data(), int64_t(vd), true);
   matmul(core.data(), n, w.out, y);
 }
 
@@ -409,7 +435,8 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
                forward_observer* obs) {
   const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden);
   std::vector<float> logits(n * E);
-  observe(obs, layer, lname(layer, "mlp.gate.weight"), -1, n, x, d.hidden);
+  // the router's input, also the shared expert's gate / up / gate
+  observe(obs, cu::eng_point::moe_in, layer, -1, n, x, d.hidden, false, !w.shared_gate_up.empty());
   matmul(x, n, w.router, logits.data());
   std::vector<int32_t> ids(n * K);
   std::vector<float> wts(n * K);
@@ -457,11 +484,11 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
     hu.resize(c * 2 * ff);
     act.resize(c * ff);
     out.resize(c * H);
-    observe(obs, layer, lname(layer, "mlp.experts.gate_up"), int(e), c, xe.data(), d.hidden);
+    observe(obs, cu::eng_point::expert_in, layer, int(e), c, xe.data(), d.hidden);
     matmul(xe.data(), c, w.gate_up[e], hu.data());
     for (size_t i = 0; i < c; ++i)
       for (size_t j = 0; j < ff; ++j) act[i * ff + j] = silu(hu[i * 2 * ff + j]) * hu[i * 2 * ff + ff + j];
-    observe(obs, layer, lname(layer, "mlp.experts.down"), int(e), c, act.data(), int64_t(ff));
+    observe(obs, cu::eng_point::expert_act, layer, int(e), c, act.data(), int64_t(ff));
     matmul(act.data(), c, w.down[e], out.data());
     for (size_t i = 0; i < c; ++i) {
       float* yt = y + size_t(sl[i].first) * H;
@@ -476,16 +503,13 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
     act.resize(n * sf);
     out.resize(n * H);
     std::vector<float> sg(n);
-    observe(obs, layer, lname(layer, "mlp.shared_expert.gate_proj.weight"), -1, n, x, d.hidden);
-    observe(obs, layer, lname(layer, "mlp.shared_expert.up_proj.weight"), -1, n, x, d.hidden);
-    observe(obs, layer, lname(layer, "mlp.shared_expert_gate.weight"), -1, n, x, d.hidden);
     matmul(x, n, w.shared_gate_up, hu.data());
     matmul(x, n, w.shared_gate, sg.data());
     parallel_for(n, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i)
         for (size_t j = 0; j < sf; ++j) act[i * sf + j] = silu(hu[i * 2 * sf + j]) * hu[i * 2 * sf + sf + j];
     }, 64);
-    observe(obs, layer, lname(layer, "mlp.shared_expert.down_proj.weight"), -1, n, act.data(), int64_t(sf));
+    observe(obs, cu::eng_point::shared_act, layer, -1, n, act.data(), int64_t(sf));
     matmul(act.data(), n, w.shared_down, out.data());
     parallel_for(n, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
@@ -632,7 +656,7 @@ status forward_from(weight_provider& wp, const model_dims& d, const std::vector<
   RAZOR_ASSIGN_OR_RETURN(head_weights hw, load_head(wp, d, weight_layout::transposed, opt.compute_logits));
   const linear& head = hw.lm_head;
   norm_rows(hw.norm);
-  observe(opt.observer, -1, "lm_head.weight", -1, n, xn.data(), d.hidden);  // the head's input
+  observe(opt.observer, cu::eng_point::head_in, -1, -1, n, xn.data(), d.hidden);
   if (!opt.compute_logits) {
     if (opt.progress) opt.progress(total, total, "done");
     return {};

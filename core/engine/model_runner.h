@@ -105,6 +105,10 @@ class forward_observer {
                              const double* sum_sq, const double* sum) {}
 };
 
+// The tensors whose input an observation point is (layer -1: the head), one list for both paths: the CPU blocks
+// observe each input once and report it under these names, and so does the GPU path (cu::eng_point).
+std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert);
+
 // ---- blocks (exposed for tests). x is the normed input [n, hidden]; y gets the block output. ----
 // Sequences are [seq_start[i], seq_start[i+1]) of the rows; positions restart at 0 in each.
 void attention_block(const model_dims& d, const attention_weights& w, const float* x,
