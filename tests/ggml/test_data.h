@@ -22,12 +22,39 @@ struct matrix {
   std::vector<float> data;
 };
 
+// The random values of the CPU and GPU quantizer tests' matrices: one generator, and the distributions both
+// test sets use (each drawing in a fixed order).
+struct draws {
+  std::mt19937 rng;
+  std::normal_distribution<float> gauss{0.0f, 1.0f};
+  std::uniform_real_distribution<float> unif{0.0f, 1.0f};
+  explicit draws(uint32_t seed) : rng(seed) {}
+  // heavy tails: a Student-t-like ratio plus 0.5% outliers 30-100x larger
+  float heavy_tailed() {
+    float v = 0.01f * gauss(rng) / std::sqrt(0.05f + unif(rng));
+    if (unif(rng) < 0.005f) v *= 30.0f + 70.0f * unif(rng);
+    return v;
+  }
+  // rows that mix zero sub-blocks, constant runs and sparse spikes
+  float sparse_blocks(int64_t r, int64_t c) {
+    const int64_t blk = (c / 32 + r) % 5;
+    if (blk == 0) return 0.0f;
+    if (blk == 1) return 0.5f;
+    if (blk == 2) return unif(rng) < 0.1f ? gauss(rng) : 0.0f;
+    if (blk == 3) return -std::fabs(gauss(rng)) * 0.1f;
+    return std::fabs(gauss(rng)) * 0.1f;
+  }
+  // magnitudes around the fp16 subnormal range (2^-24 .. 2^-14) and below, by row
+  float tiny_mixed(int64_t r) { return std::ldexp(gauss(rng), -12 - int(r % 20)); }
+};
+
 // The distributions every type is tested on. n_per_row must be a multiple of 256 for the k-quants.
 inline std::vector<matrix> synthetic_matrices(int64_t nrows, int64_t n_per_row, uint32_t seed) {
   std::vector<matrix> out;
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+  draws dr(seed);
+  auto& rng = dr.rng;
+  auto& gauss = dr.gauss;
+  auto& unif = dr.unif;
   auto make = [&](const char* name, auto&& gen) {
     matrix m{name, nrows, n_per_row, std::vector<float>(size_t(nrows * n_per_row))};
     for (int64_t r = 0; r < nrows; ++r)
@@ -36,27 +63,14 @@ inline std::vector<matrix> synthetic_matrices(int64_t nrows, int64_t n_per_row, 
   };
   make("gaussian", [&](int64_t, int64_t) { return 0.02f * gauss(rng); });
   make("gaussian_unit", [&](int64_t, int64_t) { return gauss(rng); });
-  // heavy tails: a Student-t-like ratio plus 0.5% outliers 30-100x larger
-  make("heavy_tailed", [&](int64_t, int64_t) {
-    float v = 0.01f * gauss(rng) / std::sqrt(0.05f + unif(rng));
-    if (unif(rng) < 0.005f) v *= 30.0f + 70.0f * unif(rng);
-    return v;
-  });
+  make("heavy_tailed", [&](int64_t, int64_t) { return dr.heavy_tailed(); });
   make("all_zero", [&](int64_t, int64_t) { return 0.0f; });
-  // rows that mix zero sub-blocks, constant runs and sparse spikes
-  make("sparse_blocks", [&](int64_t r, int64_t c) {
-    const int64_t blk = (c / 32 + r) % 5;
-    if (blk == 0) return 0.0f;
-    if (blk == 1) return 0.5f;
-    if (blk == 2) return unif(rng) < 0.1f ? gauss(rng) : 0.0f;
-    if (blk == 3) return -std::fabs(gauss(rng)) * 0.1f;
-    return std::fabs(gauss(rng)) * 0.1f;
-  });
+  make("sparse_blocks", [&](int64_t r, int64_t c) { return dr.sparse_blocks(r, c); });
   // magnitudes around the fp16 subnormal range (2^-24 .. 2^-14) and below
   make("tiny_1e-4", [&](int64_t, int64_t) { return 1e-4f * gauss(rng); });
   make("tiny_1e-6", [&](int64_t, int64_t) { return 1e-6f * gauss(rng); });
   make("tiny_1e-8", [&](int64_t, int64_t) { return 3e-8f * gauss(rng); });
-  make("tiny_mixed", [&](int64_t r, int64_t) { return std::ldexp(gauss(rng), -12 - int(r % 20)); });
+  make("tiny_mixed", [&](int64_t r, int64_t) { return dr.tiny_mixed(r); });
   // exact multiples of a quarter: ties in every rounding step
   make("quarter_grid", [&](int64_t, int64_t) { return 0.25f * float(int(std::lround(4.0f * gauss(rng)))); });
   make("uniform_positive", [&](int64_t, int64_t) { return unif(rng); });

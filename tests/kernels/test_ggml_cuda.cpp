@@ -60,9 +60,10 @@ struct input {
 // Weight-like and adversarial rows. bf16: every value rounded to BF16 (then the BF16 and F32 sources are
 // the same numbers).
 std::vector<input> make_inputs(int64_t nrows, int64_t n, uint32_t seed, bool bf16) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> gauss(0.0f, 1.0f);
-  std::uniform_real_distribution<float> unif(0.0f, 1.0f);
+  razor_test::draws dr(seed);
+  auto& rng = dr.rng;
+  auto& gauss = dr.gauss;
+  auto& unif = dr.unif;
   std::vector<input> out;
   auto make = [&](const char* name, auto&& gen) {
     input in{name, std::vector<float>(size_t(nrows * n))};
@@ -80,25 +81,14 @@ std::vector<input> make_inputs(int64_t nrows, int64_t n, uint32_t seed, bool bf1
     if (unif(rng) < 0.002f) v *= 10.0f + 20.0f * unif(rng);
     return v;
   });
-  make("heavy_tailed", [&](int64_t, int64_t) {
-    float v = 0.01f * gauss(rng) / std::sqrt(0.05f + unif(rng));
-    if (unif(rng) < 0.005f) v *= 30.0f + 70.0f * unif(rng);
-    return v;
-  });
+  make("heavy_tailed", [&](int64_t, int64_t) { return dr.heavy_tailed(); });
   make("zero_rows", [&](int64_t r, int64_t c) {  // every third row zero, zero sub-blocks elsewhere
     if (r % 3 == 1) return 0.0f;
     if ((c / 16 + r) % 7 == 0) return 0.0f;
     return 0.02f * gauss(rng);
   });
-  make("sparse_blocks", [&](int64_t r, int64_t c) {
-    const int64_t blk = (c / 32 + r) % 5;
-    if (blk == 0) return 0.0f;
-    if (blk == 1) return 0.5f;
-    if (blk == 2) return unif(rng) < 0.1f ? gauss(rng) : 0.0f;
-    if (blk == 3) return -std::fabs(gauss(rng)) * 0.1f;
-    return std::fabs(gauss(rng)) * 0.1f;
-  });
-  make("tiny", [&](int64_t r, int64_t) { return std::ldexp(gauss(rng), -12 - int(r % 20)); });  // fp16 subnormals
+  make("sparse_blocks", [&](int64_t r, int64_t c) { return dr.sparse_blocks(r, c); });
+  make("tiny", [&](int64_t r, int64_t) { return dr.tiny_mixed(r); });  // fp16 subnormals
   make("quarter_grid", [&](int64_t, int64_t) { return 0.25f * float(int(std::lround(4.0f * gauss(rng)))); });
   make("uniform_positive", [&](int64_t, int64_t) { return unif(rng); });
   make("large", [&](int64_t, int64_t) { return 300.0f * gauss(rng); });
@@ -153,7 +143,9 @@ std::vector<uint8_t> gpu_host(type t, razor::cu::gq_src st, const void* src, int
   auto r = razor::cu::ggml_quantize_host(t, st, src, out.data(), out.size(), nrows, n, w, rows_per_weight, {}, 0,
                                          chunk_bytes);
   EXPECT_TRUE(r.ok()) << r.error().to_string();
-  if (r) EXPECT_EQ(*r, out.size());
+  if (r) {
+    EXPECT_EQ(*r, out.size());
+  }
   return out;
 }
 
