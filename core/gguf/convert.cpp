@@ -3,6 +3,7 @@
 #include "gguf/convert_internal.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -26,6 +28,7 @@
 #include "util/fnv.h"
 #include "util/json_limits.h"
 #include "util/mapped_file.h"
+#include "util/parallel.h"
 #include "util/printable.h"
 #include "util/regex.h"
 
@@ -38,36 +41,76 @@ using namespace convert_detail;
 
 namespace {
 
-// Quantizes one planned tensor matrix by matrix into `sink`; done/total advance the progress.
+// Matrices of a stacked tensor are produced and quantized in groups of at most this many floats (1 GiB):
+// one quantizer call per group instead of one per expert (the GPU packer's set-up per call cost more than its
+// kernels when it was called 768 times a layer of the 122B).
+constexpr int64_t kGroupFloats = int64_t(1) << 28;
+
+// Quantizes one planned tensor group by group into `sink`; the next group is produced (all cores) while the
+// current one is quantized. done/total advance the progress; `t` gathers the time of each stage.
 status quantize_planned(const planned& p, const tensor_plan_row& row, const convert_options& o,
-                        const std::function<status(const uint8_t*, size_t)>& sink, uint64_t& done, uint64_t total) {
+                        const std::function<status(const uint8_t*, size_t)>& sink, uint64_t& done, uint64_t total,
+                        convert_times& t) {
+  using clock = std::chrono::steady_clock;
+  auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
   const int64_t slice = p.slice();
   const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
   const int64_t rows = slice / n_per_row;
   const size_t slice_bytes = size_t(row.bytes / uint64_t(p.n_mat));
-  std::vector<float> buf(static_cast<size_t>(slice));
-  std::vector<uint8_t> qbuf(slice_bytes);
-  for (int64_t m = 0; m < p.n_mat; ++m) {
-    RAZOR_TRY(p.produce(m, buf.data()));
-    std::vector<float> weights;
-    if (row.imatrix_used) {
-      auto wts = o.imat->weights_for(p.name, m);
-      if (!wts.ok()) return wts.error();
-      weights = std::move(wts).value();
-    }
-    // The GPU packer when a device is present (bytes identical to the CPU path, tests/ggml/test_ggml_cuda.cpp).
+  const int64_t per_group = std::clamp<int64_t>(kGroupFloats / std::max<int64_t>(slice, 1), 1, p.n_mat);
+  // Produces matrices [m0, m0 + g) into `dst`, one matrix per task.
+  auto produce = [&](int64_t m0, int64_t g, std::vector<float>& dst) -> status {
+    dst.resize(size_t(g * slice));
+    std::vector<status> st(static_cast<size_t>(g));
+    parallel_for(size_t(g), [&](size_t b, size_t e) {
+      for (size_t i = b; i < e; ++i) st[i] = p.produce(m0 + int64_t(i), dst.data() + int64_t(i) * slice);
+    }, 1, o.threads);
+    for (auto& s : st) RAZOR_TRY(std::move(s));
+    return {};
+  };
+  std::vector<float> cur, next;
+  std::vector<uint8_t> qbuf;
+  auto t0 = clock::now();
+  RAZOR_TRY(produce(0, std::min(per_group, p.n_mat), cur));
+  t.read += since(t0);
+  for (int64_t m0 = 0; m0 < p.n_mat; m0 += per_group) {
+    const int64_t g = std::min(per_group, p.n_mat - m0);
+    std::future<status> ahead;
+    if (m0 + g < p.n_mat)
+      ahead = std::async(std::launch::async, [&, m1 = m0 + g] {
+        auto t1 = clock::now();
+        status s = produce(m1, std::min(per_group, p.n_mat - m1), next);
+        t.read_ahead += since(t1);
+        return s;
+      });
+    std::vector<float> weights;  // one imatrix vector per matrix of the group
+    if (row.imatrix_used)
+      for (int64_t m = m0; m < m0 + g; ++m) {
+        RAZOR_ASSIGN_OR_RETURN(auto w, o.imat->weights_for(p.name, m));
+        weights.insert(weights.end(), w.begin(), w.end());
+      }
+    // The GPU packer when a device is present (bytes identical to the CPU path, tests/kernels/test_ggml_cuda.cpp).
     quant::quantize_auto_options qo;
     qo.cpu.threads = o.threads;
     qo.allow_gpu = o.allow_gpu;
     qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
-    auto n = quant::quantize_tensor_auto(row.stored, buf.data(), qbuf.data(), qbuf.size(), rows, n_per_row,
+    qo.rows_per_imatrix = rows;
+    qbuf.resize(size_t(g) * slice_bytes);
+    t0 = clock::now();
+    auto n = quant::quantize_tensor_auto(row.stored, cur.data(), qbuf.data(), qbuf.size(), g * rows, n_per_row,
                                         weights.empty() ? nullptr : weights.data(), qo);
+    (n.ok() && n->gpu ? t.quantize_gpu : t.quantize_cpu) += since(t0);
+    status ahead_st = ahead.valid() ? ahead.get() : status{};
     if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
-    if (n->bytes != slice_bytes)
+    RAZOR_TRY(std::move(ahead_st));
+    if (n->bytes != qbuf.size())
       return make_error(errc::internal, p.name + ": quantizer wrote " + std::to_string(n->bytes) +
-                                            " bytes, expected " + std::to_string(slice_bytes));
+                                            " bytes, expected " + std::to_string(qbuf.size()));
+    t0 = clock::now();
     RAZOR_TRY(sink(qbuf.data(), qbuf.size()));
-    done += slice_bytes;
+    t.write += since(t0);
+    std::swap(cur, next);
+    done += qbuf.size();
     if (o.progress && !o.progress(double(done), double(total), p.name.c_str()))
       return make_error(errc::cancelled, "conversion cancelled at " + p.name);
   }
@@ -154,7 +197,7 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   for (auto& r : rep.tensors) total += r.bytes;
   auto sink = [&w](const uint8_t* d, size_t n) { return w.write(d, n); };
   for (size_t i = 0; i < fp.tensors.size(); ++i) {
-    status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total);
+    status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total, rep.times);
     if (st.ok()) st = ck.check_mapped();  // a shard truncated while it was read (util/mapped_file.h)
     if (!st.ok()) {
       w.abort();
@@ -188,7 +231,7 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
     const tensor_plan_row& row = rep.tensors[i];
     if (!sel.contains(gguf_layer_of(row.name))) continue;
     const uint64_t offset = out.bytes_written();
-    RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total));
+    RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total, part_rep.times));
     RAZOR_TRY(ck.check_mapped());
     tensors.push_back({{"name", row.name}, {"type", uint32_t(row.stored)}, {"ne", row.ne}, {"offset", offset},
                        {"bytes", row.bytes}});

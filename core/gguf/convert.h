@@ -100,6 +100,13 @@ struct tensor_plan_row {
   int64_t nelements() const;
 };
 
+// Where a conversion's time went (seconds, wall clock of the thread doing it): reading and converting the
+// source to floats (`read`: the first group of each tensor; `read_ahead`: later groups, produced beside the
+// quantizer), quantizing on the GPU packer (host <-> device copies included) or on the CPU, writing.
+struct convert_times {
+  double read = 0, read_ahead = 0, quantize_gpu = 0, quantize_cpu = 0, write = 0;
+};
+
 struct convert_report {
   std::string arch;
   std::vector<tensor_plan_row> tensors;
@@ -110,6 +117,7 @@ struct convert_report {
   // convert_to_gguf: the bytes written (all shards).
   uint64_t file_bytes = 0;
   uint64_t header_bytes = 0;
+  convert_times times;  // convert_to_gguf, convert_gguf_part
 };
 
 // Bytes a tensor of `bytes` takes in the file, padded to the alignment.

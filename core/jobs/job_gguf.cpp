@@ -34,6 +34,7 @@
 #include "util/mapped_file.h"
 #include "util/output_guard.h"
 #include "util/paths.h"
+#include "util/strformat.h"
 #include "jobs/job_params.h"
 
 namespace razor::jobs {
@@ -178,6 +179,10 @@ result<json> job_pack(const json& p, job_context& ctx) {
       if (auto it = by_name.find(t.name); it != by_name.end() && it->second->quantized) t.why = it->second->why;
   }
   for (auto& n : rep.notes) ctx.log("info", "note: " + n);
+  if (const gguf::convert_times& t = rep.times; t.read + t.quantize_gpu + t.quantize_cpu > 0)
+    ctx.log("info", strformat("time: read %.2f s (+ %.2f s beside the quantizer), quantize %.2f s on the GPU "
+                              "and %.2f s on the CPU, write %.2f s",
+                              t.read, t.read_ahead, t.quantize_gpu, t.quantize_cpu, t.write));
   if (!dry_run)
     for (auto& path : rep.paths) ctx.emit_artifact({path, sel.all ? "gguf" : "file", "", {}, json::object()});
   std::map<std::string, std::pair<uint64_t, int64_t>> by_type, by_role;

@@ -183,6 +183,7 @@ result<json> job_synth(const json& p, job_context& ctx) {
   opt.fused_experts = !per_expert;
   opt.shard_bytes = uint64_t(shard_gb * 1e9);
   opt.seed = uint64_t(seed);
+  RAZOR_ASSIGN_OR_RETURN(opt.heavy_tails, bool_param(p, "heavy_tails", false));
   RAZOR_ASSIGN_OR_RETURN(std::string dt, str_param(p, "dtype", "bf16"));
   opt.dt = dt == "fp8" ? dtype::f8_e4m3 : dt == "f16" ? dtype::f16 : dt == "f32" ? dtype::f32 : dtype::bf16;
   RAZOR_TRY(synth_checkpoint(config, out, opt, ctx.progress));
@@ -439,7 +440,9 @@ const std::vector<method_def>& method_table() {
         opt("shard_gb", N, 5.0, "shard size in GB"), opt("seed", I, 1, "random seed for the data"),
         opt("dtype", S, "bf16", "bf16, f16, f32, or fp8: FP8 E4M3 linear weights with 128x128 block scales "
                                 "(<weight>_scale_inv, the Hub's fine-grained FP8 layout)")
-            .one_of({"bf16", "f16", "f32", "fp8"})},
+            .one_of({"bf16", "f16", "f32", "fp8"}),
+        opt("heavy_tails", B, false, "realistic tails for scale tests: 0.5% of values 5x wider, 0.5% of input "
+                                     "columns 6x larger (outliers); drawn on all cores")},
        job_synth},
       {"pack", "`razor pack`: GGUF in the requested ggml types, written atomically (dry_run: the plan only)",
        {need("model", P, "checkpoint folder (config.json + *.safetensors)").pos(),

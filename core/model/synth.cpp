@@ -190,6 +190,55 @@ struct synth_entry {
   }
 };
 
+void put_value(dtype dt, float v, uint8_t* dst) {
+  if (dt == dtype::bf16) {
+    const uint16_t h = f32_to_bf16(v);
+    std::memcpy(dst, &h, 2);
+  } else if (dt == dtype::f16) {
+    const uint16_t h = f32_to_f16(v);
+    std::memcpy(dst, &h, 2);
+  } else {
+    std::memcpy(dst, &v, 4);
+  }
+}
+
+// synth_options::heavy_tails for entry `entry` of n values with `cols` input columns: blocks of kHeavyBlock
+// values, each drawn from a seed of (seed, entry, block) on all cores, written in chunks of 64 blocks.
+constexpr uint64_t kHeavyBlock = 1 << 16;
+status write_heavy(safetensors_writer& w, dtype dt, uint64_t n, int64_t cols, const synth_options& opt,
+                   size_t entry, std::vector<uint8_t>& buf) {
+  const size_t es = dtype_size(dt);
+  const float wide = 5.0f, outlier_col = 6.0f, p = 0.005f;
+  // E[s^2] of the value's scale: (1 - p) + p * wide^2 over the columns' mix (1 - p) + p * outlier_col^2.
+  const float norm = opt.stddev / std::sqrt(((1 - p) + p * wide * wide) * ((1 - p) + p * outlier_col * outlier_col));
+  const uint64_t seed = opt.seed * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull * (entry + 1);
+  auto col_scale = [&](uint64_t c) {
+    rng h{(seed ^ (c * 0xBF58476D1CE4E5B9ull)) | 1};
+    h.next();
+    return float(h.next() >> 40) / float(1ull << 24) < p ? outlier_col : 1.0f;
+  };
+  std::vector<float> cscale(size_t(std::max<int64_t>(cols, 1)));
+  for (size_t c = 0; c < cscale.size(); ++c) cscale[c] = col_scale(c);
+  const uint64_t chunk = 64 * kHeavyBlock;
+  for (uint64_t off = 0; off < n; off += chunk) {
+    const uint64_t k = std::min(chunk, n - off);
+    buf.resize(k * es);
+    parallel_for(size_t((k + kHeavyBlock - 1) / kHeavyBlock), [&](size_t b0, size_t b1) {
+      for (size_t b = b0; b < b1; ++b) {
+        const uint64_t first = off + b * kHeavyBlock, m = std::min<uint64_t>(kHeavyBlock, off + k - first);
+        rng r{(seed ^ ((first / kHeavyBlock + 1) * 0x94D049BB133111EBull)) | 1};
+        for (uint64_t j = 0; j < m; ++j) {
+          const bool tail = float(r.next() >> 40) / float(1ull << 24) < p;
+          const float v = norm * r.normal() * (tail ? wide : 1.0f) * cscale[size_t((first + j) % cscale.size())];
+          put_value(dt, v, &buf[(first - off + j) * es]);
+        }
+      }
+    });
+    RAZOR_TRY(w.write(buf.data(), buf.size()));
+  }
+  return {};
+}
+
 }  // namespace
 
 status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_dir, const synth_options& opt,
@@ -293,23 +342,14 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
             RAZOR_TRY(w.write(buf.data(), buf.size()));
           }
         }
+      } else if (opt.heavy_tails && t.how == synth_tensor::init::normal) {
+        RAZOR_TRY(write_heavy(w, e.dt, n, t.shape.back(), opt, i, buf));
       } else {
         const uint64_t chunk = 1 << 20;
         for (uint64_t off = 0; off < n; off += chunk) {
           uint64_t k = std::min(chunk, n - off);
           buf.resize(k * es);
-          for (uint64_t j = 0; j < k; ++j) {
-            const float v = value(t.how);
-            if (e.dt == dtype::bf16) {
-              uint16_t h = f32_to_bf16(v);
-              std::memcpy(&buf[j * 2], &h, 2);
-            } else if (e.dt == dtype::f16) {
-              uint16_t h = f32_to_f16(v);
-              std::memcpy(&buf[j * 2], &h, 2);
-            } else {
-              std::memcpy(&buf[j * 4], &v, 4);
-            }
-          }
+          for (uint64_t j = 0; j < k; ++j) put_value(e.dt, value(t.how), &buf[j * es]);
           RAZOR_TRY(w.write(buf.data(), buf.size()));
         }
       }

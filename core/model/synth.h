@@ -26,6 +26,11 @@ struct synth_options {
   uint64_t shard_bytes = 5000000000ull;
   uint64_t seed = 1;
   float stddev = 0.02f;
+  // false: each value a sum of 4 uniforms (bounded at 3.5 standard deviations; one sequential stream, the
+  // fixtures' data). true: realistic tails for scale tests: 0.5 % of the values 5x wider (kurtosis ~10) and
+  // 0.5 % of each matrix's input columns 6x larger (outlier columns), the same overall deviation; drawn on
+  // all cores (each 64 Ki-value block from its own seed), so large slices write at disk speed.
+  bool heavy_tails = false;
   // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
   // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;

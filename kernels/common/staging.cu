@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <mutex>
 
 #include "common/cuda_check.cuh"
 #include "util/parallel.h"
@@ -43,36 +45,91 @@ int sm_count() {
   return sms;
 }
 
+namespace {
+
+// Two staging slots (pinned host chunks where needed, device chunks, a stream each), kept between calls: a
+// caller that streams many tensors (the GGUF pack: thousands a model) pays the page-locked allocations once.
+struct staging_set {
+  int device = -1;
+  size_t in_cap = 0, out_cap = 0;  // bytes per slot
+  bool pinned_in = false, pinned_out = false;
+  void* pin_in[2] = {nullptr, nullptr};
+  void* pin_out[2] = {nullptr, nullptr};
+  void* d_in[2] = {nullptr, nullptr};
+  void* d_out[2] = {nullptr, nullptr};
+  cudaStream_t st[2] = {nullptr, nullptr};
+
+  ~staging_set() { release(); }
+  void release() {
+    for (int i = 0; i < 2; ++i) {
+      if (st[i]) cudaStreamSynchronize(st[i]);
+      if (st[i]) cudaStreamDestroy(st[i]);
+      if (pin_in[i]) cudaFreeHost(pin_in[i]);
+      if (pin_out[i]) cudaFreeHost(pin_out[i]);
+      if (d_in[i]) cudaFree(d_in[i]);
+      if (d_out[i]) cudaFree(d_out[i]);
+      st[i] = nullptr;
+      pin_in[i] = pin_out[i] = d_in[i] = d_out[i] = nullptr;
+    }
+    in_cap = out_cap = 0;
+    device = -1;
+  }
+  // Slots of at least in_bytes / out_bytes on the current device, with the host chunks the job needs.
+  status reserve(size_t in_bytes, size_t out_bytes, bool need_pin_in, bool need_pin_out) {
+    int dev = 0;
+    RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
+    if (dev != device || in_bytes > in_cap || out_bytes > out_cap || (need_pin_in && !pinned_in) ||
+        (need_pin_out && !pinned_out)) {
+      release();
+      in_bytes = std::max(in_bytes, in_cap);
+      out_bytes = std::max(out_bytes, out_cap);
+      for (int i = 0; i < 2; ++i) {
+        if (need_pin_in) RZ_CU(cudaHostAlloc(&pin_in[i], in_bytes, cudaHostAllocDefault), "cudaHostAlloc");
+        if (need_pin_out) RZ_CU(cudaHostAlloc(&pin_out[i], out_bytes, cudaHostAllocDefault), "cudaHostAlloc");
+        RZ_CU(cudaMalloc(&d_in[i], in_bytes), "cudaMalloc (chunk in)");
+        RZ_CU(cudaMalloc(&d_out[i], out_bytes), "cudaMalloc (chunk out)");
+        RZ_CU(cudaStreamCreateWithFlags(&st[i], cudaStreamNonBlocking), "cudaStreamCreate");
+      }
+      device = dev;
+      in_cap = in_bytes;
+      out_cap = out_bytes;
+      pinned_in = need_pin_in;
+      pinned_out = need_pin_out;
+    }
+    return status::success();
+  }
+};
+
+// One idle set for the process; a second concurrent caller gets a set of its own, freed when it is done.
+// Never destroyed: at exit the CUDA runtime may already be gone, and the driver frees the memory anyway.
+std::mutex idle_mu;
+staging_set* idle_set = nullptr;
+
+struct staging_lease {
+  std::unique_ptr<staging_set> s;
+  bool healthy = false;  // returned to the cache only after a stream that ended without error
+  staging_lease() {
+    std::lock_guard lk(idle_mu);
+    s.reset(idle_set ? idle_set : new staging_set());
+    idle_set = nullptr;
+  }
+  ~staging_lease() {
+    if (!healthy) return;  // destroyed: synchronizes and frees
+    std::lock_guard lk(idle_mu);
+    if (!idle_set) idle_set = s.release();
+  }
+};
+
+}  // namespace
+
 status stream_rows(const stream_job& j) {
   if (j.rows == 0) return status::success();
   const bool src_pinned = is_pinned_ptr(j.src), dst_pinned = is_pinned_ptr(j.dst);
   const size_t chunk_rows = std::max<size_t>(1, std::min(j.rows, j.chunk_bytes / std::max<size_t>(1, j.in_row)));
   const size_t nchunks = (j.rows + chunk_rows - 1) / chunk_rows;
-  const int nslots = nchunks > 1 ? 2 : 1;
-  struct slots_t {
-    void* pin_in[2] = {nullptr, nullptr};
-    void* pin_out[2] = {nullptr, nullptr};
-    void* d_in[2] = {nullptr, nullptr};
-    void* d_out[2] = {nullptr, nullptr};
-    cudaStream_t st[2] = {nullptr, nullptr};
-    ~slots_t() {
-      for (int i = 0; i < 2; ++i) {
-        if (st[i]) cudaStreamSynchronize(st[i]);
-        if (st[i]) cudaStreamDestroy(st[i]);
-        if (pin_in[i]) cudaFreeHost(pin_in[i]);
-        if (pin_out[i]) cudaFreeHost(pin_out[i]);
-        if (d_in[i]) cudaFree(d_in[i]);
-        if (d_out[i]) cudaFree(d_out[i]);
-      }
-    }
-  } r;
-  for (int i = 0; i < nslots; ++i) {
-    if (!src_pinned) RZ_CU(cudaHostAlloc(&r.pin_in[i], chunk_rows * j.in_row, cudaHostAllocDefault), "cudaHostAlloc");
-    if (!dst_pinned) RZ_CU(cudaHostAlloc(&r.pin_out[i], chunk_rows * j.out_row, cudaHostAllocDefault), "cudaHostAlloc");
-    RZ_CU(cudaMalloc(&r.d_in[i], chunk_rows * j.in_row), "cudaMalloc (chunk in)");
-    RZ_CU(cudaMalloc(&r.d_out[i], chunk_rows * j.out_row), "cudaMalloc (chunk out)");
-    RZ_CU(cudaStreamCreateWithFlags(&r.st[i], cudaStreamNonBlocking), "cudaStreamCreate");
-  }
+  staging_lease lease;
+  staging_set& r = *lease.s;
+  RAZOR_TRY(r.reserve(chunk_rows * j.in_row, chunk_rows * j.out_row, !src_pinned, !dst_pinned));
   const auto* in = static_cast<const uint8_t*>(j.src);
   auto* out = static_cast<uint8_t*>(j.dst);
   auto rows_of = [&](size_t k) { return std::min(chunk_rows, j.rows - k * chunk_rows); };
@@ -102,6 +159,7 @@ status stream_rows(const stream_job& j) {
     RZ_CU(cudaMemcpyAsync(h_out, r.d_out[slot], nr * j.out_row, cudaMemcpyDeviceToHost, r.st[slot]), "D2H");
   }
   for (size_t k = nchunks >= 2 ? nchunks - 2 : 0; k < nchunks; ++k) RAZOR_TRY(finish(k));
+  lease.healthy = true;
   return status::success();
 }
 
