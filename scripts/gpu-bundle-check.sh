@@ -137,9 +137,10 @@ fi
 # 3. Slices of the Qwen3.5-122B-A10B layout: synthesise N layers, time quantize (seed fake int3 clip) and pack
 # (the IQ3_XXS-expert recipe) on the GPU; the disk-read floor measured on the same files.
 N=${RAZOR_GPU_SLICE_LAYERS:-2}
-python3 - "$D/resources/configs/qwen3.5-122b-a10b.json" "$W/slice.json" "$N" <<'EOF'
+python3 - "$D/resources/configs/qwen3.5-122b-a10b.json" "$W/slice.json" "$N" "${RAZOR_GPU_SLICE_HEAVY:-1}" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1])); n = int(sys.argv[3])
+c["razor_slice_heavy_tails"] = sys.argv[4]  # a warm machine's slice is reused only if this matches too
 t = c.get("text_config", c)
 t["num_hidden_layers"] = n
 if "layer_types" in t: t["layer_types"] = t["layer_types"][:n]
@@ -147,7 +148,9 @@ json.dump(c, open(sys.argv[2], "w"), indent=1)
 EOF
 if ! cmp -s "$W/slice.json" "$W/s/slice.json"; then  # a warm machine keeps the last slice
   rm -rf "$W/s"
-  run "$RZ" synth --config "$W/slice.json" --out "$W/s/src"
+  # Heavy tails and outlier columns (synth --heavy-tails) unless RAZOR_GPU_SLICE_HEAVY=0.
+  HEAVY=--heavy-tails; [ "${RAZOR_GPU_SLICE_HEAVY:-1}" = 0 ] && HEAVY=
+  run "$RZ" synth --config "$W/slice.json" --out "$W/s/src" $HEAVY
   cp "$D"/tok35/tokenizer*.json "$W/s/src/"
   cp "$W/slice.json" "$W/s/slice.json"
 fi
@@ -178,16 +181,17 @@ run sh -c "cat $W/s/src/*.safetensors >/dev/null"  # the disk-read floor
 if [[ $STEPS == *" pack "* ]]; then
   run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --out "$W/s/iq3.gguf"
   ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
+  grep -E "time: read" "$OUT/pipeline.log" | tail -1
 fi
 # The probe on the GPU: warm (the slice in the page cache: "host-resident") and cold (streamed from disk).
 if [[ $STEPS == *" probe "* ]]; then
   for PT in ${RAZOR_GPU_PROBE_TOKENS:-32768}; do
     run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe.h5"
-    grep -E "tokens \[|GPU memory plan" "$OUT/pipeline.log" | tail -2
+    grep -E "tokens \[|GPU memory plan|GPU path" "$OUT/pipeline.log" | tail -4
   done
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null && {
     run timeout 300 "$RZ" probe "$W/s/src" --device cuda --tokens "$PT" --seqlen 256 --out "$W/s/probe-cold.h5"
-    grep -E "tokens \[" "$OUT/pipeline.log" | tail -1
+    grep -E "tokens \[|GPU path" "$OUT/pipeline.log" | tail -3
   }
 fi
 echo "peak GPU memory: $(sort -n "$OUT/gpu-memory.txt" | tail -1) MiB"

@@ -95,6 +95,7 @@ status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<s
   const int n_layers = int(d.n_layers);
   gpu_time_split times;
   using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
   auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
   // Loads layer L into slot L % 2 (the loader thread); returns whether it has a shared expert. The observer's
   // look at the weights runs beside the staging copy (both only read them).
@@ -131,6 +132,7 @@ status forward_gpu(weight_provider& wp, const model_dims& d, const std::vector<s
     RAZOR_TRY(eng->run_layer(L % cu::gpu_engine::kSlots, opt.observer ? &ob : nullptr));
     times.compute += since(t0);
     if (opt.observer) deliver(*opt.observer, d, L, d.linear_layer[size_t(L)], shared, ob);
+    times.layer_done.push_back(since(started));
   }
   if (opt.gpu_times) *opt.gpu_times = times;
   if (!runs_head(opt)) return eng->synchronize();

@@ -117,11 +117,15 @@ result<json> job_probe(const json& p, job_context& ctx) {
               {"maxshare", r.maxshare},   {"cold_frac", r.cold_frac}};
   if (r.gpu_times.compute > 0) {
     const auto& g = r.gpu_times;
-    res["gpu_time_split"] = {{"load", g.load}, {"observe", g.observe}, {"stage", g.stage}, {"wait", g.wait},
-                             {"compute", g.compute}};
+    res["gpu_time_split"] = {{"load", g.load},       {"observe", g.observe},   {"stage", g.stage},
+                             {"wait", g.wait},       {"compute", g.compute},   {"layer_done", g.layer_done},
+                             {"steady_layer_seconds", g.steady_layer_seconds()}};
     ctx.log("info", strformat("GPU path: loader thread load %.2f s, weight norms %.2f s (beside) stage + upload %.2f s; "
                               "GPU side waited %.2f s for weights, ran layers %.2f s", g.load, g.observe, g.stage,
                               g.wait, g.compute));
+    if (g.layer_done.size() >= 2)
+      ctx.log("info", strformat("GPU path: first layer done after %.2f s, then %.3f s a layer (steady state over "
+                                "%zu layers)", g.layer_done.front(), g.steady_layer_seconds(), g.layer_done.size() - 1));
   }
   if (!out.empty()) {
     RAZOR_TRY(engine::write_probe_h5(r, out));

@@ -545,23 +545,22 @@ struct gpu_engine::impl {
     k_gather<<<grid_for(ns * H), 256>>>(x, slot_tok.i(), s1.f(), ns, int(H));
     RZ_CU_LAUNCH("gather");
     RAZOR_TRY(observe(eng_point::expert_in, s1.f(), H, int64_t(H), h_off));
-    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xeq, to_bf16(s1.f(), ns, int64_t(H)));
-    for (size_t e = 0; e < E; ++e) {
-      size_t c = h_off[e + 1] - h_off[e];
-      if (!c) continue;
-      dlin gu{L.gu_all + e * L.gu_stride, int64_t(H), int64_t(2 * ff), L.experts_rows};
-      RAZOR_TRY(gemm(s1.f() + h_off[e] * H, c, gu, s2.f() + h_off[e] * 2 * ff, 0, 0, xeq ? xeq + h_off[e] * H : nullptr));
-    }
+    // Each expert's GEMM over its rows [h_off[e], h_off[e+1]) of x (width in) into y (width out).
+    auto per_expert = [&](const char* w_all, size_t w_stride, size_t in, size_t out, const float* x, float* y) -> status {
+      RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, ns, int64_t(in)));
+      for (size_t e = 0; e < E; ++e) {
+        const size_t c = h_off[e + 1] - h_off[e];
+        if (!c) continue;
+        dlin w{w_all + e * w_stride, int64_t(in), int64_t(out), L.experts_rows};
+        RAZOR_TRY(gemm(x + h_off[e] * in, c, w, y + h_off[e] * out, 0, 0, xq ? xq + h_off[e] * in : nullptr));
+      }
+      return {};
+    };
+    RAZOR_TRY(per_expert(L.gu_all, L.gu_stride, H, 2 * ff, s1.f(), s2.f()));
     k_silu_mul<<<grid_for(ns * ff), 256>>>(s2.f(), s3.f(), ns, int(ff));
     RZ_CU_LAUNCH("silu_mul");
     RAZOR_TRY(observe(eng_point::expert_act, s3.f(), ff, int64_t(ff), h_off));
-    RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* actq, to_bf16(s3.f(), ns, int64_t(ff)));
-    for (size_t e = 0; e < E; ++e) {
-      size_t c = h_off[e + 1] - h_off[e];
-      if (!c) continue;
-      dlin dn{L.dn_all + e * L.dn_stride, int64_t(ff), int64_t(H), L.experts_rows};
-      RAZOR_TRY(gemm(s3.f() + h_off[e] * ff, c, dn, s4.f() + h_off[e] * H, 0, 0, actq ? actq + h_off[e] * ff : nullptr));
-    }
+    RAZOR_TRY(per_expert(L.dn_all, L.dn_stride, ff, H, s3.f(), s4.f()));
     const float* sgp = nullptr;
     const float* soutp = nullptr;
     if (L.shared) {
