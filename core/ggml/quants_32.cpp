@@ -107,14 +107,13 @@ void pack_nibbles(const uint8_t* L, uint8_t* qs, uint8_t* qh) {
     for (int k = 0; k < 4; ++k) qh[k] = uint8_t(h >> (8 * k));
 }
 
-// The 5th bits of a q5_0 / q5_1 block as one little-endian word, and the 5-bit level of element j.
+// The 5th bits of a q5_0 / q5_1 block as one little-endian word.
 inline uint32_t load_qh(const uint8_t* qh) {
   return uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
 }
-inline int q5_level(const uint8_t* qs, uint32_t qh, int j) {
-  const int nibble = j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4);
-  return nibble | int(((qh >> j) & 1u) << 4);
-}
+// The 4-bit level of element j of a block of 32 (pack_nibbles' layout), and its 5-bit level.
+inline int nibble(const uint8_t* qs, int j) { return j < 16 ? (qs[j] & 0x0f) : (qs[j - 16] >> 4); }
+inline int q5_level(const uint8_t* qs, uint32_t qh, int j) { return nibble(qs, j) | int(((qh >> j) & 1u) << 4); }
 
 // ggml quantize_row_q4_1_ref / q5_1_ref: min and (max - min) / nmax, q = trunc((x - min)/d + 0.5).
 // q4_1 caps the level at 15 through an int8 conversion; q5_1 converts to uint8 without a cap.
@@ -172,21 +171,27 @@ void quantize_affine_row(const float* x, Block* y, int64_t n, const float* qw) {
       pack_nibbles(L, y[b].qs, nullptr);
   }
 }
+
+// Their dequantization: level * d + m, the level a nibble (q4_1) or a nibble and its 5th bit (q5_1).
+template <int NMAX, class Block>
+void dequantize_affine_row(const Block* x, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+    const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
+    if constexpr (NMAX == 31) {
+      const uint32_t qh = load_qh(x[b].qh);
+      for (int j = 0; j < 32; ++j) y[j] = float(q5_level(x[b].qs, qh, j)) * d + m;
+    } else {
+      for (int j = 0; j < 32; ++j) y[j] = float(nibble(x[b].qs, j)) * d + m;
+    }
+  }
+}
 }  // namespace
 
 void quantize_row_q4_1(const float* x, void* vy, int64_t n, const float* qw) {
   quantize_affine_row<15>(x, static_cast<block_q4_1*>(vy), n, qw);
 }
-
 void dequantize_row_q4_1(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const block_q4_1*>(vx);
-  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
-    const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
-    for (int j = 0; j < 16; ++j) {
-      y[j] = float(x[b].qs[j] & 0x0f) * d + m;
-      y[j + 16] = float(x[b].qs[j] >> 4) * d + m;
-    }
-  }
+  dequantize_affine_row<15>(static_cast<const block_q4_1*>(vx), y, n);
 }
 
 void quantize_row_q5_0(const float* x, void* vy, int64_t n, const float* qw) {
@@ -231,14 +236,8 @@ void dequantize_row_q5_0(const void* vx, float* y, int64_t n) {
 void quantize_row_q5_1(const float* x, void* vy, int64_t n, const float* qw) {
   quantize_affine_row<31>(x, static_cast<block_q5_1*>(vy), n, qw);
 }
-
 void dequantize_row_q5_1(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const block_q5_1*>(vx);
-  for (int64_t b = 0; b < n / 32; ++b, y += 32) {
-    const float d = fp16_to_f32(x[b].d), m = fp16_to_f32(x[b].m);
-    const uint32_t qh = load_qh(x[b].qh);
-    for (int j = 0; j < 32; ++j) y[j] = float(q5_level(x[b].qs, qh, j)) * d + m;
-  }
+  dequantize_affine_row<31>(static_cast<const block_q5_1*>(vx), y, n);
 }
 
 // ---- iq4_nl / iq4_xs ----------------------------------------------------------------------------
@@ -385,8 +384,7 @@ void dequantize_row_iq4_xs(const void* vx, float* y, int64_t n) {
     const float d = fp16_to_f32(x[b].d);
     const uint8_t* qs = x[b].qs;
     for (int ib = 0; ib < qk_k / 32; ++ib, y += 32, qs += 16) {
-      const int ls = ((x[b].scales_l[ib / 2] >> (4 * (ib % 2))) & 0xf) |
-                     (((x[b].scales_h >> (2 * ib)) & 3) << 4);
+      const int ls = scale_nibble(x[b].scales_l, ib) | (((x[b].scales_h >> (2 * ib)) & 3) << 4);
       const float dl = d * float(ls - 32);
       for (int j = 0; j < 16; ++j) {
         y[j] = dl * float(kvalues_iq4nl[qs[j] & 0xf]);

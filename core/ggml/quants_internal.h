@@ -159,6 +159,36 @@ inline void scale_nibbles(float id, const float* scales, int n, uint8_t* out) {
   for (int ib = 0; ib < n; ib += 2) out[ib / 2] = uint8_t(scale_code(id, scales[ib]) | (scale_code(id, scales[ib + 1]) << 4));
 }
 
+// Sub-block scale code i of those packed by scale_nibbles.
+inline int scale_nibble(const uint8_t* packed, int i) { return (packed[i / 2] >> (4 * (i % 2))) & 0xf; }
+
+// One group of 8 of a grid type (iq2_*, iq3_*) as its dequantizer reads it: the sub-block scale, the 8 stored
+// magnitudes (the grid bytes of one 8-coordinate point, iq2, or of two 4-coordinate points, iq3) and the
+// sign byte (bit j: element j is negative).
+struct grid_group {
+  float db;
+  const uint8_t* lo;  // magnitudes of elements 0..3
+  const uint8_t* hi;  // and of 4..7
+  uint8_t signs;
+};
+
+// The dequantization of every grid type: element j of a group is db * magnitude j, negated where its sign
+// bit is set; group(block, d, k) decodes group k (0 .. qk_k/8 - 1) of a block whose super-block scale is d.
+template <class Block, class Group>
+void dequantize_grid_row(const void* vx, float* y, int64_t n, Group group) {
+  const auto* x = static_cast<const Block*>(vx);
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    const float d = fp16_to_f32(x[b].d);
+    for (int k = 0; k < qk_k / 8; ++k, y += 8) {
+      const grid_group q = group(x[b], d, k);
+      for (int j = 0; j < 4; ++j) {
+        y[j] = q.db * float(q.lo[j]) * ((q.signs & (1u << j)) ? -1.0f : 1.0f);
+        y[j + 4] = q.db * float(q.hi[j]) * ((q.signs & (1u << (j + 4))) ? -1.0f : 1.0f);
+      }
+    }
+  }
+}
+
 // The super-block loop every grid quantizer (iq2_*, iq3_*) runs, sub-blocks of SB. Per sub-block: its
 // importance weights (weights(xb, qb, sigma2, weight), qb null without an imatrix) and their square roots;
 // the magnitudes and a sign byte per 8 (group_magnitudes); the levels cleared; then, unless the largest

@@ -126,96 +126,126 @@ float place_on_grid(const grid_search& g, int n, const float* xb, const float* w
   return sumqx > 0.0f && sumq2 > 0.0f ? sumqx / sumq2 : scale;
 }
 
+// A sub-block's best split of its sorted values into the three levels: the scale, the boundaries i1 <= i2
+// in the sorted order (split_levels) and the shift pattern (iq1_s: +1 or -1; iq1_m: 0..3).
+struct iq1_split {
+  float scale;
+  int i1, i2, shift;
+};
+
+// The super-block loop of iq1_s and iq1_m (ggml quantize_row_iq1_{s,m}_impl), sub-blocks of BS. Per
+// sub-block: its importance weights; unless its largest magnitude is below eps, its values sorted
+// (sort_sub_block) and search(xb, weight, pairs, max) for the best split, nullopt where none fits; a
+// sub-block without a split keeps scale 0 and the shift no_shift. Otherwise the levels of the split (a
+// mirrored split takes the shift flip(shift)), the groups put on the grid with the values values_of(shift,
+// k) (place_on_grid) and store(block, ib, index). Then, unless every scale is 0, finish(block, xbl, qbl,
+// sigma2, max_scale, scales, shifts) writes the scales (qbl: the super-block's importance weights or null).
+template <int BS, class Block, class Search, class Flip, class Values, class Store, class Finish>
+void iq1_row(const float* x, Block* y, int64_t n, const float* qw, float eps, int8_t no_shift, Search search,
+             Flip flip, Values values_of, Store store, Finish finish) {
+  const grid_search& g = grid().search;
+  float scales[qk_k / BS], weight[BS];
+  int8_t L[BS], shifts[qk_k / BS];
+  uint16_t index[BS / 8];
+  sort_pair pairs[BS];
+  for (int64_t b = 0; b < n / qk_k; ++b) {
+    std::memset(&y[b], 0, sizeof y[b]);  // every field, the fp16 zero included, is 0 bits
+    float max_scale = 0.0f;
+    const float* xbl = x + qk_k * b;
+    const float* qbl = qw ? qw + qk_k * b : nullptr;
+    const float sigma2 = superblock_sigma2(xbl, 2.0f);
+    for (int ib = 0; ib < qk_k / BS; ++ib) {
+      const float* xb = xbl + BS * ib;
+      imatrix_weights(BS, xb, qbl ? qbl + BS * ib : nullptr, sigma2, weight);
+      float max = std::fabs(xb[0]);
+      for (int i = 1; i < BS; ++i) max = max_of(max, std::fabs(xb[i]));
+      std::optional<iq1_split> split;
+      if (!(max < eps)) {
+        sort_sub_block(xb, BS, pairs);
+        split = search(xb, weight, pairs, max);
+      }
+      if (!split) {
+        scales[ib] = 0.0f;
+        shifts[ib] = no_shift;
+        std::memset(L, 1, BS);
+        continue;
+      }
+      float scale = split->scale;
+      int shift = split->shift;
+      if (split_levels(pairs, BS, split->i1, split->i2, &scale, L)) shift = flip(shift);
+      scale = place_on_grid(g, BS, xb, weight, scale, [&](int k) { return values_of(shift, k); }, L, index);
+      store(y[b], ib, index);
+      scales[ib] = scale;
+      shifts[ib] = int8_t(shift);
+      max_scale = max_of(max_scale, scale);
+    }
+    if (max_scale == 0.0f) continue;
+    finish(y[b], xbl, qbl, sigma2, max_scale, scales, shifts);
+  }
+}
+
 }  // namespace
 
 // ---- iq1_s ------------------------------------------------------------------------------------------
 
 void quantize_row_iq1_s(const float* x, void* vy, int64_t n, const float* qw) {
-  const grid_search& g = grid().search;
-  auto* y = static_cast<block_iq1_s*>(vy);
   constexpr int bs = 32;
-  float scales[qk_k / bs], weight[bs], sumx[bs + 1], sumw[bs + 1];
-  int8_t L[bs], shifts[qk_k / bs];
-  uint16_t index[bs / 8];
-  sort_pair pairs[bs];
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    y[b].d = f32_to_fp16(0.0f);
-    std::memset(y[b].qs, 0, sizeof y[b].qs);
-    std::memset(y[b].qh, 0, sizeof y[b].qh);
-    float max_scale = 0.0f;
-    const float* xbl = x + qk_k * b;
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-
-    for (int ib = 0; ib < qk_k / bs; ++ib) {
-      const float* xb = xbl + bs * ib;
-      imatrix_weights(bs, xb, qw + qk_k * b + bs * ib, sigma2, weight);
-      float max = std::fabs(xb[0]);
-      for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
-      if (max < k_iq1s_eps) {
-        scales[ib] = 0.0f;
-        shifts[ib] = 1;
-        std::memset(L, 1, bs);
-        continue;
-      }
-      // the weighted least-squares split of the sorted values into -1, 0, +1 (+- delta), from prefix sums
-      sort_sub_block(xb, bs, pairs);
-      sumx[0] = sumw[0] = 0.0f;
-      for (int j = 0; j < bs; ++j) {
-        const int i = pairs[j].idx;
-        sumx[j + 1] = sumx[j] + weight[i] * xb[i];
-        sumw[j + 1] = sumw[j] + weight[i];
-      }
-      float best_score = -3.40282347e+38f, scale = max;
-      int besti1 = -1, besti2 = -1, best_shift = 0;
-      for (int i1 = 0; i1 <= bs; ++i1) {
-        for (int i2 = i1; i2 <= bs; ++i2) {
-          for (int shift : {1, -1}) {
-            const float* xv = shift == 1 ? x_p : x_m;
-            const float sumqx =
-                (sumx[i1] - sumx[0]) * xv[0] + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[bs] - sumx[i2]) * xv[2];
-            const float sumq2 = (sumw[i1] - sumw[0]) * xv[0] * xv[0] + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] +
-                                (sumw[bs] - sumw[i2]) * xv[2] * xv[2];
-            if (sumq2 > 0.0f && sumqx * sumqx > best_score * sumq2) {
-              scale = sumqx / sumq2;
-              best_score = scale * sumqx;
-              besti1 = i1;
-              besti2 = i2;
-              best_shift = shift;
-            }
+  // the weighted least-squares split of the sorted values into -1, 0, +1 (+- delta), from prefix sums
+  auto search = [](const float* xb, const float* weight, const sort_pair* pairs,
+                   float max) -> std::optional<iq1_split> {
+    float sumx[bs + 1], sumw[bs + 1];
+    sumx[0] = sumw[0] = 0.0f;
+    for (int j = 0; j < bs; ++j) {
+      const int i = pairs[j].idx;
+      sumx[j + 1] = sumx[j] + weight[i] * xb[i];
+      sumw[j + 1] = sumw[j] + weight[i];
+    }
+    float best_score = -3.40282347e+38f, scale = max;
+    int besti1 = -1, besti2 = -1, best_shift = 0;
+    for (int i1 = 0; i1 <= bs; ++i1) {
+      for (int i2 = i1; i2 <= bs; ++i2) {
+        for (int shift : {1, -1}) {
+          const float* xv = shift == 1 ? x_p : x_m;
+          const float sumqx =
+              (sumx[i1] - sumx[0]) * xv[0] + (sumx[i2] - sumx[i1]) * xv[1] + (sumx[bs] - sumx[i2]) * xv[2];
+          const float sumq2 = (sumw[i1] - sumw[0]) * xv[0] * xv[0] + (sumw[i2] - sumw[i1]) * xv[1] * xv[1] +
+                              (sumw[bs] - sumw[i2]) * xv[2] * xv[2];
+          if (sumq2 > 0.0f && sumqx * sumqx > best_score * sumq2) {
+            scale = sumqx / sumq2;
+            best_score = scale * sumqx;
+            besti1 = i1;
+            besti2 = i2;
+            best_shift = shift;
           }
         }
       }
-      if (besti1 < 0 || besti2 < 0 || best_shift == 0) {
-        scales[ib] = 0.0f;
-        shifts[ib] = 1;
-        std::memset(L, 1, bs);
-        continue;
-      }
-      if (split_levels(pairs, bs, besti1, besti2, &scale, L)) best_shift = -best_shift;
-      const float* xx = best_shift == 1 ? x_p : x_m;
-      scale = place_on_grid(g, bs, xb, weight, scale, [xx](int) { return xx; }, L, index);
-      uint16_t h = 0;
-      for (int k = 0; k < bs / 8; ++k) {
-        y[b].qs[(bs / 8) * ib + k] = uint8_t(index[k] & 255);
-        h = uint16_t(h | ((index[k] >> 8) << (3 * k)));
-      }
-      y[b].qh[ib] = h;
-      scales[ib] = scale;
-      shifts[ib] = int8_t(best_shift);
-      max_scale = max_of(max_scale, scale);
     }
-
-    if (max_scale == 0.0f) continue;
+    if (besti1 < 0 || besti2 < 0 || best_shift == 0) return std::nullopt;
+    return iq1_split{scale, besti1, besti2, best_shift};
+  };
+  auto flip = [](int shift) { return -shift; };
+  auto values_of = [](int shift, int) { return shift == 1 ? x_p : x_m; };
+  auto store = [](block_iq1_s& y, int ib, const uint16_t* index) {
+    uint16_t h = 0;
+    for (int k = 0; k < bs / 8; ++k) {
+      y.qs[(bs / 8) * ib + k] = uint8_t(index[k] & 255);
+      h = uint16_t(h | ((index[k] >> 8) << (3 * k)));
+    }
+    y.qh[ib] = h;
+  };
+  auto finish = [](block_iq1_s& y, const float*, const float*, float, float max_scale, const float* scales,
+                   const int8_t* shifts) {
     const float d = max_scale / 15.0f;
-    y[b].d = f32_to_fp16(d * 1.125f);
+    y.d = f32_to_fp16(d * 1.125f);
     const float id = 1.0f / d;
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       int l = scale_code(id, scales[ib], 7);
       if (shifts[ib] == -1) l |= 8;
-      y[b].qh[ib] = uint16_t(y[b].qh[ib] | (l << 12));
+      y.qh[ib] = uint16_t(y.qh[ib] | (l << 12));
     }
-  }
+  };
+  // qw is never null here (the type table's `required`)
+  iq1_row<bs>(x, static_cast<block_iq1_s*>(vy), n, qw, k_iq1s_eps, 1, search, flip, values_of, store, finish);
 }
 
 void dequantize_row_iq1_s(const void* vx, float* y, int64_t n) {
@@ -240,89 +270,60 @@ void dequantize_row_iq1_s(const void* vx, float* y, int64_t n) {
 
 void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
   const grid_search& g = grid().search;
-  auto* y = static_cast<block_iq1_m*>(vy);
   constexpr int bs = 16;
   constexpr uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};  // the shift bits of qh per shift pattern
-  float scales[qk_k / bs], weight[bs];
-  int8_t L[bs], shifts[qk_k / bs];
-  uint16_t index[bs / 8];
-  sort_pair pairs[bs];
 
   // The shifts of the two groups of a sub-block by pattern k: 0 (+,+), 1 (+,-), 2 (-,+), 3 (-,-).
   auto group_values = [](int k, int group) -> const float* {
     return group == 0 ? (k < 2 ? x_p : x_m) : (k % 2 == 0 ? x_p : x_m);
   };
-
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    std::memset(y[b].qs, 0, sizeof y[b].qs);
-    std::memset(y[b].qh, 0, sizeof y[b].qh);
-    std::memset(y[b].scales, 0, sizeof y[b].scales);
-    float max_scale = 0.0f;
-    const float* xbl = x + qk_k * b;
-    const float sigma2 = superblock_sigma2(xbl, 2.0f);
-
-    for (int ib = 0; ib < qk_k / bs; ++ib) {
-      const float* xb = xbl + bs * ib;
-      imatrix_weights(bs, xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2, weight);
-      float max = std::fabs(xb[0]);
-      for (int i = 1; i < bs; ++i) max = max_of(max, std::fabs(xb[i]));
-      if (max < k_iq1m_eps) {
-        scales[ib] = 0.0f;
-        shifts[ib] = 0;
-        std::memset(L, 1, bs);
-        continue;
-      }
-      sort_sub_block(xb, bs, pairs);
-      float best_score = -3.40282347e+38f, scale = max;
-      int besti1 = -1, besti2 = -1, best_k = -1;
-      for (int i1 = 0; i1 <= bs; ++i1) {
-        for (int i2 = i1; i2 <= bs; ++i2) {
-          // the four shift patterns, summed in ggml's order (each element once, in sorted order)
-          float sumqx[4] = {}, sumq2[4] = {};
-          for (int j = 0; j < bs; ++j) {
-            const int v = j < i1 ? 0 : j < i2 ? 1 : 2;
-            const int i = pairs[j].idx;
-            const float xp = x_p[v], xm = x_m[v];
-            const float a = i < bs / 2 ? xp : xm;  // the value under patterns 1 (first group +)
-            const float c = i < bs / 2 ? xm : xp;  // and 2 (first group -)
-            sumqx[0] += weight[i] * xp * xb[i];
-            sumqx[1] += weight[i] * a * xb[i];
-            sumqx[2] += weight[i] * c * xb[i];
-            sumqx[3] += weight[i] * xm * xb[i];
-            sumq2[0] += weight[i] * xp * xp;
-            sumq2[1] += weight[i] * a * a;
-            sumq2[2] += weight[i] * c * c;
-            sumq2[3] += weight[i] * xm * xm;
-          }
-          for (int k = 0; k < 4; ++k) {
-            if (sumq2[k] > 0.0f && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
-              scale = sumqx[k] / sumq2[k];
-              best_score = scale * sumqx[k];
-              besti1 = i1;
-              besti2 = i2;
-              best_k = k;
-            }
+  auto search = [](const float* xb, const float* weight, const sort_pair* pairs,
+                   float max) -> std::optional<iq1_split> {
+    float best_score = -3.40282347e+38f, scale = max;
+    int besti1 = -1, besti2 = -1, best_k = -1;
+    for (int i1 = 0; i1 <= bs; ++i1) {
+      for (int i2 = i1; i2 <= bs; ++i2) {
+        // the four shift patterns, summed in ggml's order (each element once, in sorted order)
+        float sumqx[4] = {}, sumq2[4] = {};
+        for (int j = 0; j < bs; ++j) {
+          const int v = j < i1 ? 0 : j < i2 ? 1 : 2;
+          const int i = pairs[j].idx;
+          const float xp = x_p[v], xm = x_m[v];
+          const float a = i < bs / 2 ? xp : xm;  // the value under patterns 1 (first group +)
+          const float c = i < bs / 2 ? xm : xp;  // and 2 (first group -)
+          sumqx[0] += weight[i] * xp * xb[i];
+          sumqx[1] += weight[i] * a * xb[i];
+          sumqx[2] += weight[i] * c * xb[i];
+          sumqx[3] += weight[i] * xm * xb[i];
+          sumq2[0] += weight[i] * xp * xp;
+          sumq2[1] += weight[i] * a * a;
+          sumq2[2] += weight[i] * c * c;
+          sumq2[3] += weight[i] * xm * xm;
+        }
+        for (int k = 0; k < 4; ++k) {
+          if (sumq2[k] > 0.0f && sumqx[k] * sumqx[k] > best_score * sumq2[k]) {
+            scale = sumqx[k] / sumq2[k];
+            best_score = scale * sumqx[k];
+            besti1 = i1;
+            besti2 = i2;
+            best_k = k;
           }
         }
       }
-      if (besti1 < 0 || besti2 < 0 || best_k < 0) {
-        scales[ib] = 0.0f;
-        shifts[ib] = 0;
-        std::memset(L, 1, bs);
-        continue;
-      }
-      if (split_levels(pairs, bs, besti1, besti2, &scale, L)) best_k = 3 - best_k;
-      scale = place_on_grid(g, bs, xb, weight, scale, [&](int k) { return group_values(best_k, k); }, L, index);
-      y[b].qs[2 * ib] = uint8_t(index[0] & 255);
-      y[b].qs[2 * ib + 1] = uint8_t(index[1] & 255);
-      y[b].qh[ib] = uint8_t((index[0] >> 8) | ((index[1] >> 8) << 4));
-      scales[ib] = scale;
-      shifts[ib] = int8_t(best_k);
-      max_scale = max_of(max_scale, scale);
     }
-
-    if (max_scale == 0.0f) continue;
+    if (besti1 < 0 || besti2 < 0 || best_k < 0) return std::nullopt;
+    return iq1_split{scale, besti1, besti2, best_k};
+  };
+  auto flip = [](int k) { return 3 - k; };
+  auto store = [](block_iq1_m& y, int ib, const uint16_t* index) {
+    y.qs[2 * ib] = uint8_t(index[0] & 255);
+    y.qs[2 * ib + 1] = uint8_t(index[1] & 255);
+    y.qh[ib] = uint8_t((index[0] >> 8) | ((index[1] >> 8) << 4));
+  };
+  auto finish = [&](block_iq1_m& y, const float* xbl, const float* qbl, float sigma2, float max_scale,
+                    const float* scales, const int8_t* shifts) {
     // the 3-bit sub-block scales, then the super-block scale refit to the stored levels
+    float weight[bs];
     uint16_t sc[4] = {};
     float d = max_scale / 15.0f;
     const float id = 1.0f / d;
@@ -330,12 +331,12 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
     for (int ib = 0; ib < qk_k / bs; ++ib) {
       const int l = scale_code(id, scales[ib], 7);
       sc[ib / 4] = uint16_t(sc[ib / 4] | (l << (3 * (ib % 4))));
-      y[b].qh[ib] |= masks[shifts[ib]];
+      y.qh[ib] |= masks[shifts[ib]];
       const float* xb = xbl + bs * ib;
-      imatrix_weights(bs, xb, qw ? qw + qk_k * b + bs * ib : nullptr, sigma2, weight);
+      imatrix_weights(bs, xb, qbl ? qbl + bs * ib : nullptr, sigma2, weight);
       for (int k = 0; k < bs / 8; ++k) {
         const float* xx = group_values(shifts[ib], k);
-        const int point = y[b].qs[2 * ib + k] + ((y[b].qh[ib] << (8 - 4 * k)) & 0x700);
+        const int point = y.qs[2 * ib + k] + ((y.qh[ib] << (8 - 4 * k)) & 0x700);
         const int8_t* pl = &g.levels[size_t(point) * 8];
         for (int j = 0; j < 8; ++j) {
           const float w = weight[8 * k + j];
@@ -352,10 +353,11 @@ void quantize_row_iq1_m(const float* x, void* vy, int64_t n, const float* qw) {
     sc[2] = uint16_t(sc[2] | ((s & 0x0f00) << 4));
     sc[3] = uint16_t(sc[3] | (s & 0xf000));
     for (int i = 0; i < 4; ++i) {
-      y[b].scales[2 * i] = uint8_t(sc[i]);
-      y[b].scales[2 * i + 1] = uint8_t(sc[i] >> 8);
+      y.scales[2 * i] = uint8_t(sc[i]);
+      y.scales[2 * i + 1] = uint8_t(sc[i] >> 8);
     }
-  }
+  };
+  iq1_row<bs>(x, static_cast<block_iq1_m*>(vy), n, qw, k_iq1m_eps, 0, search, flip, group_values, store, finish);
 }
 
 void dequantize_row_iq1_m(const void* vx, float* y, int64_t n) {

@@ -51,6 +51,11 @@ inline grid_trials trials_16(float max) {
   return {9, 0.1f, max, max / float(2 * k_max_q - 1), true, false, false};
 }
 
+// The scale of a sub-block of 16 of iq2_xs / iq2_s (group k is in sub-block k / 2).
+float iq2_16_scale(const uint8_t* scales, float d, int k) {
+  return d * (0.5f + float(scale_nibble(scales, k / 2))) * 0.25f;
+}
+
 // The importance weights of a sub-block of 16 (iq2_xs: always given).
 void imatrix_weights_16(const float* xb, const float* qb, float sigma2, float* weight) {
   imatrix_weights(16, xb, qb, sigma2, weight);
@@ -97,21 +102,13 @@ void quantize_row_iq2_xxs(const float* x, void* vy, int64_t n, const float* qw) 
 
 void dequantize_row_iq2_xxs(const void* vx, float* y, int64_t n) {
   const iq2_grid& g = grid_xxs();
-  const auto* x = static_cast<const block_iq2_xxs*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d);
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const uint16_t* q = x[b].qs + 4 * ib;
-      const uint32_t idx = uint32_t(q[0]) | (uint32_t(q[1]) << 16);
-      const uint32_t sgn = uint32_t(q[2]) | (uint32_t(q[3]) << 16);
-      const float db = d * (0.5f + float(sgn >> 28)) * 0.25f;
-      for (int l = 0; l < 4; ++l, y += 8) {
-        const uint8_t* mag = &g.bytes[size_t((idx >> (8 * l)) & 255) * 8];
-        const uint8_t s = ksigns(int((sgn >> (7 * l)) & 127));
-        for (int j = 0; j < 8; ++j) y[j] = db * float(mag[j]) * ((s & (1u << j)) ? -1.0f : 1.0f);
-      }
-    }
-  }
+  dequantize_grid_row<block_iq2_xxs>(vx, y, n, [&g](const block_iq2_xxs& x, float d, int k) {
+    const uint16_t* q = x.qs + 4 * (k / 4);
+    const uint32_t idx = uint32_t(q[0]) | (uint32_t(q[1]) << 16);
+    const uint32_t sgn = uint32_t(q[2]) | (uint32_t(q[3]) << 16);
+    const uint8_t* mag = &g.bytes[size_t((idx >> (8 * (k % 4))) & 255) * 8];
+    return grid_group{d * (0.5f + float(sgn >> 28)) * 0.25f, mag, mag + 4, ksigns(int((sgn >> (7 * (k % 4))) & 127))};
+  });
 }
 
 // ---- iq2_xs -----------------------------------------------------------------------------------------
@@ -145,20 +142,10 @@ void quantize_row_iq2_xs(const float* x, void* vy, int64_t n, const float* qw) {
 
 void dequantize_row_iq2_xs(const void* vx, float* y, int64_t n) {
   const iq2_grid& g = grid_xs();
-  const auto* x = static_cast<const block_iq2_xs*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d);
-    for (int ib = 0; ib < qk_k / 32; ++ib) {
-      const float db[2] = {d * (0.5f + float(x[b].scales[ib] & 0xf)) * 0.25f,
-                           d * (0.5f + float(x[b].scales[ib] >> 4)) * 0.25f};
-      for (int l = 0; l < 4; ++l, y += 8) {
-        const uint16_t q = x[b].qs[4 * ib + l];
-        const uint8_t* mag = &g.bytes[size_t(q & 511) * 8];
-        const uint8_t s = ksigns(q >> 9);
-        for (int j = 0; j < 8; ++j) y[j] = db[l / 2] * float(mag[j]) * ((s & (1u << j)) ? -1.0f : 1.0f);
-      }
-    }
-  }
+  dequantize_grid_row<block_iq2_xs>(vx, y, n, [&g](const block_iq2_xs& x, float d, int k) {
+    const uint8_t* mag = &g.bytes[size_t(x.qs[k] & 511) * 8];
+    return grid_group{iq2_16_scale(x.scales, d, k), mag, mag + 4, ksigns(x.qs[k] >> 9)};
+  });
 }
 
 // ---- iq2_s ------------------------------------------------------------------------------------------
@@ -182,21 +169,11 @@ void quantize_row_iq2_s(const float* x, void* vy, int64_t n, const float* qw) {
 
 void dequantize_row_iq2_s(const void* vx, float* y, int64_t n) {
   const iq2_grid& g = grid_s();
-  const auto* x = static_cast<const block_iq2_s*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d);
-    const uint8_t* qs = x[b].qs;
-    const uint8_t* signs = qs + qk_k / 8;
-    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 4, signs += 4) {
-      const float db[2] = {d * (0.5f + float(x[b].scales[ib] & 0xf)) * 0.25f,
-                           d * (0.5f + float(x[b].scales[ib] >> 4)) * 0.25f};
-      for (int l = 0; l < 4; ++l, y += 8) {
-        const int idx = qs[l] | ((x[b].qh[ib] << (8 - 2 * l)) & 0x300);
-        const uint8_t* mag = &g.bytes[size_t(idx) * 8];
-        for (int j = 0; j < 8; ++j) y[j] = db[l / 2] * float(mag[j]) * ((signs[l] & (1u << j)) ? -1.0f : 1.0f);
-      }
-    }
-  }
+  dequantize_grid_row<block_iq2_s>(vx, y, n, [&g](const block_iq2_s& x, float d, int k) {
+    const int idx = x.qs[k] | ((x.qh[k / 4] << (8 - 2 * (k % 4))) & 0x300);
+    const uint8_t* mag = &g.bytes[size_t(idx) * 8];
+    return grid_group{iq2_16_scale(x.scales, d, k), mag, mag + 4, x.qs[qk_k / 8 + k]};
+  });
 }
 
 }  // namespace razor::ggml::detail

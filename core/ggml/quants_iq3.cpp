@@ -98,26 +98,12 @@ void quantize_row_iq3_xxs_scalar(const float* x, void* y, int64_t n, const float
 
 void dequantize_row_iq3_xxs(const void* vx, float* y, int64_t n) {
   const iq3_grid& g = grid_xxs();
-  const auto* x = static_cast<const block_iq3_xxs*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d);
-    const uint8_t* qs = x[b].qs;
-    const uint8_t* sas = qs + qk_k / 4;
-    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 8) {
-      const uint32_t w = uint32_t(sas[4 * ib]) | (uint32_t(sas[4 * ib + 1]) << 8) |
-                         (uint32_t(sas[4 * ib + 2]) << 16) | (uint32_t(sas[4 * ib + 3]) << 24);
-      const float db = d * (0.5f + float(w >> 28)) * 0.5f;
-      for (int l = 0; l < 4; ++l, y += 8) {
-        const uint8_t s = ksigns(int((w >> (7 * l)) & 127));
-        const uint8_t* g1 = &g.bytes[size_t(qs[2 * l]) * 4];
-        const uint8_t* g2 = &g.bytes[size_t(qs[2 * l + 1]) * 4];
-        for (int j = 0; j < 4; ++j) {
-          y[j] = db * float(g1[j]) * ((s & (1u << j)) ? -1.0f : 1.0f);
-          y[j + 4] = db * float(g2[j]) * ((s & (1u << (j + 4))) ? -1.0f : 1.0f);
-        }
-      }
-    }
-  }
+  dequantize_grid_row<block_iq3_xxs>(vx, y, n, [&g](const block_iq3_xxs& x, float d, int k) {
+    const uint8_t* sas = x.qs + qk_k / 4 + 4 * (k / 4);
+    const uint32_t w = uint32_t(sas[0]) | (uint32_t(sas[1]) << 8) | (uint32_t(sas[2]) << 16) | (uint32_t(sas[3]) << 24);
+    return grid_group{d * (0.5f + float(w >> 28)) * 0.5f, &g.bytes[size_t(x.qs[2 * k]) * 4],
+                      &g.bytes[size_t(x.qs[2 * k + 1]) * 4], ksigns(int((w >> (7 * (k % 4))) & 127))};
+  });
 }
 
 // ---- iq3_s ------------------------------------------------------------------------------------------
@@ -151,25 +137,12 @@ void quantize_row_iq3_s_scalar(const float* x, void* y, int64_t n, const float* 
 
 void dequantize_row_iq3_s(const void* vx, float* y, int64_t n) {
   const iq3_grid& g = grid_s();
-  const auto* x = static_cast<const block_iq3_s*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d);
-    const uint8_t* qs = x[b].qs;
-    const uint8_t* signs = x[b].signs;
-    for (int ib = 0; ib < qk_k / 32; ++ib, qs += 8, signs += 4) {
-      const int s = ib % 2 == 0 ? (x[b].scales[ib / 2] & 0xf) : (x[b].scales[ib / 2] >> 4);
-      const float db = d * float(1 + 2 * s);
-      const int qh = x[b].qh[ib];
-      for (int l = 0; l < 4; ++l, y += 8) {
-        const uint8_t* g1 = &g.bytes[size_t(qs[2 * l] | ((qh << (8 - 2 * l)) & 256)) * 4];
-        const uint8_t* g2 = &g.bytes[size_t(qs[2 * l + 1] | ((qh << (7 - 2 * l)) & 256)) * 4];
-        for (int j = 0; j < 4; ++j) {
-          y[j] = db * float(g1[j]) * ((signs[l] & (1u << j)) ? -1.0f : 1.0f);
-          y[j + 4] = db * float(g2[j]) * ((signs[l] & (1u << (j + 4))) ? -1.0f : 1.0f);
-        }
-      }
-    }
-  }
+  dequantize_grid_row<block_iq3_s>(vx, y, n, [&g](const block_iq3_s& x, float d, int k) {
+    const int qh = x.qh[k / 4], l = k % 4;
+    return grid_group{d * float(1 + 2 * scale_nibble(x.scales, k / 4)),
+                      &g.bytes[size_t(x.qs[2 * k] | ((qh << (8 - 2 * l)) & 256)) * 4],
+                      &g.bytes[size_t(x.qs[2 * k + 1] | ((qh << (7 - 2 * l)) & 256)) * 4], x.signs[k]};
+  });
 }
 
 }  // namespace razor::ggml::detail

@@ -3,6 +3,8 @@
 // quantize_row_<t>_impl (q6_K: make_qx_quants on the raw weights).
 #include "ggml/quants_internal.h"
 
+#include <type_traits>
+
 namespace razor::ggml::detail {
 
 namespace {
@@ -35,6 +37,31 @@ void weights_16(const float* x, const float* qrow, float sigma2, float* weight, 
     float s = 0.0f;
     for (int l = 0; l < 16; ++l) s += weight[16 * j + l];
     sw[j] = s;
+  }
+}
+
+// fit_affine<N, V3> on each of nsub sub-blocks of N (nsub a multiple of 8): the lane form, 8 sub-blocks a
+// call, or the scalar ground truth one sub-block at a time. Per sub-block: its scale and min.
+template <bool lanes, int N, bool V3>
+void fit_affine_subblocks(int nsub, int nmax, const float* x, const float* w, uint8_t* L, float* mins, float* scales,
+                          float rmin, float rdelta, int nstep, bool mad) {
+  if (lanes) {
+    for (int h = 0; h < nsub / 8; ++h)
+      fit_affine_x8(N, nmax, x + 8 * N * h, w + 8 * N * h, L + 8 * N * h, mins + 8 * h, scales + 8 * h, rmin, rdelta,
+                    nstep, mad, V3);
+  } else {
+    for (int j = 0; j < nsub; ++j)
+      scales[j] = fit_affine<N, V3>(nmax, x + N * j, w + N * j, L + N * j, &mins[j], rmin, rdelta, nstep, mad);
+  }
+}
+
+// fit_symmetric on the 16 sub-blocks of 16 of a super-block (w null: x*x), lane form or scalar ground truth.
+template <bool lanes>
+void fit_symmetric_subblocks(int nmax, const float* x, const float* w, int8_t* L, float* scales) {
+  if (lanes) {
+    fit_symmetric_x16(16, nmax, x, w, L, scales);
+  } else {
+    for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric<16>(nmax, x + 16 * j, w ? w + 16 * j : nullptr, L + 16 * j);
   }
 }
 
@@ -102,6 +129,15 @@ void pack_q5_k(const uint8_t* L, uint8_t* qh, uint8_t* ql) {
   }
 }
 
+// A row of n elements, super-block by super-block: quantize(x, qb, block) with the super-block's qk_k values,
+// their importance weights (null without an imatrix) and the block it writes.
+template <class Block>
+void superblock_row(const float* x, void* vy, int64_t n, const float* qw,
+                    void (*quantize)(const float*, const float*, Block&)) {
+  auto* y = static_cast<Block*>(vy);
+  for (int64_t b = 0; b < n / qk_k; ++b) quantize(x + qk_k * b, qw ? qw + qk_k * b : nullptr, y[b]);
+}
+
 // Sub-block fit of q4_K / q5_K: 8 sub-blocks of 32 with affine levels 0..nmax, then 6-bit scales and
 // mins against the super-block maxima (ref) or fitted by fit_positive (weights given).
 template <bool lanes>
@@ -120,12 +156,7 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       const float av_x = std::sqrt(sum_x2 / 32.0f);
       for (int l = 0; l < 32; ++l) weights[32 * j + l] = av_x + std::fabs(xb[l]);
     }
-    if (lanes) {
-      fit_affine_x8(32, nmax, x, weights, L, mins, sc, rmin, 0.1f, nstep, false, false);
-    } else {
-      for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine<32, false>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], rmin, 0.1f, nstep, false);
-    }
+    fit_affine_subblocks<lanes, 32, false>(8, nmax, x, weights, L, mins, sc, rmin, 0.1f, nstep, false);
     float max_scale = 0.0f, max_min = 0.0f;
     for (int j = 0; j < 8; ++j) {
       if (sc[j] > max_scale) max_scale = sc[j];
@@ -158,12 +189,7 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
       for (int l = 0; l < 32; ++l) sumw += wb[l];
       sw[j] = sumw;
     }
-    if (lanes) {
-      fit_affine_x8(32, nmax, x, weights, L, mins, sc, -0.9f, 0.05f, 36, false, true);
-    } else {
-      for (int j = 0; j < 8; ++j)
-        sc[j] = fit_affine<32, true>(nmax, x + 32 * j, weights + 32 * j, L + 32 * j, &mins[j], -0.9f, 0.05f, 36, false);
-    }
+    fit_affine_subblocks<lanes, 32, true>(8, nmax, x, weights, L, mins, sc, -0.9f, 0.05f, 36, false);
     const float d_block = fit_positive<8>(63, sc, Ls, sw);
     const float m_block = fit_positive<8>(63, mins, Lm, sw);
     for (int j = 0; j < 8; ++j) pack_scale_min(scales, j, min_of<uint8_t>(63, Ls[j]), min_of<uint8_t>(63, Lm[j]));
@@ -180,73 +206,51 @@ void k4_superblock(const float* x, const float* qw, int nmax, half* dh, half* mh
 namespace {
 
 template <bool lanes>
-void q2_k_row(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q2_k*>(vy);
+void q2_k_block(const float* x, const float* qrow, block_q2_k& yb) {
   uint8_t L[qk_k];
   float mins[16], scales[16], weights[qk_k];
-  for (int64_t b = 0; b < n / qk_k; ++b, x += qk_k) {
-    block_q2_k& yb = y[b];
-    if (!qw) {
-      // ggml quantize_row_q2_K_ref
-      const float q4scale = 15.0f;
-      float max_scale = 0.0f, max_min = 0.0f;
-      for (int l = 0; l < qk_k; ++l) weights[l] = std::fabs(x[l]);
-      if (lanes) {
-        for (int h = 0; h < 2; ++h)
-          fit_affine_x8(16, 3, x + 128 * h, weights + 128 * h, L + 128 * h, mins + 8 * h, scales + 8 * h, -0.5f,
-                        0.1f, 15, true, false);
-      } else {
-        for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine<16, false>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
-      }
-      for (int j = 0; j < 16; ++j) {
-        if (scales[j] > max_scale) max_scale = scales[j];
-        if (mins[j] > max_min) max_min = mins[j];
-      }
-      if (max_scale > 0.0f) {
-        const float iscale = q4scale / max_scale;
-        for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(nearest_int(iscale * scales[j]));
-        yb.d = f32_to_fp16(max_scale / q4scale);
-      } else {
-        std::memset(yb.scales, 0, sizeof yb.scales);
-        yb.d = f32_to_fp16(0.0f);
-      }
-      if (max_min > 0.0f) {
-        const float iscale = q4scale / max_min;
-        for (int j = 0; j < 16; ++j) yb.scales[j] |= uint8_t(nearest_int(iscale * mins[j]) << 4);
-        yb.dmin = f32_to_fp16(max_min / q4scale);
-      } else {
-        yb.dmin = f32_to_fp16(0.0f);
-      }
-    } else {
-      // ggml quantize_row_q2_K_impl
-      const float* qrow = qw + qk_k * b;
-      float sw[16];
-      uint8_t Ls[16], Lm[16];
-      weights_16(x, qrow, superblock_sigma2(x, 1.0f), weights, sw);
-      if (lanes) {
-        for (int h = 0; h < 2; ++h)
-          fit_affine_x8(16, 3, x + 128 * h, weights + 128 * h, L + 128 * h, mins + 8 * h, scales + 8 * h, -0.9f,
-                        0.05f, 36, false, true);
-      } else {
-        for (int j = 0; j < 16; ++j)
-          scales[j] = fit_affine<16, true>(3, x + 16 * j, weights + 16 * j, L + 16 * j, &mins[j], -0.9f, 0.05f, 36, false);
-      }
-      const float dm = fit_positive<16>(15, scales, Ls, sw);
-      const float mm = fit_positive<16>(15, mins, Lm, sw);
-      yb.d = f32_to_fp16(dm);
-      yb.dmin = f32_to_fp16(mm);
-      for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
+  if (!qrow) {
+    // ggml quantize_row_q2_K_ref
+    const float q4scale = 15.0f;
+    float max_scale = 0.0f, max_min = 0.0f;
+    for (int l = 0; l < qk_k; ++l) weights[l] = std::fabs(x[l]);
+    fit_affine_subblocks<lanes, 16, false>(16, 3, x, weights, L, mins, scales, -0.5f, 0.1f, 15, true);
+    for (int j = 0; j < 16; ++j) {
+      if (scales[j] > max_scale) max_scale = scales[j];
+      if (mins[j] > max_min) max_min = mins[j];
     }
-    q2_requantize(x, yb, L);
-    pack_2bit(L, yb.qs);
+    if (max_scale > 0.0f) {
+      const float iscale = q4scale / max_scale;
+      for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(nearest_int(iscale * scales[j]));
+      yb.d = f32_to_fp16(max_scale / q4scale);
+    } else {
+      std::memset(yb.scales, 0, sizeof yb.scales);
+      yb.d = f32_to_fp16(0.0f);
+    }
+    if (max_min > 0.0f) {
+      const float iscale = q4scale / max_min;
+      for (int j = 0; j < 16; ++j) yb.scales[j] |= uint8_t(nearest_int(iscale * mins[j]) << 4);
+      yb.dmin = f32_to_fp16(max_min / q4scale);
+    } else {
+      yb.dmin = f32_to_fp16(0.0f);
+    }
+  } else {
+    // ggml quantize_row_q2_K_impl
+    float sw[16];
+    uint8_t Ls[16], Lm[16];
+    weights_16(x, qrow, superblock_sigma2(x, 1.0f), weights, sw);
+    fit_affine_subblocks<lanes, 16, true>(16, 3, x, weights, L, mins, scales, -0.9f, 0.05f, 36, false);
+    const float dm = fit_positive<16>(15, scales, Ls, sw);
+    const float mm = fit_positive<16>(15, mins, Lm, sw);
+    yb.d = f32_to_fp16(dm);
+    yb.dmin = f32_to_fp16(mm);
+    for (int j = 0; j < 16; ++j) yb.scales[j] = uint8_t(Ls[j] | (Lm[j] << 4));
   }
+  q2_requantize(x, yb, L);
+  pack_2bit(L, yb.qs);
 }
 
 }  // namespace
-
-void quantize_row_q2_k(const float* x, void* y, int64_t n, const float* qw) { q2_k_row<true>(x, y, n, qw); }
-void quantize_row_q2_k_scalar(const float* x, void* y, int64_t n, const float* qw) { q2_k_row<false>(x, y, n, qw); }
 
 void dequantize_row_q2_k(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const block_q2_k*>(vx);
@@ -271,52 +275,40 @@ void dequantize_row_q2_k(const void* vx, float* y, int64_t n) {
 namespace {
 
 template <bool lanes>
-void q3_k_row(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q3_k*>(vy);
+void q3_k_block(const float* x, const float* qrow, block_q3_k& yb) {
   int8_t L[qk_k];
   float scales[16];
-  for (int64_t b = 0; b < n / qk_k; ++b, x += qk_k) {
-    block_q3_k& yb = y[b];
-    std::memset(yb.scales, 0, sizeof yb.scales);
-    if (!qw) {
-      // ggml quantize_row_q3_K_ref
-      for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
-      float max_scale;
-      signed_abs_max<16>(scales, &max_scale);
-      if (max_scale != 0.0f) {
-        const float iscale = -32.0f / max_scale;
-        for (int j = 0; j < 16; ++j) {
-          int8_t l = int8_t(nearest_int(iscale * scales[j]));
-          l = int8_t(max_of<int>(-32, min_of<int>(31, l)) + 32);
-          pack_q3_scales(yb.scales, j, l);
-        }
-        yb.d = f32_to_fp16(1.0f / iscale);
-      } else {
-        yb.d = f32_to_fp16(0.0f);
+  std::memset(yb.scales, 0, sizeof yb.scales);
+  if (!qrow) {
+    // ggml quantize_row_q3_K_ref
+    for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric_descent<16>(4, x + 16 * j, L + 16 * j);
+    float max_scale;
+    signed_abs_max<16>(scales, &max_scale);
+    if (max_scale != 0.0f) {
+      const float iscale = -32.0f / max_scale;
+      for (int j = 0; j < 16; ++j) {
+        int8_t l = int8_t(nearest_int(iscale * scales[j]));
+        l = int8_t(max_of<int>(-32, min_of<int>(31, l)) + 32);
+        pack_q3_scales(yb.scales, j, l);
       }
+      yb.d = f32_to_fp16(1.0f / iscale);
     } else {
-      // ggml quantize_row_q3_K_impl
-      const float* qrow = qw + qk_k * b;
-      float weight[qk_k], sw[16];
-      int8_t Ls[16];
-      weights_16(x, qrow, superblock_sigma2(x, 2.0f), weight, sw);
-      if (lanes) {
-        fit_symmetric_x16(16, 4, x, weight, L, scales);
-      } else {
-        for (int j = 0; j < 16; ++j) scales[j] = fit_symmetric<16>(4, x + 16 * j, weight + 16 * j, L + 16 * j);
-      }
-      const float d_block = fit_symmetric<16>(32, scales, sw, Ls);
-      for (int j = 0; j < 16; ++j) pack_q3_scales(yb.scales, j, Ls[j]);
-      yb.d = f32_to_fp16(d_block);
+      yb.d = f32_to_fp16(0.0f);
     }
-    q3_finish(x, yb, L);
+  } else {
+    // ggml quantize_row_q3_K_impl
+    float weight[qk_k], sw[16];
+    int8_t Ls[16];
+    weights_16(x, qrow, superblock_sigma2(x, 2.0f), weight, sw);
+    fit_symmetric_subblocks<lanes>(4, x, weight, L, scales);
+    const float d_block = fit_symmetric<16>(32, scales, sw, Ls);
+    for (int j = 0; j < 16; ++j) pack_q3_scales(yb.scales, j, Ls[j]);
+    yb.d = f32_to_fp16(d_block);
   }
+  q3_finish(x, yb, L);
 }
 
 }  // namespace
-
-void quantize_row_q3_k(const float* x, void* y, int64_t n, const float* qw) { q3_k_row<true>(x, y, n, qw); }
-void quantize_row_q3_k_scalar(const float* x, void* y, int64_t n, const float* qw) { q3_k_row<false>(x, y, n, qw); }
 
 void dequantize_row_q3_k(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const block_q3_k*>(vx);
@@ -346,69 +338,52 @@ void dequantize_row_q3_k(const void* vx, float* y, int64_t n) {
 
 namespace {
 
-template <bool lanes>
-void q4_k_row(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q4_k*>(vy);
+// q4_K (levels 0..15) and q5_K (0..31, the fifth bits in qh).
+template <bool lanes, class Block>
+void k4_block(const float* x, const float* qb, Block& y) {
+  constexpr int nmax = std::is_same_v<Block, block_q4_k> ? 15 : 31;
   uint8_t L[qk_k];
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    k4_superblock<lanes>(x + qk_k * b, qw ? qw + qk_k * b : nullptr, 15, &y[b].d, &y[b].dmin, y[b].scales, L);
-    pack_q4_k(L, y[b].qs);
-  }
+  k4_superblock<lanes>(x, qb, nmax, &y.d, &y.dmin, y.scales, L);
+  if constexpr (nmax == 15)
+    pack_q4_k(L, y.qs);
+  else
+    pack_q5_k(L, y.qh, y.qs);
 }
 
-template <bool lanes>
-void q5_k_row(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q5_k*>(vy);
-  uint8_t L[qk_k];
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    k4_superblock<lanes>(x + qk_k * b, qw ? qw + qk_k * b : nullptr, 31, &y[b].d, &y[b].dmin, y[b].scales, L);
-    pack_q5_k(L, y[b].qh, y[b].qs);
-  }
-}
-
-}  // namespace
-
-void quantize_row_q4_k(const float* x, void* y, int64_t n, const float* qw) { q4_k_row<true>(x, y, n, qw); }
-void quantize_row_q4_k_scalar(const float* x, void* y, int64_t n, const float* qw) { q4_k_row<false>(x, y, n, qw); }
-void quantize_row_q5_k(const float* x, void* y, int64_t n, const float* qw) { q5_k_row<true>(x, y, n, qw); }
-void quantize_row_q5_k_scalar(const float* x, void* y, int64_t n, const float* qw) { q5_k_row<false>(x, y, n, qw); }
-
-void dequantize_row_q4_k(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const block_q4_k*>(vx);
-  for (int64_t b = 0; b < n / qk_k; ++b) {
-    const float d = fp16_to_f32(x[b].d), min = fp16_to_f32(x[b].dmin);
-    const uint8_t* q = x[b].qs;
-    for (int j = 0, is = 0; j < qk_k; j += 64, q += 32, is += 2) {
-      uint8_t sc, m;
-      unpack_scale_min(is, x[b].scales, &sc, &m);
-      const float d1 = d * float(sc), m1 = min * float(m);
-      unpack_scale_min(is + 1, x[b].scales, &sc, &m);
-      const float d2 = d * float(sc), m2 = min * float(m);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * float(q[l] & 0xf) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * float(q[l] >> 4) - m2;
-    }
-  }
-}
-
-void dequantize_row_q5_k(const void* vx, float* y, int64_t n) {
-  const auto* x = static_cast<const block_q5_k*>(vx);
+// q4_K and q5_K: per 64 elements two sub-blocks, the low and the high nibbles of 32 bytes (q5_K: plus a bit
+// of qh each, 16).
+template <int NMAX, class Block>
+void dequantize_k4_row(const Block* x, float* y, int64_t n) {
   for (int64_t b = 0; b < n / qk_k; ++b) {
     const float d = fp16_to_f32(x[b].d), min = fp16_to_f32(x[b].dmin);
     const uint8_t* ql = x[b].qs;
-    const uint8_t* qh = x[b].qh;
     uint8_t u1 = 1, u2 = 2;
+    // the fifth bit of element l of the sub-block whose qh bit is u
+    auto high = [&](int l, uint8_t u) {
+      if constexpr (NMAX == 31) return (x[b].qh[l] & u) ? 16 : 0;
+      return 0;
+    };
     for (int j = 0, is = 0; j < qk_k; j += 64, ql += 32, is += 2) {
       uint8_t sc, m;
       unpack_scale_min(is, x[b].scales, &sc, &m);
       const float d1 = d * float(sc), m1 = min * float(m);
       unpack_scale_min(is + 1, x[b].scales, &sc, &m);
       const float d2 = d * float(sc), m2 = min * float(m);
-      for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0xf) + ((qh[l] & u1) ? 16 : 0)) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - m2;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * float((ql[l] & 0xf) + high(l, u1)) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * float((ql[l] >> 4) + high(l, u2)) - m2;
       u1 = uint8_t(u1 << 2);
       u2 = uint8_t(u2 << 2);
     }
   }
+}
+
+}  // namespace
+
+void dequantize_row_q4_k(const void* vx, float* y, int64_t n) {
+  dequantize_k4_row<15>(static_cast<const block_q4_k*>(vx), y, n);
+}
+void dequantize_row_q5_k(const void* vx, float* y, int64_t n) {
+  dequantize_k4_row<31>(static_cast<const block_q5_k*>(vx), y, n);
 }
 
 // ---- q6_K ---------------------------------------------------------------------------------------
@@ -416,49 +391,36 @@ void dequantize_row_q5_k(const void* vx, float* y, int64_t n) {
 namespace {
 
 template <bool lanes>
-void q6_k_row(const float* x, void* vy, int64_t n, const float* qw) {
-  auto* y = static_cast<block_q6_k*>(vy);
+void q6_k_block(const float* x, const float* qrow, block_q6_k& yb) {
   int8_t L[qk_k];
   float scales[16];
-  for (int64_t b = 0; b < n / qk_k; ++b, x += qk_k) {
-    block_q6_k& yb = y[b];
-    const float* qrow = qw ? qw + qk_k * b : nullptr;
-    // ref and impl differ only in the weights: x*x (null) or the raw importance weights
-    if (lanes) {
-      fit_symmetric_x16(16, 32, x, qrow, L, scales);
-    } else {
-      for (int ib = 0; ib < 16; ++ib)
-        scales[ib] = fit_symmetric<16>(32, x + 16 * ib, qrow ? qrow + 16 * ib : nullptr, L + 16 * ib);
-    }
-    float max_scale;
-    if (signed_abs_max<16>(scales, &max_scale) < k_group_eps) {
-      std::memset(&yb, 0, sizeof yb);
-      yb.d = f32_to_fp16(0.0f);
-      continue;
-    }
-    const float iscale = -128.0f / max_scale;
-    yb.d = f32_to_fp16(1.0f / iscale);
-    for (int ib = 0; ib < 16; ++ib) yb.scales[ib] = int8_t(min_of(127, nearest_int(iscale * scales[ib])));
-    const float dall = fp16_to_f32(yb.d);
-    for (int j = 0; j < 16; ++j) requantize_symmetric<16>(x + 16 * j, dall * float(yb.scales[j]), -32, 31, L + 16 * j);
-    uint8_t* ql = yb.ql;
-    uint8_t* qh = yb.qh;
-    for (int j = 0; j < qk_k; j += 128, ql += 64, qh += 32) {
-      for (int l = 0; l < 32; ++l) {
-        const uint8_t q1 = L[j + l] & 0xf, q2 = L[j + l + 32] & 0xf;
-        const uint8_t q3 = L[j + l + 64] & 0xf, q4 = L[j + l + 96] & 0xf;
-        ql[l] = uint8_t(q1 | (q3 << 4));
-        ql[l + 32] = uint8_t(q2 | (q4 << 4));
-        qh[l] = pack_2bit_byte<field2::q6_high>(reinterpret_cast<const uint8_t*>(L), j / 4 + l);
-      }
+  // ref and impl differ only in the weights: x*x (null) or the raw importance weights
+  fit_symmetric_subblocks<lanes>(32, x, qrow, L, scales);
+  float max_scale;
+  if (signed_abs_max<16>(scales, &max_scale) < k_group_eps) {
+    std::memset(&yb, 0, sizeof yb);
+    yb.d = f32_to_fp16(0.0f);
+    return;
+  }
+  const float iscale = -128.0f / max_scale;
+  yb.d = f32_to_fp16(1.0f / iscale);
+  for (int ib = 0; ib < 16; ++ib) yb.scales[ib] = int8_t(min_of(127, nearest_int(iscale * scales[ib])));
+  const float dall = fp16_to_f32(yb.d);
+  for (int j = 0; j < 16; ++j) requantize_symmetric<16>(x + 16 * j, dall * float(yb.scales[j]), -32, 31, L + 16 * j);
+  uint8_t* ql = yb.ql;
+  uint8_t* qh = yb.qh;
+  for (int j = 0; j < qk_k; j += 128, ql += 64, qh += 32) {
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t q1 = L[j + l] & 0xf, q2 = L[j + l + 32] & 0xf;
+      const uint8_t q3 = L[j + l + 64] & 0xf, q4 = L[j + l + 96] & 0xf;
+      ql[l] = uint8_t(q1 | (q3 << 4));
+      ql[l + 32] = uint8_t(q2 | (q4 << 4));
+      qh[l] = pack_2bit_byte<field2::q6_high>(reinterpret_cast<const uint8_t*>(L), j / 4 + l);
     }
   }
 }
 
 }  // namespace
-
-void quantize_row_q6_k(const float* x, void* y, int64_t n, const float* qw) { q6_k_row<true>(x, y, n, qw); }
-void quantize_row_q6_k_scalar(const float* x, void* y, int64_t n, const float* qw) { q6_k_row<false>(x, y, n, qw); }
 
 void dequantize_row_q6_k(const void* vx, float* y, int64_t n) {
   const auto* x = static_cast<const block_q6_k*>(vx);
@@ -482,5 +444,22 @@ void dequantize_row_q6_k(const void* vx, float* y, int64_t n) {
     }
   }
 }
+
+// ---- the row functions (types.h names them) ---------------------------------------------------
+// quantize_row_<t> runs the lane forms of the scale searches, quantize_row_<t>_scalar the scalar ground truth.
+
+#define RAZOR_K_ROWS(t, block_fn)                                                        \
+  void quantize_row_##t(const float* x, void* y, int64_t n, const float* qw) {           \
+    superblock_row<block_##t>(x, y, n, qw, block_fn<true>);                              \
+  }                                                                                      \
+  void quantize_row_##t##_scalar(const float* x, void* y, int64_t n, const float* qw) {  \
+    superblock_row<block_##t>(x, y, n, qw, block_fn<false>);                             \
+  }
+RAZOR_K_ROWS(q2_k, q2_k_block)
+RAZOR_K_ROWS(q3_k, q3_k_block)
+RAZOR_K_ROWS(q4_k, k4_block)
+RAZOR_K_ROWS(q5_k, k4_block)
+RAZOR_K_ROWS(q6_k, q6_k_block)
+#undef RAZOR_K_ROWS
 
 }  // namespace razor::ggml::detail

@@ -14,12 +14,6 @@ namespace fs = std::filesystem;
 
 namespace razor {
 
-int64_t tensor_entry::numel() const {
-  int64_t n = 1;
-  for (auto d : shape) n *= d;
-  return n;
-}
-
 // tensor_entry::scale of an FP8 weight whose scales have a layout razor does not read.
 constexpr int kOtherScale = -2;
 
@@ -124,9 +118,7 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
                                                   "' is here but the index places it in " + printable(it->second));
       }
       tensor_entry e;
-      e.name = t.name;
-      e.dt = t.dt;
-      e.shape = t.shape;
+      static_cast<tensor_desc&>(e) = t;
       e.shard = int(s);
       e.offset = h.data_offset + t.begin;
       e.nbytes = t.nbytes();

@@ -31,10 +31,7 @@
 
 namespace razor {
 
-struct tensor_entry {
-  std::string name;
-  dtype dt = dtype::unknown;
-  std::vector<int64_t> shape;
+struct tensor_entry : tensor_desc {  // name, dtype, shape as the shard's header states them
   int shard = 0;           // index into checkpoint::shards()
   uint64_t offset = 0;     // absolute byte offset of the data in the shard file
   uint64_t nbytes = 0;
@@ -44,7 +41,6 @@ struct tensor_entry {
   // block's rows and columns.
   int scale = -1;
   int64_t block_rows = 0, block_cols = 0;
-  int64_t numel() const;
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }  // last (input) axis
   int64_t rows() const { return cols() ? numel() / cols() : 0; }
 };

@@ -10,7 +10,7 @@
 
 namespace razor {
 
-int64_t st_tensor::numel() const {
+int64_t tensor_desc::numel() const {
   int64_t n = 1;
   for (auto d : shape) n *= d;
   return n;

@@ -25,12 +25,17 @@
 
 namespace razor {
 
-struct st_tensor {
+// A named tensor's element type and shape: what a header entry states (st_tensor adds where its bytes lie in
+// the file) and what a checkpoint's index keeps of it (tensor_entry adds its shard, role and FP8 scale).
+struct tensor_desc {
   std::string name;
   dtype dt = dtype::unknown;
   std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;  // relative to the data section
   int64_t numel() const;
+};
+
+struct st_tensor : tensor_desc {
+  uint64_t begin = 0, end = 0;  // relative to the data section
   uint64_t nbytes() const { return end - begin; }
 };
 

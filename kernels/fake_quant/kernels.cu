@@ -110,6 +110,21 @@ __device__ __forceinline__ group_io group_at(unsigned long long g, unsigned long
   return {valid, in + base, out + base};
 }
 
+// A team of TEAM consecutive threads of a warp quantizes one group (32 / TEAM teams a warp). The kernels'
+// grid-stride loops go by rounds: in round r a warp's teams take the groups r * per_warp + slot (one loop
+// trip per round for the whole warp, so every lane takes part in the shuffles).
+template <int TEAM>
+struct team_layout {
+  static constexpr int per_warp = 32 / TEAM;
+  int lane;  // this thread's place in its team (0 .. TEAM-1)
+  int slot;  // its team's place in the warp
+  __device__ team_layout() : lane(int(threadIdx.x % TEAM)), slot(int(threadIdx.x / TEAM % per_warp)) {}
+  __device__ static unsigned long long rounds(unsigned long long n_groups) {
+    return (n_groups + per_warp - 1) / per_warp;
+  }
+  __device__ unsigned long long group(unsigned long long round) const { return round * per_warp + slot; }
+};
+
 // Stores one output element; with STATS adds its squared error against the input x, and x squared, to the
 // thread's sums.
 template <bool STATS>
@@ -170,14 +185,14 @@ template <int PER, bool FULL, bool STATS>
 __global__ void __launch_bounds__(kThreads) k_int(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
   __shared__ block_stats s_stats;
   if (STATS) s_stats.clear();
-  const int lane = threadIdx.x & 15;
-  const int half = (threadIdx.x >> 4) & 1;
+  const team_layout<16> team;
+  const int lane = team.lane;
   const unsigned long long n = p.n;
   const float qmax = p.qmax, nqmax = -p.qmax;
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
-  const unsigned long long npairs = (p.n_groups + 1) / 2;
-  for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {  // warp-uniform loop
-    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
+  const unsigned long long rounds = team.rounds(p.n_groups);
+  for (unsigned long long r = warp0; r < rounds; r += nwarps) {  // warp-uniform loop
+    const auto [gv, src, dst] = group_at(team.group(r), n, p, in, out);
     float w[PER > 0 ? PER : 1];
     float m = 0.0f;
     if constexpr (PER > 0) {
@@ -387,16 +402,15 @@ __global__ void __launch_bounds__(kThreads) k_int8(const uint16_t* in, uint16_t*
   __shared__ block_stats s_stats;
   if (STATS) s_stats.clear();
   constexpr unsigned long long n = 16ull * PER;
-  const int j = threadIdx.x & 7;
-  const int team = threadIdx.x >> 3;       // in the block
-  const int tw = (threadIdx.x >> 3) & 3;   // in the warp
-  float4* cand = s_cand[team];
+  const team_layout<8> team;
+  const int j = team.lane;
+  float4* cand = s_cand[threadIdx.x / 8];  // the team's, in the block
   const float qmax = p.qmax, nqmax = -p.qmax;
   const int nr = p.n_ratios;
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
-  const unsigned long long nquads = (p.n_groups + 3) / 4;
-  for (unsigned long long quad = warp0; quad < nquads; quad += nwarps) {  // warp-uniform loop
-    const auto [gv, src, dst] = group_at(quad * 4 + tw, n, p, in, out);
+  const unsigned long long rounds = team.rounds(p.n_groups);
+  for (unsigned long long r = warp0; r < rounds; r += nwarps) {  // warp-uniform loop
+    const auto [gv, src, dst] = group_at(team.group(r), n, p, in, out);
     float w[2 * PER];
     float m = 0.0f;
 #pragma unroll
@@ -462,16 +476,15 @@ template <bool STATS>
 __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16_t* out, const kparams p, dacc* acc) {
   __shared__ block_stats s_stats;
   if (STATS) s_stats.clear();
-  const int lane = threadIdx.x & 15;
-  const int half = (threadIdx.x >> 4) & 1;
+  const team_layout<16> team;
   const unsigned long long n = p.n;
   const unsigned long long warp0 = warp_index(), nwarps = warp_count();
-  const unsigned long long npairs = (p.n_groups + 1) / 2;
-  for (unsigned long long pair = warp0; pair < npairs; pair += nwarps) {
-    const auto [gv, src, dst] = group_at(pair * 2 + half, n, p, in, out);
+  const unsigned long long rounds = team.rounds(p.n_groups);
+  for (unsigned long long r = warp0; r < rounds; r += nwarps) {
+    const auto [gv, src, dst] = group_at(team.group(r), n, p, in, out);
     float sa = 0.0f, m = 0.0f;
     if (gv)
-      for (unsigned long long i = lane; i < n; i += 16) {
+      for (unsigned long long i = team.lane; i < n; i += 16) {
         const float a = fabsf(bf2f(src[i]));
         sa = __fadd_rn(sa, a);
         m = nanmax(a, m);
@@ -483,7 +496,7 @@ __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16
     float kept = 0.0f;
     unsigned long long cnt = 0;
     if (gv)
-      for (unsigned long long i = lane; i < n; i += 16) {
+      for (unsigned long long i = team.lane; i < n; i += 16) {
         const float a = fabsf(bf2f(src[i]));
         const float mk = a > thr ? 1.0f : 0.0f;
         kept = __fadd_rn(kept, __fmul_rn(a, mk));
@@ -494,13 +507,13 @@ __global__ void __launch_bounds__(kThreads) k_ternary(const uint16_t* in, uint16
     const float alpha = cnt > 0 ? __fdiv_rn(kept, float(cnt)) : m;
     double se = 0.0, sr = 0.0;
     if (gv)
-      for (unsigned long long i = lane; i < n; i += 16) {
+      for (unsigned long long i = team.lane; i < n; i += 16) {
         const float x = bf2f(src[i]);
         const float mk = fabsf(x) > thr ? 1.0f : 0.0f;
         const float sg = float(x > 0.0f) - float(x < 0.0f);
         put_out<STATS>(dst + i, f2bf(__fmul_rn(__fmul_rn(sg, mk), alpha)), x, se, sr);
       }
-    if (STATS) s_stats.add_group16(se, sr, lane, gv, -1, thr);
+    if (STATS) s_stats.add_group16(se, sr, team.lane, gv, -1, thr);
   }
   if (STATS) s_stats.flush(acc);
 }
