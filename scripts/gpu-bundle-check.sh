@@ -183,6 +183,15 @@ if [[ $STEPS == *" pack "* ]]; then
   ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
   grep -E "time: read" "$OUT/pipeline.log" | tail -1
 fi
+# The same pack in two parts (the Slurm split, docs/slurm.md): the N layers alone and the rest (embedding, head,
+# final norm), so 48 layers project as rest + 48 / N x layers.
+if [[ $STEPS == *" packparts "* ]]; then
+  for part in "0:$N" rest; do
+    rm -rf "$W/s/part-${part/:/-}"
+    run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --layers "$part" --out "$W/s/part-${part/:/-}"
+    grep -E "time: read" "$OUT/pipeline.log" | tail -1
+  done
+fi
 # The probe on the GPU: warm (the slice in the page cache: "host-resident") and cold (streamed from disk).
 if [[ $STEPS == *" probe "* ]]; then
   for PT in ${RAZOR_GPU_PROBE_TOKENS:-32768}; do
