@@ -181,7 +181,7 @@ run sh -c "cat $W/s/src/*.safetensors >/dev/null"  # the disk-read floor
 if [[ $STEPS == *" pack "* ]]; then
   run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --out "$W/s/iq3.gguf"
   ls -l "$W/s/iq3.gguf" | tee -a "$OUT/pipeline.log"
-  grep -E "time: read" "$OUT/pipeline.log" | tail -1
+  grep -E "time: waited" "$OUT/pipeline.log" | tail -1
 fi
 # The same pack in two parts (the Slurm split, docs/slurm.md): the N layers alone and the rest (embedding, head,
 # final norm), so 48 layers project as rest + 48 / N x layers.
@@ -189,7 +189,7 @@ if [[ $STEPS == *" packparts "* ]]; then
   for part in "0:$N" rest; do
     rm -rf "$W/s/part-${part/:/-}"
     run "$RZ" pack "$W/s/src" --recipe "$IQ3" --allow-missing-imatrix --layers "$part" --out "$W/s/part-${part/:/-}"
-    grep -E "time: read" "$OUT/pipeline.log" | tail -1
+    grep -E "time: waited" "$OUT/pipeline.log" | tail -1
   done
 fi
 # The probe on the GPU: warm (the slice in the page cache: "host-resident") and cold (streamed from disk).

@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -46,24 +47,35 @@ namespace {
 // kernels when it was called 768 times a layer of the 122B).
 constexpr int64_t kGroupFloats = int64_t(1) << 28;
 
-// Quantizes one planned tensor group by group into `sink`; the next group is produced (all cores) while the
-// current one is quantized. done/total advance the progress; `t` gathers the time of each stage.
-status quantize_planned(const planned& p, const tensor_plan_row& row, const convert_options& o,
-                        const std::function<status(const uint8_t*, size_t)>& sink, uint64_t& done, uint64_t total,
-                        convert_times& t) {
+// Quantizes the planned tensors `which` (plan order) into `sink`, group by group: a stacked tensor's matrices
+// in groups of up to kGroupFloats, any other tensor whole. The next group (of this tensor or the next one) is
+// produced on all cores while the current one is quantized. After a tensor's last group: the shards'
+// truncation check, then tensor_done(i). `t` gathers where the time went.
+status quantize_tensors(const checkpoint& ck, const full_plan& fp, const std::vector<size_t>& which,
+                        const convert_options& o, const std::function<status(const uint8_t*, size_t)>& sink,
+                        const std::function<void(size_t)>& tensor_done, convert_times& t) {
   using clock = std::chrono::steady_clock;
   auto since = [](clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); };
-  const int64_t slice = p.slice();
-  const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
-  const int64_t rows = slice / n_per_row;
-  const size_t slice_bytes = size_t(row.bytes / uint64_t(p.n_mat));
-  const int64_t per_group = std::clamp<int64_t>(kGroupFloats / std::max<int64_t>(slice, 1), 1, p.n_mat);
-  // Produces matrices [m0, m0 + g) into `dst`, one matrix per task.
-  auto produce = [&](int64_t m0, int64_t g, std::vector<float>& dst) -> status {
-    dst.resize(size_t(g * slice));
-    std::vector<status> st(static_cast<size_t>(g));
-    parallel_for(size_t(g), [&](size_t b, size_t e) {
-      for (size_t i = b; i < e; ++i) st[i] = p.produce(m0 + int64_t(i), dst.data() + int64_t(i) * slice);
+  struct group {
+    size_t i;       // the tensor
+    int64_t m0, g;  // its matrices [m0, m0 + g)
+  };
+  std::vector<group> groups;
+  uint64_t total = 0, done = 0;
+  for (size_t i : which) {
+    const planned& p = fp.tensors[i];
+    const int64_t per_group = std::clamp<int64_t>(kGroupFloats / std::max<int64_t>(p.slice(), 1), 1, p.n_mat);
+    for (int64_t m0 = 0; m0 < p.n_mat; m0 += per_group) groups.push_back({i, m0, std::min(per_group, p.n_mat - m0)});
+    total += fp.report.tensors[i].bytes;
+  }
+  // Produces a group's matrices into `dst`, one matrix per task.
+  auto produce = [&](const group& gr, std::vector<float>& dst) -> status {
+    const planned& p = fp.tensors[gr.i];
+    const int64_t slice = p.slice();
+    dst.resize(size_t(gr.g * slice));
+    std::vector<status> st(static_cast<size_t>(gr.g));
+    parallel_for(size_t(gr.g), [&](size_t b, size_t e) {
+      for (size_t k = b; k < e; ++k) st[k] = p.produce(gr.m0 + int64_t(k), dst.data() + int64_t(k) * slice);
     }, 1, o.threads);
     for (auto& s : st) RAZOR_TRY(std::move(s));
     return {};
@@ -71,21 +83,25 @@ status quantize_planned(const planned& p, const tensor_plan_row& row, const conv
   std::vector<float> cur, next;
   std::vector<uint8_t> qbuf;
   auto t0 = clock::now();
-  RAZOR_TRY(produce(0, std::min(per_group, p.n_mat), cur));
+  if (!groups.empty()) RAZOR_TRY(produce(groups[0], cur));
   t.read += since(t0);
-  for (int64_t m0 = 0; m0 < p.n_mat; m0 += per_group) {
-    const int64_t g = std::min(per_group, p.n_mat - m0);
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const group& gr = groups[k];
+    const planned& p = fp.tensors[gr.i];
+    const tensor_plan_row& row = fp.report.tensors[gr.i];
     std::future<status> ahead;
-    if (m0 + g < p.n_mat)
-      ahead = std::async(std::launch::async, [&, m1 = m0 + g] {
+    if (k + 1 < groups.size())
+      ahead = std::async(std::launch::async, [&, k] {
         auto t1 = clock::now();
-        status s = produce(m1, std::min(per_group, p.n_mat - m1), next);
+        status s = produce(groups[k + 1], next);
         t.read_ahead += since(t1);
         return s;
       });
+    const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
+    const int64_t rows = p.slice() / n_per_row;
     std::vector<float> weights;  // one imatrix vector per matrix of the group
     if (row.imatrix_used)
-      for (int64_t m = m0; m < m0 + g; ++m) {
+      for (int64_t m = gr.m0; m < gr.m0 + gr.g; ++m) {
         RAZOR_ASSIGN_OR_RETURN(auto w, o.imat->weights_for(p.name, m));
         weights.insert(weights.end(), w.begin(), w.end());
       }
@@ -95,12 +111,14 @@ status quantize_planned(const planned& p, const tensor_plan_row& row, const conv
     qo.allow_gpu = o.allow_gpu;
     qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
     qo.rows_per_imatrix = rows;
-    qbuf.resize(size_t(g) * slice_bytes);
+    qbuf.resize(size_t(row.bytes / uint64_t(p.n_mat)) * size_t(gr.g));
     t0 = clock::now();
-    auto n = quant::quantize_tensor_auto(row.stored, cur.data(), qbuf.data(), qbuf.size(), g * rows, n_per_row,
+    auto n = quant::quantize_tensor_auto(row.stored, cur.data(), qbuf.data(), qbuf.size(), gr.g * rows, n_per_row,
                                         weights.empty() ? nullptr : weights.data(), qo);
     (n.ok() && n->gpu ? t.quantize_gpu : t.quantize_cpu) += since(t0);
+    t0 = clock::now();
     status ahead_st = ahead.valid() ? ahead.get() : status{};
+    t.read += since(t0);  // what the quantizer waited for beyond the reading beside it
     if (!n.ok()) return make_error(n.error().code(), p.name + ": " + n.error().message());
     RAZOR_TRY(std::move(ahead_st));
     if (n->bytes != qbuf.size())
@@ -110,6 +128,10 @@ status quantize_planned(const planned& p, const tensor_plan_row& row, const conv
     RAZOR_TRY(sink(qbuf.data(), qbuf.size()));
     t.write += since(t0);
     std::swap(cur, next);
+    if (k + 1 == groups.size() || groups[k + 1].i != gr.i) {
+      RAZOR_TRY(ck.check_mapped());  // a shard truncated while it was read (util/mapped_file.h)
+      if (tensor_done) tensor_done(gr.i);
+    }
     done += qbuf.size();
     if (o.progress && !o.progress(double(done), double(total), p.name.c_str()))
       return make_error(errc::cancelled, "conversion cancelled at " + p.name);
@@ -193,16 +215,12 @@ result<convert_report> convert_to_gguf(const std::string& model_dir, const std::
   writer w(output_options(o));
   RAZOR_TRY(begin_output(w, ck, rep, model_dir, out_path, o));
 
-  uint64_t total = 0, done = 0;
-  for (auto& r : rep.tensors) total += r.bytes;
+  std::vector<size_t> all(fp.tensors.size());
+  std::iota(all.begin(), all.end(), size_t(0));
   auto sink = [&w](const uint8_t* d, size_t n) { return w.write(d, n); };
-  for (size_t i = 0; i < fp.tensors.size(); ++i) {
-    status st = quantize_planned(fp.tensors[i], rep.tensors[i], o, sink, done, total, rep.times);
-    if (st.ok()) st = ck.check_mapped();  // a shard truncated while it was read (util/mapped_file.h)
-    if (!st.ok()) {
-      w.abort();
-      return st;
-    }
+  if (status st = quantize_tensors(ck, fp, all, o, sink, {}, rep.times); !st.ok()) {
+    w.abort();
+    return st;
   }
   RAZOR_TRY(finish_output(w, out_path, inputs, rep));
   return rep;
@@ -220,23 +238,22 @@ result<convert_report> convert_gguf_part(const std::string& model_dir, const std
   RAZOR_TRY(dir.open(part_dir, "pack --layers " + sel.to_string(), {model_dir}));
   atomic_writer out;
   RAZOR_TRY(out.open(dir.path() + "/" + kGgufPartData));
-  uint64_t total = 0, done = 0;
+  std::vector<size_t> chosen;
   for (size_t i = 0; i < rep.tensors.size(); ++i)
-    if (sel.contains(gguf_layer_of(rep.tensors[i].name))) total += rep.tensors[i].bytes;
+    if (sel.contains(gguf_layer_of(rep.tensors[i].name))) chosen.push_back(i);
   nlohmann::json tensors = nlohmann::json::array();
   auto sink = [&out](const uint8_t* d, size_t n) { return out.write(d, n); };
   convert_report part_rep = rep;
   part_rep.tensors.clear();
-  for (size_t i = 0; i < fp.tensors.size(); ++i) {
+  uint64_t offset = 0;  // of the next tensor in the part's data
+  auto tensor_done = [&](size_t i) {
     const tensor_plan_row& row = rep.tensors[i];
-    if (!sel.contains(gguf_layer_of(row.name))) continue;
-    const uint64_t offset = out.bytes_written();
-    RAZOR_TRY(quantize_planned(fp.tensors[i], row, o, sink, done, total, part_rep.times));
-    RAZOR_TRY(ck.check_mapped());
     tensors.push_back({{"name", row.name}, {"type", uint32_t(row.stored)}, {"ne", row.ne}, {"offset", offset},
                        {"bytes", row.bytes}});
     part_rep.tensors.push_back(row);
-  }
+    offset = out.bytes_written();
+  };
+  RAZOR_TRY(quantize_tensors(ck, fp, chosen, o, sink, tensor_done, part_rep.times));
   const uint64_t data_bytes = out.bytes_written();
   RAZOR_TRY(out.commit());
   nlohmann::json pj;

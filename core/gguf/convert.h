@@ -100,9 +100,10 @@ struct tensor_plan_row {
   int64_t nelements() const;
 };
 
-// Where a conversion's time went (seconds, wall clock of the thread doing it): reading and converting the
-// source to floats (`read`: the first group of each tensor; `read_ahead`: later groups, produced beside the
-// quantizer), quantizing on the GPU packer (host <-> device copies included) or on the CPU, writing.
+// Where a conversion's time went (seconds, wall clock): reading and converting the source to floats (`read`:
+// what the quantizing thread waited for it, the first group and any group not ready in time; `read_ahead`:
+// the reading done beside the quantizer, the next group while the current one is quantized), quantizing on
+// the GPU packer (host <-> device copies included) or on the CPU, writing.
 struct convert_times {
   double read = 0, read_ahead = 0, quantize_gpu = 0, quantize_cpu = 0, write = 0;
 };

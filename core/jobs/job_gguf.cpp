@@ -180,7 +180,7 @@ result<json> job_pack(const json& p, job_context& ctx) {
   }
   for (auto& n : rep.notes) ctx.log("info", "note: " + n);
   if (const gguf::convert_times& t = rep.times; t.read + t.quantize_gpu + t.quantize_cpu > 0)
-    ctx.log("info", strformat("time: read %.2f s (+ %.2f s beside the quantizer), quantize %.2f s on the GPU "
+    ctx.log("info", strformat("time: waited %.2f s for reading (+ %.2f s read beside the quantizer), quantize %.2f s on the GPU "
                               "and %.2f s on the CPU, write %.2f s",
                               t.read, t.read_ahead, t.quantize_gpu, t.quantize_cpu, t.write));
   if (!dry_run)
