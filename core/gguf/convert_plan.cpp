@@ -68,8 +68,59 @@ std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
 std::string gguf_arch_for(const std::string& mt) {
   if (mt == "qwen3_moe") return "qwen3moe";
   if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
+  if (mt == "olmoe") return "olmoe";
   return "";
 }
+
+namespace {
+
+// Why pack cannot convert a family yet: what its conversion lacks (named in the refusal).
+std::string missing_conversion(const std::string& mt) {
+  struct row {
+    const char* types;
+    const char* missing;
+  };
+  static const row rows[] = {
+      {" qwen2_moe ", "the qwen2moe conversion (q/k/v biases, the shared expert and its sigmoid gate) is not written yet"},
+      {" mixtral ", "the llama conversion with experts (Q/K rows permuted for llama.cpp's RoPE, block_sparse_moe "
+                    "w1/w2/w3) is not written yet"},
+      {" qwen3_next ", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
+      {" deepseek_v3 deepseek_v2 kimi_k2 ",
+       "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first layers, "
+       "group-limited sigmoid routing with score-correction bias and routed scaling) is not written yet"},
+      {" gpt_oss ", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, "
+                    "MXFP4 expert sources) is not written yet"},
+      {" llama mistral qwen3 qwen2 ", "dense (non-MoE) models are not converted: razor packs mixture-of-experts "
+                                      "checkpoints"},
+  };
+  for (const row& r : rows)
+    if (std::string(r.types).find(" " + mt + " ") != std::string::npos) return r.missing;
+  return "razor has no adapter for this model_type";
+}
+
+// What llama.cpp's graph of the architecture takes for granted, checked before anything is written (a file
+// that breaks one would load and run a different model, or not load).
+status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
+  const model_config& c = ck.config();
+  auto refuse = [&](const std::string& what) {
+    return make_error(errc::unsupported, ck.dir() + ": model_type " + c.model_type + " -> GGUF arch " + arch + ": " + what);
+  };
+  if (arch == "olmoe") {
+    if (c.num_kv_heads != c.num_heads)
+      return refuse("llama.cpp's olmoe sizes k_proj and k_norm as the hidden size: num_key_value_heads (" +
+                    std::to_string(c.num_kv_heads) + ") must equal num_attention_heads (" + std::to_string(c.num_heads) + ")");
+    if (c.num_heads * c.head_dim != c.hidden_size)
+      return refuse("llama.cpp's olmoe needs num_attention_heads x head_dim = hidden_size");
+    if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
+      return refuse("norm_topk_prob is true, but llama.cpp's olmoe never renormalises the top-k weights");
+  }
+  if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
+    return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
+                  "supported by it");
+  return {};
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 // the tensor plan
@@ -186,6 +237,36 @@ status plan_qwen3moe(builder& b) {
   return {};
 }
 
+// Qwen1.5 / Qwen2-MoE: qwen3moe's tensors without the QK-norm, with q/k/v biases and the shared expert (its
+// sigmoid gate [1, hidden] becomes ffn_gate_inp_shexp {n_embd, 1}).
+status plan_qwen2moe(builder& b) {
+  const auto& cfg = b.cfg;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    for (const char* qkv : {"q", "k", "v"}) {
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".weight", sa(std::string(qkv) + "_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".bias", sa(std::string(qkv) + "_proj.bias")));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_shexp.weight", b.layer_name(l, "mlp.shared_expert.gate_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", b.layer_name(l, "mlp.shared_expert.up_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_down_shexp.weight", b.layer_name(l, "mlp.shared_expert.down_proj.weight")));
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
 status plan_qwen35moe(builder& b) {
   const auto& cfg = b.cfg;
   const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
@@ -270,13 +351,17 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   fp.report.arch = gguf_arch_for(cfg.model_type);
   if (fp.report.arch.empty()) fp.report.arch = gguf_arch_for(cfg.top_model_type);
   if (fp.report.arch.empty())
-    return make_error(errc::unsupported, ck.dir() + ": GGUF export of model_type '" + cfg.model_type +
-                                             "' is not supported (supported: qwen3_moe, qwen3_5_moe)");
+    return make_error(errc::unsupported,
+                      ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
+                          ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
+                          ") is not supported: " + missing_conversion(cfg.model_type) +
+                          " (supported: qwen3_moe, qwen3_5_moe, olmoe)");
   // config.json against the tensors, before anything is written (block_count, expert_used_count, the
   // embedding's orientation, ... would otherwise reach the GGUF unchecked).
   RAZOR_TRY(check_checkpoint_config(ck));
+  RAZOR_TRY(check_llamacpp_arch(ck, fp.report.arch));
   builder b{ck, cfg, {}};
-  if (fp.report.arch == "qwen3moe") RAZOR_TRY(plan_qwen3moe(b));
+  if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
   else RAZOR_TRY(plan_qwen35moe(b));
   fp.tensors = std::move(b.out);
 
