@@ -203,9 +203,9 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
       }
     }
     w.set(k("rope.dimension_sections"), value::i32s(sections));
-    if (c.shared_expert_intermediate_size > 0)
-      w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   }
+  if ((arch == "qwen35moe" || arch == "qwen2moe") && c.shared_expert_intermediate_size > 0)
+    w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   return {};
 }
 

@@ -69,6 +69,7 @@ std::string gguf_arch_for(const std::string& mt) {
   if (mt == "qwen3_moe") return "qwen3moe";
   if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
   if (mt == "olmoe") return "olmoe";
+  if (mt == "qwen2_moe") return "qwen2moe";
   return "";
 }
 
@@ -81,7 +82,6 @@ std::string missing_conversion(const std::string& mt) {
     const char* missing;
   };
   static const row rows[] = {
-      {" qwen2_moe ", "the qwen2moe conversion (q/k/v biases, the shared expert and its sigmoid gate) is not written yet"},
       {" mixtral ", "the llama conversion with experts (Q/K rows permuted for llama.cpp's RoPE, block_sparse_moe "
                     "w1/w2/w3) is not written yet"},
       {" qwen3_next ", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
@@ -113,6 +113,12 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
       return refuse("llama.cpp's olmoe needs num_attention_heads x head_dim = hidden_size");
     if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
       return refuse("norm_topk_prob is true, but llama.cpp's olmoe never renormalises the top-k weights");
+  }
+  if (arch == "qwen2moe") {
+    if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
+      return refuse("norm_topk_prob is true, but llama.cpp's qwen2moe never renormalises the top-k weights");
+    if (c.shared_expert_intermediate_size <= 0)
+      return refuse("llama.cpp's qwen2moe needs the shared expert (shared_expert_intermediate_size > 0)");
   }
   if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
     return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
@@ -355,13 +361,14 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
                       ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
                           ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
                           ") is not supported: " + missing_conversion(cfg.model_type) +
-                          " (supported: qwen3_moe, qwen3_5_moe, olmoe)");
+                          " (supported: qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe)");
   // config.json against the tensors, before anything is written (block_count, expert_used_count, the
   // embedding's orientation, ... would otherwise reach the GGUF unchecked).
   RAZOR_TRY(check_checkpoint_config(ck));
   RAZOR_TRY(check_llamacpp_arch(ck, fp.report.arch));
   builder b{ck, cfg, {}};
   if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
+  else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
   else RAZOR_TRY(plan_qwen35moe(b));
   fp.tensors = std::move(b.out);
 

@@ -21,6 +21,9 @@ constexpr map_row kLayerMap[] = {
     {"self_attn.k_proj.weight", "attn_k.weight", gguf_relayout::none},
     {"self_attn.v_proj.weight", "attn_v.weight", gguf_relayout::none},
     {"self_attn.o_proj.weight", "attn_output.weight", gguf_relayout::none},
+    {"self_attn.q_proj.bias", "attn_q.bias", gguf_relayout::none},  // qwen2moe
+    {"self_attn.k_proj.bias", "attn_k.bias", gguf_relayout::none},
+    {"self_attn.v_proj.bias", "attn_v.bias", gguf_relayout::none},
     {"mlp.gate.weight", "ffn_gate_inp.weight", gguf_relayout::none},
     {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", gguf_relayout::none},
     {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", gguf_relayout::none},

@@ -1,5 +1,5 @@
 // Where a Hugging Face text-model tensor lives in the GGUF file our conversion (convert.h) writes (qwen3moe,
-// qwen35moe), and how its values were rearranged on the way: the one map from our engine's names to GGUF names,
+// qwen35moe; olmoe and qwen2moe use qwen3moe's names, qwen2moe adds attn_{q,k,v}.bias and the shared expert), and how its values were rearranged on the way: the one map from our engine's names to GGUF names,
 // used to read a GGUF back into the engine (gguf_weights), to name the probe's importance matrix by GGUF tensor,
 // and to quantize a tensor in memory exactly as it is stored in the file (core/alloc's round trip).
 //

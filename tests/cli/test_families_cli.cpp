@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "common/test_util.h"
@@ -66,6 +67,7 @@ void end_to_end(const std::string& family, const std::string& arch) {
 }  // namespace
 
 TEST(FamiliesCli, OlmoeEndToEnd) { end_to_end("olmoe", "olmoe"); }
+TEST(FamiliesCli, Qwen2MoeEndToEnd) { end_to_end("qwen2_moe", "qwen2moe"); }
 
 // Families pack cannot convert yet: refused before anything is written, naming the architecture and what is
 // missing (the synthetic checkpoint is sparse: its shapes are all pack reads before refusing).
@@ -75,9 +77,20 @@ TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
     const char* family;
     const char* missing;  // a phrase of the refusal
   };
-  for (const refused& f : {refused{"qwen2_moe", "qwen2moe conversion"}, refused{"mixtral", "llama conversion"}}) {
+  // Tiny configs of the Hub's schema (the keys the adapters need).
+  const std::string common = R"("hidden_size": 256, "num_hidden_layers": 2, "vocab_size": 4096, "num_attention_heads": 4,
+      "num_key_value_heads": 4, "intermediate_size": 256, "num_experts_per_tok": 2)";
+  const std::string deepseek = R"({"model_type": "deepseek_v3", "n_routed_experts": 8, "moe_intermediate_size": 128,
+      "first_k_dense_replace": 0, )" + common + "}";
+  const std::string gpt_oss = R"({"model_type": "gpt_oss", "num_local_experts": 8, )" + common + "}";
+  std::ofstream(s / "deepseek_v3.json") << deepseek;
+  std::ofstream(s / "gpt_oss.json") << gpt_oss;
+  for (const refused& f : {refused{"mixtral", "llama conversion"}, refused{"deepseek_v3", "MLA attention"},
+                           refused{"gpt_oss", "attention sinks"}}) {
     const std::string m = s / f.family;
-    auto r = run("synth --config " + kFamilies + f.family + ".json --sparse --out " + m);
+    const std::string config = fs::exists(kFamilies + f.family + ".json") ? kFamilies + f.family + ".json"
+                                                                          : s / (std::string(f.family) + ".json");
+    auto r = run("synth --config " + config + " --sparse --out " + m);
     ASSERT_EQ(r.code, 0) << r.out;
     r = run("pack " + m + " -t q8_0 -o " + (s / (std::string(f.family) + ".gguf")));
     EXPECT_NE(r.code, 0) << r.out;

@@ -184,9 +184,11 @@ void check_fixture(const std::string& name, bool synthetic = false) {
     std::printf("%s: ppl F32 %.3f; q4_K in llama.cpp %.3f, read back by the engine %.3f\n", name.c_str(), ppl_ref,
                 ppl_llama, ppl_engine);
     // llama.cpp multiplies q4_K weights by activations rounded to q8_K (8 bits per value), the engine by float32
-    // activations: measured 0.3 % apart on olmoe; 3 % still tells a misplaced tensor or scale (tens of percent).
-    constexpr double k_q4_ppl_rel_tol = 0.03;
-    EXPECT_NEAR(ppl_llama / ppl_engine, 1.0, k_q4_ppl_rel_tol);
+    // activations: the mean log-likelihoods (log ppl, about 11 nats on these random models) measured 0.003 nats
+    // apart on olmoe, 0.025 on qwen2_moe (no QK-norm: sharper attention carries the rounding further); a
+    // misplaced tensor or scale moves them by nats.
+    constexpr double k_q4_nll_tol = 0.06;
+    EXPECT_NEAR(std::log(ppl_llama / ppl_engine), 0.0, k_q4_nll_tol);
   }
   fs::remove_all(dir);
 }
@@ -196,3 +198,4 @@ void check_fixture(const std::string& name, bool synthetic = false) {
 TEST(llamacpp_logits, qwen3_moe) { check_fixture("tiny-qwen3-moe"); }
 TEST(llamacpp_logits, qwen3_5_moe) { check_fixture("tiny-qwen3-5-moe"); }
 TEST(llamacpp_logits, olmoe_synthetic) { check_fixture("olmoe", true); }
+TEST(llamacpp_logits, qwen2_moe_synthetic) { check_fixture("qwen2_moe", true); }
