@@ -17,6 +17,7 @@
 #include "ggml/quants.h"
 #include "gguf/ftype.h"
 #include "gguf/gguf_file.h"
+#include "gguf/layout.h"
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/config_check.h"
@@ -70,6 +71,7 @@ std::string gguf_arch_for(const std::string& mt) {
   if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
   if (mt == "olmoe") return "olmoe";
   if (mt == "qwen2_moe") return "qwen2moe";
+  if (mt == "mixtral") return "llama";
   return "";
 }
 
@@ -82,8 +84,6 @@ std::string missing_conversion(const std::string& mt) {
     const char* missing;
   };
   static const row rows[] = {
-      {" mixtral ", "the llama conversion with experts (Q/K rows permuted for llama.cpp's RoPE, block_sparse_moe "
-                    "w1/w2/w3) is not written yet"},
       {" qwen3_next ", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
       {" deepseek_v3 deepseek_v2 kimi_k2 ",
        "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first layers, "
@@ -114,6 +114,8 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
     if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
       return refuse("norm_topk_prob is true, but llama.cpp's olmoe never renormalises the top-k weights");
   }
+  if (arch == "llama" && c.rotary_dims() != c.head_dim)
+    return refuse("llama.cpp's llama rotates whole heads; partial_rotary_factor must be 1");
   if (arch == "qwen2moe") {
     if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
       return refuse("norm_topk_prob is true, but llama.cpp's qwen2moe never renormalises the top-k weights");
@@ -273,6 +275,40 @@ status plan_qwen2moe(builder& b) {
   return {};
 }
 
+// Mixtral as llama.cpp's llama with experts: q/k rows interleaved per head for its adjacent-pair RoPE (the one
+// relayout, gguf_layout's rope_rows), the router and the experts (w1 gate, w3 up, w2 down) from block_sparse_moe.
+status plan_llama_moe(builder& b) {
+  const auto& cfg = b.cfg;
+  const gguf_layout layout(cfg);
+  const int64_t H = cfg.hidden_size;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    for (const char* qk : {"q_proj", "k_proj"}) {
+      const std::string hf = b.layer_name(l, std::string("self_attn.") + qk + ".weight");
+      const auto loc = layout.locate(hf);
+      if (!loc) return make_error(errc::internal, hf + ": no GGUF location");
+      // The producer runs after this function: it holds its own copy of the layout. to_gguf cannot fail here:
+      // check_checkpoint_config made the rows whole heads of head_dim (even: the full-rotary heads' RoPE pairs).
+      RAZOR_TRY(b.copy_text(loc->tensor, hf, [layout, loc = *loc, hf, H](float* x, int64_t n) {
+        (void)layout.to_gguf(loc, hf, x, n / H, H);
+      }));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_v.weight", b.layer_name(l, "self_attn.v_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", b.layer_name(l, "self_attn.o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "block_sparse_moe.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
 status plan_qwen35moe(builder& b) {
   const auto& cfg = b.cfg;
   const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
@@ -361,7 +397,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
                       ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
                           ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
                           ") is not supported: " + missing_conversion(cfg.model_type) +
-                          " (supported: qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe)");
+                          " (supported: qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral)");
   // config.json against the tensors, before anything is written (block_count, expert_used_count, the
   // embedding's orientation, ... would otherwise reach the GGUF unchecked).
   RAZOR_TRY(check_checkpoint_config(ck));
@@ -369,6 +405,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   builder b{ck, cfg, {}};
   if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
   else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
+  else if (fp.report.arch == "llama") RAZOR_TRY(plan_llama_moe(b));
   else RAZOR_TRY(plan_qwen35moe(b));
   fp.tensors = std::move(b.out);
 

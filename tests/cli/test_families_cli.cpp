@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/test_util.h"
@@ -68,6 +69,7 @@ void end_to_end(const std::string& family, const std::string& arch) {
 
 TEST(FamiliesCli, OlmoeEndToEnd) { end_to_end("olmoe", "olmoe"); }
 TEST(FamiliesCli, Qwen2MoeEndToEnd) { end_to_end("qwen2_moe", "qwen2moe"); }
+TEST(FamiliesCli, MixtralEndToEnd) { end_to_end("mixtral", "llama"); }
 
 // Families pack cannot convert yet: refused before anything is written, naming the architecture and what is
 // missing (the synthetic checkpoint is sparse: its shapes are all pack reads before refusing).
@@ -85,8 +87,7 @@ TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
   const std::string gpt_oss = R"({"model_type": "gpt_oss", "num_local_experts": 8, )" + common + "}";
   std::ofstream(s / "deepseek_v3.json") << deepseek;
   std::ofstream(s / "gpt_oss.json") << gpt_oss;
-  for (const refused& f : {refused{"mixtral", "llama conversion"}, refused{"deepseek_v3", "MLA attention"},
-                           refused{"gpt_oss", "attention sinks"}}) {
+  for (const refused& f : {refused{"deepseek_v3", "MLA attention"}, refused{"gpt_oss", "attention sinks"}}) {
     const std::string m = s / f.family;
     const std::string config = fs::exists(kFamilies + f.family + ".json") ? kFamilies + f.family + ".json"
                                                                           : s / (std::string(f.family) + ".json");
@@ -98,4 +99,15 @@ TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
     EXPECT_NE(r.out.find(f.missing), std::string::npos) << r.out;
     EXPECT_FALSE(fs::exists(s / (std::string(f.family) + ".gguf")));
   }
+  // Mixtral's own tokenizer (SentencePiece-style BPE with byte fallback) is not written as a byte-level one.
+  const std::string m = s / "mixtral";
+  auto r = run("synth --config " + kFamilies + "mixtral.json --sparse --out " + m);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto tok = nlohmann::json::parse(razor::test::slurp(kModels + "/tiny-qwen3-moe/tokenizer.json"));
+  tok["model"]["byte_fallback"] = true;
+  std::ofstream(m + "/tokenizer.json") << tok.dump();
+  r = run("pack " + m + " -t q8_0 -o " + (s / "mixtral.gguf"));
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("SentencePiece-style BPE (byte_fallback) is not converted yet"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(s / "mixtral.gguf"));
 }

@@ -12,6 +12,7 @@
 
 #include "common/test_util.h"
 #include "engine/model_runner.h"
+#include "gguf/layout.h"
 #include "model/checkpoint.h"
 #include "model/synth.h"
 
@@ -79,4 +80,32 @@ TEST(EngineFamilies, UnimplementedOptionsAreRefusedByName) {
     EXPECT_NE(st.to_string().find(e.key), std::string::npos) << st.to_string();
     EXPECT_NE(st.to_string().find(std::string("not supported for ") + e.family), std::string::npos) << st.to_string();
   }
+}
+
+// Mixtral -> llama: q/k rows of each head interleaved (GGUF row 2i + h = HF row h * head_dim/2 + i), by hand on
+// head_dim 4, and back.
+TEST(EngineFamilies, MixtralRopeRowsInterleavePerHead) {
+  auto cfg = parse_model_config(family_config("mixtral"), "mixtral.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.error().to_string();
+  cfg->head_dim = 4;
+  const gguf::gguf_layout layout(*cfg);
+  const auto loc = layout.locate("layers.1.self_attn.k_proj.weight");
+  ASSERT_TRUE(loc.has_value());
+  EXPECT_EQ(loc->tensor, "blk.1.attn_k.weight");
+  EXPECT_EQ(loc->how, gguf::gguf_relayout::rope_rows);
+  const auto router = layout.locate("layers.0.block_sparse_moe.gate.weight");
+  ASSERT_TRUE(router.has_value());
+  EXPECT_EQ(router->tensor, "blk.0.ffn_gate_inp.weight");
+  // Two heads of 4 rows, 2 columns: row r holds {r, 10 + r}.
+  std::vector<float> x;
+  for (int r = 0; r < 8; ++r) x.insert(x.end(), {float(r), float(10 + r)});
+  const std::vector<float> hf = x;
+  ASSERT_TRUE(layout.to_gguf(*loc, "k", x.data(), 8, 2).ok());
+  const int want[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+  for (int r = 0; r < 8; ++r) {
+    EXPECT_EQ(x[size_t(2 * r)], float(want[r])) << r;
+    EXPECT_EQ(x[size_t(2 * r + 1)], float(10 + want[r])) << r;
+  }
+  ASSERT_TRUE(layout.to_hf(*loc, "k", x.data(), 8, 2).ok());
+  EXPECT_EQ(x, hf);
 }
