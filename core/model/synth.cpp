@@ -254,7 +254,7 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
   std::vector<float> block, scales;  // an FP8 weight's rows of one block, and its scales until they are written
   auto value = [&](synth_tensor::init how) {
     switch (how) {
-      case synth_tensor::init::ones: return 1.0f;
+      case synth_tensor::init::ones: return opt.norm_jitter != 0.0f ? 1.0f + opt.norm_jitter * r.normal() : 1.0f;
       case synth_tensor::init::zeros: return 0.0f;
       case synth_tensor::init::small: return 0.05f * r.normal();
       case synth_tensor::init::a_log: return std::log(1.0f + 15.0f * float(r.next() >> 40) / float(1ull << 24));

@@ -31,6 +31,9 @@ struct synth_options {
   // about 0.5 on a tiny model makes the logits far from uniform, so that comparing two implementations sees a
   // wrong RoPE, norm, routing or scaling (tests/engine/test_families.cpp).
   float stddev = 0.02f;
+  // Norm weights (and the other tensors initialised to ones) are 1 + norm_jitter x N(0, 1): with 0, exactly 1, and a
+  // forward that ignores a norm's weight is indistinguishable from one that applies it.
+  float norm_jitter = 0.0f;
   // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
   // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;
