@@ -385,19 +385,25 @@ status plan_qwen35moe(builder& b) {
 
 }  // namespace
 
-namespace convert_detail {
-
-result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
+result<std::string> gguf_arch_of(const checkpoint& ck) {
   const model_config& cfg = ck.config();
-  full_plan fp;
-  fp.report.arch = gguf_arch_for(cfg.model_type);
-  if (fp.report.arch.empty()) fp.report.arch = gguf_arch_for(cfg.top_model_type);
-  if (fp.report.arch.empty())
+  std::string arch = gguf_arch_for(cfg.model_type);
+  if (arch.empty()) arch = gguf_arch_for(cfg.top_model_type);
+  if (arch.empty())
     return make_error(errc::unsupported,
                       ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
                           ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
                           ") is not supported: " + missing_conversion(cfg.model_type) +
                           " (supported: qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral)");
+  return arch;
+}
+
+namespace convert_detail {
+
+result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
+  const model_config& cfg = ck.config();
+  full_plan fp;
+  RAZOR_ASSIGN_OR_RETURN(fp.report.arch, gguf_arch_of(ck));
   // config.json against the tensors, before anything is written (block_count, expert_used_count, the
   // embedding's orientation, ... would otherwise reach the GGUF unchecked).
   RAZOR_TRY(check_checkpoint_config(ck));

@@ -93,11 +93,13 @@ TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
                                                                           : s / (std::string(f.family) + ".json");
     auto r = run("synth --config " + config + " --sparse --out " + m);
     ASSERT_EQ(r.code, 0) << r.out;
-    r = run("pack " + m + " -t q8_0 -o " + (s / (std::string(f.family) + ".gguf")));
-    EXPECT_NE(r.code, 0) << r.out;
-    EXPECT_NE(r.out.find(std::string("model_type '") + f.family + "'"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find(f.missing), std::string::npos) << r.out;
-    EXPECT_FALSE(fs::exists(s / (std::string(f.family) + ".gguf")));
+    for (const char* how : {"-t q8_0", "--ftype Q4_K_M"}) {
+      r = run("pack " + m + " " + how + " -o " + (s / (std::string(f.family) + ".gguf")));
+      EXPECT_NE(r.code, 0) << r.out;
+      EXPECT_NE(r.out.find(std::string("model_type '") + f.family + "'"), std::string::npos) << r.out;
+      EXPECT_NE(r.out.find(f.missing), std::string::npos) << how << ": " << r.out;
+      EXPECT_FALSE(fs::exists(s / (std::string(f.family) + ".gguf")));
+    }
   }
   // Mixtral's own tokenizer (SentencePiece-style BPE with byte fallback) is not written as a byte-level one.
   const std::string m = s / "mixtral";
