@@ -323,7 +323,7 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
   auto add_bias = [](float* row, const std::vector<float>& bias) {
     for (size_t i = 0; i < bias.size(); ++i) row[i] += bias[i];
   };
-  // QK-norm: per head (head_dim weights), over the whole projection (q_norm.size() == qd), or none.
+  // QK-norm (d.qk_norm): per head (head_dim weights), over the whole q / k projection (olmoe), or none.
   const bool per_head = d.qk_norm == qk_norm_kind::per_head, whole = d.qk_norm == qk_norm_kind::whole;
   parallel_for(n, [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t) {

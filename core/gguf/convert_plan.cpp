@@ -66,37 +66,62 @@ std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
   return order;
 }
 
+namespace {
+
+// Per adapter (model/adapter.h's table, which names each family's llama.cpp arch): converted (missing null), or
+// what its conversion lacks, named in pack's refusal.
+struct conversion_row {
+  const char* adapter;
+  const char* missing;
+};
+constexpr conversion_row k_conversions[] = {
+    {"qwen3_moe", nullptr},
+    {"qwen3_5_moe", nullptr},
+    {"olmoe", nullptr},
+    {"qwen2_moe", nullptr},
+    {"mixtral", nullptr},
+    {"qwen3_next", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
+    {"deepseek_v3", "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first "
+                    "layers, group-limited sigmoid routing with score-correction bias and routed scaling) is not "
+                    "written yet"},
+    {"gpt_oss", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, MXFP4 "
+                "expert sources) is not written yet"},
+    {"llama", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
+    {"qwen3", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
+};
+
+const conversion_row* conversion_of(const std::string& adapter) {
+  for (const auto& r : k_conversions)
+    if (adapter == r.adapter) return &r;
+  return nullptr;
+}
+
+std::string missing_conversion(const std::string& adapter) {
+  const conversion_row* r = conversion_of(adapter);
+  return r && r->missing ? r->missing : "razor has no adapter for this model_type";
+}
+
+std::string converted_model_types() {
+  std::string out;
+  for (const auto& a : adapter_table())
+    if (const conversion_row* r = conversion_of(a.name); r && !r->missing)
+      for (const auto& mt : a.model_types) out += (out.empty() ? "" : ", ") + mt;
+  return out;
+}
+
+}  // namespace
+
 std::string gguf_arch_for(const std::string& mt) {
-  if (mt == "qwen3_moe") return "qwen3moe";
-  if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
-  if (mt == "olmoe") return "olmoe";
-  if (mt == "qwen2_moe") return "qwen2moe";
-  if (mt == "mixtral") return "llama";
+  for (const auto& a : adapter_table())
+    for (const auto& m : a.model_types)
+      if (m == mt) {
+        const conversion_row* r = conversion_of(a.name);
+        return r && !r->missing ? a.gguf_arch : "";
+      }
   return "";
 }
 
 namespace {
-
-// Why pack cannot convert a family yet: what its conversion lacks (named in the refusal).
-std::string missing_conversion(const std::string& mt) {
-  struct row {
-    const char* types;
-    const char* missing;
-  };
-  static const row rows[] = {
-      {" qwen3_next ", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
-      {" deepseek_v3 deepseek_v2 kimi_k2 ",
-       "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first layers, "
-       "group-limited sigmoid routing with score-correction bias and routed scaling) is not written yet"},
-      {" gpt_oss ", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, "
-                    "MXFP4 expert sources) is not written yet"},
-      {" llama mistral qwen3 qwen2 ", "dense (non-MoE) models are not converted: razor packs mixture-of-experts "
-                                      "checkpoints"},
-  };
-  for (const row& r : rows)
-    if (std::string(r.types).find(" " + mt + " ") != std::string::npos) return r.missing;
-  return "razor has no adapter for this model_type";
-}
 
 // What llama.cpp's graph of the architecture takes for granted, checked before anything is written (a file
 // that breaks one would load and run a different model, or not load).
@@ -393,8 +418,8 @@ result<std::string> gguf_arch_of(const checkpoint& ck) {
     return make_error(errc::unsupported,
                       ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
                           ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
-                          ") is not supported: " + missing_conversion(cfg.model_type) +
-                          " (supported: qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral)");
+                          ") is not supported: " + missing_conversion(ck.adapter().name) + " (supported: " +
+                          converted_model_types() + ")");
   return arch;
 }
 

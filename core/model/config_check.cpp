@@ -244,6 +244,9 @@ struct checker {
           RAZOR_TRY(compare(moe, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
         }
       const auto sg = s->tensor(L + "mlp.shared_expert.gate_proj.weight");
+      if (!sg && sff > 0 && f == family::qwen2_moe)  // transformers builds it whenever the size is given
+        return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but layer " + std::to_string(l) +
+                   " has no mlp.shared_expert.gate_proj.weight");
       if (sg && sff <= 0)
         return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but " + sg->name +
                    " exists (the shared expert would be ignored)");
