@@ -1,6 +1,6 @@
-// razor synth --config C.json --out DIR [--sparse] [--per-expert] [--shard-gb N] [--seed S]: a synthetic checkpoint
-// with a config's exact tensor names and shapes. The options and the work are the registry's `synth` job
-// (core/jobs/methods.cpp), as the worker runs it.
+// razor synth --config C.json --out DIR [--sparse] [--per-expert] [--shard-gb N] [--seed S] [--stddev X]: a
+// synthetic checkpoint with a config's exact tensor names and shapes. The options and the work are the registry's
+// `synth` job (core/jobs/methods.cpp), as the worker runs it.
 #include <cstdio>
 
 #include "cli/commands.h"

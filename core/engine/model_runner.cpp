@@ -14,6 +14,17 @@ namespace razor::engine {
 // ------------------------------------------------------------------------------------------------
 // configuration
 
+const char* arch_name(arch a) {
+  switch (a) {
+    case arch::qwen3_moe: return "qwen3_moe";
+    case arch::qwen3_5_moe: return "qwen3_5_moe";
+    case arch::olmoe: return "olmoe";
+    case arch::qwen2_moe: return "qwen2_moe";
+    case arch::mixtral: return "mixtral";
+  }
+  return "?";
+}
+
 result<model_dims> dims_from_config(const model_config& cfg) {
   model_dims d;
   const std::string& mt = cfg.model_type;
@@ -21,9 +32,16 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     d.a = arch::qwen3_moe;
   else if (mt == "qwen3_5_moe_text" || mt == "qwen3_5_moe")
     d.a = arch::qwen3_5_moe;
+  else if (mt == "olmoe")
+    d.a = arch::olmoe;
+  else if (mt == "qwen2_moe")
+    d.a = arch::qwen2_moe;
+  else if (mt == "mixtral")
+    d.a = arch::mixtral;
   else
     return make_error(errc::unsupported, "model_type " + mt +
-                                             ": the reference engine runs qwen3_moe and qwen3_5_moe(_text) only");
+                                             ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), olmoe, "
+                                             "qwen2_moe and mixtral only");
   // Every value in range (rot_dims even and within head_dim, top-k within the experts, eps > 0, ...).
   RAZOR_TRY(check_config_values(cfg));
   d.hidden = cfg.hidden_size;
@@ -40,6 +58,15 @@ result<model_dims> dims_from_config(const model_config& cfg) {
   d.moe_ff = cfg.moe_intermediate_size;
   d.norm_topk = cfg.norm_topk_prob;
   d.linear_layer.assign(size_t(d.n_layers), false);
+  d.qk_norm = d.a == arch::olmoe ? qk_norm_kind::whole
+              : d.a == arch::qwen2_moe || d.a == arch::mixtral ? qk_norm_kind::none
+                                                                : qk_norm_kind::per_head;
+  d.qkv_bias = d.a == arch::qwen2_moe;
+  // transformers' default of norm_topk_prob is false for OLMoE and Qwen2-MoE (model_config's is true); Mixtral
+  // always renormalises (a softmax over the top-k logits).
+  if (d.a == arch::olmoe || d.a == arch::qwen2_moe) d.norm_topk = cfg.text.contains("norm_topk_prob") && cfg.norm_topk_prob;
+  if (d.a == arch::mixtral) d.norm_topk = true;
+  if (d.a == arch::qwen2_moe) d.shared_ff = cfg.shared_expert_intermediate_size;
   if (d.a == arch::qwen3_5_moe) {
     d.zero_centred_norms = true;
     d.norm_topk = true;  // Qwen3.5's router always renormalises the top-k weights
@@ -63,6 +90,7 @@ result<model_dims> dims_for(const weight_provider& wp) {
 size_t layer_weights::bytes() const {
   size_t b = (in_norm.size() + post_norm.size()) * 4;
   b += attn.q.bytes() + attn.k.bytes() + attn.v.bytes() + attn.o.bytes() + (attn.q_norm.size() + attn.k_norm.size()) * 4;
+  b += (attn.q_bias.size() + attn.k_bias.size() + attn.v_bias.size()) * 4;
   b += dn.qkv.bytes() + dn.z.bytes() + dn.a.bytes() + dn.b.bytes() + dn.out.bytes() +
        (dn.conv.size() + dn.a_log.size() + dn.dt_bias.size() + dn.norm.size()) * 4;
   b += moe.router.bytes() + moe.shared_gate_up.bytes() + moe.shared_down.bytes() + moe.shared_gate.bytes();
@@ -77,6 +105,11 @@ size_t layer_weights::bytes() const {
 namespace {
 
 std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
+
+// The router's name: Mixtral keeps its MoE under block_sparse_moe.
+std::string router_name(const model_dims& d, int layer) {
+  return lname(layer, d.a == arch::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight");
+}
 
 status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, int64_t cols) {
   if (t.rows() != rows || t.cols() != cols)
@@ -145,11 +178,19 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden, lay));
     RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, lname(L, "self_attn.v_proj.weight"), kvd, d.hidden, lay));
     RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, lname(L, "self_attn.o_proj.weight"), d.hidden, qd, lay));
-    RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, lname(L, "self_attn.q_norm.weight"), d.head_dim, zc));
-    RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, lname(L, "self_attn.k_norm.weight"), d.head_dim, zc));
+    if (d.qk_norm != qk_norm_kind::none) {
+      const bool whole = d.qk_norm == qk_norm_kind::whole;
+      RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, lname(L, "self_attn.q_norm.weight"), whole ? qd : d.head_dim, zc));
+      RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, lname(L, "self_attn.k_norm.weight"), whole ? kvd : d.head_dim, zc));
+    }
+    if (d.qkv_bias) {
+      RAZOR_ASSIGN_OR_RETURN(a.q_bias, get_vec(wp, lname(L, "self_attn.q_proj.bias"), qd, false));
+      RAZOR_ASSIGN_OR_RETURN(a.k_bias, get_vec(wp, lname(L, "self_attn.k_proj.bias"), kvd, false));
+      RAZOR_ASSIGN_OR_RETURN(a.v_bias, get_vec(wp, lname(L, "self_attn.v_proj.bias"), kvd, false));
+    }
   }
   auto& m = w.moe;
-  RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, lname(L, "mlp.gate.weight"), d.n_experts, d.hidden, lay));
+  RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, router_name(d, L), d.n_experts, d.hidden, lay));
   m.gate_up.resize(size_t(d.n_experts));
   m.down.resize(size_t(d.n_experts));
   auto load_expert = [&](int e) -> status {
@@ -279,19 +320,32 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
   const auto tok_seq = seq_of_token(seq_start);
   std::vector<float> q(n * qd), gate(w.gated ? n * qd : 0);
   const float eps = float(d.eps);
+  auto add_bias = [](float* row, const std::vector<float>& bias) {
+    for (size_t i = 0; i < bias.size(); ++i) row[i] += bias[i];
+  };
+  // QK-norm (d.qk_norm): per head (head_dim weights), over the whole q / k projection (olmoe), or none.
+  const bool per_head = d.qk_norm == qk_norm_kind::per_head, whole = d.qk_norm == qk_norm_kind::whole;
   parallel_for(n, [&](size_t b, size_t e) {
     for (size_t t = b; t < e; ++t) {
       double pos = double(t - seq_start[tok_seq[t]]);
+      add_bias(qraw.data() + t * qw, w.q_bias);
+      add_bias(k.data() + t * kvd, w.k_bias);
+      add_bias(v.data() + t * kvd, w.v_bias);
+      if (whole) {
+        rms_norm(qraw.data() + t * qw, 1, qd, w.q_norm.data(), eps, q.data() + t * qd);
+        rms_norm(k.data() + t * kvd, 1, kvd, w.k_norm.data(), eps, k.data() + t * kvd);
+      }
       for (int64_t h = 0; h < nh; ++h) {
         const float* src = qraw.data() + t * qw + size_t(h * hd * (w.gated ? 2 : 1));
         float* dst = q.data() + t * qd + size_t(h * hd);
-        rms_norm(src, 1, size_t(hd), w.q_norm.data(), eps, dst);
+        if (per_head) rms_norm(src, 1, size_t(hd), w.q_norm.data(), eps, dst);
+        else if (!whole) std::copy_n(src, hd, dst);
         rope_neox(dst, d.rot_dims, inv_freq.data(), pos);
         if (w.gated) std::copy_n(src + hd, hd, gate.data() + t * qd + size_t(h * hd));
       }
       for (int64_t h = 0; h < nkv; ++h) {
         float* kh = k.data() + t * kvd + size_t(h * hd);
-        rms_norm(kh, 1, size_t(hd), w.k_norm.data(), eps, kh);
+        if (per_head) rms_norm(kh, 1, size_t(hd), w.k_norm.data(), eps, kh);
         rope_neox(kh, d.rot_dims, inv_freq.data(), pos);
       }
     }
@@ -592,6 +646,15 @@ bool gpu_engine_available(std::string* why_not) {
   return !cu::devices(why_not).empty();
 }
 
+bool gpu_engine_runs(const model_dims& d, std::string* why_not) {
+  if (d.a == arch::qwen3_moe || d.a == arch::qwen3_5_moe) return true;
+  if (why_not)
+    *why_not = std::string("model_type ") + arch_name(d.a) +
+               ": the GPU engine runs qwen3_moe and qwen3_5_moe only; run this family on the CPU engine "
+               "(--device cpu, RAZOR_ENGINE=cpu)";
+  return false;
+}
+
 status forward(weight_provider& wp, const model_dims& d, const std::vector<std::vector<int32_t>>& seqs,
                const logits_fn& on_logits, const run_options& opt) {
   std::vector<size_t> seq_start{0};
@@ -607,8 +670,14 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
       return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
   if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
-  if (!opt.on_layer_input && resolve_backend(opt) == backend::cuda)
-    return forward_gpu(wp, d, seq_start, h, on_logits, opt);
+  if (!opt.on_layer_input && resolve_backend(opt) == backend::cuda) {
+    std::string why;
+    if (gpu_engine_runs(d, &why)) return forward_gpu(wp, d, seq_start, h, on_logits, opt);
+    // Asked for by name (device cuda, RAZOR_ENGINE=gpu): refused; chosen automatically: the CPU runs it.
+    const char* env = std::getenv("RAZOR_ENGINE");
+    const bool automatic = env ? std::string(env) == "auto" : opt.device == backend::automatic;
+    if (!automatic) return make_error(errc::unsupported, why);
+  }
   return forward_from(wp, d, seq_start, std::move(h), 0, on_logits, opt);
 }
 

@@ -1,4 +1,5 @@
-// The reference forward pass (CPU, float32) of qwen3_moe and qwen3_5_moe(_text), layer-streamed.
+// The reference forward pass (CPU, float32) of qwen3_moe, qwen3_5_moe(_text), olmoe, qwen2_moe and mixtral,
+// layer-streamed.
 //
 // forward() runs a batch of token sequences, each from an empty cache, through the model one decoder layer
 // at a time: it asks the weight_provider for that layer's tensors only, converts them, runs every token of
@@ -13,6 +14,10 @@
 //   qwen3_5_moe:      norms are x*(1+w) (we add 1 at load) except linear_attn.norm; layer_types picks
 //                     Gated DeltaNet (linear_attention) or gated full attention; MoE adds a shared expert
 //                     scaled by sigmoid(shared_expert_gate x).
+//   olmoe:            qwen3_moe's layer with the QK-norm over the whole q / k projection (one RMSNorm of
+//                     n_heads*head_dim, one of n_kv_heads*head_dim) instead of per head.
+//   qwen2_moe:        no QK-norm, biases on q / k / v; the shared expert scaled by sigmoid(shared_expert_gate x).
+//   mixtral:          no QK-norm, no biases; router and experts under block_sparse_moe (w1 gate, w3 up, w2 down).
 //   MoE routing:      softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
 //                     down(silu(gate x) * up x).
 #pragma once
@@ -29,7 +34,11 @@
 
 namespace razor::engine {
 
-enum class arch : uint8_t { qwen3_moe, qwen3_5_moe };
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral };
+// The QK-norm of an architecture: none, per head (RMSNorm of head_dim, qwen3), or over the whole projection (olmoe).
+enum class qk_norm_kind : uint8_t { none, per_head, whole };
+// The model_type a family is named by in messages ("olmoe").
+const char* arch_name(arch a);
 
 struct model_dims {
   arch a = arch::qwen3_moe;
@@ -39,6 +48,8 @@ struct model_dims {
   int64_t n_experts = 0, top_k = 0, moe_ff = 0, shared_ff = 0;
   bool norm_topk = true;
   bool zero_centred_norms = false;        // Qwen3.5: RMSNorm weight w is applied as (1 + w)
+  qk_norm_kind qk_norm = qk_norm_kind::per_head;
+  bool qkv_bias = false;                  // qwen2_moe: q_proj / k_proj / v_proj have biases
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
 };
@@ -51,7 +62,8 @@ result<model_dims> dims_for(const weight_provider& wp);
 // ---- one layer's weights, converted (linear maps transposed, +1 applied to zero-centred norms) ----
 struct attention_weights {
   linear q, k, v, o;            // q: [hidden -> n_heads*head_dim*(gated ? 2 : 1)]
-  std::vector<float> q_norm, k_norm;
+  std::vector<float> q_norm, k_norm;  // head_dim each (per_head), the whole projection (whole), or empty (none)
+  std::vector<float> q_bias, k_bias, v_bias;  // empty without biases
   bool gated = false;           // Qwen3.5: q rows per head [q | gate]
 };
 struct deltanet_weights {
@@ -211,5 +223,9 @@ cu::eng_layer gpu_layer(const layer_weights& w);
 // The backend forward() will use for `opt` (after RAZOR_ENGINE), and whether a GPU engine is usable here.
 backend resolve_backend(const run_options& opt);
 bool gpu_engine_available(std::string* why_not = nullptr);
+// Whether the GPU engine (kernels/engine) implements this architecture: qwen3_moe and qwen3_5_moe. forward()
+// runs the others on the CPU when the backend was `automatic` and refuses them, naming the family, when the GPU
+// was asked for (a GPU forward without their QK-norm, biases or router names would be silently wrong).
+bool gpu_engine_runs(const model_dims& d, std::string* why_not = nullptr);
 
 }  // namespace razor::engine

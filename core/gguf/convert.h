@@ -133,6 +133,9 @@ std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v);
 
 // GGUF architecture for an HF config's model type, "" when we cannot convert it.
 std::string gguf_arch_for(const std::string& model_type);
+// The checkpoint's GGUF architecture, or errc::unsupported naming the model_type, its adapter, llama.cpp's arch
+// and what our conversion of it lacks (every path of pack refuses through it).
+result<std::string> gguf_arch_of(const checkpoint& ck);
 
 // Plans the conversion (names, shapes, types, sizes) without reading tensor data.
 result<convert_report> plan_gguf(const checkpoint& ck, const convert_options& o);

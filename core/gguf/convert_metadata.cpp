@@ -64,6 +64,12 @@ status add_tokenizer(writer& w, const checkpoint& ck) {
   if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") || !model["vocab"].is_object())
     return make_error(errc::unsupported, dir + "/tokenizer.json: only byte-level BPE tokenizers (model.type \"BPE\") "
                                                "are converted");
+  // SentencePiece-style BPE (Mixtral / Llama-2: "▁" for spaces, <0xNN> byte tokens) is llama.cpp's "llama" tokenizer
+  // with scores, not gpt2's byte-level one: written as gpt2 it would tokenize differently.
+  if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>())
+    return make_error(errc::unsupported, dir + "/tokenizer.json: a SentencePiece-style BPE (byte_fallback) is not "
+                                               "converted yet (llama.cpp's tokenizer.ggml.model \"llama\"); only "
+                                               "byte-level BPE tokenizers are");
   std::map<int64_t, std::string> by_id;
   std::map<std::string, int64_t> id_of;
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
@@ -203,9 +209,13 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
       }
     }
     w.set(k("rope.dimension_sections"), value::i32s(sections));
-    if (c.shared_expert_intermediate_size > 0)
-      w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   }
+  if (arch == "llama") {  // LlamaModel.set_gguf_parameters: the vocabulary size and the rotary dimensions
+    w.set(k("vocab_size"), value::u32(u32_of(c.vocab_size)));
+    w.set(k("rope.dimension_count"), value::u32(u32_of(c.rotary_dims())));
+  }
+  if ((arch == "qwen35moe" || arch == "qwen2moe") && c.shared_expert_intermediate_size > 0)
+    w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   return {};
 }
 

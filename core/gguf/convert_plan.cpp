@@ -17,6 +17,7 @@
 #include "ggml/quants.h"
 #include "gguf/ftype.h"
 #include "gguf/gguf_file.h"
+#include "gguf/layout.h"
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/config_check.h"
@@ -65,11 +66,94 @@ std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
   return order;
 }
 
+namespace {
+
+// Per adapter (model/adapter.h's table, which names each family's llama.cpp arch): converted (missing null), or
+// what its conversion lacks, named in pack's refusal.
+struct conversion_row {
+  const char* adapter;
+  const char* missing;
+};
+constexpr conversion_row k_conversions[] = {
+    {"qwen3_moe", nullptr},
+    {"qwen3_5_moe", nullptr},
+    {"olmoe", nullptr},
+    {"qwen2_moe", nullptr},
+    {"mixtral", nullptr},
+    {"qwen3_next", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
+    {"deepseek_v3", "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first "
+                    "layers, group-limited sigmoid routing with score-correction bias and routed scaling) is not "
+                    "written yet"},
+    {"gpt_oss", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, MXFP4 "
+                "expert sources) is not written yet"},
+    {"llama", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
+    {"qwen3", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
+};
+
+const conversion_row* conversion_of(const std::string& adapter) {
+  for (const auto& r : k_conversions)
+    if (adapter == r.adapter) return &r;
+  return nullptr;
+}
+
+std::string missing_conversion(const std::string& adapter) {
+  const conversion_row* r = conversion_of(adapter);
+  return r && r->missing ? r->missing : "razor has no adapter for this model_type";
+}
+
+std::string converted_model_types() {
+  std::string out;
+  for (const auto& a : adapter_table())
+    if (const conversion_row* r = conversion_of(a.name); r && !r->missing)
+      for (const auto& mt : a.model_types) out += (out.empty() ? "" : ", ") + mt;
+  return out;
+}
+
+}  // namespace
+
 std::string gguf_arch_for(const std::string& mt) {
-  if (mt == "qwen3_moe") return "qwen3moe";
-  if (mt == "qwen3_5_moe" || mt == "qwen3_5_moe_text") return "qwen35moe";
+  for (const auto& a : adapter_table())
+    for (const auto& m : a.model_types)
+      if (m == mt) {
+        const conversion_row* r = conversion_of(a.name);
+        return r && !r->missing ? a.gguf_arch : "";
+      }
   return "";
 }
+
+namespace {
+
+// What llama.cpp's graph of the architecture takes for granted, checked before anything is written (a file
+// that breaks one would load and run a different model, or not load).
+status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
+  const model_config& c = ck.config();
+  auto refuse = [&](const std::string& what) {
+    return make_error(errc::unsupported, ck.dir() + ": model_type " + c.model_type + " -> GGUF arch " + arch + ": " + what);
+  };
+  if (arch == "olmoe") {
+    if (c.num_kv_heads != c.num_heads)
+      return refuse("llama.cpp's olmoe sizes k_proj and k_norm as the hidden size: num_key_value_heads (" +
+                    std::to_string(c.num_kv_heads) + ") must equal num_attention_heads (" + std::to_string(c.num_heads) + ")");
+    if (c.num_heads * c.head_dim != c.hidden_size)
+      return refuse("llama.cpp's olmoe needs num_attention_heads x head_dim = hidden_size");
+    if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
+      return refuse("norm_topk_prob is true, but llama.cpp's olmoe never renormalises the top-k weights");
+  }
+  if (arch == "llama" && c.rotary_dims() != c.head_dim)
+    return refuse("llama.cpp's llama rotates whole heads; partial_rotary_factor must be 1");
+  if (arch == "qwen2moe") {
+    if (c.text.contains("norm_topk_prob") && c.norm_topk_prob)
+      return refuse("norm_topk_prob is true, but llama.cpp's qwen2moe never renormalises the top-k weights");
+    if (c.shared_expert_intermediate_size <= 0)
+      return refuse("llama.cpp's qwen2moe needs the shared expert (shared_expert_intermediate_size > 0)");
+  }
+  if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
+    return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
+                  "supported by it");
+  return {};
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------------
 // the tensor plan
@@ -186,6 +270,70 @@ status plan_qwen3moe(builder& b) {
   return {};
 }
 
+// Qwen1.5 / Qwen2-MoE: qwen3moe's tensors without the QK-norm, with q/k/v biases and the shared expert (its
+// sigmoid gate [1, hidden] becomes ffn_gate_inp_shexp {n_embd, 1}).
+status plan_qwen2moe(builder& b) {
+  const auto& cfg = b.cfg;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    for (const char* qkv : {"q", "k", "v"}) {
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".weight", sa(std::string(qkv) + "_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".bias", sa(std::string(qkv) + "_proj.bias")));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_shexp.weight", b.layer_name(l, "mlp.shared_expert.gate_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", b.layer_name(l, "mlp.shared_expert.up_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_down_shexp.weight", b.layer_name(l, "mlp.shared_expert.down_proj.weight")));
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
+// Mixtral as llama.cpp's llama with experts: q/k rows interleaved per head for its adjacent-pair RoPE (the one
+// relayout, gguf_layout's rope_rows), the router and the experts (w1 gate, w3 up, w2 down) from block_sparse_moe.
+status plan_llama_moe(builder& b) {
+  const auto& cfg = b.cfg;
+  const gguf_layout layout(cfg);
+  const int64_t H = cfg.hidden_size;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    std::string p = "blk." + std::to_string(l) + ".";
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    for (const char* qk : {"q_proj", "k_proj"}) {
+      const std::string hf = b.layer_name(l, std::string("self_attn.") + qk + ".weight");
+      const auto loc = layout.locate(hf);
+      if (!loc) return make_error(errc::internal, hf + ": no GGUF location");
+      // The producer runs after this function: it holds its own copy of the layout. to_gguf cannot fail here:
+      // check_checkpoint_config made the rows whole heads of head_dim (even: the full-rotary heads' RoPE pairs).
+      RAZOR_TRY(b.copy_text(loc->tensor, hf, [layout, loc = *loc, hf, H](float* x, int64_t n) {
+        (void)layout.to_gguf(loc, hf, x, n / H, H);
+      }));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_v.weight", b.layer_name(l, "self_attn.v_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", b.layer_name(l, "self_attn.o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "block_sparse_moe.gate.weight")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+  }
+  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
+  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
+  return {};
+}
+
 status plan_qwen35moe(builder& b) {
   const auto& cfg = b.cfg;
   const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
@@ -262,21 +410,33 @@ status plan_qwen35moe(builder& b) {
 
 }  // namespace
 
+result<std::string> gguf_arch_of(const checkpoint& ck) {
+  const model_config& cfg = ck.config();
+  std::string arch = gguf_arch_for(cfg.model_type);
+  if (arch.empty()) arch = gguf_arch_for(cfg.top_model_type);
+  if (arch.empty())
+    return make_error(errc::unsupported,
+                      ck.dir() + ": GGUF export of model_type '" + cfg.model_type + "' (adapter " + ck.adapter().name +
+                          ", llama.cpp arch " + (ck.adapter().gguf_arch.empty() ? "-" : ck.adapter().gguf_arch) +
+                          ") is not supported: " + missing_conversion(ck.adapter().name) + " (supported: " +
+                          converted_model_types() + ")");
+  return arch;
+}
+
 namespace convert_detail {
 
 result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   const model_config& cfg = ck.config();
   full_plan fp;
-  fp.report.arch = gguf_arch_for(cfg.model_type);
-  if (fp.report.arch.empty()) fp.report.arch = gguf_arch_for(cfg.top_model_type);
-  if (fp.report.arch.empty())
-    return make_error(errc::unsupported, ck.dir() + ": GGUF export of model_type '" + cfg.model_type +
-                                             "' is not supported (supported: qwen3_moe, qwen3_5_moe)");
+  RAZOR_ASSIGN_OR_RETURN(fp.report.arch, gguf_arch_of(ck));
   // config.json against the tensors, before anything is written (block_count, expert_used_count, the
   // embedding's orientation, ... would otherwise reach the GGUF unchecked).
   RAZOR_TRY(check_checkpoint_config(ck));
+  RAZOR_TRY(check_llamacpp_arch(ck, fp.report.arch));
   builder b{ck, cfg, {}};
-  if (fp.report.arch == "qwen3moe") RAZOR_TRY(plan_qwen3moe(b));
+  if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
+  else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
+  else if (fp.report.arch == "llama") RAZOR_TRY(plan_llama_moe(b));
   else RAZOR_TRY(plan_qwen35moe(b));
   fp.tensors = std::move(b.out);
 

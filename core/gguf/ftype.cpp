@@ -327,10 +327,7 @@ bool llama_never_quantizes(const std::string& name, std::span<const int64_t> ne,
 result<ftype_model> ftype_model_of(const checkpoint& ck) {
   const model_config& c = ck.config();
   ftype_model m;
-  m.arch = gguf_arch_for(c.model_type);
-  if (m.arch.empty()) m.arch = gguf_arch_for(c.top_model_type);
-  if (m.arch.empty())
-    return make_error(errc::unsupported, ck.dir() + ": GGUF export of model_type '" + c.model_type + "' is not supported");
+  RAZOR_ASSIGN_OR_RETURN(m.arch, gguf_arch_of(ck));
   m.n_layer = c.num_layers;
   m.n_expert = c.num_experts;
   m.n_head = c.num_heads;

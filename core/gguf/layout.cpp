@@ -21,6 +21,9 @@ constexpr map_row kLayerMap[] = {
     {"self_attn.k_proj.weight", "attn_k.weight", gguf_relayout::none},
     {"self_attn.v_proj.weight", "attn_v.weight", gguf_relayout::none},
     {"self_attn.o_proj.weight", "attn_output.weight", gguf_relayout::none},
+    {"self_attn.q_proj.bias", "attn_q.bias", gguf_relayout::none},  // qwen2moe
+    {"self_attn.k_proj.bias", "attn_k.bias", gguf_relayout::none},
+    {"self_attn.v_proj.bias", "attn_v.bias", gguf_relayout::none},
     {"mlp.gate.weight", "ffn_gate_inp.weight", gguf_relayout::none},
     {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp.weight", gguf_relayout::none},
     {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", gguf_relayout::none},
@@ -37,6 +40,28 @@ constexpr map_row kLayerMap[] = {
     {"linear_attn.out_proj.weight", "ssm_out.weight", gguf_relayout::head_cols},
 };
 
+bool is_mixtral(const model_config& cfg) { return cfg.model_type == "mixtral" || cfg.top_model_type == "mixtral"; }
+
+// Rows of each head of x [rows, cols] (head_dim rows a head) between HF's halves order and llama.cpp's interleaved
+// one: GGUF row 2i + h holds HF row h * head_dim/2 + i.
+status rope_rows(const std::string& name, float* x, int64_t rows, int64_t cols, int64_t head_dim, bool to_hf) {
+  if (head_dim <= 0 || head_dim % 2 || rows % head_dim)
+    return make_error(errc::shape_mismatch, name + ": " + std::to_string(rows) + " rows are not whole heads of " +
+                                                std::to_string(head_dim) + " (even) rows");
+  const int64_t half = head_dim / 2;
+  std::vector<float> tmp(size_t(head_dim * cols));
+  for (int64_t h0 = 0; h0 < rows; h0 += head_dim) {
+    float* head = x + h0 * cols;
+    std::memcpy(tmp.data(), head, tmp.size() * sizeof(float));
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t hh = 0; hh < 2; ++hh) {
+        const int64_t g = 2 * i + hh, f = hh * half + i;  // GGUF row, HF row
+        std::memcpy(head + (to_hf ? f : g) * cols, tmp.data() + (to_hf ? g : f) * cols, size_t(cols) * sizeof(float));
+      }
+  }
+  return {};
+}
+
 bool is_qwen35(const model_config& cfg) {
   auto q = [](const std::string& t) { return t == "qwen3_5_moe" || t == "qwen3_5_moe_text"; };
   return q(cfg.model_type) || q(cfg.top_model_type);
@@ -51,6 +76,8 @@ gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
   dk_ = cfg.linear_key_head_dim;
   dv_ = cfg.linear_value_head_dim;
   reorder_ = q35_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
+  llama_ = !qwen35 && is_mixtral(cfg);
+  head_dim_ = cfg.head_dim;
   if (reorder_) order_ = v_head_order(n_k_, n_v_);
 }
 
@@ -71,6 +98,10 @@ std::optional<gguf_location> gguf_layout::locate(const std::string& name) const 
   const size_t dot = name.find('.', 7);
   if (dot == std::string::npos) return std::nullopt;
   const std::string p = "blk." + name.substr(7, dot - 7) + ".", s = name.substr(dot + 1);
+  if (llama_ && (s == "self_attn.q_proj.weight" || s == "self_attn.k_proj.weight"))
+    return gguf_location{p + (s == "self_attn.q_proj.weight" ? "attn_q.weight" : "attn_k.weight"),
+                         gguf_relayout::rope_rows};
+  if (llama_ && s == "block_sparse_moe.gate.weight") return gguf_location{p + "ffn_gate_inp.weight", gguf_relayout::none};
   for (auto& e : kLayerMap)
     if (s == e.hf) return gguf_location{p + e.gg, e.how};
   if (s == "input_layernorm.weight") return gguf_location{p + "attn_norm.weight", norm};
@@ -157,6 +188,7 @@ status gguf_layout::permute(const gguf_location& loc, const std::string& name, f
 status gguf_layout::to_hf(const gguf_location& loc, const std::string& name, float* x, int64_t rows,
                           int64_t cols) const {
   const int64_t n = rows * cols;
+  if (loc.how == gguf_relayout::rope_rows) return rope_rows(name, x, rows, cols, head_dim_, true);
   if (loc.how == gguf_relayout::minus_one)
     for (int64_t i = 0; i < n; ++i) x[i] -= 1.0f;
   RAZOR_TRY(permute(loc, name, x, rows, cols, true));
@@ -168,6 +200,7 @@ status gguf_layout::to_hf(const gguf_location& loc, const std::string& name, flo
 status gguf_layout::to_gguf(const gguf_location& loc, const std::string& name, float* x, int64_t rows,
                             int64_t cols) const {
   const int64_t n = rows * cols;
+  if (loc.how == gguf_relayout::rope_rows) return rope_rows(name, x, rows, cols, head_dim_, false);
   if (loc.how == gguf_relayout::minus_one)
     for (int64_t i = 0; i < n; ++i) x[i] += 1.0f;
   if (loc.how == gguf_relayout::a_log)

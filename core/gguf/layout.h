@@ -1,5 +1,5 @@
 // Where a Hugging Face text-model tensor lives in the GGUF file our conversion (convert.h) writes (qwen3moe,
-// qwen35moe), and how its values were rearranged on the way: the one map from our engine's names to GGUF names,
+// qwen35moe; olmoe and qwen2moe use qwen3moe's names, qwen2moe adds attn_{q,k,v}.bias and the shared expert), and how its values were rearranged on the way: the one map from our engine's names to GGUF names,
 // used to read a GGUF back into the engine (gguf_weights), to name the probe's importance matrix by GGUF tensor,
 // and to quantize a tensor in memory exactly as it is stored in the file (core/alloc's round trip).
 //
@@ -12,6 +12,8 @@
 //   conv_v_rows  ssm_conv1d {kernel, channels}: the V channels reordered
 //   head_cols    ssm_out: columns reordered by V head (head_v_dim columns each)
 // The V-head reorder (gguf::v_head_order) applies only when linear_num_key_heads != linear_num_value_heads.
+//   rope_rows    llama (mixtral): attn_q / attn_k rows of each head interleaved for llama.cpp's adjacent-pair RoPE:
+//                GGUF row 2i + h of a head holds HF row h * head_dim/2 + i (h = 0, 1), as the converter permutes
 #pragma once
 #include <optional>
 #include <string>
@@ -23,7 +25,7 @@
 
 namespace razor::gguf {
 
-enum class gguf_relayout { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols };
+enum class gguf_relayout { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols, rope_rows };
 
 struct gguf_location {
   std::string tensor;                      // GGUF tensor name ("blk.3.attn_qkv.weight")
@@ -61,7 +63,8 @@ class gguf_layout {
   status permute(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols,
                  bool to_hf) const;
   bool q35_ = false, has_output_ = true, reorder_ = false;
-  int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0;
+  bool llama_ = false;  // mixtral -> llama: q/k rows interleaved per head, the router under block_sparse_moe
+  int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0, head_dim_ = 0;
   std::vector<int64_t> order_;
 };
 

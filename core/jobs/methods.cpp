@@ -184,6 +184,8 @@ result<json> job_synth(const json& p, job_context& ctx) {
   opt.shard_bytes = uint64_t(shard_gb * 1e9);
   opt.seed = uint64_t(seed);
   RAZOR_ASSIGN_OR_RETURN(opt.heavy_tails, bool_param(p, "heavy_tails", false));
+  RAZOR_ASSIGN_OR_RETURN(double stddev, num_param(p, "stddev", 0.02, 0.0, 100.0));
+  opt.stddev = float(stddev);
   RAZOR_ASSIGN_OR_RETURN(std::string dt, str_param(p, "dtype", "bf16"));
   opt.dt = dt == "fp8" ? dtype::f8_e4m3 : dt == "f16" ? dtype::f16 : dt == "f32" ? dtype::f32 : dtype::bf16;
   RAZOR_TRY(synth_checkpoint(config, out, opt, ctx.progress));
@@ -438,6 +440,8 @@ const std::vector<method_def>& method_table() {
         opt("sparse", B, false, "zero data as sparse-file holes (instant, no disk blocks)"),
         opt("per_expert", B, false, "experts.E.gate_proj layout instead of fused gate_up_proj"),
         opt("shard_gb", N, 5.0, "shard size in GB"), opt("seed", I, 1, "random seed for the data"),
+        opt("stddev", N, 0.02, "standard deviation of the random weights (about 0.5 on a tiny model: logits far "
+                               "from uniform, to compare two implementations)"),
         opt("dtype", S, "bf16", "bf16, f16, f32, or fp8: FP8 E4M3 linear weights with 128x128 block scales "
                                 "(<weight>_scale_inv, the Hub's fine-grained FP8 layout)")
             .one_of({"bf16", "f16", "f32", "fp8"}),

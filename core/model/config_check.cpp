@@ -10,14 +10,23 @@ namespace razor {
 
 namespace {
 
-enum class family { other, qwen3_moe, qwen3_5_moe };
+enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral };
 
 family family_of(const model_config& c) {
   for (const std::string* mt : {&c.model_type, &c.top_model_type}) {
     if (*mt == "qwen3_moe") return family::qwen3_moe;
     if (*mt == "qwen3_5_moe" || *mt == "qwen3_5_moe_text") return family::qwen3_5_moe;
+    if (*mt == "olmoe") return family::olmoe;
+    if (*mt == "qwen2_moe") return family::qwen2_moe;
+    if (*mt == "mixtral") return family::mixtral;
   }
   return family::other;
+}
+
+// A config key that must be absent or null (what the engine and pack do not implement), as config.json spells it.
+bool set_non_null(const model_config& c, const char* key) {
+  auto it = c.text.find(key);
+  return it != c.text.end() && !it->is_null() && !(it->is_boolean() && !it->get<bool>());
 }
 
 std::string num(double v) {
@@ -92,6 +101,19 @@ struct checker {
       return bad(kv("num_experts_per_tok", double(c.num_experts_per_tok)) + ": must be between 1 and " +
                  kv("num_experts", double(c.num_experts)));
     RAZOR_TRY(need_pos("moe_intermediate_size", c.moe_intermediate_size));
+    // Options of these families the engine and llama.cpp's graphs do not implement (the released models leave
+    // them off): a checkpoint with one set would run a different model.
+    const char* off[] = {f == family::olmoe ? "clip_qkv" : nullptr,
+                         f == family::qwen2_moe ? "use_sliding_window" : nullptr,
+                         f == family::mixtral ? "sliding_window" : nullptr};
+    for (const char* k : off)
+      if (k && set_non_null(c, k))
+        return bad(std::string(c.nested ? "text_config." : "") + k + " = " + json_excerpt(c.text[k]) +
+                   ": not supported for " + c.model_type + " (only null / false, as in the released models)");
+    if (f == family::olmoe || f == family::mixtral)
+      for (const char* k : {"attention_bias"})
+        if (set_non_null(c, k))
+          return bad(std::string(k) + " = true: " + c.model_type + " has no attention biases in the engine or llama.cpp");
     for (int64_t l = 0; l < c.num_layers; ++l)
       if (!c.layer_is_moe(l))
         return bad("layer " + std::to_string(l) + " is dense (mlp_only_layers / first_k_dense_replace / " +
@@ -198,10 +220,21 @@ struct checker {
         RAZOR_TRY(expect(kvheads, L + "self_attn.k_proj.weight", {nkv * hd, H}));
         RAZOR_TRY(expect(kvheads, L + "self_attn.v_proj.weight", {nkv * hd, H}));
         RAZOR_TRY(expect(heads, L + "self_attn.o_proj.weight", {H, nh * hd}));
-        RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.q_norm.weight", {hd}));
-        RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.k_norm.weight", {hd}));
+        if (f == family::olmoe) {  // the QK-norm over the whole projection
+          RAZOR_TRY(expect(heads, L + "self_attn.q_norm.weight", {nh * hd}));
+          RAZOR_TRY(expect(kvheads, L + "self_attn.k_norm.weight", {nkv * hd}));
+        } else if (f == family::qwen3_moe || q35) {
+          RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.q_norm.weight", {hd}));
+          RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.k_norm.weight", {hd}));
+        }
+        if (f == family::qwen2_moe) {
+          RAZOR_TRY(expect(heads, L + "self_attn.q_proj.bias", {nh * hd}));
+          RAZOR_TRY(expect(kvheads, L + "self_attn.k_proj.bias", {nkv * hd}));
+          RAZOR_TRY(expect(kvheads, L + "self_attn.v_proj.bias", {nkv * hd}));
+        }
       }
-      RAZOR_TRY(expect(kv("num_experts", double(E)) + ", " + kv("hidden_size", double(H)), L + "mlp.gate.weight", {E, H}));
+      const std::string router = f == family::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight";
+      RAZOR_TRY(expect(kv("num_experts", double(E)) + ", " + kv("hidden_size", double(H)), L + router, {E, H}));
       for (int e = 0; e < int(E); ++e)
         for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
           auto t = s->expert(l, e, p);
@@ -211,6 +244,9 @@ struct checker {
           RAZOR_TRY(compare(moe, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
         }
       const auto sg = s->tensor(L + "mlp.shared_expert.gate_proj.weight");
+      if (!sg && sff > 0 && f == family::qwen2_moe)  // transformers builds it whenever the size is given
+        return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but layer " + std::to_string(l) +
+                   " has no mlp.shared_expert.gate_proj.weight");
       if (sg && sff <= 0)
         return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but " + sg->name +
                    " exists (the shared expert would be ignored)");

@@ -8,8 +8,9 @@
 // rope_parameters.partial_rotary_factor), its value, and the tensor whose shape contradicts it:
 //   ".../config.json: vocab_size = 4096, hidden_size = 256: model.embed_tokens.weight should be [4096, 256],
 //    but it is [256, 4096]"
-// Architectures: qwen3_moe and qwen3_5_moe(_text), the two both consumers run; other model types pass
-// unchecked (their callers refuse them).
+// Architectures: qwen3_moe, qwen3_5_moe(_text), olmoe (QK-norm over the whole projection), qwen2_moe (q/k/v
+// biases) and mixtral (block_sparse_moe router), the families the engine runs; other model types pass unchecked
+// (their callers refuse them).
 #pragma once
 #include <cstdint>
 #include <functional>

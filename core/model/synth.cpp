@@ -21,6 +21,12 @@ namespace razor {
 constexpr uint64_t kMaxSynthTensors = uint64_t(1) << 20;
 constexpr uint64_t kMaxSynthParams = uint64_t(1) << 42;
 
+// Families whose Hub checkpoints store every expert's matrices apart (experts.E.gate_proj / w1): synth writes them
+// so whatever fused_experts says.
+static bool hub_per_expert(const adapter_def& a) {
+  return a.name == "mixtral" || a.name == "olmoe" || a.name == "qwen2_moe";
+}
+
 result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_options& opt) {
   const adapter_def& a = adapter_for(c);
   RAZOR_TRY(check_adapter_config(a, c, "config"));
@@ -29,7 +35,7 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
   const int64_t H = c.hidden_size, V = c.vocab_size;
   if (V <= 0) return make_error(errc::bad_config, "config: vocab_size is needed to synthesise a checkpoint");
   {
-    const bool per_expert = !opt.fused_experts || a.name == "mixtral";
+    const bool per_expert = !opt.fused_experts || hub_per_expert(a);
     const uint64_t per_layer = 20 + (c.num_experts > 0 ? (per_expert ? 3 * uint64_t(c.num_experts) : 2) : 3);
     const uint64_t n = uint64_t(std::max<int64_t>(c.num_layers, 0)) * per_layer;
     if (n > kMaxSynthTensors)
@@ -63,11 +69,18 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "linear_attn.out_proj.weight", {H, nv * dv});
     } else {
       const bool gated_q = qwen35;
+      const bool qkv_bias = a.name == "qwen2_moe" || (a.name == "qwen3" && c.model_type == "qwen2");
       add(p + "self_attn.q_proj.weight", {(gated_q ? 2 : 1) * nh * hd, H});
+      if (qkv_bias) add(p + "self_attn.q_proj.bias", {nh * hd});
       add(p + "self_attn.k_proj.weight", {nkv * hd, H});
+      if (qkv_bias) add(p + "self_attn.k_proj.bias", {nkv * hd});
       add(p + "self_attn.v_proj.weight", {nkv * hd, H});
+      if (qkv_bias) add(p + "self_attn.v_proj.bias", {nkv * hd});
       add(p + "self_attn.o_proj.weight", {H, nh * hd});
-      if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe") {
+      if (a.name == "olmoe") {  // OLMoE's QK-norm covers the whole projection
+        add(p + "self_attn.q_norm.weight", {nh * hd}, norm_init);
+        add(p + "self_attn.k_norm.weight", {nkv * hd}, norm_init);
+      } else if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe" && !qkv_bias) {
         add(p + "self_attn.q_norm.weight", {hd}, norm_init);
         add(p + "self_attn.k_norm.weight", {hd}, norm_init);
       }
@@ -77,7 +90,7 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       const int64_t E = c.num_experts, I_ = c.moe_intermediate_size;
       const std::string moe = a.name == "mixtral" ? "block_sparse_moe." : "mlp.";
       add(p + moe + "gate.weight", {E, H});
-      if (opt.fused_experts && a.name != "mixtral") {
+      if (opt.fused_experts && !hub_per_expert(a)) {
         add(p + moe + "experts.gate_up_proj", {E, 2 * I_, H});
         add(p + moe + "experts.down_proj", {E, H, I_});
       } else {
@@ -290,7 +303,7 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
   std::vector<float> block, scales;  // an FP8 weight's rows of one block, and its scales until they are written
   auto value = [&](synth_tensor::init how) {
     switch (how) {
-      case synth_tensor::init::ones: return 1.0f;
+      case synth_tensor::init::ones: return opt.norm_jitter != 0.0f ? 1.0f + opt.norm_jitter * r.normal() : 1.0f;
       case synth_tensor::init::zeros: return 0.0f;
       case synth_tensor::init::small: return 0.05f * r.normal();
       case synth_tensor::init::a_log: return std::log(1.0f + 15.0f * float(r.next() >> 40) / float(1ull << 24));

@@ -22,15 +22,23 @@ struct synth_tensor {
 
 struct synth_options {
   bool sparse = false;        // no data: every tensor is a hole of zeros (sparse files, instant)
-  bool fused_experts = true;  // Hub layout of Qwen3.5 (gate_up_proj [E,2I,H]); false = experts.E.gate_proj
+  // Hub layout of Qwen3.5 (gate_up_proj [E,2I,H]); false = experts.E.gate_proj. Families the Hub stores per
+  // expert (mixtral, olmoe, qwen2_moe) are always written per expert.
+  bool fused_experts = true;
   uint64_t shard_bytes = 5000000000ull;
   uint64_t seed = 1;
+  // Standard deviation of the random linear weights and embeddings. The default gives near-uniform predictions;
+  // about 0.5 on a tiny model makes the logits far from uniform, so that comparing two implementations sees a
+  // wrong RoPE, norm, routing or scaling (tests/engine/test_families.cpp).
   float stddev = 0.02f;
   // false: each value a sum of 4 uniforms (bounded at 3.5 standard deviations; one sequential stream, the
   // fixtures' data). true: realistic tails for scale tests: 0.5 % of the values 5x wider (kurtosis ~10) and
   // 0.5 % of each matrix's input columns 6x larger (outlier columns), the same overall deviation; drawn on
   // all cores (each 64 Ki-value block from its own seed), so large slices write at disk speed.
   bool heavy_tails = false;
+  // Norm weights (and the other tensors initialised to ones) are 1 + norm_jitter x N(0, 1): with 0, exactly 1, and a
+  // forward that ignores a norm's weight is indistinguishable from one that applies it.
+  float norm_jitter = 0.0f;
   // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
   // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;

@@ -56,6 +56,21 @@ std::string synth_model(const std::string& base, const std::string& out_name, co
   return out.string();
 }
 
+// The synthetic checkpoint of a family's tiny Hub-schema config (tests/engine/data/families/<family>.json).
+std::string family_model(const std::string& family) {
+  const fs::path out = tdir() / ("family-" + family);
+  if (fs::exists(out / "config.json")) return out.string();
+  std::ifstream cf(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/" + family + ".json");
+  const nlohmann::json cfg = nlohmann::json::parse(cf);
+  synth_options so;
+  so.seed = 7;
+  auto st = synth_checkpoint(cfg, out.string(), so);
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fixture("tiny-qwen3-moe") + "/" + f, out / f, fs::copy_options::overwrite_existing);
+  return out.string();
+}
+
 struct f32_model {
   std::string dir, gguf;
   std::vector<std::pair<std::string, std::vector<int64_t>>> weights;  // tensors of >= 2 dims
@@ -359,6 +374,21 @@ TEST_F(FtypeVsLlama, Synthetic8ExpertsGqa4Tied) {
                                        {"num_key_value_heads", 2}, {"head_dim", 32}, {"moe_intermediate_size", 96},
                                        {"tie_word_embeddings", true}});
   compare_all(write_f32(dir, "synth-qwen3moe-8x"), llama, mode::dry_run);
+}
+
+// The families beyond the two Qwen3 fixtures (issue 20): olmoe, qwen2moe (shared expert), llama with 8 experts
+// (Mixtral: llama.cpp's n_expert == 8 rules).
+TEST_F(FtypeVsLlama, OlmoeFamily) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_all(write_f32(family_model("olmoe"), "family-olmoe"), llama, mode::dry_run);
+}
+TEST_F(FtypeVsLlama, Qwen2MoeFamily) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_all(write_f32(family_model("qwen2_moe"), "family-qwen2_moe"), llama, mode::dry_run);
+}
+TEST_F(FtypeVsLlama, MixtralFamily) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_all(write_f32(family_model("mixtral"), "family-mixtral"), llama, mode::dry_run);
 }
 
 // Qwen3.5 with 16 layers: 12 linear-attention attn_qkv and 4 attn_v share llama.cpp's attn_v counter;
