@@ -194,6 +194,22 @@ struct builder {
     return copy(gname, ck.find_text(suffix), suffix, std::move(fix), std::move(ne));
   }
 
+  // The router (`router`: its HF name inside layer l) and the stacked routed experts of layer l.
+  status moe(int l, const std::string& p, const std::string& router) {
+    RAZOR_TRY(copy_text(p + "ffn_gate_inp.weight", layer_name(l, router)));
+    RAZOR_TRY(experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    return experts(l, p + "ffn_down_exps.weight", expert_proj::down);
+  }
+
+  // The final norm (with its element-wise map) and the output head unless the embeddings are tied.
+  status output(std::function<void(float*, int64_t)> norm_fix = nullptr) {
+    RAZOR_TRY(copy_text("output_norm.weight", "norm.weight", std::move(norm_fix)));
+    if (const tensor_entry* lm = ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
+      RAZOR_TRY(copy("output.weight", lm, "lm_head.weight"));
+    return {};
+  }
+
   // Stacked routed experts: ne {in, out, n_expert}.
   status experts(int l, const std::string& gname, expert_proj p) {
     const int64_t E = cfg.num_experts;
@@ -259,15 +275,9 @@ status plan_qwen3moe(builder& b) {
     if (!cfg.layer_is_moe(l))
       return make_error(errc::unsupported, b.ck.dir() + ": layer " + std::to_string(l) +
                                                " is dense; dense layers in qwen3moe are not supported yet");
-    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
-    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
-    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
-    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.moe(l, p, "mlp.gate.weight"));
   }
-  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
-  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
-    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
-  return {};
+  return b.output();
 }
 
 // Qwen1.5 / Qwen2-MoE: qwen3moe's tensors without the QK-norm, with q/k/v biases and the shared expert (its
@@ -285,19 +295,13 @@ status plan_qwen2moe(builder& b) {
     }
     RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
     RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
-    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
-    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
-    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
-    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.moe(l, p, "mlp.gate.weight"));
     RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
     RAZOR_TRY(b.copy_text(p + "ffn_gate_shexp.weight", b.layer_name(l, "mlp.shared_expert.gate_proj.weight")));
     RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", b.layer_name(l, "mlp.shared_expert.up_proj.weight")));
     RAZOR_TRY(b.copy_text(p + "ffn_down_shexp.weight", b.layer_name(l, "mlp.shared_expert.down_proj.weight")));
   }
-  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
-  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
-    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
-  return {};
+  return b.output();
 }
 
 // Mixtral as llama.cpp's llama with experts: q/k rows interleaved per head for its adjacent-pair RoPE (the one
@@ -323,15 +327,9 @@ status plan_llama_moe(builder& b) {
     RAZOR_TRY(b.copy_text(p + "attn_v.weight", b.layer_name(l, "self_attn.v_proj.weight")));
     RAZOR_TRY(b.copy_text(p + "attn_output.weight", b.layer_name(l, "self_attn.o_proj.weight")));
     RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
-    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "block_sparse_moe.gate.weight")));
-    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
-    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
-    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.moe(l, p, "block_sparse_moe.gate.weight"));
   }
-  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight"));
-  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
-    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
-  return {};
+  return b.output();
 }
 
 status plan_qwen35moe(builder& b) {
@@ -391,10 +389,7 @@ status plan_qwen35moe(builder& b) {
       RAZOR_TRY(b.copy_text(p + "attn_q_norm.weight", sa("q_norm.weight"), plus_one));
       RAZOR_TRY(b.copy_text(p + "attn_k_norm.weight", sa("k_norm.weight"), plus_one));
     }
-    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", b.layer_name(l, "mlp.gate.weight")));
-    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
-    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
-    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    RAZOR_TRY(b.moe(l, p, "mlp.gate.weight"));
     if (const tensor_entry* sg = b.ck.find_text(b.layer_name(l, "mlp.shared_expert.gate_proj.weight"))) {
       RAZOR_TRY(b.copy(p + "ffn_gate_shexp.weight", sg, "shared_expert.gate_proj"));
       RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", b.layer_name(l, "mlp.shared_expert.up_proj.weight")));
@@ -402,10 +397,7 @@ status plan_qwen35moe(builder& b) {
       RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
     }
   }
-  RAZOR_TRY(b.copy_text("output_norm.weight", "norm.weight", plus_one));
-  if (const tensor_entry* lm = b.ck.find("lm_head.weight"); lm && !cfg.tie_word_embeddings)
-    RAZOR_TRY(b.copy("output.weight", lm, "lm_head.weight"));
-  return {};
+  return b.output(plus_one);
 }
 
 }  // namespace
