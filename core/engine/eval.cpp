@@ -248,8 +248,10 @@ class gguf_provider : public weight_provider {
   gguf_provider(gguf::file f, model_config cfg)
       : f_(std::move(f)),
         cfg_(std::move(cfg)),
-        layout_(cfg_, f_.get_string("general.architecture").value_or("") == "qwen35moe",
+        layout_(cfg_, is_hybrid(f_.get_string("general.architecture").value_or("")),
                 f_.find_tensor("output.weight") != nullptr) {}
+  // The architectures with qwen35moe's layout (gguf/layout.h).
+  static bool is_hybrid(const std::string& arch) { return arch == "qwen35moe" || arch == "qwen3next"; }
   const model_config& config() const override { return cfg_; }
 
   bool has(const std::string& name) const override {

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <numeric>
 
+#include "engine/families.h"
 #include "kernels/cuda_info.h"
 
 namespace razor::engine {
@@ -21,6 +22,7 @@ const char* arch_name(arch a) {
     case arch::olmoe: return "olmoe";
     case arch::qwen2_moe: return "qwen2_moe";
     case arch::mixtral: return "mixtral";
+    case arch::qwen3_next: return "qwen3_next";
   }
   return "?";
 }
@@ -38,10 +40,12 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     d.a = arch::qwen2_moe;
   else if (mt == "mixtral")
     d.a = arch::mixtral;
+  else if (mt == "qwen3_next")
+    d.a = arch::qwen3_next;
   else
     return make_error(errc::unsupported, "model_type " + mt +
-                                             ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), olmoe, "
-                                             "qwen2_moe and mixtral only");
+                                             ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), "
+                                             "qwen3_next, olmoe, qwen2_moe and mixtral only");
   // Every value in range (rot_dims even and within head_dim, top-k within the experts, eps > 0, ...).
   RAZOR_TRY(check_config_values(cfg));
   d.hidden = cfg.hidden_size;
@@ -67,9 +71,10 @@ result<model_dims> dims_from_config(const model_config& cfg) {
   if (d.a == arch::olmoe || d.a == arch::qwen2_moe) d.norm_topk = cfg.text.contains("norm_topk_prob") && cfg.norm_topk_prob;
   if (d.a == arch::mixtral) d.norm_topk = true;
   if (d.a == arch::qwen2_moe) d.shared_ff = cfg.shared_expert_intermediate_size;
-  if (d.a == arch::qwen3_5_moe) {
+  if (d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next) {
     d.zero_centred_norms = true;
-    d.norm_topk = true;  // Qwen3.5's router always renormalises the top-k weights
+    // Qwen3.5's router always renormalises the top-k weights; Qwen3-Next's as norm_topk_prob says (default true)
+    if (d.a == arch::qwen3_5_moe) d.norm_topk = true;
     d.shared_ff = cfg.shared_expert_intermediate_size;
     for (int64_t l = 0; l < d.n_layers; ++l) d.linear_layer[size_t(l)] = cfg.layer_is_linear_attention(l);
     d.lin_k_heads = cfg.linear_num_key_heads;
@@ -160,10 +165,14 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   if (w.linear_attention) {
     auto& n = w.dn;
     int64_t kd = d.lin_k_heads * d.lin_k_dim, vd = d.lin_v_heads * d.lin_v_dim, ch = 2 * kd + vd;
-    RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden, lay));
+    if (d.a == arch::qwen3_next) {
+      RAZOR_TRY(load_qwen3_next_projections(wp, d, L, lay, n));
+    } else {
+      RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden, lay));
+    }
     RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, lname(L, "linear_attn.out_proj.weight"), d.hidden, vd, lay));
     RAZOR_ASSIGN_OR_RETURN(n.conv, get_vec(wp, lname(L, "linear_attn.conv1d.weight"), ch * d.conv_kernel, false));
     RAZOR_ASSIGN_OR_RETURN(n.a_log, get_vec(wp, lname(L, "linear_attn.A_log"), d.lin_v_heads, false));
@@ -172,7 +181,7 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     RAZOR_ASSIGN_OR_RETURN(n.norm, get_vec(wp, lname(L, "linear_attn.norm.weight"), d.lin_v_dim, false));
   } else {
     auto& a = w.attn;
-    a.gated = d.a == arch::qwen3_5_moe;
+    a.gated = d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next;
     int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
     RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, lname(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden, lay));
     RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden, lay));
@@ -601,7 +610,7 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
   uint64_t moe = uint64_t(d.n_experts) * H + uint64_t(d.n_experts) * 3 * uint64_t(d.moe_ff) * H +
                  (d.shared_ff ? 3 * uint64_t(d.shared_ff) * H + H : 0);
   uint64_t qd = uint64_t(d.n_heads * d.head_dim), kvd = uint64_t(d.n_kv_heads * d.head_dim);
-  bool gated = d.a == arch::qwen3_5_moe;
+  bool gated = d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next;
   uint64_t attn = ((gated ? 2 : 1) * qd + 2 * kvd) * H + qd * H + 2 * uint64_t(d.head_dim);
   uint64_t kd = uint64_t(d.lin_k_heads * d.lin_k_dim), vd = uint64_t(d.lin_v_heads * d.lin_v_dim), ch = 2 * kd + vd;
   uint64_t lin = (ch + vd + 2 * uint64_t(d.lin_v_heads)) * H + vd * H + ch * uint64_t(d.conv_kernel);

@@ -1,5 +1,5 @@
-// The reference forward pass (CPU, float32) of qwen3_moe, qwen3_5_moe(_text), olmoe, qwen2_moe and mixtral,
-// layer-streamed.
+// The reference forward pass (CPU, float32) of qwen3_moe, qwen3_5_moe(_text), qwen3_next, olmoe, qwen2_moe and
+// mixtral, layer-streamed.
 //
 // forward() runs a batch of token sequences, each from an empty cache, through the model one decoder layer
 // at a time: it asks the weight_provider for that layer's tensors only, converts them, runs every token of
@@ -14,6 +14,8 @@
 //   qwen3_5_moe:      norms are x*(1+w) (we add 1 at load) except linear_attn.norm; layer_types picks
 //                     Gated DeltaNet (linear_attention) or gated full attention; MoE adds a shared expert
 //                     scaled by sigmoid(shared_expert_gate x).
+//   qwen3_next:       qwen3_5_moe's layers; the DeltaNet projections fused per key head (in_proj_qkvz, in_proj_ba),
+//                     split at load (engine/families.h); the router renormalises as norm_topk_prob says.
 //   olmoe:            qwen3_moe's layer with the QK-norm over the whole q / k projection (one RMSNorm of
 //                     n_heads*head_dim, one of n_kv_heads*head_dim) instead of per head.
 //   qwen2_moe:        no QK-norm, biases on q / k / v; the shared expert scaled by sigmoid(shared_expert_gate x).
@@ -34,7 +36,7 @@
 
 namespace razor::engine {
 
-enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral };
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, qwen3_next };
 // The QK-norm of an architecture: none, per head (RMSNorm of head_dim, qwen3), or over the whole projection (olmoe).
 enum class qk_norm_kind : uint8_t { none, per_head, whole };
 // The model_type a family is named by in messages ("olmoe").
@@ -47,7 +49,7 @@ struct model_dims {
   double eps = 1e-6, rope_theta = 10000.0;
   int64_t n_experts = 0, top_k = 0, moe_ff = 0, shared_ff = 0;
   bool norm_topk = true;
-  bool zero_centred_norms = false;        // Qwen3.5: RMSNorm weight w is applied as (1 + w)
+  bool zero_centred_norms = false;        // Qwen3.5 / Qwen3-Next: RMSNorm weight w is applied as (1 + w)
   qk_norm_kind qk_norm = qk_norm_kind::per_head;
   bool qkv_bias = false;                  // qwen2_moe: q_proj / k_proj / v_proj have biases
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention

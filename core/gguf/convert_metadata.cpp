@@ -182,7 +182,7 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
   w.set(k("attention.key_length"), value::u32(u32_of(hd)));
   w.set(k("attention.value_length"), value::u32(u32_of(hd)));
   w.set(k("expert_feed_forward_length"), value::u32(u32_of(c.moe_intermediate_size)));
-  if (arch == "qwen35moe") {
+  if (arch == "qwen35moe" || arch == "qwen3next") {
     // the engine's default when the key is absent; config_check compared it with the conv1d tensors
     w.set(k("ssm.conv_kernel"), value::u32(u32_of(c.linear_conv_kernel_dim > 0 ? c.linear_conv_kernel_dim : 4)));
     w.set(k("ssm.state_size"), value::u32(u32_of(c.linear_key_head_dim)));
@@ -196,6 +196,8 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
                                                  std::to_string(interval) + " (layer " + std::to_string(l) + ")");
     w.set(k("full_attention_interval"), value::u32(u32_of(interval)));
     w.set(k("rope.dimension_count"), value::u32(u32_of(c.rotary_dims())));
+  }
+  if (arch == "qwen35moe") {  // M-RoPE (qwen3next's RoPE is plain NeoX)
     std::vector<int32_t> sections = {11, 11, 10, 0};  // the converter's default when the config has none
     for (const json* j : {&c.text, &c.raw}) {
       const json* rp = nullptr;
@@ -214,7 +216,7 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
     w.set(k("vocab_size"), value::u32(u32_of(c.vocab_size)));
     w.set(k("rope.dimension_count"), value::u32(u32_of(c.rotary_dims())));
   }
-  if ((arch == "qwen35moe" || arch == "qwen2moe") && c.shared_expert_intermediate_size > 0)
+  if ((arch == "qwen35moe" || arch == "qwen2moe" || arch == "qwen3next") && c.shared_expert_intermediate_size > 0)
     w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   return {};
 }

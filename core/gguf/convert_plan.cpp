@@ -11,6 +11,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,6 +22,7 @@
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/config_check.h"
+#include "model/qwen3_next_rows.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
@@ -80,7 +82,7 @@ constexpr conversion_row k_conversions[] = {
     {"olmoe", nullptr},
     {"qwen2_moe", nullptr},
     {"mixtral", nullptr},
-    {"qwen3_next", "the qwen3next conversion (its Gated DeltaNet tensors and keys) is not written yet"},
+    {"qwen3_next", nullptr},
     {"deepseek_v3", "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first "
                     "layers, group-limited sigmoid routing with score-correction bias and routed scaling) is not "
                     "written yet"},
@@ -147,6 +149,16 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
     if (c.shared_expert_intermediate_size <= 0)
       return refuse("llama.cpp's qwen2moe needs the shared expert (shared_expert_intermediate_size > 0)");
   }
+  if (arch == "qwen3next") {
+    if (c.linear_key_head_dim != c.linear_value_head_dim)
+      return refuse("llama.cpp's qwen3next sizes key and value heads alike (ssm.state_size): linear_key_head_dim (" +
+                    std::to_string(c.linear_key_head_dim) + ") must equal linear_value_head_dim (" +
+                    std::to_string(c.linear_value_head_dim) + ")");
+    if (!c.norm_topk_prob)
+      return refuse("norm_topk_prob is false, but llama.cpp's qwen3next always renormalises the top-k weights");
+    if (c.shared_expert_intermediate_size <= 0)
+      return refuse("llama.cpp's qwen3next needs the shared expert (shared_expert_intermediate_size > 0)");
+  }
   if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
     return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
                   "supported by it");
@@ -192,6 +204,26 @@ struct builder {
   status copy_text(const std::string& gname, const std::string& suffix, std::function<void(float*, int64_t)> fix = nullptr,
                    std::vector<int64_t> ne = {}) {
     return copy(gname, ck.find_text(suffix), suffix, std::move(fix), std::move(ne));
+  }
+
+  // Rows order[first, first + n) of a 2-D tensor [rows, cols] (a split of a fused projection): ne {cols, n}.
+  status take_rows(const std::string& gname, const tensor_entry* t, const std::string& what,
+                   std::shared_ptr<const std::vector<int64_t>> order, size_t first, size_t n) {
+    RAZOR_TRY(need(t, what));
+    const int64_t cols = t->cols(), rows = t->rows();
+    for (size_t i = first; i < first + n; ++i)
+      if (i >= order->size() || (*order)[i] < 0 || (*order)[i] >= rows)
+        return make_error(errc::shape_mismatch, ck.dir() + ": '" + t->name + "' has " + std::to_string(rows) +
+                                                    " rows, too few for " + gname);
+    const checkpoint* c = &ck;
+    out.push_back({gname, {cols, int64_t(n)}, 1, [c, t, order, first, n, cols](int64_t, float* dst) -> status {
+                     RAZOR_ASSIGN_OR_RETURN(std::vector<float> all, c->read_f32(*t));
+                     for (size_t i = 0; i < n; ++i)
+                       std::memcpy(dst + i * size_t(cols), all.data() + size_t((*order)[first + i]) * size_t(cols),
+                                   size_t(cols) * sizeof(float));
+                     return {};
+                   }});
+    return {};
   }
 
   // The router (`router`: its HF name inside layer l) and the stacked routed experts of layer l.
@@ -332,13 +364,17 @@ status plan_llama_moe(builder& b) {
   return b.output();
 }
 
-status plan_qwen35moe(builder& b) {
+// Qwen3.5 -> qwen35moe, and Qwen3-Next -> qwen3next (`next`): the same layers, but Qwen3-Next's DeltaNet projections
+// are fused per key head (in_proj_qkvz split into attn_qkv and attn_gate, model/qwen3_next_rows.h; in_proj_ba kept
+// whole as ssm_ba) and its V heads stay in HF's grouped order (llama.cpp's qwen3next repeats K heads to match).
+status plan_qwen35moe(builder& b, bool next) {
   const auto& cfg = b.cfg;
   const int64_t n_k = cfg.linear_num_key_heads, n_v = cfg.linear_num_value_heads;
   const int64_t dk = cfg.linear_key_head_dim, dv = cfg.linear_value_head_dim;
   if (n_k <= 0 || n_v <= 0 || n_v % n_k != 0 || dk <= 0 || dv <= 0)
     return make_error(errc::bad_config, b.ck.dir() + ": linear attention head counts/dims are missing or inconsistent");
-  const bool reorder = n_k != n_v;
+  const bool reorder = n_k != n_v && !next;
+  const auto qkvz_order = std::make_shared<const std::vector<int64_t>>(qkvz_split_rows(n_k, n_v, dk, dv));
   const auto order = v_head_order(n_k, n_v);
   const int64_t qk_rows = 2 * n_k * dk;  // q and k rows of in_proj_qkv / conv channels before v
 
@@ -350,18 +386,26 @@ status plan_qwen35moe(builder& b) {
     if (cfg.layer_is_linear_attention(l)) {
       auto la = [&](const std::string& s) { return b.layer_name(l, "linear_attn." + s); };
       const int64_t H = cfg.hidden_size;
-      RAZOR_TRY(b.copy_text(p + "attn_qkv.weight", la("in_proj_qkv.weight"), [=](float* x, int64_t) {
-        if (reorder) reorder_rows(x, H, qk_rows, dv, order);
-      }));
-      RAZOR_TRY(b.copy_text(p + "attn_gate.weight", la("in_proj_z.weight"), [=](float* x, int64_t) {
-        if (reorder) reorder_rows(x, H, 0, dv, order);
-      }));
-      RAZOR_TRY(b.copy_text(p + "ssm_beta.weight", la("in_proj_b.weight"), [=](float* x, int64_t) {
-        if (reorder) reorder_rows(x, H, 0, 1, order);
-      }));
-      RAZOR_TRY(b.copy_text(p + "ssm_alpha.weight", la("in_proj_a.weight"), [=](float* x, int64_t) {
-        if (reorder) reorder_rows(x, H, 0, 1, order);
-      }));
+      if (next) {
+        const tensor_entry* qkvz = b.ck.find_text(la("in_proj_qkvz.weight"));
+        const size_t ch = size_t(2 * n_k * dk + n_v * dv);
+        RAZOR_TRY(b.take_rows(p + "attn_qkv.weight", qkvz, la("in_proj_qkvz.weight"), qkvz_order, 0, ch));
+        RAZOR_TRY(b.take_rows(p + "attn_gate.weight", qkvz, la("in_proj_qkvz.weight"), qkvz_order, ch, size_t(n_v * dv)));
+        RAZOR_TRY(b.copy_text(p + "ssm_ba.weight", la("in_proj_ba.weight")));
+      } else {
+        RAZOR_TRY(b.copy_text(p + "attn_qkv.weight", la("in_proj_qkv.weight"), [=](float* x, int64_t) {
+          if (reorder) reorder_rows(x, H, qk_rows, dv, order);
+        }));
+        RAZOR_TRY(b.copy_text(p + "attn_gate.weight", la("in_proj_z.weight"), [=](float* x, int64_t) {
+          if (reorder) reorder_rows(x, H, 0, dv, order);
+        }));
+        RAZOR_TRY(b.copy_text(p + "ssm_beta.weight", la("in_proj_b.weight"), [=](float* x, int64_t) {
+          if (reorder) reorder_rows(x, H, 0, 1, order);
+        }));
+        RAZOR_TRY(b.copy_text(p + "ssm_alpha.weight", la("in_proj_a.weight"), [=](float* x, int64_t) {
+          if (reorder) reorder_rows(x, H, 0, 1, order);
+        }));
+      }
       RAZOR_TRY(b.copy_text(p + "ssm_a", la("A_log"), [=](float* x, int64_t n) {
         if (reorder) reorder_rows(x, 1, 0, 1, order);
         for (int64_t i = 0; i < n; ++i) x[i] = -std::exp(x[i]);
@@ -429,7 +473,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
   else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
   else if (fp.report.arch == "llama") RAZOR_TRY(plan_llama_moe(b));
-  else RAZOR_TRY(plan_qwen35moe(b));
+  else RAZOR_TRY(plan_qwen35moe(b, fp.report.arch == "qwen3next"));
   fp.tensors = std::move(b.out);
 
   if (o.imat) {

@@ -62,9 +62,11 @@ status rope_rows(const std::string& name, float* x, int64_t rows, int64_t cols, 
   return {};
 }
 
+bool is_qwen3_next(const model_config& cfg) { return cfg.model_type == "qwen3_next" || cfg.top_model_type == "qwen3_next"; }
+
 bool is_qwen35(const model_config& cfg) {
   auto q = [](const std::string& t) { return t == "qwen3_5_moe" || t == "qwen3_5_moe_text"; };
-  return q(cfg.model_type) || q(cfg.top_model_type);
+  return q(cfg.model_type) || q(cfg.top_model_type) || is_qwen3_next(cfg);
 }
 
 }  // namespace
@@ -75,7 +77,8 @@ gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
   n_v_ = cfg.linear_num_value_heads;
   dk_ = cfg.linear_key_head_dim;
   dv_ = cfg.linear_value_head_dim;
-  reorder_ = q35_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
+  next_ = qwen35 && is_qwen3_next(cfg);
+  reorder_ = q35_ && !next_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
   llama_ = !qwen35 && is_mixtral(cfg);
   head_dim_ = cfg.head_dim;
   if (reorder_) order_ = v_head_order(n_k_, n_v_);
@@ -102,6 +105,8 @@ std::optional<gguf_location> gguf_layout::locate(const std::string& name) const 
     return gguf_location{p + (s == "self_attn.q_proj.weight" ? "attn_q.weight" : "attn_k.weight"),
                          gguf_relayout::rope_rows};
   if (llama_ && s == "block_sparse_moe.gate.weight") return gguf_location{p + "ffn_gate_inp.weight", gguf_relayout::none};
+  if (next_ && s == "linear_attn.in_proj_ba.weight") return gguf_location{p + "ssm_ba.weight", gguf_relayout::none};
+  if (next_ && (s == "linear_attn.in_proj_b.weight" || s == "linear_attn.in_proj_a.weight")) return std::nullopt;
   for (auto& e : kLayerMap)
     if (s == e.hf) return gguf_location{p + e.gg, e.how};
   if (s == "input_layernorm.weight") return gguf_location{p + "attn_norm.weight", norm};
@@ -119,6 +124,8 @@ std::vector<std::string> gguf_layout::imatrix_targets(const std::string& probe_n
       const std::string L = probe_name.substr(7, dot - 7), s = probe_name.substr(dot + 1);
       if (s == "mlp.experts.gate_up") return {"blk." + L + ".ffn_gate_exps.weight", "blk." + L + ".ffn_up_exps.weight"};
       if (s == "mlp.experts.down") return {"blk." + L + ".ffn_down_exps.weight"};
+      // qwen3next: b and a (the engine's names for the probe's inputs) are one tensor, ssm_ba, of one input
+      if (next_ && s == "linear_attn.in_proj_b.weight") return {"blk." + L + ".ssm_ba.weight"};
     }
   }
   auto loc = locate(probe_name);

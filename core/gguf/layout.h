@@ -12,6 +12,9 @@
 //   conv_v_rows  ssm_conv1d {kernel, channels}: the V channels reordered
 //   head_cols    ssm_out: columns reordered by V head (head_v_dim columns each)
 // The V-head reorder (gguf::v_head_order) applies only when linear_num_key_heads != linear_num_value_heads.
+// qwen3next (Qwen3-Next) takes qwen35moe's names and norms, never reorders V heads (its graph reads them in HF's
+// grouped order), and stores in_proj_ba as ssm_ba; its in_proj_qkvz is split into attn_qkv and attn_gate by the
+// conversion (model/qwen3_next_rows.h), so it is read back as in_proj_qkv / in_proj_z (no single location).
 //   rope_rows    llama (mixtral): attn_q / attn_k rows of each head interleaved for llama.cpp's adjacent-pair RoPE:
 //                GGUF row 2i + h of a head holds HF row h * head_dim/2 + i (h = 0, 1), as the converter permutes
 #pragma once
@@ -34,7 +37,7 @@ struct gguf_location {
 
 class gguf_layout {
  public:
-  // `qwen35`: the qwen35moe conversion (else qwen3moe); `has_output`: the file stores output.weight (else the head
+  // `qwen35`: the qwen35moe or qwen3next conversion (else qwen3moe); `has_output`: the file stores output.weight (else the head
   // is tied to token_embd.weight).
   gguf_layout(const model_config& cfg, bool qwen35, bool has_output);
   // For the model config's own architecture (qwen35moe for qwen3_5_moe*, else qwen3moe), output.weight stored
@@ -64,6 +67,7 @@ class gguf_layout {
                  bool to_hf) const;
   bool q35_ = false, has_output_ = true, reorder_ = false;
   bool llama_ = false;  // mixtral -> llama: q/k rows interleaved per head, the router under block_sparse_moe
+  bool next_ = false;   // qwen3_next -> qwen3next: qwen35moe's layout without the V-head reorder, ssm_ba
   int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0, head_dim_ = 0;
   std::vector<int64_t> order_;
 };

@@ -10,7 +10,7 @@ namespace razor {
 
 namespace {
 
-enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral };
+enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, qwen3_next };
 
 family family_of(const model_config& c) {
   for (const std::string* mt : {&c.model_type, &c.top_model_type}) {
@@ -19,6 +19,7 @@ family family_of(const model_config& c) {
     if (*mt == "olmoe") return family::olmoe;
     if (*mt == "qwen2_moe") return family::qwen2_moe;
     if (*mt == "mixtral") return family::mixtral;
+    if (*mt == "qwen3_next") return family::qwen3_next;
   }
   return family::other;
 }
@@ -118,7 +119,7 @@ struct checker {
       if (!c.layer_is_moe(l))
         return bad("layer " + std::to_string(l) + " is dense (mlp_only_layers / first_k_dense_replace / " +
                    "decoder_sparse_step); dense layers are not supported in " + c.model_type);
-    if (f == family::qwen3_5_moe) {
+    if (f == family::qwen3_5_moe || f == family::qwen3_next) {
       if (!c.layer_types.empty() && int64_t(c.layer_types.size()) != c.num_layers)
         return bad(c.key("layer_types") + " has " + std::to_string(c.layer_types.size()) + " entries, but " +
                    kv("num_hidden_layers", double(c.num_layers)));
@@ -175,7 +176,8 @@ struct checker {
     if (auto extra = s->tensor(layer_norm(c.num_layers)))
       return bad(nl + ", but " + extra->name + " exists (the model has more layers)");
 
-    const bool q35 = f == family::qwen3_5_moe;
+    const bool next = f == family::qwen3_next;  // Qwen3-Next: Qwen3.5's layers, linear projections fused per key head
+    const bool q35 = f == family::qwen3_5_moe || next;
     const int64_t hd = c.head_dim, nh = c.num_heads, nkv = c.num_kv_heads;
     const std::string heads = kv("num_attention_heads", double(nh)) + ", " + kv("head_dim", double(hd));
     const std::string kvheads = kv("num_key_value_heads", double(nkv)) + ", " + kv("head_dim", double(hd));
@@ -197,13 +199,25 @@ struct checker {
                                        ? std::string("the layer type")
                                        : c.key("layer_types") + "[" + std::to_string(l) + "] = " +
                                              (linear ? "linear_attention" : "full_attention");
+      // Qwen3-Next's checkpoints fuse [q, k, v, z] and [b, a] per key head (in_proj_qkvz, in_proj_ba); its GGUF,
+      // read back, holds q/k/v and z apart (in_proj_qkv, in_proj_z) and [b, a] as stored.
+      const bool fused_qkvz = next && s->tensor(L + "linear_attn.in_proj_qkvz.weight");
+      const std::string first_linear = L + (fused_qkvz ? "linear_attn.in_proj_qkvz.weight" : "linear_attn.in_proj_qkv.weight");
       if (linear) {
-        if (!s->tensor(L + "linear_attn.in_proj_qkv.weight") && s->tensor(L + "self_attn.q_proj.weight"))
+        if (!s->tensor(first_linear) && s->tensor(L + "self_attn.q_proj.weight"))
           return bad(type_key + ", but layer " + std::to_string(l) + " has self_attn.* (full attention) tensors");
-        RAZOR_TRY(expect(lin, L + "linear_attn.in_proj_qkv.weight", {ch, H}));
-        RAZOR_TRY(expect(lin, L + "linear_attn.in_proj_z.weight", {vd, H}));
-        RAZOR_TRY(expect(vheads, L + "linear_attn.in_proj_b.weight", {nv, H}));
-        RAZOR_TRY(expect(vheads, L + "linear_attn.in_proj_a.weight", {nv, H}));
+        if (fused_qkvz) {
+          RAZOR_TRY(expect(lin, L + "linear_attn.in_proj_qkvz.weight", {ch + vd, H}));
+        } else {
+          RAZOR_TRY(expect(lin, L + "linear_attn.in_proj_qkv.weight", {ch, H}));
+          RAZOR_TRY(expect(lin, L + "linear_attn.in_proj_z.weight", {vd, H}));
+        }
+        if (next) {
+          RAZOR_TRY(expect(vheads, L + "linear_attn.in_proj_ba.weight", {2 * nv, H}));
+        } else {
+          RAZOR_TRY(expect(vheads, L + "linear_attn.in_proj_b.weight", {nv, H}));
+          RAZOR_TRY(expect(vheads, L + "linear_attn.in_proj_a.weight", {nv, H}));
+        }
         RAZOR_TRY(expect(lin, L + "linear_attn.out_proj.weight", {H, vd}));
         RAZOR_TRY(expect(vheads, L + "linear_attn.A_log", {nv}));
         RAZOR_TRY(expect(vheads, L + "linear_attn.dt_bias", {nv}));
@@ -212,7 +226,7 @@ struct checker {
         const int64_t K = c.linear_conv_kernel_dim > 0 ? c.linear_conv_kernel_dim : 4;
         RAZOR_TRY(expect(lin + ", " + kv("linear_conv_kernel_dim", double(K)), L + "linear_attn.conv1d.weight", {ch, K}));
       } else {
-        if (!s->tensor(L + "self_attn.q_proj.weight") && s->tensor(L + "linear_attn.in_proj_qkv.weight"))
+        if (!s->tensor(L + "self_attn.q_proj.weight") && s->tensor(first_linear))
           return bad(type_key + ", but layer " + std::to_string(l) + " has linear_attn.* (linear attention) tensors");
         // Qwen3.5's full attention has an output gate: q_proj holds [q | gate] per head.
         RAZOR_TRY(expect(heads + (q35 ? " (query and gate rows)" : "") + ", " + kv("hidden_size", double(H)),

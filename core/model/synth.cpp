@@ -24,7 +24,7 @@ constexpr uint64_t kMaxSynthParams = uint64_t(1) << 42;
 // Families whose Hub checkpoints store every expert's matrices apart (experts.E.gate_proj / w1): synth writes them
 // so whatever fused_experts says.
 static bool hub_per_expert(const adapter_def& a) {
-  return a.name == "mixtral" || a.name == "olmoe" || a.name == "qwen2_moe";
+  return a.name == "mixtral" || a.name == "olmoe" || a.name == "qwen2_moe" || a.name == "qwen3_next";
 }
 
 result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_options& opt) {
@@ -61,10 +61,15 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "linear_attn.A_log", {nv}, I::a_log);
       add(p + "linear_attn.conv1d.weight", {conv_dim, 1, c.linear_conv_kernel_dim > 0 ? c.linear_conv_kernel_dim : 4});
       add(p + "linear_attn.dt_bias", {nv}, I::ones);
-      add(p + "linear_attn.in_proj_a.weight", {nv, H});
-      add(p + "linear_attn.in_proj_b.weight", {nv, H});
-      add(p + "linear_attn.in_proj_qkv.weight", {conv_dim, H});
-      add(p + "linear_attn.in_proj_z.weight", {nv * dv, H});
+      if (a.name == "qwen3_next") {  // fused, per key head: [q, k, v, z] rows and [b, a] rows
+        add(p + "linear_attn.in_proj_ba.weight", {2 * nv, H});
+        add(p + "linear_attn.in_proj_qkvz.weight", {conv_dim + nv * dv, H});
+      } else {
+        add(p + "linear_attn.in_proj_a.weight", {nv, H});
+        add(p + "linear_attn.in_proj_b.weight", {nv, H});
+        add(p + "linear_attn.in_proj_qkv.weight", {conv_dim, H});
+        add(p + "linear_attn.in_proj_z.weight", {nv * dv, H});
+      }
       add(p + "linear_attn.norm.weight", {dv}, I::ones);
       add(p + "linear_attn.out_proj.weight", {H, nv * dv});
     } else {

@@ -23,7 +23,7 @@ struct synth_tensor {
 struct synth_options {
   bool sparse = false;        // no data: every tensor is a hole of zeros (sparse files, instant)
   // Hub layout of Qwen3.5 (gate_up_proj [E,2I,H]); false = experts.E.gate_proj. Families the Hub stores per
-  // expert (mixtral, olmoe, qwen2_moe) are always written per expert.
+  // expert (mixtral, olmoe, qwen2_moe, qwen3_next) are always written per expert.
   bool fused_experts = true;
   uint64_t shard_bytes = 5000000000ull;
   uint64_t seed = 1;

@@ -70,6 +70,7 @@ void end_to_end(const std::string& family, const std::string& arch) {
 TEST(FamiliesCli, OlmoeEndToEnd) { end_to_end("olmoe", "olmoe"); }
 TEST(FamiliesCli, Qwen2MoeEndToEnd) { end_to_end("qwen2_moe", "qwen2moe"); }
 TEST(FamiliesCli, MixtralEndToEnd) { end_to_end("mixtral", "llama"); }
+TEST(FamiliesCli, Qwen3NextEndToEnd) { end_to_end("qwen3_next", "qwen3next"); }
 
 // Families pack cannot convert yet: refused before anything is written, naming the architecture and what is
 // missing (the synthetic checkpoint is sparse: its shapes are all pack reads before refusing).

@@ -1,4 +1,4 @@
-// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral): what it refuses. Their forward
+// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, qwen3_next): what it refuses. Their forward
 // against llama.cpp is tests/engine/test_llamacpp_logits.cpp's. The GPU engine implements only the two Qwen3
 // families: asked for by name, the GPU path refuses the others naming the family; chosen automatically, the CPU
 // runs them. Options of a family that neither the engine nor llama.cpp implements are refused by name.
@@ -14,6 +14,7 @@
 #include "engine/model_runner.h"
 #include "gguf/layout.h"
 #include "model/checkpoint.h"
+#include "model/qwen3_next_rows.h"
 #include "model/synth.h"
 
 namespace fs = std::filesystem;
@@ -48,7 +49,7 @@ TEST(EngineFamilies, GpuPathRefusesFamiliesItDoesNotImplement) {
   const std::string saved = env ? env : "";
   ::unsetenv("RAZOR_ENGINE");
   razor::test::scratch_dir s("families-gpu");
-  for (const char* family : {"olmoe", "qwen2_moe", "mixtral"}) {
+  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "qwen3_next"}) {
     const status asked = run_forward(family_config(family), s, std::string(family) + "-cuda", engine::backend::cuda);
     ASSERT_FALSE(asked.ok()) << family;
     EXPECT_NE(asked.to_string().find(std::string("model_type ") + family), std::string::npos) << asked.to_string();
@@ -108,4 +109,16 @@ TEST(EngineFamilies, MixtralRopeRowsInterleavePerHead) {
   }
   ASSERT_TRUE(layout.to_hf(*loc, "k", x.data(), 8, 2).ok());
   EXPECT_EQ(x, hf);
+}
+
+// Qwen3-Next's fused projections, by hand: 2 key heads, 2 value heads each (r = 2), head dims 1. in_proj_qkvz rows
+// per key head g: [q_g, k_g, v_g0, v_g1, z_g0, z_g1] (6 rows a head); the split takes [q0 q1 | k0 k1 | v00 v01 v10
+// v11] then [z00 z01 z10 z11]. in_proj_ba per key head: [b_g0, b_g1, a_g0, a_g1].
+TEST(EngineFamilies, Qwen3NextSplitsFusedProjectionsPerKeyHead) {
+  const std::vector<int64_t> qkvz = qkvz_split_rows(2, 4, 1, 1);
+  EXPECT_EQ(qkvz, (std::vector<int64_t>{0, 6, 1, 7, 2, 3, 8, 9, 4, 5, 10, 11}));
+  EXPECT_EQ(ba_split_rows(2, 4), (std::vector<int64_t>{0, 1, 4, 5, 2, 3, 6, 7}));
+  // head dims 2 (q/k) and 3 (v/z), one value head per key head: group of 2+2+3+3 = 10 rows
+  const std::vector<int64_t> wide = qkvz_split_rows(2, 2, 2, 3);
+  EXPECT_EQ(wide, (std::vector<int64_t>{0, 1, 10, 11, 2, 3, 12, 13, 4, 5, 6, 14, 15, 16, 7, 8, 9, 17, 18, 19}));
 }

@@ -10,6 +10,9 @@
 // tokenizer. Random weights prove two implementations equal when they are large enough (synth's stddev) that the
 // predictions are far from uniform: a wrong RoPE, norm, routing or scaling then moves the logits visibly. For
 // them the q4_K export is also checked: llama.cpp's perplexity on it equals the engine's on the file read back.
+// qwen3_next's in_proj_ba reaches llama.cpp whole (its graph splits [b, a] per key head: an independent check of
+// the engine's split); its in_proj_qkvz is split by the same function for both sides (model/qwen3_next_rows.h),
+// whose order tests/engine/test_families.cpp checks by hand.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -208,8 +211,8 @@ void check_fixture(const std::string& name, bool synthetic = false) {
     // llama.cpp multiplies q4_K weights by activations rounded to q8_K (8 bits per value), the engine by float32
     // activations. These random models are chaotic (sharp routing and attention: q4_K itself moves the median
     // position's centred logits by 45-90 % from F32), so the rounding flips an expert or an attention argmax at
-    // some positions. Measured: mean log-likelihoods (log ppl, about 11 nats) 0.008 / 0.036 / 0.045 nats apart
-    // (olmoe / qwen2_moe / mixtral), median position 4-10 % apart; a misplaced tensor or scale moves the median
+    // some positions. Measured: mean log-likelihoods (log ppl, about 11 nats) 0.008 / 0.036 / 0.045 / 0.031 nats
+    // apart (olmoe / qwen2_moe / mixtral / qwen3_next), median position 4-10 % apart; a misplaced tensor or scale moves the median
     // like q4_K vs F32 does (45 % and more).
     constexpr double k_q4_nll_tol = 0.1, k_q4_median_tol = 0.25;
     EXPECT_NEAR(std::log(ppl_llama / ppl_engine), 0.0, k_q4_nll_tol);
@@ -225,3 +228,4 @@ TEST(llamacpp_logits, qwen3_5_moe) { check_fixture("tiny-qwen3-5-moe"); }
 TEST(llamacpp_logits, olmoe_synthetic) { check_fixture("olmoe", true); }
 TEST(llamacpp_logits, qwen2_moe_synthetic) { check_fixture("qwen2_moe", true); }
 TEST(llamacpp_logits, mixtral_synthetic) { check_fixture("mixtral", true); }
+TEST(llamacpp_logits, qwen3_next_synthetic) { check_fixture("qwen3_next", true); }
