@@ -169,7 +169,7 @@ tensor_class classify_tensor(std::string_view name, const std::vector<int64_t>& 
   c.kind = kind;
 
   if (ends(name, "weight_scale_inv") || ends(name, "weight_scale") || ends(name, "input_scale") ||
-      ends(name, ".scales") || ends(name, "_scale_inv")) {
+      ends(name, ".scales") || ends(name, "_scale_inv") || ends(name, "_scales")) {  // _scales: MXFP4's E8M0
     c.role = tensor_role::quant_scale;
     return c;
   }

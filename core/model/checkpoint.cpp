@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 
+#include "model/mxfp4.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 #include "util/numeric.h"
@@ -134,6 +135,7 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
                                              printable(name) + "' that the index places there");
 
   RAZOR_TRY(ck.bind_block_scales());
+  RAZOR_TRY(ck.bind_mxfp4());
 
   // Prefix of the text model's layers.
   ck.prefix_ = "model.";
@@ -258,6 +260,68 @@ status checkpoint::bind_block_scales() {
   return {};
 }
 
+status checkpoint::bind_mxfp4() {
+  const std::string cfg_name = printable((fs::path(dir_) / "config.json").string());
+  bool declared = false;
+  if (cfg_.raw.is_object() && cfg_.raw.contains("quantization_config")) {
+    const auto& qc = cfg_.raw["quantization_config"];
+    declared = qc.is_object() && qc.contains("quant_method") && qc["quant_method"] == "mxfp4";
+  }
+  static constexpr std::string_view kBlocks = "_blocks", kScales = "_scales";
+  auto shape_str = [](const std::vector<int64_t>& v) {
+    std::string o = "[";
+    for (size_t k = 0; k < v.size(); ++k) o += (k ? ", " : "") + std::to_string(v[k]);
+    return o + "]";
+  };
+  for (tensor_entry& t : tensors_) {
+    if (t.dt != dtype::u8 || t.name.size() <= kBlocks.size() ||
+        t.name.compare(t.name.size() - kBlocks.size(), kBlocks.size(), kBlocks) != 0)
+      continue;
+    const std::string base = t.name.substr(0, t.name.size() - kBlocks.size());
+    const std::string where = printable(shard_paths_[size_t(t.shard)]) + ": '" + printable(t.name) + "'";
+    auto it = by_name_.find(base + std::string(kScales));
+    if (it == by_name_.end()) {
+      if (declared)
+        return make_error(errc::bad_format, where + " has no '" + printable(base) + std::string(kScales) + "' although " +
+                                                cfg_name + " declares MXFP4 (quant_method mxfp4)");
+      continue;  // a plain U8 tensor
+    }
+    if (!declared)
+      return make_error(errc::bad_format, where + " and its scales are MXFP4, but " + cfg_name +
+                                              " has no quantization_config {\"quant_method\": \"mxfp4\"}");
+    const tensor_entry& s = tensors_[it->second];
+    const std::string swhere = printable(shard_paths_[size_t(s.shard)]) + ": '" + printable(s.name) + "'";
+    if (t.shape.size() < 3 || t.shape.back() != kMxfp4BlockBytes)
+      return make_error(errc::shape_mismatch, where + " has shape " + shape_str(t.shape) + "; MXFP4 blocks are [..., rows, " +
+                                                  "blocks, 16] (16 bytes of codes a block of 32 values)");
+    const std::vector<int64_t> want(t.shape.begin(), t.shape.end() - 1);
+    if (s.dt != dtype::u8 || s.shape != want)
+      return make_error(errc::shape_mismatch, swhere + " is " + std::string(dtype_name(s.dt)) + " " + shape_str(s.shape) +
+                                                  "; the MXFP4 scales of " + printable(t.name) + " " + shape_str(t.shape) +
+                                                  " are U8 " + shape_str(want) + " (one E8M0 exponent a block)");
+    t.scale = int(it->second);
+    t.mxfp4 = true;
+    t.shape = want;
+    t.shape.back() *= kMxfp4Block;  // the values: [..., rows, blocks x 32]
+  }
+  return {};
+}
+
+status checkpoint::read_mxfp4(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
+  const tensor_entry& s = tensors_[size_t(t.scale)];
+  if (!mxfp4_decode(data(t), data(s), first, count, out)) {
+    const uint8_t* sc = data(s);
+    int64_t b = first / kMxfp4Block;
+    while (b < (first + count + kMxfp4Block - 1) / kMxfp4Block && sc[b] != kE8m0Nan) ++b;
+    return make_error(errc::bad_format, printable(shard_paths_[size_t(s.shard)]) + ": '" + printable(s.name) +
+                                            "': the scale of block " + std::to_string(b) +
+                                            " is 255, NaN in E8M0 (values " + std::to_string(b * kMxfp4Block) + " to " +
+                                            std::to_string(b * kMxfp4Block + kMxfp4Block - 1) + " of '" +
+                                            printable(t.name) + "')");
+  }
+  return {};
+}
+
 status checkpoint::read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
   // A large read (an embedding, an output head: 3 GB of floats in the 122B) widens on all cores.
   constexpr int64_t kPiece = int64_t(1) << 22;
@@ -319,6 +383,7 @@ static void widen(const uint8_t* p, int64_t count, float* out, F to_f32) {
 status checkpoint::read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const {
   if (first < 0 || count < 0 || first + count > t.numel())
     return make_error(errc::invalid_argument, t.name + ": element range out of bounds");
+  if (t.mxfp4) return read_mxfp4(t, first, count, out);
   const uint8_t* p = data(t) + uint64_t(first) * dtype_size(t.dt);
   switch (t.dt) {
     case dtype::f32:

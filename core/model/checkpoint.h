@@ -12,6 +12,12 @@
 // the engine, allocate) sees the real values. The *_scale_inv tensors keep their quant_scale role: never
 // quantized or packed as weights.
 //
+// MXFP4 weights (gpt-oss's experts, model/mxfp4.h): with quantization_config {"quant_method": "mxfp4"}, each U8
+// "<name>_blocks" [..., R, C / 32, 16] is bound to its U8 "<name>_scales" [..., R, C / 32] at opening and takes
+// the shape of the values it holds, [..., R, C] (`mxfp4` set; its bytes stay the codes'); read_f32 decodes it.
+// A _blocks tensor without its scales, scales of the wrong shape, or a block whose scale is NaN (255) are
+// errors naming the tensor. The _scales tensors are quant_scale tensors like the FP8 ones.
+//
 // Errors name the file and the problem: missing config.json, a shard the index names that is absent, a
 // tensor the index places in a shard that does not hold it, a tensor name present in two shards, and
 // every safetensors header problem (see safetensors.h).
@@ -41,6 +47,7 @@ struct tensor_entry : tensor_desc {  // name, dtype, shape as the shard's header
   // block's rows and columns.
   int scale = -1;
   int64_t block_rows = 0, block_cols = 0;
+  bool mxfp4 = false;  // MXFP4 codes (U8 _blocks) decoded with the E8M0 scales of tensor `scale`
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }  // last (input) axis
   int64_t rows() const { return cols() ? numel() / cols() : 0; }
 };
@@ -65,8 +72,8 @@ class checkpoint {
   const std::string& text_prefix() const { return prefix_; }
 
   const uint8_t* data(const tensor_entry& t) const;
-  // Converts elements [first, first + count) of t to float32: BF16/F16/F32/F64, and FP8 E4M3 times its block
-  // scale when it has one (t.scale >= 0).
+  // Converts elements [first, first + count) of t to float32: BF16/F16/F32/F64, FP8 E4M3 times its block
+  // scale when it has one (t.scale >= 0), and MXFP4 (t.mxfp4).
   status read_f32(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   result<std::vector<float>> read_f32(const tensor_entry& t) const;
   status read_rows_f32(const matrix_view& v, float* out) const;
@@ -88,6 +95,8 @@ class checkpoint {
   status read_f32_unchecked(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   status read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   status bind_block_scales();
+  status bind_mxfp4();
+  status read_mxfp4(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   std::string dir_, prefix_;
   model_config cfg_;
   const adapter_def* adapter_ = nullptr;

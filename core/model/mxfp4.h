@@ -1,0 +1,24 @@
+// MXFP4 (the OCP Microscaling format's FP4; gpt-oss stores its experts so): blocks of 32 values, each value a
+// 4-bit E2M1 code (sign, 2 exponent bits, 1 mantissa bit: 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their negatives),
+// packed two to a byte, the even element in the low nibble, and one E8M0 scale per block (2^(s - 127); 255 is
+// NaN). The Hub's layout: "<name>_blocks" U8 [..., R, C / 32, 16] and "<name>_scales" U8 [..., R, C / 32] for
+// a weight [..., R, C], config.json's quantization_config {"quant_method": "mxfp4"}. The checkpoint reader
+// (model/checkpoint.h) decodes them in read_f32, where it decodes FP8 block scales.
+#pragma once
+#include <cstdint>
+
+namespace razor {
+
+constexpr int64_t kMxfp4Block = 32;       // values per block
+constexpr int64_t kMxfp4BlockBytes = 16;  // bytes of codes per block
+constexpr uint8_t kE8m0Nan = 0xFF;
+
+// The value of a 4-bit E2M1 code (the low 4 bits of `code`).
+float e2m1_to_f32(uint8_t code);
+// 2^(s - 127); NaN for 255.
+float e8m0_to_f32(uint8_t s);
+// Values [first, first + count) of MXFP4 data: `blocks` (16 bytes a block) and `scales` (one a block) from the
+// first block. False when a block the range touches has the NaN scale (nothing is decoded past it).
+bool mxfp4_decode(const uint8_t* blocks, const uint8_t* scales, int64_t first, int64_t count, float* out);
+
+}  // namespace razor
