@@ -377,7 +377,7 @@ TEST_F(FtypeVsLlama, Synthetic8ExpertsGqa4Tied) {
 }
 
 // The families beyond the two Qwen3 fixtures (issue 20): olmoe, qwen2moe (shared expert), llama with 8 experts
-// (Mixtral: llama.cpp's n_expert == 8 rules).
+// (Mixtral: llama.cpp's n_expert == 8 rules), qwen3next.
 TEST_F(FtypeVsLlama, OlmoeFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
   compare_all(write_f32(family_model("olmoe"), "family-olmoe"), llama, mode::dry_run);
@@ -389,6 +389,11 @@ TEST_F(FtypeVsLlama, Qwen2MoeFamily) {
 TEST_F(FtypeVsLlama, MixtralFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
   compare_all(write_f32(family_model("mixtral"), "family-mixtral"), llama, mode::dry_run);
+}
+// qwen3next: attn_qkv / attn_gate split from in_proj_qkvz, ssm_ba whole.
+TEST_F(FtypeVsLlama, Qwen3NextFamily) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_all(write_f32(family_model("qwen3_next"), "family-qwen3_next"), llama, mode::dry_run);
 }
 
 // Qwen3.5 with 16 layers: 12 linear-attention attn_qkv and 4 attn_v share llama.cpp's attn_v counter;
