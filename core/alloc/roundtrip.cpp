@@ -85,7 +85,24 @@ status roundtrip_weights::roundtrip(const std::string& g, int64_t mat, int64_t n
 result<engine::tensor_f32> roundtrip_weights::tensor(const std::string& name) {
   RAZOR_ASSIGN_OR_RETURN(engine::tensor_f32 t, base_.tensor(name));
   auto loc = layout_.locate(name);
-  if (!loc || !type_of(loc->tensor)) return t;
+  if (!loc) {  // a tensor the conversion splits (qwen3next's in_proj_qkvz): each part's rows round-tripped as its own
+    const int64_t cols = t.cols();
+    for (const auto& part : layout_.split_parts(name)) {
+      if (!type_of(part.tensor)) continue;
+      engine::tensor_f32 p;
+      p.shape = {int64_t(part.rows.size()), cols};
+      p.data.resize(part.rows.size() * size_t(cols));
+      for (size_t i = 0; i < part.rows.size(); ++i) {
+        if (part.rows[i] >= t.rows()) return make_error(errc::shape_mismatch, name + ": fewer rows than its GGUF parts");
+        std::copy_n(t.data.data() + size_t(part.rows[i] * cols), size_t(cols), p.data.data() + i * size_t(cols));
+      }
+      RAZOR_TRY(roundtrip(part.tensor, 0, 1, p));
+      for (size_t i = 0; i < part.rows.size(); ++i)
+        std::copy_n(p.data.data() + i * size_t(cols), size_t(cols), t.data.data() + size_t(part.rows[i] * cols));
+    }
+    return t;
+  }
+  if (!type_of(loc->tensor)) return t;
   RAZOR_TRY(layout_.to_gguf(*loc, name, t.data.data(), t.rows(), t.cols()));
   RAZOR_TRY(roundtrip(loc->tensor, 0, 1, t));
   RAZOR_TRY(layout_.to_hf(*loc, name, t.data.data(), t.rows(), t.cols()));

@@ -72,14 +72,18 @@ std::vector<int64_t> spread(int64_t rows, int64_t n) {
   return r;
 }
 
+// `row_map`: the view's rows the GGUF tensor holds (a part of a split tensor), all of them when null.
 status read_sample(const checkpoint& ck, const matrix_view& v, int64_t want, const std::vector<size_t>* col_order,
-                   int64_t mat, std::vector<sampled_matrix>& out) {
-  const std::vector<int64_t> rows = spread(v.n_rows, want);
+                   int64_t mat, std::vector<sampled_matrix>& out, const std::vector<int64_t>* row_map = nullptr) {
+  const int64_t n_rows = row_map ? int64_t(row_map->size()) : v.n_rows;
+  std::vector<int64_t> rows = spread(n_rows, want);
+  if (row_map)
+    for (auto& r : rows) r = (*row_map)[size_t(r)];
   sampled_matrix m;
   m.rows = int64_t(rows.size());
   m.cols = v.n_cols;
   m.mat = mat;
-  m.scale = m.rows ? double(v.n_rows) / double(m.rows) : 0.0;
+  m.scale = m.rows ? double(n_rows) / double(m.rows) : 0.0;
   m.data.resize(size_t(m.rows * m.cols));
   std::vector<float> row(size_t(v.n_cols));
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -119,6 +123,14 @@ result<std::vector<sampled_matrix>> sample_item(const checkpoint& ck, const gguf
   for (auto& s : it.sources) {
     const tensor_entry* t = ck.find_text(s);
     auto loc = layout.locate(s);
+    bool split = false;  // a part of a split tensor (qwen3next's in_proj_qkvz): the rows it holds, in any order
+    if (t && !loc)
+      for (const auto& part : layout.split_parts(s))
+        if (part.tensor == it.tensor) {
+          RAZOR_TRY(read_sample(ck, {t, 0, t->rows(), t->cols()}, per, nullptr, 0, out, &part.rows));
+          split = true;
+        }
+    if (split) continue;
     if (!t || !loc) return make_error(errc::internal, ck.dir() + ": " + s + " (feeding " + it.tensor + ") not found");
     // the item's values are the checkpoint's up to a reorder of rows (which the error sum ignores) or of columns
     if (loc->how != gguf::gguf_relayout::none && loc->how != gguf::gguf_relayout::qkv_v_rows &&

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gguf/convert.h"
+#include "model/qwen3_next_rows.h"
 
 namespace razor::gguf {
 
@@ -115,6 +116,19 @@ std::optional<gguf_location> gguf_layout::locate(const std::string& name) const 
   if (s == "self_attn.q_norm.weight") return gguf_location{p + "attn_q_norm.weight", norm};
   if (s == "self_attn.k_norm.weight") return gguf_location{p + "attn_k_norm.weight", norm};
   return std::nullopt;
+}
+
+std::vector<gguf_layout::part> gguf_layout::split_parts(const std::string& name) const {
+  static const std::string kQkvz = ".linear_attn.in_proj_qkvz.weight";
+  if (!next_ || name.rfind("layers.", 0) != 0 || name.size() <= kQkvz.size() ||
+      name.compare(name.size() - kQkvz.size(), kQkvz.size(), kQkvz) != 0)
+    return {};
+  const std::string p = "blk." + name.substr(7, name.size() - kQkvz.size() - 7) + ".";
+  const std::vector<int64_t> order = qkvz_split_rows(n_k_, n_v_, dk_, dv_);
+  const size_t ch = size_t(2 * n_k_ * dk_ + n_v_ * dv_);
+  if (order.size() < ch) return {};
+  return {part{p + "attn_qkv.weight", {order.begin(), order.begin() + std::ptrdiff_t(ch)}},
+          part{p + "attn_gate.weight", {order.begin() + std::ptrdiff_t(ch), order.end()}}};
 }
 
 std::vector<std::string> gguf_layout::imatrix_targets(const std::string& probe_name) const {

@@ -14,7 +14,8 @@
 // The V-head reorder (gguf::v_head_order) applies only when linear_num_key_heads != linear_num_value_heads.
 // qwen3next (Qwen3-Next) takes qwen35moe's names and norms, never reorders V heads (its graph reads them in HF's
 // grouped order), and stores in_proj_ba as ssm_ba; its in_proj_qkvz is split into attn_qkv and attn_gate by the
-// conversion (model/qwen3_next_rows.h), so it is read back as in_proj_qkv / in_proj_z (no single location).
+// conversion (model/qwen3_next_rows.h), so it is read back as in_proj_qkv / in_proj_z; for the checkpoint's name,
+// split_parts says which rows each GGUF tensor holds (the allocator's sampling and round trips).
 //   rope_rows    llama (mixtral): attn_q / attn_k rows of each head interleaved for llama.cpp's adjacent-pair RoPE:
 //                GGUF row 2i + h of a head holds HF row h * head_dim/2 + i (h = 0, 1), as the converter permutes
 #pragma once
@@ -47,6 +48,14 @@ class gguf_layout {
   // The GGUF tensor of a text-model tensor name ("layers.0.self_attn.q_proj.weight", "lm_head.weight"), nullopt for a
   // name the conversion does not write. Routed experts: expert_tensor().
   std::optional<gguf_location> locate(const std::string& hf_name) const;
+  // A checkpoint tensor the conversion splits into several GGUF tensors (qwen3next's in_proj_qkvz: attn_qkv and
+  // attn_gate, model/qwen3_next_rows.h): each part's GGUF tensor and the checkpoint rows it holds, in its row order;
+  // empty for any other name (locate() then gives its one location).
+  struct part {
+    std::string tensor;
+    std::vector<int64_t> rows;
+  };
+  std::vector<part> split_parts(const std::string& hf_name) const;
   // "blk.L.ffn_{gate,up,down}_exps.weight": expert e is matrix e of it, stored as is.
   static std::string expert_tensor(int layer, expert_proj p);
   // The GGUF tensors a probe's input-statistics entry feeds ("layers.L.mlp.experts.gate_up" feeds the gate and up

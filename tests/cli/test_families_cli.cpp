@@ -72,6 +72,25 @@ TEST(FamiliesCli, Qwen2MoeEndToEnd) { end_to_end("qwen2_moe", "qwen2moe"); }
 TEST(FamiliesCli, MixtralEndToEnd) { end_to_end("mixtral", "llama"); }
 TEST(FamiliesCli, Qwen3NextEndToEnd) { end_to_end("qwen3_next", "qwen3next"); }
 
+// The GGUF-mode allocation on qwen3_next: in_proj_qkvz feeds two GGUF tensors (attn_qkv, attn_gate), sampled (weights
+// sensitivity) and round-tripped (full sensitivity: a KL per type) part by part; both get a measured type.
+TEST(FamiliesCli, Qwen3NextGgufAllocationSplitsTheFusedProjection) {
+  razor::test::scratch_dir s("family-q3n-gguf");
+  const std::string m = synth(s, "qwen3_next", kFamilies + "qwen3_next.json");
+  auto r = run("probe " + m + " --tokens 128 --seqlen 64 --device cpu --out " + (s / "p.h5") + " --imatrix " +
+               (s / "imat.gguf"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* sens : {"weights", "full"}) {
+    const std::string out = s / (std::string(sens) + ".txt");
+    r = run("allocate " + m + " --mode gguf --target 5bits --types q4_K,q8_0 --calib-windows 1 --ctx 64 --windows 1 "
+            "--imatrix " + (s / "imat.gguf") + " --sensitivity " + sens + " --out " + out);
+    ASSERT_EQ(r.code, 0) << sens << ": " << r.out;
+    const std::string recipe = razor::test::slurp(out);
+    for (const char* t : {"blk\\.0\\.attn_qkv\\.weight", "blk\\.0\\.attn_gate\\.weight", "blk\\.0\\.ssm_ba\\.weight"})
+      EXPECT_NE(recipe.find(t), std::string::npos) << sens << ": " << t << "\n" << recipe;
+  }
+}
+
 // Families pack cannot convert yet: refused before anything is written, naming the architecture and what is
 // missing (the synthetic checkpoint is sparse: its shapes are all pack reads before refusing).
 TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
