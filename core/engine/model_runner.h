@@ -163,12 +163,10 @@ enum class backend : uint8_t { cpu, cuda, automatic };
 // (bf16 | f32) overrides.
 enum class gpu_precision : uint8_t { bf16, f32 };
 
-// Where the GPU path's time went, summed over the layers (seconds). The loader thread's load / observe / stage
-// run while the previous layer computes; `wait` is the time the GPU side waited for the loader (host-bound
-// when it is large), `compute` the time in run_layer.
-// Where the GPU path's time went (seconds): the loader thread's reading (load), the observer's look at the
-// weights beside the staging (observe), conversion into page-locked memory and the upload (stage); the
-// compute thread's wait for weights and its layers (compute, observations copied back included).
+// Where the GPU path's time went, summed over the layers (seconds). The loader thread's reading (load), the
+// observer's look at the weights beside the staging (observe), conversion into page-locked memory and the
+// upload (stage) run while the previous layer computes; `wait` is the time the GPU side waited for the loader
+// (host-bound when it is large), `compute` the time in run_layer (observations copied back included).
 // layer_done[L]: when layer L's results were back, from the start of the forward pass; the steady-state cost
 // of a layer is the slope of that list, free of the fixed costs of the first layer.
 struct gpu_time_split {
