@@ -331,7 +331,19 @@ import_result import_result_file(const std::string& path) {
                                                                      : doc.error().message();
     return out;
   }
-  return import_result_json(*doc, path);
+  out = import_result_json(*doc, path);
+  const std::string side = samples_path_for(path);
+  std::error_code ec;
+  if (!out.ok() || side.empty() || !std::filesystem::exists(side, ec)) return out;
+  auto samples = read_sample_outcomes(side);
+  if (!samples.ok()) {
+    out.note = "per-sample records not used: " + samples.error().message();
+    return out;
+  }
+  for (auto& r : out.results)
+    if (auto it = samples->find(r.bench); it != samples->end())
+      r.samples = std::make_shared<const std::map<std::string, bool>>(std::move(it->second));
+  return out;
 }
 
 // ---- statistics ------------------------------------------------------------------------------------------------
@@ -392,6 +404,14 @@ bench_comparison compare_results(const bench_result* base, const bench_result* c
     return c;
   }
   c.z = two_proportion_z(base->acc, base->n, cand->acc, cand->n);
+  std::string paired_why;
+  if (base->samples && cand->samples) {
+    c.paired = mcnemar(*base->samples, *cand->samples);
+    paired_why = "; paired over " + std::to_string(c.paired->n) + " common items: " +
+                 std::to_string(c.paired->only_candidate) + " right only in the candidate, " +
+                 std::to_string(c.paired->only_baseline) + " only in the baseline, McNemar exact p = " +
+                 strformat("%.3g", c.paired->p);
+  }
   int nfb = base->n_finished.value_or(0), nfc = cand->n_finished.value_or(0);
   if (c.delta_finished && nfb > 0 && nfc > 0) c.z_finished = two_proportion_z(*base->acc_finished, nfb, *cand->acc_finished, nfc);
   if (std::abs(c.z) < kZ95) {
@@ -411,6 +431,7 @@ bench_comparison compare_results(const bench_result* base, const bench_result* c
             (c.z_finished ? ", also among finished generations (z = " + fmt_z(*c.z_finished) + ")"
                          : std::string(", no finished-only accuracy to tell truncation apart"));
   }
+  c.why += paired_why;
   return c;
 }
 

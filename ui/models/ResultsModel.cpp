@@ -155,6 +155,7 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
       if (errors) errors->append(q(r.error));
       continue;
     }
+    if (!r.note.empty() && errors) errors->append(p + QStringLiteral(": ") + q(r.note));
     ++files;
     all.insert(all.end(), r.results.begin(), r.results.end());
   }
