@@ -332,6 +332,10 @@ import_result import_result_file(const std::string& path) {
     return out;
   }
   out = import_result_json(*doc, path);
+  if (out.ok() && doc->contains("provenance") && (*doc)["provenance"].is_object()) {
+    auto prov = std::make_shared<const json>((*doc)["provenance"]);
+    for (auto& r : out.results) r.provenance = prov;
+  }
   const std::string side = samples_path_for(path);
   std::error_code ec;
   if (!out.ok() || side.empty() || !std::filesystem::exists(side, ec)) return out;
@@ -432,7 +436,37 @@ bench_comparison compare_results(const bench_result* base, const bench_result* c
                          : std::string(", no finished-only accuracy to tell truncation apart"));
   }
   c.why += paired_why;
+  if (auto diff = provenance_differences(*base, *cand); !diff.empty()) {
+    std::string list;
+    for (auto& d : diff) list += (list.empty() ? "" : ", ") + d;
+    c.why += "; measured differently: " + list;
+  }
   return c;
+}
+
+std::vector<std::string> provenance_differences(const bench_result& a, const bench_result& b) {
+  std::vector<std::string> out;
+  if (!a.provenance || !b.provenance) return out;
+  const json &pa = *a.provenance, &pb = *b.provenance;
+  auto at = [](const json& j, const json::json_pointer& ptr) { return j.contains(ptr) ? j.at(ptr) : json(); };
+  for (const char* key : {"/razor_version", "/budget", "/think"})
+    if (at(pa, json::json_pointer(key)) != at(pb, json::json_pointer(key))) out.push_back(std::string(key + 1));
+  const std::string ds = "/datasets/" + a.bench;
+  if (at(pa, json::json_pointer(ds + "/sha256")) != at(pb, json::json_pointer(ds + "/sha256")))
+    out.push_back(a.bench + " data file");
+  if (at(pa, json::json_pointer(ds + "/n")) != at(pb, json::json_pointer(ds + "/n"))) out.push_back(a.bench + " questions");
+  // The server's flags: the argv with the artifact's path (the model) left out.
+  auto flags = [&at](const json& p) {
+    json argv = p.contains("server_command") ? p["server_command"] : json::array();
+    const json path = at(p, json::json_pointer("/artifact/path"));
+    const std::string model = path.is_string() ? path.get<std::string>() : "";
+    json keep = json::array();
+    for (auto& x : argv)
+      if (!(x.is_string() && !model.empty() && x.get<std::string>() == model)) keep.push_back(x);
+    return keep;
+  };
+  if (flags(pa) != flags(pb)) out.push_back("server flags");
+  return out;
 }
 
 // ---- the validation gate ---------------------------------------------------------------------------------------

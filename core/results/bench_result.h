@@ -54,6 +54,8 @@ struct bench_result {
   // id -> correct from the per-sample side file ("<file>.samples.jsonl", results/paired.h) when there is one:
   // two runs that both have it are compared item by item (McNemar) as well.
   std::shared_ptr<const std::map<std::string, bool>> samples;
+  // The file's "provenance" (`razor eval` results, eval/provenance.h): what was measured; null when absent.
+  std::shared_ptr<const nlohmann::json> provenance;
   bool is_proportion() const { return higher_is_better && n > 0; }
 };
 
@@ -106,6 +108,11 @@ struct bench_comparison {
   std::string why;                      // one sentence for tooltips and the CSV
 };
 bench_comparison compare_results(const bench_result* baseline, const bench_result* candidate);
+
+// What two results' provenance records disagree on beyond the model (the endpoint, the served name and the
+// artifact are the model): razor's version, the budget, this benchmark's data file (SHA-256 and questions), the
+// server's flags other than its model path. Empty when they agree or either has no record.
+std::vector<std::string> provenance_differences(const bench_result& a, const bench_result& b);
 
 // ---- the validation gate -------------------------------------------------------------------------------------
 // resources/results/official_targets.json: {"gate_points":2.0,"targets":[{"model","label","source",

@@ -1,5 +1,6 @@
 // Paired statistics (results/paired.h): McNemar's exact test against values computed by hand, the samples side
-// file of `razor eval` read next to its result file, and the comparison's sentence that carries the test.
+// file of `razor eval` read next to its result file, and the comparison's sentence that carries the test; the
+// provenance records two results are compared on (bench_result.h: provenance_differences).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -95,4 +96,29 @@ TEST(Paired, ABrokenSideFileIsANoteNamingTheLine) {
   EXPECT_NE(r.note.find("r.samples.jsonl:3: not a sample record"), std::string::npos) << r.note;
   EXPECT_EQ(samples_path_for("x/run.json"), "x/run.samples.jsonl");
   EXPECT_EQ(samples_path_for("x/run.txt"), "");
+}
+
+TEST(Provenance, DifferencesBeyondTheModelAreNamed) {
+  scratch d;
+  auto with = [](const std::string& tag, const std::string& prov) {
+    std::string j = result_json(tag, 50.0, 100);
+    return j.substr(0, j.size() - 1) + ",\"provenance\":" + prov + "}";
+  };
+  const std::string same_data = R"("datasets":{"gpqa":{"sha256":"aa","n":100}})";
+  write(d / "a.json", with("a", R"({"razor_version":"0.1.0","budget":32768,"served_model":"m1",)" + same_data +
+                                    R"(,"server_command":["llama-server","-m","/x/a.gguf","-c","8192"],"artifact":{"path":"/x/a.gguf"}})"));
+  write(d / "b.json", with("b", R"({"razor_version":"0.1.0","budget":32768,"served_model":"m2",)" + same_data +
+                                    R"(,"server_command":["llama-server","-m","/x/b.gguf","-c","8192"],"artifact":{"path":"/x/b.gguf"}})"));
+  write(d / "c.json", with("c", R"({"razor_version":"0.2.0","budget":16384,"datasets":{"gpqa":{"sha256":"bb","n":100}},)"
+                                    R"("server_command":["llama-server","-m","/x/c.gguf","-c","4096"],"artifact":{"path":"/x/c.gguf"}})"));
+  import_result a = import_result_file(d / "a.json"), b = import_result_file(d / "b.json"), c = import_result_file(d / "c.json");
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(a.results[0].provenance);
+  // Only the model differs (its name, its file, the server's model path): nothing to warn about.
+  EXPECT_TRUE(provenance_differences(a.results[0], b.results[0]).empty());
+  EXPECT_EQ(provenance_differences(a.results[0], c.results[0]),
+            (std::vector<std::string>{"razor_version", "budget", "gpqa data file", "server flags"}));
+  bench_comparison cmp = compare_results(&a.results[0], &c.results[0]);
+  EXPECT_NE(cmp.why.find("measured differently: razor_version, budget, gpqa data file, server flags"), std::string::npos)
+      << cmp.why;
 }
