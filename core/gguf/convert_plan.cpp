@@ -153,9 +153,16 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
     if (ds.q_lora_rank <= 0 && c.num_layers != 26 && c.num_layers != 27)
       return refuse("q_lora_rank is null (a direct q_proj, as in V2-Lite): llama.cpp's deepseek2 loads that only with 26 "
                     "or 27 layers, this model has " + std::to_string(c.num_layers));
-    if (ds.group_max && ds.n_group > 1 && ds.topk_group < ds.n_group)
-      return refuse("topk_method group_limited_greedy ranks a group by its best expert, llama.cpp's deepseek2 by the sum "
-                    "of its two best: the routing would differ");
+    // The converter writes n_group / topk_group as config.json has them, and llama.cpp groups whenever n_group > 1.
+    const int64_t ng = c.text.value("n_group", nlohmann::json(1)).is_number_integer() ? c.text["n_group"].get<int64_t>() : 1;
+    const int64_t tg = c.text.value("topk_group", nlohmann::json(1)).is_number_integer() ? c.text["topk_group"].get<int64_t>() : 1;
+    if (ng > 1 && tg >= ng)
+      return refuse("topk_group (" + std::to_string(tg) + ") must be below n_group (" + std::to_string(ng) +
+                    "): llama.cpp's deepseek2 aborts on such a file (set both to 1 to route without groups)");
+    if (ng > 1 && (ds.group_max || ds.n_group == 1))
+      return refuse(std::string("topk_method ") + (ds.group_max ? "group_limited_greedy ranks a group by its best expert"
+                                                                 : "greedy ignores the groups") +
+                    ", llama.cpp's deepseek2 ranks a group by the sum of its two best: the routing would differ");
     if (c.moe_intermediate_size <= 0) return refuse("moe_intermediate_size must be set");
   }
   if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))

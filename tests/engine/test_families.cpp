@@ -14,6 +14,7 @@
 
 #include "common/test_util.h"
 #include "engine/model_runner.h"
+#include "gguf/convert.h"
 #include "gguf/layout.h"
 #include "model/checkpoint.h"
 #include "model/synth.h"
@@ -155,4 +156,56 @@ TEST(EngineFamilies, DeepseekKvBSplitsPerHead) {
   EXPECT_EQ(vb, (std::vector<float>{6, 7, 8, 15, 16, 17}));
   gguf::join_kv_b(kb.data(), vb.data(), 2, 2, 1, 3, back.data());
   EXPECT_EQ(back, hf);
+}
+
+// DeepSeek-V3 as the Hub ships it: FP8 E4M3 weights with 128 x 128 block scales (decoded by the checkpoint reader).
+TEST(EngineFamilies, DeepseekFp8SourceRuns) {
+  razor::test::scratch_dir s("families-fp8");
+  synth_options so;
+  so.dt = dtype::f8_e4m3;
+  ASSERT_TRUE(synth_checkpoint(family_config("deepseek_v3"), s / "fp8", so).ok());
+  auto ck = checkpoint::open(s / "fp8");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  ASSERT_NE(ck->find_text("layers.1.self_attn.kv_b_proj.weight_scale_inv"), nullptr);
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  bool finite = true;
+  const status st = engine::forward(*wp, *d, {{1, 2, 3, 4, 5}}, [&](size_t, size_t n, const float* l) {
+    for (size_t i = 0; i < n * size_t(d->vocab); ++i) finite = finite && std::isfinite(l[i]);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  EXPECT_TRUE(finite);
+}
+
+// What llama.cpp's deepseek2 would run differently is refused by pack, naming the key; the engine runs it.
+TEST(EngineFamilies, DeepseekPackRefusesWhatLlamaCppRunsDifferently) {
+  razor::test::scratch_dir s("families-ds-refused");
+  struct edit {
+    const char* name;
+    nlohmann::json patch;  // merged into deepseek_v2.json
+    const char* why;
+  };
+  for (const edit& e : {edit{"lite", {{"q_lora_rank", nullptr}}, "q_lora_rank is null"},
+                        edit{"groups", {{"n_group", 4}, {"topk_group", 2}, {"topk_method", "group_limited_greedy"}},
+                             "group_limited_greedy"},
+                        edit{"all-groups", {{"n_group", 4}, {"topk_group", 4}, {"topk_method", "noaux_tc"}},
+                             "must be below n_group"},
+                        edit{"greedy-groups", {{"n_group", 4}, {"topk_group", 2}}, "greedy ignores the groups"}}) {
+    auto cfg = family_config("deepseek_v2");
+    cfg.merge_patch(e.patch);
+    const std::string dir = s / e.name;
+    synth_options so;
+    so.sparse = true;
+    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
+    auto ck = checkpoint::open(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
+    ASSERT_FALSE(plan.ok()) << e.name;
+    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
+    EXPECT_NE(plan.error().to_string().find("deepseek2"), std::string::npos) << plan.error().to_string();
+    auto wp = engine::checkpoint_weights(*ck);
+    EXPECT_TRUE(engine::dims_for(*wp).ok()) << e.name;
+  }
 }
