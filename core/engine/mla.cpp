@@ -92,6 +92,19 @@ std::vector<float> mla_inv_freq(const deepseek_dims& s, double theta) {
   return f;
 }
 
+mla_footprint mla_plan(const model_dims& d) {
+  const deepseek_dims& s = d.ds;
+  const uint64_t H = uint64_t(d.hidden), nh = uint64_t(d.n_heads), qh = uint64_t(s.qk_head_dim());
+  const uint64_t ql = uint64_t(s.q_lora_rank), kvl = uint64_t(s.kv_lora_rank), rope = uint64_t(s.qk_rope);
+  const uint64_t kvw = nh * uint64_t(s.qk_nope + s.v_head_dim), od = nh * uint64_t(s.v_head_dim);
+  mla_footprint f;
+  f.weights = (ql ? ql * H + ql + nh * qh * ql : nh * qh * H) + (kvl + rope) * H + kvl + kvw * kvl + H * od;
+  if (s.first_dense > 0) f.weights += 3 * uint64_t(s.dense_ff) * H;
+  f.kv_per_token = kvw + kvl + rope;  // the expanded k_nope | v and the compressed KV with k_pe
+  f.work_per_token = ql + nh * qh + kvl + od + (s.first_dense > 0 ? 3 * uint64_t(s.dense_ff) : 0);
+  return f;
+}
+
 void rope_pairs(float* h, int64_t rot, const float* inv_freq, double pos) {
   for (int64_t i = 0; i < rot / 2; ++i) {
     const float ang = float(pos) * inv_freq[i];

@@ -61,6 +61,13 @@ void observe_inputs(forward_observer* obs, int layer, size_t n, const float* x, 
 
 // The RoPE frequencies of the qk_rope_head_dim dims (YaRN-blended when rope_scaling says so).
 std::vector<float> mla_inv_freq(const deepseek_dims& s, double theta);
+// Memory of one MLA layer for plan_memory, in floats: its attention weights (plus the dense MLP of a leading
+// layer), the attention's scratch per token, and what a token keeps for the later ones of its sequence.
+struct mla_footprint {
+  uint64_t weights = 0, work_per_token = 0, kv_per_token = 0;
+};
+mla_footprint mla_plan(const model_dims& d);
+
 // Adjacent-pair RoPE on `rot` dims: pairs (2i, 2i+1), angle pos * inv_freq[i].
 void rope_pairs(float* head, int64_t rot, const float* inv_freq, double pos);
 

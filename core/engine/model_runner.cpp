@@ -635,13 +635,16 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
   uint64_t lin = (ch + vd + 2 * uint64_t(d.lin_v_heads)) * H + vd * H + ch * uint64_t(d.conv_kernel);
   uint64_t n_lin = uint64_t(std::count(d.linear_layer.begin(), d.linear_layer.end(), true));
   uint64_t n_att = uint64_t(d.n_layers) - n_lin;
+  const mla_footprint mla = d.a == arch::deepseek ? mla_plan(d) : mla_footprint{};
+  if (d.a == arch::deepseek) attn = mla.weights;
   uint64_t mix = std::max(n_att ? attn : 0, n_lin ? lin : 0);
   p.layer_weight_bytes = (mix + moe + 2 * H) * f;
   p.head_bytes = (uint64_t(d.vocab) * H + H) * f;
-  p.kv_bytes_per_seq = n_att * 2 * kvd * seq_len * f;
+  p.kv_bytes_per_seq = n_att * (d.a == arch::deepseek ? mla.kv_per_token : 2 * kvd) * seq_len * f;
   p.state_bytes_per_seq = n_lin * (uint64_t(d.lin_v_heads * d.lin_k_dim * d.lin_v_dim) +
                                    ch * uint64_t(std::max<int64_t>(d.conv_kernel - 1, 0))) * f;
-  uint64_t attn_work = n * ((gated ? 3 : 2) * qd + 2 * kvd + qd + H) * f;
+  uint64_t attn_work = n * (d.a == arch::deepseek ? mla.work_per_token + mla.kv_per_token + H
+                                                   : (gated ? 3 : 2) * qd + 2 * kvd + qd + H) * f;
   uint64_t lin_work = n * (2 * ch + 2 * vd + 2 * uint64_t(d.lin_v_heads) + H) * f;
   uint64_t moe_work = n * (uint64_t(d.n_experts) + 2 * uint64_t(d.top_k) + H + 2 * H) * f +
                       n * 3 * uint64_t(std::max(d.moe_ff, d.shared_ff)) * f;
