@@ -18,6 +18,7 @@
 //                     n_heads*head_dim, one of n_kv_heads*head_dim) instead of per head.
 //   qwen2_moe:        no QK-norm, biases on q / k / v; the shared expert scaled by sigmoid(shared_expert_gate x).
 //   mixtral:          no QK-norm, no biases; router and experts under block_sparse_moe (w1 gate, w3 up, w2 down).
+//   deepseek_v2/v3, kimi_k2: MLA attention, leading dense layers, group-limited routing, shared experts (engine/mla.h).
 //   MoE routing:      softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
 //                     down(silu(gate x) * up x).
 #pragma once
@@ -26,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/mla.h"
 #include "engine/ops.h"
 #include "engine/weights.h"
 #include "kernels/engine_cuda.h"
@@ -34,7 +36,7 @@
 
 namespace razor::engine {
 
-enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral };
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek };
 // The QK-norm of an architecture: none, per head (RMSNorm of head_dim, qwen3), or over the whole projection (olmoe).
 enum class qk_norm_kind : uint8_t { none, per_head, whole };
 // The model_type a family is named by in messages ("olmoe").
@@ -52,6 +54,7 @@ struct model_dims {
   bool qkv_bias = false;                  // qwen2_moe: q_proj / k_proj / v_proj have biases
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
+  deepseek_dims ds;                       // arch::deepseek only
 };
 // The engine's view of a config; errors (errc::bad_config, naming config.json and the key) for a value out of
 // range (model/config_check.h check_config_values). dims_for also checks every value against the provider's
@@ -74,7 +77,8 @@ struct deltanet_weights {
 struct moe_weights {
   linear router;                                   // [hidden -> n_experts]
   std::vector<linear> gate_up, down;               // per expert; gate_up output = [gate (ff) | up (ff)]
-  linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent)
+  linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent; DeepSeek's has no gate)
+  std::vector<float> score_bias;                   // DeepSeek-V3: e_score_correction_bias [n_experts]
 };
 struct layer_weights {
   int layer = 0;
@@ -82,7 +86,8 @@ struct layer_weights {
   bool linear_attention = false;
   attention_weights attn;
   deltanet_weights dn;
-  moe_weights moe;
+  mla_weights mla;                // arch::deepseek: attention, and the dense MLP of its leading layers
+  moe_weights moe;                // empty in DeepSeek's dense layers
   size_t bytes() const;
 };
 // Linear maps in `layout` (rows: the GPU engine's, no transposition). Routed experts load on all cores when
