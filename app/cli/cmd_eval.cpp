@@ -78,6 +78,9 @@ RAZOR_COMMAND("eval", "Run benchmarks against an OpenAI-compatible server, grade
   sub.add_option("--retries", o.client.retries, "retries on connect errors, 429 and 5xx (default 4)");
   sub.add_option("--targets", o.targets_path, "official targets JSON (default: the bundled one)");
   sub.add_option("--official-model", o.official_model, "model whose official numbers gate this run (default --model)");
+  sub.add_option("--artifact", o.artifact,
+                 "what the server serves (a GGUF, a checkpoint folder or a recipe): its fingerprint goes into the "
+                 "result's provenance");
   sub.add_flag("--require-sandbox-netns", o.sandbox.require_no_network,
                "fail code samples when no network namespace can be made");
   sub.add_flag("--list-models", a->list_models, "print the ids of GET /v1/models and exit");

@@ -1,6 +1,7 @@
 #include "alloc/roundtrip.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "ggml/quants.h"
 
@@ -85,6 +86,24 @@ status roundtrip_weights::roundtrip(const std::string& g, int64_t mat, int64_t n
 result<engine::tensor_f32> roundtrip_weights::tensor(const std::string& name) {
   RAZOR_ASSIGN_OR_RETURN(engine::tensor_f32 t, base_.tensor(name));
   auto loc = layout_.locate(name);
+  if (loc && loc->how == gguf::gguf_relayout::kv_b_split) {  // attn_k_b's values, then attn_v_b's, each its own width
+    RAZOR_TRY(layout_.to_gguf(*loc, name, t.data.data(), t.rows(), t.cols()));
+    const gguf::kv_b_shape ks = layout_.kv_b_parts();
+    int64_t off = 0;
+    for (const auto& [g, cols, n] : {std::tuple{loc->tensor, ks.k_cols, ks.k_values},
+                                     std::tuple{loc->tensor2, ks.v_cols, int64_t(t.data.size()) - ks.k_values}}) {
+      if (type_of(g)) {
+        engine::tensor_f32 part;
+        part.shape = {n / cols, cols};
+        part.data.assign(t.data.begin() + off, t.data.begin() + off + n);
+        RAZOR_TRY(roundtrip(g, 0, 1, part));
+        std::copy(part.data.begin(), part.data.end(), t.data.begin() + off);
+      }
+      off += n;
+    }
+    RAZOR_TRY(layout_.to_hf(*loc, name, t.data.data(), t.rows(), t.cols()));
+    return t;
+  }
   if (!loc) {  // a tensor the conversion splits (qwen3next's in_proj_qkvz): each part's rows round-tripped as its own
     const int64_t cols = t.cols();
     for (const auto& part : layout_.split_parts(name)) {

@@ -101,7 +101,10 @@ result<wf_plan> plan_items(const checkpoint& ck, const plan_options& opt) {
   const std::string& prefix = ck.text_prefix();
   for (auto& t : ck.tensors()) {
     std::string name = starts_with(t.name, prefix.c_str()) ? t.name.substr(prefix.size()) : t.name;
-    if (auto loc = layout.locate(name)) sources[loc->tensor].push_back(name);
+    if (auto loc = layout.locate(name)) {
+      sources[loc->tensor].push_back(name);
+      if (!loc->tensor2.empty()) sources[loc->tensor2].push_back(name);  // deepseek2's kv_b_proj feeds two
+    }
     for (const auto& part : layout.split_parts(name)) sources[part.tensor].push_back(name);  // qwen3next's in_proj_qkvz
   }
   const int n_layers = int(ck.config().num_layers);

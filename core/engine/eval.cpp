@@ -264,6 +264,7 @@ class gguf_provider : public weight_provider {
     if (!loc) return make_error(errc::not_found, f_.path() + ": no GGUF tensor for " + name);
     const gguf::tensor_info* ti = f_.find_tensor(loc->tensor);
     if (!ti) return make_error(errc::not_found, f_.path() + ": tensor " + loc->tensor + " (for " + name + ") not found");
+    if (loc->how == gguf::gguf_relayout::kv_b_split) return joined_kv_b(*loc, name, *ti);
     const int64_t cols = ti->ne.empty() ? 1 : ti->ne[0];
     const int64_t rows = cols ? ti->nelements() / cols : 0;
     tensor_f32 t;
@@ -290,6 +291,13 @@ class gguf_provider : public weight_provider {
   std::optional<stored_tensor> shape(const std::string& name) const override {
     auto loc = layout_.locate(name);
     if (!loc) return std::nullopt;
+    if (loc->how == gguf::gguf_relayout::kv_b_split) {  // kv_b_proj [n_head x (qk_nope + v_head_dim), kv_lora]
+      const gguf::tensor_info* k = f_.find_tensor(loc->tensor);
+      const gguf::tensor_info* v = f_.find_tensor(loc->tensor2);
+      if (!k || !v || k->ne.size() != 3 || v->ne.size() != 3) return std::nullopt;
+      return stored_tensor{f_.path() + ": " + loc->tensor + " + " + loc->tensor2,
+                           {k->ne[2] * (k->ne[0] + v->ne[1]), v->ne[0]}};
+    }
     const std::string& g = loc->tensor;
     const gguf::tensor_info* ti = f_.find_tensor(g);
     if (!ti) return std::nullopt;
@@ -307,6 +315,24 @@ class gguf_provider : public weight_provider {
   }
 
  private:
+  // deepseek2's kv_b_proj from attn_k_b and attn_v_b (gguf/layout.h's kv_b_split).
+  result<tensor_f32> joined_kv_b(const gguf::gguf_location& loc, const std::string& name, const gguf::tensor_info& k) {
+    const gguf::tensor_info* v = f_.find_tensor(loc.tensor2);
+    if (!v) return make_error(errc::not_found, f_.path() + ": tensor " + loc.tensor2 + " (for " + name + ") not found");
+    const gguf::kv_b_shape ks = layout_.kv_b_parts();
+    if (k.ne.size() != 3 || v->ne.size() != 3 || k.nelements() != ks.k_values || k.ne[0] != ks.k_cols ||
+        v->ne[0] != ks.v_cols || v->ne[2] != k.ne[2])
+      return make_error(errc::shape_mismatch, f_.path() + ": " + loc.tensor + " / " + loc.tensor2 +
+                                                  " do not match the config's MLA sizes");
+    tensor_f32 t;
+    t.shape = {k.ne[2] * (k.ne[0] + v->ne[1]), v->ne[0]};
+    t.data.resize(size_t(k.nelements() + v->nelements()));
+    RAZOR_TRY(dequant(k, 0, k.nelements() / k.ne[0], t.data.data()));
+    RAZOR_TRY(dequant(*v, 0, v->nelements() / v->ne[0], t.data.data() + k.nelements()));
+    RAZOR_TRY(layout_.to_hf(loc, name, t.data.data(), t.rows(), t.cols()));
+    return t;
+  }
+
   status dequant(const gguf::tensor_info& ti, int64_t row0, int64_t rows, float* out) const {
     RAZOR_ASSIGN_OR_RETURN(ggml::type ty, ggml::type_from_id(ti.type));
     const int64_t cols = ti.ne.empty() ? 1 : ti.ne[0];

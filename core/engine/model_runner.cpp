@@ -22,6 +22,7 @@ const char* arch_name(arch a) {
     case arch::olmoe: return "olmoe";
     case arch::qwen2_moe: return "qwen2_moe";
     case arch::mixtral: return "mixtral";
+    case arch::deepseek: return "deepseek_v3";
     case arch::qwen3_next: return "qwen3_next";
   }
   return "?";
@@ -40,12 +41,14 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     d.a = arch::qwen2_moe;
   else if (mt == "mixtral")
     d.a = arch::mixtral;
+  else if (is_deepseek(mt))
+    d.a = arch::deepseek;
   else if (mt == "qwen3_next")
     d.a = arch::qwen3_next;
   else
     return make_error(errc::unsupported, "model_type " + mt +
-                                             ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), "
-                                             "qwen3_next, olmoe, qwen2_moe and mixtral only");
+                                             ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), qwen3_next, "
+                                             "olmoe, qwen2_moe, mixtral, deepseek_v2, deepseek_v3 and kimi_k2 only");
   // Every value in range (rot_dims even and within head_dim, top-k within the experts, eps > 0, ...).
   RAZOR_TRY(check_config_values(cfg));
   d.hidden = cfg.hidden_size;
@@ -71,6 +74,14 @@ result<model_dims> dims_from_config(const model_config& cfg) {
   if (d.a == arch::olmoe || d.a == arch::qwen2_moe) d.norm_topk = cfg.text.contains("norm_topk_prob") && cfg.norm_topk_prob;
   if (d.a == arch::mixtral) d.norm_topk = true;
   if (d.a == arch::qwen2_moe) d.shared_ff = cfg.shared_expert_intermediate_size;
+  if (d.a == arch::deepseek) {
+    RAZOR_ASSIGN_OR_RETURN(d.ds, deepseek_dims_from_config(cfg));
+    d.qk_norm = qk_norm_kind::none;
+    d.rot_dims = d.ds.qk_rope;
+    d.shared_ff = cfg.moe_intermediate_size * d.ds.n_shared;
+    // transformers' default: V3 / Kimi-K2 renormalise the top-k weights, V2 does not
+    d.norm_topk = cfg.text.contains("norm_topk_prob") ? cfg.norm_topk_prob : mt != "deepseek_v2";
+  }
   if (d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next) {
     d.zero_centred_norms = true;
     // Qwen3.5's router always renormalises the top-k weights; Qwen3-Next's as norm_topk_prob says (default true)
@@ -98,6 +109,7 @@ size_t layer_weights::bytes() const {
   b += (attn.q_bias.size() + attn.k_bias.size() + attn.v_bias.size()) * 4;
   b += dn.qkv.bytes() + dn.z.bytes() + dn.a.bytes() + dn.b.bytes() + dn.out.bytes() +
        (dn.conv.size() + dn.a_log.size() + dn.dt_bias.size() + dn.norm.size()) * 4;
+  b += mla.bytes() + moe.score_bias.size() * 4;
   b += moe.router.bytes() + moe.shared_gate_up.bytes() + moe.shared_down.bytes() + moe.shared_gate.bytes();
   for (auto& l : moe.gate_up) b += l.bytes();
   for (auto& l : moe.down) b += l.bytes();
@@ -162,7 +174,10 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   RAZOR_ASSIGN_OR_RETURN(w.in_norm, get_vec(wp, lname(L, "input_layernorm.weight"), d.hidden, zc));
   RAZOR_ASSIGN_OR_RETURN(w.post_norm, get_vec(wp, lname(L, "post_attention_layernorm.weight"), d.hidden, zc));
   w.linear_attention = d.linear_layer[size_t(L)];
-  if (w.linear_attention) {
+  if (d.a == arch::deepseek) {
+    RAZOR_ASSIGN_OR_RETURN(w.mla, load_mla(wp, d, L, lay));
+    if (!w.mla.moe) return w;  // a leading dense layer
+  } else if (w.linear_attention) {
     auto& n = w.dn;
     int64_t kd = d.lin_k_heads * d.lin_k_dim, vd = d.lin_v_heads * d.lin_v_dim, ch = 2 * kd + vd;
     if (d.a == arch::qwen3_next) {
@@ -200,6 +215,9 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   }
   auto& m = w.moe;
   RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, router_name(d, L), d.n_experts, d.hidden, lay));
+  if (d.a == arch::deepseek && d.ds.score_bias) {
+    RAZOR_ASSIGN_OR_RETURN(m.score_bias, get_vec(wp, lname(L, "mlp.gate.e_score_correction_bias"), d.n_experts, false));
+  }
   m.gate_up.resize(size_t(d.n_experts));
   m.down.resize(size_t(d.n_experts));
   auto load_expert = [&](int e) -> status {
@@ -231,18 +249,21 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     for (size_t i = b; i < e; ++i) st[i] = load_expert(int(i));
   }, 1, wp.concurrent_reads() ? 0 : 1);
   for (auto& x : st) RAZOR_TRY(std::move(x));
-  if (d.shared_ff > 0 && wp.has(lname(L, "mlp.shared_expert.gate_proj.weight"))) {
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(lname(L, "mlp.shared_expert.gate_proj.weight")));
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(lname(L, "mlp.shared_expert.up_proj.weight")));
-    RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.gate_proj.weight"), g, d.shared_ff, d.hidden));
-    RAZOR_TRY(check_shape(lname(L, "mlp.shared_expert.up_proj.weight"), u, d.shared_ff, d.hidden));
+  const std::string sh = d.a == arch::deepseek ? "mlp.shared_experts." : "mlp.shared_expert.";  // DeepSeek: ungated
+  if (d.shared_ff > 0 && wp.has(lname(L, (sh + "gate_proj.weight").c_str()))) {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(lname(L, (sh + "gate_proj.weight").c_str())));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(lname(L, (sh + "up_proj.weight").c_str())));
+    RAZOR_TRY(check_shape(lname(L, (sh + "gate_proj.weight").c_str()), g, d.shared_ff, d.hidden));
+    RAZOR_TRY(check_shape(lname(L, (sh + "up_proj.weight").c_str()), u, d.shared_ff, d.hidden));
     std::vector<tensor_f32> gu;
     gu.push_back(std::move(g));
     gu.push_back(std::move(u));
     m.shared_gate_up = make_linear_cat(std::move(gu), lay);
     RAZOR_ASSIGN_OR_RETURN(m.shared_down,
-                           get_linear(wp, lname(L, "mlp.shared_expert.down_proj.weight"), d.hidden, d.shared_ff, lay));
-    RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden, lay));
+                           get_linear(wp, lname(L, (sh + "down_proj.weight").c_str()), d.hidden, d.shared_ff, lay));
+    if (d.a != arch::deepseek) {
+      RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden, lay));
+    }
   }
   return w;
 }
@@ -499,7 +520,9 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
   const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden);
   std::vector<float> logits(n * E);
   // the router's input, also the shared expert's gate / up / gate
-  observe(obs, cu::eng_point::moe_in, layer, -1, n, x, d.hidden, false, !w.shared_gate_up.empty());
+  observe(obs, cu::eng_point::moe_in, layer, -1, n, x, d.hidden, false, !w.shared_gate.empty());
+  if (d.a == arch::deepseek && !w.shared_gate_up.empty())
+    observe_inputs(obs, layer, n, x, d.hidden, {"mlp.shared_experts.gate_proj.weight", "mlp.shared_experts.up_proj.weight"});
   matmul(x, n, w.router, logits.data());
   std::vector<int32_t> ids(n * K);
   std::vector<float> wts(n * K);
@@ -508,6 +531,10 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
     std::vector<int32_t> order(E);
     for (size_t t = b; t < e; ++t) {
       const float* l = logits.data() + t * E;
+      if (d.a == arch::deepseek) {
+        deepseek_route(d, w.score_bias, l, ids.data() + t * K, wts.data() + t * K);
+        continue;
+      }
       float mx = *std::max_element(l, l + E), sum = 0.0f;
       for (size_t i = 0; i < E; ++i) sum += (p[i] = std::exp(l[i] - mx));
       for (size_t i = 0; i < E; ++i) p[i] /= sum;
@@ -567,16 +594,17 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
     out.resize(n * H);
     std::vector<float> sg(n);
     matmul(x, n, w.shared_gate_up, hu.data());
-    matmul(x, n, w.shared_gate, sg.data());
+    if (!w.shared_gate.empty()) matmul(x, n, w.shared_gate, sg.data());
     parallel_for(n, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i)
         for (size_t j = 0; j < sf; ++j) act[i * sf + j] = silu(hu[i * 2 * sf + j]) * hu[i * 2 * sf + sf + j];
     }, 64);
-    observe(obs, cu::eng_point::shared_act, layer, -1, n, act.data(), int64_t(sf));
+    if (d.a == arch::deepseek) observe_inputs(obs, layer, n, act.data(), int64_t(sf), {"mlp.shared_experts.down_proj.weight"});
+    else observe(obs, cu::eng_point::shared_act, layer, -1, n, act.data(), int64_t(sf));
     matmul(act.data(), n, w.shared_down, out.data());
     parallel_for(n, [&](size_t b, size_t e) {
       for (size_t i = b; i < e; ++i) {
-        float gsig = sigmoid(sg[i]);
+        const float gsig = w.shared_gate.empty() ? 1.0f : sigmoid(sg[i]);
         for (size_t j = 0; j < H; ++j) y[i * H + j] += gsig * out[i * H + j];
       }
     }, 64);
@@ -616,13 +644,16 @@ memory_plan plan_memory(const model_dims& d, size_t n_tokens, size_t n_seqs, siz
   uint64_t lin = (ch + vd + 2 * uint64_t(d.lin_v_heads)) * H + vd * H + ch * uint64_t(d.conv_kernel);
   uint64_t n_lin = uint64_t(std::count(d.linear_layer.begin(), d.linear_layer.end(), true));
   uint64_t n_att = uint64_t(d.n_layers) - n_lin;
+  const mla_footprint mla = d.a == arch::deepseek ? mla_plan(d) : mla_footprint{};
+  if (d.a == arch::deepseek) attn = mla.weights;
   uint64_t mix = std::max(n_att ? attn : 0, n_lin ? lin : 0);
   p.layer_weight_bytes = (mix + moe + 2 * H) * f;
   p.head_bytes = (uint64_t(d.vocab) * H + H) * f;
-  p.kv_bytes_per_seq = n_att * 2 * kvd * seq_len * f;
+  p.kv_bytes_per_seq = n_att * (d.a == arch::deepseek ? mla.kv_per_token : 2 * kvd) * seq_len * f;
   p.state_bytes_per_seq = n_lin * (uint64_t(d.lin_v_heads * d.lin_k_dim * d.lin_v_dim) +
                                    ch * uint64_t(std::max<int64_t>(d.conv_kernel - 1, 0))) * f;
-  uint64_t attn_work = n * ((gated ? 3 : 2) * qd + 2 * kvd + qd + H) * f;
+  uint64_t attn_work = n * (d.a == arch::deepseek ? mla.work_per_token + mla.kv_per_token + H
+                                                   : (gated ? 3 : 2) * qd + 2 * kvd + qd + H) * f;
   uint64_t lin_work = n * (2 * ch + 2 * vd + 2 * uint64_t(d.lin_v_heads) + H) * f;
   uint64_t moe_work = n * (uint64_t(d.n_experts) + 2 * uint64_t(d.top_k) + H + 2 * H) * f +
                       n * 3 * uint64_t(std::max(d.moe_ff, d.shared_ff)) * f;
@@ -715,13 +746,18 @@ status forward_from(weight_provider& wp, const model_dims& d, const std::vector<
     RAZOR_ASSIGN_OR_RETURN(layer_weights w, load_layer(wp, d, L));
     if (opt.observer) opt.observer->on_layer_loaded(w);
     norm_rows(w.in_norm);
-    if (w.linear_attention)
+    if (d.a == arch::deepseek)
+      mla_attention_block(d, w.mla, xn.data(), seq_start, yb.data(), L, opt.observer);
+    else if (w.linear_attention)
       deltanet_block(d, w.dn, xn.data(), seq_start, yb.data(), L, opt.observer);
     else
       attention_block(d, w.attn, xn.data(), seq_start, yb.data(), L, opt.observer);
     add_rows();
     norm_rows(w.post_norm);
-    moe_block(d, w.moe, xn.data(), n, yb.data(), L, opt.observer);
+    if (d.a == arch::deepseek && !w.mla.moe)
+      dense_mlp_block(d, w.mla, xn.data(), n, yb.data(), L, opt.observer);
+    else
+      moe_block(d, w.moe, xn.data(), n, yb.data(), L, opt.observer);
     add_rows();
     w = layer_weights{};
     wp.release_layer(L);

@@ -20,6 +20,7 @@
 //                     n_heads*head_dim, one of n_kv_heads*head_dim) instead of per head.
 //   qwen2_moe:        no QK-norm, biases on q / k / v; the shared expert scaled by sigmoid(shared_expert_gate x).
 //   mixtral:          no QK-norm, no biases; router and experts under block_sparse_moe (w1 gate, w3 up, w2 down).
+//   deepseek_v2/v3, kimi_k2: MLA attention, leading dense layers, group-limited routing, shared experts (engine/mla.h).
 //   MoE routing:      softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
 //                     down(silu(gate x) * up x).
 #pragma once
@@ -28,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/mla.h"
 #include "engine/ops.h"
 #include "engine/weights.h"
 #include "kernels/engine_cuda.h"
@@ -36,7 +38,7 @@
 
 namespace razor::engine {
 
-enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, qwen3_next };
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next };
 // The QK-norm of an architecture: none, per head (RMSNorm of head_dim, qwen3), or over the whole projection (olmoe).
 enum class qk_norm_kind : uint8_t { none, per_head, whole };
 // The model_type a family is named by in messages ("olmoe").
@@ -54,6 +56,7 @@ struct model_dims {
   bool qkv_bias = false;                  // qwen2_moe: q_proj / k_proj / v_proj have biases
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
+  deepseek_dims ds;                       // arch::deepseek only
 };
 // The engine's view of a config; errors (errc::bad_config, naming config.json and the key) for a value out of
 // range (model/config_check.h check_config_values). dims_for also checks every value against the provider's
@@ -76,7 +79,8 @@ struct deltanet_weights {
 struct moe_weights {
   linear router;                                   // [hidden -> n_experts]
   std::vector<linear> gate_up, down;               // per expert; gate_up output = [gate (ff) | up (ff)]
-  linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent)
+  linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent; DeepSeek's has no gate)
+  std::vector<float> score_bias;                   // DeepSeek-V3: e_score_correction_bias [n_experts]
 };
 struct layer_weights {
   int layer = 0;
@@ -84,7 +88,8 @@ struct layer_weights {
   bool linear_attention = false;
   attention_weights attn;
   deltanet_weights dn;
-  moe_weights moe;
+  mla_weights mla;                // arch::deepseek: attention, and the dense MLP of its leading layers
+  moe_weights moe;                // empty in DeepSeek's dense layers
   size_t bytes() const;
 };
 // Linear maps in `layout` (rows: the GPU engine's, no transposition). Routed experts load on all cores when
@@ -165,12 +170,10 @@ enum class backend : uint8_t { cpu, cuda, automatic };
 // (bf16 | f32) overrides.
 enum class gpu_precision : uint8_t { bf16, f32 };
 
-// Where the GPU path's time went, summed over the layers (seconds). The loader thread's load / observe / stage
-// run while the previous layer computes; `wait` is the time the GPU side waited for the loader (host-bound
-// when it is large), `compute` the time in run_layer.
-// Where the GPU path's time went (seconds): the loader thread's reading (load), the observer's look at the
-// weights beside the staging (observe), conversion into page-locked memory and the upload (stage); the
-// compute thread's wait for weights and its layers (compute, observations copied back included).
+// Where the GPU path's time went, summed over the layers (seconds). The loader thread's reading (load), the
+// observer's look at the weights beside the staging (observe), conversion into page-locked memory and the
+// upload (stage) run while the previous layer computes; `wait` is the time the GPU side waited for the loader
+// (host-bound when it is large), `compute` the time in run_layer (observations copied back included).
 // layer_done[L]: when layer L's results were back, from the start of the forward pass; the steady-state cost
 // of a layer is the slope of that list, free of the fixed costs of the first layer.
 struct gpu_time_split {

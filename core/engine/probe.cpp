@@ -35,6 +35,7 @@ class probe_observer : public forward_observer {
   // entries only, which nothing else touches).
   void on_layer_loaded(const layer_weights& w) override {
     const size_t E = size_t(r_.n_experts), L = size_t(w.layer);
+    if (w.moe.gate_up.size() != E) return;  // a dense layer (DeepSeek's first_k_dense_replace)
     auto fro = [](const linear& l) { return std::sqrt(l.sum_sq()); };
     parallel_for(E, [&](size_t b, size_t e1) {
       for (size_t e = b; e < e1; ++e) {

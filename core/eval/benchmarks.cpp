@@ -109,6 +109,8 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
       break;
     }
     case bench_id::aime:
+    case bench_id::aime2026:
+    case bench_id::hmmt:
     case bench_id::math500: {
       std::string q = str_field(row, {"problem", "question", "Problem"});
       if (q.empty()) return missing("problem");
@@ -224,6 +226,8 @@ grade_result grade(const bench_info& b, const bench_item& item, const std::strin
       break;
     }
     case bench_id::aime:
+    case bench_id::aime2026:
+    case bench_id::hmmt:
     case bench_id::math500: {
       auto bx = extract_boxed(post);
       g.extracted = bx.value_or("");

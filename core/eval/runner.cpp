@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "eval/benchmarks.h"
+#include "eval/provenance.h"
 #include "util/atomic_file.h"
 #include "util/json_limits.h"
 #include "util/output_guard.h"
@@ -107,6 +108,22 @@ result<json> run_eval(const eval_options& o) {
     RAZOR_ASSIGN_OR_RETURN(auto items, load_bench(*b, o.data_dir, o.n > 0 ? o.n : b->default_n));
     if (items.empty()) return make_error(errc::bad_format, o.data_dir + "/" + k + ".jsonl: no questions");
     runs.push_back({b, std::move(items)});
+  }
+  // What is measured, before the work: a wrong --artifact is refused at once.
+  json prov = {{"razor_version", RAZOR_VERSION}, {"endpoint", o.client.endpoint}, {"served_model", o.model},
+               {"budget", o.budget}, {"think", true}};
+  json datasets = json::object();
+  for (const auto& r : runs) {
+    const std::string file = o.data_dir + "/" + std::string(r.info->key) + ".jsonl";
+    RAZOR_ASSIGN_OR_RETURN(json fp, artifact_fingerprint(file));
+    fp["n"] = r.items.size();
+    datasets[std::string(r.info->key)] = std::move(fp);
+  }
+  prov["datasets"] = datasets;
+  if (!o.server_command.empty()) prov["server_command"] = o.server_command;
+  if (!o.artifact.empty()) {
+    log("fingerprinting " + o.artifact);
+    RAZOR_ASSIGN_OR_RETURN(prov["artifact"], artifact_fingerprint(o.artifact));
   }
 
   // Resume: every (bench, id) already graded in the side file is kept and skipped.
@@ -243,6 +260,7 @@ result<json> run_eval(const eval_options& o) {
   }
   res["gate"] = gate;
   if (!tpath.empty()) res["gate_targets"] = tpath;
+  res["provenance"] = prov;
   res["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   RAZOR_TRY(write_file_atomic(o.out, res.dump(2)));
   return res;

@@ -3,7 +3,8 @@
 //   <out>                    the seed's schema A (seed-reference §4.6): tag, model, think, budget, seconds,
 //                            <b>_acc, <b>_acc_finished, <b>_n, <b>_n_finished, <b>_trunc (HumanEval:
 //                            humaneval_pass1 / he_*, MBPP: mbpp_pass1 / mbpp_*), plus backend, endpoint and
-//                            "gate": {bench: {state, official, off_by, target_model, gate_points}} (§4.5)
+//                            "gate": {bench: {state, official, off_by, target_model, gate_points}} (§4.5),
+//                            "provenance": what was measured (eval/provenance.h)
 //   <out minus .json>.samples.jsonl
 //                            one line per graded sample: {bench, id, raw, extracted, gold, correct, tokens,
 //                            prompt_tokens, finish_reason, attempts}; appended and flushed as each answer
@@ -34,6 +35,9 @@ struct eval_options {
   std::string out;                     // results.json
   std::string targets_path;            // official_targets.json ("" = the bundled one, when found)
   std::string official_model;          // model whose official numbers gate this run ("" = --model)
+  std::string artifact;                // what the server serves (a GGUF, a checkpoint folder or a recipe), fingerprinted
+                                       // into the result's provenance (eval/provenance.h); "" = not recorded
+  std::vector<std::string> server_command;  // the server's argv when razor started it (serve-and-evaluate)
   sandbox_limits sandbox;
   std::function<void(const std::string&)> log;  // one line per finished benchmark / progress; may be empty
   // After each graded question (and once at the start): done = questions graded (resumed ones included),

@@ -20,6 +20,7 @@
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/config_check.h"
+#include "model/deepseek_config.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
@@ -215,6 +216,39 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
   if (arch == "llama") {  // LlamaModel.set_gguf_parameters: the vocabulary size and the rotary dimensions
     w.set(k("vocab_size"), value::u32(u32_of(c.vocab_size)));
     w.set(k("rope.dimension_count"), value::u32(u32_of(c.rotary_dims())));
+  }
+  if (arch == "deepseek2") {  // DeepseekV2Model.set_gguf_parameters: MLA as MQA with larger heads, then decompressed
+    RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(c));
+    const json& t = c.text;
+    w.set(k("attention.head_count_kv"), value::u32(1));
+    w.set(k("leading_dense_block_count"), value::u32(u32_of(ds.first_dense)));
+    w.set(k("vocab_size"), value::u32(u32_of(c.vocab_size)));
+    if (ds.q_lora_rank > 0) w.set(k("attention.q_lora_rank"), value::u32(u32_of(ds.q_lora_rank)));
+    w.set(k("attention.kv_lora_rank"), value::u32(u32_of(ds.kv_lora_rank)));
+    w.set(k("attention.key_length"), value::u32(u32_of(ds.kv_lora_rank + ds.qk_rope)));
+    w.set(k("attention.value_length"), value::u32(u32_of(ds.kv_lora_rank)));
+    w.set(k("attention.key_length_mla"), value::u32(u32_of(ds.qk_head_dim())));
+    w.set(k("attention.value_length_mla"), value::u32(u32_of(ds.v_head_dim)));
+    w.set(k("expert_shared_count"), value::u32(u32_of(ds.n_shared)));
+    if (t.contains("routed_scaling_factor") && t["routed_scaling_factor"].is_number())
+      w.set(k("expert_weights_scale"), value::f32(float(ds.routed_scale)));
+    if (t.contains("norm_topk_prob") && c.norm_topk_prob) w.set(k("expert_weights_norm"), value::boolean(true));
+    w.set(k("rope.dimension_count"), value::u32(u32_of(ds.qk_rope)));
+    // TextModel: the groups and the scoring function when config.json names them (keys absent otherwise)
+    if (t.contains("n_group") && t["n_group"].is_number_integer()) w.set(k("expert_group_count"), value::u32(u32_of(t["n_group"].get<int64_t>())));
+    if (t.contains("topk_group") && t["topk_group"].is_number_integer())
+      w.set(k("expert_group_used_count"), value::u32(u32_of(t["topk_group"].get<int64_t>())));
+    if (t.contains("scoring_func") && t["scoring_func"].is_string())
+      w.set(k("expert_gating_func"), value::u32(ds.sigmoid ? 2 : 1));  // llama.cpp's SIGMOID = 2, SOFTMAX = 1
+    if (ds.yarn) {  // TextModel's YaRN keys, and the deepseek2 log multiplier (0.1 x mscale_all_dim, as written)
+      const json& r = t["rope_scaling"];
+      w.set(k("rope.scaling.type"), value::str("yarn"));
+      w.set(k("rope.scaling.factor"), value::f32(float(ds.yarn_factor)));
+      w.set(k("rope.scaling.original_context_length"), value::u32(u32_of(ds.yarn_orig_ctx)));
+      if (r.contains("beta_fast")) w.set(k("rope.scaling.yarn_beta_fast"), value::f32(float(ds.yarn_beta_fast)));
+      if (r.contains("beta_slow")) w.set(k("rope.scaling.yarn_beta_slow"), value::f32(float(ds.yarn_beta_slow)));
+      w.set(k("rope.scaling.yarn_log_multiplier"), value::f32(float(0.1 * ds.yarn_mscale_all_dim)));
+    }
   }
   if ((arch == "qwen35moe" || arch == "qwen2moe" || arch == "qwen3next") && c.shared_expert_intermediate_size > 0)
     w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));

@@ -22,6 +22,7 @@
 #include "gguf/output_check.h"
 #include "model/checkpoint.h"
 #include "model/config_check.h"
+#include "model/deepseek_config.h"
 #include "model/qwen3_next_rows.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
@@ -83,9 +84,7 @@ constexpr conversion_row k_conversions[] = {
     {"qwen2_moe", nullptr},
     {"mixtral", nullptr},
     {"qwen3_next", nullptr},
-    {"deepseek_v3", "the deepseek2 conversion (MLA attention with the compressed KV and RoPE split, dense first "
-                    "layers, group-limited sigmoid routing with score-correction bias and routed scaling) is not "
-                    "written yet"},
+    {"deepseek_v3", nullptr},
     {"gpt_oss", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, MXFP4 "
                 "expert sources) is not written yet"},
     {"llama", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
@@ -158,6 +157,25 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
       return refuse("norm_topk_prob is false, but llama.cpp's qwen3next always renormalises the top-k weights");
     if (c.shared_expert_intermediate_size <= 0)
       return refuse("llama.cpp's qwen3next needs the shared expert (shared_expert_intermediate_size > 0)");
+  }
+  if (arch == "deepseek2") {
+    RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(c));
+    // llama.cpp's deepseek2 requires attention.q_lora_rank unless it takes the model for a "lite" one by its layer
+    // count (26 or 27 layers); the converter writes the key only when q_lora_rank is set.
+    if (ds.q_lora_rank <= 0 && c.num_layers != 26 && c.num_layers != 27)
+      return refuse("q_lora_rank is null (a direct q_proj, as in V2-Lite): llama.cpp's deepseek2 loads that only with 26 "
+                    "or 27 layers, this model has " + std::to_string(c.num_layers));
+    // The converter writes n_group / topk_group as config.json has them, and llama.cpp groups whenever n_group > 1.
+    const int64_t ng = c.text.value("n_group", nlohmann::json(1)).is_number_integer() ? c.text["n_group"].get<int64_t>() : 1;
+    const int64_t tg = c.text.value("topk_group", nlohmann::json(1)).is_number_integer() ? c.text["topk_group"].get<int64_t>() : 1;
+    if (ng > 1 && tg >= ng)
+      return refuse("topk_group (" + std::to_string(tg) + ") must be below n_group (" + std::to_string(ng) +
+                    "): llama.cpp's deepseek2 aborts on such a file (set both to 1 to route without groups)");
+    if (ng > 1 && (ds.group_max || ds.n_group == 1))
+      return refuse(std::string("topk_method ") + (ds.group_max ? "group_limited_greedy ranks a group by its best expert"
+                                                                 : "greedy ignores the groups") +
+                    ", llama.cpp's deepseek2 ranks a group by the sum of its two best: the routing would differ");
+    if (c.moe_intermediate_size <= 0) return refuse("moe_intermediate_size must be set");
   }
   if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
     return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
@@ -364,6 +382,69 @@ status plan_llama_moe(builder& b) {
   return b.output();
 }
 
+// DeepSeek-V2 / V3 / Kimi-K2 -> deepseek2, as the converter writes it: MLA's tensors under llama.cpp's names,
+// kv_b_proj split per head into attn_k_b (k_nope rows, transposed: ne {qk_nope, kv_lora, n_head}) and attn_v_b
+// (v rows as they are: ne {kv_lora, v_head_dim, n_head}) for the absorbed attention; dense leading layers as
+// ffn_{gate,up,down}; the router, its score-correction bias (exp_probs_b.bias), stacked experts and the shared
+// experts (ffn_*_shexp).
+status plan_deepseek2(builder& b) {
+  const auto& cfg = b.cfg;
+  RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(cfg));
+  const int64_t nh = cfg.num_heads, nope = ds.qk_nope, vd = ds.v_head_dim, kvl = ds.kv_lora_rank;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
+    auto mlp = [&](const std::string& s) { return b.layer_name(l, "mlp." + s); };
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    if (ds.q_lora_rank > 0) {
+      RAZOR_TRY(b.copy_text(p + "attn_q_a.weight", sa("q_a_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_q_a_norm.weight", sa("q_a_layernorm.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_q_b.weight", sa("q_b_proj.weight")));
+    } else {
+      RAZOR_TRY(b.copy_text(p + "attn_q.weight", sa("q_proj.weight")));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_kv_a_mqa.weight", sa("kv_a_proj_with_mqa.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_kv_a_norm.weight", sa("kv_a_layernorm.weight")));
+    // kv_b_proj [nh * (nope + vd), kvl]: each head's rows (contiguous) make matrix h of both tensors.
+    const tensor_entry* kvb = b.ck.find_text(sa("kv_b_proj.weight"));
+    RAZOR_TRY(b.need(kvb, sa("kv_b_proj.weight")));
+    if (kvb->numel() != nh * (nope + vd) * kvl)
+      return make_error(errc::shape_mismatch, b.ck.dir() + ": " + kvb->name + " is not [num_attention_heads x "
+                                                  "(qk_nope_head_dim + v_head_dim), kv_lora_rank]");
+    const checkpoint* c = &b.ck;
+    for (const bool k_part : {true, false})
+      b.out.push_back({p + (k_part ? "attn_k_b.weight" : "attn_v_b.weight"),
+                       k_part ? std::vector<int64_t>{nope, kvl, nh} : std::vector<int64_t>{kvl, vd, nh}, nh,
+                       [=](int64_t h, float* dst) -> status {
+                         std::vector<float> head(size_t((nope + vd) * kvl));
+                         RAZOR_TRY(c->read_f32(*kvb, h * (nope + vd) * kvl, (nope + vd) * kvl, head.data()));
+                         split_kv_b(head.data(), 1, nope, vd, kvl, k_part ? dst : nullptr, k_part ? nullptr : dst);
+                         return {};
+                       }});
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    if (l < ds.first_dense) {
+      RAZOR_TRY(b.copy_text(p + "ffn_gate.weight", mlp("gate_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_up.weight", mlp("up_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_down.weight", mlp("down_proj.weight")));
+      continue;
+    }
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", mlp("gate.weight")));
+    if (b.ck.find_text(mlp("gate.e_score_correction_bias")))
+      RAZOR_TRY(b.copy_text(p + "exp_probs_b.bias", mlp("gate.e_score_correction_bias")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    if (b.ck.find_text(mlp("shared_experts.gate_proj.weight"))) {
+      RAZOR_TRY(b.copy_text(p + "ffn_gate_shexp.weight", mlp("shared_experts.gate_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_up_shexp.weight", mlp("shared_experts.up_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "ffn_down_shexp.weight", mlp("shared_experts.down_proj.weight")));
+    }
+  }
+  return b.output();
+}
+
 // Qwen3.5 -> qwen35moe, and Qwen3-Next -> qwen3next (`next`): the same layers, but Qwen3-Next's DeltaNet projections
 // are fused per key head (in_proj_qkvz split into attn_qkv and attn_gate, model/qwen3_next_rows.h; in_proj_ba kept
 // whole as ssm_ba) and its V heads stay in HF's grouped order (llama.cpp's qwen3next repeats K heads to match).
@@ -473,6 +554,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   if (fp.report.arch == "qwen3moe" || fp.report.arch == "olmoe") RAZOR_TRY(plan_qwen3moe(b));  // same tensors
   else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
   else if (fp.report.arch == "llama") RAZOR_TRY(plan_llama_moe(b));
+  else if (fp.report.arch == "deepseek2") RAZOR_TRY(plan_deepseek2(b));
   else RAZOR_TRY(plan_qwen35moe(b, fp.report.arch == "qwen3next"));
   fp.tensors = std::move(b.out);
 

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gguf/convert.h"
+#include "model/deepseek_config.h"
 #include "model/qwen3_next_rows.h"
 
 namespace razor::gguf {
@@ -30,6 +31,19 @@ constexpr map_row kLayerMap[] = {
     {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp.weight", gguf_relayout::none},
     {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp.weight", gguf_relayout::none},
     {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp.weight", gguf_relayout::none},
+    // deepseek2 (kv_b_proj: locate())
+    {"self_attn.q_a_proj.weight", "attn_q_a.weight", gguf_relayout::none},
+    {"self_attn.q_a_layernorm.weight", "attn_q_a_norm.weight", gguf_relayout::none},
+    {"self_attn.q_b_proj.weight", "attn_q_b.weight", gguf_relayout::none},
+    {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_a_mqa.weight", gguf_relayout::none},
+    {"self_attn.kv_a_layernorm.weight", "attn_kv_a_norm.weight", gguf_relayout::none},
+    {"mlp.gate.e_score_correction_bias", "exp_probs_b.bias", gguf_relayout::none},
+    {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp.weight", gguf_relayout::none},
+    {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp.weight", gguf_relayout::none},
+    {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp.weight", gguf_relayout::none},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", gguf_relayout::none},
+    {"mlp.up_proj.weight", "ffn_up.weight", gguf_relayout::none},
+    {"mlp.down_proj.weight", "ffn_down.weight", gguf_relayout::none},
     {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight", gguf_relayout::qkv_v_rows},
     {"linear_attn.in_proj_z.weight", "attn_gate.weight", gguf_relayout::head_rows},
     {"linear_attn.in_proj_b.weight", "ssm_beta.weight", gguf_relayout::head_rows_1},
@@ -72,6 +86,25 @@ bool is_qwen35(const model_config& cfg) {
 
 }  // namespace
 
+void split_kv_b(const float* hf, int64_t nh, int64_t nope, int64_t vd, int64_t kvl, float* k_b, float* v_b) {
+  for (int64_t h = 0; h < nh; ++h) {
+    const float* head = hf + h * (nope + vd) * kvl;
+    if (k_b)
+      for (int64_t c = 0; c < nope; ++c)
+        for (int64_t r = 0; r < kvl; ++r) k_b[(h * kvl + r) * nope + c] = head[c * kvl + r];
+    if (v_b) std::memcpy(v_b + h * vd * kvl, head + nope * kvl, size_t(vd * kvl) * sizeof(float));
+  }
+}
+
+void join_kv_b(const float* k_b, const float* v_b, int64_t nh, int64_t nope, int64_t vd, int64_t kvl, float* hf) {
+  for (int64_t h = 0; h < nh; ++h) {
+    float* head = hf + h * (nope + vd) * kvl;
+    for (int64_t c = 0; c < nope; ++c)
+      for (int64_t r = 0; r < kvl; ++r) head[c * kvl + r] = k_b[(h * kvl + r) * nope + c];
+    std::memcpy(head + nope * kvl, v_b + h * vd * kvl, size_t(vd * kvl) * sizeof(float));
+  }
+}
+
 gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
     : q35_(qwen35), has_output_(has_output) {
   n_k_ = cfg.linear_num_key_heads;
@@ -82,6 +115,13 @@ gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
   reorder_ = q35_ && !next_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
   llama_ = !qwen35 && is_mixtral(cfg);
   head_dim_ = cfg.head_dim;
+  if (is_deepseek(cfg.model_type) || is_deepseek(cfg.top_model_type))
+    if (auto ds = deepseek_dims_from_config(cfg); ds.ok()) {
+      kv_heads_ = cfg.num_heads;
+      kv_nope_ = ds->qk_nope;
+      kv_v_ = ds->v_head_dim;
+      kv_lora_ = ds->kv_lora_rank;
+    }
   if (reorder_) order_ = v_head_order(n_k_, n_v_);
 }
 
@@ -105,6 +145,8 @@ std::optional<gguf_location> gguf_layout::locate(const std::string& name) const 
   if (llama_ && (s == "self_attn.q_proj.weight" || s == "self_attn.k_proj.weight"))
     return gguf_location{p + (s == "self_attn.q_proj.weight" ? "attn_q.weight" : "attn_k.weight"),
                          gguf_relayout::rope_rows};
+  if (kv_heads_ > 0 && s == "self_attn.kv_b_proj.weight")
+    return gguf_location{p + "attn_k_b.weight", gguf_relayout::kv_b_split, p + "attn_v_b.weight"};
   if (llama_ && s == "block_sparse_moe.gate.weight") return gguf_location{p + "ffn_gate_inp.weight", gguf_relayout::none};
   if (next_ && s == "linear_attn.in_proj_ba.weight") return gguf_location{p + "ssm_ba.weight", gguf_relayout::none};
   if (next_ && (s == "linear_attn.in_proj_b.weight" || s == "linear_attn.in_proj_a.weight")) return std::nullopt;
@@ -145,7 +187,8 @@ std::vector<std::string> gguf_layout::imatrix_targets(const std::string& probe_n
   auto loc = locate(probe_name);
   if (!loc || probe_name.size() < 7 || probe_name.compare(probe_name.size() - 7, 7, ".weight") != 0) return {};
   // Only matrices have importance weights: a linear map's input statistics.
-  if (loc->how == gguf_relayout::minus_one || loc->how == gguf_relayout::a_log ||
+  // kv_b_split: attn_k_b and attn_v_b multiply other inputs than kv_b_proj's (the absorbed attention's).
+  if (loc->how == gguf_relayout::minus_one || loc->how == gguf_relayout::a_log || loc->how == gguf_relayout::kv_b_split ||
       loc->how == gguf_relayout::conv_v_rows || loc->tensor.find("_norm.") != std::string::npos)
     return {};
   return {loc->tensor};
@@ -210,6 +253,7 @@ status gguf_layout::to_hf(const gguf_location& loc, const std::string& name, flo
                           int64_t cols) const {
   const int64_t n = rows * cols;
   if (loc.how == gguf_relayout::rope_rows) return rope_rows(name, x, rows, cols, head_dim_, true);
+  if (loc.how == gguf_relayout::kv_b_split) return kv_b(name, x, n, true);
   if (loc.how == gguf_relayout::minus_one)
     for (int64_t i = 0; i < n; ++i) x[i] -= 1.0f;
   RAZOR_TRY(permute(loc, name, x, rows, cols, true));
@@ -222,11 +266,27 @@ status gguf_layout::to_gguf(const gguf_location& loc, const std::string& name, f
                             int64_t cols) const {
   const int64_t n = rows * cols;
   if (loc.how == gguf_relayout::rope_rows) return rope_rows(name, x, rows, cols, head_dim_, false);
+  if (loc.how == gguf_relayout::kv_b_split) return kv_b(name, x, n, false);
   if (loc.how == gguf_relayout::minus_one)
     for (int64_t i = 0; i < n; ++i) x[i] += 1.0f;
   if (loc.how == gguf_relayout::a_log)
     for (int64_t i = 0; i < n; ++i) x[i] = -std::exp(x[i]);
   return permute(loc, name, x, rows, cols, false);
+}
+
+}  // namespace razor::gguf
+
+namespace razor::gguf {
+
+status gguf_layout::kv_b(const std::string& name, float* x, int64_t n, bool to_hf) const {
+  const int64_t nh = kv_heads_, nope = kv_nope_, vd = kv_v_, kvl = kv_lora_;
+  if (nh <= 0 || n != nh * (nope + vd) * kvl)
+    return make_error(errc::shape_mismatch, name + ": " + std::to_string(n) + " values, not num_attention_heads x "
+                                                "(qk_nope_head_dim + v_head_dim) x kv_lora_rank");
+  std::vector<float> tmp(x, x + n);
+  if (to_hf) join_kv_b(tmp.data(), tmp.data() + nh * kvl * nope, nh, nope, vd, kvl, x);
+  else split_kv_b(tmp.data(), nh, nope, vd, kvl, x, x + nh * kvl * nope);
+  return {};
 }
 
 }  // namespace razor::gguf

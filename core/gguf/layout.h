@@ -18,6 +18,10 @@
 // split_parts says which rows each GGUF tensor holds (the allocator's sampling and round trips).
 //   rope_rows    llama (mixtral): attn_q / attn_k rows of each head interleaved for llama.cpp's adjacent-pair RoPE:
 //                GGUF row 2i + h of a head holds HF row h * head_dim/2 + i (h = 0, 1), as the converter permutes
+//   kv_b_split   deepseek2: kv_b_proj [n_head x (qk_nope + v_head_dim), kv_lora] becomes two tensors, attn_k_b (each
+//                head's k_nope rows transposed: ne {qk_nope, kv_lora, n_head}) and attn_v_b (its v rows as they are:
+//                ne {kv_lora, v_head_dim, n_head}); the GGUF values of the pair are attn_k_b's then attn_v_b's
+//                (split_kv_b), gguf_location::tensor2 names attn_v_b
 #pragma once
 #include <optional>
 #include <string>
@@ -29,11 +33,23 @@
 
 namespace razor::gguf {
 
-enum class gguf_relayout { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols, rope_rows };
+enum class gguf_relayout { none, minus_one, qkv_v_rows, head_rows, head_rows_1, a_log, conv_v_rows, head_cols, rope_rows,
+                           kv_b_split };
 
 struct gguf_location {
   std::string tensor;                      // GGUF tensor name ("blk.3.attn_qkv.weight")
   gguf_relayout how = gguf_relayout::none;
+  std::string tensor2;                     // kv_b_split: the second tensor (attn_v_b); empty otherwise
+};
+
+// DeepSeek's kv_b_proj hf [nh * (nope + vd), kvl] -> attn_k_b k_b [nh][kvl][nope] and attn_v_b v_b [nh][vd][kvl]
+// (either may be null), and back.
+void split_kv_b(const float* hf, int64_t nh, int64_t nope, int64_t vd, int64_t kvl, float* k_b, float* v_b);
+void join_kv_b(const float* k_b, const float* v_b, int64_t nh, int64_t nope, int64_t vd, int64_t kvl, float* hf);
+
+// deepseek2's attn_k_b / attn_v_b: row widths (ne[0]) and attn_k_b's value count (attn_v_b's follow in kv_b_split).
+struct kv_b_shape {
+  int64_t k_cols = 0, v_cols = 0, k_values = 0;
 };
 
 class gguf_layout {
@@ -70,13 +86,16 @@ class gguf_layout {
   status to_gguf(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols) const;
 
   bool reorders_v_heads() const { return reorder_; }
+  kv_b_shape kv_b_parts() const { return {kv_nope_, kv_lora_, kv_heads_ * kv_lora_ * kv_nope_}; }
 
  private:
+  status kv_b(const std::string& name, float* x, int64_t n, bool to_hf) const;
   status permute(const gguf_location& loc, const std::string& hf_name, float* x, int64_t rows, int64_t cols,
                  bool to_hf) const;
   bool q35_ = false, has_output_ = true, reorder_ = false;
   bool llama_ = false;  // mixtral -> llama: q/k rows interleaved per head, the router under block_sparse_moe
   bool next_ = false;   // qwen3_next -> qwen3next: qwen35moe's layout without the V-head reorder, ssm_ba
+  int64_t kv_heads_ = 0, kv_nope_ = 0, kv_v_ = 0, kv_lora_ = 0;  // deepseek2's kv_b_split (0: not deepseek2)
   int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0, head_dim_ = 0;
   std::vector<int64_t> order_;
 };

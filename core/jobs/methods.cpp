@@ -282,6 +282,8 @@ result<json> job_eval(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(o.targets_path, str_param(p, "targets", ""));
   RAZOR_ASSIGN_OR_RETURN(o.official_model, str_param(p, "official_model", ""));
   RAZOR_ASSIGN_OR_RETURN(o.sandbox.require_no_network, bool_param(p, "require_sandbox_netns", false));
+  RAZOR_ASSIGN_OR_RETURN(o.artifact, str_param(p, "artifact", ""));
+  RAZOR_ASSIGN_OR_RETURN(o.server_command, str_list_param(p, "server_command"));
   o.n = int(n);
   o.concurrency = int(conc);
   o.client.retries = int(retries);
@@ -588,7 +590,9 @@ const std::vector<method_def>& method_table() {
         opt("concurrency", I, "parallel requests"), opt("tag", S, "run tag"), opt("api_key", S, "API key"),
         opt("timeout_s", N, "request timeout"), opt("retries", I, "retries per request"),
         opt("targets", P, "targets file"), opt("official_model", S, "the official model's name in the targets"),
-        opt("require_sandbox_netns", B, false, "refuse to run code without a network namespace")},
+        opt("require_sandbox_netns", B, false, "refuse to run code without a network namespace"),
+        opt("artifact", P, "what the server serves (GGUF, checkpoint folder or recipe), fingerprinted into the provenance"),
+        opt("server_command", L, "the server's argv (the `serve` job's endpoint artifact), recorded in the provenance")},
        job_eval},
       {"slurm", "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
        {need("kind", S, "job kind").one_of({"quantize", "pack"}), need("model", P, "checkpoint"),

@@ -4,13 +4,14 @@
 #include <cstdio>
 
 #include "model/checkpoint.h"
+#include "model/deepseek_config.h"
 #include "model/json_value.h"
 
 namespace razor {
 
 namespace {
 
-enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, qwen3_next };
+enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next };
 
 family family_of(const model_config& c) {
   for (const std::string* mt : {&c.model_type, &c.top_model_type}) {
@@ -19,6 +20,7 @@ family family_of(const model_config& c) {
     if (*mt == "olmoe") return family::olmoe;
     if (*mt == "qwen2_moe") return family::qwen2_moe;
     if (*mt == "mixtral") return family::mixtral;
+    if (is_deepseek(*mt)) return family::deepseek;
     if (*mt == "qwen3_next") return family::qwen3_next;
   }
   return family::other;
@@ -115,6 +117,11 @@ struct checker {
       for (const char* k : {"attention_bias"})
         if (set_non_null(c, k))
           return bad(std::string(k) + " = true: " + c.model_type + " has no attention biases in the engine or llama.cpp");
+    if (f == family::deepseek) {  // MLA's keys, the dense layers, the router's groups
+      RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(c));
+      (void)ds;
+      return {};
+    }
     for (int64_t l = 0; l < c.num_layers; ++l)
       if (!c.layer_is_moe(l))
         return bad("layer " + std::to_string(l) + " is dense (mlp_only_layers / first_k_dense_replace / " +
@@ -173,7 +180,10 @@ struct checker {
     auto layer_norm = [](int64_t l) { return "layers." + std::to_string(l) + ".input_layernorm.weight"; };
     if (!s->tensor(layer_norm(c.num_layers - 1)))
       return bad(nl + ", but there is no " + layer_norm(c.num_layers - 1) + " (the model has fewer layers)");
-    if (auto extra = s->tensor(layer_norm(c.num_layers)))
+    // DeepSeek-V3 stores its multi-token-prediction layers after the last one (num_nextn_predict_layers); unused.
+    const bool mtp = f == family::deepseek && c.text.value("num_nextn_predict_layers", nlohmann::json(0)).is_number_integer() &&
+                     c.text.value("num_nextn_predict_layers", nlohmann::json(0)).get<int64_t>() > 0;
+    if (auto extra = s->tensor(layer_norm(c.num_layers)); extra && !mtp)
       return bad(nl + ", but " + extra->name + " exists (the model has more layers)");
 
     const bool next = f == family::qwen3_next;  // Qwen3-Next: Qwen3.5's layers, linear projections fused per key head
@@ -190,6 +200,7 @@ struct checker {
     const std::string vheads = kv("linear_num_value_heads", double(nv));
     const int64_t E = c.num_experts, ff = c.moe_intermediate_size, sff = c.shared_expert_intermediate_size;
     const std::string moe = kv("moe_intermediate_size", double(ff)) + ", " + kv("hidden_size", double(H));
+    if (f == family::deepseek) return deepseek_shapes();
     for (int l = 0; l < int(c.num_layers); ++l) {
       const std::string L = "layers." + std::to_string(l) + ".";
       RAZOR_TRY(expect(kv("hidden_size", double(H)), L + "input_layernorm.weight", {H}));
@@ -270,6 +281,70 @@ struct checker {
         RAZOR_TRY(expect(sh, L + "mlp.shared_expert.up_proj.weight", {sff, H}));
         RAZOR_TRY(expect(sh, L + "mlp.shared_expert.down_proj.weight", {H, sff}));
         RAZOR_TRY(expect(kv("hidden_size", double(H)), L + "mlp.shared_expert_gate.weight", {1, H}));
+      }
+    }
+    return {};
+  }
+
+  // DeepSeek-V2 / V3 / Kimi-K2 layers: MLA attention, the leading dense MLPs, the router with its score-correction
+  // bias (noaux_tc), the routed experts and the ungated shared experts.
+  status deepseek_shapes() const {
+    RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(c));
+    const int64_t H = c.hidden_size, nh = c.num_heads, E = c.num_experts, ff = c.moe_intermediate_size;
+    const std::string hk = kv("hidden_size", double(H));
+    auto key = [&](const char* k, int64_t v) { return (c.nested ? "text_config." : "") + std::string(k) + " = " + std::to_string(v); };
+    const std::string qk = kv("num_attention_heads", double(nh)) + ", " + key("qk_nope_head_dim", ds.qk_nope) + ", " +
+                           key("qk_rope_head_dim", ds.qk_rope);
+    const std::string kvl = key("kv_lora_rank", ds.kv_lora_rank);
+    for (int l = 0; l < int(c.num_layers); ++l) {
+      const std::string L = "layers." + std::to_string(l) + ".", A = L + "self_attn.";
+      RAZOR_TRY(expect(hk, L + "input_layernorm.weight", {H}));
+      RAZOR_TRY(expect(hk, L + "post_attention_layernorm.weight", {H}));
+      if (ds.q_lora_rank > 0) {
+        const std::string ql = key("q_lora_rank", ds.q_lora_rank);
+        RAZOR_TRY(expect(ql + ", " + hk, A + "q_a_proj.weight", {ds.q_lora_rank, H}));
+        RAZOR_TRY(expect(ql, A + "q_a_layernorm.weight", {ds.q_lora_rank}));
+        RAZOR_TRY(expect(qk + ", " + ql, A + "q_b_proj.weight", {nh * ds.qk_head_dim(), ds.q_lora_rank}));
+      } else {
+        RAZOR_TRY(expect(qk + ", " + hk, A + "q_proj.weight", {nh * ds.qk_head_dim(), H}));
+      }
+      RAZOR_TRY(expect(kvl + ", " + key("qk_rope_head_dim", ds.qk_rope) + ", " + hk, A + "kv_a_proj_with_mqa.weight",
+                       {ds.kv_lora_rank + ds.qk_rope, H}));
+      RAZOR_TRY(expect(kvl, A + "kv_a_layernorm.weight", {ds.kv_lora_rank}));
+      RAZOR_TRY(expect(kv("num_attention_heads", double(nh)) + ", " + key("qk_nope_head_dim", ds.qk_nope) + ", " +
+                           key("v_head_dim", ds.v_head_dim) + ", " + kvl,
+                       A + "kv_b_proj.weight", {nh * (ds.qk_nope + ds.v_head_dim), ds.kv_lora_rank}));
+      RAZOR_TRY(expect(kv("num_attention_heads", double(nh)) + ", " + key("v_head_dim", ds.v_head_dim) + ", " + hk,
+                       A + "o_proj.weight", {H, nh * ds.v_head_dim}));
+      if (l < ds.first_dense) {
+        const std::string dn = kv("intermediate_size", double(ds.dense_ff)) + ", " + hk + " (first_k_dense_replace = " +
+                               std::to_string(ds.first_dense) + ")";
+        RAZOR_TRY(expect(dn, L + "mlp.gate_proj.weight", {ds.dense_ff, H}));
+        RAZOR_TRY(expect(dn, L + "mlp.up_proj.weight", {ds.dense_ff, H}));
+        RAZOR_TRY(expect(dn, L + "mlp.down_proj.weight", {H, ds.dense_ff}));
+        continue;
+      }
+      RAZOR_TRY(expect(kv("num_experts", double(E)) + ", " + hk, L + "mlp.gate.weight", {E, H}));
+      const auto bias = s->tensor(L + "mlp.gate.e_score_correction_bias");
+      if (ds.score_bias && !bias)
+        return bad("topk_method noaux_tc, but layer " + std::to_string(l) + " has no mlp.gate.e_score_correction_bias");
+      if (bias) RAZOR_TRY(compare(kv("num_experts", double(E)), *bias, {E}));
+      const std::string moe = kv("moe_intermediate_size", double(ff)) + ", " + hk;
+      for (int e = 0; e < int(E); ++e)
+        for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+          auto t = s->expert(l, e, p);
+          if (!t)
+            return bad(kv("num_experts", double(E)) + ", but layer " + std::to_string(l) + " has no " +
+                       std::string(proj_name(p)) + " matrix for expert " + std::to_string(e));
+          RAZOR_TRY(compare(moe, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
+        }
+      const int64_t sff = ff * ds.n_shared;
+      const auto sg = s->tensor(L + "mlp.shared_experts.gate_proj.weight");
+      if (sff > 0 || sg) {
+        const std::string sh = kv("moe_intermediate_size", double(ff)) + " x " + kv("n_shared_experts", double(ds.n_shared)) + ", " + hk;
+        RAZOR_TRY(expect(sh, L + "mlp.shared_experts.gate_proj.weight", {sff, H}));
+        RAZOR_TRY(expect(sh, L + "mlp.shared_experts.up_proj.weight", {sff, H}));
+        RAZOR_TRY(expect(sh, L + "mlp.shared_experts.down_proj.weight", {H, sff}));
       }
     }
     return {};

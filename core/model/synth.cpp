@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "model/adapter.h"
+#include "model/deepseek_config.h"
 #include "model/safetensors.h"
 #include "util/atomic_file.h"
 #include "util/numeric.h"
@@ -24,7 +25,8 @@ constexpr uint64_t kMaxSynthParams = uint64_t(1) << 42;
 // Families whose Hub checkpoints store every expert's matrices apart (experts.E.gate_proj / w1): synth writes them
 // so whatever fused_experts says.
 static bool hub_per_expert(const adapter_def& a) {
-  return a.name == "mixtral" || a.name == "olmoe" || a.name == "qwen2_moe" || a.name == "qwen3_next";
+  return a.name == "mixtral" || a.name == "olmoe" || a.name == "qwen2_moe" || a.name == "deepseek_v3" ||
+         a.name == "qwen3_next";
 }
 
 result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_options& opt) {
@@ -54,7 +56,28 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
     const std::string p = pre + "layers." + std::to_string(l) + ".";
     const I norm_init = zero_centred_norms ? I::small : I::ones;
     add(p + "input_layernorm.weight", {H}, norm_init);
-    if (qwen35 && c.layer_is_linear_attention(l)) {
+    if (a.name == "deepseek_v3") {  // MLA (model/deepseek_config.h)
+      RAZOR_ASSIGN_OR_RETURN(deepseek_dims ds, deepseek_dims_from_config(c));
+      const std::string sa = p + "self_attn.";
+      if (ds.q_lora_rank > 0) {
+        add(sa + "q_a_proj.weight", {ds.q_lora_rank, H});
+        add(sa + "q_a_layernorm.weight", {ds.q_lora_rank}, norm_init);
+        add(sa + "q_b_proj.weight", {nh * ds.qk_head_dim(), ds.q_lora_rank});
+      } else {
+        add(sa + "q_proj.weight", {nh * ds.qk_head_dim(), H});
+      }
+      add(sa + "kv_a_proj_with_mqa.weight", {ds.kv_lora_rank + ds.qk_rope, H});
+      add(sa + "kv_a_layernorm.weight", {ds.kv_lora_rank}, norm_init);
+      add(sa + "kv_b_proj.weight", {nh * (ds.qk_nope + ds.v_head_dim), ds.kv_lora_rank});
+      add(sa + "o_proj.weight", {H, nh * ds.v_head_dim});
+      if (c.layer_is_moe(l) && ds.score_bias) add(p + "mlp.gate.e_score_correction_bias", {c.num_experts}, I::small);
+      if (c.layer_is_moe(l) && ds.n_shared > 0) {
+        const int64_t S = c.moe_intermediate_size * ds.n_shared;
+        add(p + "mlp.shared_experts.down_proj.weight", {H, S});
+        add(p + "mlp.shared_experts.gate_proj.weight", {S, H});
+        add(p + "mlp.shared_experts.up_proj.weight", {S, H});
+      }
+    } else if (qwen35 && c.layer_is_linear_attention(l)) {
       const int64_t nk = c.linear_num_key_heads, nv = c.linear_num_value_heads;
       const int64_t dk = c.linear_key_head_dim, dv = c.linear_value_head_dim;
       const int64_t conv_dim = 2 * nk * dk + nv * dv;

@@ -51,9 +51,21 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
                                                     " in layer " + std::to_string(L - 1));
   if (errs && (errs->n_layers != L || errs->n_experts != E))
     return make_error(errc::invalid_argument, "error table and probe disagree on layers x experts");
+  // Layers without routed experts (DeepSeek's first_k_dense_replace): their L x E entries are placeholders that
+  // cost nothing and are not counted in the budget.
+  std::vector<bool> real(st.size(), true);
+  int first_moe = -1;
+  for (int l = 0; l < L; ++l) {
+    const bool moe = ck.config().layer_is_moe(l) || ck.config().num_experts == 0;
+    if (moe && first_moe < 0) first_moe = l;
+    for (int e = 0; e < E && !moe; ++e) real[st.idx(l, e)] = false;
+  }
+  if (first_moe < 0) return make_error(errc::invalid_argument, "the model has no layer with routed experts");
+  const size_t n_real = size_t(std::count(real.begin(), real.end(), true));
   int64_t p_proj[kProjs];
   for (int p = 0; p < kProjs; ++p) {
-    auto v = ck.expert_matrix(0, 0, kProjOf[p]);
+    auto v = ck.expert_matrix(first_moe, 0, kProjOf[p]);
+    if (!v) return make_error(errc::invalid_argument, "no expert 0 in layer " + std::to_string(first_moe));
     p_proj[p] = v->n_rows * v->n_cols;
   }
   const double p_expert = double(p_proj[0] + p_proj[1] + p_proj[2]);
@@ -98,7 +110,7 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
   if (rit == fp_min.by_role.end() || rit->second.params_quantized == 0)
     return make_error(errc::invalid_argument, "the base recipe quantizes no routed expert");
   const double p_routed = double(rit->second.params_quantized);
-  if (std::abs(p_routed - p_expert * double(st.size())) > 0.5)
+  if (std::abs(p_routed - p_expert * double(n_real)) > 0.5)
     return make_error(errc::invalid_argument,
                       "the base recipe keeps or overrides some routed experts; expert_bits would not govern them all");
   const double fixed_bits = fp_min.all.packed_bits() - rit->second.weight_bits;
@@ -162,23 +174,23 @@ result<allocation> allocate(const checkpoint& ck, const recipe& base, const allo
       if (!opt.per_projection) {
         solver_item it;
         for (double b : cbits) {
-          it.cost.push_back(b);
-          it.damage.push_back(dm->salience[i] * (dm->rel_gu[i * nb + bi(b)] + dm->rel_dn[i * nb + bi(b)]));
+          it.cost.push_back(real[i] ? b : 0.0);
+          it.damage.push_back(real[i] ? dm->salience[i] * (dm->rel_gu[i * nb + bi(b)] + dm->rel_dn[i * nb + bi(b)]) : 0.0);
         }
         items.push_back(std::move(it));
       } else {
         solver_item gu, dn;
         for (double b : cbits) {
-          gu.cost.push_back(b * f_gu);
-          gu.damage.push_back(dm->salience[i] * dm->rel_gu[i * nb + bi(b)]);
-          dn.cost.push_back(b * f_dn);
-          dn.damage.push_back(dm->salience[i] * dm->rel_dn[i * nb + bi(b)]);
+          gu.cost.push_back(real[i] ? b * f_gu : 0.0);
+          gu.damage.push_back(real[i] ? dm->salience[i] * dm->rel_gu[i * nb + bi(b)] : 0.0);
+          dn.cost.push_back(real[i] ? b * f_dn : 0.0);
+          dn.damage.push_back(real[i] ? dm->salience[i] * dm->rel_dn[i * nb + bi(b)] : 0.0);
         }
         items.push_back(std::move(gu));
         items.push_back(std::move(dn));
       }
     }
-    const double budget_units = budget_bits * double(st.size());
+    const double budget_units = budget_bits * double(n_real);
     auto s = solve_budget(items, budget_units, opt.solver);
     if (!s.ok()) return s.error();
     sr = std::move(*s);

@@ -109,10 +109,13 @@ result<error_table> measure_errors(const checkpoint& ck, const alloc_stats& st, 
   t.ref.assign(n, 0.0);
   t.werr.assign(n, 0.0);
   t.wref.assign(n, 0.0);
+  // The first layer with experts (DeepSeek's leading dense layers have none: their entries stay zero).
+  int first_moe = 0;
+  while (first_moe + 1 < st.n_layers && !ck.config().layer_is_moe(first_moe)) ++first_moe;
   for (int p = 0; p < kProjs; ++p) {
-    auto v = ck.expert_matrix(0, 0, kProjOf[p]);
+    auto v = ck.expert_matrix(first_moe, 0, kProjOf[p]);
     if (!v) return make_error(errc::not_found, ck.dir() + ": no routed expert " + std::string(proj_name(kProjOf[p])) +
-                                                   " matrix for layer 0 expert 0");
+                                                   " matrix for layer " + std::to_string(first_moe) + " expert 0");
     t.params[p] = v->n_rows * v->n_cols;
   }
   std::atomic<int> done{0};
@@ -128,7 +131,7 @@ result<error_table> measure_errors(const checkpoint& ck, const alloc_stats& st, 
         std::vector<double> m;
         for (size_t it = b0; it < b1 && !cancelled.load(); ++it) {
           const int L = int(it / size_t(st.n_experts)), e = int(it % size_t(st.n_experts));
-          for (int p = 0; p < kProjs; ++p) {
+          for (int p = 0; p < kProjs && ck.config().layer_is_moe(L); ++p) {
             auto v = ck.expert_matrix(L, e, kProjOf[p]);
             status s;
             if (!v) {

@@ -331,7 +331,23 @@ import_result import_result_file(const std::string& path) {
                                                                      : doc.error().message();
     return out;
   }
-  return import_result_json(*doc, path);
+  out = import_result_json(*doc, path);
+  if (out.ok() && doc->contains("provenance") && (*doc)["provenance"].is_object()) {
+    auto prov = std::make_shared<const json>((*doc)["provenance"]);
+    for (auto& r : out.results) r.provenance = prov;
+  }
+  const std::string side = samples_path_for(path);
+  std::error_code ec;
+  if (!out.ok() || side.empty() || !std::filesystem::exists(side, ec)) return out;
+  auto samples = read_sample_outcomes(side);
+  if (!samples.ok()) {
+    out.note = "per-sample records not used: " + samples.error().message();
+    return out;
+  }
+  for (auto& r : out.results)
+    if (auto it = samples->find(r.bench); it != samples->end())
+      r.samples = std::make_shared<const std::map<std::string, bool>>(std::move(it->second));
+  return out;
 }
 
 // ---- statistics ------------------------------------------------------------------------------------------------
@@ -392,6 +408,14 @@ bench_comparison compare_results(const bench_result* base, const bench_result* c
     return c;
   }
   c.z = two_proportion_z(base->acc, base->n, cand->acc, cand->n);
+  std::string paired_why;
+  if (base->samples && cand->samples) {
+    c.paired = mcnemar(*base->samples, *cand->samples);
+    paired_why = "; paired over " + std::to_string(c.paired->n) + " common items: " +
+                 std::to_string(c.paired->only_candidate) + " right only in the candidate, " +
+                 std::to_string(c.paired->only_baseline) + " only in the baseline, McNemar exact p = " +
+                 strformat("%.3g", c.paired->p);
+  }
   int nfb = base->n_finished.value_or(0), nfc = cand->n_finished.value_or(0);
   if (c.delta_finished && nfb > 0 && nfc > 0) c.z_finished = two_proportion_z(*base->acc_finished, nfb, *cand->acc_finished, nfc);
   if (std::abs(c.z) < kZ95) {
@@ -411,7 +435,38 @@ bench_comparison compare_results(const bench_result* base, const bench_result* c
             (c.z_finished ? ", also among finished generations (z = " + fmt_z(*c.z_finished) + ")"
                          : std::string(", no finished-only accuracy to tell truncation apart"));
   }
+  c.why += paired_why;
+  if (auto diff = provenance_differences(*base, *cand); !diff.empty()) {
+    std::string list;
+    for (auto& d : diff) list += (list.empty() ? "" : ", ") + d;
+    c.why += "; measured differently: " + list;
+  }
   return c;
+}
+
+std::vector<std::string> provenance_differences(const bench_result& a, const bench_result& b) {
+  std::vector<std::string> out;
+  if (!a.provenance || !b.provenance) return out;
+  const json &pa = *a.provenance, &pb = *b.provenance;
+  auto at = [](const json& j, const json::json_pointer& ptr) { return j.contains(ptr) ? j.at(ptr) : json(); };
+  for (const char* key : {"/razor_version", "/budget", "/think"})
+    if (at(pa, json::json_pointer(key)) != at(pb, json::json_pointer(key))) out.push_back(std::string(key + 1));
+  const std::string ds = "/datasets/" + a.bench;
+  if (at(pa, json::json_pointer(ds + "/sha256")) != at(pb, json::json_pointer(ds + "/sha256")))
+    out.push_back(a.bench + " data file");
+  if (at(pa, json::json_pointer(ds + "/n")) != at(pb, json::json_pointer(ds + "/n"))) out.push_back(a.bench + " questions");
+  // The server's flags: the argv with the artifact's path (the model) left out.
+  auto flags = [&at](const json& p) {
+    json argv = p.contains("server_command") ? p["server_command"] : json::array();
+    const json path = at(p, json::json_pointer("/artifact/path"));
+    const std::string model = path.is_string() ? path.get<std::string>() : "";
+    json keep = json::array();
+    for (auto& x : argv)
+      if (!(x.is_string() && !model.empty() && x.get<std::string>() == model)) keep.push_back(x);
+    return keep;
+  };
+  if (flags(pa) != flags(pb)) out.push_back("server flags");
+  return out;
 }
 
 // ---- the validation gate ---------------------------------------------------------------------------------------

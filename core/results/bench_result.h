@@ -18,6 +18,8 @@
 // as a whole with a message naming the file and the key. The seed's "<tag>_dbg.json" companions
 // (per-question {gold, parsed, tail} lists) are recognised and rejected as "not a result file".
 #pragma once
+#include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "results/benchmarks.h"
+#include "results/paired.h"
 
 namespace razor::results {
 
@@ -48,12 +51,18 @@ struct bench_result {
   std::string source;                 // file it came from
   schema_variant variant = schema_variant::eval8;
   bool higher_is_better = true;
+  // id -> correct from the per-sample side file ("<file>.samples.jsonl", results/paired.h) when there is one:
+  // two runs that both have it are compared item by item (McNemar) as well.
+  std::shared_ptr<const std::map<std::string, bool>> samples;
+  // The file's "provenance" (`razor eval` results, eval/provenance.h): what was measured; null when absent.
+  std::shared_ptr<const nlohmann::json> provenance;
   bool is_proportion() const { return higher_is_better && n > 0; }
 };
 
 struct import_result {
   std::vector<bench_result> results;
   std::string error;  // empty on success: "gpqa_n: expected a non-negative integer, got \"x\""
+  std::string note;   // a side file of per-sample records that could not be read (the summary still imports)
   bool ok() const { return error.empty(); }
 };
 
@@ -94,10 +103,16 @@ struct bench_comparison {
   double delta = 0;                     // candidate - baseline, points
   std::optional<double> delta_finished;  // on acc_finished, when both have it
   double z = 0;                         // two-proportion z on acc
+  std::optional<paired_test> paired;     // McNemar on the items both runs graded, when both have samples
   std::optional<double> z_finished;      // on acc_finished over n_finished
   std::string why;                      // one sentence for tooltips and the CSV
 };
 bench_comparison compare_results(const bench_result* baseline, const bench_result* candidate);
+
+// What two results' provenance records disagree on beyond the model (the endpoint, the served name and the
+// artifact are the model): razor's version, the budget, this benchmark's data file (SHA-256 and questions), the
+// server's flags other than its model path. Empty when they agree or either has no record.
+std::vector<std::string> provenance_differences(const bench_result& a, const bench_result& b);
 
 // ---- the validation gate -------------------------------------------------------------------------------------
 // resources/results/official_targets.json: {"gate_points":2.0,"targets":[{"model","label","source",

@@ -37,8 +37,8 @@ struct benchmark_info {
   X(hle,         "HLE (no tools)",     "",                "",                 "",     "knowledge",  true,  500, "id, question, answer, answer_type (multipleChoice|exactMatch), image (rows with one are skipped)") \
   X(bbeh,        "BBEH",               "",                "",                 "",     "reasoning",  true,  120, "input, target") \
   X(aime,        "AIME",               "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
-  X(aime2026,    "AIME 2026",          "",                "",                 "",     "math",       true,    0, "") \
-  X(hmmt,        "HMMT",               "",                "",                 "",     "math",       true,    0, "") \
+  X(aime2026,    "AIME 2026",          "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
+  X(hmmt,        "HMMT",               "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
   X(math500,     "MATH-500",           "",                "",                 "",     "math",       true,  120, "problem, answer; unique_id") \
   X(gsm8k,       "GSM8K",              "",                "",                 "",     "math",       true,  200, "question, answer (solution ending '#### <number>')") \
   X(lcb,         "LiveCodeBench v6",   "",                "",                 "",     "code",       true,    0, "") \

@@ -80,9 +80,9 @@ struct staging_set {
     RZ_CU(cudaGetDevice(&dev), "cudaGetDevice");
     if (dev != device || in_bytes > in_cap || out_bytes > out_cap || (need_pin_in && !pinned_in) ||
         (need_pin_out && !pinned_out)) {
-      release();
-      in_bytes = std::max(in_bytes, in_cap);
+      in_bytes = std::max(in_bytes, in_cap);  // never smaller than before: callers alternate sizes
       out_bytes = std::max(out_bytes, out_cap);
+      release();
       for (int i = 0; i < 2; ++i) {
         if (need_pin_in) RZ_CU(cudaHostAlloc(&pin_in[i], in_bytes, cudaHostAllocDefault), "cudaHostAlloc");
         if (need_pin_out) RZ_CU(cudaHostAlloc(&pin_out[i], out_bytes, cudaHostAllocDefault), "cudaHostAlloc");

@@ -1,9 +1,11 @@
-// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, qwen3_next): what it refuses. Their forward
+// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next): what it
+// refuses, DeepSeek's group-limited routing and kv_b_proj split and Qwen3-Next's fused-projection split by hand. Their forward
 // against llama.cpp is tests/engine/test_llamacpp_logits.cpp's. The GPU engine implements only the two Qwen3
 // families: asked for by name, the GPU path refuses the others naming the family; chosen automatically, the CPU
 // runs them. Options of a family that neither the engine nor llama.cpp implements are refused by name.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -12,6 +14,7 @@
 
 #include "common/test_util.h"
 #include "engine/model_runner.h"
+#include "gguf/convert.h"
 #include "gguf/layout.h"
 #include "model/checkpoint.h"
 #include "model/qwen3_next_rows.h"
@@ -49,7 +52,7 @@ TEST(EngineFamilies, GpuPathRefusesFamiliesItDoesNotImplement) {
   const std::string saved = env ? env : "";
   ::unsetenv("RAZOR_ENGINE");
   razor::test::scratch_dir s("families-gpu");
-  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "qwen3_next"}) {
+  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next"}) {
     const status asked = run_forward(family_config(family), s, std::string(family) + "-cuda", engine::backend::cuda);
     ASSERT_FALSE(asked.ok()) << family;
     EXPECT_NE(asked.to_string().find(std::string("model_type ") + family), std::string::npos) << asked.to_string();
@@ -121,4 +124,101 @@ TEST(EngineFamilies, Qwen3NextSplitsFusedProjectionsPerKeyHead) {
   // head dims 2 (q/k) and 3 (v/z), one value head per key head: group of 2+2+3+3 = 10 rows
   const std::vector<int64_t> wide = qkvz_split_rows(2, 2, 2, 3);
   EXPECT_EQ(wide, (std::vector<int64_t>{0, 1, 10, 11, 2, 3, 12, 13, 4, 5, 6, 14, 15, 16, 7, 8, 9, 17, 18, 19}));
+}
+
+// DeepSeek-V3's router by hand: 8 experts in 4 groups of 2, the best 2 groups (by the sum of their two choice
+// scores, sigmoid + bias), the top 2 experts of those; weights = the sigmoid scores (no bias) renormalised, times
+// routed_scaling_factor.
+TEST(EngineFamilies, DeepseekGroupLimitedRouting) {
+  engine::model_dims d;
+  d.a = engine::arch::deepseek;
+  d.n_experts = 8;
+  d.top_k = 2;
+  d.norm_topk = true;
+  d.ds.sigmoid = true;
+  d.ds.n_group = 4;
+  d.ds.topk_group = 2;
+  d.ds.routed_scale = 2.5;
+  // sigmoid(0) = 0.5, sigmoid(2) = 0.881, sigmoid(-2) = 0.119, sigmoid(1) = 0.731
+  const float logits[8] = {2, -2, /*g1*/ 1, 1, /*g2*/ 0, 0, /*g3*/ -2, 1.5f};
+  // bias lifts expert 1 (group 0 sums 0.881 + 0.119 + 0.9) and sinks expert 3
+  const std::vector<float> bias = {0, 0.9f, 0, -0.9f, 0, 0, 0, 0};
+  // group scores: g0 1.9, g1 0.562, g2 1.0, g3 0.937 -> groups 0 and 2
+  int32_t ids[2];
+  float wts[2];
+  engine::deepseek_route(d, bias, logits, ids, wts);
+  EXPECT_EQ(ids[0], 1);  // choice 0.119 + 0.9 = 1.019
+  EXPECT_EQ(ids[1], 0);  // 0.881
+  const float s0 = 1.0f / (1.0f + std::exp(-2.0f)), s1 = 1.0f / (1.0f + std::exp(2.0f));
+  // Float rounding of sigmoid and the sum: a few ulps.
+  constexpr float k_tol = 1e-6f;
+  EXPECT_NEAR(wts[0], 2.5f * s1 / (s0 + s1), k_tol);
+  EXPECT_NEAR(wts[1], 2.5f * s0 / (s0 + s1), k_tol);
+}
+
+// kv_b_proj [heads x (nope + v), kv_lora] -> attn_k_b (per head, k_nope rows transposed) and attn_v_b (v rows), and
+// back: 2 heads, nope 2, v 1, kv_lora 3.
+TEST(EngineFamilies, DeepseekKvBSplitsPerHead) {
+  std::vector<float> hf(2 * 3 * 3);
+  for (size_t i = 0; i < hf.size(); ++i) hf[i] = float(i);  // row r of head h: h*9 + r*3 + {0, 1, 2}
+  std::vector<float> kb(2 * 3 * 2), vb(2 * 1 * 3), back(hf.size());
+  gguf::split_kv_b(hf.data(), 2, 2, 1, 3, kb.data(), vb.data());
+  // head 1, kv_lora row 2, nope column 1 = HF row (1*3 + 1), column 2 = 14
+  EXPECT_EQ(kb[(1 * 3 + 2) * 2 + 1], 14.0f);
+  EXPECT_EQ(kb[(0 * 3 + 1) * 2 + 0], 1.0f);
+  EXPECT_EQ(vb, (std::vector<float>{6, 7, 8, 15, 16, 17}));
+  gguf::join_kv_b(kb.data(), vb.data(), 2, 2, 1, 3, back.data());
+  EXPECT_EQ(back, hf);
+}
+
+// DeepSeek-V3 as the Hub ships it: FP8 E4M3 weights with 128 x 128 block scales (decoded by the checkpoint reader).
+TEST(EngineFamilies, DeepseekFp8SourceRuns) {
+  razor::test::scratch_dir s("families-fp8");
+  synth_options so;
+  so.dt = dtype::f8_e4m3;
+  ASSERT_TRUE(synth_checkpoint(family_config("deepseek_v3"), s / "fp8", so).ok());
+  auto ck = checkpoint::open(s / "fp8");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  ASSERT_NE(ck->find_text("layers.1.self_attn.kv_b_proj.weight_scale_inv"), nullptr);
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  bool finite = true;
+  const status st = engine::forward(*wp, *d, {{1, 2, 3, 4, 5}}, [&](size_t, size_t n, const float* l) {
+    for (size_t i = 0; i < n * size_t(d->vocab); ++i) finite = finite && std::isfinite(l[i]);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  EXPECT_TRUE(finite);
+}
+
+// What llama.cpp's deepseek2 would run differently is refused by pack, naming the key; the engine runs it.
+TEST(EngineFamilies, DeepseekPackRefusesWhatLlamaCppRunsDifferently) {
+  razor::test::scratch_dir s("families-ds-refused");
+  struct edit {
+    const char* name;
+    nlohmann::json patch;  // merged into deepseek_v2.json
+    const char* why;
+  };
+  for (const edit& e : {edit{"lite", {{"q_lora_rank", nullptr}}, "q_lora_rank is null"},
+                        edit{"groups", {{"n_group", 4}, {"topk_group", 2}, {"topk_method", "group_limited_greedy"}},
+                             "group_limited_greedy"},
+                        edit{"all-groups", {{"n_group", 4}, {"topk_group", 4}, {"topk_method", "noaux_tc"}},
+                             "must be below n_group"},
+                        edit{"greedy-groups", {{"n_group", 4}, {"topk_group", 2}}, "greedy ignores the groups"}}) {
+    auto cfg = family_config("deepseek_v2");
+    cfg.merge_patch(e.patch);
+    const std::string dir = s / e.name;
+    synth_options so;
+    so.sparse = true;
+    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
+    auto ck = checkpoint::open(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
+    ASSERT_FALSE(plan.ok()) << e.name;
+    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
+    EXPECT_NE(plan.error().to_string().find("deepseek2"), std::string::npos) << plan.error().to_string();
+    auto wp = engine::checkpoint_weights(*ck);
+    EXPECT_TRUE(engine::dims_for(*wp).ok()) << e.name;
+  }
 }

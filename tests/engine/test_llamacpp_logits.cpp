@@ -228,4 +228,7 @@ TEST(llamacpp_logits, qwen3_5_moe) { check_fixture("tiny-qwen3-5-moe"); }
 TEST(llamacpp_logits, olmoe_synthetic) { check_fixture("olmoe", true); }
 TEST(llamacpp_logits, qwen2_moe_synthetic) { check_fixture("qwen2_moe", true); }
 TEST(llamacpp_logits, mixtral_synthetic) { check_fixture("mixtral", true); }
+TEST(llamacpp_logits, deepseek_v3_synthetic) { check_fixture("deepseek_v3", true); }
+TEST(llamacpp_logits, deepseek_v2_synthetic) { check_fixture("deepseek_v2", true); }
+TEST(llamacpp_logits, kimi_k2_synthetic) { check_fixture("kimi_k2", true); }
 TEST(llamacpp_logits, qwen3_next_synthetic) { check_fixture("qwen3_next", true); }

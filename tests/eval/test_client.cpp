@@ -13,6 +13,8 @@
 #include "eval/runner.h"
 #include "eval/fake_server.h"
 #include "results/bench_result.h"  // the workbench importer (razor_results): our schema must load there
+#include "eval/provenance.h"
+#include "util/sha256.h"
 
 using namespace razor::results;
 
@@ -185,6 +187,16 @@ TEST(CliEval, EndToEndAndResume) {
   EXPECT_EQ(res["mmlu_pro_trunc"], 1);
   EXPECT_EQ(res["gate"]["mmlu_pro"]["state"], "not gated");
   EXPECT_DOUBLE_EQ(res["gate"]["mmlu_pro"]["official"].get<double>(), 86.7);
+  // Provenance: the data file's SHA-256 (computed here independently) and what the run was asked.
+  const json& prov = res["provenance"];
+  EXPECT_EQ(prov["razor_version"], RAZOR_VERSION);
+  EXPECT_EQ(prov["budget"], 64);
+  EXPECT_EQ(prov["served_model"], "Qwen/Qwen3.5-122B-A10B");
+  auto digest = razor::sha256_file((dir / "mmlu_pro.jsonl").string());
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(prov["datasets"]["mmlu_pro"]["sha256"], *digest);
+  EXPECT_EQ(prov["datasets"]["mmlu_pro"]["n"], 3);
+  EXPECT_FALSE(prov.contains("artifact"));  // no --artifact given
 
   // Per-sample side file.
   std::ifstream sf(samples_path(out));
@@ -241,3 +253,21 @@ TEST(CliEval, UnreachableEndpointKeepsNothingAndSaysWhy) {
   EXPECT_FALSE(std::filesystem::exists(out));
 }
 #endif
+
+// --artifact: a file's SHA-256; a checkpoint folder's shards by size, header and first / last MiB of data.
+TEST(EvalProvenance, ArtifactFingerprints) {
+  const std::string model = std::string(RAZOR_SOURCE_DIR_T) + "/resources/models/tiny-qwen3-moe";
+  auto ck = razor::eval::artifact_fingerprint(model);
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  ASSERT_EQ((*ck)["shards"].size(), 1u);
+  const json& sh = (*ck)["shards"][0];
+  EXPECT_EQ(sh["name"], "model.safetensors");
+  EXPECT_EQ(sh["bytes"], std::filesystem::file_size(model + "/model.safetensors"));
+  EXPECT_EQ(sh["header_sha256"].get<std::string>().size(), 64u);
+  auto cfg = razor::eval::artifact_fingerprint(model + "/config.json");
+  ASSERT_TRUE(cfg.ok());
+  EXPECT_EQ((*cfg)["sha256"], *razor::sha256_file(model + "/config.json"));
+  auto missing = razor::eval::artifact_fingerprint(model + "/nope.gguf");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("nope.gguf"), std::string::npos) << missing.error().message();
+}

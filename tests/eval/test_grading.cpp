@@ -112,6 +112,19 @@ TEST(Grading, AimeMath500) {
   EXPECT_FALSE(grade_of("math500", m, "\\boxed{0.5}").correct);  // string forms differ, as the seed
 }
 
+// The seed's newer math sets (MathArena aime_2026, hmmt_feb_2025): AIME's loader and grader with MATH-500's
+// prompt ("put the final answer in \\boxed{}", not "integer answer"): HMMT answers are expressions.
+TEST(Grading, Aime2026Hmmt) {
+  auto a = item_of("aime2026", {{"problem", "Find n."}, {"answer", "277"}, {"id", "2026-I-3"}});
+  EXPECT_EQ(a.id, "2026-I-3");
+  EXPECT_NE(a.prompt.find("put the final answer in \\boxed{}"), std::string::npos) << a.prompt;
+  EXPECT_TRUE(grade_of("aime2026", a, "</think>\\boxed{277}").correct);
+  EXPECT_FALSE(grade_of("aime2026", a, "</think>\\boxed{276}").correct);
+  auto h = item_of("hmmt", {{"problem", "Compute x."}, {"answer", "\\frac{9}{4}"}});
+  EXPECT_TRUE(grade_of("hmmt", h, "</think>so x = \\boxed{\\frac{9}{4}}").correct);
+  EXPECT_FALSE(grade_of("hmmt", h, "</think>\\boxed{2}").correct);
+}
+
 TEST(Grading, Gsm8k) {
   auto it = item_of("gsm8k", {{"question", "q"}, {"answer", "work\n#### 1,024"}});
   EXPECT_EQ(it.gold, "1024");

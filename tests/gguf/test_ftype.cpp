@@ -396,6 +396,12 @@ TEST_F(FtypeVsLlama, Qwen3NextFamily) {
   compare_all(write_f32(family_model("qwen3_next"), "family-qwen3_next"), llama, mode::dry_run);
 }
 
+// DeepSeek-V3 (deepseek2): MLA's attn_k_b / attn_v_b and the leading dense layer's ffn_* among the counters.
+TEST_F(FtypeVsLlama, DeepseekV3Family) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_all(write_f32(family_model("deepseek_v3"), "family-deepseek_v3"), llama, mode::dry_run);
+}
+
 // Qwen3.5 with 16 layers: 12 linear-attention attn_qkv and 4 attn_v share llama.cpp's attn_v counter;
 // shared and routed ffn_down share the IQ2 mixes' ffn_down counter.
 TEST_F(FtypeVsLlama, Synthetic16LayerQwen35) {

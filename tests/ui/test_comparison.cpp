@@ -302,3 +302,47 @@ TEST(ComparisonView, Screenshot) {
   EXPECT_TRUE(v->exportPng(dir + QStringLiteral("/comparison.png"), ComparisonView::Snapshot::Whole, &err)) << err.toStdString();
   EXPECT_TRUE(v->exportPng(dir + QStringLiteral("/comparison-pareto.png"), ComparisonView::Snapshot::Pareto, &err));
 }
+
+// Two of our results with per-sample side files and provenance records that differ in the budget: the verdict
+// cell carries the paired test and the warning; its tooltip says what differs.
+TEST(ComparisonModel, PairedTestAndProvenanceWarningInTheVerdictCell) {
+  QTemporaryDir d;
+  ASSERT_TRUE(d.isValid());
+  auto write = [&](const QString& name, const std::string& text) {
+    QFile f(d.filePath(name));
+    ASSERT_TRUE(f.open(QIODevice::WriteOnly));
+    f.write(text.data(), qint64(text.size()));
+  };
+  auto result = [](const std::string& tag, double acc, int budget) {
+    return R"({"format":"razor-bench/1","run":")" + tag +
+           R"(","model":"m","backend":"razor","results":[{"bench":"gpqa","acc":)" + std::to_string(acc) +
+           R"(,"n":10}],"provenance":{"razor_version":"0.1.0","budget":)" + std::to_string(budget) + "}}";
+  };
+  auto samples = [](const std::string& pattern) {
+    std::string out;
+    for (size_t i = 0; i < pattern.size(); ++i)
+      out += R"({"bench":"gpqa","id":"q)" + std::to_string(i) + R"(","correct":)" + (pattern[i] == '1' ? "true" : "false") + "}\n";
+    return out;
+  };
+  write(QStringLiteral("base.json"), result("base", 40.0, 32768));
+  write(QStringLiteral("base.samples.jsonl"), samples("1111000000"));
+  write(QStringLiteral("cand.json"), result("cand", 90.0, 16384));
+  write(QStringLiteral("cand.samples.jsonl"), samples("1011111111"));
+  ResultsModel m;
+  ASSERT_TRUE(m.loadFile(d.filePath(QStringLiteral("base.json"))));
+  ASSERT_TRUE(m.loadFile(d.filePath(QStringLiteral("cand.json"))));
+  m.addRunColumn(QStringLiteral("base"));
+  m.addRunColumn(QStringLiteral("cand"));
+  m.setBaseline(0);
+  bool seen = false;
+  for (int row = 0; row < m.rowCount(); ++row)
+    for (int col = 0; col < m.columnCount(); ++col) {
+      const QString text = m.data(m.index(row, col), Qt::DisplayRole).toString();
+      if (!text.contains(QStringLiteral("McNemar p"))) continue;
+      seen = true;
+      EXPECT_TRUE(text.startsWith(QStringLiteral("⚠ "))) << text.toStdString();
+      EXPECT_TRUE(text.contains(QStringLiteral("p 0.12"))) << text.toStdString();  // 2 x 8/128
+      EXPECT_TRUE(m.data(m.index(row, col), Qt::ToolTipRole).toString().contains(QStringLiteral("measured differently: budget")));
+    }
+  EXPECT_TRUE(seen);
+}

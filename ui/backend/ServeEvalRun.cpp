@@ -1,5 +1,7 @@
 #include "ServeEvalRun.h"
 
+#include <QJsonArray>
+
 #include "WorkerPool.h"
 
 ServeEvalRun::ServeEvalRun(WorkerPool* pool, QObject* parent) : QObject(parent), m_pool(pool) {
@@ -9,6 +11,8 @@ ServeEvalRun::ServeEvalRun(WorkerPool* pool, QObject* parent) : QObject(parent),
     m_endpoint = a.value(QLatin1String("path")).toString();
     QJsonObject p = m_evalParams;
     p[QStringLiteral("endpoint")] = m_endpoint;
+    // The server's argv (its model path or name included) goes into the result's provenance (docs/eval.md).
+    p[QStringLiteral("server_command")] = a.value(QLatin1String("argv")).toArray();
     emit stageChanged(tr("Evaluating against %1 (%2)").arg(m_endpoint, a.value(QLatin1String("engine")).toString()));
     m_evalJob = m_pool->submit(QStringLiteral("eval"), p);
   });

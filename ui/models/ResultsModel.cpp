@@ -155,6 +155,7 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
       if (errors) errors->append(q(r.error));
       continue;
     }
+    if (!r.note.empty() && errors) errors->append(p + QStringLiteral(": ") + q(r.note));
     ++files;
     all.insert(all.end(), r.results.begin(), r.results.end());
   }
@@ -404,7 +405,16 @@ QVariant ResultsModel::data(const QModelIndex& index, int role) const {
       if (role == Qt::TextAlignmentRole && L.kind == CellKind::Delta) return int(Qt::AlignRight | Qt::AlignVCenter);
       if (role != Qt::DisplayRole) return {};
       if (c.verdict == verdict_kind::missing) return QStringLiteral("—");
-      if (L.kind == CellKind::Verdict) return q(std::string(verdict_name(c.verdict)));
+      if (L.kind == CellKind::Verdict) {
+        // Marks beside the verdict: the paired test when both runs have per-sample records, a warning when the
+        // two columns were measured differently (the tooltip says how).
+        QString v = q(std::string(verdict_name(c.verdict)));
+        if (c.paired) v += QStringLiteral(" · McNemar p %1").arg(c.paired->p, 0, 'g', 2);
+        const bench_result* base = result(row, m_baseline);
+        const bench_result* cand = result(row, L.run);
+        if (base && cand && !provenance_differences(*base, *cand).empty()) v = QStringLiteral("⚠ ") + v;
+        return v;
+      }
       const bench_result* base = result(row, m_baseline);
       if (base && !base->higher_is_better) return QString::number(c.delta, 'g', 3);
       return QString::asprintf("%+.1f", c.delta);
