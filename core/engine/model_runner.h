@@ -1,5 +1,5 @@
-// The reference forward pass (CPU, float32) of qwen3_moe, qwen3_5_moe(_text), qwen3_next, olmoe, qwen2_moe and
-// mixtral, layer-streamed.
+// The reference forward pass (CPU, float32) of qwen3_moe, qwen3_5_moe(_text), qwen3_next, olmoe, qwen2_moe,
+// mixtral and deepseek_v3 / deepseek_v2 / kimi_k2 (engine/mla.h), layer-streamed.
 //
 // forward() runs a batch of token sequences, each from an empty cache, through the model one decoder layer
 // at a time: it asks the weight_provider for that layer's tensors only, converts them, runs every token of
