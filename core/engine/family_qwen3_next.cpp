@@ -10,16 +10,6 @@ namespace razor::engine {
 
 namespace {
 
-std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
-
-result<tensor_f32> get_matrix(weight_provider& wp, const std::string& name, int64_t rows, int64_t cols) {
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
-  if (t.rows() != rows || t.cols() != cols)
-    return make_error(errc::shape_mismatch, name + ": expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
-                                                "], got [" + std::to_string(t.rows()) + ", " + std::to_string(t.cols()) + "]");
-  return t;
-}
-
 // Rows order[first, first + n) of t, as a [n, cols] matrix.
 tensor_f32 take_rows(const tensor_f32& t, const std::vector<int64_t>& order, size_t first, size_t n) {
   const int64_t cols = t.cols();
@@ -38,19 +28,19 @@ status load_qwen3_next_projections(weight_provider& wp, const model_dims& d, int
                                    deltanet_weights& w) {
   const int64_t nk = d.lin_k_heads, nv = d.lin_v_heads, dk = d.lin_k_dim, dv = d.lin_v_dim;
   const int64_t kd = nk * dk, vd = nv * dv, ch = 2 * kd + vd;
-  const std::string qkvz = lname(L, "linear_attn.in_proj_qkvz.weight");
+  const std::string qkvz = layer_tensor(L, "linear_attn.in_proj_qkvz.weight");
   if (wp.has(qkvz)) {
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, get_matrix(wp, qkvz, ch + vd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, matrix_of_shape(wp, qkvz, ch + vd, d.hidden));
     const auto order = qkvz_split_rows(nk, nv, dk, dv);
     w.qkv = make_linear(take_rows(t, order, 0, size_t(ch)), lay);
     w.z = make_linear(take_rows(t, order, size_t(ch), size_t(vd)), lay);
   } else {  // a qwen3next GGUF read back: attn_qkv and attn_gate, already split
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 q, get_matrix(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden));
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 z, get_matrix(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 q, matrix_of_shape(wp, layer_tensor(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 z, matrix_of_shape(wp, layer_tensor(L, "linear_attn.in_proj_z.weight"), vd, d.hidden));
     w.qkv = make_linear(std::move(q), lay);
     w.z = make_linear(std::move(z), lay);
   }
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 ba, get_matrix(wp, lname(L, "linear_attn.in_proj_ba.weight"), 2 * nv, d.hidden));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 ba, matrix_of_shape(wp, layer_tensor(L, "linear_attn.in_proj_ba.weight"), 2 * nv, d.hidden));
   const auto order = ba_split_rows(nk, nv);
   w.b = make_linear(take_rows(ba, order, 0, size_t(nv)), lay);
   w.a = make_linear(take_rows(ba, order, size_t(nv), size_t(nv)), lay);

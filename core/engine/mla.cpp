@@ -18,31 +18,21 @@ size_t mla_weights::bytes() const {
 
 namespace {
 
-std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
-
-result<tensor_f32> get(weight_provider& wp, const std::string& name, int64_t rows, int64_t cols) {
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
-  if (t.rows() != rows || t.cols() != cols)
-    return make_error(errc::shape_mismatch, name + ": expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
-                                                "], got [" + std::to_string(t.rows()) + ", " + std::to_string(t.cols()) + "]");
-  return t;
-}
-
 result<linear> get_lin(weight_provider& wp, const std::string& name, int64_t out, int64_t in, weight_layout lay) {
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, get(wp, name, out, in));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, matrix_of_shape(wp, name, out, in));
   return make_linear(std::move(t), lay);
 }
 
 result<std::vector<float>> get_vec(weight_provider& wp, const std::string& name, int64_t n) {
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, get(wp, name, 1, n));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, matrix_of_shape(wp, name, 1, n));
   return std::move(t.data);
 }
 
 result<linear> get_swiglu(weight_provider& wp, int layer, const char* gate, const char* up, int64_t ff, int64_t H,
                           weight_layout lay) {
   std::vector<tensor_f32> gu;
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, get(wp, lname(layer, gate), ff, H));
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, get(wp, lname(layer, up), ff, H));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, matrix_of_shape(wp, layer_tensor(layer, gate), ff, H));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, matrix_of_shape(wp, layer_tensor(layer, up), ff, H));
   gu.push_back(std::move(g));
   gu.push_back(std::move(u));
   return make_linear_cat(std::move(gu), lay);
@@ -55,21 +45,21 @@ result<mla_weights> load_mla(weight_provider& wp, const model_dims& d, int L, we
   mla_weights w;
   const int64_t H = d.hidden, nh = d.n_heads, qh = s.qk_head_dim();
   if (s.q_lora_rank > 0) {
-    RAZOR_ASSIGN_OR_RETURN(w.q_a, get_lin(wp, lname(L, "self_attn.q_a_proj.weight"), s.q_lora_rank, H, lay));
-    RAZOR_ASSIGN_OR_RETURN(w.q_a_norm, get_vec(wp, lname(L, "self_attn.q_a_layernorm.weight"), s.q_lora_rank));
-    RAZOR_ASSIGN_OR_RETURN(w.q_b, get_lin(wp, lname(L, "self_attn.q_b_proj.weight"), nh * qh, s.q_lora_rank, lay));
+    RAZOR_ASSIGN_OR_RETURN(w.q_a, get_lin(wp, layer_tensor(L, "self_attn.q_a_proj.weight"), s.q_lora_rank, H, lay));
+    RAZOR_ASSIGN_OR_RETURN(w.q_a_norm, get_vec(wp, layer_tensor(L, "self_attn.q_a_layernorm.weight"), s.q_lora_rank));
+    RAZOR_ASSIGN_OR_RETURN(w.q_b, get_lin(wp, layer_tensor(L, "self_attn.q_b_proj.weight"), nh * qh, s.q_lora_rank, lay));
   } else {
-    RAZOR_ASSIGN_OR_RETURN(w.q, get_lin(wp, lname(L, "self_attn.q_proj.weight"), nh * qh, H, lay));
+    RAZOR_ASSIGN_OR_RETURN(w.q, get_lin(wp, layer_tensor(L, "self_attn.q_proj.weight"), nh * qh, H, lay));
   }
-  RAZOR_ASSIGN_OR_RETURN(w.kv_a, get_lin(wp, lname(L, "self_attn.kv_a_proj_with_mqa.weight"), s.kv_lora_rank + s.qk_rope, H, lay));
-  RAZOR_ASSIGN_OR_RETURN(w.kv_a_norm, get_vec(wp, lname(L, "self_attn.kv_a_layernorm.weight"), s.kv_lora_rank));
-  RAZOR_ASSIGN_OR_RETURN(w.kv_b, get_lin(wp, lname(L, "self_attn.kv_b_proj.weight"), nh * (s.qk_nope + s.v_head_dim),
+  RAZOR_ASSIGN_OR_RETURN(w.kv_a, get_lin(wp, layer_tensor(L, "self_attn.kv_a_proj_with_mqa.weight"), s.kv_lora_rank + s.qk_rope, H, lay));
+  RAZOR_ASSIGN_OR_RETURN(w.kv_a_norm, get_vec(wp, layer_tensor(L, "self_attn.kv_a_layernorm.weight"), s.kv_lora_rank));
+  RAZOR_ASSIGN_OR_RETURN(w.kv_b, get_lin(wp, layer_tensor(L, "self_attn.kv_b_proj.weight"), nh * (s.qk_nope + s.v_head_dim),
                                          s.kv_lora_rank, lay));
-  RAZOR_ASSIGN_OR_RETURN(w.o, get_lin(wp, lname(L, "self_attn.o_proj.weight"), H, nh * s.v_head_dim, lay));
+  RAZOR_ASSIGN_OR_RETURN(w.o, get_lin(wp, layer_tensor(L, "self_attn.o_proj.weight"), H, nh * s.v_head_dim, lay));
   w.moe = L >= s.first_dense;
   if (!w.moe) {
     RAZOR_ASSIGN_OR_RETURN(w.dense_gate_up, get_swiglu(wp, L, "mlp.gate_proj.weight", "mlp.up_proj.weight", s.dense_ff, H, lay));
-    RAZOR_ASSIGN_OR_RETURN(w.dense_down, get_lin(wp, lname(L, "mlp.down_proj.weight"), H, s.dense_ff, lay));
+    RAZOR_ASSIGN_OR_RETURN(w.dense_down, get_lin(wp, layer_tensor(L, "mlp.down_proj.weight"), H, s.dense_ff, lay));
   }
   return w;
 }
@@ -125,7 +115,7 @@ void observe_inputs(forward_observer* obs, int layer, size_t n, const float* x, 
       sq[size_t(c)] += v * v;
       su[size_t(c)] += v;
     }
-  for (const char* nm : names) obs->on_input_sums(layer, lname(layer, nm), -1, n, cols, sq.data(), su.data());
+  for (const char* nm : names) obs->on_input_sums(layer, layer_tensor(layer, nm), -1, n, cols, sq.data(), su.data());
 }
 
 void mla_attention_block(const model_dims& d, const mla_weights& w, const float* x,

@@ -121,19 +121,9 @@ size_t layer_weights::bytes() const {
 
 namespace {
 
-std::string lname(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
-
 // The router's name: Mixtral keeps its MoE under block_sparse_moe.
 std::string router_name(const model_dims& d, int layer) {
-  return lname(layer, d.a == arch::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight");
-}
-
-status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, int64_t cols) {
-  if (t.rows() != rows || t.cols() != cols)
-    return make_error(errc::shape_mismatch, name + ": expected [" + std::to_string(rows) + ", " +
-                                                std::to_string(cols) + "], got [" + std::to_string(t.rows()) +
-                                                ", " + std::to_string(t.cols()) + "]");
-  return {};
+  return layer_tensor(layer, d.a == arch::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight");
 }
 
 // The rows layout takes the stored BF16 data when the provider has it (no float copy).
@@ -150,8 +140,7 @@ result<linear> get_linear(weight_provider& wp, const std::string& name, int64_t 
                           weight_layout layout = weight_layout::transposed) {
   if (layout == weight_layout::rows)
     if (auto m = wp.stored_bf16(name); m && m->rows == out && m->cols == in) return borrowed(*m);
-  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
-  RAZOR_TRY(check_shape(name, t, out, in));
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, matrix_of_shape(wp, name, out, in));
   return make_linear(std::move(t), layout);
 }
 
@@ -171,8 +160,8 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   layer_weights w;
   w.layer = L;
   bool zc = d.zero_centred_norms;
-  RAZOR_ASSIGN_OR_RETURN(w.in_norm, get_vec(wp, lname(L, "input_layernorm.weight"), d.hidden, zc));
-  RAZOR_ASSIGN_OR_RETURN(w.post_norm, get_vec(wp, lname(L, "post_attention_layernorm.weight"), d.hidden, zc));
+  RAZOR_ASSIGN_OR_RETURN(w.in_norm, get_vec(wp, layer_tensor(L, "input_layernorm.weight"), d.hidden, zc));
+  RAZOR_ASSIGN_OR_RETURN(w.post_norm, get_vec(wp, layer_tensor(L, "post_attention_layernorm.weight"), d.hidden, zc));
   w.linear_attention = d.linear_layer[size_t(L)];
   if (d.a == arch::deepseek) {
     RAZOR_ASSIGN_OR_RETURN(w.mla, load_mla(wp, d, L, lay));
@@ -183,40 +172,40 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     if (d.a == arch::qwen3_next) {
       RAZOR_TRY(load_qwen3_next_projections(wp, d, L, lay, n));
     } else {
-      RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, lname(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden, lay));
-      RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, lname(L, "linear_attn.in_proj_z.weight"), vd, d.hidden, lay));
-      RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, lname(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden, lay));
-      RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, lname(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.qkv, get_linear(wp, layer_tensor(L, "linear_attn.in_proj_qkv.weight"), ch, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.z, get_linear(wp, layer_tensor(L, "linear_attn.in_proj_z.weight"), vd, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.b, get_linear(wp, layer_tensor(L, "linear_attn.in_proj_b.weight"), d.lin_v_heads, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(n.a, get_linear(wp, layer_tensor(L, "linear_attn.in_proj_a.weight"), d.lin_v_heads, d.hidden, lay));
     }
-    RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, lname(L, "linear_attn.out_proj.weight"), d.hidden, vd, lay));
-    RAZOR_ASSIGN_OR_RETURN(n.conv, get_vec(wp, lname(L, "linear_attn.conv1d.weight"), ch * d.conv_kernel, false));
-    RAZOR_ASSIGN_OR_RETURN(n.a_log, get_vec(wp, lname(L, "linear_attn.A_log"), d.lin_v_heads, false));
-    RAZOR_ASSIGN_OR_RETURN(n.dt_bias, get_vec(wp, lname(L, "linear_attn.dt_bias"), d.lin_v_heads, false));
+    RAZOR_ASSIGN_OR_RETURN(n.out, get_linear(wp, layer_tensor(L, "linear_attn.out_proj.weight"), d.hidden, vd, lay));
+    RAZOR_ASSIGN_OR_RETURN(n.conv, get_vec(wp, layer_tensor(L, "linear_attn.conv1d.weight"), ch * d.conv_kernel, false));
+    RAZOR_ASSIGN_OR_RETURN(n.a_log, get_vec(wp, layer_tensor(L, "linear_attn.A_log"), d.lin_v_heads, false));
+    RAZOR_ASSIGN_OR_RETURN(n.dt_bias, get_vec(wp, layer_tensor(L, "linear_attn.dt_bias"), d.lin_v_heads, false));
     // The gated norm's weight is a plain multiplier (initialised to ones), not zero-centred.
-    RAZOR_ASSIGN_OR_RETURN(n.norm, get_vec(wp, lname(L, "linear_attn.norm.weight"), d.lin_v_dim, false));
+    RAZOR_ASSIGN_OR_RETURN(n.norm, get_vec(wp, layer_tensor(L, "linear_attn.norm.weight"), d.lin_v_dim, false));
   } else {
     auto& a = w.attn;
     a.gated = d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next;
     int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
-    RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, lname(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, lname(L, "self_attn.k_proj.weight"), kvd, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, lname(L, "self_attn.v_proj.weight"), kvd, d.hidden, lay));
-    RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, lname(L, "self_attn.o_proj.weight"), d.hidden, qd, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.q, get_linear(wp, layer_tensor(L, "self_attn.q_proj.weight"), a.gated ? 2 * qd : qd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.k, get_linear(wp, layer_tensor(L, "self_attn.k_proj.weight"), kvd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.v, get_linear(wp, layer_tensor(L, "self_attn.v_proj.weight"), kvd, d.hidden, lay));
+    RAZOR_ASSIGN_OR_RETURN(a.o, get_linear(wp, layer_tensor(L, "self_attn.o_proj.weight"), d.hidden, qd, lay));
     if (d.qk_norm != qk_norm_kind::none) {
       const bool whole = d.qk_norm == qk_norm_kind::whole;
-      RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, lname(L, "self_attn.q_norm.weight"), whole ? qd : d.head_dim, zc));
-      RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, lname(L, "self_attn.k_norm.weight"), whole ? kvd : d.head_dim, zc));
+      RAZOR_ASSIGN_OR_RETURN(a.q_norm, get_vec(wp, layer_tensor(L, "self_attn.q_norm.weight"), whole ? qd : d.head_dim, zc));
+      RAZOR_ASSIGN_OR_RETURN(a.k_norm, get_vec(wp, layer_tensor(L, "self_attn.k_norm.weight"), whole ? kvd : d.head_dim, zc));
     }
     if (d.qkv_bias) {
-      RAZOR_ASSIGN_OR_RETURN(a.q_bias, get_vec(wp, lname(L, "self_attn.q_proj.bias"), qd, false));
-      RAZOR_ASSIGN_OR_RETURN(a.k_bias, get_vec(wp, lname(L, "self_attn.k_proj.bias"), kvd, false));
-      RAZOR_ASSIGN_OR_RETURN(a.v_bias, get_vec(wp, lname(L, "self_attn.v_proj.bias"), kvd, false));
+      RAZOR_ASSIGN_OR_RETURN(a.q_bias, get_vec(wp, layer_tensor(L, "self_attn.q_proj.bias"), qd, false));
+      RAZOR_ASSIGN_OR_RETURN(a.k_bias, get_vec(wp, layer_tensor(L, "self_attn.k_proj.bias"), kvd, false));
+      RAZOR_ASSIGN_OR_RETURN(a.v_bias, get_vec(wp, layer_tensor(L, "self_attn.v_proj.bias"), kvd, false));
     }
   }
   auto& m = w.moe;
   RAZOR_ASSIGN_OR_RETURN(m.router, get_linear(wp, router_name(d, L), d.n_experts, d.hidden, lay));
   if (d.a == arch::deepseek && d.ds.score_bias) {
-    RAZOR_ASSIGN_OR_RETURN(m.score_bias, get_vec(wp, lname(L, "mlp.gate.e_score_correction_bias"), d.n_experts, false));
+    RAZOR_ASSIGN_OR_RETURN(m.score_bias, get_vec(wp, layer_tensor(L, "mlp.gate.e_score_correction_bias"), d.n_experts, false));
   }
   m.gate_up.resize(size_t(d.n_experts));
   m.down.resize(size_t(d.n_experts));
@@ -250,19 +239,19 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
   }, 1, wp.concurrent_reads() ? 0 : 1);
   for (auto& x : st) RAZOR_TRY(std::move(x));
   const std::string sh = d.a == arch::deepseek ? "mlp.shared_experts." : "mlp.shared_expert.";  // DeepSeek: ungated
-  if (d.shared_ff > 0 && wp.has(lname(L, (sh + "gate_proj.weight").c_str()))) {
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(lname(L, (sh + "gate_proj.weight").c_str())));
-    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(lname(L, (sh + "up_proj.weight").c_str())));
-    RAZOR_TRY(check_shape(lname(L, (sh + "gate_proj.weight").c_str()), g, d.shared_ff, d.hidden));
-    RAZOR_TRY(check_shape(lname(L, (sh + "up_proj.weight").c_str()), u, d.shared_ff, d.hidden));
+  if (d.shared_ff > 0 && wp.has(layer_tensor(L, (sh + "gate_proj.weight").c_str()))) {
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(layer_tensor(L, (sh + "gate_proj.weight").c_str())));
+    RAZOR_ASSIGN_OR_RETURN(tensor_f32 u, wp.tensor(layer_tensor(L, (sh + "up_proj.weight").c_str())));
+    RAZOR_TRY(check_shape(layer_tensor(L, (sh + "gate_proj.weight").c_str()), g, d.shared_ff, d.hidden));
+    RAZOR_TRY(check_shape(layer_tensor(L, (sh + "up_proj.weight").c_str()), u, d.shared_ff, d.hidden));
     std::vector<tensor_f32> gu;
     gu.push_back(std::move(g));
     gu.push_back(std::move(u));
     m.shared_gate_up = make_linear_cat(std::move(gu), lay);
     RAZOR_ASSIGN_OR_RETURN(m.shared_down,
-                           get_linear(wp, lname(L, (sh + "down_proj.weight").c_str()), d.hidden, d.shared_ff, lay));
+                           get_linear(wp, layer_tensor(L, (sh + "down_proj.weight").c_str()), d.hidden, d.shared_ff, lay));
     if (d.a != arch::deepseek) {
-      RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, lname(L, "mlp.shared_expert_gate.weight"), 1, d.hidden, lay));
+      RAZOR_ASSIGN_OR_RETURN(m.shared_gate, get_linear(wp, layer_tensor(L, "mlp.shared_expert_gate.weight"), 1, d.hidden, lay));
     }
   }
   return w;
@@ -284,7 +273,7 @@ std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_att
   using cu::eng_point;
   auto names = [layer](std::initializer_list<const char*> rest) {
     std::vector<std::string> v;
-    for (const char* r : rest) v.push_back(lname(layer, r));
+    for (const char* r : rest) v.push_back(layer_tensor(layer, r));
     return v;
   };
   switch (p) {

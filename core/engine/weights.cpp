@@ -180,4 +180,19 @@ status check_config(const weight_provider& wp) {
   return check_config_shapes(wp.config(), s);
 }
 
+std::string layer_tensor(int layer, const char* rest) { return "layers." + std::to_string(layer) + "." + rest; }
+
+status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, int64_t cols) {
+  if (t.rows() != rows || t.cols() != cols)
+    return make_error(errc::shape_mismatch, name + ": expected [" + std::to_string(rows) + ", " + std::to_string(cols) +
+                                                "], got [" + std::to_string(t.rows()) + ", " + std::to_string(t.cols()) + "]");
+  return {};
+}
+
+result<tensor_f32> matrix_of_shape(weight_provider& wp, const std::string& name, int64_t rows, int64_t cols) {
+  RAZOR_ASSIGN_OR_RETURN(tensor_f32 t, wp.tensor(name));
+  RAZOR_TRY(check_shape(name, t, rows, cols));
+  return t;
+}
+
 }  // namespace razor::engine

@@ -100,5 +100,11 @@ class memory_weights : public weight_provider {
 };
 
 std::string expert_tensor_name(int layer, int expert, expert_proj p);
+// "layers.<layer>.<rest>": a decoder layer's tensor, by the text model's names.
+std::string layer_tensor(int layer, const char* rest);
+// shape_mismatch naming `name` and both shapes unless t is [rows, cols].
+status check_shape(const std::string& name, const tensor_f32& t, int64_t rows, int64_t cols);
+// The tensor `name` as a [rows, cols] matrix (check_shape).
+result<tensor_f32> matrix_of_shape(weight_provider& wp, const std::string& name, int64_t rows, int64_t cols);
 
 }  // namespace razor::engine
