@@ -70,6 +70,18 @@ struct checker {
     return bad(what + ": " + t.name + " should be " + shape_str(want) + ", but it is " + shape_str(t.shape));
   }
 
+  // Every routed expert of layer l: gate / up [ff, H], down [H, ff] (`what`: the keys those come from).
+  status routed_experts(int l, int64_t E, int64_t ff, int64_t H, const std::string& what) const {
+    for (int e = 0; e < int(E); ++e)
+      for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+        auto t = s->expert(l, e, p);
+        if (!t)
+          return bad(kv("num_experts", double(E)) + ", but layer " + std::to_string(l) + " has no " +
+                     std::string(proj_name(p)) + " matrix for expert " + std::to_string(e));
+        RAZOR_TRY(compare(what, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
+      }
+    return {};
+  }
   status values() const {
     const family f = family_of(c);
     if (f == family::other) return {};
@@ -260,14 +272,7 @@ struct checker {
       }
       const std::string router = f == family::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight";
       RAZOR_TRY(expect(kv("num_experts", double(E)) + ", " + kv("hidden_size", double(H)), L + router, {E, H}));
-      for (int e = 0; e < int(E); ++e)
-        for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
-          auto t = s->expert(l, e, p);
-          if (!t)
-            return bad(kv("num_experts", double(E)) + ", but layer " + std::to_string(l) + " has no " +
-                       std::string(proj_name(p)) + " matrix for expert " + std::to_string(e));
-          RAZOR_TRY(compare(moe, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
-        }
+      RAZOR_TRY(routed_experts(l, E, ff, H, moe));
       const auto sg = s->tensor(L + "mlp.shared_expert.gate_proj.weight");
       if (!sg && sff > 0 && f == family::qwen2_moe)  // transformers builds it whenever the size is given
         return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but layer " + std::to_string(l) +
@@ -330,14 +335,7 @@ struct checker {
         return bad("topk_method noaux_tc, but layer " + std::to_string(l) + " has no mlp.gate.e_score_correction_bias");
       if (bias) RAZOR_TRY(compare(kv("num_experts", double(E)), *bias, {E}));
       const std::string moe = kv("moe_intermediate_size", double(ff)) + ", " + hk;
-      for (int e = 0; e < int(E); ++e)
-        for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
-          auto t = s->expert(l, e, p);
-          if (!t)
-            return bad(kv("num_experts", double(E)) + ", but layer " + std::to_string(l) + " has no " +
-                       std::string(proj_name(p)) + " matrix for expert " + std::to_string(e));
-          RAZOR_TRY(compare(moe, *t, p == expert_proj::down ? std::vector<int64_t>{H, ff} : std::vector<int64_t>{ff, H}));
-        }
+      RAZOR_TRY(routed_experts(l, E, ff, H, moe));
       const int64_t sff = ff * ds.n_shared;
       const auto sg = s->tensor(L + "mlp.shared_experts.gate_proj.weight");
       if (sff > 0 || sg) {
