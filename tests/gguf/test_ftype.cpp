@@ -376,30 +376,35 @@ TEST_F(FtypeVsLlama, Synthetic8ExpertsGqa4Tied) {
   compare_all(write_f32(dir, "synth-qwen3moe-8x"), llama, mode::dry_run);
 }
 
+// A family's synthetic checkpoint (family_model), every file type by dry run.
+static void compare_family(const std::string& family, razor_test::llama_quantize_oracle& llama) {
+  compare_all(write_f32(family_model(family), "family-" + family), llama, mode::dry_run);
+}
+
 // The families beyond the two Qwen3 fixtures (issue 20): olmoe, qwen2moe (shared expert), llama with 8 experts
 // (Mixtral: llama.cpp's n_expert == 8 rules), qwen3next.
 TEST_F(FtypeVsLlama, OlmoeFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
-  compare_all(write_f32(family_model("olmoe"), "family-olmoe"), llama, mode::dry_run);
+  compare_family("olmoe", llama);
 }
 TEST_F(FtypeVsLlama, Qwen2MoeFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
-  compare_all(write_f32(family_model("qwen2_moe"), "family-qwen2_moe"), llama, mode::dry_run);
+  compare_family("qwen2_moe", llama);
 }
 TEST_F(FtypeVsLlama, MixtralFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
-  compare_all(write_f32(family_model("mixtral"), "family-mixtral"), llama, mode::dry_run);
+  compare_family("mixtral", llama);
 }
 // qwen3next: attn_qkv / attn_gate split from in_proj_qkvz, ssm_ba whole.
 TEST_F(FtypeVsLlama, Qwen3NextFamily) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
-  compare_all(write_f32(family_model("qwen3_next"), "family-qwen3_next"), llama, mode::dry_run);
+  compare_family("qwen3_next", llama);
 }
 
 // DeepSeek-V3 (deepseek2): MLA's attn_k_b / attn_v_b and the leading dense layer's ffn_* among the counters.
 TEST_F(FtypeVsLlama, DeepseekV3Family) {
   RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
-  compare_all(write_f32(family_model("deepseek_v3"), "family-deepseek_v3"), llama, mode::dry_run);
+  compare_family("deepseek_v3", llama);
 }
 
 // Qwen3.5 with 16 layers: 12 linear-attention attn_qkv and 4 attn_v share llama.cpp's attn_v counter;
