@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
       qt6-base-dev libqt6opengl6-dev qt6-charts-dev qt6-svg-dev qt6-qpa-plugins libhdf5-dev libimgui-dev
-      nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libcurl4-openssl-dev
+      nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libcurl4-openssl-dev zlib1g-dev
       xvfb xauth x11-apps x11-utils xdotool imagemagick fonts-dejavu-core mesa-utils libgl1-mesa-dri
       nodejs file dpkg-dev openssh-client openssh-server
       patchelf python3  # scripts/bundle.sh: the portable bundle

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "eval/grading.h"
+#include "eval/lcb.h"
 #include "util/json_limits.h"
 #include "util/mapped_file.h"
 
@@ -169,6 +170,39 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
       if (has(row, "task_id")) it.id = str_field(row, {"task_id"});
       break;
     }
+    case bench_id::lcb: {
+      std::string q = str_field(row, {"question_content"});
+      if (q.empty()) return missing("question_content");
+      if (!has(row, "public_test_cases") && !has(row, "private_test_cases")) return missing("test cases");
+      size_t n_tests = 0;
+      bool functional = false;
+      for (const char* k : {"public_test_cases", "private_test_cases"}) {
+        auto t = decode_lcb_tests(str_field(row, {k}), std::string(b.key) + ".jsonl line " + std::to_string(line) + " " + k);
+        if (!t.ok()) return t.error();
+        n_tests += t->size();
+        if (!t->empty() && t->at(0).value("testtype", "") == "functional") functional = true;
+      }
+      if (n_tests == 0) return missing("test case (both lists are empty)");
+      std::string starter = str_field(row, {"starter_code"});
+      std::string func_name;
+      if (has(row, "metadata")) {
+        json meta = row["metadata"].is_string() ? json::parse(row["metadata"].get<std::string>(), nullptr, false) : row["metadata"];
+        if (meta.is_object() && meta.contains("func_name") && meta["func_name"].is_string())
+          func_name = meta["func_name"].get<std::string>();
+      }
+      if (functional && func_name.empty()) return missing("metadata.func_name (the tests are functional)");
+      it.prompt = functional || !starter.empty()
+                      ? q + "\n\nComplete the solution using EXACTLY this class/method signature:\n```python\n" +
+                            starter + "\n```\n\nGive the COMPLETE solution in a ```python code block."
+                      : q + "\n\nRead from stdin, write to stdout. Give the COMPLETE program in a ```python code block.";
+      it.extra = {{"functional", functional},
+                  {"func_name", func_name},
+                  {"n_tests", n_tests},
+                  {"public_test_cases", str_field(row, {"public_test_cases"})},
+                  {"private_test_cases", str_field(row, {"private_test_cases"})}};
+      if (has(row, "question_id")) it.id = str_field(row, {"question_id"});
+      break;
+    }
     default:
       return make_error(errc::unsupported, std::string(b.key) + ": `razor eval` does not run this benchmark (its results are only imported)");
   }
@@ -284,6 +318,20 @@ grade_result grade(const bench_info& b, const bench_item& item, const std::strin
       sandbox_limits l = lim;
       l.timeout_s = 8;
       g.correct = run_python(prog, l).passed;
+      break;
+    }
+    case bench_id::lcb: {
+      std::string code = lcb_code(output);
+      g.extracted = code;
+      if (code.empty()) break;
+      json tests = json::array();
+      for (const char* k : {"public_test_cases", "private_test_cases"}) {
+        auto t = decode_lcb_tests(item.extra.value(k, ""), item.id + " " + k);
+        if (t.ok())
+          for (auto& x : *t) tests.push_back(std::move(x));
+      }
+      g.correct = run_lcb(code, item.extra.value("functional", false), item.extra.value("func_name", ""), tests, lim)
+                      .passed;
       break;
     }
     default: break;  // not run by `razor eval` (make_item refuses it)

@@ -193,12 +193,24 @@ std::string he_extract(std::string_view output, std::string_view prompt) {
   return std::string(prompt) + code.substr(0, cut);
 }
 
-std::string last_code_block(std::string_view s) {
+namespace {
+// The last closed fenced block (the odd parts followed by another part).
+std::optional<std::string> last_closed_block(std::string_view s) {
   auto parts = split_fences(s);
-  // Closed blocks are the odd parts followed by another part.
   for (size_t i = parts.size(); i-- > 1;)
     if (i % 2 == 1 && i + 1 < parts.size()) return drop_lang_tag(parts[i]);
-  return std::string(s);
+  return std::nullopt;
+}
+}  // namespace
+
+std::string last_code_block(std::string_view s) { return last_closed_block(s).value_or(std::string(s)); }
+
+std::string lcb_code(std::string_view output) {
+  if (auto c = last_closed_block(post_think(output))) return *c;
+  if (auto c = last_closed_block(output)) return *c;
+  auto parts = split_fences(output);
+  if (parts.size() % 2 == 0) return drop_lang_tag(parts.back());  // an odd number of fences: the last is open
+  return {};
 }
 
 }  // namespace razor::eval

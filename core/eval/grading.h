@@ -44,5 +44,8 @@ std::optional<double> last_number(std::string_view s);
 std::string he_extract(std::string_view output, std::string_view prompt);
 // MBPP: the last ```(python)? fenced block, else the whole text.
 std::string last_code_block(std::string_view s);
+// LiveCodeBench: the last closed fenced block after </think>, else the last closed block anywhere (code written
+// inside the thought), else from the last unclosed fence to the end, else "".
+std::string lcb_code(std::string_view output);
 
 }  // namespace razor::eval

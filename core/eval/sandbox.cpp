@@ -18,17 +18,31 @@
 
 namespace razor::eval {
 
-sandbox_result run_python(const std::string& program, const sandbox_limits& lim) {
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+sandbox_result run_python(const std::string& program, const sandbox_limits& lim, const std::string& stdin_data) {
   sandbox_result res;
   char tmpl[] = "/tmp/razor-sbx-XXXXXX";
   if (!mkdtemp(tmpl)) {
     res.error = std::string("mkdtemp: ") + std::strerror(errno);
     return res;
   }
-  std::string dir = tmpl, file = dir + "/prog.py", out = dir + "/out.txt", flag = dir + "/net";
+  std::string dir = tmpl, file = dir + "/prog.py", out = dir + "/out.txt", err = dir + "/err.txt",
+              in_file = stdin_data.empty() ? std::string("/dev/null") : dir + "/stdin.txt", flag = dir + "/net";
   {
     std::ofstream f(file, std::ios::binary);
     f << program;
+  }
+  if (!stdin_data.empty()) {
+    std::ofstream f(in_file, std::ios::binary);
+    f << stdin_data;
   }
   // Everything the child needs is prepared before fork (the parent is multi-threaded).
   std::string py = lim.python;
@@ -59,13 +73,12 @@ sandbox_result run_python(const std::string& program, const sandbox_limits& lim)
     setrlimit(RLIMIT_FSIZE, &r);
     r = {0, 0};
     setrlimit(RLIMIT_CORE, &r);
-    int in = open("/dev/null", O_RDONLY);
+    int in = open(in_file.c_str(), O_RDONLY);
     int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (in >= 0) dup2(in, 0);
-    if (o >= 0) {
-      dup2(o, 1);
-      dup2(o, 2);
-    }
+    if (o >= 0) dup2(o, 1);
+    if (e >= 0) dup2(e, 2);
     if (chdir(tmpl) != 0) _exit(127);
     execvp(argv[0], const_cast<char* const*>(argv));
     _exit(127);
@@ -90,13 +103,11 @@ sandbox_result run_python(const std::string& program, const sandbox_limits& lim)
   res.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   res.passed = !res.timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   res.net_isolated = std::filesystem::exists(flag);
-  {
-    std::ifstream f(out, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    std::string s = ss.str();
-    res.output_tail = s.size() > 2048 ? s.substr(s.size() - 2048) : s;
-  }
+  res.stdout_text = slurp(out);
+  std::string both = res.stdout_text.size() > 2048 ? res.stdout_text.substr(res.stdout_text.size() - 2048)
+                                                   : res.stdout_text;
+  both += slurp(err);
+  res.output_tail = both.size() > 2048 ? both.substr(both.size() - 2048) : both;
   if (res.exit_code == 126 && require && !res.net_isolated) res.error = "no network namespace could be made";
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

@@ -2,7 +2,8 @@
 // directory, a new network namespace (unshare(CLONE_NEWNET), else an unprivileged user+network namespace; when
 // neither is permitted the code runs with the host network and `net_isolated` says so), its own process group
 // (killed as a whole at the time limit), RLIMIT_AS / RLIMIT_CPU / RLIMIT_FSIZE / RLIMIT_CORE, stdin from
-// /dev/null, output to a file of which the last 2 KB are kept. Pass = exit code 0 within the time limit.
+// `stdin_data` (a file beside the program; /dev/null when empty), stdout and stderr to files (16 MiB each at
+// most: RLIMIT_FSIZE). Pass = exit code 0 within the time limit.
 #pragma once
 #include <string>
 
@@ -20,10 +21,11 @@ struct sandbox_result {
   int exit_code = -1;       // -1: killed by a signal (timed_out tells whether by us)
   bool timed_out = false;
   bool net_isolated = false;
-  std::string output_tail;  // stdout + stderr, last 2 KB
+  std::string output_tail;  // stdout then stderr, last 2 KB
+  std::string stdout_text;  // the whole of stdout (at most RLIMIT_FSIZE)
   std::string error;        // could not run at all (fork, temp dir)
 };
 
-sandbox_result run_python(const std::string& program, const sandbox_limits& lim);
+sandbox_result run_python(const std::string& program, const sandbox_limits& lim, const std::string& stdin_data = {});
 
 }  // namespace razor::eval

@@ -34,14 +34,14 @@ struct benchmark_info {
   X(mmlu_pro,    "MMLU-Pro",           "",                "",                 "",     "knowledge",  true,  150, "question, options (list of up to 10), answer_index; id: question_id") \
   X(gpqa,        "GPQA-Diamond",       "",                "",                 "",     "knowledge",  true,  198, "question (options a)-d) embedded), answer (letter A-D)") \
   X(mmmlu,       "MMMLU",              "",                "",                 "",     "knowledge",  true,  150, "Question, A, B, C, D, Answer (letter)") \
-  X(hle,         "HLE (no tools)",     "",                "",                 "",     "knowledge",  true,  500, "id, question, answer, answer_type (multipleChoice|exactMatch), image (rows with one are skipped)") \
   X(bbeh,        "BBEH",               "",                "",                 "",     "reasoning",  true,  120, "input, target") \
   X(aime,        "AIME",               "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
   X(aime2026,    "AIME 2026",          "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
   X(hmmt,        "HMMT",               "",                "",                 "",     "math",       true,   30, "problem (or question), answer; id") \
   X(math500,     "MATH-500",           "",                "",                 "",     "math",       true,  120, "problem, answer; unique_id") \
   X(gsm8k,       "GSM8K",              "",                "",                 "",     "math",       true,  200, "question, answer (solution ending '#### <number>')") \
-  X(lcb,         "LiveCodeBench v6",   "",                "",                 "",     "code",       true,    0, "") \
+  X(lcb,         "LiveCodeBench v6",   "",                "",                 "",     "code",       true,  200, "question_content, starter_code, public_test_cases / private_test_cases (JSON list, or base64 -> zlib -> JSON or a pickled str), metadata.func_name; id: question_id") \
+  X(hle,         "HLE (no tools)",     "",                "",                 "",     "knowledge",  true,  500, "id, question, answer, answer_type (multipleChoice|exactMatch), image (rows with one are skipped)") \
   X(humaneval,   "HumanEval",          "humaneval_pass1", "humaneval_pass@1", "he",   "code",       true,  164, "task_id, prompt, test, entry_point") \
   X(mbpp,        "MBPP",               "mbpp_pass1",      "",                 "mbpp", "code",       true,  150, "task_id, prompt, test_list, test_imports") \
   X(tau2,        "τ²-Bench",           "",                "",                 "",     "agent",      true,    0, "") \

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/test_util.h"
 #include "eval/runner.h"
@@ -133,18 +136,29 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   int port = srv.wait_listening(30);
   ASSERT_GT(port, 0) << "the server did not start: " << slurp(dir / "server.log");
 
-  // 3. Three MMLU-Pro rows in the dataset's own fields (docs/eval.md).
+  // 3. Three rows each of MMLU-Pro, AIME 2026, HMMT and LiveCodeBench in the datasets' own fields (docs/eval.md).
+  const std::vector<std::string> benches = {"mmlu_pro", "aime2026", "hmmt", "lcb"};
   {
     std::ofstream f(dir / "mmlu_pro.jsonl");
     f << R"({"question_id":101,"question":"What is 2 + 2?","options":["3","4","5","6"],"answer_index":1,"answer":"B"})" "\n"
       << R"({"question_id":102,"question":"Which planet is known as the red planet?","options":["Venus","Mars","Jupiter","Saturn"],"answer_index":1,"answer":"B"})" "\n"
       << R"({"question_id":103,"question":"What is the chemical symbol for water?","options":["O2","CO2","H2O","NaCl"],"answer_index":2,"answer":"C"})" "\n";
+    for (const char* key : {"aime2026", "hmmt"}) {
+      std::ofstream m(dir / (std::string(key) + ".jsonl"));
+      m << R"({"id":"1","problem":"What is 6 times 7?","answer":"42"})" "\n"
+        << R"({"id":"2","problem":"What is 10 minus 3?","answer":"7"})" "\n"
+        << R"({"id":"3","problem":"What is 2 to the power 5?","answer":"32"})" "\n";
+    }
+    std::ofstream l(dir / "lcb.jsonl");
+    l << R"({"question_id":"a1","question_content":"Read n and print 2n.","starter_code":"","public_test_cases":"[{\"input\": \"2\\n\", \"output\": \"4\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
+      << R"({"question_id":"a2","question_content":"Read a line and print it reversed.","starter_code":"","public_test_cases":"[{\"input\": \"abc\\n\", \"output\": \"cba\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
+      << R"({"question_id":"3000","question_content":"Return the sum of nums.","starter_code":"class Solution:\n    def total(self, nums: List[int]) -> int:\n        ","public_test_cases":"[{\"input\": \"[1, 2]\", \"output\": \"3\", \"testtype\": \"functional\"}]","private_test_cases":"","metadata":"{\"func_name\": \"total\"}"})" "\n";
   }
 
   // 4. razor eval through the real llama.cpp.
   std::string out = (dir / "results.json").string();
   std::string cmd = std::string(RAZOR_CLI_EXE) + " eval --endpoint http://127.0.0.1:" + std::to_string(port) +
-                    "/v1 --model tiny --benchmarks mmlu_pro --data " + dir.string() +
+                    "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb --data " + dir.string() +
                     " --n 3 --budget 32 --concurrency 2 --retries 1 --timeout 60 --out " + out +
                     " --targets " + (src / "resources" / "results" / "official_targets.json").string() + " > " +
                     (dir / "eval.log").string() + " 2>&1";
@@ -155,41 +169,46 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   EXPECT_EQ(res["tag"], "results");
   EXPECT_EQ(res["model"], "tiny");
   EXPECT_EQ(res["budget"], 32);
-  EXPECT_EQ(res["mmlu_pro_n"], 3);
+  for (const std::string& b : benches) {
+    EXPECT_EQ(res[b + "_n"], 3) << b;
+    double a = res[b + "_acc"].get<double>();
+    EXPECT_GE(a, 0.0) << b;
+    EXPECT_LE(a, 100.0) << b;
+    EXPECT_EQ(res[b + "_n_finished"].get<int>() + res[b + "_trunc"].get<int>(), 3) << b;
+  }
   double acc = res["mmlu_pro_acc"].get<double>();
-  EXPECT_GE(acc, 0.0);
-  EXPECT_LE(acc, 100.0);
-  EXPECT_EQ(res["mmlu_pro_n_finished"].get<int>() + res["mmlu_pro_trunc"].get<int>(), 3);
   EXPECT_EQ(res["gate"]["mmlu_pro"]["state"], "no target");
 
   // Per-sample side file: one record per question, with what llama.cpp said and why it stopped.
   std::ifstream sf(razor::eval::samples_path(out));
   std::string line, reasons;
-  int lines = 0, truncated = 0;
+  int lines = 0;
+  std::map<std::string, int> truncated;
   while (std::getline(sf, line)) {
     json r = json::parse(line);
     for (const char* k : {"bench", "id", "raw", "extracted", "gold", "correct", "tokens", "finish_reason"})
       EXPECT_TRUE(r.contains(k)) << k << " in " << line;
-    EXPECT_EQ(r["bench"], "mmlu_pro");
+    std::string bench = r["bench"];
+    EXPECT_NE(std::find(benches.begin(), benches.end(), bench), benches.end()) << bench;
     std::string fr = r["finish_reason"];
     reasons += (reasons.empty() ? "" : ",") + fr;
     EXPECT_TRUE(fr == "stop" || fr == "length") << fr;
     if (fr == "length") {
-      ++truncated;
+      ++truncated[bench];
       EXPECT_EQ(r["tokens"], 32) << line;  // the budget was honoured
     }
     EXPECT_LE(r["tokens"].get<int>(), 32) << line;
     ++lines;
   }
-  EXPECT_EQ(lines, 3);
-  EXPECT_EQ(res["mmlu_pro_trunc"], truncated);
+  EXPECT_EQ(lines, 12);
+  for (const std::string& b : benches) EXPECT_EQ(res[b + "_trunc"], truncated[b]) << b;
   std::printf("[llamacpp] mmlu_pro acc %.2f, finish reasons %s, %.1f s\n", acc, reasons.c_str(),
               res.value("seconds", 0.0));
 
   // The comparison view's importer reads it.
   import_result imp = import_result_file(out);
   ASSERT_TRUE(imp.ok()) << imp.error;
-  ASSERT_EQ(imp.results.size(), 1u);
+  ASSERT_EQ(imp.results.size(), benches.size());
   EXPECT_EQ(imp.results[0].bench, "mmlu_pro");
   EXPECT_EQ(imp.results[0].n, 3);
   EXPECT_NEAR(imp.results[0].acc, acc, 1e-9);
