@@ -23,6 +23,7 @@ if [ "$mode" = prep ]; then
   tar -C "$B/bench" -cJf .gpu-run/bench.tar.xz bench_engine_gpu
   cp -r resources/models/tiny-qwen3-moe .gpu-run/resources/models/
   cp -r resources/data .gpu-run/resources/
+  cp -r tests/engine/data/families .gpu-run/families  # the family configs test_engine's GPU tests synthesise
   cp resources/configs/qwen3.5-122b-a10b.json .gpu-run/resources/configs/
   mkdir -p .gpu-run/tok35 && cp resources/models/tiny-qwen3-5-moe/tokenizer*.json .gpu-run/tok35/  # synth writes none
   cp resources/models/tiny-qwen3-5-moe/config.json .gpu-run/tok35/  # the second fixture is synthesised there
@@ -80,6 +81,12 @@ link_fixture() {  # name, folder
 }
 link_fixture tiny-qwen3-moe "$D/resources/models/tiny-qwen3-moe"
 link_fixture tiny-qwen3-5-moe "$W/tiny35"
+# test_engine reads the family configs from the source folder (RAZOR_SOURCE_DIR_T) as well
+FAM="$SRC/tests/engine/data/families"
+if [ ! -e "$FAM/deepseek_v3.json" ]; then
+  [ -d "$FAM" ] && [ ! -L "$FAM" ] && mv "$FAM" "$FAM.empty-$$"
+  mkdir -p "$(dirname "$FAM")" && ln -sfn "$D/families" "$FAM"
+fi
 while read -r module filter; do
   echo "== test_$module --gtest_filter=$filter"
   LD_LIBRARY_PATH="$R/lib:$LD_LIBRARY_PATH" timeout 300 "$W/t/test_$module" --gtest_filter="$filter" \

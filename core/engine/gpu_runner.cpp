@@ -5,6 +5,7 @@
 // slot. The engine's observations (router choices, input sums reduced on the device) reach the observer
 // under the names the CPU path uses.
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <future>
 #include <string>
@@ -20,9 +21,44 @@ cu::eng_linear eng_lin(const linear& l) {
 }
 
 cu::eng_dims eng_dims_of(const model_dims& d) {
-  return {d.hidden,    d.n_heads,     d.n_kv_heads,  d.head_dim,  d.rot_dims,  d.eps,
-          d.rope_theta, d.n_experts,  d.top_k,       d.moe_ff,    d.shared_ff, d.norm_topk,
-          d.lin_k_heads, d.lin_v_heads, d.lin_k_dim, d.lin_v_dim, d.conv_kernel};
+  cu::eng_dims e;
+  e.hidden = d.hidden;
+  e.n_heads = d.n_heads;
+  e.n_kv_heads = d.n_kv_heads;
+  e.head_dim = d.head_dim;
+  e.rot_dims = d.rot_dims;
+  e.eps = d.eps;
+  e.rope_theta = d.rope_theta;
+  e.n_experts = d.n_experts;
+  e.top_k = d.top_k;
+  e.moe_ff = d.moe_ff;
+  e.shared_ff = d.shared_ff;
+  e.norm_topk = d.norm_topk;
+  e.lin_k_heads = d.lin_k_heads;
+  e.lin_v_heads = d.lin_v_heads;
+  e.lin_k_dim = d.lin_k_dim;
+  e.lin_v_dim = d.lin_v_dim;
+  e.conv_kernel = d.conv_kernel;
+  e.qk = d.qk_norm == qk_norm_kind::none    ? cu::eng_dims::qk_norm::none
+         : d.qk_norm == qk_norm_kind::whole ? cu::eng_dims::qk_norm::whole
+                                            : cu::eng_dims::qk_norm::per_head;
+  e.qkv_bias = d.qkv_bias;
+  e.route = moe_route_of(d);
+  if (d.a == arch::deepseek) {
+    const deepseek_dims& s = d.ds;
+    e.mla = true;
+    e.q_lora = s.q_lora_rank;
+    e.kv_lora = s.kv_lora_rank;
+    e.qk_nope = s.qk_nope;
+    e.qk_rope = s.qk_rope;
+    e.v_head_dim = s.v_head_dim;
+    e.first_dense = s.first_dense;
+    e.dense_ff = s.dense_ff;
+    // as mla_attention_block
+    e.mla_scale = float(s.mscale * s.mscale / std::sqrt(double(s.qk_head_dim())));
+    e.mla_inv_freq = mla_inv_freq(s, d.rope_theta);
+  }
+  return e;
 }
 
 cu::eng_layer eng_layer_of(const layer_weights& w) {
@@ -35,8 +71,25 @@ cu::eng_layer eng_layer_of(const layer_weights& w) {
   e.k = eng_lin(w.attn.k);
   e.v = eng_lin(w.attn.v);
   e.o = eng_lin(w.attn.o);
-  e.q_norm = w.attn.q_norm.data();
-  e.k_norm = w.attn.k_norm.data();
+  e.q_norm = w.attn.q_norm.empty() ? nullptr : w.attn.q_norm.data();
+  e.k_norm = w.attn.k_norm.empty() ? nullptr : w.attn.k_norm.data();
+  e.q_bias = w.attn.q_bias.empty() ? nullptr : w.attn.q_bias.data();
+  e.k_bias = w.attn.k_bias.empty() ? nullptr : w.attn.k_bias.data();
+  e.v_bias = w.attn.v_bias.empty() ? nullptr : w.attn.v_bias.data();
+  if (!w.mla.o.empty()) {  // DeepSeek: MLA in q / o and the MLA fields, a leading layer's dense MLP
+    e.q = eng_lin(w.mla.q);
+    e.o = eng_lin(w.mla.o);
+    e.q_a = eng_lin(w.mla.q_a);
+    e.q_b = eng_lin(w.mla.q_b);
+    e.kv_a = eng_lin(w.mla.kv_a);
+    e.kv_b = eng_lin(w.mla.kv_b);
+    e.q_a_norm = w.mla.q_a_norm.empty() ? nullptr : w.mla.q_a_norm.data();
+    e.kv_a_norm = w.mla.kv_a_norm.data();
+    e.dense = !w.mla.moe;
+    e.dense_gate_up = eng_lin(w.mla.dense_gate_up);
+    e.dense_down = eng_lin(w.mla.dense_down);
+  }
+  e.score_bias = w.moe.score_bias.empty() ? nullptr : w.moe.score_bias.data();
   e.qkv = eng_lin(w.dn.qkv);
   e.z = eng_lin(w.dn.z);
   e.b = eng_lin(w.dn.b);
@@ -64,6 +117,28 @@ gpu_precision resolve_precision(gpu_precision p) {
   return p;
 }
 
+// The tensors behind an observation point: input_names', but for DeepSeek's own names (mla.cpp's blocks report
+// these: MLA's first projections, the router beside the ungated shared_experts).
+std::vector<std::string> point_names(const model_dims& d, cu::eng_point p, int L, bool linear_attention, bool shared) {
+  if (d.a != arch::deepseek || L < 0) return input_names(p, L, linear_attention, shared);
+  std::vector<const char*> v;
+  switch (p) {
+    case cu::eng_point::mixer_in:
+      v = {d.ds.q_lora_rank > 0 ? "self_attn.q_a_proj.weight" : "self_attn.q_proj.weight",
+           "self_attn.kv_a_proj_with_mqa.weight"};
+      break;
+    case cu::eng_point::moe_in:
+      v = {"mlp.gate.weight"};
+      if (shared) v.insert(v.end(), {"mlp.shared_experts.gate_proj.weight", "mlp.shared_experts.up_proj.weight"});
+      break;
+    case cu::eng_point::shared_act: v = {"mlp.shared_experts.down_proj.weight"}; break;
+    default: return input_names(p, L, linear_attention, false);
+  }
+  std::vector<std::string> names;
+  for (const char* n : v) names.push_back(layer_tensor(L, n));
+  return names;
+}
+
 void deliver(forward_observer& obs, const model_dims& d, int L, bool linear_attention, bool shared,
              const cu::eng_observations& o) {
   if (!o.ids.empty())
@@ -71,7 +146,7 @@ void deliver(forward_observer& obs, const model_dims& d, int L, bool linear_atte
   if (!obs.wants_input_sums()) return;
   for (const auto& s : o.inputs) {
     const bool per_expert = s.point == cu::eng_point::expert_in || s.point == cu::eng_point::expert_act;
-    for (const std::string& name : input_names(s.point, L, linear_attention, shared))
+    for (const std::string& name : point_names(d, s.point, L, linear_attention, shared))
       for (size_t m = 0; m < s.rows.size(); ++m)
         if (s.rows[m])
           obs.on_input_sums(L, name, per_expert ? int(m) : -1, s.rows[m], s.cols, s.sum_sq.data() + m * size_t(s.cols),
@@ -80,6 +155,23 @@ void deliver(forward_observer& obs, const model_dims& d, int L, bool linear_atte
 }
 
 }  // namespace
+
+cu::moe_route moe_route_of(const model_dims& d) {
+  cu::moe_route r;
+  r.n_experts = int32_t(d.n_experts);
+  r.top_k = int32_t(d.top_k);
+  r.norm_topk = d.norm_topk;
+  if (d.a == arch::deepseek) {
+    r.sigmoid = d.ds.sigmoid;
+    r.grouped = true;
+    r.group_max = d.ds.group_max;
+    r.n_group = int32_t(d.ds.n_group);
+    r.topk_group = int32_t(d.ds.topk_group);
+    r.norm_eps = 1e-20f;
+    r.routed_scale = d.ds.routed_scale;
+  }
+  return r;
+}
 
 cu::eng_dims gpu_dims(const model_dims& d) { return eng_dims_of(d); }
 cu::eng_layer gpu_layer(const layer_weights& w) { return eng_layer_of(w); }
@@ -161,6 +253,13 @@ memory_plan gpu_memory_plan(const model_dims& d, size_t n_tokens, size_t logits_
   const uint64_t bf16_copy = wsz == 2 ? ns * H * 2 : 0;
   const uint64_t moe = ns * (H + 2 * ff + ff + H) * 4 + bf16_copy + n * uint64_t(d.n_experts) * 4 + ns * 16;
   g.work_bytes = std::max(cpu.work_bytes, moe);
+  if (d.a == arch::deepseek) {  // MLA: q_a, q, kv_a, c, kv, the output, and keys / values / outputs padded to qk_head_dim
+    const deepseek_dims& s = d.ds;
+    const uint64_t qw = uint64_t(d.n_heads * s.qk_head_dim());
+    const uint64_t mla = n * (uint64_t(s.q_lora_rank + 2 * s.kv_lora_rank + s.qk_rope) + 4 * qw +
+                              uint64_t(d.n_heads * (s.qk_nope + 2 * s.v_head_dim))) * 4;
+    g.work_bytes = std::max(g.work_bytes, mla + (wsz == 2 ? n * H * 2 : 0));
+  }
   return g;
 }
 

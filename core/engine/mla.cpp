@@ -219,55 +219,9 @@ void dense_mlp_block(const model_dims& d, const mla_weights& w, const float* x, 
 }
 
 void deepseek_route(const model_dims& d, const std::vector<float>& bias, const float* l, int32_t* ids, float* wts) {
-  const deepseek_dims& s = d.ds;
-  const size_t E = size_t(d.n_experts), K = size_t(d.top_k), G = size_t(s.n_group), per = E / G;
-  std::vector<float> p(E), choice(E);
-  if (s.sigmoid) {
-    for (size_t i = 0; i < E; ++i) p[i] = sigmoid(l[i]);
-  } else {
-    const float mx = *std::max_element(l, l + E);
-    float sum = 0.0f;
-    for (size_t i = 0; i < E; ++i) sum += (p[i] = std::exp(l[i] - mx));
-    for (size_t i = 0; i < E; ++i) p[i] /= sum;
-  }
-  for (size_t i = 0; i < E; ++i) choice[i] = p[i] + (bias.empty() ? 0.0f : bias[i]);
-  if (G > 1 && size_t(s.topk_group) < G) {
-    std::vector<float> gs(G);
-    for (size_t g = 0; g < G; ++g) {
-      const float* c = choice.data() + g * per;
-      if (s.group_max || per < 2) {
-        gs[g] = *std::max_element(c, c + per);
-      } else {  // the sum of the group's two best
-        float a = -INFINITY, b = -INFINITY;
-        for (size_t i = 0; i < per; ++i) {
-          if (c[i] > a) b = a, a = c[i];
-          else if (c[i] > b) b = c[i];
-        }
-        gs[g] = a + b;
-      }
-    }
-    std::vector<int32_t> go(G);
-    std::iota(go.begin(), go.end(), 0);
-    std::partial_sort(go.begin(), go.begin() + s.topk_group, go.end(), [&](int32_t a, int32_t b) {
-      return gs[size_t(a)] > gs[size_t(b)] || (gs[size_t(a)] == gs[size_t(b)] && a < b);
-    });
-    std::vector<bool> keep(G, false);
-    for (int64_t i = 0; i < s.topk_group; ++i) keep[size_t(go[size_t(i)])] = true;
-    for (size_t i = 0; i < E; ++i)
-      if (!keep[i / per]) choice[i] = -INFINITY;
-  }
-  std::vector<int32_t> order(E);
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(K), order.end(), [&](int32_t a, int32_t b) {
-    return choice[size_t(a)] > choice[size_t(b)] || (choice[size_t(a)] == choice[size_t(b)] && a < b);
-  });
-  float tot = 0.0f;
-  for (size_t k = 0; k < K; ++k) tot += p[size_t(order[k])];
-  for (size_t k = 0; k < K; ++k) {
-    ids[k] = order[k];
-    const float wk = d.norm_topk ? p[size_t(order[k])] / (tot + 1e-20f) : p[size_t(order[k])];
-    wts[k] = float(wk * s.routed_scale);
-  }
+  const cu::moe_route r = moe_route_of(d);
+  std::vector<float> scratch(size_t(cu::route_scratch_floats(r)));
+  cu::route_token(r, l, bias.empty() ? nullptr : bias.data(), scratch.data(), ids, wts);
 }
 
 }  // namespace razor::engine

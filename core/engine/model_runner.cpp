@@ -293,6 +293,10 @@ std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_att
     case eng_point::expert_act: return names({"mlp.experts.down"});
     case eng_point::shared_act: return names({"mlp.shared_expert.down_proj.weight"});
     case eng_point::head_in: return {"lm_head.weight"};
+    case eng_point::mla_q_b_in: return names({"self_attn.q_b_proj.weight"});
+    case eng_point::mla_kv_b_in: return names({"self_attn.kv_b_proj.weight"});
+    case eng_point::dense_in: return names({"mlp.gate_proj.weight", "mlp.up_proj.weight"});
+    case eng_point::dense_act: return names({"mlp.down_proj.weight"});
   }
   return {};
 }
@@ -515,28 +519,13 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
   matmul(x, n, w.router, logits.data());
   std::vector<int32_t> ids(n * K);
   std::vector<float> wts(n * K);
+  // the router of each token: kernels/moe_routing.h, the GPU engine's too
+  const cu::moe_route route = moe_route_of(d);
+  const float* bias = w.score_bias.empty() ? nullptr : w.score_bias.data();
   parallel_for(n, [&](size_t b, size_t e) {
-    std::vector<float> p(E);
-    std::vector<int32_t> order(E);
-    for (size_t t = b; t < e; ++t) {
-      const float* l = logits.data() + t * E;
-      if (d.a == arch::deepseek) {
-        deepseek_route(d, w.score_bias, l, ids.data() + t * K, wts.data() + t * K);
-        continue;
-      }
-      float mx = *std::max_element(l, l + E), sum = 0.0f;
-      for (size_t i = 0; i < E; ++i) sum += (p[i] = std::exp(l[i] - mx));
-      for (size_t i = 0; i < E; ++i) p[i] /= sum;
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(K), order.end(),
-                        [&](int32_t a, int32_t c) { return p[size_t(a)] > p[size_t(c)] || (p[size_t(a)] == p[size_t(c)] && a < c); });
-      float tot = 0.0f;
-      for (size_t k = 0; k < K; ++k) tot += p[size_t(order[k])];
-      for (size_t k = 0; k < K; ++k) {
-        ids[t * K + k] = order[k];
-        wts[t * K + k] = d.norm_topk ? p[size_t(order[k])] / tot : p[size_t(order[k])];
-      }
-    }
+    std::vector<float> scratch(size_t(cu::route_scratch_floats(route)));
+    for (size_t t = b; t < e; ++t)
+      cu::route_token(route, logits.data() + t * E, bias, scratch.data(), ids.data() + t * K, wts.data() + t * K);
   }, 64);
   if (obs) {
     std::vector<float> norms(n);
@@ -676,11 +665,22 @@ bool gpu_engine_available(std::string* why_not) {
 }
 
 bool gpu_engine_runs(const model_dims& d, std::string* why_not) {
-  if (d.a == arch::qwen3_moe || d.a == arch::qwen3_5_moe) return true;
+  switch (d.a) {
+    case arch::qwen3_moe:
+    case arch::qwen3_5_moe:
+    case arch::qwen3_next:
+    case arch::olmoe:
+    case arch::qwen2_moe:
+    case arch::mixtral:
+    case arch::deepseek:
+      return true;
+    default:
+      break;
+  }
   if (why_not)
     *why_not = std::string("model_type ") + arch_name(d.a) +
-               ": the GPU engine runs qwen3_moe and qwen3_5_moe only; run this family on the CPU engine "
-               "(--device cpu, RAZOR_ENGINE=cpu)";
+               ": the GPU engine runs qwen3_moe, qwen3_5_moe, qwen3_next, olmoe, qwen2_moe, mixtral and deepseek_v2 / "
+               "deepseek_v3 / kimi_k2 only; run this family on the CPU engine (--device cpu, RAZOR_ENGINE=cpu)";
   return false;
 }
 

@@ -33,6 +33,7 @@
 #include "engine/ops.h"
 #include "engine/weights.h"
 #include "kernels/engine_cuda.h"
+#include "kernels/moe_routing.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -224,13 +225,15 @@ memory_plan gpu_memory_plan(const model_dims& d, size_t n_tokens, size_t logits_
 // The GPU engine's view of the dims / of one loaded layer (pointers into `w`, valid while it lives).
 cu::eng_dims gpu_dims(const model_dims& d);
 cu::eng_layer gpu_layer(const layer_weights& w);
+// The router of a family (kernels/moe_routing.h: one copy for the CPU blocks and the GPU engine).
+cu::moe_route moe_route_of(const model_dims& d);
 
 // The backend forward() will use for `opt` (after RAZOR_ENGINE), and whether a GPU engine is usable here.
 backend resolve_backend(const run_options& opt);
 bool gpu_engine_available(std::string* why_not = nullptr);
-// Whether the GPU engine (kernels/engine) implements this architecture: qwen3_moe and qwen3_5_moe. forward()
-// runs the others on the CPU when the backend was `automatic` and refuses them, naming the family, when the GPU
-// was asked for (a GPU forward without their QK-norm, biases or router names would be silently wrong).
+// Whether the GPU engine (kernels/engine) implements this architecture: every family of arch (gpt_oss not yet).
+// forward() runs the others on the CPU when the backend was `automatic` and refuses them, naming the family, when
+// the GPU was asked for.
 bool gpu_engine_runs(const model_dims& d, std::string* why_not = nullptr);
 
 }  // namespace razor::engine

@@ -86,8 +86,11 @@ struct dlin {
 // One weight slot's layout: pointers into its arena.
 struct dlayer {
   bool linear = false, gated = false, shared = false;
+  bool mla = false, dense = false, sgated = false;  // DeepSeek: MLA, a dense layer; a shared expert gate
   float *in_norm = nullptr, *post_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
-  dlin q, k, v, o, qkv, z, b, a, out, router, sgu, sdown, sgate;
+  float *q_bias = nullptr, *k_bias = nullptr, *v_bias = nullptr, *score_bias = nullptr;
+  float *q_a_norm = nullptr, *kv_a_norm = nullptr;
+  dlin q, k, v, o, qkv, z, b, a, out, router, sgu, sdown, sgate, q_a, q_b, kv_a, kv_b, dgu, ddown;
   float *conv = nullptr, *a_log = nullptr, *dt_bias = nullptr, *dn_norm = nullptr;
   // experts, contiguous: E x gate_up [2ff x H], E x down [H x ff], `stride` bytes apart
   char *gu_all = nullptr, *dn_all = nullptr;
@@ -117,6 +120,13 @@ struct slot {
 
 }  // namespace
 
+}  // namespace razor::cu
+
+#include "mla.cuh"
+#include "moe.cuh"
+
+namespace razor::cu {
+
 struct gpu_engine::impl {
   eng_dims d;
   eng_options opt;
@@ -131,7 +141,7 @@ struct gpu_engine::impl {
   dbuf h, xn, y, tok_pos, seq_start_d, inv_freq;
   slot slots[kSlots];
   // scratch
-  dbuf s1, s2, s3, s4, s5, s6, logits, ids, wts, pos, slot_tok, sg, hu_s, act_s, sout, xb, xnorm;
+  dbuf s1, s2, s3, s4, s5, s6, m1, m2, m3, logits, ids, wts, pos, slot_tok, sg, hu_s, act_s, sout, xb, xnorm;
   dbuf osum, ooff;  // observation sums (doubles) and their segment offsets
   std::vector<int> h_ids, h_slot_tok, h_pos;
   std::vector<size_t> h_off;
@@ -154,7 +164,7 @@ struct gpu_engine::impl {
       if (sl.copied) cudaEventDestroy(sl.copied);
       if (sl.freed) cudaEventDestroy(sl.freed);
     }
-    for (dbuf* b : {&h, &xn, &y, &tok_pos, &seq_start_d, &inv_freq, &s1, &s2, &s3, &s4, &s5, &s6, &logits, &ids, &wts,
+    for (dbuf* b : {&h, &xn, &y, &tok_pos, &seq_start_d, &inv_freq, &s1, &s2, &s3, &s4, &s5, &s6, &m1, &m2, &m3, &logits, &ids, &wts,
                     &pos, &slot_tok, &sg, &hu_s, &act_s, &sout, &xb, &xnorm, &osum, &ooff})
       release(*b, tr);
     if (blas) cublasDestroy(blas);
@@ -206,9 +216,9 @@ struct gpu_engine::impl {
     return static_cast<const __nv_bfloat16*>(xb.b());
   }
 
-  status rmsnorm(const float* x, const float* w, float* outp, size_t rows, int dim) {
+  status rmsnorm(const float* x, const float* w, float* outp, size_t rows, int dim, size_t ldx = 0, size_t ldo = 0) {
     if (!rows) return {};
-    k_rmsnorm<<<unsigned(rows), 256>>>(x, w, outp, dim, float(d.eps));
+    k_rmsnorm<<<unsigned(rows), 256>>>(x, ldx ? ldx : size_t(dim), w, outp, ldo ? ldo : size_t(dim), dim, float(d.eps));
     RZ_CU_LAUNCH("rmsnorm");
     return {};
   }
@@ -253,7 +263,9 @@ struct gpu_engine::impl {
     *obs = {};
     const size_t E = size_t(d.n_experts), H = size_t(d.hidden);
     const size_t widest = std::max<size_t>({H, size_t(d.n_heads * d.head_dim), size_t(d.lin_v_heads * d.lin_v_dim)});
-    const size_t doubles = 2 * (H + widest + H + E * H + E * size_t(d.moe_ff) + size_t(std::max<int64_t>(d.shared_ff, 0)));
+    const size_t mla = size_t(d.q_lora + d.kv_lora + d.n_heads * d.v_head_dim + d.dense_ff + H);  // and dense_in
+    const size_t doubles =
+        2 * (H + widest + H + E * H + E * size_t(d.moe_ff) + size_t(std::max<int64_t>(d.shared_ff, 0)) + mla);
     RAZOR_TRY(ensure(osum, doubles * 8, tr));
     RZ_CU_CALL(cudaMemsetAsync(osum.p, 0, doubles * 8, 0));
     return {};
@@ -314,17 +326,44 @@ struct gpu_engine::impl {
       L.a_log = vec(size_t(d.lin_v_heads), hw ? hw->a_log : nullptr, 0.5f, 0.0f);
       L.dt_bias = vec(size_t(d.lin_v_heads), hw ? hw->dt_bias : nullptr, 0.5f, 0.0f);
       L.dn_norm = vec(size_t(d.lin_v_dim), hw ? hw->dn_norm : nullptr, 0.1f, 1.0f);
+    } else if (L.mla) {
+      const int64_t nh = d.n_heads, qh = d.qk_nope + d.qk_rope;
+      if (d.q_lora > 0) {
+        lin(L.q_a, H, d.q_lora, hw ? &hw->q_a : nullptr);
+        L.q_a_norm = vec(size_t(d.q_lora), hw ? hw->q_a_norm : nullptr, 0.1f, 1.0f);
+        lin(L.q_b, d.q_lora, nh * qh, hw ? &hw->q_b : nullptr);
+      } else {
+        lin(L.q, H, nh * qh, hw ? &hw->q : nullptr);
+      }
+      lin(L.kv_a, H, d.kv_lora + d.qk_rope, hw ? &hw->kv_a : nullptr);
+      L.kv_a_norm = vec(size_t(d.kv_lora), hw ? hw->kv_a_norm : nullptr, 0.1f, 1.0f);
+      lin(L.kv_b, d.kv_lora, nh * (d.qk_nope + d.v_head_dim), hw ? &hw->kv_b : nullptr);
+      lin(L.o, nh * d.v_head_dim, H, hw ? &hw->o : nullptr);
     } else {
       const int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
       lin(L.q, H, L.gated ? 2 * qd : qd, hw ? &hw->q : nullptr);
       lin(L.k, H, kvd, hw ? &hw->k : nullptr);
       lin(L.v, H, kvd, hw ? &hw->v : nullptr);
       lin(L.o, qd, H, hw ? &hw->o : nullptr);
-      L.q_norm = vec(size_t(d.head_dim), hw ? hw->q_norm : nullptr, 0.1f, 1.0f);
-      L.k_norm = vec(size_t(d.head_dim), hw ? hw->k_norm : nullptr, 0.1f, 1.0f);
+      if (d.qk != eng_dims::qk_norm::none) {
+        const bool whole = d.qk == eng_dims::qk_norm::whole;
+        L.q_norm = vec(size_t(whole ? qd : d.head_dim), hw ? hw->q_norm : nullptr, 0.1f, 1.0f);
+        L.k_norm = vec(size_t(whole ? kvd : d.head_dim), hw ? hw->k_norm : nullptr, 0.1f, 1.0f);
+      }
+      if (d.qkv_bias) {
+        L.q_bias = vec(size_t(qd), hw ? hw->q_bias : nullptr, 0.1f, 0.0f);
+        L.k_bias = vec(size_t(kvd), hw ? hw->k_bias : nullptr, 0.1f, 0.0f);
+        L.v_bias = vec(size_t(kvd), hw ? hw->v_bias : nullptr, 0.1f, 0.0f);
+      }
+    }
+    if (L.dense) {  // DeepSeek's leading layers: a dense MLP, no router or experts
+      lin(L.dgu, H, 2 * d.dense_ff, hw ? &hw->dense_gate_up : nullptr);
+      lin(L.ddown, d.dense_ff, H, hw ? &hw->dense_down : nullptr);
+      return off;
     }
     const int64_t E = d.n_experts, ff = d.moe_ff;
     lin(L.router, H, E, hw ? &hw->router : nullptr);
+    if (hw && hw->score_bias) L.score_bias = vec(size_t(E), hw->score_bias, 0.0f, 0.0f);
     const size_t gu_n = size_t(H * 2 * ff), dn_n = size_t(ff * H);
     L.gu_stride = (gu_n * wsz + 255) / 256 * 256;
     L.dn_stride = (dn_n * wsz + 255) / 256 * 256;
@@ -341,7 +380,7 @@ struct gpu_engine::impl {
       const int64_t sf = d.shared_ff;
       lin(L.sgu, H, 2 * sf, hw ? &hw->shared_gate_up : nullptr);
       lin(L.sdown, sf, H, hw ? &hw->shared_down : nullptr);
-      lin(L.sgate, H, 1, hw ? &hw->shared_gate : nullptr);
+      if (L.sgated) lin(L.sgate, H, 1, hw ? &hw->shared_gate : nullptr);
     }
     return off;
   }
@@ -416,6 +455,9 @@ struct gpu_engine::impl {
     L.linear = lin_attn;
     L.gated = gtd;
     L.shared = shr;
+    L.mla = d.mla;
+    L.dense = hw && hw->dense;
+    L.sgated = shr && (hw ? hw->shared_gate.wt || hw->shared_gate.bf16 : !d.mla);
     const size_t bytes = plan(L, nullptr, hw, nullptr);
     RAZOR_TRY(size_slot(sl, bytes, hw != nullptr));
     std::vector<seg> segs;
@@ -452,10 +494,21 @@ struct gpu_engine::impl {
     RAZOR_TRY(ensure(s5, n * qd * 4, tr));   // gate
     RAZOR_TRY(ensure(s6, n * qd * 4, tr));   // att
     RAZOR_TRY(project(x, {{&L.q, s1.f()}, {&L.k, s2.f()}, {&L.v, s3.f()}}));
+    if (L.q_bias) {  // qwen2_moe (ungated q)
+      k_add_bias<<<grid_for(n * qd), 256>>>(s1.f(), L.q_bias, n, int(qd));
+      k_add_bias<<<grid_for(n * kvd), 256>>>(s2.f(), L.k_bias, n, int(kvd));
+      k_add_bias<<<grid_for(n * kvd), 256>>>(s3.f(), L.v_bias, n, int(kvd));
+      RZ_CU_LAUNCH("add_bias");
+    }
+    if (d.qk == eng_dims::qk_norm::whole) {  // olmoe: one RMSNorm over the whole (ungated) q and k, in place
+      RAZOR_TRY(rmsnorm(s1.f(), L.q_norm, s1.f(), n, int(qd)));
+      RAZOR_TRY(rmsnorm(s2.f(), L.k_norm, s2.f(), n, int(kvd)));
+    }
     dim3 g1{unsigned(n), unsigned(nh + nkv)};
     k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), L.q_norm, L.k_norm, inv_freq.f(),
                                             tok_pos.i(), int(nh), int(nkv), int(hd), int(d.rot_dims),
-                                            L.gated ? 1 : 0, float(d.eps));
+                                            L.gated ? 1 : 0, d.qk == eng_dims::qk_norm::per_head ? 1 : 0,
+                                            float(d.eps));
     RZ_CU_LAUNCH("qk_prep");
     dim3 g2{unsigned(n), unsigned(nh)};
     size_t smem = size_t(hd + kAttnChunk) * 4;
@@ -496,93 +549,6 @@ struct gpu_engine::impl {
     return gemm(s6.f(), n, L.out, yout);
   }
 
-  status moe(const dlayer& L, const float* x, float* yout) {
-    const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden), ff = size_t(d.moe_ff);
-    const size_t ns = n * K;
-    RAZOR_TRY(ensure(logits, n * E * 4, tr));
-    RAZOR_TRY(ensure(ids, ns * 4, tr));
-    RAZOR_TRY(ensure(wts, ns * 4, tr));
-    RAZOR_TRY(ensure(pos, ns * 4, tr));
-    RAZOR_TRY(ensure(slot_tok, ns * 4, tr));
-    RAZOR_TRY(observe_dense(eng_point::moe_in, x, int64_t(H)));
-    RAZOR_TRY(project(x, {{&L.router, logits.f()}}));
-    k_topk<<<unsigned(n), 256, E * 4>>>(logits.f(), int(E), int(K), d.norm_topk ? 1 : 0, ids.i(), wts.f());
-    RZ_CU_LAUNCH("topk");
-    // Group token-slots by expert on the host (deterministic: token order within an expert, as the CPU).
-    h_ids.resize(ns);
-    RZ_CU_CALL(cudaMemcpy(h_ids.data(), ids.p, ns * 4, cudaMemcpyDeviceToHost));
-    if (obs) {
-      RAZOR_TRY(ensure(xnorm, n * 4, tr));
-      k_rownorm<<<unsigned(n), 256>>>(x, xnorm.f(), int(H));
-      RZ_CU_LAUNCH("rownorm");
-      obs->ids.assign(h_ids.begin(), h_ids.end());
-      obs->wts.resize(ns);
-      obs->x_norm.resize(n);
-      RZ_CU_CALL(cudaMemcpy(obs->wts.data(), wts.p, ns * 4, cudaMemcpyDeviceToHost));
-      RZ_CU_CALL(cudaMemcpy(obs->x_norm.data(), xnorm.p, n * 4, cudaMemcpyDeviceToHost));
-    }
-    h_off.assign(E + 1, 0);
-    for (size_t i = 0; i < ns; ++i) {
-      if (h_ids[i] < 0 || size_t(h_ids[i]) >= E) return make_error(errc::internal, "GPU router: expert id out of range");
-      ++h_off[size_t(h_ids[i]) + 1];
-    }
-    for (size_t e = 0; e < E; ++e) h_off[e + 1] += h_off[e];
-    std::vector<size_t> cur(h_off.begin(), h_off.end() - 1);
-    h_slot_tok.resize(ns);
-    h_pos.resize(ns);
-    for (size_t t = 0; t < n; ++t)
-      for (size_t kk = 0; kk < K; ++kk) {
-        size_t s = cur[size_t(h_ids[t * K + kk])]++;
-        h_slot_tok[s] = int(t);
-        h_pos[t * K + kk] = int(s);
-      }
-    RZ_CU_CALL(cudaMemcpy(slot_tok.p, h_slot_tok.data(), ns * 4, cudaMemcpyHostToDevice));
-    RZ_CU_CALL(cudaMemcpy(pos.p, h_pos.data(), ns * 4, cudaMemcpyHostToDevice));
-    RAZOR_TRY(ensure(s1, ns * H * 4, tr));       // xe
-    RAZOR_TRY(ensure(s2, ns * 2 * ff * 4, tr));  // hu
-    RAZOR_TRY(ensure(s3, ns * ff * 4, tr));      // act
-    RAZOR_TRY(ensure(s4, ns * H * 4, tr));       // expert outputs
-    k_gather<<<grid_for(ns * H), 256>>>(x, slot_tok.i(), s1.f(), ns, int(H));
-    RZ_CU_LAUNCH("gather");
-    RAZOR_TRY(observe(eng_point::expert_in, s1.f(), H, int64_t(H), h_off));
-    // Each expert's GEMM over its rows [h_off[e], h_off[e+1]) of x (width in) into y (width out).
-    auto per_expert = [&](const char* w_all, size_t w_stride, size_t in, size_t out, const float* x, float* y) -> status {
-      RAZOR_ASSIGN_OR_RETURN(const __nv_bfloat16* xq, to_bf16(x, ns, int64_t(in)));
-      for (size_t e = 0; e < E; ++e) {
-        const size_t c = h_off[e + 1] - h_off[e];
-        if (!c) continue;
-        dlin w{w_all + e * w_stride, int64_t(in), int64_t(out), L.experts_rows};
-        RAZOR_TRY(gemm(x + h_off[e] * in, c, w, y + h_off[e] * out, 0, 0, xq ? xq + h_off[e] * in : nullptr));
-      }
-      return {};
-    };
-    RAZOR_TRY(per_expert(L.gu_all, L.gu_stride, H, 2 * ff, s1.f(), s2.f()));
-    k_silu_mul<<<grid_for(ns * ff), 256>>>(s2.f(), s3.f(), ns, int(ff));
-    RZ_CU_LAUNCH("silu_mul");
-    RAZOR_TRY(observe(eng_point::expert_act, s3.f(), ff, int64_t(ff), h_off));
-    RAZOR_TRY(per_expert(L.dn_all, L.dn_stride, ff, H, s3.f(), s4.f()));
-    const float* sgp = nullptr;
-    const float* soutp = nullptr;
-    if (L.shared) {
-      const size_t sf = size_t(d.shared_ff);
-      RAZOR_TRY(ensure(hu_s, n * 2 * sf * 4, tr));
-      RAZOR_TRY(ensure(act_s, n * sf * 4, tr));
-      RAZOR_TRY(ensure(sout, n * H * 4, tr));
-      RAZOR_TRY(ensure(sg, n * 4, tr));
-      RAZOR_TRY(project(x, {{&L.sgu, hu_s.f()}, {&L.sgate, sg.f()}}));
-      k_silu_mul<<<grid_for(n * sf), 256>>>(hu_s.f(), act_s.f(), n, int(sf));
-      RZ_CU_LAUNCH("shared silu_mul");
-      RAZOR_TRY(observe_dense(eng_point::shared_act, act_s.f(), int64_t(sf)));
-      RAZOR_TRY(gemm(act_s.f(), n, L.sdown, sout.f()));
-      sgp = sg.f();
-      soutp = sout.f();
-    }
-    if (K > 64) return make_error(errc::unsupported, "GPU engine: more than 64 experts per token");
-    k_combine<<<unsigned(n), 256>>>(ids.i(), wts.f(), pos.i(), s4.f(), sgp, soutp, yout, int(K), int(H));
-    RZ_CU_LAUNCH("combine");
-    sample_mem();
-    return {};
-  }
 };
 
 gpu_engine::gpu_engine() : p_(std::make_unique<impl>()) {}
@@ -599,8 +565,10 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
   }
   if (d.hidden <= 0 || d.n_experts <= 0 || d.top_k <= 0 || d.top_k > 64 || d.moe_ff <= 0)
     return make_error(errc::invalid_argument, "GPU engine: dims incomplete");
-  if (d.head_dim > kAttnThreads * kAttnMaxDimPerThread)
+  if ((d.mla ? d.qk_nope + d.qk_rope : d.head_dim) > kAttnThreads * kAttnMaxDimPerThread)
     return make_error(errc::unsupported, "GPU engine: head_dim above 512");
+  if (d.mla && (d.v_head_dim > d.qk_nope + d.qk_rope || int64_t(d.mla_inv_freq.size()) != d.qk_rope / 2))
+    return make_error(errc::unsupported, "GPU engine: MLA needs v_head_dim <= qk_nope + qk_rope and its RoPE frequencies");
   std::unique_ptr<gpu_engine> g(new gpu_engine());
   auto& p = *g->p_;
   p.d = d;
@@ -619,11 +587,12 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
   p.st.device_total = tot;
   p.st.device_used_base = tot - fr;
   p.st.device_used_peak = tot - fr;
-  // RoPE inverse frequencies, as engine::rope_inv_freq (double pow, stored as float).
-  if (d.rot_dims > 0) {
+  // RoPE inverse frequencies, as engine::rope_inv_freq (double pow, stored as float); MLA's from the host.
+  if (d.mla || d.rot_dims > 0) {
     std::vector<float> f(size_t(d.rot_dims / 2));
     for (int64_t i = 0; i < d.rot_dims / 2; ++i)
       f[size_t(i)] = float(1.0 / std::pow(d.rope_theta, double(2 * i) / double(d.rot_dims)));
+    if (d.mla) f = d.mla_inv_freq;
     RAZOR_TRY(ensure(p.inv_freq, f.size() * 4, p.tr));
     RZ_CU_CALL(cudaMemcpy(p.inv_freq.p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
   }
@@ -678,12 +647,31 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
     RAZOR_TRY(chk(w.b, H, d.lin_v_heads, "in_proj_b"));
     RAZOR_TRY(chk(w.a, H, d.lin_v_heads, "in_proj_a"));
     RAZOR_TRY(chk(w.out, vd, H, "out_proj"));
+  } else if (d.mla) {
+    const int64_t nh = d.n_heads, qh = d.qk_nope + d.qk_rope;
+    if (d.q_lora > 0) {
+      RAZOR_TRY(chk(w.q_a, H, d.q_lora, "q_a_proj"));
+      RAZOR_TRY(chk(w.q_b, d.q_lora, nh * qh, "q_b_proj"));
+    } else {
+      RAZOR_TRY(chk(w.q, H, nh * qh, "q_proj"));
+    }
+    RAZOR_TRY(chk(w.kv_a, H, d.kv_lora + d.qk_rope, "kv_a_proj_with_mqa"));
+    RAZOR_TRY(chk(w.kv_b, d.kv_lora, nh * (d.qk_nope + d.v_head_dim), "kv_b_proj"));
+    RAZOR_TRY(chk(w.o, nh * d.v_head_dim, H, "o_proj"));
   } else {
     const int64_t qd = d.n_heads * d.head_dim, kvd = d.n_kv_heads * d.head_dim;
     RAZOR_TRY(chk(w.q, H, w.gated ? 2 * qd : qd, "q_proj"));
     RAZOR_TRY(chk(w.k, H, kvd, "k_proj"));
     RAZOR_TRY(chk(w.v, H, kvd, "v_proj"));
     RAZOR_TRY(chk(w.o, qd, H, "o_proj"));
+    if ((d.qk == eng_dims::qk_norm::whole || d.qkv_bias) && w.gated)
+      return make_error(errc::unsupported, "GPU engine: a gated q with biases or a whole-projection QK-norm");
+  }
+  if (w.dense) {
+    if (!d.mla) return make_error(errc::invalid_argument, "GPU engine: a dense layer outside DeepSeek's dims");
+    RAZOR_TRY(chk(w.dense_gate_up, H, 2 * d.dense_ff, "mlp gate_up"));
+    RAZOR_TRY(chk(w.dense_down, d.dense_ff, H, "mlp down_proj"));
+    return p.place(slot, &w, false, false, false, 0);
   }
   RAZOR_TRY(chk(w.router, H, d.n_experts, "router"));
   if (int64_t(w.gate_up.size()) != d.n_experts || int64_t(w.down.size()) != d.n_experts)
@@ -699,7 +687,7 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
   if (shr) {
     RAZOR_TRY(chk(w.shared_gate_up, H, 2 * d.shared_ff, "shared expert gate_up"));
     RAZOR_TRY(chk(w.shared_down, d.shared_ff, H, "shared expert down"));
-    RAZOR_TRY(chk(w.shared_gate, H, 1, "shared_expert_gate"));
+    if (!d.mla) RAZOR_TRY(chk(w.shared_gate, H, 1, "shared_expert_gate"));  // DeepSeek's shared experts: ungated
   }
   return p.place(slot, &w, w.linear_attention, w.gated, shr, 0);
 }
@@ -722,12 +710,17 @@ status gpu_engine::run_layer(int slot, eng_observations* obs) {
   RAZOR_TRY(p.observe_dense(eng_point::mixer_in, p.xn.f(), int64_t(H)));
   if (L.linear)
     RAZOR_TRY(p.deltanet(L, p.xn.f(), p.y.f()));
+  else if (L.mla)
+    RAZOR_TRY(mla_attention(p, L, p.xn.f(), p.y.f()));
   else
     RAZOR_TRY(p.attention(L, p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
   RZ_CU_LAUNCH("add");
   RAZOR_TRY(p.rmsnorm(p.h.f(), L.post_norm, p.xn.f(), p.n, int(H)));
-  RAZOR_TRY(p.moe(L, p.xn.f(), p.y.f()));
+  if (L.dense)
+    RAZOR_TRY(dense_mlp(p, L, p.xn.f(), p.y.f()));
+  else
+    RAZOR_TRY(moe_block(p, L, p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
   RZ_CU_LAUNCH("add");
   RZ_CU_CALL(cudaEventRecord(sl.freed, 0));

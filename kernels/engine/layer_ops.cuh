@@ -1,6 +1,6 @@
 // Internal to kernels/engine/: the device side of the GPU forward pass (kernels/include/kernels/engine_cuda.h),
-// included by engine.cu alone: RMSNorm, q/k norm + RoPE, attention, the DeltaNet kernels, top-k routing and
-// the expert gather / combine. Each follows its CPU reference in core/engine/model_runner.cpp.
+// included by engine.cu alone: RMSNorm, q/k norm + RoPE, attention, the DeltaNet kernels, the router
+// (kernels/moe_routing.h) and the expert gather / combine. Each follows its CPU reference in core/engine/model_runner.cpp.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common/reduce.cuh"
+#include "kernels/moe_routing.h"
 
 namespace razor::cu::eng {
 
@@ -20,10 +21,10 @@ __device__ __forceinline__ float d_softplus(float x) { return x > 20.0f ? x : lo
 
 // ---- kernels -----------------------------------------------------------------------------------
 
-// out = x / sqrt(mean(x^2) + eps) * w per row (block per row). out may equal x.
-__global__ void k_rmsnorm(const float* x, const float* w, float* out, int dim, float eps) {
-  const float* a = x + size_t(blockIdx.x) * dim;
-  float* o = out + size_t(blockIdx.x) * dim;
+// out = x / sqrt(mean(x^2) + eps) * w per row of dim (block per row; rows ldx / ldo floats apart). out may equal x.
+__global__ void k_rmsnorm(const float* x, size_t ldx, const float* w, float* out, size_t ldo, int dim, float eps) {
+  const float* a = x + size_t(blockIdx.x) * ldx;
+  float* o = out + size_t(blockIdx.x) * ldo;
   float ss = 0.0f;
   for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += a[i] * a[i];
   ss = block_sum(ss);
@@ -36,10 +37,11 @@ __global__ void k_add(float* h, const float* y, size_t n) {
 }
 
 // Per (token, head): q heads (blockIdx.y < nh) read qraw (row stride qw, head stride hd or 2 hd when gated),
-// get q_norm and RoPE and go to q; the gate half goes to gate. k heads are normed and rotated in place.
+// get q_norm (per_head_norm set) and RoPE and go to q; the gate half goes to gate. k heads are normed and
+// rotated in place.
 __global__ void k_qk_prep(const float* qraw, float* q, float* gate, float* k, const float* q_norm,
                           const float* k_norm, const float* inv_freq, const int* tok_pos, int nh, int nkv, int hd,
-                          int rot, int gated, float eps) {
+                          int rot, int gated, int per_head_norm, float eps) {
   extern __shared__ float sv[];
   const size_t t = blockIdx.x;
   const int hh = blockIdx.y;
@@ -65,7 +67,8 @@ __global__ void k_qk_prep(const float* qraw, float* q, float* gate, float* k, co
   }
   ss = block_sum(ss);  // (has barriers: sv is complete after it)
   const float inv = 1.0f / sqrtf(ss / float(hd) + eps);
-  for (int c = threadIdx.x; c < hd; c += blockDim.x) sv[c] = sv[c] * inv * w[c];
+  if (per_head_norm)
+    for (int c = threadIdx.x; c < hd; c += blockDim.x) sv[c] = sv[c] * inv * w[c];
   __syncthreads();
   const float pos = float(tok_pos[t]);
   const int half = rot / 2;
@@ -236,67 +239,20 @@ __global__ void k_gated_norm(float* core, const float* z, const float* w, int dv
   for (int i = threadIdx.x; i < dv; i += blockDim.x) o[i] = o[i] * inv * w[i] * d_silu(zz[i]);
 }
 
-// Router: softmax over all experts, top-k by probability (ties: lower index), weights renormalised when asked.
-// Block per token, probabilities in shared memory.
-__global__ void k_topk(const float* logits, int E, int K, int norm_topk, int* ids, float* wts) {
-  extern __shared__ float p[];  // [E]
-  __shared__ float bv[32];
-  __shared__ int bi[32];
-  __shared__ float selv[64];
-  const float* l = logits + size_t(blockIdx.x) * E;
-  float mx = -INFINITY;
-  for (int i = threadIdx.x; i < E; i += blockDim.x) mx = fmaxf(mx, l[i]);
-  mx = block_max(mx);
-  float sum = 0.0f;
-  for (int i = threadIdx.x; i < E; i += blockDim.x) {
-    float e = expf(l[i] - mx);
-    p[i] = e;
-    sum += e;
-  }
-  sum = block_sum(sum);
-  for (int i = threadIdx.x; i < E; i += blockDim.x) p[i] /= sum;
-  __syncthreads();
-  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
-  for (int kk = 0; kk < K; ++kk) {
-    float v = -2.0f;
-    int id = 0x7fffffff;
-    for (int i = threadIdx.x; i < E; i += blockDim.x)
-      if (p[i] > v) {  // strided ascending: first max wins within a thread
-        v = p[i];
-        id = i;
-      }
-    for (int o = 16; o > 0; o >>= 1) {
-      float ov = __shfl_xor_sync(0xffffffffu, v, o);
-      int oi = __shfl_xor_sync(0xffffffffu, id, o);
-      if (ov > v || (ov == v && oi < id)) {
-        v = ov;
-        id = oi;
-      }
-    }
-    if (lane == 0) {
-      bv[wid] = v;
-      bi[wid] = id;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float bvv = bv[0];
-      int bii = bi[0];
-      for (int w = 1; w < nw; ++w)
-        if (bv[w] > bvv || (bv[w] == bvv && bi[w] < bii)) {
-          bvv = bv[w];
-          bii = bi[w];
-        }
-      ids[size_t(blockIdx.x) * K + kk] = bii;
-      selv[kk] = bvv;
-      p[bii] = -1.0f;  // taken
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    float tot = 0.0f;
-    for (int kk = 0; kk < K; ++kk) tot += selv[kk];
-    for (int kk = 0; kk < K; ++kk) wts[size_t(blockIdx.x) * K + kk] = norm_topk ? selv[kk] / tot : selv[kk];
-  }
+// The router of each token (kernels/moe_routing.h, the CPU's function): block per token, its first thread
+// routes with route_scratch_floats(r) floats of shared memory.
+__global__ void k_route(const float* logits, const float* bias, moe_route r, int* ids, float* wts) {
+  extern __shared__ float scratch[];
+  if (threadIdx.x != 0) return;
+  const size_t t = blockIdx.x;
+  route_token(r, logits + t * size_t(r.n_experts), bias, scratch, ids + t * size_t(r.top_k), wts + t * size_t(r.top_k));
+}
+
+// x[r, c] += bias[c] over rows x cols.
+__global__ void k_add_bias(float* x, const float* bias, size_t rows, int cols) {
+  const size_t total = rows * size_t(cols);
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x)
+    x[i] += bias[i % size_t(cols)];
 }
 
 // xe[s] = x[slot_tok[s]] (rows of H).
@@ -320,7 +276,7 @@ __global__ void k_silu_mul(const float* hu, float* act, size_t rows, int ff) {
 }
 
 // y[t] = sum over the token's experts in ascending expert id (the CPU's order) of w * eo[slot]
-//        (+ sigmoid(sg[t]) * sout[t] for the shared expert). Block per token.
+//        (+ sigmoid(sg[t]) * sout[t] for the shared expert; sg null: ungated, DeepSeek). Block per token.
 __global__ void k_combine(const int* ids, const float* wts, const int* pos, const float* eo, const float* sg,
                           const float* sout, float* y, int K, int H) {
   __shared__ int order_slot[64];
@@ -338,7 +294,7 @@ __global__ void k_combine(const int* ids, const float* wts, const int* pos, cons
     }
   }
   __syncthreads();
-  const float gs = sg ? d_sigmoid(sg[t]) : 0.0f;
+  const float gs = sg ? d_sigmoid(sg[t]) : 1.0f;
   for (int c = threadIdx.x; c < H; c += blockDim.x) {
     float acc = 0.0f;
     for (int r = 0; r < K; ++r) acc += order_w[r] * eo[size_t(order_slot[r]) * H + c];

@@ -1,7 +1,9 @@
 // The GPU forward pass (kernels/engine/ through engine::forward with backend::cuda) against the CPU
 // reference (the ground truth) on both fixtures: logits of several sequences of different lengths, one of
 // them longer than the attention kernel's key chunk, with fp32 and with BF16 weights; the probe's statistics
-// observed on the GPU against the CPU's. Skipped where no GPU is usable.
+// observed on the GPU against the CPU's. The other families (olmoe, qwen2_moe, mixtral, qwen3_next, deepseek_v3,
+// deepseek_v2, kimi_k2) on synth checkpoints of tests/engine/data/families/*.json, F32: logits, and the probe
+// for deepseek_v3 and qwen2_moe. Skipped where no GPU is usable.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,9 +15,13 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/test_util.h"
 #include "engine/model_runner.h"
 #include "engine/probe.h"
 #include "model/checkpoint.h"
+#include "model/synth.h"
 
 namespace {
 
@@ -70,6 +76,27 @@ std::vector<float> logits_of(engine::weight_provider& wp, const engine::model_di
   return out;
 }
 
+// Synth's weight scale for the family checkpoints, as test_llamacpp_logits.cpp's: logits far from uniform, so a
+// wrong RoPE, norm, routing or scaling factor on the GPU moves them visibly.
+constexpr float k_synth_stddev = 0.15f;
+
+nlohmann::json family_config(const std::string& family) {
+  return nlohmann::json::parse(
+      razor::test::slurp(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/" + family + ".json"));
+}
+
+// The synth checkpoint (F32) of tests/engine/data/families/<family>.json in `s`.
+result<checkpoint> family_checkpoint(const std::string& family, const razor::test::scratch_dir& s) {
+  synth_options so;
+  so.dt = dtype::f32;
+  so.stddev = k_synth_stddev;
+  RAZOR_TRY(synth_checkpoint(family_config(family), s / family, so));
+  return checkpoint::open(s / family);
+}
+
+void compare_logits(const std::string& model, engine::weight_provider& wp, const std::vector<size_t>& lens,
+                    engine::gpu_precision prec);
+
 void compare_fixture(const std::string& model, const std::vector<size_t>& lens,
                      engine::gpu_precision prec = engine::gpu_precision::f32) {
   std::string why;
@@ -79,12 +106,33 @@ void compare_fixture(const std::string& model, const std::vector<size_t>& lens,
   auto ck = checkpoint::open(std::string(RAZOR_MODELS_DIR) + "/" + model);
   ASSERT_TRUE(ck.ok()) << ck.error().to_string();
   auto wp = engine::checkpoint_weights(*ck);
-  auto d = engine::dims_from_config(wp->config());
+  compare_logits(model, *wp, lens, prec);
+}
+
+// A family's synth checkpoint, fp32 weights on the GPU.
+void compare_family(const std::string& family, const std::vector<size_t>& lens) {
+  std::string why;
+  if (!engine::gpu_engine_available(&why)) GTEST_SKIP() << "no GPU: " << why;
+  unsetenv("RAZOR_ENGINE");
+  unsetenv("RAZOR_GPU_WEIGHTS");
+  razor::test::scratch_dir s("engine-cuda-" + family);
+  auto ck = family_checkpoint(family, s);
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  EXPECT_TRUE(engine::gpu_engine_runs(*d)) << family;
+  compare_logits(family, *wp, lens, engine::gpu_precision::f32);
+}
+
+void compare_logits(const std::string& model, engine::weight_provider& wp, const std::vector<size_t>& lens,
+                    engine::gpu_precision prec) {
+  auto d = engine::dims_from_config(wp.config());
   ASSERT_TRUE(d.ok()) << d.error().to_string();
   auto seqs = make_seqs(d->vocab, lens);
   double t_cpu = 0, t_gpu = 0;
-  auto ref = logits_of(*wp, *d, seqs, engine::backend::cpu, &t_cpu);
-  auto gpu = logits_of(*wp, *d, seqs, engine::backend::cuda, &t_gpu, prec);
+  auto ref = logits_of(wp, *d, seqs, engine::backend::cpu, &t_cpu);
+  auto gpu = logits_of(wp, *d, seqs, engine::backend::cuda, &t_gpu, prec);
   ASSERT_EQ(ref.size(), gpu.size());
   const size_t V = size_t(d->vocab), n = ref.size() / V;
   double num = 0, den = 0, maxd = 0, maxr = 0, kl = 0;
@@ -133,6 +181,9 @@ void compare_fixture(const std::string& model, const std::vector<size_t>& lens,
 // counts equal but for near-ties, gate mass / salience / input sums to float32 rounding.
 constexpr double k_probe_stat_rel_tol = 1e-3;     // |gpu - cpu| / |cpu| of a layer's summed statistic
 constexpr double k_probe_freq_max_moved = 0.01;   // share of a layer's routed slots that may change expert
+void compare_probe_on(engine::weight_provider& wp, size_t n_tokens, size_t seqlen, engine::gpu_precision prec,
+                      double stat_tol, double freq_moved);
+
 void compare_probe(engine::gpu_precision prec, double stat_tol, double freq_moved) {
   std::string why;
   if (!engine::gpu_engine_available(&why)) GTEST_SKIP() << "no GPU: " << why;
@@ -142,18 +193,37 @@ void compare_probe(engine::gpu_precision prec, double stat_tol, double freq_move
   auto ck = checkpoint::open(dir);
   ASSERT_TRUE(ck.ok()) << ck.error().to_string();
   auto wp = engine::checkpoint_weights(*ck);
-  auto d = engine::dims_from_config(wp->config());
+  compare_probe_on(*wp, 1024, 256, prec, stat_tol, freq_moved);
+}
+
+// The probe of a family's synth checkpoint on the GPU (fp32 weights) against the CPU's: router choices and the
+// input sums under the CPU's names (DeepSeek's MLA, dense-layer and shared_experts names included).
+void compare_family_probe(const std::string& family) {
+  std::string why;
+  if (!engine::gpu_engine_available(&why)) GTEST_SKIP() << "no GPU: " << why;
+  unsetenv("RAZOR_ENGINE");
+  unsetenv("RAZOR_GPU_WEIGHTS");
+  razor::test::scratch_dir s("engine-cuda-probe-" + family);
+  auto ck = family_checkpoint(family, s);
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  auto wp = engine::checkpoint_weights(*ck);
+  compare_probe_on(*wp, 512, 128, engine::gpu_precision::f32, k_probe_stat_rel_tol, k_probe_freq_max_moved);
+}
+
+void compare_probe_on(engine::weight_provider& wp, size_t n_tokens, size_t seqlen, engine::gpu_precision prec,
+                      double stat_tol, double freq_moved) {
+  auto d = engine::dims_from_config(wp.config());
   ASSERT_TRUE(d.ok());
   std::vector<int32_t> toks;
-  for (auto& s : make_seqs(d->vocab, {1024})) toks = s;
+  for (auto& s : make_seqs(d->vocab, {n_tokens})) toks = s;
   engine::probe_options o;
-  o.n_tokens = 1024;
-  o.seqlen = 256;
-  auto cpu = engine::run_probe(*wp, toks, o);
+  o.n_tokens = n_tokens;
+  o.seqlen = seqlen;
+  auto cpu = engine::run_probe(wp, toks, o);
   ASSERT_TRUE(cpu.ok()) << cpu.error().to_string();
   o.device = engine::backend::cuda;
   o.gpu_weights = prec;
-  auto gpu = engine::run_probe(*wp, toks, o);
+  auto gpu = engine::run_probe(wp, toks, o);
   ASSERT_TRUE(gpu.ok()) << gpu.error().to_string();
   const size_t E = size_t(cpu->n_experts);
   auto rel = [](double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-30); };
@@ -169,6 +239,10 @@ void compare_probe(engine::gpu_precision prec, double stat_tol, double freq_move
       as_g += gpu->asal[i];
       EXPECT_LT(rel(gpu->wfro_gate_up[i], cpu->wfro_gate_up[i]), 1e-9);  // same host weights, same sums
       EXPECT_LT(rel(gpu->rnorm[i], cpu->rnorm[i]), 1e-9);
+    }
+    if (slots == 0) {  // a dense layer (DeepSeek's leading ones): no routing on either side
+      EXPECT_EQ(moved, 0.0) << "layer " << L;
+      continue;
     }
     EXPECT_LE(moved / slots, freq_moved) << "layer " << L;
     EXPECT_LT(rel(wm_g, wm_c), stat_tol) << "layer " << L;
@@ -216,6 +290,20 @@ TEST(engine_cuda, probe_on_gpu_matches_cpu) {
 
 // BF16: every routing decision sees BF16-rounded router inputs; allow 5 % of the slots to move, 2 % on the sums.
 TEST(engine_cuda, probe_on_gpu_bf16_weights) { compare_probe(engine::gpu_precision::bf16, 2e-2, 0.05); }
+
+// The other families on their synth checkpoints (2-3 layers, hidden 256), fp32 weights; 4 sequences.
+const std::vector<size_t> k_family_lens = {96, 37, 1, 60};
+
+TEST(engine_cuda, olmoe_logits_match_cpu) { compare_family("olmoe", k_family_lens); }
+TEST(engine_cuda, qwen2_moe_logits_match_cpu) { compare_family("qwen2_moe", k_family_lens); }
+TEST(engine_cuda, mixtral_logits_match_cpu) { compare_family("mixtral", k_family_lens); }
+TEST(engine_cuda, qwen3_next_logits_match_cpu) { compare_family("qwen3_next", k_family_lens); }
+TEST(engine_cuda, deepseek_v3_logits_match_cpu) { compare_family("deepseek_v3", k_family_lens); }
+TEST(engine_cuda, deepseek_v2_logits_match_cpu) { compare_family("deepseek_v2", k_family_lens); }
+TEST(engine_cuda, kimi_k2_logits_match_cpu) { compare_family("kimi_k2", k_family_lens); }
+
+TEST(engine_cuda, probe_on_gpu_deepseek_v3) { compare_family_probe("deepseek_v3"); }
+TEST(engine_cuda, probe_on_gpu_qwen2_moe) { compare_family_probe("qwen2_moe"); }
 
 TEST(engine_cuda, backend_resolution) {
   unsetenv("RAZOR_ENGINE");

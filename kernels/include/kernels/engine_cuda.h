@@ -7,7 +7,10 @@
 // and own kernels for the rest: RMSNorm, per-head q/k norm + NeoX RoPE (partial rotary), causal softmax
 // attention with GQA and Qwen3.5's sigmoid output gate, the causal depthwise conv1d + SiLU, per-head L2 norm,
 // the gated delta rule recurrence (one block per (sequence, value head), state dk x dv in shared memory, tokens
-// in order), the gated RMSNorm, top-k softmax routing.
+// in order), the gated RMSNorm, the router (kernels/moe_routing.h, the CPU's function). The families: qwen3_moe,
+// qwen3_5_moe / qwen3_next, olmoe (eng_dims::qk whole), qwen2_moe (qkv_bias, gated shared expert), mixtral (qk
+// none) and DeepSeek (eng_dims::mla: MLA, dense leading layers, grouped routing, ungated shared experts;
+// kernels/engine/mla.cuh).
 //
 // Weights: BF16 on the device (eng_options::weights; cuBLAS GemmEx, BF16 inputs, fp32 accumulate and output; the
 // activations entering a GEMM are rounded to BF16, everything else stays fp32), or fp32 (the reference math).
@@ -34,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/moe_routing.h"
 #include "util/status.h"
 
 namespace razor::cu {
@@ -46,6 +50,18 @@ struct eng_dims {
   int64_t n_experts = 0, top_k = 0, moe_ff = 0, shared_ff = 0;
   bool norm_topk = true;
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 4;
+  // Full attention's extras: the QK-norm (none; per head of head_dim, qwen3; over the whole q / k projection,
+  // olmoe) and q / k / v biases (qwen2_moe).
+  enum class qk_norm : uint8_t { none, per_head, whole } qk = qk_norm::per_head;
+  bool qkv_bias = false;
+  // The router (kernels/moe_routing.h); its n_experts / top_k / norm_topk are the fields above.
+  moe_route route;
+  // DeepSeek (mla set): Multi-head Latent Attention instead of attention (kernels/engine/mla.cuh), the layers
+  // below first_dense a dense MLP of dense_ff instead of the MoE, the shared expert ungated.
+  bool mla = false;
+  int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_head_dim = 0, first_dense = 0, dense_ff = 0;
+  float mla_scale = 0.0f;             // mscale^2 / sqrt(qk_nope + qk_rope)
+  std::vector<float> mla_inv_freq;    // [qk_rope / 2] RoPE frequencies (YaRN-blended), engine::mla_inv_freq
 };
 
 // y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout), or W [out][in] when `rows`;
@@ -66,8 +82,19 @@ struct eng_layer {
   // full attention (q rows per head are [q | gate] when gated)
   bool gated = false;
   eng_linear q, k, v, o;
-  const float* q_norm = nullptr;  // [head_dim]
+  const float* q_norm = nullptr;  // [head_dim], or [n_heads * head_dim] / [n_kv_heads * head_dim] (qk whole)
   const float* k_norm = nullptr;
+  const float* q_bias = nullptr;  // [n_heads * head_dim] (qkv_bias)
+  const float* k_bias = nullptr;  // [n_kv_heads * head_dim]
+  const float* v_bias = nullptr;
+  // MLA (dims.mla; o is the o_proj above, q the q_proj when q_lora is 0): q_a [hidden -> q_lora], q_b [q_lora ->
+  // n_heads * (qk_nope + qk_rope)], kv_a [hidden -> kv_lora + qk_rope], kv_b [kv_lora -> n_heads * (qk_nope +
+  // v_head_dim)], their norms; a dense layer's MLP: dense_gate_up [hidden -> 2 dense_ff], dense_down.
+  eng_linear q_a, q_b, kv_a, kv_b, dense_gate_up, dense_down;
+  const float* q_a_norm = nullptr;   // [q_lora]
+  const float* kv_a_norm = nullptr;  // [kv_lora]
+  bool dense = false;                // a leading dense layer: no router, no experts
+  const float* score_bias = nullptr; // [n_experts] e_score_correction_bias, or null
   // Gated DeltaNet
   eng_linear qkv, z, b, a, out;
   const float* conv = nullptr;     // [channels][kernel]
@@ -93,7 +120,12 @@ struct eng_options {
 // DeltaNet's in_proj_{qkv,z,b,a}; mixer_out: the input of o_proj / out_proj; moe_in: the router's (and the
 // shared expert's gate/up/gate); expert_in / expert_act: the routed experts' gate_up / down inputs, per expert;
 // shared_act: the shared expert's down input; head_in: lm_head's.
-enum class eng_point : uint8_t { mixer_in, mixer_out, moe_in, expert_in, expert_act, shared_act, head_in };
+// MLA adds mla_q_b_in (q_b_proj's input, the normed q_a output) and mla_kv_b_in (kv_b_proj's: the normed
+// compressed KV); a dense layer has dense_in (gate / up) and dense_act (down) instead of the MoE's points.
+enum class eng_point : uint8_t {
+  mixer_in, mixer_out, moe_in, expert_in, expert_act, shared_act, head_in, mla_q_b_in, mla_kv_b_in, dense_in,
+  dense_act
+};
 
 struct eng_input_sums {
   eng_point point = eng_point::mixer_in;
