@@ -1,4 +1,4 @@
-// Serve and evaluate through the worker pool (ServeEvalRun, ServeEvalDialog): `serve` starts the real llama.cpp
+// Evaluate through the worker pool (ServeEvalRun, EvaluateDialog): `serve` starts the real llama.cpp
 // (tools/llamacpp/openai_server.mjs over node-llama-cpp) on the fixture's Q8_0 GGUF in a worker of its own, `eval`
 // runs two MMLU-Pro questions against its endpoint, the server is stopped, and the result lands in the comparison
 // view. Skipped (with the reason) without node or the oracle. The pool has only its CPU worker: the server must not
@@ -9,13 +9,17 @@
 #include <QFile>
 #include <QJsonArray>
 #include <QProcess>
+#include <QProgressBar>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include <QTest>
+
+#include <algorithm>
 
 #include "MainWindow.h"
 #include "ResultsModel.h"
-#include "ServeEvalDialog.h"
+#include "EvaluateDialog.h"
 #include "ServeEvalRun.h"
 #include "WorkerPool.h"
 #include "worker_test_util.h"
@@ -85,17 +89,77 @@ TEST_F(ServeEval, ServesEvaluatesStopsAndTheResultReachesTheComparison) {
   EXPECT_EQ(w.tabs()->currentWidget()->property("razorViewId").toString(), "comparison");
 }
 
-TEST(ServeEvalDialog, BuildsTheJobsFromItsFields) {
+TEST(EvaluateDialog, BuildsTheJobsFromItsFields) {
   WorkerPool pool;
-  ServeEvalDialog d(&pool, "gpu-box");
+  EvaluateDialog d(&pool, "gpu-box");
+  d.setSource("serve");
   d.setModel("/data/Qwen3.5-122B-A10B");
+  d.setBenchmarks({"gpqa", "lcb", "mmlu_pro"});
   const QJsonObject s = d.serveParams();
   EXPECT_EQ(s.value("engine").toString(), "vllm");
   EXPECT_EQ(s.value("model").toString(), "/data/Qwen3.5-122B-A10B");
   EXPECT_FALSE(s.contains("tensor_parallel")) << "0 = every visible GPU: the worker decides";
   const QJsonObject e = d.evalParams();
-  EXPECT_EQ(e.value("benchmarks").toString(), "mmlu_pro,gpqa");
+  // The ticked rows of the benchmark table, in table order.
+  EXPECT_EQ(e.value("benchmarks").toArray(), (QJsonArray{"mmlu_pro", "gpqa", "lcb"}));
   EXPECT_FALSE(e.contains("endpoint")) << "the endpoint comes from the server";
+  // Against an existing endpoint: the eval job alone, with the URL and the served model.
+  d.setSource("endpoint");
+  d.setEndpoint("http://10.0.0.5:8000/v1", "q122-iq3");
+  const QJsonObject f = d.evalParams();
+  EXPECT_EQ(f.value("endpoint").toString(), "http://10.0.0.5:8000/v1");
+  EXPECT_EQ(f.value("model").toString(), "q122-iq3");
+  EXPECT_EQ(f.value("artifact").toString(), "/data/Qwen3.5-122B-A10B") << "what the endpoint serves, for the provenance";
+}
+
+TEST_F(ServeEval, EvaluatesAnExistingEndpointWithPerQuestionProgress) {
+  WorkerPool pool;
+  pool.setProgram(razorCli(), {"worker"});
+  pool.setGpuCount(0);
+  pool.start();
+  // The server, started as a user would have (here through a serve job), then evaluated as "an existing endpoint".
+  QString endpoint;
+  QObject::connect(&pool, &WorkerPool::jobArtifactAvailable, [&](const QString&, const QJsonObject& a) {
+    if (a.value("kind").toString() == "endpoint") endpoint = a.value("path").toString();
+  });
+  const QString serveJob = pool.submit("serve", serveParams());
+  ASSERT_TRUE(waitUntil([&] { return !endpoint.isEmpty(); }, 120000));
+
+  EvaluateDialog d(&pool, "this machine");
+  d.setSource("endpoint");
+  d.setEndpoint(endpoint);
+  d.setBenchmarks({"mmlu_pro"});
+  d.setDataDir(m_dir.path());
+  d.setResultPath(m_dir.filePath("endpoint-result.json"));
+  d.setQuestions(2);
+  QSignalSpy done(&d, &EvaluateDialog::resultAvailable);
+  QSignalSpy failed(d.run(), &ServeEvalRun::runFailed);
+  QSignalSpy progress(d.run(), &ServeEvalRun::progressAvailable);
+  d.start();
+  ASSERT_TRUE(waitUntil([&] { return done.count() + failed.count() > 0; }, 240000));
+  ASSERT_EQ(failed.count(), 0) << failed[0][0].toString().toStdString();
+  EXPECT_EQ(done[0][0].toString(), m_dir.filePath("endpoint-result.json"));
+  EXPECT_TRUE(d.run()->serveJob().isEmpty()) << "no server of its own";
+  EXPECT_TRUE(pool.isJobActive(serveJob)) << "the existing server is left running";
+  // Per question: the last progress is 2 of 2 and names the benchmark and the question.
+  ASSERT_GE(progress.count(), 2);
+  EXPECT_EQ(progress.last()[0].toDouble(), 2.0);
+  EXPECT_EQ(progress.last()[1].toDouble(), 2.0);
+  EXPECT_TRUE(progress.last()[2].toString().startsWith("mmlu_pro ")) << progress.last()[2].toString().toStdString();
+  auto* bar = d.findChild<QProgressBar*>();
+  ASSERT_NE(bar, nullptr);
+  EXPECT_EQ(bar->value(), 2);
+  EXPECT_EQ(bar->maximum(), 2);
+  // docs/screenshots/evaluate-dialog.png (scripts/screenshots.sh sets RAZOR_SCREENSHOT_DIR; rendered either way).
+  QTemporaryDir scratch;
+  d.show();
+  d.adjustSize();
+  d.resize(std::max(d.width(), 640), d.height());
+  QTest::qWait(50);
+  EXPECT_TRUE(d.grab().save(qEnvironmentVariable("RAZOR_SCREENSHOT_DIR", scratch.path()) + "/evaluate-dialog.png"));
+  pool.cancel(serveJob);
+  ASSERT_TRUE(waitUntil([&] { return !pool.isJobActive(serveJob); }, 30000));
+  pool.shutdown();
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ ServeEvalRun::ServeEvalRun(WorkerPool* pool, QObject* parent) : QObject(parent),
   });
   connect(pool, &WorkerPool::jobFailed, this, [this](const QString& job, const QString& code, const QString& msg) {
     if (job == m_evalJob) finish(false, tr("The evaluation failed (%1): %2").arg(code, msg));
-    else if (job == m_serveJob) finish(false, tr("The server ended before the evaluation did (%1): %2").arg(code, msg));
+    else if (!m_serveJob.isEmpty() && job == m_serveJob) finish(false, tr("The server ended before the evaluation did (%1): %2").arg(code, msg));
   });
 }
 
@@ -42,6 +42,16 @@ void ServeEvalRun::start(const QJsonObject& serveParams, const QJsonObject& eval
   m_serveJob = m_pool->submit(QStringLiteral("serve"), serveParams);
 }
 
+void ServeEvalRun::startOnEndpoint(const QJsonObject& evalParams) {
+  if (m_running || !m_pool) return;
+  m_running = true;
+  m_evalParams = evalParams;
+  m_serveJob.clear();
+  m_endpoint = evalParams.value(QLatin1String("endpoint")).toString();
+  emit stageChanged(tr("Evaluating against %1").arg(m_endpoint));
+  m_evalJob = m_pool->submit(QStringLiteral("eval"), evalParams);
+}
+
 void ServeEvalRun::cancel() {
   if (!m_running) return;
   finish(false, tr("Cancelled."));
@@ -52,7 +62,7 @@ void ServeEvalRun::finish(bool ok, const QString& message, const QString& path, 
   m_running = false;
   if (m_pool) {  // the server's job ends by cancel: that is how a server is stopped
     if (!m_evalJob.isEmpty()) m_pool->cancel(m_evalJob);
-    m_pool->cancel(m_serveJob);
+    if (!m_serveJob.isEmpty()) m_pool->cancel(m_serveJob);
   }
   if (ok) {
     emit stageChanged(tr("Done: %1").arg(path));

@@ -1,5 +1,5 @@
-// ServeEvalRun: "evaluate this model with an existing engine" as two jobs of a (local or remote) WorkerPool,
-// docs/serving.md: `serve` starts vLLM (tensor parallel) / llama-server / a command on the worker's machine and
+// ServeEvalRun: "evaluate this model" as jobs of a (local or remote) WorkerPool, docs/serving.md. Against an
+// existing endpoint (startOnEndpoint) it is the `eval` job alone. Otherwise (start) `serve` starts vLLM (tensor parallel) / llama-server / a command on the worker's machine and
 // reports its `endpoint` artifact once the server answers; then `eval` runs the benchmarks against that URL on
 // the same machine; when the eval ends, however it ends, the server is stopped (its job cancelled). With a remote
 // pool, the model, the data and the result file are the server's paths and the server never leaves the server.
@@ -20,6 +20,8 @@ class ServeEvalRun : public QObject {
   // `serveParams` as the `serve` method's (engine, model, tensor_parallel, ...); `evalParams` as `eval`'s
   // (benchmarks, data, out, n, ...) without the endpoint, which comes from the server.
   void start(const QJsonObject& serveParams, const QJsonObject& evalParams);
+  // `evalParams` with its endpoint: no server is started or stopped.
+  void startOnEndpoint(const QJsonObject& evalParams);
   void cancel();
   bool isRunning() const { return m_running; }
   QString endpoint() const { return m_endpoint; }

@@ -239,6 +239,9 @@ void MainWindow::buildMenus() {
 #ifdef RAZOR_HAVE_WORKER_VIEWS
   file->addAction(tr("E&xport GGUF..."), this, &MainWindow::openExportWizard);
 #endif
+#ifdef RAZOR_HAVE_REMOTE
+  file->addAction(tr("E&valuate..."), this, &MainWindow::openEvaluateDialog);
+#endif
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
@@ -262,7 +265,6 @@ void MainWindow::buildMenus() {
         QLineEdit::Normal, QString(), &ok);
     if (ok && !f.trimmed().isEmpty()) openRemoteStatistics(f.trimmed());
   });
-  remote->addAction(tr("Serve and &evaluate..."), this, &MainWindow::openServeEvalDialog);
   remote->addAction(tr("Submit to S&lurm..."), this, [this] {  // docs/slurm.md
     if (startWorkers(); m_pool) SlurmDialog::open(m_pool, isRemote() ? m_remote.host : tr("this machine"), m_modelPath, this);
   });
@@ -529,14 +531,14 @@ void MainWindow::closeEvent(QCloseEvent* e) {
   e->accept();
 }
 
-void MainWindow::openServeEvalDialog() {
+void MainWindow::openEvaluateDialog() {
 #ifdef RAZOR_HAVE_REMOTE
   startWorkers();
   if (!m_pool) return;
-  auto* d = new ServeEvalDialog(m_pool, isRemote() ? m_remote.host : tr("this machine"), this);
+  auto* d = new EvaluateDialog(m_pool, isRemote() ? m_remote.host : tr("this machine"), this);
   d->setAttribute(Qt::WA_DeleteOnClose);
   if (!m_modelPath.isEmpty()) d->setModel(m_modelPath);
-  connect(d, &ServeEvalDialog::resultAvailable, this, [this](const QString& path) {
+  connect(d, &EvaluateDialog::resultAvailable, this, [this](const QString& path) {
     if (isRemote() && m_files) m_resultFetches.insert(m_files->fetch(path));  // drawn here: fetch it
     else addResultFile(path);
   });

@@ -57,8 +57,9 @@ class MainWindow : public QMainWindow {
   RemoteHost remoteHost() const { return m_remote; }
   // Fetches a statistics file from the server (RemoteFiles, cached) and opens the local copy; counts as busy.
   void openRemoteStatistics(const QString& serverPath);
-  // Remote → Serve and evaluate… (ServeEvalDialog on this window's pool); its result lands in the comparison.
-  void openServeEvalDialog();
+  // File → Evaluate… (EvaluateDialog on this window's pool: a server it starts, or an existing endpoint); its
+  // result lands in the comparison.
+  void openEvaluateDialog();
   // Loads a benchmark result file into the comparison view as new run columns (and the workspace's list).
   bool addResultFile(const QString& path, QString* error = nullptr);
   // What the jobs dock's "Open output" does with an output of a remote job (fetch + open, or say where it is).

@@ -21,7 +21,7 @@
 #if __has_include("RemoteDialog.h") && __has_include("RemoteFiles.h")
 #include "RemoteDialog.h"
 #include "RemoteFiles.h"
-#include "ServeEvalDialog.h"
+#include "EvaluateDialog.h"
 #include "SlurmDialog.h"
 #define RAZOR_HAVE_REMOTE 1
 #endif
