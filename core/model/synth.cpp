@@ -97,7 +97,7 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "linear_attn.out_proj.weight", {H, nv * dv});
     } else {
       const bool gated_q = qwen35;
-      const bool qkv_bias = a.name == "qwen2_moe" || (a.name == "qwen3" && c.model_type == "qwen2");
+      const bool qkv_bias = a.name == "qwen2_moe" || a.name == "gpt_oss" || (a.name == "qwen3" && c.model_type == "qwen2");
       add(p + "self_attn.q_proj.weight", {(gated_q ? 2 : 1) * nh * hd, H});
       if (qkv_bias) add(p + "self_attn.q_proj.bias", {nh * hd});
       add(p + "self_attn.k_proj.weight", {nkv * hd, H});
@@ -105,10 +105,14 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "self_attn.v_proj.weight", {nkv * hd, H});
       if (qkv_bias) add(p + "self_attn.v_proj.bias", {nkv * hd});
       add(p + "self_attn.o_proj.weight", {H, nh * hd});
+      if (a.name == "gpt_oss") {  // o_proj's bias, one attention-sink logit per head
+        add(p + "self_attn.o_proj.bias", {H});
+        add(p + "self_attn.sinks", {nh});
+      }
       if (a.name == "olmoe") {  // OLMoE's QK-norm covers the whole projection
         add(p + "self_attn.q_norm.weight", {nh * hd}, norm_init);
         add(p + "self_attn.k_norm.weight", {nkv * hd}, norm_init);
-      } else if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe" && !qkv_bias) {
+      } else if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe" && a.name != "gpt_oss" && !qkv_bias) {
         add(p + "self_attn.q_norm.weight", {hd}, norm_init);
         add(p + "self_attn.k_norm.weight", {hd}, norm_init);
       }
@@ -117,8 +121,15 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
     if (c.layer_is_moe(l)) {
       const int64_t E = c.num_experts, I_ = c.moe_intermediate_size;
       const std::string moe = a.name == "mixtral" ? "block_sparse_moe." : "mlp.";
-      add(p + moe + "gate.weight", {E, H});
-      if (opt.fused_experts && !hub_per_expert(a)) {
+      if (a.name != "gpt_oss") add(p + moe + "gate.weight", {E, H});
+      if (a.name == "gpt_oss") {  // router with bias; fused experts stored [E, in, out], gate / up interleaved
+        add(p + "mlp.router.bias", {E});
+        add(p + "mlp.router.weight", {E, H});
+        add(p + "mlp.experts.down_proj", {E, I_, H});
+        add(p + "mlp.experts.down_proj_bias", {E, H});
+        add(p + "mlp.experts.gate_up_proj", {E, H, 2 * I_});
+        add(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I_});
+      } else if (opt.fused_experts && !hub_per_expert(a)) {
         add(p + moe + "experts.gate_up_proj", {E, 2 * I_, H});
         add(p + moe + "experts.down_proj", {E, H, I_});
       } else {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/test_util.h"
+#include "engine/families.h"
 #include "engine/model_runner.h"
 #include "gguf/convert.h"
 #include "gguf/layout.h"
@@ -52,7 +53,7 @@ TEST(EngineFamilies, GpuPathRefusesFamiliesItDoesNotImplement) {
   const std::string saved = env ? env : "";
   ::unsetenv("RAZOR_ENGINE");
   razor::test::scratch_dir s("families-gpu");
-  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next"}) {
+  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next", "gpt_oss"}) {
     const status asked = run_forward(family_config(family), s, std::string(family) + "-cuda", engine::backend::cuda);
     ASSERT_FALSE(asked.ok()) << family;
     EXPECT_NE(asked.to_string().find(std::string("model_type ") + family), std::string::npos) << asked.to_string();
@@ -221,4 +222,63 @@ TEST(EngineFamilies, DeepseekPackRefusesWhatLlamaCppRunsDifferently) {
     auto wp = engine::checkpoint_weights(*ck);
     EXPECT_TRUE(engine::dims_for(*wp).ok()) << e.name;
   }
+}
+
+// gpt-oss's experts as the Hub stores them in BF16: gate_up_proj [E, hidden, 2 x ff] with gate and up interleaved along
+// the output axis, down_proj [E, ff, hidden]; the checkpoint's expert views give PyTorch's [out, in] matrices (gate =
+// the even outputs, up = the odd ones), checked value by value against the stored tensor.
+TEST(EngineFamilies, GptOssExpertViewsTransposeAndDeinterleave) {
+  razor::test::scratch_dir s("families-gptoss");
+  synth_options so;
+  so.dt = dtype::f32;
+  ASSERT_TRUE(synth_checkpoint(family_config("gpt_oss"), s / "m", so).ok());
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const tensor_entry* gu = ck->find_text("layers.1.mlp.experts.gate_up_proj");
+  const tensor_entry* dn = ck->find_text("layers.1.mlp.experts.down_proj");
+  ASSERT_NE(gu, nullptr);
+  ASSERT_NE(dn, nullptr);
+  const int64_t E = gu->shape[0], H = gu->shape[1], F = gu->shape[2] / 2;
+  auto all_gu = ck->read_f32(*gu);
+  auto all_dn = ck->read_f32(*dn);
+  ASSERT_TRUE(all_gu.ok() && all_dn.ok());
+  for (int e : {0, int(E) - 1}) {
+    for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+      auto v = ck->expert_matrix(1, e, p);
+      ASSERT_TRUE(v.has_value());
+      const bool down = p == expert_proj::down;
+      ASSERT_EQ(v->n_rows, down ? H : F);
+      ASSERT_EQ(v->n_cols, down ? F : H);
+      std::vector<float> m(size_t(v->n_rows * v->n_cols));
+      ASSERT_TRUE(ck->read_rows_f32(*v, m.data()).ok());
+      for (int64_t r = 0; r < v->n_rows; ++r)
+        for (int64_t c = 0; c < v->n_cols; ++c) {
+          const float want = down ? (*all_dn)[size_t((e * F + c) * H + r)]
+                                  : (*all_gu)[size_t((e * H + c) * 2 * F + 2 * r + (p == expert_proj::up))];
+          ASSERT_EQ(m[size_t(r * v->n_cols + c)], want) << proj_name(p) << " e" << e << " r" << r << " c" << c;
+        }
+    }
+  }
+}
+
+// The clamped SwiGLU and the routing by hand: g = min(gate, 7), u = clamp(up, -7, 7), (u + 1) g sigmoid(1.702 g);
+// the top-k of logits + bias, softmax over the k.
+TEST(EngineFamilies, GptOssSwigluAndRouting) {
+  constexpr float kTol = 1e-6f;  // float32 exp and division
+  EXPECT_NEAR(engine::gpt_oss_swiglu(1.0f, 2.0f, 7.0f), 3.0f / (1.0f + std::exp(-1.702f)), kTol);
+  EXPECT_NEAR(engine::gpt_oss_swiglu(10.0f, -9.0f, 7.0f), -6.0f * 7.0f / (1.0f + std::exp(-1.702f * 7.0f)), 1e-5f);
+  EXPECT_NEAR(engine::gpt_oss_swiglu(-2.0f, 9.0f, 7.0f), 8.0f * -2.0f / (1.0f + std::exp(3.404f)), kTol);
+  engine::model_dims d;
+  d.a = engine::arch::gpt_oss;
+  d.n_experts = 4;
+  d.top_k = 2;
+  const float logits[4] = {1.0f, 3.0f, 2.0f, 0.0f};
+  const std::vector<float> bias = {0.0f, 0.0f, 0.0f, 2.5f};  // expert 3: 2.5, above expert 2
+  int32_t ids[2];
+  float wts[2];
+  engine::gpt_oss_route(d, bias, logits, ids, wts);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 3);
+  EXPECT_NEAR(wts[0], 1.0f / (1.0f + std::exp(-0.5f)), kTol);
+  EXPECT_NEAR(wts[1], 1.0f / (1.0f + std::exp(0.5f)), kTol);
 }

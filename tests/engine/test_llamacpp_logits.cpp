@@ -232,3 +232,4 @@ TEST(llamacpp_logits, deepseek_v3_synthetic) { check_fixture("deepseek_v3", true
 TEST(llamacpp_logits, deepseek_v2_synthetic) { check_fixture("deepseek_v2", true); }
 TEST(llamacpp_logits, kimi_k2_synthetic) { check_fixture("kimi_k2", true); }
 TEST(llamacpp_logits, qwen3_next_synthetic) { check_fixture("qwen3_next", true); }
+TEST(llamacpp_logits, gpt_oss_synthetic) { check_fixture("gpt_oss", true); }
