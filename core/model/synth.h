@@ -42,6 +42,9 @@ struct synth_options {
   // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
   // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;
+  // gpt_oss: the experts (gate_up_proj, down_proj) as the Hub releases them, MXFP4 "<name>_blocks" / "<name>_scales"
+  // of [E, out, in] values with quantization_config {"quant_method": "mxfp4"}, the rest in `dt`.
+  bool mxfp4_experts = false;
 };
 
 // The tensor list a config implies, in the order a checkpoint stores it.

@@ -282,3 +282,53 @@ TEST(EngineFamilies, GptOssSwigluAndRouting) {
   EXPECT_NEAR(wts[0], 1.0f / (1.0f + std::exp(-0.5f)), kTol);
   EXPECT_NEAR(wts[1], 1.0f / (1.0f + std::exp(0.5f)), kTol);
 }
+
+// gpt-oss as the Hub releases it: MXFP4 experts (_blocks / _scales of [E, out, in] values). The expert views give
+// gate = the even rows and up = the odd rows of gate_up_proj's decoded values, down as it is; the forward runs on it
+// and pack plans it (the experts decoded, then written in the chosen type).
+TEST(EngineFamilies, GptOssMxfp4SourceRuns) {
+  razor::test::scratch_dir s("families-gptoss-mxfp4");
+  synth_options so;
+  so.stddev = 0.15f;
+  so.mxfp4_experts = true;
+  ASSERT_TRUE(synth_checkpoint(family_config("gpt_oss"), s / "m", so).ok());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe/" + f, s.dir / "m" / f);
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const tensor_entry* gu = ck->find_text("layers.0.mlp.experts.gate_up_proj_blocks");
+  ASSERT_NE(gu, nullptr);
+  ASSERT_TRUE(gu->mxfp4);
+  const int64_t F = gu->shape[1] / 2, H = gu->shape[2];
+  auto all = ck->read_f32(*gu);
+  ASSERT_TRUE(all.ok()) << all.error().to_string();
+  const int e = 3;
+  for (auto p : {expert_proj::gate, expert_proj::up}) {
+    auto v = ck->expert_matrix(0, e, p);
+    ASSERT_TRUE(v.has_value());
+    ASSERT_EQ(v->n_rows, F);
+    ASSERT_EQ(v->n_cols, H);
+    std::vector<float> m(size_t(F * H));
+    ASSERT_TRUE(ck->read_rows_f32(*v, m.data()).ok());
+    for (int64_t r = 0; r < F; ++r)
+      for (int64_t c = 0; c < H; ++c)
+        ASSERT_EQ(m[size_t(r * H + c)], (*all)[size_t((e * 2 * F + 2 * r + (p == expert_proj::up)) * H + c)]) << r << " " << c;
+  }
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  bool finite = true;
+  const status st = engine::forward(*wp, *d, {{1, 2, 3, 4, 5}}, [&](size_t, size_t n, const float* l) {
+    for (size_t i = 0; i < n * size_t(d->vocab); ++i) finite = finite && std::isfinite(l[i]);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  EXPECT_TRUE(finite);
+  gguf::convert_options co;
+  co.default_type = ggml::type::q8_0;
+  auto plan = gguf::plan_gguf(*ck, co);
+  ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+  EXPECT_EQ(plan->arch, "gpt-oss");
+  for (const auto& t : plan->tensors)
+    if (t.name == "blk.0.ffn_gate_exps.weight") EXPECT_EQ(t.stored, ggml::type::q8_0);
+}
