@@ -395,7 +395,6 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
       for (size_t i = t0; i < t1; ++i) {
         const float* qi = q.data() + i * qd + size_t(h * hd);
         const size_t first = w.window > 0 && i - t0 >= size_t(w.window) ? i + 1 - size_t(w.window) : t0;
-        std::fill(p.begin(), p.begin() + std::ptrdiff_t(first - t0), 0.0f);
         float mx = sink;
         for (size_t j = first; j <= i; ++j) {
           const float* kj = k.data() + j * kvd + size_t(hk * hd);
