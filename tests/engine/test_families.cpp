@@ -1,5 +1,6 @@
-// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next): what it
-// refuses, DeepSeek's group-limited routing and kv_b_proj split and Qwen3-Next's fused-projection split by hand. Their forward
+// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next, gpt_oss):
+// what it refuses, DeepSeek's group-limited routing and kv_b_proj split, Qwen3-Next's fused-projection split and
+// gpt-oss's expert views (BF16 [E, in, out] and MXFP4), clamped SwiGLU and routing by hand. Their forward
 // against llama.cpp is tests/engine/test_llamacpp_logits.cpp's. The GPU engine implements only the two Qwen3
 // families: asked for by name, the GPU path refuses the others naming the family; chosen automatically, the CPU
 // runs them. Options of a family that neither the engine nor llama.cpp implements are refused by name.
@@ -331,4 +332,38 @@ TEST(EngineFamilies, GptOssMxfp4SourceRuns) {
   EXPECT_EQ(plan->arch, "gpt-oss");
   for (const auto& t : plan->tensors)
     if (t.name == "blk.0.ffn_gate_exps.weight") EXPECT_EQ(t.stored, ggml::type::q8_0);
+}
+
+// What llama.cpp's gpt-oss graph fixes (the SwiGLU's limit 7, sliding attention on the even layers, YaRN's betas 32 /
+// 1) is refused by pack when config.json says otherwise, naming the key; the engine runs those configs as written.
+TEST(EngineFamilies, GptOssPackRefusesWhatLlamaCppRunsDifferently) {
+  razor::test::scratch_dir s("families-gptoss-refused");
+  struct edit {
+    const char* name;
+    nlohmann::json patch;  // merged into gpt_oss.json
+    const char* why;
+  };
+  for (const edit& e : {edit{"limit", {{"swiglu_limit", 5.0}}, "swiglu_limit 5"},
+                        edit{"odd-sliding", {{"layer_types", {"full_attention", "sliding_attention"}}}, "layer_types[0]"},
+                        edit{"beta", {{"rope_scaling", {{"beta_fast", 16.0}}}}, "rope_scaling.beta_fast 16"},
+                        edit{"no-window", {{"sliding_window", nullptr}}, "needs sliding_window"}}) {
+    auto cfg = family_config("gpt_oss");
+    cfg.merge_patch(e.patch);
+    const std::string dir = s / e.name;
+    synth_options so;
+    so.sparse = true;
+    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
+    auto ck = checkpoint::open(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
+    ASSERT_FALSE(plan.ok()) << e.name;
+    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
+    EXPECT_NE(plan.error().to_string().find("gpt-oss"), std::string::npos) << plan.error().to_string();
+    auto wp = engine::checkpoint_weights(*ck);
+    auto d = engine::dims_for(*wp);
+    ASSERT_TRUE(d.ok()) << e.name << ": " << d.error().to_string();
+    if (std::string(e.name) == "limit") EXPECT_EQ(d->swiglu_limit, 5.0f);
+    if (std::string(e.name) == "odd-sliding") EXPECT_TRUE(d->sliding_layer[1] && !d->sliding_layer[0]);
+    if (std::string(e.name) == "beta") EXPECT_EQ(d->yarn_beta_fast, 16.0);
+  }
 }
