@@ -1,6 +1,7 @@
 // Synthetic checkpoints with any config's exact tensor names and shapes, for scale tests and benchmarks
 // (the real Qwen3.5-122B-A10B cannot be downloaded here). Families: qwen3_5_moe / qwen3_next (hybrid
-// Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, and dense llama/qwen3. Vision towers and MTP
+// Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, deepseek_v3 / v2 / kimi_k2, gpt_oss (BF16 experts [E, in, out],
+// or MXFP4 as released: mxfp4_experts), and dense llama/qwen3. Vision towers and MTP
 // layers are not synthesised (their shapes are not part of the text config).
 #pragma once
 #include <cstdint>
