@@ -89,10 +89,10 @@ status read_sample(const checkpoint& ck, const matrix_view& v, int64_t want, con
   for (size_t i = 0; i < rows.size(); ++i) {
     float* dst = m.data.data() + i * size_t(m.cols);
     if (!col_order) {
-      RAZOR_TRY(ck.read_rows_f32({v.t, v.row0 + rows[i], 1, v.n_cols}, dst));
+      RAZOR_TRY(ck.read_rows_f32(v.row(rows[i]), dst));
       continue;
     }
-    RAZOR_TRY(ck.read_rows_f32({v.t, v.row0 + rows[i], 1, v.n_cols}, row.data()));
+    RAZOR_TRY(ck.read_rows_f32(v.row(rows[i]), row.data()));
     for (size_t c = 0; c < row.size(); ++c) dst[c] = row[(*col_order)[c]];
   }
   out.push_back(std::move(m));

@@ -161,6 +161,7 @@ cu::moe_route moe_route_of(const model_dims& d) {
   r.n_experts = int32_t(d.n_experts);
   r.top_k = int32_t(d.top_k);
   r.norm_topk = d.norm_topk;
+  r.topk_softmax = d.a == arch::gpt_oss;
   if (d.a == arch::deepseek) {
     r.sigmoid = d.ds.sigmoid;
     r.grouped = true;

@@ -65,21 +65,8 @@ result<mla_weights> load_mla(weight_provider& wp, const model_dims& d, int L, we
 }
 
 std::vector<float> mla_inv_freq(const deepseek_dims& s, double theta) {
-  std::vector<float> f = rope_inv_freq(s.qk_rope, theta);
-  if (!s.yarn) return f;
-  // YaRN: pair i's frequency blends base^(-2i/rot) (extrapolated) into it / factor (interpolated) along a ramp
-  // between the correction dimensions of beta_fast and beta_slow (ggml's rope_yarn_corr_dims / rope_yarn_ramp).
-  const double rot = double(s.qk_rope), two_pi = 2.0 * 3.14159265358979323846;
-  auto corr = [&](double beta) { return rot * std::log(double(s.yarn_orig_ctx) / (beta * two_pi)) / (2.0 * std::log(theta)); };
-  const double low = std::max(0.0, std::floor(corr(s.yarn_beta_fast)));
-  const double high = std::min(rot - 1.0, std::ceil(corr(s.yarn_beta_slow)));
-  for (size_t i = 0; i < f.size(); ++i) {
-    const double y = (double(i) - low) / std::max(0.001, high - low);
-    const double extrap_mix = 1.0 - std::min(1.0, std::max(0.0, y));
-    const double extrap = f[i], interp = extrap / s.yarn_factor;
-    f[i] = float(interp * (1.0 - extrap_mix) + extrap * extrap_mix);
-  }
-  return f;
+  if (!s.yarn) return rope_inv_freq(s.qk_rope, theta);
+  return rope_inv_freq_yarn(s.qk_rope, theta, s.yarn_factor, s.yarn_orig_ctx, s.yarn_beta_fast, s.yarn_beta_slow);
 }
 
 mla_footprint mla_plan(const model_dims& d) {

@@ -24,6 +24,7 @@ const char* arch_name(arch a) {
     case arch::mixtral: return "mixtral";
     case arch::deepseek: return "deepseek_v3";
     case arch::qwen3_next: return "qwen3_next";
+    case arch::gpt_oss: return "gpt_oss";
   }
   return "?";
 }
@@ -45,10 +46,12 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     d.a = arch::deepseek;
   else if (mt == "qwen3_next")
     d.a = arch::qwen3_next;
+  else if (mt == "gpt_oss")
+    d.a = arch::gpt_oss;
   else
     return make_error(errc::unsupported, "model_type " + mt +
                                              ": the reference engine runs qwen3_moe, qwen3_5_moe(_text), qwen3_next, "
-                                             "olmoe, qwen2_moe, mixtral, deepseek_v2, deepseek_v3 and kimi_k2 only");
+                                             "olmoe, qwen2_moe, mixtral, deepseek_v2, deepseek_v3, kimi_k2 and gpt_oss only");
   // Every value in range (rot_dims even and within head_dim, top-k within the experts, eps > 0, ...).
   RAZOR_TRY(check_config_values(cfg));
   d.hidden = cfg.hidden_size;
@@ -82,6 +85,7 @@ result<model_dims> dims_from_config(const model_config& cfg) {
     // transformers' default: V3 / Kimi-K2 renormalise the top-k weights, V2 does not
     d.norm_topk = cfg.text.contains("norm_topk_prob") ? cfg.norm_topk_prob : mt != "deepseek_v2";
   }
+  if (d.a == arch::gpt_oss) RAZOR_TRY(gpt_oss_dims(cfg, d));
   if (d.a == arch::qwen3_5_moe || d.a == arch::qwen3_next) {
     d.zero_centred_norms = true;
     // Qwen3.5's router always renormalises the top-k weights; Qwen3-Next's as norm_topk_prob says (default true)
@@ -110,6 +114,9 @@ size_t layer_weights::bytes() const {
   b += dn.qkv.bytes() + dn.z.bytes() + dn.a.bytes() + dn.b.bytes() + dn.out.bytes() +
        (dn.conv.size() + dn.a_log.size() + dn.dt_bias.size() + dn.norm.size()) * 4;
   b += mla.bytes() + moe.score_bias.size() * 4;
+  b += (attn.o_bias.size() + attn.sinks.size() + moe.router_bias.size()) * 4;
+  for (auto& v : moe.gate_up_bias) b += v.size() * 4;
+  for (auto& v : moe.down_bias) b += v.size() * 4;
   b += moe.router.bytes() + moe.shared_gate_up.bytes() + moe.shared_down.bytes() + moe.shared_gate.bytes();
   for (auto& l : moe.gate_up) b += l.bytes();
   for (auto& l : moe.down) b += l.bytes();
@@ -123,7 +130,9 @@ namespace {
 
 // The router's name: Mixtral keeps its MoE under block_sparse_moe.
 std::string router_name(const model_dims& d, int layer) {
-  return layer_tensor(layer, d.a == arch::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight");
+  return layer_tensor(layer, d.a == arch::mixtral   ? "block_sparse_moe.gate.weight"
+                             : d.a == arch::gpt_oss ? "mlp.router.weight"
+                                                    : "mlp.gate.weight");
 }
 
 // The rows layout takes the stored BF16 data when the provider has it (no float copy).
@@ -238,6 +247,7 @@ result<layer_weights> load_layer(weight_provider& wp, const model_dims& d, int L
     for (size_t i = b; i < e; ++i) st[i] = load_expert(int(i));
   }, 1, wp.concurrent_reads() ? 0 : 1);
   for (auto& x : st) RAZOR_TRY(std::move(x));
+  if (d.a == arch::gpt_oss) RAZOR_TRY(load_gpt_oss_extras(wp, d, L, w));
   const std::string sh = d.a == arch::deepseek ? "mlp.shared_experts." : "mlp.shared_expert.";  // DeepSeek: ungated
   if (d.shared_ff > 0 && wp.has(layer_tensor(L, (sh + "gate_proj.weight").c_str()))) {
     RAZOR_ASSIGN_OR_RETURN(tensor_f32 g, wp.tensor(layer_tensor(L, (sh + "gate_proj.weight").c_str())));
@@ -339,7 +349,7 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
   matmul(x, n, w.q, qraw.data());
   matmul(x, n, w.k, k.data());
   matmul(x, n, w.v, v.data());
-  const auto inv_freq = rope_inv_freq(d.rot_dims, d.rope_theta);
+  const auto inv_freq = attention_inv_freq(d);
   const auto tok_seq = seq_of_token(seq_start);
   std::vector<float> q(n * qd), gate(w.gated ? n * qd : 0);
   const float eps = float(d.eps);
@@ -376,7 +386,7 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
   // Causal softmax attention per (sequence, head); GQA: query head h reads kv head h / (nh / nkv).
   std::vector<float> att(n * qd);
   const size_t n_seq = seq_start.size() - 1;
-  const float scale = 1.0f / std::sqrt(float(hd));
+  const float scale = attention_score_mscale2(d) / std::sqrt(float(hd));
   parallel_for(n_seq * size_t(nh), [&](size_t b, size_t e) {
     std::vector<float> p;
     for (size_t job = b; job < e; ++job) {
@@ -384,10 +394,13 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
       int64_t h = int64_t(job % size_t(nh)), hk = h / (nh / nkv);
       size_t t0 = seq_start[s], t1 = seq_start[s + 1];
       p.resize(t1 - t0);
+      // gpt_oss: a sink logit in the denominator, a sliding window
+      const float sink = w.sinks.empty() ? -INFINITY : w.sinks[size_t(h)];
       for (size_t i = t0; i < t1; ++i) {
         const float* qi = q.data() + i * qd + size_t(h * hd);
-        float mx = -INFINITY;
-        for (size_t j = t0; j <= i; ++j) {
+        const size_t first = w.window > 0 && i - t0 >= size_t(w.window) ? i + 1 - size_t(w.window) : t0;
+        float mx = sink;
+        for (size_t j = first; j <= i; ++j) {
           const float* kj = k.data() + j * kvd + size_t(hk * hd);
           float s_ij = 0.0f;
           for (int64_t c = 0; c < hd; ++c) s_ij += qi[c] * kj[c];
@@ -395,12 +408,12 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
           p[j - t0] = s_ij;
           mx = std::max(mx, s_ij);
         }
-        float sum = 0.0f;
-        for (size_t j = t0; j <= i; ++j) sum += (p[j - t0] = std::exp(p[j - t0] - mx));
+        float sum = w.sinks.empty() ? 0.0f : std::exp(sink - mx);
+        for (size_t j = first; j <= i; ++j) sum += (p[j - t0] = std::exp(p[j - t0] - mx));
         float inv = 1.0f / sum;
         float* o = att.data() + i * qd + size_t(h * hd);
         std::fill_n(o, hd, 0.0f);
-        for (size_t j = t0; j <= i; ++j) {
+        for (size_t j = first; j <= i; ++j) {
           const float* vj = v.data() + j * kvd + size_t(hk * hd);
           float pj = p[j - t0] * inv;
           for (int64_t c = 0; c < hd; ++c) o[c] += pj * vj[c];
@@ -414,6 +427,11 @@ void attention_block(const model_dims& d, const attention_weights& w, const floa
     }, 4096);
   observe(obs, cu::eng_point::mixer_out, layer, -1, n, att.data(), int64_t(qd));
   matmul(att.data(), n, w.o, y);
+  if (!w.o_bias.empty())
+    parallel_for(n, [&](size_t b, size_t e) {
+      for (size_t t = b; t < e; ++t)
+        for (size_t j = 0; j < w.o_bias.size(); ++j) y[t * w.o_bias.size() + j] += w.o_bias[j];
+    }, 64);
 }
 
 void deltanet_block(const model_dims& d, const deltanet_weights& w, const float* x,
@@ -519,6 +537,9 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
   matmul(x, n, w.router, logits.data());
   std::vector<int32_t> ids(n * K);
   std::vector<float> wts(n * K);
+  if (!w.router_bias.empty())  // gpt-oss: the router's own bias (a linear bias, not a choice bias)
+    for (size_t t = 0; t < n; ++t)
+      for (size_t i = 0; i < E; ++i) logits[t * E + i] += w.router_bias[i];
   // the router of each token: kernels/moe_routing.h, the GPU engine's too
   const cu::moe_route route = moe_route_of(d);
   const float* bias = w.score_bias.empty() ? nullptr : w.score_bias.data();
@@ -554,10 +575,20 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
     out.resize(c * H);
     observe(obs, cu::eng_point::expert_in, layer, int(e), c, xe.data(), d.hidden);
     matmul(xe.data(), c, w.gate_up[e], hu.data());
-    for (size_t i = 0; i < c; ++i)
-      for (size_t j = 0; j < ff; ++j) act[i * ff + j] = silu(hu[i * 2 * ff + j]) * hu[i * 2 * ff + ff + j];
+    if (!w.gate_up_bias.empty()) {  // gpt_oss: biases and the clamped SwiGLU
+      const float* gb = w.gate_up_bias[e].data();
+      for (size_t i = 0; i < c; ++i)
+        for (size_t j = 0; j < ff; ++j)
+          act[i * ff + j] = gpt_oss_swiglu(hu[i * 2 * ff + j] + gb[j], hu[i * 2 * ff + ff + j] + gb[ff + j], d.swiglu_limit);
+    } else {
+      for (size_t i = 0; i < c; ++i)
+        for (size_t j = 0; j < ff; ++j) act[i * ff + j] = silu(hu[i * 2 * ff + j]) * hu[i * 2 * ff + ff + j];
+    }
     observe(obs, cu::eng_point::expert_act, layer, int(e), c, act.data(), int64_t(ff));
     matmul(act.data(), c, w.down[e], out.data());
+    if (!w.down_bias.empty())
+      for (size_t i = 0; i < c; ++i)
+        for (size_t j = 0; j < H; ++j) out[i * H + j] += w.down_bias[e][j];
     for (size_t i = 0; i < c; ++i) {
       float* yt = y + size_t(sl[i].first) * H;
       const float* o = out.data() + i * H;

@@ -21,6 +21,9 @@
 //   qwen2_moe:        no QK-norm, biases on q / k / v; the shared expert scaled by sigmoid(shared_expert_gate x).
 //   mixtral:          no QK-norm, no biases; router and experts under block_sparse_moe (w1 gate, w3 up, w2 down).
 //   deepseek_v2/v3, kimi_k2: MLA attention, leading dense layers, group-limited routing, shared experts (engine/mla.h).
+//   gpt_oss:          biases on q / k / v / o, a learned sink logit per head in the softmax's denominator, a sliding
+//                     window on the layers layer_types names (even layers by default), YaRN RoPE; router with bias,
+//                     softmax over the top-k logits, experts with biases and the clamped SwiGLU (engine/families.h).
 //   MoE routing:      softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
 //                     down(silu(gate x) * up x).
 #pragma once
@@ -39,7 +42,7 @@
 
 namespace razor::engine {
 
-enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next };
+enum class arch : uint8_t { qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next, gpt_oss };
 // The QK-norm of an architecture: none, per head (RMSNorm of head_dim, qwen3), or over the whole projection (olmoe).
 enum class qk_norm_kind : uint8_t { none, per_head, whole };
 // The model_type a family is named by in messages ("olmoe").
@@ -58,6 +61,12 @@ struct model_dims {
   std::vector<bool> linear_layer;         // per layer: Gated DeltaNet instead of full attention
   int64_t lin_k_heads = 0, lin_v_heads = 0, lin_k_dim = 0, lin_v_dim = 0, conv_kernel = 0;
   deepseek_dims ds;                       // arch::deepseek only
+  // arch::gpt_oss: layers with a sliding window of sliding_window tokens; YaRN when yarn_factor > 1 (frequencies
+  // blended as ggml does, cos / sin scaled by 1 + 0.1 ln(factor)); the SwiGLU's clamp
+  std::vector<bool> sliding_layer;
+  int64_t sliding_window = 0, yarn_orig_ctx = 0;
+  double yarn_factor = 1.0, yarn_beta_fast = 32.0, yarn_beta_slow = 1.0;
+  float swiglu_limit = 7.0f;
 };
 // The engine's view of a config; errors (errc::bad_config, naming config.json and the key) for a value out of
 // range (model/config_check.h check_config_values). dims_for also checks every value against the provider's
@@ -71,6 +80,8 @@ struct attention_weights {
   std::vector<float> q_norm, k_norm;  // head_dim each (per_head), the whole projection (whole), or empty (none)
   std::vector<float> q_bias, k_bias, v_bias;  // empty without biases
   bool gated = false;           // Qwen3.5: q rows per head [q | gate]
+  std::vector<float> o_bias, sinks;  // gpt_oss: o_proj's bias [hidden], one sink logit per head
+  int64_t window = 0;           // gpt_oss: a query sees the last `window` positions (0: all)
 };
 struct deltanet_weights {
   linear qkv, z, b, a, out;
@@ -82,6 +93,8 @@ struct moe_weights {
   std::vector<linear> gate_up, down;               // per expert; gate_up output = [gate (ff) | up (ff)]
   linear shared_gate_up, shared_down, shared_gate; // shared expert (empty when absent; DeepSeek's has no gate)
   std::vector<float> score_bias;                   // DeepSeek-V3: e_score_correction_bias [n_experts]
+  std::vector<float> router_bias;                  // gpt_oss: [n_experts]
+  std::vector<std::vector<float>> gate_up_bias, down_bias;  // gpt_oss, per expert: [gate (ff) | up (ff)], [hidden]
 };
 struct layer_weights {
   int layer = 0;

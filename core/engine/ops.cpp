@@ -178,6 +178,24 @@ std::vector<float> rope_inv_freq(int64_t rot, double theta) {
   return f;
 }
 
+std::vector<float> rope_inv_freq_yarn(int64_t rot, double theta, double factor, int64_t orig_ctx, double beta_fast,
+                                      double beta_slow) {
+  std::vector<float> f = rope_inv_freq(rot, theta);
+  // Pair i's frequency blends base^(-2i/rot) (extrapolated) into it / factor (interpolated) along a ramp between
+  // the correction dimensions of beta_fast and beta_slow, floored / ceiled (ggml's rope_yarn_corr_dims / rope_yarn_ramp).
+  const double r = double(rot), two_pi = 2.0 * 3.14159265358979323846;
+  auto corr = [&](double beta) { return r * std::log(double(orig_ctx) / (beta * two_pi)) / (2.0 * std::log(theta)); };
+  const double low = std::max(0.0, std::floor(corr(beta_fast)));
+  const double high = std::min(r - 1.0, std::ceil(corr(beta_slow)));
+  for (size_t i = 0; i < f.size(); ++i) {
+    const double y = (double(i) - low) / std::max(0.001, high - low);
+    const double extrap_mix = 1.0 - std::min(1.0, std::max(0.0, y));
+    const double extrap = f[i], interp = extrap / factor;
+    f[i] = float(interp * (1.0 - extrap_mix) + extrap * extrap_mix);
+  }
+  return f;
+}
+
 void rope_neox(float* h, int64_t rot, const float* inv_freq, double pos) {
   int64_t half = rot / 2;
   for (int64_t i = 0; i < half; ++i) {

@@ -46,6 +46,10 @@ void rms_norm(const float* x, size_t n, size_t dim, const float* w, float eps, f
 // inv_freq has rot/2 entries.
 void rope_neox(float* head, int64_t rot, const float* inv_freq, double pos);
 std::vector<float> rope_inv_freq(int64_t rot, double theta);
+// YaRN's frequencies (rope_scaling type yarn; DeepSeek's MLA and gpt-oss): each pair's blend of the extrapolated
+// frequency and the interpolated one (/ factor), as ggml computes them.
+std::vector<float> rope_inv_freq_yarn(int64_t rot, double theta, double factor, int64_t orig_ctx, double beta_fast,
+                                      double beta_slow);
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }

@@ -101,7 +101,7 @@ class ckpt_provider : public weight_provider {
  private:
   // Rows of a BF16 tensor whose rows are whole (n_cols == the tensor's last axis), in the mapped file.
   std::optional<bf16_matrix> bf16_view(const matrix_view& v) const {
-    if (v.t->dt != dtype::bf16 || v.n_cols != v.t->cols() || (v.row0 + v.n_rows) * v.n_cols > v.t->numel())
+    if (!v.plain() || v.t->dt != dtype::bf16 || v.n_cols != v.t->cols() || (v.row0 + v.n_rows) * v.n_cols > v.t->numel())
       return std::nullopt;
     const auto* base = reinterpret_cast<const uint16_t*>(ck_.data(*v.t));
     return bf16_matrix{base + size_t(v.row0 * v.n_cols), v.n_rows, v.n_cols};

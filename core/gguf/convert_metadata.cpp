@@ -250,6 +250,29 @@ status add_arch_metadata(writer& w, const std::string& arch, const model_config&
       w.set(k("rope.scaling.yarn_log_multiplier"), value::f32(float(0.1 * ds.yarn_mscale_all_dim)));
     }
   }
+  if (arch == "gpt-oss") {  // GptOssModel.set_gguf_parameters: the window; TextModel's YaRN keys
+    const json& t = c.text;
+    if (t.contains("sliding_window") && t["sliding_window"].is_number_integer())
+      w.set(k("attention.sliding_window"), value::u32(u32_of(t["sliding_window"].get<int64_t>())));
+    for (const char* key : {"rope_scaling", "rope_parameters"}) {
+      if (!t.contains(key) || !t[key].is_object()) continue;
+      const json& r = t[key];
+      const std::string type = r.contains("rope_type") && r["rope_type"].is_string() ? r["rope_type"].get<std::string>()
+                               : r.contains("type") && r["type"].is_string()       ? r["type"].get<std::string>()
+                                                                                    : "";
+      if (type != "yarn" || !r.contains("factor") || !r["factor"].is_number()) break;
+      w.set(k("rope.scaling.type"), value::str("yarn"));
+      w.set(k("rope.scaling.factor"), value::f32(r["factor"].get<float>()));
+      if (r.contains("original_max_position_embeddings") && r["original_max_position_embeddings"].is_number_integer())
+        w.set(k("rope.scaling.original_context_length"),
+              value::u32(u32_of(r["original_max_position_embeddings"].get<int64_t>())));
+      if (r.contains("beta_fast") && r["beta_fast"].is_number())
+        w.set(k("rope.scaling.yarn_beta_fast"), value::f32(r["beta_fast"].get<float>()));
+      if (r.contains("beta_slow") && r["beta_slow"].is_number())
+        w.set(k("rope.scaling.yarn_beta_slow"), value::f32(r["beta_slow"].get<float>()));
+      break;
+    }
+  }
   if ((arch == "qwen35moe" || arch == "qwen2moe" || arch == "qwen3next") && c.shared_expert_intermediate_size > 0)
     w.set(k("expert_shared_feed_forward_length"), value::u32(u32_of(c.shared_expert_intermediate_size)));
   return {};

@@ -85,8 +85,7 @@ constexpr conversion_row k_conversions[] = {
     {"mixtral", nullptr},
     {"qwen3_next", nullptr},
     {"deepseek_v3", nullptr},
-    {"gpt_oss", "the gpt-oss conversion (attention sinks, sliding window, clamped SwiGLU with expert biases, MXFP4 "
-                "expert sources) is not written yet"},
+    {"gpt_oss", nullptr},
     {"llama", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
     {"qwen3", "dense (non-MoE) models are not converted: razor packs mixture-of-experts checkpoints"},
 };
@@ -177,7 +176,26 @@ status check_llamacpp_arch(const checkpoint& ck, const std::string& arch) {
                     ", llama.cpp's deepseek2 ranks a group by the sum of its two best: the routing would differ");
     if (c.moe_intermediate_size <= 0) return refuse("moe_intermediate_size must be set");
   }
-  if ((arch == "olmoe" || arch == "qwen2moe") && !ck.find("lm_head.weight"))
+  if (arch == "gpt-oss") {
+    // llama.cpp's gpt-oss graph fixes what config.json could vary: the SwiGLU's limit (7, alpha 1.702), sliding
+    // attention on the even layers (its swa pattern 2), YaRN's beta_fast / beta_slow (32 / 1: the keys are not read)
+    const nlohmann::json& t = c.text;
+    if (t.contains("swiglu_limit") && (!t["swiglu_limit"].is_number() || t["swiglu_limit"].get<double>() != 7.0))
+      return refuse("swiglu_limit " + t["swiglu_limit"].dump() + ": llama.cpp's gpt-oss clamps at 7 always");
+    if (!t.contains("sliding_window") || !t["sliding_window"].is_number_integer() || t["sliding_window"].get<int64_t>() < 1)
+      return refuse("llama.cpp's gpt-oss needs sliding_window (a positive integer)");
+    for (int64_t l = 0; l < int64_t(c.layer_types.size()); ++l)
+      if ((c.layer_types[size_t(l)] == "sliding_attention") != (l % 2 == 0))
+        return refuse("layer_types[" + std::to_string(l) + "] is " + c.layer_types[size_t(l)] +
+                      ": llama.cpp's gpt-oss slides the window on the even layers only");
+    for (const char* k : {"rope_scaling", "rope_parameters"})
+      if (t.contains(k) && t[k].is_object())
+        for (const auto& [key, want] : {std::pair<const char*, double>{"beta_fast", 32.0}, {"beta_slow", 1.0}})
+          if (t[k].contains(key) && (!t[k][key].is_number() || t[k][key].get<double>() != want))
+            return refuse(std::string(k) + "." + key + " " + t[k][key].dump() + ": llama.cpp's gpt-oss takes " +
+                          std::to_string(int(want)) + " whatever the file says");
+  }
+  if ((arch == "olmoe" || arch == "qwen2moe" || arch == "gpt-oss") && !ck.find("lm_head.weight"))
     return refuse("llama.cpp's " + arch + " needs a stored output head (lm_head.weight); tied embeddings are not "
                   "supported by it");
   return {};
@@ -525,6 +543,49 @@ status plan_qwen35moe(builder& b, bool next) {
   return b.output(plus_one);
 }
 
+// gpt-oss -> gpt-oss, as the converter writes it: q / k / v / o with biases (no RoPE permutation: NeoX),
+// self_attn.sinks -> attn_sinks.weight, post_attention_layernorm -> post_attention_norm, mlp.router -> ffn_gate_inp
+// (weight and bias), the experts' gate_up_proj de-interleaved (even rows gate, odd rows up; the checkpoint's expert
+// views, model/checkpoint.h, also transpose the BF16 form's [E, in, out]) into ffn_gate_exps / ffn_up_exps, down_proj
+// -> ffn_down_exps, and their biases (gate_up_proj_bias split the same way) -> ffn_{gate,up,down}_exps.bias.
+status plan_gpt_oss(builder& b) {
+  const auto& cfg = b.cfg;
+  const int64_t E = cfg.num_experts, F = cfg.moe_intermediate_size, H = cfg.hidden_size;
+  RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
+  for (int l = 0; l < int(cfg.num_layers); ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
+    auto mlp = [&](const std::string& s) { return b.layer_name(l, "mlp." + s); };
+    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
+    for (const char* qkv : {"q", "k", "v"}) {
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".weight", sa(std::string(qkv) + "_proj.weight")));
+      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".bias", sa(std::string(qkv) + "_proj.bias")));
+    }
+    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.copy_text(p + "attn_output.bias", sa("o_proj.bias")));
+    RAZOR_TRY(b.copy_text(p + "attn_sinks.weight", sa("sinks")));
+    RAZOR_TRY(b.copy_text(p + "post_attention_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.weight", mlp("router.weight")));
+    RAZOR_TRY(b.copy_text(p + "ffn_gate_inp.bias", mlp("router.bias")));
+    RAZOR_TRY(b.experts(l, p + "ffn_gate_exps.weight", expert_proj::gate));
+    RAZOR_TRY(b.experts(l, p + "ffn_up_exps.weight", expert_proj::up));
+    RAZOR_TRY(b.experts(l, p + "ffn_down_exps.weight", expert_proj::down));
+    const tensor_entry* gub = b.ck.find_text(mlp("experts.gate_up_proj_bias"));
+    RAZOR_TRY(b.need(gub, mlp("experts.gate_up_proj_bias")));
+    if (gub->numel() != E * 2 * F)
+      return make_error(errc::shape_mismatch, b.ck.dir() + ": '" + gub->name + "' is not [num_local_experts, 2 x intermediate_size]");
+    const checkpoint* c = &b.ck;
+    for (const int64_t half : {0, 1})
+      b.out.push_back({p + (half ? "ffn_up_exps.bias" : "ffn_gate_exps.bias"), {F, E}, 1, [=](int64_t, float* dst) -> status {
+                         RAZOR_ASSIGN_OR_RETURN(std::vector<float> all, c->read_f32(*gub));
+                         for (int64_t i = 0; i < E * F; ++i) dst[i] = all[size_t(2 * i + half)];
+                         return {};
+                       }});
+    RAZOR_TRY(b.copy_text(p + "ffn_down_exps.bias", mlp("experts.down_proj_bias"), nullptr, {H, E}));
+  }
+  return b.output();
+}
+
 }  // namespace
 
 result<std::string> gguf_arch_of(const checkpoint& ck) {
@@ -555,6 +616,7 @@ result<full_plan> make_plan(const checkpoint& ck, const convert_options& o) {
   else if (fp.report.arch == "qwen2moe") RAZOR_TRY(plan_qwen2moe(b));
   else if (fp.report.arch == "llama") RAZOR_TRY(plan_llama_moe(b));
   else if (fp.report.arch == "deepseek2") RAZOR_TRY(plan_deepseek2(b));
+  else if (fp.report.arch == "gpt-oss") RAZOR_TRY(plan_gpt_oss(b));
   else RAZOR_TRY(plan_qwen35moe(b, fp.report.arch == "qwen3next"));
   fp.tensors = std::move(b.out);
 

@@ -44,6 +44,14 @@ constexpr map_row kLayerMap[] = {
     {"mlp.gate_proj.weight", "ffn_gate.weight", gguf_relayout::none},
     {"mlp.up_proj.weight", "ffn_up.weight", gguf_relayout::none},
     {"mlp.down_proj.weight", "ffn_down.weight", gguf_relayout::none},
+    // gpt-oss
+    {"self_attn.o_proj.bias", "attn_output.bias", gguf_relayout::none},
+    {"self_attn.sinks", "attn_sinks.weight", gguf_relayout::none},
+    {"mlp.router.weight", "ffn_gate_inp.weight", gguf_relayout::none},
+    {"mlp.router.bias", "ffn_gate_inp.bias", gguf_relayout::none},
+    {"mlp.experts.gate_proj.bias", "ffn_gate_exps.bias", gguf_relayout::none},
+    {"mlp.experts.up_proj.bias", "ffn_up_exps.bias", gguf_relayout::none},
+    {"mlp.experts.down_proj.bias", "ffn_down_exps.bias", gguf_relayout::none},
     {"linear_attn.in_proj_qkv.weight", "attn_qkv.weight", gguf_relayout::qkv_v_rows},
     {"linear_attn.in_proj_z.weight", "attn_gate.weight", gguf_relayout::head_rows},
     {"linear_attn.in_proj_b.weight", "ssm_beta.weight", gguf_relayout::head_rows_1},
@@ -114,6 +122,7 @@ gguf_layout::gguf_layout(const model_config& cfg, bool qwen35, bool has_output)
   next_ = qwen35 && is_qwen3_next(cfg);
   reorder_ = q35_ && !next_ && n_k_ > 0 && n_v_ > 0 && n_k_ != n_v_ && n_v_ % n_k_ == 0;
   llama_ = !qwen35 && is_mixtral(cfg);
+  oss_ = cfg.model_type == "gpt_oss" || cfg.top_model_type == "gpt_oss";
   head_dim_ = cfg.head_dim;
   if (is_deepseek(cfg.model_type) || is_deepseek(cfg.top_model_type))
     if (auto ds = deepseek_dims_from_config(cfg); ds.ok()) {
@@ -154,7 +163,7 @@ std::optional<gguf_location> gguf_layout::locate(const std::string& name) const 
     if (s == e.hf) return gguf_location{p + e.gg, e.how};
   if (s == "input_layernorm.weight") return gguf_location{p + "attn_norm.weight", norm};
   if (s == "post_attention_layernorm.weight")
-    return gguf_location{p + (q35_ ? "post_attention_norm.weight" : "ffn_norm.weight"), norm};
+    return gguf_location{p + (q35_ || oss_ ? "post_attention_norm.weight" : "ffn_norm.weight"), norm};
   if (s == "self_attn.q_norm.weight") return gguf_location{p + "attn_q_norm.weight", norm};
   if (s == "self_attn.k_norm.weight") return gguf_location{p + "attn_k_norm.weight", norm};
   return std::nullopt;

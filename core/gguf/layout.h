@@ -22,6 +22,9 @@
 //                head's k_nope rows transposed: ne {qk_nope, kv_lora, n_head}) and attn_v_b (its v rows as they are:
 //                ne {kv_lora, v_head_dim, n_head}); the GGUF values of the pair are attn_k_b's then attn_v_b's
 //                (split_kv_b), gguf_location::tensor2 names attn_v_b
+// gpt-oss stores its tensors as they are (o_proj.bias -> attn_output.bias, sinks -> attn_sinks.weight, mlp.router ->
+// ffn_gate_inp, post_attention_layernorm -> post_attention_norm); the experts' biases read back as
+// mlp.experts.{gate,up,down}_proj.bias [E, n] (ffn_*_exps.bias; the Hub's gate_up_proj_bias interleaves gate and up).
 #pragma once
 #include <optional>
 #include <string>
@@ -94,6 +97,7 @@ class gguf_layout {
                  bool to_hf) const;
   bool q35_ = false, has_output_ = true, reorder_ = false;
   bool llama_ = false;  // mixtral -> llama: q/k rows interleaved per head, the router under block_sparse_moe
+  bool oss_ = false;    // gpt_oss -> gpt-oss: post_attention_layernorm is post_attention_norm
   bool next_ = false;   // qwen3_next -> qwen3next: qwen35moe's layout without the V-head reorder, ssm_ba
   int64_t kv_heads_ = 0, kv_nope_ = 0, kv_v_ = 0, kv_lora_ = 0;  // deepseek2's kv_b_split (0: not deepseek2)
   int64_t n_k_ = 0, n_v_ = 0, dk_ = 0, dv_ = 0, head_dim_ = 0;

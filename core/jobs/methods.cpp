@@ -188,6 +188,7 @@ result<json> job_synth(const json& p, job_context& ctx) {
   opt.stddev = float(stddev);
   RAZOR_ASSIGN_OR_RETURN(std::string dt, str_param(p, "dtype", "bf16"));
   opt.dt = dt == "fp8" ? dtype::f8_e4m3 : dt == "f16" ? dtype::f16 : dt == "f32" ? dtype::f32 : dtype::bf16;
+  opt.mxfp4_experts = dt == "mxfp4";  // gpt_oss's experts MXFP4, the rest BF16
   RAZOR_TRY(synth_checkpoint(config, out, opt, ctx.progress));
   ctx.emit_artifact({out, "checkpoint", "", {}, json::object()});
   return json{{"out", out}};
@@ -444,9 +445,10 @@ const std::vector<method_def>& method_table() {
         opt("shard_gb", N, 5.0, "shard size in GB"), opt("seed", I, 1, "random seed for the data"),
         opt("stddev", N, 0.02, "standard deviation of the random weights (about 0.5 on a tiny model: logits far "
                                "from uniform, to compare two implementations)"),
-        opt("dtype", S, "bf16", "bf16, f16, f32, or fp8: FP8 E4M3 linear weights with 128x128 block scales "
-                                "(<weight>_scale_inv, the Hub's fine-grained FP8 layout)")
-            .one_of({"bf16", "f16", "f32", "fp8"}),
+        opt("dtype", S, "bf16", "bf16, f16, f32, fp8: FP8 E4M3 linear weights with 128x128 block scales "
+                                "(<weight>_scale_inv, the Hub's fine-grained FP8 layout), or mxfp4: gpt_oss's experts "
+                                "as MXFP4 <name>_blocks / _scales (the Hub's release), the rest BF16")
+            .one_of({"bf16", "f16", "f32", "fp8", "mxfp4"}),
         opt("heavy_tails", B, false, "realistic tails for scale tests: 0.5% of values 5x wider, 0.5% of input "
                                      "columns 6x larger (outliers); drawn on all cores")},
        job_synth},

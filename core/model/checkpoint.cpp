@@ -169,7 +169,35 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
       }
     }
   }
+  if (ck.adapter_->name == "gpt_oss") ck.bind_gpt_oss_experts();
   return ck;
+}
+
+void checkpoint::bind_gpt_oss_experts() {
+  // gate_up_proj (gate = even rows, up = odd rows of each expert's [2 x intermediate, hidden]) and down_proj: BF16
+  // as [E, in, out], MXFP4 (_blocks, values [E, out, in] once bound) as the other linear maps.
+  for (int64_t L = 0; L < cfg_.num_layers; ++L) {
+    for (const bool gate_up : {true, false}) {
+      const std::string base = prefix_ + "layers." + std::to_string(L) + ".mlp.experts." + (gate_up ? "gate_up_proj" : "down_proj");
+      const tensor_entry* t = find(base);
+      bool transposed = true;
+      if (!t || t->shape.size() != 3) {
+        t = find(base + "_blocks");
+        transposed = false;
+        if (!t || !t->mxfp4 || t->shape.size() != 3) continue;
+      }
+      const int64_t E = t->shape[0], out = transposed ? t->shape[2] : t->shape[1], in = transposed ? t->shape[1] : t->shape[2];
+      if (gate_up && out % 2) continue;  // config_check names the shape
+      for (int64_t e = 0; e < E; ++e) {
+        if (gate_up) {
+          experts_[expert_key(int(L), int(e), expert_proj::gate)] = {t, e * out, out / 2, in, 2, transposed};
+          experts_[expert_key(int(L), int(e), expert_proj::up)] = {t, e * out + 1, out / 2, in, 2, transposed};
+        } else {
+          experts_[expert_key(int(L), int(e), expert_proj::down)] = {t, e * out, out, in, 1, transposed};
+        }
+      }
+    }
+  }
 }
 
 const tensor_entry* checkpoint::find(std::string_view name) const {
@@ -419,7 +447,21 @@ result<std::vector<float>> checkpoint::read_f32(const tensor_entry& t) const {
 
 status checkpoint::read_rows_f32(const matrix_view& v, float* out) const {
   if (!v.t) return make_error(errc::invalid_argument, "empty matrix view");
-  return read_f32(*v.t, v.row0 * v.n_cols, v.n_rows * v.n_cols, out);
+  if (v.plain()) return read_f32(*v.t, v.row0 * v.n_cols, v.n_rows * v.n_cols, out);
+  if (!v.transposed) {
+    for (int64_t i = 0; i < v.n_rows; ++i)
+      RAZOR_TRY(read_f32(*v.t, (v.row0 + i * v.row_step) * v.n_cols, v.n_cols, out + i * v.n_cols));
+    return {};
+  }
+  // [E, in, out]: the expert's slab, then its columns row0 % out, + row_step, ...
+  const int64_t width = v.t->shape.back(), in = v.n_cols, e = v.row0 / width, j0 = v.row0 % width;
+  if (width <= 0 || j0 + (v.n_rows - 1) * v.row_step >= width)
+    return make_error(errc::invalid_argument, v.t->name + ": a transposed view crosses an expert");
+  std::vector<float> slab(size_t(in * width));
+  RAZOR_TRY(read_f32(*v.t, e * in * width, in * width, slab.data()));
+  for (int64_t i = 0; i < v.n_rows; ++i)
+    for (int64_t c = 0; c < in; ++c) out[i * in + c] = slab[size_t(c * width + j0 + i * v.row_step)];
+  return {};
 }
 
 std::optional<matrix_view> checkpoint::expert_matrix(int layer, int expert, expert_proj p) const {

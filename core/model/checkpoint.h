@@ -52,10 +52,19 @@ struct tensor_entry : tensor_desc {  // name, dtype, shape as the shard's header
   int64_t rows() const { return cols() ? numel() / cols() : 0; }
 };
 
-// A 2-D slice of a tensor viewed as [rows(), cols()]: rows [row0, row0 + n_rows).
+// A 2-D slice of a tensor viewed as [rows(), cols()]: rows row0, row0 + row_step, ... (n_rows of them).
+// gpt-oss's fused experts (bind_gpt_oss_experts): gate and up are the even and odd rows of gate_up (row_step 2),
+// and its BF16 form stores each expert's matrix transposed, [E, in, out] (`transposed`: logical row e * out + j
+// is column j of expert e's [in, out] slab; the rows of one view lie in one expert).
 struct matrix_view {
   const tensor_entry* t = nullptr;
   int64_t row0 = 0, n_rows = 0, n_cols = 0;
+  int64_t row_step = 1;
+  bool transposed = false;
+  // Whole rows stored contiguously as the view reads them (row_step 1, not transposed).
+  bool plain() const { return row_step == 1 && !transposed; }
+  // Row i of the view as a one-row view.
+  matrix_view row(int64_t i) const { return {t, row0 + i * row_step, 1, n_cols, 1, transposed}; }
 };
 
 class checkpoint {
@@ -96,6 +105,7 @@ class checkpoint {
   status read_fp8_scaled(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   status bind_block_scales();
   status bind_mxfp4();
+  void bind_gpt_oss_experts();
   status read_mxfp4(const tensor_entry& t, int64_t first, int64_t count, float* out) const;
   std::string dir_, prefix_;
   model_config cfg_;

@@ -11,7 +11,7 @@ namespace razor {
 
 namespace {
 
-enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next };
+enum class family { other, qwen3_moe, qwen3_5_moe, olmoe, qwen2_moe, mixtral, deepseek, qwen3_next, gpt_oss };
 
 family family_of(const model_config& c) {
   for (const std::string* mt : {&c.model_type, &c.top_model_type}) {
@@ -22,6 +22,7 @@ family family_of(const model_config& c) {
     if (*mt == "mixtral") return family::mixtral;
     if (is_deepseek(*mt)) return family::deepseek;
     if (*mt == "qwen3_next") return family::qwen3_next;
+    if (*mt == "gpt_oss") return family::gpt_oss;
   }
   return family::other;
 }
@@ -264,15 +265,33 @@ struct checker {
           RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.q_norm.weight", {hd}));
           RAZOR_TRY(expect(kv("head_dim", double(hd)), L + "self_attn.k_norm.weight", {hd}));
         }
-        if (f == family::qwen2_moe) {
+        if (f == family::qwen2_moe || f == family::gpt_oss) {
           RAZOR_TRY(expect(heads, L + "self_attn.q_proj.bias", {nh * hd}));
           RAZOR_TRY(expect(kvheads, L + "self_attn.k_proj.bias", {nkv * hd}));
           RAZOR_TRY(expect(kvheads, L + "self_attn.v_proj.bias", {nkv * hd}));
         }
+        if (f == family::gpt_oss) {
+          RAZOR_TRY(expect(kv("hidden_size", double(H)), L + "self_attn.o_proj.bias", {H}));
+          RAZOR_TRY(expect(kv("num_attention_heads", double(nh)), L + "self_attn.sinks", {nh}));
+        }
       }
-      const std::string router = f == family::mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight";
+      const std::string router = f == family::mixtral   ? "block_sparse_moe.gate.weight"
+                                 : f == family::gpt_oss ? "mlp.router.weight"
+                                                        : "mlp.gate.weight";
       RAZOR_TRY(expect(kv("num_experts", double(E)) + ", " + kv("hidden_size", double(H)), L + router, {E, H}));
       RAZOR_TRY(routed_experts(l, E, ff, H, moe));
+      if (f == family::gpt_oss) {  // the router's and the experts' biases (the Hub's, or a gpt-oss GGUF's read back)
+        const std::string ek = kv("num_experts", double(E));
+        RAZOR_TRY(expect(ek, L + "mlp.router.bias", {E}));
+        if (s->tensor(L + "mlp.experts.gate_up_proj_bias")) {
+          RAZOR_TRY(expect(ek + ", " + moe, L + "mlp.experts.gate_up_proj_bias", {E, 2 * ff}));
+          RAZOR_TRY(expect(ek + ", " + kv("hidden_size", double(H)), L + "mlp.experts.down_proj_bias", {E, H}));
+        } else {
+          RAZOR_TRY(expect(ek + ", " + moe, L + "mlp.experts.gate_proj.bias", {E, ff}));
+          RAZOR_TRY(expect(ek + ", " + moe, L + "mlp.experts.up_proj.bias", {E, ff}));
+          RAZOR_TRY(expect(ek + ", " + kv("hidden_size", double(H)), L + "mlp.experts.down_proj.bias", {E, H}));
+        }
+      }
       const auto sg = s->tensor(L + "mlp.shared_expert.gate_proj.weight");
       if (!sg && sff > 0 && f == family::qwen2_moe)  // transformers builds it whenever the size is given
         return bad(kv("shared_expert_intermediate_size", double(sff)) + ", but layer " + std::to_string(l) +

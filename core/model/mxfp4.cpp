@@ -34,4 +34,47 @@ bool mxfp4_decode(const uint8_t* blocks, const uint8_t* scales, int64_t first, i
   return true;
 }
 
+void mxfp4_encode_block(const float* v, uint8_t* codes, uint8_t* scale) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < kMxfp4Block; ++i) amax = std::max(amax, std::fabs(v[i]));
+  int e = 0;
+  if (amax > 0.0f) {
+    e = int(std::ceil(std::log2(double(amax) / 6.0)));
+    while (std::ldexp(6.0, e) < double(amax)) ++e;  // log2's rounding
+    e = std::clamp(e, -127, 127);
+  }
+  *scale = uint8_t(e + 127);
+  const float inv = std::ldexp(1.0f, -e);
+  for (int64_t i = 0; i < kMxfp4BlockBytes; ++i) codes[i] = 0;
+  for (int64_t i = 0; i < kMxfp4Block; ++i) {
+    const float x = v[i] * inv;
+    uint8_t best = 0;
+    float err = std::numeric_limits<float>::infinity();
+    for (uint8_t c = 0; c < 16; ++c) {
+      const float d = std::fabs(e2m1_to_f32(c) - x);
+      if (d < err) err = d, best = c;
+    }
+    if (best == 8) best = 0;  // -0 -> 0
+    codes[i / 2] |= uint8_t(i % 2 ? best << 4 : best);
+  }
+}
+
+void mxfp4_hub_to_ggml(const uint8_t* codes, uint8_t scale, uint8_t* g) {
+  auto code = [&](int64_t i) { return uint8_t(i % 2 ? codes[i / 2] >> 4 : codes[i / 2] & 15); };
+  g[0] = scale;
+  for (int64_t j = 0; j < kMxfp4BlockBytes; ++j) g[1 + j] = uint8_t(code(j) | (code(j + 16) << 4));
+}
+
+void mxfp4_ggml_decode(const uint8_t* blocks, int64_t n_blocks, float* out) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* g = blocks + b * kMxfp4GgmlBlockBytes;
+    const float scale = e8m0_to_f32(g[0]);
+    float* o = out + b * kMxfp4Block;
+    for (int64_t j = 0; j < kMxfp4BlockBytes; ++j) {
+      o[j] = e2m1_to_f32(uint8_t(g[1 + j] & 15)) * scale;
+      o[j + 16] = e2m1_to_f32(uint8_t(g[1 + j] >> 4)) * scale;
+    }
+  }
+}
+
 }  // namespace razor

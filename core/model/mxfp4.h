@@ -20,5 +20,16 @@ float e8m0_to_f32(uint8_t s);
 // Values [first, first + count) of MXFP4 data: `blocks` (16 bytes a block) and `scales` (one a block) from the
 // first block. False when a block the range touches has the NaN scale (nothing is decoded past it).
 bool mxfp4_decode(const uint8_t* blocks, const uint8_t* scales, int64_t first, int64_t count, float* out);
+// One block of 32 values in the Hub's layout (synth --dtype mxfp4): the scale 2^e with the smallest e that puts the
+// largest magnitude within 6 (E2M1's largest), each code the nearest E2M1 value of v / 2^e (ties to the even code).
+void mxfp4_encode_block(const float* v, uint8_t* codes, uint8_t* scale);
+// GGML's block_mxfp4 (llama.cpp's converter repacks the Hub's blocks so, GptOssModel.repack_mxfp4): the E8M0 scale
+// byte, then 16 bytes whose byte j holds code j (low nibble) and code j + 16 (high nibble); the Hub's byte j holds
+// codes 2j (low) and 2j + 1 (high). The codes and the scale are unchanged: a bit-exact repack, 17 bytes out.
+void mxfp4_hub_to_ggml(const uint8_t* codes, uint8_t scale, uint8_t* ggml_block);
+// Values of n_blocks GGML block_mxfp4 (17 bytes each, the layout above): 32 x n_blocks floats. The GGUF read-back's
+// decoder of GGML's mxfp4 (gpt-oss GGUFs from llama.cpp's converter), which ggml/quants.h does not decode.
+void mxfp4_ggml_decode(const uint8_t* blocks, int64_t n_blocks, float* out);
+constexpr int64_t kMxfp4GgmlBlockBytes = 17;
 
 }  // namespace razor

@@ -8,6 +8,7 @@
 
 #include "model/adapter.h"
 #include "model/deepseek_config.h"
+#include "model/mxfp4.h"
 #include "model/safetensors.h"
 #include "util/atomic_file.h"
 #include "util/numeric.h"
@@ -97,7 +98,7 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "linear_attn.out_proj.weight", {H, nv * dv});
     } else {
       const bool gated_q = qwen35;
-      const bool qkv_bias = a.name == "qwen2_moe" || (a.name == "qwen3" && c.model_type == "qwen2");
+      const bool qkv_bias = a.name == "qwen2_moe" || a.name == "gpt_oss" || (a.name == "qwen3" && c.model_type == "qwen2");
       add(p + "self_attn.q_proj.weight", {(gated_q ? 2 : 1) * nh * hd, H});
       if (qkv_bias) add(p + "self_attn.q_proj.bias", {nh * hd});
       add(p + "self_attn.k_proj.weight", {nkv * hd, H});
@@ -105,10 +106,14 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
       add(p + "self_attn.v_proj.weight", {nkv * hd, H});
       if (qkv_bias) add(p + "self_attn.v_proj.bias", {nkv * hd});
       add(p + "self_attn.o_proj.weight", {H, nh * hd});
+      if (a.name == "gpt_oss") {  // o_proj's bias, one attention-sink logit per head
+        add(p + "self_attn.o_proj.bias", {H});
+        add(p + "self_attn.sinks", {nh});
+      }
       if (a.name == "olmoe") {  // OLMoE's QK-norm covers the whole projection
         add(p + "self_attn.q_norm.weight", {nh * hd}, norm_init);
         add(p + "self_attn.k_norm.weight", {nkv * hd}, norm_init);
-      } else if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe" && !qkv_bias) {
+      } else if (a.name != "mixtral" && a.name != "llama" && a.name != "qwen2_moe" && a.name != "gpt_oss" && !qkv_bias) {
         add(p + "self_attn.q_norm.weight", {hd}, norm_init);
         add(p + "self_attn.k_norm.weight", {hd}, norm_init);
       }
@@ -117,8 +122,17 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
     if (c.layer_is_moe(l)) {
       const int64_t E = c.num_experts, I_ = c.moe_intermediate_size;
       const std::string moe = a.name == "mixtral" ? "block_sparse_moe." : "mlp.";
-      add(p + moe + "gate.weight", {E, H});
-      if (opt.fused_experts && !hub_per_expert(a)) {
+      if (a.name != "gpt_oss") add(p + moe + "gate.weight", {E, H});
+      if (a.name == "gpt_oss") {  // router with bias; fused experts stored [E, in, out], gate / up interleaved
+        add(p + "mlp.router.bias", {E});
+        add(p + "mlp.router.weight", {E, H});
+        // MXFP4 (the Hub's release): [E, out, in]; BF16: [E, in, out]
+        add(p + "mlp.experts.down_proj", opt.mxfp4_experts ? std::vector<int64_t>{E, H, I_} : std::vector<int64_t>{E, I_, H});
+        add(p + "mlp.experts.down_proj_bias", {E, H});
+        add(p + "mlp.experts.gate_up_proj", opt.mxfp4_experts ? std::vector<int64_t>{E, 2 * I_, H}
+                                                              : std::vector<int64_t>{E, H, 2 * I_});
+        add(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I_});
+      } else if (opt.fused_experts && !hub_per_expert(a)) {
         add(p + moe + "experts.gate_up_proj", {E, 2 * I_, H});
         add(p + moe + "experts.down_proj", {E, H, I_});
       } else {
@@ -291,12 +305,37 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
     return make_error(errc::invalid_argument, "synth: dtype " + std::string(dtype_name(opt.dt)) +
                                                   " is not one of BF16, F16, F32, F8_E4M3");
   nlohmann::json config = config_in;
+  if (opt.mxfp4_experts) {
+    if (adapter_for(cfg).name != "gpt_oss")
+      return make_error(errc::invalid_argument, "synth: MXFP4 experts are gpt_oss's release format; model_type " +
+                                                    cfg.model_type + " is not gpt_oss");
+    if (fp8) return make_error(errc::invalid_argument, "synth: MXFP4 experts and FP8 weights do not combine");
+    config["quantization_config"] = {{"quant_method", "mxfp4"},
+                                     {"modules_to_not_convert", {"model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                                 "model.embed_tokens", "lm_head"}}};
+  }
+  auto mxfp4_weight = [&](const synth_tensor& t) {
+    return opt.mxfp4_experts && t.shape.size() == 3 &&
+           (t.name.find("mlp.experts.gate_up_proj") != std::string::npos || t.name.find("mlp.experts.down_proj") != std::string::npos) &&
+           t.name.find("_bias") == std::string::npos;
+  };
   if (fp8)
     config["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"quant_method", "fp8"},
                                      {"weight_block_size", {kFp8Block, kFp8Block}}};
   std::vector<synth_entry> entries;
   for (size_t i = 0; i < plan.size(); ++i) {
-    if (fp8 && fp8_weight(plan[i])) {
+    if (mxfp4_weight(plan[i])) {
+      const std::vector<int64_t>& sh = plan[i].shape;
+      if (sh.back() % kMxfp4Block)
+        return make_error(errc::bad_config, "synth: " + plan[i].name + "'s input width " + std::to_string(sh.back()) +
+                                                " is not a multiple of MXFP4's 32-value blocks");
+      std::vector<int64_t> bs(sh.begin(), sh.end() - 1), ss;
+      bs.push_back(sh.back() / kMxfp4Block);
+      ss = bs;
+      bs.push_back(kMxfp4BlockBytes);
+      entries.push_back({plan[i].name + "_blocks", bs, dtype::u8, i, false});
+      entries.push_back({plan[i].name + "_scales", ss, dtype::u8, i, true});
+    } else if (fp8 && fp8_weight(plan[i])) {
       entries.push_back({plan[i].name, plan[i].shape, dtype::f8_e4m3, i, false});
       std::vector<int64_t> ss(plan[i].shape.begin(), plan[i].shape.end() - 2);
       ss.push_back((plan[i].shape[plan[i].shape.size() - 2] + kFp8Block - 1) / kFp8Block);
@@ -329,6 +368,7 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
   rng r{opt.seed * 0x9E3779B97F4A7C15ull + 1};
   std::vector<uint8_t> buf;
   std::vector<float> block, scales;  // an FP8 weight's rows of one block, and its scales until they are written
+  std::vector<uint8_t> mx_scales;     // an MXFP4 weight's E8M0 scales until they are written
   auto value = [&](synth_tensor::init how) {
     switch (how) {
       case synth_tensor::init::ones: return opt.norm_jitter != 0.0f ? 1.0f + opt.norm_jitter * r.normal() : 1.0f;
@@ -355,8 +395,20 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
       const size_t es = dtype_size(e.dt);
       if (opt.sparse) {
         RAZOR_TRY(w.skip(n * es));
+      } else if (e.scale && e.dt == dtype::u8) {
+        RAZOR_TRY(w.write(mx_scales.data(), mx_scales.size()));
       } else if (e.scale) {
         RAZOR_TRY(w.write(scales.data(), scales.size() * sizeof(float)));
+      } else if (e.dt == dtype::u8) {  // MXFP4 codes, 32 values a block; the scales follow as the next entry
+        const uint64_t nb = n / uint64_t(kMxfp4BlockBytes);
+        mx_scales.resize(nb);
+        buf.resize(n);
+        float v[kMxfp4Block];
+        for (uint64_t b = 0; b < nb; ++b) {
+          for (auto& x : v) x = value(t.how);
+          mxfp4_encode_block(v, buf.data() + b * kMxfp4BlockBytes, &mx_scales[b]);
+        }
+        RAZOR_TRY(w.write(buf.data(), buf.size()));
       } else if (e.dt == dtype::f8_e4m3) {
         // Block rows of each [R, C] slice: amax / 448 per block is its scale, the codes are value / scale.
         const int64_t C = t.shape.back(), R = t.shape[t.shape.size() - 2];

@@ -1,6 +1,7 @@
 // Synthetic checkpoints with any config's exact tensor names and shapes, for scale tests and benchmarks
 // (the real Qwen3.5-122B-A10B cannot be downloaded here). Families: qwen3_5_moe / qwen3_next (hybrid
-// Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, and dense llama/qwen3. Vision towers and MTP
+// Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, deepseek_v3 / v2 / kimi_k2, gpt_oss (BF16 experts [E, in, out],
+// or MXFP4 as released: mxfp4_experts), and dense llama/qwen3. Vision towers and MTP
 // layers are not synthesised (their shapes are not part of the text config).
 #pragma once
 #include <cstdint>
@@ -42,6 +43,9 @@ struct synth_options {
   // BF16, F16, F32, or F8_E4M3: FP8 linear weights with 128 x 128 block scales "<name>_scale_inv" (F32) and
   // quantization_config in config.json (the Hub's fine-grained layout, model/checkpoint.h), the rest BF16.
   dtype dt = dtype::bf16;
+  // gpt_oss: the experts (gate_up_proj, down_proj) as the Hub releases them, MXFP4 "<name>_blocks" / "<name>_scales"
+  // of [E, out, in] values with quantization_config {"quant_method": "mxfp4"}, the rest in `dt`.
+  bool mxfp4_experts = false;
 };
 
 // The tensor list a config implies, in the order a checkpoint stores it.

@@ -91,6 +91,7 @@ TEST(FamiliesCli, Qwen3NextGgufAllocationSplitsTheFusedProjection) {
   }
 }
 TEST(FamiliesCli, DeepseekV3EndToEnd) { end_to_end("deepseek_v3", "deepseek2"); }
+TEST(FamiliesCli, GptOssEndToEnd) { end_to_end("gpt_oss", "gpt-oss"); }
 
 // Families pack cannot convert yet: refused before anything is written, naming the architecture and what is
 // missing (the synthetic checkpoint is sparse: its shapes are all pack reads before refusing).
@@ -103,9 +104,9 @@ TEST(FamiliesCli, UnconvertedFamiliesAreRefusedByName) {
   // Tiny configs of the Hub's schema (the keys the adapters need).
   const std::string common = R"("hidden_size": 256, "num_hidden_layers": 2, "vocab_size": 4096, "num_attention_heads": 4,
       "num_key_value_heads": 4, "intermediate_size": 256, "num_experts_per_tok": 2)";
-  const std::string gpt_oss = R"({"model_type": "gpt_oss", "num_local_experts": 8, )" + common + "}";
-  std::ofstream(s / "gpt_oss.json") << gpt_oss;
-  for (const refused& f : {refused{"gpt_oss", "attention sinks"}}) {
+  const std::string llama = R"({"model_type": "llama", )" + common + "}";
+  std::ofstream(s / "llama.json") << llama;
+  for (const refused& f : {refused{"llama", "dense (non-MoE)"}}) {
     const std::string m = s / f.family;
     const std::string config = fs::exists(kFamilies + f.family + ".json") ? kFamilies + f.family + ".json"
                                                                           : s / (std::string(f.family) + ".json");

@@ -1,7 +1,9 @@
-// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next): what it
-// refuses, DeepSeek's group-limited routing and kv_b_proj split and Qwen3-Next's fused-projection split by hand. Their forward
-// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs them all (against the CPU:
-// tests/engine/test_engine_cuda.cpp). Options of a family that neither the engine nor llama.cpp implements are refused by name.
+// The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next, gpt_oss):
+// what it refuses, DeepSeek's group-limited routing and kv_b_proj split, Qwen3-Next's fused-projection split and
+// gpt-oss's expert views (BF16 [E, in, out] and MXFP4), clamped SwiGLU and routing by hand. Their forward
+// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs all but gpt_oss (against the
+// CPU: tests/engine/test_engine_cuda.cpp): asked for by name, the GPU path refuses gpt_oss naming the family; chosen
+// automatically, the CPU runs it. Options of a family that neither the engine nor llama.cpp implements are refused by name.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "common/test_util.h"
+#include "engine/families.h"
 #include "engine/model_runner.h"
 #include "gguf/convert.h"
 #include "gguf/layout.h"
@@ -61,6 +64,13 @@ TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
                                          engine::backend::automatic);
     EXPECT_TRUE(automatic.ok()) << family << ": " << automatic.to_string();
   }
+  // gpt_oss (attention sinks, sliding windows, clamped SwiGLU) has no GPU forward yet: refused by name when asked
+  // for, run on the CPU when chosen automatically.
+  const status asked = run_forward(family_config("gpt_oss"), s, "gpt_oss-cuda", engine::backend::cuda);
+  ASSERT_FALSE(asked.ok());
+  EXPECT_NE(asked.to_string().find("model_type gpt_oss"), std::string::npos) << asked.to_string();
+  EXPECT_NE(asked.to_string().find("the GPU engine runs"), std::string::npos) << asked.to_string();
+  EXPECT_TRUE(run_forward(family_config("gpt_oss"), s, "gpt_oss-auto", engine::backend::automatic).ok());
   if (env) ::setenv("RAZOR_ENGINE", saved.c_str(), 1);
 }
 
@@ -216,5 +226,152 @@ TEST(EngineFamilies, DeepseekPackRefusesWhatLlamaCppRunsDifferently) {
     EXPECT_NE(plan.error().to_string().find("deepseek2"), std::string::npos) << plan.error().to_string();
     auto wp = engine::checkpoint_weights(*ck);
     EXPECT_TRUE(engine::dims_for(*wp).ok()) << e.name;
+  }
+}
+
+// gpt-oss's experts as the Hub stores them in BF16: gate_up_proj [E, hidden, 2 x ff] with gate and up interleaved along
+// the output axis, down_proj [E, ff, hidden]; the checkpoint's expert views give PyTorch's [out, in] matrices (gate =
+// the even outputs, up = the odd ones), checked value by value against the stored tensor.
+TEST(EngineFamilies, GptOssExpertViewsTransposeAndDeinterleave) {
+  razor::test::scratch_dir s("families-gptoss");
+  synth_options so;
+  so.dt = dtype::f32;
+  ASSERT_TRUE(synth_checkpoint(family_config("gpt_oss"), s / "m", so).ok());
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const tensor_entry* gu = ck->find_text("layers.1.mlp.experts.gate_up_proj");
+  const tensor_entry* dn = ck->find_text("layers.1.mlp.experts.down_proj");
+  ASSERT_NE(gu, nullptr);
+  ASSERT_NE(dn, nullptr);
+  const int64_t E = gu->shape[0], H = gu->shape[1], F = gu->shape[2] / 2;
+  auto all_gu = ck->read_f32(*gu);
+  auto all_dn = ck->read_f32(*dn);
+  ASSERT_TRUE(all_gu.ok() && all_dn.ok());
+  for (int e : {0, int(E) - 1}) {
+    for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+      auto v = ck->expert_matrix(1, e, p);
+      ASSERT_TRUE(v.has_value());
+      const bool down = p == expert_proj::down;
+      ASSERT_EQ(v->n_rows, down ? H : F);
+      ASSERT_EQ(v->n_cols, down ? F : H);
+      std::vector<float> m(size_t(v->n_rows * v->n_cols));
+      ASSERT_TRUE(ck->read_rows_f32(*v, m.data()).ok());
+      for (int64_t r = 0; r < v->n_rows; ++r)
+        for (int64_t c = 0; c < v->n_cols; ++c) {
+          const float want = down ? (*all_dn)[size_t((e * F + c) * H + r)]
+                                  : (*all_gu)[size_t((e * H + c) * 2 * F + 2 * r + (p == expert_proj::up))];
+          ASSERT_EQ(m[size_t(r * v->n_cols + c)], want) << proj_name(p) << " e" << e << " r" << r << " c" << c;
+        }
+    }
+  }
+}
+
+// The clamped SwiGLU and the routing by hand: g = min(gate, 7), u = clamp(up, -7, 7), (u + 1) g sigmoid(1.702 g);
+// the top-k of logits + bias, softmax over the k.
+TEST(EngineFamilies, GptOssSwigluAndRouting) {
+  constexpr float kTol = 1e-6f;  // float32 exp and division
+  EXPECT_NEAR(engine::gpt_oss_swiglu(1.0f, 2.0f, 7.0f), 3.0f / (1.0f + std::exp(-1.702f)), kTol);
+  EXPECT_NEAR(engine::gpt_oss_swiglu(10.0f, -9.0f, 7.0f), -6.0f * 7.0f / (1.0f + std::exp(-1.702f * 7.0f)), 1e-5f);
+  EXPECT_NEAR(engine::gpt_oss_swiglu(-2.0f, 9.0f, 7.0f), 8.0f * -2.0f / (1.0f + std::exp(3.404f)), kTol);
+  engine::model_dims d;
+  d.a = engine::arch::gpt_oss;
+  d.n_experts = 4;
+  d.top_k = 2;
+  // the router's logits with its bias added (moe_block): expert 3 at 0 + 2.5, above expert 2
+  const float logits[4] = {1.0f, 3.0f, 2.0f, 2.5f};
+  int32_t ids[2];
+  float wts[2];
+  const cu::moe_route route = engine::moe_route_of(d);
+  EXPECT_TRUE(route.topk_softmax);
+  float scratch[16];
+  ASSERT_LE(cu::route_scratch_floats(route), 16);
+  cu::route_token(route, logits, nullptr, scratch, ids, wts);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 3);
+  EXPECT_NEAR(wts[0], 1.0f / (1.0f + std::exp(-0.5f)), kTol);
+  EXPECT_NEAR(wts[1], 1.0f / (1.0f + std::exp(0.5f)), kTol);
+}
+
+// gpt-oss as the Hub releases it: MXFP4 experts (_blocks / _scales of [E, out, in] values). The expert views give
+// gate = the even rows and up = the odd rows of gate_up_proj's decoded values, down as it is; the forward runs on it
+// and pack plans it (the experts decoded, then written in the chosen type).
+TEST(EngineFamilies, GptOssMxfp4SourceRuns) {
+  razor::test::scratch_dir s("families-gptoss-mxfp4");
+  synth_options so;
+  so.stddev = 0.15f;
+  so.mxfp4_experts = true;
+  ASSERT_TRUE(synth_checkpoint(family_config("gpt_oss"), s / "m", so).ok());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe/" + f, s.dir / "m" / f);
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const tensor_entry* gu = ck->find_text("layers.0.mlp.experts.gate_up_proj_blocks");
+  ASSERT_NE(gu, nullptr);
+  ASSERT_TRUE(gu->mxfp4);
+  const int64_t F = gu->shape[1] / 2, H = gu->shape[2];
+  auto all = ck->read_f32(*gu);
+  ASSERT_TRUE(all.ok()) << all.error().to_string();
+  const int e = 3;
+  for (auto p : {expert_proj::gate, expert_proj::up}) {
+    auto v = ck->expert_matrix(0, e, p);
+    ASSERT_TRUE(v.has_value());
+    ASSERT_EQ(v->n_rows, F);
+    ASSERT_EQ(v->n_cols, H);
+    std::vector<float> m(size_t(F * H));
+    ASSERT_TRUE(ck->read_rows_f32(*v, m.data()).ok());
+    for (int64_t r = 0; r < F; ++r)
+      for (int64_t c = 0; c < H; ++c)
+        ASSERT_EQ(m[size_t(r * H + c)], (*all)[size_t((e * 2 * F + 2 * r + (p == expert_proj::up)) * H + c)]) << r << " " << c;
+  }
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  bool finite = true;
+  const status st = engine::forward(*wp, *d, {{1, 2, 3, 4, 5}}, [&](size_t, size_t n, const float* l) {
+    for (size_t i = 0; i < n * size_t(d->vocab); ++i) finite = finite && std::isfinite(l[i]);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.to_string();
+  EXPECT_TRUE(finite);
+  gguf::convert_options co;
+  co.default_type = ggml::type::q8_0;
+  auto plan = gguf::plan_gguf(*ck, co);
+  ASSERT_TRUE(plan.ok()) << plan.error().to_string();
+  EXPECT_EQ(plan->arch, "gpt-oss");
+  for (const auto& t : plan->tensors)
+    if (t.name == "blk.0.ffn_gate_exps.weight") EXPECT_EQ(t.stored, ggml::type::q8_0);
+}
+
+// What llama.cpp's gpt-oss graph fixes (the SwiGLU's limit 7, sliding attention on the even layers, YaRN's betas 32 /
+// 1) is refused by pack when config.json says otherwise, naming the key; the engine runs those configs as written.
+TEST(EngineFamilies, GptOssPackRefusesWhatLlamaCppRunsDifferently) {
+  razor::test::scratch_dir s("families-gptoss-refused");
+  struct edit {
+    const char* name;
+    nlohmann::json patch;  // merged into gpt_oss.json
+    const char* why;
+  };
+  for (const edit& e : {edit{"limit", {{"swiglu_limit", 5.0}}, "swiglu_limit 5"},
+                        edit{"odd-sliding", {{"layer_types", {"full_attention", "sliding_attention"}}}, "layer_types[0]"},
+                        edit{"beta", {{"rope_scaling", {{"beta_fast", 16.0}}}}, "rope_scaling.beta_fast 16"},
+                        edit{"no-window", {{"sliding_window", nullptr}}, "needs sliding_window"}}) {
+    auto cfg = family_config("gpt_oss");
+    cfg.merge_patch(e.patch);
+    const std::string dir = s / e.name;
+    synth_options so;
+    so.sparse = true;
+    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
+    auto ck = checkpoint::open(dir);
+    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
+    ASSERT_FALSE(plan.ok()) << e.name;
+    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
+    EXPECT_NE(plan.error().to_string().find("gpt-oss"), std::string::npos) << plan.error().to_string();
+    auto wp = engine::checkpoint_weights(*ck);
+    auto d = engine::dims_for(*wp);
+    ASSERT_TRUE(d.ok()) << e.name << ": " << d.error().to_string();
+    if (std::string(e.name) == "limit") EXPECT_EQ(d->swiglu_limit, 5.0f);
+    if (std::string(e.name) == "odd-sliding") EXPECT_TRUE(d->sliding_layer[1] && !d->sliding_layer[0]);
+    if (std::string(e.name) == "beta") EXPECT_EQ(d->yarn_beta_fast, 16.0);
   }
 }

@@ -121,13 +121,14 @@ constexpr float k_synth_stddev = 0.15f;
 constexpr float k_synth_norm_jitter = 0.2f;
 
 // The synthetic checkpoint of `family` in dir/<family>, with the fixture's tokenizer.
-std::string synth_family(const std::string& family, const fs::path& dir) {
+std::string synth_family(const std::string& family, const fs::path& dir, bool mxfp4 = false) {
   const std::string src = std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/" + family + ".json";
   const auto cfg = nlohmann::json::parse(read_text(src));
   synth_options so;
   so.stddev = k_synth_stddev;
   so.norm_jitter = k_synth_norm_jitter;
   so.dt = dtype::f32;
+  so.mxfp4_experts = mxfp4;  // gpt_oss's experts as the Hub releases them
   const std::string out = (dir / family).string();
   auto st = synth_checkpoint(cfg, out, so);
   EXPECT_TRUE(st.ok()) << st.to_string();
@@ -221,6 +222,42 @@ void check_fixture(const std::string& name, bool synthetic = false) {
   fs::remove_all(dir);
 }
 
+// gpt-oss as the Hub releases it (MXFP4 experts, `synth --dtype mxfp4`): the engine decodes the blocks on read; the
+// F32 conversion writes the decoded values (exact in float32), so llama.cpp on that file gives the engine's logits.
+void check_mxfp4_source(const std::string& name) {
+  const std::string text = razor::test::eval_text_path();
+  gguf::validate_options vo;
+  vo.oracle_dir = RAZOR_ORACLE_DIR;
+  if (auto why = gguf::validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;
+  fs::path dir = fs::temp_directory_path() / ("razor_logits_mx_" + name + "_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string model = synth_family(name, dir, true);
+  const std::string gg = (dir / (name + "-f32.gguf")).string();
+  gguf::convert_options co;
+  co.default_type = ggml::type::f32;
+  auto rep = gguf::convert_to_gguf(model, gg, co);
+  ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+  auto ck = checkpoint::open(model);
+  ASSERT_TRUE(ck.ok());
+  ASSERT_NE(ck->find_text("layers.0.mlp.experts.gate_up_proj_blocks"), nullptr);
+  auto tk = bpe_tokenizer::load(model + "/tokenizer.json");
+  ASSERT_TRUE(tk.ok());
+  auto all = engine::protocol_tokens(*tk, read_text(text), "text").value();
+  std::vector<int32_t> toks(all.begin() + 256, all.begin() + 256 + k_positions);
+  const size_t vocab = size_t(ck->config().vocab_size);
+  auto wp = engine::checkpoint_weights(*ck);
+  auto mine = engine_logprobs(*wp, toks, vocab);
+  auto theirs = gguf::llamacpp_logprobs(gg, toks, int64_t(vocab), vo, dir.string());
+  ASSERT_TRUE(theirs.ok()) << theirs.error().to_string();
+  ASSERT_EQ(theirs->logprobs.size(), mine.size());
+  const double rel = max_rel(centred(mine, toks.size(), vocab), centred(theirs->logprobs, toks.size(), vocab),
+                             toks.size(), vocab);
+  std::printf("%s (MXFP4 experts): engine vs llama.cpp (F32 GGUF), %zu positions: max relative difference of centred "
+              "logits %.3e\n", name.c_str(), toks.size(), rel);
+  EXPECT_LT(rel, k_logits_rel_tol);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 
 TEST(llamacpp_logits, qwen3_moe) { check_fixture("tiny-qwen3-moe"); }
@@ -232,3 +269,5 @@ TEST(llamacpp_logits, deepseek_v3_synthetic) { check_fixture("deepseek_v3", true
 TEST(llamacpp_logits, deepseek_v2_synthetic) { check_fixture("deepseek_v2", true); }
 TEST(llamacpp_logits, kimi_k2_synthetic) { check_fixture("kimi_k2", true); }
 TEST(llamacpp_logits, qwen3_next_synthetic) { check_fixture("qwen3_next", true); }
+TEST(llamacpp_logits, gpt_oss_synthetic) { check_fixture("gpt_oss", true); }
+TEST(llamacpp_logits, gpt_oss_mxfp4_source) { check_mxfp4_source("gpt_oss"); }

@@ -407,6 +407,12 @@ TEST_F(FtypeVsLlama, DeepseekV3Family) {
   compare_family("deepseek_v3", llama);
 }
 
+// gpt-oss: biases (ffn_*_exps.bias {ff, E} among them), attn_sinks, 8 experts.
+TEST_F(FtypeVsLlama, GptOssFamily) {
+  RAZOR_REQUIRE_LLAMA_QUANTIZE(llama);
+  compare_family("gpt_oss", llama);
+}
+
 // Qwen3.5 with 16 layers: 12 linear-attention attn_qkv and 4 attn_v share llama.cpp's attn_v counter;
 // shared and routed ffn_down share the IQ2 mixes' ffn_down counter.
 TEST_F(FtypeVsLlama, Synthetic16LayerQwen35) {

@@ -101,6 +101,44 @@ TEST(Mxfp4, DecodesHandComputedBlocks) {
   EXPECT_FALSE(mxfp4_decode(b, s, 30, 4, out.data()));
 }
 
+// llama.cpp's converter repacks the Hub's blocks as GGML's block_mxfp4 (GptOssModel.repack_mxfp4): block 0 above
+// (scale 128; codes 1, 2, 8, 15 at values 0-3, 3 and 5 at values 30, 31) becomes the scale byte, then byte j = code j
+// | code (j + 16) << 4: 0x01, 0x02, 0x08, 0x0F, zeros, byte 14 = 0x30 (code 30 high), byte 15 = 0x50 (code 31 high).
+// The GGUF read-back's decoder of GGML's layout (mxfp4_ggml_decode) gives the Hub's values back.
+TEST(Mxfp4, RepacksHubBlocksAsGgml) {
+  uint8_t b[32], s[2];
+  fill_blocks(b, s);
+  uint8_t g[34];
+  mxfp4_hub_to_ggml(b, s[0], g);
+  mxfp4_hub_to_ggml(b + 16, s[1], g + 17);
+  const uint8_t want0[17] = {128, 0x01, 0x02, 0x08, 0x0F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x50};
+  for (int i = 0; i < 17; ++i) EXPECT_EQ(int(g[i]), int(want0[i])) << "byte " << i;
+  // block 1 (scale 125): codes 11, 7 at values 0, 1 and 12, 4 at 14, 15: bytes 0x0B, 0x07, byte 14 = 0x0C, 15 = 0x04
+  const uint8_t want1[17] = {125, 0x0B, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0C, 0x04};
+  for (int i = 0; i < 17; ++i) EXPECT_EQ(int(g[17 + i]), int(want1[i])) << "block 1 byte " << i;
+  std::vector<float> out(64);
+  mxfp4_ggml_decode(g, 2, out.data());
+  const std::vector<float> want = expected_values();
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(out[i], want[i]) << "value " << i;
+}
+
+// The encoder synth uses: the smallest scale that holds the block's largest magnitude, nearest codes; decoded,
+// values on the E2M1 grid come back exactly.
+TEST(Mxfp4, EncodesBlocks) {
+  float v[32] = {};
+  v[0] = 12.0f, v[1] = -3.0f, v[2] = 0.9f, v[31] = 1.0f;  // amax 12: scale 2 (6 x 2 = 12)
+  uint8_t codes[16], scale = 0;
+  mxfp4_encode_block(v, codes, &scale);
+  EXPECT_EQ(int(scale), 128);
+  std::vector<float> out(32);
+  ASSERT_TRUE(mxfp4_decode(codes, &scale, 0, 32, out.data()));
+  EXPECT_EQ(out[0], 12.0f);
+  EXPECT_EQ(out[1], -3.0f);
+  EXPECT_EQ(out[2], 1.0f);  // 0.45 x 2: nearest code 0.5
+  EXPECT_EQ(out[31], 1.0f);
+  EXPECT_EQ(out[5], 0.0f);
+}
+
 TEST(Mxfp4, CheckpointReadsValuesThroughReadF32AndExpertViews) {
   scratch d;
   write_config(d.dir, true);
