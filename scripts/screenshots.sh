@@ -53,7 +53,7 @@ cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
 # real llama.cpp behind it; evaluate-dialog.png).
 if [ -x "$build/tests/ui/test_ui" ]; then
   RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*' >/dev/null
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot' >/dev/null
 else
   echo "no $build/tests/ui/test_ui: $out/remote-dialog.png and $out/loop-*.png not regenerated (ninja -C $build test_ui)" >&2
 fi

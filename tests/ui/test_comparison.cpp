@@ -346,3 +346,57 @@ TEST(ComparisonModel, PairedTestAndProvenanceWarningInTheVerdictCell) {
     }
   EXPECT_TRUE(seen);
 }
+
+// docs/screenshots/comparison-paired.png: three of our runs with per-sample side files over the same questions.
+// "ours" against the baseline: each verdict cell carries McNemar's p on the discordant pairs; "ours-16k" was measured
+// with another token budget, so its cells carry the warning mark (the tooltip says what differs).
+TEST(ComparisonView, PairedScreenshot) {
+  QTemporaryDir d;
+  ASSERT_TRUE(d.isValid());
+  auto write = [&](const QString& name, const std::string& text) {
+    QFile f(d.filePath(name));
+    ASSERT_TRUE(f.open(QIODevice::WriteOnly));
+    f.write(text.data(), qint64(text.size()));
+  };
+  struct bench {
+    const char* key;
+    int n;
+  };
+  const std::vector<bench> benches = {{"mmlu_pro", 150}, {"gpqa", 198}, {"math500", 120}, {"lcb", 200}};
+  // Per run and benchmark the share correct and how it differs from the baseline item by item (deterministic).
+  auto run = [&](const std::string& tag, const std::vector<double>& acc, int budget, int shift) {
+    std::string results, samples;
+    for (size_t b = 0; b < benches.size(); ++b) {
+      int correct = 0;
+      for (int i = 0; i < benches[b].n; ++i) {
+        const bool ok = ((i * 37 + shift * (i % 7)) % 100) < int(acc[b] * 100);
+        correct += ok;
+        samples += R"({"bench":")" + std::string(benches[b].key) + R"(","id":"q)" + std::to_string(i) +
+                   R"(","correct":)" + (ok ? "true" : "false") + "}\n";
+      }
+      results += std::string(b ? "," : "") + R"({"bench":")" + benches[b].key + R"(","acc":)" +
+                 std::to_string(100.0 * correct / benches[b].n) + R"(,"n":)" + std::to_string(benches[b].n) + "}";
+    }
+    write(QString::fromStdString(tag + ".json"),
+          R"({"format":"razor-bench/1","run":")" + tag + R"(","model":")" + tag +
+              R"(","backend":"razor","results":[)" + results + R"(],"provenance":{"razor_version":"0.1.0","budget":)" +
+              std::to_string(budget) + "}}");
+    write(QString::fromStdString(tag + ".samples.jsonl"), samples);
+  };
+  run("bf16", {0.86, 0.84, 0.90, 0.70}, 32768, 0);
+  run("ours-iq3", {0.83, 0.80, 0.87, 0.64}, 32768, 3);
+  run("ours-iq3-16k", {0.80, 0.74, 0.81, 0.55}, 16384, 5);
+  ComparisonView v;
+  for (const char* tag : {"bf16", "ours-iq3", "ours-iq3-16k"}) {
+    ASSERT_TRUE(v.model()->loadFile(d.filePath(QString::fromLatin1(tag) + ".json")));
+    v.model()->addRunColumn(QString::fromLatin1(tag));
+  }
+  v.model()->setBaseline(0);
+  v.resize(1600, 560);
+  v.show();
+  QTemporaryDir scratch;
+  QString err;
+  EXPECT_TRUE(v.exportPng(qEnvironmentVariable("RAZOR_SCREENSHOT_DIR", scratch.path()) + "/comparison-paired.png",
+                          ComparisonView::Snapshot::Whole, &err))
+      << err.toStdString();
+}
