@@ -10,23 +10,9 @@
 namespace {
 struct eval_args {
   razor::eval::eval_options o;
-  std::string benchmarks = "mmlu_pro,gpqa,mmmlu", budget = "32k";
+  std::string benchmarks = "mmlu_pro,gpqa,mmmlu", budget = "32k", speed_contexts;
   bool list_models = false;
 };
-
-int parse_budget(const std::string& s) {
-  if (s.empty()) return -1;
-  try {
-    size_t pos = 0;
-    long v = std::stol(s, &pos);
-    std::string rest = s.substr(pos);
-    if (rest == "k" || rest == "K") v *= 1024;
-    else if (!rest.empty()) return -1;
-    return v > 0 && v < (1L << 24) ? int(v) : -1;
-  } catch (...) {
-    return -1;
-  }
-}
 
 // The command's work; errors are values (reported once, by the caller).
 razor::status run_eval(eval_args& a) {
@@ -38,22 +24,28 @@ razor::status run_eval(eval_args& a) {
     for (auto& id : models) std::printf("%s\n", id.c_str());
     return {};
   }
-  o.budget = parse_budget(a.budget);
-  if (o.budget < 0)
-    return make_error(errc::invalid_argument, "--budget " + a.budget + ": expected 32k, 64k or a token count");
+  RAZOR_ASSIGN_OR_RETURN(o.budget, eval::parse_token_count(a.budget, "--budget"));
   if (o.model.empty()) return make_error(errc::invalid_argument, "--model is required");
-  if (o.data_dir.empty()) return make_error(errc::invalid_argument, "--data is required");
   if (o.out.empty()) return make_error(errc::invalid_argument, "--out is required");
-  o.benchmarks.clear();
-  std::string cur;
-  for (char ch : a.benchmarks + ",") {
-    if (ch == ',') {
-      if (!cur.empty()) o.benchmarks.push_back(cur);
-      cur.clear();
-    } else if (ch != ' ') {
-      cur += ch;
+  auto split = [](const std::string& list) {
+    std::vector<std::string> v;
+    std::string cur;
+    for (char ch : list + ",") {
+      if (ch == ',') {
+        if (!cur.empty()) v.push_back(cur);
+        cur.clear();
+      } else if (ch != ' ') {
+        cur += ch;
+      }
     }
+    return v;
+  };
+  o.benchmarks = split(a.benchmarks);
+  for (const std::string& c : split(a.speed_contexts)) {
+    RAZOR_ASSIGN_OR_RETURN(int tokens, eval::parse_token_count(c, "--speed-contexts"));
+    o.speed.contexts.push_back(tokens);
   }
+  if (!o.benchmarks.empty() && o.data_dir.empty()) return make_error(errc::invalid_argument, "--data is required");
   o.log = [](const std::string& s) { std::fprintf(stderr, "[eval] %s\n", s.c_str()); };
   RAZOR_TRY(eval::run_eval(o).error());  // the results are in o.out
   std::printf("wrote %s and %s\n", o.out.c_str(), eval::samples_path(o.out).c_str());
@@ -83,6 +75,10 @@ RAZOR_COMMAND("eval", "Run benchmarks against an OpenAI-compatible server, grade
                  "result's provenance");
   sub.add_flag("--require-sandbox-netns", o.sandbox.require_no_network,
                "fail code samples when no network namespace can be made");
+  sub.add_option("--speed-contexts", a->speed_contexts,
+                 "also measure prefill / decode tokens/s at these prompt lengths, e.g. 512,4k,16k (docs/eval.md)");
+  sub.add_option("--speed-gen", o.speed.gen_tokens, "tokens generated per speed point (default 128)")
+      ->check(CLI::Range(2, 1 << 20));
   sub.add_flag("--list-models", a->list_models, "print the ids of GET /v1/models and exit");
   return [a] { return razor::cli::report(run_eval(*a)); };
 });

@@ -36,6 +36,7 @@ RAZOR_COMMAND("serve", "Start vLLM (tensor parallel), llama-server or a command 
   sub.add_option("--program", o.program, "the engine's program (default vllm / llama-server on PATH)");
   sub.add_option("--ctx", o.ctx, "context length (vllm --max-model-len; llama-server -c, default 40960)");
   sub.add_option("--gpu-memory-utilization", o.gpu_memory_utilization, "vllm only (default: vLLM's 0.9)");
+  sub.add_option("--n-cpu-moe", o.n_cpu_moe, "llama-server only: keep the experts of the first N layers on the CPU");
   sub.add_option("--ready-timeout", o.ready_timeout_s, "seconds to wait for GET /v1/models (default 900)");
   sub.add_option("--stop-grace", o.stop_grace_s, "seconds between SIGTERM and SIGKILL (default 4)");
   sub.add_option("--log", o.log_path, "server stdout + stderr (default <tmp>/razor-serve-<pid>-<port>.log)");

@@ -54,6 +54,7 @@ std::string chat_request_json(const chat_request& r) {
             {"stream", false},
             {"chat_template_kwargs", {{"enable_thinking", r.enable_thinking}}}};
   if (r.seed) j["seed"] = *r.seed;
+  if (r.ignore_eos) j["ignore_eos"] = true;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -85,6 +86,12 @@ result<chat_response> parse_chat_response(const std::string& body, const std::st
       r.completion_tokens = u["completion_tokens"].get<int>();
     if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer())
       r.prompt_tokens = u["prompt_tokens"].get<int>();
+  }
+  if (j.contains("timings") && j["timings"].is_object()) {
+    const json& t = j["timings"];
+    auto num = [&](const char* k) { return t.contains(k) && t[k].is_number() ? t[k].get<double>() : -1.0; };
+    if (num("prompt_n") >= 0 && num("prompt_ms") >= 0 && num("predicted_n") >= 0 && num("predicted_ms") >= 0)
+      r.timings = server_timings{int(num("prompt_n")), int(num("predicted_n")), num("prompt_ms"), num("predicted_ms")};
   }
   return r;
 }
@@ -169,9 +176,13 @@ result<client::http_reply> client::send(const std::string& path, const std::stri
 result<chat_response> client::chat(const chat_request& r) {
   std::string body = chat_request_json(r);
   int attempts = 1;
+  const auto t0 = std::chrono::steady_clock::now();
   RAZOR_ASSIGN_OR_RETURN(http_reply rep, send("/chat/completions", &body, &attempts));
   auto resp = parse_chat_response(rep.body, base_ + "/chat/completions");
-  if (resp.ok()) resp->attempts = attempts;
+  if (resp.ok()) {
+    resp->attempts = attempts;
+    resp->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   return resp;
 }
 

@@ -37,6 +37,13 @@ struct chat_request {
   int top_k = 20;
   std::optional<int> seed = 0;     // the seed's llama.cpp harness sends seed 0
   bool enable_thinking = true;     // chat_template_kwargs.enable_thinking
+  bool ignore_eos = false;         // sent as "ignore_eos": true (llama-server, vLLM): generate max_tokens
+};
+
+// llama-server's "timings" object of a response (absent from vLLM's and most other servers').
+struct server_timings {
+  int prompt_n = 0, predicted_n = 0;     // tokens evaluated (the prompt's not in the cache) / generated
+  double prompt_ms = 0, predicted_ms = 0;
 };
 
 struct chat_response {
@@ -45,6 +52,8 @@ struct chat_response {
   std::string finish_reason;       // "stop", "length", ...
   int completion_tokens = 0, prompt_tokens = 0;
   int attempts = 1;                // requests sent, retries included
+  std::optional<server_timings> timings;
+  double seconds = 0;              // wall time of the request that answered (the client's clock)
   // The text the seed graded: the thought, "</think>", the answer (the thought alone when no answer came).
   std::string full_text() const;
 };

@@ -89,12 +89,27 @@ static status eval_result_file(const std::string& path) {
   return make_error(errc::bad_format, "not a razor eval result (a JSON object with \"tag\" and \"gate\")");
 }
 
+result<int> parse_token_count(const std::string& s, const std::string& what) {
+  std::string digits = s;
+  int mul = 1;
+  if (!digits.empty() && (digits.back() == 'k' || digits.back() == 'K')) {
+    mul = 1024;
+    digits.pop_back();
+  }
+  if (!digits.empty() && digits.size() < 9 && digits.find_first_not_of("0123456789") == std::string::npos) {
+    const int64_t v = std::stoll(digits) * mul;
+    if (v > 0 && v < (int64_t(1) << 24)) return int(v);
+  }
+  return make_error(errc::invalid_argument, what + " \"" + s + "\": expected a token count (e.g. 512, 4k, 32k)");
+}
+
 result<json> run_eval(const eval_options& o) {
   auto t0 = std::chrono::steady_clock::now();
   auto log = [&](const std::string& s) {
     if (o.log) o.log(s);
   };
-  if (o.benchmarks.empty()) return make_error(errc::invalid_argument, "no benchmarks given (known: " + bench_keys() + ")");
+  if (o.benchmarks.empty() && o.speed.contexts.empty())
+    return make_error(errc::invalid_argument, "no benchmarks given (known: " + bench_keys() + ")");
   if (o.out.empty()) return make_error(errc::invalid_argument, "no --out file given");
   RAZOR_TRY(check_output_file(o.out, eval_result_file));
   struct bench_run {
@@ -260,6 +275,24 @@ result<json> run_eval(const eval_options& o) {
   }
   res["gate"] = gate;
   if (!tpath.empty()) res["gate_targets"] = tpath;
+  if (!o.speed.contexts.empty()) {  // after the benchmarks, on a server with nothing else in flight
+    client_options co = o.client;
+    co.retries = 0;  // a retried request's time is no speed
+    client c(co);
+    auto pts = measure_speed(c, o.model, o.speed);
+    if (pts.ok()) {
+      res["speed"] = speed_json(o.speed, *pts);
+      for (const auto& p : *pts) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "speed at %d tokens (%d in the prompt): prefill %.1f tok/s, decode %.1f tok/s (%s)",
+                      p.context, p.prompt_tokens, p.prefill_tok_s, p.decode_tok_s, p.method.c_str());
+        log(buf);
+      }
+    } else {
+      res["speed"] = {{"error", pts.error().message()}};  // the benchmarks' results are kept
+      log(pts.error().message());
+    }
+  }
   res["provenance"] = prov;
   res["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   RAZOR_TRY(write_file_atomic(o.out, res.dump(2)));

@@ -18,6 +18,7 @@
 
 #include "eval/client.h"
 #include "eval/sandbox.h"
+#include "eval/speed.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -39,6 +40,7 @@ struct eval_options {
                                        // into the result's provenance (eval/provenance.h); "" = not recorded
   std::vector<std::string> server_command;  // the server's argv when razor started it (serve-and-evaluate)
   sandbox_limits sandbox;
+  speed_options speed;                 // contexts empty: no speed measurement (eval/speed.h; "speed" in the result)
   std::function<void(const std::string&)> log;  // one line per finished benchmark / progress; may be empty
   // After each graded question (and once at the start): done = questions graded (resumed ones included),
   // total = all questions, what = "<bench> <id>". Called under a lock, from the request threads. Returning
@@ -63,5 +65,7 @@ nlohmann::json gate_entry(const std::string& bench, double acc, const nlohmann::
 
 // Runs everything; on a request error the samples written so far stay in the side file and the error comes back.
 result<nlohmann::json> run_eval(const eval_options& o);
+// "512", "4k" / "4K" (x1024), "32k": a token count in [1, 2^24); errors name `what`.
+result<int> parse_token_count(const std::string& s, const std::string& what);
 
 }  // namespace razor::eval

@@ -157,6 +157,7 @@ result<std::vector<std::string>> server_argv(const serve_options& o, int port, i
     v = {o.program.empty() ? "llama-server" : o.program, "-m", o.model, "--host", o.host, "--port",
          std::to_string(port), "-ngl", "999", "-c", std::to_string(o.ctx > 0 ? o.ctx : kDefaultLlamaCtx)};
     if (!o.name.empty()) v.insert(v.end(), {"--alias", o.name});
+    if (o.n_cpu_moe > 0) v.insert(v.end(), {"--n-cpu-moe", std::to_string(o.n_cpu_moe)});
     if (gpus > 1) {
       std::string ts = "1";
       for (int i = 1; i < gpus; ++i) ts += ",1";

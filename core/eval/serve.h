@@ -38,6 +38,7 @@ struct serve_options {
   std::vector<std::string> command;   // engine "command": program and arguments, with placeholders
   int ctx = 0;                        // vllm --max-model-len (0: omitted); llama-server -c (0: kDefaultLlamaCtx)
   double gpu_memory_utilization = 0;  // vllm only; 0: omitted (vLLM's default, 0.9)
+  int n_cpu_moe = 0;                  // llama-server only: --n-cpu-moe N (the experts of the first N layers on the CPU)
   double ready_timeout_s = 900;       // vLLM loading a 245 GB checkpoint over TP 4 takes minutes
   double poll_interval_s = 0.5;       // readiness polls
   double stop_grace_s = 4;            // SIGTERM -> SIGKILL (under the pool's 5 s cancel grace)

@@ -222,6 +222,8 @@ result<json> job_serve(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(o.command, str_list_param(p, "command"));
   RAZOR_ASSIGN_OR_RETURN(int64_t ctx_len, int_param(p, "ctx", 0, 0, int64_t(1) << 30));
   RAZOR_ASSIGN_OR_RETURN(o.gpu_memory_utilization, num_param(p, "gpu_memory_utilization", 0.0, 0.0, 1.0));
+  RAZOR_ASSIGN_OR_RETURN(int64_t n_cpu_moe, int_param(p, "n_cpu_moe", 0, 0, 100000));
+  o.n_cpu_moe = int(n_cpu_moe);
   RAZOR_ASSIGN_OR_RETURN(o.ready_timeout_s, num_param(p, "ready_timeout_s", o.ready_timeout_s, 0.0, 7 * 86400.0));
   RAZOR_ASSIGN_OR_RETURN(o.stop_grace_s, num_param(p, "stop_grace_s", o.stop_grace_s, 0.0, 3600.0));
   RAZOR_ASSIGN_OR_RETURN(o.log_path, str_param(p, "log", ""));
@@ -250,18 +252,8 @@ result<int> budget_param(const json& p) {
   auto it = p.find("budget");
   if (it == p.end() || it->is_null()) return 32768;
   if (it->is_number_integer() && it->get<int64_t>() > 0 && it->get<int64_t>() < (1 << 24)) return it->get<int>();
-  if (it->is_string()) {
-    std::string s = it->get<std::string>();
-    int mul = 1;
-    if (!s.empty() && (s.back() == 'k' || s.back() == 'K')) {
-      mul = 1024;
-      s.pop_back();
-    }
-    if (!s.empty() && s.size() < 8 && s.find_first_not_of("0123456789") == std::string::npos) {
-      int64_t v = std::stoll(s) * mul;
-      if (v > 0 && v < (1 << 24)) return int(v);
-    }
-  }
+  if (it->is_string())
+    if (auto v = eval::parse_token_count(it->get<std::string>(), "budget"); v.ok()) return *v;
   return bad_param("budget", "a token count or \"32k\" / \"64k\"");
 }
 
@@ -285,6 +277,13 @@ result<json> job_eval(const json& p, job_context& ctx) {
   RAZOR_ASSIGN_OR_RETURN(o.sandbox.require_no_network, bool_param(p, "require_sandbox_netns", false));
   RAZOR_ASSIGN_OR_RETURN(o.artifact, str_param(p, "artifact", ""));
   RAZOR_ASSIGN_OR_RETURN(o.server_command, str_list_param(p, "server_command"));
+  RAZOR_ASSIGN_OR_RETURN(std::vector<std::string> speed_ctx, str_list_param(p, "speed_contexts"));
+  for (const std::string& c : speed_ctx) {
+    RAZOR_ASSIGN_OR_RETURN(int ctx_tokens, eval::parse_token_count(c, "speed_contexts"));
+    o.speed.contexts.push_back(ctx_tokens);
+  }
+  RAZOR_ASSIGN_OR_RETURN(int64_t speed_gen, int_param(p, "speed_gen", 128, 2, 1 << 20));
+  o.speed.gen_tokens = int(speed_gen);
   o.n = int(n);
   o.concurrency = int(conc);
   o.client.retries = int(retries);
@@ -581,6 +580,7 @@ const std::vector<method_def>& method_table() {
         opt("name", S, "served model name"), opt("program", P, "the engine's executable"),
         opt("args", L, "extra arguments"), opt("command", L, "command engine: argv with {model} {port} {host} {name}"),
         opt("ctx", I, 0, "context length"), opt("gpu_memory_utilization", N, "vLLM's share of GPU memory"),
+        opt("n_cpu_moe", I, 0, "llama-server: experts of the first N layers on the CPU (--n-cpu-moe)"),
         opt("ready_timeout_s", N, 900.0, "seconds to wait for the server"),
         opt("stop_grace_s", N, 4.0, "seconds between SIGTERM and SIGKILL"), opt("log", P, "server log file")},
        job_serve},
@@ -594,7 +594,9 @@ const std::vector<method_def>& method_table() {
         opt("targets", P, "targets file"), opt("official_model", S, "the official model's name in the targets"),
         opt("require_sandbox_netns", B, false, "refuse to run code without a network namespace"),
         opt("artifact", P, "what the server serves (GGUF, checkpoint folder or recipe), fingerprinted into the provenance"),
-        opt("server_command", L, "the server's argv (the `serve` job's endpoint artifact), recorded in the provenance")},
+        opt("server_command", L, "the server's argv (the `serve` job's endpoint artifact), recorded in the provenance"),
+        opt("speed_contexts", L, "prompt lengths (tokens, \"4k\" allowed) at which to measure prefill / decode speed"),
+        opt("speed_gen", I, 128, "tokens generated per speed point")},
        job_eval},
       {"slurm", "`razor slurm submit`, then follows the array job and its merge until the merge ends (cancel: scancel)",
        {need("kind", S, "job kind").one_of({"quantize", "pack"}), need("model", P, "checkpoint"),

@@ -271,3 +271,67 @@ TEST(EvalProvenance, ArtifactFingerprints) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("nope.gguf"), std::string::npos) << missing.error().message();
 }
+
+// Speed (eval/speed.h): with llama-server's timings the figures are the server's own; without them the client's
+// wall clock. Two requests per context (max_tokens 1, then gen_tokens with ignore_eos), each prompt new.
+TEST(Speed, ServerTimingsAndWallClock) {
+  std::vector<json> bodies;
+  bool with_timings = true;
+  fake_server srv([&](const std::string&, const std::string& path, const std::string& body) -> fake_reply {
+    json b = json::parse(body);
+    bodies.push_back(b);
+    const int gen = b["max_tokens"].get<int>();
+    json r = json::parse(fake_server::chat_body("x", "length", gen, ""));
+    r["usage"]["prompt_tokens"] = 100;
+    // prefill 100 tokens in 50 ms (2000 tok/s); decode gen tokens at 40 tok/s
+    if (with_timings)
+      r["timings"] = {{"prompt_n", gen == 1 ? 100 : 0}, {"prompt_ms", gen == 1 ? 50.0 : 0.0},
+                      {"predicted_n", gen}, {"predicted_ms", gen * 25.0}};
+    return {200, r.dump()};
+  });
+  client c(fast_options(srv.url()));
+  speed_options so;
+  so.contexts = {100, 400};
+  so.gen_tokens = 16;
+  auto pts = measure_speed(c, "tiny", so);
+  ASSERT_TRUE(pts.ok()) << pts.error().to_string();
+  ASSERT_EQ(pts->size(), 2u);
+  constexpr double kTol = 1e-9;  // the server's own figures, divided once
+  EXPECT_EQ((*pts)[0].method, "server timings");
+  EXPECT_NEAR((*pts)[0].prefill_tok_s, 2000.0, kTol);
+  EXPECT_NEAR((*pts)[0].decode_tok_s, 40.0, kTol);
+  EXPECT_EQ((*pts)[0].prompt_tokens, 100);
+  EXPECT_EQ((*pts)[0].generated, 16);
+  // the warm-up, then two requests per context
+  ASSERT_EQ(bodies.size(), 5u);
+  EXPECT_EQ(bodies[1]["max_tokens"], 1);
+  EXPECT_EQ(bodies[2]["max_tokens"], 16);
+  EXPECT_EQ(bodies[2]["ignore_eos"], true);
+  EXPECT_FALSE(bodies[1].contains("ignore_eos"));
+  EXPECT_FALSE(bodies[3].contains("ignore_eos"));
+  EXPECT_EQ(bodies[1]["messages"][0]["content"], bodies[2]["messages"][0]["content"]);  // same prompt: cached for 2
+  EXPECT_NE(bodies[1]["messages"][0]["content"], bodies[3]["messages"][0]["content"]);
+  // The warm-up's 256 pieces counted as 100 tokens here: a 400-token context is sent as ~1024 pieces, 4x 100's.
+  EXPECT_GT(bodies[3]["messages"][0]["content"].get<std::string>().size(),
+            3 * bodies[1]["messages"][0]["content"].get<std::string>().size());
+  with_timings = false;
+  auto wall = measure_speed(c, "tiny", so);
+  ASSERT_TRUE(wall.ok());
+  EXPECT_EQ((*wall)[0].method, "client wall clock");
+  EXPECT_GT((*wall)[0].prefill_tok_s, 0.0);
+  const json j = speed_json(so, *wall);
+  EXPECT_EQ(j["gen_tokens"], 16);
+  EXPECT_EQ(j["points"].size(), 2u);
+  EXPECT_EQ(j["points"][1]["context"], 400);
+}
+
+TEST(Speed, TokenCounts) {
+  EXPECT_EQ(*parse_token_count("512", "x"), 512);
+  EXPECT_EQ(*parse_token_count("4k", "x"), 4096);
+  EXPECT_EQ(*parse_token_count("32K", "x"), 32768);
+  for (const char* bad : {"", "k", "-1", "0", "1.5k", "99999999k", "12 k"}) {
+    auto r = parse_token_count(bad, "--speed-contexts");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message().find("--speed-contexts"), std::string::npos);
+  }
+}

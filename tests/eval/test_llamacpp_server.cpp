@@ -159,7 +159,7 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   std::string out = (dir / "results.json").string();
   std::string cmd = std::string(RAZOR_CLI_EXE) + " eval --endpoint http://127.0.0.1:" + std::to_string(port) +
                     "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb --data " + dir.string() +
-                    " --n 3 --budget 32 --concurrency 2 --retries 1 --timeout 60 --out " + out +
+                    " --n 3 --budget 32 --concurrency 2 --retries 1 --timeout 60 --speed-contexts 64,256 --speed-gen 8 --out " + out +
                     " --targets " + (src / "resources" / "results" / "official_targets.json").string() + " > " +
                     (dir / "eval.log").string() + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir / "eval.log") << "\nserver: " << slurp(dir / "server.log");
@@ -178,6 +178,17 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   }
   double acc = res["mmlu_pro_acc"].get<double>();
   EXPECT_EQ(res["gate"]["mmlu_pro"]["state"], "no target");
+  // Speed of the served GGUF at two prompt lengths (from the timings the server reports, as llama-server's).
+  ASSERT_TRUE(res.contains("speed")) << res.dump();
+  ASSERT_EQ(res["speed"]["points"].size(), 2u) << res["speed"].dump();
+  for (const auto& p : res["speed"]["points"]) {
+    EXPECT_GT(p["prefill_tok_s"].get<double>(), 0.0) << p.dump();
+    EXPECT_GT(p["prompt_tokens"].get<int>(), 0) << p.dump();
+    EXPECT_GT(p["decode_tok_s"].get<double>(), 0.0) << p.dump();
+    EXPECT_EQ(p["method"], "server timings");
+  }
+  EXPECT_GT(res["speed"]["points"][1]["prompt_tokens"].get<int>(), res["speed"]["points"][0]["prompt_tokens"].get<int>());
+  std::printf("[llamacpp] speed %s\n", res["speed"]["points"].dump().c_str());
 
   // Per-sample side file: one record per question, with what llama.cpp said and why it stopped.
   std::ifstream sf(razor::eval::samples_path(out));

@@ -8,6 +8,7 @@
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
+#include <QJsonDocument>
 #include <QProcess>
 #include <QProgressBar>
 #include <QSignalSpy>
@@ -110,6 +111,10 @@ TEST(EvaluateDialog, BuildsTheJobsFromItsFields) {
   EXPECT_EQ(f.value("endpoint").toString(), "http://10.0.0.5:8000/v1");
   EXPECT_EQ(f.value("model").toString(), "q122-iq3");
   EXPECT_EQ(f.value("artifact").toString(), "/data/Qwen3.5-122B-A10B") << "what the endpoint serves, for the provenance";
+  d.setSpeedContexts("");  // (the dialog remembers the last run's: set it either way)
+  EXPECT_FALSE(d.evalParams().contains("speed_contexts"));
+  d.setSpeedContexts("512, 4k,16k");
+  EXPECT_EQ(d.evalParams().value("speed_contexts").toArray(), (QJsonArray{"512", "4k", "16k"}));
 }
 
 TEST_F(ServeEval, EvaluatesAnExistingEndpointWithPerQuestionProgress) {
@@ -132,6 +137,7 @@ TEST_F(ServeEval, EvaluatesAnExistingEndpointWithPerQuestionProgress) {
   d.setDataDir(m_dir.path());
   d.setResultPath(m_dir.filePath("endpoint-result.json"));
   d.setQuestions(2);
+  d.setSpeedContexts("64,256");
   QSignalSpy done(&d, &EvaluateDialog::resultAvailable);
   QSignalSpy failed(d.run(), &ServeEvalRun::runFailed);
   QSignalSpy progress(d.run(), &ServeEvalRun::progressAvailable);
@@ -141,6 +147,12 @@ TEST_F(ServeEval, EvaluatesAnExistingEndpointWithPerQuestionProgress) {
   EXPECT_EQ(done[0][0].toString(), m_dir.filePath("endpoint-result.json"));
   EXPECT_TRUE(d.run()->serveJob().isEmpty()) << "no server of its own";
   EXPECT_TRUE(pool.isJobActive(serveJob)) << "the existing server is left running";
+  const QJsonObject speed = done.isEmpty() ? QJsonObject() : [&] {
+    QFile f(m_dir.filePath("endpoint-result.json"));
+    return f.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(f.readAll()).object().value("speed").toObject()
+                                       : QJsonObject();
+  }();
+  EXPECT_EQ(speed.value("points").toArray().size(), 2) << "the server's speed at 64 and 256 tokens";
   // Per question: the last progress is 2 of 2 and names the benchmark and the question.
   ASSERT_GE(progress.count(), 2);
   EXPECT_EQ(progress.last()[0].toDouble(), 2.0);

@@ -9,7 +9,9 @@
 // GET  /v1/models            -> {"object":"list","data":[{"id":NAME,...}]}
 // POST /v1/chat/completions  (non-streaming) -> {id, object:"chat.completion", model, choices:[{index:0,
 //      message:{role:"assistant",content}, finish_reason:"length"|"stop"}], usage:{prompt_tokens,
-//      completion_tokens,total_tokens}}
+//      completion_tokens,total_tokens}, timings:{prompt_n, prompt_ms, predicted_n, predicted_ms}}
+// The timings follow llama-server's meaning, measured here: prompt_ms until the first token arrives (the prompt's
+// evaluation and the first sample), predicted_ms from then to the end over predicted_n = the other tokens.
 // The messages are rendered as plain text ("System: …\nUser: …\nAssistant:"): the tiny fixtures have no chat
 // template. max_tokens, temperature, top_p, top_k and seed are honoured; other fields (chat_template_kwargs, …)
 // are accepted and ignored. Each request starts from an empty cache.
@@ -106,10 +108,16 @@ async function main() {
     if (typeof rq.top_p === "number") opts.topP = rq.top_p;
     if (typeof rq.top_k === "number") opts.topK = rq.top_k;
     if (typeof rq.seed === "number") opts.seed = rq.seed;
-    let generated = 0;
-    opts.onToken = (t) => { generated += t.length; };
+    let generated = 0, firstTokenAt = 0;
+    opts.onToken = (t) => {
+      if (generated === 0 && t.length > 0) firstTokenAt = performance.now();
+      generated += t.length;
+    };
     await seq.clearHistory();
+    const startedAt = performance.now();
     const r = await completion.generateCompletionWithMeta(promptTokens, opts);
+    const endedAt = performance.now();
+    if (firstTokenAt === 0) firstTokenAt = endedAt;
     const hitLimit = r.metadata.stopReason === "maxTokens" || (capped && generated >= maxTokens);
     return [200, {
       id: `chatcmpl-${process.pid}-${++counter}`,
@@ -120,6 +128,8 @@ async function main() {
                   finish_reason: hitLimit ? "length" : "stop" }],
       usage: { prompt_tokens: promptTokens.length, completion_tokens: generated,
                total_tokens: promptTokens.length + generated },
+      timings: { prompt_n: promptTokens.length, prompt_ms: firstTokenAt - startedAt,
+                 predicted_n: Math.max(0, generated - 1), predicted_ms: endedAt - firstTokenAt },
     }];
   }
 

@@ -76,6 +76,9 @@ EvaluateDialog::EvaluateDialog(WorkerPool* pool, const QString& where, QWidget* 
   m_budget->setSpecialValueText(tr("32768 (the seed's)"));
   m_out = new QLineEdit;
   m_out->setPlaceholderText(tr("result JSON to write"));
+  m_speed = new QLineEdit;
+  m_speed->setObjectName(QStringLiteral("evalSpeed"));
+  m_speed->setPlaceholderText(tr("prompt lengths, e.g. 512,4k,16k (empty: not measured)"));
   m_form->addRow(tr("Against:"), m_source);
   m_form->addRow(tr("Engine:"), m_engine);
   m_form->addRow(tr("Model:"), m_model);
@@ -88,6 +91,7 @@ EvaluateDialog::EvaluateDialog(WorkerPool* pool, const QString& where, QWidget* 
   m_form->addRow(tr("Data:"), m_data);
   m_form->addRow(tr("Questions per benchmark:"), m_n);
   m_form->addRow(tr("Token budget:"), m_budget);
+  m_form->addRow(tr("Speed at:"), m_speed);
   m_form->addRow(tr("Result:"), m_out);
   top->addLayout(m_form);
   m_stage = new QLabel(tr("Not started."));
@@ -146,6 +150,7 @@ EvaluateDialog::EvaluateDialog(WorkerPool* pool, const QString& where, QWidget* 
   m_data->setText(s.value(QStringLiteral("data")).toString());
   m_tp->setValue(s.value(QStringLiteral("tp"), 0).toInt());
   m_budget->setValue(s.value(QStringLiteral("budget"), 0).toInt());
+  m_speed->setText(s.value(QStringLiteral("speed")).toString());
   s.endGroup();
   updateSource();
 }
@@ -180,6 +185,7 @@ QStringList EvaluateDialog::benchmarks() const {
 void EvaluateDialog::setDataDir(const QString& dir) { m_data->setText(dir); }
 void EvaluateDialog::setResultPath(const QString& path) { m_out->setText(path); }
 void EvaluateDialog::setQuestions(int n) { m_n->setValue(n); }
+void EvaluateDialog::setSpeedContexts(const QString& list) { m_speed->setText(list); }
 
 QJsonObject EvaluateDialog::serveParams() const {
   QJsonObject p{{QStringLiteral("engine"), m_engine->currentData().toString()}, {QStringLiteral("model"), m_model->text().trimmed()}};
@@ -195,6 +201,12 @@ QJsonObject EvaluateDialog::evalParams() const {
                 {QStringLiteral("out"), m_out->text().trimmed()}};
   if (m_n->value() > 0) p[QStringLiteral("n")] = m_n->value();
   if (m_budget->value() > 0) p[QStringLiteral("budget")] = m_budget->value();
+  const QStringList speed = m_speed->text().split(QLatin1Char(','), Qt::SkipEmptyParts);
+  if (!speed.isEmpty()) {
+    QJsonArray a;
+    for (const QString& c : speed) a.append(c.trimmed());
+    p[QStringLiteral("speed_contexts")] = a;
+  }
   if (source() == QLatin1String("endpoint")) {
     p[QStringLiteral("endpoint")] = m_endpoint->text().trimmed();
     if (!m_servedModel->text().trimmed().isEmpty()) p[QStringLiteral("model")] = m_servedModel->text().trimmed();
@@ -215,6 +227,7 @@ void EvaluateDialog::start() {
   s.setValue(QStringLiteral("data"), m_data->text());
   s.setValue(QStringLiteral("tp"), m_tp->value());
   s.setValue(QStringLiteral("budget"), m_budget->value());
+  s.setValue(QStringLiteral("speed"), m_speed->text());
   s.endGroup();
   m_bar->setRange(0, 0);
   m_question->clear();

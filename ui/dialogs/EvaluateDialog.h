@@ -3,7 +3,7 @@
 // tensor parallelism or llama-server on a checkpoint / GGUF: ServeEvalRun serves, evaluates, stops it), or an
 // existing OpenAI-compatible endpoint. The benchmarks are the runnable rows of the one benchmark table
 // (results/benchmarks.h), ticked in a list; progress is per question (done / total and the last question's
-// benchmark and id). A finished run's result file is handed to the main window (resultAvailable), which adds it
+// benchmark and id). Optionally the server's prefill / decode speed at a few prompt lengths (eval/speed.h). A finished run's result file is handed to the main window (resultAvailable), which adds it
 // to the comparison view.
 #pragma once
 #include <QDialog>
@@ -36,6 +36,7 @@ class EvaluateDialog : public QDialog {
   void setDataDir(const QString& dir);
   void setResultPath(const QString& path);
   void setQuestions(int n);  // 0: each benchmark's default
+  void setSpeedContexts(const QString& list);  // "512,4k,16k": prefill / decode speed at these prompt lengths
   // What Start submits (tests read them).
   QJsonObject serveParams() const;
   QJsonObject evalParams() const;  // with the endpoint and served model in endpoint mode
@@ -52,7 +53,7 @@ class EvaluateDialog : public QDialog {
   ServeEvalRun* m_run;
   QFormLayout* m_form;
   QComboBox *m_source, *m_engine;
-  QLineEdit *m_model, *m_name, *m_endpoint, *m_servedModel, *m_data, *m_out;
+  QLineEdit *m_model, *m_name, *m_endpoint, *m_servedModel, *m_data, *m_out, *m_speed;
   QListWidget* m_benchmarks;
   QSpinBox *m_tp, *m_ctx, *m_n, *m_budget;
   QLabel *m_stage, *m_question;
