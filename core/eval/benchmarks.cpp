@@ -41,7 +41,66 @@ std::string str_field(const json& row, std::initializer_list<const char*> keys) 
 
 bool has(const json& row, const char* k) { return row.contains(k) && !row[k].is_null(); }
 
+constexpr std::string_view kMmLetterSuffix = "\n\nReason step by step, then end with 'Answer: <letter>'.";
+constexpr std::string_view kBoxedSuffix = "\n\nReason step by step, then put the final answer in \\boxed{}.";
+
+std::string option_lines(const std::vector<std::string>& opts) {
+  std::string p;
+  for (size_t i = 0; i < opts.size(); ++i) p += "\n" + std::string(1, char('A' + i)) + ". " + opts[i];
+  return p;
+}
+
 }  // namespace
+
+result<std::vector<std::string>> parse_python_str_list(std::string_view s, const std::string& what) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  auto bad = [&](const std::string& why) {
+    return make_error(errc::bad_format, what + ": not a list of strings at offset " + std::to_string(i) + " (" + why + ")");
+  };
+  auto skip = [&] {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  };
+  skip();
+  if (i >= s.size() || s[i] != '[') return bad("expected '['");
+  ++i;
+  skip();
+  if (i < s.size() && s[i] == ']') return out;
+  for (;;) {
+    skip();
+    if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) return bad("expected a quoted string");
+    const char q = s[i++];
+    std::string v;
+    for (;;) {
+      if (i >= s.size()) return bad("unterminated string");
+      char c = s[i++];
+      if (c == q) break;
+      if (c != '\\') {
+        v += c;
+        continue;
+      }
+      if (i >= s.size()) return bad("unterminated escape");
+      c = s[i++];
+      switch (c) {
+        case 'n': v += '\n'; break;
+        case 't': v += '\t'; break;
+        case 'r': v += '\r'; break;
+        case '\\': case '\'': case '"': v += c; break;
+        default: v += '\\', v += c;  // kept as written (\frac in LaTeX options)
+      }
+    }
+    out.push_back(std::move(v));
+    skip();
+    if (i < s.size() && s[i] == ',') {
+      ++i;
+      skip();
+      if (i < s.size() && s[i] == ']') return out;  // a trailing comma
+      continue;
+    }
+    if (i < s.size() && s[i] == ']') return out;
+    return bad("expected ',' or ']'");
+  }
+}
 
 std::span<const bench_info> bench_table() { return runnable(); }
 
@@ -203,6 +262,43 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
       if (has(row, "question_id")) it.id = str_field(row, {"question_id"});
       break;
     }
+    case bench_id::mmmu:
+    case bench_id::mmmu_pro:
+    case bench_id::mathvision:
+    case bench_id::medxpert: {
+      const bool medx = b.id == bench_id::medxpert;
+      std::string q = str_field(row, {"question"});
+      if (q.empty()) return missing("question");
+      if (!has(row, "images") || !row["images"].is_array() || row["images"].empty())
+        return missing("images (a list of data:image/...;base64 URLs, docs/eval.md)");
+      for (const json& im : row["images"]) {
+        if (!im.is_string() || (im.get<std::string>().rfind("data:image/", 0) != 0 && im.get<std::string>().rfind("http", 0) != 0))
+          return missing("images as data:image/... or http(s) URLs");
+        if (it.images.size() < kMaxImages) it.images.push_back(im.get<std::string>());
+      }
+      std::vector<std::string> opts;
+      if (medx && has(row, "options") && row["options"].is_object()) {
+        for (auto& [k, v] : row["options"].items()) opts.push_back(v.is_string() ? v.get<std::string>() : v.dump());
+      } else if (has(row, "options") && row["options"].is_array()) {
+        for (const json& o : row["options"]) opts.push_back(o.is_string() ? o.get<std::string>() : o.dump());
+      } else if (has(row, "options") && row["options"].is_string()) {
+        RAZOR_ASSIGN_OR_RETURN(opts, parse_python_str_list(row["options"].get<std::string>(),
+                                                           std::string(b.key) + ".jsonl line " + std::to_string(line) + " options"));
+      }
+      if (opts.size() > 26) return missing("options list of at most 26");
+      it.gold = str_field(row, {medx ? "label" : "answer"});
+      if (it.gold.empty()) return missing(medx ? "label" : "answer");
+      it.extra["k"] = opts.size();
+      if (!opts.empty()) {
+        it.prompt = q + option_lines(opts) + std::string(kMmLetterSuffix);
+        const int idx = std::toupper(static_cast<unsigned char>(it.gold[0])) - 'A';
+        if (it.gold.size() != 1 || idx < 0 || idx >= int(opts.size())) return missing("answer letter within the options");
+      } else {
+        it.prompt = q + std::string(kBoxedSuffix);
+      }
+      if (has(row, "id")) it.id = str_field(row, {"id"});
+      break;
+    }
     default:
       return make_error(errc::unsupported, std::string(b.key) + ": `razor eval` does not run this benchmark (its results are only imported)");
   }
@@ -332,6 +428,19 @@ grade_result grade(const bench_info& b, const bench_item& item, const std::strin
       }
       g.correct = run_lcb(code, item.extra.value("functional", false), item.extra.value("func_name", ""), tests, lim)
                       .passed;
+      break;
+    }
+    case bench_id::mmmu:
+    case bench_id::mmmu_pro:
+    case bench_id::mathvision:
+    case bench_id::medxpert: {
+      if (const int k = item.extra.value("k", 0); k > 0) {
+        letter(k);
+      } else {
+        auto bx = extract_boxed(post);
+        g.extracted = bx.value_or("");
+        g.correct = math_eq(bx, item.gold);
+      }
       break;
     }
     default: break;  // not run by `razor eval` (make_item refuses it)

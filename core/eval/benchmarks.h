@@ -25,10 +25,17 @@ const bench_info* find_bench(std::string_view key);
 std::string bench_keys();  // "mmlu_pro, gpqa, ..."
 
 // One question, ready to send.
+inline constexpr size_t kMaxImages = 8;  // per prompt, as the seed's limit_mm_per_prompt
+
+// A Python list literal of strings ("['a', \"b\"]", MMMU's options field; the seed calls eval() on it): read
+// as data, never evaluated. Errors name `what`.
+result<std::vector<std::string>> parse_python_str_list(std::string_view s, const std::string& what);
+
 struct bench_item {
   std::string id;
   std::string prompt;
   std::string gold;       // letter, number, string; "" for code
+  std::vector<std::string> images;  // multimodal: data URLs, sent before the text (at most kMaxImages)
   nlohmann::json extra;   // code tests, HLE answer_type, HumanEval prompt
 };
 

@@ -45,8 +45,14 @@ std::string chat_response::full_text() const {
 }
 
 std::string chat_request_json(const chat_request& r) {
+  json content = r.prompt;
+  if (!r.images.empty()) {  // OpenAI's content parts: the images first, then the text (the seed's order)
+    content = json::array();
+    for (const std::string& url : r.images) content.push_back({{"type", "image_url"}, {"image_url", {{"url", url}}}});
+    content.push_back({{"type", "text"}, {"text", r.prompt}});
+  }
   json j = {{"model", r.model},
-            {"messages", json::array({{{"role", "user"}, {"content", r.prompt}}})},
+            {"messages", json::array({{{"role", "user"}, {"content", content}}})},
             {"max_tokens", r.max_tokens},
             {"temperature", r.temperature},
             {"top_p", r.top_p},

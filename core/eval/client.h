@@ -32,6 +32,7 @@ struct client_options {
 struct chat_request {
   std::string model;
   std::string prompt;              // one user message, no system prompt (the seed's protocol)
+  std::vector<std::string> images; // image URLs (data:image/png;base64,...), sent before the text as image_url parts
   int max_tokens = 32768;
   double temperature = 0.6, top_p = 0.95;
   int top_k = 20;

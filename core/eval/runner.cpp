@@ -199,6 +199,7 @@ result<json> run_eval(const eval_options& o) {
           chat_request rq;
           rq.model = o.model;
           rq.prompt = j.item->prompt;
+          rq.images = j.item->images;
           rq.max_tokens = o.budget;
           auto resp = c.chat(rq);
           if (!resp.ok()) {

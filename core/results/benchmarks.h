@@ -45,10 +45,10 @@ struct benchmark_info {
   X(humaneval,   "HumanEval",          "humaneval_pass1", "humaneval_pass@1", "he",   "code",       true,  164, "task_id, prompt, test, entry_point") \
   X(mbpp,        "MBPP",               "mbpp_pass1",      "",                 "mbpp", "code",       true,  150, "task_id, prompt, test_list, test_imports") \
   X(tau2,        "τ²-Bench",           "",                "",                 "",     "agent",      true,    0, "") \
-  X(mmmu,        "MMMU",               "",                "",                 "",     "multimodal", true,    0, "") \
-  X(mmmu_pro,    "MMMU-Pro",           "",                "",                 "",     "multimodal", true,    0, "") \
-  X(mathvision,  "MATH-Vision",        "",                "",                 "",     "multimodal", true,    0, "") \
-  X(medxpert,    "MedXpertQA",         "",                "",                 "",     "multimodal", true,    0, "") \
+  X(mmmu,        "MMMU",               "",                "",                 "",     "multimodal", true,  120, "question, options (list or its Python literal), answer (letter, or the value when no options), images (data URLs); id") \
+  X(mmmu_pro,    "MMMU-Pro",           "",                "",                 "",     "multimodal", true,  120, "question, options (list or its Python literal), answer (letter), images (data URLs); id") \
+  X(mathvision,  "MATH-Vision",        "",                "",                 "",     "multimodal", true,  120, "question, options (list, may be empty), answer, images (data URLs); id") \
+  X(medxpert,    "MedXpertQA",         "",                "",                 "",     "multimodal", true,  120, "question, options ({letter: text}), label (letter), images (data URLs); id") \
   X(expert_nmse, "Expert NMSE (mean)", "",                "",                 "",     "quant",      false,   0, "")
 // clang-format on
 

@@ -72,6 +72,20 @@ TEST(Client, ChatSuccessAndRequestBody) {
   EXPECT_EQ(*m, (std::vector<std::string>{"tiny", "other"}));
 }
 
+TEST(Client, ImagesGoFirstAsContentParts) {
+  chat_request rq;
+  rq.model = "m";
+  rq.prompt = "What is shown?";
+  EXPECT_TRUE(json::parse(chat_request_json(rq))["messages"][0]["content"].is_string());
+  rq.images = {"data:image/png;base64,AAAA", "data:image/png;base64,BBBB"};
+  const json c = json::parse(chat_request_json(rq))["messages"][0]["content"];
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0]["type"], "image_url");
+  EXPECT_EQ(c[0]["image_url"]["url"], "data:image/png;base64,AAAA");
+  EXPECT_EQ(c[1]["image_url"]["url"], "data:image/png;base64,BBBB");
+  EXPECT_EQ(c[2], json({{"type", "text"}, {"text", "What is shown?"}}));
+}
+
 TEST(Client, RetriesA500ThenSucceeds) {
   std::atomic<int> calls{0};
   fake_server srv([&](auto&, auto&, auto&) -> fake_reply {

@@ -199,3 +199,58 @@ TEST(Table, EveryBenchmarkHasKeysAndLoaderErrors) {
   }
   EXPECT_EQ(find_bench("nope"), nullptr);
 }
+
+// The multimodal benchmarks (seed-reference §4.3): images as data URLs before the text, multiple choice graded by
+// parse_letter, open questions by math_eq on the boxed answer.
+namespace {
+const char* kPng =
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+}
+
+TEST(Grading, MultimodalChoiceAndOpen) {
+  auto pro = item_of("mmmu_pro", {{"id", "validation_Math_12"},
+                                  {"question", "<image 1> How many sides does the shape have?"},
+                                  {"options", "['3', \"4\", '5 (it\\'s a \\\\frac{10}{2})']"},
+                                  {"answer", "B"},
+                                  {"images", {kPng, kPng}}});
+  EXPECT_EQ(pro.id, "validation_Math_12");
+  EXPECT_EQ(pro.images.size(), 2u);
+  EXPECT_NE(pro.prompt.find("\nA. 3\nB. 4\nC. 5 (it's a \\frac{10}{2})\n\nReason step by step, then end with 'Answer: <letter>'."),
+            std::string::npos) << pro.prompt;
+  EXPECT_TRUE(grade_of("mmmu_pro", pro, "<think>four</think>Answer: B").correct);                   // right
+  EXPECT_FALSE(grade_of("mmmu_pro", pro, "Answer: C").correct);                                   // wrong
+  EXPECT_FALSE(grade_of("mmmu_pro", pro, "<think>Let me count the sides one by one, fir").correct); // truncated
+  EXPECT_FALSE(grade_of("mmmu_pro", pro, "I cannot tell.").correct);                               // no answer
+  EXPECT_TRUE(grade_of("mmmu_pro", pro, "Answer: A. Wait, no. Final answer: B").correct);          // several: the last
+  auto vis = item_of("mathvision", {{"id", "7"}, {"question", "What is the area?"}, {"options", json::array()},
+                                    {"answer", "12"}, {"images", {kPng}}});
+  EXPECT_NE(vis.prompt.find("put the final answer in \\boxed{}."), std::string::npos);
+  EXPECT_TRUE(grade_of("mathvision", vis, "so \\boxed{12}").correct);
+  EXPECT_FALSE(grade_of("mathvision", vis, "so \\boxed{13}").correct);
+  EXPECT_FALSE(grade_of("mathvision", vis, "the area is").correct);
+  auto med = item_of("medxpert", {{"id", "MM-1"}, {"question", "Which finding?"},
+                                  {"options", {{"A", "edema"}, {"B", "fracture"}, {"C", "mass"}}},
+                                  {"label", "C"}, {"images", {kPng}}});
+  EXPECT_NE(med.prompt.find("\nA. edema\nB. fracture\nC. mass"), std::string::npos);
+  EXPECT_TRUE(grade_of("medxpert", med, "Answer: C").correct);
+  // An image that is not a URL, no images, an answer outside the options: the row is named.
+  for (const json& row : {json{{"question", "q"}, {"options", "['a','b']"}, {"answer", "A"}, {"images", {"/tmp/x.png"}}},
+                          json{{"question", "q"}, {"options", "['a','b']"}, {"answer", "A"}},
+                          json{{"question", "q"}, {"options", "['a','b']"}, {"answer", "D"}, {"images", {kPng}}}}) {
+    auto bad = make_item(*find_bench("mmmu"), row, 9);
+    ASSERT_FALSE(bad.ok()) << row.dump();
+    EXPECT_NE(bad.error().message().find("line 9"), std::string::npos);
+  }
+}
+
+TEST(Parsers, PythonStringListIsReadNotEvaluated) {
+  auto ok = parse_python_str_list(" ['a', \"b c\", 'd\\'e', 'x\\ny', ] ", "opts");
+  ASSERT_TRUE(ok.ok()) << ok.error().to_string();
+  EXPECT_EQ(*ok, (std::vector<std::string>{"a", "b c", "d'e", "x\ny"}));
+  EXPECT_TRUE(parse_python_str_list("[]", "opts")->empty());
+  for (const char* bad : {"", "['a'", "[a]", "['a' 'b']", "__import__('os').system('true')", "[1, 2]"}) {
+    auto r = parse_python_str_list(bad, "mmmu.jsonl line 4 options");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message().find("mmmu.jsonl line 4 options"), std::string::npos);
+  }
+}

@@ -136,8 +136,8 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   int port = srv.wait_listening(30);
   ASSERT_GT(port, 0) << "the server did not start: " << slurp(dir / "server.log");
 
-  // 3. Three rows each of MMLU-Pro, AIME 2026, HMMT and LiveCodeBench in the datasets' own fields (docs/eval.md).
-  const std::vector<std::string> benches = {"mmlu_pro", "aime2026", "hmmt", "lcb"};
+  // 3. Three rows each of MMLU-Pro, AIME 2026, HMMT, LiveCodeBench and MMMU-Pro in the datasets' own fields (docs/eval.md).
+  const std::vector<std::string> benches = {"mmlu_pro", "aime2026", "hmmt", "lcb", "mmmu_pro"};
   {
     std::ofstream f(dir / "mmlu_pro.jsonl");
     f << R"({"question_id":101,"question":"What is 2 + 2?","options":["3","4","5","6"],"answer_index":1,"answer":"B"})" "\n"
@@ -149,6 +149,13 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
         << R"({"id":"2","problem":"What is 10 minus 3?","answer":"7"})" "\n"
         << R"({"id":"3","problem":"What is 2 to the power 5?","answer":"32"})" "\n";
     }
+    // MMMU-Pro rows as docs/eval.md's export writes them (images as data URLs); the tiny text model gets the image
+    // parts too (the test server drops them: the fixture has no vision tower), so this checks the plumbing.
+    const std::string png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    std::ofstream v(dir / "mmmu_pro.jsonl");
+    for (int i = 0; i < 3; ++i)
+      v << json({{"id", "v" + std::to_string(i)}, {"question", "<image 1> Which colour is the pixel?"},
+                 {"options", "['red', 'green', 'blue', 'black']"}, {"answer", "D"}, {"images", {png}}}).dump() << "\n";
     std::ofstream l(dir / "lcb.jsonl");
     l << R"({"question_id":"a1","question_content":"Read n and print 2n.","starter_code":"","public_test_cases":"[{\"input\": \"2\\n\", \"output\": \"4\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
       << R"({"question_id":"a2","question_content":"Read a line and print it reversed.","starter_code":"","public_test_cases":"[{\"input\": \"abc\\n\", \"output\": \"cba\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
@@ -158,7 +165,7 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   // 4. razor eval through the real llama.cpp.
   std::string out = (dir / "results.json").string();
   std::string cmd = std::string(RAZOR_CLI_EXE) + " eval --endpoint http://127.0.0.1:" + std::to_string(port) +
-                    "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb --data " + dir.string() +
+                    "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb,mmmu_pro --data " + dir.string() +
                     " --n 3 --budget 32 --concurrency 2 --retries 1 --timeout 60 --speed-contexts 64,256 --speed-gen 8 --out " + out +
                     " --targets " + (src / "resources" / "results" / "official_targets.json").string() + " > " +
                     (dir / "eval.log").string() + " 2>&1";
@@ -211,7 +218,7 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
     EXPECT_LE(r["tokens"].get<int>(), 32) << line;
     ++lines;
   }
-  EXPECT_EQ(lines, 12);
+  EXPECT_EQ(lines, 15);
   for (const std::string& b : benches) EXPECT_EQ(res[b + "_trunc"], truncated[b]) << b;
   std::printf("[llamacpp] mmlu_pro acc %.2f, finish reasons %s, %.1f s\n", acc, reasons.c_str(),
               res.value("seconds", 0.0));
