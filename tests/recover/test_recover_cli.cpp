@@ -130,3 +130,39 @@ TEST(RecoverCli, RefusesAnAdapterForAnotherModelAndAForeignWorkFolder) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.out.find("unknown phase 'X'"), std::string::npos) << r.out;
 }
+
+// All five phases in one run, phase C through a stand-in trainer (a shell script taking train.py's flags, found
+// through RAZOR_OPD_TRAIN, run with --python /bin/sh) that logs two steps and writes the adapter the test made: the
+// steps come back as "train {...}" lines, the adapter is merged, E compares.
+TEST(RecoverCli, AllPhasesWithAStandInTrainer) {
+  test::scratch_dir d("recover-cli");
+  const std::string student = d / "student", out = d / "recovered";
+  ASSERT_EQ(test::run_razor("quantize " + kModel + " --recipe uniform-int3 --out " + student + " --cpu").code, 0);
+  auto ck = checkpoint::open(kModel);
+  ASSERT_TRUE(ck.ok());
+  write_adapter(d / "made.safetensors", spec_for(ck->config(), 2));
+  const std::string script = d / "train.sh";
+  ASSERT_TRUE(write_file_atomic(script, "#!/bin/sh\nout= log=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n"
+                                        "    --out) out=$2; shift ;;\n    --log) log=$2; shift ;;\n  esac\n  shift\ndone\n"
+                                        "echo '{\"step\": 0, \"loss\": 0.5, \"kl\": 0.25, \"kl_ema\": 0.25}' >> \"$log\"\n"
+                                        "echo '{\"step\": 5, \"loss\": 0.4, \"kl\": 0.125, \"kl_ema\": 0.2}' >> \"$log\"\n"
+                                        "cp \"" + (d / "made.safetensors") + "\" \"$out\"\n"
+                                        "echo '{\"done\": true, \"steps\": 6, \"adapter\": \"adapter.safetensors\"}' >> \"$log\"\n"
+                                        "echo trained\n").ok());
+  ::setenv("RAZOR_OPD_TRAIN", script.c_str(), 1);
+  auto r = test::run_razor("recover " + kModel + " --student " + student + " --recipe uniform-int3 --out " + out +
+                           " --prompts 2 --k 2 --prompt-len 8 --max-new 4 --python /bin/sh --cpu --eval-windows 2"
+                           " --eval-ctx 64 --json");
+  ::unsetenv("RAZOR_OPD_TRAIN");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("C: trained"), std::string::npos) << r.out;                // the trainer's output relayed
+  EXPECT_NE(r.out.find("train {\"kl\":0.125"), std::string::npos) << r.out;       // its log entries, as they come
+  auto j = last_json(r.out);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["phases"], "A,B,C,D,E");
+  EXPECT_EQ(j["C"]["last"]["done"], true);
+  EXPECT_EQ(j["D"]["rank"], 2);
+  EXPECT_TRUE(j["E"]["recovered"].contains("kl_mean"));
+  EXPECT_TRUE(fs::exists(out + ".opd/train_log.jsonl"));  // the default work folder: <out>.opd
+  EXPECT_TRUE(fs::exists(out + "/razor_quant_summary.json"));
+}
