@@ -17,6 +17,11 @@ endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/tools/llamacpp)
   install(DIRECTORY ${CMAKE_SOURCE_DIR}/tools/llamacpp/ DESTINATION ${CMAKE_INSTALL_DATADIR}/razor/llamacpp)
 endif()
+# razor recover's PyTorch trainer (tools/opd/train.py; core/recover/trainer.h finds share/razor/opd first).
+if(EXISTS ${CMAKE_SOURCE_DIR}/tools/opd)
+  install(DIRECTORY ${CMAKE_SOURCE_DIR}/tools/opd/ DESTINATION ${CMAKE_INSTALL_DATADIR}/razor/opd
+          PATTERN "__pycache__" EXCLUDE)
+endif()
 
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "razor-workbench")

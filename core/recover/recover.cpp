@@ -126,7 +126,10 @@ result<json> run_recover(const recover_options& o, const recover_callbacks& cb) 
                     train_log = work + "/train_log.jsonl";
   json res{{"work", work}, {"out", o.out}, {"teacher", o.teacher}, {"student", o.student}};
   std::string ph;
-  for (char c : phases) ph += (ph.empty() ? "" : ",") + std::string(1, c);
+  for (char c : phases) {
+    if (!ph.empty()) ph += ',';
+    ph += c;
+  }
   res["phases"] = ph;
   {
     json wj{{"format", kWorkFormat}, {"teacher", o.teacher}, {"student", o.student}, {"out", o.out},

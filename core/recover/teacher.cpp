@@ -28,8 +28,10 @@ result<teacher_report> score_teacher(engine::weight_provider& teacher, const std
     }
     kept.push_back(i);
     const int64_t T = int64_t(r.gen_ids.size());
-    RAZOR_TRY(w.add("r" + std::to_string(i) + ".idx", dtype::i32, {T, int64_t(K)}));
-    RAZOR_TRY(w.add("r" + std::to_string(i) + ".lp", dtype::f32, {T, int64_t(K)}));
+    std::string name = "r";  // built by appending: GCC 12's -Wrestrict misfires on "r" + to_string(i) + ".idx"
+    name += std::to_string(i);
+    RAZOR_TRY(w.add(name + ".idx", dtype::i32, {T, int64_t(K)}));
+    RAZOR_TRY(w.add(name + ".lp", dtype::f32, {T, int64_t(K)}));
   }
   w.set_metadata({{"format", kTeacherFormat}, {"k", std::to_string(K)}, {"rows", std::to_string(rs.size())},
                   {"model", opt.model}});
