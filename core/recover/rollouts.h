@@ -1,8 +1,5 @@
-// Phase A of razor recover (docs/recovery-cli.md): student rollouts on the reference engine, and the
-// rollouts.jsonl file between the phases (docs/recovery.md, "the files"):
-//   {"pid": 3, "k": 1, "prompt_ids": [..], "gen_ids": [..], "finish_reason": "stop" | "length", "correct": null}
-// one line per rollout, pid-major (pid 0 k 0, pid 0 k 1, ...). gen_ids exclude the prompt; "stop" when an end
-// token was sampled (it is the last of gen_ids), "length" when max_new stopped it.
+// Phase A of razor recover (docs/recovery-cli.md): student rollouts on the reference engine, written as
+// rollouts.jsonl (recover/rollouts_file.h).
 //
 // Prompts are pieces of a text (the calibration split): its protocol token stream (engine/eval.h
 // protocol_tokens), n pieces of prompt_len tokens at evenly spaced offsets: offset_i = floor(i * (N - len) / n)
@@ -20,25 +17,12 @@
 #include <vector>
 
 #include "engine/model_runner.h"
+#include "recover/rollouts_file.h"
 #include "recover/sampling.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
 namespace razor::recover {
-
-struct rollout {
-  int64_t pid = 0, k = 0;
-  std::vector<int32_t> prompt_ids, gen_ids;
-  std::string finish_reason = "length";  // "stop" | "length"
-  nlohmann::json correct = nullptr;      // null for text prompts
-};
-
-// The lines of rollouts.jsonl, written atomically.
-std::string rollout_line(const rollout& r);
-status write_rollouts(const std::vector<rollout>& rs, const std::string& path);
-// Reads and checks every line: the keys and their types, token ids in [0, vocab), finish_reason one of the two;
-// errors (errc::bad_format) name the file, the line and the key. At most max_lines lines, each at most 64 MiB.
-result<std::vector<rollout>> read_rollouts(const std::string& path, int64_t vocab, size_t max_lines = 1u << 24);
 
 struct prompt_set {
   std::vector<std::vector<int32_t>> prompts;
