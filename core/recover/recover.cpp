@@ -291,6 +291,9 @@ result<json> run_recover(const recover_options& o, const recover_callbacks& cb) 
   // ---- E: baseline vs recovered against the teacher ----
   if (phases.count('E')) {
     const double t0 = now_s();
+    std::error_code ec;
+    if (!fs::is_directory(o.out, ec))
+      return make_error(errc::not_found, "phase E needs the recovered checkpoint " + o.out + ", which phase D writes (run it first)");
     RAZOR_ASSIGN_OR_RETURN(std::string ep, text_path(o.eval_text, false));
     RAZOR_ASSIGN_OR_RETURN(checkpoint tck, checkpoint::open(o.teacher));
     RAZOR_ASSIGN_OR_RETURN(checkpoint sck, checkpoint::open(o.student));
