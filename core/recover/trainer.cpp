@@ -39,16 +39,19 @@ result<std::string> find_trainer_script() {
     if (fs::is_regular_file(e, ec)) return std::string(e);
     return make_error(errc::not_found, std::string("RAZOR_OPD_TRAIN=") + e + " is not a file");
   }
+#ifdef RAZOR_HAVE_PYTHON_H
+  if (std::string d = opd_tool_dir(); !d.empty()) return (fs::path(d) / "train.py").string();
+#endif
+  // $RAZOR_DATA/tools/opd, <exe>/../share/razor/tools/opd, the source tree's tools/opd (util/paths.h data_dirs).
   std::string looked;
-  std::vector<std::string> dirs = data_dirs("opd");
-  dirs.push_back(source_dir() + "/tools/opd");
+  std::vector<std::string> dirs = data_dirs("tools/opd");
   for (auto& d : dirs) {
     const fs::path p = fs::path(d) / "train.py";
     if (fs::is_regular_file(p, ec)) return p.string();
     looked += (looked.empty() ? "" : ", ") + p.string();
   }
   return make_error(errc::not_found, "the OPD trainer train.py is in none of " + looked +
-                                         " (install razor's share/razor/opd or set RAZOR_OPD_TRAIN)");
+                                         " (install razor's share/razor/tools/opd or set RAZOR_OPD_TRAIN)");
 }
 
 result<std::string> trainer_python() {

@@ -1,7 +1,8 @@
 // Phase C of razor recover: the PyTorch trainer (tools/opd/train.py, docs/recovery.md) as a child process. The
 // interpreter is the one util/python.h's find_python_with("torch") picks ($RAZOR_PYTHON, else /usr/bin/python3
-// when it imports torch, else python3); the script is the installed share/razor/opd/train.py (the Debian package,
-// the portable bundle) or the source tree's tools/opd/train.py ($RAZOR_OPD_TRAIN overrides). Its output lines are
+// when it imports torch, else python3); the script is train.py of util/python.h's opd_tool_dir() ($RAZOR_DATA/tools/opd,
+// the installed share/razor/tools/opd of the Debian package and the portable bundle, the source tree's tools/opd);
+// $RAZOR_OPD_TRAIN overrides. Its output lines are
 // relayed as they come, and every new line of the training log (train_log.jsonl: {"step", "loss", "kl",
 // "kl_ema", "lr", "tokens", "seconds"}, the last {"done": true, ...}) is handed to on_step as it is written.
 // Cancelling sends SIGTERM (SIGKILL after 5 s) to the trainer's process group.
@@ -27,8 +28,8 @@ struct trainer_options {
   std::vector<std::string> extra_args;  // passed through last
 };
 
-// train.py: $RAZOR_OPD_TRAIN, then <data dir>/opd/train.py (util/paths.h data_dirs("opd")), then
-// <source>/tools/opd/train.py; errc::not_found naming where it looked.
+// train.py: $RAZOR_OPD_TRAIN, then opd_tool_dir()'s (util/python.h; until it is in the tree, the same folders from
+// util/paths.h data_dirs("tools/opd")); errc::not_found naming where it looked.
 result<std::string> find_trainer_script();
 
 // The interpreter that imports `module` (util/python.h when present in the tree).
