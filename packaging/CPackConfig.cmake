@@ -17,6 +17,11 @@ endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/tools/llamacpp)
   install(DIRECTORY ${CMAKE_SOURCE_DIR}/tools/llamacpp/ DESTINATION ${CMAKE_INSTALL_DATADIR}/razor/llamacpp)
 endif()
+# razor recover's PyTorch trainer (tools/opd/train.py; util/python.h opd_tool_dir() finds share/razor/tools/opd).
+if(EXISTS ${CMAKE_SOURCE_DIR}/tools/opd)
+  install(DIRECTORY ${CMAKE_SOURCE_DIR}/tools/opd/ DESTINATION ${CMAKE_INSTALL_DATADIR}/razor/tools/opd
+          PATTERN "__pycache__" EXCLUDE)
+endif()
 
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "razor-workbench")

@@ -99,6 +99,12 @@ cp -r "$src/recipes" "$root/share/razor/recipes"
 cp -r "$src/resources/data" "$root/share/razor/data"
 cp -r "$src/resources/configs" "$root/share/razor/configs"
 [ -d "$src/tools/llamacpp" ] && cp -r "$src/tools/llamacpp" "$root/share/razor/llamacpp"
+# razor recover's trainer (PyTorch; the server's own python runs it: core/recover/trainer.h)
+if [ -d "$src/tools/opd" ]; then
+  mkdir -p "$root/share/razor/tools"
+  cp -r "$src/tools/opd" "$root/share/razor/tools/opd"
+  find "$root/share/razor/tools/opd" -name __pycache__ -type d -prune -exec rm -rf {} +
+fi
 
 cuda_line="none (this build has no CUDA kernels)"
 if grep -q libcublas <<< "$deps"; then
@@ -116,7 +122,7 @@ Needs from the system: glibc >= $glibc_floor (ld-linux, libc, libm, libpthread, 
 for the GPU, the NVIDIA driver (libcuda.so.1, libnvidia-ml.so.1).
 CUDA: $cuda_line
 Bundled libraries (lib/): ${bundled[*]} librazor-glibc-compat.so
-Data (share/razor/): recipes, data (the bundled calibration and evaluation texts), configs, llamacpp
+Data (share/razor/): recipes, data (the bundled calibration and evaluation texts), configs, llamacpp, tools/opd (razor recover's trainer)
 EOF
 
 tar -C "$stage" -czf "$archive.partial" "$name"

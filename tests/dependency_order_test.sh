@@ -3,7 +3,7 @@
 # includes a folder that comes after <m>, and every folder of core/ has its place in the order.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-order=(util model results ggml kernels quant gguf engine eval alloc jobs)
+order=(util model results ggml kernels quant gguf engine eval alloc recover jobs)
 rank() {
   local i
   for i in "${!order[@]}"; do

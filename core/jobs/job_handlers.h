@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "engine/model_runner.h"
 #include "jobs/methods.h"
 
 namespace razor::jobs {
@@ -16,6 +17,11 @@ result<nlohmann::json> job_gguf_info(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_allocate(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_merge(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_study(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_recover(const nlohmann::json& p, job_context& ctx);  // job_recover.cpp
+
+// params.device and params.gpu_weights of the engine jobs; a worker without GPU permission runs on the CPU.
+void engine_device(const nlohmann::json& p, const job_context& ctx, engine::backend& device,
+                   engine::gpu_precision& weights);
 
 // The text a job reads when params.text is absent: the bundled held-out text (evaluation) or calibration text.
 result<std::string> text_or_bundled(const nlohmann::json& p, bool calibration, const std::string& key = "text");

@@ -75,6 +75,7 @@ struct run_acc {
   std::vector<uint8_t> buf;
   std::vector<uint8_t> fp8_bf16;  // an FP8 slice dequantized to BF16
   std::vector<float> fp8_f32;
+  std::vector<float> xf_f32;      // a slice rewritten by quantize_options::transform
 };
 
 // FP8 sources (model/checkpoint.h): every F8_E4M3 weight is written dequantized as BF16 (fake-quantized or
@@ -189,7 +190,8 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
     }
     return acc.fp8_bf16.data();
   };
-  if (!fused_mixed && tbits >= kKeepBits) {
+  const bool transformed = opt.transform && opt.transform.applies(t);
+  if (!fused_mixed && tbits >= kKeepBits && !transformed) {
     if (!fp8) {
       RAZOR_TRY(w.write(src, t.nbytes));
     } else {
@@ -207,23 +209,41 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
     if (fused_mixed) {
       RAZOR_ASSIGN_OR_RETURN(bits, r.expert_tag(t, int(sl)));
     }
-    RAZOR_ASSIGN_OR_RETURN(const uint8_t* in, slice_bytes(sl));
     const size_t nbytes = slice_rows * cols * es;
+    const uint8_t* in = nullptr;
+    elem_type in_type = to_elem(odt);
+    if (transformed) {  // the slice as float32, rewritten by the transform (quantize_options::transform)
+      const size_t n = slice_rows * cols;
+      acc.xf_f32.resize(n);
+      RAZOR_TRY(ck.read_f32(t, int64_t(sl * n), int64_t(n), acc.xf_f32.data()));
+      RAZOR_TRY(opt.transform.apply(t, sl, slice_rows, cols, acc.xf_f32.data()));
+      in = reinterpret_cast<const uint8_t*>(acc.xf_f32.data());
+      in_type = elem_type::f32;
+    } else {
+      RAZOR_ASSIGN_OR_RETURN(in, slice_bytes(sl));
+    }
     acc.params_by_bits[bits] += int64_t(slice_rows * cols);
     if (bits >= kKeepBits) {
-      RAZOR_TRY(w.write(in, nbytes));
+      if (!transformed) {
+        RAZOR_TRY(w.write(in, nbytes));
+      } else {  // kept: the transformed values in the output dtype (identity tag: a rounded copy)
+        acc.buf.resize(nbytes);
+        RAZOR_TRY(fake_quant(in, in_type, acc.buf.data(), to_elem(odt), slice_rows, cols,
+                             fq_params{float(kKeepBits), r.group, 0}));
+        RAZOR_TRY(w.write(acc.buf.data(), nbytes));
+      }
       continue;
     }
     acc.buf.resize(nbytes);
     fq_params p{float(bits), r.group, r.clip_steps};
     fq_stats ss;
-    if (odt == dtype::bf16 && opt.allow_gpu) {
+    if (in_type == elem_type::bf16 && opt.allow_gpu) {
       RAZOR_ASSIGN_OR_RETURN(fq_backend be, fake_quant_bf16_auto(reinterpret_cast<const uint16_t*>(in),
                                                                  reinterpret_cast<uint16_t*>(acc.buf.data()),
                                                                  slice_rows, cols, p, &ss));
       (be == fq_backend::cuda ? acc.used_gpu : acc.used_cpu) = true;
     } else {
-      RAZOR_TRY(fake_quant(in, to_elem(odt), acc.buf.data(), to_elem(odt), slice_rows, cols, p, &ss));
+      RAZOR_TRY(fake_quant(in, in_type, acc.buf.data(), to_elem(odt), slice_rows, cols, p, &ss));
       acc.used_cpu = true;
     }
     RAZOR_TRY(w.write(acc.buf.data(), nbytes));
@@ -332,7 +352,9 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     return make_error(errc::unsupported, ck.dir() + ": quantize --layers of an FP8 checkpoint is not supported (its "
                                                     "parts would change dtypes that merge checks): quantize it whole");
   atomic_dir dir;
-  RAZOR_TRY(dir.open(out_dir, part ? "quantize --layers " + sel.to_string() : "quantize", {ck.dir()}));
+  std::vector<std::string> inputs{ck.dir()};
+  inputs.insert(inputs.end(), opt.extra_inputs.begin(), opt.extra_inputs.end());
+  RAZOR_TRY(dir.open(out_dir, part ? "quantize --layers " + sel.to_string() : "quantize", std::move(inputs)));
   if (!part) RAZOR_TRY(copy_side_files(ck, dir.path(), opt.summary_name));  // config, tokenizer, index, ...
   if (fp8_source) RAZOR_TRY(rewrite_fp8_side_files(ck, dir.path(), bound));
   uint64_t total = 0;

@@ -22,6 +22,7 @@
 // the part named, a part that is missing its manifest, was made from another checkpoint or recipe, holds a
 // tensor twice or a truncated file; and, with the layer named, any tensor that no part holds.
 #pragma once
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -35,10 +36,25 @@
 
 namespace razor::quant {
 
+// A change to a tensor's values before it is quantized (razor recover's merge, core/recover/merge.h: W + s B A per
+// expert). `applies` picks the tensors (the others take the usual path: copied byte for byte, or quantized from
+// their stored bytes); `apply` gets each slice of a picked tensor as float32 [rows, cols] — one expert of a fused
+// [E, rows, cols] tensor (slice = the expert), or the whole 2-D tensor (slice 0) — and rewrites it in place. The
+// slice is then quantized from these float32 values with the recipe's bits for it (the CPU fast path: the same
+// fake_quant the BF16 input takes, the input simply not rounded to BF16 first), or, where the recipe keeps it,
+// written rounded to the output dtype. The summary's errors are measured against the transformed values.
+struct tensor_transform {
+  std::function<bool(const tensor_entry& t)> applies;
+  std::function<status(const tensor_entry& t, size_t slice, size_t rows, size_t cols, float* data)> apply;
+  explicit operator bool() const { return applies && apply; }
+};
+
 struct quantize_options {
   bool allow_gpu = true;
   std::string summary_name = "razor_quant_summary.json";
   layer_selection layers;  // not "all": write a part (see above)
+  tensor_transform transform;  // optional (see above)
+  std::vector<std::string> extra_inputs;  // more paths the output must not replace (a transform's own inputs)
 };
 
 inline constexpr const char* kQuantPartManifest = "razor_part.json";
