@@ -1,9 +1,9 @@
 // The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next, gpt_oss):
 // what it refuses, DeepSeek's group-limited routing and kv_b_proj split, Qwen3-Next's fused-projection split and
 // gpt-oss's expert views (BF16 [E, in, out] and MXFP4), clamped SwiGLU and routing by hand. Their forward
-// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs all but gpt_oss (against the
-// CPU: tests/engine/test_engine_cuda.cpp): asked for by name, the GPU path refuses gpt_oss naming the family; chosen
-// automatically, the CPU runs it. Options of a family that neither the engine nor llama.cpp implements are refused by name.
+// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs every one of them (against the
+// CPU: tests/engine/test_engine_cuda.cpp). Options of a family that neither the engine nor llama.cpp implements are
+// refused by name.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -54,7 +54,7 @@ TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
   const std::string saved = env ? env : "";
   ::unsetenv("RAZOR_ENGINE");
   razor::test::scratch_dir s("families-gpu");
-  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next"}) {
+  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next", "gpt_oss"}) {
     auto d = engine::dims_from_config(*parse_model_config(family_config(family), "config.json"));
     ASSERT_TRUE(d.ok()) << family;
     std::string why;
@@ -64,13 +64,6 @@ TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
                                          engine::backend::automatic);
     EXPECT_TRUE(automatic.ok()) << family << ": " << automatic.to_string();
   }
-  // gpt_oss (attention sinks, sliding windows, clamped SwiGLU) has no GPU forward yet: refused by name when asked
-  // for, run on the CPU when chosen automatically.
-  const status asked = run_forward(family_config("gpt_oss"), s, "gpt_oss-cuda", engine::backend::cuda);
-  ASSERT_FALSE(asked.ok());
-  EXPECT_NE(asked.to_string().find("model_type gpt_oss"), std::string::npos) << asked.to_string();
-  EXPECT_NE(asked.to_string().find("the GPU engine runs"), std::string::npos) << asked.to_string();
-  EXPECT_TRUE(run_forward(family_config("gpt_oss"), s, "gpt_oss-auto", engine::backend::automatic).ok());
   if (env) ::setenv("RAZOR_ENGINE", saved.c_str(), 1);
 }
 
