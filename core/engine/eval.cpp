@@ -337,20 +337,7 @@ class gguf_provider : public weight_provider {
   status dequant(const gguf::tensor_info& ti, int64_t row0, int64_t rows, float* out) const {
     const int64_t cols = ti.ne.empty() ? 1 : ti.ne[0];
     const uint8_t* base = f_.tensor_data(ti);
-    // gpt-oss's experts as llama.cpp's converter writes them: mxfp4, a type ggml/types.h only sizes (an N row)
-    static const uint32_t mxfp4_id = [] {
-      for (const auto& g : ggml::known_types)
-        if (g.name == "mxfp4" && g.type_size == kMxfp4GgmlBlockBytes) return g.id;
-      return UINT32_MAX;
-    }();
-    if (ti.type == mxfp4_id) {
-      if (cols % kMxfp4Block)
-        return make_error(errc::bad_format, f_.path() + ": " + ti.name + ": mxfp4 rows of " + std::to_string(cols) +
-                                                " values are not whole blocks of 32");
-      const int64_t nb = cols / kMxfp4Block;
-      mxfp4_ggml_decode(base + size_t(row0 * nb * kMxfp4GgmlBlockBytes), rows * nb, out);
-      return {};
-    }
+    // (gpt-oss's experts as llama.cpp's converter writes them are mxfp4: ggml's dequantizer, a type-table row)
     RAZOR_ASSIGN_OR_RETURN(ggml::type ty, ggml::type_from_id(ti.type));
     const size_t rs = ggml::row_size(ty, cols);
     for (int64_t r = 0; r < rows; ++r)

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/model_runner.h"
+#include "kernels/gpt_oss_swiglu.h"
 
 namespace razor::engine {
 
@@ -34,15 +35,13 @@ status load_qwen3_next_projections(weight_provider& wp, const model_dims& d, int
 // mlp.experts.{gate_up_proj, gate_up_proj_bias, down_proj, down_proj_bias} (BF16 experts stored [E, in, out], MXFP4
 // as _blocks / _scales [E, out, in]: model/checkpoint.h's expert views take both). A gpt-oss GGUF read back gives
 // the expert biases as mlp.experts.{gate,up,down}_proj.bias [E, n] (ffn_*_exps.bias), taken when the Hub's are absent.
-constexpr float k_gpt_oss_alpha = 1.702f;
 // dims_from_config's gpt_oss part: windows, YaRN, the SwiGLU limit (errors name config.json's key).
 status gpt_oss_dims(const model_config& cfg, model_dims& d);
 // The layer's gpt-oss-only weights: o_proj's bias, the sinks, the window, the router's bias and the experts' biases.
 status load_gpt_oss_extras(weight_provider& wp, const model_dims& d, int layer, layer_weights& w);
-inline float gpt_oss_swiglu(float gate, float up, float limit) {
-  const float g = std::min(gate, limit), u = std::min(std::max(up, -limit), limit);
-  return g / (1.0f + std::exp(-k_gpt_oss_alpha * g)) * (u + 1.0f);
-}
+// The clamped SwiGLU (alpha 1.702): kernels/gpt_oss_swiglu.h, one copy with the GPU engine's.
+using cu::gpt_oss_swiglu;
+using cu::k_gpt_oss_alpha;
 // The RoPE frequencies of the full-attention families (YaRN-blended for gpt_oss's yarn) and the factor the scores
 // take from YaRN's mscale (1 without it).
 std::vector<float> attention_inv_freq(const model_dims& d);

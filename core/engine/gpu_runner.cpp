@@ -10,6 +10,7 @@
 #include <future>
 #include <string>
 
+#include "engine/families.h"
 #include "engine/model_runner.h"
 
 namespace razor::engine {
@@ -44,6 +45,15 @@ cu::eng_dims eng_dims_of(const model_dims& d) {
                                             : cu::eng_dims::qk_norm::per_head;
   e.qkv_bias = d.qkv_bias;
   e.route = moe_route_of(d);
+  // the CPU's RoPE frequencies and score factor (attention_block's; YaRN for gpt_oss)
+  if (d.a != arch::deepseek) {
+    e.attn_inv_freq = attention_inv_freq(d);
+    e.score_mscale2 = attention_score_mscale2(d);
+  }
+  if (d.a == arch::gpt_oss) {
+    e.gpt_oss = true;
+    e.swiglu_limit = d.swiglu_limit;
+  }
   if (d.a == arch::deepseek) {
     const deepseek_dims& s = d.ds;
     e.mla = true;
@@ -105,6 +115,13 @@ cu::eng_layer eng_layer_of(const layer_weights& w) {
   e.shared_gate_up = eng_lin(w.moe.shared_gate_up);
   e.shared_down = eng_lin(w.moe.shared_down);
   e.shared_gate = eng_lin(w.moe.shared_gate);
+  auto ptr = [](const std::vector<float>& v) { return v.empty() ? nullptr : v.data(); };
+  e.o_bias = ptr(w.attn.o_bias);  // gpt_oss
+  e.sinks = ptr(w.attn.sinks);
+  e.window = w.attn.window;
+  e.router_bias = ptr(w.moe.router_bias);
+  for (const auto& b : w.moe.gate_up_bias) e.gate_up_bias.push_back(b.data());
+  for (const auto& b : w.moe.down_bias) e.down_bias.push_back(b.data());
   return e;
 }
 

@@ -704,14 +704,13 @@ bool gpu_engine_runs(const model_dims& d, std::string* why_not) {
     case arch::qwen2_moe:
     case arch::mixtral:
     case arch::deepseek:
+    case arch::gpt_oss:
       return true;
-    default:
-      break;
   }
   if (why_not)
     *why_not = std::string("model_type ") + arch_name(d.a) +
-               ": the GPU engine runs qwen3_moe, qwen3_5_moe, qwen3_next, olmoe, qwen2_moe, mixtral and deepseek_v2 / "
-               "deepseek_v3 / kimi_k2 only; run this family on the CPU engine (--device cpu, RAZOR_ENGINE=cpu)";
+               ": the GPU engine runs qwen3_moe, qwen3_5_moe, qwen3_next, olmoe, qwen2_moe, mixtral, deepseek_v2 / "
+               "deepseek_v3 / kimi_k2 and gpt_oss only; run this family on the CPU engine (--device cpu, RAZOR_ENGINE=cpu)";
   return false;
 }
 

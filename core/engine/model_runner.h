@@ -244,7 +244,7 @@ cu::moe_route moe_route_of(const model_dims& d);
 // The backend forward() will use for `opt` (after RAZOR_ENGINE), and whether a GPU engine is usable here.
 backend resolve_backend(const run_options& opt);
 bool gpu_engine_available(std::string* why_not = nullptr);
-// Whether the GPU engine (kernels/engine) implements this architecture: every family of arch (gpt_oss not yet).
+// Whether the GPU engine (kernels/engine) implements this architecture: every family of arch.
 // forward() runs the others on the CPU when the backend was `automatic` and refuses them, naming the family, when
 // the GPU was asked for.
 bool gpu_engine_runs(const model_dims& d, std::string* why_not = nullptr);

@@ -15,6 +15,8 @@
 //                          j, as a little-endian u32), qs[16] (as q4_0)
 //   q5_1        32    24   d, m:half, qh[4], qs[16] (as q5_0)          d*q + m
 //   iq4_nl      32    18   d:half, qs[16]:u8 (nibbles as q4_0)         d*kvalues_iq4nl[q]
+//   mxfp4       32    17   e:u8 (E8M0), qs[16]:u8 (nibbles as q4_0)    2^(e-128)*kvalues_mxfp4[q] (E2M1
+//                                                                      doubled: 2^(e-127) times the FP4 value)
 //   q2_K       256    84   scales[16]:u8 (lo nibble scale, hi nibble   d*(sc&15)*q - dmin*(sc>>4); for
 //                          min, one per 16), qs[64] (2-bit), d, dmin   each 128-half, byte l of its 32
 //                                                                      holds elements l, l+32, l+64, l+96
@@ -112,6 +114,10 @@ struct block_iq4_nl {
   half d;
   uint8_t qs[qk_32 / 2];
 };
+struct block_mxfp4 {
+  uint8_t e;
+  uint8_t qs[qk_32 / 2];
+};
 struct block_q2_k {
   uint8_t scales[qk_k / 16];
   uint8_t qs[qk_k / 4];
@@ -193,6 +199,7 @@ static_assert(sizeof(block_q4_1) == 20, "q4_1 block");
 static_assert(sizeof(block_q5_0) == 22, "q5_0 block");
 static_assert(sizeof(block_q5_1) == 24, "q5_1 block");
 static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl block");
+static_assert(sizeof(block_mxfp4) == 17, "mxfp4 block");
 static_assert(sizeof(block_q2_k) == 84, "q2_K block");
 static_assert(sizeof(block_q3_k) == 110, "q3_K block");
 static_assert(sizeof(block_q4_k) == 144, "q4_K block");
@@ -210,5 +217,8 @@ static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
 // The 16 non-linear levels of iq4_nl / iq4_xs (ggml's kvalues_iq4nl).
 inline constexpr int8_t kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                              1,    13,   25,  38,  53,  69,  89,  113};
+
+// The 16 levels of mxfp4 (ggml's kvalues_mxfp4): the E2M1 values doubled, code 8 on negative.
+inline constexpr int8_t kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 }  // namespace razor::ggml

@@ -1,4 +1,4 @@
-// Block-of-32 types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl) and iq4_xs, which shares the iq4_nl level search.
+// Block-of-32 types (q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, mxfp4) and iq4_xs, which shares the iq4_nl level search.
 #include "ggml/quants_internal.h"
 
 namespace razor::ggml::detail {
@@ -390,6 +390,57 @@ void dequantize_row_iq4_xs(const void* vx, float* y, int64_t n) {
         y[j] = dl * float(kvalues_iq4nl[qs[j] & 0xf]);
         y[j + 16] = dl * float(kvalues_iq4nl[qs[j] >> 4]);
       }
+    }
+  }
+}
+
+}  // namespace razor::ggml::detail
+
+namespace razor::ggml::detail {
+
+// ---- mxfp4 --------------------------------------------------------------------------------------
+// ggml's quantize_row_mxfp4_ref (importance weights ignored): per block the E8M0 exponent
+// e = floor(log2(max |x|)) - 2 + 127 (0 for an all-zero block; the float converted through int, as ggml's cast
+// does on x86), then each value the level of kvalues_mxfp4 nearest to it at scale 2^(e-128) (first on a tie).
+
+namespace {
+
+// 2^(e - 128): E8M0's 2^(e - 127) halved (the levels are doubled); e < 2 gives a float subnormal.
+float e8m0_half(uint8_t e) { return std::bit_cast<float>(e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23); }
+
+uint8_t mxfp4_nearest(float x, float d) {
+  int best = 0;
+  float best_err = std::fabs(float(kvalues_mxfp4[0]) * d - x);
+  for (int i = 1; i < 16; ++i) {
+    const float err = std::fabs(float(kvalues_mxfp4[i]) * d - x);
+    if (err < best_err) best = i, best_err = err;
+  }
+  return uint8_t(best);
+}
+
+}  // namespace
+
+void quantize_row_mxfp4(const float* x, void* vy, int64_t n, const float* /*qw: ignored by ggml*/) {
+  auto* y = static_cast<block_mxfp4*>(vy);
+  for (int64_t b = 0; b < n / qk_32; ++b, x += qk_32) {
+    float amax = 0.0f;
+    for (int j = 0; j < qk_32; ++j)
+      if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
+    const uint8_t e = amax > 0.0f ? uint8_t(int(std::floor(std::log2(amax)) - 2.0f + 127.0f)) : 0;
+    const float d = e8m0_half(e);
+    y[b].e = e;
+    for (int j = 0; j < qk_32 / 2; ++j)
+      y[b].qs[j] = uint8_t(mxfp4_nearest(x[j], d) | mxfp4_nearest(x[j + qk_32 / 2], d) << 4);
+  }
+}
+
+void dequantize_row_mxfp4(const void* vx, float* y, int64_t n) {
+  const auto* x = static_cast<const block_mxfp4*>(vx);
+  for (int64_t b = 0; b < n / qk_32; ++b, y += qk_32) {
+    const float d = e8m0_half(x[b].e);
+    for (int j = 0; j < qk_32 / 2; ++j) {
+      y[j] = float(kvalues_mxfp4[x[b].qs[j] & 0xf]) * d;
+      y[j + qk_32 / 2] = float(kvalues_mxfp4[x[b].qs[j] >> 4]) * d;
     }
   }
 }

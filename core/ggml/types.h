@@ -98,12 +98,13 @@ namespace razor::ggml {
     quantize_row_iq1_m,         dequantize_row_iq1_m,      quantize_row_iq1_m)                              \
   X(bf16,    "bf16",    30,  block_bf16,        1, ignored,  false,  bf16,    32,  false,                       \
     quantize_row_bf16,          dequantize_row_bf16,       quantize_row_bf16)                               \
+  X(mxfp4,   "mxfp4",   39,  block_mxfp4,      32, ignored,  false,  f16,     38,  false,                       \
+    quantize_row_mxfp4,         dequantize_row_mxfp4,      quantize_row_mxfp4)                              \
   /* no quantizer (N): ident, name, id, bytes per block, elements per block */                              \
   N(q8_1, "q8_1", 9, 36, 32)         N(q8_k, "q8_K", 15, 292, 256)      N(i8, "i8", 24, 1, 1)               \
   N(i16, "i16", 25, 2, 1)            N(i32, "i32", 26, 4, 1)            N(i64, "i64", 27, 8, 1)             \
   N(f64, "f64", 28, 8, 1)            N(tq1_0, "tq1_0", 34, 54, 256)     N(tq2_0, "tq2_0", 35, 66, 256)      \
-  N(mxfp4, "mxfp4", 39, 17, 32)      N(nvfp4, "nvfp4", 40, 36, 64)      N(q1_0, "q1_0", 41, 18, 128)        \
-  N(q2_0, "q2_0", 42, 18, 64)
+  N(nvfp4, "nvfp4", 40, 36, 64)      N(q1_0, "q1_0", 41, 18, 128)       N(q2_0, "q2_0", 42, 18, 64)
 // clang-format on
 
 #define RAZOR_GGML_SKIP_ROW(...)

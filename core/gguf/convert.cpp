@@ -68,9 +68,15 @@ status quantize_tensors(const checkpoint& ck, const full_plan& fp, const std::ve
     for (int64_t m0 = 0; m0 < p.n_mat; m0 += per_group) groups.push_back({i, m0, std::min(per_group, p.n_mat - m0)});
     total += fp.report.tensors[i].bytes;
   }
+  // A tensor written from its source's own blocks (planned::produce_raw): no floats, no quantizer.
+  auto raw = [&](size_t i) { return fp.tensors[i].produce_raw && fp.report.tensors[i].stored == fp.tensors[i].raw_type; };
   // Produces a group's matrices into `dst`, one matrix per task.
   auto produce = [&](const group& gr, std::vector<float>& dst) -> status {
     const planned& p = fp.tensors[gr.i];
+    if (raw(gr.i)) {
+      dst.clear();
+      return {};
+    }
     const int64_t slice = p.slice();
     dst.resize(size_t(gr.g * slice));
     std::vector<status> st(static_cast<size_t>(gr.g));
@@ -99,8 +105,20 @@ status quantize_tensors(const checkpoint& ck, const full_plan& fp, const std::ve
       });
     const int64_t n_per_row = p.ne.empty() ? 1 : p.ne[0];
     const int64_t rows = p.slice() / n_per_row;
+    qbuf.resize(size_t(row.bytes / uint64_t(p.n_mat)) * size_t(gr.g));
+    if (raw(gr.i)) {  // the source's blocks, repacked matrix by matrix
+      const size_t per_mat = size_t(row.bytes / uint64_t(p.n_mat));
+      std::vector<status> st(size_t(gr.g));
+      t0 = clock::now();
+      parallel_for(size_t(gr.g), [&](size_t b, size_t e) {
+        for (size_t m = b; m < e; ++m) st[m] = p.produce_raw(gr.m0 + int64_t(m), qbuf.data() + m * per_mat);
+      }, 1, o.threads);
+      t.read += since(t0);
+      for (auto& x : st)
+        if (!x.ok()) return make_error(x.code(), p.name + ": " + x.message());
+    }
     std::vector<float> weights;  // one imatrix vector per matrix of the group
-    if (row.imatrix_used)
+    if (row.imatrix_used && !raw(gr.i))
       for (int64_t m = gr.m0; m < gr.m0 + gr.g; ++m) {
         RAZOR_ASSIGN_OR_RETURN(auto w, o.imat->weights_for(p.name, m));
         weights.insert(weights.end(), w.begin(), w.end());
@@ -111,10 +129,11 @@ status quantize_tensors(const checkpoint& ck, const full_plan& fp, const std::ve
     qo.allow_gpu = o.allow_gpu;
     qo.cpu.allow_missing_imatrix = true;  // the refusal happened at planning, per llama.cpp's rule
     qo.rows_per_imatrix = rows;
-    qbuf.resize(size_t(row.bytes / uint64_t(p.n_mat)) * size_t(gr.g));
     t0 = clock::now();
-    auto n = quant::quantize_tensor_auto(row.stored, cur.data(), qbuf.data(), qbuf.size(), gr.g * rows, n_per_row,
-                                        weights.empty() ? nullptr : weights.data(), qo);
+    result<quant::quantize_auto_result> n = quant::quantize_auto_result{qbuf.size(), false};
+    if (!raw(gr.i))
+      n = quant::quantize_tensor_auto(row.stored, cur.data(), qbuf.data(), qbuf.size(), gr.g * rows, n_per_row,
+                                      weights.empty() ? nullptr : weights.data(), qo);
     (n.ok() && n->gpu ? t.quantize_gpu : t.quantize_cpu) += since(t0);
     t0 = clock::now();
     status ahead_st = ahead.valid() ? ahead.get() : status{};

@@ -17,12 +17,18 @@ namespace razor::gguf::convert_detail {
 
 // Produces matrix `mat` (0 <= mat < n_mat) of a tensor: ne[0]*ne[1] floats (or all of a 1-D tensor).
 using producer = std::function<status(int64_t mat, float* out)>;
+// Writes matrix `mat` as GGML blocks of planned::raw_type straight from the source's own blocks (no floats, no
+// requantisation): an MXFP4 source's experts written as mxfp4, the Hub's blocks repacked as llama.cpp's converter
+// does (GptOssModel.repack_mxfp4).
+using raw_producer = std::function<status(int64_t mat, uint8_t* out)>;
 
 struct planned {
   std::string name;
   std::vector<int64_t> ne;
   int64_t n_mat = 1;  // ne[2] for stacked experts
   producer produce;
+  raw_producer produce_raw;                    // used when the tensor is stored as raw_type
+  ggml::type raw_type = ggml::type::f32;
   int64_t slice() const { return ne.size() >= 2 ? ne[0] * ne[1] : (ne.empty() ? 1 : ne[0]); }
 };
 

@@ -23,6 +23,7 @@
 #include "model/checkpoint.h"
 #include "model/config_check.h"
 #include "model/deepseek_config.h"
+#include "model/mxfp4.h"
 #include "model/qwen3_next_rows.h"
 #include "model/recipe.h"
 #include "util/atomic_file.h"
@@ -70,6 +71,26 @@ std::vector<int64_t> v_head_order(int64_t n_k, int64_t n_v) {
 }
 
 namespace {
+
+// The rows of an MXFP4 view (its _blocks tensor, rows of n_cols values) as GGML block_mxfp4: each Hub block (16
+// bytes of codes, values 2j / 2j + 1 in byte j, and its E8M0 scale) repacked by mxfp4_hub_to_ggml, bytes as they are.
+status mxfp4_rows_as_ggml(const checkpoint& ck, const matrix_view& v, uint8_t* out) {
+  const tensor_entry& t = *v.t;
+  if (!t.mxfp4 || t.scale < 0 || v.transposed || v.n_cols % kMxfp4Block)
+    return make_error(errc::internal, t.name + ": not an MXFP4 view of whole blocks");
+  const tensor_entry& sc = ck.tensors()[size_t(t.scale)];
+  const uint8_t* codes = ck.data(t);
+  const uint8_t* scales = ck.data(sc);
+  const int64_t per_row = v.n_cols / kMxfp4Block;
+  for (int64_t i = 0; i < v.n_rows; ++i) {
+    const int64_t b0 = (v.row0 + i * v.row_step) * per_row;
+    for (int64_t j = 0; j < per_row; ++j)
+      mxfp4_hub_to_ggml(codes + (b0 + j) * kMxfp4BlockBytes, scales[b0 + j],
+                        out + (i * per_row + j) * kMxfp4GgmlBlockBytes);
+  }
+  return {};
+}
+
 
 // Per adapter (model/adapter.h's table, which names each family's llama.cpp arch): converted (missing null), or
 // what its conversion lacks, named in pack's refusal.
@@ -297,6 +318,12 @@ struct builder {
                      auto v = c->expert_matrix(l, int(e), p);
                      return c->read_rows_f32(*v, dst);
                    }});
+    if (v0->t->mxfp4 && !v0->transposed && v0->n_cols % kMxfp4Block == 0) {  // gpt-oss as the Hub releases it
+      out.back().raw_type = ggml::type::mxfp4;
+      out.back().produce_raw = [c, l, p](int64_t e, uint8_t* dst) -> status {
+        return mxfp4_rows_as_ggml(*c, *c->expert_matrix(l, int(e), p), dst);
+      };
+    }
     return {};
   }
 };

@@ -129,6 +129,19 @@ struct mixer {
     const bool iq2_group = iq1 || one_of(f, {F::iq2_xxs, F::iq2_xs, F::iq2_s, F::iq2_m});
     const bool iq2s_or_m = one_of(f, {F::iq2_s, F::iq2_m});
     const std::string fname(info(f).name);
+    if (f == F::mxfp4_moe) {  // llama.cpp's own branch: stacked experts mxfp4, the rest (the head too) q8_0
+      const bool head = c == category::output || (s.tied && c == category::token_embd);
+      if (head && o.output_type) {
+        why = "output head: --output-tensor-type";
+        return *o.output_type;
+      }
+      if (!head && t.ne.size() > 2 && t.ne[2] > 1) {
+        why = "stacked experts: MXFP4_MOE -> mxfp4";
+        return T::mxfp4;
+      }
+      why = std::string(head ? "output head" : "not stacked experts") + ": MXFP4_MOE -> q8_0";
+      return T::q8_0;
+    }
 
     if (c == category::output || (s.tied && c == category::token_embd)) {
       const char* what = c == category::output ? "output head" : "token_embd (tied output head)";

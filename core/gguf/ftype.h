@@ -27,8 +27,9 @@
 // A tensor needs an importance matrix when its final type is iq1_s/iq1_m/iq2_xxs/iq2_xs/iq2_s/iq3_xxs, or
 // q2_K in a Q2_K_S file, unless it is token_embd / output (llama-quantize refuses such files without one).
 // Architecture-specific rules llama.cpp has for Falcon, the 70B llama-likes and 8-expert models are kept;
-// there are none specific to qwen3moe / qwen35moe. Ftypes whose types core/ggml cannot write (TQ1_0,
-// TQ2_0, MXFP4_MOE, Q1_0, Q2_0, NVFP4) are not in the table.
+// there are none specific to qwen3moe / qwen35moe. MXFP4_MOE is its own rule: stacked experts (ne[2] > 1)
+// mxfp4, every other quantized tensor q8_0 (the output head and token_embd too). Ftypes whose types core/ggml
+// cannot write (TQ1_0, TQ2_0, Q1_0, Q2_0, NVFP4) are not in the table.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -66,6 +67,7 @@ namespace razor::gguf {
   X(q4_0,    "Q4_0",    2,  q4_0,    "",     " 4.34G, +0.4685 ppl @ Llama-3-8B")                       \
   X(iq4_nl,  "IQ4_NL",  25, iq4_nl,  "",     " 4.50 bpw non-linear quantization")                      \
   X(iq4_xs,  "IQ4_XS",  30, iq4_xs,  "",     " 4.25 bpw non-linear quantization")                      \
+  X(mxfp4_moe, "MXFP4_MOE", 38, mxfp4, "",   " MXFP4 MoE")                                             \
   X(q3_k_l,  "Q3_K_L",  13, q3_k,    "",     " 4.03G, +0.5562 ppl @ Llama-3-8B")                       \
   X(q3_k_m,  "Q3_K_M",  12, q3_k,    "Q3_K", " 3.74G, +0.6569 ppl @ Llama-3-8B")                       \
   X(q3_k_s,  "Q3_K_S",  11, q3_k,    "",     " 3.41G, +1.6321 ppl @ Llama-3-8B")                       \

@@ -255,4 +255,17 @@ tensor_class classify_tensor(std::string_view name, const std::vector<int64_t>& 
   return c;
 }
 
+tensor_class classify_tensor(std::string_view name, const std::vector<int64_t>& shape, const model_config& cfg) {
+  tensor_class c = classify_tensor(name, shape);
+  const nlohmann::json& t = cfg.text;
+  const bool nextn = t.is_object() && t.contains("num_nextn_predict_layers") &&
+                     t["num_nextn_predict_layers"].is_number_integer() && t["num_nextn_predict_layers"].get<int64_t>() > 0;
+  if (nextn && c.layer >= 0 && c.layer >= cfg.num_layers && c.role != tensor_role::vision) {
+    c = tensor_class{};
+    c.role = tensor_role::mtp;
+    c.kind = "mtp";
+  }
+  return c;
+}
+
 }  // namespace razor

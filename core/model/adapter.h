@@ -75,5 +75,10 @@ status check_adapter_config(const adapter_def& a, const model_config& cfg, const
 // layout `experts.E.gate_proj.weight`, Mixtral `block_sparse_moe.experts.E.w1`, fused 3-D
 // `experts.gate_up_proj`, the `model.language_model.` prefix of vision-language checkpoints).
 tensor_class classify_tensor(std::string_view name, const std::vector<int64_t>& shape);
+// The same with the model's config: DeepSeek-V3's multi-token-prediction layers (num_nextn_predict_layers > 0),
+// stored as model.layers.N.* for N >= num_hidden_layers, are tensor_role::mtp (layer -1, kind "mtp"), not decoder
+// layers: no recipe quantizes them, the engine never loads them, and the GGUF conversion drops them as llama.cpp's
+// converter does for deepseek2 (skip_mtp).
+tensor_class classify_tensor(std::string_view name, const std::vector<int64_t>& shape, const model_config& cfg);
 
 }  // namespace razor

@@ -124,7 +124,7 @@ result<checkpoint> checkpoint::open(const std::string& dir_in) {
       e.shard = int(s);
       e.offset = h.data_offset + t.begin;
       e.nbytes = t.nbytes();
-      e.cls = classify_tensor(e.name, e.shape);
+      e.cls = classify_tensor(e.name, e.shape, ck.cfg_);
       ck.by_name_[e.name] = ck.tensors_.size();
       ck.tensors_.push_back(std::move(e));
     }

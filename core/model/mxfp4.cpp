@@ -65,16 +65,4 @@ void mxfp4_hub_to_ggml(const uint8_t* codes, uint8_t scale, uint8_t* g) {
   for (int64_t j = 0; j < kMxfp4BlockBytes; ++j) g[1 + j] = uint8_t(code(j) | (code(j + 16) << 4));
 }
 
-void mxfp4_ggml_decode(const uint8_t* blocks, int64_t n_blocks, float* out) {
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* g = blocks + b * kMxfp4GgmlBlockBytes;
-    const float scale = e8m0_to_f32(g[0]);
-    float* o = out + b * kMxfp4Block;
-    for (int64_t j = 0; j < kMxfp4BlockBytes; ++j) {
-      o[j] = e2m1_to_f32(uint8_t(g[1 + j] & 15)) * scale;
-      o[j + 16] = e2m1_to_f32(uint8_t(g[1 + j] >> 4)) * scale;
-    }
-  }
-}
-
 }  // namespace razor

@@ -27,9 +27,7 @@ void mxfp4_encode_block(const float* v, uint8_t* codes, uint8_t* scale);
 // byte, then 16 bytes whose byte j holds code j (low nibble) and code j + 16 (high nibble); the Hub's byte j holds
 // codes 2j (low) and 2j + 1 (high). The codes and the scale are unchanged: a bit-exact repack, 17 bytes out.
 void mxfp4_hub_to_ggml(const uint8_t* codes, uint8_t scale, uint8_t* ggml_block);
-// Values of n_blocks GGML block_mxfp4 (17 bytes each, the layout above): 32 x n_blocks floats. The GGUF read-back's
-// decoder of GGML's mxfp4 (gpt-oss GGUFs from llama.cpp's converter), which ggml/quants.h does not decode.
-void mxfp4_ggml_decode(const uint8_t* blocks, int64_t n_blocks, float* out);
+// ggml/quants.h decodes and writes that layout (the type table's mxfp4 row, byte-exact with ggml).
 constexpr int64_t kMxfp4GgmlBlockBytes = 17;
 
 }  // namespace razor

@@ -1,5 +1,5 @@
 // GPU forward pass of the reference engine, one layer at a time (kernels/include/kernels/engine_cuda.h); the
-// device kernels are in layer_ops.cuh.
+// device kernels are in layer_ops.cuh, the blocks in attention.cuh, mla.cuh and moe.cuh.
 // The math follows core/engine/model_runner.cpp line by line; only summation orders differ (cuBLAS and block
 // reductions), so logits agree with the CPU reference to float32 rounding (~1e-5..1e-4 relative).
 #include <cublas_v2.h>
@@ -96,6 +96,10 @@ struct dlayer {
   char *gu_all = nullptr, *dn_all = nullptr;
   size_t gu_stride = 0, dn_stride = 0;
   bool experts_rows = false;
+  // gpt_oss: o_proj bias, sinks, window; router bias; expert biases, contiguous, `stride` floats apart
+  float *o_bias = nullptr, *sinks = nullptr, *router_bias = nullptr, *gu_bias = nullptr, *dn_bias = nullptr;
+  size_t gu_bias_stride = 0, dn_bias_stride = 0;
+  int64_t window = 0;
 };
 
 // A piece of a slot's arena: converted from host `src` (upload) or filled randomly (bench).
@@ -122,6 +126,7 @@ struct slot {
 
 }  // namespace razor::cu
 
+#include "attention.cuh"
 #include "mla.cuh"
 #include "moe.cuh"
 
@@ -355,6 +360,10 @@ struct gpu_engine::impl {
         L.k_bias = vec(size_t(kvd), hw ? hw->k_bias : nullptr, 0.1f, 0.0f);
         L.v_bias = vec(size_t(kvd), hw ? hw->v_bias : nullptr, 0.1f, 0.0f);
       }
+      if (d.gpt_oss) {
+        L.o_bias = vec(size_t(H), hw ? hw->o_bias : nullptr, 0.1f, 0.0f);
+        L.sinks = vec(size_t(d.n_heads), hw ? hw->sinks : nullptr, 1.0f, 0.0f);
+      }
     }
     if (L.dense) {  // DeepSeek's leading layers: a dense MLP, no router or experts
       lin(L.dgu, H, 2 * d.dense_ff, hw ? &hw->dense_gate_up : nullptr);
@@ -376,6 +385,16 @@ struct gpu_engine::impl {
     for (int64_t e = 0; e < E; ++e)
       take(dn_n, hw ? hw->down[size_t(e)].wt : nullptr, false, 1.0f / std::sqrt(float(ff)), 0.0f,
            hw ? hw->down[size_t(e)].bf16 : nullptr);
+    if (d.gpt_oss) {
+      L.router_bias = vec(size_t(E), hw ? hw->router_bias : nullptr, 0.1f, 0.0f);
+      auto biases = [&](float*& all, size_t& stride, size_t cnt, const std::vector<const float*>* src) {
+        all = reinterpret_cast<float*>(base ? base + off : nullptr);
+        stride = (cnt * 4 + 255) / 256 * 64;  // floats: each vector starts on a 256-byte boundary
+        for (int64_t e = 0; e < E; ++e) vec(cnt, src ? (*src)[size_t(e)] : nullptr, 0.1f, 0.0f);
+      };
+      biases(L.gu_bias, L.gu_bias_stride, size_t(2 * ff), hw ? &hw->gate_up_bias : nullptr);
+      biases(L.dn_bias, L.dn_bias_stride, size_t(H), hw ? &hw->down_bias : nullptr);
+    }
     if (L.shared) {
       const int64_t sf = d.shared_ff;
       lin(L.sgu, H, 2 * sf, hw ? &hw->shared_gate_up : nullptr);
@@ -458,6 +477,7 @@ struct gpu_engine::impl {
     L.mla = d.mla;
     L.dense = hw && hw->dense;
     L.sgated = shr && (hw ? hw->shared_gate.wt || hw->shared_gate.bf16 : !d.mla);
+    L.window = hw ? hw->window : 0;
     const size_t bytes = plan(L, nullptr, hw, nullptr);
     RAZOR_TRY(size_slot(sl, bytes, hw != nullptr));
     std::vector<seg> segs;
@@ -482,73 +502,6 @@ struct gpu_engine::impl {
     sl.ready = true;
     return {};
   }
-
-  // ---- blocks ----
-  status attention(const dlayer& L, const float* x, float* yout) {
-    const int64_t hd = d.head_dim, nh = d.n_heads, nkv = d.n_kv_heads;
-    const size_t qw = size_t(L.q.out), qd = size_t(nh * hd), kvd = size_t(nkv * hd);
-    RAZOR_TRY(ensure(s1, n * qw * 4, tr));   // qraw
-    RAZOR_TRY(ensure(s2, n * kvd * 4, tr));  // k
-    RAZOR_TRY(ensure(s3, n * kvd * 4, tr));  // v
-    RAZOR_TRY(ensure(s4, n * qd * 4, tr));   // q
-    RAZOR_TRY(ensure(s5, n * qd * 4, tr));   // gate
-    RAZOR_TRY(ensure(s6, n * qd * 4, tr));   // att
-    RAZOR_TRY(project(x, {{&L.q, s1.f()}, {&L.k, s2.f()}, {&L.v, s3.f()}}));
-    if (L.q_bias) {  // qwen2_moe (ungated q)
-      k_add_bias<<<grid_for(n * qd), 256>>>(s1.f(), L.q_bias, n, int(qd));
-      k_add_bias<<<grid_for(n * kvd), 256>>>(s2.f(), L.k_bias, n, int(kvd));
-      k_add_bias<<<grid_for(n * kvd), 256>>>(s3.f(), L.v_bias, n, int(kvd));
-      RZ_CU_LAUNCH("add_bias");
-    }
-    if (d.qk == eng_dims::qk_norm::whole) {  // olmoe: one RMSNorm over the whole (ungated) q and k, in place
-      RAZOR_TRY(rmsnorm(s1.f(), L.q_norm, s1.f(), n, int(qd)));
-      RAZOR_TRY(rmsnorm(s2.f(), L.k_norm, s2.f(), n, int(kvd)));
-    }
-    dim3 g1{unsigned(n), unsigned(nh + nkv)};
-    k_qk_prep<<<g1, 128, size_t(hd) * 4>>>(s1.f(), s4.f(), s5.f(), s2.f(), L.q_norm, L.k_norm, inv_freq.f(),
-                                            tok_pos.i(), int(nh), int(nkv), int(hd), int(d.rot_dims),
-                                            L.gated ? 1 : 0, d.qk == eng_dims::qk_norm::per_head ? 1 : 0,
-                                            float(d.eps));
-    RZ_CU_LAUNCH("qk_prep");
-    dim3 g2{unsigned(n), unsigned(nh)};
-    size_t smem = size_t(hd + kAttnChunk) * 4;
-    k_attention<<<g2, kAttnThreads, smem>>>(s4.f(), s2.f(), s3.f(), L.gated ? s5.f() : nullptr, s6.f(), tok_pos.i(),
-                                            int(nh), int(nkv), int(hd), 1.0f / std::sqrt(float(hd)));
-    RZ_CU_LAUNCH("attention");
-    sample_mem();
-    RAZOR_TRY(observe_dense(eng_point::mixer_out, s6.f(), int64_t(qd)));
-    return gemm(s6.f(), n, L.o, yout);
-  }
-
-  status deltanet(const dlayer& L, const float* x, float* yout) {
-    const int64_t nk = d.lin_k_heads, nv = d.lin_v_heads, dk = d.lin_k_dim, dv = d.lin_v_dim, K = d.conv_kernel;
-    const size_t kd = size_t(nk * dk), vd = size_t(nv * dv), ch = 2 * kd + vd;
-    RAZOR_TRY(ensure(s1, n * ch * 4, tr));          // qkv
-    RAZOR_TRY(ensure(s2, n * vd * 4, tr));          // z
-    RAZOR_TRY(ensure(s3, n * size_t(nv) * 4, tr));  // b
-    RAZOR_TRY(ensure(s4, n * size_t(nv) * 4, tr));  // a
-    RAZOR_TRY(ensure(s5, n * ch * 4, tr));          // conv
-    RAZOR_TRY(ensure(s6, n * vd * 4, tr));          // core
-    RAZOR_TRY(project(x, {{&L.qkv, s1.f()}, {&L.z, s2.f()}, {&L.b, s3.f()}, {&L.a, s4.f()}}));
-    k_conv_silu<<<grid_for(n * ch), 256>>>(s1.f(), L.conv, s5.f(), tok_pos.i(), n, int(ch), int(K));
-    RZ_CU_LAUNCH("conv_silu");
-    k_l2norm_qk<<<dim3(unsigned(n), unsigned(2 * nk)), 128>>>(s5.f(), int(ch), int(nk), int(dk),
-                                                              1.0f / std::sqrt(float(dk)));
-    RZ_CU_LAUNCH("l2norm");
-    size_t smem = (size_t(dk) * size_t(dv) + 2 * size_t(dk)) * 4;
-    RZ_CU_CALL(cudaFuncSetAttribute(k_delta_rule, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    int threads = int(std::min<int64_t>(((dv + 31) / 32) * 32, 256));
-    k_delta_rule<<<dim3(unsigned(n_seq), unsigned(nv)), threads, smem>>>(
-        s5.f(), s3.f(), s4.f(), L.a_log, L.dt_bias, static_cast<const long long*>(seq_start_d.p), s6.f(), int(ch),
-        int(nk), int(nv), int(dk), int(dv));
-    RZ_CU_LAUNCH("delta_rule");
-    k_gated_norm<<<unsigned(n * size_t(nv)), 128>>>(s6.f(), s2.f(), L.dn_norm, int(dv), float(d.eps));
-    RZ_CU_LAUNCH("gated_norm");
-    sample_mem();
-    RAZOR_TRY(observe_dense(eng_point::mixer_out, s6.f(), int64_t(vd)));
-    return gemm(s6.f(), n, L.out, yout);
-  }
-
 };
 
 gpu_engine::gpu_engine() : p_(std::make_unique<impl>()) {}
@@ -569,6 +522,8 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
     return make_error(errc::unsupported, "GPU engine: head_dim above 512");
   if (d.mla && (d.v_head_dim > d.qk_nope + d.qk_rope || int64_t(d.mla_inv_freq.size()) != d.qk_rope / 2))
     return make_error(errc::unsupported, "GPU engine: MLA needs v_head_dim <= qk_nope + qk_rope and its RoPE frequencies");
+  if (!d.mla && !d.attn_inv_freq.empty() && int64_t(d.attn_inv_freq.size()) != d.rot_dims / 2)
+    return make_error(errc::invalid_argument, "GPU engine: attn_inv_freq needs rot_dims / 2 frequencies");
   std::unique_ptr<gpu_engine> g(new gpu_engine());
   auto& p = *g->p_;
   p.d = d;
@@ -593,6 +548,7 @@ result<std::unique_ptr<gpu_engine>> gpu_engine::create(const eng_dims& d, const 
     for (int64_t i = 0; i < d.rot_dims / 2; ++i)
       f[size_t(i)] = float(1.0 / std::pow(d.rope_theta, double(2 * i) / double(d.rot_dims)));
     if (d.mla) f = d.mla_inv_freq;
+    else if (!d.attn_inv_freq.empty()) f = d.attn_inv_freq;  // the CPU's (YaRN for gpt_oss)
     RAZOR_TRY(ensure(p.inv_freq, f.size() * 4, p.tr));
     RZ_CU_CALL(cudaMemcpy(p.inv_freq.p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
   }
@@ -666,6 +622,8 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
     RAZOR_TRY(chk(w.o, qd, H, "o_proj"));
     if ((d.qk == eng_dims::qk_norm::whole || d.qkv_bias) && w.gated)
       return make_error(errc::unsupported, "GPU engine: a gated q with biases or a whole-projection QK-norm");
+    if (d.gpt_oss && (!w.o_bias || !w.sinks || w.window < 0 || w.window > INT32_MAX))
+      return make_error(errc::invalid_argument, "GPU engine: gpt_oss needs o_proj's bias, the sinks and a window >= 0");
   }
   if (w.dense) {
     if (!d.mla) return make_error(errc::invalid_argument, "GPU engine: a dense layer outside DeepSeek's dims");
@@ -683,6 +641,9 @@ status gpu_engine::upload_layer(const eng_layer& w, int slot) {
     if (as_rows(w.gate_up[size_t(e)]) != as_rows(w.gate_up[0]) || as_rows(w.down[size_t(e)]) != as_rows(w.gate_up[0]))
       return make_error(errc::invalid_argument, "GPU engine: the experts of a layer mix weight layouts");
   }
+  if (d.gpt_oss && (!w.router_bias || int64_t(w.gate_up_bias.size()) != d.n_experts ||
+                    int64_t(w.down_bias.size()) != d.n_experts))
+    return make_error(errc::invalid_argument, "GPU engine: gpt_oss needs the router's bias and every expert's biases");
   const bool shr = w.shared_gate_up.wt || w.shared_gate_up.bf16;
   if (shr) {
     RAZOR_TRY(chk(w.shared_gate_up, H, 2 * d.shared_ff, "shared expert gate_up"));
@@ -709,11 +670,11 @@ status gpu_engine::run_layer(int slot, eng_observations* obs) {
   RAZOR_TRY(p.rmsnorm(p.h.f(), L.in_norm, p.xn.f(), p.n, int(H)));
   RAZOR_TRY(p.observe_dense(eng_point::mixer_in, p.xn.f(), int64_t(H)));
   if (L.linear)
-    RAZOR_TRY(p.deltanet(L, p.xn.f(), p.y.f()));
+    RAZOR_TRY(deltanet(p, L, p.xn.f(), p.y.f()));
   else if (L.mla)
     RAZOR_TRY(mla_attention(p, L, p.xn.f(), p.y.f()));
   else
-    RAZOR_TRY(p.attention(L, p.xn.f(), p.y.f()));
+    RAZOR_TRY(attention(p, L, p.xn.f(), p.y.f()));
   k_add<<<grid_for(nh), 256>>>(p.h.f(), p.y.f(), nh);
   RZ_CU_LAUNCH("add");
   RAZOR_TRY(p.rmsnorm(p.h.f(), L.post_norm, p.xn.f(), p.n, int(H)));

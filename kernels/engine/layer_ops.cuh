@@ -1,6 +1,7 @@
 // Internal to kernels/engine/: the device side of the GPU forward pass (kernels/include/kernels/engine_cuda.h),
-// included by engine.cu alone: RMSNorm, q/k norm + RoPE, attention, the DeltaNet kernels, the router
-// (kernels/moe_routing.h) and the expert gather / combine. Each follows its CPU reference in core/engine/model_runner.cpp.
+// included by engine.cu alone: RMSNorm, q/k norm + RoPE, attention (with gpt-oss's sinks and window), the DeltaNet
+// kernels, the router (kernels/moe_routing.h), the expert gather / combine and gpt-oss's clamped SwiGLU. Each
+// follows its CPU reference in core/engine/model_runner.cpp.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -11,6 +12,7 @@
 #include <cstdint>
 
 #include "common/reduce.cuh"
+#include "kernels/gpt_oss_swiglu.h"
 #include "kernels/moe_routing.h"
 
 namespace razor::cu::eng {
@@ -87,23 +89,26 @@ __global__ void k_qk_prep(const float* qraw, float* q, float* gate, float* k, co
 
 // Causal softmax attention, one block per (query token, head), keys in chunks of kChunk with an online
 // softmax; GQA: head h reads kv head h / (nh / nkv). Output times sigmoid(gate) when gate is not null.
+// gpt_oss: sinks [nh] (not null) puts a logit per head into the denominator (and the max): the running max
+// starts at it and the running sum at exp(0) = 1; window > 0 restricts query i to the keys j with i - j < window.
 constexpr int kAttnThreads = 128;
 constexpr int kAttnChunk = 1024;
 constexpr int kAttnMaxDimPerThread = 4;  // head_dim <= 512
 __global__ void __launch_bounds__(kAttnThreads) k_attention(const float* q, const float* k, const float* v,
                                                             const float* gate, float* out, const int* tok_pos,
-                                                            int nh, int nkv, int hd, float scale) {
+                                                            int nh, int nkv, int hd, float scale,
+                                                            const float* sinks = nullptr, int window = 0) {
   extern __shared__ float sm[];
   float* sq = sm;        // [hd]
   float* sc = sm + hd;   // [kAttnChunk]
   const size_t i = blockIdx.x;
   const int h = blockIdx.y, hk = h / (nh / nkv);
   const int qd = nh * hd, kvd = nkv * hd;
-  const size_t t0 = i - size_t(tok_pos[i]);
+  const size_t t0 = window > 0 && tok_pos[i] >= window ? i + 1 - size_t(window) : i - size_t(tok_pos[i]);
   for (int c = threadIdx.x; c < hd; c += blockDim.x) sq[c] = q[i * qd + size_t(h) * hd + c];
   __syncthreads();
   const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  float m = -INFINITY, l = 0.0f;
+  float m = sinks ? sinks[h] : -INFINITY, l = sinks ? 1.0f : 0.0f;
   float acc[kAttnMaxDimPerThread];
 #pragma unroll
   for (int r = 0; r < kAttnMaxDimPerThread; ++r) acc[r] = 0.0f;
@@ -272,6 +277,17 @@ __global__ void k_silu_mul(const float* hu, float* act, size_t rows, int ff) {
     size_t r = i / size_t(ff);
     int j = int(i % size_t(ff));
     act[i] = d_silu(hu[r * 2 * ff + j]) * hu[r * 2 * ff + ff + j];
+  }
+}
+
+// gpt-oss: act[r, j] = gpt_oss_swiglu(hu[r, j] + b[j], hu[r, ff + j] + b[ff + j], limit) over rows of one
+// expert (b its [gate | up] bias; kernels/gpt_oss_swiglu.h, the CPU's function).
+__global__ void k_swiglu_oss(const float* hu, const float* b, float* act, size_t rows, int ff, float limit) {
+  const size_t total = rows * size_t(ff);
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
+    size_t r = i / size_t(ff);
+    int j = int(i % size_t(ff));
+    act[i] = gpt_oss_swiglu(hu[r * 2 * ff + j] + b[j], hu[r * 2 * ff + ff + j] + b[ff + j], limit);
   }
 }
 

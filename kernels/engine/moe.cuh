@@ -1,8 +1,8 @@
 // Internal to kernels/engine/, included by engine.cu alone (after its dlayer): the MoE block of the GPU forward
 // pass, a template over engine.cu's gpu_engine::impl (P): the router (kernels/moe_routing.h, the CPU's function,
-// with DeepSeek's score-correction bias), the routed experts grouped by expert, the shared expert (gated by
-// sigmoid(shared_expert_gate x), or ungated: DeepSeek) and the weighted combine. The CPU reference is
-// core/engine/model_runner.cpp moe_block.
+// with DeepSeek's score-correction bias, gpt-oss's router bias), the routed experts grouped by expert (gpt-oss:
+// their biases and the clamped SwiGLU), the shared expert (gated by sigmoid(shared_expert_gate x), or ungated:
+// DeepSeek) and the weighted combine. The CPU reference is core/engine/model_runner.cpp moe_block.
 #pragma once
 #include <vector>
 
@@ -22,6 +22,10 @@ status moe_block(P& p, const dlayer& L, const float* x, float* yout) {
   RAZOR_TRY(ensure(p.slot_tok, ns * 4, p.tr));
   RAZOR_TRY(p.observe_dense(eng_point::moe_in, x, int64_t(H)));
   RAZOR_TRY(p.project(x, {{&L.router, p.logits.f()}}));
+  if (L.router_bias) {  // gpt-oss: the router's own bias (a linear bias, not a choice bias)
+    k_add_bias<<<grid_for(p.n * E), 256>>>(p.logits.f(), L.router_bias, p.n, int(E));
+    RZ_CU_LAUNCH("router_bias");
+  }
   k_route<<<unsigned(p.n), 32, size_t(route_scratch_floats(p.d.route)) * 4>>>(p.logits.f(), L.score_bias, p.d.route,
                                                                              p.ids.i(), p.wts.f());
   RZ_CU_LAUNCH("route");
@@ -74,10 +78,24 @@ status moe_block(P& p, const dlayer& L, const float* x, float* yout) {
     return {};
   };
   RAZOR_TRY(per_expert(L.gu_all, L.gu_stride, H, 2 * ff, p.s1.f(), p.s2.f()));
-  k_silu_mul<<<grid_for(ns * ff), 256>>>(p.s2.f(), p.s3.f(), ns, int(ff));
-  RZ_CU_LAUNCH("silu_mul");
+  if (L.gu_bias) {  // gpt-oss: each expert's gate / up bias and the clamped SwiGLU
+    for (size_t e = 0; e < E; ++e)
+      if (const size_t c = p.h_off[e + 1] - p.h_off[e])
+        k_swiglu_oss<<<grid_for(c * ff), 256>>>(p.s2.f() + p.h_off[e] * 2 * ff, L.gu_bias + e * L.gu_bias_stride,
+                                                p.s3.f() + p.h_off[e] * ff, c, int(ff), p.d.swiglu_limit);
+    RZ_CU_LAUNCH("swiglu_oss");
+  } else {
+    k_silu_mul<<<grid_for(ns * ff), 256>>>(p.s2.f(), p.s3.f(), ns, int(ff));
+    RZ_CU_LAUNCH("silu_mul");
+  }
   RAZOR_TRY(p.observe(eng_point::expert_act, p.s3.f(), ff, int64_t(ff), p.h_off));
   RAZOR_TRY(per_expert(L.dn_all, L.dn_stride, ff, H, p.s3.f(), p.s4.f()));
+  if (L.dn_bias) {  // gpt-oss: each expert's down bias, before the routing weight
+    for (size_t e = 0; e < E; ++e)
+      if (const size_t c = p.h_off[e + 1] - p.h_off[e])
+        k_add_bias<<<grid_for(c * H), 256>>>(p.s4.f() + p.h_off[e] * H, L.dn_bias + e * L.dn_bias_stride, c, int(H));
+    RZ_CU_LAUNCH("down_bias");
+  }
   const float* sgp = nullptr;
   const float* soutp = nullptr;
   if (L.shared) {

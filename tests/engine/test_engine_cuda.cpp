@@ -2,8 +2,9 @@
 // reference (the ground truth) on both fixtures: logits of several sequences of different lengths, one of
 // them longer than the attention kernel's key chunk, with fp32 and with BF16 weights; the probe's statistics
 // observed on the GPU against the CPU's. The other families (olmoe, qwen2_moe, mixtral, qwen3_next, deepseek_v3,
-// deepseek_v2, kimi_k2) on synth checkpoints of tests/engine/data/families/*.json, F32: logits, and the probe
-// for deepseek_v3 and qwen2_moe. Skipped where no GPU is usable.
+// deepseek_v2, kimi_k2, gpt_oss) on synth checkpoints of tests/engine/data/families/*.json, F32 (gpt_oss also with
+// the Hub's MXFP4 experts): logits, and the probe for deepseek_v3, qwen2_moe and gpt_oss. Skipped where no GPU is
+// usable.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -85,11 +86,13 @@ nlohmann::json family_config(const std::string& family) {
       razor::test::slurp(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/" + family + ".json"));
 }
 
-// The synth checkpoint (F32) of tests/engine/data/families/<family>.json in `s`.
-result<checkpoint> family_checkpoint(const std::string& family, const razor::test::scratch_dir& s) {
+// The synth checkpoint (F32; gpt_oss's experts as MXFP4 blocks when `mxfp4`) of
+// tests/engine/data/families/<family>.json in `s`.
+result<checkpoint> family_checkpoint(const std::string& family, const razor::test::scratch_dir& s, bool mxfp4 = false) {
   synth_options so;
   so.dt = dtype::f32;
   so.stddev = k_synth_stddev;
+  so.mxfp4_experts = mxfp4;
   RAZOR_TRY(synth_checkpoint(family_config(family), s / family, so));
   return checkpoint::open(s / family);
 }
@@ -110,13 +113,13 @@ void compare_fixture(const std::string& model, const std::vector<size_t>& lens,
 }
 
 // A family's synth checkpoint, fp32 weights on the GPU.
-void compare_family(const std::string& family, const std::vector<size_t>& lens) {
+void compare_family(const std::string& family, const std::vector<size_t>& lens, bool mxfp4 = false) {
   std::string why;
   if (!engine::gpu_engine_available(&why)) GTEST_SKIP() << "no GPU: " << why;
   unsetenv("RAZOR_ENGINE");
   unsetenv("RAZOR_GPU_WEIGHTS");
-  razor::test::scratch_dir s("engine-cuda-" + family);
-  auto ck = family_checkpoint(family, s);
+  razor::test::scratch_dir s("engine-cuda-" + family + (mxfp4 ? "-mxfp4" : ""));
+  auto ck = family_checkpoint(family, s, mxfp4);
   ASSERT_TRUE(ck.ok()) << ck.error().to_string();
   auto wp = engine::checkpoint_weights(*ck);
   auto d = engine::dims_for(*wp);
@@ -301,9 +304,14 @@ TEST(engine_cuda, qwen3_next_logits_match_cpu) { compare_family("qwen3_next", k_
 TEST(engine_cuda, deepseek_v3_logits_match_cpu) { compare_family("deepseek_v3", k_family_lens); }
 TEST(engine_cuda, deepseek_v2_logits_match_cpu) { compare_family("deepseek_v2", k_family_lens); }
 TEST(engine_cuda, kimi_k2_logits_match_cpu) { compare_family("kimi_k2", k_family_lens); }
+// gpt_oss: sinks, a 16-token window on layer 0 (the 96- and 60-token sequences pass it), YaRN, biases, clamped SwiGLU;
+// with the Hub's MXFP4 experts the host decodes them and the engine sees the same floats as the CPU.
+TEST(engine_cuda, gpt_oss_logits_match_cpu) { compare_family("gpt_oss", k_family_lens); }
+TEST(engine_cuda, gpt_oss_mxfp4_logits_match_cpu) { compare_family("gpt_oss", k_family_lens, true); }
 
 TEST(engine_cuda, probe_on_gpu_deepseek_v3) { compare_family_probe("deepseek_v3"); }
 TEST(engine_cuda, probe_on_gpu_qwen2_moe) { compare_family_probe("qwen2_moe"); }
+TEST(engine_cuda, probe_on_gpu_gpt_oss) { compare_family_probe("gpt_oss"); }
 
 TEST(engine_cuda, backend_resolution) {
   unsetenv("RAZOR_ENGINE");

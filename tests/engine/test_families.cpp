@@ -1,11 +1,12 @@
 // The engine's families beyond qwen3_moe / qwen3_5_moe (olmoe, qwen2_moe, mixtral, deepseek_v3, qwen3_next, gpt_oss):
 // what it refuses, DeepSeek's group-limited routing and kv_b_proj split, Qwen3-Next's fused-projection split and
 // gpt-oss's expert views (BF16 [E, in, out] and MXFP4), clamped SwiGLU and routing by hand. Their forward
-// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs all but gpt_oss (against the
-// CPU: tests/engine/test_engine_cuda.cpp): asked for by name, the GPU path refuses gpt_oss naming the family; chosen
-// automatically, the CPU runs it. Options of a family that neither the engine nor llama.cpp implements are refused by name.
+// against llama.cpp is tests/engine/test_llamacpp_logits.cpp's; the GPU engine runs every one of them (against the
+// CPU: tests/engine/test_engine_cuda.cpp). Options of a family that neither the engine nor llama.cpp implements are
+// refused by name.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "common/test_util.h"
+#include "engine/eval.h"
 #include "engine/families.h"
 #include "engine/model_runner.h"
 #include "gguf/convert.h"
@@ -54,7 +56,7 @@ TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
   const std::string saved = env ? env : "";
   ::unsetenv("RAZOR_ENGINE");
   razor::test::scratch_dir s("families-gpu");
-  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next"}) {
+  for (const char* family : {"olmoe", "qwen2_moe", "mixtral", "deepseek_v3", "qwen3_next", "gpt_oss"}) {
     auto d = engine::dims_from_config(*parse_model_config(family_config(family), "config.json"));
     ASSERT_TRUE(d.ok()) << family;
     std::string why;
@@ -64,13 +66,6 @@ TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
                                          engine::backend::automatic);
     EXPECT_TRUE(automatic.ok()) << family << ": " << automatic.to_string();
   }
-  // gpt_oss (attention sinks, sliding windows, clamped SwiGLU) has no GPU forward yet: refused by name when asked
-  // for, run on the CPU when chosen automatically.
-  const status asked = run_forward(family_config("gpt_oss"), s, "gpt_oss-cuda", engine::backend::cuda);
-  ASSERT_FALSE(asked.ok());
-  EXPECT_NE(asked.to_string().find("model_type gpt_oss"), std::string::npos) << asked.to_string();
-  EXPECT_NE(asked.to_string().find("the GPU engine runs"), std::string::npos) << asked.to_string();
-  EXPECT_TRUE(run_forward(family_config("gpt_oss"), s, "gpt_oss-auto", engine::backend::automatic).ok());
   if (env) ::setenv("RAZOR_ENGINE", saved.c_str(), 1);
 }
 
@@ -340,6 +335,56 @@ TEST(EngineFamilies, GptOssMxfp4SourceRuns) {
   EXPECT_EQ(plan->arch, "gpt-oss");
   for (const auto& t : plan->tensors)
     if (t.name == "blk.0.ffn_gate_exps.weight") EXPECT_EQ(t.stored, ggml::type::q8_0);
+}
+
+// The MXFP4 source packed with its experts as GGML mxfp4 (the Hub's blocks repacked, as llama.cpp's converter writes
+// them; the rest F32) reads back through ggml's mxfp4 dequantizer: the same expert values as the checkpoint's, the
+// same logits to float32 rounding (the read-back's own transformations only).
+constexpr double k_mxfp4_readback_rel_tol = 1e-5;  // max |gguf - hub| / max |hub| over the logits
+TEST(EngineFamilies, GptOssMxfp4GgufReadsBack) {
+  razor::test::scratch_dir s("families-gptoss-mxfp4-gguf");
+  synth_options so;
+  so.stddev = 0.15f;
+  so.mxfp4_experts = true;
+  ASSERT_TRUE(synth_checkpoint(family_config("gpt_oss"), s / "m", so).ok());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe/" + f, s.dir / "m" / f);
+  gguf::convert_options co;
+  co.default_type = ggml::type::f32;
+  co.recipe.rules.push_back({"_exps\\.weight$", ggml::type::mxfp4, 1});
+  const std::string out = (s.dir / "m.gguf").string();
+  auto rep = gguf::convert_to_gguf((s.dir / "m").string(), out, co);
+  ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  auto hub = engine::checkpoint_weights(*ck);
+  auto gg = engine::gguf_weights(out, ck->config());
+  ASSERT_TRUE(gg.ok()) << gg.error().to_string();
+  for (auto p : {expert_proj::gate, expert_proj::up, expert_proj::down}) {
+    auto a = hub->expert(1, 5, p);
+    auto b = (*gg)->expert(1, 5, p);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->data.size(), b->data.size());
+    for (size_t i = 0; i < a->data.size(); ++i) ASSERT_EQ(a->data[i], b->data[i]) << i;
+  }
+  auto d = engine::dims_for(*hub);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  auto logits = [&](engine::weight_provider& wp) {
+    std::vector<float> v;
+    engine::run_options ro;
+    ro.device = engine::backend::cpu;
+    EXPECT_TRUE(engine::forward(wp, *d, {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}},
+                                [&](size_t, size_t n, const float* l) {
+                                  v.insert(v.end(), l, l + n * size_t(d->vocab));
+                                  return true;
+                                }, ro).ok());
+    return v;
+  };
+  const auto a = logits(*hub), b = logits(**gg);
+  ASSERT_EQ(a.size(), b.size());
+  double maxd = 0, maxa = 0;
+  for (size_t i = 0; i < a.size(); ++i) maxd = std::max(maxd, double(std::fabs(a[i] - b[i]))), maxa = std::max(maxa, double(std::fabs(a[i])));
+  EXPECT_LT(maxd / maxa, k_mxfp4_readback_rel_tol);
 }
 
 // What llama.cpp's gpt-oss graph fixes (the SwiGLU's limit 7, sliding attention on the even layers, YaRN's betas 32 /

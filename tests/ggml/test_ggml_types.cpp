@@ -30,7 +30,7 @@ TEST(ggml_types, table_is_consistent) {
     EXPECT_LE(fb.block_size, ti.block_size) << ti.name;  // a fallback divides more row lengths
     if (ti.block_size > 1) {
       EXPECT_LT(fb.block_size, ti.block_size) << ti.name;  // llama.cpp demotes every quantized type
-      if (ti.t != type::q8_0) {
+      if (ti.t != type::q8_0 && ti.t != type::mxfp4) {  // ggml's quantize_q8_0 / quantize_mxfp4 ignore them
         EXPECT_NE(ti.weights, ggml::weights_use::ignored) << ti.name;
       }
     }
@@ -86,6 +86,7 @@ TEST(ggml_types, row_fallback_follows_llama_cpp) {
   // a 32-element type has no smaller block: llama.cpp stores the tensor as f16
   EXPECT_EQ(*ggml::resolve_row_type(type::q8_0, 100), type::f16);
   EXPECT_EQ(*ggml::resolve_row_type(type::q5_1, 100), type::f16);
+  EXPECT_EQ(*ggml::resolve_row_type(type::mxfp4, 100), type::f16);
 }
 
 TEST(ggml_tensor, threads_give_single_thread_bytes) {
@@ -249,4 +250,32 @@ TEST(ggml_tensor, dequantize_round_trip_error_is_small) {
     }
     EXPECT_LE(std::sqrt(num / den), bound) << ggml::type_name(t);
   }
+}
+
+// mxfp4 by hand (ggml's block_mxfp4: the E8M0 exponent byte, byte j = level j | level j + 16 << 4, value =
+// kvalues_mxfp4[level] x 2^(e - 128)). Two blocks as llama.cpp's converter repacks gpt-oss's Hub blocks
+// (tests/model/test_mxfp4.cpp RepacksHubBlocksAsGgml): they decode to the Hub's values, every product exact.
+TEST(ggml_types, mxfp4_ggml_blocks_decode_to_the_hub_values) {
+  const uint8_t g[34] = {128, 0x01, 0x02, 0x08, 0x0F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x50,
+                         125, 0x0B, 0x07, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0C, 0x04};
+  std::vector<float> want(64, 0.0f);
+  want[0] = 1.0f, want[1] = 2.0f, want[2] = 0.0f, want[3] = -12.0f, want[30] = 3.0f, want[31] = 6.0f;
+  want[32] = -0.375f, want[33] = 1.5f, want[46] = -0.5f, want[47] = 0.5f;
+  std::vector<float> out(64, NAN);
+  ASSERT_TRUE(ggml::dequantize_row(ggml::type::mxfp4, g, out.data(), 64).ok());
+  for (size_t i = 0; i < 64; ++i) EXPECT_EQ(out[i], want[i]) << "value " << i;
+  // Quantizing: max |x| 12 -> e = floor(log2 12) - 2 + 127 = 128 (levels x 1); 12 -> level 7, -3 -> 11,
+  // 0.9 -> 1 (1 is nearer than 0), 1 -> 1, 0.25 -> 0, the rest 0.
+  float x[32] = {};
+  x[0] = 12.0f, x[1] = -3.0f, x[16] = 0.9f, x[17] = 1.0f, x[31] = 0.25f;
+  ggml::block_mxfp4 b{};
+  ASSERT_TRUE(ggml::quantize_rows(ggml::type::mxfp4, x, &b, 1, 32, nullptr).ok());
+  EXPECT_EQ(int(b.e), 128);
+  EXPECT_EQ(int(b.qs[0]), 0x17);
+  EXPECT_EQ(int(b.qs[1]), 0x1B);
+  for (int j = 2; j < 16; ++j) EXPECT_EQ(int(b.qs[j]), 0) << "byte " << j;
+  // An all-zero block: exponent 0, levels 0.
+  float z[32] = {};
+  ASSERT_TRUE(ggml::quantize_rows(ggml::type::mxfp4, z, &b, 1, 32, nullptr).ok());
+  EXPECT_EQ(int(b.e), 0);
 }

@@ -4,13 +4,20 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/test_util.h"
+#include "ggml/quants.h"
 #include "gguf/convert.h"
 #include "gguf/gguf_file.h"
 #include "gguf/validate.h"
+#include "model/adapter.h"
+#include "model/checkpoint.h"
+#include "model/mxfp4.h"
+#include "model/synth.h"
 
 namespace fs = std::filesystem;
 using namespace razor;
@@ -117,4 +124,119 @@ TEST(Convert, LlamaCppAbortIsContained) {
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.error().code(), errc::external);
   EXPECT_NE(v.error().message().find("broken.gguf"), std::string::npos) << v.error().message();
+}
+
+// DeepSeek-V3's multi-token-prediction layer: with num_nextn_predict_layers 1 the Hub checkpoint holds
+// model.layers.N.* after its N decoder layers. It is its own role (mtp, outside the decoder layers: no recipe
+// quantizes it, the engine never loads it) and pack leaves it out, as llama.cpp's converter does for deepseek2.
+TEST(Convert, DeepseekMtpLayerIsItsOwnRoleAndLeftOut) {
+  razor::test::scratch_dir s("convert-mtp");
+  auto cfg = nlohmann::json::parse(
+      razor::test::slurp(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/deepseek_v3.json"));
+  const int64_t n = cfg["num_hidden_layers"].get<int64_t>();
+  cfg["num_hidden_layers"] = n + 1;  // synth writes layer n like a decoder layer (the MTP block's own layer)
+  synth_options so;
+  so.dt = dtype::f32;
+  ASSERT_TRUE(synth_checkpoint(cfg, s / "m", so).ok());
+  const fs::path cfg_path = s.dir / "m" / "config.json";
+  auto written = nlohmann::json::parse(razor::test::slurp(cfg_path.string()));
+  written["num_hidden_layers"] = n;
+  written["num_nextn_predict_layers"] = 1;
+  std::ofstream(cfg_path) << written.dump(2);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fixture("tiny-qwen3-moe") + "/" + f, s.dir / "m" / f);
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const std::string mtp = "layers." + std::to_string(n) + ".", last = "layers." + std::to_string(n - 1) + ".";
+  for (const char* t : {"input_layernorm.weight", "self_attn.kv_a_proj_with_mqa.weight", "mlp.gate.weight",
+                        "mlp.experts.0.gate_proj.weight", "mlp.shared_experts.down_proj.weight"}) {
+    const tensor_entry* e = ck->find_text(mtp + t);
+    ASSERT_NE(e, nullptr) << mtp + t;
+    EXPECT_EQ(e->cls.role, tensor_role::mtp) << e->name;
+    EXPECT_EQ(e->cls.layer, -1) << e->name;
+    const tensor_entry* d = ck->find_text(last + t);
+    ASSERT_NE(d, nullptr) << last + t;
+    EXPECT_NE(d->cls.role, tensor_role::mtp) << d->name;
+    EXPECT_EQ(d->cls.layer, n - 1) << d->name;
+  }
+  EXPECT_FALSE(role_is_quantizable(tensor_role::mtp));
+  EXPECT_FALSE(ck->expert_matrix(int(n), 0, expert_proj::gate).has_value());  // no expert views of it
+  // Without num_nextn_predict_layers the same name is a decoder layer's.
+  model_config plain = ck->config();
+  plain.text["num_nextn_predict_layers"] = 0;
+  EXPECT_EQ(classify_tensor("model." + mtp + "mlp.gate.weight", {8, 256}, plain).role, tensor_role::router);
+  auto rep = plan_gguf(*ck, {});
+  ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+  const std::string blk_mtp = "blk." + std::to_string(n) + ".", blk_last = "blk." + std::to_string(n - 1) + ".";
+  size_t in_last = 0;
+  for (const auto& r : rep->tensors) {
+    EXPECT_EQ(r.name.rfind(blk_mtp, 0), std::string::npos) << r.name;
+    in_last += r.name.rfind(blk_last, 0) == 0;
+  }
+  EXPECT_GT(in_last, 0u);
+}
+
+// gpt-oss as the Hub releases it (MXFP4 experts): experts written as mxfp4 are the Hub's blocks repacked
+// (model/mxfp4.h mxfp4_hub_to_ggml, no requantisation), as llama.cpp's converter writes them; gate / up the
+// even / odd rows of gate_up_proj. The bytes come from the checkpoint's own blocks, and ggml's mxfp4 dequantizer
+// gives back the values the engine reads from the checkpoint.
+TEST(Convert, GptOssMxfp4ExpertsAreTheHubBlocksRepacked) {
+  razor::test::scratch_dir s("convert-gptoss-mxfp4");
+  auto cfg = nlohmann::json::parse(
+      razor::test::slurp(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/gpt_oss.json"));
+  synth_options so;
+  so.stddev = 0.15f;
+  so.mxfp4_experts = true;
+  ASSERT_TRUE(synth_checkpoint(cfg, s / "m", so).ok());
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fixture("tiny-qwen3-moe") + "/" + f, s.dir / "m" / f);
+  convert_options o;
+  o.default_type = ggml::type::q8_0;
+  o.recipe.rules.push_back({"_exps\\.weight$", ggml::type::mxfp4, 1});
+  const std::string out = (s.dir / "m.gguf").string();
+  auto rep = convert_to_gguf((s.dir / "m").string(), out, o);
+  ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+  auto ck = checkpoint::open(s / "m");
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  auto f = file::open(out);
+  ASSERT_TRUE(f.ok()) << f.error().to_string();
+  const auto& c = ck->config();
+  const int64_t E = c.num_experts, F = c.moe_intermediate_size, H = c.hidden_size;
+  struct which {
+    const char* gguf;
+    const char* hub;
+    int64_t rows, cols, step, first;  // view rows of expert e: rows [e * per + first + i * step]
+  };
+  for (int l = 0; l < int(c.num_layers); ++l)
+    for (const which& w : {which{"ffn_gate_exps", "gate_up_proj", F, H, 2, 0}, which{"ffn_up_exps", "gate_up_proj", F, H, 2, 1},
+                           which{"ffn_down_exps", "down_proj", H, F, 1, 0}}) {
+      const std::string name = "blk." + std::to_string(l) + "." + w.gguf + ".weight";
+      SCOPED_TRACE(name);
+      const tensor_info* ti = f->find_tensor(name);
+      ASSERT_NE(ti, nullptr);
+      ASSERT_EQ(ti->type, uint32_t(ggml::type::mxfp4));
+      const tensor_entry* blocks = ck->find_text("layers." + std::to_string(l) + ".mlp.experts." + w.hub + "_blocks");
+      ASSERT_NE(blocks, nullptr);
+      ASSERT_GE(blocks->scale, 0);
+      const uint8_t* codes = ck->data(*blocks);
+      const uint8_t* scales = ck->data(ck->tensors()[size_t(blocks->scale)]);
+      const int64_t per_row = w.cols / 32, per_expert = w.rows * w.step;
+      std::vector<uint8_t> want(size_t(E * w.rows * per_row * 17));
+      for (int64_t e = 0; e < E; ++e)
+        for (int64_t i = 0; i < w.rows; ++i)
+          for (int64_t j = 0; j < per_row; ++j) {
+            const int64_t b = (e * per_expert + w.first + i * w.step) * per_row + j;
+            mxfp4_hub_to_ggml(codes + b * 16, scales[b], want.data() + ((e * w.rows + i) * per_row + j) * 17);
+          }
+      ASSERT_EQ(std::memcmp(f->tensor_data(*ti), want.data(), want.size()), 0);
+      // expert 1 decoded by ggml's dequantizer: the checkpoint's values of the view
+      std::vector<float> got(size_t(w.rows * w.cols)), ref(got.size());
+      ASSERT_TRUE(ggml::dequantize_row(ggml::type::mxfp4, f->tensor_data(*ti) + w.rows * per_row * 17, got.data(),
+                                       int64_t(got.size())).ok());
+      auto v = ck->expert_matrix(l, 1, std::string(w.gguf) == "ffn_gate_exps" ? expert_proj::gate
+                                       : std::string(w.gguf) == "ffn_up_exps" ? expert_proj::up : expert_proj::down);
+      ASSERT_TRUE(v.has_value());
+      ASSERT_TRUE(ck->read_rows_f32(*v, ref.data()).ok());
+      for (size_t k = 0; k < got.size(); ++k) ASSERT_EQ(got[k], ref[k]) << k;
+    }
 }

@@ -9,8 +9,9 @@
 // the gated delta rule recurrence (one block per (sequence, value head), state dk x dv in shared memory, tokens
 // in order), the gated RMSNorm, the router (kernels/moe_routing.h, the CPU's function). The families: qwen3_moe,
 // qwen3_5_moe / qwen3_next, olmoe (eng_dims::qk whole), qwen2_moe (qkv_bias, gated shared expert), mixtral (qk
-// none) and DeepSeek (eng_dims::mla: MLA, dense leading layers, grouped routing, ungated shared experts;
-// kernels/engine/mla.cuh).
+// none), DeepSeek (eng_dims::mla: MLA, dense leading layers, grouped routing, ungated shared experts;
+// kernels/engine/mla.cuh) and gpt_oss (eng_dims::gpt_oss: q/k/v/o biases, attention sinks, sliding windows, YaRN,
+// router bias with top-k-then-softmax routing, expert biases, clamped SwiGLU).
 //
 // Weights: BF16 on the device (eng_options::weights; cuBLAS GemmEx, BF16 inputs, fp32 accumulate and output; the
 // activations entering a GEMM are rounded to BF16, everything else stays fp32), or fp32 (the reference math).
@@ -62,6 +63,16 @@ struct eng_dims {
   int64_t q_lora = 0, kv_lora = 0, qk_nope = 0, qk_rope = 0, v_head_dim = 0, first_dense = 0, dense_ff = 0;
   float mla_scale = 0.0f;             // mscale^2 / sqrt(qk_nope + qk_rope)
   std::vector<float> mla_inv_freq;    // [qk_rope / 2] RoPE frequencies (YaRN-blended), engine::mla_inv_freq
+  // Full attention's RoPE frequencies [rot_dims / 2] from the host (engine::attention_inv_freq, the CPU's: YaRN-
+  // blended for gpt_oss); empty: rope_theta^(-2i / rot_dims) computed here. The scores are q.k * score_mscale2 /
+  // sqrt(head_dim) (gpt_oss's YaRN mscale squared, engine::attention_score_mscale2; else 1).
+  std::vector<float> attn_inv_freq;
+  float score_mscale2 = 1.0f;
+  // gpt_oss: o_proj's bias, a sink logit per head in the softmax's denominator, a sliding window per layer
+  // (eng_layer::window), the router's bias added to its logits, biases on the experts' gate / up / down and the
+  // clamped SwiGLU (kernels/gpt_oss_swiglu.h) with this limit instead of SiLU(gate) up.
+  bool gpt_oss = false;
+  float swiglu_limit = 7.0f;
 };
 
 // y = W x with wt = W^T stored [in][out] row-major (engine::linear's layout), or W [out][in] when `rows`;
@@ -105,6 +116,14 @@ struct eng_layer {
   eng_linear router;
   std::vector<eng_linear> gate_up, down;
   eng_linear shared_gate_up, shared_down, shared_gate;  // wt null when the model has no shared expert
+  // gpt_oss (dims.gpt_oss): o_proj's bias [hidden], the sinks [n_heads], the window (a query sees the last `window`
+  // positions; 0: all), the router's bias [n_experts], per expert the gate_up bias [gate (ff) | up (ff)] and the
+  // down bias [hidden].
+  const float* o_bias = nullptr;
+  const float* sinks = nullptr;
+  int64_t window = 0;
+  const float* router_bias = nullptr;
+  std::vector<const float*> gate_up_bias, down_bias;
 };
 
 enum class eng_weights : uint8_t { f32, bf16 };
