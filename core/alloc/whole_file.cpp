@@ -77,8 +77,10 @@ double bpw_of(uint64_t bytes, int64_t params) { return params > 0 ? 8.0 * double
 
 std::vector<ggml::type> default_ladder() {
   std::vector<ggml::type> v;
+  // mxfp4 is gpt-oss's expert format (kept as the Hub's blocks by pack); its power-of-two scales lose to the
+  // k-quants at the same size, so it is in the ladder only when the user names it.
   for (auto& ti : ggml::all_types())
-    if (ti.is_quantized() || ti.t == ggml::type::f16) v.push_back(ti.t);
+    if ((ti.is_quantized() && ti.t != ggml::type::mxfp4) || ti.t == ggml::type::f16) v.push_back(ti.t);
   return v;
 }
 
