@@ -22,7 +22,10 @@ bool plain_module_name(const std::string& m) {
 
 bool python_imports(const std::string& python, const std::string& module) {
   if (!plain_module_name(module)) return false;
-  auto r = run_child({python, "-c", "import " + module});
+  // find_spec, not an import: whether the module is installed, without the seconds importing torch takes
+  auto r = run_child({python, "-c",
+                      "import importlib.util, sys; sys.exit(0 if importlib.util.find_spec(sys.argv[1]) else 1)",
+                      module});
   return r.ok() && r->exit_code == 0;
 }
 

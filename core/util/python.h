@@ -14,7 +14,7 @@ namespace razor {
 // when none can.
 result<std::string> find_python_with(const std::string& module);
 
-// Whether `python` can import `module` (runs `python -c "import module"`).
+// Whether `python` finds `module` installed (importlib.util.find_spec; the module itself is not imported).
 bool python_imports(const std::string& python, const std::string& module);
 
 // The folder of the OPD trainer (tools/opd: train.py, razor_opd/): $RAZOR_DATA/tools/opd, the installed

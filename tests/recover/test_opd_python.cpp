@@ -4,8 +4,11 @@
 // /usr/bin/python3 with torch, else python3): a machine without PyTorch fails these tests, naming what is missing.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -14,7 +17,6 @@
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "util/child_process.h"
-#include "util/half.h"
 #include "util/python.h"
 
 namespace {
@@ -63,7 +65,7 @@ void compare_forward(const std::string& model) {
     engine_logits.insert(engine_logits.end(), l, l + n * V);
     return true;
   });
-  ASSERT_TRUE(st.ok()) << st.error().to_string();
+  ASSERT_TRUE(st.ok()) << st.to_string();
 
   razor::test::scratch_dir tmp("opd-forward");
   std::string arg;
@@ -115,3 +117,34 @@ TEST(opd_python, python_finds_torch) {
   EXPECT_FALSE(razor::find_python_with("not a module").ok());
   EXPECT_FALSE(razor::opd_tool_dir().empty());
 }
+
+namespace {
+
+// The unittest module `module` of tools/opd/tests; fails when a test fails, is skipped or none ran. Bytecode is
+// not written into the source tree.
+void run_python_tests(const std::vector<std::string>& modules) {
+  ::setenv("PYTHONDONTWRITEBYTECODE", "1", 1);
+  std::vector<std::string> argv{python(), "-c",
+                                "import sys, unittest; sys.path.insert(0, sys.argv[1]); "
+                                "s = unittest.defaultTestLoader.loadTestsFromNames(sys.argv[2:]); "
+                                "r = unittest.TextTestRunner(verbosity=2).run(s); "
+                                "sys.exit(0 if r.wasSuccessful() and r.testsRun > 0 and not r.skipped else 1)",
+                                tool("tests")};
+  argv.insert(argv.end(), modules.begin(), modules.end());
+  auto r = razor::run_child(argv);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  std::printf("%s", r->err.c_str());
+  EXPECT_EQ(r->exit_code, 0) << r->out << r->err;
+}
+
+}  // namespace
+
+// tools/opd/tests: safetensors I/O, the data filters, the losses (reverse and forward KL with the rest mass) against
+// hand-computed cases, the LoRA forward against the merged weights W + s B A. One interpreter for all four (torch's
+// import is the larger part of the time).
+TEST(opd_python, unit_tests_io_data_loss_lora) {
+  run_python_tests({"test_safetensors", "test_data", "test_loss", "test_lora"});
+}
+// The trainer end to end: two processes over gloo ending in SMOKE OK with equal adapters on both ranks, the
+// contract's adapter and log; one process on qwen3_5_moe.
+TEST(opd_python, trainer_smoke_two_process_gloo) { run_python_tests({"test_smoke"}); }
