@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,19 @@ TEST(opd_python, python_finds_torch) {
   EXPECT_FALSE(razor::python_imports(*p, "no_such_module_razor"));
   EXPECT_FALSE(razor::find_python_with("not a module").ok());
   EXPECT_FALSE(razor::opd_tool_dir().empty());
+  // $RAZOR_PYTHON wins when set, and an unusable one is an error naming it (no silent fallback)
+  const char* saved = std::getenv("RAZOR_PYTHON");
+  const std::string keep = saved ? saved : "";
+  ::setenv("RAZOR_PYTHON", p->c_str(), 1);
+  auto chosen = razor::find_python_with("torch");
+  ASSERT_TRUE(chosen.ok());
+  EXPECT_EQ(*chosen, *p);
+  ::setenv("RAZOR_PYTHON", "/nonexistent/python3", 1);
+  auto bad = razor::find_python_with("torch");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("RAZOR_PYTHON=/nonexistent/python3"), std::string::npos);
+  if (saved) ::setenv("RAZOR_PYTHON", keep.c_str(), 1);
+  else ::unsetenv("RAZOR_PYTHON");
 }
 
 namespace {

@@ -70,7 +70,9 @@ class SmokeTest(unittest.TestCase):
         self.assertEqual(lines[-1], {"done": True, "steps": 1, "adapter": "adapter.safetensors"})
 
     def test_one_process_qwen3_5_moe_several_steps(self):
-        text, out, log = self.train("tiny-qwen3-5-moe", ["--accum", "4", "--rank", "4", "--lr", "1e-3"])
+        text, out, log = self.train("tiny-qwen3-5-moe", ["--accum", "4", "--rank", "4", "--lr", "1e-3",
+                                                          "--reverse", "0", "--ckpt-every", "1"])
+        self.assertIn("forward KL", text)
         self.check_adapter(out, "tiny-qwen3-5-moe", 4)
         with open(log) as f:
             lines = [json.loads(x) for x in f]
