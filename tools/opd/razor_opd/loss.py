@@ -7,6 +7,10 @@ Per position, with the student's logits z divided by tau:
   p_rest = 1 - sum p_t, floored at P_REST_FLOOR (so about that floor: seed-reference.md 8.2)
   reverse KL (default): sum_k q (log q - log p_t) + q_rest (log q_rest - log p_rest)
   forward KL:           sum_k p_t (log p_t - log q) + p_rest (log p_rest - log q_rest)
+With teacher_rest="true" (trainer flag --teacher-rest true) p_t is the teacher's own probability of each id
+(exp of its log-probability, which phase B normalises over the whole vocabulary) and p_rest = 1 - sum p_t, the mass the
+teacher puts outside its top-k: a KL over the k + 1 buckets (top-k ids, everything else), which bounds the full KL
+from below. "seed" (the default) is the seed's formula above.
 A sample's loss is the sum over its generated positions divided by their count (length-normalised); positions are
 taken VCHUNK at a time, each chunk's [VCHUNK, vocab] logits recomputed in the backward pass rather than kept.
 """
@@ -18,13 +22,21 @@ Q_REST_FLOOR = 1e-9
 P_REST_FLOOR = 1e-12
 
 
-def kl_rows(logits, t_idx, t_lp, reverse=True, tau=1.0):
+TEACHER_REST = ("seed", "true")
+
+
+def kl_rows(logits, t_idx, t_lp, reverse=True, tau=1.0, teacher_rest="seed"):
     """logits [n, V], t_idx [n, K] (int), t_lp [n, K] -> per-row KL [n]."""
     lq_all = torch.log_softmax(logits.float() / tau, -1)
     lq = lq_all.gather(1, t_idx.long())
     q = lq.exp()
     q_rest = (1.0 - q.sum(-1)).clamp_min(Q_REST_FLOOR)
-    lp = torch.log_softmax(t_lp.float(), -1)
+    if teacher_rest == "seed":
+        lp = torch.log_softmax(t_lp.float(), -1)
+    elif teacher_rest == "true":
+        lp = t_lp.float()
+    else:
+        raise ValueError(f"teacher_rest {teacher_rest!r} is not one of {TEACHER_REST}")
     p = lp.exp()
     p_rest = (1.0 - p.sum(-1)).clamp_min(P_REST_FLOOR)
     if reverse:
@@ -32,7 +44,7 @@ def kl_rows(logits, t_idx, t_lp, reverse=True, tau=1.0):
     return (p * (lp - lq)).sum(-1) + p_rest * (p_rest.log() - q_rest.log())
 
 
-def sample_loss(model, prompt_ids, gen_ids, t_idx, t_lp, reverse=True, tau=1.0, vchunk=VCHUNK):
+def sample_loss(model, prompt_ids, gen_ids, t_idx, t_lp, reverse=True, tau=1.0, vchunk=VCHUNK, teacher_rest="seed"):
     """The length-normalised loss of one rollout. Teacher row t is the distribution of gen_ids[t] given
     prompt_ids + gen_ids[:t], so it is compared with the student's logits at sequence position len(prompt) - 1 + t."""
     plen, T = len(prompt_ids), len(gen_ids)
@@ -46,7 +58,7 @@ def sample_loss(model, prompt_ids, gen_ids, t_idx, t_lp, reverse=True, tau=1.0, 
     total = h.new_zeros(())
 
     def chunk(hc, ic, lc):
-        return kl_rows(model.logits(hc), ic, lc, reverse, tau).sum()
+        return kl_rows(model.logits(hc), ic, lc, reverse, tau, teacher_rest).sum()
 
     for t0 in range(0, T, vchunk):
         t1 = min(T, t0 + vchunk)

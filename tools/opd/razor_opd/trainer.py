@@ -48,6 +48,9 @@ def parse_args(argv=None):
     p.add_argument("--reverse", type=int, choices=(0, 1), default=1, help="1: reverse KL, 0: forward KL")
     p.add_argument("--finished-only", type=int, choices=(0, 1), default=1,
                    help="train only on rollouts that ended with an end token (the seed's complete-trajectory variant)")
+    p.add_argument("--teacher-rest", choices=("seed", "true"), default="seed",
+                   help="seed: p_t = softmax(teacher top-k), rest = the floor (the seed's formula); true: the teacher's "
+                        "own top-k probabilities and rest mass 1 - sum p_t (docs/recovery.md)")
     p.add_argument("--nproc", type=int, default=1, help="processes to spawn (gloo) when not launched by torchrun")
     p.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)
@@ -138,7 +141,7 @@ def run(rank, world, args, init_method=None):
     if args.smoke:
         steps = 1
     say(f"training: {len(mine)} rollouts per process, {steps} steps of {args.accum} micro-samples, "
-        f"{'reverse' if args.reverse else 'forward'} KL, tau {args.tau}, lr {args.lr}")
+        f"{'reverse' if args.reverse else 'forward'} KL, tau {args.tau}, lr {args.lr}, teacher rest {args.teacher_rest}")
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     log = open(args.log, "w", encoding="utf-8") if (args.log and rank == 0) else None
     ema = None
@@ -154,7 +157,8 @@ def run(rank, world, args, init_method=None):
                     break
                 s = mine[j % len(mine)]
                 idx, lp = s.topk()
-                loss = sample_loss(model, s.prompt_ids, s.gen_ids, idx, lp, bool(args.reverse), args.tau)
+                loss = sample_loss(model, s.prompt_ids, s.gen_ids, idx, lp, bool(args.reverse), args.tau,
+                                   teacher_rest=args.teacher_rest)
                 (loss / args.accum).backward()
                 kl_sum += float(loss.detach())
                 n_micro += 1

@@ -30,6 +30,15 @@ class LossTest(unittest.TestCase):
         got = kl_rows(self.logits, self.idx, self.lp, reverse=False)
         self.assertAlmostEqual(float(got[0]), want, delta=TOL * abs(want))
 
+    def test_teacher_rest_true_uses_the_teachers_own_mass(self):
+        # p_t = [0.6, 0.3] as given, p_rest = 0.1; q on the ids [0.5, 0.25], q_rest 0.25
+        want = 0.5 * math.log(0.5 / 0.6) + 0.25 * math.log(0.25 / 0.3) + 0.25 * math.log(0.25 / 0.1)
+        got = kl_rows(self.logits, self.idx, self.lp, reverse=True, teacher_rest="true")
+        self.assertAlmostEqual(float(got[0]), want, delta=TOL * abs(want))
+        want = 0.6 * math.log(0.6 / 0.5) + 0.3 * math.log(0.3 / 0.25) + 0.1 * math.log(0.1 / 0.25)
+        got = kl_rows(self.logits, self.idx, self.lp, reverse=False, teacher_rest="true")
+        self.assertAlmostEqual(float(got[0]), want, delta=TOL * abs(want))
+
     def test_temperature_divides_the_student_logits(self):
         # tau 2: logits [0, ln 2 / 2, 0] -> q = [1, sqrt 2, 1] / (2 + sqrt 2)
         z = 2 + math.sqrt(2)
