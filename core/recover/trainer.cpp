@@ -20,12 +20,7 @@
 #include "util/paths.h"
 #include "util/strformat.h"
 
-#if __has_include("util/python.h")
 #include "util/python.h"
-#define RAZOR_HAVE_PYTHON_H 1
-#else
-#include "util/child_process.h"
-#endif
 
 extern char** environ;
 
@@ -39,33 +34,15 @@ result<std::string> find_trainer_script() {
     if (fs::is_regular_file(e, ec)) return std::string(e);
     return make_error(errc::not_found, std::string("RAZOR_OPD_TRAIN=") + e + " is not a file");
   }
-#ifdef RAZOR_HAVE_PYTHON_H
   if (std::string d = opd_tool_dir(); !d.empty()) return (fs::path(d) / "train.py").string();
-#endif
-  // $RAZOR_DATA/tools/opd, <exe>/../share/razor/tools/opd, the source tree's tools/opd (util/paths.h data_dirs).
+  // opd_tool_dir looks in $RAZOR_DATA/tools/opd, <exe>/../share/razor/tools/opd, the source tree's tools/opd.
   std::string looked;
-  std::vector<std::string> dirs = data_dirs("tools/opd");
-  for (auto& d : dirs) {
-    const fs::path p = fs::path(d) / "train.py";
-    if (fs::is_regular_file(p, ec)) return p.string();
-    looked += (looked.empty() ? "" : ", ") + p.string();
-  }
+  for (auto& d : data_dirs("tools/opd")) looked += (looked.empty() ? "" : ", ") + (fs::path(d) / "train.py").string();
   return make_error(errc::not_found, "the OPD trainer train.py is in none of " + looked +
                                          " (install razor's share/razor/tools/opd or set RAZOR_OPD_TRAIN)");
 }
 
-result<std::string> trainer_python() {
-#ifdef RAZOR_HAVE_PYTHON_H
-  return find_python_with("torch");
-#else
-  // Until util/python.h (find_python_with) is in the tree: the same choice, $RAZOR_PYTHON, else
-  // /usr/bin/python3 when it imports torch, else python3.
-  if (const char* e = std::getenv("RAZOR_PYTHON"); e && *e) return std::string(e);
-  auto r = run_child({"/usr/bin/python3", "-c", "import torch"});
-  if (r.ok() && r->exit_code == 0) return std::string("/usr/bin/python3");
-  return std::string("python3");
-#endif
-}
+result<std::string> trainer_python() { return find_python_with("torch"); }
 
 std::vector<std::string> trainer_argv(const trainer_options& o) {
   std::vector<std::string> a{o.python, o.script,

@@ -1,0 +1,348 @@
+"""The student's forward in plain PyTorch (float32, CPU or GPU): qwen3_moe and qwen3_5_moe(_text), the same math as
+razor's reference engine (core/engine/model_runner.cpp, docs/engine.md), plus the per-expert output-space LoRA of
+the seed's OPD trainer.
+
+  qwen3_moe layer:   h += o(attn(q_norm(q x'), k_norm(k x'), v x')), x' = rms(h) * w_in; h += moe(rms(h) * w_post).
+                     Full NeoX RoPE; per-head QK RMSNorm; GQA (query head h reads kv head h / (nh / nkv)).
+  qwen3_5_moe:       norms applied as x * (1 + w) (except linear_attn.norm); layer_types picks Gated DeltaNet
+                     (linear_attention) or gated full attention (q rows per head [q | gate], output * sigmoid(gate)),
+                     partial rotary (the first head_dim * partial_rotary_factor dims); the MoE adds a shared expert
+                     scaled by sigmoid(shared_expert_gate x); the router always renormalises the top-k.
+  MoE:               softmax over all experts, top-k, renormalised when norm_topk_prob; expert =
+                     down(silu(gate x) * up x); with LoRA gate_up(x) = x W_gu^T + s (x A_gu^T) B_gu^T and
+                     down(h) = h W_d^T + s (h A_d^T) B_d^T, only for experts that received tokens.
+
+The base weights are frozen float32 tensors (the student checkpoint is the fake-quantized one razor quantize wrote);
+only the LoRA tensors are parameters.
+"""
+import json
+import math
+import os
+
+import torch
+import torch.nn.functional as F
+
+from .safetensors_io import Checkpoint, SafetensorsError
+
+SUPPORTED = ("qwen3_moe", "qwen3_5_moe", "qwen3_5_moe_text")
+
+
+class ModelError(Exception):
+    pass
+
+
+class Config:
+    def __init__(self, directory):
+        path = os.path.join(directory, "config.json")
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelError(f"{path}: cannot read: {e}")
+        if not isinstance(raw, dict):
+            raise ModelError(f"{path}: not a JSON object")
+        t = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+        self.path = path
+        self.model_type = t.get("model_type", raw.get("model_type", ""))
+        if self.model_type not in SUPPORTED:
+            raise ModelError(f"{path}: model_type {self.model_type!r}: the OPD trainer runs {', '.join(SUPPORTED)} only")
+        self.qwen35 = self.model_type != "qwen3_moe"
+
+        def get(key, default=None, *alts):
+            for k in (key,) + alts:
+                if k in t:
+                    return t[k]
+            if default is None:
+                raise ModelError(f"{path}: needs '{key}'")
+            return default
+
+        self.hidden = int(get("hidden_size"))
+        self.n_layers = int(get("num_hidden_layers"))
+        self.vocab = int(get("vocab_size"))
+        self.n_heads = int(get("num_attention_heads"))
+        self.n_kv = int(get("num_key_value_heads", self.n_heads))
+        self.head_dim = int(get("head_dim", self.hidden // self.n_heads))
+        self.eps = float(get("rms_norm_eps", 1e-6))
+        rp = t.get("rope_parameters") if isinstance(t.get("rope_parameters"), dict) else {}
+        self.rope_theta = float(rp.get("rope_theta", t.get("rope_theta", 10000.0)))
+        prf = float(rp.get("partial_rotary_factor", t.get("partial_rotary_factor", 1.0)))
+        self.rot = int(math.floor(self.head_dim * prf))
+        self.n_experts = int(get("num_experts", 0, "num_local_experts"))
+        if self.n_experts <= 0:
+            raise ModelError(f"{path}: needs num_experts (or num_local_experts) > 0")
+        self.top_k = int(get("num_experts_per_tok"))
+        self.moe_ff = int(get("moe_intermediate_size"))
+        self.norm_topk = True if self.qwen35 else bool(t.get("norm_topk_prob", True))
+        self.shared_ff = int(t.get("shared_expert_intermediate_size", 0) or 0) if self.qwen35 else 0
+        self.tie = bool(t.get("tie_word_embeddings", raw.get("tie_word_embeddings", False)))
+        lt = t.get("layer_types")
+        if self.qwen35 and not lt and t.get("full_attention_interval"):
+            k = int(t["full_attention_interval"])
+            lt = ["full_attention" if (i + 1) % k == 0 else "linear_attention" for i in range(self.n_layers)]
+        self.linear = [bool(lt) and i < len(lt) and lt[i] == "linear_attention" for i in range(self.n_layers)]
+        if any(self.linear):
+            self.lin_k_heads = int(get("linear_num_key_heads"))
+            self.lin_v_heads = int(get("linear_num_value_heads"))
+            self.lin_k_dim = int(get("linear_key_head_dim"))
+            self.lin_v_dim = int(get("linear_value_head_dim"))
+            self.conv_kernel = int(t.get("linear_conv_kernel_dim") or 4)
+        mlp_only = t.get("mlp_only_layers") or []
+        step = int(t.get("decoder_sparse_step", 1) or 1)
+        for L in range(self.n_layers):
+            if L in mlp_only or (step > 1 and (L + 1) % step != 0):
+                raise ModelError(f"{path}: layer {L} is a dense MLP layer (mlp_only_layers / decoder_sparse_step); "
+                                 f"the OPD trainer expects every layer to be MoE")
+
+
+def _f32(t):
+    return t.to(torch.float32).contiguous()
+
+
+class Student(torch.nn.Module):
+    """The frozen student plus per-expert LoRA (lora_A [E, r, in], lora_B [E, out, r] per projection and layer)."""
+
+    def __init__(self, directory, rank=16, scale=2.0, seed=0, device="cpu"):
+        super().__init__()
+        self.cfg = c = Config(directory)
+        self.dir = directory
+        self.scale = float(scale)
+        self.rank = int(rank)
+        try:
+            ck = Checkpoint(directory)
+        except (OSError, SafetensorsError) as e:
+            raise ModelError(str(e))
+        names = ck.names()
+        pre = "model.language_model." if any(n.startswith("model.language_model.") for n in names) else "model."
+
+        def get(name, shape=None, plus_one=False):
+            full = pre + name
+            if full not in ck:
+                if name in ck:
+                    full = name
+                else:
+                    raise ModelError(f"{directory}: tensor '{full}' not found")
+            t = _f32(ck.tensor(full)).to(device)
+            if shape is not None and list(t.shape) != list(shape):
+                raise ModelError(f"{directory}: tensor '{full}' has shape {list(t.shape)}, expected {list(shape)}")
+            return t + 1.0 if plus_one else t
+
+        H, zc = c.hidden, c.qwen35
+        self.embed = get("embed_tokens.weight", [c.vocab, H])
+        self.norm = get("norm.weight", [H], zc)
+        if "lm_head.weight" in ck:
+            self.lm_head = _f32(ck.tensor("lm_head.weight")).to(device)
+        elif c.tie:
+            self.lm_head = self.embed
+        else:
+            raise ModelError(f"{directory}: tensor 'lm_head.weight' not found (and tie_word_embeddings is false)")
+        if list(self.lm_head.shape) != [c.vocab, H]:
+            raise ModelError(f"{directory}: lm_head.weight has shape {list(self.lm_head.shape)}, expected {[c.vocab, H]}")
+        self.layers = []
+        E, I = c.n_experts, c.moe_ff
+        for L in range(c.n_layers):
+            p = f"layers.{L}."
+            w = {"in_norm": get(p + "input_layernorm.weight", [H], zc),
+                 "post_norm": get(p + "post_attention_layernorm.weight", [H], zc), "linear": c.linear[L]}
+            if c.linear[L]:
+                kd, vd = c.lin_k_heads * c.lin_k_dim, c.lin_v_heads * c.lin_v_dim
+                ch = 2 * kd + vd
+                w["qkv"] = get(p + "linear_attn.in_proj_qkv.weight", [ch, H])
+                w["z"] = get(p + "linear_attn.in_proj_z.weight", [vd, H])
+                w["b"] = get(p + "linear_attn.in_proj_b.weight", [c.lin_v_heads, H])
+                w["a"] = get(p + "linear_attn.in_proj_a.weight", [c.lin_v_heads, H])
+                w["out"] = get(p + "linear_attn.out_proj.weight", [H, vd])
+                w["conv"] = get(p + "linear_attn.conv1d.weight", [ch, 1, c.conv_kernel])
+                w["a_log"] = get(p + "linear_attn.A_log", [c.lin_v_heads])
+                w["dt_bias"] = get(p + "linear_attn.dt_bias", [c.lin_v_heads])
+                w["lin_norm"] = get(p + "linear_attn.norm.weight", [c.lin_v_dim])  # a plain multiplier
+            else:
+                qd, kvd = c.n_heads * c.head_dim, c.n_kv * c.head_dim
+                w["q"] = get(p + "self_attn.q_proj.weight", [2 * qd if c.qwen35 else qd, H])
+                w["k"] = get(p + "self_attn.k_proj.weight", [kvd, H])
+                w["v"] = get(p + "self_attn.v_proj.weight", [kvd, H])
+                w["o"] = get(p + "self_attn.o_proj.weight", [H, qd])
+                w["q_norm"] = get(p + "self_attn.q_norm.weight", [c.head_dim], zc)
+                w["k_norm"] = get(p + "self_attn.k_norm.weight", [c.head_dim], zc)
+            w["router"] = get(p + "mlp.gate.weight", [E, H])
+            fused = pre + p + "mlp.experts.gate_up_proj"
+            if fused in ck:  # transformers 5: [E, 2I, H] (rows [gate | up]) and [E, H, I]
+                w["w_gu"] = get(p + "mlp.experts.gate_up_proj", [E, 2 * I, H])
+                w["w_d"] = get(p + "mlp.experts.down_proj", [E, H, I])
+            else:
+                gu, dn = [], []
+                for e in range(E):
+                    q = p + f"mlp.experts.{e}."
+                    gu.append(torch.cat([get(q + "gate_proj.weight", [I, H]), get(q + "up_proj.weight", [I, H])], 0))
+                    dn.append(get(q + "down_proj.weight", [H, I]))
+                w["w_gu"] = torch.stack(gu)
+                w["w_d"] = torch.stack(dn)
+            if c.shared_ff > 0 and (pre + p + "mlp.shared_expert.gate_proj.weight") in ck:
+                S = c.shared_ff
+                w["sh_gu"] = torch.cat([get(p + "mlp.shared_expert.gate_proj.weight", [S, H]),
+                                        get(p + "mlp.shared_expert.up_proj.weight", [S, H])], 0)
+                w["sh_d"] = get(p + "mlp.shared_expert.down_proj.weight", [H, S])
+                w["sh_gate"] = get(p + "mlp.shared_expert_gate.weight", [1, H])
+            self.layers.append(w)
+        del ck
+        # LoRA: A ~ N(0, 0.01) from `seed` (the same on every rank), B = 0, so the adapter starts as the identity.
+        g = torch.Generator().manual_seed(int(seed))
+        r = self.rank
+        self.lora = torch.nn.ParameterList()
+        for L in range(c.n_layers):
+            for i, shape in enumerate(([E, r, H], [E, 2 * I, r], [E, r, I], [E, H, r])):
+                t = torch.randn(shape, generator=g) * 0.01 if i % 2 == 0 else torch.zeros(shape)
+                self.lora.append(torch.nn.Parameter(t.to(device)))
+        self._inv_freq = {}
+
+    # LoRA tensors of layer L: (A_gu, B_gu, A_d, B_d)
+    def lora_of(self, L):
+        return tuple(self.lora[4 * L + i] for i in range(4))
+
+    def adapter_tensors(self):
+        out = {}
+        for L in range(self.cfg.n_layers):
+            a_gu, b_gu, a_d, b_d = self.lora_of(L)
+            base = f"model.layers.{L}.mlp.experts."
+            out[base + "gate_up.lora_A"] = a_gu.detach().float().cpu()
+            out[base + "gate_up.lora_B"] = b_gu.detach().float().cpu()
+            out[base + "down.lora_A"] = a_d.detach().float().cpu()
+            out[base + "down.lora_B"] = b_d.detach().float().cpu()
+        return out
+
+    def load_adapter(self, tensors):
+        with torch.no_grad():
+            for L in range(self.cfg.n_layers):
+                base = f"model.layers.{L}.mlp.experts."
+                for i, n in enumerate(("gate_up.lora_A", "gate_up.lora_B", "down.lora_A", "down.lora_B")):
+                    t = tensors[base + n]
+                    if list(t.shape) != list(self.lora[4 * L + i].shape):
+                        raise ModelError(f"adapter tensor '{base + n}' has shape {list(t.shape)}, expected "
+                                         f"{list(self.lora[4 * L + i].shape)}")
+                    self.lora[4 * L + i].copy_(t)
+
+    # ---------------------------------------------------------------------------------------------
+    def _rms(self, x, w, eps=None):
+        eps = self.cfg.eps if eps is None else eps
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def _rope(self, x, pos):
+        """NeoX rotary on the first `rot` dims of each head: x [T, heads, hd], angle pos * theta^(-2i/rot) (float32)."""
+        rot = self.cfg.rot
+        if rot == 0:
+            return x
+        key = (rot, x.device)
+        if key not in self._inv_freq:
+            inv = [1.0 / math.pow(self.cfg.rope_theta, 2.0 * i / rot) for i in range(rot // 2)]
+            self._inv_freq[key] = torch.tensor(inv, dtype=torch.float32, device=x.device)
+        ang = pos[:, None] * self._inv_freq[key][None, :]  # [T, rot/2] in float32, as the engine
+        cos, sin = torch.cos(ang)[:, None, :], torch.sin(ang)[:, None, :]
+        half = rot // 2
+        a, b, rest = x[..., :half], x[..., half:rot], x[..., rot:]
+        return torch.cat([a * cos - b * sin, b * cos + a * sin, rest], -1)
+
+    def _attention(self, w, x):
+        c = self.cfg
+        T, hd, nh, nkv = x.shape[0], c.head_dim, c.n_heads, c.n_kv
+        qraw = x @ w["q"].t()
+        if c.qwen35:
+            qg = qraw.view(T, nh, 2 * hd)
+            q, gate = qg[..., :hd], qg[..., hd:]
+        else:
+            q, gate = qraw.view(T, nh, hd), None
+        k = (x @ w["k"].t()).view(T, nkv, hd)
+        v = (x @ w["v"].t()).view(T, nkv, hd)
+        q = self._rms(q, w["q_norm"])
+        k = self._rms(k, w["k_norm"])
+        pos = torch.arange(T, dtype=torch.float32, device=x.device)
+        q, k = self._rope(q, pos), self._rope(k, pos)
+        rep = nh // nkv
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+        s = torch.einsum("thd,shd->hts", q, k) * (1.0 / math.sqrt(hd))
+        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        s = s.masked_fill(mask, float("-inf"))
+        p = torch.softmax(s, -1)
+        o = torch.einsum("hts,shd->thd", p, v)
+        if gate is not None:
+            o = o * torch.sigmoid(gate)
+        return o.reshape(T, nh * hd) @ w["o"].t()
+
+    def _deltanet(self, w, x):
+        c = self.cfg
+        T = x.shape[0]
+        nk, nv, dk, dv, K = c.lin_k_heads, c.lin_v_heads, c.lin_k_dim, c.lin_v_dim, c.conv_kernel
+        kd, vd = nk * dk, nv * dv
+        qkv = x @ w["qkv"].t()
+        z = x @ w["z"].t()
+        bb = x @ w["b"].t()
+        aa = x @ w["a"].t()
+        # causal depthwise conv1d (zero history), then SiLU
+        conv = F.conv1d(qkv.t().unsqueeze(0), w["conv"], padding=K - 1, groups=qkv.shape[1])[0, :, :T].t()
+        conv = F.silu(conv)
+        q = conv[:, :kd].reshape(T, nk, dk)
+        k = conv[:, kd:2 * kd].reshape(T, nk, dk)
+        v = conv[:, 2 * kd:].reshape(T, nv, dv)
+        q = q * torch.rsqrt(q.pow(2).sum(-1, keepdim=True) + 1e-6) * (1.0 / math.sqrt(dk))
+        k = k * torch.rsqrt(k.pow(2).sum(-1, keepdim=True) + 1e-6)
+        rep = nv // nk  # value head h reads key head h / rep
+        q = q.repeat_interleave(rep, dim=1)
+        k = k.repeat_interleave(rep, dim=1)
+        beta = torch.sigmoid(bb)  # [T, nv]
+        g = -torch.exp(w["a_log"]) * F.softplus(aa + w["dt_bias"])
+        decay = torch.exp(g)
+        S = torch.zeros(nv, dk, dv, dtype=x.dtype, device=x.device)
+        outs = []
+        for t in range(T):  # the gated delta rule, token by token
+            S = S * decay[t][:, None, None]
+            kt = k[t]
+            kv = torch.einsum("hij,hi->hj", S, kt)
+            delta = (v[t] - kv) * beta[t][:, None]
+            S = S + kt[:, :, None] * delta[:, None, :]
+            outs.append(torch.einsum("hij,hi->hj", S, q[t]))
+        o = torch.stack(outs)  # [T, nv, dv]
+        o = self._rms(o, w["lin_norm"]) * F.silu(z.view(T, nv, dv))
+        return o.reshape(T, vd) @ w["out"].t()
+
+    def _moe(self, w, x, L):
+        c = self.cfg
+        T = x.shape[0]
+        p = torch.softmax(x @ w["router"].t(), -1)
+        top_w, top_i = torch.topk(p, c.top_k, -1)
+        if c.norm_topk:
+            top_w = top_w / top_w.sum(-1, keepdim=True)
+        a_gu, b_gu, a_d, b_d = self.lora_of(L)
+        s, I = self.scale, c.moe_ff
+        y = torch.zeros_like(x)
+        flat_i = top_i.reshape(-1)
+        flat_t = torch.arange(T, device=x.device).repeat_interleave(c.top_k)
+        flat_w = top_w.reshape(-1)
+        for e in torch.unique(flat_i).tolist():  # only experts that received tokens
+            sel = (flat_i == e).nonzero(as_tuple=True)[0]
+            tok = flat_t[sel]
+            xe = x[tok]
+            hu = xe @ w["w_gu"][e].t() + s * ((xe @ a_gu[e].t()) @ b_gu[e].t())
+            act = F.silu(hu[:, :I]) * hu[:, I:]
+            out = act @ w["w_d"][e].t() + s * ((act @ a_d[e].t()) @ b_d[e].t())
+            y = y.index_add(0, tok, out * flat_w[sel][:, None])
+        if "sh_gu" in w:
+            S = w["sh_d"].shape[1]
+            hu = x @ w["sh_gu"].t()
+            act = F.silu(hu[:, :S]) * hu[:, S:]
+            y = y + torch.sigmoid(x @ w["sh_gate"].t()) * (act @ w["sh_d"].t())
+        return y
+
+    def hidden_states(self, ids):
+        """ids: LongTensor [T] (one sequence from an empty cache) -> the final-normed hidden states [T, hidden]."""
+        h = self.embed[ids]
+        for L, w in enumerate(self.layers):
+            xn = self._rms(h, w["in_norm"])
+            h = h + (self._deltanet(w, xn) if w["linear"] else self._attention(w, xn))
+            xn = self._rms(h, w["post_norm"])
+            h = h + self._moe(w, xn, L)
+        return self._rms(h, self.norm)
+
+    def logits(self, hidden):
+        return hidden @ self.lm_head.t()
+
+    def forward(self, ids):
+        return self.logits(self.hidden_states(ids))
