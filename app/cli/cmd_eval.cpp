@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "eval/benchmarks.h"
 #include "eval/runner.h"
+#include "jobs/methods.h"
 
 namespace {
 struct eval_args {
@@ -27,21 +28,8 @@ razor::status run_eval(eval_args& a) {
   RAZOR_ASSIGN_OR_RETURN(o.budget, eval::parse_token_count(a.budget, "--budget"));
   if (o.model.empty()) return make_error(errc::invalid_argument, "--model is required");
   if (o.out.empty()) return make_error(errc::invalid_argument, "--out is required");
-  auto split = [](const std::string& list) {
-    std::vector<std::string> v;
-    std::string cur;
-    for (char ch : list + ",") {
-      if (ch == ',') {
-        if (!cur.empty()) v.push_back(cur);
-        cur.clear();
-      } else if (ch != ' ') {
-        cur += ch;
-      }
-    }
-    return v;
-  };
-  o.benchmarks = split(a.benchmarks);
-  for (const std::string& c : split(a.speed_contexts)) {
+  o.benchmarks = jobs::split_list(a.benchmarks);
+  for (const std::string& c : jobs::split_list(a.speed_contexts)) {
     RAZOR_ASSIGN_OR_RETURN(int tokens, eval::parse_token_count(c, "--speed-contexts"));
     o.speed.contexts.push_back(tokens);
   }

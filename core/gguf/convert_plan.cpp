@@ -258,6 +258,15 @@ struct builder {
                    }});
     return {};
   }
+  // attn_norm, attn_q/k/v with their biases and attn_output of layer l (qwen2_moe, gpt-oss), under GGUF prefix p.
+  status biased_attention(int l, const std::string& p) {
+    RAZOR_TRY(copy_text(p + "attn_norm.weight", layer_name(l, "input_layernorm.weight")));
+    for (const std::string qkv : {"q", "k", "v"}) {
+      RAZOR_TRY(copy_text(p + "attn_" + qkv + ".weight", layer_name(l, "self_attn." + qkv + "_proj.weight")));
+      RAZOR_TRY(copy_text(p + "attn_" + qkv + ".bias", layer_name(l, "self_attn." + qkv + "_proj.bias")));
+    }
+    return copy_text(p + "attn_output.weight", layer_name(l, "self_attn.o_proj.weight"));
+  }
   status copy_text(const std::string& gname, const std::string& suffix, std::function<void(float*, int64_t)> fix = nullptr,
                    std::vector<int64_t> ne = {}) {
     return copy(gname, ck.find_text(suffix), suffix, std::move(fix), std::move(ne));
@@ -382,13 +391,7 @@ status plan_qwen2moe(builder& b) {
   RAZOR_TRY(b.copy_text("token_embd.weight", "embed_tokens.weight"));
   for (int l = 0; l < int(cfg.num_layers); ++l) {
     std::string p = "blk." + std::to_string(l) + ".";
-    auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
-    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
-    for (const char* qkv : {"q", "k", "v"}) {
-      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".weight", sa(std::string(qkv) + "_proj.weight")));
-      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".bias", sa(std::string(qkv) + "_proj.bias")));
-    }
-    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.biased_attention(l, p));
     RAZOR_TRY(b.copy_text(p + "ffn_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
     RAZOR_TRY(b.moe(l, p, "mlp.gate.weight"));
     RAZOR_TRY(b.copy_text(p + "ffn_gate_inp_shexp.weight", b.layer_name(l, "mlp.shared_expert_gate.weight")));
@@ -583,12 +586,7 @@ status plan_gpt_oss(builder& b) {
     const std::string p = "blk." + std::to_string(l) + ".";
     auto sa = [&](const std::string& s) { return b.layer_name(l, "self_attn." + s); };
     auto mlp = [&](const std::string& s) { return b.layer_name(l, "mlp." + s); };
-    RAZOR_TRY(b.copy_text(p + "attn_norm.weight", b.layer_name(l, "input_layernorm.weight")));
-    for (const char* qkv : {"q", "k", "v"}) {
-      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".weight", sa(std::string(qkv) + "_proj.weight")));
-      RAZOR_TRY(b.copy_text(p + "attn_" + qkv + ".bias", sa(std::string(qkv) + "_proj.bias")));
-    }
-    RAZOR_TRY(b.copy_text(p + "attn_output.weight", sa("o_proj.weight")));
+    RAZOR_TRY(b.biased_attention(l, p));
     RAZOR_TRY(b.copy_text(p + "attn_output.bias", sa("o_proj.bias")));
     RAZOR_TRY(b.copy_text(p + "attn_sinks.weight", sa("sinks")));
     RAZOR_TRY(b.copy_text(p + "post_attention_norm.weight", b.layer_name(l, "post_attention_layernorm.weight")));
