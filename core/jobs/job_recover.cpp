@@ -24,24 +24,30 @@ result<json> job_recover(const json& p, job_context& ctx) {
   o.phases = str(p, "phases");
   o.text = str(p, "text");
   o.eval_text = str(p, "eval_text");
-  RAZOR_TRY(range(p, "prompts", 1, 1 << 20));
-  RAZOR_TRY(range(p, "k", 1, 1 << 12));
-  RAZOR_TRY(range(p, "prompt_len", 1, 1 << 20));
-  RAZOR_TRY(range(p, "max_new", 0, 1 << 20));
-  RAZOR_TRY(range(p, "top_k", 0, 1 << 24));
-  RAZOR_TRY(range(p, "seed", 0, INT64_MAX));
-  RAZOR_TRY(range(p, "gen_batch", 1, 1 << 16));
-  RAZOR_TRY(range(p, "topk", 1, 1 << 16));
-  RAZOR_TRY(range(p, "max_len", 2, int64_t(1) << 30));
-  RAZOR_TRY(range(p, "rank", 1, 1 << 16));
-  RAZOR_TRY(range(p, "epochs", 1, 1 << 16));
-  RAZOR_TRY(range(p, "accum", 1, 1 << 16));
-  RAZOR_TRY(range(p, "nproc", 1, 1 << 10));
-  RAZOR_TRY(range(p, "threads", 0, 1 << 16));
-  RAZOR_TRY(range(p, "train_max_len", 2, int64_t(1) << 30));
-  RAZOR_TRY(range(p, "eval_windows", 1, 1 << 20));
-  RAZOR_TRY(range(p, "eval_ctx", 2, 1 << 20));
-  RAZOR_TRY(range(p, "eval_batch", 1, 1 << 16));
+  // The integer params' ranges (the method table's types say only "integer").
+  struct bound {
+    const char* key;
+    int64_t lo, hi;
+  };
+  for (const bound& b : {bound{"prompts", 1, 1 << 20},
+                         bound{"k", 1, 1 << 12},
+                         bound{"prompt_len", 1, 1 << 20},
+                         bound{"max_new", 0, 1 << 20},
+                         bound{"top_k", 0, 1 << 24},
+                         bound{"seed", 0, INT64_MAX},
+                         bound{"gen_batch", 1, 1 << 16},
+                         bound{"topk", 1, 1 << 16},
+                         bound{"max_len", 2, int64_t(1) << 30},
+                         bound{"rank", 1, 1 << 16},
+                         bound{"epochs", 1, 1 << 16},
+                         bound{"accum", 1, 1 << 16},
+                         bound{"nproc", 1, 1 << 10},
+                         bound{"threads", 0, 1 << 16},
+                         bound{"train_max_len", 2, int64_t(1) << 30},
+                         bound{"eval_windows", 1, 1 << 20},
+                         bound{"eval_ctx", 2, 1 << 20},
+                         bound{"eval_batch", 1, 1 << 16}})
+    RAZOR_TRY(range(p, b.key, b.lo, b.hi));
   o.prompts = int(num(p, "prompts", o.prompts));
   o.k = int(num(p, "k", o.k));
   o.prompt_len = int(num(p, "prompt_len", o.prompt_len));
