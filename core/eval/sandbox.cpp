@@ -13,17 +13,17 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
+
+#include "util/atomic_file.h"
 
 namespace razor::eval {
 
 namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+// The child's output file (bounded by RLIMIT_FSIZE); "" when it wrote none.
+std::string output_of(const std::string& path) {
+  auto t = read_text_file(path);
+  return t.ok() ? std::move(t).value() : std::string();
 }
 }  // namespace
 
@@ -103,10 +103,10 @@ sandbox_result run_python(const std::string& program, const sandbox_limits& lim,
   res.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   res.passed = !res.timed_out && WIFEXITED(st) && WEXITSTATUS(st) == 0;
   res.net_isolated = std::filesystem::exists(flag);
-  res.stdout_text = slurp(out);
+  res.stdout_text = output_of(out);
   std::string both = res.stdout_text.size() > 2048 ? res.stdout_text.substr(res.stdout_text.size() - 2048)
                                                    : res.stdout_text;
-  both += slurp(err);
+  both += output_of(err);
   res.output_tail = both.size() > 2048 ? both.substr(both.size() - 2048) : both;
   if (res.exit_code == 126 && require && !res.net_isolated) res.error = "no network namespace could be made";
   std::error_code ec;
