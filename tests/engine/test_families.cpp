@@ -48,6 +48,32 @@ status run_forward(const nlohmann::json& config, const razor::test::scratch_dir&
   return engine::forward(*wp, d, {{1, 2, 3, 4}}, [](size_t, size_t, const float*) { return true; }, ro);
 }
 
+// A family's config with `patch` merged into it (synthesised as a sparse checkpoint under `dir`): pack refuses it,
+// naming `why` and the GGUF arch, while the engine accepts it; *dims gets the engine's view.
+struct config_edit {
+  const char* name;
+  nlohmann::json patch;
+  const char* why;
+};
+void expect_pack_refuses_engine_runs(const char* family, const char* arch, const config_edit& e, const std::string& dir,
+                                     engine::model_dims* dims) {
+  auto cfg = family_config(family);
+  cfg.merge_patch(e.patch);
+  synth_options so;
+  so.sparse = true;
+  ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
+  auto ck = checkpoint::open(dir);
+  ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+  const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
+  ASSERT_FALSE(plan.ok()) << e.name;
+  EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
+  EXPECT_NE(plan.error().to_string().find(arch), std::string::npos) << plan.error().to_string();
+  auto wp = engine::checkpoint_weights(*ck);
+  auto d = engine::dims_for(*wp);
+  ASSERT_TRUE(d.ok()) << e.name << ": " << d.error().to_string();
+  *dims = *d;
+}
+
 }  // namespace
 
 TEST(EngineFamilies, GpuEngineRunsEveryFamily) {
@@ -196,31 +222,14 @@ TEST(EngineFamilies, DeepseekFp8SourceRuns) {
 // What llama.cpp's deepseek2 would run differently is refused by pack, naming the key; the engine runs it.
 TEST(EngineFamilies, DeepseekPackRefusesWhatLlamaCppRunsDifferently) {
   razor::test::scratch_dir s("families-ds-refused");
-  struct edit {
-    const char* name;
-    nlohmann::json patch;  // merged into deepseek_v2.json
-    const char* why;
-  };
-  for (const edit& e : {edit{"lite", {{"q_lora_rank", nullptr}}, "q_lora_rank is null"},
-                        edit{"groups", {{"n_group", 4}, {"topk_group", 2}, {"topk_method", "group_limited_greedy"}},
-                             "group_limited_greedy"},
-                        edit{"all-groups", {{"n_group", 4}, {"topk_group", 4}, {"topk_method", "noaux_tc"}},
-                             "must be below n_group"},
-                        edit{"greedy-groups", {{"n_group", 4}, {"topk_group", 2}}, "greedy ignores the groups"}}) {
-    auto cfg = family_config("deepseek_v2");
-    cfg.merge_patch(e.patch);
-    const std::string dir = s / e.name;
-    synth_options so;
-    so.sparse = true;
-    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
-    auto ck = checkpoint::open(dir);
-    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
-    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
-    ASSERT_FALSE(plan.ok()) << e.name;
-    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
-    EXPECT_NE(plan.error().to_string().find("deepseek2"), std::string::npos) << plan.error().to_string();
-    auto wp = engine::checkpoint_weights(*ck);
-    EXPECT_TRUE(engine::dims_for(*wp).ok()) << e.name;
+  for (const config_edit& e : {config_edit{"lite", {{"q_lora_rank", nullptr}}, "q_lora_rank is null"},
+                              config_edit{"groups", {{"n_group", 4}, {"topk_group", 2}, {"topk_method", "group_limited_greedy"}},
+                                          "group_limited_greedy"},
+                              config_edit{"all-groups", {{"n_group", 4}, {"topk_group", 4}, {"topk_method", "noaux_tc"}},
+                                          "must be below n_group"},
+                              config_edit{"greedy-groups", {{"n_group", 4}, {"topk_group", 2}}, "greedy ignores the groups"}}) {
+    engine::model_dims d;
+    expect_pack_refuses_engine_runs("deepseek_v2", "deepseek2", e, s / e.name, &d);
   }
 }
 
@@ -391,32 +400,15 @@ TEST(EngineFamilies, GptOssMxfp4GgufReadsBack) {
 // 1) is refused by pack when config.json says otherwise, naming the key; the engine runs those configs as written.
 TEST(EngineFamilies, GptOssPackRefusesWhatLlamaCppRunsDifferently) {
   razor::test::scratch_dir s("families-gptoss-refused");
-  struct edit {
-    const char* name;
-    nlohmann::json patch;  // merged into gpt_oss.json
-    const char* why;
-  };
-  for (const edit& e : {edit{"limit", {{"swiglu_limit", 5.0}}, "swiglu_limit 5"},
-                        edit{"odd-sliding", {{"layer_types", {"full_attention", "sliding_attention"}}}, "layer_types[0]"},
-                        edit{"beta", {{"rope_scaling", {{"beta_fast", 16.0}}}}, "rope_scaling.beta_fast 16"},
-                        edit{"no-window", {{"sliding_window", nullptr}}, "needs sliding_window"}}) {
-    auto cfg = family_config("gpt_oss");
-    cfg.merge_patch(e.patch);
-    const std::string dir = s / e.name;
-    synth_options so;
-    so.sparse = true;
-    ASSERT_TRUE(synth_checkpoint(cfg, dir, so).ok()) << e.name;
-    auto ck = checkpoint::open(dir);
-    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
-    const auto plan = gguf::plan_gguf(*ck, gguf::convert_options{});
-    ASSERT_FALSE(plan.ok()) << e.name;
-    EXPECT_NE(plan.error().to_string().find(e.why), std::string::npos) << e.name << ": " << plan.error().to_string();
-    EXPECT_NE(plan.error().to_string().find("gpt-oss"), std::string::npos) << plan.error().to_string();
-    auto wp = engine::checkpoint_weights(*ck);
-    auto d = engine::dims_for(*wp);
-    ASSERT_TRUE(d.ok()) << e.name << ": " << d.error().to_string();
-    if (std::string(e.name) == "limit") EXPECT_EQ(d->swiglu_limit, 5.0f);
-    if (std::string(e.name) == "odd-sliding") EXPECT_TRUE(d->sliding_layer[1] && !d->sliding_layer[0]);
-    if (std::string(e.name) == "beta") EXPECT_EQ(d->yarn_beta_fast, 16.0);
+  for (const config_edit& e : {config_edit{"limit", {{"swiglu_limit", 5.0}}, "swiglu_limit 5"},
+                              config_edit{"odd-sliding", {{"layer_types", {"full_attention", "sliding_attention"}}}, "layer_types[0]"},
+                              config_edit{"beta", {{"rope_scaling", {{"beta_fast", 16.0}}}}, "rope_scaling.beta_fast 16"},
+                              config_edit{"no-window", {{"sliding_window", nullptr}}, "needs sliding_window"}}) {
+    engine::model_dims d;
+    expect_pack_refuses_engine_runs("gpt_oss", "gpt-oss", e, s / e.name, &d);
+    if (::testing::Test::HasFatalFailure()) return;
+    if (std::string(e.name) == "limit") EXPECT_EQ(d.swiglu_limit, 5.0f);
+    if (std::string(e.name) == "odd-sliding") EXPECT_TRUE(d.sliding_layer[1] && !d.sliding_layer[0]);
+    if (std::string(e.name) == "beta") EXPECT_EQ(d.yarn_beta_fast, 16.0);
   }
 }
