@@ -303,16 +303,19 @@ TEST(ComparisonView, Screenshot) {
   EXPECT_TRUE(v->exportPng(dir + QStringLiteral("/comparison-pareto.png"), ComparisonView::Snapshot::Pareto, &err));
 }
 
+// `text` as the file `path` (result and side files the comparison loads).
+static void write_file(const QString& path, const std::string& text) {
+  QFile f(path);
+  ASSERT_TRUE(f.open(QIODevice::WriteOnly)) << path.toStdString();
+  f.write(text.data(), qint64(text.size()));
+}
+
 // Two of our results with per-sample side files and provenance records that differ in the budget: the verdict
 // cell carries the paired test and the warning; its tooltip says what differs.
 TEST(ComparisonModel, PairedTestAndProvenanceWarningInTheVerdictCell) {
   QTemporaryDir d;
   ASSERT_TRUE(d.isValid());
-  auto write = [&](const QString& name, const std::string& text) {
-    QFile f(d.filePath(name));
-    ASSERT_TRUE(f.open(QIODevice::WriteOnly));
-    f.write(text.data(), qint64(text.size()));
-  };
+  auto write = [&](const QString& name, const std::string& text) { write_file(d.filePath(name), text); };
   auto result = [](const std::string& tag, double acc, int budget) {
     return R"({"format":"razor-bench/1","run":")" + tag +
            R"(","model":"m","backend":"razor","results":[{"bench":"gpqa","acc":)" + std::to_string(acc) +
@@ -353,11 +356,7 @@ TEST(ComparisonModel, PairedTestAndProvenanceWarningInTheVerdictCell) {
 TEST(ComparisonView, PairedScreenshot) {
   QTemporaryDir d;
   ASSERT_TRUE(d.isValid());
-  auto write = [&](const QString& name, const std::string& text) {
-    QFile f(d.filePath(name));
-    ASSERT_TRUE(f.open(QIODevice::WriteOnly));
-    f.write(text.data(), qint64(text.size()));
-  };
+  auto write = [&](const QString& name, const std::string& text) { write_file(d.filePath(name), text); };
   struct bench {
     const char* key;
     int n;
