@@ -176,9 +176,9 @@ result<bench_item> make_item(const bench_info& b, const json& row, size_t line) 
       if (q.empty()) return missing("problem");
       if (!has(row, "answer") && !has(row, "Answer")) return missing("answer");
       it.gold = str_field(row, {"answer", "Answer"});
-      it.prompt = q + (b.id == bench_id::aime
-                           ? "\n\nReason step by step, then put the final integer answer in \\boxed{}."
-                           : "\n\nReason step by step, then put the final answer in \\boxed{}.");
+      it.prompt = q + std::string(b.id == bench_id::aime
+                                      ? "\n\nReason step by step, then put the final integer answer in \\boxed{}."
+                                      : kBoxedSuffix);
       if (has(row, "unique_id")) it.id = str_field(row, {"unique_id"});
       else if (has(row, "id")) it.id = str_field(row, {"id"});
       break;
