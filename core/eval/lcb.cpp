@@ -7,6 +7,7 @@
 
 #include "util/base64.h"
 #include "util/json_limits.h"
+#include "util/strformat.h"
 
 namespace razor::eval {
 namespace {
@@ -14,12 +15,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kMaxTestsBytes = size_t(1) << 30;  // decompressed test cases of one problem, at most
-
-std::string hex_byte(uint8_t b) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%02x", b);
-  return buf;
-}
 
 // zlib data (RFC 1950) into at most kMaxTestsBytes.
 result<std::string> inflate_bounded(std::string_view in, const std::string& what) {
@@ -184,7 +179,7 @@ result<std::string> unpickle_str(std::string_view b, const std::string& what) {
         if (i != b.size()) return bad(i, "bytes after STOP");
         return std::move(*value);
       default:
-        return bad(at, "opcode " + hex_byte(op) +
+        return bad(at, "opcode " + strformat("0x%02x", unsigned(op)) +
                            " is outside the accepted subset (a pickle holding one str; nothing else is read)");
     }
   }

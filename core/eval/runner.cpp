@@ -13,6 +13,7 @@
 #include "eval/benchmarks.h"
 #include "eval/provenance.h"
 #include "util/atomic_file.h"
+#include "util/strformat.h"
 #include "util/json_limits.h"
 #include "util/output_guard.h"
 #include "util/paths.h"
@@ -284,10 +285,8 @@ result<json> run_eval(const eval_options& o) {
     if (pts.ok()) {
       res["speed"] = speed_json(o.speed, *pts);
       for (const auto& p : *pts) {
-        char buf[200];
-        std::snprintf(buf, sizeof buf, "speed at %d tokens (%d in the prompt): prefill %.1f tok/s, decode %.1f tok/s (%s)",
-                      p.context, p.prompt_tokens, p.prefill_tok_s, p.decode_tok_s, p.method.c_str());
-        log(buf);
+        log(strformat("speed at %d tokens (%d in the prompt): prefill %.1f tok/s, decode %.1f tok/s (%s)", p.context,
+                      p.prompt_tokens, p.prefill_tok_s, p.decode_tok_s, p.method.c_str()));
       }
     } else {
       res["speed"] = {{"error", pts.error().message()}};  // the benchmarks' results are kept
