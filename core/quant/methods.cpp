@@ -1,0 +1,479 @@
+// The seed's comparison quantizers (methods.h says what each computes).
+#include "quant/methods.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/gptq.h"
+#include "quant/fake_quant.h"
+#include "util/enum_table.h"
+#include "util/parallel.h"
+#include "util/strformat.h"
+
+namespace razor::quant {
+
+namespace {
+
+// The one table of methods: id, name, needs calibration tokens.
+#define RAZOR_QUANT_METHODS(X)       \
+  X(clip, "clip", false)             \
+  X(absmax, "absmax", false)         \
+  X(rtn_asym, "rtn-asym", false)     \
+  X(awq, "awq", true)                \
+  X(gptq, "gptq", true)              \
+  X(hqq, "hqq", false)
+
+constexpr enum_row<quant_method, bool> k_methods[] = {
+#define X(id, name, tokens) {quant_method::id, name, tokens},
+    RAZOR_QUANT_METHODS(X)
+#undef X
+};
+
+constexpr int64_t kMaxGptqCols = 16384;  // H is cols^2 doubles (2 GiB at this bound)
+
+// dot product of two float rows, 16 float lanes (vectorises without -ffast-math).
+inline float dot_f(const float* a, const float* b, int64_t n) {
+  float acc[16] = {};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += a[k + j] * b[k + j];
+  float s = 0;
+  for (; k < n; ++k) s += a[k] * b[k];
+  for (int j = 0; j < 16; ++j) s += acc[j];
+  return s;
+}
+
+inline double dot_d(const double* a, const double* b, int64_t n) {
+  double acc[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
+  double s = 0;
+  for (; k < n; ++k) s += a[k] * b[k];
+  for (int j = 0; j < 8; ++j) s += acc[j];
+  return s;
+}
+
+// parallel_for over i in [0, n) where item i costs about (n - i) (a triangle): items are handed out in pairs
+// (p, n-1-p) so that every chunk has the same work.
+void parallel_triangle(int64_t n, const std::function<void(int64_t)>& item, int threads) {
+  int64_t pairs = (n + 1) / 2;
+  parallel_for(
+      size_t(pairs),
+      [&](size_t b, size_t e) {
+        for (size_t p = b; p < e; ++p) {
+          item(int64_t(p));
+          int64_t q = n - 1 - int64_t(p);
+          if (q != int64_t(p)) item(q);
+        }
+      },
+      1, threads);
+}
+
+status check_args(quant_method m, const float* w, int64_t rows, int64_t cols, const calib_view& tk,
+                  const method_options& o) {
+  std::string name(quant_method_name(m));
+  if (rows <= 0 || cols <= 0)
+    return make_error(errc::invalid_argument, strformat("%s: weight shape %lld x %lld is empty", name.c_str(),
+                                                        (long long)rows, (long long)cols));
+  if (!w) return make_error(errc::invalid_argument, name + ": no weight data");
+  int lo = (m == quant_method::clip || m == quant_method::absmax) ? 2 : 1;
+  if (o.bits < lo || o.bits > 8)
+    return make_error(errc::invalid_argument,
+                      strformat("%s: bits %d outside [%d, 8]", name.c_str(), o.bits, lo));
+  if (o.group < 0 || o.group > std::numeric_limits<int>::max())
+    return make_error(errc::invalid_argument, strformat("%s: group %lld is invalid", name.c_str(), (long long)o.group));
+  if (tk.n < 0 || (tk.n > 0 && !tk.x))
+    return make_error(errc::invalid_argument, name + ": calibration tokens without data");
+  if (tk.n > 0 && tk.cols != cols)
+    return make_error(errc::invalid_argument,
+                      strformat("%s: calibration tokens have %lld columns, the weight %lld", name.c_str(),
+                                (long long)tk.cols, (long long)cols));
+  if (m == quant_method::gptq && cols > kMaxGptqCols)
+    return make_error(errc::invalid_argument, strformat("gptq: %lld input columns exceed the limit %lld",
+                                                        (long long)cols, (long long)kMaxGptqCols));
+  if (m == quant_method::gptq && (o.gptq_block <= 0 || !(o.gptq_damp >= 0)))
+    return make_error(errc::invalid_argument, "gptq: block must be > 0 and damping >= 0");
+  if (m == quant_method::awq && (o.awq_grid < 1 || o.awq_grid > 1000))
+    return make_error(errc::invalid_argument, strformat("awq: grid %d outside [1, 1000]", o.awq_grid));
+  if (m == quant_method::hqq &&
+      (o.hqq_iters < 0 || o.hqq_iters > 10000 || !(o.hqq_beta > 0) || !(o.hqq_kappa > 0) || !(o.hqq_lp_norm > 0)))
+    return make_error(errc::invalid_argument, "hqq: iterations in [0, 10000], beta, kappa and p > 0");
+  return {};
+}
+
+std::vector<float> awq(const float* w, int64_t rows, int64_t cols, const calib_view& tk, const method_options& o,
+                       method_report* rep) {
+  const int64_t n = tk.n;
+  std::vector<float> xs(size_t(cols), 0.0f);
+  {
+    std::vector<double> acc(size_t(cols), 0.0);
+    for (int64_t t = 0; t < n; ++t) {
+      const float* x = tk.x + t * cols;
+      for (int64_t c = 0; c < cols; ++c) acc[c] += std::fabs(double(x[c]));
+    }
+    for (int64_t c = 0; c < cols; ++c) xs[c] = std::max(float(acc[c] / double(n)), 1e-6f);
+  }
+  const size_t N = size_t(rows * cols);
+  std::vector<float> best, wq(N), s(static_cast<size_t>(cols));
+  double best_err = std::numeric_limits<double>::infinity();
+  double best_alpha = 0;
+  for (int i = 0; i < o.awq_grid; ++i) {
+    double alpha = o.awq_grid > 1 ? double(i) / double(o.awq_grid - 1) : 0.0;
+    double sum = 0;
+    for (int64_t c = 0; c < cols; ++c) {
+      s[c] = std::pow(xs[c], float(alpha));
+      sum += s[c];
+    }
+    float mean = float(sum / double(cols));
+    for (int64_t c = 0; c < cols; ++c) s[c] = std::max(s[c] / mean, 1e-4f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) wq[r * cols + c] = w[r * cols + c] * s[c];
+    rtn_asym(wq.data(), wq.data(), rows, cols, o.bits, o.group, o.threads);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) wq[r * cols + c] /= s[c];
+    // error on the difference (X Wq^T - X W^T = X (Wq - W)^T)
+    std::vector<float> d(N);
+    for (size_t k = 0; k < N; ++k) d[k] = wq[k] - w[k];
+    double err = sum_sq_xat(tk, d.data(), rows, o.threads);
+    if (err < best_err || best.empty()) {
+      best_err = err;
+      best_alpha = alpha;
+      best = wq;
+    }
+  }
+  if (rep) rep->awq_alpha = best_alpha;
+  return best;
+}
+
+std::vector<float> hqq(const float* w, int64_t rows, int64_t cols, const method_options& o, method_report* rep) {
+  const int64_t G = effective_group(o.group, cols);
+  const int64_t ng = rows * cols / G;  // groups are consecutive runs of G values (rows are multiples of G)
+  const float maxq = float((1u << o.bits) - 1u);
+  std::vector<float> a(static_cast<size_t>(ng)), z(static_cast<size_t>(ng));
+  for (int64_t g = 0; g < ng; ++g) {
+    const float* v = w + g * G;
+    float lo = v[0], hi = v[0];
+    for (int64_t k = 1; k < G; ++k) {
+      lo = std::min(lo, v[k]);
+      hi = std::max(hi, v[k]);
+    }
+    a[g] = std::min(maxq / (hi - lo), 2e4f);
+    z[g] = -lo * a[g];
+    if (o.bits == 4) z[g] = std::rint(z[g]);
+  }
+  const float p1 = float(o.hqq_lp_norm - 1.0);
+  double beta = o.hqq_beta, best = 1e4;
+  std::vector<double> gerr(static_cast<size_t>(ng));
+  std::vector<float> znew(static_cast<size_t>(ng));
+  int rounds = 0;
+  for (int it = 0; it < o.hqq_iters; ++it) {
+    ++rounds;
+    const float inv_beta = float(1.0 / beta);
+    parallel_for(
+        size_t(ng),
+        [&](size_t b, size_t e) {
+          for (size_t g = b; g < e; ++g) {
+            const float* v = w + int64_t(g) * G;
+            const float ag = a[g], zg = z[g];
+            double zs = 0, es = 0;
+            for (int64_t k = 0; k < G; ++k) {
+              float wq = std::clamp(std::rint(v[k] * ag + zg), 0.0f, maxq);
+              float wr = (wq - zg) / ag;
+              float d = v[k] - wr;
+              float ad = std::fabs(d);
+              float sh = std::max(ad - inv_beta * std::pow(ad, p1), 0.0f);
+              float we = d > 0 ? sh : (d < 0 ? -sh : 0.0f);
+              zs += double(wq - (v[k] - we) * ag);
+              es += double(ad);
+            }
+            znew[g] = float(zs / double(G));
+            gerr[g] = es;
+          }
+        },
+        64, o.threads);
+    z.swap(znew);
+    beta *= o.hqq_kappa;
+    double sum = 0;
+    for (double e : gerr) sum += e;
+    double cur = sum / double(rows * cols);
+    if (cur < best)
+      best = cur;
+    else
+      break;
+  }
+  if (rep) rep->hqq_rounds = rounds;
+  std::vector<float> out(size_t(rows * cols));
+  parallel_for(
+      size_t(ng),
+      [&](size_t b, size_t e) {
+        for (size_t g = b; g < e; ++g) {
+          const float* v = w + int64_t(g) * G;
+          float* q = out.data() + int64_t(g) * G;
+          const float inv = 1.0f / a[g];
+          for (int64_t k = 0; k < G; ++k) q[k] = (std::clamp(std::rint(v[k] * a[g] + z[g]), 0.0f, maxq) - z[g]) * inv;
+        }
+      },
+      64, o.threads);
+  return out;
+}
+
+}  // namespace
+
+// ---- the table ----
+
+result<quant_method> parse_quant_method(std::string_view name) {
+  std::string n(name);
+  std::replace(n.begin(), n.end(), '_', '-');
+  if (const auto* r = find_row_named(k_methods, std::string_view(n))) return r->value;
+  std::string known;
+  for (const auto& r : k_methods) known += (known.empty() ? "" : ", ") + std::string(r.name);
+  return make_error(errc::invalid_argument,
+                    "unknown quantization method '" + std::string(name) + "' (known: " + known + ")");
+}
+
+std::string_view quant_method_name(quant_method m) { return enum_name(k_methods, m, "?"); }
+bool quant_method_needs_tokens(quant_method m) { return enum_info(k_methods, m, false); }
+std::vector<quant_method> all_quant_methods() {
+  std::vector<quant_method> v;
+  for (const auto& r : k_methods) v.push_back(r.value);
+  return v;
+}
+
+int64_t effective_group(int64_t group, int64_t cols) {
+  return (group > 0 && cols % group == 0) ? group : cols;
+}
+
+// ---- building blocks ----
+
+void rtn_asym(const float* w, float* out, int64_t rows, int64_t cols, int bits, int64_t group, int threads) {
+  const int64_t G = effective_group(group, cols);
+  parallel_for(
+      size_t(rows),
+      [&](size_t b, size_t e) {
+        for (size_t r = b; r < e; ++r)
+          for (int64_t g = 0; g < cols; g += G) {
+            const float* v = w + int64_t(r) * cols + g;
+            float* q = out + int64_t(r) * cols + g;
+            cu::asym_params p = cu::asym_params_of(v, G, 1, bits);
+            for (int64_t k = 0; k < G; ++k) q[k] = cu::asym_fake(v[k], p);
+          }
+      },
+      16, threads);
+}
+
+double sum_sq_xat(const calib_view& x, const float* a, int64_t rows, int threads) {
+  if (x.n <= 0 || rows <= 0) return 0.0;
+  const int64_t cols = x.cols;
+  std::vector<double> per_row(size_t(rows), 0.0);
+  parallel_for(
+      size_t(rows),
+      [&](size_t b, size_t e) {
+        for (size_t r = b; r < e; ++r) {
+          const float* ar = a + int64_t(r) * cols;
+          double s = 0;
+          for (int64_t t = 0; t < x.n; ++t) {
+            double d = dot_f(x.x + t * cols, ar, cols);
+            s += d * d;
+          }
+          per_row[r] = s;
+        }
+      },
+      4, threads);
+  double s = 0;
+  for (double v : per_row) s += v;
+  return s;
+}
+
+double output_nmse(const float* w, const float* wq, int64_t rows, int64_t cols, const calib_view& tokens) {
+  if (tokens.n <= 0 || !tokens.x || tokens.cols != cols || rows <= 0 || cols <= 0)
+    return std::numeric_limits<double>::quiet_NaN();
+  std::vector<float> d(size_t(rows * cols));
+  for (size_t k = 0; k < d.size(); ++k) d[k] = wq[k] - w[k];
+  double num = sum_sq_xat(tokens, d.data(), rows);
+  double den = sum_sq_xat(tokens, w, rows);
+  if (den == 0) return num == 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return num / den;
+}
+
+result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
+  const int64_t n = tk.cols, T = tk.n;
+  if (n <= 0 || T <= 0 || !tk.x) return make_error(errc::invalid_argument, "gptq: no calibration tokens");
+  if (n > kMaxGptqCols)
+    return make_error(errc::invalid_argument, strformat("gptq: %lld input columns exceed the limit %lld",
+                                                        (long long)n, (long long)kMaxGptqCols));
+  // X^T in double, so that every H entry is a contiguous dot product.
+  std::vector<double> xt(size_t(n * T));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < n; ++c) xt[size_t(c * T + t)] = double(tk.x[t * n + c]);
+  // A = J H J (the reversal of H), lower triangle: A[a][b] = H[n-1-a][n-1-b].
+  std::vector<double> A(size_t(n * n), 0.0);
+  parallel_triangle(
+      n,
+      [&](int64_t i) {  // row i of H, columns j >= i  ->  A[n-1-j][n-1-i] (lower: n-1-j <= ... ) and the mirror
+        for (int64_t j = i; j < n; ++j) {
+          double h = dot_d(xt.data() + i * T, xt.data() + j * T, T);
+          A[size_t((n - 1 - i) * n + (n - 1 - j))] = h;  // row n-1-i >= column n-1-j: lower
+        }
+      },
+      threads);
+  xt = {};
+  gptq_hinv out;
+  out.cols = n;
+  out.dead.assign(size_t(n), 0);
+  double diag = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    double& d = A[size_t(i * n + i)];
+    if (d == 0) {
+      d = 1;
+      out.dead[size_t(n - 1 - i)] = 1;
+      ++out.n_dead;
+    }
+    diag += d;
+  }
+  const double add = damp * diag / double(n);
+  for (int64_t i = 0; i < n; ++i) A[size_t(i * n + i)] += add;
+  // Cholesky A = L L^T in place (lower, row by row).
+  for (int64_t i = 0; i < n; ++i) {
+    double* ai = A.data() + i * n;
+    for (int64_t j = 0; j < i; ++j) {
+      const double* aj = A.data() + j * n;
+      ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
+    }
+    double s = ai[i] - dot_d(ai, ai, i);
+    if (!(s > 0) || !std::isfinite(s))
+      return make_error(errc::unsupported,
+                        strformat("gptq: cholesky failed (the damped Hessian is not positive definite at column %lld)",
+                                  (long long)(n - 1 - i)));
+    ai[i] = std::sqrt(s);
+  }
+  // M = L^-1, one column at a time (forward substitution with contiguous rows of L), stored as U = J M J:
+  // U[n-1-a][n-1-j] = M[a][j] for a >= j.
+  out.u.assign(size_t(n * n), 0.0f);
+  parallel_triangle(
+      n,
+      [&](int64_t j) {
+        std::vector<double> v(size_t(n), 0.0);  // column j of M, rows j..n-1
+        for (int64_t a = j; a < n; ++a) {
+          const double* la = A.data() + a * n;
+          double s = (a == j ? 1.0 : 0.0) - dot_d(la + j, v.data() + j, a - j);
+          v[size_t(a)] = s / la[a];
+          out.u[size_t((n - 1 - a) * n + (n - 1 - j))] = float(v[size_t(a)]);
+        }
+      },
+      threads);
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(out.u[size_t(i * n + i)]) || !(out.u[size_t(i * n + i)] > 0))
+      return make_error(errc::unsupported, strformat("gptq: cholesky failed (H^-1 is not finite at column %lld)",
+                                                     (long long)i));
+  return out;
+}
+
+// The end of the lazy block that starts at i1: i1 + B, cut at the start of a group that begins inside the block
+// and would end after it (its params must see every earlier error, which a lazy block has not yet pushed past
+// its end). With the seed's group 128 = block 128 no block is cut; the result is the plain column-by-column
+// algorithm's for any block.
+static int64_t block_end(int64_t i1, int64_t B, int64_t G, int64_t cols) {
+  int64_t i2 = std::min(i1 + B, cols);
+  for (int64_t g = (i1 / G + 1) * G; g < i2; g += G)
+    if (g + G > i2) return g;
+  return i2;
+}
+
+void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const gptq_hinv& h, int bits,
+                   int64_t group, int64_t block, int threads) {
+  const int64_t G = effective_group(group, cols);
+  const int64_t B = block > 0 ? std::min(block, cols) : cols;
+  constexpr int64_t kTile = 16;  // rows that share each U row while it is in L1
+  const int64_t tiles = (rows + kTile - 1) / kTile;
+  const float* U = h.u.data();
+  parallel_for(
+      size_t(tiles),
+      [&](size_t tb, size_t te) {
+        std::vector<float> wt(size_t(kTile * cols)), err(size_t(kTile * B));
+        std::vector<cu::asym_params> par(static_cast<size_t>(kTile));
+        for (size_t tile = tb; tile < te; ++tile) {
+          const int64_t r0 = int64_t(tile) * kTile, nr = std::min(kTile, rows - r0);
+          for (int64_t r = 0; r < nr; ++r) {
+            std::copy(w + (r0 + r) * cols, w + (r0 + r + 1) * cols, wt.data() + r * cols);
+            for (int64_t c = 0; c < cols; ++c)
+              if (h.dead[size_t(c)]) wt[size_t(r * cols + c)] = 0.0f;
+          }
+          for (int64_t i1 = 0, i2 = 0; i1 < cols; i1 = i2) {
+            i2 = block_end(i1, B, G, cols);
+            for (int64_t r = 0; r < nr; ++r) {
+              float* wr = wt.data() + r * cols;
+              float* qr = out + (r0 + r) * cols;
+              for (int64_t i = i1; i < i2; ++i) {
+                if (i % G == 0) par[size_t(r)] = cu::asym_params_of(wr + i, G, 1, bits);
+                err[size_t(r * B + (i - i1))] = cu::gptq_column_step(wr, U + i * cols, i, i2, par[size_t(r)], qr + i);
+              }
+            }
+            if (i2 == cols) continue;
+            // the block's error to the remaining columns: W[:, i2:] -= Err * U[i1:i2, i2:]
+            for (int64_t k = i1; k < i2; ++k) {
+              const float* u = U + k * cols;
+              for (int64_t r = 0; r < nr; ++r) {
+                const float e = err[size_t(r * B + (k - i1))];
+                float* wr = wt.data() + r * cols;
+                for (int64_t j = i2; j < cols; ++j) wr[j] -= e * u[j];
+              }
+            }
+          }
+        }
+      },
+      1, threads);
+}
+
+// ---- the entry point ----
+
+result<std::vector<float>> fake_quant_method(quant_method m, const float* w, int64_t rows, int64_t cols,
+                                             const calib_view& tokens, const method_options& o,
+                                             method_report* rep) {
+  RAZOR_TRY(check_args(m, w, rows, cols, tokens, o));
+  if (rep) *rep = method_report{};
+  const size_t N = size_t(rows * cols);
+  std::vector<float> out(N);
+  auto fallback = [&](std::string why) {
+    if (rep) rep->fallback = std::move(why);
+    rtn_asym(w, out.data(), rows, cols, o.bits, o.group, o.threads);
+    return out;
+  };
+  switch (m) {
+    case quant_method::clip:
+    case quant_method::absmax: {
+      fq_params p;
+      p.tag = float(o.bits);
+      p.group = int(o.group);
+      p.clip_steps = m == quant_method::clip ? o.clip_steps : 0;
+      RAZOR_TRY(fake_quant(w, elem_type::f32, out.data(), elem_type::f32, size_t(rows), size_t(cols), p, nullptr, {},
+                           o.threads));
+      return out;
+    }
+    case quant_method::rtn_asym:
+      rtn_asym(w, out.data(), rows, cols, o.bits, o.group, o.threads);
+      return out;
+    case quant_method::awq:
+      if (tokens.n == 0) return fallback("no tokens");
+      return awq(w, rows, cols, tokens, o, rep);
+    case quant_method::gptq: {
+      if (tokens.n == 0) return fallback("no tokens");
+      if (tokens.n < o.gptq_min_tokens)
+        return fallback(strformat("fewer than %lld tokens", (long long)o.gptq_min_tokens));
+      auto h = gptq_prepare(tokens, o.gptq_damp, o.threads);
+      if (!h.ok()) {
+        if (h.error().code() == errc::unsupported) return fallback("cholesky failed");
+        return h.error();
+      }
+      if (rep) rep->gptq_dead_columns = h->n_dead;
+      gptq_quantize(w, out.data(), rows, cols, *h, o.bits, o.group, o.gptq_block, o.threads);
+      return out;
+    }
+    case quant_method::hqq:
+      return hqq(w, rows, cols, o, rep);
+  }
+  return make_error(errc::internal, "fake_quant_method: unknown method");
+}
+
+}  // namespace razor::quant
