@@ -32,19 +32,12 @@ constexpr enum_row<quant_method, bool> k_methods[] = {
 
 constexpr int64_t kMaxGptqCols = 16384;  // H is cols^2 doubles (2 GiB at this bound)
 
-// dot product of two float rows, 16 float lanes (vectorises without -ffast-math).
-inline float dot_f(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t k = 0;
-  for (; k + 16 <= n; k += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += a[k + j] * b[k + j];
-  float s = 0;
-  for (; k < n; ++k) s += a[k] * b[k];
-  for (int j = 0; j < 16; ++j) s += acc[j];
-  return s;
-}
+// The hot loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time (the engine's matmul does the
+// same); sums run in a fixed order per clone, so results agree across machines to rounding, not bits.
+#define RAZOR_METHODS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-inline double dot_d(const double* a, const double* b, int64_t n) {
+// dot product of two double rows, 8 lanes.
+RAZOR_METHODS_CLONES double dot_d(const double* a, const double* b, int64_t n) {
   double acc[8] = {};
   int64_t k = 0;
   for (; k + 8 <= n; k += 8)
@@ -53,6 +46,81 @@ inline double dot_d(const double* a, const double* b, int64_t n) {
   for (; k < n; ++k) s += a[k] * b[k];
   for (int j = 0; j < 8; ++j) s += acc[j];
   return s;
+}
+
+constexpr int64_t kTR = 4;   // rows of a register block
+constexpr int64_t kTC = 64;  // columns of a register block
+
+// y[r][j] = sum_k x[r][k] * bt[k][j0 + j] for r < nr, j < nc (x rows of length kk, stride ldx; bt [kk x ldb]):
+// one register block of a product, then the sum of squares of the block (double).
+RAZOR_METHODS_CLONES double gemm_sumsq_block(const float* x, int64_t ldx, int64_t nr, const float* bt, int64_t ldb,
+                                             int64_t kk, int64_t j0, int64_t nc) {
+  float acc[kTR][kTC] = {};
+  if (nr == kTR && nc == kTC) {
+    for (int64_t k = 0; k < kk; ++k) {
+      const float* b = bt + k * ldb + j0;
+      const float x0 = x[k], x1 = x[ldx + k], x2 = x[2 * ldx + k], x3 = x[3 * ldx + k];
+      for (int64_t j = 0; j < kTC; ++j) {
+        const float bj = b[j];
+        acc[0][j] += x0 * bj;
+        acc[1][j] += x1 * bj;
+        acc[2][j] += x2 * bj;
+        acc[3][j] += x3 * bj;
+      }
+    }
+  } else {
+    for (int64_t k = 0; k < kk; ++k) {
+      const float* b = bt + k * ldb + j0;
+      for (int64_t r = 0; r < nr; ++r) {
+        const float xr = x[r * ldx + k];
+        for (int64_t j = 0; j < nc; ++j) acc[r][j] += xr * b[j];
+      }
+    }
+  }
+  double s = 0;
+  for (int64_t r = 0; r < nr; ++r)
+    for (int64_t j = 0; j < nc; ++j) s += double(acc[r][j]) * double(acc[r][j]);
+  return s;
+}
+
+// GPTQ's block update on a tile of rows: w[r][j] -= sum_{k < kb} e[r][k] * u[k][j] for j in [j0, cols), r < nr
+// (w stride cols, e stride lde, u = U's row i1, stride cols). Registers hold a 4 x 64 block of w across the k loop.
+RAZOR_METHODS_CLONES void gptq_block_update(float* w, int64_t nr, const float* e, int64_t lde, const float* u,
+                                            int64_t kb, int64_t j0, int64_t cols) {
+  for (int64_t jb = j0; jb < cols; jb += kTC) {
+    const int64_t nc = std::min(kTC, cols - jb);
+    for (int64_t r0 = 0; r0 < nr; r0 += kTR) {
+      const int64_t nrr = std::min(kTR, nr - r0);
+      float acc[kTR][kTC];
+      float* wb = w + r0 * cols + jb;
+      const float* eb = e + r0 * lde;
+      if (nrr == kTR && nc == kTC) {
+        for (int64_t r = 0; r < kTR; ++r)
+          for (int64_t j = 0; j < kTC; ++j) acc[r][j] = wb[r * cols + j];
+        for (int64_t k = 0; k < kb; ++k) {
+          const float* uk = u + k * cols + jb;
+          const float e0 = eb[k], e1 = eb[lde + k], e2 = eb[2 * lde + k], e3 = eb[3 * lde + k];
+          for (int64_t j = 0; j < kTC; ++j) {
+            const float uj = uk[j];
+            acc[0][j] -= e0 * uj;
+            acc[1][j] -= e1 * uj;
+            acc[2][j] -= e2 * uj;
+            acc[3][j] -= e3 * uj;
+          }
+        }
+        for (int64_t r = 0; r < kTR; ++r)
+          for (int64_t j = 0; j < kTC; ++j) wb[r * cols + j] = acc[r][j];
+      } else {
+        for (int64_t k = 0; k < kb; ++k) {
+          const float* uk = u + k * cols + jb;
+          for (int64_t r = 0; r < nrr; ++r) {
+            const float er = eb[r * lde + k];
+            for (int64_t j = 0; j < nc; ++j) wb[r * cols + j] -= er * uk[j];
+          }
+        }
+      }
+    }
+  }
 }
 
 // parallel_for over i in [0, n) where item i costs about (n - i) (a triangle): items are handed out in pairs
@@ -266,23 +334,25 @@ void rtn_asym(const float* w, float* out, int64_t rows, int64_t cols, int bits, 
 double sum_sq_xat(const calib_view& x, const float* a, int64_t rows, int threads) {
   if (x.n <= 0 || rows <= 0) return 0.0;
   const int64_t cols = x.cols;
-  std::vector<double> per_row(size_t(rows), 0.0);
+  // A^T [cols x rows], so that the product X A^T runs as register blocks of 4 tokens x 64 rows.
+  std::vector<float> at(static_cast<size_t>(cols * rows));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) at[size_t(c * rows + r)] = a[r * cols + c];
+  const int64_t ntb = (x.n + kTR - 1) / kTR, nrb = (rows + kTC - 1) / kTC;
+  std::vector<double> part(size_t(ntb * nrb), 0.0);  // one partial sum per block: the total is thread-independent
   parallel_for(
-      size_t(rows),
+      size_t(ntb * nrb),
       [&](size_t b, size_t e) {
-        for (size_t r = b; r < e; ++r) {
-          const float* ar = a + int64_t(r) * cols;
-          double s = 0;
-          for (int64_t t = 0; t < x.n; ++t) {
-            double d = dot_f(x.x + t * cols, ar, cols);
-            s += d * d;
-          }
-          per_row[r] = s;
+        for (size_t t = b; t < e; ++t) {
+          const int64_t rb = int64_t(t) / ntb, tb = int64_t(t) % ntb;  // row-block major: one A^T slice per thread
+          const int64_t t0 = tb * kTR, j0 = rb * kTC;
+          part[t] = gemm_sumsq_block(x.x + t0 * cols, cols, std::min(kTR, x.n - t0), at.data(), rows, cols, j0,
+                                     std::min(kTC, rows - j0));
         }
       },
-      4, threads);
+      1, threads);
   double s = 0;
-  for (double v : per_row) s += v;
+  for (double v : part) s += v;
   return s;
 }
 
@@ -385,7 +455,7 @@ void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const
                    int64_t group, int64_t block, int threads) {
   const int64_t G = effective_group(group, cols);
   const int64_t B = block > 0 ? std::min(block, cols) : cols;
-  constexpr int64_t kTile = 16;  // rows that share each U row while it is in L1
+  constexpr int64_t kTile = 32;  // rows that share each slab of U (4 x 64 register blocks inside)
   const int64_t tiles = (rows + kTile - 1) / kTile;
   const float* U = h.u.data();
   parallel_for(
@@ -412,14 +482,7 @@ void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const
             }
             if (i2 == cols) continue;
             // the block's error to the remaining columns: W[:, i2:] -= Err * U[i1:i2, i2:]
-            for (int64_t k = i1; k < i2; ++k) {
-              const float* u = U + k * cols;
-              for (int64_t r = 0; r < nr; ++r) {
-                const float e = err[size_t(r * B + (k - i1))];
-                float* wr = wt.data() + r * cols;
-                for (int64_t j = i2; j < cols; ++j) wr[j] -= e * u[j];
-              }
-            }
+            gptq_block_update(wt.data(), nr, err.data(), B, U + i1 * cols, i2 - i1, i2, cols);
           }
         }
       },
