@@ -36,15 +36,15 @@ constexpr int64_t kMaxGptqCols = 16384;  // H is cols^2 doubles (2 GiB at this b
 // same); sums run in a fixed order per clone, so results agree across machines to rounding, not bits.
 #define RAZOR_METHODS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-// dot product of two double rows, 8 lanes.
+// dot product of two double rows, 32 lanes (four independent vector accumulators hide the add latency).
 RAZOR_METHODS_CLONES double dot_d(const double* a, const double* b, int64_t n) {
-  double acc[8] = {};
+  double acc[32] = {};
   int64_t k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
+  for (; k + 32 <= n; k += 32)
+    for (int j = 0; j < 32; ++j) acc[j] += a[k + j] * b[k + j];
   double s = 0;
   for (; k < n; ++k) s += a[k] * b[k];
-  for (int j = 0; j < 8; ++j) s += acc[j];
+  for (int j = 0; j < 32; ++j) s += acc[j];
   return s;
 }
 
@@ -373,19 +373,23 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
   if (n > kMaxGptqCols)
     return make_error(errc::invalid_argument, strformat("gptq: %lld input columns exceed the limit %lld",
                                                         (long long)n, (long long)kMaxGptqCols));
+  // Every O(n^3) loop below runs over blocks of kNB rows / columns, so that the rows it streams are read once per
+  // block instead of once per row (n = 3072 makes A 75 MB, far beyond the caches).
+  constexpr int64_t kNB = 32;
+  const int64_t nblk = (n + kNB - 1) / kNB;
   // X^T in double, so that every H entry is a contiguous dot product.
   std::vector<double> xt(size_t(n * T));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < n; ++c) xt[size_t(c * T + t)] = double(tk.x[t * n + c]);
-  // A = J H J (the reversal of H), lower triangle: A[a][b] = H[n-1-a][n-1-b].
+  // A = J H J (the reversal of H), lower triangle: H[i][j] (j >= i) goes to A[n-1-i][n-1-j].
   std::vector<double> A(size_t(n * n), 0.0);
   parallel_triangle(
-      n,
-      [&](int64_t i) {  // row i of H, columns j >= i  ->  A[n-1-j][n-1-i] (lower: n-1-j <= ... ) and the mirror
-        for (int64_t j = i; j < n; ++j) {
-          double h = dot_d(xt.data() + i * T, xt.data() + j * T, T);
-          A[size_t((n - 1 - i) * n + (n - 1 - j))] = h;  // row n-1-i >= column n-1-j: lower
-        }
+      nblk,
+      [&](int64_t bi) {  // H rows [i0, i1), every column j >= i
+        const int64_t i0 = bi * kNB, i1 = std::min(n, i0 + kNB);
+        for (int64_t j = i0; j < n; ++j)
+          for (int64_t i = i0; i < i1 && i <= j; ++i)
+            A[size_t((n - 1 - i) * n + (n - 1 - j))] = dot_d(xt.data() + i * T, xt.data() + j * T, T);
       },
       threads);
   xt = {};
@@ -404,32 +408,60 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
   }
   const double add = damp * diag / double(n);
   for (int64_t i = 0; i < n; ++i) A[size_t(i * n + i)] += add;
-  // Cholesky A = L L^T in place (lower, row by row).
-  for (int64_t i = 0; i < n; ++i) {
-    double* ai = A.data() + i * n;
-    for (int64_t j = 0; j < i; ++j) {
-      const double* aj = A.data() + j * n;
-      ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
+  // Cholesky A = L L^T in place (lower; L[i][j] = (A[i][j] - L[i][0..j).L[j][0..j)) / L[j][j]), by blocks of rows:
+  // the part left of the block's diagonal block depends only on earlier blocks (rows in parallel), the diagonal
+  // block is sequential.
+  for (int64_t i0 = 0; i0 < n; i0 += kNB) {
+    const int64_t i1 = std::min(n, i0 + kNB);
+    parallel_for(
+        size_t(i1 - i0),
+        [&](size_t b, size_t e) {
+          for (int64_t j = 0; j < i0; ++j) {
+            const double* aj = A.data() + j * n;
+            for (int64_t i = i0 + int64_t(b); i < i0 + int64_t(e); ++i) {
+              double* ai = A.data() + i * n;
+              ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
+            }
+          }
+        },
+        4, threads);
+    for (int64_t i = i0; i < i1; ++i) {
+      double* ai = A.data() + i * n;
+      for (int64_t j = i0; j < i; ++j) {
+        const double* aj = A.data() + j * n;
+        ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
+      }
+      double s = ai[i] - dot_d(ai, ai, i);
+      if (!(s > 0) || !std::isfinite(s))
+        return make_error(errc::unsupported,
+                          strformat("gptq: cholesky failed (the damped Hessian is not positive definite at column "
+                                    "%lld)",
+                                    (long long)(n - 1 - i)));
+      ai[i] = std::sqrt(s);
     }
-    double s = ai[i] - dot_d(ai, ai, i);
-    if (!(s > 0) || !std::isfinite(s))
-      return make_error(errc::unsupported,
-                        strformat("gptq: cholesky failed (the damped Hessian is not positive definite at column %lld)",
-                                  (long long)(n - 1 - i)));
-    ai[i] = std::sqrt(s);
   }
-  // M = L^-1, one column at a time (forward substitution with contiguous rows of L), stored as U = J M J:
-  // U[n-1-a][n-1-j] = M[a][j] for a >= j.
+  // M = L^-1 by blocks of kNB columns (forward substitution; V holds the block's columns row by row, so each row of
+  // L is read once per block), stored as U = J M J: U[n-1-a][n-1-j] = M[a][j] for a >= j.
   out.u.assign(size_t(n * n), 0.0f);
   parallel_triangle(
-      n,
-      [&](int64_t j) {
-        std::vector<double> v(size_t(n), 0.0);  // column j of M, rows j..n-1
-        for (int64_t a = j; a < n; ++a) {
+      nblk,
+      [&](int64_t bj) {
+        const int64_t j0 = bj * kNB, nc = std::min(kNB, n - j0);
+        std::vector<double> V(size_t((n - j0) * kNB), 0.0);  // V[a - j0][c] = M[a][j0 + c]
+        for (int64_t a = j0; a < n; ++a) {
           const double* la = A.data() + a * n;
-          double s = (a == j ? 1.0 : 0.0) - dot_d(la + j, v.data() + j, a - j);
-          v[size_t(a)] = s / la[a];
-          out.u[size_t((n - 1 - a) * n + (n - 1 - j))] = float(v[size_t(a)]);
+          double acc[kNB] = {};
+          for (int64_t k = j0; k < a; ++k) {
+            const double l = la[k];
+            const double* vk = V.data() + (k - j0) * kNB;
+            for (int64_t c = 0; c < kNB; ++c) acc[c] += l * vk[c];
+          }
+          double* va = V.data() + (a - j0) * kNB;
+          for (int64_t c = 0; c < nc; ++c) {
+            // M[a][j] is 0 above the diagonal (a < j): the zero V rows keep it so.
+            va[c] = a < j0 + c ? 0.0 : ((a == j0 + c ? 1.0 : 0.0) - acc[c]) / la[a];
+            if (a >= j0 + c) out.u[size_t((n - 1 - a) * n + (n - 1 - (j0 + c)))] = float(va[c]);
+          }
         }
       },
       threads);
