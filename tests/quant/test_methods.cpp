@@ -612,3 +612,28 @@ TEST(QuantMethods, BlockedPathsMatchThePlainFormulas) {
   EXPECT_NEAR(ng, np, 0.01 * np);
   EXPECT_LT(ng, want);  // and GPTQ beats RTN in sample
 }
+
+// Every method's output is independent of the thread count (partial sums are per block, in a fixed order).
+TEST(QuantMethods, ThreadCountDoesNotChangeTheResult) {
+  std::mt19937 gen(9);
+  std::normal_distribution<float> nd;
+  const int rows = 70, cols = 192, ntok = 40;
+  std::vector<float> w(rows * cols), x(ntok * cols);
+  for (auto& v : w) v = 0.02f * nd(gen);
+  for (auto& v : x) v = nd(gen);
+  for (quant_method m : all_quant_methods()) {
+    method_options o;
+    o.group = 64;
+    o.gptq_block = 64;
+    o.awq_grid = 5;
+    o.threads = 1;
+    auto a = fake_quant_method(m, w.data(), rows, cols, view(x, cols), o);
+    o.threads = 3;
+    auto b = fake_quant_method(m, w.data(), rows, cols, view(x, cols), o);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a, *b) << quant_method_name(m);
+  }
+  std::vector<float> d(w.size());
+  for (size_t k = 0; k < d.size(); ++k) d[k] = 0.5f * w[k];
+  EXPECT_EQ(sum_sq_xat(view(x, cols), d.data(), rows, 1), sum_sq_xat(view(x, cols), d.data(), rows, 3));
+}
