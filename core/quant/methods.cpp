@@ -83,25 +83,26 @@ RAZOR_METHODS_CLONES double gemm_sumsq_block(const float* x, int64_t ldx, int64_
   return s;
 }
 
-// GPTQ's block update on a tile of rows: w[r][j] -= sum_{k < kb} e[r][k] * u[k][j] for j in [j0, cols), r < nr
-// (w stride cols, e stride lde, u = U's row i1, stride cols). Registers hold a 4 x 64 block of w across the k loop.
-RAZOR_METHODS_CLONES void gptq_block_update(float* w, int64_t nr, const float* e, int64_t lde, const float* u,
-                                            int64_t kb, int64_t j0, int64_t cols) {
-  for (int64_t jb = j0; jb < cols; jb += kTC) {
-    const int64_t nc = std::min(kTC, cols - jb);
+// w[r][j] -= sum_{k < kb} e[r][k] * u[k][j] for r < nr, j in [j0, jend) (strides ldw, lde, ldu): registers hold a
+// 4 x C block of w across the k loop. GPTQ's block update (float) and the Cholesky's trailing update (double).
+template <class T, int64_t C>
+[[gnu::always_inline]] inline void block_update_body(T* w, int64_t ldw, int64_t nr, const T* e, int64_t lde,
+                                                     const T* u, int64_t ldu, int64_t kb, int64_t j0, int64_t jend) {
+  for (int64_t jb = j0; jb < jend; jb += C) {
+    const int64_t nc = std::min(C, jend - jb);
     for (int64_t r0 = 0; r0 < nr; r0 += kTR) {
       const int64_t nrr = std::min(kTR, nr - r0);
-      float acc[kTR][kTC];
-      float* wb = w + r0 * cols + jb;
-      const float* eb = e + r0 * lde;
-      if (nrr == kTR && nc == kTC) {
+      T* wb = w + r0 * ldw + jb;
+      const T* eb = e + r0 * lde;
+      if (nrr == kTR && nc == C) {
+        T acc[kTR][C];
         for (int64_t r = 0; r < kTR; ++r)
-          for (int64_t j = 0; j < kTC; ++j) acc[r][j] = wb[r * cols + j];
+          for (int64_t j = 0; j < C; ++j) acc[r][j] = wb[r * ldw + j];
         for (int64_t k = 0; k < kb; ++k) {
-          const float* uk = u + k * cols + jb;
-          const float e0 = eb[k], e1 = eb[lde + k], e2 = eb[2 * lde + k], e3 = eb[3 * lde + k];
-          for (int64_t j = 0; j < kTC; ++j) {
-            const float uj = uk[j];
+          const T* uk = u + k * ldu + jb;
+          const T e0 = eb[k], e1 = eb[lde + k], e2 = eb[2 * lde + k], e3 = eb[3 * lde + k];
+          for (int64_t j = 0; j < C; ++j) {
+            const T uj = uk[j];
             acc[0][j] -= e0 * uj;
             acc[1][j] -= e1 * uj;
             acc[2][j] -= e2 * uj;
@@ -109,18 +110,26 @@ RAZOR_METHODS_CLONES void gptq_block_update(float* w, int64_t nr, const float* e
           }
         }
         for (int64_t r = 0; r < kTR; ++r)
-          for (int64_t j = 0; j < kTC; ++j) wb[r * cols + j] = acc[r][j];
+          for (int64_t j = 0; j < C; ++j) wb[r * ldw + j] = acc[r][j];
       } else {
         for (int64_t k = 0; k < kb; ++k) {
-          const float* uk = u + k * cols + jb;
+          const T* uk = u + k * ldu + jb;
           for (int64_t r = 0; r < nrr; ++r) {
-            const float er = eb[r * lde + k];
-            for (int64_t j = 0; j < nc; ++j) wb[r * cols + j] -= er * uk[j];
+            const T er = eb[r * lde + k];
+            for (int64_t j = 0; j < nc; ++j) wb[r * ldw + j] -= er * uk[j];
           }
         }
       }
     }
   }
+}
+RAZOR_METHODS_CLONES void block_update_f(float* w, int64_t ldw, int64_t nr, const float* e, int64_t lde,
+                                         const float* u, int64_t ldu, int64_t kb, int64_t j0, int64_t jend) {
+  block_update_body<float, kTC>(w, ldw, nr, e, lde, u, ldu, kb, j0, jend);
+}
+RAZOR_METHODS_CLONES void block_update_d(double* w, int64_t ldw, int64_t nr, const double* e, int64_t lde,
+                                         const double* u, int64_t ldu, int64_t kb, int64_t j0, int64_t jend) {
+  block_update_body<double, kTC / 2>(w, ldw, nr, e, lde, u, ldu, kb, j0, jend);
 }
 
 // parallel_for over i in [0, n) where item i costs about (n - i) (a triangle): items are handed out in pairs
@@ -373,9 +382,10 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
   if (n > kMaxGptqCols)
     return make_error(errc::invalid_argument, strformat("gptq: %lld input columns exceed the limit %lld",
                                                         (long long)n, (long long)kMaxGptqCols));
-  // Every O(n^3) loop below runs over blocks of kNB rows / columns, so that the rows it streams are read once per
+  // Every O(n^3) loop below runs over blocks of rows / columns, so that the rows it streams are read once per
   // block instead of once per row (n = 3072 makes A 75 MB, far beyond the caches).
-  constexpr int64_t kNB = 32;
+  constexpr int64_t kNB = 32;   // H's rows and the inverse's columns per block
+  constexpr int64_t kCB = 128;  // the Cholesky's panel: the trailing matrix is swept once per panel
   const int64_t nblk = (n + kNB - 1) / kNB;
   // X^T in double, so that every H entry is a contiguous dot product.
   std::vector<double> xt(size_t(n * T));
@@ -408,36 +418,50 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
   }
   const double add = damp * diag / double(n);
   for (int64_t i = 0; i < n; ++i) A[size_t(i * n + i)] += add;
-  // Cholesky A = L L^T in place (lower; L[i][j] = (A[i][j] - L[i][0..j).L[j][0..j)) / L[j][j]), by blocks of rows:
-  // the part left of the block's diagonal block depends only on earlier blocks (rows in parallel), the diagonal
-  // block is sequential.
-  for (int64_t i0 = 0; i0 < n; i0 += kNB) {
-    const int64_t i1 = std::min(n, i0 + kNB);
-    parallel_for(
-        size_t(i1 - i0),
-        [&](size_t b, size_t e) {
-          for (int64_t j = 0; j < i0; ++j) {
-            const double* aj = A.data() + j * n;
-            for (int64_t i = i0 + int64_t(b); i < i0 + int64_t(e); ++i) {
-              double* ai = A.data() + i * n;
-              ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
-            }
-          }
-        },
-        4, threads);
-    for (int64_t i = i0; i < i1; ++i) {
-      double* ai = A.data() + i * n;
-      for (int64_t j = i0; j < i; ++j) {
-        const double* aj = A.data() + j * n;
-        ai[j] = (ai[j] - dot_d(ai, aj, j)) / aj[j];
+  // Cholesky A = L L^T in place (lower), right-looking by panels of kCB columns: factor the diagonal block, solve
+  // the panel below it (rows in parallel), then subtract the panel's outer product from the trailing lower triangle
+  // (register blocks of 4 rows, rows in parallel; the upper triangle of A is never read, so the blocks that cross
+  // the diagonal may write there).
+  {
+    std::vector<double> pt(size_t(kCB * n));  // the panel transposed: pt[k][j] = L[j][k0 + k]
+    for (int64_t k0 = 0; k0 < n; k0 += kCB) {
+      const int64_t k1 = std::min(n, k0 + kCB), nb = k1 - k0;
+      for (int64_t i = k0; i < k1; ++i) {
+        double* ai = A.data() + i * n;
+        for (int64_t j = k0; j < i; ++j) {
+          const double* aj = A.data() + j * n;
+          ai[j] = (ai[j] - dot_d(ai + k0, aj + k0, j - k0)) / aj[j];
+        }
+        double s = ai[i] - dot_d(ai + k0, ai + k0, i - k0);
+        if (!(s > 0) || !std::isfinite(s))
+          return make_error(errc::unsupported,
+                            strformat("gptq: cholesky failed (the damped Hessian is not positive definite at "
+                                      "column %lld)",
+                                      (long long)(n - 1 - i)));
+        ai[i] = std::sqrt(s);
       }
-      double s = ai[i] - dot_d(ai, ai, i);
-      if (!(s > 0) || !std::isfinite(s))
-        return make_error(errc::unsupported,
-                          strformat("gptq: cholesky failed (the damped Hessian is not positive definite at column "
-                                    "%lld)",
-                                    (long long)(n - 1 - i)));
-      ai[i] = std::sqrt(s);
+      if (k1 == n) break;
+      parallel_for(
+          size_t(n - k1),
+          [&](size_t b, size_t e) {
+            for (int64_t i = k1 + int64_t(b); i < k1 + int64_t(e); ++i) {
+              double* ai = A.data() + i * n;
+              for (int64_t j = k0; j < k1; ++j) {
+                const double* aj = A.data() + j * n;
+                ai[j] = (ai[j] - dot_d(ai + k0, aj + k0, j - k0)) / aj[j];
+              }
+              for (int64_t k = 0; k < nb; ++k) pt[size_t(k * n + i)] = ai[k0 + k];
+            }
+          },
+          16, threads);
+      const int64_t nq = (n - k1 + kTR - 1) / kTR;
+      parallel_triangle(
+          nq,
+          [&](int64_t q) {
+            const int64_t r0 = k1 + q * kTR, nr = std::min(kTR, n - r0);
+            block_update_d(A.data() + r0 * n, n, nr, A.data() + r0 * n + k0, n, pt.data(), n, nb, k1, r0 + nr);
+          },
+          threads);
     }
   }
   // M = L^-1 by blocks of kNB columns (forward substitution; V holds the block's columns row by row, so each row of
@@ -448,19 +472,31 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
       [&](int64_t bj) {
         const int64_t j0 = bj * kNB, nc = std::min(kNB, n - j0);
         std::vector<double> V(size_t((n - j0) * kNB), 0.0);  // V[a - j0][c] = M[a][j0 + c]
-        for (int64_t a = j0; a < n; ++a) {
-          const double* la = A.data() + a * n;
-          double acc[kNB] = {};
-          for (int64_t k = j0; k < a; ++k) {
-            const double l = la[k];
+        // rows a in groups of kTR: the sum over the rows k before the group reads each V row once for the group,
+        // the few k inside the group follow row by row
+        for (int64_t a0 = j0; a0 < n; a0 += kTR) {
+          const int64_t na = std::min(kTR, n - a0);
+          double acc[kTR][kNB] = {};
+          for (int64_t k = j0; k < a0; ++k) {
             const double* vk = V.data() + (k - j0) * kNB;
-            for (int64_t c = 0; c < kNB; ++c) acc[c] += l * vk[c];
+            for (int64_t r = 0; r < na; ++r) {
+              const double l = A[size_t((a0 + r) * n + k)];
+              for (int64_t c = 0; c < kNB; ++c) acc[r][c] += l * vk[c];
+            }
           }
-          double* va = V.data() + (a - j0) * kNB;
-          for (int64_t c = 0; c < nc; ++c) {
-            // M[a][j] is 0 above the diagonal (a < j): the zero V rows keep it so.
-            va[c] = a < j0 + c ? 0.0 : ((a == j0 + c ? 1.0 : 0.0) - acc[c]) / la[a];
-            if (a >= j0 + c) out.u[size_t((n - 1 - a) * n + (n - 1 - (j0 + c)))] = float(va[c]);
+          for (int64_t r = 0; r < na; ++r) {
+            const int64_t a = a0 + r;
+            const double* la = A.data() + a * n;
+            for (int64_t k = a0; k < a; ++k) {
+              const double* vk = V.data() + (k - j0) * kNB;
+              for (int64_t c = 0; c < kNB; ++c) acc[r][c] += la[k] * vk[c];
+            }
+            double* va = V.data() + (a - j0) * kNB;
+            for (int64_t c = 0; c < nc; ++c) {
+              // M[a][j] is 0 above the diagonal (a < j): the zero V rows keep it so.
+              va[c] = a < j0 + c ? 0.0 : ((a == j0 + c ? 1.0 : 0.0) - acc[r][c]) / la[a];
+              if (a >= j0 + c) out.u[size_t((n - 1 - a) * n + (n - 1 - (j0 + c)))] = float(va[c]);
+            }
           }
         }
       },
@@ -514,7 +550,7 @@ void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const
             }
             if (i2 == cols) continue;
             // the block's error to the remaining columns: W[:, i2:] -= Err * U[i1:i2, i2:]
-            gptq_block_update(wt.data(), nr, err.data(), B, U + i1 * cols, i2 - i1, i2, cols);
+            block_update_f(wt.data(), cols, nr, err.data(), B, U + i1 * cols, cols, i2 - i1, i2, cols);
           }
         }
       },

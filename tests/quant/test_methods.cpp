@@ -376,8 +376,9 @@ TEST(QuantMethods, GptqMatchesThePlainAlgorithmWithLazyBlocks) {
 }
 
 TEST(QuantMethods, GptqHinvIsTheUpperCholeskyOfTheInverse) {
-  // 6 columns (one block of the blocked loops) and 70 (three blocks of 32, the last one partial)
-  for (int n : {6, 70}) {
+  // 6 columns (one block of the blocked loops), 70 (three blocks of 32, the last one partial) and 300 (three
+  // Cholesky panels of 128, the trailing updates between them)
+  for (int n : {6, 70, 300}) {
     std::mt19937 gen(3);
     std::normal_distribution<double> nd;
     matd x(size_t(n + 30), vecd(size_t(n)));
