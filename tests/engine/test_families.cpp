@@ -438,6 +438,8 @@ TEST(EngineFamilies, RouterInputsUseTheCheckpointsNames) {
     const std::string name = std::string("layers.0.") + router;
     const engine::input_stats* in = r->find_input(name);
     ASSERT_NE(in, nullptr) << family << ": no input statistics under " << name;
-    if (std::string(router) != "mlp.gate.weight") EXPECT_EQ(r->find_input("layers.0.mlp.gate.weight"), nullptr) << family;
+    if (std::string(router) != "mlp.gate.weight") {
+      EXPECT_EQ(r->find_input("layers.0.mlp.gate.weight"), nullptr) << family;
+    }
   }
 }
