@@ -21,6 +21,7 @@ namespace razor::engine {
 result<std::vector<int32_t>> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, const std::string& where,
                                              int32_t separator) {
   RAZOR_TRY(check_utf8(text, where));
+  if (separator < 0) separator = tk.protocol_separator();
   std::vector<int32_t> out;
   const std::string_view sep = "\n\n\n";
   size_t pos = 0;

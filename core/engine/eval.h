@@ -27,9 +27,11 @@ struct recipe;
 namespace razor::engine {
 
 // The protocol's token stream of `text`. The text is checked to be UTF-8 first, once: an error names `where`
-// (the file) and the first malformed byte's offset, line and column (util/utf8.h).
+// (the file) and the first malformed byte's offset, line and column (util/utf8.h). The separator after each piece:
+// `separator` when >= 0, else the tokenizer's (tk.protocol_separator(): 0, or a SentencePiece-style vocabulary's
+// end-of-sequence token, as llama.cpp's side of the protocol appends).
 result<std::vector<int32_t>> protocol_tokens(const bpe_tokenizer& tk, std::string_view text, const std::string& where,
-                                             int32_t separator = 0);
+                                             int32_t separator = -1);
 
 struct eval_options {
   int windows = 200;

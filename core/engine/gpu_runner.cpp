@@ -137,7 +137,7 @@ gpu_precision resolve_precision(gpu_precision p) {
 // The tensors behind an observation point: input_names', but for DeepSeek's own names (mla.cpp's blocks report
 // these: MLA's first projections, the router beside the ungated shared_experts).
 std::vector<std::string> point_names(const model_dims& d, cu::eng_point p, int L, bool linear_attention, bool shared) {
-  if (d.a != arch::deepseek || L < 0) return input_names(p, L, linear_attention, shared);
+  if (d.a != arch::deepseek || L < 0) return input_names(p, L, linear_attention, shared, router_suffix(d));
   std::vector<const char*> v;
   switch (p) {
     case cu::eng_point::mixer_in:

@@ -128,12 +128,7 @@ size_t layer_weights::bytes() const {
 
 namespace {
 
-// The router's name: Mixtral keeps its MoE under block_sparse_moe.
-std::string router_name(const model_dims& d, int layer) {
-  return layer_tensor(layer, d.a == arch::mixtral   ? "block_sparse_moe.gate.weight"
-                             : d.a == arch::gpt_oss ? "mlp.router.weight"
-                                                    : "mlp.gate.weight");
-}
+std::string router_name(const model_dims& d, int layer) { return layer_tensor(layer, router_suffix(d)); }
 
 // The rows layout takes the stored BF16 data when the provider has it (no float copy).
 linear borrowed(const bf16_matrix& m) {
@@ -279,7 +274,13 @@ result<head_weights> load_head(weight_provider& wp, const model_dims& d, weight_
 // ------------------------------------------------------------------------------------------------
 // blocks
 
-std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert) {
+// Mixtral keeps its MoE under block_sparse_moe; gpt-oss calls its router "router".
+const char* router_suffix(const model_dims& d) {
+  return d.a == arch::mixtral ? "block_sparse_moe.gate.weight" : d.a == arch::gpt_oss ? "mlp.router.weight" : "mlp.gate.weight";
+}
+
+std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert,
+                                     const char* router) {
   using cu::eng_point;
   auto names = [layer](std::initializer_list<const char*> rest) {
     std::vector<std::string> v;
@@ -296,9 +297,9 @@ std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_att
       return names({linear_attention ? "linear_attn.out_proj.weight" : "self_attn.o_proj.weight"});
     case eng_point::moe_in:
       if (shared_expert)
-        return names({"mlp.gate.weight", "mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
+        return names({router, "mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
                       "mlp.shared_expert_gate.weight"});
-      return names({"mlp.gate.weight"});
+      return names({router});
     case eng_point::expert_in: return names({"mlp.experts.gate_up"});
     case eng_point::expert_act: return names({"mlp.experts.down"});
     case eng_point::shared_act: return names({"mlp.shared_expert.down_proj.weight"});
@@ -316,7 +317,7 @@ namespace {
 // The input statistics over n rows of x [n, cols] of the maps behind point `p`, once, to the observer under
 // each of their names (input_names).
 void observe(forward_observer* obs, cu::eng_point p, int layer, int expert, size_t n, const float* x, int64_t cols,
-             bool linear_attention = false, bool shared_expert = false) {
+             bool linear_attention = false, bool shared_expert = false, const char* router = "mlp.gate.weight") {
   if (!obs || !obs->wants_input_sums() || !n) return;
   std::vector<double> sq(static_cast<size_t>(cols)), su(static_cast<size_t>(cols));
   for (size_t r = 0; r < n; ++r) {
@@ -326,7 +327,7 @@ void observe(forward_observer* obs, cu::eng_point p, int layer, int expert, size
       su[size_t(c)] += row[c];
     }
   }
-  for (const std::string& name : input_names(p, layer, linear_attention, shared_expert))
+  for (const std::string& name : input_names(p, layer, linear_attention, shared_expert, router))
     obs->on_input_sums(layer, name, expert, n, cols, sq.data(), su.data());
 }
 
@@ -531,7 +532,7 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
   const size_t E = size_t(d.n_experts), K = size_t(d.top_k), H = size_t(d.hidden);
   std::vector<float> logits(n * E);
   // the router's input, also the shared expert's gate / up / gate
-  observe(obs, cu::eng_point::moe_in, layer, -1, n, x, d.hidden, false, !w.shared_gate.empty());
+  observe(obs, cu::eng_point::moe_in, layer, -1, n, x, d.hidden, false, !w.shared_gate.empty(), router_suffix(d));
   if (d.a == arch::deepseek && !w.shared_gate_up.empty())
     observe_inputs(obs, layer, n, x, d.hidden, {"mlp.shared_experts.gate_proj.weight", "mlp.shared_experts.up_proj.weight"});
   matmul(x, n, w.router, logits.data());

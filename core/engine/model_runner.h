@@ -139,8 +139,13 @@ class forward_observer {
 };
 
 // The tensors whose input an observation point is (layer -1: the head), one list for both paths: the CPU blocks
-// observe each input once and report it under these names, and so does the GPU path (cu::eng_point).
-std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert);
+// observe each input once and report it under these names, and so does the GPU path (cu::eng_point). `router`: the
+// router's name within the layer, the checkpoint's own (router_suffix: Mixtral's block_sparse_moe.gate.weight,
+// gpt-oss's mlp.router.weight).
+std::vector<std::string> input_names(cu::eng_point p, int layer, bool linear_attention, bool shared_expert,
+                                     const char* router = "mlp.gate.weight");
+// The router's tensor name within a layer of this family, as the checkpoint names it.
+const char* router_suffix(const model_dims& d);
 
 // ---- blocks (exposed for tests). x is the normed input [n, hidden]; y gets the block output. ----
 // Sequences are [seq_start[i], seq_start[i+1]) of the rows; positions restart at 0 in each.

@@ -1,6 +1,7 @@
 #include "engine/tokenizer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -8,6 +9,7 @@
 #include <queue>
 #include <sstream>
 
+#include "model/spm_vocab.h"
 #include "util/json_limits.h"
 
 namespace razor {
@@ -67,10 +69,74 @@ result<bpe_tokenizer> bpe_tokenizer::load(const std::string& path) {
   json_limits lim;
   lim.max_bytes = size_t(256) << 20;  // a 262,144-token vocabulary with its merges: ~30 MB
   RAZOR_ASSIGN_OR_RETURN(nlohmann::json j, read_json_file(path, lim));
-  return from_json(j, path);
+  if (!is_sentencepiece_bpe(j)) return from_json(j, path);
+  // tokenizer_config.json and config.json beside it, when present
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  nlohmann::json side[2];
+  const char* names[2] = {"tokenizer_config.json", "config.json"};
+  for (int k = 0; k < 2; ++k) {
+    const std::string f = (dir.empty() ? std::string(".") : dir) + "/" + names[k];
+    if (std::error_code ec; !std::filesystem::exists(f, ec)) continue;
+    json_limits sl;
+    sl.max_bytes = size_t(16) << 20;
+    RAZOR_ASSIGN_OR_RETURN(side[k], read_json_file(f, sl));
+  }
+  return from_json(j, path, &side[0], &side[1]);
 }
 
-result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const std::string& where) {
+result<bpe_tokenizer> bpe_tokenizer::from_spm(const nlohmann::json& j, const std::string& where,
+                                              const nlohmann::json* tokenizer_config, const nlohmann::json* config) {
+  static const nlohmann::json null;
+  const nlohmann::json& tc = tokenizer_config ? *tokenizer_config : null;
+  RAZOR_ASSIGN_OR_RETURN(spm_vocab v, read_spm_vocab(j, tc, where));
+  bpe_tokenizer tk;
+  tk.spm_ = true;
+  tk.where_ = where;
+  tk.add_space_prefix_ = v.add_space_prefix.value_or(true);  // llama.cpp's SPM default
+  const size_t n = v.tokens.size();
+  tk.id_to_bytes_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& t = v.tokens[i];
+    // llama.cpp keeps the last id of a repeated text
+    tk.vocab_strings_[t] = int32_t(i);
+    if (v.types[i] == int32_t(spm_token_type::byte)) {
+      tk.id_to_bytes_[i] = std::string(1, char(std::stoi(t.substr(3, 2), nullptr, 16)));
+    } else {
+      std::string d;
+      for (size_t k = 0; k < t.size();) {
+        if (t.compare(k, 3, "\xe2\x96\x81") == 0) d += ' ', k += 3;
+        else d += t[k++];
+      }
+      tk.id_to_bytes_[i] = d;
+    }
+    if (v.types[i] == int32_t(spm_token_type::user_defined) && !t.empty()) tk.added_.emplace_back(t, int32_t(i));
+  }
+  std::stable_sort(tk.added_.begin(), tk.added_.end(),
+                   [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  // byte fallback: <0xNN>, else the byte itself as a token (llama_vocab::byte_to_token)
+  static const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    const char name[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
+    auto it = tk.vocab_strings_.find(name);
+    if (it == tk.vocab_strings_.end()) it = tk.vocab_strings_.find(std::string(1, char(b)));
+    if (it == tk.vocab_strings_.end())
+      return make_error(errc::bad_format, where + ": the vocabulary lacks the byte token " + name);
+    tk.byte_id_[b] = it->second;
+  }
+  tk.scores_ = std::move(v.scores);
+  // The separator: the end-of-sequence id the converter writes (tokenizer.ggml.eos_token_id), else llama.cpp's
+  // SPM default 2.
+  RAZOR_ASSIGN_OR_RETURN(const hf_special_vocab sv,
+                         read_hf_special_vocab(j, tc, config ? *config : null, int64_t(n), where));
+  tk.separator_ = 2;
+  for (auto& [typ, id] : sv.ids)
+    if (typ == "eos") tk.separator_ = int32_t(id);
+  return tk;
+}
+
+result<bpe_tokenizer> bpe_tokenizer::from_json(const nlohmann::json& j, const std::string& where,
+                                               const nlohmann::json* tokenizer_config, const nlohmann::json* config) {
+  if (is_sentencepiece_bpe(j)) return from_spm(j, where, tokenizer_config, config);
   // A hostile tokenizer.json with keys of the wrong JSON type makes nlohmann::json throw: an error value here.
   try {
     return [&]() -> result<bpe_tokenizer> {
@@ -284,7 +350,111 @@ status bpe_tokenizer::encode_plain(std::string_view text, std::vector<int32_t>& 
   return {};
 }
 
+void bpe_tokenizer::spm_session(std::string text, std::vector<int32_t>& out) const {
+  // " " -> "▁" (llama_escape_whitespace)
+  std::string esc;
+  esc.reserve(text.size() + text.size() / 4);
+  for (char c : text) {
+    if (c == ' ') esc += "\xe2\x96\x81";
+    else esc += c;
+  }
+  // Symbols: UTF-8 characters (length from the lead byte's high nibble, as unicode_len_utf8), in a linked list.
+  struct sym {
+    int32_t prev, next;
+    size_t off, n;
+  };
+  std::vector<sym> syms;
+  for (size_t off = 0; off < esc.size();) {
+    static const size_t len_of[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
+    const size_t n = std::min(len_of[uint8_t(esc[off]) >> 4], esc.size() - off);
+    const auto i = int32_t(syms.size());
+    syms.push_back({i - 1, off + n == esc.size() ? -1 : i + 1, off, n});
+    off += n;
+  }
+  // llm_tokenizer_spm_session: the bigram with the highest score first, then the leftmost. A popped bigram is
+  // stale when one of its symbols was merged away or grew since (the size no longer adds up).
+  struct bigram {
+    int32_t left, right;
+    float score;
+    size_t size;
+  };
+  auto worse = [](const bigram& l, const bigram& r) { return l.score < r.score || (l.score == r.score && l.left > r.left); };
+  std::priority_queue<bigram, std::vector<bigram>, decltype(worse)> q(worse);
+  auto try_add = [&](int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    const size_t size = syms[size_t(l)].n + syms[size_t(r)].n;
+    auto it = vocab_strings_.find(esc.substr(syms[size_t(l)].off, size));
+    if (it == vocab_strings_.end()) return;
+    q.push({l, r, scores_[size_t(it->second)], size});
+  };
+  for (int32_t i = 1; i < int32_t(syms.size()); ++i) try_add(i - 1, i);
+  while (!q.empty()) {
+    const bigram b = q.top();
+    q.pop();
+    sym &l = syms[size_t(b.left)], &r = syms[size_t(b.right)];
+    if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
+    l.n += r.n;
+    r.n = 0;
+    l.next = r.next;
+    if (r.next >= 0) syms[size_t(r.next)].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
+  }
+  // A merged symbol is a token by construction; a single character may not be: its bytes then (resegment).
+  for (int32_t i = syms.empty() ? -1 : 0; i >= 0; i = syms[size_t(i)].next) {
+    const sym& s = syms[size_t(i)];
+    auto it = vocab_strings_.find(esc.substr(s.off, s.n));
+    if (it != vocab_strings_.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    for (size_t k = 0; k < s.n; ++k) out.push_back(byte_id_[uint8_t(esc[s.off + k])]);
+  }
+}
+
+std::vector<int32_t> bpe_tokenizer::encode_spm(std::string_view text, bool split_added) const {
+  std::vector<int32_t> out;
+  if (text.empty()) return out;
+  // Fragments: raw text (token < 0) or a user-defined token; every occurrence of each token, longest token first.
+  struct frag {
+    std::string_view text;
+    int32_t token;
+  };
+  std::vector<frag> frags = {{text, -1}};
+  for (const auto& [content, id] : added_) {
+    if (!split_added) break;
+    std::vector<frag> next;
+    for (const frag& f : frags) {
+      if (f.token >= 0) {
+        next.push_back(f);
+        continue;
+      }
+      size_t pos = 0;
+      for (size_t at; (at = f.text.find(content, pos)) != std::string_view::npos; pos = at + content.size()) {
+        if (at > pos) next.push_back({f.text.substr(pos, at - pos), -1});
+        next.push_back({{}, id});
+      }
+      if (pos < f.text.size()) next.push_back({f.text.substr(pos), -1});
+    }
+    frags = std::move(next);
+  }
+  bool prev_special = true;  // the first piece gets the space prefix
+  for (const frag& f : frags) {
+    if (f.token >= 0) {
+      out.push_back(f.token);
+      prev_special = true;
+      continue;
+    }
+    std::string t = add_space_prefix_ && prev_special ? " " : "";
+    t += f.text;
+    spm_session(std::move(t), out);
+    prev_special = false;
+  }
+  return out;
+}
+
 result<std::vector<int32_t>> bpe_tokenizer::encode(std::string_view text, bool split_added) const {
+  if (spm_) return encode_spm(text, split_added);
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 1);
   if (!split_added || added_.empty()) {

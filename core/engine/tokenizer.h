@@ -1,4 +1,7 @@
-// Byte-level BPE tokenizer read from a Hugging Face tokenizer.json (the GPT-2 / Qwen2 family).
+// The tokenizer of a Hugging Face tokenizer.json, in one of two forms:
+//   - byte-level BPE (the GPT-2 / Qwen2 family), as the Hugging Face tokenizers library encodes (below);
+//   - SentencePiece-style BPE (model.byte_fallback true: Mixtral, Llama-2), as llama.cpp encodes the GGUF that
+//     core/gguf writes of it (tokenizer.ggml.model "llama", model/spm_vocab.h): see "SentencePiece-style" below.
 //
 // What is read from tokenizer.json:
 //   model.type "BPE", model.vocab {token string: id}, model.merges (["a", "b"] pairs or "a b" strings; the
@@ -18,6 +21,19 @@
 // Cost: O(n log n) in the text's length whatever the text (a megabyte of spaces, or one megabyte-long "word"):
 // the added tokens are looked up by their first byte, and BPE keeps the candidate pairs in a priority queue
 // over a doubly linked list of symbols (each merge costs O(log n), stale pairs are skipped when popped).
+//
+// SentencePiece-style (llama.cpp's llm_tokenizer_spm on the vocabulary and scores of model/spm_vocab.h, i.e. what
+// llama_tokenize(text, add_special = false, parse_special = false) returns on the converted file):
+//   1. user-defined added tokens (added past the base vocabulary, not special) are cut out of the text, longest
+//      token first, every occurrence (llama.cpp's tokenizer_st_partition); control tokens are not;
+//   2. each remaining piece gets a leading " " when it starts the text or follows a cut-out token
+//      (add_space_prefix: tokenizer_config.json's add_prefix_space, default true), then " " becomes "▁";
+//   3. symbols start as UTF-8 characters; the adjacent pair whose concatenation is a token with the highest score
+//      is merged, leftmost first among equal scores (the converter's scores are all -1000: leftmost first), until
+//      no adjacent pair forms a token;
+//   4. a final symbol that is no token goes out as its bytes' <0xNN> tokens (byte_fallback).
+// Nothing is prepended (no <s>): the protocol's separator is the end-of-sequence token instead of 0
+// (protocol_separator()).
 //
 // Text must be UTF-8: callers check it first (util/utf8.h check_utf8, which names the file and the byte; the
 // engine's protocol_tokens does). encode() itself never reads past a malformed sequence: its bytes match no
@@ -46,8 +62,12 @@ class bpe_tokenizer {
  public:
   // Reads and validates tokenizer.json. Fails with bad_format when the model is not BPE, a merge names a
   // token not in the vocab, the vocab lacks one of the 256 byte tokens, or the regex does not compile.
+  // A SentencePiece-style tokenizer also reads tokenizer_config.json and config.json beside the file when present
+  // (add_prefix_space, the special tokens, the end-of-sequence id).
   static result<bpe_tokenizer> load(const std::string& tokenizer_json_path);
-  static result<bpe_tokenizer> from_json(const nlohmann::json& j, const std::string& where);
+  static result<bpe_tokenizer> from_json(const nlohmann::json& j, const std::string& where,
+                                         const nlohmann::json* tokenizer_config = nullptr,
+                                         const nlohmann::json* config = nullptr);
 
   // Token ids of `text` (UTF-8). Added tokens in the text are recognised when `split_added` (Hugging Face
   // does so even with add_special_tokens=False); nothing is prepended or appended. Thread-safe. An error only
@@ -56,6 +76,10 @@ class bpe_tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
 
   int vocab_size() const { return int(id_to_bytes_.size()); }
+  bool sentencepiece() const { return spm_; }
+  // The token the protocol puts after each "\n\n\n" piece: 0 for byte-level BPE (resources/models/README.md),
+  // the end-of-sequence token for a SentencePiece-style one (what tools/llamacpp/validate.mjs appends).
+  int32_t protocol_separator() const { return separator_; }
   // Raw bytes of a token (added tokens: their content).
   const std::string& token_bytes(int32_t id) const { return id_to_bytes_.at(size_t(id)); }
   // Id of a vocab string as written in tokenizer.json (byte-to-unicode form) or of an added token.
@@ -65,6 +89,10 @@ class bpe_tokenizer {
 
  private:
   void encode_piece(std::string_view bytes, std::vector<int32_t>& out) const;
+  static result<bpe_tokenizer> from_spm(const nlohmann::json& j, const std::string& where,
+                                        const nlohmann::json* tokenizer_config, const nlohmann::json* config);
+  void spm_session(std::string text, std::vector<int32_t>& out) const;
+  std::vector<int32_t> encode_spm(std::string_view text, bool split_added) const;
   status encode_plain(std::string_view text, std::vector<int32_t>& out) const;
 
   std::vector<std::string> id_to_bytes_;
@@ -77,6 +105,10 @@ class bpe_tokenizer {
   std::vector<std::pair<std::string, int32_t>> added_;  // content, id; longest first
   std::vector<uint32_t> added_by_byte_[256];            // indices into added_ by first byte, longest first
   std::string pattern_, where_;
+  // SentencePiece-style
+  bool spm_ = false, add_space_prefix_ = true;
+  int32_t separator_ = 0;
+  std::vector<float> scores_;
   regex re_;
   // Cache of piece -> ids (pieces repeat a lot in text); guarded because encode() is const and thread-safe.
   mutable std::shared_ptr<std::mutex> cache_mu_ = std::make_shared<std::mutex>();

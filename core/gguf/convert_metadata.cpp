@@ -22,6 +22,7 @@
 #include "model/config_check.h"
 #include "model/deepseek_config.h"
 #include "model/recipe.h"
+#include "model/spm_vocab.h"
 #include "util/atomic_file.h"
 #include "util/fnv.h"
 #include "util/json_limits.h"
@@ -53,6 +54,42 @@ result<json> read_json(const std::string& path, bool required) {
 
 uint32_t u32_of(int64_t v) { return uint32_t(std::max<int64_t>(0, v)); }
 
+// LlamaModel.set_vocab for a llama-arch checkpoint with tokenizer.json only (_set_vocab_llama_hf): tokenizer_config's
+// add_prefix_space, model "llama", pre "default", tokens / scores / token types (LlamaHfVocab), no merges, then
+// SpecialVocab's ids, add_* flags, chat template and normalizer flags, in the converter's order.
+status add_spm_tokenizer(writer& w, const checkpoint& ck, const json& tj, const json& tc) {
+  const std::string dir = ck.dir();
+  RAZOR_ASSIGN_OR_RETURN(spm_vocab v, read_spm_vocab(tj, tc, dir + "/tokenizer.json"));
+  // The converter writes the tokens as they are (no padding): llama.cpp then refuses an embedding of another size.
+  if (int64_t(v.tokens.size()) != ck.config().vocab_size)
+    return make_error(errc::unsupported, dir + "/tokenizer.json: " + std::to_string(v.tokens.size()) +
+                                             " tokens, but config.json's vocab_size is " +
+                                             std::to_string(ck.config().vocab_size) +
+                                             " (llama.cpp's converter writes the tokenizer's tokens unpadded, and "
+                                             "llama.cpp refuses an embedding of another size)");
+  if (v.add_space_prefix) w.set("tokenizer.ggml.add_space_prefix", value::boolean(*v.add_space_prefix));
+  w.set("tokenizer.ggml.model", value::str("llama"));
+  w.set("tokenizer.ggml.pre", value::str("default"));
+  const auto n = int64_t(v.tokens.size());
+  w.set("tokenizer.ggml.tokens", value::strings(std::move(v.tokens)));
+  w.set("tokenizer.ggml.scores", value::f32s(v.scores));
+  w.set("tokenizer.ggml.token_type", value::i32s(v.types));
+  std::string jinja;
+  if (std::error_code ec; fs::exists(dir + "/chat_template.jinja", ec)) {
+    RAZOR_ASSIGN_OR_RETURN(jinja, read_text_file(dir + "/chat_template.jinja", size_t(16) << 20));
+  }
+  RAZOR_ASSIGN_OR_RETURN(const hf_special_vocab sv, read_hf_special_vocab(tj, tc, ck.config().raw, n, dir, jinja));
+  for (auto& [typ, id] : sv.ids) {
+    const std::string key = typ == "unk" ? "unknown" : typ == "sep" ? "seperator" : typ == "pad" ? "padding" : typ;
+    w.set("tokenizer.ggml." + key + "_token_id", value::u32(uint32_t(id)));
+  }
+  for (auto& [typ, on] : sv.add) w.set("tokenizer.ggml.add_" + typ + "_token", value::boolean(on));
+  if (sv.chat_template) w.set("tokenizer.chat_template", value::str(*sv.chat_template));
+  if (sv.lowercase) w.set("tokenizer.ggml.normalizer.lowercase", value::boolean(*sv.lowercase));
+  if (sv.strip_accents) w.set("tokenizer.ggml.normalizer.strip_accents", value::boolean(*sv.strip_accents));
+  return {};
+}
+
 status add_tokenizer(writer& w, const checkpoint& ck) {
   // A hostile tokenizer.json / tokenizer_config.json with keys of the wrong JSON type makes nlohmann::json
   // throw: an error value here.
@@ -65,12 +102,9 @@ status add_tokenizer(writer& w, const checkpoint& ck) {
   if (!model.is_object() || model.value("type", "") != "BPE" || !model.contains("vocab") || !model["vocab"].is_object())
     return make_error(errc::unsupported, dir + "/tokenizer.json: only byte-level BPE tokenizers (model.type \"BPE\") "
                                                "are converted");
-  // SentencePiece-style BPE (Mixtral / Llama-2: "▁" for spaces, <0xNN> byte tokens) is llama.cpp's "llama" tokenizer
-  // with scores, not gpt2's byte-level one: written as gpt2 it would tokenize differently.
-  if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean() && model["byte_fallback"].get<bool>())
-    return make_error(errc::unsupported, dir + "/tokenizer.json: a SentencePiece-style BPE (byte_fallback) is not "
-                                               "converted yet (llama.cpp's tokenizer.ggml.model \"llama\"); only "
-                                               "byte-level BPE tokenizers are");
+  // SentencePiece-style BPE (Mixtral / Llama-2: "▁" for spaces, <0xNN> byte tokens) is llama.cpp's "llama"
+  // tokenizer with scores, not gpt2's byte-level one.
+  if (is_sentencepiece_bpe(tj)) return add_spm_tokenizer(w, ck, tj, tc);
   std::map<int64_t, std::string> by_id;
   std::map<std::string, int64_t> id_of;
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {

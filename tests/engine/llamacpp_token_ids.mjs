@@ -3,7 +3,9 @@
 //   { cat resources/data/kernel-docs-eval.txt; printf '\n\n\n'; cat resources/data/kernel-docs-calib.txt; } > /tmp/valid.txt
 //   node tests/engine/llamacpp_token_ids.mjs MODEL.gguf /tmp/valid.txt OUT.txt
 // (the two bundled halves joined back are the valid split, resources/data/README.md).
-// MODEL.gguf: any GGUF of the fixture (same tokenizer), e.g. the F32 conversion of tiny-qwen3-moe by core/gguf.
+// MODEL.gguf: any GGUF of the fixture (same tokenizer), e.g. the F32 conversion of tiny-qwen3-moe by core/gguf; only
+// its vocabulary is loaded (vocabOnly). tests/engine/data/spm-tokenizer/valid_tokens_llamacpp.txt: the same from a
+// GGUF of `razor synth --config tests/engine/data/families/mixtral.json` with that folder's tokenizer files.
 // Protocol of resources/models/README.md: split on "\n\n\n", tokenize each piece without special tokens, append
 // token 0 after each. Output: one line per piece, "<n_tokens> <fnv1a-64 of the ids as u32 LE, hex>", then a
 // last line "total <n>".
@@ -14,7 +16,7 @@ const require = createRequire(path.resolve(".oracle/package.json"));
 const { getLlama } = await import(require.resolve("node-llama-cpp"));
 const [gguf, textPath, out] = process.argv.slice(2);
 const llama = await getLlama({ gpu: false, build: "never" });
-const model = await llama.loadModel({ modelPath: gguf });
+const model = await llama.loadModel({ modelPath: gguf, vocabOnly: true });
 const text = fs.readFileSync(textPath, "utf8");
 const lines = [];
 let total = 0;

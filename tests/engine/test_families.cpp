@@ -18,6 +18,7 @@
 #include "engine/eval.h"
 #include "engine/families.h"
 #include "engine/model_runner.h"
+#include "engine/probe.h"
 #include "gguf/convert.h"
 #include "gguf/layout.h"
 #include "model/checkpoint.h"
@@ -410,5 +411,35 @@ TEST(EngineFamilies, GptOssPackRefusesWhatLlamaCppRunsDifferently) {
     if (std::string(e.name) == "limit") EXPECT_EQ(d.swiglu_limit, 5.0f);
     if (std::string(e.name) == "odd-sliding") EXPECT_TRUE(d.sliding_layer[1] && !d.sliding_layer[0]);
     if (std::string(e.name) == "beta") EXPECT_EQ(d.yarn_beta_fast, 16.0);
+  }
+}
+
+// The probe reports a router's input statistics under the checkpoint's own tensor name (what a user finds in the
+// safetensors index and in imatrix / allocation output): Mixtral's block_sparse_moe.gate.weight, gpt-oss's
+// mlp.router.weight, the others' mlp.gate.weight; each reaches the GGUF router ffn_gate_inp (layout's imatrix_targets).
+TEST(EngineFamilies, RouterInputsUseTheCheckpointsNames) {
+  razor::test::scratch_dir s("router-names");
+  for (auto [family, router] : {std::pair{"mixtral", "block_sparse_moe.gate.weight"},
+                                std::pair{"gpt_oss", "mlp.router.weight"}, std::pair{"olmoe", "mlp.gate.weight"}}) {
+    synth_options so;
+    so.dt = dtype::f32;
+    ASSERT_TRUE(synth_checkpoint(family_config(family), s / family, so).ok()) << family;
+    auto ck = checkpoint::open(s / family);
+    ASSERT_TRUE(ck.ok()) << ck.error().to_string();
+    ASSERT_NE(ck->find_text(std::string("layers.0.") + router), nullptr) << family;
+    auto wp = engine::checkpoint_weights(*ck);
+    engine::probe_options po;
+    po.n_tokens = 16;
+    po.seqlen = 8;
+    std::vector<int32_t> toks;
+    for (int i = 0; i < 16; ++i) toks.push_back(int32_t(1 + i * 37 % 1000));
+    auto r = engine::run_probe(*wp, toks, po);
+    ASSERT_TRUE(r.ok()) << family << ": " << r.error().to_string();
+    const std::string name = std::string("layers.0.") + router;
+    const engine::input_stats* in = r->find_input(name);
+    ASSERT_NE(in, nullptr) << family << ": no input statistics under " << name;
+    if (std::string(router) != "mlp.gate.weight") {
+      EXPECT_EQ(r->find_input("layers.0.mlp.gate.weight"), nullptr) << family;
+    }
   }
 }

@@ -121,7 +121,10 @@ constexpr float k_synth_stddev = 0.15f;
 constexpr float k_synth_norm_jitter = 0.2f;
 
 // The synthetic checkpoint of `family` in dir/<family>, with the fixture's tokenizer.
-std::string synth_family(const std::string& family, const fs::path& dir, bool mxfp4 = false) {
+// `tokenizer`: the folder whose tokenizer.json / tokenizer_config.json are copied in (default: the fixture's
+// byte-level BPE).
+std::string synth_family(const std::string& family, const fs::path& dir, bool mxfp4 = false,
+                         const std::string& tokenizer = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe") {
   const std::string src = std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/families/" + family + ".json";
   const auto cfg = nlohmann::json::parse(read_text(src));
   synth_options so;
@@ -133,18 +136,21 @@ std::string synth_family(const std::string& family, const fs::path& dir, bool mx
   auto st = synth_checkpoint(cfg, out, so);
   EXPECT_TRUE(st.ok()) << st.to_string();
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    fs::copy_file(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe/" + f, out + "/" + f);
+    fs::copy_file(tokenizer + "/" + f, out + "/" + f);
   return out;
 }
 
-void check_fixture(const std::string& name, bool synthetic = false) {
+void check_fixture(const std::string& name, bool synthetic = false, const std::string& tokenizer = {}) {
   const std::string text = razor::test::eval_text_path();
   gguf::validate_options vo;
   vo.oracle_dir = RAZOR_ORACLE_DIR;
   if (auto why = gguf::validate_unavailable_reason(vo); !why.empty()) GTEST_SKIP() << why;
-  fs::path dir = fs::temp_directory_path() / ("razor_logits_" + name + "_" + std::to_string(getpid()));
+  fs::path dir = fs::temp_directory_path() /
+                ("razor_logits_" + name + (tokenizer.empty() ? "_" : "_spm_") + std::to_string(getpid()));
   fs::create_directories(dir);
-  const std::string model = synthetic ? synth_family(name, dir) : std::string(RAZOR_MODELS_DIR) + "/" + name;
+  const std::string model = !synthetic          ? std::string(RAZOR_MODELS_DIR) + "/" + name
+                            : tokenizer.empty() ? synth_family(name, dir)
+                                                : synth_family(name, dir, false, tokenizer);
   const std::string gg = (dir / (name + "-f32.gguf")).string();
   gguf::convert_options co;
   co.default_type = ggml::type::f32;
@@ -265,6 +271,10 @@ TEST(llamacpp_logits, qwen3_5_moe) { check_fixture("tiny-qwen3-5-moe"); }
 TEST(llamacpp_logits, olmoe_synthetic) { check_fixture("olmoe", true); }
 TEST(llamacpp_logits, qwen2_moe_synthetic) { check_fixture("qwen2_moe", true); }
 TEST(llamacpp_logits, mixtral_synthetic) { check_fixture("mixtral", true); }
+// Mixtral with its own kind of tokenizer: SentencePiece-style BPE (tokenizer.ggml.model "llama", no merges).
+TEST(llamacpp_logits, mixtral_spm_tokenizer_synthetic) {
+  check_fixture("mixtral", true, std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/spm-tokenizer");
+}
 TEST(llamacpp_logits, deepseek_v3_synthetic) { check_fixture("deepseek_v3", true); }
 TEST(llamacpp_logits, deepseek_v2_synthetic) { check_fixture("deepseek_v2", true); }
 TEST(llamacpp_logits, kimi_k2_synthetic) { check_fixture("kimi_k2", true); }

@@ -291,3 +291,94 @@ TEST(tokenizer, valid_text_ids_equal_llamacpp) {
 }
 
 }  // namespace
+
+// ---- SentencePiece-style BPE (Mixtral / Llama-2's tokenizer.json form) -------------------------------------
+// The fixture tests/engine/data/spm-tokenizer (make_tokenizer.py): <unk> <s> </s>, <0x00>..<0xFF> at 3..258,
+// 3,683 merged pieces, 154 characters; 4096 tokens. llama.cpp tokenizes the converted file (every score -1000)
+// by merging the leftmost adjacent pair that forms a token.
+namespace {
+
+std::string spm_dir() { return std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/spm-tokenizer"; }
+
+razor::bpe_tokenizer load_spm() {
+  auto tk = razor::bpe_tokenizer::load(spm_dir() + "/tokenizer.json");
+  EXPECT_TRUE(tk.ok()) << tk.error().to_string();
+  return std::move(tk).value();
+}
+
+}  // namespace
+
+// Ids from an independent reading (Python: " " prefix, " " -> "▁", merge the leftmost pair in the vocabulary
+// until none is, characters outside it as <0xNN> = 3 + byte).
+TEST(tokenizer_spm, hand_checked_ids) {
+  auto tk = load_spm();
+  EXPECT_TRUE(tk.sentencepiece());
+  EXPECT_EQ(tk.vocab_size(), 4096);
+  EXPECT_EQ(tk.protocol_separator(), 2);  // </s>: tokenizer_config.json's eos_token
+  const std::map<std::string, std::vector<int32_t>> want = {
+      {"The kernel", {405, 619}},                                      // "▁The" "▁kernel"
+      {"Hello world\n\tx", {438, 1001, 3948, 856, 3952, 3953, 13, 12, 3982}},  // \n, \t: <0x0A> <0x09>
+      {"a\xe2\x82\xac" "b", {266, 229, 133, 175, 3963}},                // € is no token: E2 82 AC
+      {"  two  spaces", {328, 3944, 1251, 259, 3949, 825, 3949}},
+      {"<s>x", {385, 3210, 3982}},                                     // control tokens are not parsed
+      {"", {}},
+  };
+  for (auto& [text, ids] : want) EXPECT_EQ(*tk.encode(text), ids) << text;
+  EXPECT_EQ(tk.decode(*tk.encode("Hello world\n\tx")), " Hello world\n\tx");
+  EXPECT_EQ(tk.decode(*tk.encode("a\xe2\x82\xac" "b")), " a\xe2\x82\xac" "b");
+}
+
+// A user-defined added token (past the base vocabulary, not special) is cut out of the text first, and the next
+// piece gets the space prefix again, as llama.cpp's tokenizer_st_partition; add_prefix_space false drops it.
+TEST(tokenizer_spm, user_defined_tokens_and_prefix_space) {
+  auto j = nlohmann::json::parse(razor::test::slurp(spm_dir() + "/tokenizer.json"));
+  auto tc = nlohmann::json::parse(razor::test::slurp(spm_dir() + "/tokenizer_config.json"));
+  j["added_tokens"].push_back({{"id", 4096}, {"content", "<tool>"}, {"special", false}});
+  auto tk = razor::bpe_tokenizer::from_json(j, "t.json", &tc);
+  ASSERT_TRUE(tk.ok()) << tk.error().to_string();
+  std::vector<int32_t> want = *tk->encode("The");
+  want.push_back(4096);
+  auto k = *tk->encode("kernel");
+  want.insert(want.end(), k.begin(), k.end());
+  EXPECT_EQ(*tk->encode("The<tool>kernel"), want);
+  EXPECT_EQ(k, std::vector<int32_t>{619});
+  tc["add_prefix_space"] = false;
+  auto no_prefix = razor::bpe_tokenizer::from_json(j, "t.json", &tc);
+  ASSERT_TRUE(no_prefix.ok());
+  EXPECT_EQ(no_prefix->decode(*no_prefix->encode("kernel")), "kernel");
+  // added ids must continue the base vocabulary
+  j["added_tokens"].back()["id"] = 5000;
+  auto gap = razor::bpe_tokenizer::from_json(j, "t.json", &tc);
+  ASSERT_FALSE(gap.ok());
+  EXPECT_NE(gap.error().message().find("has id 5000 where 4096 comes next"), std::string::npos) << gap.error().message();
+}
+
+// Id-by-id against llama.cpp's SPM tokenizer on the converted file: spm-tokenizer/valid_tokens_llamacpp.txt
+// holds, per "\n\n\n" piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ 0), written by
+// tests/engine/llamacpp_token_ids.mjs from the F32 GGUF of `razor synth` mixtral with this tokenizer.
+TEST(tokenizer_spm, valid_text_ids_equal_llamacpp) {
+  std::ifstream ref(spm_dir() + "/valid_tokens_llamacpp.txt");
+  ASSERT_TRUE(ref.good());
+  const std::string text = valid_text();
+  auto tk = load_spm();
+  size_t pos = 0, piece_no = 0, total = 0;
+  for (;;) {
+    size_t at = text.find("\n\n\n", pos);
+    auto ids = *tk.encode(std::string_view(text).substr(pos, at == std::string::npos ? std::string::npos : at - pos));
+    ids.push_back(0);
+    total += ids.size();
+    std::string n_str, h_str;
+    ASSERT_TRUE(bool(ref >> n_str >> h_str)) << "reference file ends early at piece " << piece_no;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a_ids(ids)));
+    EXPECT_EQ(std::to_string(ids.size()), n_str) << "piece " << piece_no;
+    EXPECT_EQ(std::string(buf), h_str) << "piece " << piece_no << " (byte offset " << pos << ")";
+    ++piece_no;
+    if (at == std::string::npos) break;
+    pos = at + 3;
+  }
+  std::string word, n_total;
+  ref >> word >> n_total;
+  EXPECT_EQ(word, "total");
+  EXPECT_EQ(n_total, std::to_string(total));
+}
