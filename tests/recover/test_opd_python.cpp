@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "recover/adapter_writer.h"
+#include "util/atomic_file.h"
 #include "util/child_process.h"
 #include "util/python.h"
 
@@ -137,6 +138,8 @@ TEST(opd_python, qat_forward_matches_the_merged_checkpoint) {
   auto ck = razor::checkpoint::open(teacher);
   ASSERT_TRUE(ck.ok());
   std::filesystem::create_directories(work);
+  // razor's own work folder (recover.json), holding the adapter phase C would have written
+  ASSERT_TRUE(razor::write_file_atomic(work + "/recover.json", "{\"format\": \"razor.recover_work/1\"}\n").ok());
   razor::recover::test_support::adapter_spec s = razor::recover::test_support::spec_for(ck->config(), 4);
   razor::recover::test_support::write_adapter(work + "/adapter.safetensors", s);
   auto m = razor::test::run_razor("recover " + teacher + " --student " + student + " --recipe uniform-int3 --out " +

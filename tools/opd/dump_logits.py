@@ -30,9 +30,16 @@ def main():
         print(f"dump_logits.py: error: --seqs: {e}", file=sys.stderr)
         return 2
     try:
-        m = Student(a.model, qat_base=a.qat_base or None)
-        if a.adapter:
-            f = SafetensorsFile(a.adapter)
+        f = SafetensorsFile(a.adapter) if a.adapter else None
+        rank, scale = 16, 2.0
+        if f is not None:  # the adapter's own rank and scale (its metadata)
+            try:
+                rank, scale = int(f.metadata.get("rank", rank)), float(f.metadata.get("scale", scale))
+            except ValueError as e:
+                print(f"dump_logits.py: error: {a.adapter}: rank / scale metadata: {e}", file=sys.stderr)
+                return 2
+        m = Student(a.model, rank=rank, scale=scale, qat_base=a.qat_base or None)
+        if f is not None:
             m.load_adapter({n: f.tensor(n) for n in f.names()})
         out = {}
         with torch.no_grad():
