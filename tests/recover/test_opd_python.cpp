@@ -128,7 +128,7 @@ TEST(opd_python, forward_matches_engine_qwen3_5_moe) { compare_forward("tiny-qwe
 // fakequant(W_teacher + s B A) on the student's recorded grid) and a nonzero adapter equals the engine's logits of
 // the checkpoint `razor recover --phases D` merges from the same adapter. Tolerance: the two fake-quantizations
 // sum a group's clip error in different orders (recovery.md), so a near-tie can pick another clip ratio in a
-// few groups; measured max |python - engine| / max |engine| on this fixture is in the message.
+// few groups (none on this fixture: measured max |python - engine| / max |engine| 1.2e-6, the test prints it).
 TEST(opd_python, qat_forward_matches_the_merged_checkpoint) {
   const std::string teacher = std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-moe";
   razor::test::scratch_dir d("opd-qat");
