@@ -46,7 +46,9 @@ result<json> job_recover(const json& p, job_context& ctx) {
                          bound{"train_max_len", 2, int64_t(1) << 30},
                          bound{"eval_windows", 1, 1 << 20},
                          bound{"eval_ctx", 2, 1 << 20},
-                         bound{"eval_batch", 1, 1 << 16}})
+                         bound{"eval_batch", 1, 1 << 16},
+                         bound{"text_pieces", 0, 1 << 20},
+                         bound{"text_piece_len", 2, 1 << 20}})
     RAZOR_TRY(range(p, b.key, b.lo, b.hi));
   o.prompts = int(num(p, "prompts", o.prompts));
   o.k = int(num(p, "k", o.k));
@@ -58,6 +60,8 @@ result<json> job_recover(const json& p, job_context& ctx) {
   RAZOR_TRY(recover::check_sampling(o.sampling));
   o.seed = uint64_t(num(p, "seed", 0));
   o.gen_batch = size_t(num(p, "gen_batch", int64_t(o.gen_batch)));
+  o.text_pieces = int(num(p, "text_pieces", o.text_pieces));
+  o.text_piece_len = int(num(p, "text_piece_len", o.text_piece_len));
   o.topk = int(num(p, "topk", o.topk));
   o.max_len = num(p, "max_len", o.max_len);
   o.python = str(p, "python");
@@ -72,6 +76,7 @@ result<json> job_recover(const json& p, job_context& ctx) {
   o.train_max_len = num(p, "train_max_len", o.train_max_len);
   o.reverse = str(p, "kl") != "forward";
   o.finished_only = !flag(p, "all_rollouts");
+  o.qat = !flag(p, "no_qat");
   o.eval_windows = int(num(p, "eval_windows", o.eval_windows));
   o.eval_ctx = int(num(p, "eval_ctx", o.eval_ctx));
   o.eval_batch = int(num(p, "eval_batch", o.eval_batch));

@@ -615,6 +615,8 @@ const std::vector<method_def>& method_table() {
         opt("top_p", N, 0.95, "A: nucleus"), opt("top_k", I, 20, "A: top-k (0: whole vocabulary)"),
         opt("seed", I, 0, "A: sampling seed (and the trainer's)"),
         opt("gen_batch", I, 64, "A: sequences through the engine at once"),
+        opt("text_pieces", I, 0, "A: teacher-forced pieces of the calibration text added to the rollouts (off-policy)"),
+        opt("text_piece_len", I, 128, "A: tokens per text piece"),
         opt("topk", I, 20, "B: the teacher's top-k"), opt("max_len", I, 18432, "B: rollouts longer than this are dropped"),
         opt("python", P, "C: the Python interpreter (default: $RAZOR_PYTHON, /usr/bin/python3 with torch, python3)"),
         opt("rank", I, 16, "C: LoRA rank"), opt("scale", N, 2.0, "C: LoRA scale"), opt("epochs", I, 1, "C: epochs"),
@@ -623,6 +625,8 @@ const std::vector<method_def>& method_table() {
         opt("kl", S, "reverse", "C: reverse KL (the seed's default) or forward").one_of({"reverse", "forward"}),
         opt("all_rollouts", B, false, "C: train on unfinished rollouts too (default: complete trajectories only)"),
         opt("train_max_len", I, 8192, "C: longest rollout trained on"),
+        opt("no_qat", B, false, "C: train the LoRA beside the student's quantized experts instead of through "
+                                "fakequant(W_teacher + s B A) (quantization-aware, the default)"),
         opt("nproc", I, 1, "C: trainer processes (gloo)"), opt("threads", I, 0, "C: torch threads (0: its default)"),
         opt("eval_windows", I, 32, "E: windows of the evaluation text"), opt("eval_ctx", I, 256, "E: tokens per window"),
         opt("eval_batch", I, 16, "E: windows run together"),

@@ -167,21 +167,40 @@ result<json> run_recover(const recover_options& o, const recover_callbacks& cb) 
         (engine::resolve_backend(ro.run) == engine::backend::cuda ? "cuda" : "cpu") + ")");
     auto wp = engine::checkpoint_weights(sck);
     RAZOR_ASSIGN_OR_RETURN(std::vector<rollout> rs, generate_rollouts(*wp, ps.prompts, ro));
+    // Off-policy extra sequences (--text-pieces): teacher-forced pieces of the same calibration text, after the
+    // rollouts, pid continuing the prompts' numbering; the trainer keeps them whatever --finished-only says.
+    std::vector<size_t> piece_offsets;
+    if (o.text_pieces > 0) {
+      if (o.text_piece_len < 2) return make_error(errc::invalid_argument, "--text-piece-len must be at least 2");
+      RAZOR_ASSIGN_OR_RETURN(prompt_set tp_set, pick_prompts(stream, o.text_pieces, o.text_piece_len));
+      piece_offsets = tp_set.offsets;
+      for (size_t i = 0; i < tp_set.prompts.size(); ++i) {
+        rollout r;
+        r.pid = o.prompts + int64_t(i);
+        r.prompt_ids.assign(tp_set.prompts[i].begin(), tp_set.prompts[i].begin() + 1);
+        r.gen_ids.assign(tp_set.prompts[i].begin() + 1, tp_set.prompts[i].end());
+        r.finish_reason = "text";
+        rs.push_back(std::move(r));
+      }
+    }
     RAZOR_TRY(write_rollouts(rs, rollouts));
     size_t stopped = 0, gen = 0;
     for (auto& r : rs) {
       stopped += r.finish_reason == "stop";
-      gen += r.gen_ids.size();
+      gen += r.finish_reason == "text" ? 0 : r.gen_ids.size();
     }
     json mj{{"format", "razor.opd_rollouts/1"}, {"model", o.student}, {"text", tp}, {"stream_tokens", ps.stream_tokens},
             {"prompts", o.prompts}, {"prompt_len", o.prompt_len}, {"offsets", ps.offsets}, {"k", o.k},
             {"max_new", o.max_new}, {"temperature", o.sampling.temperature}, {"top_p", o.sampling.top_p},
-            {"top_k", o.sampling.top_k}, {"seed", o.seed}, {"eos", ro.eos}, {"rollouts", rs.size()}};
+            {"top_k", o.sampling.top_k}, {"seed", o.seed}, {"eos", ro.eos}, {"rollouts", rs.size() - piece_offsets.size()},
+            {"text_pieces", piece_offsets.size()}, {"text_piece_len", o.text_piece_len}, {"text_piece_offsets", piece_offsets}};
     RAZOR_TRY(write_file_atomic(meta, dump_json(mj, 1) + "\n"));
-    res["A"] = {{"rollouts", rs.size()}, {"stopped", stopped}, {"generated_tokens", gen}, {"file", rollouts},
+    res["A"] = {{"rollouts", rs.size() - piece_offsets.size()}, {"text_pieces", piece_offsets.size()},
+                {"stopped", stopped}, {"generated_tokens", gen}, {"file", rollouts},
                 {"meta", meta}, {"seconds", now_s() - t0}};
-    log("A: " + std::to_string(rs.size()) + " rollouts (" + std::to_string(stopped) + " ended at eos), " +
-        std::to_string(gen) + " tokens -> " + rollouts);
+    log("A: " + std::to_string(rs.size() - piece_offsets.size()) + " rollouts (" + std::to_string(stopped) +
+        " ended at eos), " + std::to_string(gen) + " tokens, " + std::to_string(piece_offsets.size()) +
+        " teacher-forced text pieces -> " + rollouts);
   }
 
   // ---- B: teacher top-k ----
@@ -232,6 +251,7 @@ result<json> run_recover(const recover_options& o, const recover_callbacks& cb) 
     to.max_len = o.train_max_len;
     to.reverse = o.reverse;
     to.finished_only = o.finished_only;
+    if (o.qat) to.qat_base = o.teacher;
     std::error_code ec;
     fs::remove(train_log, ec);  // razor's own (the work folder's), rewritten by this run
     const auto argv = trainer_argv(to);

@@ -31,6 +31,9 @@ struct recover_options {
   std::string text, eval_text;                       // "" = the bundled calibration / evaluation text
   // A
   int prompts = 16, k = 4, prompt_len = 32, max_new = 48;
+  // off-policy extra sequences: text_pieces pieces of text_piece_len tokens of the calibration text, written as
+  // rollouts with finish_reason "text" (prompt = the first token, generation = the rest: teacher-forced)
+  int text_pieces = 0, text_piece_len = 128;
   sampling_params sampling;
   uint64_t seed = 0;
   size_t gen_batch = 64;
@@ -43,6 +46,7 @@ struct recover_options {
   double scale = 2.0, lr = 5e-5, tau = 1.0;
   int64_t train_max_len = 8192;
   bool reverse = true, finished_only = true;
+  bool qat = true;  // quantization-aware training: the trainer's experts are fakequant(W_teacher + s B A)
   // E
   int eval_windows = 32, eval_ctx = 256, eval_batch = 16;
   // where the engine runs (A, B, E)

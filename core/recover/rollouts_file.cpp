@@ -84,8 +84,8 @@ result<std::vector<rollout>> parse_rollouts(std::string_view text, const std::st
     RAZOR_ASSIGN_OR_RETURN(r.prompt_ids, ids_of(j, "prompt_ids", vocab, path, line));
     RAZOR_ASSIGN_OR_RETURN(r.gen_ids, ids_of(j, "gen_ids", vocab, path, line));
     auto fr = j.find("finish_reason");
-    if (fr == j.end() || !fr->is_string() || (*fr != "stop" && *fr != "length"))
-      return line_error(path, line, "finish_reason must be \"stop\" or \"length\"");
+    if (fr == j.end() || !fr->is_string() || (*fr != "stop" && *fr != "length" && *fr != "text"))
+      return line_error(path, line, "finish_reason must be \"stop\", \"length\" or \"text\"");
     r.finish_reason = fr->get<std::string>();
     auto c = j.find("correct");
     if (c != j.end()) {

@@ -17,7 +17,7 @@ namespace razor::recover {
 struct rollout {
   int64_t pid = 0, k = 0;
   std::vector<int32_t> prompt_ids, gen_ids;
-  std::string finish_reason = "length";  // "stop" | "length"
+  std::string finish_reason = "length";  // "stop" | "length" | "text" (a teacher-forced piece of the text, not sampled)
   nlohmann::json correct = nullptr;      // null for text prompts
 };
 

@@ -62,6 +62,10 @@ std::vector<std::string> trainer_argv(const trainer_options& o) {
                              "--finished-only", o.finished_only ? "1" : "0",
                              "--nproc", std::to_string(o.nproc),
                              "--seed", std::to_string(o.seed)};
+  if (!o.qat_base.empty()) {
+    a.push_back("--qat-base");
+    a.push_back(o.qat_base);
+  }
   if (o.threads > 0) {
     a.push_back("--threads");
     a.push_back(std::to_string(o.threads));

@@ -20,6 +20,7 @@ struct trainer_options {
   std::string python;   // "" = find_python_with("torch")
   std::string script;   // "" = find_trainer_script()
   std::string student, rollouts, teacher_topk, adapter_out, log;
+  std::string qat_base;  // non-empty: --qat-base (quantization-aware training against this unquantized checkpoint)
   int rank = 16;
   double scale = 2.0, tau = 1.0, lr = 5e-5;
   int epochs = 1, accum = 8, nproc = 1, threads = 0, seed = 0;

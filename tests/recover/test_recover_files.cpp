@@ -35,6 +35,9 @@ TEST(RecoverFiles, RolloutsRoundTripInTheContractFormat) {
   test::scratch_dir d("recover-files");
   const std::string path = d / "rollouts.jsonl";
   auto rs = sample_rollouts();
+  rollout t;  // a teacher-forced text piece (--text-pieces)
+  t.pid = 2, t.k = 0, t.prompt_ids = {300}, t.gen_ids = {301, 302, 303}, t.finish_reason = "text";
+  rs.push_back(t);
   ASSERT_TRUE(write_rollouts(rs, path).ok());
   // One JSON object per line with exactly the contract's keys.
   std::ifstream f(path);
@@ -47,11 +50,11 @@ TEST(RecoverFiles, RolloutsRoundTripInTheContractFormat) {
     EXPECT_TRUE(j["correct"].is_null());
     ++n;
   }
-  EXPECT_EQ(n, 3);
+  EXPECT_EQ(n, 4);
   auto back = read_rollouts(path, 4096);
   ASSERT_TRUE(back.ok()) << back.error().to_string();
-  ASSERT_EQ(back->size(), 3u);
-  for (size_t i = 0; i < 3; ++i) {
+  ASSERT_EQ(back->size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
     EXPECT_EQ((*back)[i].pid, rs[i].pid);
     EXPECT_EQ((*back)[i].k, rs[i].k);
     EXPECT_EQ((*back)[i].prompt_ids, rs[i].prompt_ids);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The student forward's logits (no adapter, or --adapter) for token sequences, written as safetensors F32
+"""The student forward's logits (no adapter, or --adapter; quantization-aware with --qat-base) for token sequences, written as safetensors F32
 "logits.<i>" [T_i, vocab]: the cross-check of tools/opd's forward against razor's engine (tests/recover)."""
 import argparse
 import os
@@ -19,6 +19,7 @@ def main():
     p.add_argument("--seqs", required=True, help="sequences of token ids: '1,2,3;4,5'")
     p.add_argument("--out", required=True)
     p.add_argument("--adapter", default="")
+    p.add_argument("--qat-base", default="", help="the trainer's --qat-base (experts = fakequant(W_base + s B A))")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if a.threads > 0:
@@ -29,9 +30,16 @@ def main():
         print(f"dump_logits.py: error: --seqs: {e}", file=sys.stderr)
         return 2
     try:
-        m = Student(a.model)
-        if a.adapter:
-            f = SafetensorsFile(a.adapter)
+        f = SafetensorsFile(a.adapter) if a.adapter else None
+        rank, scale = 16, 2.0
+        if f is not None:  # the adapter's own rank and scale (its metadata)
+            try:
+                rank, scale = int(f.metadata.get("rank", rank)), float(f.metadata.get("scale", scale))
+            except ValueError as e:
+                print(f"dump_logits.py: error: {a.adapter}: rank / scale metadata: {e}", file=sys.stderr)
+                return 2
+        m = Student(a.model, rank=rank, scale=scale, qat_base=a.qat_base or None)
+        if f is not None:
             m.load_adapter({n: f.tensor(n) for n in f.names()})
         out = {}
         with torch.no_grad():

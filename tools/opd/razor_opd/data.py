@@ -8,6 +8,11 @@ TEACHER_FORMAT = "razor-opd-teacher-1"
 MAX_LINE_BYTES = 64 << 20
 
 
+# "stop" / "length": a student rollout that ended at an end token / at the token limit; "text": a teacher-forced
+# piece of the calibration text (razor recover --text-pieces), kept whatever --finished-only says.
+FINISH_REASONS = ("stop", "length", "text")
+
+
 class DataError(Exception):
     pass
 
@@ -55,8 +60,8 @@ def read_rollouts(path, vocab):
                 if not isinstance(j.get(key), int):
                     raise DataError(f"{where}: '{key}' must be an integer")
             fr = j.get("finish_reason")
-            if fr not in ("stop", "length"):
-                raise DataError(f"{where}: finish_reason {fr!r} is neither \"stop\" nor \"length\"")
+            if fr not in FINISH_REASONS:
+                raise DataError(f"{where}: finish_reason {fr!r} is not one of \"stop\", \"length\", \"text\"")
             rows.append((j["pid"], j["k"], _ids(j.get("prompt_ids"), where, "prompt_ids", vocab),
                          _ids(j.get("gen_ids"), where, "gen_ids", vocab), fr))
     return rows
@@ -90,7 +95,7 @@ def load_samples(rollouts_path, teacher_path, vocab, max_len, finished_only, log
                             f"{len(g)} generated tokens of {rollouts_path} line {i + 1}")
         if kmeta is not None and str(si[1]) != str(kmeta):
             raise DataError(f"{teacher_path}: '{ni}' has K = {si[1]}, the metadata says k = {kmeta}")
-        if finished_only and fr != "stop":
+        if finished_only and fr == "length":
             drops["unfinished"] += 1
             continue
         if len(p) + len(g) > max_len:

@@ -22,6 +22,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from .fakequant import fakequant
 from .safetensors_io import Checkpoint, SafetensorsError
 
 SUPPORTED = ("qwen3_moe", "qwen3_5_moe", "qwen3_5_moe_text")
@@ -101,7 +102,7 @@ def _f32(t):
 class Student(torch.nn.Module):
     """The frozen student plus per-expert LoRA (lora_A [E, r, in], lora_B [E, out, r] per projection and layer)."""
 
-    def __init__(self, directory, rank=16, scale=2.0, seed=0, device="cpu"):
+    def __init__(self, directory, rank=16, scale=2.0, seed=0, device="cpu", qat_base=None):
         super().__init__()
         self.cfg = c = Config(directory)
         self.dir = directory
@@ -164,18 +165,7 @@ class Student(torch.nn.Module):
                 w["q_norm"] = get(p + "self_attn.q_norm.weight", [c.head_dim], zc)
                 w["k_norm"] = get(p + "self_attn.k_norm.weight", [c.head_dim], zc)
             w["router"] = get(p + "mlp.gate.weight", [E, H])
-            fused = pre + p + "mlp.experts.gate_up_proj"
-            if fused in ck:  # transformers 5: [E, 2I, H] (rows [gate | up]) and [E, H, I]
-                w["w_gu"] = get(p + "mlp.experts.gate_up_proj", [E, 2 * I, H])
-                w["w_d"] = get(p + "mlp.experts.down_proj", [E, H, I])
-            else:
-                gu, dn = [], []
-                for e in range(E):
-                    q = p + f"mlp.experts.{e}."
-                    gu.append(torch.cat([get(q + "gate_proj.weight", [I, H]), get(q + "up_proj.weight", [I, H])], 0))
-                    dn.append(get(q + "down_proj.weight", [H, I]))
-                w["w_gu"] = torch.stack(gu)
-                w["w_d"] = torch.stack(dn)
+            w["w_gu"], w["w_d"] = self._experts(ck, pre, get, p)
             if c.shared_ff > 0 and (pre + p + "mlp.shared_expert.gate_proj.weight") in ck:
                 S = c.shared_ff
                 w["sh_gu"] = torch.cat([get(p + "mlp.shared_expert.gate_proj.weight", [S, H]),
@@ -184,6 +174,9 @@ class Student(torch.nn.Module):
                 w["sh_gate"] = get(p + "mlp.shared_expert_gate.weight", [1, H])
             self.layers.append(w)
         del ck
+        self.qat = None
+        if qat_base:
+            self._load_qat(qat_base, device)
         # LoRA: A ~ N(0, 0.01) from `seed` (the same on every rank), B = 0, so the adapter starts as the identity.
         g = torch.Generator().manual_seed(int(seed))
         r = self.rank
@@ -193,6 +186,111 @@ class Student(torch.nn.Module):
                 t = torch.randn(shape, generator=g) * 0.01 if i % 2 == 0 else torch.zeros(shape)
                 self.lora.append(torch.nn.Parameter(t.to(device)))
         self._inv_freq = {}
+        self.refresh_qat()
+
+    def _experts(self, ck, pre, get, p):
+        """The routed experts of layer prefix p as ([E, 2I, H] rows [gate | up], [E, H, I]) float32, and the stored
+        dtype of the gate/up weights (fused or per-expert checkpoints)."""
+        c = self.cfg
+        E, I, H = c.n_experts, c.moe_ff, c.hidden
+        fused = pre + p + "mlp.experts.gate_up_proj"
+        if fused in ck:  # transformers 5: [E, 2I, H] (rows [gate | up]) and [E, H, I]
+            return get(p + "mlp.experts.gate_up_proj", [E, 2 * I, H]), get(p + "mlp.experts.down_proj", [E, H, I])
+        gu, dn = [], []
+        for e in range(E):
+            q = p + f"mlp.experts.{e}."
+            gu.append(torch.cat([get(q + "gate_proj.weight", [I, H]), get(q + "up_proj.weight", [I, H])], 0))
+            dn.append(get(q + "down_proj.weight", [H, I]))
+        return torch.stack(gu), torch.stack(dn)
+
+    def _load_qat(self, base_dir, device):
+        """Quantization-aware training (docs/recovery.md): the routed experts' forward is fakequant(W_base + s B A)
+        with a straight-through gradient, W_base the unquantized teacher's experts and the grid (bits per expert and
+        projection, group, clip search) what <student>/razor_quant_summary.json records, so the trained model is
+        the one phase D's merge writes."""
+        c = self.cfg
+        spath = os.path.join(self.dir, "razor_quant_summary.json")
+        try:
+            with open(spath, "r", encoding="utf-8") as f:
+                summ = json.load(f)
+            rec = summ["recipe"]
+            group, clip = int(rec.get("group", 128)), int(rec.get("clip_steps", 0))
+            entries = summ["experts"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"{spath}: cannot read the student's quantization summary (needed by --qat-base): {e}")
+        E = c.n_experts
+        # bits[L][proj][e], proj 0 gate, 1 up, 2 down (a fused gate_up entry sets both 0 and 1)
+        bits = [[[None] * E for _ in range(3)] for _ in range(c.n_layers)]
+        for j in entries:
+            try:
+                L, e, proj, b = int(j["layer"]), int(j["expert"]), str(j["proj"]), float(j["bits"])
+            except (KeyError, TypeError, ValueError):
+                raise ModelError(f"{spath}: an 'experts' entry lacks layer / expert / proj / bits: {j}")
+            if not (0 <= L < c.n_layers and 0 <= e < E):
+                raise ModelError(f"{spath}: expert entry layer {L} expert {e} is outside the model")
+            slots = {"gate": (0,), "up": (1,), "gate_up": (0, 1), "down": (2,)}.get(proj)
+            if slots is None:
+                raise ModelError(f"{spath}: expert entry with proj {proj!r}")
+            for sl in slots:
+                bits[L][sl][e] = b
+        for L in range(c.n_layers):
+            for sl in range(3):
+                if any(b is None for b in bits[L][sl]):
+                    raise ModelError(f"{spath}: layer {L} lacks per-expert bits for {('gate', 'up', 'down')[sl]}")
+        try:
+            ck = Checkpoint(base_dir)
+        except (OSError, SafetensorsError) as e:
+            raise ModelError(str(e))
+        names = ck.names()
+        pre = "model.language_model." if any(n.startswith("model.language_model.") for n in names) else "model."
+
+        def get(name, shape=None):
+            full = pre + name if (pre + name) in ck else name
+            if full not in ck:
+                raise ModelError(f"{base_dir}: tensor '{pre + name}' not found")
+            t = ck.tensor(full)
+            if shape is not None and list(t.shape) != list(shape):
+                raise ModelError(f"{base_dir}: tensor '{full}' has shape {list(t.shape)}, expected {list(shape)}")
+            self._qat_dtype = t.dtype if t.dtype in (torch.bfloat16, torch.float16) else None
+            return _f32(t).to(device)
+
+        self.qat = {"group": group, "clip": clip, "bits": bits, "dir": base_dir}
+        for L, w in enumerate(self.layers):
+            w["base_gu"], w["base_d"] = self._experts(ck, pre, get, f"layers.{L}.")
+        self.qat["dtype"] = self._qat_dtype
+        del ck
+
+    @torch.no_grad()
+    def refresh_qat(self):
+        """After every optimizer step: the straight-through offsets off = fakequant(W_base + s B A) - s B A, so that
+        the forward's weight off + s B A is the quantized merge and its gradient reaches A and B unchanged."""
+        if self.qat is None:
+            return
+        q, s, I = self.qat, self.scale, self.cfg.moe_ff
+        for L, w in enumerate(self.layers):
+            a_gu, b_gu, a_d, b_d = self.lora_of(L)
+            for key, base, b, a, rows in (("off_gu", w["base_gu"], b_gu, a_gu, ((0, 0, I), (1, I, 2 * I))),
+                                          ("off_d", w["base_d"], b_d, a_d, ((2, 0, self.cfg.hidden),))):
+                delta = s * torch.bmm(b, a)
+                merged = base + delta
+                out = torch.empty_like(merged)
+                for sl, r0, r1 in rows:
+                    by_bits = {}
+                    for e, bb in enumerate(q["bits"][L][sl]):
+                        by_bits.setdefault(bb, []).append(e)
+                    for bb, es in by_bits.items():
+                        idx = torch.tensor(es, device=merged.device)
+                        out[idx, r0:r1] = fakequant(merged[idx, r0:r1], bb, q["group"], q["clip"], q["dtype"])
+                w[key] = out - delta
+
+    def expert_weights(self, w, L, e):
+        """(W_gu [2I, H], W_d [H, I]) of expert e as the forward uses them, or None when the LoRA is applied apart
+        (without QAT)."""
+        if self.qat is None:
+            return None
+        a_gu, b_gu, a_d, b_d = self.lora_of(L)
+        s = self.scale
+        return w["off_gu"][e] + s * (b_gu[e] @ a_gu[e]), w["off_d"][e] + s * (b_d[e] @ a_d[e])
 
     # LoRA tensors of layer L: (A_gu, B_gu, A_d, B_d)
     def lora_of(self, L):
@@ -219,6 +317,7 @@ class Student(torch.nn.Module):
                         raise ModelError(f"adapter tensor '{base + n}' has shape {list(t.shape)}, expected "
                                          f"{list(self.lora[4 * L + i].shape)}")
                     self.lora[4 * L + i].copy_(t)
+        self.refresh_qat()
 
     # ---------------------------------------------------------------------------------------------
     def _rms(self, x, w, eps=None):
@@ -320,9 +419,15 @@ class Student(torch.nn.Module):
             sel = (flat_i == e).nonzero(as_tuple=True)[0]
             tok = flat_t[sel]
             xe = x[tok]
-            hu = xe @ w["w_gu"][e].t() + s * ((xe @ a_gu[e].t()) @ b_gu[e].t())
-            act = F.silu(hu[:, :I]) * hu[:, I:]
-            out = act @ w["w_d"][e].t() + s * ((act @ a_d[e].t()) @ b_d[e].t())
+            if self.qat is not None:  # fakequant(W_base + s B A), straight-through
+                wgu, wd = self.expert_weights(w, L, e)
+                hu = xe @ wgu.t()
+                act = F.silu(hu[:, :I]) * hu[:, I:]
+                out = act @ wd.t()
+            else:
+                hu = xe @ w["w_gu"][e].t() + s * ((xe @ a_gu[e].t()) @ b_gu[e].t())
+                act = F.silu(hu[:, :I]) * hu[:, I:]
+                out = act @ w["w_d"][e].t() + s * ((act @ a_d[e].t()) @ b_d[e].t())
             y = y.index_add(0, tok, out * flat_w[sel][:, None])
         if "sh_gu" in w:
             S = w["sh_d"].shape[1]

@@ -56,6 +56,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=1, help="a train_log.jsonl line every N steps")
     p.add_argument("--ckpt-every", type=int, default=0, help="write the adapter every N steps (0: at the end only)")
+    p.add_argument("--qat-base", default="",
+                   help="quantization-aware training: the unquantized teacher checkpoint; the routed experts' forward is "
+                        "fakequant(W_teacher + s B A) on the grid <student>/razor_quant_summary.json records "
+                        "(straight-through gradient), the weights phase D's merge writes (docs/recovery.md)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--smoke", action="store_true", help="one step, then print SMOKE OK")
     a = p.parse_args(argv)
@@ -125,11 +129,14 @@ def run(rank, world, args, init_method=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError("--device cuda: no CUDA device is usable by this PyTorch")
     torch.manual_seed(args.seed)
-    model = Student(args.student, rank=args.rank, scale=args.scale, seed=args.seed, device=device)
+    model = Student(args.student, rank=args.rank, scale=args.scale, seed=args.seed, device=device,
+                    qat_base=args.qat_base or None)
     params = list(model.lora.parameters())
     n_lora = sum(p.numel() for p in params)
     say(f"student {args.student}: {model.cfg.model_type}, {model.cfg.n_layers} layers, {model.cfg.n_experts} experts; "
-        f"LoRA rank {args.rank} scale {args.scale}: {n_lora} parameters; {world} process(es)")
+        f"LoRA rank {args.rank} scale {args.scale}: {n_lora} parameters; {world} process(es)"
+        + (f"; QAT on {args.qat_base}'s experts (group {model.qat['group']}, clip search {model.qat['clip']})"
+           if model.qat else ""))
     samples, _ = load_samples(args.rollouts, args.teacher_topk, model.cfg.vocab, args.max_len,
                               bool(args.finished_only), log=say)
     if len(samples) < world:
@@ -186,6 +193,7 @@ def run(rank, world, args, init_method=None):
             if not math.isfinite(kl):
                 raise TrainError(f"step {step}: the loss is {kl}")
             opt.step()
+            model.refresh_qat()  # QAT: the next forward uses fakequant(W_base + s B A) of the updated adapter
             tokens_total += int(stats[2])
             ema = kl if ema is None else EMA_DECAY * ema + (1 - EMA_DECAY) * kl
             if log and ((step + 1) % args.log_every == 0 or step + 1 == steps):

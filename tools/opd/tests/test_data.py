@@ -22,13 +22,14 @@ class DataTest(unittest.TestCase):
                 ([1, 2, 3], [4, 5, 6, 7], "stop", True),  # 7 tokens > max_len 6
                 ([1], [2], "stop", True),                 # one generated token
                 ([1, 2], [3, 4], "stop", False),          # no teacher rows (phase B dropped it)
-                ([7], [8, 9], "stop", True)]              # kept
+                ([7], [8, 9], "stop", True),              # kept
+                ([4], [5, 6, 7], "text", True)]           # a teacher-forced text piece: kept even with finished-only
         rp, tp = write_opd_inputs(self.d, 32, rows)
         s, drops = load_samples(rp, tp, 32, 6, True, log=lambda m: None)
-        self.assertEqual([x.row for x in s], [0, 5])
+        self.assertEqual([x.row for x in s], [0, 5, 6])
         self.assertEqual(drops, {"no_teacher": 1, "unfinished": 1, "too_long": 1, "too_short": 1})
         s, _ = load_samples(rp, tp, 32, 6, False, log=lambda m: None)
-        self.assertEqual([x.row for x in s], [0, 1, 5])
+        self.assertEqual([x.row for x in s], [0, 1, 5, 6])
         idx, lp = s[0].topk()
         self.assertEqual(list(idx.shape), [3, 4])
 
