@@ -23,6 +23,7 @@
 #include <QSignalSpy>
 #include <QTableWidget>
 #include <QTemporaryDir>
+#include <QToolButton>
 
 #include "JobsDock.h"
 #include "JobsModel.h"
@@ -160,6 +161,12 @@ TEST(RecoverDialog, FeedsTheChartAndThePhaseTableFromTheJobsEvents) {
   RecoverDialog d(nullptr, "this machine");
   ASSERT_TRUE(d.setHello(helloWithRecover()));
   EXPECT_TRUE(d.form()->hasField("new_knob")) << "a param the registry gains appears without a GUI change";
+  // Not a main knob: under "More settings", shown when expanded.
+  d.show();
+  EXPECT_FALSE(d.form()->editor("new_knob")->isVisible());
+  d.form()->findChild<QToolButton*>("paramFormMore")->click();
+  EXPECT_TRUE(d.form()->editor("new_knob")->isVisible());
+  EXPECT_TRUE(d.form()->editor("teacher")->isVisible());
   d.run()->follow("job-1", "A,B,C,D,E");
   d.run()->handleProgress(4, 8, "A: step 4: 2 unfinished");
   for (int s = 1; s <= 5; ++s)
