@@ -178,6 +178,7 @@ TEST(RecoverDialog, FeedsTheChartAndThePhaseTableFromTheJobsEvents) {
   ASSERT_TRUE(bar);
   EXPECT_EQ(bar->format(), "done") << "A ended when C started";
   EXPECT_TRUE(qobject_cast<QProgressBar*>(d.phaseTable()->cellWidget(2, 1))->format().startsWith("running"));
+  EXPECT_EQ(d.phaseTable()->item(2, 2)->text(), "step 5: loss 0.3500, KL 0.3000 (average 0.0000)");
 }
 
 TEST(JobsModel, ShowsWhichPhaseOfARecoverJobRuns) {

@@ -163,7 +163,10 @@ RecoverDialog::RecoverDialog(WorkerPool* pool, const QString& where, QWidget* pa
     m_stage->setText(tr("Phase %1 running: %2").arg(phase).arg(what));
   });
   connect(m_run, &RecoverRun::trainPointAvailable, this,
-          [this](const RecoverRun::TrainPoint& p) { addPoint(p.step, p.loss, p.kl, p.klEma); });
+          [this](const RecoverRun::TrainPoint& p) {
+            addPoint(p.step, p.loss, p.kl, p.klEma);
+            updatePhases();
+          });
   connect(m_run, &RecoverRun::runFinished, this, [this](const QJsonObject& r) {
     updatePhases();
     updateStart();
@@ -261,7 +264,16 @@ void RecoverDialog::updatePhases() {
     QFont font = m_phases->item(i, 0)->font();
     font.setBold(m_run->phaseState(ph) == RecoverRun::PhaseState::Running);
     m_phases->item(i, 0)->setFont(font);
-    m_phases->item(i, 2)->setText(m_run->phaseWhat(ph));
+    QString now = m_run->phaseWhat(ph);
+    if (ph == QLatin1Char('C') && !m_run->trainPoints().isEmpty()) {  // the trainer's figures, rounded
+      const RecoverRun::TrainPoint& p = m_run->trainPoints().back();
+      now = tr("step %1: loss %2, KL %3 (average %4)")
+                .arg(p.step)
+                .arg(p.loss, 0, 'f', 4)
+                .arg(p.kl, 0, 'f', 4)
+                .arg(p.klEma, 0, 'f', 4);
+    }
+    m_phases->item(i, 2)->setText(now);
   }
 }
 
