@@ -50,10 +50,11 @@ cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
 # The remote dialog after a successful check (a fake ssh answering like a server with one H100), and each step
 # of the tuning loop (issue 17: calibrate, fit, measure, runs compared, export, validated) on the tiny Qwen3 MoE
 # through the real worker pool (loop-*.png), and the Evaluate dialog after a run against an existing endpoint (the
-# real llama.cpp behind it; evaluate-dialog.png).
+# real llama.cpp behind it; evaluate-dialog.png), the Recover dialog after a real `recover` job on the fixture
+# (recover-job.png) and the comparison's Speed tab (comparison-speed.png).
 if [ -x "$build/tests/ui/test_ui" ]; then
   RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot' >/dev/null
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot:ComparisonView.SpeedPerRunAndContext:RecoverDialog.RunsEveryPhaseOnTheFixture*' >/dev/null
 else
   echo "no $build/tests/ui/test_ui: $out/remote-dialog.png and $out/loop-*.png not regenerated (ninja -C $build test_ui)" >&2
 fi

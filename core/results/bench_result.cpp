@@ -189,7 +189,10 @@ import_result import_razor(const json& doc, const std::string& source) {
     r.variant = schema_variant::razor;
     out.results.push_back(std::move(r));
   }
-  if (out.results.empty()) out.error = "results: the array is empty";
+  out.run = run;
+  // A speed-only measurement (razor eval --speed-contexts without benchmarks) has no results but is a run.
+  const bool has_speed = doc.contains("speed") && doc["speed"].is_object();
+  if (out.results.empty() && !has_speed) out.error = "results: the array is empty";
   return out;
 }
 
@@ -311,6 +314,9 @@ import_result import_result_json(const json& doc, const std::string& source) {
     if (find_benchmark(bench)) continue;
     if (auto e = add(bench, k, bench, k + "_finished"); !e.empty()) return fail(e);
   }
+  out.run = run;
+  // A speed-only measurement (razor eval --speed-contexts without benchmarks) has no score but is a run.
+  if (out.results.empty() && doc.contains("speed") && doc["speed"].is_object()) return out;
   if (out.results.empty())
     return fail("no benchmark score found (expected keys like \"gpqa_acc\", \"humaneval_pass@1\", "
                 "\"results\":[...] or \"summary\":{...})");
@@ -335,7 +341,11 @@ import_result import_result_file(const std::string& path) {
   if (out.ok() && doc->contains("provenance") && (*doc)["provenance"].is_object()) {
     auto prov = std::make_shared<const json>((*doc)["provenance"]);
     for (auto& r : out.results) r.provenance = prov;
+    out.provenance = prov;
   }
+  if (out.ok() && out.run.empty() && !out.results.empty()) out.run = out.results.front().run;
+  if (out.ok() && !out.run.empty() && doc->contains("speed") && (*doc)["speed"].is_object())
+    out.speed = std::make_shared<const json>((*doc)["speed"]);
   const std::string side = samples_path_for(path);
   std::error_code ec;
   if (!out.ok() || side.empty() || !std::filesystem::exists(side, ec)) return out;

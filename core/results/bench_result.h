@@ -63,6 +63,10 @@ struct import_result {
   std::vector<bench_result> results;
   std::string error;  // empty on success: "gpqa_n: expected a non-negative integer, got \"x\""
   std::string note;   // a side file of per-sample records that could not be read (the summary still imports)
+  // The file's run (also when only the server's speed was measured: such a file has no results), its "speed" block
+  // (`razor eval --speed-contexts`, eval/speed.h speed_json) and its "provenance"; null when absent.
+  std::string run;
+  std::shared_ptr<const nlohmann::json> speed, provenance;
   bool ok() const { return error.empty(); }
 };
 

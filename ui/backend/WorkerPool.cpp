@@ -257,6 +257,7 @@ void WorkerPool::onHello(int slot, WorkerClient* c, const QJsonObject& hello) {
   else if (isRemote() && s.jobId.isEmpty() && s.serviceJob.isEmpty()) adoptSessionJobs(slot, c, hello);
   else if (isRemote() && s.jobId.isEmpty() && m_jobs.value(s.serviceJob).adoptedService) adoptServiceJob(slot, c, hello);
   if (slot == 0 && isRemote() && !m_servicesAdopted) adoptServices(hello);
+  m_lastHello = hello;
   emit workerAvailable(slot, hello);
   if (slot == 0 && !m_gpuSlotsCreated) {
     m_gpuSlotsCreated = true;

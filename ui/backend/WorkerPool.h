@@ -97,6 +97,8 @@ class WorkerPool : public QObject {
   QString runningJobOfPid(qint64 pid) const;
   bool isJobActive(const QString& jobId) const;
   int queuedJobCount() const { return int(m_queue.size()); }
+  // The latest worker hello (its "schema" and "enums" build the job forms, ParamForm); empty before the first.
+  QJsonObject lastHello() const { return m_lastHello; }
 
  signals:
   void workerAvailable(int slot, const QJsonObject& hello);
@@ -188,6 +190,7 @@ class WorkerPool : public QObject {
   bool m_shuttingDown = false;
   int m_counter = 0;
 
+  QJsonObject m_lastHello;
   QList<Slot> m_slots;
   QHash<QString, Job> m_jobs;
   QStringList m_queue;

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "JobStore.h"
+#include "RecoverRun.h"
 #include "WorkerPool.h"
 
 namespace {
@@ -22,6 +23,16 @@ QString formatRate(double rate, double total) {
   if (total >= 1e6) return QStringLiteral("%1 MB/s").arg(rate / 1e6, 0, 'f', rate >= 1e7 ? 0 : 1);
   if (total > 0 && total <= 1.0) return QStringLiteral("%1 %/s").arg(100.0 * rate, 0, 'f', 1);
   return QStringLiteral("%1 /s").arg(rate, 0, 'f', rate >= 10 ? 0 : 2);
+}
+
+// A job of phases (the `recover` job: "A: ...", "B: ..."; RecoverRun): "phase B (2 of 5)" before its progress text,
+// since each phase counts its own done / total. Empty for other jobs.
+QString phaseOf(const JobsModel::Job& j) {
+  if (j.method != QLatin1String("recover") || j.what.size() < 2 || j.what[1] != QLatin1Char(':')) return {};
+  const QString phases = RecoverRun::normalizePhases(j.params.value(QLatin1String("phases")).toString());
+  const int k = phases.indexOf(j.what[0]);
+  if (k < 0) return {};
+  return JobsModel::tr("phase %1 (%2 of %3)").arg(j.what[0]).arg(k + 1).arg(phases.size());
 }
 
 }  // namespace
@@ -255,9 +266,12 @@ QVariant JobsModel::data(const QModelIndex& index, int role) const {
       return out.isEmpty() ? what : QStringLiteral("%1 %2").arg(what, QFileInfo(out).fileName());
     }
     case StateColumn: return stateName(j.state) + (j.errorCode.isEmpty() || j.state == State::Finished ? QString() : QStringLiteral(" (%1)").arg(j.errorCode));
-    case ProgressColumn:
-      if (frac < 0) return j.state == State::Queued ? QString() : j.what;
-      return QStringLiteral("%1%%2").arg(100.0 * frac, 0, 'f', 1).arg(j.what.isEmpty() ? QString() : QStringLiteral("  ") + j.what);
+    case ProgressColumn: {
+      const QString phase = j.state == State::Running ? phaseOf(j) : QString();
+      const QString what = phase.isEmpty() ? j.what : phase + QStringLiteral("  ") + j.what.mid(2).trimmed();
+      if (frac < 0) return j.state == State::Queued ? QString() : what;
+      return QStringLiteral("%1%%2").arg(100.0 * frac, 0, 'f', 1).arg(what.isEmpty() ? QString() : QStringLiteral("  ") + what);
+    }
     case RateColumn: return running ? formatRate(j.rate, j.total) : QString();
     case EtaColumn: return eta >= 0 ? formatDuration(eta) : QString();
     case WorkerColumn: return j.slot < 0 ? QString() : j.slot == 0 ? tr("CPU") : tr("GPU %1").arg(j.slot - 1);

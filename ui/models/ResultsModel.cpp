@@ -7,6 +7,8 @@
 #include <QDirIterator>
 #include <QFile>
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -133,8 +135,37 @@ bool ResultsModel::loadFile(const QString& path, QString* error) {
     if (error) *error = q(r.error);
     return false;
   }
+  noteSpeed(r);
+  if (r.results.empty()) rebuild();  // a speed-only file: no scores, but a run to show
   addResults(r.results);
   return true;
+}
+
+void ResultsModel::noteSpeed(const import_result& r) {
+  if (!r.speed || r.run.empty()) return;
+  QJsonObject s = QJsonDocument::fromJson(QByteArray::fromStdString(r.speed->dump())).object();
+  // How the server ran: llama-server's --n-cpu-moe (experts of the first N layers on the CPU) in its argv.
+  if (r.provenance && r.provenance->contains("server_command") && (*r.provenance)["server_command"].is_array()) {
+    const json& argv = (*r.provenance)["server_command"];
+    int n = 0;
+    for (size_t i = 0; i + 1 < argv.size(); ++i)
+      if (argv[i].is_string() && argv[i].get<std::string>() == "--n-cpu-moe" && argv[i + 1].is_string())
+        n = QString::fromStdString(argv[i + 1].get<std::string>()).toInt();
+    s[QStringLiteral("n_cpu_moe")] = n;
+  }
+  m_speed[q(r.run)] = s;
+}
+
+QJsonObject ResultsModel::speed(const QString& run) const {
+  auto it = m_speed.find(run);
+  return it == m_speed.end() ? QJsonObject() : it->second;
+}
+
+QJsonObject ResultsModel::speedOfColumn(int runColumn) const {
+  if (runColumn < 0 || runColumn >= m_columns.size()) return {};
+  for (const Source& s : m_columns[runColumn].sources)
+    if (auto it = m_speed.find(s.run); it != m_speed.end()) return it->second;
+  return {};
 }
 
 int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
@@ -156,9 +187,11 @@ int ResultsModel::loadDirectory(const QString& dir, QStringList* errors) {
       continue;
     }
     if (!r.note.empty() && errors) errors->append(p + QStringLiteral(": ") + q(r.note));
+    noteSpeed(r);
     ++files;
     all.insert(all.end(), r.results.begin(), r.results.end());
   }
+  if (all.empty()) rebuild();  // speed-only files: runs without scores
   addResults(all);
   return files;
 }
@@ -216,6 +249,7 @@ void ResultsModel::setBaseline(int i) {
 QStringList ResultsModel::runs() const {
   std::set<QString> s;
   for (auto& r : m_results) s.insert(q(r.run));
+  for (auto& [run, speed] : m_speed) s.insert(run);
   return QStringList(s.begin(), s.end());
 }
 

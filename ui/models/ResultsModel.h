@@ -11,6 +11,7 @@
 // (the seed's result files).
 #pragma once
 #include <QAbstractTableModel>
+#include <QJsonObject>
 #include <QString>
 #include <QStringList>
 #include <QVector>
@@ -80,8 +81,16 @@ class ResultsModel : public QAbstractTableModel {
   void setBaseline(int runColumn);
   int baseline() const { return m_baseline; }
 
+  // ---- speed of the served model (`razor eval --speed-contexts`, eval/speed.h) ---------------------------
+  // The run's "speed" block ({"gen_tokens", "points": [{context, prompt_tokens, generated, prefill_tok_s,
+  // decode_tok_s, method, gpu_memory_used_bytes?}], "peak_gpu_memory_used_bytes"?} or {"error"}), with
+  // "n_cpu_moe" (the server's --n-cpu-moe from the provenance's server_command: 0 without it, absent when the
+  // file does not say how it was served); empty when the run has none.
+  QJsonObject speed(const QString& run) const;
+  QJsonObject speedOfColumn(int runColumn) const;  // the first of its sources that has one
+
   // ---- queries (charts, exports, tests) ----------------------------------------------------------------
-  QStringList runs() const;                    // every loaded run, sorted
+  QStringList runs() const;                    // every loaded run (speed-only ones too), sorted
   QString runLabel(const QString& run) const;  // catalogue label, or the run itself
   int runColumnCount() const { return int(m_columns.size()); }
   const RunColumn& runColumn(int i) const { return m_columns[i]; }
@@ -112,10 +121,12 @@ class ResultsModel : public QAbstractTableModel {
     CellKind kind;
     int run;
   };
+  void noteSpeed(const razor::results::import_result& r);
   void rebuild();  // recomputes m_benchmarks (when automatic), the column layout and the cell cache
   const razor::results::bench_result* lookup(const RunColumn& col, const QString& bench) const;
 
   std::vector<razor::results::bench_result> m_results;
+  std::map<QString, QJsonObject> m_speed;  // run -> speed(run)
   razor::results::official_targets m_targets;
   QVector<Preset> m_presets;
   std::map<QString, std::pair<QString, std::optional<double>>> m_catalogue;  // run -> label, footprint

@@ -20,11 +20,14 @@
 #include <QSplitter>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTableWidget>
+#include <QJsonArray>
 #include <QToolButton>
 #include <QVBoxLayout>
 #include <QValueAxis>
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "ResultsModel.h"
 
@@ -88,6 +91,31 @@ ComparisonView::ComparisonView(QWidget* parent) : QWidget(parent), m_model(new R
   m_tabs = new QTabWidget;
   m_tabs->addTab(m_barView, tr("Scores"));
   m_tabs->addTab(m_paretoView, tr("Size vs score"));
+  m_speedTable = new QTableWidget(0, 8);
+  m_speedTable->setObjectName(QStringLiteral("speedTable"));
+  m_speedTable->setHorizontalHeaderLabels({tr("Run"), tr("Expert offload"), tr("Context"), tr("Prompt tokens"),
+                                           tr("Prefill tok/s"), tr("Decode tok/s"), tr("GPU memory"), tr("Measured by")});
+  m_speedTable->verticalHeader()->hide();
+  m_speedTable->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  m_speedTable->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  m_speedTable->horizontalHeader()->setStretchLastSection(true);
+  m_prefill = new QChart;
+  m_decode = new QChart;
+  auto* speedCharts = new QHBoxLayout;
+  for (QChart* c : {m_prefill, m_decode}) {
+    c->setAnimationOptions(QChart::NoAnimation);
+    c->legend()->setAlignment(Qt::AlignBottom);
+    auto* v = new QChartView(c);
+    v->setRenderHint(QPainter::Antialiasing);
+    v->setMinimumHeight(240);
+    speedCharts->addWidget(v);
+  }
+  m_speedPage = new QWidget;
+  auto* sl = new QVBoxLayout(m_speedPage);
+  sl->setContentsMargins(0, 0, 0, 0);
+  sl->addWidget(m_speedTable, 2);
+  sl->addLayout(speedCharts, 3);
+  m_tabs->addTab(m_speedPage, tr("Speed"));
 
   m_note = new QLabel;
   m_note->setWordWrap(true);
@@ -302,6 +330,105 @@ void ComparisonView::refreshCharts() {
   if (!missing.isEmpty()) title += tr(" (not placed: %1)").arg(missing.join(QStringLiteral(", ")));
   m_pareto->setTitle(title);
   m_pareto->legend()->setAlignment(Qt::AlignBottom);
+  refreshSpeed();
+}
+
+// The Speed tab: per run column its speed block (ResultsModel::speedOfColumn). Contexts are the asked lengths.
+void ComparisonView::refreshSpeed() {
+  m_speedTable->setRowCount(0);
+  clearChart(m_prefill);
+  clearChart(m_decode);
+  QList<int> contexts;
+  QList<int> columns;  // run columns with points
+  for (int c = 0; c < m_model->runColumnCount(); ++c) {
+    const QJsonArray pts = m_model->speedOfColumn(c).value(QLatin1String("points")).toArray();
+    if (pts.isEmpty()) continue;
+    columns << c;
+    for (const QJsonValue& p : pts) {
+      const int ctx = p.toObject().value(QLatin1String("context")).toInt();
+      if (!contexts.contains(ctx)) contexts << ctx;
+    }
+  }
+  std::sort(contexts.begin(), contexts.end());
+  auto cell = [this](int row, int col, const QString& text, bool number = true) {
+    auto* it = new QTableWidgetItem(text);
+    if (number) it->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    m_speedTable->setItem(row, col, it);
+  };
+  auto gb = [](double bytes) { return QStringLiteral("%1 GB").arg(bytes / 1e9, 0, 'f', 1); };
+  for (int c = 0; c < m_model->runColumnCount(); ++c) {
+    const QJsonObject sp = m_model->speedOfColumn(c);
+    if (sp.isEmpty()) continue;
+    const QString label = m_model->runColumn(c).label;
+    const QString offload = !sp.contains(QLatin1String("n_cpu_moe")) ? QString()
+                            : sp.value(QLatin1String("n_cpu_moe")).toInt() > 0
+                                ? tr("--n-cpu-moe %1").arg(sp.value(QLatin1String("n_cpu_moe")).toInt())
+                                : tr("none");
+    if (sp.contains(QLatin1String("error"))) {  // the measurement failed; the benchmarks' scores were kept
+      const int row = m_speedTable->rowCount();
+      m_speedTable->insertRow(row);
+      cell(row, 0, label, false);
+      cell(row, 7, tr("failed: %1").arg(sp.value(QLatin1String("error")).toString()), false);
+      continue;
+    }
+    for (const QJsonValue& v : sp.value(QLatin1String("points")).toArray()) {
+      const QJsonObject p = v.toObject();
+      const int row = m_speedTable->rowCount();
+      m_speedTable->insertRow(row);
+      cell(row, 0, label, false);
+      cell(row, 1, offload, false);
+      cell(row, 2, QString::number(p.value(QLatin1String("context")).toInt()));
+      cell(row, 3, QString::number(p.value(QLatin1String("prompt_tokens")).toInt()));
+      cell(row, 4, QString::number(p.value(QLatin1String("prefill_tok_s")).toDouble(), 'f', 1));
+      cell(row, 5, QString::number(p.value(QLatin1String("decode_tok_s")).toDouble(), 'f', 1));
+      cell(row, 6, p.contains(QLatin1String("gpu_memory_used_bytes"))
+                       ? gb(p.value(QLatin1String("gpu_memory_used_bytes")).toDouble()) : tr("n/a"));
+      cell(row, 7, p.value(QLatin1String("method")).toString(), false);
+    }
+  }
+  // Grouped bars: one category per context, one set per run column (its peak memory and offload in the legend).
+  QStringList cats;
+  for (int ctx : contexts) cats << (ctx % 1024 == 0 && ctx >= 1024 ? QStringLiteral("%1k").arg(ctx / 1024) : QString::number(ctx));
+  for (auto [chart, key, title] : {std::tuple{m_prefill, "prefill_tok_s", tr("Prefill tokens/s by prompt length")},
+                                   std::tuple{m_decode, "decode_tok_s", tr("Decode tokens/s by prompt length")}}) {
+    auto* series = new QBarSeries;
+    double hi = 0;
+    for (int c : columns) {
+      const QJsonObject sp = m_model->speedOfColumn(c);
+      QString name = m_model->runColumn(c).label;
+      if (sp.value(QLatin1String("n_cpu_moe")).toInt() > 0)
+        name += tr(", --n-cpu-moe %1").arg(sp.value(QLatin1String("n_cpu_moe")).toInt());
+      if (sp.contains(QLatin1String("peak_gpu_memory_used_bytes")))
+        name += tr(" (peak %1)").arg(gb(sp.value(QLatin1String("peak_gpu_memory_used_bytes")).toDouble()));
+      auto* set = new QBarSet(name);
+      const QJsonArray pts = sp.value(QLatin1String("points")).toArray();
+      for (int ctx : contexts) {
+        double v = 0;
+        for (const QJsonValue& p : pts)
+          if (p.toObject().value(QLatin1String("context")).toInt() == ctx) v = p.toObject().value(QLatin1String(key)).toDouble();
+        *set << v;
+        hi = std::max(hi, v);
+      }
+      series->append(set);
+    }
+    series->setLabelsVisible(true);
+    series->setLabelsFormat(QStringLiteral("@value"));
+    series->setLabelsPrecision(4);
+    series->setLabelsPosition(QAbstractBarSeries::LabelsOutsideEnd);
+    chart->addSeries(series);
+    auto* ax = new QBarCategoryAxis;
+    ax->append(cats);
+    ax->setTitleText(tr("prompt tokens"));
+    auto* ay = new QValueAxis;
+    ay->setRange(0, hi > 0 ? hi * 1.15 : 1.0);
+    ay->setTitleText(tr("tokens/s"));
+    ay->setLabelFormat(QStringLiteral("%.0f"));
+    chart->addAxis(ax, Qt::AlignBottom);
+    chart->addAxis(ay, Qt::AlignLeft);
+    series->attachAxis(ax);
+    series->attachAxis(ay);
+    chart->setTitle(columns.isEmpty() ? tr("No speed measured for these runs (razor eval --speed-contexts 512,4k,16k)") : title);
+  }
 }
 
 bool ComparisonView::exportCsv(const QString& path, QString* error) const {
@@ -324,10 +451,12 @@ bool ComparisonView::exportPng(const QString& path, Snapshot what, QString* erro
     case Snapshot::Table: w = m_table; break;
     case Snapshot::Bars: w = m_barView; break;
     case Snapshot::Pareto: w = m_paretoView; break;
+    case Snapshot::Speed: w = m_speedPage; break;
     case Snapshot::Whole: w = this; break;
   }
   if (what == Snapshot::Bars) m_tabs->setCurrentWidget(m_barView);
   if (what == Snapshot::Pareto) m_tabs->setCurrentWidget(m_paretoView);
+  if (what == Snapshot::Speed) m_tabs->setCurrentWidget(m_speedPage);
   QPixmap pm = w->grab();
   if (pm.isNull() || !pm.save(path, "PNG")) {
     if (error) *error = tr("%1: the PNG could not be written").arg(path);

@@ -1,7 +1,7 @@
 // ComparisonView: the benchmark comparison. A preset or hand-picked run columns side by side (ResultsModel)
 // with deltas against a baseline, per-benchmark verdicts (better / within noise / recoverable gap / worse),
-// Wilson intervals, truncation counts and the validation gate; a grouped bar chart and a size-vs-score
-// Pareto chart (Qt Charts, no animation); export to CSV and PNG.
+// Wilson intervals, truncation counts and the validation gate; a grouped bar chart, a size-vs-score
+// Pareto chart and the served model's speed per context length (Qt Charts, no animation); export to CSV and PNG.
 //
 // Everything it reads is small JSON, parsed in the GUI thread (a few hundred kB at most).
 #pragma once
@@ -14,12 +14,13 @@ class QComboBox;
 class QLabel;
 class QTabWidget;
 class QTableView;
+class QTableWidget;
 class ResultsModel;
 
 class ComparisonView : public QWidget {
   Q_OBJECT
  public:
-  enum class Snapshot { Table, Bars, Pareto, Whole };
+  enum class Snapshot { Table, Bars, Pareto, Speed, Whole };
 
   explicit ComparisonView(QWidget* parent = nullptr);
   ~ComparisonView() override;
@@ -32,6 +33,11 @@ class ComparisonView : public QWidget {
   QChart* barChart() const { return m_bars; }
   QChart* paretoChart() const { return m_pareto; }
   QTabWidget* chartTabs() const { return m_tabs; }
+  // The Speed tab (`razor eval --speed-contexts`): a table per run column and context (prefill / decode tok/s, GPU
+  // memory, expert offload) and prefill / decode tokens/s by context as grouped bars, one set per run column.
+  QTableWidget* speedTable() const { return m_speedTable; }
+  QChart* prefillChart() const { return m_prefill; }
+  QChart* decodeChart() const { return m_decode; }
 
   // Loads a catalogue folder (official_targets.json, runs.json, comparisons.json, seed/).
   int loadCatalog(const QString& dir);
@@ -51,6 +57,7 @@ class ComparisonView : public QWidget {
 
  private:
   void refreshCombos();
+  void refreshSpeed();
   void showErrors(const QStringList& errors);
 
   ResultsModel* m_model = nullptr;
@@ -60,6 +67,10 @@ class ComparisonView : public QWidget {
   QChartView* m_paretoView = nullptr;
   QChart* m_bars = nullptr;
   QChart* m_pareto = nullptr;
+  QWidget* m_speedPage = nullptr;
+  QTableWidget* m_speedTable = nullptr;
+  QChart* m_prefill = nullptr;
+  QChart* m_decode = nullptr;
   QComboBox* m_presetBox = nullptr;
   QComboBox* m_baselineBox = nullptr;
   QComboBox* m_addRunBox = nullptr;

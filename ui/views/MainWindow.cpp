@@ -242,6 +242,9 @@ void MainWindow::buildMenus() {
 #ifdef RAZOR_HAVE_REMOTE
   file->addAction(tr("E&valuate..."), this, &MainWindow::openEvaluateDialog);
 #endif
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  file->addAction(tr("Re&cover..."), this, &MainWindow::openRecoverDialog);
+#endif
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
@@ -543,6 +546,35 @@ void MainWindow::openEvaluateDialog() {
     else addResultFile(path);
   });
   d->show();
+#endif
+}
+
+QDialog* MainWindow::openRecoverDialog() {
+#ifdef RAZOR_HAVE_WORKER_VIEWS
+  startWorkers();
+  if (!m_pool) return nullptr;
+  auto* d = new RecoverDialog(m_pool, isRemote() ? m_remote.host : tr("this machine"), this);
+  // Closed while its job runs, the dialog stays (hidden) until the job ends, so that the runs still arrive.
+  connect(d, &QDialog::finished, d, [d] {
+    if (!d->run()->isRunning()) d->deleteLater();
+  });
+  auto closedAndDone = [d] {
+    if (!d->isVisible()) d->deleteLater();
+  };
+  connect(d->run(), &RecoverRun::runFinished, d, closedAndDone);
+  connect(d->run(), &RecoverRun::runFailed, d, closedAndDone);
+  // The open model is the usual teacher (the BF16 source the student was quantized from).
+  if (!m_modelPath.isEmpty()) d->presetValue(QStringLiteral("teacher"), m_modelPath);
+  connect(d, &RecoverDialog::runsAvailable, this, [this](const QJsonArray& runs) {
+    for (const QJsonValue& r : runs) m_runs->addRun(r.toObject());
+    if (runs.size() == 2) m_runs->compare(m_runs->runCount() - 2, m_runs->runCount() - 1);  // before | after
+    showView(QStringLiteral("runs"));
+    message(tr("Recovery measured: %n run(s) added to the Runs view", nullptr, int(runs.size())), 6000);
+  });
+  d->show();
+  return d;
+#else
+  return nullptr;
 #endif
 }
 

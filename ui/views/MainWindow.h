@@ -22,6 +22,7 @@
 #include "RemoteHost.h"
 #include "Workspace.h"
 
+class QDialog;
 class QLabel;
 class QTabWidget;
 class AllocationEditor;
@@ -60,6 +61,9 @@ class MainWindow : public QMainWindow {
   // File → Evaluate… (EvaluateDialog on this window's pool: a server it starts, or an existing endpoint); its
   // result lands in the comparison.
   void openEvaluateDialog();
+  // File → Recover… (RecoverDialog on this window's pool; the open model as the teacher): phase E's runs, before
+  // and after recovery, land in the Runs view. Returns the dialog (nullptr without a worker pool).
+  QDialog* openRecoverDialog();
   // Loads a benchmark result file into the comparison view as new run columns (and the workspace's list).
   bool addResultFile(const QString& path, QString* error = nullptr);
   // What the jobs dock's "Open output" does with an output of a remote job (fetch + open, or say where it is).

@@ -16,6 +16,8 @@
 #include "JobStore.h"
 #include "JobsDock.h"
 #include "JobsModel.h"
+#include "RecoverDialog.h"
+#include "RecoverRun.h"
 #include "WorkerPool.h"
 #define RAZOR_HAVE_WORKER_VIEWS 1
 #if __has_include("RemoteDialog.h") && __has_include("RemoteFiles.h")
