@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/config_fixture.h"
@@ -23,6 +24,7 @@
 #include "model/vision_tower.h"
 #include "util/atomic_file.h"
 #include "util/numeric.h"
+#include "util/sha256.h"
 
 namespace fs = std::filesystem;
 using namespace razor;
@@ -256,6 +258,70 @@ TEST(Mmproj, EveryTypeHoldsTheConvertersKeysTensorsAndBytes) {
     if (t == ggml::type::f32) {  // and the values are the checkpoint's own
       EXPECT_EQ(values(*f, "v.blk.0.ln2.bias"), src("blocks.0.norm2.bias"));
       EXPECT_EQ(values(*f, "mm.0.weight"), src("merger.linear_fc1.weight"));
+    }
+  }
+}
+
+// Byte for byte what llama.cpp's converter wrote for this checkpoint (tests/gguf/data/mmproj-converter-reference.json,
+// made by tools/mmproj/converter_reference.py running convert_hf_to_gguf.py --mmproj of the oracle's llama.cpp on
+// the same synth --vision checkpoint): every key in order with its GGUF types and value, every tensor in order with
+// its type, shape and SHA-256. Only general.name (the converter title-cases the folder: "Tiny"), general.size_label
+// (its parameter-count label) and our general.quantized_by differ.
+TEST(Mmproj, SameFileAsTheConverter) {
+  const json ref = json::parse(test::slurp(std::string(RAZOR_SOURCE_DIR_T) + "/tests/gguf/data/mmproj-converter-reference.json"));
+  test::scratch_dir d("mmproj-ref");
+  const std::string model = synth_vision(d, "tiny", tiny_config());
+  const std::set<std::string> ours_only = {"general.quantized_by"}, theirs_only = {"general.size_label"},
+                              differ = {"general.name"};
+  ASSERT_EQ(ref["files"].size(), 4u);
+  for (auto& [tname, rf] : ref["files"].items()) {
+    SCOPED_TRACE(tname);
+    mmproj_options o;
+    o.type = *ggml::type_from_name(tname);
+    const std::string out = d / ("ours-" + tname + ".gguf");
+    auto r = write_mmproj(model, out, o);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    auto f = file::open(out);
+    ASSERT_TRUE(f.ok());
+    std::vector<std::string> ours_keys, ref_keys;
+    for (auto& kv : f->metadata())
+      if (!ours_only.count(kv.key)) ours_keys.push_back(kv.key);
+    for (auto& k : rf["keys"]) {
+      const std::string key = k["key"];
+      if (theirs_only.count(key)) continue;
+      ref_keys.push_back(key);
+      if (differ.count(key)) continue;
+      const value* v = f->find(key);
+      ASSERT_NE(v, nullptr) << key;
+      const auto types = k["types"].get<std::vector<int>>();
+      EXPECT_EQ(int(v->type()), types[0]) << key;
+      if (types[0] == int(value_type::array)) {
+        EXPECT_EQ(int(v->elem_type()), types[1]) << key;
+        ASSERT_EQ(v->size(), k["value"].size()) << key;
+        for (size_t i = 0; i < v->size(); ++i) {
+          if (types[1] == int(value_type::boolean)) EXPECT_EQ(v->int_at(i) != 0, k["value"][i].get<bool>()) << key;
+          else EXPECT_EQ(float(v->float_at(i)), k["value"][i].get<float>()) << key;
+        }
+      } else if (types[0] == int(value_type::string)) {
+        EXPECT_EQ(*v->as_string(), k["value"].get<std::string>()) << key;
+      } else if (types[0] == int(value_type::f32)) {
+        EXPECT_EQ(float(*v->as_float()), k["value"].get<float>()) << key;
+      } else if (types[0] == int(value_type::boolean)) {
+        EXPECT_EQ(*v->as_int() != 0, k["value"].get<bool>()) << key;
+      } else {
+        EXPECT_EQ(*v->as_int(), k["value"].get<int64_t>()) << key;
+      }
+    }
+    EXPECT_EQ(ours_keys, ref_keys);  // the same keys, in the same order
+    ASSERT_EQ(f->tensors().size(), rf["tensors"].size());
+    for (size_t i = 0; i < f->tensors().size(); ++i) {
+      const tensor_info& t = f->tensors()[i];
+      const json& rt = rf["tensors"][i];
+      EXPECT_EQ(t.name, rt["name"].get<std::string>());
+      EXPECT_EQ(std::string(find_type(t.type)->name), rt["type"].get<std::string>()) << t.name;
+      EXPECT_EQ(t.ne, rt["ne"].get<std::vector<int64_t>>()) << t.name;
+      EXPECT_EQ(sha256_hex(std::string_view(reinterpret_cast<const char*>(f->tensor_data(t)), t.nbytes)),
+                rt["sha256"].get<std::string>()) << t.name;
     }
   }
 }
