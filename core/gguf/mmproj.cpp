@@ -207,7 +207,15 @@ result<mmproj_plan> plan_mmproj(const checkpoint& ck, const mmproj_options& o) {
       return make_error(errc::unsupported, ck.dir() + ": " + e.name +
                                                " is not a tensor of the Qwen3-VL vision tower (llama.cpp's converter "
                                                "cannot map it either)");
+  // The converter's order: shards by file name, each shard's tensors by name (gguf-py's SafetensorsLocal sorts them).
+  std::vector<std::pair<std::string, const vision_tensor*>> order;
   for (auto& t : want) {
+    const tensor_entry* e = ck.find(prefix + t.name);
+    order.push_back({fs::path(ck.shards()[size_t(e->shard)]).filename().string() + '\n' + e->name, &t});
+  }
+  std::sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [key, tp] : order) {
+    const vision_tensor& t = *tp;
     const std::string src = prefix + t.name;
     if (t.name == "patch_embed.proj.weight") {  // the Conv3d, split along its temporal axis
       const std::vector<int64_t> slice = {t.shape[0], t.shape[1], t.shape[3], t.shape[4]};

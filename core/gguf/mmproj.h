@@ -11,7 +11,8 @@
 // (preprocessor_config.json), spatial_merge_size (when the config has it), is_deepstack_layers},
 // general.quantization_version.
 //
-// Tensors (model/vision_tower.h's names -> GGUF; shapes in ggml order, ne[0] innermost):
+// Tensors, in the converter's order (shards by file name, each shard's tensors by name), model/vision_tower.h's names ->
+// GGUF (shapes in ggml order, ne[0] innermost):
 //   patch_embed.proj.weight [H, C, 2, P, P] -> v.patch_embd.weight and v.patch_embd.weight.1 {P, P, C, H}: the
 //       Conv3d split into its two temporal slices (temporal_patch_size must be 2, as the converter requires)
 //   patch_embed.proj.bias -> v.patch_embd.bias;  pos_embed.weight -> v.position_embd.weight {H, N}

@@ -400,6 +400,14 @@ TEST(Mmproj, Real122BTowerShapes) {
     EXPECT_EQ(by["v.blk.3.ffn_down.weight"].second, ggml::type::f16);  // rows of 4304: f16 in either file
     EXPECT_EQ(by["v.blk.3.ffn_up.weight"].second, t);
     EXPECT_EQ(by["v.patch_embd.weight"].second, t == ggml::type::f16 ? ggml::type::f16 : ggml::type::f32);
+    // The converter's order: the shard's tensors sorted by name, so block 10 comes before block 2.
+    auto first = [&](const std::string& prefix) {
+      for (size_t i = 0; i < p->tensors.size(); ++i)
+        if (p->tensors[i].name.rfind(prefix, 0) == 0) return i;
+      return p->tensors.size();
+    };
+    EXPECT_LT(first("v.blk.10."), first("v.blk.2."));
+    EXPECT_LT(first("v.blk.26."), first("mm.0."));
     // The metadata llama.cpp reads.
     std::map<std::string, std::string> kv;
     for (auto& [k, v] : p->metadata) kv[k] = v.to_string();
