@@ -175,6 +175,16 @@ result<mmproj_plan> plan_mmproj(const checkpoint& ck, const mmproj_options& o) {
     return make_error(errc::unsupported, where + ": vision_config.spatial_merge_size is " +
                                              std::to_string(v.spatial_merge_size) +
                                              "; llama.cpp's qwen3vl_merger graph merges 2 x 2 patches");
+  {  // llama.cpp resizes the learned positions as a square grid of image_size / patch_size a side
+    const int64_t side = int64_t(std::llround(std::sqrt(double(v.num_position_embeddings))));
+    if (side * side != v.num_position_embeddings)
+      return make_error(errc::unsupported, where + ": vision_config.num_position_embeddings " +
+                                               std::to_string(v.num_position_embeddings) + " is not a square grid");
+    if (v.image_size > 0 && v.image_size != side * v.patch_size)
+      return make_error(errc::bad_config, where + ": vision_config.image_size " + std::to_string(v.image_size) +
+                                              " is not the position grid's " + std::to_string(side) + " x patch_size " +
+                                              std::to_string(v.patch_size));
+  }
   if (v.hidden_size % v.num_heads != 0)
     return make_error(errc::bad_config, where + ": vision_config.hidden_size " + std::to_string(v.hidden_size) +
                                             " is not a multiple of num_heads " + std::to_string(v.num_heads));
@@ -239,7 +249,7 @@ result<mmproj_plan> plan_mmproj(const checkpoint& ck, const mmproj_options& o) {
   const int64_t image_size =
       v.image_size > 0 ? v.image_size
                        : int64_t(std::sqrt(double(v.num_position_embeddings)) * double(v.patch_size));
-  const double eps = cfg.nested ? cfg.text.value("rms_norm_eps", 1e-6) : 1e-6;
+  const double eps = cfg.nested ? cfg.rms_norm_eps : 1e-6;  // text_config.rms_norm_eps, as the converter reads it
   auto u32 = [](int64_t x) { return value::u32(uint32_t(x)); };
   auto& kv = plan.metadata;
   kv.push_back({"general.architecture", value::str("clip")});
@@ -323,8 +333,17 @@ result<mmproj_plan> write_mmproj(const std::string& model_dir, const std::string
   RAZOR_TRY(w.finish());
   plan.paths = w.paths();
   plan.file_bytes = w.total_bytes();
-  RAZOR_ASSIGN_OR_RETURN(file back, file::open(out_path));
-  RAZOR_TRY(check_mmproj(back));
+  // Read back through the clip table; a file that fails it is ours and wrong: removed (plan_mmproj refuses every
+  // input that would lead there, so this is an internal error).
+  status back = [&]() -> status {
+    RAZOR_ASSIGN_OR_RETURN(file f, file::open(out_path));
+    return check_mmproj(f);
+  }();
+  if (!back.ok()) {
+    std::error_code ec;
+    fs::remove(out_path, ec);
+    return make_error(errc::internal, "mmproj: the written file fails llama.cpp's requirements, removed: " + back.message());
+  }
   return plan;
 }
 

@@ -454,6 +454,10 @@ TEST(Mmproj, RefusalsNameTheInput) {
     std::ofstream(fs::path(m3) / "config.json") << c.dump();
     refused(m3, {"out_hidden_size", "96", "64"});
     c["vision_config"]["out_hidden_size"] = 64;
+    c["vision_config"]["num_position_embeddings"] = 15;  // llama.cpp resizes a square grid
+    std::ofstream(fs::path(m3) / "config.json") << c.dump();
+    refused(m3, {"num_position_embeddings", "15", "square"});
+    c["vision_config"]["num_position_embeddings"] = 16;
     c["vision_config"]["depth"] = 3;  // the checkpoint holds two blocks
     std::ofstream(fs::path(m3) / "config.json") << c.dump();
     refused(m3, {"model.visual.blocks.2.", "missing"});
