@@ -345,7 +345,11 @@ TEST(Mmproj, DeepstackMergersTakeTheirBlockIndex) {
 
 TEST(Mmproj, TheTextGgufOfTheSameCheckpointLeavesTheTowerOut) {
   test::scratch_dir d("mmproj-text");
-  const std::string model = synth_vision(d, "tiny", tiny_config());
+  json cfg = tiny_config();
+  cfg["text_config"]["vocab_size"] = 4096;  // the bundled fixture's tokenizer
+  const std::string model = synth_vision(d, "tiny", cfg);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(fs::path(RAZOR_MODELS_DIR) / "tiny-qwen3-5-moe" / f, fs::path(model) / f);
   auto ck = checkpoint::open(model);
   ASSERT_TRUE(ck.ok()) << ck.error().to_string();
   convert_options o;
