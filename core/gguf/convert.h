@@ -66,7 +66,8 @@ result<collapsed_recipe> collapse_bits_recipe(const checkpoint& ck, const recipe
                                               ggml::type keep_type = ggml::type::bf16);
 
 // The role of a GGUF tensor from its name ("routed_expert", "shared_expert", "router", "attention",
-// "linear_attention", "ssm_param", "norm", "embedding", "output_head", "other"), for reports.
+// "linear_attention", "ssm_param", "norm", "embedding", "output_head", "vision": an mmproj file's v.* / mm.*, "other"),
+// for reports.
 std::string gguf_role(const std::string& tensor_name);
 
 // ---- conversion -------------------------------------------------------------------------------------

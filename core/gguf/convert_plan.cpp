@@ -43,6 +43,7 @@ using namespace convert_detail;
 static bool contains(const std::string& s, const char* sub) { return s.find(sub) != std::string::npos; }
 
 std::string gguf_role(const std::string& n) {
+  if (n.rfind("v.", 0) == 0 || n.rfind("mm.", 0) == 0) return "vision";  // an mmproj file's (gguf/mmproj.h)
   if (n.rfind("token_embd", 0) == 0) return "embedding";
   if (n.rfind("output.", 0) == 0) return "output_head";
   if (contains(n, "_exps")) return "routed_expert";

@@ -12,6 +12,7 @@ namespace razor::jobs {
 result<nlohmann::json> job_probe(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_eval_ppl(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_pack(const nlohmann::json& p, job_context& ctx);
+result<nlohmann::json> job_mmproj(const nlohmann::json& p, job_context& ctx);  // job_mmproj.cpp
 result<nlohmann::json> job_validate_gguf(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_gguf_info(const nlohmann::json& p, job_context& ctx);
 result<nlohmann::json> job_allocate(const nlohmann::json& p, job_context& ctx);

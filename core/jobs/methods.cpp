@@ -184,6 +184,7 @@ result<json> job_synth(const json& p, job_context& ctx) {
   opt.shard_bytes = uint64_t(shard_gb * 1e9);
   opt.seed = uint64_t(seed);
   RAZOR_ASSIGN_OR_RETURN(opt.heavy_tails, bool_param(p, "heavy_tails", false));
+  RAZOR_ASSIGN_OR_RETURN(opt.vision, bool_param(p, "vision", false));
   RAZOR_ASSIGN_OR_RETURN(double stddev, num_param(p, "stddev", 0.02, 0.0, 100.0));
   opt.stddev = float(stddev);
   RAZOR_ASSIGN_OR_RETURN(std::string dt, str_param(p, "dtype", "bf16"));
@@ -449,7 +450,9 @@ const std::vector<method_def>& method_table() {
                                 "as MXFP4 <name>_blocks / _scales (the Hub's release), the rest BF16")
             .one_of({"bf16", "f16", "f32", "fp8", "mxfp4"}),
         opt("heavy_tails", B, false, "realistic tails for scale tests: 0.5% of values 5x wider, 0.5% of input "
-                                     "columns 6x larger (outliers); drawn on all cores")},
+                                     "columns 6x larger (outliers); drawn on all cores"),
+        opt("vision", B, false, "also the vision tower of the config's vision_config (model.visual.*, Qwen3-VL / "
+                                "Qwen3.5) and its preprocessor_config.json: the fixture of mmproj")},
        job_synth},
       {"pack", "`razor pack`: GGUF in the requested ggml types, written atomically (dry_run: the plan only)",
        {need("model", P, "checkpoint folder (config.json + *.safetensors)").pos(),
@@ -471,6 +474,17 @@ const std::vector<method_def>& method_table() {
         opt("allow_missing_imatrix", B, false,
             "quantize types that need an importance matrix without one (comparisons only; llama-quantize refuses)")},
        job_pack},
+      {"mmproj", "`razor mmproj`: the vision tower's mmproj GGUF (llama.cpp's clip file, projector qwen3vl_merger) "
+                 "for llama-server --mmproj, written atomically (dry_run: the plan only)",
+       {need("model", P, "checkpoint folder (config.json with vision_config, preprocessor_config.json, *.safetensors)").pos(),
+        opt("out", P, "output .gguf (required unless dry_run)").alias("-o"),
+        opt("type", S, "f16", "type of the weights, as convert_hf_to_gguf.py --outtype (the patch embedding is f16 "
+                              "in an f16 file, else f32; biases, norms and the position embedding f32)")
+            .one_of({"f16", "bf16", "q8_0", "f32"}).alias("-t"),
+        opt("name", S, "general.name (default: the folder name)"),
+        opt("threads", I, 0, "threads (0: all)"),
+        opt("dry_run", B, false, "the plan (every tensor's GGUF name, shape, type, bytes) without writing")},
+       job_mmproj},
       {"allocate", "`razor allocate`: per-expert bits from a probe (mode fake: razor.recipe/1) or a ggml type per GGUF "
                    "tensor of the whole file (mode gguf: tensor-type recipe for pack); artifacts: the recipe, the report",
        {need("model", P, "Hugging Face checkpoint directory").pos(),

@@ -10,6 +10,7 @@
 #include "model/deepseek_config.h"
 #include "model/mxfp4.h"
 #include "model/safetensors.h"
+#include "model/vision_tower.h"
 #include "util/atomic_file.h"
 #include "util/numeric.h"
 
@@ -166,6 +167,10 @@ result<std::vector<synth_tensor>> synth_plan(const model_config& c, const synth_
   }
   add(pre + "norm.weight", {H}, zero_centred_norms ? I::small : I::ones);
   if (!c.tie_word_embeddings) add("lm_head.weight", {V, H});
+  if (opt.vision) {
+    RAZOR_ASSIGN_OR_RETURN(vision_tower_config vc, parse_vision_config(c.raw, c.source.empty() ? "config" : c.source));
+    for (auto& t : vision_tower_tensors(vc)) add(kVisionPrefix + t.name, t.shape, t.norm ? I::ones : I::normal);
+  }
   // Every dimension is a config value or a product of a few (each within hf_config's limits, so no product of
   // one shape overflows): the total is checked tensor by tensor.
   uint64_t params = 0;
@@ -361,6 +366,11 @@ status synth_checkpoint(const nlohmann::json& config_in, const std::string& out_
   atomic_dir dir;
   RAZOR_TRY(dir.open(out_dir, "synth"));
   RAZOR_TRY(write_file_atomic(dir.path() + "/config.json", config.dump(2) + "\n"));
+  if (opt.vision) {  // synth_plan parsed vision_config already
+    RAZOR_ASSIGN_OR_RETURN(vision_tower_config vc, parse_vision_config(config, "config"));
+    RAZOR_TRY(write_file_atomic(dir.path() + "/preprocessor_config.json",
+                                qwen_vl_preprocessor_config(vc).dump(2) + "\n"));
+  }
   nlohmann::ordered_json index;
   index["metadata"] = {{"total_size", total}};
   nlohmann::ordered_json wmap = nlohmann::ordered_json::object();

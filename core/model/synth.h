@@ -1,8 +1,9 @@
 // Synthetic checkpoints with any config's exact tensor names and shapes, for scale tests and benchmarks
 // (the real Qwen3.5-122B-A10B cannot be downloaded here). Families: qwen3_5_moe / qwen3_next (hybrid
 // Gated DeltaNet), qwen3_moe, qwen2_moe, olmoe, mixtral, deepseek_v3 / v2 / kimi_k2, gpt_oss (BF16 experts [E, in, out],
-// or MXFP4 as released: mxfp4_experts), and dense llama/qwen3. Vision towers and MTP
-// layers are not synthesised (their shapes are not part of the text config).
+// or MXFP4 as released: mxfp4_experts), and dense llama/qwen3. MTP layers are not synthesised; the vision tower
+// (model.visual.*, from config.json's vision_config: model/vision_tower.h) only when asked (synth_options::vision),
+// so the text model's tensors, sizes and footprints stay those of the text config.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -46,6 +47,10 @@ struct synth_options {
   // gpt_oss: the experts (gate_up_proj, down_proj) as the Hub releases them, MXFP4 "<name>_blocks" / "<name>_scales"
   // of [E, out, in] values with quantization_config {"quant_method": "mxfp4"}, the rest in `dt`.
   bool mxfp4_experts = false;
+  // Also the vision tower of config.json's vision_config (Qwen3-VL / Qwen3.5: model.visual.*, the Hub's names and
+  // shapes, model/vision_tower.h) and the Qwen-VL preprocessor_config.json (image mean / std) beside config.json:
+  // the fixture of the mmproj export (gguf/mmproj.h). An error when the config has no vision_config.
+  bool vision = false;
 };
 
 // The tensor list a config implies, in the order a checkpoint stores it.
