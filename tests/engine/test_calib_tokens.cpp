@@ -13,6 +13,9 @@
 #include "engine/method_compare.h"
 #include "engine/probe.h"
 #include "model/checkpoint.h"
+#include "model/recipe.h"
+#include "quant/quantize.h"
+#include "util/numeric.h"
 
 namespace {
 
@@ -144,6 +147,34 @@ TEST(compare_methods, fixture_end_to_end) {
   EXPECT_TRUE(e0["nmse"]["gptq"].contains("down"));
   // The seed's robust finding (F13: clip search 1.78x better than absmax on held-out NMSE) holds here too.
   EXPECT_LT(j["summary"]["clip"]["mean_nmse"].get<double>(), j["summary"]["absmax"]["mean_nmse"].get<double>());
+}
+
+}  // namespace
+
+namespace {
+
+// eval-ppl --recipe: a method without tokens is applied to the experts as quantize does; awq / gptq are refused.
+TEST(compare_methods, fake_quant_weights_apply_a_recipe_method) {
+  using namespace razor;
+  auto ck = checkpoint::open(kModel);
+  ASSERT_TRUE(ck.ok());
+  auto rtn = load_recipe("rtn-asym");
+  ASSERT_TRUE(rtn.ok());
+  auto wp = engine::fake_quant_weights(*ck, *rtn);
+  auto got = wp->expert(1, 2, expert_proj::down);
+  ASSERT_TRUE(got.ok()) << got.error().to_string();
+  auto src = engine::checkpoint_weights(*ck)->expert(1, 2, expert_proj::down).value();
+  std::vector<float> want(src.data.size());
+  ASSERT_TRUE(quant::method_fake_quant(quant::quant_method::rtn_asym, src.data.data(), size_t(src.rows()),
+                                       size_t(src.cols()), 3, 128, 0, {}, want.data()).ok());
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got->data[i], bf16_to_f32(f32_to_bf16(want[i]))) << i;
+  auto awq = load_recipe("awq");
+  ASSERT_TRUE(awq.ok());
+  auto wa = engine::fake_quant_weights(*ck, *awq);
+  auto refused = wa->expert(0, 0, expert_proj::gate);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), errc::unsupported);
+  EXPECT_NE(refused.error().message().find("calibration tokens"), std::string::npos) << refused.error().message();
 }
 
 }  // namespace
