@@ -26,7 +26,7 @@
 //                 size. With group == gptq_block (128, the default) no block is cut, and this is also what GPTQ's
 //                 reference code computes (it reads the group from a W not yet updated inside the block).
 //   hqq           HQQ's Quantizer.quantize(nbits, group, axis=1, optimize=True, round_zero=(bits==4)) then dequantize,
-//                 in float32 (HQQ's CPU dtype): per group inverse scale a = min((2^b-1)/(max-min), 2e4), zero =
+//                 in float32 (HQQ's CPU dtype; on CUDA its solver runs in float16, which is not reproduced): per group inverse scale a = min((2^b-1)/(max-min), 2e4), zero =
 //                 -min*a (rint when round_zero); then hqq_iters rounds of its proximal solver (the default, "legacy"
 //                 one): Wq = clamp(rint(W*a+zero)), Wr = (Wq-zero)/a, We = shrink_p(W-Wr, beta) with shrink_p(x) =
 //                 sign(x)*max(|x| - |x|^(p-1)/beta, 0), zero = mean over the group of (Wq - (W-We)*a), beta *= kappa;
@@ -36,7 +36,7 @@
 //                 only move a near-tie of the early stop.
 //
 // output_nmse: sum((X Wq^T - X W^T)^2) / sum((X W^T)^2), computed as sum((X (Wq-W)^T)^2) / sum((X W^T)^2) in double
-// (0 when the denominator is 0 and the numerator too, +inf when only the denominator is 0).
+// (0 when the denominator is 0 and the numerator too, +inf when only the denominator is 0, NaN without tokens).
 #pragma once
 #include <cstdint>
 #include <string>

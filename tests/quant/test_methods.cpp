@@ -638,3 +638,27 @@ TEST(QuantMethods, ThreadCountDoesNotChangeTheResult) {
   for (size_t k = 0; k < d.size(); ++k) d[k] = 0.5f * w[k];
   EXPECT_EQ(sum_sq_xat(view(x, cols), d.data(), rows, 1), sum_sq_xat(view(x, cols), d.data(), rows, 3));
 }
+
+// Degenerate inputs: an all-zero weight stays zero under every method; tokens that are all zero make every column
+// dead (GPTQ quantizes the zeroed weight, H = I) and AWQ's scales uniform.
+TEST(QuantMethods, ZeroWeightsAndSilentTokens) {
+  std::vector<float> zw(4 * 8, 0.0f), zx(10 * 8, 0.0f), w = flat(kW);
+  for (quant_method m : all_quant_methods()) {
+    method_options o;
+    o.group = 4;
+    auto q = fake_quant_method(m, zw.data(), 4, 8, view(zx, 8), o);
+    ASSERT_TRUE(q.ok());
+    for (float v : *q) EXPECT_EQ(v, 0.0f) << quant_method_name(m);
+    method_report rep;
+    auto s = fake_quant_method(m, w.data(), 4, 8, view(zx, 8), o, &rep);
+    ASSERT_TRUE(s.ok());
+    for (float v : *s) EXPECT_TRUE(std::isfinite(v)) << quant_method_name(m);
+    if (m == quant_method::gptq) {
+      EXPECT_EQ(rep.fallback, "");
+      EXPECT_EQ(rep.gptq_dead_columns, 8);
+      for (float v : *s) EXPECT_EQ(v, 0.0f);  // every column dead: the weight is zeroed first
+    }
+  }
+  // NMSE on silent tokens: 0 / 0 is 0
+  EXPECT_EQ(output_nmse(w.data(), w.data(), 4, 8, view(zx, 8)), 0.0);
+}
