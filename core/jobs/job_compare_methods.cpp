@@ -1,5 +1,6 @@
 // The compare-methods job (engine/method_compare.h) and the calibration tokens of `quantize` with a recipe method
 // that needs them (engine/calib_tokens.h).
+#include <algorithm>
 #include <cmath>
 
 #include "engine/calib_tokens.h"
@@ -81,7 +82,8 @@ result<json> job_compare_methods(const json& p, job_context& ctx) {
 }
 
 result<quant::calib_source> quantize_calibration(const json& p, const checkpoint& ck, const recipe& r,
-                                                 job_context& ctx, std::shared_ptr<void>& keep, json& info) {
+                                                 const layer_selection& sel, job_context& ctx,
+                                                 std::shared_ptr<void>& keep, json& info) {
   RAZOR_ASSIGN_OR_RETURN(quant::quant_method m, quant::recipe_method(r));
   if (!quant::quant_method_needs_tokens(m)) return quant::calib_source{};
   RAZOR_ASSIGN_OR_RETURN(std::string text, text_or_bundled(p, true));
@@ -98,10 +100,23 @@ result<quant::calib_source> quantize_calibration(const json& p, const checkpoint
   ctx.log("info", "calibration tokens per expert for " + std::string(quant::quant_method_name(m)) + ": " +
                       std::to_string(std::min(co.n_tokens, tokens.size())) + " tokens of " + text + ", at most " +
                       std::to_string(co.max_per_expert) + " per expert");
-  // Bounded: every layer's tokens are held while the shards are written (8 GiB at most).
-  RAZOR_ASSIGN_OR_RETURN(std::vector<engine::layer_tokens> lt,
-                         engine::capture_calib_tokens(*wp, tokens, co, uint64_t(8) << 30));
-  auto held = std::make_shared<std::vector<engine::layer_tokens>>(std::move(lt));
+  // Bounded: the selected layers' tokens are held while the shards are written (8 GiB at most; a --layers part
+  // keeps its own layers only).
+  RAZOR_ASSIGN_OR_RETURN(engine::model_dims d, engine::dims_for(*wp));
+  int64_t kept_layers = 0;
+  for (int L = 0; L < int(d.n_layers); ++L) kept_layers += sel.contains(L);
+  const uint64_t bound = uint64_t(8) << 30;
+  const uint64_t need = engine::calib_tokens_bytes(d, co.max_per_expert, co.n_tokens) / uint64_t(std::max<int64_t>(d.n_layers, 1)) *
+                        uint64_t(kept_layers);
+  if (need > bound)
+    return make_error(errc::unsupported, "calibration tokens of " + std::to_string(kept_layers) + " layers would take up to " +
+                                             std::to_string(need >> 20) + " MiB, more than 8192 MiB: lower "
+                                             "params.tokens_per_expert or quantize fewer layers per part (--layers)");
+  auto held = std::make_shared<std::vector<engine::layer_tokens>>(size_t(d.n_layers));
+  RAZOR_TRY(engine::stream_calib_tokens(*wp, tokens, co, [&](engine::layer_tokens&& lt) -> status {
+    if (lt.layer >= 0 && lt.layer < int(held->size()) && sel.contains(lt.layer)) (*held)[size_t(lt.layer)] = std::move(lt);
+    return {};
+  }));
   keep = held;
   info = {{"text", text}, {"calib_tokens", std::min(co.n_tokens, tokens.size())}, {"calib_seqlen", co.seqlen},
           {"max_tok_per_expert", co.max_per_expert}};

@@ -24,8 +24,10 @@ result<nlohmann::json> job_compare_methods(const nlohmann::json& p, job_context&
 // quantize's calibration tokens (job_compare_methods.cpp): for a recipe whose method needs them (awq, gptq), one
 // pass of the reference engine over params.text (calib_tokens, tokens_per_expert, calib_seqlen); the source reads
 // what `keep` holds; `info` gets what the summary's ptq_meta records. An empty source for the other methods.
+// A --layers part keeps the tokens of its own layers only.
 result<quant::calib_source> quantize_calibration(const nlohmann::json& p, const checkpoint& ck, const recipe& r,
-                                                 job_context& ctx, std::shared_ptr<void>& keep, nlohmann::json& info);
+                                                 const layer_selection& sel, job_context& ctx,
+                                                 std::shared_ptr<void>& keep, nlohmann::json& info);
 
 // params.device and params.gpu_weights of the engine jobs; a worker without GPU permission runs on the CPU.
 void engine_device(const nlohmann::json& p, const job_context& ctx, engine::backend& device,

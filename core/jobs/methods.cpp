@@ -142,7 +142,7 @@ result<json> job_quantize(const json& p, job_context& ctx) {
   opt.allow_gpu = ctx.allow_gpu && !cpu;
   RAZOR_ASSIGN_OR_RETURN(opt.layers, parse_layer_selection(layers, int(ck.config().num_layers)));
   std::shared_ptr<void> calib_tokens;  // what opt.calib reads (a recipe method that needs tokens)
-  RAZOR_ASSIGN_OR_RETURN(opt.calib, quantize_calibration(p, ck, r, ctx, calib_tokens, opt.calib_info));
+  RAZOR_ASSIGN_OR_RETURN(opt.calib, quantize_calibration(p, ck, r, opt.layers, ctx, calib_tokens, opt.calib_info));
   RAZOR_ASSIGN_OR_RETURN(quant::quantize_report rep, quant::quantize_checkpoint(ck, r, out, opt, ctx.progress));
   artifact a{out, "checkpoint", "", {}, {{"bytes_in", rep.bytes_in}}};
   ctx.emit_artifact(a);

@@ -631,7 +631,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
       if (pm.contains("fallbacks") && pm["fallbacks"].is_object())
         for (auto& [why, n] : pm["fallbacks"].items())
           if (n.is_number_integer()) acc.fallbacks[why] += n.get<int64_t>();
-      for (const char* k : {"text", "calib_tokens", "max_tok_per_expert", "first_token"})
+      for (const char* k : {"text", "calib_tokens", "calib_seqlen", "max_tok_per_expert"})
         if (pm.contains(k)) calib_info[k] = pm[k];
     }
     for (auto& pb : p.manifest["params_by_bits"]) acc.params_by_bits[pb[0].get<double>()] += pb[1].get<int64_t>();

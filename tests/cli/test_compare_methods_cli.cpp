@@ -55,6 +55,16 @@ TEST(CompareMethodsCli, QuantizeWithAwqRecordsPtqMeta) {
   EXPECT_EQ(pm["calib_tokens"], 256);
   EXPECT_EQ(pm["expert_slices"], 4 * 16 * 3);
   EXPECT_TRUE(pm["fallbacks"].is_object());
+  // Layer-range parts (each runs the token pass, keeps its own layers' tokens) merge into the single run's bytes
+  // and ptq_meta.
+  const std::string a = "quantize " + kModel + " --recipe awq --calib-tokens 256 --calib-seqlen 128 --tokens-per-expert 16 --cpu";
+  ASSERT_EQ(run(a + " --layers 0:2 --out " + (s / "p1")).code, 0);
+  ASSERT_EQ(run(a + " --layers 2:4,rest --out " + (s / "p2")).code, 0);
+  r = run("merge " + kModel + " --recipe awq --part " + (s / "p1") + " --part " + (s / "p2") + " --out " + (s / "m"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(slurp(s / "q/model.safetensors") == slurp(s / "m/model.safetensors"));
+  auto m = nlohmann::json::parse(slurp(s / "m/razor_quant_summary.json"));
+  EXPECT_EQ(m["ptq_meta"], pm);
 }
 
 }  // namespace
