@@ -14,6 +14,8 @@
 #include "model/mxfp4.h"
 #include "model/recipe.h"
 #include "quant/fake_quant.h"
+#include "quant/quantize.h"
+#include "util/numeric.h"
 #include "util/utf8.h"
 
 namespace razor::engine {
@@ -228,6 +230,20 @@ std::unique_ptr<weight_provider> fake_quant_weights(const checkpoint& ck, const 
       RAZOR_ASSIGN_OR_RETURN(bits, rp->tensor_bits(*te));
     }
     if (bits >= kKeepBits || t.data.empty()) return {};
+    if (expert >= 0) {  // the recipe's expert method (quant/quantize.h recipe_method)
+      RAZOR_ASSIGN_OR_RETURN(quant::quant_method m, quant::recipe_method(*rp));
+      if (quant::quant_method_needs_tokens(m))
+        return make_error(errc::unsupported, "recipe " + rp->name + ": method " + std::string(quant::quant_method_name(m)) +
+                                                 " needs calibration tokens; quantize with it (razor quantize) and score "
+                                                 "the output with eval-ppl --ref, or use razor compare-methods");
+      if (m != quant::quant_method::clip) {
+        std::vector<float> q(t.data.size());
+        RAZOR_TRY(quant::method_fake_quant(m, t.data.data(), size_t(t.rows()), size_t(t.cols()), bits, rp->group,
+                                           rp->clip_steps, {}, q.data()));
+        for (size_t i = 0; i < q.size(); ++i) t.data[i] = bf16_to_f32(f32_to_bf16(q[i]));
+        return {};
+      }
+    }
     quant::fq_params fp{float(bits), rp->group, rp->clip_steps};
     std::vector<uint16_t> out(t.data.size());
     RAZOR_TRY(quant::fake_quant(t.data.data(), quant::elem_type::f32, out.data(), quant::elem_type::bf16,

@@ -66,7 +66,9 @@ result<kl_result> kl_divergence(weight_provider& model, weight_provider& ref, co
 
 // The fake-quantized model of a razor.recipe/1 recipe, in memory: ck's weights through transformed_weights,
 // each tensor (each routed expert) with the recipe's bits through core/quant's fake_quant (group, clip search,
-// BF16 output: the values `razor quantize` would write). Tensors the recipe keeps pass unchanged. `ck` and
+// BF16 output: the values `razor quantize` would write). Tensors the recipe keeps pass unchanged. A recipe "method"
+// without tokens (absmax, rtn-asym, hqq) is applied to the routed experts as quantize does; awq / gptq need
+// calibration tokens and are refused (errc::unsupported) when an expert is loaded. `ck` and
 // `r` must outlive the provider.
 std::unique_ptr<weight_provider> fake_quant_weights(const checkpoint& ck, const recipe& r);
 

@@ -586,6 +586,7 @@ void moe_block(const model_dims& d, const moe_weights& w, const float* x, size_t
         for (size_t j = 0; j < ff; ++j) act[i * ff + j] = silu(hu[i * 2 * ff + j]) * hu[i * 2 * ff + ff + j];
     }
     observe(obs, cu::eng_point::expert_act, layer, int(e), c, act.data(), int64_t(ff));
+    if (obs && obs->wants_expert_tokens()) obs->on_expert_tokens(layer, int(e), c, xe.data(), d.hidden, act.data(), int64_t(ff));
     matmul(act.data(), c, w.down[e], out.data());
     if (!w.down_bias.empty())
       for (size_t i = 0; i < c; ++i)
@@ -730,7 +731,8 @@ status forward(weight_provider& wp, const model_dims& d, const std::vector<std::
       return make_error(errc::invalid_argument, "token id " + std::to_string(t) + " outside the vocabulary");
   RAZOR_ASSIGN_OR_RETURN(tensor_f32 h, wp.rows("embed_tokens.weight", all));
   if (h.cols() != d.hidden) return make_error(errc::shape_mismatch, "embed_tokens.weight: width differs from hidden_size");
-  if (!opt.on_layer_input && resolve_backend(opt) == backend::cuda) {
+  const bool cpu_only = opt.on_layer_input || (opt.observer && opt.observer->wants_expert_tokens());
+  if (!cpu_only && resolve_backend(opt) == backend::cuda) {
     std::string why;
     if (gpu_engine_runs(d, &why)) return forward_gpu(wp, d, seq_start, h, on_logits, opt);
     // Asked for by name (device cuda, RAZOR_ENGINE=gpu): refused; chosen automatically: the CPU runs it.

@@ -136,6 +136,13 @@ class forward_observer {
   virtual bool wants_input_sums() const { return false; }
   virtual void on_input_sums(int layer, const std::string& name, int expert, uint64_t rows, int64_t cols,
                              const double* sum_sq, const double* sum) {}
+  // The tokens routed to each expert (only when wants_expert_tokens(); the CPU path: forward() does not take the GPU
+  // engine for such an observer): once per (layer, expert) that received any, in token order, x [n, hidden] the
+  // expert's input (the post-attention-normed hidden states, the input of gate / up) and act [n, ff] the input of
+  // down (act(gate x) * up x from the weights as loaded). Called from one thread (core/engine/calib_tokens.h).
+  virtual bool wants_expert_tokens() const { return false; }
+  virtual void on_expert_tokens(int layer, int expert, size_t n, const float* x, int64_t hidden, const float* act,
+                                int64_t ff) {}
 };
 
 // The tensors whose input an observation point is (layer -1: the head), one list for both paths: the CPU blocks
@@ -182,7 +189,7 @@ using logits_fn = std::function<bool(size_t token0, size_t n, const float* logit
 // computing while the next is loaded, converted and copied); an error when no GPU is usable. automatic: cuda
 // when a GPU is present, else cpu. The environment variable RAZOR_ENGINE (cpu | gpu | cuda | auto) overrides
 // the default `cpu` (so `RAZOR_ENGINE=gpu razor eval-ppl ...` runs on the GPU). Observers run on both paths;
-// on_layer_input (the allocator's restart points) takes the CPU path.
+// on_layer_input (the allocator's restart points) and an observer that wants_expert_tokens take the CPU path.
 enum class backend : uint8_t { cpu, cuda, automatic };
 // The GPU engine's weights: bf16 (the default: half the memory and the upload, tensor cores; the inputs of
 // every GEMM rounded to BF16) or f32 (the reference math, float32 rounding from the CPU). RAZOR_GPU_WEIGHTS

@@ -141,6 +141,8 @@ result<json> job_quantize(const json& p, job_context& ctx) {
   quant::quantize_options opt;
   opt.allow_gpu = ctx.allow_gpu && !cpu;
   RAZOR_ASSIGN_OR_RETURN(opt.layers, parse_layer_selection(layers, int(ck.config().num_layers)));
+  std::shared_ptr<void> calib_tokens;  // what opt.calib reads (a recipe method that needs tokens)
+  RAZOR_ASSIGN_OR_RETURN(opt.calib, quantize_calibration(p, ck, r, opt.layers, ctx, calib_tokens, opt.calib_info));
   RAZOR_ASSIGN_OR_RETURN(quant::quantize_report rep, quant::quantize_checkpoint(ck, r, out, opt, ctx.progress));
   artifact a{out, "checkpoint", "", {}, {{"bytes_in", rep.bytes_in}}};
   ctx.emit_artifact(a);
@@ -434,8 +436,29 @@ const std::vector<method_def>& method_table() {
         opt("recipe", S, "seed-default", "razor.recipe/1 file or bundled recipe name"),
         opt("cpu", B, false, "never use a GPU"),
         opt("layers", S, "all", "only layers A:B (half-open), 'rest' (tensors outside the layers) or 'A:B,rest': "
-                                "writes a part for merge (docs/slurm.md)")},
+                                "writes a part for merge (docs/slurm.md)"),
+        opt("text", P, "recipe method awq / gptq: calibration text (default: the bundled kernel-docs-calib.txt)"),
+        opt("calib_tokens", I, 12288, "recipe method awq / gptq: calibration tokens (the seed: 24 x 512)"),
+        opt("calib_seqlen", I, 512, "recipe method awq / gptq: tokens per calibration sequence"),
+        opt("tokens_per_expert", I, 64, "recipe method awq / gptq: tokens kept per expert (the seed's checkpoints: 64)")},
        job_quantize},
+      {"compare-methods", "`razor compare-methods`: held-out NMSE per expert and projection of each quantization method, "
+                          "and KL / ppl of each method's model (razor.method_compare/1)",
+       {need("model", P, "Hugging Face checkpoint directory").pos(),
+        opt("methods", S, "clip,absmax,rtn-asym,awq,gptq,hqq", "comma list of methods (core/quant/methods.h)"),
+        opt("bits", N, 3.0, "expert bits"), opt("group", I, 128, "group size"),
+        opt("clip_steps", I, 16, "clip's search candidates"),
+        opt("text", P, "calibration text (default: the bundled kernel-docs-calib.txt)"),
+        opt("probe", P, "take the calibration token range (offset, tokens, seqlen) of this probe file (razor probe) of the same text"),
+        opt("calib_tokens", I, 8192, "calibration tokens run through the model"),
+        opt("seqlen", I, 256, "tokens per calibration sequence"),
+        opt("tokens_per_expert", I, 256, "tokens kept per expert: the first half calibrates, the second is held out (the seed's moe_compare: 256)"),
+        opt("min_tokens", I, 8, "held-out tokens an expert needs to be scored"),
+        opt("eval_text", P, "KL / ppl text (default: the bundled held-out kernel-docs-eval.txt)"),
+        opt("windows", I, 32, "KL / ppl windows"), opt("ctx", I, 256, "tokens per window"),
+        opt("no_kl", B, false, "NMSE only: no full-model KL / ppl (streams per layer; for large models)"),
+        opt("out", P, "result JSON (razor.method_compare/1)")},
+       job_compare_methods},
       {"synth", "`razor synth`: a synthetic checkpoint",
        {need("config", A, "config.json to synthesise (e.g. resources/configs/qwen3.5-122b-a10b.json; the worker also "
                           "takes the object itself)"),

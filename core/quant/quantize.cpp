@@ -76,7 +76,34 @@ struct run_acc {
   std::vector<uint8_t> fp8_bf16;  // an FP8 slice dequantized to BF16
   std::vector<float> fp8_f32;
   std::vector<float> xf_f32;      // a slice rewritten by quantize_options::transform
+  // The recipe's expert method (recipe_method) and what it did: slices quantized, RTN fallbacks by reason.
+  quant_method method = quant_method::clip;
+  calib_source calib;
+  int64_t method_slices = 0;
+  std::map<std::string, int64_t> fallbacks;
+  std::vector<float> qf;          // a slice through method_fake_quant
 };
+
+// The seed's _ptq_meta fields for the summary (and a part's manifest).
+nlohmann::json ptq_meta_json(const recipe& r, const run_acc& acc, const nlohmann::json& calib_info) {
+  nlohmann::json j = calib_info.is_object() ? calib_info : nlohmann::json::object();
+  j["method"] = std::string(quant_method_name(acc.method));
+  auto role = [&](tensor_role ro) -> nlohmann::json {
+    auto it = r.role_bits.find(ro);
+    return it == r.role_bits.end() ? nlohmann::json(kKeepBits) : nlohmann::json(it->second);
+  };
+  j["expert_bits"] = r.expert_bits.empty() ? role(tensor_role::routed_expert) : nlohmann::json("per-expert");
+  j["linear_bits"] = role(tensor_role::attention);
+  j["group"] = r.group;
+  j["backbone"] = r.clip_steps > 0 ? "clip search " + std::to_string(r.clip_steps) : std::string("absmax");
+  j["expert_slices"] = acc.method_slices;
+  nlohmann::json fb = nlohmann::json::object();
+  int64_t nfb = 0;
+  for (auto& [why, n] : acc.fallbacks) fb[why] = n, nfb += n;
+  j["fallbacks"] = fb;
+  j["fallback_slices"] = nfb;
+  return j;
+}
 
 // FP8 sources (model/checkpoint.h): every F8_E4M3 weight is written dequantized as BF16 (fake-quantized or
 // kept), its *_scale_inv is not written, and config.json loses quantization_config: the output is a plain BF16
@@ -234,6 +261,50 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
       }
       continue;
     }
+    if (t.cls.role == tensor_role::routed_expert && acc.method != quant_method::clip) {
+      // The recipe's expert method (recipe_method): float32 in, the dequantized values written in the output dtype.
+      const size_t n = slice_rows * cols;
+      const float* wf = reinterpret_cast<const float*>(in);
+      if (in_type != elem_type::f32) {
+        acc.xf_f32.resize(n);
+        RAZOR_TRY(fake_quant(in, in_type, acc.xf_f32.data(), elem_type::f32, slice_rows, cols,
+                             fq_params{float(kKeepBits), r.group, 0}));
+        wf = acc.xf_f32.data();
+      }
+      const int expert = t.cls.fused ? int(sl) : t.cls.expert;
+      const calib_view cv = acc.calib ? acc.calib(t.cls.layer, expert, t.cls.proj == expert_proj::down) : calib_view{};
+      acc.qf.resize(n);
+      method_report mr;
+      status st = method_fake_quant(acc.method, wf, slice_rows, cols, bits, r.group, r.clip_steps, cv, acc.qf.data(), &mr);
+      if (!st.ok()) return make_error(st.code(), t.name + " (expert " + std::to_string(expert) + "): " + st.message());
+      ++acc.method_slices;
+      if (!mr.fallback.empty()) ++acc.fallbacks[mr.fallback];
+      acc.buf.resize(nbytes);
+      RAZOR_TRY(fake_quant(acc.qf.data(), elem_type::f32, acc.buf.data(), to_elem(odt), slice_rows, cols,
+                           fq_params{float(kKeepBits), r.group, 0}));
+      fq_stats ss;
+      ss.n = n;
+      const size_t glen = (r.group > 0 && cols % size_t(r.group) == 0) ? size_t(r.group) : cols;
+      ss.groups = slice_rows * (cols / glen);
+      for (size_t i = 0; i < n; ++i) {
+        const double e = double(acc.qf[i]) - wf[i];
+        ss.sq_err += e * e;
+        ss.sq_ref += double(wf[i]) * wf[i];
+      }
+      acc.used_cpu = true;
+      RAZOR_TRY(w.write(acc.buf.data(), nbytes));
+      auto ej = stats_json(ss, bits, 1);
+      ej["layer"] = t.cls.layer;
+      ej["expert"] = expert;
+      ej["proj"] = proj_name(t.cls.proj);
+      ej["tensor"] = t.name;
+      if (!mr.fallback.empty()) ej["fallback"] = mr.fallback;
+      acc.experts.push_back(std::move(ej));
+      tstats.merge(ss);
+      if (progress && !progress(double(done + (sl + 1) * slice_rows * cols * dtype_size(t.dt)), double(total), t.name.c_str()))
+        return make_error(errc::cancelled, out_dir + ": cancelled; nothing was written under the final name");
+      continue;
+    }
     acc.buf.resize(nbytes);
     fq_params p{float(bits), r.group, r.clip_steps};
     fq_stats ss;
@@ -299,6 +370,18 @@ result<nlohmann::json> make_summary(const checkpoint& ck, const recipe& r, const
   return sum;
 }
 
+// The recipe's method and its tokens into acc; an error when the method needs tokens the options lack.
+status set_method(const recipe& r, const quantize_options& opt, run_acc& acc) {
+  RAZOR_ASSIGN_OR_RETURN(acc.method, recipe_method(r));
+  acc.calib = opt.calib;
+  if (quant_method_needs_tokens(acc.method) && !opt.calib)
+    return make_error(errc::invalid_argument, "recipe " + (r.path.empty() ? r.name : r.path) + ": method " +
+                                                  std::string(quant_method_name(acc.method)) +
+                                                  " needs calibration tokens per expert (razor quantize --text / "
+                                                  "--calib-tokens; core/engine/calib_tokens.h)");
+  return {};
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -322,6 +405,34 @@ quantize_report start_report(std::chrono::steady_clock::time_point t0, uint64_t 
 }
 
 }  // namespace
+
+result<quant_method> recipe_method(const recipe& r) {
+  const std::string where = "recipe " + (r.path.empty() ? r.name : r.path);
+  if (!r.extra.is_object() || !r.extra.contains("method") || r.extra["method"].is_null()) return quant_method::clip;
+  const nlohmann::json& m = r.extra["method"];
+  if (!m.is_string()) return make_error(errc::bad_recipe, where + ": \"method\" must be a string");
+  auto q = parse_quant_method(m.get<std::string>());
+  if (!q.ok()) return make_error(errc::bad_recipe, where + ": \"method\": " + q.error().message());
+  return *q;
+}
+
+status method_fake_quant(quant_method m, const float* w, size_t rows, size_t cols, double bits, int group,
+                         int clip_steps, const calib_view& tokens, float* out, method_report* rep) {
+  if (m == quant_method::clip || m == quant_method::absmax)
+    return fake_quant(w, elem_type::f32, out, elem_type::f32, rows, cols,
+                      fq_params{float(bits), group, m == quant_method::clip ? clip_steps : 0});
+  const long b = std::lround(bits);
+  if (std::fabs(bits - double(b)) > 1e-9 || b < 2 || b > 8)
+    return make_error(errc::bad_recipe, "method " + std::string(quant_method_name(m)) +
+                                            " quantizes to integer bits 2 to 8, not " + bits_text(bits));
+  method_options o;
+  o.bits = int(b);
+  o.group = (group > 0 && cols % size_t(group) == 0) ? group : int64_t(cols);
+  RAZOR_ASSIGN_OR_RETURN(std::vector<float> q, fake_quant_method(m, w, int64_t(rows), int64_t(cols), tokens, o, rep));
+  if (q.size() != rows * cols) return make_error(errc::internal, "fake_quant_method returned a wrong size");
+  std::copy(q.begin(), q.end(), out);
+  return {};
+}
 
 std::string checkpoint_fingerprint(const checkpoint& ck) {
   fnv1a64 h;
@@ -362,6 +473,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     if (sel.contains(t.cls.layer)) total += t.nbytes;
   uint64_t done = 0;
   run_acc acc;
+  RAZOR_TRY(set_method(r, opt, acc));
   nlohmann::json files = nlohmann::json::object();
   auto by_shard = tensors_by_shard(ck);
   for (size_t s = 0; s < by_shard.size(); ++s) {
@@ -396,6 +508,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
     pj["tensors"] = acc.tensors;
     pj["tensor_stats"] = acc.raw;
     pj["experts"] = acc.experts;
+    pj["ptq_meta"] = ptq_meta_json(r, acc, opt.calib_info);
     nlohmann::json pbb = nlohmann::json::array();
     for (auto& [b, n] : acc.params_by_bits) pbb.push_back({b, n});
     pj["params_by_bits"] = pbb;
@@ -406,6 +519,7 @@ result<quantize_report> quantize_checkpoint(const checkpoint& ck, const recipe& 
   }
   // The index (when the source had one) is copied above unchanged: same tensor -> shard mapping.
   RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, rep.seconds));
+  sum["ptq_meta"] = ptq_meta_json(r, acc, opt.calib_info);
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);
@@ -508,7 +622,18 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
     for (auto& e : p.manifest["experts"]) experts_of[e.value("tensor", "")].push_back(&e);
   std::set<std::string> backends;
   nlohmann::json part_list = nlohmann::json::array();
+  RAZOR_ASSIGN_OR_RETURN(acc.method, recipe_method(r));
+  nlohmann::json calib_info = nlohmann::json::object();
   for (auto& p : parts) {
+    const nlohmann::json& pm = p.manifest.value("ptq_meta", nlohmann::json::object());
+    if (pm.is_object()) {
+      acc.method_slices += pm.value("expert_slices", int64_t(0));
+      if (pm.contains("fallbacks") && pm["fallbacks"].is_object())
+        for (auto& [why, n] : pm["fallbacks"].items())
+          if (n.is_number_integer()) acc.fallbacks[why] += n.get<int64_t>();
+      for (const char* k : {"text", "calib_tokens", "calib_seqlen", "max_tok_per_expert"})
+        if (pm.contains(k)) calib_info[k] = pm[k];
+    }
     for (auto& pb : p.manifest["params_by_bits"]) acc.params_by_bits[pb[0].get<double>()] += pb[1].get<int64_t>();
     const std::string be = p.manifest.value("backend", "cpu");
     acc.used_cpu |= be.find("cpu") != std::string::npos;
@@ -543,6 +668,7 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
   for (auto& p : parts) part_seconds += p.manifest.value("seconds", 0.0);
   RAZOR_ASSIGN_OR_RETURN(nlohmann::json sum, make_summary(ck, r, acc, rep.backend, part_seconds + rep.seconds));
   sum["parts"] = part_list;
+  sum["ptq_meta"] = ptq_meta_json(r, acc, calib_info);
   RAZOR_TRY(write_file_atomic(dir.path() + "/" + opt.summary_name, dump_json(sum, 1) + "\n"));
   RAZOR_TRY(dir.commit());
   rep.summary = std::move(sum);

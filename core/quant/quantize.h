@@ -6,7 +6,9 @@
 // directory is built under "<out>.partial-<pid>" and renamed when complete: a cancel, a crash or a full disk
 // leaves nothing under the final name. Beside the weights, razor_quant_summary.json holds per tensor: bits,
 // group, clip-ratio histogram, relative Frobenius error; per routed expert (layer, expert, projection): bits and
-// relative error; totals and the footprint (effective bits).
+// relative error; totals and the footprint (effective bits); "ptq_meta" (the seed's _ptq_meta.json fields): the
+// expert method, expert / backbone bits, group, the calibration tokens and how many expert slices fell back to RTN
+// and why.
 //
 // Split runs (razor quantize --layers, the Slurm array jobs of core/jobs/slurm.h): with options.layers other
 // than "all", only the selected tensors are quantized and the output directory is a *part*: one safetensors
@@ -31,6 +33,7 @@
 #include "model/checkpoint.h"
 #include "model/layer_selection.h"
 #include "model/recipe.h"
+#include "quant/methods.h"
 #include "util/parallel.h"
 #include "util/status.h"
 
@@ -49,12 +52,31 @@ struct tensor_transform {
   explicit operator bool() const { return applies && apply; }
 };
 
+// The expert algorithm of a recipe (its "method" key, core/quant/methods.h; absent: clip). The method replaces the
+// clip search for routed experts only, at their usual per-expert / per-role bits; every other tensor keeps the
+// recipe's own clip_steps (the seed's AWQ / GPTQ / RTN checkpoints: clip_steps 0, an absmax backbone). clip uses the
+// recipe's clip_steps for the experts too; absmax none. An unknown method is errc::bad_recipe naming the recipe.
+result<quant_method> recipe_method(const recipe& r);
+// A method's fake-quant of one [rows, cols] float32 slice at `bits` (an integer 2..8 for the methods other than clip /
+// absmax, which also take 1.58): clip / absmax through fake_quant (one copy of that code), the others through
+// fake_quant_method. `out` gets rows * cols floats.
+status method_fake_quant(quant_method m, const float* w, size_t rows, size_t cols, double bits, int group,
+                         int clip_steps, const calib_view& tokens, float* out, method_report* rep = nullptr);
+
+// Calibration rows for a routed expert's projection: the input of gate / up (down = false) or of down_proj (down =
+// true), [n, cols] float32; an empty view when there are none (the method then falls back as the seed does).
+using calib_source = std::function<calib_view(int layer, int expert, bool down)>;
+
 struct quantize_options {
   bool allow_gpu = true;
   std::string summary_name = "razor_quant_summary.json";
   layer_selection layers;  // not "all": write a part (see above)
   tensor_transform transform;  // optional (see above)
   std::vector<std::string> extra_inputs;  // more paths the output must not replace (a transform's own inputs)
+  // Tokens for a recipe method that needs them (awq, gptq; recipe_method); without: errc::invalid_argument.
+  calib_source calib;
+  // What the tokens are (text, calib_n, max_tok_per_expert, ...): copied into the summary's "ptq_meta".
+  nlohmann::json calib_info = nlohmann::json::object();
 };
 
 inline constexpr const char* kQuantPartManifest = "razor_part.json";

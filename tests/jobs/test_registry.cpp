@@ -74,7 +74,7 @@ TEST(Registry, ParamsAreCheckedAndCompleted) {
 
 // Every field of the jobs whose commands are built from the registry is an option of that command.
 TEST(Registry, CliOptionsAreTheRegistryFields) {
-  for (const char* name : {"inspect", "footprint", "quantize", "synth", "gguf-info", "probe", "eval-ppl", "pack", "allocate",
+  for (const char* name : {"inspect", "footprint", "quantize", "compare-methods", "synth", "gguf-info", "probe", "eval-ppl", "pack", "allocate",
                            "validate-gguf", "merge", "study"}) {
     const jobs::method_def* m = jobs::find_method(name);
     ASSERT_NE(m, nullptr) << name;
