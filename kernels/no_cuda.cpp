@@ -3,6 +3,7 @@
 #include "kernels/engine_cuda.h"
 #include "kernels/fake_quant_cuda.h"
 #include "kernels/ggml_quant_cuda.h"
+#include "kernels/gptq_cuda.h"
 
 namespace razor::cu {
 
@@ -66,5 +67,10 @@ status gpu_engine::head(const float*, const eng_linear&, size_t, const std::func
 status gpu_engine::synchronize() { return make_error(errc::device, "built without CUDA"); }
 eng_stats gpu_engine::stats() const { return {}; }
 std::vector<int32_t> gpu_engine::last_routing() const { return {}; }
+
+status gptq_batch_host(const gptq_batch_shape&, int64_t, const float* const*, const float* const*, const int64_t*,
+                       float* const*, gptq_expert_result*) {
+  return make_error(errc::device, "built without CUDA");
+}
 
 }  // namespace razor::cu

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cuda_info.h"
 #include "kernels/gptq.h"
+#include "kernels/gptq_cuda.h"
 #include "quant/fake_quant.h"
 #include "util/enum_table.h"
 #include "util/parallel.h"
@@ -508,17 +510,6 @@ result<gptq_hinv> gptq_prepare(const calib_view& tk, double damp, int threads) {
   return out;
 }
 
-// The end of the lazy block that starts at i1: i1 + B, cut at the start of a group that begins inside the block
-// and would end after it (its params must see every earlier error, which a lazy block has not yet pushed past
-// its end). With the seed's group 128 = block 128 no block is cut; the result is the plain column-by-column
-// algorithm's for any block.
-static int64_t block_end(int64_t i1, int64_t B, int64_t G, int64_t cols) {
-  int64_t i2 = std::min(i1 + B, cols);
-  for (int64_t g = (i1 / G + 1) * G; g < i2; g += G)
-    if (g + G > i2) return g;
-  return i2;
-}
-
 void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const gptq_hinv& h, int bits,
                    int64_t group, int64_t block, int threads) {
   const int64_t G = effective_group(group, cols);
@@ -539,7 +530,7 @@ void gptq_quantize(const float* w, float* out, int64_t rows, int64_t cols, const
               if (h.dead[size_t(c)]) wt[size_t(r * cols + c)] = 0.0f;
           }
           for (int64_t i1 = 0, i2 = 0; i1 < cols; i1 = i2) {
-            i2 = block_end(i1, B, G, cols);
+            i2 = cu::gptq_block_end(i1, B, G, cols);
             for (int64_t r = 0; r < nr; ++r) {
               float* wr = wt.data() + r * cols;
               float* qr = out + (r0 + r) * cols;
@@ -605,6 +596,77 @@ result<std::vector<float>> fake_quant_method(quant_method m, const float* w, int
       return hqq(w, rows, cols, o, rep);
   }
   return make_error(errc::internal, "fake_quant_method: unknown method");
+}
+
+// ---- GPTQ over many experts (the GPU when asked / present) ----
+
+status gptq_quantize_batch(const std::vector<gptq_batch_item>& items, int64_t rows, int64_t cols,
+                           const method_options& o, bool* used_gpu) {
+  if (used_gpu) *used_gpu = false;
+  for (size_t k = 0; k < items.size(); ++k) {
+    const auto& it = items[k];
+    status st = check_args(quant_method::gptq, it.w, rows, cols, it.tokens, o);
+    if (!st.ok()) return make_error(st.code(), strformat("item %zu: %s", k, st.message().c_str()));
+    if (!it.out) return make_error(errc::invalid_argument, strformat("gptq: item %zu has no output buffer", k));
+  }
+  bool gpu = o.device == compute_device::cuda;
+  if (o.device == compute_device::auto_) gpu = cu::built_with_cuda() && !cu::devices(nullptr).empty();
+  if (!gpu) {
+    for (const auto& it : items) {
+      auto q = fake_quant_method(quant_method::gptq, it.w, rows, cols, it.tokens, o, it.rep);
+      if (!q.ok()) return q.error();
+      std::copy(q->begin(), q->end(), it.out);
+    }
+    return {};
+  }
+  std::vector<size_t> run;
+  std::vector<const float*> ws, xs;
+  std::vector<float*> outs;
+  std::vector<int64_t> nt;
+  for (size_t k = 0; k < items.size(); ++k) {
+    const auto& it = items[k];
+    if (it.tokens.n < std::max<int64_t>(o.gptq_min_tokens, 1)) continue;
+    run.push_back(k);
+    ws.push_back(it.w);
+    xs.push_back(it.tokens.x);
+    outs.push_back(it.out);
+    nt.push_back(it.tokens.n);
+  }
+  std::vector<cu::gptq_expert_result> res(run.size());
+  if (!run.empty()) {
+    cu::gptq_batch_shape s;
+    s.rows = rows;
+    s.cols = cols;
+    s.bits = o.bits;
+    s.group = effective_group(o.group, cols);
+    s.block = std::min(o.gptq_block, cols);
+    s.damp = o.gptq_damp;
+    RAZOR_TRY(cu::gptq_batch_host(s, int64_t(run.size()), ws.data(), xs.data(), nt.data(), outs.data(), res.data()));
+    if (used_gpu) *used_gpu = true;
+  }
+  std::vector<uint8_t> done(items.size(), 0);
+  for (size_t j = 0; j < run.size(); ++j) {
+    const auto& it = items[run[j]];
+    done[run[j]] = 1;
+    if (it.rep) *it.rep = method_report{};
+    if (res[j].cholesky_failed) {
+      if (it.rep) it.rep->fallback = "cholesky failed";
+      rtn_asym(it.w, it.out, rows, cols, o.bits, o.group, o.threads);
+    } else if (it.rep) {
+      it.rep->gptq_dead_columns = res[j].n_dead;
+    }
+  }
+  for (size_t k = 0; k < items.size(); ++k) {
+    if (done[k]) continue;
+    const auto& it = items[k];
+    if (it.rep) {
+      *it.rep = method_report{};
+      it.rep->fallback = it.tokens.n == 0 ? std::string("no tokens")
+                                          : strformat("fewer than %lld tokens", (long long)o.gptq_min_tokens);
+    }
+    rtn_asym(it.w, it.out, rows, cols, o.bits, o.group, o.threads);
+  }
+  return {};
 }
 
 }  // namespace razor::quant

@@ -64,6 +64,10 @@ struct calib_view {
   int64_t cols = 0;
 };
 
+// Where gptq_quantize_batch runs GPTQ: the CPU, the GPU (errc::device without one), or the GPU when one is present.
+// fake_quant_method always runs on the CPU.
+enum class compute_device { cpu, cuda, auto_ };
+
 struct method_options {
   int bits = 3;              // 2..8 (asymmetric methods also take 1; clip / absmax need >= 2)
   int64_t group = 128;       // columns per group; 0 or a non-divisor of cols = the whole row
@@ -77,6 +81,7 @@ struct method_options {
   double hqq_beta = 10.0;
   double hqq_kappa = 1.01;
   int threads = 0;           // <= 0: razor::default_threads()
+  compute_device device = compute_device::cpu;  // gptq_quantize_batch only
 };
 
 struct method_report {
@@ -92,6 +97,21 @@ struct method_report {
 result<std::vector<float>> fake_quant_method(quant_method m, const float* w, int64_t rows, int64_t cols,
                                              const calib_view& tokens, const method_options& o,
                                              method_report* rep = nullptr);
+
+// GPTQ of many weights of one shape [rows x cols], each with its own tokens (the experts' slices of a projection):
+// o.device picks the CPU (fake_quant_method per item) or the batched GPU version (kernels/gptq_cuda.h), which
+// equals the CPU's result except where a rounding tie flips. Fallbacks as fake_quant_method, per item and reported
+// in its rep: no tokens / fewer than gptq_min_tokens -> rtn-asym (CPU), a failed Cholesky -> rtn-asym. out: rows*cols
+// floats per item. used_gpu: whether the GPU ran. Errors: fake_quant_method's argument errors naming the item,
+// errc::device from the GPU (device cuda without one, or a CUDA failure; nothing is written then).
+struct gptq_batch_item {
+  const float* w = nullptr;
+  calib_view tokens;
+  float* out = nullptr;
+  method_report* rep = nullptr;  // optional
+};
+status gptq_quantize_batch(const std::vector<gptq_batch_item>& items, int64_t rows, int64_t cols,
+                           const method_options& o, bool* used_gpu = nullptr);
 
 // Output-space NMSE of a quantized weight on tokens (the seed's moe_compare).
 double output_nmse(const float* w, const float* wq, int64_t rows, int64_t cols, const calib_view& tokens);

@@ -52,6 +52,17 @@ RAZOR_HD float asym_level(float w, const asym_params& p) {
   return q < 0.0f ? 0.0f : (q > p.maxq ? p.maxq : q);
 }
 
+// The end of GPTQ's lazy block that starts at i1 (block B, group G, cols columns): i1 + B, cut at the start of a
+// group that begins inside the block and would end after it (its params must see every earlier error, which a lazy
+// block has not yet pushed past its end). With the seed's group 128 = block 128 no block is cut. One copy for the
+// CPU loop and the CUDA host loop.
+RAZOR_HD int64_t gptq_block_end(int64_t i1, int64_t B, int64_t G, int64_t cols) {
+  int64_t i2 = i1 + B < cols ? i1 + B : cols;
+  for (int64_t g = (i1 / G + 1) * G; g < i2; g += G)
+    if (g + G > i2) return g;
+  return i2;
+}
+
 // Quantize + dequantize one value.
 RAZOR_HD float asym_fake(float w, const asym_params& p) { return (asym_level(w, p) - p.zero) * p.scale; }
 
