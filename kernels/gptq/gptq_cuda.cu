@@ -26,7 +26,8 @@ namespace razor::cu {
 namespace {
 
 constexpr int64_t kPanel = 64;  // the Cholesky's diagonal block
-constexpr int kRowTile = 64;    // rows per CUDA block of the column loop
+constexpr int kRowTile = 64;    // rows per CUDA block of the column loop (fewer when a long block would not fit)
+constexpr int64_t kSmemBudget = 96 * 1024;
 
 int grid_for(int64_t n, int threads) { return int(std::min<int64_t>((n + threads - 1) / threads, 65535 * 8)); }
 
@@ -115,19 +116,44 @@ __global__ void k_zero_dead(float* W, const uint8_t* dead, int64_t rows, int64_t
     if (dead[(k / rc) * cols + k % cols]) W[k] = 0.0f;
 }
 
-// One lazy block [i1, i2) of every (expert, row tile): kernels/gptq.h's column step per row, exactly the CPU loop.
-__global__ void k_columns(float* W, float* Q, const float* U, float* err, asym_params* par, int64_t rows,
+// One lazy block [i1, i2) of every (expert, row tile): kernels/gptq.h's column step per row (one thread per row),
+// exactly the CPU loop. The tile's block columns live in shared memory (row stride B + 1: the threads of a warp hit
+// distinct banks); the block's columns of W are not read again after the block, so they are never written back.
+// A group that starts in the block reads its values from shared memory and, past i2 (a group longer than the
+// block), from W, which holds every earlier block's update.
+__global__ void k_columns(const float* W, float* Q, const float* U, float* err, asym_params* par, int64_t rows,
                           int64_t cols, int64_t G, int64_t B, int bits, int64_t i1, int64_t i2) {
-  const int64_t e = blockIdx.y, row = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  float* wr = W + (e * rows + row) * cols;
+  extern __shared__ float sw[];
+  const int64_t e = blockIdx.y, r0 = int64_t(blockIdx.x) * blockDim.x, nb = i2 - i1, ld = B + 1;
+  const int64_t nr = rows - r0 < int64_t(blockDim.x) ? rows - r0 : int64_t(blockDim.x);
+  for (int64_t k = threadIdx.x; k < nr * nb; k += blockDim.x) {
+    const int64_t r = k / nb, j = k % nb;
+    sw[r * ld + j] = W[(e * rows + r0 + r) * cols + i1 + j];
+  }
+  __syncthreads();
+  if (int64_t(threadIdx.x) >= nr) return;
+  const int64_t row = r0 + threadIdx.x;
+  float* ws = sw + threadIdx.x * ld;  // column i of the row is ws[i - i1]
+  const float* wr = W + (e * rows + row) * cols;
   float* qr = Q + (e * rows + row) * cols;
   float* er = err + (e * rows + row) * B;
   const float* Ue = U + e * cols * cols;
   asym_params p = par[e * rows + row];
   for (int64_t i = i1; i < i2; ++i) {
-    if (i % G == 0) p = asym_params_of(wr + i, G, 1, bits);
-    er[i - i1] = gptq_column_step(wr, Ue + i * cols, i, i2, p, qr + i);
+    if (i % G == 0) {
+      if (i + G <= i2) {
+        p = asym_params_of(ws + (i - i1), G, 1, bits);
+      } else {  // the group runs past the block: its head here, its tail in W
+        float lo = ws[i - i1], hi = lo;
+        for (int64_t j = i; j < i + G; ++j) {
+          const float v = j < i2 ? ws[j - i1] : wr[j];
+          lo = v < lo ? v : lo;
+          hi = v > hi ? v : hi;
+        }
+        p = asym_params_from_range(lo, hi, bits);
+      }
+    }
+    er[i - i1] = gptq_column_step(ws, Ue + i * cols + i1, i - i1, nb, p, qr + i);
   }
   par[e * rows + row] = p;
 }
@@ -174,7 +200,15 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
                      size_t(rows) * sizeof(asym_params) + size_t(n) + 64;
   size_t fr = 0, tot = 0;
   RZ_CU_CALL(cudaMemGetInfo(&fr, &tot));
-  const int64_t C = std::max<int64_t>(1, std::min<int64_t>(E, int64_t(double(fr) * 0.7 / double(per))));
+  const int64_t C = std::max<int64_t>(1, std::min<int64_t>({E, int64_t(65535), int64_t(double(fr) * 0.7 / double(per))}));
+
+  // the column loop's row tile and shared memory
+  const int64_t tile = std::max<int64_t>(1, std::min<int64_t>(kRowTile, kSmemBudget / ((B + 1) * 4)));
+  const int64_t smem = tile * (B + 1) * 4;
+  if (smem > kSmemBudget)
+    return make_error(errc::invalid_argument, strformat("gptq (cuda): lazy block %lld is too long", (long long)B));
+  if (smem > 48 * 1024)
+    RZ_CU_CALL(cudaFuncSetAttribute(k_columns, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
 
   blas_handle bh;
   RZ_BLAS(cublasCreate(&bh.h));
@@ -198,12 +232,12 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
   RAZOR_TRY(alloc(dNdead, size_t(C)));
   RAZOR_TRY(alloc(dFail, size_t(C)));
   const int64_t npan = (n + kPanel - 1) / kPanel;
-  RAZOR_TRY(alloc(dPtrL, size_t((npan + 1) * C)));
-  RAZOR_TRY(alloc(dPtrB, size_t((npan + 1) * C)));
+  RAZOR_TRY(alloc(dPtrL, size_t(npan * C)));
+  RAZOR_TRY(alloc(dPtrB, size_t(npan * C)));
 
   std::vector<double> xd(size_t(C * T * n));
   std::vector<int> fail(static_cast<size_t>(C)), ndead(static_cast<size_t>(C));
-  std::vector<double*> pl(size_t((npan + 1) * C)), pb(size_t((npan + 1) * C));
+  std::vector<double*> pl(size_t(npan * C)), pb(size_t(npan * C));
   const double one = 1.0, zero = 0.0, mone = -1.0;
   const float onef = 1.0f, monef = -1.0f;
   constexpr int kThreads = 256;
@@ -235,10 +269,6 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
         pl[size_t(p * C + e)] = dA.p + e * int64_t(nn) + k0 + k0 * n;
         pb[size_t(p * C + e)] = dA.p + e * int64_t(nn) + (k0 + kb) + k0 * n;
       }
-    for (int64_t e = 0; e < c; ++e) {  // the last row: L and M for the inverse
-      pl[size_t(npan * C + e)] = dA.p + e * int64_t(nn);
-      pb[size_t(npan * C + e)] = dH.p + e * int64_t(nn);
-    }
     RZ_CU_CALL(cudaMemcpy(dPtrL.p, pl.data(), pl.size() * sizeof(double*), cudaMemcpyHostToDevice));
     RZ_CU_CALL(cudaMemcpy(dPtrB.p, pb.data(), pb.size() * sizeof(double*), cudaMemcpyHostToDevice));
     for (int64_t p = 0; p < npan; ++p) {
@@ -259,17 +289,20 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
     // M = L^-1 (solve L M = I in H's buffer), then U = J M J
     k_identity<<<grid_for(c * int64_t(nn), kThreads), kThreads>>>(dH.p, n, c);
     RZ_CU_LAUNCH("k_identity");
-    RZ_BLAS(cublasDtrsmBatched(bh.h, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT,
-                               int(n), int(n), &one, dPtrL.p + npan * C, int(n), dPtrB.p + npan * C, int(n), int(c)));
+    // (one call per expert: cuBLAS's batched TRSM is meant for small matrices, this one is n x n with n right sides)
+    for (int64_t e = 0; e < c; ++e)
+      RZ_BLAS(cublasDtrsm(bh.h, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_N, CUBLAS_DIAG_NON_UNIT, int(n),
+                          int(n), &one, dA.p + e * int64_t(nn), int(n), dH.p + e * int64_t(nn), int(n)));
     k_make_u<<<grid_for(c * int64_t(nn), kThreads), kThreads>>>(dH.p, dU.p, n, c, dFail.p);
     RZ_CU_LAUNCH("k_make_u");
     // the column loop
     k_zero_dead<<<grid_for(c * int64_t(rc), kThreads), kThreads>>>(dW.p, dDead.p, rows, n, c);
     RZ_CU_LAUNCH("k_zero_dead");
-    const dim3 grid(unsigned((rows + kRowTile - 1) / kRowTile), unsigned(c));
+    const dim3 grid(unsigned((rows + tile - 1) / tile), unsigned(c));
     for (int64_t i1 = 0, i2 = 0; i1 < n; i1 = i2) {
       i2 = gptq_block_end(i1, B, G, n);
-      k_columns<<<grid, kRowTile>>>(dW.p, dQ.p, dU.p, dErr.p, dPar.p, rows, n, G, B, s.bits, i1, i2);
+      k_columns<<<grid, unsigned(tile), size_t(smem)>>>(dW.p, dQ.p, dU.p, dErr.p, dPar.p, rows, n, G, B, s.bits, i1,
+                                                        i2);
       RZ_CU_LAUNCH("k_columns");
       if (i2 == n) continue;
       // W[:, i2:] -= Err U[i1:i2, i2:] (row-major; column-major: W'^T += -U'^T Err'^T)
