@@ -235,7 +235,7 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
   RAZOR_TRY(alloc(dPtrL, size_t(npan * C)));
   RAZOR_TRY(alloc(dPtrB, size_t(npan * C)));
 
-  std::vector<double> xd(size_t(C * T * n));
+  std::vector<double> xd(size_t(T * n));  // one expert's tokens as double, zero-padded to T
   std::vector<int> fail(static_cast<size_t>(C)), ndead(static_cast<size_t>(C));
   std::vector<double*> pl(size_t(npan * C)), pb(size_t(npan * C));
   const double one = 1.0, zero = 0.0, mone = -1.0;
@@ -245,13 +245,12 @@ status gptq_batch_host(const gptq_batch_shape& s, int64_t E, const float* const*
   for (int64_t e0 = 0; e0 < E; e0 += C) {
     const int64_t c = std::min(C, E - e0);
     // tokens as double, zero-padded to T (X row-major [T x n] is X^T column-major, leading dimension n)
-    std::fill(xd.begin(), xd.end(), 0.0);
     for (int64_t e = 0; e < c; ++e) {
       const float* xe = x[e0 + e];
-      double* d = xd.data() + e * T * n;
-      for (int64_t k = 0; k < ntok[e0 + e] * n; ++k) d[k] = double(xe[k]);
+      const int64_t m = ntok[e0 + e] * n;
+      for (int64_t k = 0; k < T * n; ++k) xd[size_t(k)] = k < m ? double(xe[k]) : 0.0;
+      RZ_CU_CALL(cudaMemcpy(dX.p + e * T * n, xd.data(), size_t(T * n) * 8, cudaMemcpyHostToDevice));
     }
-    RZ_CU_CALL(cudaMemcpy(dX.p, xd.data(), size_t(c * T * n) * 8, cudaMemcpyHostToDevice));
     for (int64_t e = 0; e < c; ++e)
       RZ_CU_CALL(cudaMemcpy(dW.p + e * rc, w[e0 + e], rc * 4, cudaMemcpyHostToDevice));
     RZ_CU_CALL(cudaMemset(dFail.p, 0, size_t(c) * sizeof(int)));
