@@ -12,6 +12,7 @@
 # RAZOR_GPU_SLICE_STEPS (default "quantize pack probe alloc"): which slice timings to run; RAZOR_GPU_ALLOC_ROWS
 # (default 256): the allocations' --sample-rows, one run each; RAZOR_GPU_PROBE_TOKENS (default 32768): the
 # slice probe's token counts (warm, each; then cold, the last). RAZOR_GPU_BENCH=1: also bench_engine_gpu (random 122B-shaped layers, bf16/fp32/tf32).
+# RAZOR_GPU_GPTQ=1: bench_gptq on the GPU (batched GPTQ over 64 experts of the 122B's down and gate/up shapes).
 set -uo pipefail
 mode=${1:-}
 if [ "$mode" = prep ]; then
@@ -20,7 +21,7 @@ if [ "$mode" = prep ]; then
   rm -rf .gpu-run && mkdir -p .gpu-run/resources/models .gpu-run/resources/configs
   bash scripts/bundle.sh "$B" .gpu-run --system-cuda >/dev/null || exit 1
   tar -C "$B/tests" -cJf .gpu-run/tests.tar.xz test_quant test_kernels test_engine
-  tar -C "$B/bench" -cJf .gpu-run/bench.tar.xz bench_engine_gpu
+  tar -C "$B/bench" -cJf .gpu-run/bench.tar.xz bench_engine_gpu bench_gptq
   cp -r resources/models/tiny-qwen3-moe .gpu-run/resources/models/
   cp -r resources/data .gpu-run/resources/
   cp -r tests/engine/data/families .gpu-run/families  # the family configs test_engine's GPU tests synthesise
@@ -133,6 +134,16 @@ if [ "${RAZOR_GPU_BENCH:-0}" = 1 ]; then
       --config "$D/resources/configs/qwen3.5-122b-a10b.json" --seqs $seqs --no-cpu >>"$OUT/bench.log" 2>&1 || rc=1
   done
   tail -30 "$OUT/bench.log"
+fi
+
+if [ "${RAZOR_GPU_GPTQ:-0}" = 1 ]; then
+  mkdir -p "$W/b" && tar -C "$W/b" -xJf "$D/bench.tar.xz"
+  for shape in "--rows 1024 --cols 3072" "--rows 3072 --cols 1024"; do
+    echo "\$ bench_gptq --device cuda --experts 64 $shape" | tee -a "$OUT/bench-gptq.log"
+    LD_LIBRARY_PATH="$R/lib:$LD_LIBRARY_PATH" timeout 240 "$W/b/bench_gptq" --device cuda --experts 64 $shape \
+      >>"$OUT/bench-gptq.log" 2>&1 || rc=1
+  done
+  tail -40 "$OUT/bench-gptq.log"
 fi
 
 if [ "${RAZOR_GPU_SLICE_LAYERS:-2}" = 0 ]; then  # no slices: the tests and the fixture pipeline only
