@@ -150,9 +150,23 @@ void HeatmapCanvas::setTitle(const QString& t) {
   emit changed();
 }
 
+void HeatmapCanvas::setFixedRange(double lo, double hi) {
+  m_fixedLo = lo;
+  m_fixedHi = hi;
+  computeRange();
+  m_dirty = true;
+  emit changed();
+}
+
 void HeatmapCanvas::computeRange() {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  if (m_fixedLo <= m_fixedHi) {
+    lo = m_fixedLo;
+    hi = m_fixedHi;
+    if (m_scale == Scale::Log && lo <= 0) lo = hi * std::pow(10.0, -kLogFloorDecades);
+  }
   for (double v : m_grid.values) {
+    if (m_fixedLo <= m_fixedHi) break;
     if (std::isnan(v) || (m_scale == Scale::Log && v <= 0)) continue;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
