@@ -442,8 +442,8 @@ void HeatmapCanvas::paint(QPainter& p) {
     }
   }
 
-  // Flag legend and counts.
-  if (m_flags.flags.size() == m_grid.values.size()) {
+  // Flag legend and counts (none without routing counts: nothing was flagged).
+  if (!m_counts.isEmpty() && m_flags.flags.size() == m_grid.values.size()) {
     int cold = 0, holes = 0;
     for (int r = 0; r < m_grid.rows; ++r) {
       cold += m_flags.coldPerLayer[r] - m_flags.holesPerLayer[r];  // the legend counts the two kinds apart

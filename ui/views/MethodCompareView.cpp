@@ -14,6 +14,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QScrollArea>
 #include <QSplitter>
 #include <QStandardPaths>
@@ -203,6 +204,12 @@ void MethodCompareView::rebuild() {
     }
   }
   m_summary->resizeColumnsToContents();
+  // Every method's row visible: the table takes its rows' height, the heatmaps the rest.
+  int h = m_summary->horizontalHeader()->sizeHint().height() + 2 * m_summary->frameWidth() + 2;
+  for (int i = 0; i < m_summary->rowCount(); ++i) h += m_summary->rowHeight(i);
+  if (m_summary->horizontalScrollBar()->isVisible()) h += m_summary->horizontalScrollBar()->height();
+  m_summary->setMinimumHeight(std::min(h, 320));
+  m_summary->setMaximumHeight(std::min(h, 320));
 
   // ---- best method per layer ----
   QStringList lhead = {tr("Best")};
@@ -235,6 +242,10 @@ void MethodCompareView::rebuild() {
   }
   m_layers->setVerticalHeaderLabels(rowNames);
   m_layers->resizeColumnsToContents();
+  int w = m_layers->verticalHeader()->sizeHint().width() + 2 * m_layers->frameWidth() + 4;
+  for (int c = 0; c < m_layers->columnCount(); ++c) w += m_layers->columnWidth(c);
+  if (m_layers->verticalScrollBar()->isVisible()) w += m_layers->verticalScrollBar()->width();
+  m_layers->setMinimumWidth(std::min(w + 16, 520));
 
   // ---- one heatmap per method ----
   for (HeatmapWidget* w : m_maps) w->deleteLater();
@@ -267,8 +278,8 @@ void MethodCompareView::refreshHeatmaps() {
     HeatmapCanvas* c = m_maps[i]->canvas();
     c->setScale(log ? HeatmapCanvas::Scale::Log : HeatmapCanvas::Scale::Linear);
     c->setGrid(r.grid(r.methods[i], k));
-    c->setTitle(tr("%1 \u2014 held-out NMSE (%2), mean %3")
-                    .arg(r.methods[i], m_metric->currentText(), fmt(r.summary.value(r.methods[i]).meanNmse)));
+    // Short: the canvas appends the scale and the shape; the metric is the combo's.
+    c->setTitle(tr("%1 \u2014 mean %2").arg(r.methods[i], fmt(r.summary.value(r.methods[i]).meanNmse)));
     if (std::isfinite(lo))
       c->setFixedRange(lo, hi);
     else
