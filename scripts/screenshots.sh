@@ -23,6 +23,7 @@ done
 export XDG_RUNTIME_DIR=$work/xdg && mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 run() { QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" "$build/ui/razor-workbench" --razor "$razor" "$@"; }
 run --model "$model" --stats "$work/tiny-probe.h5" --screenshot "$out"
+rm -f "$out/methods.png"  # the Methods tab with no result yet: method-compare.png (below) shows it with one
 # The real 122B layout (48 layers x 256 experts), shapes only: the allocation editor at full size.
 "$razor" synth --config resources/configs/qwen3.5-122b-a10b.json --out "$work/q122" --sparse >/dev/null
 # An illustrative hand edit (not a solver result): outer layers at 4 bits, every 5th expert at 2, a few kept at 8.

@@ -151,6 +151,28 @@ TEST(MethodCompareView, ShowsTableHeatmapsAndBestPerLayer) {
   EXPECT_TRUE(v.grab().save(qEnvironmentVariable("RAZOR_SCREENSHOT_DIR", scratch.path()) + "/method-compare.png"));
 }
 
+TEST(MethodCompareView, StateRoundTrip) {
+  MethodCompareView v;
+  QSignalSpy loaded(&v, &MethodCompareView::resultLoaded);
+  v.loadFile(kData);
+  ASSERT_TRUE(waitUntil([&] { return loaded.count() == 1; }));
+  v.setMetric("down");
+  v.setLogScale(false);
+  const QJsonObject st = v.saveState();
+  EXPECT_EQ(st.value("file").toString(), kData);
+  MethodCompareView w;
+  QSignalSpy loaded2(&w, &MethodCompareView::resultLoaded);
+  w.restoreState(st);
+  ASSERT_TRUE(waitUntil([&] { return loaded2.count() == 1; }));
+  EXPECT_EQ(w.metric(), "down");
+  EXPECT_EQ(w.heatmaps()[0]->canvas()->scale(), HeatmapCanvas::Scale::Linear);
+  EXPECT_EQ(w.summaryTable()->rowCount(), 4);
+  w.restoreState(QJsonObject());  // a new workspace: empty
+  EXPECT_EQ(w.summaryTable()->rowCount(), 0);
+  EXPECT_TRUE(w.heatmaps().isEmpty());
+  EXPECT_FALSE(w.saveState().contains("file"));
+}
+
 TEST(MethodCompareView, IsATabOfTheMainWindow) {
   MainWindow w;
   EXPECT_TRUE(w.viewIds().contains("methods"));

@@ -383,6 +383,7 @@ void MainWindow::checkReady() {
     m_heatmapView->restoreState(w.viewState.value(QStringLiteral("salience")).toObject());
     m_allocation->restoreState(w.viewState.value(QStringLiteral("allocation")).toObject());
     m_runs->restoreState(w.viewState.value(QStringLiteral("runs")).toObject());
+    m_methods->restoreState(w.viewState.value(QStringLiteral("methods")).toObject());
     if (!w.currentView.isEmpty()) showView(w.currentView);
   }
   emit workspaceReady();
@@ -412,6 +413,7 @@ void MainWindow::newWorkspace() {
   m_allocation->loadRecipe(QStringLiteral("seed-default"));
   m_heatmapView->setModelPath(QString());
   m_methods->setModelPath(QString());
+  m_methods->restoreState(QJsonObject());
   m_runs->restoreState(QJsonObject());
   m_lastImatrix.clear();
   m_statusModel->setText(tr("no model"));
@@ -435,7 +437,8 @@ Workspace MainWindow::currentWorkspace() const {
   w.viewState = QJsonObject{{QStringLiteral("model"), m_modelView->saveState()},
                             {QStringLiteral("salience"), m_heatmapView->saveState()},
                             {QStringLiteral("allocation"), m_allocation->saveState()},
-                            {QStringLiteral("runs"), m_runs->saveState()}};
+                            {QStringLiteral("runs"), m_runs->saveState()},
+                            {QStringLiteral("methods"), m_methods->saveState()}};
   w.windowGeometry = saveGeometry();
   w.windowState = saveState();
   return w;

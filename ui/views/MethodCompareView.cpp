@@ -144,8 +144,36 @@ QString MethodCompareView::metric() const { return m_metric->currentData().toStr
 
 void MethodCompareView::setLogScale(bool on) { m_log->setChecked(on); }
 
+QJsonObject MethodCompareView::saveState() const {
+  QJsonObject o{{QStringLiteral("metric"), metric()}, {QStringLiteral("log"), m_log->isChecked()}};
+  if (m_result.ok() && !m_result.path.isEmpty()) o.insert(QStringLiteral("file"), m_result.path);
+  return o;
+}
+
+void MethodCompareView::restoreState(const QJsonObject& o) {
+  ++m_generation;  // a load in flight no longer applies
+  setMetric(o.value(QStringLiteral("metric")).toString(QStringLiteral("expert")));
+  setLogScale(o.value(QStringLiteral("log")).toBool(true));
+  setResult(MethodCompareResult());
+  const QString file = o.value(QStringLiteral("file")).toString();
+  if (!file.isEmpty()) loadFile(file);
+}
+
 void MethodCompareView::rebuild() {
   const MethodCompareResult& r = m_result;
+  if (r.methods.isEmpty()) {
+    m_info->setText(tr("No method comparison: open a razor.method_compare/1 file or run compare-methods."));
+    m_info->setToolTip(QString());
+    m_summary->clear();
+    m_summary->setRowCount(0);
+    m_summary->setColumnCount(0);
+    m_layers->clear();
+    m_layers->setRowCount(0);
+    m_layers->setColumnCount(0);
+    for (HeatmapWidget* w : m_maps) w->deleteLater();
+    m_maps.clear();
+    return;
+  }
   const QString best = r.bestOverall();
   m_info->setText(tr("%1 \u2014 %2 bits, group %3; %4 layers \u00d7 %5 experts, %6 scored; NMSE on each expert's "
                      "held-out tokens%7")

@@ -39,6 +39,11 @@ class MethodCompareView : public QWidget {
   QString metric() const;
   void setLogScale(bool on);
 
+  // The workspace's state: the opened file, the metric and the scale. Restoring opens the file again (a missing
+  // one: loadFailed); an empty state empties the view.
+  QJsonObject saveState() const;
+  void restoreState(const QJsonObject& o);
+
   QTableWidget* summaryTable() const { return m_summary; }
   QTableWidget* layerTable() const { return m_layers; }
   QVector<HeatmapWidget*> heatmaps() const { return m_maps; }
