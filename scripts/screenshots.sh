@@ -52,11 +52,11 @@ cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
 # of the tuning loop (issue 17: calibrate, fit, measure, runs compared, export, validated) on the tiny Qwen3 MoE
 # through the real worker pool (loop-*.png), and the Evaluate dialog after a run against an existing endpoint (the
 # real llama.cpp behind it; evaluate-dialog.png), the Recover dialog after a real `recover` job on the fixture
-# (recover-job.png), the comparison's Speed tab (comparison-speed.png) and the Methods view on the recorded method
-# comparison tests/ui/data/method-compare-tiny.json (method-compare.png).
+# (recover-job.png), the comparison's Speed tab (comparison-speed.png) and the Methods view on the recorded real method
+# comparison tests/ui/data/method-compare-tiny-qwen3-moe.json (method-compare.png).
 if [ -x "$build/tests/ui/test_ui" ]; then
   RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot:ComparisonView.SpeedPerRunAndContext:MethodCompareView.ShowsTableHeatmapsAndBestPerLayer:RecoverDialog.RunsEveryPhaseOnTheFixture*' >/dev/null
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot:ComparisonView.SpeedPerRunAndContext:MethodCompareView.RecordedRealResultAndScreenshot:RecoverDialog.RunsEveryPhaseOnTheFixture*' >/dev/null
 else
   echo "no $build/tests/ui/test_ui: $out/remote-dialog.png and $out/loop-*.png not regenerated (ninja -C $build test_ui)" >&2
 fi

@@ -2,8 +2,8 @@
 // method-compare-tiny.json, hand-made by make_method_compare_tiny.py: gptq best in layers 0, 1, 3, clip in layer 2,
 // layer 3 expert 5 unscored) as a table per method, one heatmap per method on one colour range and the best method
 // per layer; bad files refused naming the file; and a real `compare-methods` job on the tiny fixture through the
-// worker pool, its form built from the hello, its result opened in the view. docs/screenshots/method-compare.png is
-// written when RAZOR_SCREENSHOT_DIR is set (scripts/screenshots.sh).
+// worker pool, its form built from the hello, its result opened in the view. docs/screenshots/method-compare.png (the
+// recorded real result of every method on the fixture) is written when RAZOR_SCREENSHOT_DIR is set (scripts/screenshots.sh).
 #include <gtest/gtest.h>
 
 #include <QFile>
@@ -144,6 +144,30 @@ TEST(MethodCompareView, ShowsTableHeatmapsAndBestPerLayer) {
   ASSERT_TRUE(waitUntil([&] { return failed.count() == 1; }));
   EXPECT_EQ(v.summaryTable()->rowCount(), 4);
 
+}
+
+// The recorded real result of every method on the tiny fixture (tests/ui/data/README.md): parsed whole, and the
+// screenshot docs/screenshots/method-compare.png.
+TEST(MethodCompareView, RecordedRealResultAndScreenshot) {
+  MethodCompareView v;
+  QSignalSpy loaded(&v, &MethodCompareView::resultLoaded);
+  v.loadFile(QStringLiteral(RAZOR_SOURCE_DIR_T "/tests/ui/data/method-compare-tiny-qwen3-moe.json"));
+  ASSERT_TRUE(waitUntil([&] { return loaded.count() == 1; }));
+  const MethodCompareResult& r = v.result();
+  EXPECT_EQ(r.methods, (QStringList{"clip", "absmax", "rtn-asym", "awq", "gptq", "hqq"}));
+  EXPECT_EQ(r.layers, 4);
+  EXPECT_EQ(r.experts, 16);
+  EXPECT_EQ(r.scored, 64);
+  EXPECT_EQ(r.summary["clip"].nExperts, 64);
+  EXPECT_FALSE(std::isnan(r.refPpl));
+  for (const QString& m : r.methods) {
+    EXPECT_FALSE(std::isnan(r.summary[m].ppl)) << m.toStdString();
+    EXPECT_FALSE(std::isnan(r.summary[m].klMean)) << m.toStdString();
+    EXPECT_GT(r.summary[m].meanNmse, 0.0) << m.toStdString();
+  }
+  for (int l = 0; l < r.layers; ++l) EXPECT_FALSE(r.bestMethod(l).isEmpty());
+  EXPECT_EQ(v.heatmaps().size(), 6);
+  EXPECT_EQ(v.layerTable()->rowCount(), 4);
   v.resize(1500, 900);
   v.show();
   QTest::qWait(50);

@@ -218,7 +218,7 @@ void MethodCompareView::rebuild() {
                               fmt(s.ppl, 4),
                               QString::number(s.fallbacks),
                               QString::number(s.slices),
-                              std::isnan(s.quantizeSeconds) ? fmt(s.quantizeSeconds) : QString::number(s.quantizeSeconds, 'f', 1)};
+                              std::isnan(s.quantizeSeconds) ? fmt(s.quantizeSeconds) : QString::number(s.quantizeSeconds, 'f', 2)};
     m_summary->setItem(i, 0, name);
     for (int c = 0; c < vals.size(); ++c) {
       auto* it = cell(vals[c]);

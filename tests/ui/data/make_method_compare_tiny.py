@@ -30,7 +30,7 @@ for m in methods:
                   "slices": 3 * L * E, "quantize_seconds": 0.5, "fallbacks": {"cholesky": 1} if m == "gptq" else {},
                   "kl_mean": 0.01 * factor[m], "kl_p99": 0.08 * factor[m], "topk_kl": 0.009 * factor[m],
                   "same_top1": 0.95 - 0.02 * factor[m], "ppl": 12.0 + factor[m]}
-out = {"format": "razor.method_compare/1", "model": "resources/models/tiny-qwen3-moe", "bits": 3, "group": 128,
+out = {"format": "razor.method_compare/1", "model": "hand-made (tests/ui/data/make_method_compare_tiny.py)", "bits": 3, "group": 128,
        "clip_steps": 16, "min_tokens": 8,
        "calibration": {"text": "resources/data/kernel-docs-calib.txt", "first_token": 0, "tokens": 2048, "seqlen": 256,
                        "max_per_expert": 64, "split": "first half calibrates, second half is held out"},
