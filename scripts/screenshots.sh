@@ -23,6 +23,7 @@ done
 export XDG_RUNTIME_DIR=$work/xdg && mkdir -m 700 -p "$XDG_RUNTIME_DIR"
 run() { QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" "$build/ui/razor-workbench" --razor "$razor" "$@"; }
 run --model "$model" --stats "$work/tiny-probe.h5" --screenshot "$out"
+rm -f "$out/methods.png"  # the Methods tab with no result yet: method-compare.png (below) shows it with one
 # The real 122B layout (48 layers x 256 experts), shapes only: the allocation editor at full size.
 "$razor" synth --config resources/configs/qwen3.5-122b-a10b.json --out "$work/q122" --sparse >/dev/null
 # An illustrative hand edit (not a solver result): outer layers at 4 bits, every 5th expert at 2, a few kept at 8.
@@ -51,10 +52,11 @@ cp "$work/synth-shots/salience.png" "$out/salience-94x512-synthetic.png"
 # of the tuning loop (issue 17: calibrate, fit, measure, runs compared, export, validated) on the tiny Qwen3 MoE
 # through the real worker pool (loop-*.png), and the Evaluate dialog after a run against an existing endpoint (the
 # real llama.cpp behind it; evaluate-dialog.png), the Recover dialog after a real `recover` job on the fixture
-# (recover-job.png) and the comparison's Speed tab (comparison-speed.png).
+# (recover-job.png), the comparison's Speed tab (comparison-speed.png) and the Methods view on the recorded real method
+# comparison tests/ui/data/method-compare-tiny-qwen3-moe.json (method-compare.png).
 if [ -x "$build/tests/ui/test_ui" ]; then
   RAZOR_SCREENSHOT_DIR=$PWD/$out QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \
-    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot:ComparisonView.SpeedPerRunAndContext:RecoverDialog.RunsEveryPhaseOnTheFixture*' >/dev/null
+    "$build/tests/ui/test_ui" --gtest_filter='RemoteDialogTest.Screenshot:TuningLoop.*:ServeEval.EvaluatesAnExistingEndpoint*:ComparisonView.PairedScreenshot:ComparisonView.SpeedPerRunAndContext:MethodCompareView.RecordedRealResultAndScreenshot:RecoverDialog.RunsEveryPhaseOnTheFixture*' >/dev/null
 else
   echo "no $build/tests/ui/test_ui: $out/remote-dialog.png and $out/loop-*.png not regenerated (ninja -C $build test_ui)" >&2
 fi

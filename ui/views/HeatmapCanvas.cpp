@@ -150,9 +150,23 @@ void HeatmapCanvas::setTitle(const QString& t) {
   emit changed();
 }
 
+void HeatmapCanvas::setFixedRange(double lo, double hi) {
+  m_fixedLo = lo;
+  m_fixedHi = hi;
+  computeRange();
+  m_dirty = true;
+  emit changed();
+}
+
 void HeatmapCanvas::computeRange() {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  if (m_fixedLo <= m_fixedHi) {
+    lo = m_fixedLo;
+    hi = m_fixedHi;
+    if (m_scale == Scale::Log && lo <= 0) lo = hi * std::pow(10.0, -kLogFloorDecades);
+  }
   for (double v : m_grid.values) {
+    if (m_fixedLo <= m_fixedHi) break;
     if (std::isnan(v) || (m_scale == Scale::Log && v <= 0)) continue;
     lo = std::min(lo, v);
     hi = std::max(hi, v);
@@ -428,8 +442,8 @@ void HeatmapCanvas::paint(QPainter& p) {
     }
   }
 
-  // Flag legend and counts.
-  if (m_flags.flags.size() == m_grid.values.size()) {
+  // Flag legend and counts (none without routing counts: nothing was flagged).
+  if (!m_counts.isEmpty() && m_flags.flags.size() == m_grid.values.size()) {
     int cold = 0, holes = 0;
     for (int r = 0; r < m_grid.rows; ++r) {
       cold += m_flags.coldPerLayer[r] - m_flags.holesPerLayer[r];  // the legend counts the two kinds apart

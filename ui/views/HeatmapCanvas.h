@@ -48,6 +48,8 @@ class HeatmapCanvas : public QObject {
   void setPaintEnabled(bool on) { m_paintEnabled = on; }
   bool paintEnabled() const { return m_paintEnabled; }
   void setTitle(const QString& t);
+  // A colour range shared by several canvases (side-by-side comparisons); lo > hi (the default): the grid's own.
+  void setFixedRange(double lo, double hi);
 
   // View (cell coordinates).
   QRectF viewRect() const { return m_view; }
@@ -105,6 +107,7 @@ class HeatmapCanvas : public QObject {
   bool m_dirty = true;
   QImage m_image;
   double m_min = 0, m_max = 1;
+  double m_fixedLo = 1, m_fixedHi = 0;
   QRectF m_view;
   QSize m_size{640, 400};
   // drag state

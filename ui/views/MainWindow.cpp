@@ -44,6 +44,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   addView(QStringLiteral("comparison"), tr("Comparison"), cmp);
   connect(cmp, &ComparisonView::messageAvailable, this, [this](const QString& t) { message(t, 5000); });
 #endif
+  m_methods = new MethodCompareView;
+  addView(QStringLiteral("methods"), tr("Methods"), m_methods);
+  connect(m_methods, &MethodCompareView::messageAvailable, this, [this](const QString& t) { message(t, 6000); });
+  connect(m_methods, &MethodCompareView::jobResultReady, this, [this](const QString& path) {
+#ifdef RAZOR_HAVE_REMOTE
+    if (isRemote() && m_files) m_methodFetches.insert(m_files->fetch(path));  // opened once fetched
+#endif
+    Q_UNUSED(path);
+  });
 #ifdef RAZOR_HAVE_WORKER_VIEWS
   auto* gpu = new GpuPanel;
   m_gpuPanel = gpu;
@@ -110,6 +119,11 @@ void MainWindow::updateJobStore() {
 }
 
 void MainWindow::updateCalibrationFolder() {
+  // compare-methods results: beside the workspace, else the application's data folder (the view's default), or
+  // the server worker's working folder when remote.
+  m_methods->setOutputFolder(!isRemote() && !m_workspacePath.isEmpty()
+                                 ? QFileInfo(m_workspacePath).absolutePath() + QStringLiteral("/method-compare")
+                                 : QString());
   if (isRemote()) m_heatmapView->setCalibrationFolder(QString());
   else if (!m_workspacePath.isEmpty())
     m_heatmapView->setCalibrationFolder(QFileInfo(m_workspacePath).absolutePath() + QStringLiteral("/calibration"));
@@ -330,6 +344,7 @@ void MainWindow::applyInventory(const ModelInventory& inv, const FootprintModel*
     m_allocation->setInventory(inv);
   m_allocation->setModelPath(m_modelPath);
   m_heatmapView->setModelPath(m_modelPath);
+  m_methods->setModelPath(m_modelPath);
   m_statusModel->setText(QStringLiteral("%1 \u2014 %2 layers, %3 experts (%4 active), %5 B params")
                              .arg(QFileInfo(m_modelPath).fileName())
                              .arg(inv.layers)
@@ -368,6 +383,7 @@ void MainWindow::checkReady() {
     m_heatmapView->restoreState(w.viewState.value(QStringLiteral("salience")).toObject());
     m_allocation->restoreState(w.viewState.value(QStringLiteral("allocation")).toObject());
     m_runs->restoreState(w.viewState.value(QStringLiteral("runs")).toObject());
+    m_methods->restoreState(w.viewState.value(QStringLiteral("methods")).toObject());
     if (!w.currentView.isEmpty()) showView(w.currentView);
   }
   emit workspaceReady();
@@ -396,6 +412,8 @@ void MainWindow::newWorkspace() {
   m_allocation->setInventory(ModelInventory());
   m_allocation->loadRecipe(QStringLiteral("seed-default"));
   m_heatmapView->setModelPath(QString());
+  m_methods->setModelPath(QString());
+  m_methods->restoreState(QJsonObject());
   m_runs->restoreState(QJsonObject());
   m_lastImatrix.clear();
   m_statusModel->setText(tr("no model"));
@@ -419,7 +437,8 @@ Workspace MainWindow::currentWorkspace() const {
   w.viewState = QJsonObject{{QStringLiteral("model"), m_modelView->saveState()},
                             {QStringLiteral("salience"), m_heatmapView->saveState()},
                             {QStringLiteral("allocation"), m_allocation->saveState()},
-                            {QStringLiteral("runs"), m_runs->saveState()}};
+                            {QStringLiteral("runs"), m_runs->saveState()},
+                            {QStringLiteral("methods"), m_methods->saveState()}};
   w.windowGeometry = saveGeometry();
   w.windowState = saveState();
   return w;

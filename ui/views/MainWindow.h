@@ -1,5 +1,5 @@
 // The workbench's main window: a workspace (Workspace, *.razorproj) of one model, its recipes, statistics files
-// and views, reopened as it was; views as tabs (Model, Salience, Allocation, Comparison when present).
+// and views, reopened as it was; views as tabs (Model, Salience, Allocation, Runs, Comparison when present, Methods).
 //
 // Nothing heavy runs on the GUI thread: the inventory comes from the worker pool's `inspect` job (the pool starts
 // on the first open) and is parsed on a worker thread; statistics files load through HeatmapView's QtConcurrent path.
@@ -29,6 +29,7 @@ class AllocationEditor;
 class FootprintModel;
 class HeatmapView;
 class JobStore;
+class MethodCompareView;
 class ModelView;
 class QAction;
 class RemoteFiles;
@@ -82,6 +83,8 @@ class MainWindow : public QMainWindow {
   HeatmapView* heatmapView() const { return m_heatmapView; }
   AllocationEditor* allocationEditor() const { return m_allocation; }
   RunsView* runsView() const { return m_runs; }
+  // The Methods tab: a `razor compare-methods` result (razor.method_compare/1) and its job.
+  MethodCompareView* methodCompareView() const { return m_methods; }
   // The importance matrix of the latest calibration (the export wizard's default), "" when none.
   QString lastImatrix() const { return m_lastImatrix; }
   void openExportWizard();
@@ -120,6 +123,7 @@ class MainWindow : public QMainWindow {
   HeatmapView* m_heatmapView;
   AllocationEditor* m_allocation;
   RunsView* m_runs;
+  MethodCompareView* m_methods;
   QString m_lastImatrix;
   void updateCalibrationFolder();
   void updateJobStore();  // a saved local workspace records its jobs in <workspace>/jobs (JobStore)
@@ -147,6 +151,7 @@ class MainWindow : public QMainWindow {
   QSet<int> m_statisticsFetches;       // RemoteFiles requests to open as statistics
   QSet<int> m_revealFetches;           // RemoteFiles requests to show in the file manager
   QSet<int> m_resultFetches;           // RemoteFiles requests of eval results for the comparison view
+  QSet<int> m_methodFetches;           // RemoteFiles requests of compare-methods results for the Methods view
   QHash<QString, QString> m_serverPathOf;  // fetched statistics: cache path -> the server path (workspaces save it)
   QHash<QString, QString> m_artifactKinds;  // remote job outputs: path -> artifact kind
   QSet<int> m_lostSlots;               // remote slots whose link is down (reconnecting)

@@ -4,6 +4,7 @@
 #include "HeatmapGLWidget.h"
 #include "ImGuiOverlay.h"
 #include "HeatmapView.h"
+#include "MethodCompareView.h"
 #include "ModelView.h"
 #include "RunsView.h"
 #include <QStandardPaths>

@@ -109,6 +109,8 @@ void MainWindow::createPool() {
   }
   m_allocation->setWorkerPool(m_pool);
   m_heatmapView->setWorkerPool(m_pool);
+  m_methods->setRemote(m_remote.isValid());
+  m_methods->setWorkerPool(m_pool);
   updateJobStore();
   if (auto* jobs = qobject_cast<JobsDock*>(m_jobsDock)) {
     jobs->attachPool(m_pool);
@@ -128,6 +130,7 @@ void MainWindow::retirePool() {
   // the model being inspected through it fails through the handler above. Then nothing it says reaches us.
   m_allocation->setWorkerPool(nullptr);
   m_heatmapView->setWorkerPool(nullptr);
+  m_methods->setWorkerPool(nullptr);
   old->shutdown();
   old->disconnect();
   QTimer::singleShot(old->cancelGrace() + 2000, old, &QObject::deleteLater);  // after its workers' grace
@@ -157,11 +160,13 @@ void MainWindow::connectRemote(const RemoteHost& host) {
                 QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(localPath).absolutePath()));
               } else if (m_resultFetches.remove(id)) {
                 addResultFile(localPath);
+              } else if (m_methodFetches.remove(id)) {
+                m_methods->loadFile(localPath);
               }
             });
     connect(m_files, &RemoteFiles::fetchFailed, this, [this](int id, const QString& remotePath, const QString& msg) {
       const bool stats = m_statisticsFetches.remove(id);
-      if (!stats && !m_revealFetches.remove(id) && !m_resultFetches.remove(id)) return;
+      if (!stats && !m_revealFetches.remove(id) && !m_resultFetches.remove(id) && !m_methodFetches.remove(id)) return;
       message(tr("Fetching %1 from %2 failed: %3").arg(remotePath, m_remote.host, msg));
       if (stats) checkReady();
     });
