@@ -10,7 +10,7 @@ pkgs=(build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
       xvfb xauth x11-apps x11-utils xdotool imagemagick fonts-dejavu-core mesa-utils libgl1-mesa-dri
       nodejs file dpkg-dev openssh-client openssh-server
       patchelf python3  # scripts/bundle.sh: the portable bundle
-      python3-torch  # tools/opd: the OPD trainer (docs/recovery.md), run by /usr/bin/python3
+      python3-torch libopenblas0-pthread  # tools/opd: the OPD trainer (docs/recovery.md), run by /usr/bin/python3; OpenBLAS: torch's BLAS (the reference libblas is ~25x slower)
       slurmctld slurmd slurm-client munge)  # tests/slurm_test.sh: a single-node Slurm on loopback
 missing=()
 for p in "${pkgs[@]}"; do

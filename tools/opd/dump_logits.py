@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from razor_opd.model import ModelError, Student  # noqa: E402
+from razor_opd.model import QAT_GRIDS, ModelError, Student  # noqa: E402
 from razor_opd.safetensors_io import SafetensorsError, SafetensorsFile, write_file  # noqa: E402
 
 
@@ -20,6 +20,8 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--adapter", default="")
     p.add_argument("--qat-base", default="", help="the trainer's --qat-base (experts = fakequant(W_base + s B A))")
+    p.add_argument("--qat-grid", choices=QAT_GRIDS, default="search",
+                   help="search: the clip search on every re-quantization (what phase D writes); fixed: the trainer's grid")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args()
     if a.threads > 0:
@@ -38,7 +40,7 @@ def main():
             except ValueError as e:
                 print(f"dump_logits.py: error: {a.adapter}: rank / scale metadata: {e}", file=sys.stderr)
                 return 2
-        m = Student(a.model, rank=rank, scale=scale, qat_base=a.qat_base or None)
+        m = Student(a.model, rank=rank, scale=scale, qat_base=a.qat_base or None, qat_grid=a.qat_grid)
         if f is not None:
             m.load_adapter({n: f.tensor(n) for n in f.names()})
         out = {}

@@ -19,30 +19,45 @@ def clip_ratios(steps):
     return torch.linspace(CLIP_HI, CLIP_LO, steps, dtype=torch.float32) if steps > 0 else torch.ones(1)
 
 
+def _groups(w, bits, group):
+    bits = int(round(bits))
+    if bits < 2:
+        raise ValueError(f"fakequant: {bits} bits (the trainer's QAT takes integer grids of 2..15 bits)")
+    cols = w.shape[-1]
+    g = group if group > 0 and cols % group == 0 else cols
+    return w.float().reshape(-1, cols // g, g), float(2 ** (bits - 1) - 1)
+
+
+def grid_scales(w, bits, group=128, clip_steps=16):
+    """The per-group scales fakequant's clip search picks for w: [rows, cols / group, 1] (float32)."""
+    x, qmax = _groups(w, bits, group)
+    amax = x.abs().amax(-1, keepdim=True)
+    best_sc, best_err = None, None
+    for a in clip_ratios(clip_steps).to(x.device):
+        sc = (a * amax) / qmax
+        sc = torch.where(sc > 0, sc, torch.ones_like(sc))
+        err = (torch.clamp(torch.round(x / sc), -qmax, qmax) * sc - x).pow(2).sum(-1, keepdim=True)
+        if best_sc is None:
+            best_sc, best_err = sc, err
+        else:
+            better = err < best_err
+            best_sc = torch.where(better, sc, best_sc)
+            best_err = torch.where(better, err, best_err)
+    return best_sc
+
+
+def quantize_on_grid(w, scales, bits, out_dtype=torch.bfloat16):
+    """w rounded on a fixed grid (scales [rows, groups, 1] from grid_scales): clamp(rint(w / scale), -qmax, qmax) *
+    scale, float32 after rounding to out_dtype."""
+    qmax = float(2 ** (int(round(bits)) - 1) - 1)
+    cols, ng = w.shape[-1], scales.shape[-2]
+    x = w.float().reshape(-1, ng, cols // ng)
+    out = (torch.clamp(torch.round(x / scales), -qmax, qmax) * scales).reshape(w.shape)
+    return out.to(out_dtype).float() if out_dtype is not None else out
+
+
 def fakequant(w, bits, group=128, clip_steps=16, out_dtype=torch.bfloat16):
     """w [..., cols] (float32) -> the fake-quantized values, float32 after rounding to out_dtype."""
     if bits >= 16:
         return w.to(out_dtype).float() if out_dtype is not None else w
-    bits = int(round(bits))
-    if bits < 2:
-        raise ValueError(f"fakequant: {bits} bits (the trainer's QAT takes integer grids of 2..15 bits)")
-    shape = w.shape
-    cols = shape[-1]
-    g = group if group > 0 and cols % group == 0 else cols
-    x = w.float().reshape(-1, cols // g, g)
-    qmax = float(2 ** (bits - 1) - 1)
-    amax = x.abs().amax(-1, keepdim=True)
-    best, best_err = None, None
-    for a in clip_ratios(clip_steps).to(x.device):
-        sc = (a * amax) / qmax
-        sc = torch.where(sc > 0, sc, torch.ones_like(sc))
-        q = torch.clamp(torch.round(x / sc), -qmax, qmax) * sc
-        err = (q - x).pow(2).sum(-1, keepdim=True)
-        if best is None:
-            best, best_err = q, err
-        else:
-            better = err < best_err
-            best = torch.where(better, q, best)
-            best_err = torch.where(better, err, best_err)
-    out = best.reshape(shape)
-    return out.to(out_dtype).float() if out_dtype is not None else out
+    return quantize_on_grid(w, grid_scales(w, bits, group, clip_steps), bits, out_dtype)

@@ -70,3 +70,34 @@ def sample_loss(model, prompt_ids, gen_ids, t_idx, t_lp, reverse=True, tau=1.0, 
         else:
             total = total + chunk(hc, t_idx[t0:t1], t_lp[t0:t1])
     return total / T
+
+
+def batch_loss(model, samples, reverse=True, tau=1.0, vchunk=VCHUNK, teacher_rest="seed"):
+    """sample_loss of several rollouts with the same prompt and generation lengths, through one batched forward:
+    the list of their length-normalised losses."""
+    plen, T = len(samples[0].prompt_ids), len(samples[0].gen_ids)
+    if plen < 1:
+        raise ValueError("a rollout needs at least one prompt token")
+    if any(len(s.prompt_ids) != plen or len(s.gen_ids) != T for s in samples):
+        raise ValueError("batch_loss: the rollouts' prompt and generation lengths differ")
+    dev = model.embed.device
+    ids = torch.tensor([list(s.prompt_ids) + list(s.gen_ids[:-1]) for s in samples], dtype=torch.long, device=dev)
+    h = model.hidden_states(ids)[:, plen - 1:]  # [B, T, hidden]
+    out = []
+    for b, s in enumerate(samples):
+        t_idx, t_lp = (t.to(dev) for t in s.topk())
+        total = h.new_zeros(())
+        for t0 in range(0, T, vchunk):
+            t1 = min(T, t0 + vchunk)
+            hc = h[b, t0:t1]
+
+            def chunk(hc, ic, lc):
+                return kl_rows(model.logits(hc), ic, lc, reverse, tau, teacher_rest).sum()
+
+            if hc.requires_grad:
+                total = total + torch.utils.checkpoint.checkpoint(chunk, hc, t_idx[t0:t1], t_lp[t0:t1],
+                                                                  use_reentrant=False)
+            else:
+                total = total + chunk(hc, t_idx[t0:t1], t_lp[t0:t1])
+        out.append(total / T)
+    return out

@@ -22,10 +22,14 @@ import os
 import torch
 import torch.nn.functional as F
 
-from .fakequant import fakequant
+from .fakequant import fakequant, grid_scales, quantize_on_grid
 from .safetensors_io import Checkpoint, SafetensorsError
 
 SUPPORTED = ("qwen3_moe", "qwen3_5_moe", "qwen3_5_moe_text")
+# QAT's grid during training: "fixed" keeps the per-group scales the recipe's clip search picked on W_base (the
+# student's own grid) and only re-rounds W_base + s B A on it after each step; "search" re-runs the clip search every
+# time (exactly phase D's merge, 16x the cost). Phase D always re-runs the search (docs/recovery.md).
+QAT_GRIDS = ("fixed", "search")
 
 
 class ModelError(Exception):
@@ -102,7 +106,7 @@ def _f32(t):
 class Student(torch.nn.Module):
     """The frozen student plus per-expert LoRA (lora_A [E, r, in], lora_B [E, out, r] per projection and layer)."""
 
-    def __init__(self, directory, rank=16, scale=2.0, seed=0, device="cpu", qat_base=None):
+    def __init__(self, directory, rank=16, scale=2.0, seed=0, device="cpu", qat_base=None, qat_grid="fixed"):
         super().__init__()
         self.cfg = c = Config(directory)
         self.dir = directory
@@ -175,8 +179,10 @@ class Student(torch.nn.Module):
             self.layers.append(w)
         del ck
         self.qat = None
+        if qat_grid not in QAT_GRIDS:
+            raise ModelError(f"qat_grid {qat_grid!r} is not one of {QAT_GRIDS}")
         if qat_base:
-            self._load_qat(qat_base, device)
+            self._load_qat(qat_base, device, qat_grid)
         # LoRA: A ~ N(0, 0.01) from `seed` (the same on every rank), B = 0, so the adapter starts as the identity.
         g = torch.Generator().manual_seed(int(seed))
         r = self.rank
@@ -203,7 +209,7 @@ class Student(torch.nn.Module):
             dn.append(get(q + "down_proj.weight", [H, I]))
         return torch.stack(gu), torch.stack(dn)
 
-    def _load_qat(self, base_dir, device):
+    def _load_qat(self, base_dir, device, grid):
         """Quantization-aware training (docs/recovery.md): the routed experts' forward is fakequant(W_base + s B A)
         with a straight-through gradient, W_base the unquantized teacher's experts and the grid (bits per expert and
         projection, group, clip search) what <student>/razor_quant_summary.json records, so the trained model is
@@ -254,43 +260,45 @@ class Student(torch.nn.Module):
             self._qat_dtype = t.dtype if t.dtype in (torch.bfloat16, torch.float16) else None
             return _f32(t).to(device)
 
-        self.qat = {"group": group, "clip": clip, "bits": bits, "dir": base_dir}
+        self.qat = {"group": group, "clip": clip, "bits": bits, "dir": base_dir, "grid": grid}
+        I = c.moe_ff
         for L, w in enumerate(self.layers):
             w["base_gu"], w["base_d"] = self._experts(ck, pre, get, f"layers.{L}.")
+            # (weight key, [(expert indices, row range, bits, fixed scales or None)]): one entry per projection and
+            # bit width, the scales the clip search picks on W_base (the grid the student was made on)
+            for key, base, rows in (("gu", w["base_gu"], ((0, 0, I), (1, I, 2 * I))),
+                                    ("d", w["base_d"], ((2, 0, c.hidden),))):
+                parts = []
+                for sl, r0, r1 in rows:
+                    by_bits = {}
+                    for e, bb in enumerate(bits[L][sl]):
+                        by_bits.setdefault(bb, []).append(e)
+                    for bb, es in by_bits.items():
+                        idx = torch.tensor(es, device=base.device)
+                        sc = (grid_scales(base[idx, r0:r1], bb, group, clip)
+                              if grid == "fixed" and bb < 16 else None)
+                        parts.append((idx, r0, r1, bb, sc))
+                w["qparts_" + key] = parts
         self.qat["dtype"] = self._qat_dtype
         del ck
 
     @torch.no_grad()
     def refresh_qat(self):
-        """After every optimizer step: the straight-through offsets off = fakequant(W_base + s B A) - s B A, so that
-        the forward's weight off + s B A is the quantized merge and its gradient reaches A and B unchanged."""
+        """After every optimizer step: the experts' forward weights W_q = fakequant(W_base + s B A) (on the fixed grid
+        or with the clip search, qat_grid), held constant until the next step; the forward adds the LoRA's output
+        minus itself (zero in value) so that the gradient of s B A is the gradient of W_q (straight-through)."""
         if self.qat is None:
             return
-        q, s, I = self.qat, self.scale, self.cfg.moe_ff
+        q, s = self.qat, self.scale
         for L, w in enumerate(self.layers):
             a_gu, b_gu, a_d, b_d = self.lora_of(L)
-            for key, base, b, a, rows in (("off_gu", w["base_gu"], b_gu, a_gu, ((0, 0, I), (1, I, 2 * I))),
-                                          ("off_d", w["base_d"], b_d, a_d, ((2, 0, self.cfg.hidden),))):
-                delta = s * torch.bmm(b, a)
-                merged = base + delta
+            for key, base, b, a in (("gu", w["base_gu"], b_gu, a_gu), ("d", w["base_d"], b_d, a_d)):
+                merged = base + s * torch.bmm(b, a)
                 out = torch.empty_like(merged)
-                for sl, r0, r1 in rows:
-                    by_bits = {}
-                    for e, bb in enumerate(q["bits"][L][sl]):
-                        by_bits.setdefault(bb, []).append(e)
-                    for bb, es in by_bits.items():
-                        idx = torch.tensor(es, device=merged.device)
-                        out[idx, r0:r1] = fakequant(merged[idx, r0:r1], bb, q["group"], q["clip"], q["dtype"])
-                w[key] = out - delta
-
-    def expert_weights(self, w, L, e):
-        """(W_gu [2I, H], W_d [H, I]) of expert e as the forward uses them, or None when the LoRA is applied apart
-        (without QAT)."""
-        if self.qat is None:
-            return None
-        a_gu, b_gu, a_d, b_d = self.lora_of(L)
-        s = self.scale
-        return w["off_gu"][e] + s * (b_gu[e] @ a_gu[e]), w["off_d"][e] + s * (b_d[e] @ a_d[e])
+                for idx, r0, r1, bb, sc in w["qparts_" + key]:
+                    out[idx, r0:r1] = (quantize_on_grid(merged[idx, r0:r1], sc, bb, q["dtype"]) if sc is not None
+                                       else fakequant(merged[idx, r0:r1], bb, q["group"], q["clip"], q["dtype"]))
+                w["wq_" + key] = out
 
     # LoRA tensors of layer L: (A_gu, B_gu, A_d, B_d)
     def lora_of(self, L):
@@ -340,31 +348,33 @@ class Student(torch.nn.Module):
         return torch.cat([a * cos - b * sin, b * cos + a * sin, rest], -1)
 
     def _attention(self, w, x):
+        """x [B, T, hidden] (B sequences of the same length, each from an empty cache)."""
         c = self.cfg
-        T, hd, nh, nkv = x.shape[0], c.head_dim, c.n_heads, c.n_kv
+        B, T, hd, nh, nkv = x.shape[0], x.shape[1], c.head_dim, c.n_heads, c.n_kv
         qraw = x @ w["q"].t()
         if c.qwen35:
-            qg = qraw.view(T, nh, 2 * hd)
+            qg = qraw.view(B, T, nh, 2 * hd)
             q, gate = qg[..., :hd], qg[..., hd:]
         else:
-            q, gate = qraw.view(T, nh, hd), None
-        k = (x @ w["k"].t()).view(T, nkv, hd)
-        v = (x @ w["v"].t()).view(T, nkv, hd)
+            q, gate = qraw.view(B, T, nh, hd), None
+        k = (x @ w["k"].t()).view(B, T, nkv, hd)
+        v = (x @ w["v"].t()).view(B, T, nkv, hd)
         q = self._rms(q, w["q_norm"])
         k = self._rms(k, w["k_norm"])
         pos = torch.arange(T, dtype=torch.float32, device=x.device)
         q, k = self._rope(q, pos), self._rope(k, pos)
-        rep = nh // nkv
-        k = k.repeat_interleave(rep, dim=1)
-        v = v.repeat_interleave(rep, dim=1)
-        s = torch.einsum("thd,shd->hts", q, k) * (1.0 / math.sqrt(hd))
-        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-        s = s.masked_fill(mask, float("-inf"))
+        rep = nh // nkv  # query head h reads kv head h / rep
+        q = q.view(B, T, nkv, rep, hd)
+        s = torch.einsum("btgrd,bsgd->bgrts", q, k) * (1.0 / math.sqrt(hd))
+        key = ("mask", T, x.device)
+        if key not in self._inv_freq:
+            self._inv_freq[key] = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+        s = s.masked_fill(self._inv_freq[key], float("-inf"))
         p = torch.softmax(s, -1)
-        o = torch.einsum("hts,shd->thd", p, v)
+        o = torch.einsum("bgrts,bsgd->btgrd", p, v).reshape(B, T, nh, hd)
         if gate is not None:
             o = o * torch.sigmoid(gate)
-        return o.reshape(T, nh * hd) @ w["o"].t()
+        return o.reshape(B, T, nh * hd) @ w["o"].t()
 
     def _deltanet(self, w, x):
         c = self.cfg
@@ -410,25 +420,33 @@ class Student(torch.nn.Module):
         if c.norm_topk:
             top_w = top_w / top_w.sum(-1, keepdim=True)
         a_gu, b_gu, a_d, b_d = self.lora_of(L)
-        s, I = self.scale, c.moe_ff
-        y = torch.zeros_like(x)
+        s, I, E = self.scale, c.moe_ff, c.n_experts
+        # the routed (token, expert) pairs sorted by expert, so each expert's tokens go through one matmul
         flat_i = top_i.reshape(-1)
-        flat_t = torch.arange(T, device=x.device).repeat_interleave(c.top_k)
-        flat_w = top_w.reshape(-1)
-        for e in torch.unique(flat_i).tolist():  # only experts that received tokens
-            sel = (flat_i == e).nonzero(as_tuple=True)[0]
-            tok = flat_t[sel]
-            xe = x[tok]
-            if self.qat is not None:  # fakequant(W_base + s B A), straight-through
-                wgu, wd = self.expert_weights(w, L, e)
-                hu = xe @ wgu.t()
-                act = F.silu(hu[:, :I]) * hu[:, I:]
-                out = act @ wd.t()
-            else:
-                hu = xe @ w["w_gu"][e].t() + s * ((xe @ a_gu[e].t()) @ b_gu[e].t())
-                act = F.silu(hu[:, :I]) * hu[:, I:]
-                out = act @ w["w_d"][e].t() + s * ((act @ a_d[e].t()) @ b_d[e].t())
-            y = y.index_add(0, tok, out * flat_w[sel][:, None])
+        order = torch.argsort(flat_i, stable=True)
+        tok = torch.arange(T, device=x.device).repeat_interleave(c.top_k)[order]
+        counts = torch.bincount(flat_i, minlength=E).tolist()
+        xs = x[tok]
+        qat = self.qat is not None
+        wgu, wd = (w["wq_gu"], w["wq_d"]) if qat else (w["w_gu"], w["w_d"])
+        # split / unbind rather than per-expert slices and selects: their backward is one concatenation, where a
+        # slice's or select's backward allocates a full zero tensor per expert
+        parts = torch.split(xs, counts)
+        dparts = torch.split(xs.detach(), counts) if qat else parts
+        A_gu, B_gu, A_d, B_d = a_gu.unbind(0), b_gu.unbind(0), a_d.unbind(0), b_d.unbind(0)
+        outs = []
+        for e, n in enumerate(counts):  # only experts that received tokens
+            if n == 0:
+                continue
+            xe = parts[e]
+            lo = s * ((dparts[e] @ A_gu[e].t()) @ B_gu[e].t())
+            # QAT: W_q (constant) plus the LoRA's output minus itself, the straight-through gradient of s B A
+            hu = xe @ wgu[e].t() + ((lo - lo.detach()) if qat else lo)
+            g, u = torch.split(hu, I, 1)
+            act = F.silu(g) * u
+            lo = s * (((act.detach() if qat else act) @ A_d[e].t()) @ B_d[e].t())
+            outs.append(act @ wd[e].t() + ((lo - lo.detach()) if qat else lo))
+        y = torch.zeros_like(x).index_add(0, tok, torch.cat(outs) * top_w.reshape(-1)[order][:, None])
         if "sh_gu" in w:
             S = w["sh_d"].shape[1]
             hu = x @ w["sh_gu"].t()
@@ -437,14 +455,21 @@ class Student(torch.nn.Module):
         return y
 
     def hidden_states(self, ids):
-        """ids: LongTensor [T] (one sequence from an empty cache) -> the final-normed hidden states [T, hidden]."""
-        h = self.embed[ids]
+        """ids: LongTensor [T] (one sequence from an empty cache) or [B, T] (B sequences of one length, each from an
+        empty cache) -> the final-normed hidden states [T, hidden] or [B, T, hidden]."""
+        one = ids.dim() == 1
+        h = self.embed[ids.unsqueeze(0) if one else ids]
+        B, T, H = h.shape
         for L, w in enumerate(self.layers):
             xn = self._rms(h, w["in_norm"])
-            h = h + (self._deltanet(w, xn) if w["linear"] else self._attention(w, xn))
+            if w["linear"]:  # the delta rule's recurrence runs one sequence at a time
+                h = h + torch.stack([self._deltanet(w, xn[b]) for b in range(B)])
+            else:
+                h = h + self._attention(w, xn)
             xn = self._rms(h, w["post_norm"])
-            h = h + self._moe(w, xn, L)
-        return self._rms(h, self.norm)
+            h = h + self._moe(w, xn.reshape(B * T, H), L).view(B, T, H)
+        h = self._rms(h, self.norm)
+        return h[0] if one else h
 
     def logits(self, hidden):
         return hidden @ self.lm_head.t()

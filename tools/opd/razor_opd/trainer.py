@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 
 from .data import DataError, load_samples, shard
-from .loss import sample_loss
+from .loss import batch_loss
 from .model import ModelError, Student
 from .safetensors_io import SafetensorsError, SafetensorsFile, write_file
 
@@ -158,18 +158,21 @@ def run(rank, world, args, init_method=None):
         for step in range(steps):
             opt.zero_grad(set_to_none=True)
             kl_sum, n_micro, tok = 0.0, 0, 0
-            for a in range(args.accum):
-                j = step * args.accum + a
-                if j >= total_micro and not args.smoke:
-                    break
-                s = mine[j % len(mine)]
-                idx, lp = s.topk()
-                loss = sample_loss(model, s.prompt_ids, s.gen_ids, idx, lp, bool(args.reverse), args.tau,
-                                   teacher_rest=args.teacher_rest)
-                (loss / args.accum).backward()
-                kl_sum += float(loss.detach())
-                n_micro += 1
-                tok += len(s.gen_ids)
+            js = [step * args.accum + a for a in range(args.accum)]
+            batch = [mine[j % len(mine)] for j in js if j < total_micro or args.smoke]
+            # micro-samples of equal prompt and generation lengths share one batched forward (the same losses)
+            while batch:
+                n = 1
+                while (n < len(batch) and len(batch[n].prompt_ids) == len(batch[0].prompt_ids)
+                       and len(batch[n].gen_ids) == len(batch[0].gen_ids)):
+                    n += 1
+                group, batch = batch[:n], batch[n:]
+                losses = batch_loss(model, group, bool(args.reverse), args.tau, teacher_rest=args.teacher_rest)
+                (sum(losses) / args.accum).backward()
+                for loss, s in zip(losses, group):
+                    kl_sum += float(loss.detach())
+                    n_micro += 1
+                    tok += len(s.gen_ids)
             # every LoRA gradient, zeros where no expert received a token, averaged over the ranks
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
             flat = torch.cat([g.reshape(-1) for g in grads]).float().cpu()

@@ -5,7 +5,7 @@ import unittest
 import common  # noqa: F401  (sets sys.path)
 import torch
 
-from razor_opd.loss import P_REST_FLOOR, Q_REST_FLOOR, kl_rows, sample_loss
+from razor_opd.loss import P_REST_FLOOR, Q_REST_FLOOR, batch_loss, kl_rows, sample_loss
 
 # float32 arithmetic in the loss vs float64 by hand
 TOL = 1e-5
@@ -93,6 +93,28 @@ class SampleLossTest(unittest.TestCase):
         for chunk in (128, 2, 1):
             got = float(sample_loss(m, prompt, gen, idx, lp, vchunk=chunk))
             self.assertAlmostEqual(got, want, delta=TOL * abs(want))
+
+    def test_batch_equals_the_samples_one_by_one(self):
+        torch.manual_seed(1)
+        V = 6
+        m = _Stub(torch.randn(V, V))
+
+        class S:
+            def __init__(self, prompt, gen):
+                self.prompt_ids, self.gen_ids = prompt, gen
+                self.idx = torch.randint(0, V, (len(gen), 3), dtype=torch.int32)
+                self.lp = torch.log_softmax(torch.randn(len(gen), 4), -1)[:, :3]
+
+            def topk(self):
+                return self.idx, self.lp
+
+        group = [S([3, 1], [4, 0, 5]), S([2, 2], [1, 1, 0]), S([5, 0], [3, 4, 2])]
+        got = batch_loss(m, group, vchunk=2)
+        for g, s in zip(got, group):
+            want = float(sample_loss(m, s.prompt_ids, s.gen_ids, s.idx, s.lp))
+            self.assertAlmostEqual(float(g), want, delta=TOL * abs(want))
+        with self.assertRaisesRegex(ValueError, "lengths differ"):
+            batch_loss(m, [group[0], S([1], [2, 3, 4])])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import unittest
 from common import MODELS
 import torch
 
-from razor_opd.fakequant import clip_ratios, fakequant
+from razor_opd.fakequant import clip_ratios, fakequant, grid_scales, quantize_on_grid
 from razor_opd.model import ModelError, Student
 
 FIXTURE = os.path.join(MODELS, "tiny-qwen3-moe")
@@ -82,7 +82,7 @@ class QatStudentTest(unittest.TestCase):
         shutil.rmtree(cls.tmp)
 
     def test_forward_is_the_requantized_merge_and_gradients_pass_through(self):
-        m = Student(self.sdir, rank=4, scale=2.0, seed=0, qat_base=FIXTURE)
+        m = Student(self.sdir, rank=4, scale=2.0, seed=0, qat_base=FIXTURE, qat_grid="search")
         ref = Student(FIXTURE, rank=4, scale=2.0, seed=0)  # no QAT: its experts are replaced by hand below
         with torch.no_grad():  # B = 0: the experts are fakequant(W_base)
             for L, w in enumerate(ref.layers):
@@ -105,6 +105,27 @@ class QatStudentTest(unittest.TestCase):
         loss.backward()
         self.assertGreater(float(m.lora_of(0)[1].grad.abs().max()), 0.0)
         self.assertGreater(float(m.lora_of(3)[3].grad.abs().max()), 0.0)
+
+    def test_fixed_grid_keeps_the_students_scales(self):
+        # qat_grid "fixed" (the trainer's default): at B = 0 the same model as the clip search (the student); with an
+        # adapter the experts are W_base + s B A rounded on the scales the search picked for W_base
+        m = Student(self.sdir, rank=4, scale=2.0, seed=0, qat_base=FIXTURE)
+        ms = Student(self.sdir, rank=4, scale=2.0, seed=0, qat_base=FIXTURE, qat_grid="search")
+        with torch.no_grad():
+            torch.testing.assert_close(m(self.ids), ms(self.ids), rtol=0, atol=0)
+            g = torch.Generator().manual_seed(2)
+            for p in m.lora:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+            m.refresh_qat()
+            w = m.layers[1]
+            a_gu, b_gu, _, _ = m.lora_of(1)
+            merged = w["base_gu"] + 2.0 * torch.bmm(b_gu, a_gu)
+            I = m.cfg.moe_ff
+            for r0, r1 in ((0, I), (I, 2 * I)):
+                want = quantize_on_grid(merged[:, r0:r1], grid_scales(w["base_gu"][:, r0:r1], 3), 3)
+                torch.testing.assert_close(w["wq_gu"][:, r0:r1], want, rtol=0, atol=0)
+        with self.assertRaisesRegex(ModelError, "qat_grid"):
+            Student(self.sdir, rank=4, qat_base=FIXTURE, qat_grid="nearest")
 
     def test_needs_the_summary(self):
         d = os.path.join(self.tmp, "nosummary")
