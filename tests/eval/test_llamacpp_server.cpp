@@ -136,8 +136,9 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   int port = srv.wait_listening(30);
   ASSERT_GT(port, 0) << "the server did not start: " << slurp(dir / "server.log");
 
-  // 3. Three rows each of MMLU-Pro, AIME 2026, HMMT, LiveCodeBench and MMMU-Pro in the datasets' own fields (docs/eval.md).
-  const std::vector<std::string> benches = {"mmlu_pro", "aime2026", "hmmt", "lcb", "mmmu_pro"};
+  // 3. Three rows each of MMLU-Pro, AIME 2026, HMMT, LiveCodeBench and the four multimodal sets in the datasets' own
+  // fields (docs/eval.md).
+  const std::vector<std::string> benches = {"mmlu_pro", "aime2026", "hmmt", "lcb", "mmmu", "mmmu_pro", "mathvision", "medxpert"};
   {
     std::ofstream f(dir / "mmlu_pro.jsonl");
     f << R"({"question_id":101,"question":"What is 2 + 2?","options":["3","4","5","6"],"answer_index":1,"answer":"B"})" "\n"
@@ -152,10 +153,20 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
     // MMMU-Pro rows as docs/eval.md's export writes them (images as data URLs); the tiny text model gets the image
     // parts too (the test server drops them: the fixture has no vision tower), so this checks the plumbing.
     const std::string png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-    std::ofstream v(dir / "mmmu_pro.jsonl");
+    for (const char* key : {"mmmu", "mmmu_pro"}) {
+      std::ofstream v(dir / (std::string(key) + ".jsonl"));
+      for (int i = 0; i < 3; ++i)
+        v << json({{"id", "v" + std::to_string(i)}, {"question", "<image 1> Which colour is the pixel?"},
+                   {"options", "['red', 'green', 'blue', 'black']"}, {"answer", "D"}, {"images", {png}}}).dump() << "\n";
+    }
+    std::ofstream mv(dir / "mathvision.jsonl");
     for (int i = 0; i < 3; ++i)
-      v << json({{"id", "v" + std::to_string(i)}, {"question", "<image 1> Which colour is the pixel?"},
-                 {"options", "['red', 'green', 'blue', 'black']"}, {"answer", "D"}, {"images", {png}}}).dump() << "\n";
+      mv << json({{"id", std::to_string(i)}, {"question", "How many pixels does the image have?"},
+                  {"options", json::array()}, {"answer", "1"}, {"images", {png}}}).dump() << "\n";
+    std::ofstream mx(dir / "medxpert.jsonl");
+    for (int i = 0; i < 3; ++i)
+      mx << json({{"id", "MM-" + std::to_string(i)}, {"question", "Which finding does the image show?"},
+                  {"options", {{"A", "edema"}, {"B", "fracture"}, {"C", "mass"}}}, {"label", "C"}, {"images", {png}}}).dump() << "\n";
     std::ofstream l(dir / "lcb.jsonl");
     l << R"({"question_id":"a1","question_content":"Read n and print 2n.","starter_code":"","public_test_cases":"[{\"input\": \"2\\n\", \"output\": \"4\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
       << R"({"question_id":"a2","question_content":"Read a line and print it reversed.","starter_code":"","public_test_cases":"[{\"input\": \"abc\\n\", \"output\": \"cba\\n\", \"testtype\": \"stdin\"}]","private_test_cases":"","metadata":"{}"})" "\n"
@@ -165,7 +176,7 @@ TEST(LlamaCppServer, EvalEndToEndWithRealLlamaCpp) {
   // 4. razor eval through the real llama.cpp.
   std::string out = (dir / "results.json").string();
   std::string cmd = std::string(RAZOR_CLI_EXE) + " eval --endpoint http://127.0.0.1:" + std::to_string(port) +
-                    "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb,mmmu_pro --data " + dir.string() +
+                    "/v1 --model tiny --benchmarks mmlu_pro,aime2026,hmmt,lcb,mmmu,mmmu_pro,mathvision,medxpert --data " + dir.string() +
                     " --n 3 --budget 32 --concurrency 2 --retries 1 --timeout 60 --speed-contexts 64,256 --speed-gen 8 --out " + out +
                     " --targets " + (src / "resources" / "results" / "official_targets.json").string() + " > " +
                     (dir / "eval.log").string() + " 2>&1";
