@@ -260,14 +260,12 @@ uint64_t fnv1a_ids(const std::vector<int32_t>& ids) {
   return h;
 }
 
-// Id-by-id against llama.cpp's tokenizer: tests/engine/data/valid_tokens_llamacpp.txt holds, per "\n\n\n"
-// piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ the separator 0), written by
-// tests/engine/llamacpp_token_ids.mjs through node-llama-cpp from a GGUF of the fixture.
-TEST(tokenizer, valid_text_ids_equal_llamacpp) {
-  std::ifstream ref(std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/valid_tokens_llamacpp.txt");
-  ASSERT_TRUE(ref.good());
+// Compares tk's ids, per "\n\n\n" piece of the valid text (+ the separator 0), with a reference file of llama.cpp's:
+// a line "count fnv1a-hash" per piece, then "total N".
+void expect_ids_equal_reference(const razor::bpe_tokenizer& tk, const std::string& ref_path) {
+  std::ifstream ref(ref_path);
+  ASSERT_TRUE(ref.good()) << ref_path;
   const std::string text = valid_text();
-  auto tk = load_fixture_tokenizer();
   size_t pos = 0, piece_no = 0, total = 0;
   for (;;) {
     size_t at = text.find("\n\n\n", pos);
@@ -288,6 +286,14 @@ TEST(tokenizer, valid_text_ids_equal_llamacpp) {
   ref >> word >> n_total;
   EXPECT_EQ(word, "total");
   EXPECT_EQ(n_total, std::to_string(total));
+}
+
+// Id-by-id against llama.cpp's tokenizer: tests/engine/data/valid_tokens_llamacpp.txt holds, per "\n\n\n"
+// piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ the separator 0), written by
+// tests/engine/llamacpp_token_ids.mjs through node-llama-cpp from a GGUF of the fixture.
+TEST(tokenizer, valid_text_ids_equal_llamacpp) {
+  expect_ids_equal_reference(load_fixture_tokenizer(),
+                             std::string(RAZOR_SOURCE_DIR_T) + "/tests/engine/data/valid_tokens_llamacpp.txt");
 }
 
 }  // namespace
@@ -357,28 +363,5 @@ TEST(tokenizer_spm, user_defined_tokens_and_prefix_space) {
 // holds, per "\n\n\n" piece of the valid text, the count and FNV-1a hash of llama.cpp's ids (+ 0), written by
 // tests/engine/llamacpp_token_ids.mjs from the F32 GGUF of `razor synth` mixtral with this tokenizer.
 TEST(tokenizer_spm, valid_text_ids_equal_llamacpp) {
-  std::ifstream ref(spm_dir() + "/valid_tokens_llamacpp.txt");
-  ASSERT_TRUE(ref.good());
-  const std::string text = valid_text();
-  auto tk = load_spm();
-  size_t pos = 0, piece_no = 0, total = 0;
-  for (;;) {
-    size_t at = text.find("\n\n\n", pos);
-    auto ids = *tk.encode(std::string_view(text).substr(pos, at == std::string::npos ? std::string::npos : at - pos));
-    ids.push_back(0);
-    total += ids.size();
-    std::string n_str, h_str;
-    ASSERT_TRUE(bool(ref >> n_str >> h_str)) << "reference file ends early at piece " << piece_no;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a_ids(ids)));
-    EXPECT_EQ(std::to_string(ids.size()), n_str) << "piece " << piece_no;
-    EXPECT_EQ(std::string(buf), h_str) << "piece " << piece_no << " (byte offset " << pos << ")";
-    ++piece_no;
-    if (at == std::string::npos) break;
-    pos = at + 3;
-  }
-  std::string word, n_total;
-  ref >> word >> n_total;
-  EXPECT_EQ(word, "total");
-  EXPECT_EQ(n_total, std::to_string(total));
+  expect_ids_equal_reference(load_spm(), spm_dir() + "/valid_tokens_llamacpp.txt");
 }
