@@ -82,6 +82,16 @@ struct run_acc {
   int64_t method_slices = 0;
   std::map<std::string, int64_t> fallbacks;
   std::vector<float> qf;          // a slice through method_fake_quant
+  // GPTQ batched over one layer's expert slices of one projection and shape (gptq_fake_quant_batch, when
+  // quantize_options::allow_gpu): results by (tensor, slice) until written; gq_seen: slices already batched.
+  struct gq_result {
+    std::vector<float> q;
+    method_report rep;
+  };
+  std::map<std::pair<const tensor_entry*, size_t>, gq_result> gq;
+  std::set<std::pair<const tensor_entry*, size_t>> gq_seen;
+  bool gptq_gpu = false;  // GPTQ ran on the GPU (ptq_meta "gptq_device")
+  bool gptq_ran = false;
 };
 
 // The seed's _ptq_meta fields for the summary (and a part's manifest).
@@ -102,6 +112,7 @@ nlohmann::json ptq_meta_json(const recipe& r, const run_acc& acc, const nlohmann
   for (auto& [why, n] : acc.fallbacks) fb[why] = n, nfb += n;
   j["fallbacks"] = fb;
   j["fallback_slices"] = nfb;
+  if (acc.method == quant_method::gptq && acc.gptq_ran) j["gptq_device"] = acc.gptq_gpu ? "cuda" : "cpu";
   return j;
 }
 
@@ -231,11 +242,70 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
     return {};
   }
   fq_stats tstats;
-  for (size_t sl = 0; sl < n_slices; ++sl) {
-    double bits = tbits;
-    if (fused_mixed) {
-      RAZOR_ASSIGN_OR_RETURN(bits, r.expert_tag(t, int(sl)));
+  auto slice_bits = [&](size_t sl) -> result<double> {
+    if (fused_mixed) return r.expert_tag(t, int(sl));
+    return tbits;
+  };
+  const bool gptq_batched =
+      t.cls.role == tensor_role::routed_expert && acc.method == quant_method::gptq && opt.allow_gpu;
+  // GPTQ of slice sl and of the layer's other expert slices of this projection, shape and bits not yet batched
+  // (the fused tensor's later slices, or the other experts' tensors), bounded to ~256 MiB of weights, into acc.gq.
+  auto gptq_chunk = [&](size_t sl0, double bits) -> status {
+    const size_t n = slice_rows * cols;
+    const size_t cap = std::max<size_t>(1, (size_t(64) << 20) / n);
+    std::vector<std::pair<const tensor_entry*, size_t>> cand{{&t, sl0}};
+    auto same = [&](const tensor_entry& u) {
+      return u.cls.role == tensor_role::routed_expert && u.cls.layer == t.cls.layer && u.cls.proj == t.cls.proj &&
+             u.cls.fused == t.cls.fused && u.shape == t.shape && u.dt == t.dt;
+    };
+    if (n_slices > 1) {
+      for (size_t s2 = sl0 + 1; s2 < n_slices && cand.size() < cap; ++s2) {
+        RAZOR_ASSIGN_OR_RETURN(double b2, slice_bits(s2));
+        if (b2 == bits) cand.push_back({&t, s2});
+      }
+    } else {
+      for (auto& u : ck.tensors()) {
+        if (cand.size() >= cap) break;
+        if (&u == &t || !same(u) || acc.gq_seen.count({&u, 0}) || !opt.layers.contains(u.cls.layer)) continue;
+        auto b2 = r.tensor_bits(u);
+        if (b2.ok() && *b2 == bits) cand.push_back({&u, 0});
+      }
     }
+    std::vector<float> ws(cand.size() * n);
+    std::vector<gptq_batch_item> items(cand.size());
+    std::vector<run_acc::gq_result*> res(cand.size());
+    for (size_t k = 0; k < cand.size(); ++k) {
+      const tensor_entry& u = *cand[k].first;
+      const size_t s2 = cand[k].second;
+      float* wk = ws.data() + k * n;
+      // the float32 values the per-slice path quantizes (quantize_tensor's `wf`)
+      RAZOR_TRY(ck.read_f32(u, int64_t(s2 * n), int64_t(n), wk));
+      if (opt.transform && opt.transform.applies(u)) {
+        RAZOR_TRY(opt.transform.apply(u, s2, slice_rows, cols, wk));
+      } else if (out_dtype(u) == dtype::bf16) {
+        for (size_t i = 0; i < n; ++i) wk[i] = bf16_to_f32(f32_to_bf16(wk[i]));
+      }
+      const int expert = u.cls.fused ? int(s2) : u.cls.expert;
+      run_acc::gq_result& g = acc.gq[cand[k]];
+      g.q.resize(n);
+      res[k] = &g;
+      acc.gq_seen.insert(cand[k]);
+      items[k].w = wk;
+      items[k].tokens = acc.calib ? acc.calib(u.cls.layer, expert, u.cls.proj == expert_proj::down) : calib_view{};
+      items[k].out = g.q.data();
+      items[k].rep = &g.rep;
+    }
+    bool gpu = false;
+    status st = gptq_fake_quant_batch(items, slice_rows, cols, bits, r.group, true, &gpu);
+    if (!st.ok())
+      return make_error(st.code(), t.name + " (GPTQ of " + std::to_string(cand.size()) + " expert slices of layer " +
+                                       std::to_string(t.cls.layer) + "): " + st.message());
+    acc.gptq_gpu |= gpu;
+    (gpu ? acc.used_gpu : acc.used_cpu) = true;
+    return {};
+  };
+  for (size_t sl = 0; sl < n_slices; ++sl) {
+    RAZOR_ASSIGN_OR_RETURN(const double bits, slice_bits(sl));
     const size_t nbytes = slice_rows * cols * es;
     const uint8_t* in = nullptr;
     elem_type in_type = to_elem(odt);
@@ -272,11 +342,25 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
         wf = acc.xf_f32.data();
       }
       const int expert = t.cls.fused ? int(sl) : t.cls.expert;
-      const calib_view cv = acc.calib ? acc.calib(t.cls.layer, expert, t.cls.proj == expert_proj::down) : calib_view{};
       acc.qf.resize(n);
       method_report mr;
-      status st = method_fake_quant(acc.method, wf, slice_rows, cols, bits, r.group, r.clip_steps, cv, acc.qf.data(), &mr);
-      if (!st.ok()) return make_error(st.code(), t.name + " (expert " + std::to_string(expert) + "): " + st.message());
+      if (gptq_batched) {
+        const std::pair<const tensor_entry*, size_t> key{&t, sl};
+        if (!acc.gq.count(key)) RAZOR_TRY(gptq_chunk(sl, bits));
+        auto it = acc.gq.find(key);
+        if (it == acc.gq.end()) return make_error(errc::internal, t.name + ": GPTQ batch lost a slice");
+        acc.qf.swap(it->second.q);
+        mr = it->second.rep;
+        acc.gq.erase(it);
+      } else {
+        const calib_view cv =
+            acc.calib ? acc.calib(t.cls.layer, expert, t.cls.proj == expert_proj::down) : calib_view{};
+        status st =
+            method_fake_quant(acc.method, wf, slice_rows, cols, bits, r.group, r.clip_steps, cv, acc.qf.data(), &mr);
+        if (!st.ok()) return make_error(st.code(), t.name + " (expert " + std::to_string(expert) + "): " + st.message());
+        acc.used_cpu = true;
+      }
+      if (acc.method == quant_method::gptq) acc.gptq_ran = true;
       ++acc.method_slices;
       if (!mr.fallback.empty()) ++acc.fallbacks[mr.fallback];
       acc.buf.resize(nbytes);
@@ -291,7 +375,6 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
         ss.sq_err += e * e;
         ss.sq_ref += double(wf[i]) * wf[i];
       }
-      acc.used_cpu = true;
       RAZOR_TRY(w.write(acc.buf.data(), nbytes));
       auto ej = stats_json(ss, bits, 1);
       ej["layer"] = t.cls.layer;
@@ -416,11 +499,9 @@ result<quant_method> recipe_method(const recipe& r) {
   return *q;
 }
 
-status method_fake_quant(quant_method m, const float* w, size_t rows, size_t cols, double bits, int group,
-                         int clip_steps, const calib_view& tokens, float* out, method_report* rep) {
-  if (m == quant_method::clip || m == quant_method::absmax)
-    return fake_quant(w, elem_type::f32, out, elem_type::f32, rows, cols,
-                      fq_params{float(bits), group, m == quant_method::clip ? clip_steps : 0});
+namespace {
+// method_fake_quant's options for the methods other than clip / absmax: integer bits 2..8, a group dividing cols.
+result<method_options> method_opts(quant_method m, size_t cols, double bits, int group) {
   const long b = std::lround(bits);
   if (std::fabs(bits - double(b)) > 1e-9 || b < 2 || b > 8)
     return make_error(errc::bad_recipe, "method " + std::string(quant_method_name(m)) +
@@ -428,10 +509,28 @@ status method_fake_quant(quant_method m, const float* w, size_t rows, size_t col
   method_options o;
   o.bits = int(b);
   o.group = (group > 0 && cols % size_t(group) == 0) ? group : int64_t(cols);
+  return o;
+}
+}  // namespace
+
+status method_fake_quant(quant_method m, const float* w, size_t rows, size_t cols, double bits, int group,
+                         int clip_steps, const calib_view& tokens, float* out, method_report* rep) {
+  if (m == quant_method::clip || m == quant_method::absmax)
+    return fake_quant(w, elem_type::f32, out, elem_type::f32, rows, cols,
+                      fq_params{float(bits), group, m == quant_method::clip ? clip_steps : 0});
+  RAZOR_ASSIGN_OR_RETURN(method_options o, method_opts(m, cols, bits, group));
   RAZOR_ASSIGN_OR_RETURN(std::vector<float> q, fake_quant_method(m, w, int64_t(rows), int64_t(cols), tokens, o, rep));
   if (q.size() != rows * cols) return make_error(errc::internal, "fake_quant_method returned a wrong size");
   std::copy(q.begin(), q.end(), out);
   return {};
+}
+
+status gptq_fake_quant_batch(const std::vector<gptq_batch_item>& items, size_t rows, size_t cols, double bits,
+                             int group, bool allow_gpu, bool* used_gpu) {
+  if (used_gpu) *used_gpu = false;
+  RAZOR_ASSIGN_OR_RETURN(method_options o, method_opts(quant_method::gptq, cols, bits, group));
+  o.device = allow_gpu ? compute_device::auto_ : compute_device::cpu;
+  return gptq_quantize_batch(items, int64_t(rows), int64_t(cols), o, used_gpu);
 }
 
 std::string checkpoint_fingerprint(const checkpoint& ck) {

@@ -63,6 +63,12 @@ result<quant_method> recipe_method(const recipe& r);
 status method_fake_quant(quant_method m, const float* w, size_t rows, size_t cols, double bits, int group,
                          int clip_steps, const calib_view& tokens, float* out, method_report* rep = nullptr);
 
+// GPTQ of many [rows, cols] float32 slices of one shape at `bits` / `group` as method_fake_quant reads them, through
+// gptq_quantize_batch (methods.h): on the GPU when allow_gpu and one is present (used_gpu then true), else on the CPU,
+// where each item's bytes equal method_fake_quant's.
+status gptq_fake_quant_batch(const std::vector<gptq_batch_item>& items, size_t rows, size_t cols, double bits,
+                             int group, bool allow_gpu, bool* used_gpu = nullptr);
+
 // Calibration rows for a routed expert's projection: the input of gate / up (down = false) or of down_proj (down =
 // true), [n, cols] float32; an empty view when there are none (the method then falls back as the seed does).
 using calib_source = std::function<calib_view(int layer, int expert, bool down)>;
