@@ -98,9 +98,75 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
   auto reader = checkpoint_weights(ck);  // the pass's own provider stays with the forward
   const double t_start = now_s();
   double t_calib = 0;
+  const size_t gptq_mi = size_t(std::find(opt.methods.begin(), opt.methods.end(), quant::quant_method::gptq) -
+                                 opt.methods.begin());
+  const bool gptq_batched = gptq_mi < M && opt.allow_gpu;
+  bool gptq_gpu = false;
   auto on_layer = [&](layer_tokens&& lt) -> status {
     const int L = lt.layer;
     const int64_t H = lt.hidden, I = lt.ff;
+    // GPTQ batched (opt.allow_gpu): the slices of experts [e0, e1) in the order `run` asks for them (fused: gate_up,
+    // down; else gate, up, down), quantized together by shape (gate and up share tokens), bounded to ~256 MiB.
+    struct gptq_slice {
+      std::vector<float> q;
+      quant::method_report rep;
+    };
+    std::map<int, std::vector<gptq_slice>> gptq_pre;
+    std::map<int, size_t> gptq_next;
+    auto gptq_chunk = [&](int e0) -> status {
+      const double t0 = now_s();
+      const size_t per = size_t(3 * I * H);
+      const int e1 = int(std::min<size_t>(lt.experts.size(), size_t(e0) + std::max<size_t>(1, (size_t(64) << 20) / per)));
+      std::vector<std::vector<float>> ws;  // the weights, one per slice
+      std::vector<quant::gptq_batch_item> gu, gate_up, down;
+      ws.reserve(size_t(e1 - e0) * 3);
+      for (int e = e0; e < e1; ++e) {
+        tensor_f32 w[3];
+        for (int k = 0; k < 3; ++k) {
+          RAZOR_ASSIGN_OR_RETURN(w[k], reader->expert(L, e, kProjs[k]));
+          const int64_t rows = k < 2 ? I : H, cols = k < 2 ? H : I;
+          RAZOR_TRY(check_shape(expert_tensor_name(L, e, kProjs[k]), w[k], rows, cols));
+        }
+        auto mv = ck.expert_matrix(L, e, expert_proj::gate);
+        const bool fused = mv && mv->t && mv->t->cls.fused;
+        const quant::calib_view cal_x = token_view(lt, e, false, token_half::calibration);
+        const quant::calib_view cal_a = token_view(lt, e, true, token_half::calibration);
+        auto& sl = gptq_pre[e];
+        sl.resize(fused ? 2 : 3);
+        auto add = [&](std::vector<float> v, const quant::calib_view& cv, gptq_slice& s,
+                       std::vector<quant::gptq_batch_item>& to) {
+          ws.push_back(std::move(v));
+          s.q.resize(ws.back().size());
+          to.push_back({ws.back().data(), cv, s.q.data(), &s.rep});
+        };
+        if (fused) {
+          std::vector<float> g(size_t(2 * I * H));
+          std::copy(w[0].data.begin(), w[0].data.end(), g.begin());
+          std::copy(w[1].data.begin(), w[1].data.end(), g.begin() + I * H);
+          add(std::move(g), cal_x, sl[0], gu);
+        } else {
+          add(std::move(w[0].data), cal_x, sl[0], gate_up);
+          add(std::move(w[1].data), cal_x, sl[1], gate_up);
+        }
+        add(std::move(w[2].data), cal_a, sl.back(), down);
+        gptq_next[e] = 0;
+      }
+      auto batch = [&](const std::vector<quant::gptq_batch_item>& items, int64_t rows, int64_t cols) -> status {
+        if (items.empty()) return {};
+        bool gpu = false;
+        status st = quant::gptq_fake_quant_batch(items, size_t(rows), size_t(cols), opt.bits, opt.group, true, &gpu);
+        if (!st.ok())
+          return make_error(st.code(), "layer " + std::to_string(L) + " experts " + std::to_string(e0) + ".." +
+                                           std::to_string(e1 - 1) + ", gptq: " + st.message());
+        gptq_gpu |= gpu;
+        return {};
+      };
+      RAZOR_TRY(batch(gu, 2 * I, H));
+      RAZOR_TRY(batch(gate_up, I, H));
+      RAZOR_TRY(batch(down, H, I));
+      acc[gptq_mi].seconds += now_s() - t0;
+      return {};
+    };
     for (int e = 0; e < int(lt.experts.size()); ++e) {
       tensor_f32 w[3];
       for (int k = 0; k < 3; ++k) {
@@ -124,7 +190,19 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
         std::vector<float> q[3];
         auto run = [&](const float* src, size_t rows, size_t cols, const quant::calib_view& cv, float* out) -> status {
           quant::method_report rep;
-          status st = quant::method_fake_quant(m, src, rows, cols, opt.bits, opt.group, opt.clip_steps, cv, out, &rep);
+          status st;
+          if (gptq_batched && mi == gptq_mi) {
+            if (!gptq_pre.count(e)) RAZOR_TRY(gptq_chunk(e));
+            auto& sl = gptq_pre[e];
+            size_t& k = gptq_next[e];
+            if (k >= sl.size() || sl[k].q.size() != rows * cols)
+              return make_error(errc::internal, "compare-methods: the GPTQ batch lost a slice");
+            std::copy(sl[k].q.begin(), sl[k].q.end(), out);
+            rep = sl[k].rep;
+            if (++k == sl.size()) gptq_pre.erase(e);
+          } else {
+            st = quant::method_fake_quant(m, src, rows, cols, opt.bits, opt.group, opt.clip_steps, cv, out, &rep);
+          }
           if (!st.ok())
             return make_error(st.code(), "layer " + std::to_string(L) + " expert " + std::to_string(e) + ", " +
                                              std::string(quant::quant_method_name(m)) + ": " + st.message());
@@ -209,6 +287,7 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
   out["per_layer"] = per_layer;
   out["experts"] = std::move(experts);
   out["seconds_nmse"] = t_calib;
+  if (gptq_mi < M) out["gptq_device"] = gptq_gpu ? "cuda" : "cpu";
 
   if (opt.full_model) {
     out["eval"] = {{"windows", opt.eval.windows}, {"ctx", opt.eval.ctx}, {"topk", opt.eval.topk}};

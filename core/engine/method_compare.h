@@ -40,6 +40,9 @@ struct compare_options {
   calib_options calib;           // the calibration pass (max_per_expert: the seed's moe_compare used 256)
   bool full_model = true;        // step 4
   eval_options eval;             // windows, ctx of step 4
+  // GPTQ: a layer's expert slices of one shape batched through quant::gptq_fake_quant_batch, on the GPU when one is
+  // present; false: one slice at a time on the CPU (the same bytes as the batch on the CPU). Result: "gptq_device".
+  bool allow_gpu = true;
   std::function<void(const std::string&)> log;
 };
 

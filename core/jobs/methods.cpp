@@ -457,6 +457,7 @@ const std::vector<method_def>& method_table() {
         opt("eval_text", P, "KL / ppl text (default: the bundled held-out kernel-docs-eval.txt)"),
         opt("windows", I, 32, "KL / ppl windows"), opt("ctx", I, 256, "tokens per window"),
         opt("no_kl", B, false, "NMSE only: no full-model KL / ppl (streams per layer; for large models)"),
+        opt("cpu", B, false, "never use a GPU (GPTQ otherwise runs batched over a layer's experts on one when present)"),
         opt("out", P, "result JSON (razor.method_compare/1)")},
        job_compare_methods},
       {"synth", "`razor synth`: a synthetic checkpoint",

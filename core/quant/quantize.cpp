@@ -248,14 +248,15 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
   };
   const bool gptq_batched =
       t.cls.role == tensor_role::routed_expert && acc.method == quant_method::gptq && opt.allow_gpu;
-  // GPTQ of slice sl and of the layer's other expert slices of this projection, shape and bits not yet batched
-  // (the fused tensor's later slices, or the other experts' tensors), bounded to ~256 MiB of weights, into acc.gq.
+  // GPTQ of slice sl and of the layer's other expert slices of this shape and bits not yet batched (the fused
+  // tensor's later slices, or the other experts' tensors: down with down, gate with up), bounded to ~256 MiB of weights, into acc.gq.
   auto gptq_chunk = [&](size_t sl0, double bits) -> status {
     const size_t n = slice_rows * cols;
     const size_t cap = std::max<size_t>(1, (size_t(64) << 20) / n);
     std::vector<std::pair<const tensor_entry*, size_t>> cand{{&t, sl0}};
     auto same = [&](const tensor_entry& u) {
-      return u.cls.role == tensor_role::routed_expert && u.cls.layer == t.cls.layer && u.cls.proj == t.cls.proj &&
+      return u.cls.role == tensor_role::routed_expert && u.cls.layer == t.cls.layer &&
+             (u.cls.proj == t.cls.proj || (u.cls.proj != expert_proj::down && t.cls.proj != expert_proj::down)) &&
              u.cls.fused == t.cls.fused && u.shape == t.shape && u.dt == t.dt;
     };
     if (n_slices > 1) {

@@ -12,6 +12,7 @@
 #include "engine/eval.h"
 #include "engine/method_compare.h"
 #include "engine/probe.h"
+#include "kernels/cuda_info.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "quant/quantize.h"
@@ -147,6 +148,37 @@ TEST(compare_methods, fixture_end_to_end) {
   EXPECT_TRUE(e0["nmse"]["gptq"].contains("down"));
   // The seed's robust finding (F13: clip search 1.78x better than absmax on held-out NMSE) holds here too.
   EXPECT_LT(j["summary"]["clip"]["mean_nmse"].get<double>(), j["summary"]["absmax"]["mean_nmse"].get<double>());
+}
+
+// GPTQ batched over a layer's experts (compare_options::allow_gpu, the default) gives the same NMSE as one slice at
+// a time on the CPU (allow_gpu false); on a GPU the batch runs there (QuantizeGptqGpu in test_quant compares that).
+TEST(compare_methods, gptq_batched_equals_per_slice_on_the_cpu) {
+  if (cu::built_with_cuda() && !cu::devices(nullptr).empty()) GTEST_SKIP() << "a GPU is present: the batch runs there";
+  auto ck = checkpoint::open(kModel);
+  ASSERT_TRUE(ck.ok());
+  const auto calib = text_tokens(test::calib_text_path());
+  engine::compare_options o;
+  o.methods = {quant::quant_method::gptq, quant::quant_method::rtn_asym};
+  o.calib.n_tokens = 256;
+  o.calib.max_per_expert = 32;
+  o.full_model = false;
+  o.allow_gpu = false;
+  auto a = engine::compare_methods(*ck, calib, {}, o);
+  ASSERT_TRUE(a.ok()) << a.error().to_string();
+  o.allow_gpu = true;
+  auto b = engine::compare_methods(*ck, calib, {}, o);
+  ASSERT_TRUE(b.ok()) << b.error().to_string();
+  EXPECT_EQ((*a)["gptq_device"], "cpu");
+  EXPECT_EQ((*b)["gptq_device"], "cpu");
+  EXPECT_GT((*a)["experts"].size(), 16u);
+  EXPECT_EQ((*a)["experts"], (*b)["experts"]);  // every expert's NMSE per projection, bit for bit
+  for (const char* m : {"gptq", "rtn-asym"}) {
+    auto sa = (*a)["summary"][m], sb = (*b)["summary"][m];
+    sa.erase("quantize_seconds");
+    sb.erase("quantize_seconds");
+    EXPECT_EQ(sa, sb) << m;
+  }
+  EXPECT_EQ((*a)["summary"]["gptq"]["slices"].get<int64_t>(), 4 * 16 * 3);
 }
 
 }  // namespace
