@@ -57,7 +57,7 @@ result<json> job_compare_methods(const json& p, job_context& ctx) {
     o.calib.seqlen = pr.seqlen;
   }
   o.full_model = !flag(p, "no_kl");
-  o.allow_gpu = !flag(p, "cpu");
+  o.allow_gpu = ctx.allow_gpu && !flag(p, "cpu");
   o.eval.windows = int(num(p, "windows", 32));
   o.eval.ctx = int(num(p, "ctx", 256));
   o.log = [&ctx](const std::string& s) { ctx.log("info", s); };

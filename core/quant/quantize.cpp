@@ -90,8 +90,7 @@ struct run_acc {
   };
   std::map<std::pair<const tensor_entry*, size_t>, gq_result> gq;
   std::set<std::pair<const tensor_entry*, size_t>> gq_seen;
-  bool gptq_gpu = false;  // GPTQ ran on the GPU (ptq_meta "gptq_device")
-  bool gptq_ran = false;
+  bool gptq_cpu = false, gptq_gpu = false;  // where GPTQ ran (ptq_meta "gptq_device": cpu, cuda or cpu+cuda)
 };
 
 // The seed's _ptq_meta fields for the summary (and a part's manifest).
@@ -112,7 +111,8 @@ nlohmann::json ptq_meta_json(const recipe& r, const run_acc& acc, const nlohmann
   for (auto& [why, n] : acc.fallbacks) fb[why] = n, nfb += n;
   j["fallbacks"] = fb;
   j["fallback_slices"] = nfb;
-  if (acc.method == quant_method::gptq && acc.gptq_ran) j["gptq_device"] = acc.gptq_gpu ? "cuda" : "cpu";
+  if (acc.method == quant_method::gptq && (acc.gptq_cpu || acc.gptq_gpu))
+    j["gptq_device"] = acc.gptq_cpu && acc.gptq_gpu ? "cpu+cuda" : acc.gptq_gpu ? "cuda" : "cpu";
   return j;
 }
 
@@ -301,7 +301,7 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
     if (!st.ok())
       return make_error(st.code(), t.name + " (GPTQ of " + std::to_string(cand.size()) + " expert slices of layer " +
                                        std::to_string(t.cls.layer) + "): " + st.message());
-    acc.gptq_gpu |= gpu;
+    (gpu ? acc.gptq_gpu : acc.gptq_cpu) = true;
     (gpu ? acc.used_gpu : acc.used_cpu) = true;
     return {};
   };
@@ -360,8 +360,8 @@ status quantize_tensor(const checkpoint& ck, const recipe& r, const tensor_entry
             method_fake_quant(acc.method, wf, slice_rows, cols, bits, r.group, r.clip_steps, cv, acc.qf.data(), &mr);
         if (!st.ok()) return make_error(st.code(), t.name + " (expert " + std::to_string(expert) + "): " + st.message());
         acc.used_cpu = true;
+        if (acc.method == quant_method::gptq) acc.gptq_cpu = true;
       }
-      if (acc.method == quant_method::gptq) acc.gptq_ran = true;
       ++acc.method_slices;
       if (!mr.fallback.empty()) ++acc.fallbacks[mr.fallback];
       acc.buf.resize(nbytes);
@@ -733,6 +733,9 @@ result<quantize_report> merge_quantize_parts(const checkpoint& ck, const recipe&
           if (n.is_number_integer()) acc.fallbacks[why] += n.get<int64_t>();
       for (const char* k : {"text", "calib_tokens", "calib_seqlen", "max_tok_per_expert"})
         if (pm.contains(k)) calib_info[k] = pm[k];
+      const std::string gd = pm.contains("gptq_device") && pm["gptq_device"].is_string() ? pm["gptq_device"].get<std::string>() : "";
+      acc.gptq_cpu |= gd.find("cpu") != std::string::npos;
+      acc.gptq_gpu |= gd.find("cuda") != std::string::npos;
     }
     for (auto& pb : p.manifest["params_by_bits"]) acc.params_by_bits[pb[0].get<double>()] += pb[1].get<int64_t>();
     const std::string be = p.manifest.value("backend", "cpu");
