@@ -14,6 +14,7 @@
 
 #include "kernels/cuda_info.h"
 #include "model/checkpoint.h"
+#include "model/layer_selection.h"
 #include "model/recipe.h"
 #include "quant/methods.h"
 #include "quant/quantize.h"
@@ -106,6 +107,39 @@ TEST(QuantizeGptq, BatchedCollectionEqualsPerSliceOnTheCpu) {
   EXPECT_EQ(pa["fallback_slices"].get<int64_t>(), 4 * 2 * 3);
   fs::remove_all(a.dir);
   fs::remove_all(b.dir);
+}
+
+// Layer-range parts each batch their own layers' experts; merge carries gptq_device and sums the slice counts.
+TEST(QuantizeGptq, PartsCarryGptqDeviceThroughMerge) {
+  auto ck = checkpoint::open(std::string(RAZOR_MODELS_DIR) + "/tiny-qwen3-5-moe");
+  ASSERT_TRUE(ck.ok());
+  auto r = load_recipe("gptq");
+  ASSERT_TRUE(r.ok());
+  token_table tok;
+  tok.hidden = ck->config().hidden_size;
+  tok.ff = ck->find_text("layers.0.mlp.experts.0.down_proj.weight")->cols();
+  quant::quantize_options opt;
+  opt.calib = [&](int layer, int expert, bool down) { return tok.get(layer, expert, down); };
+  std::vector<std::string> parts;
+  for (const char* range : {"0:2,rest", "2:4"}) {
+    opt.layers = parse_layer_selection(range, int(ck->config().num_layers)).value();
+    auto d = tmp(std::string("part") + std::to_string(parts.size()));
+    fs::remove_all(d);
+    auto rep = quant::quantize_checkpoint(*ck, *r, d.string(), opt);
+    ASSERT_TRUE(rep.ok()) << rep.error().to_string();
+    parts.push_back(d.string());
+  }
+  auto out = tmp("merged");
+  fs::remove_all(out);
+  opt.layers = {};
+  auto m = quant::merge_quantize_parts(*ck, *r, parts, out.string(), opt);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  const bool gpu = cu::built_with_cuda() && !cu::devices(nullptr).empty();
+  EXPECT_EQ(m->summary["ptq_meta"]["gptq_device"], gpu ? "cuda" : "cpu");
+  EXPECT_EQ(m->summary["ptq_meta"]["expert_slices"].get<int64_t>(), 4 * 16 * 3);
+  EXPECT_EQ(m->summary["ptq_meta"]["fallback_slices"].get<int64_t>(), 4 * 2 * 3);
+  for (auto& p : parts) fs::remove_all(p);
+  fs::remove_all(out);
 }
 
 // GPU (label gpu): the batched GPU run against the CPU per-slice run, expert by expert: each projection's output
