@@ -112,6 +112,17 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
       quant::method_report rep;
     };
     std::map<int, std::vector<gptq_slice>> gptq_pre;
+    // An expert's gate / up / down as float (shapes checked), and whether the checkpoint fuses gate with up.
+    auto read_expert = [&](int e, tensor_f32 (&w)[3], bool& fused) -> status {
+      for (int k = 0; k < 3; ++k) {
+        RAZOR_ASSIGN_OR_RETURN(w[k], reader->expert(L, e, kProjs[k]));
+        const int64_t rows = k < 2 ? I : H, cols = k < 2 ? H : I;
+        RAZOR_TRY(check_shape(expert_tensor_name(L, e, kProjs[k]), w[k], rows, cols));
+      }
+      auto mv = ck.expert_matrix(L, e, expert_proj::gate);
+      fused = mv && mv->t && mv->t->cls.fused;
+      return {};
+    };
     std::map<int, size_t> gptq_next;
     auto gptq_chunk = [&](int e0) -> status {
       const double t0 = now_s();
@@ -122,13 +133,8 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
       ws.reserve(size_t(e1 - e0) * 3);
       for (int e = e0; e < e1; ++e) {
         tensor_f32 w[3];
-        for (int k = 0; k < 3; ++k) {
-          RAZOR_ASSIGN_OR_RETURN(w[k], reader->expert(L, e, kProjs[k]));
-          const int64_t rows = k < 2 ? I : H, cols = k < 2 ? H : I;
-          RAZOR_TRY(check_shape(expert_tensor_name(L, e, kProjs[k]), w[k], rows, cols));
-        }
-        auto mv = ck.expert_matrix(L, e, expert_proj::gate);
-        const bool fused = mv && mv->t && mv->t->cls.fused;
+        bool fused = false;
+        RAZOR_TRY(read_expert(e, w, fused));
         const quant::calib_view cal_x = token_view(lt, e, false, token_half::calibration);
         const quant::calib_view cal_a = token_view(lt, e, true, token_half::calibration);
         auto& sl = gptq_pre[e];
@@ -169,13 +175,8 @@ result<nlohmann::json> compare_methods(const checkpoint& ck, const std::vector<i
     };
     for (int e = 0; e < int(lt.experts.size()); ++e) {
       tensor_f32 w[3];
-      for (int k = 0; k < 3; ++k) {
-        RAZOR_ASSIGN_OR_RETURN(w[k], reader->expert(L, e, kProjs[k]));
-        const int64_t rows = k < 2 ? I : H, cols = k < 2 ? H : I;
-        RAZOR_TRY(check_shape(expert_tensor_name(L, e, kProjs[k]), w[k], rows, cols));
-      }
-      auto mv = ck.expert_matrix(L, e, expert_proj::gate);
-      const bool fused = mv && mv->t && mv->t->cls.fused;
+      bool fused = false;
+      RAZOR_TRY(read_expert(e, w, fused));
       const quant::calib_view cal_x = token_view(lt, e, false, token_half::calibration);
       const quant::calib_view cal_a = token_view(lt, e, true, token_half::calibration);
       const quant::calib_view held_x = token_view(lt, e, false, token_half::held_out);
