@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "common/test_util.h"
 #include "model/checkpoint.h"
 #include "model/recipe.h"
 #include "quant/fake_quant.h"
@@ -17,10 +18,6 @@ namespace fs = std::filesystem;
 using namespace razor;
 
 namespace {
-
-fs::path tmp(const std::string& tag) {
-  return fs::temp_directory_path() / ("razor_qm_" + tag + "_" + std::to_string(::getpid()));
-}
 
 std::vector<float> read(const checkpoint& ck, const std::string& name) {
   const tensor_entry* t = ck.find_text(name);
@@ -61,8 +58,8 @@ TEST(QuantizeMethods, RtnAsymExpertsAbsmaxBackboneAndPtqMeta) {
   ASSERT_TRUE(ck.ok());
   auto r = load_recipe("rtn-asym");
   ASSERT_TRUE(r.ok());
-  auto out = tmp("rtn");
-  fs::remove_all(out);
+  razor::test::scratch_dir scratch("qm-rtn");
+  const fs::path out = scratch.dir / "out";
   quant::quantize_options opt;
   opt.allow_gpu = false;
   auto rep = quant::quantize_checkpoint(*ck, *r, out.string(), opt);
@@ -95,7 +92,6 @@ TEST(QuantizeMethods, RtnAsymExpertsAbsmaxBackboneAndPtqMeta) {
   EXPECT_EQ(pm["expert_slices"].get<int64_t>(), 4 * 16 * 3);
   EXPECT_EQ(pm["fallback_slices"].get<int64_t>(), 0);
   EXPECT_EQ(rep->summary["experts"].size(), 4u * 16u * 3u);
-  fs::remove_all(out);
 }
 
 TEST(QuantizeMethods, AwqNeedsTokensAndCountsFallbacks) {
@@ -103,8 +99,8 @@ TEST(QuantizeMethods, AwqNeedsTokensAndCountsFallbacks) {
   ASSERT_TRUE(ck.ok());
   auto r = load_recipe("awq");
   ASSERT_TRUE(r.ok());
-  auto out = tmp("awq");
-  fs::remove_all(out);
+  razor::test::scratch_dir scratch("qm-awq");
+  const fs::path out = scratch.dir / "out";
   quant::quantize_options opt;
   opt.allow_gpu = false;
   auto no = quant::quantize_checkpoint(*ck, *r, out.string(), opt);
@@ -130,5 +126,4 @@ TEST(QuantizeMethods, AwqNeedsTokensAndCountsFallbacks) {
   EXPECT_EQ(pm["max_tok_per_expert"], 64);
   EXPECT_EQ(pm["expert_slices"].get<int64_t>(), 4 * 16 * 3);
   EXPECT_GE(pm["fallback_slices"].get<int64_t>(), 3 * 16 * 3);  // layers 1..3 had no tokens
-  fs::remove_all(out);
 }
